@@ -1,0 +1,589 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * ctr-jailer guest init: PID 1 inside the microVM.
+ *
+ * It runs from the initramfs and never needs to exist inside the image:
+ *   load modules → find the control disk → read and wipe the config →
+ *   mount base (ro) + overlay (tmpfs upper) → switch_root → /proc, /sys, /dev
+ *   → /var/environment → fork the workload → be a tini-grade PID 1 →
+ *   write the status record → sync → reboot.
+ * Every failure before exec is reported on the console and in the status
+ * record, then the VM stops: PID 1 never returns.
+ */
+#include "init.h"
+#include "ctrj/protocol.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/klog.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#define NEWROOT      "/newroot"
+#define BASE_MNT     "/base"
+#define RW_MNT       "/rw"
+#define DISK_WAIT_MS 10000
+#define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+extern char **environ;
+
+static struct ctrj_status g_status;
+static int g_ctl_fd = -1;
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void say(const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+	int n = snprintf(buf, sizeof buf, "ctr-jailer-init: ");
+
+	va_start(ap, fmt);
+	n += vsnprintf(buf + n, sizeof buf - (size_t)n, fmt, ap);
+	va_end(ap);
+	if (n > (int)sizeof buf - 2)
+		n = (int)sizeof buf - 2;
+	buf[n++] = '\n';
+	if (write(STDERR_FILENO, buf, (size_t)n) < 0) {
+		/* nowhere else to report */
+	}
+}
+
+/* Write the status record, flush everything and stop the VM. */
+static __attribute__((noreturn)) void finish(void)
+{
+	uint8_t rec[CTRJ_CTL_STATUS_SIZE];
+
+	if (g_ctl_fd >= 0) {
+		ctrj_status_encode(&g_status, rec);
+		if (pwrite(g_ctl_fd, rec, sizeof rec, CTRJ_CTL_STATUS_OFF) != (ssize_t)sizeof rec)
+			say("cannot write the status record: %s", strerror(errno));
+		if (fsync(g_ctl_fd) < 0)
+			say("cannot flush the status record: %s", strerror(errno));
+	}
+	sync();
+	klogctl(6, NULL, 0); /* SYSLOG_ACTION_CONSOLE_OFF: no "Restarting system" in the output */
+	reboot(RB_AUTOBOOT);
+	for (;;) /* reboot only fails without CAP_SYS_BOOT, which PID 1 has */
+		pause();
+}
+
+static __attribute__((noreturn, format(printf, 2, 3))) void fail_setup(int code, const char *fmt,
+                                                                       ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(g_status.msg, sizeof g_status.msg, fmt, ap);
+	va_end(ap);
+	say("%s", g_status.msg);
+	g_status.state = code ? CTRJ_STATE_EXEC_FAILED : CTRJ_STATE_INIT_FAILED;
+	g_status.code = (uint32_t)code;
+	finish();
+}
+
+static void mkdir_p(const char *path, mode_t mode)
+{
+	char buf[4096];
+	size_t len = strlen(path);
+
+	if (len >= sizeof buf)
+		return;
+	memcpy(buf, path, len + 1);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p == '/') {
+			*p = '\0';
+			mkdir(buf, mode);
+			*p = '/';
+		}
+	}
+	mkdir(buf, mode);
+}
+
+static void must_mount(const char *src, const char *dst, const char *type, unsigned long flags,
+                       const char *data)
+{
+	mkdir_p(dst, 0755);
+	if (mount(src, dst, type, flags, data) < 0)
+		fail_setup(0, "mount %s on %s (%s): %s", src, dst, type, strerror(errno));
+}
+
+/* ---- modules ---------------------------------------------------------- */
+
+static void load_modules(void)
+{
+	FILE *f = fopen("/modules/order", "re");
+	char line[512];
+	uint64_t t0 = now_ns();
+
+	if (!f)
+		return; /* a kernel with everything built in */
+	while (fgets(line, sizeof line, f)) {
+		char path[600];
+		int fd;
+
+		line[strcspn(line, "\n")] = '\0';
+		if (!line[0])
+			continue;
+		snprintf(path, sizeof path, "/modules/%s", line);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			fail_setup(0, "open module %s: %s", path, strerror(errno));
+		if (syscall(SYS_finit_module, fd, "", 0) < 0 && errno != EEXIST)
+			fail_setup(0, "load module %s: %s", line, strerror(errno));
+		close(fd);
+	}
+	fclose(f);
+	g_status.t_modules_ns = now_ns() - t0;
+}
+
+/* ---- disks ------------------------------------------------------------ */
+
+struct disk {
+	char dev[64];
+	uint8_t uuid[16];
+	bool is_ext4;
+	bool is_control;
+};
+
+#define MAX_DISKS 32
+
+static size_t scan_disks(struct disk *disks)
+{
+	DIR *d = opendir("/sys/block");
+	struct dirent *de;
+	size_t n = 0;
+
+	if (!d)
+		return 0;
+	while ((de = readdir(d)) && n < MAX_DISKS) {
+		uint8_t sb[2048];
+		struct disk *k = &disks[n];
+		int fd;
+
+		if (strncmp(de->d_name, "vd", 2) != 0)
+			continue;
+		memset(k, 0, sizeof *k);
+		snprintf(k->dev, sizeof k->dev, "/dev/%s", de->d_name);
+		fd = open(k->dev, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		if (pread(fd, sb, sizeof sb, 0) == (ssize_t)sizeof sb) {
+			k->is_control = memcmp(sb, CTRJ_CTL_MAGIC, 8) == 0;
+			/* ext4 superblock at 1024: magic 0xEF53 at +0x38, uuid at +0x68 */
+			k->is_ext4 = sb[1024 + 0x38] == 0x53 && sb[1024 + 0x39] == 0xEF;
+			memcpy(k->uuid, sb + 1024 + 0x68, 16);
+		}
+		close(fd);
+		n++;
+	}
+	closedir(d);
+	return n;
+}
+
+static const struct disk *find_uuid(const struct disk *disks, size_t n, const uint8_t *uuid)
+{
+	for (size_t i = 0; i < n; i++)
+		if (disks[i].is_ext4 && memcmp(disks[i].uuid, uuid, 16) == 0)
+			return &disks[i];
+	return NULL;
+}
+
+static size_t wait_for_control_disk(struct disk *disks, const char **ctl_dev)
+{
+	uint64_t deadline = now_ns() + (uint64_t)DISK_WAIT_MS * 1000000ull;
+
+	for (;;) {
+		size_t n = scan_disks(disks);
+		for (size_t i = 0; i < n; i++) {
+			if (disks[i].is_control) {
+				*ctl_dev = disks[i].dev;
+				return n;
+			}
+		}
+		if (now_ns() > deadline)
+			fail_setup(0, "no control disk found after %d ms (%zu virtio disks seen)",
+			           DISK_WAIT_MS, n);
+		usleep(5000);
+	}
+}
+
+/* Read the config, then wipe it from the disk: it may hold secrets. */
+static void read_config(const char *dev, struct ctrj_config *cfg)
+{
+	uint8_t hdr_buf[CTRJ_CTL_HEADER_SIZE];
+	struct ctrj_ctl_header hdr;
+	char err[256];
+	uint8_t *buf;
+
+	g_ctl_fd = open(dev, O_RDWR | O_CLOEXEC);
+	if (g_ctl_fd < 0)
+		fail_setup(0, "open control disk %s: %s", dev, strerror(errno));
+	if (pread(g_ctl_fd, hdr_buf, sizeof hdr_buf, 0) != (ssize_t)sizeof hdr_buf)
+		fail_setup(0, "read control disk header: %s", strerror(errno));
+	if (ctrj_header_parse(hdr_buf, &hdr, err, sizeof err) < 0)
+		fail_setup(0, "control disk: %s", err);
+	buf = malloc(hdr.config_len ? hdr.config_len : 1);
+	if (!buf)
+		fail_setup(0, "out of memory reading the config");
+	if (pread(g_ctl_fd, buf, hdr.config_len, hdr.config_off) != (ssize_t)hdr.config_len)
+		fail_setup(0, "read control disk config: %s", strerror(errno));
+	if (ctrj_config_parse(buf, hdr.config_len, cfg, err, sizeof err) < 0)
+		fail_setup(0, "control disk config: %s", err);
+	memset(buf, 0, hdr.config_len);
+	if (pwrite(g_ctl_fd, buf, hdr.config_len, hdr.config_off) != (ssize_t)hdr.config_len ||
+	    fdatasync(g_ctl_fd) < 0)
+		fail_setup(0, "wipe the config from the control disk: %s", strerror(errno));
+	free(buf);
+}
+
+/* ---- root filesystem -------------------------------------------------- */
+
+static void mount_root(const struct ctrj_config *cfg, const struct disk *base)
+{
+	char opts[128];
+
+	must_mount(base->dev, BASE_MNT, "ext4", MS_RDONLY | MS_NODEV, "noload");
+	if (cfg->upper_size)
+		snprintf(opts, sizeof opts, "mode=0755,size=%llu",
+		         (unsigned long long)cfg->upper_size);
+	else
+		snprintf(opts, sizeof opts, "mode=0755");
+	must_mount("ctrj-upper", RW_MNT, "tmpfs", 0, opts);
+	mkdir_p(RW_MNT "/upper", 0755);
+	mkdir_p(RW_MNT "/work", 0755);
+	must_mount("overlay", NEWROOT, "overlay", 0,
+	           "lowerdir=" BASE_MNT ",upperdir=" RW_MNT "/upper,workdir=" RW_MNT "/work");
+}
+
+static void switch_root(void)
+{
+	if (chdir(NEWROOT) < 0 || mount(NEWROOT, "/", NULL, MS_MOVE, NULL) < 0 || chroot(".") < 0 ||
+	    chdir("/") < 0)
+		fail_setup(0, "switch to the new root: %s", strerror(errno));
+}
+
+/* Paths below are resolved inside the image, after switch_root, so an
+ * absolute symlink in the image (/lib -> /usr/lib) resolves the way the
+ * image expects. */
+static void mount_api_filesystems(void)
+{
+	must_mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+	must_mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+	must_mount("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755");
+	must_mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+	           "newinstance,ptmxmode=0666,mode=0620,gid=5");
+	must_mount("shm", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+	must_mount("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
+	if (mount("cgroup2", "/sys/fs/cgroup", "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) <
+	    0)
+		say("cgroup2 not mounted: %s", strerror(errno));
+	/* devtmpfs lacks the conventional links. */
+	symlink("/proc/self/fd", "/dev/fd");
+	symlink("/proc/self/fd/0", "/dev/stdin");
+	symlink("/proc/self/fd/1", "/dev/stdout");
+	symlink("/proc/self/fd/2", "/dev/stderr");
+}
+
+static void mount_modules(const struct ctrj_config *cfg, const struct disk *disks, size_t n)
+{
+	struct utsname uts;
+	char path[512];
+	const struct disk *d;
+
+	if (!cfg->has_modules_uuid || !(d = find_uuid(disks, n, cfg->modules_uuid)))
+		return;
+	if (uname(&uts) < 0)
+		return;
+	snprintf(path, sizeof path, "/lib/modules/%s", uts.release);
+	mkdir_p(path, 0755);
+	if (mount(d->dev, path, "ext4", MS_RDONLY | MS_NODEV | MS_NOSUID, "noload") < 0)
+		say("kernel modules not mounted at %s: %s", path, strerror(errno));
+}
+
+static void write_environment_file(char *const *envp)
+{
+	int fd;
+
+	mkdir_p("/var", 0755);
+	unlink("/var/environment");
+	fd = open("/var/environment", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		fail_setup(0, "create /var/environment: %s", strerror(errno));
+	if (guest_env_write_file(fd, envp) < 0 || fsync(fd) < 0)
+		fail_setup(0, "write /var/environment: %s", strerror(errno));
+	close(fd);
+}
+
+/* ---- workload --------------------------------------------------------- */
+
+static bool env_has(char *const *envp, const char *name)
+{
+	size_t n = strlen(name);
+	for (size_t i = 0; envp[i]; i++)
+		if (strncmp(envp[i], name, n) == 0 && envp[i][n] == '=')
+			return true;
+	return false;
+}
+
+/* The workload's environment: the configured one plus PATH and HOME when
+ * the caller did not set them, as docker does. */
+static char **workload_env(struct ctrj_config *cfg, const struct guest_user *u)
+{
+	char **env = calloc(cfg->envc + 3, sizeof *env);
+	size_t n = 0;
+
+	if (!env)
+		fail_setup(0, "out of memory");
+	for (size_t i = 0; i < cfg->envc; i++)
+		env[n++] = cfg->envp[i];
+	if (!env_has(cfg->envp, "PATH"))
+		env[n++] = "PATH=" DEFAULT_PATH;
+	if (!env_has(cfg->envp, "HOME")) {
+		char *home;
+		if (asprintf(&home, "HOME=%s", u->home) < 0)
+			fail_setup(0, "out of memory");
+		env[n++] = home;
+	}
+	env[n] = NULL;
+	return env;
+}
+
+/* In the child: become the user, enter workdir, exec. Reports errno on
+ * err_fd (close-on-exec, so success closes it silently). */
+static __attribute__((noreturn)) void
+exec_workload(struct ctrj_config *cfg, const struct guest_user *u, char **env, int err_fd)
+{
+	sigset_t all;
+	int stage = 0; /* 0 setup, 1 exec */
+	int e;
+
+	sigemptyset(&all);
+	sigprocmask(SIG_SETMASK, &all, NULL);
+	setsid();
+	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (null >= 0 && null != STDIN_FILENO)
+		dup2(null, STDIN_FILENO);
+	gid_t groups[GUEST_MAX_GROUPS];
+	for (size_t i = 0; i < u->ngroups; i++)
+		groups[i] = u->groups[i];
+	if (setgroups(u->ngroups, groups) < 0 || setresgid(u->gid, u->gid, u->gid) < 0 ||
+	    setresuid(u->uid, u->uid, u->uid) < 0)
+		goto report;
+	if (chdir(cfg->workdir ? cfg->workdir : "/") < 0)
+		goto report;
+	environ = env; /* execvp searches the workload's PATH, not ours */
+	stage = 1;
+	execvp(cfg->argv[0], cfg->argv);
+report:
+	e = errno;
+	{
+		int msg[2] = {stage, e};
+		if (write(err_fd, msg, sizeof msg) < 0)
+			_exit(127);
+	}
+	_exit(127);
+}
+
+static pid_t start_workload(struct ctrj_config *cfg, const struct guest_user *u, char **env)
+{
+	int pfd[2];
+	int msg[2];
+	ssize_t r;
+	pid_t pid;
+
+	if (cfg->workdir)
+		mkdir_p(cfg->workdir, 0755); /* docker creates a missing WORKDIR */
+	if (pipe2(pfd, O_CLOEXEC) < 0)
+		fail_setup(0, "pipe: %s", strerror(errno));
+	g_status.t_workload_start_ns = now_ns();
+	pid = fork();
+	if (pid < 0)
+		fail_setup(0, "fork: %s", strerror(errno));
+	if (pid == 0)
+		exec_workload(cfg, u, env, pfd[1]);
+	close(pfd[1]);
+	do
+		r = read(pfd[0], msg, sizeof msg);
+	while (r < 0 && errno == EINTR);
+	close(pfd[0]);
+	if (r == (ssize_t)sizeof msg) {
+		waitpid(pid, NULL, 0);
+		if (msg[0] == 0)
+			fail_setup(0, "cannot enter user %s or directory %s: %s",
+			           cfg->user ? cfg->user : "0", cfg->workdir ? cfg->workdir : "/",
+			           strerror(msg[1]));
+		fail_setup(msg[1] == ENOENT ? 127 : 126, "exec \"%s\": %s", cfg->argv[0],
+		           strerror(msg[1]));
+	}
+	return pid;
+}
+
+/* ---- PID 1 duties ----------------------------------------------------- */
+
+/* Reap everything; returns true when no children are left. */
+static bool reap(pid_t workload, bool *workload_done)
+{
+	for (;;) {
+		int st;
+		pid_t p = waitpid(-1, &st, WNOHANG);
+		if (p == 0)
+			return false;
+		if (p < 0)
+			return errno == ECHILD;
+		if (p == workload && !*workload_done) {
+			*workload_done = true;
+			g_status.t_workload_end_ns = now_ns();
+			if (WIFSIGNALED(st)) {
+				g_status.state = CTRJ_STATE_SIGNALED;
+				g_status.signal = (uint32_t)WTERMSIG(st);
+				g_status.code = 128u + (uint32_t)WTERMSIG(st);
+			} else {
+				g_status.state = CTRJ_STATE_EXITED;
+				g_status.code = (uint32_t)WEXITSTATUS(st);
+			}
+		}
+	}
+}
+
+static void supervise(pid_t workload, const struct ctrj_config *cfg)
+{
+	sigset_t set;
+	bool done = false, stopping = false, cleanup = false;
+	uint64_t deadline = 0;
+	int stop_sig = cfg->stop_signal ? (int)cfg->stop_signal : SIGTERM;
+	uint64_t grace_ns = (uint64_t)cfg->grace_ms * 1000000ull;
+
+	sigfillset(&set);
+	for (;;) {
+		bool none_left = reap(workload, &done);
+
+		if (done && !cleanup) {
+			/* The workload is gone: give what it left behind the same
+			 * grace period a graceful stop gets, then kill it. */
+			cleanup = true;
+			kill(-1, SIGTERM);
+			deadline = now_ns() + grace_ns;
+		}
+		if (done && none_left)
+			return;
+		if (deadline && now_ns() >= deadline) {
+			kill(-1, SIGKILL);
+			deadline = 0;
+		}
+
+		struct timespec ts = {.tv_sec = 0, .tv_nsec = 100000000};
+		if (deadline) {
+			uint64_t left = deadline > now_ns() ? deadline - now_ns() : 0;
+			if (left < 100000000ull)
+				ts.tv_nsec = (long)left;
+		} else if (!done) {
+			ts.tv_sec = 3600;
+			ts.tv_nsec = 0;
+		}
+		int sig = sigtimedwait(&set, NULL, &ts);
+		if (sig < 0 || sig == SIGCHLD)
+			continue;
+		if ((sig == SIGINT || sig == SIGTERM || sig == SIGPWR) && !done) {
+			/* SIGINT is Ctrl-Alt-Del from the VMM: a graceful stop. */
+			if (!stopping) {
+				stopping = true;
+				kill(workload, stop_sig);
+				deadline = now_ns() + grace_ns;
+			}
+			continue;
+		}
+		if (!done)
+			kill(workload, sig); /* forward everything else */
+	}
+}
+
+static void console_raw_output(void)
+{
+	struct termios t;
+
+	/* No \n -> \r\n translation: the host sees the workload's bytes. */
+	if (tcgetattr(STDOUT_FILENO, &t) == 0) {
+		t.c_oflag &= ~(tcflag_t)OPOST;
+		t.c_lflag &= ~(tcflag_t)ECHO;
+		tcsetattr(STDOUT_FILENO, TCSANOW, &t);
+	}
+}
+
+int main(void)
+{
+	struct disk disks[MAX_DISKS];
+	struct ctrj_config cfg;
+	struct guest_user user;
+	const struct disk *base;
+	const char *ctl_dev = NULL;
+	char err[256];
+	sigset_t all;
+	size_t ndisks;
+	pid_t pid;
+
+	g_status.t_init_ns = now_ns();
+	/* Ctrl-Alt-Del becomes SIGINT to us instead of an instant reboot. */
+	reboot(RB_DISABLE_CAD);
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, NULL);
+	console_raw_output();
+
+	mkdir_p("/proc", 0555);
+	mkdir_p("/sys", 0555);
+	mkdir_p("/dev", 0755);
+	if (mount("proc", "/proc", "proc", 0, NULL) < 0 ||
+	    mount("sysfs", "/sys", "sysfs", 0, NULL) < 0)
+		fail_setup(0, "mount /proc or /sys: %s", strerror(errno));
+	if (mount("devtmpfs", "/dev", "devtmpfs", 0, NULL) < 0 && errno != EBUSY)
+		fail_setup(0, "mount /dev: %s", strerror(errno));
+
+	load_modules();
+	ndisks = wait_for_control_disk(disks, &ctl_dev);
+	read_config(ctl_dev, &cfg);
+	if (!cfg.has_base_uuid)
+		fail_setup(0, "the config names no base image");
+	for (uint64_t deadline = now_ns() + DISK_WAIT_MS * 1000000ull;
+	     !(base = find_uuid(disks, ndisks, cfg.base_uuid));) {
+		if (now_ns() > deadline)
+			fail_setup(0, "base image disk not found");
+		usleep(5000);
+		ndisks = scan_disks(disks);
+	}
+	mount_root(&cfg, base);
+	umount2("/proc", MNT_DETACH);
+	umount2("/sys", MNT_DETACH);
+	switch_root();
+	mount_api_filesystems();
+	mount_modules(&cfg, disks, ndisks);
+	if (cfg.hostname && sethostname(cfg.hostname, strlen(cfg.hostname)) < 0)
+		say("sethostname: %s", strerror(errno));
+	write_environment_file(cfg.envp);
+	if (guest_user_resolve(cfg.user, &user, err, sizeof err) < 0)
+		fail_setup(0, "%s", err);
+
+	pid = start_workload(&cfg, &user, workload_env(&cfg, &user));
+	supervise(pid, &cfg);
+	finish();
+}

@@ -1,0 +1,123 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Control-disk protocol: the only contract between the host runtime and the
+ * guest init. Host and guest both compile protocol/ctl.c; nothing else is
+ * shared. The guest treats the config as trusted-but-bounded input (the host
+ * wrote it), the host treats the status record as hostile input (the guest
+ * may be compromised by the time it writes it).
+ *
+ * Disk layout (all integers little-endian):
+ *   [0, 512)                         header
+ *   [CONFIG_OFF, CONFIG_OFF+MAX)     config records, wiped by the init after reading
+ *   [STATUS_OFF, STATUS_OFF+4096)    status record, written by the init at the end
+ */
+#ifndef CTRJ_PROTOCOL_H
+#define CTRJ_PROTOCOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CTRJ_CTL_MAGIC        "CTRJCTL1"
+#define CTRJ_STATUS_MAGIC     "CTRJSTA1"
+#define CTRJ_PROTOCOL_VERSION 1u
+
+#define CTRJ_CTL_HEADER_SIZE 512u
+#define CTRJ_CTL_CONFIG_OFF  4096u
+#define CTRJ_CTL_CONFIG_MAX  (1024u * 1024u)
+#define CTRJ_CTL_STATUS_OFF  (CTRJ_CTL_CONFIG_OFF + CTRJ_CTL_CONFIG_MAX)
+#define CTRJ_CTL_STATUS_SIZE 4096u
+#define CTRJ_CTL_DISK_SIZE   (CTRJ_CTL_STATUS_OFF + CTRJ_CTL_STATUS_SIZE)
+
+/* Bounds enforced by both encoder and parser. */
+#define CTRJ_MAX_ARGS       4096u
+#define CTRJ_MAX_ENV        4096u
+#define CTRJ_MAX_STRING     (256u * 1024u)
+#define CTRJ_STATUS_MSG_MAX 480u
+
+/* Record types. Bit 15 set = the guest must understand it or refuse. */
+enum ctrj_rec_type {
+	CTRJ_REC_ARG = 0x8001,
+	CTRJ_REC_ENV = 0x8002,
+	CTRJ_REC_WORKDIR = 0x8003,
+	CTRJ_REC_USER = 0x8004,
+	CTRJ_REC_HOSTNAME = 0x0005,
+	CTRJ_REC_GRACE_MS = 0x0006,
+	CTRJ_REC_BASE_UUID = 0x8007,
+	CTRJ_REC_MODULES_UUID = 0x0008,
+	CTRJ_REC_UPPER_SIZE = 0x0009,
+	CTRJ_REC_STOP_SIGNAL = 0x000a,
+};
+#define CTRJ_REC_CRITICAL 0x8000u
+
+/* Parsed (guest) or to-be-encoded (host) configuration. */
+struct ctrj_config {
+	char **argv; /* NULL-terminated, argc entries */
+	size_t argc;
+	char **envp; /* NULL-terminated "KEY=VALUE" */
+	size_t envc;
+	char *workdir;  /* NULL: image default ("/") */
+	char *user;     /* NULL: root; "name", "uid", "uid:gid", "name:group" */
+	char *hostname; /* NULL: keep kernel default */
+	uint32_t grace_ms;
+	uint32_t stop_signal; /* 0: SIGTERM */
+	uint64_t upper_size;  /* bytes for the ephemeral upper layer, 0 = default */
+	bool has_base_uuid;
+	bool has_modules_uuid;
+	uint8_t base_uuid[16];
+	uint8_t modules_uuid[16];
+};
+
+/* Header at offset 0 of the control disk. */
+struct ctrj_ctl_header {
+	char magic[8];
+	uint32_t version;
+	uint32_t config_off;
+	uint32_t config_len;
+	uint32_t status_off;
+};
+
+enum ctrj_status_state {
+	CTRJ_STATE_NONE = 0,
+	CTRJ_STATE_EXITED = 1,      /* code = exit status */
+	CTRJ_STATE_SIGNALED = 2,    /* signal = terminating signal */
+	CTRJ_STATE_EXEC_FAILED = 3, /* code = 126 or 127 */
+	CTRJ_STATE_INIT_FAILED = 4, /* setup before exec failed */
+	CTRJ_STATE_MAX = 4,
+};
+
+/* Status record, written by the guest, parsed by the host. Times are the
+ * guest's CLOCK_BOOTTIME in nanoseconds (0 = not reached). */
+struct ctrj_status {
+	uint32_t state;
+	uint32_t code;
+	uint32_t signal;
+	uint64_t t_init_ns;    /* init entered */
+	uint64_t t_modules_ns; /* time spent loading modules (a duration) */
+	uint64_t t_workload_start_ns;
+	uint64_t t_workload_end_ns;
+	char msg[CTRJ_STATUS_MSG_MAX + 1]; /* NUL-terminated, printable ASCII only after parse */
+};
+
+/* Config records: encode (host) and parse (guest). Return 0 or -1 with a
+ * message in err. Parse allocates; free with ctrj_config_free. */
+int ctrj_config_encode(const struct ctrj_config *cfg, uint8_t **out, size_t *out_len, char *err,
+                       size_t errlen);
+int ctrj_config_parse(const uint8_t *buf, size_t len, struct ctrj_config *cfg, char *err,
+                      size_t errlen);
+void ctrj_config_free(struct ctrj_config *cfg);
+
+/* Header: 512 bytes. */
+void ctrj_header_encode(uint8_t out[CTRJ_CTL_HEADER_SIZE], uint32_t config_len);
+int ctrj_header_parse(const uint8_t in[CTRJ_CTL_HEADER_SIZE], struct ctrj_ctl_header *hdr,
+                      char *err, size_t errlen);
+
+/* Status: CTRJ_CTL_STATUS_SIZE bytes. The parser rejects anything out of
+ * range and replaces non-printable message bytes, so its output is safe to
+ * print on the host's terminal. Returns 1 when a record is present, 0 when
+ * the area holds no record (the guest never wrote one), -1 when malformed. */
+void ctrj_status_encode(const struct ctrj_status *st, uint8_t out[CTRJ_CTL_STATUS_SIZE]);
+int ctrj_status_parse(const uint8_t *in, size_t len, struct ctrj_status *st, char *err,
+                      size_t errlen);
+
+#endif

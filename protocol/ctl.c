@@ -1,0 +1,420 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Control-disk encoding and parsing, shared by host and guest. Every length
+ * read from a buffer is checked against what remains before it is used. */
+#include "ctrj/protocol.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+	if (err && errlen) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return -1;
+}
+
+static void put_le16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+}
+
+static void put_le32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void put_le64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint16_t get_le16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | (p[1] << 8));
+}
+
+static uint32_t get_le32(const uint8_t *p)
+{
+	uint32_t v = 0;
+	for (int i = 3; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+static uint64_t get_le64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 7; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+/* ---- encoder ---------------------------------------------------------- */
+
+struct enc {
+	uint8_t *buf;
+	size_t len;
+	size_t cap;
+};
+
+static int enc_record(struct enc *e, uint16_t type, const void *data, size_t n)
+{
+	if (n > CTRJ_MAX_STRING || e->len + 8 + n > CTRJ_CTL_CONFIG_MAX)
+		return -1;
+	if (e->len + 8 + n > e->cap) {
+		size_t cap = e->cap ? e->cap : 4096;
+		while (cap < e->len + 8 + n)
+			cap *= 2;
+		uint8_t *nb = realloc(e->buf, cap);
+		if (!nb)
+			return -1;
+		e->buf = nb;
+		e->cap = cap;
+	}
+	put_le16(e->buf + e->len, type);
+	put_le16(e->buf + e->len + 2, 0);
+	put_le32(e->buf + e->len + 4, (uint32_t)n);
+	if (n)
+		memcpy(e->buf + e->len + 8, data, n);
+	e->len += 8 + n;
+	return 0;
+}
+
+static int enc_string(struct enc *e, uint16_t type, const char *s)
+{
+	return s ? enc_record(e, type, s, strlen(s)) : 0;
+}
+
+static int enc_u32(struct enc *e, uint16_t type, uint32_t v)
+{
+	uint8_t b[4];
+	put_le32(b, v);
+	return enc_record(e, type, b, sizeof b);
+}
+
+static int enc_u64(struct enc *e, uint16_t type, uint64_t v)
+{
+	uint8_t b[8];
+	put_le64(b, v);
+	return enc_record(e, type, b, sizeof b);
+}
+
+int ctrj_config_encode(const struct ctrj_config *cfg, uint8_t **out, size_t *out_len, char *err,
+                       size_t errlen)
+{
+	struct enc e = {0};
+	int r = 0;
+
+	if (cfg->argc == 0)
+		return fail(err, errlen, "no command to run");
+	if (cfg->argc > CTRJ_MAX_ARGS)
+		return fail(err, errlen, "too many arguments (%zu, at most %u)", cfg->argc,
+		            CTRJ_MAX_ARGS);
+	if (cfg->envc > CTRJ_MAX_ENV)
+		return fail(err, errlen, "too many environment variables (%zu, at most %u)",
+		            cfg->envc, CTRJ_MAX_ENV);
+	for (size_t i = 0; i < cfg->argc && r == 0; i++)
+		r = enc_string(&e, CTRJ_REC_ARG, cfg->argv[i]);
+	for (size_t i = 0; i < cfg->envc && r == 0; i++)
+		r = enc_string(&e, CTRJ_REC_ENV, cfg->envp[i]);
+	if (r == 0)
+		r = enc_string(&e, CTRJ_REC_WORKDIR, cfg->workdir);
+	if (r == 0)
+		r = enc_string(&e, CTRJ_REC_USER, cfg->user);
+	if (r == 0)
+		r = enc_string(&e, CTRJ_REC_HOSTNAME, cfg->hostname);
+	if (r == 0)
+		r = enc_u32(&e, CTRJ_REC_GRACE_MS, cfg->grace_ms);
+	if (r == 0 && cfg->stop_signal)
+		r = enc_u32(&e, CTRJ_REC_STOP_SIGNAL, cfg->stop_signal);
+	if (r == 0 && cfg->upper_size)
+		r = enc_u64(&e, CTRJ_REC_UPPER_SIZE, cfg->upper_size);
+	if (r == 0 && cfg->has_base_uuid)
+		r = enc_record(&e, CTRJ_REC_BASE_UUID, cfg->base_uuid, 16);
+	if (r == 0 && cfg->has_modules_uuid)
+		r = enc_record(&e, CTRJ_REC_MODULES_UUID, cfg->modules_uuid, 16);
+	if (r < 0) {
+		free(e.buf);
+		return fail(err, errlen,
+		            "guest configuration too large (command, environment and settings "
+		            "must fit in %u bytes)",
+		            CTRJ_CTL_CONFIG_MAX);
+	}
+	*out = e.buf;
+	*out_len = e.len;
+	return 0;
+}
+
+/* ---- parser ----------------------------------------------------------- */
+
+static char *dup_string(const uint8_t *p, size_t n)
+{
+	char *s = malloc(n + 1);
+	if (!s)
+		return NULL;
+	memcpy(s, p, n);
+	s[n] = '\0';
+	return s;
+}
+
+static int push(char ***vec, size_t *count, char *s)
+{
+	char **nv = realloc(*vec, (*count + 2) * sizeof **vec);
+	if (!nv)
+		return -1;
+	nv[*count] = s;
+	nv[*count + 1] = NULL;
+	*vec = nv;
+	(*count)++;
+	return 0;
+}
+
+void ctrj_config_free(struct ctrj_config *cfg)
+{
+	for (size_t i = 0; cfg->argv && i < cfg->argc; i++)
+		free(cfg->argv[i]);
+	for (size_t i = 0; cfg->envp && i < cfg->envc; i++)
+		free(cfg->envp[i]);
+	free(cfg->argv);
+	free(cfg->envp);
+	free(cfg->workdir);
+	free(cfg->user);
+	free(cfg->hostname);
+	memset(cfg, 0, sizeof *cfg);
+}
+
+static int set_once(char **slot, const uint8_t *p, size_t n, const char *name, char *err,
+                    size_t errlen)
+{
+	if (*slot)
+		return fail(err, errlen, "duplicate %s record", name);
+	if (n == 0)
+		return fail(err, errlen, "empty %s", name);
+	*slot = dup_string(p, n);
+	return *slot ? 0 : fail(err, errlen, "out of memory");
+}
+
+static int parse_record(struct ctrj_config *cfg, uint16_t type, const uint8_t *p, size_t n,
+                        char *err, size_t errlen)
+{
+	bool is_string = type == CTRJ_REC_ARG || type == CTRJ_REC_ENV || type == CTRJ_REC_WORKDIR ||
+	                 type == CTRJ_REC_USER || type == CTRJ_REC_HOSTNAME;
+
+	if (is_string && memchr(p, '\0', n))
+		return fail(err, errlen, "record 0x%04x contains a NUL byte", type);
+
+	switch (type) {
+	case CTRJ_REC_ARG: {
+		if (cfg->argc >= CTRJ_MAX_ARGS)
+			return fail(err, errlen, "too many arguments");
+		char *s = dup_string(p, n);
+		if (!s || push(&cfg->argv, &cfg->argc, s) < 0) {
+			free(s);
+			return fail(err, errlen, "out of memory");
+		}
+		return 0;
+	}
+	case CTRJ_REC_ENV: {
+		const uint8_t *eq = memchr(p, '=', n);
+		if (!eq || eq == p)
+			return fail(err, errlen, "environment entry without NAME=");
+		if (cfg->envc >= CTRJ_MAX_ENV)
+			return fail(err, errlen, "too many environment variables");
+		char *s = dup_string(p, n);
+		if (!s || push(&cfg->envp, &cfg->envc, s) < 0) {
+			free(s);
+			return fail(err, errlen, "out of memory");
+		}
+		return 0;
+	}
+	case CTRJ_REC_WORKDIR:
+		if (n == 0 || p[0] != '/')
+			return fail(err, errlen, "working directory must be absolute");
+		return set_once(&cfg->workdir, p, n, "workdir", err, errlen);
+	case CTRJ_REC_USER:
+		return set_once(&cfg->user, p, n, "user", err, errlen);
+	case CTRJ_REC_HOSTNAME:
+		if (n > 64)
+			return fail(err, errlen, "hostname longer than 64 bytes");
+		return set_once(&cfg->hostname, p, n, "hostname", err, errlen);
+	case CTRJ_REC_GRACE_MS:
+	case CTRJ_REC_STOP_SIGNAL:
+		if (n != 4)
+			return fail(err, errlen, "record 0x%04x has length %zu, want 4", type, n);
+		if (type == CTRJ_REC_GRACE_MS)
+			cfg->grace_ms = get_le32(p);
+		else if ((cfg->stop_signal = get_le32(p)) == 0 || cfg->stop_signal > 64)
+			return fail(err, errlen, "stop signal %u out of range", cfg->stop_signal);
+		return 0;
+	case CTRJ_REC_UPPER_SIZE:
+		if (n != 8)
+			return fail(err, errlen, "upper size record has length %zu, want 8", n);
+		cfg->upper_size = get_le64(p);
+		return 0;
+	case CTRJ_REC_BASE_UUID:
+	case CTRJ_REC_MODULES_UUID:
+		if (n != 16)
+			return fail(err, errlen, "uuid record has length %zu, want 16", n);
+		if (type == CTRJ_REC_BASE_UUID) {
+			memcpy(cfg->base_uuid, p, 16);
+			cfg->has_base_uuid = true;
+		} else {
+			memcpy(cfg->modules_uuid, p, 16);
+			cfg->has_modules_uuid = true;
+		}
+		return 0;
+	default:
+		if (type & CTRJ_REC_CRITICAL)
+			return fail(err, errlen,
+			            "unknown required record 0x%04x (host runtime newer than guest "
+			            "init?)",
+			            type);
+		return 0; /* optional and unknown: skip */
+	}
+}
+
+int ctrj_config_parse(const uint8_t *buf, size_t len, struct ctrj_config *cfg, char *err,
+                      size_t errlen)
+{
+	size_t off = 0;
+
+	memset(cfg, 0, sizeof *cfg);
+	if (len > CTRJ_CTL_CONFIG_MAX)
+		return fail(err, errlen, "config length %zu exceeds %u", len, CTRJ_CTL_CONFIG_MAX);
+	while (off < len) {
+		if (len - off < 8) {
+			ctrj_config_free(cfg);
+			return fail(err, errlen, "truncated record header at offset %zu", off);
+		}
+		uint16_t type = get_le16(buf + off);
+		uint32_t n = get_le32(buf + off + 4);
+		if (n > len - off - 8 || n > CTRJ_MAX_STRING) {
+			ctrj_config_free(cfg);
+			return fail(err, errlen, "record at offset %zu overruns the config", off);
+		}
+		if (parse_record(cfg, type, buf + off + 8, n, err, errlen) < 0) {
+			ctrj_config_free(cfg);
+			return -1;
+		}
+		off += 8 + (size_t)n;
+	}
+	if (cfg->argc == 0) {
+		ctrj_config_free(cfg);
+		return fail(err, errlen, "config has no command");
+	}
+	if (!cfg->envp && push(&cfg->envp, &cfg->envc, NULL) == 0)
+		cfg->envc = 0; /* always hand out a NULL-terminated vector */
+	return 0;
+}
+
+/* ---- header ----------------------------------------------------------- */
+
+void ctrj_header_encode(uint8_t out[CTRJ_CTL_HEADER_SIZE], uint32_t config_len)
+{
+	memset(out, 0, CTRJ_CTL_HEADER_SIZE);
+	memcpy(out, CTRJ_CTL_MAGIC, 8);
+	put_le32(out + 8, CTRJ_PROTOCOL_VERSION);
+	put_le32(out + 12, CTRJ_CTL_CONFIG_OFF);
+	put_le32(out + 16, config_len);
+	put_le32(out + 20, CTRJ_CTL_STATUS_OFF);
+}
+
+int ctrj_header_parse(const uint8_t in[CTRJ_CTL_HEADER_SIZE], struct ctrj_ctl_header *hdr,
+                      char *err, size_t errlen)
+{
+	if (memcmp(in, CTRJ_CTL_MAGIC, 8) != 0)
+		return fail(err, errlen, "not a control disk");
+	memcpy(hdr->magic, in, 8);
+	hdr->version = get_le32(in + 8);
+	hdr->config_off = get_le32(in + 12);
+	hdr->config_len = get_le32(in + 16);
+	hdr->status_off = get_le32(in + 20);
+	if (hdr->version != CTRJ_PROTOCOL_VERSION)
+		return fail(err, errlen, "control disk version %u, this init speaks %u",
+		            hdr->version, CTRJ_PROTOCOL_VERSION);
+	if (hdr->config_off != CTRJ_CTL_CONFIG_OFF || hdr->status_off != CTRJ_CTL_STATUS_OFF ||
+	    hdr->config_len > CTRJ_CTL_CONFIG_MAX)
+		return fail(err, errlen, "control disk layout out of bounds");
+	return 0;
+}
+
+/* ---- status ----------------------------------------------------------- */
+
+enum {
+	ST_MAGIC = 0,
+	ST_VERSION = 8,
+	ST_STATE = 12,
+	ST_CODE = 16,
+	ST_SIGNAL = 20,
+	ST_T_INIT = 24,
+	ST_T_MODULES = 32,
+	ST_T_START = 40,
+	ST_T_END = 48,
+	ST_MSG_LEN = 56,
+	ST_MSG = 60,
+};
+
+void ctrj_status_encode(const struct ctrj_status *st, uint8_t out[CTRJ_CTL_STATUS_SIZE])
+{
+	size_t mlen = strnlen(st->msg, CTRJ_STATUS_MSG_MAX);
+
+	memset(out, 0, CTRJ_CTL_STATUS_SIZE);
+	memcpy(out + ST_MAGIC, CTRJ_STATUS_MAGIC, 8);
+	put_le32(out + ST_VERSION, CTRJ_PROTOCOL_VERSION);
+	put_le32(out + ST_STATE, st->state);
+	put_le32(out + ST_CODE, st->code);
+	put_le32(out + ST_SIGNAL, st->signal);
+	put_le64(out + ST_T_INIT, st->t_init_ns);
+	put_le64(out + ST_T_MODULES, st->t_modules_ns);
+	put_le64(out + ST_T_START, st->t_workload_start_ns);
+	put_le64(out + ST_T_END, st->t_workload_end_ns);
+	put_le32(out + ST_MSG_LEN, (uint32_t)mlen);
+	memcpy(out + ST_MSG, st->msg, mlen);
+}
+
+int ctrj_status_parse(const uint8_t *in, size_t len, struct ctrj_status *st, char *err,
+                      size_t errlen)
+{
+	memset(st, 0, sizeof *st);
+	if (len < ST_MSG + CTRJ_STATUS_MSG_MAX)
+		return fail(err, errlen, "status area too short");
+	if (memcmp(in + ST_MAGIC, CTRJ_STATUS_MAGIC, 8) != 0)
+		return 0;
+	if (get_le32(in + ST_VERSION) != CTRJ_PROTOCOL_VERSION)
+		return fail(err, errlen, "status record has unknown version");
+	st->state = get_le32(in + ST_STATE);
+	st->code = get_le32(in + ST_CODE);
+	st->signal = get_le32(in + ST_SIGNAL);
+	st->t_init_ns = get_le64(in + ST_T_INIT);
+	st->t_modules_ns = get_le64(in + ST_T_MODULES);
+	st->t_workload_start_ns = get_le64(in + ST_T_START);
+	st->t_workload_end_ns = get_le64(in + ST_T_END);
+	uint32_t mlen = get_le32(in + ST_MSG_LEN);
+
+	if (st->state == CTRJ_STATE_NONE || st->state > CTRJ_STATE_MAX)
+		return fail(err, errlen, "status record has invalid state %u", st->state);
+	if (st->code > 255)
+		return fail(err, errlen, "status record has exit code %u out of range", st->code);
+	if (st->state == CTRJ_STATE_SIGNALED && (st->signal == 0 || st->signal > 64))
+		return fail(err, errlen, "status record has signal %u out of range", st->signal);
+	if (mlen > CTRJ_STATUS_MSG_MAX)
+		return fail(err, errlen, "status message length %u out of range", mlen);
+	for (uint32_t i = 0; i < mlen; i++) {
+		uint8_t c = in[ST_MSG + i];
+		st->msg[i] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
+	}
+	st->msg[mlen] = '\0';
+	return 1;
+}

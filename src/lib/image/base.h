@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Base image cache: a rootfs directory becomes a read-only ext4 image built
+ * with `mke2fs -d` (no root, no loop mount), stored under a key derived from
+ * the tree's metadata and reused while the tree is unchanged. */
+#ifndef CJ_IMAGE_BASE_H
+#define CJ_IMAGE_BASE_H
+
+#include "util/err.h"
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct cj_fsimage {
+	char path[PATH_MAX];
+	uint8_t uuid[16];
+	bool built; /* false: taken from the cache */
+};
+
+/* Build or reuse the image of rootfs (a directory) under cache_dir/base. */
+int cj_base_image_get(const char *cache_dir, const char *rootfs, struct cj_fsimage *out,
+                      struct cj_err *err);
+
+/* Build or reuse a read-only ext4 image of dir at cache_dir/subdir/<key>.ext4,
+ * with key derived from tag and the tree's metadata. */
+int cj_tree_image_get(const char *cache_dir, const char *subdir, const char *tag, const char *dir,
+                      struct cj_fsimage *out, struct cj_err *err);
+
+/* Read the UUID of an ext4 image's superblock. */
+int cj_ext4_uuid(const char *path, uint8_t uuid[16], struct cj_err *err);
+
+#endif

@@ -1,0 +1,445 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * `ctr-jailer run`, the host pipeline of DESIGN.md:
+ *   resolve → base image → initramfs → run dir + control disk → VMM
+ *   → supervise → status → teardown → exit code.
+ */
+#include "run.h"
+
+#include "ctrj/protocol.h"
+#include "image/base.h"
+#include "kernel/kernel.h"
+#include "util/util.h"
+#include "vmm/vmm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define DEFAULT_BOOT_ARGS                                                                          \
+	"console=ttyS0 reboot=k panic=1 pci=off quiet loglevel=1 i8042.noaux i8042.nomux "         \
+	"i8042.nopnp"
+/* Host-side margin after the guest's grace period before the VMM is killed:
+ * the init still has to kill leftovers, sync and reboot. */
+#define STOP_MARGIN_S 10
+
+struct timings {
+	uint64_t start, resolved, base, initramfs, prepared, vmm_exec, vm_exit, done;
+	bool base_built, initramfs_built;
+};
+
+static double ms(uint64_t from, uint64_t to)
+{
+	return to > from ? (double)(to - from) / 1e6 : 0.0;
+}
+
+static void print_timings(const struct timings *t, const struct ctrj_status *st, bool have_st)
+{
+	json_object *o = json_object_new_object();
+
+	json_c_set_serialization_double_format("%.3f", JSON_C_OPTION_THREAD);
+
+	json_object_object_add(o, "resolve_ms", json_object_new_double(ms(t->start, t->resolved)));
+	json_object_object_add(o, "base_image_ms",
+	                       json_object_new_double(ms(t->resolved, t->base)));
+	json_object_object_add(o, "base_image_built", json_object_new_boolean(t->base_built));
+	json_object_object_add(o, "initramfs_ms",
+	                       json_object_new_double(ms(t->base, t->initramfs)));
+	json_object_object_add(o, "initramfs_built", json_object_new_boolean(t->initramfs_built));
+	json_object_object_add(o, "vmm_exec_ms", json_object_new_double(ms(t->start, t->vmm_exec)));
+	/* Guest times are the guest's boot clock, which starts when the VMM
+	 * starts the vCPUs; they are offset by the VMM's exec. */
+	if (have_st) {
+		double base = ms(t->start, t->vmm_exec);
+		json_object_object_add(o, "guest_init_up_ms",
+		                       json_object_new_double(base + (double)st->t_init_ns / 1e6));
+		json_object_object_add(o, "guest_modules_ms",
+		                       json_object_new_double((double)st->t_modules_ns / 1e6));
+		if (st->t_workload_start_ns)
+			json_object_object_add(
+			    o, "workload_start_ms",
+			    json_object_new_double(base + (double)st->t_workload_start_ns / 1e6));
+		if (st->t_workload_end_ns)
+			json_object_object_add(
+			    o, "workload_end_ms",
+			    json_object_new_double(base + (double)st->t_workload_end_ns / 1e6));
+		if (st->t_workload_start_ns)
+			json_object_object_add(
+			    o, "guest_init_work_ms",
+			    json_object_new_double((double)(st->t_workload_start_ns -
+			                                    st->t_init_ns - st->t_modules_ns) /
+			                           1e6));
+	}
+	json_object_object_add(o, "vm_exit_ms", json_object_new_double(ms(t->start, t->vm_exit)));
+	json_object_object_add(o, "teardown_ms", json_object_new_double(ms(t->vm_exit, t->done)));
+	json_object_object_add(o, "total_ms", json_object_new_double(ms(t->start, t->done)));
+	fprintf(stderr, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	json_object_put(o);
+}
+
+static int make_run_dir(const char *base, char *dir, size_t len, char *id, size_t idlen,
+                        struct cj_err *err)
+{
+	uint8_t rnd[6];
+	FILE *f;
+	char owner[4200];
+
+	if (cj_mkdir_p(base, 0700, err) < 0)
+		return cj_err_wrap(err, "run directory");
+	if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
+		return cj_fail(err, errno, "getrandom");
+	snprintf(id, idlen, "%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2], rnd[3], rnd[4],
+	         rnd[5]);
+	snprintf(dir, len, "%s/%s", base, id);
+	if (mkdir(dir, 0700) < 0)
+		return cj_fail(err, errno, "create %s", dir);
+	snprintf(owner, sizeof owner, "%s/owner", dir);
+	f = fopen(owner, "we");
+	if (!f || fprintf(f, "%d %llu\n", (int)getpid(), cj_proc_starttime(getpid())) < 0 ||
+	    fclose(f) != 0) {
+		cj_rm_rf(dir);
+		return cj_fail(err, errno, "write %s", owner);
+	}
+	return 0;
+}
+
+static int write_control_disk(const char *path, const struct ctrj_config *cfg, struct cj_err *err)
+{
+	uint8_t hdr[CTRJ_CTL_HEADER_SIZE];
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	char msg[256];
+	int fd, r = -1;
+
+	if (ctrj_config_encode(cfg, &buf, &len, msg, sizeof msg) < 0)
+		return cj_fail(err, 0, "%s", msg);
+	ctrj_header_encode(hdr, (uint32_t)len);
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		cj_fail(err, errno, "create %s", path);
+		goto out;
+	}
+	if (ftruncate(fd, CTRJ_CTL_DISK_SIZE) < 0 ||
+	    pwrite(fd, hdr, sizeof hdr, 0) != (ssize_t)sizeof hdr ||
+	    pwrite(fd, buf, len, CTRJ_CTL_CONFIG_OFF) != (ssize_t)len) {
+		cj_fail(err, errno, "write %s", path);
+		goto out;
+	}
+	r = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	if (buf)
+		explicit_bzero(buf, len);
+	free(buf);
+	return r;
+}
+
+static int read_status(const char *path, struct ctrj_status *st, struct cj_err *err)
+{
+	uint8_t buf[CTRJ_CTL_STATUS_SIZE];
+	char msg[256];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int r;
+
+	if (fd < 0)
+		return cj_fail(err, errno, "open %s", path);
+	r = pread(fd, buf, sizeof buf, CTRJ_CTL_STATUS_OFF) == (ssize_t)sizeof buf ? 0 : -1;
+	close(fd);
+	if (r < 0)
+		return cj_fail(err, EIO, "read the guest's status");
+	r = ctrj_status_parse(buf, sizeof buf, st, msg, sizeof msg);
+	if (r < 0)
+		return cj_fail(err, 0, "the guest wrote a malformed status: %s", msg);
+	return r;
+}
+
+static void build_cmdline(const struct cj_spec *spec, bool kvm, char *out, size_t len)
+{
+	int n = snprintf(out, len, "%s", spec->boot_args ? spec->boot_args : DEFAULT_BOOT_ARGS);
+	unsigned long khz = kvm ? 0 : cj_host_tsc_khz();
+
+	/* Without it, TCG boots under load hang calibrating the TSC (DESIGN.md). */
+	if (khz && n > 0 && (size_t)n < len)
+		n += snprintf(out + n, len - (size_t)n, " tsc_early_khz=%lu", khz);
+	if (spec->extra_boot_args && n > 0 && (size_t)n < len)
+		snprintf(out + n, len - (size_t)n, " %s", spec->extra_boot_args);
+}
+
+static bool choose_kvm(enum cj_accel accel, struct cj_err *err, bool *use_kvm)
+{
+	char why[256];
+	bool ok = cj_kvm_usable(why, sizeof why);
+
+	switch (accel) {
+	case CJ_ACCEL_TCG:
+		*use_kvm = false;
+		return true;
+	case CJ_ACCEL_KVM:
+		if (!ok) {
+			cj_fail(err, 0, "--accel kvm: %s; use --accel auto or tcg", why);
+			return false;
+		}
+		*use_kvm = true;
+		return true;
+	default:
+		*use_kvm = ok;
+		if (!ok)
+			fprintf(stderr, "ctr-jailer: %s; using TCG (software emulation)\n", why);
+		return true;
+	}
+}
+
+struct supervision {
+	bool stop_requested;
+	bool killed;
+	int vmm_status;
+};
+
+/* Wait for the VMM; turn the first stop signal into Ctrl-Alt-Del, the
+ * second (or the deadline) into SIGKILL. */
+static int supervise(struct cj_vmm *vmm, int sfd, unsigned grace_s, struct supervision *sv,
+                     struct cj_err *err)
+{
+	uint64_t deadline = 0;
+
+	for (;;) {
+		int timeout = -1;
+		if (deadline) {
+			uint64_t now = cj_now_ns();
+			timeout = now >= deadline ? 0 : (int)((deadline - now) / 1000000 + 1);
+		}
+		struct pollfd p = {.fd = sfd, .events = POLLIN};
+		int pr = poll(&p, 1, timeout);
+		if (pr < 0 && errno != EINTR)
+			return cj_fail(err, errno, "poll");
+		if (pr == 0 && deadline && cj_now_ns() >= deadline) {
+			fprintf(stderr,
+			        "ctr-jailer: the guest did not stop in time; killing the VM\n");
+			cj_vmm_kill(vmm);
+			sv->killed = true;
+			deadline = 0;
+		}
+		if (pr <= 0)
+			continue;
+		struct signalfd_siginfo si;
+		if (read(sfd, &si, sizeof si) != (ssize_t)sizeof si)
+			continue;
+		if (si.ssi_signo == SIGCHLD) {
+			int st;
+			pid_t w = waitpid(vmm->pid, &st, WNOHANG);
+			if (w == vmm->pid) {
+				sv->vmm_status = st;
+				vmm->pid = 0;
+				return 0;
+			}
+			continue;
+		}
+		if (!sv->stop_requested) {
+			struct cj_err qerr = {0};
+			sv->stop_requested = true;
+			deadline =
+			    cj_now_ns() + (uint64_t)(grace_s + STOP_MARGIN_S) * 1000000000ull;
+			if (cj_qemu_request_stop(vmm, &qerr) < 0) {
+				char buf[1200];
+				fprintf(stderr,
+				        "ctr-jailer: graceful stop failed (%s); killing the VM\n",
+				        cj_err_str(&qerr, buf, sizeof buf));
+				cj_vmm_kill(vmm);
+				sv->killed = true;
+			}
+		} else if (!sv->killed) {
+			fprintf(stderr, "ctr-jailer: second signal; killing the VM\n");
+			cj_vmm_kill(vmm);
+			sv->killed = true;
+		}
+	}
+}
+
+static int exit_code_for(const struct ctrj_status *st, int have, const struct supervision *sv,
+                         struct cj_err *err)
+{
+	if (have == 1) {
+		switch (st->state) {
+		case CTRJ_STATE_EXITED:
+			return (int)st->code;
+		case CTRJ_STATE_SIGNALED:
+			return 128 + (int)st->signal;
+		case CTRJ_STATE_EXEC_FAILED:
+			err->exit_code = (int)st->code;
+			cj_fail(err, 0, "%s", st->msg);
+			return (int)st->code;
+		default:
+			err->exit_code = CJ_EXIT_GUEST_SETUP;
+			cj_fail(err, 0, "guest setup failed: %s", st->msg);
+			return CJ_EXIT_GUEST_SETUP;
+		}
+	}
+	if (sv->killed)
+		return 128 + SIGKILL;
+	if (sv->stop_requested)
+		return 128 + SIGTERM; /* stopped before the workload started */
+	err->exit_code = CJ_EXIT_VM_LOST;
+	if (WIFSIGNALED(sv->vmm_status))
+		cj_fail(err, 0,
+		        "the VMM was killed by signal %d before the guest reported a status",
+		        WTERMSIG(sv->vmm_status));
+	else
+		cj_fail(err, 0,
+		        "the VM ended without reporting a status (VMM exit status %d; a kernel "
+		        "panic or a missing driver; see the console above)",
+		        WEXITSTATUS(sv->vmm_status));
+	return CJ_EXIT_VM_LOST;
+}
+
+int cj_run_vm(const struct cj_spec *spec, struct cj_err *err)
+{
+	struct timings t = {.start = cj_now_ns()};
+	struct cj_kernel kernel;
+	struct cj_fsimage base, modules;
+	struct cj_vm_config vm = {0};
+	struct cj_vmm vmm = {0};
+	struct supervision sv = {0};
+	struct ctrj_config cfg = {0};
+	struct ctrj_status st;
+	char initramfs[PATH_MAX], run_dir[PATH_MAX], id[16], ctl_path[PATH_MAX + 16];
+	char hostname[65] = "", vmlinux[PATH_MAX];
+	const char *boot_image = NULL;
+	sigset_t mask, old;
+	int sfd = -1, have_status = 0, code = CJ_EXIT_RUNTIME;
+	bool use_kvm, have_modules = false;
+
+	run_dir[0] = '\0';
+	memset(&st, 0, sizeof st);
+	sigprocmask(SIG_BLOCK, NULL, &old);
+	cj_gc(spec->run_base, true);
+	if (cj_kernel_resolve(spec->cache_dir, spec->kernel, spec->modules_dir, &kernel, err) < 0)
+		return CJ_EXIT_RUNTIME;
+	if (!choose_kvm(spec->accel, err, &use_kvm))
+		return CJ_EXIT_RUNTIME;
+	{
+		/* Boot the vmlinux directly when there is one (no in-guest
+		 * decompression); otherwise QEMU boots the bzImage itself. */
+		struct cj_err verr = {0};
+		if (cj_kernel_vmlinux(spec->cache_dir, kernel.image, vmlinux, sizeof vmlinux,
+		                      &verr) == 0)
+			boot_image = vmlinux;
+	}
+	t.resolved = cj_now_ns();
+	if (cj_base_image_get(spec->cache_dir, spec->rootfs, &base, err) < 0)
+		return CJ_EXIT_RUNTIME;
+	t.base = cj_now_ns();
+	t.base_built = base.built;
+	if (cj_initramfs_get(spec->cache_dir, &kernel, initramfs, sizeof initramfs,
+	                     &t.initramfs_built, err) < 0)
+		return CJ_EXIT_RUNTIME;
+	if (kernel.modules[0]) {
+		if (cj_tree_image_get(spec->cache_dir, "modules", kernel.release, kernel.modules,
+		                      &modules, err) < 0)
+			return cj_err_wrap(err, "kernel modules image"), CJ_EXIT_RUNTIME;
+		have_modules = true;
+	}
+	t.initramfs = cj_now_ns();
+
+	if (make_run_dir(spec->run_base, run_dir, sizeof run_dir, id, sizeof id, err) < 0)
+		return CJ_EXIT_RUNTIME;
+
+	/* From here on every path goes through teardown. */
+	cfg.argv = spec->argv.v;
+	cfg.argc = spec->argv.n;
+	cfg.envp = spec->env.v;
+	cfg.envc = spec->env.n;
+	cfg.workdir = spec->workdir;
+	cfg.user = spec->user;
+	if (spec->hostname)
+		cfg.hostname = spec->hostname;
+	else if (gethostname(hostname, sizeof hostname - 1) == 0 && hostname[0])
+		cfg.hostname = hostname;
+	cfg.grace_ms = spec->stop_timeout_s * 1000u;
+	cfg.upper_size = spec->rootfs_size;
+	cfg.has_base_uuid = true;
+	memcpy(cfg.base_uuid, base.uuid, 16);
+	if (have_modules) {
+		cfg.has_modules_uuid = true;
+		memcpy(cfg.modules_uuid, modules.uuid, 16);
+	}
+	snprintf(ctl_path, sizeof ctl_path, "%s/control.img", run_dir);
+	if (write_control_disk(ctl_path, &cfg, err) < 0)
+		goto teardown;
+
+	vm.kernel = boot_image ? boot_image : kernel.image;
+	vm.initramfs = initramfs;
+	vm.cpus = spec->cpus;
+	vm.memory_mib = spec->memory_mib;
+	vm.use_kvm = use_kvm;
+	vm.run_dir = run_dir;
+	build_cmdline(spec, use_kvm, vm.cmdline, sizeof vm.cmdline);
+	vm.drives[vm.ndrives++] = (struct cj_drive){"control", ctl_path, false};
+	vm.drives[vm.ndrives++] = (struct cj_drive){"base", base.path, true};
+	if (have_modules)
+		vm.drives[vm.ndrives++] = (struct cj_drive){"modules", modules.path, true};
+	t.prepared = cj_now_ns();
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGCHLD);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGQUIT);
+	sigprocmask(SIG_BLOCK, &mask, &old);
+	sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+	if (sfd < 0) {
+		cj_fail(err, errno, "signalfd");
+		goto teardown;
+	}
+	if (cj_qemu_start(&vmm, spec->qemu_bin, &vm, err) < 0)
+		goto teardown;
+	t.vmm_exec = cj_now_ns();
+	{
+		char vmm_file[PATH_MAX + 8];
+		FILE *f;
+		snprintf(vmm_file, sizeof vmm_file, "%s/vmm", run_dir);
+		if ((f = fopen(vmm_file, "we"))) {
+			fprintf(f, "%d %llu\n", (int)vmm.pid, cj_proc_starttime(vmm.pid));
+			fclose(f);
+		}
+	}
+	if (supervise(&vmm, sfd, spec->stop_timeout_s, &sv, err) < 0) {
+		cj_vmm_kill(&vmm);
+		if (vmm.pid > 0)
+			waitpid(vmm.pid, NULL, 0);
+		goto teardown;
+	}
+	t.vm_exit = cj_now_ns();
+	have_status = read_status(ctl_path, &st, err);
+	if (have_status < 0) {
+		code = CJ_EXIT_VM_LOST;
+		err->exit_code = CJ_EXIT_VM_LOST;
+		goto teardown;
+	}
+	code = exit_code_for(&st, have_status, &sv, err);
+
+teardown:
+	if (sfd >= 0)
+		close(sfd);
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	if (run_dir[0])
+		cj_rm_rf(run_dir);
+	t.done = cj_now_ns();
+	if (!t.vm_exit)
+		t.vm_exit = t.done;
+	if (spec->timings)
+		print_timings(&t, &st, have_status == 1);
+	return code;
+}

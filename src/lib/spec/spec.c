@@ -1,0 +1,641 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "spec.h"
+
+#include "util/util.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* ---- string vectors and environment ----------------------------------- */
+
+int cj_strv_push(struct cj_strv *sv, const char *s)
+{
+	char **nv = realloc(sv->v, (sv->n + 2) * sizeof *nv);
+	char *copy = strdup(s);
+
+	if (!nv || !copy) {
+		free(copy);
+		if (nv)
+			sv->v = nv;
+		return -1;
+	}
+	nv[sv->n++] = copy;
+	nv[sv->n] = NULL;
+	sv->v = nv;
+	return 0;
+}
+
+void cj_strv_free(struct cj_strv *sv)
+{
+	for (size_t i = 0; i < sv->n; i++)
+		free(sv->v[i]);
+	free(sv->v);
+	sv->v = NULL;
+	sv->n = 0;
+}
+
+int cj_env_set(struct cj_strv *env, const char *entry)
+{
+	const char *eq = strchr(entry, '=');
+	size_t klen = eq ? (size_t)(eq - entry) : strlen(entry);
+
+	for (size_t i = 0; i < env->n; i++) {
+		if (strncmp(env->v[i], entry, klen) == 0 && env->v[i][klen] == '=') {
+			char *copy = strdup(entry);
+			if (!copy)
+				return -1;
+			free(env->v[i]);
+			env->v[i] = copy;
+			return 0;
+		}
+	}
+	return cj_strv_push(env, entry);
+}
+
+static const char *const runtime_own[] = {
+    /* the seed's settings */
+    "TAP_IP", "HOST_IFACE", "VCPU_COUNT", "MEM_SIZE_MIB", "ROOTFS_SIZE", "DATAFS_SIZE",
+    "KERNEL_BOOT_ARGS", "EXTRA_KERNEL_BOOT_ARGS",
+    /* shell noise */
+    "PATH", "HOME", "HOSTNAME", "TERM", "PWD", "OLDPWD", "SHLVL", "_", NULL};
+
+bool cj_env_is_runtime_own(const char *name, size_t len)
+{
+	if (len >= 11 && strncmp(name, "CTR_JAILER_", 11) == 0)
+		return true;
+	for (size_t i = 0; runtime_own[i]; i++)
+		if (strlen(runtime_own[i]) == len && strncmp(runtime_own[i], name, len) == 0)
+			return true;
+	return false;
+}
+
+static bool valid_env_name(const char *s, size_t len)
+{
+	if (len == 0)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (s[i] == '=' || s[i] == '\0' || isspace((unsigned char)s[i]))
+			return false;
+	return true;
+}
+
+static const char *lookup(char **env, const char *name, size_t len)
+{
+	for (size_t i = 0; env && env[i]; i++)
+		if (strncmp(env[i], name, len) == 0 && env[i][len] == '=')
+			return env[i] + len + 1;
+	return NULL;
+}
+
+/* "NAME" alone takes NAME from the runtime's environment, like docker -e. */
+static int env_add_arg(struct cj_strv *env, const char *arg, char **runtime_env, struct cj_err *err)
+{
+	const char *eq = strchr(arg, '=');
+	size_t klen = eq ? (size_t)(eq - arg) : strlen(arg);
+
+	if (!valid_env_name(arg, klen))
+		return cj_fail(err, 0, "invalid environment variable '%s': expected NAME=VALUE",
+		               arg);
+	if (!eq) {
+		const char *v = lookup(runtime_env, arg, klen);
+		char *entry;
+		int r;
+		if (!v)
+			return 0; /* docker skips unset names */
+		if (asprintf(&entry, "%s=%s", arg, v) < 0)
+			return cj_fail(err, ENOMEM, "environment");
+		r = cj_env_set(env, entry);
+		free(entry);
+		return r < 0 ? cj_fail(err, ENOMEM, "environment") : 0;
+	}
+	return cj_env_set(env, arg) < 0 ? cj_fail(err, ENOMEM, "environment") : 0;
+}
+
+int cj_env_file_parse(const char *text, size_t len, const char *name, char **lookup_env,
+                      struct cj_strv *env, struct cj_err *err)
+{
+	size_t lineno = 0;
+	const char *p = text, *end = text + len;
+
+	if (memchr(text, '\0', len))
+		return cj_fail(err, 0, "env file %s contains a NUL byte", name);
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+		char *line;
+
+		lineno++;
+		if (n && p[n - 1] == '\r')
+			n--;
+		line = strndup(p, n);
+		if (!line)
+			return cj_fail(err, ENOMEM, "env file %s", name);
+		char *s = line;
+		while (*s == ' ' || *s == '\t')
+			s++;
+		if (*s && *s != '#') {
+			const char *eq = strchr(s, '=');
+			size_t klen = eq ? (size_t)(eq - s) : strlen(s);
+			while (!eq && klen && isspace((unsigned char)s[klen - 1]))
+				s[--klen] = '\0';
+			if (!valid_env_name(s, klen)) {
+				free(line);
+				return cj_fail(
+				    err, 0,
+				    "env file %s line %zu: expected NAME=VALUE, got '%.40s'", name,
+				    lineno, s);
+			}
+			if (env_add_arg(env, s, lookup_env, err) < 0) {
+				free(line);
+				return cj_err_wrap(err, "env file %s line %zu", name, lineno);
+			}
+		}
+		free(line);
+		p = nl ? nl + 1 : end;
+	}
+	return 0;
+}
+
+/* ---- host limits ------------------------------------------------------ */
+
+/* Path of this process's cgroup in the v2 hierarchy, or "" when unknown. */
+static void own_cgroup_path(const char *controller, char *out, size_t len)
+{
+	FILE *f = fopen("/proc/self/cgroup", "re");
+	char line[1024];
+
+	out[0] = '\0';
+	if (!f)
+		return;
+	while (fgets(line, sizeof line, f)) {
+		char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+		if (!c2)
+			continue;
+		*c2 = '\0';
+		line[strcspn(c2 + 1, "\n") + (size_t)(c2 + 1 - line)] = '\0';
+		bool match = controller ? strstr(c1 + 1, controller) != NULL : c1[1] == '\0';
+		if (match) {
+			snprintf(out, len, "%s", c2 + 1);
+			break;
+		}
+	}
+	fclose(f);
+}
+
+static bool read_u64_file(const char *path, uint64_t *v)
+{
+	FILE *f = fopen(path, "re");
+	unsigned long long x;
+	bool ok;
+
+	if (!f)
+		return false;
+	ok = fscanf(f, "%llu", &x) == 1;
+	fclose(f);
+	if (ok)
+		*v = x;
+	return ok;
+}
+
+/* Walk from the process's cgroup up to the root, calling fn on each level. */
+static void walk_cgroup(const char *mount, const char *path, void (*fn)(const char *, void *),
+                        void *ctx)
+{
+	char buf[PATH_MAX];
+	snprintf(buf, sizeof buf, "%s%s", mount, path);
+	for (;;) {
+		fn(buf, ctx);
+		char *slash = strrchr(buf, '/');
+		if (!slash || (size_t)(slash - buf) < strlen(mount))
+			break;
+		*slash = '\0';
+	}
+}
+
+static void cpu_v2(const char *dir, void *ctx)
+{
+	double *best = ctx;
+	char path[PATH_MAX + 16];
+	FILE *f;
+	char quota[32];
+	unsigned long long period;
+
+	snprintf(path, sizeof path, "%s/cpu.max", dir);
+	if (!(f = fopen(path, "re")))
+		return;
+	if (fscanf(f, "%31s %llu", quota, &period) == 2 && strcmp(quota, "max") != 0 && period)
+		if (*best <= 0 || strtod(quota, NULL) / (double)period < *best)
+			*best = strtod(quota, NULL) / (double)period;
+	fclose(f);
+}
+
+static void cpu_v1(const char *dir, void *ctx)
+{
+	double *best = ctx;
+	char path[PATH_MAX + 32];
+	uint64_t period;
+	long long quota;
+	FILE *f;
+
+	snprintf(path, sizeof path, "%s/cpu.cfs_quota_us", dir);
+	if (!(f = fopen(path, "re")))
+		return;
+	if (fscanf(f, "%lld", &quota) != 1)
+		quota = -1;
+	fclose(f);
+	snprintf(path, sizeof path, "%s/cpu.cfs_period_us", dir);
+	if (quota > 0 && read_u64_file(path, &period) && period)
+		if (*best <= 0 || (double)quota / (double)period < *best)
+			*best = (double)quota / (double)period;
+}
+
+unsigned cj_host_cpus(void)
+{
+	cpu_set_t set;
+	unsigned n = 1;
+	double quota = 0;
+	char path[PATH_MAX];
+
+	if (sched_getaffinity(0, sizeof set, &set) == 0)
+		n = (unsigned)CPU_COUNT(&set);
+	own_cgroup_path(NULL, path, sizeof path);
+	walk_cgroup("/sys/fs/cgroup", path, cpu_v2, &quota);
+	own_cgroup_path("cpu", path, sizeof path);
+	walk_cgroup("/sys/fs/cgroup/cpu,cpuacct", path, cpu_v1, &quota);
+	if (quota > 0) {
+		unsigned q = (unsigned)(quota + 0.999);
+		if (q < n)
+			n = q ? q : 1;
+	}
+	return n ? n : 1;
+}
+
+static void mem_limit(const char *dir, void *ctx)
+{
+	uint64_t *best = ctx, v;
+	char path[PATH_MAX + 32];
+
+	snprintf(path, sizeof path, "%s/memory.max", dir);
+	if (read_u64_file(path, &v) && (*best == 0 || v < *best))
+		*best = v;
+	snprintf(path, sizeof path, "%s/memory.limit_in_bytes", dir);
+	if (read_u64_file(path, &v) && v < (1ull << 60) && (*best == 0 || v < *best))
+		*best = v;
+}
+
+uint64_t cj_host_memory_mib(void)
+{
+	FILE *f = fopen("/proc/meminfo", "re");
+	unsigned long long kb = 0;
+	uint64_t limit = 0, mib;
+	char path[PATH_MAX];
+
+	if (f) {
+		if (fscanf(f, "MemTotal: %llu kB", &kb) != 1)
+			kb = 0;
+		fclose(f);
+	}
+	mib = kb / 1024;
+	own_cgroup_path(NULL, path, sizeof path);
+	walk_cgroup("/sys/fs/cgroup", path, mem_limit, &limit);
+	own_cgroup_path("memory", path, sizeof path);
+	walk_cgroup("/sys/fs/cgroup/memory", path, mem_limit, &limit);
+	if (limit) {
+		/* Leave the VMM its own room inside the runtime's limit. */
+		uint64_t lim_mib = limit / (1024 * 1024);
+		lim_mib = lim_mib > 128 ? lim_mib - 64 : lim_mib;
+		if (lim_mib < mib)
+			mib = lim_mib;
+	}
+	return mib >= CJ_MIN_MEMORY_MIB ? mib : CJ_MIN_MEMORY_MIB;
+}
+
+/* ---- command line ----------------------------------------------------- */
+
+enum {
+	OPT_ROOTFS = 0x100,
+	OPT_KERNEL,
+	OPT_MODULES,
+	OPT_CPUS,
+	OPT_MEMORY,
+	OPT_ENV_FILE,
+	OPT_HOSTNAME,
+	OPT_ACCEL,
+	OPT_STOP_TIMEOUT,
+	OPT_TIMINGS,
+	OPT_CACHE_DIR,
+	OPT_QEMU,
+	OPT_ROOTFS_SIZE,
+	OPT_NO_PASSTHROUGH,
+	OPT_BOOT_ARGS,
+	OPT_EXTRA_BOOT_ARGS,
+};
+
+static const struct option run_options[] = {
+    {"rootfs", required_argument, NULL, OPT_ROOTFS},
+    {"kernel", required_argument, NULL, OPT_KERNEL},
+    {"modules", required_argument, NULL, OPT_MODULES},
+    {"cpus", required_argument, NULL, OPT_CPUS},
+    {"memory", required_argument, NULL, OPT_MEMORY},
+    {"env", required_argument, NULL, 'e'},
+    {"env-file", required_argument, NULL, OPT_ENV_FILE},
+    {"workdir", required_argument, NULL, 'w'},
+    {"user", required_argument, NULL, 'u'},
+    {"hostname", required_argument, NULL, OPT_HOSTNAME},
+    {"accel", required_argument, NULL, OPT_ACCEL},
+    {"stop-timeout", required_argument, NULL, OPT_STOP_TIMEOUT},
+    {"timings", no_argument, NULL, OPT_TIMINGS},
+    {"cache-dir", required_argument, NULL, OPT_CACHE_DIR},
+    {"qemu", required_argument, NULL, OPT_QEMU},
+    {"rootfs-size", required_argument, NULL, OPT_ROOTFS_SIZE},
+    {"no-env-passthrough", no_argument, NULL, OPT_NO_PASSTHROUGH},
+    {"boot-args", required_argument, NULL, OPT_BOOT_ARGS},
+    {"extra-boot-args", required_argument, NULL, OPT_EXTRA_BOOT_ARGS},
+    {NULL, 0, NULL, 0},
+};
+
+static int set_str(char **slot, const char *v, struct cj_err *err)
+{
+	free(*slot);
+	*slot = strdup(v);
+	return *slot ? 0 : cj_fail(err, ENOMEM, "out of memory");
+}
+
+static int parse_cpus(const char *v, const char *what, unsigned *out, struct cj_err *err)
+{
+	char *end;
+	unsigned long n;
+
+	errno = 0;
+	n = strtoul(v, &end, 10);
+	if (errno || *end || end == v || n < 1 || n > CJ_MAX_CPUS)
+		return cj_fail(err, 0,
+		               "%s '%s' is invalid: give a whole number of vCPUs from 1 to %u",
+		               what, v, CJ_MAX_CPUS);
+	*out = (unsigned)n;
+	return 0;
+}
+
+static int parse_memory(const char *v, const char *what, uint64_t *out, struct cj_err *err)
+{
+	uint64_t bytes;
+
+	if (cj_parse_size(v, 1ull << 20, &bytes) < 0)
+		return cj_fail(err, 0,
+		               "%s '%s' is invalid: give MiB (e.g. 512) or a size such as 2G", what,
+		               v);
+	if (bytes < (uint64_t)CJ_MIN_MEMORY_MIB << 20)
+		return cj_fail(err, 0, "%s '%s' is too small: a guest needs at least %u MiB", what,
+		               v, CJ_MIN_MEMORY_MIB);
+	*out = bytes >> 20;
+	return 0;
+}
+
+static const char *getenv_from(char **env, const char *name)
+{
+	return lookup(env, name, strlen(name));
+}
+
+/* The seed's environment variables, applied before flags override them. */
+static int apply_seed_env(struct cj_spec *spec, char **env, struct cj_err *err)
+{
+	const char *v;
+
+	if ((v = getenv_from(env, "VCPU_COUNT")) && *v &&
+	    parse_cpus(v, "VCPU_COUNT", &spec->cpus, err) < 0)
+		return -1;
+	if ((v = getenv_from(env, "MEM_SIZE_MIB")) && *v &&
+	    parse_memory(v, "MEM_SIZE_MIB", &spec->memory_mib, err) < 0)
+		return -1;
+	if ((v = getenv_from(env, "ROOTFS_SIZE")) && *v &&
+	    cj_parse_size(v, 1ull << 20, &spec->rootfs_size) < 0)
+		return cj_fail(err, 0, "ROOTFS_SIZE '%s' is invalid: give a size such as 2G", v);
+	if ((v = getenv_from(env, "KERNEL_BOOT_ARGS")) && *v &&
+	    set_str(&spec->boot_args, v, err) < 0)
+		return -1;
+	if ((v = getenv_from(env, "EXTRA_KERNEL_BOOT_ARGS")) && *v &&
+	    set_str(&spec->extra_boot_args, v, err) < 0)
+		return -1;
+	if ((v = getenv_from(env, "CTR_JAILER_CACHE")) && *v &&
+	    set_str(&spec->cache_dir, v, err) < 0)
+		return -1;
+	if ((v = getenv_from(env, "CTR_JAILER_KERNEL")) && *v && set_str(&spec->kernel, v, err) < 0)
+		return -1;
+	if ((v = getenv_from(env, "CTR_JAILER_RUN_DIR")) && *v &&
+	    set_str(&spec->run_base, v, err) < 0)
+		return -1;
+	return 0;
+}
+
+static int passthrough_env(struct cj_spec *spec, char **env, struct cj_err *err)
+{
+	for (size_t i = 0; env && env[i]; i++) {
+		const char *eq = strchr(env[i], '=');
+		if (!eq || cj_env_is_runtime_own(env[i], (size_t)(eq - env[i])))
+			continue;
+		if (cj_env_set(&spec->env, env[i]) < 0)
+			return cj_fail(err, ENOMEM, "environment");
+	}
+	return 0;
+}
+
+static int load_env_file(struct cj_spec *spec, const char *path, char **env, struct cj_err *err)
+{
+	char *text;
+	size_t len;
+	int r;
+
+	if (cj_read_file(path, &text, &len, err) < 0)
+		return cj_err_wrap(err, "--env-file");
+	r = cj_env_file_parse(text, len, path, env, &spec->env, err);
+	free(text);
+	return r;
+}
+
+int cj_spec_from_args(struct cj_spec *spec, int argc, char **argv, char **env, struct cj_err *err)
+{
+	bool passthrough = true;
+	int opt;
+	struct cj_strv env_args = {0}, env_files = {0};
+	int r = -1;
+
+	memset(spec, 0, sizeof *spec);
+	spec->stop_timeout_s = 10;
+	if (set_str(&spec->rootfs, CJ_DEFAULT_ROOTFS, err) < 0 ||
+	    set_str(&spec->cache_dir, CJ_DEFAULT_CACHE, err) < 0 ||
+	    set_str(&spec->run_base, CJ_DEFAULT_RUN_BASE, err) < 0 ||
+	    set_str(&spec->qemu_bin, "qemu-system-x86_64", err) < 0)
+		return -1;
+	if (apply_seed_env(spec, env, err) < 0)
+		return -1;
+
+	optind = 0; /* "+": stop at the first operand, the guest command */
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "+:e:w:u:", run_options, NULL)) != -1) {
+		switch (opt) {
+		case OPT_ROOTFS:
+			r = set_str(&spec->rootfs, optarg, err);
+			break;
+		case OPT_KERNEL:
+			r = set_str(&spec->kernel, optarg, err);
+			break;
+		case OPT_MODULES:
+			r = set_str(&spec->modules_dir, optarg, err);
+			break;
+		case OPT_CPUS:
+			r = parse_cpus(optarg, "--cpus", &spec->cpus, err);
+			break;
+		case OPT_MEMORY:
+			r = parse_memory(optarg, "--memory", &spec->memory_mib, err);
+			break;
+		case 'e':
+			r = cj_strv_push(&env_args, optarg) < 0 ? cj_fail(err, ENOMEM, "env") : 0;
+			break;
+		case OPT_ENV_FILE:
+			r = cj_strv_push(&env_files, optarg) < 0 ? cj_fail(err, ENOMEM, "env") : 0;
+			break;
+		case 'w':
+			if (optarg[0] != '/') {
+				r = cj_fail(err, 0, "--workdir '%s' must be an absolute path",
+				            optarg);
+				break;
+			}
+			r = set_str(&spec->workdir, optarg, err);
+			break;
+		case 'u':
+			r = set_str(&spec->user, optarg, err);
+			break;
+		case OPT_HOSTNAME:
+			if (strlen(optarg) == 0 || strlen(optarg) > 64) {
+				r = cj_fail(err, 0, "--hostname must be 1 to 64 characters");
+				break;
+			}
+			r = set_str(&spec->hostname, optarg, err);
+			break;
+		case OPT_ACCEL:
+			r = 0;
+			if (strcmp(optarg, "auto") == 0)
+				spec->accel = CJ_ACCEL_AUTO;
+			else if (strcmp(optarg, "kvm") == 0)
+				spec->accel = CJ_ACCEL_KVM;
+			else if (strcmp(optarg, "tcg") == 0)
+				spec->accel = CJ_ACCEL_TCG;
+			else
+				r = cj_fail(err, 0, "--accel '%s' is invalid: use auto, kvm or tcg",
+				            optarg);
+			break;
+		case OPT_STOP_TIMEOUT: {
+			char *end;
+			unsigned long s;
+			errno = 0;
+			s = strtoul(optarg, &end, 10);
+			r = 0;
+			if (errno || *end || end == optarg || s > 3600)
+				r = cj_fail(
+				    err, 0,
+				    "--stop-timeout '%s' is invalid: give seconds from 0 to 3600",
+				    optarg);
+			spec->stop_timeout_s = (unsigned)s;
+			break;
+		}
+		case OPT_TIMINGS:
+			spec->timings = true;
+			r = 0;
+			break;
+		case OPT_CACHE_DIR:
+			r = set_str(&spec->cache_dir, optarg, err);
+			break;
+		case OPT_QEMU:
+			r = set_str(&spec->qemu_bin, optarg, err);
+			break;
+		case OPT_ROOTFS_SIZE:
+			r = cj_parse_size(optarg, 1ull << 20, &spec->rootfs_size) < 0
+			        ? cj_fail(err, 0,
+			                  "--rootfs-size '%s' is invalid: give a size such as 2G",
+			                  optarg)
+			        : 0;
+			break;
+		case OPT_NO_PASSTHROUGH:
+			passthrough = false;
+			r = 0;
+			break;
+		case OPT_BOOT_ARGS:
+			r = set_str(&spec->boot_args, optarg, err);
+			break;
+		case OPT_EXTRA_BOOT_ARGS:
+			r = set_str(&spec->extra_boot_args, optarg, err);
+			break;
+		case ':':
+			r = cj_fail(err, 0, "option '%s' needs a value", argv[optind - 1]);
+			break;
+		default:
+			r = cj_fail(err, 0, "unknown option '%s' (see 'ctr-jailer run --help')",
+			            argv[optind - 1]);
+			break;
+		}
+		if (r < 0)
+			goto out;
+	}
+	for (int i = optind; i < argc; i++)
+		if (cj_strv_push(&spec->argv, argv[i]) < 0) {
+			r = cj_fail(err, ENOMEM, "argv");
+			goto out;
+		}
+	if (spec->argv.n == 0) {
+		r = cj_fail(err, 0,
+		            "no command given: put the guest command after the options, e.g. "
+		            "'ctr-jailer run -- /bin/echo hello'");
+		goto out;
+	}
+
+	/* Environment layers: passthrough < env files < -e. */
+	r = 0;
+	if (passthrough)
+		r = passthrough_env(spec, env, err);
+	for (size_t i = 0; r == 0 && i < env_files.n; i++)
+		r = load_env_file(spec, env_files.v[i], env, err);
+	for (size_t i = 0; r == 0 && i < env_args.n; i++)
+		r = env_add_arg(&spec->env, env_args.v[i], env, err);
+	if (r < 0)
+		goto out;
+	if (!spec->env.v && cj_strv_push(&spec->env, "") == 0) {
+		free(spec->env.v[0]); /* keep a valid, empty, NULL-terminated vector */
+		spec->env.v[0] = NULL;
+		spec->env.n = 0;
+	}
+	if (!spec->cpus)
+		spec->cpus = cj_host_cpus();
+	if (!spec->memory_mib)
+		spec->memory_mib = cj_host_memory_mib();
+out:
+	cj_strv_free(&env_args);
+	cj_strv_free(&env_files);
+	if (r < 0)
+		cj_spec_free(spec);
+	return r;
+}
+
+void cj_spec_free(struct cj_spec *spec)
+{
+	free(spec->rootfs);
+	free(spec->kernel);
+	free(spec->modules_dir);
+	cj_strv_free(&spec->argv);
+	cj_strv_free(&spec->env);
+	free(spec->workdir);
+	free(spec->user);
+	free(spec->hostname);
+	free(spec->boot_args);
+	free(spec->extra_boot_args);
+	free(spec->cache_dir);
+	free(spec->run_base);
+	free(spec->qemu_bin);
+	memset(spec, 0, sizeof *spec);
+}

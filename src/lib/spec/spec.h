@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The run specification: everything `ctr-jailer run` needs, resolved from
+ * command-line flags > the seed's environment variables > defaults. */
+#ifndef CJ_SPEC_H
+#define CJ_SPEC_H
+
+#include "util/err.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CJ_DEFAULT_ROOTFS   "/usr/src/app/rootfs"
+#define CJ_DEFAULT_CACHE    "/var/cache/ctr-jailer"
+#define CJ_DEFAULT_RUN_BASE "/run/ctr-jailer"
+#define CJ_MIN_MEMORY_MIB   64u
+#define CJ_MAX_CPUS         255u
+
+enum cj_accel { CJ_ACCEL_AUTO, CJ_ACCEL_KVM, CJ_ACCEL_TCG };
+
+struct cj_strv {
+	char **v; /* NULL-terminated */
+	size_t n;
+};
+
+struct cj_spec {
+	char *rootfs;
+	char *kernel;      /* NULL: the fetched default kernel in the cache */
+	char *modules_dir; /* lib/modules/<release> tree for the kernel, or NULL */
+	struct cj_strv argv;
+	struct cj_strv env; /* "NAME=VALUE", unique names */
+	char *workdir;
+	char *user;
+	char *hostname;
+	unsigned cpus;
+	uint64_t memory_mib;
+	uint64_t rootfs_size;  /* bytes of writable space for the ephemeral root; 0 = default */
+	char *boot_args;       /* KERNEL_BOOT_ARGS: replaces the default line */
+	char *extra_boot_args; /* EXTRA_KERNEL_BOOT_ARGS: appended */
+	enum cj_accel accel;
+	unsigned stop_timeout_s; /* guest grace period before SIGKILL */
+	bool timings;
+	char *cache_dir;
+	char *run_base;
+	char *qemu_bin;
+};
+
+/* argv starts after "run". env is the runtime's environment (environ). */
+int cj_spec_from_args(struct cj_spec *spec, int argc, char **argv, char **env, struct cj_err *err);
+void cj_spec_free(struct cj_spec *spec);
+
+/* Helpers exposed for unit tests. */
+int cj_strv_push(struct cj_strv *sv, const char *s);
+void cj_strv_free(struct cj_strv *sv);
+/* Set NAME=VALUE in env, replacing an earlier value of NAME. */
+int cj_env_set(struct cj_strv *env, const char *entry);
+/* docker --env-file semantics: NAME=VALUE taken literally, NAME alone takes
+ * the value from lookup_env, '#' comments and blank lines skipped. */
+int cj_env_file_parse(const char *text, size_t len, const char *name, char **lookup_env,
+                      struct cj_strv *env, struct cj_err *err);
+/* Is NAME one of the runtime's own variables or shell noise (not passed on)? */
+bool cj_env_is_runtime_own(const char *name, size_t len);
+/* Host defaults honouring the runtime's own cgroup limits. */
+unsigned cj_host_cpus(void);
+uint64_t cj_host_memory_mib(void);
+
+#endif

@@ -1,0 +1,263 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <openssl/evp.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+int cj_mkdir_p(const char *path, mode_t mode, struct cj_err *err)
+{
+	char buf[4096];
+	size_t len = strlen(path);
+
+	if (len == 0 || len >= sizeof buf)
+		return cj_fail(err, ENAMETOOLONG, "bad directory path '%s'", path);
+	memcpy(buf, path, len + 1);
+	for (char *p = buf + 1;; p++) {
+		if (*p == '/' || *p == '\0') {
+			char c = *p;
+			*p = '\0';
+			if (mkdir(buf, mode) < 0 && errno != EEXIST)
+				return cj_fail(err, errno, "create directory %s", buf);
+			if (c == '\0')
+				break;
+			*p = c;
+		}
+	}
+	return 0;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	if (flag == FTW_DP)
+		rmdir(path);
+	else
+		unlink(path);
+	return 0;
+}
+
+int cj_rm_rf(const char *path)
+{
+	struct stat st;
+
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 : -1;
+	return nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+}
+
+uint64_t cj_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int read_all_fd(int fd, char **out)
+{
+	size_t cap = 4096, len = 0;
+	char *buf = malloc(cap);
+
+	if (!buf)
+		return -1;
+	for (;;) {
+		if (len + 1 >= cap) {
+			char *nb = realloc(buf, cap * 2);
+			if (!nb) {
+				free(buf);
+				return -1;
+			}
+			buf = nb;
+			cap *= 2;
+		}
+		ssize_t r = read(fd, buf + len, cap - len - 1);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		len += (size_t)r;
+	}
+	buf[len] = '\0';
+	*out = buf;
+	return 0;
+}
+
+int cj_run(char *const argv[], char **out, struct cj_err *err)
+{
+	posix_spawn_file_actions_t fa;
+	int out_pipe[2] = {-1, -1}, err_pipe[2] = {-1, -1};
+	char *errtext = NULL;
+	pid_t pid;
+	int st, r;
+
+	if (pipe2(out_pipe, O_CLOEXEC) < 0 || pipe2(err_pipe, O_CLOEXEC) < 0)
+		return cj_fail(err, errno, "pipe");
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_adddup2(&fa, out_pipe[1], 1);
+	posix_spawn_file_actions_adddup2(&fa, err_pipe[1], 2);
+	r = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	close(out_pipe[1]);
+	close(err_pipe[1]);
+	if (r != 0) {
+		close(out_pipe[0]);
+		close(err_pipe[0]);
+		return cj_fail(err, r, "run %s", argv[0]);
+	}
+	/* stdout is drained before stderr; callers keep stderr short. */
+	char *outtext = NULL;
+	read_all_fd(out_pipe[0], &outtext);
+	read_all_fd(err_pipe[0], &errtext);
+	close(out_pipe[0]);
+	close(err_pipe[0]);
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		char *nl;
+		if (errtext && (nl = strchr(errtext, '\n')))
+			*nl = '\0';
+		cj_fail(err, 0, "%s failed (status %d)%s%s", argv[0],
+		        WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st),
+		        errtext && *errtext ? ": " : "", errtext ? errtext : "");
+		free(errtext);
+		free(outtext);
+		return -1;
+	}
+	free(errtext);
+	if (out)
+		*out = outtext;
+	else
+		free(outtext);
+	return 0;
+}
+
+struct cj_hash {
+	EVP_MD_CTX *ctx;
+};
+
+struct cj_hash *cj_hash_new(void)
+{
+	struct cj_hash *h = calloc(1, sizeof *h);
+	if (!h)
+		abort();
+	h->ctx = EVP_MD_CTX_new();
+	if (!h->ctx || EVP_DigestInit_ex(h->ctx, EVP_sha256(), NULL) != 1)
+		abort();
+	return h;
+}
+
+void cj_hash_update(struct cj_hash *h, const void *data, size_t len)
+{
+	EVP_DigestUpdate(h->ctx, data, len);
+}
+
+void cj_hash_final_hex(struct cj_hash *h, char out[65])
+{
+	unsigned char md[32];
+	unsigned int n = 0;
+
+	EVP_DigestFinal_ex(h->ctx, md, &n);
+	for (unsigned i = 0; i < 32; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+	EVP_MD_CTX_free(h->ctx);
+	free(h);
+}
+
+int cj_lock_file(const char *path, struct cj_err *err)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+
+	if (fd < 0)
+		return cj_fail(err, errno, "open lock %s", path);
+	while (flock(fd, LOCK_EX) < 0) {
+		if (errno != EINTR) {
+			int e = errno;
+			close(fd);
+			return cj_fail(err, e, "lock %s", path);
+		}
+	}
+	return fd;
+}
+
+int cj_read_file(const char *path, char **out, size_t *len, struct cj_err *err)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	char *buf;
+
+	if (fd < 0)
+		return cj_fail(err, errno, "open %s", path);
+	if (read_all_fd(fd, &buf) < 0) {
+		close(fd);
+		return cj_fail(err, ENOMEM, "read %s", path);
+	}
+	close(fd);
+	*out = buf;
+	if (len)
+		*len = strlen(buf);
+	return 0;
+}
+
+int cj_parse_size(const char *s, uint64_t default_unit, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+	uint64_t unit = default_unit;
+
+	if (!s || *s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return -1;
+	if (*end) {
+		switch (*end) {
+		case 'b':
+		case 'B':
+			unit = 1;
+			break;
+		case 'k':
+		case 'K':
+			unit = 1ull << 10;
+			break;
+		case 'm':
+		case 'M':
+			unit = 1ull << 20;
+			break;
+		case 'g':
+		case 'G':
+			unit = 1ull << 30;
+			break;
+		case 't':
+		case 'T':
+			unit = 1ull << 40;
+			break;
+		default:
+			return -1;
+		}
+		end++;
+		if (*end == 'i' && end[-1] != 'b' && end[-1] != 'B')
+			end++;
+		if ((*end == 'B' || *end == 'b') && unit != 1)
+			end++;
+		if (*end)
+			return -1;
+	}
+	if (v > UINT64_MAX / unit)
+		return -1;
+	*out = (uint64_t)v * unit;
+	return 0;
+}

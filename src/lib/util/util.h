@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef CJ_UTIL_H
+#define CJ_UTIL_H
+
+#include "err.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+int cj_mkdir_p(const char *path, mode_t mode, struct cj_err *err);
+/* Remove a tree without following symlinks; missing is fine. */
+int cj_rm_rf(const char *path);
+uint64_t cj_now_ns(void); /* CLOCK_MONOTONIC */
+
+/* Run argv (PATH lookup), wait. Output goes to *out when out != NULL
+ * (NUL-terminated, caller frees), else to /dev/null; stderr is kept in the
+ * error message on failure. */
+int cj_run(char *const argv[], char **out, struct cj_err *err);
+
+/* SHA-256 of a byte stream, hex-encoded. */
+struct cj_hash;
+struct cj_hash *cj_hash_new(void);
+void cj_hash_update(struct cj_hash *h, const void *data, size_t len);
+void cj_hash_final_hex(struct cj_hash *h, char out[65]); /* frees h */
+
+/* Exclusive advisory lock on path (created); returns fd or -1. */
+int cj_lock_file(const char *path, struct cj_err *err);
+
+/* Read a whole small file; NUL-terminated; caller frees. */
+int cj_read_file(const char *path, char **out, size_t *len, struct cj_err *err);
+
+/* Parse "512", "512M", "2G", "1T", "64K" into bytes (no suffix = default_unit). */
+int cj_parse_size(const char *s, uint64_t default_unit, uint64_t *out);
+
+#endif

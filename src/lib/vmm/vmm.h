@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The VMM backends behind one small contract: start, request a graceful
+ * stop (Ctrl-Alt-Del to the guest), kill, and the process to wait for. */
+#ifndef CJ_VMM_H
+#define CJ_VMM_H
+
+#include "util/err.h"
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+enum cj_drive_role { CJ_DRIVE_CONTROL, CJ_DRIVE_BASE, CJ_DRIVE_MODULES };
+
+struct cj_drive {
+	const char *id;
+	const char *path;
+	bool read_only;
+};
+
+#define CJ_MAX_DRIVES 8
+
+/* What a VMM needs to boot the guest; backend-neutral. */
+struct cj_vm_config {
+	const char *kernel;
+	const char *initramfs;
+	char cmdline[4096];
+	unsigned cpus;
+	uint64_t memory_mib;
+	bool use_kvm;
+	struct cj_drive drives[CJ_MAX_DRIVES];
+	size_t ndrives;
+	const char *run_dir; /* sockets live here */
+};
+
+struct cj_vmm {
+	pid_t pid;
+	char api_socket[PATH_MAX]; /* QMP for QEMU */
+	const char *bin;
+};
+
+/* QEMU microvm. argv is built into a NULL-terminated vector (caller frees
+ * with cj_qemu_argv_free); exposed for unit tests. */
+char **cj_qemu_argv(const char *bin, const struct cj_vm_config *cfg, const char *qmp_path);
+void cj_qemu_argv_free(char **argv);
+int cj_qemu_start(struct cj_vmm *vmm, const char *bin, const struct cj_vm_config *cfg,
+                  struct cj_err *err);
+/* Ctrl-Alt-Del through QMP. */
+int cj_qemu_request_stop(struct cj_vmm *vmm, struct cj_err *err);
+void cj_vmm_kill(struct cj_vmm *vmm);
+
+/* Can KVM run a stock guest here? Returns false with a reason when not. */
+bool cj_kvm_usable(char *why, size_t len);
+/* Host TSC frequency in kHz (0 when unknown). */
+unsigned long cj_host_tsc_khz(void);
+
+#endif
