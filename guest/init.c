@@ -22,7 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/klog.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
 #include <sys/stat.h>
@@ -70,6 +69,20 @@ static void say(const char *fmt, ...)
 	}
 }
 
+/* The kernel prints "reboot: Restarting system" at KERN_EMERG, which no
+ * klogctl level silences; console_loglevel 0 via sysctl does. */
+static void quiet_console(void)
+{
+	int fd = open("/proc/sys/kernel/printk", O_WRONLY | O_CLOEXEC);
+
+	if (fd >= 0) {
+		if (write(fd, "0", 1) < 0) {
+			/* cosmetic only */
+		}
+		close(fd);
+	}
+}
+
 /* Write the status record, flush everything and stop the VM. */
 static __attribute__((noreturn)) void finish(void)
 {
@@ -83,7 +96,7 @@ static __attribute__((noreturn)) void finish(void)
 			say("cannot flush the status record: %s", strerror(errno));
 	}
 	sync();
-	klogctl(6, NULL, 0); /* SYSLOG_ACTION_CONSOLE_OFF: no "Restarting system" in the output */
+	quiet_console();
 	reboot(RB_AUTOBOOT);
 	for (;;) /* reboot only fails without CAP_SYS_BOOT, which PID 1 has */
 		pause();

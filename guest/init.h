@@ -19,6 +19,9 @@ struct guest_user {
 
 /* Resolve against /etc/passwd and /etc/group of the current root. */
 int guest_user_resolve(const char *spec, struct guest_user *u, char *err, size_t errlen);
+/* The same against <etc>/passwd and <etc>/group (for tests). */
+int guest_user_resolve_at(const char *etc, const char *spec, struct guest_user *u, char *err,
+                          size_t errlen);
 
 /* Write "export NAME='value'" lines that a POSIX shell sources back to the
  * exact bytes; returns 0 or -1 with errno set. */

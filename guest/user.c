@@ -48,9 +48,16 @@ static void chomp(char *line)
 }
 
 /* name or number → passwd entry. Fills uid, gid, home; returns true if found. */
-static bool lookup_passwd(const char *who, struct guest_user *u)
+static FILE *open_etc(const char *etc, const char *name)
 {
-	FILE *f = fopen("/etc/passwd", "re");
+	char path[512];
+	snprintf(path, sizeof path, "%s/%s", etc, name);
+	return fopen(path, "re");
+}
+
+static bool lookup_passwd(const char *etc, const char *who, struct guest_user *u)
+{
+	FILE *f = open_etc(etc, "passwd");
 	char line[1024];
 	uint32_t want;
 	bool numeric = parse_id(who, &want);
@@ -78,9 +85,9 @@ static bool lookup_passwd(const char *who, struct guest_user *u)
 	return found;
 }
 
-static bool lookup_group(const char *grp, uint32_t *gid)
+static bool lookup_group(const char *etc, const char *grp, uint32_t *gid)
 {
-	FILE *f = fopen("/etc/group", "re");
+	FILE *f = open_etc(etc, "group");
 	char line[4096];
 	bool found = false;
 
@@ -103,14 +110,14 @@ static bool lookup_group(const char *grp, uint32_t *gid)
 }
 
 /* Supplementary groups: every group whose member list names the user. */
-static void collect_groups(struct guest_user *u)
+static void collect_groups(const char *etc, struct guest_user *u)
 {
 	FILE *f;
 	char line[4096];
 
 	u->ngroups = 0;
 	u->groups[u->ngroups++] = u->gid;
-	if (!u->name[0] || !(f = fopen("/etc/group", "re")))
+	if (!u->name[0] || !(f = open_etc(etc, "group")))
 		return;
 	while (u->ngroups < GUEST_MAX_GROUPS && fgets(line, sizeof line, f)) {
 		char *fld[4], *save = NULL;
@@ -129,7 +136,8 @@ static void collect_groups(struct guest_user *u)
 	fclose(f);
 }
 
-int guest_user_resolve(const char *spec, struct guest_user *u, char *err, size_t errlen)
+int guest_user_resolve_at(const char *etc, const char *spec, struct guest_user *u, char *err,
+                          size_t errlen)
 {
 	char buf[512];
 	char *group;
@@ -147,7 +155,7 @@ int guest_user_resolve(const char *spec, struct guest_user *u, char *err, size_t
 	if (group)
 		*group++ = '\0';
 
-	if (!lookup_passwd(buf, u)) {
+	if (!lookup_passwd(etc, buf, u)) {
 		if (!parse_id(buf, &u->uid)) {
 			snprintf(err, errlen, "user \"%s\" not found in the image's /etc/passwd",
 			         buf);
@@ -156,12 +164,17 @@ int guest_user_resolve(const char *spec, struct guest_user *u, char *err, size_t
 		u->gid = 0;
 	}
 	if (group) {
-		if (!lookup_group(group, &u->gid) && !parse_id(group, &u->gid)) {
+		if (!lookup_group(etc, group, &u->gid) && !parse_id(group, &u->gid)) {
 			snprintf(err, errlen, "group \"%s\" not found in the image's /etc/group",
 			         group);
 			return -1;
 		}
 	}
-	collect_groups(u);
+	collect_groups(etc, u);
 	return 0;
+}
+
+int guest_user_resolve(const char *spec, struct guest_user *u, char *err, size_t errlen)
+{
+	return guest_user_resolve_at("/etc", spec, u, err, errlen);
 }
