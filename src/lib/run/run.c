@@ -27,9 +27,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* i8042 stays PNP-probed: with i8042.nopnp the keyboard controller is not
+ * found on microvm and Ctrl-Alt-Del never reaches the guest. */
+/* i8042 stays PNP-probed: with i8042.nopnp the keyboard controller is not
+ * found on microvm and Ctrl-Alt-Del never reaches the guest. */
 #define DEFAULT_BOOT_ARGS                                                                          \
-	"console=ttyS0 reboot=k panic=1 pci=off quiet loglevel=1 i8042.noaux i8042.nomux "         \
-	"i8042.nopnp"
+	"console=ttyS0 reboot=k panic=1 pci=off quiet loglevel=1 i8042.noaux i8042.nomux"
 /* Host-side margin after the guest's grace period before the VMM is killed:
  * the init still has to kill leftovers, sync and reboot. */
 #define STOP_MARGIN_S 10

@@ -1,0 +1,162 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Fixtures for integration tests: every test boots real microVMs (QEMU
+microvm, TCG on these machines) and asserts on what the workload reported
+from inside the guest."""
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+BUILD = Path(os.environ.get("CTRJ_BUILD", REPO / "build"))
+BINARY = BUILD / "ctr-jailer"
+CACHE = Path(os.environ.get("CTR_JAILER_CACHE", "/var/tmp/ctr-jailer-test-cache"))
+BUSYBOX_APPLETS = [
+    "sh", "echo", "cat", "ls", "id", "env", "sleep", "true", "false", "mkdir", "touch",
+    "printf", "kill", "ps", "uname", "grep", "wc", "od", "stat", "rm", "test", "[", "awk", "head",
+]
+
+
+def parse_probe(stdout: bytes) -> dict:
+    """Lines between PROBE-BEGIN and PROBE-END, as written by probe.c."""
+    text = stdout.decode("latin-1")
+    assert "PROBE-BEGIN" in text and "PROBE-END" in text, f"no probe report in {stdout!r}"
+    body = text.split("PROBE-BEGIN\n", 1)[1].split("PROBE-END", 1)[0]
+    report: dict = {"argv": [], "env": [], "group": []}
+    for line in body.splitlines():
+        key, _, value = line.partition(" ")
+        if key in ("argv", "env", "envfile"):
+            value = bytes.fromhex(value)
+        if key in ("argv", "env", "group"):
+            report[key].append(value)
+        else:
+            report[key] = value
+    return report
+
+
+@pytest.fixture(scope="session")
+def kernel_ready():
+    if not BINARY.exists():
+        pytest.fail(f"{BINARY} is missing: build first (make)")
+    if not (CACHE / "kernels" / "default").exists():
+        subprocess.run([BINARY, "kernel", "fetch"], check=True,
+                       env={**os.environ, "CTR_JAILER_CACHE": str(CACHE)})
+    return CACHE
+
+
+@pytest.fixture(scope="session")
+def probe_binary(tmp_path_factory):
+    out = tmp_path_factory.mktemp("probe") / "probe"
+    subprocess.run(["musl-gcc", "-static", "-O2", "-o", str(out),
+                    str(REPO / "tests/integration/probe.c")], check=True)
+    return out
+
+
+@pytest.fixture(scope="session")
+def busybox_rootfs(tmp_path_factory, probe_binary):
+    """A small rootfs: static busybox, a probe, users for the user tests."""
+    root = tmp_path_factory.mktemp("rootfs-busybox")
+    (root / "bin").mkdir()
+    shutil.copy("/bin/busybox", root / "bin/busybox")
+    for applet in BUSYBOX_APPLETS:
+        (root / "bin" / applet).symlink_to("busybox")
+    shutil.copy(probe_binary, root / "probe")
+    (root / "etc").mkdir()
+    (root / "etc/passwd").write_text(
+        "root:x:0:0:root:/root:/bin/sh\n"
+        "app:x:1000:1000:app user:/home/app:/bin/sh\n")
+    (root / "etc/group").write_text("root:x:0:\napp:x:1000:\nextra:x:2000:app\n")
+    (root / "home/app").mkdir(parents=True)
+    os.chown(root / "home/app", 1000, 1000)
+    return root
+
+
+@pytest.fixture
+def make_rootfs(tmp_path, busybox_rootfs):
+    """Copy of the busybox rootfs with extra files {path: (content, mode)}."""
+    def make(files=None):
+        root = tmp_path / f"rootfs-{len(list(tmp_path.glob('rootfs-*')))}"
+        shutil.copytree(busybox_rootfs, root, symlinks=True)
+        for path, (content, mode) in (files or {}).items():
+            target = root / path.lstrip("/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content if isinstance(content, bytes) else content.encode())
+            target.chmod(mode)
+        return root
+    return make
+
+
+class Runner:
+    def __init__(self, cache: Path, run_dir: Path, rootfs: Path):
+        self.cache = cache
+        self.run_dir = run_dir
+        self.rootfs = rootfs
+
+    def env(self, extra=None):
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+               "CTR_JAILER_CACHE": str(self.cache),
+               "CTR_JAILER_RUN_DIR": str(self.run_dir)}
+        env.update(extra or {})
+        return env
+
+    def argv(self, args, rootfs=None, options=()):
+        return [str(BINARY), "run", "--rootfs", str(rootfs or self.rootfs), "--memory", "256",
+                "--cpus", "1", *options, "--", *args]
+
+    def run(self, args, rootfs=None, options=(), env=None, timeout=180):
+        return subprocess.run(self.argv(args, rootfs, options), env=self.env(env),
+                              capture_output=True, timeout=timeout)
+
+    def start(self, args, rootfs=None, options=(), env=None):
+        return subprocess.Popen(self.argv(args, rootfs, options), env=self.env(env),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def qemu_processes_for(run_dir: Path):
+    """QEMU processes whose command line mentions run_dir."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"qemu-system" in cmdline and str(run_dir).encode() in cmdline:
+            found.append(int(proc.name))
+    return found
+
+
+def wait_for_output(proc, marker: bytes, timeout=120):
+    """Read proc.stdout until marker appears; returns what was read."""
+    buf = b""
+    deadline = time.monotonic() + timeout
+    os.set_blocking(proc.stdout.fileno(), False)
+    while marker not in buf:
+        if time.monotonic() > deadline or proc.poll() is not None:
+            raise AssertionError(f"{marker!r} not seen; output so far: {buf!r}")
+        chunk = proc.stdout.read()
+        if chunk:
+            buf += chunk
+        else:
+            time.sleep(0.05)
+    os.set_blocking(proc.stdout.fileno(), True)
+    return buf
+
+
+@pytest.fixture
+def runner(kernel_ready, tmp_path, busybox_rootfs):
+    run_dir = tmp_path / "run"
+    r = Runner(kernel_ready, run_dir, busybox_rootfs)
+    yield r
+    # Nothing left behind: no run directory entries, no VMM processes.
+    leftovers = list(run_dir.iterdir()) if run_dir.exists() else []
+    procs = qemu_processes_for(run_dir)
+    for pid in procs:
+        os.kill(pid, signal.SIGKILL)
+    assert not leftovers, f"run directory not cleaned: {leftovers}"
+    assert not procs, f"VMM processes left running: {procs}"
