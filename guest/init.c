@@ -17,13 +17,16 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <net/if.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -335,6 +338,23 @@ static void mount_modules(const struct ctrj_config *cfg, const struct disk *disk
 		say("kernel modules not mounted at %s: %s", path, strerror(errno));
 }
 
+/* The loopback interface; eth0 belongs to the networking setup. */
+static void loopback_up(void)
+{
+	struct ifreq ifr = {0};
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return;
+	snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "lo");
+	if (ioctl(fd, SIOCGIFFLAGS, &ifr) == 0) {
+		ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+		if (ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
+			say("bring up lo: %s", strerror(errno));
+	}
+	close(fd);
+}
+
 static void write_environment_file(char *const *envp)
 {
 	int fd;
@@ -592,6 +612,7 @@ int main(void)
 	mount_modules(&cfg, disks, ndisks);
 	if (cfg.hostname && sethostname(cfg.hostname, strlen(cfg.hostname)) < 0)
 		say("sethostname: %s", strerror(errno));
+	loopback_up();
 	write_environment_file(cfg.envp);
 	if (guest_user_resolve(cfg.user, &user, err, sizeof err) < 0)
 		fail_setup(0, "%s", err);

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Install what ctr-jailer needs to build, run and test on Debian 12.
+# Idempotent: does nothing when everything is already installed.
+set -euo pipefail
+
+packages=(
+  # build
+  meson ninja-build gcc pkg-config musl-tools
+  libjson-c-dev libarchive-dev libssl-dev
+  # run: VMM, filesystem images, kernel module index, kernel download
+  qemu-system-x86 e2fsprogs kmod apt ca-certificates
+  # tests
+  libcmocka-dev python3 python3-pytest python3-pytest-xdist busybox-static clang-format
+  iproute2 procps
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
+    missing+=("$p")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: missing packages (${missing[*]}); run as root (or with sudo)" >&2
+  exit 1
+fi
+echo "install-deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${missing[@]}"
