@@ -268,8 +268,9 @@ static void read_config(const char *dev, struct ctrj_config *cfg)
 	if (ctrj_config_parse(buf, hdr.config_len, cfg, err, sizeof err) < 0)
 		fail_setup(0, "control disk config: %s", err);
 	memset(buf, 0, hdr.config_len);
-	if (pwrite(g_ctl_fd, buf, hdr.config_len, hdr.config_off) != (ssize_t)hdr.config_len ||
-	    fdatasync(g_ctl_fd) < 0)
+	/* No flush here: the final sync() before reboot writes the wipe back,
+	 * and the host deletes the run directory whatever happens. */
+	if (pwrite(g_ctl_fd, buf, hdr.config_len, hdr.config_off) != (ssize_t)hdr.config_len)
 		fail_setup(0, "wipe the config from the control disk: %s", strerror(errno));
 	free(buf);
 }
@@ -364,7 +365,7 @@ static void write_environment_file(char *const *envp)
 	fd = open("/var/environment", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		fail_setup(0, "create /var/environment: %s", strerror(errno));
-	if (guest_env_write_file(fd, envp) < 0 || fsync(fd) < 0)
+	if (guest_env_write_file(fd, envp) < 0)
 		fail_setup(0, "write /var/environment: %s", strerror(errno));
 	close(fd);
 }

@@ -17,7 +17,8 @@
 #define BASE_FORMAT "ext4-ro-v1"
 
 struct walk_state {
-	struct cj_hash *hash;
+	struct cj_hash *hash; /* NULL: only count */
+	bool shallow;
 	uint64_t bytes;
 	uint64_t inodes;
 };
@@ -30,19 +31,22 @@ static int walk_entry(const char *path, const struct stat *st, int flag, struct 
 	char rec[256];
 	int n;
 
-	(void)ftw;
 	if (flag == FTW_NS || flag == FTW_DNR)
-		return 1; /* unreadable: mke2fs would fail too; report it */
+		return FTW_STOP; /* unreadable: mke2fs would fail too; report it */
 	n = snprintf(rec, sizeof rec, "%o %u %u %llu %lld.%ld %lld.%ld %llu %llu|",
 	             (unsigned)st->st_mode, (unsigned)st->st_uid, (unsigned)st->st_gid,
 	             (unsigned long long)st->st_size, (long long)st->st_mtim.tv_sec,
 	             st->st_mtim.tv_nsec, (long long)st->st_ctim.tv_sec, st->st_ctim.tv_nsec,
 	             (unsigned long long)st->st_ino, (unsigned long long)st->st_rdev);
-	cj_hash_update(g_walk->hash, path, strlen(path) + 1);
-	cj_hash_update(g_walk->hash, rec, (size_t)n);
+	if (g_walk->hash) {
+		cj_hash_update(g_walk->hash, path, strlen(path) + 1);
+		cj_hash_update(g_walk->hash, rec, (size_t)n);
+	}
 	g_walk->bytes += (uint64_t)st->st_blocks * 512;
 	g_walk->inodes++;
-	return 0;
+	if (g_walk->shallow && flag == FTW_D && ftw->level >= 1)
+		return FTW_SKIP_SUBTREE;
+	return FTW_CONTINUE;
 }
 
 int cj_ext4_uuid(const char *path, uint8_t uuid[16], struct cj_err *err)
@@ -123,10 +127,20 @@ static int build_image(const char *dir, const char *dest, const struct walk_stat
 	return 0;
 }
 
-int cj_tree_image_get(const char *cache_dir, const char *subdir, const char *tag, const char *dir,
-                      struct cj_fsimage *out, struct cj_err *err)
+static int walk(const char *dir, struct walk_state *ws)
 {
-	struct walk_state ws = {.hash = cj_hash_new()};
+	int r;
+
+	g_walk = ws;
+	r = nftw(dir, walk_entry, 32, FTW_PHYS | FTW_MOUNT | FTW_ACTIONRETVAL);
+	g_walk = NULL;
+	return r;
+}
+
+int cj_tree_image_get(const char *cache_dir, const char *subdir, const char *tag, const char *dir,
+                      bool shallow_key, struct cj_fsimage *out, struct cj_err *err)
+{
+	struct walk_state ws = {.hash = cj_hash_new(), .shallow = shallow_key};
 	char key[65], folder[PATH_MAX], lock[PATH_MAX + 80];
 	struct stat st;
 	int lock_fd, r;
@@ -134,10 +148,9 @@ int cj_tree_image_get(const char *cache_dir, const char *subdir, const char *tag
 	memset(out, 0, sizeof *out);
 	cj_hash_update(ws.hash, BASE_FORMAT, sizeof BASE_FORMAT);
 	cj_hash_update(ws.hash, tag, strlen(tag) + 1);
-	g_walk = &ws;
-	r = nftw(dir, walk_entry, 32, FTW_PHYS | FTW_MOUNT);
-	g_walk = NULL;
+	r = walk(dir, &ws);
 	cj_hash_final_hex(ws.hash, key);
+	ws.hash = NULL;
 	if (r != 0)
 		return cj_fail(err, r < 0 ? errno : EACCES, "read %s (every file must be readable)",
 		               dir);
@@ -156,6 +169,14 @@ int cj_tree_image_get(const char *cache_dir, const char *subdir, const char *tag
 		return -1;
 	r = 0;
 	if (stat(out->path, &st) < 0) {
+		if (shallow_key) { /* the key walk did not see everything: size it now */
+			ws = (struct walk_state){0};
+			if (walk(dir, &ws) != 0) {
+				unlink(lock);
+				close(lock_fd);
+				return cj_fail(err, errno, "read %s", dir);
+			}
+		}
 		r = build_image(dir, out->path, &ws, err);
 		out->built = r == 0;
 	}
@@ -181,5 +202,5 @@ int cj_base_image_get(const char *cache_dir, const char *rootfs, struct cj_fsima
 		               rootfs);
 	if (!realpath(rootfs, real))
 		return cj_fail(err, errno, "rootfs %s", rootfs);
-	return cj_tree_image_get(cache_dir, "base", real, real, out, err);
+	return cj_tree_image_get(cache_dir, "base", real, real, false, out, err);
 }

@@ -22,9 +22,11 @@ int cj_base_image_get(const char *cache_dir, const char *rootfs, struct cj_fsima
                       struct cj_err *err);
 
 /* Build or reuse a read-only ext4 image of dir at cache_dir/subdir/<key>.ext4,
- * with key derived from tag and the tree's metadata. */
+ * with key derived from tag and the tree's metadata. shallow_key looks only
+ * at the top level (for trees that change only as a whole, such as a
+ * kernel's modules, whose modules.dep depmod rewrites on any change). */
 int cj_tree_image_get(const char *cache_dir, const char *subdir, const char *tag, const char *dir,
-                      struct cj_fsimage *out, struct cj_err *err);
+                      bool shallow_key, struct cj_fsimage *out, struct cj_err *err);
 
 /* Read the UUID of an ext4 image's superblock. */
 int cj_ext4_uuid(const char *path, uint8_t uuid[16], struct cj_err *err);

@@ -349,7 +349,7 @@ int cj_run_vm(const struct cj_spec *spec, struct cj_err *err)
 		return CJ_EXIT_RUNTIME;
 	if (kernel.modules[0]) {
 		if (cj_tree_image_get(spec->cache_dir, "modules", kernel.release, kernel.modules,
-		                      &modules, err) < 0)
+		                      true, &modules, err) < 0)
 			return cj_err_wrap(err, "kernel modules image"), CJ_EXIT_RUNTIME;
 		have_modules = true;
 	}

@@ -1,0 +1,385 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Kernel helpers: module load order from modules.dep, and the PVH note
+ * check on an ELF image (hostile-ish input: the user may pass any file). */
+#include "kernel/kernel.h"
+
+#include <elf.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ---- cj_modules_order --------------------------------------------------- */
+
+static const char modules_dep[] =
+    "kernel/fs/ext4/ext4.ko.xz: kernel/fs/mbcache.ko.xz kernel/fs/jbd2/jbd2.ko.xz "
+    "kernel/lib/crc16.ko.xz\n"
+    "kernel/drivers/virtio/virtio_mmio.ko.xz: kernel/drivers/virtio/virtio_ring.ko.xz "
+    "kernel/drivers/virtio/virtio.ko.xz\n"
+    "kernel/drivers/virtio/virtio_ring.ko.xz: kernel/drivers/virtio/virtio.ko.xz\n"
+    "kernel/drivers/virtio/virtio.ko.xz:\n"
+    "kernel/drivers/block/virtio_blk.ko.xz: kernel/drivers/virtio/virtio_ring.ko.xz "
+    "kernel/drivers/virtio/virtio.ko.xz\n"
+    "kernel/drivers/net/virtio_net.ko.xz: kernel/drivers/net/net_failover.ko.xz "
+    "kernel/net/core/failover.ko.xz kernel/drivers/virtio/virtio_ring.ko.xz "
+    "kernel/drivers/virtio/virtio.ko.xz\n"
+    "kernel/drivers/net/net_failover.ko.xz: kernel/net/core/failover.ko.xz\n"
+    "kernel/net/core/failover.ko.xz:\n"
+    "kernel/fs/overlayfs/overlay.ko.zst:\n"
+    "kernel/drivers/misc/virtio-extra.ko: kernel/drivers/misc/dash-dep.ko.gz\n"
+    "kernel/drivers/misc/dash-dep.ko.gz:\n"
+    "kernel/drivers/misc/virtio_mmio_helper.ko.xz:\n";
+
+/* Split the order text into lines (modifies text). */
+static size_t split_lines(char *text, char **lines, size_t max)
+{
+	size_t n = 0;
+	for (char *p = text; *p && n < max;) {
+		char *nl = strchr(p, '\n');
+		assert_non_null(nl); /* every line, including the last, ends in '\n' */
+		*nl = '\0';
+		lines[n++] = p;
+		p = nl + 1;
+	}
+	return n;
+}
+
+static ptrdiff_t index_of(char **lines, size_t n, const char *path)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(lines[i], path) == 0)
+			return (ptrdiff_t)i;
+	return -1;
+}
+
+static void test_modules_order(void **state)
+{
+	static const char *const names[] = {"virtio_mmio", "virtio_blk", "virtio_net",
+	                                    "overlay",     "ext4_is_builtin", NULL};
+	char *out = NULL;
+	struct cj_err err = {0};
+
+	assert_int_equal(cj_modules_order(modules_dep, names, &out, &err), 0);
+	assert_non_null(out);
+	assert_string_equal(out, "kernel/drivers/virtio/virtio.ko.xz\n"
+	                         "kernel/drivers/virtio/virtio_ring.ko.xz\n"
+	                         "kernel/drivers/virtio/virtio_mmio.ko.xz\n"
+	                         "kernel/drivers/block/virtio_blk.ko.xz\n"
+	                         "kernel/net/core/failover.ko.xz\n"
+	                         "kernel/drivers/net/net_failover.ko.xz\n"
+	                         "kernel/drivers/net/virtio_net.ko.xz\n"
+	                         "kernel/fs/overlayfs/overlay.ko.zst\n");
+
+	/* The same as properties: no duplicates, dependencies first. */
+	char *lines[32];
+	size_t n = split_lines(out, lines, ARRAY_LEN(lines));
+	assert_int_equal(n, 8);
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = i + 1; j < n; j++)
+			assert_string_not_equal(lines[i], lines[j]);
+	static const struct {
+		const char *mod, *dep;
+	} before[] = {
+	    {"kernel/drivers/virtio/virtio_mmio.ko.xz", "kernel/drivers/virtio/virtio.ko.xz"},
+	    {"kernel/drivers/virtio/virtio_mmio.ko.xz", "kernel/drivers/virtio/virtio_ring.ko.xz"},
+	    {"kernel/drivers/virtio/virtio_ring.ko.xz", "kernel/drivers/virtio/virtio.ko.xz"},
+	    {"kernel/drivers/block/virtio_blk.ko.xz", "kernel/drivers/virtio/virtio_ring.ko.xz"},
+	    {"kernel/drivers/net/virtio_net.ko.xz", "kernel/drivers/net/net_failover.ko.xz"},
+	    {"kernel/drivers/net/net_failover.ko.xz", "kernel/net/core/failover.ko.xz"},
+	};
+	for (size_t i = 0; i < ARRAY_LEN(before); i++) {
+		ptrdiff_t m = index_of(lines, n, before[i].mod), d = index_of(lines, n, before[i].dep);
+		assert_true(m >= 0 && d >= 0);
+		assert_true(d < m);
+	}
+	/* Nothing that was not asked for (ext4 and its dependencies). */
+	assert_int_equal(index_of(lines, n, "kernel/fs/ext4/ext4.ko.xz"), -1);
+	assert_int_equal(index_of(lines, n, "kernel/drivers/misc/virtio_mmio_helper.ko.xz"), -1);
+	free(out);
+}
+
+static void test_modules_order_dash_names(void **state)
+{
+	/* "virtio-extra.ko" is module virtio_extra; its dependency's file name
+	 * has a dash as well. */
+	static const char *const names[] = {"virtio_extra", "virtio_mmio", NULL};
+	char *out = NULL;
+	struct cj_err err = {0};
+
+	assert_int_equal(cj_modules_order(modules_dep, names, &out, &err), 0);
+	assert_string_equal(out, "kernel/drivers/misc/dash-dep.ko.gz\n"
+	                         "kernel/drivers/misc/virtio-extra.ko\n"
+	                         "kernel/drivers/virtio/virtio.ko.xz\n"
+	                         "kernel/drivers/virtio/virtio_ring.ko.xz\n"
+	                         "kernel/drivers/virtio/virtio_mmio.ko.xz\n");
+	free(out);
+
+	/* Asking twice for the same module lists it once. */
+	static const char *const twice[] = {"virtio_blk", "virtio_blk", "virtio", NULL};
+	assert_int_equal(cj_modules_order(modules_dep, twice, &out, &err), 0);
+	assert_string_equal(out, "kernel/drivers/virtio/virtio.ko.xz\n"
+	                         "kernel/drivers/virtio/virtio_ring.ko.xz\n"
+	                         "kernel/drivers/block/virtio_blk.ko.xz\n");
+	free(out);
+}
+
+static void test_modules_order_builtin_and_empty(void **state)
+{
+	static const char *const names[] = {"virtio_mmio", "virtio_blk", NULL};
+	static const char *const none[] = {NULL};
+	char *out = NULL;
+	struct cj_err err = {0};
+
+	/* Empty modules.dep: everything is built in. */
+	assert_int_equal(cj_modules_order("", names, &out, &err), 0);
+	assert_string_equal(out, "");
+	free(out);
+
+	assert_int_equal(cj_modules_order(modules_dep, none, &out, &err), 0);
+	assert_string_equal(out, "");
+	free(out);
+
+	/* A dependency that is itself absent (built in) is skipped; lines
+	 * without a colon, blank lines and a missing final newline are fine. */
+	static const char dep[] = "garbage line without colon\n"
+	                          "\n"
+	                          ":\n"
+	                          "kernel/a/virtio_blk.ko: kernel/missing/gone.ko  kernel/b/x.ko\n"
+	                          "kernel/b/x.ko:";
+	assert_int_equal(cj_modules_order(dep, names, &out, &err), 0);
+	assert_string_equal(out, "kernel/b/x.ko\nkernel/a/virtio_blk.ko\n");
+	free(out);
+}
+
+static void test_modules_order_hostile(void **state)
+{
+	static const char *const a[] = {"a", NULL};
+	char *out = NULL;
+	struct cj_err err = {0};
+
+	/* A cycle terminates. */
+	assert_int_equal(cj_modules_order("a.ko: b.ko\nb.ko: a.ko\n", a, &out, &err), 0);
+	assert_string_equal(out, "b.ko\na.ko\n");
+	free(out);
+
+	/* A module depending on itself. */
+	assert_int_equal(cj_modules_order("x/a.ko: x/a.ko\n", a, &out, &err), 0);
+	assert_string_equal(out, "x/a.ko\n");
+	free(out);
+
+	/* A very long name does not overflow anything. */
+	char *dep = malloc(4096 + 64);
+	assert_non_null(dep);
+	memset(dep, 'n', 4096);
+	strcpy(dep + 4096, ".ko: a.ko\na.ko:\n");
+	out = NULL;
+	assert_int_equal(cj_modules_order(dep, a, &out, &err), 0);
+	assert_string_equal(out, "a.ko\n");
+	free(out);
+	free(dep);
+
+	/* A dependency chain deeper than the limit fails cleanly. */
+	char chain[4096] = "";
+	size_t len = 0;
+	for (int i = 0; i < 40; i++)
+		len += (size_t)snprintf(chain + len, sizeof chain - len, "m%d.ko: m%d.ko\n", i, i + 1);
+	static const char *const m0[] = {"m0", NULL};
+	out = NULL;
+	assert_int_equal(cj_modules_order(chain, m0, &out, &err), -1);
+	assert_non_null(strstr(err.msg, "too deep"));
+	assert_null(out);
+
+	/* More modules than the initramfs takes fails cleanly. */
+	char many[8192] = "";
+	len = 0;
+	len += (size_t)snprintf(many + len, sizeof many - len, "top.ko:");
+	for (int i = 0; i < 70; i++)
+		len += (size_t)snprintf(many + len, sizeof many - len, " d%d.ko", i);
+	len += (size_t)snprintf(many + len, sizeof many - len, "\n");
+	for (int i = 0; i < 70; i++)
+		len += (size_t)snprintf(many + len, sizeof many - len, "d%d.ko:\n", i);
+	static const char *const top[] = {"top", NULL};
+	memset(&err, 0, sizeof err);
+	assert_int_equal(cj_modules_order(many, top, &out, &err), -1);
+	assert_non_null(strstr(err.msg, "too many"));
+}
+
+/* ---- cj_elf_has_pvh_note ------------------------------------------------ */
+
+#define XEN_ELFNOTE_PHYS32_ENTRY 18
+
+/* A minimal ELF64 with one PT_NOTE segment holding a GNU note and the Xen
+ * PHYS32_ENTRY note. Returns its length; buf is 8-byte aligned. */
+static size_t make_pvh_elf(uint8_t *buf, size_t cap, bool with_xen)
+{
+	Elf64_Ehdr *eh = (Elf64_Ehdr *)buf;
+	Elf64_Phdr *ph = (Elf64_Phdr *)(buf + sizeof *eh);
+	size_t notes = sizeof *eh + 2 * sizeof *ph, off = notes;
+
+	assert_true(cap >= 512);
+	memset(buf, 0, cap);
+	memcpy(eh->e_ident, ELFMAG, SELFMAG);
+	eh->e_ident[EI_CLASS] = ELFCLASS64;
+	eh->e_ident[EI_DATA] = ELFDATA2LSB;
+	eh->e_ident[EI_VERSION] = EV_CURRENT;
+	eh->e_type = ET_EXEC;
+	eh->e_machine = EM_X86_64;
+	eh->e_version = EV_CURRENT;
+	eh->e_phoff = sizeof *eh;
+	eh->e_phentsize = sizeof *ph;
+	eh->e_phnum = 2;
+	eh->e_ehsize = sizeof *eh;
+
+	ph[0].p_type = PT_LOAD;
+	ph[0].p_offset = 0;
+	ph[0].p_filesz = 64;
+
+	/* GNU build-id note first. */
+	Elf64_Nhdr *nh = (Elf64_Nhdr *)(buf + off);
+	nh->n_namesz = 4;
+	nh->n_descsz = 20;
+	nh->n_type = NT_GNU_BUILD_ID;
+	memcpy(buf + off + sizeof *nh, "GNU", 4);
+	off += sizeof *nh + 4 + 20;
+
+	nh = (Elf64_Nhdr *)(buf + off);
+	nh->n_namesz = 4;
+	nh->n_descsz = 8;
+	nh->n_type = with_xen ? XEN_ELFNOTE_PHYS32_ENTRY : 17;
+	memcpy(buf + off + sizeof *nh, "Xen", 4);
+	off += sizeof *nh + 4 + 8;
+
+	ph[1].p_type = PT_NOTE;
+	ph[1].p_offset = notes;
+	ph[1].p_filesz = off - notes;
+	return off;
+}
+
+/* Call on an exact-size heap copy so ASan catches any overread. */
+static bool pvh_exact(const uint8_t *img, size_t len)
+{
+	uint8_t *copy = malloc(len ? len : 1);
+	bool r;
+
+	assert_non_null(copy);
+	if (len)
+		memcpy(copy, img, len);
+	r = cj_elf_has_pvh_note(copy, len);
+	free(copy);
+	return r;
+}
+
+static void test_pvh_note_found(void **state)
+{
+	_Alignas(8) uint8_t buf[512];
+	size_t len = make_pvh_elf(buf, sizeof buf, true);
+
+	assert_true(pvh_exact(buf, len));
+	assert_true(pvh_exact(buf, sizeof buf)); /* trailing bytes are fine */
+
+	len = make_pvh_elf(buf, sizeof buf, false);
+	assert_false(pvh_exact(buf, len));
+}
+
+static void test_pvh_note_truncated(void **state)
+{
+	_Alignas(8) uint8_t buf[512];
+	size_t len = make_pvh_elf(buf, sizeof buf, true);
+
+	assert_false(cj_elf_has_pvh_note(NULL, 0));
+	for (size_t cut = 0; cut < len; cut++)
+		if (pvh_exact(buf, cut))
+			fail_msg("a %zu-byte prefix of a %zu-byte image claims a PVH note", cut, len);
+}
+
+static void test_pvh_note_garbage(void **state)
+{
+	_Alignas(8) uint8_t buf[512];
+	uint64_t x = 0x9e3779b97f4a7c15ull;
+
+	/* Random bytes, with and without a valid ELF identification. */
+	for (int round = 0; round < 2000; round++) {
+		for (size_t i = 0; i < sizeof buf; i++) {
+			x ^= x << 13;
+			x ^= x >> 7;
+			x ^= x << 17;
+			buf[i] = (uint8_t)x;
+		}
+		if (round & 1) {
+			memcpy(buf, ELFMAG, SELFMAG);
+			buf[EI_CLASS] = ELFCLASS64;
+			((Elf64_Ehdr *)buf)->e_phentsize = sizeof(Elf64_Phdr);
+			((Elf64_Ehdr *)buf)->e_phoff = 64 + 8 * (x % 8);
+			((Elf64_Ehdr *)buf)->e_phnum = (Elf64_Half)(x >> 32);
+		}
+		(void)pvh_exact(buf, (size_t)(x % sizeof buf));
+		(void)pvh_exact(buf, sizeof buf);
+	}
+}
+
+static void test_pvh_note_hostile_fields(void **state)
+{
+	_Alignas(8) uint8_t buf[512];
+	size_t len;
+	Elf64_Ehdr *eh = (Elf64_Ehdr *)buf;
+	Elf64_Phdr *ph = (Elf64_Phdr *)(buf + sizeof *eh);
+	Elf64_Nhdr *gnu = (Elf64_Nhdr *)(buf + sizeof *eh + 2 * sizeof *ph);
+
+	/* Program headers out of the file. */
+	len = make_pvh_elf(buf, sizeof buf, true);
+	eh->e_phoff = UINT64_MAX - 8;
+	assert_false(pvh_exact(buf, len));
+	len = make_pvh_elf(buf, sizeof buf, true);
+	eh->e_phnum = 0xffff;
+	assert_false(pvh_exact(buf, len));
+	len = make_pvh_elf(buf, sizeof buf, true);
+	eh->e_phentsize = sizeof(Elf64_Phdr) + 8;
+	assert_false(pvh_exact(buf, len));
+	len = make_pvh_elf(buf, sizeof buf, true);
+	eh->e_ident[EI_CLASS] = ELFCLASS32;
+	assert_false(pvh_exact(buf, len));
+
+	/* Note segment out of the file. */
+	len = make_pvh_elf(buf, sizeof buf, true);
+	ph[1].p_offset = UINT64_MAX - 4;
+	assert_false(pvh_exact(buf, len));
+	len = make_pvh_elf(buf, sizeof buf, true);
+	ph[1].p_filesz = UINT64_MAX;
+	assert_false(pvh_exact(buf, len));
+	len = make_pvh_elf(buf, sizeof buf, true);
+	ph[1].p_filesz = len - ph[1].p_offset + 1;
+	assert_false(pvh_exact(buf, len));
+
+	/* Note sizes that lie, before the Xen note. */
+	static const uint32_t sizes[] = {0xffffffffu, 0xfffffffdu, 0x80000000u, 1000, 41};
+	for (size_t i = 0; i < ARRAY_LEN(sizes); i++) {
+		len = make_pvh_elf(buf, sizeof buf, true);
+		gnu->n_namesz = sizes[i];
+		assert_false(pvh_exact(buf, len));
+		len = make_pvh_elf(buf, sizeof buf, true);
+		gnu->n_descsz = sizes[i];
+		assert_false(pvh_exact(buf, len));
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_modules_order),
+	    cmocka_unit_test(test_modules_order_dash_names),
+	    cmocka_unit_test(test_modules_order_builtin_and_empty),
+	    cmocka_unit_test(test_modules_order_hostile),
+	    cmocka_unit_test(test_pvh_note_found),
+	    cmocka_unit_test(test_pvh_note_truncated),
+	    cmocka_unit_test(test_pvh_note_garbage),
+	    cmocka_unit_test(test_pvh_note_hostile_fields),
+	};
+	return cmocka_run_group_tests_name("kernel", tests, NULL, NULL);
+}

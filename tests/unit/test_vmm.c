@@ -1,0 +1,177 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The QEMU microvm command line. */
+#include "vmm/vmm.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+static size_t argv_len(char **argv)
+{
+	size_t n = 0;
+	while (argv[n])
+		n++;
+	return n;
+}
+
+/* Index of the first "opt" at or after from that has a value, or -1. */
+static ptrdiff_t find_opt(char **argv, const char *opt, size_t from)
+{
+	for (size_t i = from; argv[i]; i++)
+		if (strcmp(argv[i], opt) == 0)
+			return argv[i + 1] ? (ptrdiff_t)i : -1;
+	return -1;
+}
+
+static const char *opt_value(char **argv, const char *opt)
+{
+	ptrdiff_t i = find_opt(argv, opt, 1);
+	if (i < 0)
+		fail_msg("%s missing from the QEMU command line", opt);
+	return argv[i + 1];
+}
+
+static size_t count(char **argv, const char *s)
+{
+	size_t n = 0;
+	for (size_t i = 0; argv[i]; i++)
+		n += strcmp(argv[i], s) == 0;
+	return n;
+}
+
+static void base_config(struct cj_vm_config *cfg)
+{
+	memset(cfg, 0, sizeof *cfg);
+	cfg->kernel = "/cache/kernels/6.1/vmlinux";
+	cfg->initramfs = "/cache/initramfs-abc.cpio";
+	snprintf(cfg->cmdline, sizeof cfg->cmdline, "console=ttyS0 reboot=t panic=-1 quiet");
+	cfg->cpus = 2;
+	cfg->memory_mib = 512;
+	cfg->run_dir = "/run/ctr-jailer/x";
+}
+
+static void test_qemu_argv_basics(void **state)
+{
+	struct cj_vm_config cfg;
+	char **argv;
+
+	base_config(&cfg);
+	argv = cj_qemu_argv("/usr/bin/qemu-system-x86_64", &cfg, "/run/ctr-jailer/x/qmp.sock");
+	assert_non_null(argv);
+	assert_string_equal(argv[0], "/usr/bin/qemu-system-x86_64");
+
+	const char *machine = opt_value(argv, "-M");
+	assert_true(strncmp(machine, "microvm", 7) == 0);
+	assert_non_null(strstr(machine, "x-option-roms=off"));
+	assert_non_null(strstr(machine, "isa-serial=on"));
+
+	assert_int_equal(count(argv, "-no-reboot"), 1);
+	assert_int_equal(count(argv, "-nodefaults"), 1);
+	assert_int_equal(count(argv, "-no-user-config"), 1);
+
+	/* -device i8042 for Ctrl-Alt-Del. */
+	bool i8042 = false;
+	for (ptrdiff_t i = find_opt(argv, "-device", 1); i >= 0;
+	     i = find_opt(argv, "-device", (size_t)i + 1))
+		i8042 |= strcmp(argv[i + 1], "i8042") == 0;
+	assert_true(i8042);
+
+	assert_string_equal(opt_value(argv, "-accel"), "tcg");
+	assert_string_equal(opt_value(argv, "-cpu"), "max");
+	assert_string_equal(opt_value(argv, "-smp"), "2");
+	assert_string_equal(opt_value(argv, "-m"), "512");
+	assert_string_equal(opt_value(argv, "-kernel"), cfg.kernel);
+	assert_string_equal(opt_value(argv, "-initrd"), cfg.initramfs);
+	assert_string_equal(opt_value(argv, "-append"), cfg.cmdline);
+	assert_string_equal(opt_value(argv, "-display"), "none");
+	assert_string_equal(opt_value(argv, "-qmp"),
+	                    "unix:/run/ctr-jailer/x/qmp.sock,server=on,wait=off");
+	assert_int_equal(count(argv, "-drive"), 0);
+	cj_qemu_argv_free(argv);
+
+	cfg.use_kvm = true;
+	cfg.cpus = 255;
+	cfg.memory_mib = 1ull << 20;
+	argv = cj_qemu_argv("qemu", &cfg, "/q");
+	assert_non_null(argv);
+	assert_string_equal(opt_value(argv, "-accel"), "kvm");
+	assert_string_equal(opt_value(argv, "-cpu"), "host");
+	assert_string_equal(opt_value(argv, "-smp"), "255");
+	assert_string_equal(opt_value(argv, "-m"), "1048576");
+	cj_qemu_argv_free(argv);
+	cj_qemu_argv_free(NULL);
+}
+
+static void test_qemu_argv_drives(void **state)
+{
+	struct cj_vm_config cfg;
+	char **argv;
+
+	base_config(&cfg);
+	cfg.drives[0] = (struct cj_drive){.id = "ctl", .path = "/run/a,b/ctl.img"};
+	cfg.drives[1] =
+	    (struct cj_drive){.id = "base", .path = "/cache/base,,x,.img", .read_only = true};
+	cfg.drives[2] =
+	    (struct cj_drive){.id = "modules", .path = "/cache/mod ules.img", .read_only = true};
+	cfg.ndrives = 3;
+	argv = cj_qemu_argv("qemu", &cfg, "/run/a,b/qmp.sock");
+	assert_non_null(argv);
+
+	static const char *const want[] = {
+	    "id=ctl,file=/run/a,,b/ctl.img,format=raw,if=none,cache=writeback,discard=unmap",
+	    "id=base,file=/cache/base,,,,x,,.img,format=raw,if=none,cache=writeback,discard=unmap,"
+	    "readonly=on",
+	    "id=modules,file=/cache/mod ules.img,format=raw,if=none,cache=writeback,discard=unmap,"
+	    "readonly=on",
+	};
+	static const char *const dev[] = {"virtio-blk-device,drive=ctl",
+	                                  "virtio-blk-device,drive=base",
+	                                  "virtio-blk-device,drive=modules"};
+
+	assert_int_equal(count(argv, "-drive"), 3);
+	size_t d = 0;
+	for (ptrdiff_t i = find_opt(argv, "-drive", 1); i >= 0;
+	     i = find_opt(argv, "-drive", (size_t)i + 1), d++) {
+		assert_true(d < 3);
+		assert_string_equal(argv[i + 1], want[d]);
+		/* readonly only on the read-only drives */
+		assert_int_equal(strstr(argv[i + 1], "readonly=on") != NULL,
+		                 cfg.drives[d].read_only);
+		/* each drive is followed by its virtio-blk device */
+		assert_string_equal(argv[i + 2], "-device");
+		assert_string_equal(argv[i + 3], dev[d]);
+	}
+	assert_int_equal(d, 3);
+	assert_string_equal(opt_value(argv, "-qmp"), "unix:/run/a,,b/qmp.sock,server=on,wait=off");
+	/* The vector is NULL-terminated right after the last argument. */
+	size_t n = argv_len(argv);
+	assert_string_equal(argv[n - 1], dev[2]);
+	cj_qemu_argv_free(argv);
+
+	/* The maximum number of drives. */
+	for (size_t i = 0; i < CJ_MAX_DRIVES; i++)
+		cfg.drives[i] = (struct cj_drive){.id = "d", .path = ",", .read_only = i & 1};
+	cfg.ndrives = CJ_MAX_DRIVES;
+	argv = cj_qemu_argv("qemu", &cfg, "q");
+	assert_non_null(argv);
+	assert_int_equal(count(argv, "-drive"), CJ_MAX_DRIVES);
+	assert_int_equal(
+	    count(argv, "id=d,file=,,,format=raw,if=none,cache=writeback,discard=unmap,readonly=on"),
+	    CJ_MAX_DRIVES / 2);
+	cj_qemu_argv_free(argv);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_qemu_argv_basics),
+	    cmocka_unit_test(test_qemu_argv_drives),
+	};
+	return cmocka_run_group_tests_name("vmm", tests, NULL, NULL);
+}
