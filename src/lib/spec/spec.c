@@ -146,11 +146,11 @@ int cj_env_file_parse(const char *text, size_t len, const char *name, char **loo
 			while (!eq && klen && isspace((unsigned char)s[klen - 1]))
 				s[--klen] = '\0';
 			if (!valid_env_name(s, klen)) {
+				cj_fail(err, 0,
+				        "env file %s line %zu: expected NAME=VALUE, got '%.40s'",
+				        name, lineno, s);
 				free(line);
-				return cj_fail(
-				    err, 0,
-				    "env file %s line %zu: expected NAME=VALUE, got '%.40s'", name,
-				    lineno, s);
+				return -1;
 			}
 			if (env_add_arg(env, s, lookup_env, err) < 0) {
 				free(line);
