@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   # build
   meson ninja-build gcc pkg-config musl-tools
-  libjson-c-dev libarchive-dev libssl-dev
+  libjson-c-dev libarchive-dev nettle-dev
   # run: VMM, filesystem images, kernel module index, kernel download
   qemu-system-x86 e2fsprogs kmod apt ca-certificates
   # tests

@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""ctr-jailer benchmarks (not tests: nothing here passes or fails).
+
+Reports, over repeated runs with a warm cache, the median of every --timings
+phase; the cold base-image build time for a 10 MB and a 500 MB rootfs; the
+warm host-side time for the 500 MB rootfs; and ctr-jailer's own peak RSS.
+Targets (DEVELOPERS' issue 2): host-side work before the VMM exec <= 20 ms
+warm whatever the rootfs size; the init's own work <= 10 ms of guest time;
+peak RSS <= 8 MiB."""
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(os.environ.get("CTRJ_BUILD", REPO / "build")) / "ctr-jailer"
+
+
+def make_rootfs(root: Path, megabytes: int):
+    (root / "bin").mkdir(parents=True)
+    shutil.copy("/bin/busybox", root / "bin/busybox")
+    for a in ("sh", "true"):
+        (root / "bin" / a).symlink_to("busybox")
+    data = root / "data"
+    data.mkdir()
+    # 1 MiB files of incompressible data in 100 directories
+    for i in range(megabytes):
+        d = data / f"d{i % 100:02d}"
+        d.mkdir(exist_ok=True)
+        (d / f"f{i}").write_bytes(os.urandom(1 << 20))
+
+
+def run_once(cache: Path, rootfs: Path, run_dir: Path):
+    argv = [str(BIN), "run", "--rootfs", str(rootfs), "--memory", "256", "--cpus", "1",
+            "--no-env-passthrough", "--timings", "--", "/bin/true"]
+    env = {"PATH": os.environ["PATH"], "CTR_JAILER_CACHE": str(cache),
+           "CTR_JAILER_RUN_DIR": str(run_dir)}
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    hwm = 0
+    status = Path(f"/proc/{proc.pid}/status")
+    while proc.poll() is None:
+        try:
+            for line in status.read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    hwm = max(hwm, int(line.split()[1]))
+        except OSError:
+            pass
+        time.sleep(0.005)
+    err = proc.stderr.read().decode()
+    for line in err.splitlines():
+        if line.startswith("{"):
+            t = json.loads(line)
+            t["peak_rss_kib"] = hwm
+            return t
+    raise SystemExit(f"run failed: {err}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument("--big-mb", type=int, default=500)
+    ap.add_argument("--cache", default=os.environ.get("CTR_JAILER_CACHE",
+                                                      "/var/tmp/ctr-jailer-test-cache"))
+    args = ap.parse_args()
+    cache = Path(args.cache)
+    if not (cache / "kernels/default").exists():
+        subprocess.run([BIN, "kernel", "fetch"], check=True,
+                       env={**os.environ, "CTR_JAILER_CACHE": str(cache)})
+    results = {}
+    with tempfile.TemporaryDirectory(dir="/var/tmp") as tmp:
+        tmp = Path(tmp)
+        small, big = tmp / "rootfs-10mb", tmp / "rootfs-big"
+        make_rootfs(small, 10)
+        make_rootfs(big, args.big_mb)
+        # cold builds: a fresh base-image cache, the shared kernel cache
+        for name, root in (("10mb", small), (f"{args.big_mb}mb", big)):
+            cold = tmp / f"cache-{name}"
+            cold.mkdir()
+            (cold / "kernels").symlink_to(cache / "kernels")
+            t = run_once(cold, root, tmp / "run")
+            results[f"cold_base_image_ms_{name}"] = t["base_image_ms"]
+            t = run_once(cold, root, tmp / "run")
+            results[f"warm_vmm_exec_ms_{name}"] = t["vmm_exec_ms"]
+        runs = [run_once(cache, small, tmp / "run") for _ in range(args.runs + 1)][1:]
+    phases = [k for k in runs[0] if isinstance(runs[0][k], (int, float))
+              and not isinstance(runs[0][k], bool)]
+    for k in phases:
+        results[f"median_{k}"] = round(statistics.median(r[k] for r in runs if k in r), 3)
+    print(json.dumps(results, indent=2))
+    print("targets: median_vmm_exec_ms <= 20 (host work before exec, warm); "
+          "median_guest_init_work_ms <= 10; median_peak_rss_kib <= 8192")
+
+
+if __name__ == "__main__":
+    main()
