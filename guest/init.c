@@ -46,6 +46,9 @@ extern char **environ;
 
 static struct ctrj_status g_status;
 static int g_ctl_fd = -1;
+/* Volumes mounted in the new root, unmounted before the VM stops. */
+static char *g_mounted[CTRJ_MAX_VOLUMES];
+static size_t g_nmounted;
 
 static uint64_t now_ns(void)
 {
@@ -86,11 +89,26 @@ static void quiet_console(void)
 	}
 }
 
+/* Unmount volumes so every write reaches the host before the VM stops;
+ * a busy one is at least remounted read-only (flushing it). */
+static void unmount_volumes(void)
+{
+	while (g_nmounted) {
+		const char *path = g_mounted[--g_nmounted];
+		if (umount2(path, 0) == 0)
+			continue;
+		say("unmount %s: %s", path, strerror(errno));
+		if (mount(NULL, path, NULL, MS_REMOUNT | MS_RDONLY, NULL) < 0)
+			say("remount %s read-only: %s", path, strerror(errno));
+	}
+}
+
 /* Write the status record, flush everything and stop the VM. */
 static __attribute__((noreturn)) void finish(void)
 {
 	uint8_t rec[CTRJ_CTL_STATUS_SIZE];
 
+	unmount_volumes();
 	if (g_ctl_fd >= 0) {
 		ctrj_status_encode(&g_status, rec);
 		if (pwrite(g_ctl_fd, rec, sizeof rec, CTRJ_CTL_STATUS_OFF) != (ssize_t)sizeof rec)
@@ -356,6 +374,64 @@ static void loopback_up(void)
 	close(fd);
 }
 
+static void mount_volumes(const struct ctrj_config *cfg, struct disk *disks, size_t *ndisks)
+{
+	for (size_t i = 0; i < cfg->nvolumes; i++) {
+		const struct ctrj_volume *v = &cfg->volumes[i];
+		const struct disk *d;
+		unsigned long flags = MS_NODEV;
+
+		for (uint64_t deadline = now_ns() + DISK_WAIT_MS * 1000000ull;
+		     !(d = find_uuid(disks, *ndisks, v->uuid));) {
+			if (now_ns() > deadline)
+				fail_setup(0, "volume for %s not found", v->path);
+			usleep(5000);
+			*ndisks = scan_disks(disks);
+		}
+		if (v->flags & CTRJ_VOLUME_READONLY)
+			flags |= MS_RDONLY;
+		mkdir_p(v->path, 0755);
+		if (mount(d->dev, v->path, "ext4", flags, NULL) < 0 &&
+		    !((flags & MS_RDONLY) && mount(d->dev, v->path, "ext4", flags, "noload") == 0))
+			fail_setup(0, "mount volume %s on %s: %s", d->dev, v->path,
+			           strerror(errno));
+		g_mounted[g_nmounted++] = v->path;
+	}
+}
+
+/* /run/secrets/NAME: tmpfs, mode 0400, owned by the workload's user; the
+ * values are wiped from memory once written. */
+static void write_secrets(struct ctrj_config *cfg, const struct guest_user *u)
+{
+	if (!cfg->nsecrets)
+		return;
+	if (mkdir("/run/secrets", 0711) < 0 && errno != EEXIST)
+		fail_setup(0, "create /run/secrets: %s", strerror(errno));
+	for (size_t i = 0; i < cfg->nsecrets; i++) {
+		struct ctrj_secret *sec = &cfg->secrets[i];
+		char path[256];
+		size_t off = 0;
+		int fd;
+
+		snprintf(path, sizeof path, "/run/secrets/%s", sec->name);
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0400);
+		if (fd < 0)
+			fail_setup(0, "create %s: %s", path, strerror(errno));
+		while (off < sec->len) {
+			ssize_t w = write(fd, sec->value + off, sec->len - off);
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w <= 0)
+				fail_setup(0, "write %s: %s", path, strerror(errno));
+			off += (size_t)w;
+		}
+		if (fchown(fd, u->uid, u->gid) < 0)
+			fail_setup(0, "chown %s: %s", path, strerror(errno));
+		close(fd);
+		explicit_bzero(sec->value, sec->len);
+	}
+}
+
 static void write_environment_file(char *const *envp)
 {
 	int fd;
@@ -611,12 +687,14 @@ int main(void)
 	switch_root();
 	mount_api_filesystems();
 	mount_modules(&cfg, disks, ndisks);
+	mount_volumes(&cfg, disks, &ndisks);
 	if (cfg.hostname && sethostname(cfg.hostname, strlen(cfg.hostname)) < 0)
 		say("sethostname: %s", strerror(errno));
 	loopback_up();
 	write_environment_file(cfg.envp);
 	if (guest_user_resolve(cfg.user, &user, err, sizeof err) < 0)
 		fail_setup(0, "%s", err);
+	write_secrets(&cfg, &user);
 
 	pid = start_workload(&cfg, &user, workload_env(&cfg, &user));
 	supervise(pid, &cfg);

@@ -111,6 +111,56 @@ static int enc_u64(struct enc *e, uint16_t type, uint64_t v)
 	return enc_record(e, type, b, sizeof b);
 }
 
+bool ctrj_secret_name_valid(const char *name, size_t len)
+{
+	if (len == 0 || len > CTRJ_MAX_SECRET_NAME || (len == 1 && name[0] == '.') ||
+	    (len == 2 && name[0] == '.' && name[1] == '.'))
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char c = name[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '_' || c == '.' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+static int enc_volume(struct enc *e, const struct ctrj_volume *v)
+{
+	size_t plen = strlen(v->path);
+	uint8_t *b = malloc(20 + plen);
+	int r;
+
+	if (!b || plen == 0 || v->path[0] != '/') {
+		free(b);
+		return -1;
+	}
+	memcpy(b, v->uuid, 16);
+	put_le32(b + 16, v->flags);
+	memcpy(b + 20, v->path, plen);
+	r = enc_record(e, CTRJ_REC_VOLUME, b, 20 + plen);
+	free(b);
+	return r;
+}
+
+static int enc_secret(struct enc *e, const struct ctrj_secret *sec)
+{
+	size_t nlen = strlen(sec->name);
+	uint8_t *b = malloc(2 + nlen + sec->len);
+	int r;
+
+	if (!b)
+		return -1;
+	put_le16(b, (uint16_t)nlen);
+	memcpy(b + 2, sec->name, nlen);
+	if (sec->len)
+		memcpy(b + 2 + nlen, sec->value, sec->len);
+	r = enc_record(e, CTRJ_REC_SECRET, b, 2 + nlen + sec->len);
+	explicit_bzero(b, 2 + nlen + sec->len);
+	free(b);
+	return r;
+}
+
 int ctrj_config_encode(const struct ctrj_config *cfg, uint8_t **out, size_t *out_len, char *err,
                        size_t errlen)
 {
@@ -145,6 +195,21 @@ int ctrj_config_encode(const struct ctrj_config *cfg, uint8_t **out, size_t *out
 		r = enc_record(&e, CTRJ_REC_BASE_UUID, cfg->base_uuid, 16);
 	if (r == 0 && cfg->has_modules_uuid)
 		r = enc_record(&e, CTRJ_REC_MODULES_UUID, cfg->modules_uuid, 16);
+	if (cfg->nvolumes > CTRJ_MAX_VOLUMES || cfg->nsecrets > CTRJ_MAX_SECRETS) {
+		free(e.buf);
+		return fail(err, errlen, "too many volumes or secrets (at most %u and %u)",
+		            CTRJ_MAX_VOLUMES, CTRJ_MAX_SECRETS);
+	}
+	for (size_t i = 0; i < cfg->nvolumes && r == 0; i++)
+		r = enc_volume(&e, &cfg->volumes[i]);
+	for (size_t i = 0; i < cfg->nsecrets && r == 0; i++) {
+		const struct ctrj_secret *sec = &cfg->secrets[i];
+		if (!ctrj_secret_name_valid(sec->name, strlen(sec->name))) {
+			free(e.buf);
+			return fail(err, errlen, "invalid secret name '%s'", sec->name);
+		}
+		r = enc_secret(&e, sec);
+	}
 	if (r < 0) {
 		free(e.buf);
 		return fail(err, errlen,
@@ -192,6 +257,16 @@ void ctrj_config_free(struct ctrj_config *cfg)
 	free(cfg->workdir);
 	free(cfg->user);
 	free(cfg->hostname);
+	for (size_t i = 0; cfg->volumes && i < cfg->nvolumes; i++)
+		free(cfg->volumes[i].path);
+	free(cfg->volumes);
+	for (size_t i = 0; cfg->secrets && i < cfg->nsecrets; i++) {
+		free(cfg->secrets[i].name);
+		if (cfg->secrets[i].value)
+			explicit_bzero(cfg->secrets[i].value, cfg->secrets[i].len);
+		free(cfg->secrets[i].value);
+	}
+	free(cfg->secrets);
 	memset(cfg, 0, sizeof *cfg);
 }
 
@@ -204,6 +279,67 @@ static int set_once(char **slot, const uint8_t *p, size_t n, const char *name, c
 		return fail(err, errlen, "empty %s", name);
 	*slot = dup_string(p, n);
 	return *slot ? 0 : fail(err, errlen, "out of memory");
+}
+
+static int parse_volume(struct ctrj_config *cfg, const uint8_t *p, size_t n, char *err,
+                        size_t errlen)
+{
+	struct ctrj_volume *nv;
+	size_t plen;
+
+	if (n < 21 || p[20] != '/')
+		return fail(err, errlen, "volume record without an absolute path");
+	plen = n - 20;
+	if (memchr(p + 20, '\0', plen))
+		return fail(err, errlen, "volume path contains a NUL byte");
+	if (cfg->nvolumes >= CTRJ_MAX_VOLUMES)
+		return fail(err, errlen, "too many volumes");
+	nv = realloc(cfg->volumes, (cfg->nvolumes + 1) * sizeof *nv);
+	if (!nv)
+		return fail(err, errlen, "out of memory");
+	cfg->volumes = nv;
+	memcpy(nv[cfg->nvolumes].uuid, p, 16);
+	nv[cfg->nvolumes].flags = get_le32(p + 16);
+	if (!(nv[cfg->nvolumes].path = dup_string(p + 20, plen)))
+		return fail(err, errlen, "out of memory");
+	cfg->nvolumes++;
+	return 0;
+}
+
+static int parse_secret(struct ctrj_config *cfg, const uint8_t *p, size_t n, char *err,
+                        size_t errlen)
+{
+	struct ctrj_secret *ns, *sec;
+	size_t nlen;
+
+	if (n < 2)
+		return fail(err, errlen, "truncated secret record");
+	nlen = get_le16(p);
+	if (nlen > n - 2 || !ctrj_secret_name_valid((const char *)p + 2, nlen))
+		return fail(err, errlen, "secret record with an invalid name");
+	if (cfg->nsecrets >= CTRJ_MAX_SECRETS)
+		return fail(err, errlen, "too many secrets");
+	for (size_t i = 0; i < cfg->nsecrets; i++)
+		if (strlen(cfg->secrets[i].name) == nlen &&
+		    memcmp(cfg->secrets[i].name, p + 2, nlen) == 0)
+			return fail(err, errlen, "duplicate secret name");
+	ns = realloc(cfg->secrets, (cfg->nsecrets + 1) * sizeof *ns);
+	if (!ns)
+		return fail(err, errlen, "out of memory");
+	cfg->secrets = ns;
+	sec = &ns[cfg->nsecrets];
+	sec->len = n - 2 - nlen;
+	sec->name = dup_string(p + 2, nlen);
+	sec->value = malloc(sec->len ? sec->len : 1);
+	if (!sec->name || !sec->value) {
+		free(sec->name);
+		free(sec->value);
+		return fail(err, errlen, "out of memory");
+	}
+	if (sec->len)
+		memcpy(sec->value, p + 2 + nlen, sec->len);
+	cfg->nsecrets++;
+	return 0;
 }
 
 static int parse_record(struct ctrj_config *cfg, uint16_t type, const uint8_t *p, size_t n,
@@ -275,6 +411,10 @@ static int parse_record(struct ctrj_config *cfg, uint16_t type, const uint8_t *p
 			cfg->has_modules_uuid = true;
 		}
 		return 0;
+	case CTRJ_REC_VOLUME:
+		return parse_volume(cfg, p, n, err, errlen);
+	case CTRJ_REC_SECRET:
+		return parse_secret(cfg, p, n, err, errlen);
 	default:
 		if (type & CTRJ_REC_CRITICAL)
 			return fail(err, errlen,

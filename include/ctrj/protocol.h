@@ -30,10 +30,30 @@
 #define CTRJ_CTL_DISK_SIZE   (CTRJ_CTL_STATUS_OFF + CTRJ_CTL_STATUS_SIZE)
 
 /* Bounds enforced by both encoder and parser. */
-#define CTRJ_MAX_ARGS       4096u
-#define CTRJ_MAX_ENV        4096u
-#define CTRJ_MAX_STRING     (256u * 1024u)
-#define CTRJ_STATUS_MSG_MAX 480u
+#define CTRJ_MAX_ARGS        4096u
+#define CTRJ_MAX_ENV         4096u
+#define CTRJ_MAX_STRING      (256u * 1024u)
+#define CTRJ_STATUS_MSG_MAX  480u
+#define CTRJ_MAX_VOLUMES     16u
+#define CTRJ_MAX_SECRETS     64u
+#define CTRJ_MAX_SECRET_NAME 128u
+
+#define CTRJ_VOLUME_READONLY 0x1u
+
+/* A filesystem drive the init mounts at path (found by its ext4 UUID). */
+struct ctrj_volume {
+	uint8_t uuid[16];
+	uint32_t flags;
+	char *path; /* absolute path in the guest */
+};
+
+/* A secret delivered as /run/secrets/<name>: never exported, never in
+ * /var/environment, wiped from the control disk after reading. */
+struct ctrj_secret {
+	char *name; /* [A-Za-z0-9_.-], not "." or ".." */
+	uint8_t *value;
+	size_t len;
+};
 
 /* Record types. Bit 15 set = the guest must understand it or refuse. */
 enum ctrj_rec_type {
@@ -47,6 +67,8 @@ enum ctrj_rec_type {
 	CTRJ_REC_MODULES_UUID = 0x0008,
 	CTRJ_REC_UPPER_SIZE = 0x0009,
 	CTRJ_REC_STOP_SIGNAL = 0x000a,
+	CTRJ_REC_VOLUME = 0x800b, /* uuid[16] flags:le32 path */
+	CTRJ_REC_SECRET = 0x800c, /* name_len:le16 name value */
 };
 #define CTRJ_REC_CRITICAL 0x8000u
 
@@ -66,7 +88,14 @@ struct ctrj_config {
 	bool has_modules_uuid;
 	uint8_t base_uuid[16];
 	uint8_t modules_uuid[16];
+	struct ctrj_volume *volumes;
+	size_t nvolumes;
+	struct ctrj_secret *secrets;
+	size_t nsecrets;
 };
+
+/* Is name acceptable as a secret file name? */
+bool ctrj_secret_name_valid(const char *name, size_t len);
 
 /* Header at offset 0 of the control disk. */
 struct ctrj_ctl_header {

@@ -11,6 +11,7 @@
 #include "kernel/kernel.h"
 #include "util/util.h"
 #include "vmm/vmm.h"
+#include "volume/volume.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -117,55 +119,127 @@ static int make_run_dir(const char *base, char *dir, size_t len, char *id, size_
 	return 0;
 }
 
-static int write_control_disk(const char *path, const struct ctrj_config *cfg, struct cj_err *err)
+/* The control disk lives in a memfd: the guest's configuration (secrets
+ * included) never touches a filesystem, tmpfs or not. QEMU opens it as
+ * /proc/self/fd/N. Returns the fd. */
+static int write_control_disk(const struct ctrj_config *cfg, struct cj_err *err)
 {
 	uint8_t hdr[CTRJ_CTL_HEADER_SIZE];
 	uint8_t *buf = NULL;
 	size_t len = 0;
 	char msg[256];
-	int fd, r = -1;
+	int fd;
 
 	if (ctrj_config_encode(cfg, &buf, &len, msg, sizeof msg) < 0)
 		return cj_fail(err, 0, "%s", msg);
 	ctrj_header_encode(hdr, (uint32_t)len);
-	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	fd = memfd_create("ctr-jailer-control", MFD_CLOEXEC);
 	if (fd < 0) {
-		cj_fail(err, errno, "create %s", path);
-		goto out;
-	}
-	if (ftruncate(fd, CTRJ_CTL_DISK_SIZE) < 0 ||
-	    pwrite(fd, hdr, sizeof hdr, 0) != (ssize_t)sizeof hdr ||
-	    pwrite(fd, buf, len, CTRJ_CTL_CONFIG_OFF) != (ssize_t)len) {
-		cj_fail(err, errno, "write %s", path);
-		goto out;
-	}
-	r = 0;
-out:
-	if (fd >= 0)
+		cj_fail(err, errno, "memfd_create");
+	} else if (ftruncate(fd, CTRJ_CTL_DISK_SIZE) < 0 ||
+	           pwrite(fd, hdr, sizeof hdr, 0) != (ssize_t)sizeof hdr ||
+	           pwrite(fd, buf, len, CTRJ_CTL_CONFIG_OFF) != (ssize_t)len) {
+		cj_fail(err, errno, "write the control disk");
 		close(fd);
-	if (buf)
-		explicit_bzero(buf, len);
+		fd = -1;
+	}
+	explicit_bzero(buf, len);
 	free(buf);
-	return r;
+	return fd;
 }
 
-static int read_status(const char *path, struct ctrj_status *st, struct cj_err *err)
+static int read_status(int fd, struct ctrj_status *st, struct cj_err *err)
 {
 	uint8_t buf[CTRJ_CTL_STATUS_SIZE];
 	char msg[256];
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	int r;
 
-	if (fd < 0)
-		return cj_fail(err, errno, "open %s", path);
-	r = pread(fd, buf, sizeof buf, CTRJ_CTL_STATUS_OFF) == (ssize_t)sizeof buf ? 0 : -1;
-	close(fd);
-	if (r < 0)
+	if (pread(fd, buf, sizeof buf, CTRJ_CTL_STATUS_OFF) != (ssize_t)sizeof buf)
 		return cj_fail(err, EIO, "read the guest's status");
 	r = ctrj_status_parse(buf, sizeof buf, st, msg, sizeof msg);
 	if (r < 0)
 		return cj_fail(err, 0, "the guest wrote a malformed status: %s", msg);
 	return r;
+}
+
+/* Data drive and volumes: prepared (created, locked, checked, grown) before
+ * the VM starts, released at teardown. */
+struct drives {
+	struct cj_volume data;
+	bool have_data;
+	struct cj_volume vols[CTRJ_MAX_VOLUMES];
+	size_t nvols;
+	struct ctrj_volume mounts[CTRJ_MAX_VOLUMES + 1];
+	size_t nmounts;
+};
+
+static void drives_release(struct drives *d)
+{
+	if (d->have_data)
+		cj_volume_release(&d->data);
+	for (size_t i = 0; i < d->nvols; i++)
+		cj_volume_release(&d->vols[i]);
+}
+
+static int check_unique_uuid(const uint8_t *uuid, const char *name, const uint8_t (*seen)[16],
+                             size_t nseen, struct cj_err *err)
+{
+	for (size_t i = 0; i < nseen; i++)
+		if (memcmp(seen[i], uuid, 16) == 0)
+			return cj_fail(
+			    err, 0,
+			    "volume %s has the same filesystem UUID as another drive of this "
+			    "VM (a copied image?): give it a new one with 'tune2fs -U "
+			    "random'",
+			    name);
+	return 0;
+}
+
+static int drives_prepare(const struct cj_spec *spec, const struct cj_fsimage *base,
+                          struct drives *d, struct cj_err *err)
+{
+	uint8_t seen[CTRJ_MAX_VOLUMES + 2][16];
+	size_t nseen = 0;
+
+	memcpy(seen[nseen++], base->uuid, 16);
+	/* Validate every volume before creating any: bad input creates nothing. */
+	for (size_t i = 0; i < spec->nvolumes; i++) {
+		struct cj_volume probe;
+		if (cj_volume_resolve(&spec->volumes[i], spec->volumes_dir, &probe, err) < 0)
+			return -1;
+	}
+	if (spec->data_dir) {
+		if (cj_volume_prepare_data(spec->data_dir, spec->datafs_size, &d->data, err) < 0)
+			return cj_err_wrap(err, "data drive");
+		d->have_data = true;
+		if (check_unique_uuid(d->data.uuid, d->data.name, seen, nseen, err) < 0)
+			return -1;
+		memcpy(seen[nseen++], d->data.uuid, 16);
+		if (spec->data_mount) {
+			struct ctrj_volume *m = &d->mounts[d->nmounts++];
+			memcpy(m->uuid, d->data.uuid, 16);
+			m->flags = 0;
+			m->path = spec->data_mount;
+		}
+	}
+	for (size_t i = 0; i < spec->nvolumes; i++) {
+		struct cj_volume *v = &d->vols[d->nvols];
+		if (cj_volume_prepare(&spec->volumes[i], spec->volumes_dir, spec->volume_size, v,
+		                      err) < 0)
+			return -1;
+		d->nvols++;
+		for (size_t j = 0; j + 1 < d->nvols; j++)
+			if (strcmp(d->vols[j].path, v->path) == 0)
+				return cj_fail(err, 0, "volume %s is given twice", v->name);
+		if (check_unique_uuid(v->uuid, v->name, seen, nseen, err) < 0)
+			return -1;
+		memcpy(seen[nseen++], v->uuid, 16);
+		struct ctrj_volume *m = &d->mounts[d->nmounts++];
+		memcpy(m->uuid, v->uuid, 16);
+		m->flags = v->read_only ? CTRJ_VOLUME_READONLY : 0;
+		m->path = spec->volumes[i].guest_path;
+	}
+	return 0;
 }
 
 static void build_cmdline(const struct cj_spec *spec, bool kvm, char *out, size_t len)
@@ -316,7 +390,9 @@ int cj_run_vm(const struct cj_spec *spec, struct cj_err *err)
 	struct supervision sv = {0};
 	struct ctrj_config cfg = {0};
 	struct ctrj_status st;
-	char initramfs[PATH_MAX], run_dir[PATH_MAX], id[16], ctl_path[PATH_MAX + 16];
+	char initramfs[PATH_MAX], run_dir[PATH_MAX], id[16], ctl_path[64];
+	struct drives drives = {0};
+	int ctl_fd = -1;
 	char hostname[65] = "", vmlinux[PATH_MAX];
 	const char *boot_image = NULL;
 	sigset_t mask, old;
@@ -357,6 +433,9 @@ int cj_run_vm(const struct cj_spec *spec, struct cj_err *err)
 
 	if (make_run_dir(spec->run_base, run_dir, sizeof run_dir, id, sizeof id, err) < 0)
 		return CJ_EXIT_RUNTIME;
+	/* From here on every path goes through teardown. */
+	if (drives_prepare(spec, &base, &drives, err) < 0)
+		goto teardown;
 
 	/* From here on every path goes through teardown. */
 	cfg.argv = spec->argv.v;
@@ -377,9 +456,15 @@ int cj_run_vm(const struct cj_spec *spec, struct cj_err *err)
 		cfg.has_modules_uuid = true;
 		memcpy(cfg.modules_uuid, modules.uuid, 16);
 	}
-	snprintf(ctl_path, sizeof ctl_path, "%s/control.img", run_dir);
-	if (write_control_disk(ctl_path, &cfg, err) < 0)
+	cfg.volumes = drives.mounts;
+	cfg.nvolumes = drives.nmounts;
+	cfg.secrets = spec->secrets;
+	cfg.nsecrets = spec->nsecrets;
+	ctl_fd = write_control_disk(&cfg, err);
+	if (ctl_fd < 0)
 		goto teardown;
+	snprintf(ctl_path, sizeof ctl_path, "/proc/self/fd/%d", ctl_fd);
+	vm.keep_fds[vm.nkeep_fds++] = ctl_fd;
 
 	vm.kernel = boot_image ? boot_image : kernel.image;
 	vm.initramfs = initramfs;
@@ -388,10 +473,21 @@ int cj_run_vm(const struct cj_spec *spec, struct cj_err *err)
 	vm.use_kvm = use_kvm;
 	vm.run_dir = run_dir;
 	build_cmdline(spec, use_kvm, vm.cmdline, sizeof vm.cmdline);
-	vm.drives[vm.ndrives++] = (struct cj_drive){"control", ctl_path, false};
+	/* The seed's order: the root is /dev/vda, the data drive /dev/vdb. The
+	 * init finds every other drive by content, not by name. */
 	vm.drives[vm.ndrives++] = (struct cj_drive){"base", base.path, true};
+	if (drives.have_data)
+		vm.drives[vm.ndrives++] = (struct cj_drive){"data", drives.data.path, false};
+	vm.drives[vm.ndrives++] = (struct cj_drive){"control", ctl_path, false};
 	if (have_modules)
 		vm.drives[vm.ndrives++] = (struct cj_drive){"modules", modules.path, true};
+	for (size_t i = 0; i < drives.nvols; i++) {
+		static const char *ids[] = {"vol0",  "vol1",  "vol2",  "vol3", "vol4",  "vol5",
+		                            "vol6",  "vol7",  "vol8",  "vol9", "vol10", "vol11",
+		                            "vol12", "vol13", "vol14", "vol15"};
+		vm.drives[vm.ndrives++] =
+		    (struct cj_drive){ids[i], drives.vols[i].path, drives.vols[i].read_only};
+	}
 	t.prepared = cj_now_ns();
 
 	sigemptyset(&mask);
@@ -425,7 +521,7 @@ int cj_run_vm(const struct cj_spec *spec, struct cj_err *err)
 		goto teardown;
 	}
 	t.vm_exit = cj_now_ns();
-	have_status = read_status(ctl_path, &st, err);
+	have_status = read_status(ctl_fd, &st, err);
 	if (have_status < 0) {
 		code = CJ_EXIT_VM_LOST;
 		err->exit_code = CJ_EXIT_VM_LOST;
@@ -436,6 +532,9 @@ int cj_run_vm(const struct cj_spec *spec, struct cj_err *err)
 teardown:
 	if (sfd >= 0)
 		close(sfd);
+	if (ctl_fd >= 0)
+		close(ctl_fd);
+	drives_release(&drives);
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	if (run_dir[0])
 		cj_rm_rf(run_dir);

@@ -336,6 +336,12 @@ enum {
 	OPT_NO_PASSTHROUGH,
 	OPT_BOOT_ARGS,
 	OPT_EXTRA_BOOT_ARGS,
+	OPT_VOLUME_SIZE,
+	OPT_VOLUMES_DIR,
+	OPT_DATA,
+	OPT_DATA_MOUNT,
+	OPT_DATA_SIZE,
+	OPT_SECRET,
 };
 
 static const struct option run_options[] = {
@@ -358,6 +364,13 @@ static const struct option run_options[] = {
     {"no-env-passthrough", no_argument, NULL, OPT_NO_PASSTHROUGH},
     {"boot-args", required_argument, NULL, OPT_BOOT_ARGS},
     {"extra-boot-args", required_argument, NULL, OPT_EXTRA_BOOT_ARGS},
+    {"volume", required_argument, NULL, 'v'},
+    {"volume-size", required_argument, NULL, OPT_VOLUME_SIZE},
+    {"volumes-dir", required_argument, NULL, OPT_VOLUMES_DIR},
+    {"data", required_argument, NULL, OPT_DATA},
+    {"data-mount", required_argument, NULL, OPT_DATA_MOUNT},
+    {"data-size", required_argument, NULL, OPT_DATA_SIZE},
+    {"secret", required_argument, NULL, OPT_SECRET},
     {NULL, 0, NULL, 0},
 };
 
@@ -398,6 +411,105 @@ static int parse_memory(const char *v, const char *what, uint64_t *out, struct c
 	return 0;
 }
 
+static int set_abs_path(char **slot, const char *v, const char *what, struct cj_err *err)
+{
+	if (v[0] != '/')
+		return cj_fail(err, 0, "%s '%s' must be an absolute path", what, v);
+	return set_str(slot, v, err);
+}
+
+static int parse_volume_size(const char *v, const char *what, uint64_t *out, struct cj_err *err)
+{
+	if (cj_parse_size(v, 1ull << 20, out) < 0 || *out < (16ull << 20))
+		return cj_fail(err, 0, "%s '%s' is invalid: give a size of at least 16M, e.g. 2G",
+		               what, v);
+	return 0;
+}
+
+static int add_volume(struct cj_spec *spec, const char *arg, struct cj_err *err)
+{
+	struct cj_volume_spec *nv;
+
+	if (spec->nvolumes >= CTRJ_MAX_VOLUMES)
+		return cj_fail(err, 0, "too many volumes (at most %u)", CTRJ_MAX_VOLUMES);
+	nv = realloc(spec->volumes, (spec->nvolumes + 1) * sizeof *nv);
+	if (!nv)
+		return cj_fail(err, ENOMEM, "volume");
+	spec->volumes = nv;
+	if (cj_volume_spec_parse(arg, &nv[spec->nvolumes], err) < 0)
+		return -1;
+	for (size_t i = 0; i < spec->nvolumes; i++)
+		if (strcmp(nv[i].guest_path, nv[spec->nvolumes].guest_path) == 0) {
+			cj_fail(err, 0, "two volumes are mounted at %s", nv[i].guest_path);
+			cj_volume_spec_free(&nv[spec->nvolumes]);
+			return -1;
+		}
+	spec->nvolumes++;
+	return 0;
+}
+
+/* NAME=@FILE or NAME=env:VAR. The value stays in memory; a variable used
+ * as a secret source is not passed through to the guest's environment. */
+static int add_secret(struct cj_spec *spec, const char *arg, char **env, struct cj_strv *hidden,
+                      struct cj_err *err)
+{
+	const char *eq = strchr(arg, '=');
+	struct ctrj_secret sec = {0};
+	struct ctrj_secret *ns;
+
+	if (!eq || !ctrj_secret_name_valid(arg, (size_t)(eq - arg)))
+		return cj_fail(err, 0,
+		               "--secret '%s' is invalid: use NAME=@FILE or NAME=env:VAR (NAME of "
+		               "letters, digits, '_', '.', '-')",
+		               arg);
+	if (spec->nsecrets >= CTRJ_MAX_SECRETS)
+		return cj_fail(err, 0, "too many secrets (at most %u)", CTRJ_MAX_SECRETS);
+	for (size_t i = 0; i < spec->nsecrets; i++)
+		if (strncmp(spec->secrets[i].name, arg, (size_t)(eq - arg)) == 0 &&
+		    spec->secrets[i].name[eq - arg] == '\0')
+			return cj_fail(err, 0, "secret %.*s given twice", (int)(eq - arg), arg);
+	if (eq[1] == '@') {
+		char *text;
+		size_t len;
+		struct stat st;
+		if (stat(eq + 2, &st) == 0 && !S_ISREG(st.st_mode))
+			return cj_fail(err, 0, "--secret %.*s: %s is not a regular file",
+			               (int)(eq - arg), arg, eq + 2);
+		if (cj_read_file(eq + 2, &text, &len, err) < 0)
+			return cj_err_wrap(err, "--secret %.*s", (int)(eq - arg), arg);
+		sec.value = (uint8_t *)text;
+		sec.len = len;
+	} else if (strncmp(eq + 1, "env:", 4) == 0) {
+		const char *v = lookup(env, eq + 5, strlen(eq + 5));
+		if (!eq[5] || !v)
+			return cj_fail(err, 0,
+			               "--secret %.*s: environment variable '%s' is not set",
+			               (int)(eq - arg), arg, eq + 5);
+		sec.len = strlen(v);
+		sec.value = malloc(sec.len + 1);
+		if (!sec.value)
+			return cj_fail(err, ENOMEM, "secret");
+		memcpy(sec.value, v, sec.len + 1);
+		if (cj_strv_push(hidden, eq + 5) < 0)
+			return cj_fail(err, ENOMEM, "secret");
+	} else {
+		return cj_fail(err, 0, "--secret '%.*s=...': the value must be @FILE or env:VAR",
+		               (int)(eq - arg), arg);
+	}
+	sec.name = strndup(arg, (size_t)(eq - arg));
+	ns = realloc(spec->secrets, (spec->nsecrets + 1) * sizeof *ns);
+	if (!sec.name || !ns) {
+		free(sec.name);
+		free(sec.value);
+		if (ns)
+			spec->secrets = ns;
+		return cj_fail(err, ENOMEM, "secret");
+	}
+	spec->secrets = ns;
+	ns[spec->nsecrets++] = sec;
+	return 0;
+}
+
 static const char *getenv_from(char **env, const char *name)
 {
 	return lookup(env, name, strlen(name));
@@ -434,11 +546,21 @@ static int apply_seed_env(struct cj_spec *spec, char **env, struct cj_err *err)
 	return 0;
 }
 
-static int passthrough_env(struct cj_spec *spec, char **env, struct cj_err *err)
+static bool in_list(const struct cj_strv *list, const char *name, size_t len)
+{
+	for (size_t i = 0; i < list->n; i++)
+		if (strlen(list->v[i]) == len && strncmp(list->v[i], name, len) == 0)
+			return true;
+	return false;
+}
+
+static int passthrough_env(struct cj_spec *spec, char **env, const struct cj_strv *hidden,
+                           struct cj_err *err)
 {
 	for (size_t i = 0; env && env[i]; i++) {
 		const char *eq = strchr(env[i], '=');
-		if (!eq || cj_env_is_runtime_own(env[i], (size_t)(eq - env[i])))
+		if (!eq || cj_env_is_runtime_own(env[i], (size_t)(eq - env[i])) ||
+		    in_list(hidden, env[i], (size_t)(eq - env[i])))
 			continue;
 		if (cj_env_set(&spec->env, env[i]) < 0)
 			return cj_fail(err, ENOMEM, "environment");
@@ -463,12 +585,15 @@ int cj_spec_from_args(struct cj_spec *spec, int argc, char **argv, char **env, s
 {
 	bool passthrough = true;
 	int opt;
-	struct cj_strv env_args = {0}, env_files = {0};
+	struct cj_strv env_args = {0}, env_files = {0}, hidden = {0};
+	struct stat st;
 	int r = -1;
 
 	memset(spec, 0, sizeof *spec);
 	spec->stop_timeout_s = 10;
+	spec->volume_size = CJ_DEFAULT_VOLUME_SIZE;
 	if (set_str(&spec->rootfs, CJ_DEFAULT_ROOTFS, err) < 0 ||
+	    set_str(&spec->volumes_dir, CJ_DEFAULT_VOLUMES_DIR, err) < 0 ||
 	    set_str(&spec->cache_dir, CJ_DEFAULT_CACHE, err) < 0 ||
 	    set_str(&spec->run_base, CJ_DEFAULT_RUN_BASE, err) < 0 ||
 	    set_str(&spec->qemu_bin, "qemu-system-x86_64", err) < 0)
@@ -478,7 +603,7 @@ int cj_spec_from_args(struct cj_spec *spec, int argc, char **argv, char **env, s
 
 	optind = 0; /* "+": stop at the first operand, the guest command */
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "+:e:w:u:", run_options, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "+:e:w:u:v:", run_options, NULL)) != -1) {
 		switch (opt) {
 		case OPT_ROOTFS:
 			r = set_str(&spec->rootfs, optarg, err);
@@ -572,6 +697,27 @@ int cj_spec_from_args(struct cj_spec *spec, int argc, char **argv, char **env, s
 		case OPT_EXTRA_BOOT_ARGS:
 			r = set_str(&spec->extra_boot_args, optarg, err);
 			break;
+		case 'v':
+			r = add_volume(spec, optarg, err);
+			break;
+		case OPT_VOLUME_SIZE:
+			r = parse_volume_size(optarg, "--volume-size", &spec->volume_size, err);
+			break;
+		case OPT_VOLUMES_DIR:
+			r = set_abs_path(&spec->volumes_dir, optarg, "--volumes-dir", err);
+			break;
+		case OPT_DATA:
+			r = set_abs_path(&spec->data_dir, optarg, "--data", err);
+			break;
+		case OPT_DATA_MOUNT:
+			r = set_abs_path(&spec->data_mount, optarg, "--data-mount", err);
+			break;
+		case OPT_DATA_SIZE:
+			r = parse_volume_size(optarg, "--data-size", &spec->datafs_size, err);
+			break;
+		case OPT_SECRET:
+			r = add_secret(spec, optarg, env, &hidden, err);
+			break;
 		case ':':
 			r = cj_fail(err, 0, "option '%s' needs a value", argv[optind - 1]);
 			break;
@@ -598,7 +744,7 @@ int cj_spec_from_args(struct cj_spec *spec, int argc, char **argv, char **env, s
 	/* Environment layers: passthrough < env files < -e. */
 	r = 0;
 	if (passthrough)
-		r = passthrough_env(spec, env, err);
+		r = passthrough_env(spec, env, &hidden, err);
 	for (size_t i = 0; r == 0 && i < env_files.n; i++)
 		r = load_env_file(spec, env_files.v[i], env, err);
 	for (size_t i = 0; r == 0 && i < env_args.n; i++)
@@ -610,6 +756,18 @@ int cj_spec_from_args(struct cj_spec *spec, int argc, char **argv, char **env, s
 		spec->env.v[0] = NULL;
 		spec->env.n = 0;
 	}
+	/* The seed's data drive: /jail/data when it exists (a bound volume). */
+	if (!spec->data_dir && stat(CJ_SEED_DATA_DIR, &st) == 0 && S_ISDIR(st.st_mode) &&
+	    set_str(&spec->data_dir, CJ_SEED_DATA_DIR, err) < 0) {
+		r = -1;
+		goto out;
+	}
+	if (spec->data_mount && !spec->data_dir) {
+		r = cj_fail(err, 0,
+		            "DATA_MOUNT is set but there is no data drive: bind a directory "
+		            "at " CJ_SEED_DATA_DIR " or pass --data DIR");
+		goto out;
+	}
 	if (!spec->cpus)
 		spec->cpus = cj_host_cpus();
 	if (!spec->memory_mib)
@@ -617,6 +775,7 @@ int cj_spec_from_args(struct cj_spec *spec, int argc, char **argv, char **env, s
 out:
 	cj_strv_free(&env_args);
 	cj_strv_free(&env_files);
+	cj_strv_free(&hidden);
 	if (r < 0)
 		cj_spec_free(spec);
 	return r;
@@ -637,5 +796,17 @@ void cj_spec_free(struct cj_spec *spec)
 	free(spec->cache_dir);
 	free(spec->run_base);
 	free(spec->qemu_bin);
+	for (size_t i = 0; i < spec->nvolumes; i++)
+		cj_volume_spec_free(&spec->volumes[i]);
+	free(spec->volumes);
+	free(spec->volumes_dir);
+	free(spec->data_dir);
+	free(spec->data_mount);
+	for (size_t i = 0; i < spec->nsecrets; i++) {
+		explicit_bzero(spec->secrets[i].value, spec->secrets[i].len);
+		free(spec->secrets[i].value);
+		free(spec->secrets[i].name);
+	}
+	free(spec->secrets);
 	memset(spec, 0, sizeof *spec);
 }

@@ -4,7 +4,9 @@
 #ifndef CJ_SPEC_H
 #define CJ_SPEC_H
 
+#include "ctrj/protocol.h"
 #include "util/err.h"
+#include "volume/volume.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -43,6 +45,17 @@ struct cj_spec {
 	char *cache_dir;
 	char *run_base;
 	char *qemu_bin;
+	/* persistent drives */
+	struct cj_volume_spec *volumes;
+	size_t nvolumes;
+	char *volumes_dir;
+	uint64_t volume_size; /* default size of new volumes */
+	char *data_dir;       /* the seed's /jail/data, when present or given */
+	char *data_mount;     /* DATA_MOUNT: where the init mounts the data drive */
+	uint64_t datafs_size; /* DATAFS_SIZE; 0 = default */
+	/* secrets: values held in memory only */
+	struct ctrj_secret *secrets;
+	size_t nsecrets;
 };
 
 /* argv starts after "run". env is the runtime's environment (environ). */

@@ -66,7 +66,7 @@ uint64_t cj_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static int read_all_fd(int fd, char **out)
+static int read_all_fd(int fd, char **out, size_t *out_len)
 {
 	size_t cap = 4096, len = 0;
 	char *buf = malloc(cap);
@@ -92,6 +92,8 @@ static int read_all_fd(int fd, char **out)
 	}
 	buf[len] = '\0';
 	*out = buf;
+	if (out_len)
+		*out_len = len;
 	return 0;
 }
 
@@ -120,8 +122,8 @@ int cj_run(char *const argv[], char **out, struct cj_err *err)
 	}
 	/* stdout is drained before stderr; callers keep stderr short. */
 	char *outtext = NULL;
-	read_all_fd(out_pipe[0], &outtext);
-	read_all_fd(err_pipe[0], &errtext);
+	read_all_fd(out_pipe[0], &outtext, NULL);
+	read_all_fd(err_pipe[0], &errtext, NULL);
 	close(out_pipe[0]);
 	close(err_pipe[0]);
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
@@ -198,14 +200,12 @@ int cj_read_file(const char *path, char **out, size_t *len, struct cj_err *err)
 
 	if (fd < 0)
 		return cj_fail(err, errno, "open %s", path);
-	if (read_all_fd(fd, &buf) < 0) {
+	if (read_all_fd(fd, &buf, len) < 0) {
 		close(fd);
 		return cj_fail(err, ENOMEM, "read %s", path);
 	}
 	close(fd);
 	*out = buf;
-	if (len)
-		*len = strlen(buf);
 	return 0;
 }
 

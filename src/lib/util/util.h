@@ -27,7 +27,8 @@ void cj_hash_final_hex(struct cj_hash *h, char out[65]); /* frees h */
 /* Exclusive advisory lock on path (created); returns fd or -1. */
 int cj_lock_file(const char *path, struct cj_err *err);
 
-/* Read a whole small file; NUL-terminated; caller frees. */
+/* Read a whole small file; NUL-terminated (len excludes the NUL and counts
+ * embedded NULs); caller frees. */
 int cj_read_file(const char *path, char **out, size_t *len, struct cj_err *err);
 
 /* Parse "512", "512M", "2G", "1T", "64K" into bytes (no suffix = default_unit). */

@@ -200,6 +200,9 @@ int cj_qemu_start(struct cj_vmm *vmm, const char *bin, const struct cj_vm_config
 		if (null < 0 || dup2(null, STDIN_FILENO) < 0)
 			goto fail;
 		close_range(3, ~0u, CLOSE_RANGE_CLOEXEC);
+		for (size_t i = 0; i < cfg->nkeep_fds; i++)
+			if (fcntl(cfg->keep_fds[i], F_SETFD, 0) < 0)
+				goto fail;
 		execvp(argv[0], argv);
 	fail:
 		child_errno = errno;

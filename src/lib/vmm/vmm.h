@@ -19,7 +19,7 @@ struct cj_drive {
 	bool read_only;
 };
 
-#define CJ_MAX_DRIVES 8
+#define CJ_MAX_DRIVES 24
 
 /* What a VMM needs to boot the guest; backend-neutral. */
 struct cj_vm_config {
@@ -32,6 +32,8 @@ struct cj_vm_config {
 	struct cj_drive drives[CJ_MAX_DRIVES];
 	size_t ndrives;
 	const char *run_dir; /* sockets live here */
+	int keep_fds[4];     /* inherited by the VMM (drives given as /proc/self/fd/N) */
+	size_t nkeep_fds;
 };
 
 struct cj_vmm {

@@ -1,0 +1,362 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "volume.h"
+
+#include "image/base.h"
+#include "util/util.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#define MIN_VOLUME_SIZE (16ull << 20)
+
+static void human(uint64_t bytes, char *out, size_t len)
+{
+	const char *units = "BKMGT";
+	double v = (double)bytes;
+	int u = 0;
+
+	while (v >= 1024 && u < 4) {
+		v /= 1024;
+		u++;
+	}
+	snprintf(out, len, "%.1f%c", v, units[u]);
+}
+
+void cj_volume_spec_free(struct cj_volume_spec *v)
+{
+	free(v->source);
+	free(v->guest_path);
+	memset(v, 0, sizeof *v);
+}
+
+int cj_volume_spec_parse(const char *arg, struct cj_volume_spec *out, struct cj_err *err)
+{
+	char *copy = strdup(arg), *save = NULL, *field;
+	int n = 0;
+
+	memset(out, 0, sizeof *out);
+	if (!copy)
+		return cj_fail(err, ENOMEM, "volume");
+	for (field = strtok_r(copy, ":", &save); field; field = strtok_r(NULL, ":", &save), n++) {
+		if (n == 0) {
+			out->source = strdup(field);
+		} else if (n == 1) {
+			if (field[0] != '/') {
+				cj_fail(err, 0, "volume '%s': the guest path '%s' must be absolute",
+				        arg, field);
+				goto fail;
+			}
+			out->guest_path = strdup(field);
+		} else if (strcmp(field, "ro") == 0) {
+			out->read_only = true;
+		} else if (strcmp(field, "rw") == 0) {
+			out->read_only = false;
+		} else if (strncmp(field, "size=", 5) == 0) {
+			if (cj_parse_size(field + 5, 1ull << 20, &out->size) < 0 ||
+			    out->size < MIN_VOLUME_SIZE) {
+				cj_fail(
+				    err, 0,
+				    "volume '%s': size '%s' is invalid: give at least 16M, e.g. "
+				    "size=2G",
+				    arg, field + 5);
+				goto fail;
+			}
+		} else {
+			cj_fail(err, 0, "volume '%s': unknown option '%s' (use ro, rw or size=N)",
+			        arg, field);
+			goto fail;
+		}
+	}
+	if (n < 2 || !out->source || !out->source[0]) {
+		cj_fail(err, 0, "volume '%s': expected SOURCE:/guest/path[:ro][:size=N]", arg);
+		goto fail;
+	}
+	free(copy);
+	return 0;
+fail:
+	free(copy);
+	cj_volume_spec_free(out);
+	return -1;
+}
+
+static bool valid_name(const char *s)
+{
+	if (!isalnum((unsigned char)s[0]))
+		return false;
+	for (const char *p = s; *p; p++)
+		if (!isalnum((unsigned char)*p) && *p != '_' && *p != '.' && *p != '-')
+			return false;
+	return strlen(s) < 200;
+}
+
+/* Run a command and return its exit code (or -1 when it could not run). */
+static int run_code(char *const argv[], struct cj_err *err)
+{
+	struct cj_err e = {0};
+
+	if (cj_run(argv, NULL, &e) == 0)
+		return 0;
+	*err = e;
+	/* cj_run's message carries "(status N)" */
+	const char *st = strstr(e.msg, "(status ");
+	return st ? atoi(st + 8) : -1;
+}
+
+static int make_filesystem(const char *path, const char *label, struct cj_err *err)
+{
+	char lbl[17];
+	char *argv[] = {"mke2fs",     "-q",   "-F",
+	                "-t",         "ext4", "-L",
+	                lbl,          "-E",   "lazy_itable_init=1,lazy_journal_init=1",
+	                (char *)path, NULL};
+
+	snprintf(lbl, sizeof lbl, "%s", label);
+	if (cj_run(argv, NULL, err) < 0)
+		return cj_err_wrap(err, "create a filesystem on %s", path);
+	return 0;
+}
+
+/* e2fsck -p: replays the journal after an unclean stop, fixes what is safe
+ * to fix; 0-3 mean the filesystem is usable now. */
+static int check_filesystem(const char *path, const char *name, bool force, struct cj_err *err)
+{
+	char *argv[] = {"e2fsck", "-p", (char *)path, NULL, NULL};
+	struct cj_err e = {0};
+	int code;
+
+	if (force) { /* resize2fs insists on a full check after the last mount */
+		argv[2] = "-f";
+		argv[3] = (char *)path;
+	}
+	code = run_code(argv, &e);
+
+	if (code >= 0 && code < 4)
+		return 0;
+	return cj_fail(err, 0,
+	               "volume %s: e2fsck found errors it cannot fix alone (%s); run "
+	               "'e2fsck %s' by hand",
+	               name, e.msg, path);
+}
+
+static int grow(struct cj_volume *v, int fd, uint64_t current, uint64_t want, bool is_dev,
+                struct cj_err *err)
+{
+	char a[32], b[32];
+	char *argv[] = {"resize2fs", v->path, NULL};
+
+	if (want == current)
+		return 0;
+	human(current, a, sizeof a);
+	human(want, b, sizeof b);
+	if (want < current)
+		return cj_fail(err, 0, "volume %s is %s; shrinking it to %s is not supported",
+		               v->name, a, b);
+	if (v->read_only)
+		return cj_fail(err, 0, "volume %s is attached read-only and cannot grow to %s",
+		               v->name, b);
+	if (is_dev)
+		return cj_fail(err, 0, "volume %s is a %s block device and cannot grow to %s",
+		               v->name, a, b);
+	if (ftruncate(fd, (off_t)want) < 0)
+		return cj_fail(err, errno, "grow %s to %s", v->path, b);
+	if (check_filesystem(v->path, v->name, true, err) < 0)
+		return -1;
+	if (cj_run(argv, NULL, err) < 0)
+		return cj_err_wrap(err, "grow volume %s to %s", v->name, b);
+	return 0;
+}
+
+/* Lock for this VM: exclusive for read-write; read-only attaches share.
+ * Returns 1 with an exclusive lock (safe to check and grow), 0 with a
+ * shared one. */
+static int lock_volume(struct cj_volume *v, int fd, struct cj_err *err)
+{
+	if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+		return 1;
+	}
+	if (errno != EWOULDBLOCK)
+		return cj_fail(err, errno, "lock volume %s", v->name);
+	if (v->read_only && flock(fd, LOCK_SH | LOCK_NB) == 0)
+		return 0;
+	return cj_fail(err, 0,
+	               "volume %s is in use by another VM%s; stop that VM or attach this one "
+	               "read-only (:ro)",
+	               v->name, v->read_only ? " that writes to it" : "");
+}
+
+static int prepare_path(struct cj_volume *v, uint64_t size, uint64_t create_size,
+                        struct cj_err *err)
+{
+	struct stat st;
+	int fd, locked;
+	bool is_dev;
+	uint64_t current;
+
+	fd = open(v->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd >= 0) {
+		v->created = true;
+		if (flock(fd, LOCK_EX) < 0 || ftruncate(fd, (off_t)create_size) < 0) {
+			cj_fail(err, errno, "create volume %s", v->path);
+			goto fail_unlink;
+		}
+		if (make_filesystem(v->path, v->name, err) < 0)
+			goto fail_unlink;
+		locked = 1;
+	} else {
+		if (errno != EEXIST)
+			return cj_fail(err, errno, "volume %s", v->path);
+		fd = open(v->path, (v->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+		if (fd < 0)
+			return cj_fail(err, errno, "open volume %s", v->path);
+		if ((locked = lock_volume(v, fd, err)) < 0)
+			goto fail;
+	}
+	if (fstat(fd, &st) < 0) {
+		cj_fail(err, errno, "volume %s", v->path);
+		goto fail;
+	}
+	is_dev = S_ISBLK(st.st_mode);
+	if (is_dev) {
+		if (ioctl(fd, BLKGETSIZE64, &current) < 0) {
+			cj_fail(err, errno, "size of %s", v->path);
+			goto fail;
+		}
+	} else {
+		current = (uint64_t)st.st_size;
+	}
+	if (cj_ext4_uuid(v->path, v->uuid, err) < 0) {
+		cj_fail(err, 0,
+		        "volume %s (%s) holds no ext4 filesystem: create one with mkfs.ext4",
+		        v->name, v->path);
+		goto fail;
+	}
+	if (locked == 1 && !v->created && check_filesystem(v->path, v->name, false, err) < 0)
+		goto fail;
+	if (locked == 1 && size && !v->created && grow(v, fd, current, size, is_dev, err) < 0)
+		goto fail;
+	if (locked == 1 && v->read_only)
+		flock(fd, LOCK_SH); /* checked; now share with other readers */
+	v->lock_fd = fd;
+	return 0;
+fail_unlink:
+	unlink(v->path);
+fail:
+	close(fd);
+	return -1;
+}
+
+int cj_volume_resolve(const struct cj_volume_spec *spec, const char *volumes_dir,
+                      struct cj_volume *out, struct cj_err *err)
+{
+	struct stat st;
+
+	memset(out, 0, sizeof *out);
+	out->lock_fd = -1;
+	out->read_only = spec->read_only;
+	snprintf(out->name, sizeof out->name, "%s", spec->source);
+	if (strchr(spec->source, '/')) {
+		if (spec->source[0] != '/')
+			return cj_fail(err, 0,
+			               "volume source '%s' must be a name or an absolute path",
+			               spec->source);
+		if (stat(spec->source, &st) == 0) {
+			if (S_ISDIR(st.st_mode))
+				return cj_fail(
+				    err, 0,
+				    "volume source %s is a directory: give a volume name, an "
+				    "image file or a block device",
+				    spec->source);
+			if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
+				return cj_fail(
+				    err, 0,
+				    "volume source %s is neither an image file nor a block "
+				    "device",
+				    spec->source);
+		} else if (errno != ENOENT) {
+			return cj_fail(err, errno, "volume source %s", spec->source);
+		}
+		snprintf(out->path, sizeof out->path, "%s", spec->source);
+		const char *base = strrchr(spec->source, '/') + 1;
+		snprintf(out->name, sizeof out->name, "%s", *base ? base : spec->source);
+	} else {
+		if (!valid_name(spec->source))
+			return cj_fail(
+			    err, 0,
+			    "volume name '%s' is invalid: use letters, digits, '_', '.' and "
+			    "'-', starting with a letter or digit",
+			    spec->source);
+		snprintf(out->path, sizeof out->path, "%s/%s.ext4", volumes_dir, spec->source);
+	}
+	if (spec->read_only && access(out->path, F_OK) < 0)
+		return cj_fail(err, 0,
+		               "volume %s does not exist yet and cannot be created read-only",
+		               out->name);
+	return 0;
+}
+
+int cj_volume_prepare(const struct cj_volume_spec *spec, const char *volumes_dir,
+                      uint64_t default_size, struct cj_volume *out, struct cj_err *err)
+{
+	if (cj_volume_resolve(spec, volumes_dir, out, err) < 0)
+		return -1;
+	if (!strchr(spec->source, '/') && cj_mkdir_p(volumes_dir, 0700, err) < 0)
+		return cj_err_wrap(err, "volumes directory");
+	return prepare_path(out, spec->size, spec->size ? spec->size : default_size, err);
+}
+
+int cj_volume_prepare_data(const char *dir, uint64_t size, struct cj_volume *out,
+                           struct cj_err *err)
+{
+	struct statvfs vfs;
+	struct stat st;
+	uint64_t free_bytes, existing = 0, want;
+	char a[32], b[32];
+
+	memset(out, 0, sizeof *out);
+	out->lock_fd = -1;
+	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
+		return cj_fail(err, errno ? errno : ENOTDIR, "data directory %s", dir);
+	snprintf(out->path, sizeof out->path, "%s/datafs.ext4", dir);
+	snprintf(out->name, sizeof out->name, "%s", out->path);
+	if (statvfs(dir, &vfs) < 0)
+		return cj_fail(err, errno, "data directory %s", dir);
+	free_bytes = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+	if (stat(out->path, &st) == 0)
+		existing = (uint64_t)st.st_size;
+	want = size ? size : CJ_DEFAULT_DATAFS_SIZE;
+	/* A sparse image may never outgrow the filesystem that holds it. */
+	if (want > existing && want - existing > free_bytes) {
+		if (size) {
+			human(want, a, sizeof a);
+			human(free_bytes + existing, b, sizeof b);
+			return cj_fail(
+			    err, 0,
+			    "DATAFS_SIZE %s is larger than the %s the filesystem of %s can "
+			    "hold",
+			    a, b, dir);
+		}
+		want = (existing + free_bytes) & ~((1ull << 20) - 1);
+	}
+	if (want < MIN_VOLUME_SIZE)
+		return cj_fail(err, 0, "no room for a data drive in %s (at least 16M needed)", dir);
+	/* An existing drive keeps its size unless DATAFS_SIZE asks for more. */
+	return prepare_path(out, size, want, err);
+}
+
+void cj_volume_release(struct cj_volume *v)
+{
+	if (v->lock_fd >= 0) {
+		close(v->lock_fd);
+		v->lock_fd = -1;
+	}
+}
