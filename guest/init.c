@@ -432,7 +432,7 @@ static void write_secrets(struct ctrj_config *cfg, const struct guest_user *u)
 	}
 }
 
-static void write_environment_file(char *const *envp)
+static void write_environment_file(char *const *envp, const struct guest_user *u)
 {
 	int fd;
 
@@ -443,6 +443,9 @@ static void write_environment_file(char *const *envp)
 		fail_setup(0, "create /var/environment: %s", strerror(errno));
 	if (guest_env_write_file(fd, envp) < 0)
 		fail_setup(0, "write /var/environment: %s", strerror(errno));
+	/* the workload's own file: it may read it, source it, wipe it */
+	if (fchown(fd, u->uid, u->gid) < 0)
+		fail_setup(0, "chown /var/environment: %s", strerror(errno));
 	close(fd);
 }
 
@@ -691,9 +694,9 @@ int main(void)
 	if (cfg.hostname && sethostname(cfg.hostname, strlen(cfg.hostname)) < 0)
 		say("sethostname: %s", strerror(errno));
 	loopback_up();
-	write_environment_file(cfg.envp);
 	if (guest_user_resolve(cfg.user, &user, err, sizeof err) < 0)
 		fail_setup(0, "%s", err);
+	write_environment_file(cfg.envp, &user);
 	write_secrets(&cfg, &user);
 
 	pid = start_workload(&cfg, &user, workload_env(&cfg, &user));

@@ -47,6 +47,16 @@ static void chomp(char *line)
 		line[len - 1] = '\0';
 }
 
+/* Whole lines of any length: a fixed buffer would split an over-long line
+ * and let its tail pose as an entry of its own. */
+static char *next_line(FILE *f, char **buf, size_t *cap)
+{
+	if (getline(buf, cap, f) < 0)
+		return NULL;
+	chomp(*buf);
+	return *buf;
+}
+
 /* name or number → passwd entry. Fills uid, gid, home; returns true if found. */
 static FILE *open_etc(const char *etc, const char *name)
 {
@@ -58,18 +68,18 @@ static FILE *open_etc(const char *etc, const char *name)
 static bool lookup_passwd(const char *etc, const char *who, struct guest_user *u)
 {
 	FILE *f = open_etc(etc, "passwd");
-	char line[1024];
+	char *line = NULL;
+	size_t cap = 0;
 	uint32_t want;
 	bool numeric = parse_id(who, &want);
 	bool found = false;
 
 	if (!f)
 		return false;
-	while (!found && fgets(line, sizeof line, f)) {
+	while (!found && next_line(f, &line, &cap)) {
 		char *fld[7];
 		uint32_t uid, gid;
 
-		chomp(line);
 		if (split_fields(line, fld, 7) < 7 || !parse_id(fld[2], &uid) ||
 		    !parse_id(fld[3], &gid))
 			continue;
@@ -81,6 +91,7 @@ static bool lookup_passwd(const char *etc, const char *who, struct guest_user *u
 		snprintf(u->home, sizeof u->home, "%s", fld[5][0] == '/' ? fld[5] : "/");
 		found = true;
 	}
+	free(line);
 	fclose(f);
 	return found;
 }
@@ -88,16 +99,16 @@ static bool lookup_passwd(const char *etc, const char *who, struct guest_user *u
 static bool lookup_group(const char *etc, const char *grp, uint32_t *gid)
 {
 	FILE *f = open_etc(etc, "group");
-	char line[4096];
+	char *line = NULL;
+	size_t cap = 0;
 	bool found = false;
 
 	if (!f)
 		return false;
-	while (!found && fgets(line, sizeof line, f)) {
+	while (!found && next_line(f, &line, &cap)) {
 		char *fld[4];
 		uint32_t g;
 
-		chomp(line);
 		if (split_fields(line, fld, 4) < 3 || !parse_id(fld[2], &g))
 			continue;
 		if (strcmp(fld[0], grp) == 0) {
@@ -105,6 +116,7 @@ static bool lookup_group(const char *etc, const char *grp, uint32_t *gid)
 			found = true;
 		}
 	}
+	free(line);
 	fclose(f);
 	return found;
 }
@@ -113,17 +125,17 @@ static bool lookup_group(const char *etc, const char *grp, uint32_t *gid)
 static void collect_groups(const char *etc, struct guest_user *u)
 {
 	FILE *f;
-	char line[4096];
+	char *line = NULL;
+	size_t cap = 0;
 
 	u->ngroups = 0;
 	u->groups[u->ngroups++] = u->gid;
 	if (!u->name[0] || !(f = open_etc(etc, "group")))
 		return;
-	while (u->ngroups < GUEST_MAX_GROUPS && fgets(line, sizeof line, f)) {
+	while (u->ngroups < GUEST_MAX_GROUPS && next_line(f, &line, &cap)) {
 		char *fld[4], *save = NULL;
 		uint32_t g;
 
-		chomp(line);
 		if (split_fields(line, fld, 4) < 4 || !parse_id(fld[2], &g) || g == u->gid)
 			continue;
 		for (char *m = strtok_r(fld[3], ",", &save); m; m = strtok_r(NULL, ",", &save)) {
@@ -133,6 +145,7 @@ static void collect_groups(const char *etc, struct guest_user *u)
 			}
 		}
 	}
+	free(line);
 	fclose(f);
 }
 

@@ -148,6 +148,17 @@ void fuzz_seeds(fuzz_emit_fn emit, void *ctx)
 	emit_config(&cfg, optional, sizeof optional, emit, ctx);
 	emit_config(&cfg, critical, sizeof critical, emit, ctx);
 
+	/* Volume (0x800b: uuid[16] flags:le32 path) and secret (0x800c:
+	 * name_len:le16 name value) records, written raw. */
+	static const uint8_t volsec[] = {
+	    0x0b, 0x80, 0,   0,   30,  0,   0,   0, /* volume, 30 bytes */
+	    1,    2,    3,   4,   5,   6,   7,   8,   9,   10,  11,   12,   13,  14,  15, 16,
+	    1,    0,    0,   0,   '/', 'v', 'a', 'r', '/', 'l', 'i',  'b',  '/', 'x', /* path */
+	    0x0c, 0x80, 0,   0,   12,  0,   0,   0, /* secret, 12 bytes */
+	    5,    0,    't', 'o', 'k', 'e', 'n', 's', '3', 0,   0xff, '\n',
+	};
+	emit_config(&cfg, volsec, sizeof volsec, emit, ctx);
+
 	/* A record header whose length overruns, and a cut-off header. */
 	static const uint8_t overrun[] = {0x01, 0x80, 0, 0, 0xff, 0xff, 0xff, 0xff, '/'};
 	static const uint8_t cut[] = {0x01, 0x80, 0, 0, 4};

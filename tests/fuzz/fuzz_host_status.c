@@ -63,8 +63,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 /* ---- seeds ---------------------------------------------------------------- */
 
-static void emit_status(uint32_t state, uint32_t code, uint32_t sig, const char *msg,
-                        size_t size, fuzz_emit_fn emit, void *ctx)
+static void emit_status(uint32_t state, uint32_t code, uint32_t sig, const char *msg, size_t size,
+                        fuzz_emit_fn emit, void *ctx)
 {
 	uint8_t buf[CTRJ_CTL_STATUS_SIZE];
 	struct ctrj_status st = {0};

@@ -17,7 +17,7 @@ BINARY = BUILD / "ctr-jailer"
 CACHE = Path(os.environ.get("CTR_JAILER_CACHE", "/var/tmp/ctr-jailer-test-cache"))
 BUSYBOX_APPLETS = [
     "sh", "echo", "cat", "ls", "id", "env", "sleep", "true", "false", "mkdir", "touch",
-    "printf", "kill", "ps", "uname", "grep", "wc", "od", "stat", "rm", "test", "[", "awk", "head",
+    "printf", "kill", "ps", "uname", "grep", "wc", "od", "stat", "rm", "test", "[", "awk", "head", "mount", "umount", "df", "sync", "dd", "blockdev",
 ]
 
 

@@ -9,16 +9,23 @@ from conftest import BINARY
 
 @pytest.fixture
 def bad(runner, tmp_path):
+    # A private cache (sharing only the kernel), so "nothing half-created"
+    # is not confused by other tests building in the shared cache.
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "kernels").symlink_to(runner.cache / "kernels")
+
     def run(options, args=("/bin/true",), rootfs=None):
         argv = [str(BINARY), "run", "--rootfs", str(rootfs or runner.rootfs), *options, "--",
                 *args]
-        result = subprocess.run(argv, env=runner.env(), capture_output=True, timeout=60)
+        result = subprocess.run(argv, env=runner.env({"CTR_JAILER_CACHE": str(cache)}),
+                                capture_output=True, timeout=60)
         lines = [l for l in result.stderr.decode().splitlines() if not l.startswith(
             "ctr-jailer: the KVM here")]
         assert result.returncode == 125, result.stderr
         assert len(lines) == 1, lines
         assert not runner.run_dir.exists() or not list(runner.run_dir.iterdir())
-        assert not list(runner.cache.rglob("*.tmp"))
+        assert not list(cache.rglob("*.tmp"))
         return lines[0]
     return run
 

@@ -112,8 +112,8 @@ static void test_env_file_round_trip(void **state)
 	char path[1024], marker[1024], canary[1200];
 	snprintf(path, sizeof path, "%s/environment", dir);
 	snprintf(marker, sizeof marker, "%s/pwned", dir);
-	snprintf(canary, sizeof canary, "CANARY=$(touch %s) `touch %s` ; touch %s", marker,
-	         marker, marker);
+	snprintf(canary, sizeof canary, "CANARY=$(touch %s) `touch %s` ; touch %s", marker, marker,
+	         marker);
 
 	char *envp[] = {
 	    "SIMPLE=hello",
@@ -271,25 +271,24 @@ static void test_env_file_edge_cases(void **state)
 
 /* ---- guest_user_resolve_at ---------------------------------------------- */
 
-static const char passwd[] =
-    "root:x:0:0:root:/root:/bin/bash\n"
-    "daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n"
-    "# a comment line\n"
-    "\n"
-    "broken line without any colons\n"
-    "bad:x:notanumber:1:Bad:/home/bad:/bin/sh\n"
-    "badgid:x:7:-1:Bad:/home/bad:/bin/sh\n"
-    "short:x:5:5\n"
-    "huge:x:4294967295:1:x:/h:/bin/sh\n"
-    "neg:x:-5:1:x:/h:/bin/sh\n"
-    "app:x:1000:1000:App User:/home/app:/bin/sh\n"
-    "nohome:x:1001:1001::relative/home:/bin/sh\n"
-    "emptyhome:x:1002:1002:::/bin/sh\n"
-    "dup:x:1003:1003::/first:/bin/sh\n"
-    "dup:x:1004:1004::/second:/bin/sh\n"
-    "apple:x:1005:1005::/home/apple:/bin/sh\n"
-    "max:x:4294967294:4294967294::/m:/bin/sh\n"
-    "nonl:x:2000:2000::/nonl:/bin/sh";
+static const char passwd[] = "root:x:0:0:root:/root:/bin/bash\n"
+                             "daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n"
+                             "# a comment line\n"
+                             "\n"
+                             "broken line without any colons\n"
+                             "bad:x:notanumber:1:Bad:/home/bad:/bin/sh\n"
+                             "badgid:x:7:-1:Bad:/home/bad:/bin/sh\n"
+                             "short:x:5:5\n"
+                             "huge:x:4294967295:1:x:/h:/bin/sh\n"
+                             "neg:x:-5:1:x:/h:/bin/sh\n"
+                             "app:x:1000:1000:App User:/home/app:/bin/sh\n"
+                             "nohome:x:1001:1001::relative/home:/bin/sh\n"
+                             "emptyhome:x:1002:1002:::/bin/sh\n"
+                             "dup:x:1003:1003::/first:/bin/sh\n"
+                             "dup:x:1004:1004::/second:/bin/sh\n"
+                             "apple:x:1005:1005::/home/apple:/bin/sh\n"
+                             "max:x:4294967294:4294967294::/m:/bin/sh\n"
+                             "nonl:x:2000:2000::/nonl:/bin/sh";
 
 static const char group[] = "root:x:0:\n"
                             "daemon:x:1:\n"

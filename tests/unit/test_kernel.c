@@ -61,7 +61,7 @@ static ptrdiff_t index_of(char **lines, size_t n, const char *path)
 
 static void test_modules_order(void **state)
 {
-	static const char *const names[] = {"virtio_mmio", "virtio_blk", "virtio_net",
+	static const char *const names[] = {"virtio_mmio", "virtio_blk",      "virtio_net",
 	                                    "overlay",     "ext4_is_builtin", NULL};
 	char *out = NULL;
 	struct cj_err err = {0};
@@ -95,7 +95,8 @@ static void test_modules_order(void **state)
 	    {"kernel/drivers/net/net_failover.ko.xz", "kernel/net/core/failover.ko.xz"},
 	};
 	for (size_t i = 0; i < ARRAY_LEN(before); i++) {
-		ptrdiff_t m = index_of(lines, n, before[i].mod), d = index_of(lines, n, before[i].dep);
+		ptrdiff_t m = index_of(lines, n, before[i].mod),
+		          d = index_of(lines, n, before[i].dep);
 		assert_true(m >= 0 && d >= 0);
 		assert_true(d < m);
 	}
@@ -189,7 +190,8 @@ static void test_modules_order_hostile(void **state)
 	char chain[4096] = "";
 	size_t len = 0;
 	for (int i = 0; i < 40; i++)
-		len += (size_t)snprintf(chain + len, sizeof chain - len, "m%d.ko: m%d.ko\n", i, i + 1);
+		len +=
+		    (size_t)snprintf(chain + len, sizeof chain - len, "m%d.ko: m%d.ko\n", i, i + 1);
 	static const char *const m0[] = {"m0", NULL};
 	out = NULL;
 	assert_int_equal(cj_modules_order(chain, m0, &out, &err), -1);
@@ -296,7 +298,8 @@ static void test_pvh_note_truncated(void **state)
 	assert_false(cj_elf_has_pvh_note(NULL, 0));
 	for (size_t cut = 0; cut < len; cut++)
 		if (pvh_exact(buf, cut))
-			fail_msg("a %zu-byte prefix of a %zu-byte image claims a PVH note", cut, len);
+			fail_msg("a %zu-byte prefix of a %zu-byte image claims a PVH note", cut,
+			         len);
 }
 
 static void test_pvh_note_garbage(void **state)

@@ -33,9 +33,12 @@ static void raw_bytes(struct rawbuf *b, const void *data, size_t n)
 /* A record header with an arbitrary (possibly lying) length field. */
 static void raw_hdr(struct rawbuf *b, uint16_t type, uint32_t n)
 {
-	uint8_t h[8] = {(uint8_t)type,         (uint8_t)(type >> 8),  0,
-	                0,                     (uint8_t)n,            (uint8_t)(n >> 8),
-	                (uint8_t)(n >> 16),    (uint8_t)(n >> 24)};
+	uint8_t h[8] = {0};
+
+	h[0] = (uint8_t)type;
+	h[1] = (uint8_t)(type >> 8);
+	for (int i = 0; i < 4; i++)
+		h[4 + i] = (uint8_t)(n >> (8 * i));
 	raw_bytes(b, h, sizeof h);
 }
 
@@ -104,8 +107,15 @@ static char *hostile_argv[] = {
 };
 
 static char *hostile_env[] = {
-    "A=b=c", "NL=x\ny\n", "EMPTY=", "Q='\"", "DOLLAR=$PATH ${x:-y} $(id)",
-    "BS=\\n\\", "UTF=\xe2\x82\xac\xff", "lower.dot=1", NULL,
+    "A=b=c",
+    "NL=x\ny\n",
+    "EMPTY=",
+    "Q='\"",
+    "DOLLAR=$PATH ${x:-y} $(id)",
+    "BS=\\n\\",
+    "UTF=\xe2\x82\xac\xff",
+    "lower.dot=1",
+    NULL,
 };
 
 static void fill_config(struct ctrj_config *cfg)
@@ -664,8 +674,8 @@ static void test_status_round_trip(void **state)
 	memset(longmsg, 'm', CTRJ_STATUS_MSG_MAX);
 	longmsg[CTRJ_STATUS_MSG_MAX] = '\0';
 	encode_status(buf, CTRJ_STATE_INIT_FAILED, 255, 0, longmsg);
-	assert_int_equal(parse_status_exact(buf, ST_MSG + CTRJ_STATUS_MSG_MAX, &st, err, sizeof err),
-	                 1);
+	assert_int_equal(
+	    parse_status_exact(buf, ST_MSG + CTRJ_STATUS_MSG_MAX, &st, err, sizeof err), 1);
 	assert_string_equal(st.msg, longmsg);
 	assert_int_equal(st.code, 255);
 
@@ -701,9 +711,8 @@ static void test_status_invalid(void **state)
 
 	/* Too short to hold a record at all. */
 	encode_status(buf, CTRJ_STATE_EXITED, 0, 0, "ok");
-	assert_int_equal(parse_status_exact(buf, ST_MSG + CTRJ_STATUS_MSG_MAX - 1, &st, err,
-	                                    sizeof err),
-	                 -1);
+	assert_int_equal(
+	    parse_status_exact(buf, ST_MSG + CTRJ_STATUS_MSG_MAX - 1, &st, err, sizeof err), -1);
 	assert_int_equal(parse_status_exact(buf, 0, &st, err, sizeof err), -1);
 
 	/* Unknown version. */
@@ -745,7 +754,7 @@ static void test_status_sanitizes_message(void **state)
 	uint8_t buf[CTRJ_CTL_STATUS_SIZE];
 	struct ctrj_status st;
 	char err[256];
-	static const uint8_t raw[] = {'o',  'k',  0x1b, '[', '2', 'J', '\n', '\r',
+	static const uint8_t raw[] = {'o',  'k',  0x1b, '[',  '2', 'J', '\n', '\r',
 	                              0x00, 0x7f, 0xff, 0x80, '~', ' ', '\t', '!'};
 
 	encode_status(buf, CTRJ_STATE_INIT_FAILED, 0, 0, "");

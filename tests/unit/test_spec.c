@@ -71,14 +71,28 @@ static void test_env_set_replaces(void **state)
 
 static void test_env_is_runtime_own(void **state)
 {
-	static const char *const own[] = {
-	    "TAP_IP",     "HOST_IFACE", "VCPU_COUNT", "MEM_SIZE_MIB", "ROOTFS_SIZE",
-	    "DATAFS_SIZE", "KERNEL_BOOT_ARGS", "EXTRA_KERNEL_BOOT_ARGS", "PATH", "HOME",
-	    "HOSTNAME",   "TERM",       "PWD",        "OLDPWD",      "SHLVL",
-	    "_",          "CTR_JAILER_", "CTR_JAILER_CACHE", "CTR_JAILER_anything"};
-	static const char *const other[] = {"TAP_IPX", "TAP",        "PAT",  "PATHS", "path",
-	                                    "home",    "CTR_JAILER", "CTR_", "__",    "FOO",
-	                                    "MY_PATH", "X_TAP_IP"};
+	static const char *const own[] = {"TAP_IP",
+	                                  "HOST_IFACE",
+	                                  "VCPU_COUNT",
+	                                  "MEM_SIZE_MIB",
+	                                  "ROOTFS_SIZE",
+	                                  "DATAFS_SIZE",
+	                                  "KERNEL_BOOT_ARGS",
+	                                  "EXTRA_KERNEL_BOOT_ARGS",
+	                                  "PATH",
+	                                  "HOME",
+	                                  "HOSTNAME",
+	                                  "TERM",
+	                                  "PWD",
+	                                  "OLDPWD",
+	                                  "SHLVL",
+	                                  "_",
+	                                  "CTR_JAILER_",
+	                                  "CTR_JAILER_CACHE",
+	                                  "CTR_JAILER_anything"};
+	static const char *const other[] = {"TAP_IPX", "TAP",  "PAT",        "PATHS",
+	                                    "path",    "home", "CTR_JAILER", "CTR_",
+	                                    "__",      "FOO",  "MY_PATH",    "X_TAP_IP"};
 
 	for (size_t i = 0; i < ARRAY_LEN(own); i++)
 		if (!cj_env_is_runtime_own(own[i], strlen(own[i])))
@@ -96,8 +110,7 @@ static void test_env_is_runtime_own(void **state)
 
 /* ---- cj_env_file_parse -------------------------------------------------- */
 
-static int parse_env_text(const char *text, char **lookup, struct cj_strv *env,
-                          struct cj_err *err)
+static int parse_env_text(const char *text, char **lookup, struct cj_strv *env, struct cj_err *err)
 {
 	size_t len = strlen(text);
 	char *copy = malloc(len + 1); /* exact size on the heap for ASan */
@@ -253,9 +266,30 @@ static void test_parse_size(void **state)
 	    {"18446744073709551615", 1, UINT64_MAX},
 	};
 	static const char *const bad[] = {
-	    "",      "G",     "abc",    "-1",    "+1",   " 1",   "1 ",    "1X",    "1GG",  "1Gi B",
-	    "1iB",   "1Bi",   "1BB",    "1Gx",   "1.5G", "0x10", "1e3",   "2GiBs", "1P",   "1\n",
-	    "16777216T",      "17179869184G", "18446744073709551616", "99999999999999999999999",
+	    "",
+	    "G",
+	    "abc",
+	    "-1",
+	    "+1",
+	    " 1",
+	    "1 ",
+	    "1X",
+	    "1GG",
+	    "1Gi B",
+	    "1iB",
+	    "1Bi",
+	    "1BB",
+	    "1Gx",
+	    "1.5G",
+	    "0x10",
+	    "1e3",
+	    "2GiBs",
+	    "1P",
+	    "1\n",
+	    "16777216T",
+	    "17179869184G",
+	    "18446744073709551616",
+	    "99999999999999999999999",
 	};
 
 	for (size_t i = 0; i < ARRAY_LEN(good); i++) {
@@ -563,7 +597,8 @@ static char *write_temp(const char *text)
 
 static void test_spec_env_layers(void **state)
 {
-	char *file1 = write_temp("FILE_ONLY=f1\nBOTH=from-file\nOVER=file\nLOOKED\nTAP_IP=9.9.9.9\n");
+	char *file1 =
+	    write_temp("FILE_ONLY=f1\nBOTH=from-file\nOVER=file\nLOOKED\nTAP_IP=9.9.9.9\n");
 	char *file2 = write_temp("# second file wins over the first\nOVER=file2\n");
 	char *env[] = {"PASS=host",
 	               "BOTH=host",
@@ -587,10 +622,10 @@ static void test_spec_env_layers(void **state)
 	               "NO_EQUALS_SIGN",
 	               "MULTI=a\nb=c",
 	               NULL};
-	char *argv[] = {"run",          "--env-file", file1,          "--env-file", file2,
-	                "-e",           "OVER=flag",  "-e",           "LOOKED",     "--env",
-	                "FLAG_ONLY=x",  "-e",         "UNSET_NAME",   "-e",         "PATH=/guest/bin",
-	                "/bin/env",     NULL};
+	char *argv[] = {"run",         "--env-file", file1,        "--env-file", file2,
+	                "-e",          "OVER=flag",  "-e",         "LOOKED",     "--env",
+	                "FLAG_ONLY=x", "-e",         "UNSET_NAME", "-e",         "PATH=/guest/bin",
+	                "/bin/env",    NULL};
 	struct cj_spec spec;
 	struct cj_err err;
 
@@ -639,8 +674,8 @@ static void test_spec_env_layers(void **state)
 	cj_spec_free(&spec);
 
 	/* --no-env-passthrough: only files and flags. */
-	char *argv2[] = {"run", "--no-env-passthrough", "--env-file", file1, "-e", "LOOKED",
-	                 "/bin/env", NULL};
+	char *argv2[] = {
+	    "run", "--no-env-passthrough", "--env-file", file1, "-e", "LOOKED", "/bin/env", NULL};
 	assert_int_equal(spec_run(&spec, argv2, env, &err), 0);
 	assert_null(env_get(&spec.env, "PASS"));
 	assert_string_equal(env_get(&spec.env, "OVER"), "file");
@@ -664,11 +699,15 @@ static void test_spec_env_layers(void **state)
 
 static void test_spec_seed_env_overridden_by_flags(void **state)
 {
-	char *env[] = {"VCPU_COUNT=3", "MEM_SIZE_MIB=256", "ROOTFS_SIZE=1G",
-	               "CTR_JAILER_CACHE=/env-cache", "CTR_JAILER_KERNEL=/env-kernel", NULL};
-	char *argv[] = {"run",         "--cpus",  "2",         "--memory", "1G",
-	                "--rootfs-size", "512",   "--cache-dir", "/flag-cache", "--kernel",
-	                "/flag-kernel", "/bin/true", NULL};
+	char *env[] = {"VCPU_COUNT=3",
+	               "MEM_SIZE_MIB=256",
+	               "ROOTFS_SIZE=1G",
+	               "CTR_JAILER_CACHE=/env-cache",
+	               "CTR_JAILER_KERNEL=/env-kernel",
+	               NULL};
+	char *argv[] = {"run",           "--cpus",    "2",           "--memory",    "1G",
+	                "--rootfs-size", "512",       "--cache-dir", "/flag-cache", "--kernel",
+	                "/flag-kernel",  "/bin/true", NULL};
 	struct cj_spec spec;
 	struct cj_err err;
 

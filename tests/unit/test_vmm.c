@@ -162,7 +162,8 @@ static void test_qemu_argv_drives(void **state)
 	assert_non_null(argv);
 	assert_int_equal(count(argv, "-drive"), CJ_MAX_DRIVES);
 	assert_int_equal(
-	    count(argv, "id=d,file=,,,format=raw,if=none,cache=writeback,discard=unmap,readonly=on"),
+	    count(argv,
+	          "id=d,file=,,,format=raw,if=none,cache=writeback,discard=unmap,readonly=on"),
 	    CJ_MAX_DRIVES / 2);
 	cj_qemu_argv_free(argv);
 }

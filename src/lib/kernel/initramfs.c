@@ -79,10 +79,17 @@ struct order {
 	size_t nseen;
 };
 
-static int add_module(const char *dep, const char *name, struct order *o, int depth,
+static int add_module(const char *dep, const char *requested, struct order *o, int depth,
                       struct cj_err *err)
 {
 	struct dep_line line;
+	char name[128];
+
+	/* the kernel treats '-' and '_' in module names alike */
+	snprintf(name, sizeof name, "%s", requested);
+	for (char *p = name; *p; p++)
+		if (*p == '-')
+			*p = '_';
 
 	if (depth > 32)
 		return cj_fail(err, 0, "module dependencies of %s nest too deep", name);

@@ -28,29 +28,37 @@ static uint32_t le32(const uint8_t *p)
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
+/* The image is untrusted input: headers are copied out (no unaligned
+ * access) and every size is checked in 64-bit arithmetic before use. */
 bool cj_elf_has_pvh_note(const uint8_t *img, size_t len)
 {
-	const Elf64_Ehdr *eh = (const Elf64_Ehdr *)img;
+	Elf64_Ehdr eh;
 
-	if (len < sizeof *eh || memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 ||
-	    eh->e_ident[EI_CLASS] != ELFCLASS64 || eh->e_phentsize != sizeof(Elf64_Phdr) ||
-	    eh->e_phoff > len || (size_t)eh->e_phnum * sizeof(Elf64_Phdr) > len - eh->e_phoff)
+	if (len < sizeof eh)
 		return false;
-	for (size_t i = 0; i < eh->e_phnum; i++) {
-		const Elf64_Phdr *ph = (const Elf64_Phdr *)(img + eh->e_phoff) + i;
-		if (ph->p_type != PT_NOTE || ph->p_offset > len ||
-		    ph->p_filesz > len - ph->p_offset)
+	memcpy(&eh, img, sizeof eh);
+	if (memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 || eh.e_ident[EI_CLASS] != ELFCLASS64 ||
+	    eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phoff > len ||
+	    (size_t)eh.e_phnum * sizeof(Elf64_Phdr) > len - eh.e_phoff)
+		return false;
+	for (size_t i = 0; i < eh.e_phnum; i++) {
+		Elf64_Phdr ph;
+		memcpy(&ph, img + eh.e_phoff + i * sizeof ph, sizeof ph);
+		if (ph.p_type != PT_NOTE || ph.p_offset > len || ph.p_filesz > len - ph.p_offset)
 			continue;
-		size_t off = ph->p_offset, end = ph->p_offset + ph->p_filesz;
+		size_t off = ph.p_offset, end = ph.p_offset + ph.p_filesz;
 		while (end - off >= sizeof(Elf64_Nhdr)) {
-			const Elf64_Nhdr *nh = (const Elf64_Nhdr *)(img + off);
-			size_t name = (nh->n_namesz + 3u) & ~3u, desc = (nh->n_descsz + 3u) & ~3u;
-			if (name > end - off - sizeof *nh || desc > end - off - sizeof *nh - name)
+			Elf64_Nhdr nh;
+			memcpy(&nh, img + off, sizeof nh);
+			size_t name = ((size_t)nh.n_namesz + 3) & ~(size_t)3;
+			size_t desc = ((size_t)nh.n_descsz + 3) & ~(size_t)3;
+			size_t room = end - off - sizeof nh;
+			if (name > room || desc > room - name)
 				break;
-			if (nh->n_type == XEN_ELFNOTE_PHYS32_ENTRY && nh->n_namesz == 4 &&
-			    memcmp(img + off + sizeof *nh, "Xen", 4) == 0)
+			if (nh.n_type == XEN_ELFNOTE_PHYS32_ENTRY && nh.n_namesz == 4 &&
+			    memcmp(img + off + sizeof nh, "Xen", 4) == 0)
 				return true;
-			off += sizeof *nh + name + desc;
+			off += sizeof nh + name + desc;
 		}
 	}
 	return false;

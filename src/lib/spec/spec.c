@@ -63,6 +63,8 @@ static const char *const runtime_own[] = {
     /* the seed's settings */
     "TAP_IP", "HOST_IFACE", "VCPU_COUNT", "MEM_SIZE_MIB", "ROOTFS_SIZE", "DATAFS_SIZE",
     "KERNEL_BOOT_ARGS", "EXTRA_KERNEL_BOOT_ARGS",
+    /* ours */
+    "DATA_MOUNT",
     /* shell noise */
     "PATH", "HOME", "HOSTNAME", "TERM", "PWD", "OLDPWD", "SHLVL", "_", NULL};
 
@@ -535,6 +537,15 @@ static int apply_seed_env(struct cj_spec *spec, char **env, struct cj_err *err)
 	if ((v = getenv_from(env, "EXTRA_KERNEL_BOOT_ARGS")) && *v &&
 	    set_str(&spec->extra_boot_args, v, err) < 0)
 		return -1;
+	if ((v = getenv_from(env, "DATAFS_SIZE")) && *v &&
+	    parse_volume_size(v, "DATAFS_SIZE", &spec->datafs_size, err) < 0)
+		return -1;
+	if ((v = getenv_from(env, "DATA_MOUNT")) && *v &&
+	    set_abs_path(&spec->data_mount, v, "DATA_MOUNT", err) < 0)
+		return -1;
+	if ((v = getenv_from(env, "CTR_JAILER_VOLUMES")) && *v &&
+	    set_abs_path(&spec->volumes_dir, v, "CTR_JAILER_VOLUMES", err) < 0)
+		return -1;
 	if ((v = getenv_from(env, "CTR_JAILER_CACHE")) && *v &&
 	    set_str(&spec->cache_dir, v, err) < 0)
 		return -1;
@@ -559,7 +570,8 @@ static int passthrough_env(struct cj_spec *spec, char **env, const struct cj_str
 {
 	for (size_t i = 0; env && env[i]; i++) {
 		const char *eq = strchr(env[i], '=');
-		if (!eq || cj_env_is_runtime_own(env[i], (size_t)(eq - env[i])) ||
+		if (!eq || !valid_env_name(env[i], (size_t)(eq - env[i])) ||
+		    cj_env_is_runtime_own(env[i], (size_t)(eq - env[i])) ||
 		    in_list(hidden, env[i], (size_t)(eq - env[i])))
 			continue;
 		if (cj_env_set(&spec->env, env[i]) < 0)
@@ -597,9 +609,9 @@ int cj_spec_from_args(struct cj_spec *spec, int argc, char **argv, char **env, s
 	    set_str(&spec->cache_dir, CJ_DEFAULT_CACHE, err) < 0 ||
 	    set_str(&spec->run_base, CJ_DEFAULT_RUN_BASE, err) < 0 ||
 	    set_str(&spec->qemu_bin, "qemu-system-x86_64", err) < 0)
-		return -1;
+		goto out;
 	if (apply_seed_env(spec, env, err) < 0)
-		return -1;
+		goto out;
 
 	optind = 0; /* "+": stop at the first operand, the guest command */
 	opterr = 0;
@@ -635,7 +647,10 @@ int cj_spec_from_args(struct cj_spec *spec, int argc, char **argv, char **env, s
 			r = set_str(&spec->workdir, optarg, err);
 			break;
 		case 'u':
-			r = set_str(&spec->user, optarg, err);
+			/* "" means the image's default user, as with docker */
+			free(spec->user);
+			spec->user = NULL;
+			r = optarg[0] ? set_str(&spec->user, optarg, err) : 0;
 			break;
 		case OPT_HOSTNAME:
 			if (strlen(optarg) == 0 || strlen(optarg) > 64) {
@@ -722,8 +737,14 @@ int cj_spec_from_args(struct cj_spec *spec, int argc, char **argv, char **env, s
 			r = cj_fail(err, 0, "option '%s' needs a value", argv[optind - 1]);
 			break;
 		default:
-			r = cj_fail(err, 0, "unknown option '%s' (see 'ctr-jailer run --help')",
-			            argv[optind - 1]);
+			if (optopt)
+				r = cj_fail(err, 0,
+				            "unknown option '-%c' (see 'ctr-jailer run --help')",
+				            optopt);
+			else
+				r = cj_fail(err, 0,
+				            "unknown option '%s' (see 'ctr-jailer run --help')",
+				            argv[optind - 1]);
 			break;
 		}
 		if (r < 0)

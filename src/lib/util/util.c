@@ -215,7 +215,7 @@ int cj_parse_size(const char *s, uint64_t default_unit, uint64_t *out)
 	unsigned long long v;
 	uint64_t unit = default_unit;
 
-	if (!s || *s < '0' || *s > '9')
+	if (!s || *s < '0' || *s > '9' || default_unit == 0)
 		return -1;
 	errno = 0;
 	v = strtoull(s, &end, 10);
