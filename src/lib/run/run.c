@@ -328,7 +328,7 @@ static int supervise(struct cj_vmm *vmm, int sfd, unsigned grace_s, struct super
 			sv->stop_requested = true;
 			deadline =
 			    cj_now_ns() + (uint64_t)(grace_s + STOP_MARGIN_S) * 1000000000ull;
-			if (cj_qemu_request_stop(vmm, &qerr) < 0) {
+			if (vmm->ops->request_stop(vmm, &qerr) < 0) {
 				char buf[1200];
 				fprintf(stderr,
 				        "ctr-jailer: graceful stop failed (%s); killing the VM\n",
@@ -345,7 +345,7 @@ static int supervise(struct cj_vmm *vmm, int sfd, unsigned grace_s, struct super
 }
 
 static int exit_code_for(const struct ctrj_status *st, int have, const struct supervision *sv,
-                         struct cj_err *err)
+                         const struct cj_vmm *vmm, struct cj_err *err)
 {
 	if (have == 1) {
 		switch (st->state) {
@@ -368,15 +368,7 @@ static int exit_code_for(const struct ctrj_status *st, int have, const struct su
 	if (sv->stop_requested)
 		return 128 + SIGTERM; /* stopped before the workload started */
 	err->exit_code = CJ_EXIT_VM_LOST;
-	if (WIFSIGNALED(sv->vmm_status))
-		cj_fail(err, 0,
-		        "the VMM was killed by signal %d before the guest reported a status",
-		        WTERMSIG(sv->vmm_status));
-	else
-		cj_fail(err, 0,
-		        "the VM ended without reporting a status (VMM exit status %d; a kernel "
-		        "panic or a missing driver; see the console above)",
-		        WEXITSTATUS(sv->vmm_status));
+	vmm->ops->exit_error(vmm, sv->vmm_status, err);
 	return CJ_EXIT_VM_LOST;
 }
 
@@ -502,7 +494,9 @@ int cj_run_vm(const struct cj_spec *spec, struct cj_err *err)
 		cj_fail(err, errno, "signalfd");
 		goto teardown;
 	}
-	if (cj_qemu_start(&vmm, spec->qemu_bin, &vm, err) < 0)
+	vmm.ops = &cj_qemu_ops;
+	vmm.bin = spec->qemu_bin;
+	if (vmm.ops->start(&vmm, &vm, err) < 0)
 		goto teardown;
 	t.vmm_exec = cj_now_ns();
 	{
@@ -527,7 +521,7 @@ int cj_run_vm(const struct cj_spec *spec, struct cj_err *err)
 		err->exit_code = CJ_EXIT_VM_LOST;
 		goto teardown;
 	}
-	code = exit_code_for(&st, have_status, &sv, err);
+	code = exit_code_for(&st, have_status, &sv, &vmm, err);
 
 teardown:
 	if (sfd >= 0)
@@ -535,6 +529,8 @@ teardown:
 	if (ctl_fd >= 0)
 		close(ctl_fd);
 	drives_release(&drives);
+	if (vmm.ops)
+		vmm.ops->cleanup(&vmm);
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	if (run_dir[0])
 		cj_rm_rf(run_dir);

@@ -164,9 +164,9 @@ void cj_qemu_argv_free(char **argv)
 	free(argv);
 }
 
-int cj_qemu_start(struct cj_vmm *vmm, const char *bin, const struct cj_vm_config *cfg,
-                  struct cj_err *err)
+static int qemu_start(struct cj_vmm *vmm, const struct cj_vm_config *cfg, struct cj_err *err)
 {
+	const char *bin = vmm->bin;
 	char **argv;
 	int errpipe[2];
 	pid_t pid;
@@ -174,7 +174,6 @@ int cj_qemu_start(struct cj_vmm *vmm, const char *bin, const struct cj_vm_config
 	ssize_t r;
 
 	snprintf(vmm->api_socket, sizeof vmm->api_socket, "%s/qmp.sock", cfg->run_dir);
-	vmm->bin = bin;
 	argv = cj_qemu_argv(bin, cfg, vmm->api_socket);
 	if (!argv)
 		return cj_fail(err, ENOMEM, "build the QEMU command line");
@@ -293,7 +292,7 @@ static json_object *qcode(const char *key)
 	return k;
 }
 
-int cj_qemu_request_stop(struct cj_vmm *vmm, struct cj_err *err)
+static int qemu_request_stop(struct cj_vmm *vmm, struct cj_err *err)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	char buf[8192];
@@ -337,3 +336,29 @@ void cj_vmm_kill(struct cj_vmm *vmm)
 	if (vmm->pid > 0)
 		kill(vmm->pid, SIGKILL);
 }
+
+static void qemu_exit_error(const struct cj_vmm *vmm, int st, struct cj_err *err)
+{
+	if (WIFSIGNALED(st))
+		cj_fail(err, 0, "QEMU was killed by signal %d before the guest reported a status",
+		        WTERMSIG(st));
+	else
+		cj_fail(
+		    err, 0,
+		    "the VM ended without reporting a status (QEMU exit status %d; a kernel panic "
+		    "or a missing driver: see the console above)",
+		    WEXITSTATUS(st));
+}
+
+static void qemu_cleanup(struct cj_vmm *vmm)
+{
+	(void)vmm; /* everything QEMU made lives in the run directory */
+}
+
+const struct cj_vmm_ops cj_qemu_ops = {
+    .name = "qemu",
+    .start = qemu_start,
+    .request_stop = qemu_request_stop,
+    .exit_error = qemu_exit_error,
+    .cleanup = qemu_cleanup,
+};

@@ -36,20 +36,35 @@ struct cj_vm_config {
 	size_t nkeep_fds;
 };
 
-struct cj_vmm {
-	pid_t pid;
-	char api_socket[PATH_MAX]; /* QMP for QEMU */
-	const char *bin;
+struct cj_vmm;
+
+/* A backend. start() forks the VMM (which must die with ctr-jailer:
+ * PR_SET_PDEATHSIG) and fills vmm->pid; request_stop() asks the guest to
+ * shut down (Ctrl-Alt-Del); exit_error() turns the VMM's own wait status
+ * into an error when the guest reported nothing; cleanup() removes what
+ * start() created outside the run directory (jail, cgroup). */
+struct cj_vmm_ops {
+	const char *name;
+	int (*start)(struct cj_vmm *vmm, const struct cj_vm_config *cfg, struct cj_err *err);
+	int (*request_stop)(struct cj_vmm *vmm, struct cj_err *err);
+	void (*exit_error)(const struct cj_vmm *vmm, int wait_status, struct cj_err *err);
+	void (*cleanup)(struct cj_vmm *vmm);
 };
+
+struct cj_vmm {
+	const struct cj_vmm_ops *ops;
+	const char *bin;           /* the VMM executable */
+	pid_t pid;                 /* the process ctr-jailer waits for */
+	char api_socket[PATH_MAX]; /* QMP for QEMU, the API socket for Firecracker */
+	void *priv;                /* backend state */
+};
+
+extern const struct cj_vmm_ops cj_qemu_ops;
 
 /* QEMU microvm. argv is built into a NULL-terminated vector (caller frees
  * with cj_qemu_argv_free); exposed for unit tests. */
 char **cj_qemu_argv(const char *bin, const struct cj_vm_config *cfg, const char *qmp_path);
 void cj_qemu_argv_free(char **argv);
-int cj_qemu_start(struct cj_vmm *vmm, const char *bin, const struct cj_vm_config *cfg,
-                  struct cj_err *err);
-/* Ctrl-Alt-Del through QMP. */
-int cj_qemu_request_stop(struct cj_vmm *vmm, struct cj_err *err);
 void cj_vmm_kill(struct cj_vmm *vmm);
 
 /* Can KVM run a stock guest here? Returns false with a reason when not. */
