@@ -13,11 +13,14 @@
 #include "init.h"
 #include "ctrj/protocol.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <net/if.h>
+#include <net/route.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -432,6 +435,79 @@ static void write_secrets(struct ctrj_config *cfg, const struct guest_user *u)
 	}
 }
 
+static void write_text_file(const char *path, const char *text)
+{
+	int fd;
+	size_t len = strlen(text);
+
+	unlink(path); /* a symlink in the image (e.g. to a resolver stub) is replaced */
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd < 0 || write(fd, text, len) != (ssize_t)len)
+		say("write %s: %s", path, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+}
+
+/* eth0 with the ioctl interface: address, netmask, MTU, up, default route.
+ * (The kernel's ioctls need no message encoder, and this static init has no
+ * netlink library to link against.) */
+static void configure_network(const struct ctrj_config *cfg)
+{
+	const struct ctrj_net *n = &cfg->net;
+	struct ifreq ifr;
+	struct rtentry rt;
+	struct sockaddr_in *sin;
+	char text[1024], addr[INET_ADDRSTRLEN];
+	int fd, len = 0;
+
+	if (!cfg->has_net)
+		return;
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		fail_setup(0, "socket: %s", strerror(errno));
+	memset(&ifr, 0, sizeof ifr);
+	snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "eth0");
+	sin = (struct sockaddr_in *)&ifr.ifr_addr;
+	sin->sin_family = AF_INET;
+	sin->sin_addr.s_addr = n->addr;
+	if (ioctl(fd, SIOCSIFADDR, &ifr) < 0)
+		fail_setup(0, "eth0 address: %s (is virtio_net available?)", strerror(errno));
+	sin->sin_addr.s_addr = htonl(n->prefix >= 32 ? ~0u : ~(~0u >> n->prefix));
+	if (ioctl(fd, SIOCSIFNETMASK, &ifr) < 0)
+		fail_setup(0, "eth0 netmask: %s", strerror(errno));
+	ifr.ifr_mtu = (int)n->mtu;
+	if (ioctl(fd, SIOCSIFMTU, &ifr) < 0)
+		fail_setup(0, "eth0 mtu: %s", strerror(errno));
+	if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0)
+		fail_setup(0, "eth0 flags: %s", strerror(errno));
+	ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+	if (ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
+		fail_setup(0, "eth0 up: %s", strerror(errno));
+	memset(&rt, 0, sizeof rt);
+	((struct sockaddr_in *)&rt.rt_dst)->sin_family = AF_INET;
+	((struct sockaddr_in *)&rt.rt_genmask)->sin_family = AF_INET;
+	sin = (struct sockaddr_in *)&rt.rt_gateway;
+	sin->sin_family = AF_INET;
+	sin->sin_addr.s_addr = n->gateway;
+	rt.rt_flags = RTF_UP | RTF_GATEWAY;
+	rt.rt_dev = "eth0";
+	if (ioctl(fd, SIOCADDRT, &rt) < 0)
+		fail_setup(0, "default route: %s", strerror(errno));
+	close(fd);
+
+	mkdir_p("/etc", 0755);
+	for (uint32_t i = 0; i < n->ndns; i++) {
+		inet_ntop(AF_INET, &n->dns[i], addr, sizeof addr);
+		len += snprintf(text + len, sizeof text - (size_t)len, "nameserver %s\n", addr);
+	}
+	write_text_file("/etc/resolv.conf", text);
+	inet_ntop(AF_INET, &n->addr, addr, sizeof addr);
+	snprintf(text, sizeof text,
+	         "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n%s\t%s\n", addr,
+	         cfg->hostname ? cfg->hostname : "localhost");
+	write_text_file("/etc/hosts", text);
+}
+
 static void write_environment_file(char *const *envp, const struct guest_user *u)
 {
 	int fd;
@@ -694,6 +770,7 @@ int main(void)
 	if (cfg.hostname && sethostname(cfg.hostname, strlen(cfg.hostname)) < 0)
 		say("sethostname: %s", strerror(errno));
 	loopback_up();
+	configure_network(&cfg);
 	if (guest_user_resolve(cfg.user, &user, err, sizeof err) < 0)
 		fail_setup(0, "%s", err);
 	write_environment_file(cfg.envp, &user);

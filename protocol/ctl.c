@@ -202,6 +202,22 @@ int ctrj_config_encode(const struct ctrj_config *cfg, uint8_t **out, size_t *out
 	}
 	for (size_t i = 0; i < cfg->nvolumes && r == 0; i++)
 		r = enc_volume(&e, &cfg->volumes[i]);
+	if (r == 0 && cfg->has_net) {
+		uint8_t b[32] = {0};
+		if (cfg->net.ndns > CTRJ_MAX_DNS || cfg->net.prefix > 32) {
+			free(e.buf);
+			return fail(err, errlen, "invalid network settings");
+		}
+		/* addresses are already in network order: copied as bytes */
+		memcpy(b, &cfg->net.addr, 4);
+		memcpy(b + 4, &cfg->net.gateway, 4);
+		put_le32(b + 8, cfg->net.prefix);
+		put_le32(b + 12, cfg->net.mtu);
+		put_le32(b + 16, cfg->net.ndns);
+		for (uint32_t i = 0; i < cfg->net.ndns; i++)
+			memcpy(b + 20 + 4 * i, &cfg->net.dns[i], 4);
+		r = enc_record(&e, CTRJ_REC_NET, b, sizeof b);
+	}
 	for (size_t i = 0; i < cfg->nsecrets && r == 0; i++) {
 		const struct ctrj_secret *sec = &cfg->secrets[i];
 		if (!ctrj_secret_name_valid(sec->name, strlen(sec->name))) {
@@ -413,6 +429,21 @@ static int parse_record(struct ctrj_config *cfg, uint16_t type, const uint8_t *p
 		return 0;
 	case CTRJ_REC_VOLUME:
 		return parse_volume(cfg, p, n, err, errlen);
+	case CTRJ_REC_NET:
+		if (n != 32 || cfg->has_net)
+			return fail(err, errlen, "invalid or duplicate network record");
+		memcpy(&cfg->net.addr, p, 4);
+		memcpy(&cfg->net.gateway, p + 4, 4);
+		cfg->net.prefix = get_le32(p + 8);
+		cfg->net.mtu = get_le32(p + 12);
+		cfg->net.ndns = get_le32(p + 16);
+		if (cfg->net.prefix == 0 || cfg->net.prefix > 32 || cfg->net.ndns > CTRJ_MAX_DNS ||
+		    cfg->net.mtu < 576 || cfg->net.mtu > 65535)
+			return fail(err, errlen, "network record out of range");
+		for (uint32_t i = 0; i < cfg->net.ndns; i++)
+			memcpy(&cfg->net.dns[i], p + 20 + 4 * i, 4);
+		cfg->has_net = true;
+		return 0;
 	case CTRJ_REC_SECRET:
 		return parse_secret(cfg, p, n, err, errlen);
 	default:

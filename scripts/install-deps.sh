@@ -6,12 +6,12 @@ set -euo pipefail
 packages=(
   # build
   meson ninja-build gcc pkg-config musl-tools
-  libjson-c-dev libarchive-dev nettle-dev
+  libjson-c-dev libarchive-dev nettle-dev libmnl-dev libnftables-dev
   # run: VMM, filesystem images, kernel module index, kernel download
-  qemu-system-x86 e2fsprogs kmod apt ca-certificates
+  qemu-system-x86 e2fsprogs kmod apt ca-certificates nftables iptables
   # tests
   libcmocka-dev python3 python3-pytest python3-pytest-xdist busybox-static clang-format
-  iproute2 procps
+  iproute2 procps dnsmasq-base
 )
 
 missing=()

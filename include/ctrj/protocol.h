@@ -47,6 +47,18 @@ struct ctrj_volume {
 	char *path; /* absolute path in the guest */
 };
 
+#define CTRJ_MAX_DNS 3u
+
+/* eth0 of the guest; addresses in network byte order. */
+struct ctrj_net {
+	uint32_t addr;
+	uint32_t gateway;
+	uint32_t prefix;
+	uint32_t mtu;
+	uint32_t ndns;
+	uint32_t dns[CTRJ_MAX_DNS];
+};
+
 /* A secret delivered as /run/secrets/<name>: never exported, never in
  * /var/environment, wiped from the control disk after reading. */
 struct ctrj_secret {
@@ -69,6 +81,7 @@ enum ctrj_rec_type {
 	CTRJ_REC_STOP_SIGNAL = 0x000a,
 	CTRJ_REC_VOLUME = 0x800b, /* uuid[16] flags:le32 path */
 	CTRJ_REC_SECRET = 0x800c, /* name_len:le16 name value */
+	CTRJ_REC_NET = 0x800d,    /* struct ctrj_net, 32 bytes */
 };
 #define CTRJ_REC_CRITICAL 0x8000u
 
@@ -92,6 +105,8 @@ struct ctrj_config {
 	size_t nvolumes;
 	struct ctrj_secret *secrets;
 	size_t nsecrets;
+	bool has_net;
+	struct ctrj_net net;
 };
 
 /* Is name acceptable as a secret file name? */

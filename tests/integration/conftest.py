@@ -104,8 +104,10 @@ class Runner:
         return env
 
     def argv(self, args, rootfs=None, options=()):
+        # No network unless a test asks for it (--network tap): VM tests must
+        # never create TAPs or rules outside namespaces they made themselves.
         return [str(BINARY), "run", "--rootfs", str(rootfs or self.rootfs), "--memory", "256",
-                "--cpus", "1", *options, "--", *args]
+                "--cpus", "1", "--network", "none", *options, "--", *args]
 
     def run(self, args, rootfs=None, options=(), env=None, timeout=180):
         return subprocess.run(self.argv(args, rootfs, options), env=self.env(env),

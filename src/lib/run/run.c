@@ -10,6 +10,7 @@
 #include "image/base.h"
 #include "kernel/kernel.h"
 #include "util/util.h"
+#include "net/net.h"
 #include "vmm/vmm.h"
 #include "volume/volume.h"
 
@@ -384,6 +385,7 @@ int cj_run_vm(const struct cj_spec *spec, struct cj_err *err)
 	struct ctrj_status st;
 	char initramfs[PATH_MAX], run_dir[PATH_MAX], id[16], ctl_path[64];
 	struct drives drives = {0};
+	struct cj_net net = {0};
 	int ctl_fd = -1;
 	char hostname[65] = "", vmlinux[PATH_MAX];
 	const char *boot_image = NULL;
@@ -428,6 +430,19 @@ int cj_run_vm(const struct cj_spec *spec, struct cj_err *err)
 	/* From here on every path goes through teardown. */
 	if (drives_prepare(spec, &base, &drives, err) < 0)
 		goto teardown;
+	if (cj_net_setup(&spec->net, id, run_dir, spec->run_base, 0, &net, err) < 0)
+		goto teardown;
+	if (net.active) {
+		cfg.has_net = true;
+		cfg.net.addr = net.guest_addr;
+		cfg.net.gateway = net.host_addr;
+		cfg.net.prefix = net.prefix;
+		cfg.net.mtu = 1500;
+		cfg.net.ndns = (uint32_t)net.ndns;
+		memcpy(cfg.net.dns, net.dns, net.ndns * sizeof net.dns[0]);
+		vm.tap = net.tap;
+		memcpy(vm.mac, net.mac, sizeof vm.mac);
+	}
 
 	/* From here on every path goes through teardown. */
 	cfg.argv = spec->argv.v;
@@ -529,6 +544,7 @@ teardown:
 	if (ctl_fd >= 0)
 		close(ctl_fd);
 	drives_release(&drives);
+	cj_net_teardown(&net);
 	if (vmm.ops)
 		vmm.ops->cleanup(&vmm);
 	sigprocmask(SIG_SETMASK, &old, NULL);

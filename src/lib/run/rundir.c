@@ -6,6 +6,7 @@
  * killed and the directory removed. */
 #include "run.h"
 
+#include "net/net.h"
 #include "util/util.h"
 
 #include <dirent.h>
@@ -99,6 +100,7 @@ int cj_gc(const char *run_base, bool verbose)
 		}
 		if (read_pid_file(dir, "vmm", &pid, &start) && alive(pid, start))
 			kill(pid, SIGKILL);
+		cj_net_gc(dir); /* the TAP and exactly the rules that run added */
 		if (cj_rm_rf(dir) == 0) {
 			removed++;
 			if (verbose)

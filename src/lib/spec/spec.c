@@ -64,7 +64,7 @@ static const char *const runtime_own[] = {
     "TAP_IP", "HOST_IFACE", "VCPU_COUNT", "MEM_SIZE_MIB", "ROOTFS_SIZE", "DATAFS_SIZE",
     "KERNEL_BOOT_ARGS", "EXTRA_KERNEL_BOOT_ARGS",
     /* ours */
-    "DATA_MOUNT",
+    "DATA_MOUNT", "PUBLISH",
     /* shell noise */
     "PATH", "HOME", "HOSTNAME", "TERM", "PWD", "OLDPWD", "SHLVL", "_", NULL};
 
@@ -344,6 +344,11 @@ enum {
 	OPT_DATA_MOUNT,
 	OPT_DATA_SIZE,
 	OPT_SECRET,
+	OPT_NETWORK,
+	OPT_TAP_IP,
+	OPT_HOST_IFACE,
+	OPT_FIREWALL,
+	OPT_DNS,
 };
 
 static const struct option run_options[] = {
@@ -373,6 +378,12 @@ static const struct option run_options[] = {
     {"data-mount", required_argument, NULL, OPT_DATA_MOUNT},
     {"data-size", required_argument, NULL, OPT_DATA_SIZE},
     {"secret", required_argument, NULL, OPT_SECRET},
+    {"network", required_argument, NULL, OPT_NETWORK},
+    {"tap-ip", required_argument, NULL, OPT_TAP_IP},
+    {"host-iface", required_argument, NULL, OPT_HOST_IFACE},
+    {"firewall", required_argument, NULL, OPT_FIREWALL},
+    {"publish", required_argument, NULL, 'p'},
+    {"dns", required_argument, NULL, OPT_DNS},
     {NULL, 0, NULL, 0},
 };
 
@@ -410,6 +421,27 @@ static int parse_memory(const char *v, const char *what, uint64_t *out, struct c
 		return cj_fail(err, 0, "%s '%s' is too small: a guest needs at least %u MiB", what,
 		               v, CJ_MIN_MEMORY_MIB);
 	*out = bytes >> 20;
+	return 0;
+}
+
+static int parse_firewall(const char *v, enum cj_firewall *out, struct cj_err *err)
+{
+	if (strcmp(v, "auto") == 0)
+		*out = CJ_FW_AUTO;
+	else if (strcmp(v, "nft") == 0 || strcmp(v, "nftables") == 0)
+		*out = CJ_FW_NFT;
+	else if (strcmp(v, "iptables") == 0 || strcmp(v, "iptables-nft") == 0)
+		*out = CJ_FW_IPTABLES_NFT;
+	else if (strcmp(v, "iptables-legacy") == 0)
+		*out = CJ_FW_IPTABLES_LEGACY;
+	else if (strcmp(v, "none") == 0)
+		*out = CJ_FW_NONE;
+	else
+		return cj_fail(
+		    err, 0,
+		    "firewall '%s' is invalid: use auto, nft, iptables, iptables-legacy or "
+		    "none",
+		    v);
 	return 0;
 }
 
@@ -537,6 +569,23 @@ static int apply_seed_env(struct cj_spec *spec, char **env, struct cj_err *err)
 	if ((v = getenv_from(env, "EXTRA_KERNEL_BOOT_ARGS")) && *v &&
 	    set_str(&spec->extra_boot_args, v, err) < 0)
 		return -1;
+	if ((v = getenv_from(env, "TAP_IP")) && *v && set_str(&spec->net.tap_ip, v, err) < 0)
+		return -1;
+	if ((v = getenv_from(env, "HOST_IFACE")) && *v &&
+	    set_str(&spec->net.host_iface, v, err) < 0)
+		return -1;
+	if ((v = getenv_from(env, "PUBLISH")) && *v && cj_publish_env_parse(v, &spec->net, err) < 0)
+		return -1;
+	if ((v = getenv_from(env, "CTR_JAILER_FIREWALL")) && *v &&
+	    parse_firewall(v, &spec->net.firewall, err) < 0)
+		return -1;
+	if ((v = getenv_from(env, "CTR_JAILER_NETWORK")) && *v) {
+		if (strcmp(v, "none") == 0)
+			spec->net.mode = CJ_NET_NONE;
+		else if (strcmp(v, "tap") != 0)
+			return cj_fail(err, 0,
+			               "CTR_JAILER_NETWORK '%s' is invalid: use tap or none", v);
+	}
 	if ((v = getenv_from(env, "DATAFS_SIZE")) && *v &&
 	    parse_volume_size(v, "DATAFS_SIZE", &spec->datafs_size, err) < 0)
 		return -1;
@@ -615,7 +664,7 @@ int cj_spec_from_args(struct cj_spec *spec, int argc, char **argv, char **env, s
 
 	optind = 0; /* "+": stop at the first operand, the guest command */
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "+:e:w:u:v:", run_options, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "+:e:w:u:v:p:", run_options, NULL)) != -1) {
 		switch (opt) {
 		case OPT_ROOTFS:
 			r = set_str(&spec->rootfs, optarg, err);
@@ -730,6 +779,46 @@ int cj_spec_from_args(struct cj_spec *spec, int argc, char **argv, char **env, s
 		case OPT_DATA_SIZE:
 			r = parse_volume_size(optarg, "--data-size", &spec->datafs_size, err);
 			break;
+		case OPT_NETWORK:
+			r = 0;
+			if (strcmp(optarg, "none") == 0)
+				spec->net.mode = CJ_NET_NONE;
+			else if (strcmp(optarg, "tap") == 0)
+				spec->net.mode = CJ_NET_TAP;
+			else
+				r = cj_fail(err, 0, "--network '%s' is invalid: use tap or none",
+				            optarg);
+			break;
+		case OPT_TAP_IP:
+			r = set_str(&spec->net.tap_ip, optarg, err);
+			break;
+		case OPT_HOST_IFACE:
+			r = set_str(&spec->net.host_iface, optarg, err);
+			break;
+		case OPT_FIREWALL:
+			r = parse_firewall(optarg, &spec->net.firewall, err);
+			break;
+		case 'p':
+			if (spec->net.nports >= CJ_MAX_PORTS) {
+				r = cj_fail(err, 0, "too many published ports (at most %d)",
+				            CJ_MAX_PORTS);
+				break;
+			}
+			r = cj_port_parse(optarg, &spec->net.ports[spec->net.nports], err);
+			if (r == 0)
+				spec->net.nports++;
+			break;
+		case OPT_DNS:
+			if (spec->net.ndns >= CJ_MAX_DNS ||
+			    cj_ipv4_parse(optarg, &spec->net.dns[spec->net.ndns]) < 0) {
+				r = cj_fail(err, 0,
+				            "--dns '%s' is invalid: give up to %d IPv4 addresses",
+				            optarg, CJ_MAX_DNS);
+				break;
+			}
+			spec->net.ndns++;
+			r = 0;
+			break;
 		case OPT_SECRET:
 			r = add_secret(spec, optarg, env, &hidden, err);
 			break;
@@ -829,5 +918,7 @@ void cj_spec_free(struct cj_spec *spec)
 		free(spec->secrets[i].name);
 	}
 	free(spec->secrets);
+	free(spec->net.tap_ip);
+	free(spec->net.host_iface);
 	memset(spec, 0, sizeof *spec);
 }

@@ -5,6 +5,7 @@
 #define CJ_SPEC_H
 
 #include "ctrj/protocol.h"
+#include "net/net.h"
 #include "util/err.h"
 #include "volume/volume.h"
 
@@ -56,6 +57,8 @@ struct cj_spec {
 	/* secrets: values held in memory only */
 	struct ctrj_secret *secrets;
 	size_t nsecrets;
+	/* networking */
+	struct cj_net_spec net;
 };
 
 /* argv starts after "run". env is the runtime's environment (environ). */

@@ -132,6 +132,14 @@ char **cj_qemu_argv(const char *bin, const struct cj_vm_config *cfg, const char 
 	r |= push(&v, &n, "i8042");
 	r |= push(&v, &n, "-qmp");
 	r |= push(&v, &n, "unix:%s,server=on,wait=off", qmp);
+	if (cfg->tap) {
+		const uint8_t *m = cfg->mac;
+		r |= push(&v, &n, "-netdev");
+		r |= push(&v, &n, "tap,id=net0,ifname=%s,script=no,downscript=no", cfg->tap);
+		r |= push(&v, &n, "-device");
+		r |= push(&v, &n, "virtio-net-device,netdev=net0,mac=%02x:%02x:%02x:%02x:%02x:%02x",
+			  m[0], m[1], m[2], m[3], m[4], m[5]);
+	}
 	for (size_t i = 0; i < cfg->ndrives; i++) {
 		const struct cj_drive *d = &cfg->drives[i];
 		char *path = escape_commas(d->path);

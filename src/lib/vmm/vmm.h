@@ -32,6 +32,8 @@ struct cj_vm_config {
 	struct cj_drive drives[CJ_MAX_DRIVES];
 	size_t ndrives;
 	const char *run_dir; /* sockets live here */
+	const char *tap; /* TAP device name, NULL: no network */
+	uint8_t mac[6];  /* guest MAC */
 	int keep_fds[4];     /* inherited by the VMM (drives given as /proc/self/fd/N) */
 	size_t nkeep_fds;
 };

@@ -1,0 +1,679 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Per-VM networking. Order of setup (teardown is the reverse, and gc does
+ * the same from the record in run_dir/net when the runtime was killed):
+ *   lock → choose the /30 → TAP (persistent, owned by the VMM's uid) with
+ *   the host address, up → record → firewall rules → unlock.
+ * Firewall: nftables (one table per VM, "ctrj_<id>", removed as a whole) or,
+ * where the host already uses iptables (Docker leaves FORWARD at DROP, which
+ * an nftables table of ours could not override), iptables rules tagged with
+ * a "ctr-jailer:<id>" comment and removed one by one.
+ */
+#include "net.h"
+
+#include "util/util.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if_tun.h>
+#include <netinet/in.h>
+#include <nftables/libnftables.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* ---- parsing ---------------------------------------------------------- */
+
+int cj_ipv4_parse(const char *arg, uint32_t *out)
+{
+	struct in_addr a;
+
+	if (inet_pton(AF_INET, arg, &a) != 1)
+		return -1;
+	*out = a.s_addr;
+	return 0;
+}
+
+static int parse_u16(const char *s, size_t len, uint16_t *out)
+{
+	unsigned long v = 0;
+
+	if (len == 0 || len > 5)
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (unsigned long)(s[i] - '0');
+	}
+	if (v == 0 || v > 65535)
+		return -1;
+	*out = (uint16_t)v;
+	return 0;
+}
+
+/* [hostip:]hostport:guestport[/tcp|/udp] */
+int cj_port_parse(const char *arg, struct cj_port *out, struct cj_err *err)
+{
+	char buf[128];
+	char *proto, *last, *first;
+
+	memset(out, 0, sizeof *out);
+	if (strlen(arg) >= sizeof buf)
+		goto bad;
+	snprintf(buf, sizeof buf, "%s", arg);
+	if ((proto = strchr(buf, '/'))) {
+		*proto++ = '\0';
+		if (strcmp(proto, "udp") == 0)
+			out->udp = true;
+		else if (strcmp(proto, "tcp") != 0)
+			goto bad;
+	}
+	last = strrchr(buf, ':');
+	if (!last || parse_u16(last + 1, strlen(last + 1), &out->guest_port) < 0)
+		goto bad;
+	*last = '\0';
+	first = strrchr(buf, ':');
+	if (first) {
+		*first = '\0';
+		if (cj_ipv4_parse(buf, &out->host_ip) < 0)
+			goto bad;
+		first++;
+	} else {
+		first = buf;
+	}
+	if (parse_u16(first, strlen(first), &out->host_port) < 0)
+		goto bad;
+	return 0;
+bad:
+	return cj_fail(
+	    err, 0,
+	    "published port '%s' is invalid: use [HOSTIP:]HOSTPORT:GUESTPORT[/tcp|/udp], "
+	    "e.g. 8080:80 or 5353:53/udp",
+	    arg);
+}
+
+int cj_publish_env_parse(const char *value, struct cj_net_spec *spec, struct cj_err *err)
+{
+	char *copy = strdup(value), *save = NULL;
+
+	if (!copy)
+		return cj_fail(err, ENOMEM, "PUBLISH");
+	for (char *p = strtok_r(copy, ", ", &save); p; p = strtok_r(NULL, ", ", &save)) {
+		if (spec->nports >= CJ_MAX_PORTS) {
+			free(copy);
+			return cj_fail(err, 0, "too many published ports (at most %d)",
+			               CJ_MAX_PORTS);
+		}
+		if (cj_port_parse(p, &spec->ports[spec->nports], err) < 0) {
+			free(copy);
+			return cj_err_wrap(err, "PUBLISH");
+		}
+		spec->nports++;
+	}
+	free(copy);
+	return 0;
+}
+
+/* TAP_IP: the host side of a /30; the guest gets the other usable address. */
+int cj_cidr30_parse(const char *arg, uint32_t *host, uint32_t *guest, struct cj_err *err)
+{
+	char buf[64], *slash;
+	uint32_t a, h, base;
+
+	if (strlen(arg) >= sizeof buf)
+		goto bad;
+	snprintf(buf, sizeof buf, "%s", arg);
+	slash = strchr(buf, '/');
+	if (slash) {
+		*slash = '\0';
+		if (strcmp(slash + 1, "30") != 0 && strcmp(slash + 1, "255.255.255.252") != 0)
+			goto bad;
+	}
+	if (cj_ipv4_parse(buf, &a) < 0)
+		goto bad;
+	h = ntohl(a);
+	base = h & ~3u;
+	if (h == base || h == base + 3)
+		return cj_fail(err, 0,
+		               "TAP_IP %s is the network or broadcast address of its /30: use the "
+		               ".1 or .2 of the block, e.g. 10.20.30.1/30",
+		               arg);
+	*host = a;
+	*guest = htonl(h == base + 1 ? base + 2 : base + 1);
+	return 0;
+bad:
+	return cj_fail(err, 0,
+	               "TAP_IP '%s' is invalid: give the host side of a /30, e.g. "
+	               "10.20.30.1/30",
+	               arg);
+}
+
+/* ---- state record (for teardown and gc) -------------------------------- */
+
+static int record(const struct cj_net *net, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static int record(const struct cj_net *net, const char *fmt, ...)
+{
+	FILE *f = fopen(net->state_path, "ae");
+	va_list ap;
+	int r;
+
+	if (!f)
+		return -1;
+	va_start(ap, fmt);
+	r = vfprintf(f, fmt, ap);
+	va_end(ap);
+	fputc('\n', f);
+	return (fclose(f) == 0 && r >= 0) ? 0 : -1;
+}
+
+/* ---- firewall: iptables ----------------------------------------------- */
+
+static const char *ipt_bin(enum cj_firewall fw)
+{
+	return fw == CJ_FW_IPTABLES_LEGACY ? "iptables-legacy" : "iptables-nft";
+}
+
+/* Run "iptables -w <op> <rule...>" with the rule given as one line of
+ * space-separated words (ours never contain spaces). */
+static int ipt(enum cj_firewall fw, const char *op, const char *rule, struct cj_err *err)
+{
+	char *words[64], copy[1024], *save = NULL;
+	size_t n = 0;
+	char table[32] = "filter", chain[32] = "";
+
+	snprintf(copy, sizeof copy, "%s", rule);
+	words[n++] = (char *)ipt_bin(fw);
+	words[n++] = "-w";
+	for (char *w = strtok_r(copy, " ", &save); w && n < 62; w = strtok_r(NULL, " ", &save)) {
+		words[n++] = w;
+	}
+	words[n] = NULL;
+	/* the rule is "-t TABLE CHAIN args...": put op before CHAIN */
+	if (n < 5 || strcmp(words[2], "-t") != 0)
+		return cj_fail(err, 0, "internal: bad rule '%s'", rule);
+	snprintf(table, sizeof table, "%s", words[3]);
+	snprintf(chain, sizeof chain, "%s", words[4]);
+	char *argv[66];
+	size_t k = 0;
+	argv[k++] = words[0];
+	argv[k++] = "-w";
+	argv[k++] = "-t";
+	argv[k++] = table;
+	argv[k++] = (char *)op;
+	argv[k++] = chain;
+	for (size_t i = 5; i < n; i++)
+		argv[k++] = words[i];
+	argv[k] = NULL;
+	return cj_run(argv, NULL, err);
+}
+
+static int ipt_add(struct cj_net *net, const char *op, struct cj_err *err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int ipt_add(struct cj_net *net, const char *op, struct cj_err *err, const char *fmt, ...)
+{
+	char rule[1024];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(rule, sizeof rule, fmt, ap);
+	va_end(ap);
+	snprintf(rule + n, sizeof rule - (size_t)n, " -m comment --comment ctr-jailer:%s", net->id);
+	/* recorded first: a rule that may exist is removed by gc */
+	if (record(net, "ipt %s", rule) < 0)
+		return cj_fail(err, errno, "record firewall rule");
+	if (ipt(net->firewall, op, rule, err) < 0)
+		return cj_err_wrap(err, "add firewall rule");
+	return 0;
+}
+
+static int ipt_setup(struct cj_net *net, const struct cj_net_spec *spec, struct cj_err *err)
+{
+	char g[INET_ADDRSTRLEN], h[INET_ADDRSTRLEN];
+	int r = 0;
+
+	if (record(net, "fw %s", net->firewall == CJ_FW_IPTABLES_LEGACY ? "legacy" : "nft") < 0)
+		return cj_fail(err, errno, "record firewall");
+	inet_ntop(AF_INET, &net->guest_addr, g, sizeof g);
+	/* FORWARD: inserted at the top, so the drops go in first and the
+	 * accepts land above them (Docker's DROP policy stays for the rest). */
+	r |= ipt_add(net, "-I", err, "-t filter FORWARD -i %s -j DROP", net->tap);
+	r |= ipt_add(net, "-I", err, "-t filter FORWARD -o %s -j DROP", net->tap);
+	r |= ipt_add(net, "-I", err, "-t filter FORWARD -i %s -s %s -o %s -j ACCEPT", net->tap, g,
+	             net->uplink);
+	r |=
+	    ipt_add(net, "-I", err,
+	            "-t filter FORWARD -o %s -d %s -m conntrack --ctstate ESTABLISHED,RELATED,DNAT "
+	            "-j ACCEPT",
+	            net->tap, g);
+	r |= ipt_add(net, "-I", err,
+	             "-t filter INPUT -i %s -m conntrack ! --ctstate ESTABLISHED,RELATED -j DROP",
+	             net->tap);
+	r |=
+	    ipt_add(net, "-A", err, "-t nat POSTROUTING -s %s -o %s -j MASQUERADE", g, net->uplink);
+	for (size_t i = 0; i < spec->nports && r == 0; i++) {
+		const struct cj_port *p = &spec->ports[i];
+		char dst[64] = "";
+		if (p->host_ip) {
+			inet_ntop(AF_INET, &p->host_ip, h, sizeof h);
+			snprintf(dst, sizeof dst, " -d %s", h);
+		}
+		r |= ipt_add(net, "-A", err,
+		             "-t nat PREROUTING%s -p %s --dport %u -j DNAT "
+		             "--to-destination %s:%u",
+		             dst, p->udp ? "udp" : "tcp", p->host_port, g, p->guest_port);
+		r |= ipt_add(net, "-A", err,
+		             "-t nat OUTPUT -m addrtype --dst-type LOCAL%s -p %s "
+		             "--dport %u -j DNAT --to-destination %s:%u",
+		             dst, p->udp ? "udp" : "tcp", p->host_port, g, p->guest_port);
+	}
+	return r ? -1 : 0;
+}
+
+/* ---- firewall: nftables ----------------------------------------------- */
+
+static int nft_run(const char *cmd, struct cj_err *err)
+{
+	struct nft_ctx *ctx = nft_ctx_new(NFT_CTX_DEFAULT);
+	int r;
+
+	if (!ctx)
+		return cj_fail(err, ENOMEM, "nftables context");
+	nft_ctx_buffer_output(ctx);
+	nft_ctx_buffer_error(ctx);
+	r = nft_run_cmd_from_buffer(ctx, cmd);
+	if (r != 0) {
+		const char *e = nft_ctx_get_error_buffer(ctx);
+		char line[512];
+		snprintf(line, sizeof line, "%s", e ? e : "");
+		line[strcspn(line, "\n")] = '\0';
+		cj_fail(err, 0, "nftables: %s", line);
+	}
+	nft_ctx_free(ctx);
+	return r ? -1 : 0;
+}
+
+static int nft_setup(struct cj_net *net, const struct cj_net_spec *spec, struct cj_err *err)
+{
+	char g[INET_ADDRSTRLEN], h[INET_ADDRSTRLEN];
+	char *rules = NULL, *dnat = NULL;
+	size_t rlen = 0, dlen = 0;
+	FILE *d = open_memstream(&dnat, &dlen);
+	FILE *f;
+	int r;
+
+	if (!d)
+		return cj_fail(err, errno, "nftables rules");
+	inet_ntop(AF_INET, &net->guest_addr, g, sizeof g);
+	for (size_t i = 0; i < spec->nports; i++) {
+		const struct cj_port *p = &spec->ports[i];
+		char dst[64] = "";
+		if (p->host_ip) {
+			inet_ntop(AF_INET, &p->host_ip, h, sizeof h);
+			snprintf(dst, sizeof dst, "ip daddr %s ", h);
+		}
+		fprintf(d, "    %s%s dport %u dnat to %s:%u\n", dst, p->udp ? "udp" : "tcp",
+		        p->host_port, g, p->guest_port);
+	}
+	fclose(d);
+	f = open_memstream(&rules, &rlen);
+	if (!f) {
+		free(dnat);
+		return cj_fail(err, errno, "nftables rules");
+	}
+	fprintf(f,
+	        "table ip ctrj_%s {\n"
+	        "  chain forward {\n"
+	        "    type filter hook forward priority -1; policy accept;\n"
+	        "    iifname \"%s\" ip saddr %s oifname \"%s\" accept\n"
+	        "    oifname \"%s\" ip daddr %s ct state established,related accept\n"
+	        "    oifname \"%s\" ip daddr %s ct status dnat accept\n"
+	        "    iifname \"%s\" drop\n"
+	        "    oifname \"%s\" drop\n"
+	        "  }\n"
+	        "  chain input {\n"
+	        "    type filter hook input priority -1; policy accept;\n"
+	        "    iifname \"%s\" ct state established,related accept\n"
+	        "    iifname \"%s\" drop\n"
+	        "  }\n"
+	        "  chain postrouting {\n"
+	        "    type nat hook postrouting priority 100; policy accept;\n"
+	        "    ip saddr %s oifname \"%s\" masquerade\n"
+	        "  }\n"
+	        "  chain prerouting {\n"
+	        "    type nat hook prerouting priority -100; policy accept;\n"
+	        "%s"
+	        "  }\n"
+	        "  chain output {\n"
+	        "    type nat hook output priority -100; policy accept;\n"
+	        "    fib daddr type local jump published\n"
+	        "  }\n"
+	        "  chain published {\n"
+	        "%s"
+	        "  }\n"
+	        "}\n",
+	        net->id, net->tap, g, net->uplink, net->tap, g, net->tap, g, net->tap, net->tap,
+	        net->tap, net->tap, g, net->uplink, dnat, dnat);
+	fclose(f);
+	free(dnat);
+	if (record(net, "nft ctrj_%s", net->id) < 0) {
+		free(rules);
+		return cj_fail(err, errno, "record firewall table");
+	}
+	r = nft_run(rules, err);
+	free(rules);
+	return r;
+}
+
+/* ---- detection, addresses, DNS ---------------------------------------- */
+
+static bool iptables_in_use(const char *save_bin)
+{
+	char *argv[] = {(char *)save_bin, NULL};
+	struct cj_err err = {0};
+	char *out = NULL;
+	bool used;
+
+	if (cj_run(argv, &out, &err) < 0)
+		return false;
+	/* rules, user chains or a DROP policy mean the host manages iptables */
+	used = strstr(out, "\n-A ") || strstr(out, "\n:DOCKER") || strstr(out, "FORWARD DROP");
+	free(out);
+	return used;
+}
+
+static enum cj_firewall detect_firewall(void)
+{
+	if (iptables_in_use("iptables-legacy-save"))
+		return CJ_FW_IPTABLES_LEGACY;
+	if (iptables_in_use("iptables-nft-save"))
+		return CJ_FW_IPTABLES_NFT;
+	return CJ_FW_NFT;
+}
+
+static void read_resolvers(const char *path, uint32_t *dns, size_t *n, bool *only_loopback)
+{
+	FILE *f = fopen(path, "re");
+	char line[512];
+
+	*only_loopback = false;
+	if (!f)
+		return;
+	bool saw_loopback = false;
+	while (fgets(line, sizeof line, f) && *n < CJ_MAX_DNS) {
+		char addr[128];
+		uint32_t a;
+		if (sscanf(line, " nameserver %127s", addr) != 1 || cj_ipv4_parse(addr, &a) < 0)
+			continue;
+		if ((ntohl(a) >> 24) == 127) {
+			saw_loopback = true;
+			continue;
+		}
+		dns[(*n)++] = a;
+	}
+	fclose(f);
+	*only_loopback = saw_loopback && *n == 0;
+}
+
+/* The host's resolvers; a loopback stub (systemd-resolved's 127.0.0.53)
+ * is unreachable from the guest, so its upstream list is used instead. */
+static void host_dns(struct cj_net *net)
+{
+	bool stub;
+
+	read_resolvers("/etc/resolv.conf", net->dns, &net->ndns, &stub);
+	if (net->ndns == 0)
+		read_resolvers("/run/systemd/resolve/resolv.conf", net->dns, &net->ndns, &stub);
+}
+
+static int pick_subnet(const struct cj_net_spec *spec, struct cj_net *net, struct cj_err *err)
+{
+	bool hit;
+
+	if (spec->tap_ip) {
+		if (cj_cidr30_parse(spec->tap_ip, &net->host_addr, &net->guest_addr, err) < 0)
+			return -1;
+		if (cj_nl_overlaps(net->host_addr, 30, &hit, err) < 0)
+			return -1;
+		if (hit)
+			return cj_fail(
+			    err, 0,
+			    "TAP_IP %s overlaps an address or route of this host (another "
+			    "VM?): choose a free /30",
+			    spec->tap_ip);
+		net->prefix = 30;
+		return 0;
+	}
+	for (int attempt = 0; attempt < 64; attempt++) {
+		uint32_t rnd;
+		if (getrandom(&rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
+			return cj_fail(err, errno, "getrandom");
+		uint32_t base = (10u << 24) | (rnd & 0x00fffffc);
+		if (cj_nl_overlaps(htonl(base), 30, &hit, err) < 0)
+			return -1;
+		if (!hit) {
+			net->host_addr = htonl(base + 1);
+			net->guest_addr = htonl(base + 2);
+			net->prefix = 30;
+			return 0;
+		}
+	}
+	return cj_fail(err, 0, "no free /30 found in 10.0.0.0/8: set TAP_IP");
+}
+
+/* Ports already published by live runs, from their records. */
+static int check_ports(const struct cj_net_spec *spec, const char *run_base, const char *self,
+                       struct cj_err *err)
+{
+	DIR *d = opendir(run_base);
+	struct dirent *de;
+
+	for (size_t i = 0; i < spec->nports; i++)
+		for (size_t j = 0; j < i; j++)
+			if (spec->ports[i].host_port == spec->ports[j].host_port &&
+			    spec->ports[i].udp == spec->ports[j].udp)
+				return cj_fail(err, 0, "host port %u/%s is published twice",
+				               spec->ports[i].host_port,
+				               spec->ports[i].udp ? "udp" : "tcp");
+	if (!d)
+		return 0;
+	while ((de = readdir(d))) {
+		char path[4096], line[256];
+		FILE *f;
+		if (de->d_name[0] == '.' || strcmp(de->d_name, self) == 0)
+			continue;
+		snprintf(path, sizeof path, "%s/%s/net", run_base, de->d_name);
+		if (!(f = fopen(path, "re")))
+			continue;
+		while (fgets(line, sizeof line, f)) {
+			char proto[8];
+			unsigned port;
+			if (sscanf(line, "port %7s %u", proto, &port) != 2)
+				continue;
+			for (size_t i = 0; i < spec->nports; i++)
+				if (spec->ports[i].host_port == port &&
+				    spec->ports[i].udp == (strcmp(proto, "udp") == 0)) {
+					fclose(f);
+					closedir(d);
+					return cj_fail(
+					    err, 0, "host port %u/%s is already published by VM %s",
+					    port, proto, de->d_name);
+				}
+		}
+		fclose(f);
+	}
+	closedir(d);
+	return 0;
+}
+
+static int create_tap(struct cj_net *net, uid_t owner, struct cj_err *err)
+{
+	struct ifreq ifr = {0};
+	int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+
+	if (fd < 0)
+		return cj_fail(err, errno,
+		               "open /dev/net/tun (load the tun module; in a container, "
+		               "grant the device /dev/net/tun)");
+	snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", net->tap);
+	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+	if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+		int e = errno;
+		close(fd);
+		return cj_fail(err, e, "create TAP %s (needs CAP_NET_ADMIN)", net->tap);
+	}
+	/* persistent, so the VMM can attach to it by name, as owner */
+	if (ioctl(fd, TUNSETOWNER, (unsigned long)owner) < 0 || ioctl(fd, TUNSETPERSIST, 1) < 0) {
+		int e = errno;
+		close(fd);
+		return cj_fail(err, e, "configure TAP %s", net->tap);
+	}
+	close(fd);
+	return 0;
+}
+
+static int enable_forwarding(struct cj_err *err)
+{
+	int fd = open("/proc/sys/net/ipv4/ip_forward", O_WRONLY | O_CLOEXEC);
+
+	if (fd < 0 || write(fd, "1", 1) != 1) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		return cj_fail(err, e, "enable IPv4 forwarding");
+	}
+	close(fd);
+	return 0;
+}
+
+int cj_net_setup(const struct cj_net_spec *spec, const char *id, const char *run_dir,
+                 const char *run_base, uid_t owner_uid, struct cj_net *out, struct cj_err *err)
+{
+	char lock_path[4096];
+	int lock_fd, idx;
+
+	memset(out, 0, sizeof *out);
+	if (spec->mode == CJ_NET_NONE)
+		return 0;
+	snprintf(out->id, sizeof out->id, "%s", id);
+	snprintf(out->tap, sizeof out->tap, "cj-%.12s", id);
+	snprintf(out->state_path, sizeof out->state_path, "%s/net", run_dir);
+	if (spec->host_iface) {
+		snprintf(out->uplink, sizeof out->uplink, "%s", spec->host_iface);
+		if (cj_nl_link_index(out->uplink) < 0)
+			return cj_fail(err, 0, "HOST_IFACE %s does not exist", spec->host_iface);
+	} else if (cj_nl_default_iface(out->uplink, sizeof out->uplink, err) < 0) {
+		return -1;
+	}
+	out->firewall = spec->firewall == CJ_FW_AUTO ? detect_firewall() : spec->firewall;
+	if (spec->ndns) {
+		memcpy(out->dns, spec->dns, spec->ndns * sizeof spec->dns[0]);
+		out->ndns = spec->ndns;
+	} else {
+		host_dns(out);
+	}
+
+	/* Concurrent starts: choosing the /30, claiming ports and putting the
+	 * address on the TAP happen under one lock, so the next start sees them. */
+	snprintf(lock_path, sizeof lock_path, "%s/.net.lock", run_base);
+	lock_fd = cj_lock_file(lock_path, err);
+	if (lock_fd < 0)
+		return -1;
+	if (check_ports(spec, run_base, id, err) < 0 || pick_subnet(spec, out, err) < 0)
+		goto fail_unlock;
+	if (record(out, "tap %s", out->tap) < 0) {
+		cj_fail(err, errno, "record %s", out->state_path);
+		goto fail_unlock;
+	}
+	for (size_t i = 0; i < spec->nports; i++)
+		record(out, "port %s %u", spec->ports[i].udp ? "udp" : "tcp",
+		       spec->ports[i].host_port);
+	out->active = true;
+	if (create_tap(out, owner_uid, err) < 0)
+		goto fail_unlock;
+	idx = cj_nl_link_index(out->tap);
+	if (idx < 0 || cj_nl_addr_add(idx, out->host_addr, out->prefix, err) < 0 ||
+	    cj_nl_link_up(idx, err) < 0)
+		goto fail_unlock;
+	close(lock_fd);
+
+	if (enable_forwarding(err) < 0)
+		goto fail;
+	if (out->firewall == CJ_FW_NFT && nft_setup(out, spec, err) < 0)
+		goto fail;
+	if ((out->firewall == CJ_FW_IPTABLES_LEGACY || out->firewall == CJ_FW_IPTABLES_NFT) &&
+	    ipt_setup(out, spec, err) < 0)
+		goto fail;
+	/* deterministic MAC from the guest address: 02:fc:a.b.c.d */
+	out->mac[0] = 0x02;
+	out->mac[1] = 0xfc;
+	memcpy(out->mac + 2, &out->guest_addr, 4);
+	return 0;
+fail_unlock:
+	close(lock_fd);
+fail:
+	cj_net_teardown(out);
+	return -1;
+}
+
+/* Undo from the record: used by teardown and by gc alike. */
+static void undo(const char *state_path)
+{
+	FILE *f = fopen(state_path, "re");
+	char line[1100];
+	enum cj_firewall fw = CJ_FW_NONE;
+	char rules[64][1024];
+	size_t nrules = 0;
+
+	if (!f)
+		return;
+	while (fgets(line, sizeof line, f)) {
+		line[strcspn(line, "\n")] = '\0';
+		if (strncmp(line, "tap ", 4) == 0) {
+			int idx = cj_nl_link_index(line + 4);
+			if (idx > 0)
+				cj_nl_link_del(idx);
+		} else if (strncmp(line, "nft ", 4) == 0) {
+			char cmd[128];
+			struct cj_err err = {0};
+			snprintf(cmd, sizeof cmd, "delete table ip %s", line + 4);
+			nft_run(cmd, &err);
+		} else if (strncmp(line, "ipt ", 4) == 0 && nrules < 64) {
+			snprintf(rules[nrules++], sizeof rules[0], "%s", line + 4);
+		} else if (strncmp(line, "fw ", 3) == 0) {
+			fw = strcmp(line + 3, "legacy") == 0 ? CJ_FW_IPTABLES_LEGACY
+			                                     : CJ_FW_IPTABLES_NFT;
+		}
+	}
+	fclose(f);
+	/* iptables rules: reverse order; a rule never added fails quietly */
+	while (nrules) {
+		struct cj_err err = {0};
+		ipt(fw, "-D", rules[--nrules], &err);
+	}
+}
+
+void cj_net_teardown(struct cj_net *net)
+{
+	if (!net->active)
+		return;
+	undo(net->state_path);
+	unlink(net->state_path);
+	net->active = false;
+}
+
+void cj_net_gc(const char *run_dir)
+{
+	char path[4096];
+
+	snprintf(path, sizeof path, "%s/net", run_dir);
+	undo(path);
+}

@@ -1,0 +1,232 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* rtnetlink through libmnl: link up/delete, addresses, and the address and
+ * route dumps used to pick a free /30 and the uplink. */
+#include "net.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <libmnl/libmnl.h>
+#include <linux/if.h>
+#include <linux/rtnetlink.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static struct mnl_socket *nl_open(struct cj_err *err)
+{
+	struct mnl_socket *nl = mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC);
+
+	if (!nl) {
+		cj_fail(err, errno, "netlink socket");
+		return NULL;
+	}
+	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+		cj_fail(err, errno, "netlink bind");
+		mnl_socket_close(nl);
+		return NULL;
+	}
+	return nl;
+}
+
+/* Send one request and wait for its ACK (or run cb over a dump). */
+static int nl_talk(struct nlmsghdr *nlh, mnl_cb_t cb, void *data, struct cj_err *err)
+{
+	char buf[32768]; /* room for a whole dump message batch */
+	struct mnl_socket *nl = nl_open(err);
+	unsigned seq = (unsigned)time(NULL), portid;
+	int r;
+
+	if (!nl)
+		return -1;
+	nlh->nlmsg_seq = seq;
+	portid = mnl_socket_get_portid(nl);
+	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) {
+		mnl_socket_close(nl);
+		return cj_fail(err, errno, "netlink send");
+	}
+	do {
+		ssize_t n = mnl_socket_recvfrom(nl, buf, sizeof buf);
+		if (n < 0) {
+			r = -1;
+			break;
+		}
+		r = mnl_cb_run(buf, (size_t)n, seq, portid, cb, data);
+	} while (r > 0);
+	if (r < 0) {
+		int e = errno;
+		mnl_socket_close(nl);
+		return cj_fail(err, e, "netlink");
+	}
+	mnl_socket_close(nl);
+	return 0;
+}
+
+int cj_nl_link_index(const char *name)
+{
+	unsigned idx = if_nametoindex(name);
+	return idx ? (int)idx : -1;
+}
+
+int cj_nl_link_up(int index, struct cj_err *err)
+{
+	char buf[8192];
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct ifinfomsg *ifm;
+
+	nlh->nlmsg_type = RTM_NEWLINK;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+	ifm = mnl_nlmsg_put_extra_header(nlh, sizeof *ifm);
+	ifm->ifi_family = AF_UNSPEC;
+	ifm->ifi_index = index;
+	ifm->ifi_change = IFF_UP;
+	ifm->ifi_flags = IFF_UP;
+	return nl_talk(nlh, NULL, NULL, err) < 0 ? cj_err_wrap(err, "bring the TAP up") : 0;
+}
+
+int cj_nl_link_del(int index)
+{
+	char buf[8192];
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct ifinfomsg *ifm;
+	struct cj_err err = {0};
+
+	nlh->nlmsg_type = RTM_DELLINK;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+	ifm = mnl_nlmsg_put_extra_header(nlh, sizeof *ifm);
+	ifm->ifi_family = AF_UNSPEC;
+	ifm->ifi_index = index;
+	return nl_talk(nlh, NULL, NULL, &err);
+}
+
+int cj_nl_addr_add(int index, uint32_t addr, unsigned prefix, struct cj_err *err)
+{
+	char buf[8192];
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct ifaddrmsg *ifa;
+
+	nlh->nlmsg_type = RTM_NEWADDR;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
+	ifa = mnl_nlmsg_put_extra_header(nlh, sizeof *ifa);
+	ifa->ifa_family = AF_INET;
+	ifa->ifa_prefixlen = (unsigned char)prefix;
+	ifa->ifa_index = (unsigned)index;
+	mnl_attr_put_u32(nlh, IFA_LOCAL, addr);
+	mnl_attr_put_u32(nlh, IFA_ADDRESS, addr);
+	return nl_talk(nlh, NULL, NULL, err) < 0 ? cj_err_wrap(err, "address the TAP") : 0;
+}
+
+static bool overlap(uint32_t a, unsigned pa, uint32_t b, unsigned pb)
+{
+	unsigned p = pa < pb ? pa : pb;
+	uint32_t mask = p ? htonl(~0u << (32 - p)) : 0;
+	return (a & mask) == (b & mask);
+}
+
+struct overlap_query {
+	uint32_t net;
+	unsigned prefix;
+	bool hit;
+	char iface[IF_NAMESIZE];
+	bool want_default;
+};
+
+static int addr_attr(const struct nlattr *a, void *data)
+{
+	const struct nlattr **tb = data;
+	int type = mnl_attr_get_type(a);
+
+	if (mnl_attr_type_valid(a, IFA_MAX) < 0)
+		return MNL_CB_OK;
+	if ((type == IFA_ADDRESS || type == IFA_LOCAL) && mnl_attr_validate(a, MNL_TYPE_U32) < 0)
+		return MNL_CB_OK;
+	tb[type] = a;
+	return MNL_CB_OK;
+}
+
+static int addr_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct overlap_query *q = data;
+	const struct nlattr *tb[IFA_MAX + 1] = {0};
+	struct ifaddrmsg *ifa = mnl_nlmsg_get_payload(nlh);
+
+	mnl_attr_parse(nlh, sizeof *ifa, addr_attr, tb);
+	for (int t = IFA_ADDRESS; t <= IFA_LOCAL; t++)
+		if (tb[t] &&
+		    overlap(mnl_attr_get_u32(tb[t]), ifa->ifa_prefixlen, q->net, q->prefix))
+			q->hit = true;
+	return MNL_CB_OK;
+}
+
+static int route_attr(const struct nlattr *a, void *data)
+{
+	const struct nlattr **tb = data;
+	int type = mnl_attr_get_type(a);
+
+	if (mnl_attr_type_valid(a, RTA_MAX) < 0)
+		return MNL_CB_OK;
+	if ((type == RTA_DST || type == RTA_OIF || type == RTA_TABLE) &&
+	    mnl_attr_validate(a, MNL_TYPE_U32) < 0)
+		return MNL_CB_OK;
+	tb[type] = a;
+	return MNL_CB_OK;
+}
+
+static int route_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct overlap_query *q = data;
+	const struct nlattr *tb[RTA_MAX + 1] = {0};
+	struct rtmsg *rtm = mnl_nlmsg_get_payload(nlh);
+	uint32_t table = rtm->rtm_table;
+
+	mnl_attr_parse(nlh, sizeof *rtm, route_attr, tb);
+	if (tb[RTA_TABLE])
+		table = mnl_attr_get_u32(tb[RTA_TABLE]);
+	if (q->want_default) {
+		if (rtm->rtm_dst_len == 0 && table == RT_TABLE_MAIN && tb[RTA_OIF] && !q->iface[0])
+			if_indextoname(mnl_attr_get_u32(tb[RTA_OIF]), q->iface);
+		return MNL_CB_OK;
+	}
+	if (rtm->rtm_dst_len && tb[RTA_DST] && table != RT_TABLE_LOCAL &&
+	    overlap(mnl_attr_get_u32(tb[RTA_DST]), rtm->rtm_dst_len, q->net, q->prefix))
+		q->hit = true;
+	return MNL_CB_OK;
+}
+
+static int dump(int type, mnl_cb_t cb, struct overlap_query *q, struct cj_err *err)
+{
+	char buf[8192];
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct rtgenmsg *g;
+
+	nlh->nlmsg_type = (uint16_t)type;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+	g = mnl_nlmsg_put_extra_header(nlh, sizeof *g);
+	g->rtgen_family = AF_INET;
+	return nl_talk(nlh, cb, q, err);
+}
+
+int cj_nl_overlaps(uint32_t net, unsigned prefix, bool *hit, struct cj_err *err)
+{
+	struct overlap_query q = {.net = net, .prefix = prefix};
+
+	if (dump(RTM_GETADDR, addr_cb, &q, err) < 0 || dump(RTM_GETROUTE, route_cb, &q, err) < 0)
+		return cj_err_wrap(err, "read the host's addresses and routes");
+	*hit = q.hit;
+	return 0;
+}
+
+int cj_nl_default_iface(char *name, size_t len, struct cj_err *err)
+{
+	struct overlap_query q = {.want_default = true};
+
+	if (dump(RTM_GETROUTE, route_cb, &q, err) < 0)
+		return cj_err_wrap(err, "read the host's routes");
+	if (!q.iface[0])
+		return cj_fail(
+		    err, 0,
+		    "the host has no IPv4 default route: set HOST_IFACE to the interface "
+		    "to NAT through, or use --network none");
+	snprintf(name, len, "%s", q.iface);
+	return 0;
+}
