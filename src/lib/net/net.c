@@ -176,6 +176,36 @@ static int record(const struct cj_net *net, const char *fmt, ...)
 
 /* ---- firewall: iptables ----------------------------------------------- */
 
+static int nft_run(const char *cmd, struct cj_err *err);
+
+/* iptables-nft creates the tables and base chains it needs on first use and
+ * leaves them behind. Which of ours did not exist before is recorded, so
+ * undo can remove them again when they are empty. */
+static void ipt_record_missing_chains(struct cj_net *net)
+{
+	static const char *const chains[][2] = {
+	    {"filter", "FORWARD"}, {"filter", "INPUT"}, {"nat", "POSTROUTING"},
+	    {"nat", "PREROUTING"}, {"nat", "OUTPUT"},
+	};
+	char cmd[128];
+
+	if (net->firewall != CJ_FW_IPTABLES_NFT)
+		return;
+	for (size_t i = 0; i < sizeof chains / sizeof chains[0]; i++) {
+		struct cj_err err = {0};
+		snprintf(cmd, sizeof cmd, "list chain ip %s %s", chains[i][0], chains[i][1]);
+		if (nft_run(cmd, &err) < 0)
+			record(net, "nftchain %s %s", chains[i][0], chains[i][1]);
+	}
+	for (size_t i = 0; i < 2; i++) {
+		struct cj_err err = {0};
+		const char *table = i ? "nat" : "filter";
+		snprintf(cmd, sizeof cmd, "list table ip %s", table);
+		if (nft_run(cmd, &err) < 0)
+			record(net, "nfttable %s", table);
+	}
+}
+
 static const char *ipt_bin(enum cj_firewall fw)
 {
 	return fw == CJ_FW_IPTABLES_LEGACY ? "iptables-legacy" : "iptables-nft";
@@ -242,6 +272,7 @@ static int ipt_setup(struct cj_net *net, const struct cj_net_spec *spec, struct 
 
 	if (record(net, "fw %s", net->firewall == CJ_FW_IPTABLES_LEGACY ? "legacy" : "nft") < 0)
 		return cj_fail(err, errno, "record firewall");
+	ipt_record_missing_chains(net);
 	inet_ntop(AF_INET, &net->guest_addr, g, sizeof g);
 	/* FORWARD: inserted at the top, so the drops go in first and the
 	 * accepts land above them (Docker's DROP policy stays for the rest). */
@@ -624,14 +655,34 @@ fail:
 	return -1;
 }
 
+static void delete_table_if_empty(const char *table)
+{
+	struct nft_ctx *ctx = nft_ctx_new(NFT_CTX_DEFAULT);
+	char cmd[128];
+
+	if (!ctx)
+		return;
+	nft_ctx_buffer_output(ctx);
+	nft_ctx_buffer_error(ctx);
+	snprintf(cmd, sizeof cmd, "list table ip %s", table);
+	if (nft_run_cmd_from_buffer(ctx, cmd) == 0) {
+		const char *out = nft_ctx_get_output_buffer(ctx);
+		if (out && !strstr(out, "chain ")) {
+			snprintf(cmd, sizeof cmd, "delete table ip %s", table);
+			nft_run_cmd_from_buffer(ctx, cmd);
+		}
+	}
+	nft_ctx_free(ctx);
+}
+
 /* Undo from the record: used by teardown and by gc alike. */
 static void undo(const char *state_path)
 {
 	FILE *f = fopen(state_path, "re");
 	char line[1100];
 	enum cj_firewall fw = CJ_FW_NONE;
-	char rules[64][1024];
-	size_t nrules = 0;
+	char rules[64][1024], chains[8][64], tables[2][16];
+	size_t nrules = 0, nchains = 0, ntables = 0;
 
 	if (!f)
 		return;
@@ -648,6 +699,10 @@ static void undo(const char *state_path)
 			nft_run(cmd, &err);
 		} else if (strncmp(line, "ipt ", 4) == 0 && nrules < 64) {
 			snprintf(rules[nrules++], sizeof rules[0], "%s", line + 4);
+		} else if (strncmp(line, "nftchain ", 9) == 0 && nchains < 8) {
+			snprintf(chains[nchains++], sizeof chains[0], "%s", line + 9);
+		} else if (strncmp(line, "nfttable ", 9) == 0 && ntables < 2) {
+			snprintf(tables[ntables++], sizeof tables[0], "%s", line + 9);
 		} else if (strncmp(line, "fw ", 3) == 0) {
 			fw = strcmp(line + 3, "legacy") == 0 ? CJ_FW_IPTABLES_LEGACY
 			                                     : CJ_FW_IPTABLES_NFT;
@@ -659,6 +714,16 @@ static void undo(const char *state_path)
 		struct cj_err err = {0};
 		ipt(fw, "-D", rules[--nrules], &err);
 	}
+	/* chains and tables iptables-nft created for us: removed when empty
+	 * (nft refuses to delete a chain that still holds rules) */
+	for (size_t i = 0; i < nchains; i++) {
+		struct cj_err err = {0};
+		char cmd[128];
+		snprintf(cmd, sizeof cmd, "delete chain ip %s", chains[i]);
+		nft_run(cmd, &err);
+	}
+	for (size_t i = 0; i < ntables; i++)
+		delete_table_if_empty(tables[i]);
 }
 
 void cj_net_teardown(struct cj_net *net)
