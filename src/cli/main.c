@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* ctr-jailer: the thin front end. Each verb parses its arguments into the
  * engine's structures and calls the library; only this file exits. */
+#include "image/oci.h"
 #include "kernel/kernel.h"
 #include "run/run.h"
 #include "spec/spec.h"
 #include "util/err.h"
 
+#include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,11 +18,16 @@ extern char **environ;
 static const char usage[] =
     "usage: ctr-jailer run [OPTIONS] [--] [COMMAND [ARG...]]\n"
     "       ctr-jailer kernel fetch\n"
+    "       ctr-jailer inspect IMAGE\n"
     "       ctr-jailer gc\n"
     "       ctr-jailer version\n"
     "\n"
     "run: boot the container root filesystem as a microVM and run COMMAND in it.\n"
     "  --rootfs DIR          root filesystem (default " CJ_DEFAULT_ROOTFS ")\n"
+    "  --image IMAGE         a container image instead (CTR_JAILER_IMAGE): oci:DIR[:TAG],\n"
+    "                        docker-archive:FILE or tar:FILE; its config is honoured and\n"
+    "                        COMMAND, when given, replaces its Cmd\n"
+    "  --entrypoint CMD      replace the image's Entrypoint ('' clears it) and its Cmd\n"
     "  --kernel FILE         guest kernel (default: the one 'kernel fetch' stored)\n"
     "  --modules DIR         lib/modules/<release> tree of that kernel\n"
     "  --cpus N              vCPUs (VCPU_COUNT; default: host's, within our cgroup)\n"
@@ -38,6 +45,13 @@ static const char usage[] =
     "  --extra-boot-args A   append to it (EXTRA_KERNEL_BOOT_ARGS)\n"
     "  --cache-dir DIR       cache (CTR_JAILER_CACHE, default " CJ_DEFAULT_CACHE ")\n"
     "  --qemu PATH           QEMU binary (default qemu-system-x86_64)\n"
+    "  --vmm auto|qemu|firecracker  the VMM (CTR_JAILER_VMM; auto: Firecracker when\n"
+    "                        it is installed and KVM can run a guest, else QEMU)\n"
+    "  --firecracker PATH    firecracker binary (FIRECRACKER_BIN; default: PATH)\n"
+    "  --jailer PATH         Firecracker's jailer (JAILER_BIN; default: PATH, then\n"
+    "                        next to firecracker)\n"
+    "  --chroot-base DIR     where the jailer builds jails (CTR_JAILER_CHROOT_BASE,\n"
+    "                        default " CJ_DEFAULT_CHROOT_BASE ")\n"
     "  --timings             print phase durations as one JSON line on stderr\n"
     "\n"
     "Exit status: the command's own (128+N when killed by signal N); 123 guest\n"
@@ -77,6 +91,84 @@ static const char *cache_dir(void)
 	return c && *c ? c : CJ_DEFAULT_CACHE;
 }
 
+static json_object *json_strv_or_null(const struct cj_strv *sv, bool present)
+{
+	json_object *a;
+
+	if (!present)
+		return NULL; /* json-c serialises NULL as null */
+	a = json_object_new_array();
+	for (size_t i = 0; i < sv->n; i++)
+		json_object_array_add(a, json_object_new_string(sv->v[i]));
+	return a;
+}
+
+static json_object *json_str_or_null(const char *s)
+{
+	return s ? json_object_new_string(s) : NULL;
+}
+
+/* ctr-jailer inspect IMAGE: what `run --image IMAGE` would run, as JSON. */
+static int cmd_inspect(int argc, char **argv)
+{
+	struct cj_err err = {0};
+	struct cj_image img;
+	struct cj_strv command = {0};
+	const struct cj_image_config *c = &img.config;
+	json_object *o, *labels;
+
+	if (argc != 2 || argv[1][0] == '-') {
+		fprintf(stderr, "usage: ctr-jailer inspect oci:DIR[:TAG] | docker-archive:FILE | "
+		                "tar:FILE\n");
+		return argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
+		           ? 0
+		           : CJ_EXIT_RUNTIME;
+	}
+	if (cj_image_open(argv[1], cache_dir(), &img, &err) < 0)
+		return report(&err, CJ_EXIT_RUNTIME);
+	o = json_object_new_object();
+	json_object_object_add(o, "image", json_object_new_string(argv[1]));
+	json_object_object_add(o, "digest", json_object_new_string(img.digest));
+	json_object_object_add(o, "config_digest",
+	                       json_str_or_null(img.has_config ? img.config_digest : NULL));
+	json_object_object_add(o, "os", json_str_or_null(c->os));
+	json_object_object_add(o, "architecture", json_str_or_null(c->architecture));
+	json_object_object_add(o, "entrypoint",
+	                       json_strv_or_null(&c->entrypoint, c->has_entrypoint));
+	json_object_object_add(o, "cmd", json_strv_or_null(&c->cmd, c->has_cmd));
+	/* What would run without arguments; null when the run must give one. */
+	{
+		struct cj_err ignored = {0};
+		bool have = cj_image_command(c, false, NULL, NULL, &command, &ignored) == 0;
+		json_object_object_add(o, "command", json_strv_or_null(&command, have));
+		cj_strv_free(&command);
+	}
+	json_object_object_add(o, "env", json_strv_or_null(&c->env, true));
+	json_object_object_add(o, "user", json_str_or_null(c->user));
+	json_object_object_add(o, "workdir", json_str_or_null(c->workdir));
+	json_object_object_add(o, "stop_signal", json_str_or_null(c->stop_signal));
+	json_object_object_add(o, "stop_signal_number",
+	                       c->stop_signal ? json_object_new_int((int)c->stop_signal_num)
+	                                      : NULL);
+	labels = json_object_new_object();
+	for (size_t i = 0; i < c->label_keys.n; i++)
+		json_object_object_add(labels, c->label_keys.v[i],
+		                       json_object_new_string(c->label_values.v[i]));
+	json_object_object_add(o, "labels", labels);
+	json_object_object_add(
+	    o, "layers",
+	    json_object_new_int((int)(img.ref.kind == CJ_IMAGE_OCI ? img.manifest.nlayers
+	                              : img.ref.kind == CJ_IMAGE_DOCKER_ARCHIVE
+	                                  ? img.dmanifest.layers.n
+	                                  : 1)));
+	printf("%s\n",
+	       json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+	                                             JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(o);
+	cj_image_free(&img);
+	return fflush(stdout) == 0 ? 0 : CJ_EXIT_RUNTIME;
+}
+
 static const char *run_base(void)
 {
 	const char *r = getenv("CTR_JAILER_RUN_DIR");
@@ -95,6 +187,8 @@ int main(int argc, char **argv)
 		return cmd_run(argc - 1, argv + 1);
 	if (strcmp(argv[1], "kernel") == 0 && argc == 3 && strcmp(argv[2], "fetch") == 0)
 		return cj_kernel_fetch(cache_dir(), &err) < 0 ? report(&err, CJ_EXIT_RUNTIME) : 0;
+	if (strcmp(argv[1], "inspect") == 0)
+		return cmd_inspect(argc - 1, argv + 1);
 	if (strcmp(argv[1], "gc") == 0) {
 		int n = cj_gc(run_base(), true);
 		fprintf(stderr, "ctr-jailer: %d leftover run(s) removed\n", n);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -46,6 +47,16 @@ int main(int argc, char **argv)
 		printf("envfile_mode %o\n", (unsigned)(st.st_mode & 07777));
 		hex("envfile", (const unsigned char *)buf, r > 0 ? (size_t)r : 0);
 		close(fd);
+	}
+	/* "--cap PATH": the file's security.capability ("cap PATH -" if none) */
+	for (int i = 1; i + 1 < argc; i++) {
+		if (strcmp(argv[i], "--cap") != 0)
+			continue;
+		ssize_t r = getxattr(argv[i + 1], "security.capability", buf, sizeof buf);
+		printf("cap %s ", argv[i + 1]);
+		for (ssize_t j = 0; j < r; j++)
+			printf("%02x", (unsigned char)buf[j]);
+		printf("%s\n", r > 0 ? "" : "-");
 	}
 	printf("PROBE-END\n");
 	return argc > 1 && strcmp(argv[1], "--exit") == 0 && argc > 2 ? atoi(argv[2]) : 0;

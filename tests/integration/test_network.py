@@ -71,7 +71,12 @@ class World:
         return p
 
     def argv(self, args, options=()):
-        return ["ip", "netns", "exec", self.host,
+        # nsenter, not `ip netns exec`, which remounts /sys and hides the
+        # cgroup hierarchy the jail needs; the namespace's resolv.conf is
+        # bound in a private mount namespace instead.
+        return ["nsenter", f"--net=/var/run/netns/{self.host}", "unshare", "-m",
+                "--propagation", "private", "sh", "-c",
+                'mount --bind "$0" /etc/resolv.conf && exec "$@"', str(self.etc / "resolv.conf"),
                 *self.runner.argv(args, rootfs=self.rootfs,
                                   options=["--network", "tap", *options])]
 
@@ -237,7 +242,8 @@ def test_sigkill_leftovers_removed_by_next_run_and_gc(world):
         proc.wait()
         assert b"cj-" in sh("ip", "-n", world.host, "-o", "link").stdout   # left behind
         if cleanup == "gc":
-            sh("ip", "netns", "exec", world.host, str(BINARY), "gc", env=world.runner.env())
+            sh("nsenter", f"--net=/var/run/netns/{world.host}", str(BINARY), "gc",
+               env=world.runner.env())
         else:
             r = world.run(["/bin/true"], options=["-p", "8080:80"])   # port is free again
             assert r.returncode == 0, r.stderr

@@ -70,7 +70,8 @@ def test_env_values_exact_in_process_and_var_environment(runner):
     import subprocess as sp
     from conftest import BINARY
     argv = [str(BINARY).encode(), b"run", b"--rootfs", str(runner.rootfs).encode(),
-            b"--memory", b"256", b"--cpus", b"1", b"--no-env-passthrough", *options,
+            b"--memory", b"256", b"--cpus", b"1", b"--network", b"none", b"--no-env-passthrough",
+            *options,
             b"--", b"/probe"]
     result = sp.run(argv, env=runner.env(), capture_output=True, timeout=180)
     assert result.returncode == 0, result.stderr

@@ -2,8 +2,15 @@
 /* Kernel helpers: module load order from modules.dep, and the PVH note
  * check on an ELF image (hostile-ish input: the user may pass any file). */
 #include "kernel/kernel.h"
+#include "util/util.h"
 
 #include <elf.h>
+#include <fcntl.h>
+#include <glob.h>
+#include <limits.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -372,9 +379,130 @@ static void test_pvh_note_hostile_fields(void **state)
 	}
 }
 
+/* ---- cj_kernel_vmlinux -------------------------------------------------- */
+
+/* The Debian cloud kernel's bzImage: CTRJ_TEST_BZIMAGE, else the one the
+ * integration tests fetch into their cache. NULL when neither exists. */
+static const char *test_bzimage(char *buf, size_t len)
+{
+	const char *env = getenv("CTRJ_TEST_BZIMAGE");
+	glob_t g;
+
+	if (env && *env)
+		return env;
+	if (glob("/var/tmp/ctr-jailer-test-cache/kernels/default/boot/vmlinuz-*", 0, NULL, &g) != 0)
+		return NULL;
+	snprintf(buf, len, "%s", g.gl_pathv[0]);
+	globfree(&g);
+	return buf;
+}
+
+static void write_file(const char *path, const void *data, size_t len)
+{
+	FILE *f = fopen(path, "we");
+	assert_non_null(f);
+	assert_int_equal(fwrite(data, 1, len, f), len);
+	assert_int_equal(fclose(f), 0);
+}
+
+static void test_vmlinux_from_bzimage(void **state)
+{
+	char buf[PATH_MAX], dir[] = "/tmp/ctrj-vmlinux-XXXXXX", out[PATH_MAX], again[PATH_MAX];
+	const char *image = test_bzimage(buf, sizeof buf);
+	struct cj_err err = {0};
+	struct stat st;
+	uint8_t *elf;
+	int fd;
+
+	if (!image)
+		skip(); /* no kernel fetched yet: the integration tests run this again */
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(cj_kernel_vmlinux(dir, image, out, sizeof out, &err), 0);
+	fd = open(out, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(fstat(fd, &st), 0);
+	elf = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	assert_true(elf != MAP_FAILED);
+	assert_memory_equal(elf, ELFMAG, SELFMAG);
+	assert_int_equal(elf[EI_CLASS], ELFCLASS64);
+	assert_true(cj_elf_has_pvh_note(elf, (size_t)st.st_size));
+	munmap(elf, (size_t)st.st_size);
+	close(fd);
+	/* cached: the second call finds it */
+	assert_int_equal(cj_kernel_vmlinux(dir, image, again, sizeof again, &err), 0);
+	assert_string_equal(out, again);
+	/* an ELF vmlinux is its own vmlinux */
+	assert_int_equal(cj_kernel_vmlinux(dir, out, again, sizeof again, &err), 0);
+	assert_string_equal(out, again);
+	assert_int_equal(cj_rm_rf(dir), 0);
+}
+
+static void test_vmlinux_bad_input(void **state)
+{
+	char buf[PATH_MAX], dir[] = "/tmp/ctrj-vmlinux-XXXXXX", path[PATH_MAX + 32], out[PATH_MAX];
+	const char *image = test_bzimage(buf, sizeof buf);
+	struct cj_err err = {0};
+	uint8_t hdr[4096] = {0};
+
+	assert_non_null(mkdtemp(dir));
+	/* not a kernel at all */
+	snprintf(path, sizeof path, "%s/notes.txt", dir);
+	write_file(path, "just some text, no kernel here\n", 31);
+	assert_int_equal(cj_kernel_vmlinux(dir, path, out, sizeof out, &err), -1);
+	assert_non_null(strstr(err.msg, "neither an ELF vmlinux nor a bzImage"));
+	assert_non_null(strstr(err.msg, path));
+	/* empty */
+	snprintf(path, sizeof path, "%s/empty", dir);
+	write_file(path, "", 0);
+	assert_int_equal(cj_kernel_vmlinux(dir, path, out, sizeof out, &err), -1);
+	assert_non_null(strstr(err.msg, "empty"));
+	/* a boot header whose payload lies beyond the end */
+	memcpy(hdr + 0x202, "HdrS", 4);
+	hdr[0x1f1] = 4;
+	hdr[0x248] = 0x10;
+	hdr[0x24d] = 0x10; /* 1 MiB of payload in a 4 KiB file */
+	snprintf(path, sizeof path, "%s/short-bzimage", dir);
+	write_file(path, hdr, sizeof hdr);
+	assert_int_equal(cj_kernel_vmlinux(dir, path, out, sizeof out, &err), -1);
+	assert_non_null(strstr(err.msg, "truncated"));
+	/* the real bzImage cut in half */
+	if (image) {
+		FILE *f = fopen(image, "re");
+		struct stat st;
+		assert_non_null(f);
+		assert_int_equal(fstat(fileno(f), &st), 0);
+		size_t half = (size_t)st.st_size / 2;
+		uint8_t *data = malloc(half);
+		assert_non_null(data);
+		assert_int_equal(fread(data, 1, half, f), half);
+		fclose(f);
+		snprintf(path, sizeof path, "%s/half-bzimage", dir);
+		write_file(path, data, half);
+		free(data);
+		assert_int_equal(cj_kernel_vmlinux(dir, path, out, sizeof out, &err), -1);
+		assert_non_null(strstr(err.msg, "truncated"));
+	}
+	/* an ELF without the PVH note */
+	Elf64_Ehdr eh = {0};
+	memcpy(eh.e_ident, ELFMAG, SELFMAG);
+	eh.e_ident[EI_CLASS] = ELFCLASS64;
+	eh.e_phentsize = sizeof(Elf64_Phdr);
+	snprintf(path, sizeof path, "%s/plain.elf", dir);
+	write_file(path, &eh, sizeof eh);
+	assert_int_equal(cj_kernel_vmlinux(dir, path, out, sizeof out, &err), -1);
+	assert_non_null(strstr(err.msg, "PVH"));
+	/* nothing half-written left in the cache */
+	glob_t g;
+	snprintf(path, sizeof path, "%s/vmlinux/*.tmp", dir);
+	assert_int_equal(glob(path, 0, NULL, &g), GLOB_NOMATCH);
+	assert_int_equal(cj_rm_rf(dir), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_vmlinux_from_bzimage),
+	    cmocka_unit_test(test_vmlinux_bad_input),
 	    cmocka_unit_test(test_modules_order),
 	    cmocka_unit_test(test_modules_order_dash_names),
 	    cmocka_unit_test(test_modules_order_builtin_and_empty),

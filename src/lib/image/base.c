@@ -187,6 +187,15 @@ int cj_tree_image_get(const char *cache_dir, const char *subdir, const char *tag
 	return cj_ext4_uuid(out->path, out->uuid, err);
 }
 
+int cj_dir_image_build(const char *dir, const char *dest, struct cj_err *err)
+{
+	struct walk_state ws = {0};
+
+	if (walk(dir, &ws) != 0)
+		return cj_fail(err, errno ? errno : EACCES, "read %s", dir);
+	return build_image(dir, dest, &ws, err);
+}
+
 int cj_base_image_get(const char *cache_dir, const char *rootfs, struct cj_fsimage *out,
                       struct cj_err *err)
 {

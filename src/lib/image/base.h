@@ -28,6 +28,11 @@ int cj_base_image_get(const char *cache_dir, const char *rootfs, struct cj_fsima
 int cj_tree_image_get(const char *cache_dir, const char *subdir, const char *tag, const char *dir,
                       bool shallow_key, struct cj_fsimage *out, struct cj_err *err);
 
+/* Build a read-only ext4 image of dir at dest (written to dest.tmp, then
+ * renamed), with no cache key: for callers that key it themselves, such as
+ * images keyed by their digest. */
+int cj_dir_image_build(const char *dir, const char *dest, struct cj_err *err);
+
 /* Read the UUID of an ext4 image's superblock. */
 int cj_ext4_uuid(const char *path, uint8_t uuid[16], struct cj_err *err);
 

@@ -64,7 +64,8 @@ bool cj_elf_has_pvh_note(const uint8_t *img, size_t len)
 	return false;
 }
 
-static int decompress_payload(const uint8_t *img, size_t len, const char *dest, struct cj_err *err)
+static int decompress_payload(const char *image, const uint8_t *img, size_t len, const char *dest,
+                              struct cj_err *err)
 {
 	struct archive *a;
 	struct archive_entry *e;
@@ -74,11 +75,14 @@ static int decompress_payload(const uint8_t *img, size_t len, const char *dest, 
 	int fd, r = -1;
 
 	if (len < 0x250 || memcmp(img + 0x202, "HdrS", 4) != 0)
-		return cj_fail(err, 0, "not a bzImage");
+		return cj_fail(err, 0, "kernel %s is neither an ELF vmlinux nor a bzImage", image);
 	payload_off = ((size_t)img[0x1f1] + 1) * 512 + le32(img + 0x248);
 	payload_len = le32(img + 0x24c);
 	if (payload_off > len || payload_len > len - payload_off)
-		return cj_fail(err, 0, "bzImage payload out of bounds");
+		return cj_fail(err, 0,
+		               "kernel %s is truncated or not a bzImage (its payload lies past the "
+		               "end of the file)",
+		               image);
 	fd = open(dest, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return cj_fail(err, errno, "create %s", dest);
@@ -87,7 +91,8 @@ static int decompress_payload(const uint8_t *img, size_t len, const char *dest, 
 	archive_read_support_format_raw(a);
 	if (archive_read_open_memory(a, img + payload_off, payload_len) != ARCHIVE_OK ||
 	    archive_read_next_header(a, &e) != ARCHIVE_OK) {
-		cj_fail(err, 0, "bzImage payload: %s", archive_error_string(a));
+		cj_fail(err, 0, "kernel %s: unreadable compressed payload (%s)", image,
+		        archive_error_string(a) ? archive_error_string(a) : "unknown format");
 		goto out;
 	}
 	while ((n = archive_read_data(a, buf, sizeof buf)) > 0) {
@@ -97,7 +102,8 @@ static int decompress_payload(const uint8_t *img, size_t len, const char *dest, 
 		}
 	}
 	if (n < 0) {
-		cj_fail(err, 0, "decompress bzImage: %s", archive_error_string(a));
+		cj_fail(err, 0, "kernel %s: its compressed payload is damaged or truncated (%s)",
+		        image, archive_error_string(a) ? archive_error_string(a) : "read error");
 		goto out;
 	}
 	r = 0;
@@ -170,7 +176,7 @@ int cj_kernel_vmlinux(const char *cache_dir, const char *image, char *out, size_
 		return -1;
 	}
 	snprintf(tmp, sizeof tmp, "%s.%d.tmp", out, (int)getpid());
-	int r = decompress_payload(img, len, tmp, err);
+	int r = decompress_payload(image, img, len, tmp, err);
 	munmap(img, len);
 	if (r < 0) {
 		unlink(tmp);

@@ -571,6 +571,23 @@ static int create_tap(struct cj_net *net, uid_t owner, struct cj_err *err)
 	return 0;
 }
 
+int cj_net_tap_open(const char *name, struct cj_err *err)
+{
+	struct ifreq ifr = {0};
+	int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+
+	if (fd < 0)
+		return cj_fail(err, errno, "open /dev/net/tun");
+	snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", name);
+	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+	if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+		int e = errno;
+		close(fd);
+		return cj_fail(err, e, "attach to TAP %s", name);
+	}
+	return fd;
+}
+
 static int enable_forwarding(struct cj_err *err)
 {
 	int fd = open("/proc/sys/net/ipv4/ip_forward", O_WRONLY | O_CLOEXEC);

@@ -12,7 +12,7 @@
 #include <sys/types.h>
 
 #define CJ_MAX_PORTS 64
-#define CJ_MAX_DNS 3
+#define CJ_MAX_DNS   3
 
 enum cj_net_mode { CJ_NET_TAP, CJ_NET_NONE };
 enum cj_firewall { CJ_FW_AUTO, CJ_FW_NFT, CJ_FW_IPTABLES_LEGACY, CJ_FW_IPTABLES_NFT, CJ_FW_NONE };
@@ -58,8 +58,12 @@ int cj_ipv4_parse(const char *arg, uint32_t *out);
 /* Create the TAP (owned by owner_uid), address it, add firewall rules.
  * Records what it did in run_dir/net so that gc can undo it. */
 int cj_net_setup(const struct cj_net_spec *spec, const char *id, const char *run_dir,
-		 const char *run_base, uid_t owner_uid, struct cj_net *out, struct cj_err *err);
+                 const char *run_base, uid_t owner_uid, struct cj_net *out, struct cj_err *err);
 void cj_net_teardown(struct cj_net *net);
+/* An fd attached to the VM's TAP, to hand to a VMM that takes one (QEMU's
+ * -netdev tap,fd=N): the VMM then needs neither /dev/net/tun nor any
+ * privilege over the device. */
+int cj_net_tap_open(const char *name, struct cj_err *err);
 /* Undo what the run in run_dir set up (its owner is gone). */
 void cj_net_gc(const char *run_dir);
 

@@ -8,10 +8,12 @@
 
 #include "ctrj/protocol.h"
 #include "image/base.h"
+#include "image/oci.h"
 #include "kernel/kernel.h"
-#include "util/util.h"
 #include "net/net.h"
+#include "util/util.h"
 #include "vmm/vmm.h"
+#include "vmm_choice.h"
 #include "volume/volume.h"
 
 #include <errno.h>
@@ -43,6 +45,7 @@
 struct timings {
 	uint64_t start, resolved, base, initramfs, prepared, vmm_exec, vm_exit, done;
 	bool base_built, initramfs_built;
+	bool image, image_unpacked; /* --image; its layers were unpacked by this run */
 };
 
 static double ms(uint64_t from, uint64_t to)
@@ -60,6 +63,9 @@ static void print_timings(const struct timings *t, const struct ctrj_status *st,
 	json_object_object_add(o, "base_image_ms",
 	                       json_object_new_double(ms(t->resolved, t->base)));
 	json_object_object_add(o, "base_image_built", json_object_new_boolean(t->base_built));
+	if (t->image)
+		json_object_object_add(o, "image_unpacked",
+		                       json_object_new_boolean(t->image_unpacked));
 	json_object_object_add(o, "initramfs_ms",
 	                       json_object_new_double(ms(t->base, t->initramfs)));
 	json_object_object_add(o, "initramfs_built", json_object_new_boolean(t->initramfs_built));
@@ -255,30 +261,6 @@ static void build_cmdline(const struct cj_spec *spec, bool kvm, char *out, size_
 		snprintf(out + n, len - (size_t)n, " %s", spec->extra_boot_args);
 }
 
-static bool choose_kvm(enum cj_accel accel, struct cj_err *err, bool *use_kvm)
-{
-	char why[256];
-	bool ok = cj_kvm_usable(why, sizeof why);
-
-	switch (accel) {
-	case CJ_ACCEL_TCG:
-		*use_kvm = false;
-		return true;
-	case CJ_ACCEL_KVM:
-		if (!ok) {
-			cj_fail(err, 0, "--accel kvm: %s; use --accel auto or tcg", why);
-			return false;
-		}
-		*use_kvm = true;
-		return true;
-	default:
-		*use_kvm = ok;
-		if (!ok)
-			fprintf(stderr, "ctr-jailer: %s; using TCG (software emulation)\n", why);
-		return true;
-	}
-}
-
 struct supervision {
 	bool stop_requested;
 	bool killed;
@@ -380,6 +362,7 @@ int cj_run_vm(const struct cj_spec *spec, struct cj_err *err)
 	struct cj_fsimage base, modules;
 	struct cj_vm_config vm = {0};
 	struct cj_vmm vmm = {0};
+	struct cj_vmm_choice choice;
 	struct supervision sv = {0};
 	struct ctrj_config cfg = {0};
 	struct ctrj_status st;
@@ -399,18 +382,28 @@ int cj_run_vm(const struct cj_spec *spec, struct cj_err *err)
 	cj_gc(spec->run_base, true);
 	if (cj_kernel_resolve(spec->cache_dir, spec->kernel, spec->modules_dir, &kernel, err) < 0)
 		return CJ_EXIT_RUNTIME;
-	if (!choose_kvm(spec->accel, err, &use_kvm))
+	if (cj_vmm_choose(spec, &choice, &vmm, &use_kvm, err) < 0)
 		return CJ_EXIT_RUNTIME;
 	{
 		/* Boot the vmlinux directly when there is one (no in-guest
-		 * decompression); otherwise QEMU boots the bzImage itself. */
+		 * decompression); otherwise QEMU boots the bzImage itself.
+		 * Released Firecracker boots only the vmlinux. */
 		struct cj_err verr = {0};
 		if (cj_kernel_vmlinux(spec->cache_dir, kernel.image, vmlinux, sizeof vmlinux,
 		                      &verr) == 0)
 			boot_image = vmlinux;
+		else if (vmm.ops == &cj_firecracker_ops) {
+			*err = verr;
+			cj_err_wrap(err, "Firecracker needs an uncompressed PVH vmlinux");
+			return CJ_EXIT_RUNTIME;
+		}
 	}
 	t.resolved = cj_now_ns();
-	if (cj_base_image_get(spec->cache_dir, spec->rootfs, &base, err) < 0)
+	t.image = spec->image_info != NULL;
+	if (t.image &&
+	    cj_image_base_get(spec->cache_dir, spec->image_info, &base, &t.image_unpacked, err) < 0)
+		return CJ_EXIT_RUNTIME;
+	if (!t.image && cj_base_image_get(spec->cache_dir, spec->rootfs, &base, err) < 0)
 		return CJ_EXIT_RUNTIME;
 	t.base = cj_now_ns();
 	t.base_built = base.built;
@@ -430,7 +423,15 @@ int cj_run_vm(const struct cj_spec *spec, struct cj_err *err)
 	/* From here on every path goes through teardown. */
 	if (drives_prepare(spec, &base, &drives, err) < 0)
 		goto teardown;
-	if (cj_net_setup(&spec->net, id, run_dir, spec->run_base, 0, &net, err) < 0)
+	/* The jail's user owns the TAP, so the jailed VMM opens it unprivileged. */
+	if (cj_jail_resolve(&spec->jail, spec->memory_mib, &vm.jail, err) < 0)
+		goto teardown;
+	if (!vm.jail.enabled)
+		fprintf(stderr,
+		        "ctr-jailer: warning: --no-jail: the VMM runs as root, unconfined\n");
+	vm.id = id;
+	if (cj_net_setup(&spec->net, id, run_dir, spec->run_base, vm.jail.enabled ? vm.jail.uid : 0,
+	                 &net, err) < 0)
 		goto teardown;
 	if (net.active) {
 		cfg.has_net = true;
@@ -456,6 +457,7 @@ int cj_run_vm(const struct cj_spec *spec, struct cj_err *err)
 	else if (gethostname(hostname, sizeof hostname - 1) == 0 && hostname[0])
 		cfg.hostname = hostname;
 	cfg.grace_ms = spec->stop_timeout_s * 1000u;
+	cfg.stop_signal = spec->stop_signal; /* the image's StopSignal */
 	cfg.upper_size = spec->rootfs_size;
 	cfg.has_base_uuid = true;
 	memcpy(cfg.base_uuid, base.uuid, 16);
@@ -509,8 +511,7 @@ int cj_run_vm(const struct cj_spec *spec, struct cj_err *err)
 		cj_fail(err, errno, "signalfd");
 		goto teardown;
 	}
-	vmm.ops = &cj_qemu_ops;
-	vmm.bin = spec->qemu_bin;
+	cj_vmm_choice_apply(&choice, &vm); /* Firecracker's jailer and chroot base */
 	if (vmm.ops->start(&vmm, &vm, err) < 0)
 		goto teardown;
 	t.vmm_exec = cj_now_ns();
@@ -530,6 +531,10 @@ int cj_run_vm(const struct cj_spec *spec, struct cj_err *err)
 		goto teardown;
 	}
 	t.vm_exit = cj_now_ns();
+	if (vmm.ops->collect && vmm.ops->collect(&vmm, err) < 0) {
+		code = err->exit_code = CJ_EXIT_VM_LOST;
+		goto teardown;
+	}
 	have_status = read_status(ctl_fd, &st, err);
 	if (have_status < 0) {
 		code = CJ_EXIT_VM_LOST;

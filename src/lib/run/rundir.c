@@ -6,8 +6,10 @@
  * killed and the directory removed. */
 #include "run.h"
 
+#include "jail/jail.h"
 #include "net/net.h"
 #include "util/util.h"
+#include "vmm/firecracker.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -100,7 +102,9 @@ int cj_gc(const char *run_base, bool verbose)
 		}
 		if (read_pid_file(dir, "vmm", &pid, &start) && alive(pid, start))
 			kill(pid, SIGKILL);
-		cj_net_gc(dir); /* the TAP and exactly the rules that run added */
+		cj_net_gc(dir);         /* the TAP and exactly the rules that run added */
+		cj_jail_gc(de->d_name); /* its cgroups */
+		cj_firecracker_gc(dir); /* Firecracker's jail and the owners it changed */
 		if (cj_rm_rf(dir) == 0) {
 			removed++;
 			if (verbose)

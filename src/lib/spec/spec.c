@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "spec.h"
 
+#include "image/oci.h"
 #include "util/util.h"
 
 #include <ctype.h>
@@ -64,7 +65,7 @@ static const char *const runtime_own[] = {
     "TAP_IP", "HOST_IFACE", "VCPU_COUNT", "MEM_SIZE_MIB", "ROOTFS_SIZE", "DATAFS_SIZE",
     "KERNEL_BOOT_ARGS", "EXTRA_KERNEL_BOOT_ARGS",
     /* ours */
-    "DATA_MOUNT", "PUBLISH",
+    "DATA_MOUNT", "PUBLISH", "FIRECRACKER_BIN", "JAILER_BIN",
     /* shell noise */
     "PATH", "HOME", "HOSTNAME", "TERM", "PWD", "OLDPWD", "SHLVL", "_", NULL};
 
@@ -323,6 +324,8 @@ uint64_t cj_host_memory_mib(void)
 
 enum {
 	OPT_ROOTFS = 0x100,
+	OPT_IMAGE,
+	OPT_ENTRYPOINT,
 	OPT_KERNEL,
 	OPT_MODULES,
 	OPT_CPUS,
@@ -334,6 +337,10 @@ enum {
 	OPT_TIMINGS,
 	OPT_CACHE_DIR,
 	OPT_QEMU,
+	OPT_VMM,
+	OPT_FIRECRACKER,
+	OPT_JAILER,
+	OPT_CHROOT_BASE,
 	OPT_ROOTFS_SIZE,
 	OPT_NO_PASSTHROUGH,
 	OPT_BOOT_ARGS,
@@ -345,6 +352,11 @@ enum {
 	OPT_DATA_SIZE,
 	OPT_SECRET,
 	OPT_NETWORK,
+	OPT_NO_JAIL,
+	OPT_JAIL_USER,
+	OPT_CPU_QUOTA,
+	OPT_MEMORY_LIMIT,
+	OPT_PIDS_LIMIT,
 	OPT_TAP_IP,
 	OPT_HOST_IFACE,
 	OPT_FIREWALL,
@@ -353,6 +365,8 @@ enum {
 
 static const struct option run_options[] = {
     {"rootfs", required_argument, NULL, OPT_ROOTFS},
+    {"image", required_argument, NULL, OPT_IMAGE},
+    {"entrypoint", required_argument, NULL, OPT_ENTRYPOINT},
     {"kernel", required_argument, NULL, OPT_KERNEL},
     {"modules", required_argument, NULL, OPT_MODULES},
     {"cpus", required_argument, NULL, OPT_CPUS},
@@ -367,6 +381,10 @@ static const struct option run_options[] = {
     {"timings", no_argument, NULL, OPT_TIMINGS},
     {"cache-dir", required_argument, NULL, OPT_CACHE_DIR},
     {"qemu", required_argument, NULL, OPT_QEMU},
+    {"vmm", required_argument, NULL, OPT_VMM},
+    {"firecracker", required_argument, NULL, OPT_FIRECRACKER},
+    {"jailer", required_argument, NULL, OPT_JAILER},
+    {"chroot-base", required_argument, NULL, OPT_CHROOT_BASE},
     {"rootfs-size", required_argument, NULL, OPT_ROOTFS_SIZE},
     {"no-env-passthrough", no_argument, NULL, OPT_NO_PASSTHROUGH},
     {"boot-args", required_argument, NULL, OPT_BOOT_ARGS},
@@ -379,6 +397,11 @@ static const struct option run_options[] = {
     {"data-size", required_argument, NULL, OPT_DATA_SIZE},
     {"secret", required_argument, NULL, OPT_SECRET},
     {"network", required_argument, NULL, OPT_NETWORK},
+    {"no-jail", no_argument, NULL, OPT_NO_JAIL},
+    {"jail-user", required_argument, NULL, OPT_JAIL_USER},
+    {"cpu-quota", required_argument, NULL, OPT_CPU_QUOTA},
+    {"memory-limit", required_argument, NULL, OPT_MEMORY_LIMIT},
+    {"pids-limit", required_argument, NULL, OPT_PIDS_LIMIT},
     {"tap-ip", required_argument, NULL, OPT_TAP_IP},
     {"host-iface", required_argument, NULL, OPT_HOST_IFACE},
     {"firewall", required_argument, NULL, OPT_FIREWALL},
@@ -442,6 +465,47 @@ static int parse_firewall(const char *v, enum cj_firewall *out, struct cj_err *e
 		    "firewall '%s' is invalid: use auto, nft, iptables, iptables-legacy or "
 		    "none",
 		    v);
+	return 0;
+}
+
+static int parse_cpu_quota(const char *v, const char *what, double *out, struct cj_err *err)
+{
+	char *end;
+	double q;
+
+	errno = 0;
+	q = strtod(v, &end);
+	if (errno || *end || end == v || !(q >= 0.01 && q <= 1024))
+		return cj_fail(err, 0, "%s '%s' is invalid: give CPUs as a number, e.g. 1.5", what,
+		               v);
+	*out = q;
+	return 0;
+}
+
+static int parse_pids(const char *v, const char *what, uint64_t *out, struct cj_err *err)
+{
+	char *end;
+	unsigned long long n;
+
+	errno = 0;
+	n = strtoull(v, &end, 10);
+	if (errno || *end || end == v || n < 16 || n > 1000000)
+		return cj_fail(err, 0, "%s '%s' is invalid: give a number from 16 to 1000000", what,
+		               v);
+	*out = n;
+	return 0;
+}
+
+static int parse_vmm(const char *v, const char *what, enum cj_vmm_kind *out, struct cj_err *err)
+{
+	if (strcmp(v, "auto") == 0)
+		*out = CJ_VMM_AUTO;
+	else if (strcmp(v, "qemu") == 0)
+		*out = CJ_VMM_QEMU;
+	else if (strcmp(v, "firecracker") == 0)
+		*out = CJ_VMM_FIRECRACKER;
+	else
+		return cj_fail(err, 0, "%s '%s' is invalid: use auto, qemu or firecracker", what, v);
 	return 0;
 }
 
@@ -569,6 +633,18 @@ static int apply_seed_env(struct cj_spec *spec, char **env, struct cj_err *err)
 	if ((v = getenv_from(env, "EXTRA_KERNEL_BOOT_ARGS")) && *v &&
 	    set_str(&spec->extra_boot_args, v, err) < 0)
 		return -1;
+	if ((v = getenv_from(env, "CTR_JAILER_CPU_QUOTA")) && *v &&
+	    parse_cpu_quota(v, "CTR_JAILER_CPU_QUOTA", &spec->jail.cpu_quota, err) < 0)
+		return -1;
+	if ((v = getenv_from(env, "CTR_JAILER_MEMORY_LIMIT")) && *v &&
+	    parse_volume_size(v, "CTR_JAILER_MEMORY_LIMIT", &spec->jail.memory_limit, err) < 0)
+		return -1;
+	if ((v = getenv_from(env, "CTR_JAILER_PIDS_LIMIT")) && *v &&
+	    parse_pids(v, "CTR_JAILER_PIDS_LIMIT", &spec->jail.pids_limit, err) < 0)
+		return -1;
+	if ((v = getenv_from(env, "CTR_JAILER_JAIL_USER")) && *v &&
+	    set_str(&spec->jail.user, v, err) < 0)
+		return -1;
 	if ((v = getenv_from(env, "TAP_IP")) && *v && set_str(&spec->net.tap_ip, v, err) < 0)
 		return -1;
 	if ((v = getenv_from(env, "HOST_IFACE")) && *v &&
@@ -597,6 +673,19 @@ static int apply_seed_env(struct cj_spec *spec, char **env, struct cj_err *err)
 		return -1;
 	if ((v = getenv_from(env, "CTR_JAILER_CACHE")) && *v &&
 	    set_str(&spec->cache_dir, v, err) < 0)
+		return -1;
+	if ((v = getenv_from(env, "CTR_JAILER_VMM")) && *v &&
+	    parse_vmm(v, "CTR_JAILER_VMM", &spec->vmm, err) < 0)
+		return -1;
+	if ((v = getenv_from(env, "FIRECRACKER_BIN")) && *v &&
+	    set_str(&spec->firecracker_bin, v, err) < 0)
+		return -1;
+	if ((v = getenv_from(env, "JAILER_BIN")) && *v && set_str(&spec->jailer_bin, v, err) < 0)
+		return -1;
+	if ((v = getenv_from(env, "CTR_JAILER_CHROOT_BASE")) && *v &&
+	    set_abs_path(&spec->chroot_base, v, "CTR_JAILER_CHROOT_BASE", err) < 0)
+		return -1;
+	if ((v = getenv_from(env, "CTR_JAILER_IMAGE")) && *v && set_str(&spec->image, v, err) < 0)
 		return -1;
 	if ((v = getenv_from(env, "CTR_JAILER_KERNEL")) && *v && set_str(&spec->kernel, v, err) < 0)
 		return -1;
@@ -642,6 +731,47 @@ static int load_env_file(struct cj_spec *spec, const char *path, char **env, str
 	return r;
 }
 
+/* --image: the image's config under the command line, with docker's rules:
+ * arguments replace Cmd, --entrypoint replaces Entrypoint (and drops Cmd),
+ * passthrough/--env-file/-e go on top of Env, -w and -u win over
+ * WorkingDir and User; StopSignal becomes the guest's stop signal. */
+static int resolve_image(struct cj_spec *spec, struct cj_err *err)
+{
+	const struct cj_image_config *cfg = NULL;
+	struct cj_strv argv, env;
+
+	if (spec->image) {
+		struct cj_image *img = calloc(1, sizeof *img);
+		if (!img)
+			return cj_fail(err, ENOMEM, "image");
+		if (cj_image_open(spec->image, spec->cache_dir, img, err) < 0) {
+			free(img);
+			return -1;
+		}
+		spec->image_info = img;
+		cfg = &img->config;
+	} else if (!spec->has_entrypoint) {
+		return 0;
+	}
+	const char *ep = spec->entrypoint;
+	if (cj_image_command(cfg, spec->has_entrypoint, ep, &spec->argv, &argv, err) < 0)
+		return spec->image ? cj_err_wrap(err, "image %s", spec->image) : -1;
+	cj_strv_free(&spec->argv);
+	spec->argv = argv;
+	if (!cfg)
+		return 0;
+	if (cj_image_env(cfg, &spec->env, &env, err) < 0)
+		return -1;
+	cj_strv_free(&spec->env);
+	spec->env = env;
+	if (!spec->workdir && cfg->workdir && set_str(&spec->workdir, cfg->workdir, err) < 0)
+		return -1;
+	if (!spec->user && cfg->user && set_str(&spec->user, cfg->user, err) < 0)
+		return -1;
+	spec->stop_signal = cfg->stop_signal_num;
+	return 0;
+}
+
 int cj_spec_from_args(struct cj_spec *spec, int argc, char **argv, char **env, struct cj_err *err)
 {
 	bool passthrough = true;
@@ -649,6 +779,7 @@ int cj_spec_from_args(struct cj_spec *spec, int argc, char **argv, char **env, s
 	struct cj_strv env_args = {0}, env_files = {0}, hidden = {0};
 	struct stat st;
 	int r = -1;
+	bool rootfs_flag = false, image_flag = false; /* given on the command line */
 
 	memset(spec, 0, sizeof *spec);
 	spec->stop_timeout_s = 10;
@@ -657,7 +788,8 @@ int cj_spec_from_args(struct cj_spec *spec, int argc, char **argv, char **env, s
 	    set_str(&spec->volumes_dir, CJ_DEFAULT_VOLUMES_DIR, err) < 0 ||
 	    set_str(&spec->cache_dir, CJ_DEFAULT_CACHE, err) < 0 ||
 	    set_str(&spec->run_base, CJ_DEFAULT_RUN_BASE, err) < 0 ||
-	    set_str(&spec->qemu_bin, "qemu-system-x86_64", err) < 0)
+	    set_str(&spec->qemu_bin, "qemu-system-x86_64", err) < 0 ||
+	    set_str(&spec->chroot_base, CJ_DEFAULT_CHROOT_BASE, err) < 0)
 		goto out;
 	if (apply_seed_env(spec, env, err) < 0)
 		goto out;
@@ -667,7 +799,16 @@ int cj_spec_from_args(struct cj_spec *spec, int argc, char **argv, char **env, s
 	while ((opt = getopt_long(argc, argv, "+:e:w:u:v:p:", run_options, NULL)) != -1) {
 		switch (opt) {
 		case OPT_ROOTFS:
+			rootfs_flag = true;
 			r = set_str(&spec->rootfs, optarg, err);
+			break;
+		case OPT_IMAGE:
+			image_flag = true;
+			r = set_str(&spec->image, optarg, err);
+			break;
+		case OPT_ENTRYPOINT:
+			spec->has_entrypoint = true;
+			r = set_str(&spec->entrypoint, optarg, err);
 			break;
 		case OPT_KERNEL:
 			r = set_str(&spec->kernel, optarg, err);
@@ -744,6 +885,18 @@ int cj_spec_from_args(struct cj_spec *spec, int argc, char **argv, char **env, s
 		case OPT_QEMU:
 			r = set_str(&spec->qemu_bin, optarg, err);
 			break;
+		case OPT_VMM:
+			r = parse_vmm(optarg, "--vmm", &spec->vmm, err);
+			break;
+		case OPT_FIRECRACKER:
+			r = set_str(&spec->firecracker_bin, optarg, err);
+			break;
+		case OPT_JAILER:
+			r = set_str(&spec->jailer_bin, optarg, err);
+			break;
+		case OPT_CHROOT_BASE:
+			r = set_abs_path(&spec->chroot_base, optarg, "--chroot-base", err);
+			break;
 		case OPT_ROOTFS_SIZE:
 			r = cj_parse_size(optarg, 1ull << 20, &spec->rootfs_size) < 0
 			        ? cj_fail(err, 0,
@@ -778,6 +931,23 @@ int cj_spec_from_args(struct cj_spec *spec, int argc, char **argv, char **env, s
 			break;
 		case OPT_DATA_SIZE:
 			r = parse_volume_size(optarg, "--data-size", &spec->datafs_size, err);
+			break;
+		case OPT_NO_JAIL:
+			spec->jail.disabled = true;
+			r = 0;
+			break;
+		case OPT_JAIL_USER:
+			r = set_str(&spec->jail.user, optarg, err);
+			break;
+		case OPT_CPU_QUOTA:
+			r = parse_cpu_quota(optarg, "--cpu-quota", &spec->jail.cpu_quota, err);
+			break;
+		case OPT_MEMORY_LIMIT:
+			r = parse_volume_size(optarg, "--memory-limit", &spec->jail.memory_limit,
+			                      err);
+			break;
+		case OPT_PIDS_LIMIT:
+			r = parse_pids(optarg, "--pids-limit", &spec->jail.pids_limit, err);
 			break;
 		case OPT_NETWORK:
 			r = 0;
@@ -844,7 +1014,15 @@ int cj_spec_from_args(struct cj_spec *spec, int argc, char **argv, char **env, s
 			r = cj_fail(err, ENOMEM, "argv");
 			goto out;
 		}
-	if (spec->argv.n == 0) {
+	if (rootfs_flag && image_flag) {
+		r = cj_fail(err, 0, "give --rootfs or --image, not both");
+		goto out;
+	}
+	if (rootfs_flag && spec->image) { /* the flag wins over CTR_JAILER_IMAGE */
+		free(spec->image);
+		spec->image = NULL;
+	}
+	if (spec->argv.n == 0 && !spec->image && !spec->has_entrypoint) {
 		r = cj_fail(err, 0,
 		            "no command given: put the guest command after the options, e.g. "
 		            "'ctr-jailer run -- /bin/echo hello'");
@@ -866,6 +1044,8 @@ int cj_spec_from_args(struct cj_spec *spec, int argc, char **argv, char **env, s
 		spec->env.v[0] = NULL;
 		spec->env.n = 0;
 	}
+	if ((r = resolve_image(spec, err)) < 0)
+		goto out;
 	/* The seed's data drive: /jail/data when it exists (a bound volume). */
 	if (!spec->data_dir && stat(CJ_SEED_DATA_DIR, &st) == 0 && S_ISDIR(st.st_mode) &&
 	    set_str(&spec->data_dir, CJ_SEED_DATA_DIR, err) < 0) {
@@ -894,6 +1074,12 @@ out:
 void cj_spec_free(struct cj_spec *spec)
 {
 	free(spec->rootfs);
+	free(spec->image);
+	free(spec->entrypoint);
+	if (spec->image_info) {
+		cj_image_free(spec->image_info);
+		free(spec->image_info);
+	}
 	free(spec->kernel);
 	free(spec->modules_dir);
 	cj_strv_free(&spec->argv);
@@ -906,6 +1092,9 @@ void cj_spec_free(struct cj_spec *spec)
 	free(spec->cache_dir);
 	free(spec->run_base);
 	free(spec->qemu_bin);
+	free(spec->firecracker_bin);
+	free(spec->jailer_bin);
+	free(spec->chroot_base);
 	for (size_t i = 0; i < spec->nvolumes; i++)
 		cj_volume_spec_free(&spec->volumes[i]);
 	free(spec->volumes);
@@ -918,6 +1107,7 @@ void cj_spec_free(struct cj_spec *spec)
 		free(spec->secrets[i].name);
 	}
 	free(spec->secrets);
+	free(spec->jail.user);
 	free(spec->net.tap_ip);
 	free(spec->net.host_iface);
 	memset(spec, 0, sizeof *spec);

@@ -5,6 +5,7 @@
 #define CJ_SPEC_H
 
 #include "ctrj/protocol.h"
+#include "jail/jail.h"
 #include "net/net.h"
 #include "util/err.h"
 #include "volume/volume.h"
@@ -20,14 +21,26 @@
 #define CJ_MAX_CPUS         255u
 
 enum cj_accel { CJ_ACCEL_AUTO, CJ_ACCEL_KVM, CJ_ACCEL_TCG };
+enum cj_vmm_kind { CJ_VMM_AUTO, CJ_VMM_QEMU, CJ_VMM_FIRECRACKER };
+
+#define CJ_DEFAULT_CHROOT_BASE "/srv/jailer"
 
 struct cj_strv {
 	char **v; /* NULL-terminated */
 	size_t n;
 };
 
+struct cj_image;
+
 struct cj_spec {
 	char *rootfs;
+	/* --image (CTR_JAILER_IMAGE): a container image instead of rootfs */
+	char *image;                 /* "oci:DIR[:TAG]", "docker-archive:FILE" or "tar:FILE" */
+	char *entrypoint;            /* --entrypoint: one argument; "" clears the image's */
+	bool has_entrypoint;         /* --entrypoint given */
+	uint32_t stop_signal;        /* the image's StopSignal; 0: SIGTERM */
+	struct cj_image *image_info; /* the opened image: config read, digests verified */
+
 	char *kernel;      /* NULL: the fetched default kernel in the cache */
 	char *modules_dir; /* lib/modules/<release> tree for the kernel, or NULL */
 	struct cj_strv argv;
@@ -46,6 +59,11 @@ struct cj_spec {
 	char *cache_dir;
 	char *run_base;
 	char *qemu_bin;
+	/* the VMM: --vmm (CTR_JAILER_VMM); Firecracker and its jailer */
+	enum cj_vmm_kind vmm;
+	char *firecracker_bin; /* --firecracker, FIRECRACKER_BIN; NULL: PATH */
+	char *jailer_bin;      /* --jailer, JAILER_BIN; NULL: PATH, then next to firecracker */
+	char *chroot_base;     /* --chroot-base, CTR_JAILER_CHROOT_BASE */
 	/* persistent drives */
 	struct cj_volume_spec *volumes;
 	size_t nvolumes;
@@ -59,6 +77,8 @@ struct cj_spec {
 	size_t nsecrets;
 	/* networking */
 	struct cj_net_spec net;
+	/* the jail around the VMM and its host-side limits */
+	struct cj_jail_spec jail;
 };
 
 /* argv starts after "run". env is the runtime's environment (environ). */

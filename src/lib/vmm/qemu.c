@@ -4,12 +4,15 @@
  * console on our stdout, QMP on a unix socket in the run directory. */
 #include "vmm.h"
 
+#include "jail/jail.h"
+#include "net/net.h"
 #include "util/util.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -18,6 +21,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -93,8 +97,12 @@ static char *escape_commas(const char *s)
 	return out;
 }
 
-char **cj_qemu_argv(const char *bin, const struct cj_vm_config *cfg, const char *qmp_path)
+/* The command line. In a jail, drives come as inherited fds (fdsets) and
+ * the kernel and initramfs from /boot inside the jail. */
+static char **qemu_argv(const char *bin, const struct cj_vm_config *cfg, const char *qmp_path,
+                        const int *drive_fds, int tap_fd)
 {
+	bool jailed = drive_fds != NULL;
 	char **v = NULL;
 	size_t n = 0;
 	int r = 0;
@@ -119,9 +127,15 @@ char **cj_qemu_argv(const char *bin, const struct cj_vm_config *cfg, const char 
 	r |= push(&v, &n, "none");
 	r |= push(&v, &n, "-no-reboot");
 	r |= push(&v, &n, "-kernel");
-	r |= push(&v, &n, "%s", cfg->kernel);
+	r |= push(&v, &n, "%s", jailed ? "/boot/kernel" : cfg->kernel);
 	r |= push(&v, &n, "-initrd");
-	r |= push(&v, &n, "%s", cfg->initramfs);
+	r |= push(&v, &n, "%s", jailed ? "/boot/initrd" : cfg->initramfs);
+	if (jailed) {
+		r |= push(&v, &n, "-sandbox");
+		r |= push(&v, &n,
+		          "on,obsolete=deny,elevateprivileges=deny,spawn=deny,"
+		          "resourcecontrol=deny");
+	}
 	r |= push(&v, &n, "-append");
 	r |= push(&v, &n, "%s", cfg->cmdline);
 	r |= push(&v, &n, "-chardev");
@@ -135,14 +149,33 @@ char **cj_qemu_argv(const char *bin, const struct cj_vm_config *cfg, const char 
 	if (cfg->tap) {
 		const uint8_t *m = cfg->mac;
 		r |= push(&v, &n, "-netdev");
-		r |= push(&v, &n, "tap,id=net0,ifname=%s,script=no,downscript=no", cfg->tap);
+		if (tap_fd >= 0)
+			r |= push(&v, &n, "tap,id=net0,fd=%d", tap_fd);
+		else
+			r |=
+			    push(&v, &n, "tap,id=net0,ifname=%s,script=no,downscript=no", cfg->tap);
 		r |= push(&v, &n, "-device");
 		r |= push(&v, &n, "virtio-net-device,netdev=net0,mac=%02x:%02x:%02x:%02x:%02x:%02x",
-			  m[0], m[1], m[2], m[3], m[4], m[5]);
+		          m[0], m[1], m[2], m[3], m[4], m[5]);
 	}
 	for (size_t i = 0; i < cfg->ndrives; i++) {
 		const struct cj_drive *d = &cfg->drives[i];
-		char *path = escape_commas(d->path);
+		char *path;
+		if (jailed) {
+			/* QEMU picks from a set the fd whose access mode matches each
+			 * open it makes (a writable drive is also opened read-only). */
+			r |= push(&v, &n, "-add-fd");
+			r |= push(&v, &n, "fd=%d,set=%zu", drive_fds[2 * i], i + 1);
+			if (drive_fds[2 * i + 1] >= 0) {
+				r |= push(&v, &n, "-add-fd");
+				r |= push(&v, &n, "fd=%d,set=%zu", drive_fds[2 * i + 1], i + 1);
+			}
+			path = NULL;
+			if (asprintf(&path, "/dev/fdset/%zu", i + 1) < 0)
+				path = NULL;
+		} else {
+			path = escape_commas(d->path);
+		}
 		if (!path) {
 			r = -1;
 			break;
@@ -165,6 +198,11 @@ char **cj_qemu_argv(const char *bin, const struct cj_vm_config *cfg, const char 
 	return v;
 }
 
+char **cj_qemu_argv(const char *bin, const struct cj_vm_config *cfg, const char *qmp_path)
+{
+	return qemu_argv(bin, cfg, qmp_path, NULL, -1);
+}
+
 void cj_qemu_argv_free(char **argv)
 {
 	for (size_t i = 0; argv && argv[i]; i++)
@@ -172,30 +210,134 @@ void cj_qemu_argv_free(char **argv)
 	free(argv);
 }
 
+struct qemu_priv {
+	struct cj_jail jail;
+	int tap_fd;
+	int fds[2 * CJ_MAX_DRIVES]; /* per drive: the fd, and a read-only one (or -1) */
+};
+
+/* In a jail the VMM cannot open host paths: the drives are opened here and
+ * inherited (a "/proc/self/fd/N" drive is already an fd, e.g. the memfd). */
+static int open_drives(struct qemu_priv *p, const struct cj_vm_config *cfg, uint64_t *largest,
+                       struct cj_err *err)
+{
+	for (size_t i = 0; i < 2 * CJ_MAX_DRIVES; i++)
+		p->fds[i] = -1;
+	for (size_t i = 0; i < cfg->ndrives; i++) {
+		const struct cj_drive *d = &cfg->drives[i];
+		struct stat st;
+		int fd = open(d->path, (d->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+		if (fd < 0)
+			return cj_fail(err, errno, "open drive %s", d->path);
+		p->fds[2 * i] = fd;
+		if (!d->read_only) {
+			p->fds[2 * i + 1] = open(d->path, O_RDONLY | O_CLOEXEC);
+			if (p->fds[2 * i + 1] < 0)
+				return cj_fail(err, errno, "open drive %s", d->path);
+		}
+		if (fstat(fd, &st) == 0 && !d->read_only && (uint64_t)st.st_size > *largest)
+			*largest = (uint64_t)st.st_size;
+	}
+	return 0;
+}
+
+static void qemu_priv_free(struct cj_vmm *vmm)
+{
+	struct qemu_priv *p = vmm->priv;
+
+	if (!p)
+		return;
+	for (size_t i = 0; i < 2 * CJ_MAX_DRIVES; i++)
+		if (p->fds[i] >= 0)
+			close(p->fds[i]);
+	if (p->tap_fd >= 0)
+		close(p->tap_fd);
+	cj_jail_cleanup(&p->jail);
+	free(p);
+	vmm->priv = NULL;
+}
+
 static int qemu_start(struct cj_vmm *vmm, const struct cj_vm_config *cfg, struct cj_err *err)
 {
 	const char *bin = vmm->bin;
+	struct qemu_priv *p = NULL;
+	int *drive_fds = NULL, keep[2 * CJ_MAX_DRIVES + 4];
+	size_t nkeep = 0;
 	char **argv;
-	int errpipe[2];
+	int errpipe[2], gopipe[2] = {-1, -1};
 	pid_t pid;
 	int child_errno = 0;
 	ssize_t r;
 
-	snprintf(vmm->api_socket, sizeof vmm->api_socket, "%s/qmp.sock", cfg->run_dir);
-	argv = cj_qemu_argv(bin, cfg, vmm->api_socket);
-	if (!argv)
+	if (cfg->jail.enabled) {
+		uint64_t largest = 0;
+		char path[PATH_MAX];
+		/* the binary as the jail will see it: an absolute, resolved path */
+		if (!strchr(bin, '/')) {
+			char *argv_w[] = {"sh", "-c", "command -v \"$1\"", "sh", (char *)bin, NULL};
+			char *out = NULL;
+			if (cj_run(argv_w, &out, err) < 0)
+				return cj_fail(err, 0,
+				               "%s not found (install qemu-system-x86 or pass "
+				               "--qemu)",
+				               bin);
+			out[strcspn(out, "\n")] = '\0';
+			snprintf(path, sizeof path, "%s", out);
+			free(out);
+		} else {
+			snprintf(path, sizeof path, "%s", bin);
+		}
+		p = calloc(1, sizeof *p);
+		if (!p)
+			return cj_fail(err, ENOMEM, "jail");
+		vmm->priv = p;
+		p->tap_fd = -1;
+		if ((cfg->tap && (p->tap_fd = cj_net_tap_open(cfg->tap, err)) < 0) ||
+		    open_drives(p, cfg, &largest, err) < 0 ||
+		    cj_jail_prepare(&cfg->jail, cfg->run_dir, cfg->id, path, cfg->kernel,
+		                    cfg->initramfs, largest, &p->jail, err) < 0) {
+			qemu_priv_free(vmm);
+			return -1;
+		}
+		drive_fds = p->fds;
+		if (p->tap_fd >= 0)
+			keep[nkeep++] = p->tap_fd;
+		for (size_t i = 0; i < 2 * cfg->ndrives; i++)
+			if (p->fds[i] >= 0)
+				keep[nkeep++] = p->fds[i];
+		snprintf(vmm->api_socket, sizeof vmm->api_socket, "%s/qmp.sock", p->jail.root);
+		argv = qemu_argv(path, cfg, "/qmp.sock", drive_fds, p->tap_fd);
+	} else {
+		snprintf(vmm->api_socket, sizeof vmm->api_socket, "%s/qmp.sock", cfg->run_dir);
+		argv = qemu_argv(bin, cfg, vmm->api_socket, NULL, -1);
+	}
+	for (size_t i = 0; i < cfg->nkeep_fds; i++)
+		keep[nkeep++] = cfg->keep_fds[i];
+	if (!argv) {
+		qemu_priv_free(vmm);
 		return cj_fail(err, ENOMEM, "build the QEMU command line");
-	if (pipe2(errpipe, O_CLOEXEC) < 0) {
+	}
+	if (pipe2(errpipe, O_CLOEXEC) < 0 || (p && pipe2(gopipe, O_CLOEXEC) < 0)) {
 		cj_qemu_argv_free(argv);
+		qemu_priv_free(vmm);
 		return cj_fail(err, errno, "pipe");
 	}
-	pid = fork();
+	if (p) /* new mount, pid, ipc and uts namespaces; fork-like (no new stack) */
+		pid = (pid_t)syscall(
+		    SYS_clone, CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD,
+		    NULL, NULL, NULL, NULL);
+	else
+		pid = fork();
 	if (pid < 0) {
+		int e = errno;
 		cj_qemu_argv_free(argv);
-		return cj_fail(err, errno, "fork");
+		qemu_priv_free(vmm);
+		return cj_fail(err, e, "start the VMM");
 	}
 	if (pid == 0) {
 		sigset_t none;
+		const char *what = "prepare";
+		char go;
 		/* Own process group: a Ctrl-C on the terminal reaches ctr-jailer,
 		 * which stops the guest gracefully, not QEMU directly. The VMM dies
 		 * with us, so a SIGKILLed runtime leaves no VM behind. */
@@ -206,28 +348,65 @@ static int qemu_start(struct cj_vmm *vmm, const struct cj_vm_config *cfg, struct
 		int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
 		if (null < 0 || dup2(null, STDIN_FILENO) < 0)
 			goto fail;
-		close_range(3, ~0u, CLOSE_RANGE_CLOEXEC);
-		for (size_t i = 0; i < cfg->nkeep_fds; i++)
-			if (fcntl(cfg->keep_fds[i], F_SETFD, 0) < 0)
+		if (p) {
+			/* wait until the parent has put us in the VM's cgroup */
+			close(gopipe[1]);
+			if (read(gopipe[0], &go, 1) != 1)
+				_exit(127);
+			if (cj_jail_enter(&p->jail, keep, nkeep, &what) < 0)
 				goto fail;
+		} else {
+			close_range(3, ~0u, CLOSE_RANGE_CLOEXEC);
+			for (size_t i = 0; i < nkeep; i++)
+				if (fcntl(keep[i], F_SETFD, 0) < 0)
+					goto fail;
+		}
+		what = "exec";
 		execvp(argv[0], argv);
 	fail:
 		child_errno = errno;
-		if (write(errpipe[1], &child_errno, sizeof child_errno) < 0)
-			_exit(127);
+		{
+			char msg[128];
+			int len = snprintf(msg, sizeof msg, "%d %s", child_errno, what);
+			if (write(errpipe[1], msg, (size_t)len) < 0)
+				_exit(127);
+		}
 		_exit(127);
 	}
 	close(errpipe[1]);
 	cj_qemu_argv_free(argv);
+	if (p) {
+		close(gopipe[0]);
+		if (cj_jail_attach(&p->jail, pid, err) < 0) {
+			kill(pid, SIGKILL);
+			while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+				;
+			close(gopipe[1]);
+			close(errpipe[0]);
+			qemu_priv_free(vmm);
+			return -1;
+		}
+		if (write(gopipe[1], "g", 1) != 1) {
+			/* the child is gone; the error pipe tells why */
+		}
+		close(gopipe[1]);
+	}
+	char msg[129];
 	do
-		r = read(errpipe[0], &child_errno, sizeof child_errno);
+		r = read(errpipe[0], msg, sizeof msg - 1);
 	while (r < 0 && errno == EINTR);
 	close(errpipe[0]);
-	if (r == (ssize_t)sizeof child_errno) {
+	if (r > 0) {
+		msg[r] = '\0';
+		child_errno = atoi(msg);
+		const char *what = strchr(msg, ' ') ? strchr(msg, ' ') + 1 : "exec";
 		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 			;
-		return cj_fail(err, child_errno,
-		               "start %s (install qemu-system-x86 or pass --qemu)", bin);
+		qemu_priv_free(vmm);
+		if (strcmp(what, "exec") == 0)
+			return cj_fail(err, child_errno,
+			               "start %s (install qemu-system-x86 or pass --qemu)", bin);
+		return cj_fail(err, child_errno, "jail the VMM: %s", what);
 	}
 	vmm->pid = pid;
 	return 0;
@@ -347,7 +526,15 @@ void cj_vmm_kill(struct cj_vmm *vmm)
 
 static void qemu_exit_error(const struct cj_vmm *vmm, int st, struct cj_err *err)
 {
-	if (WIFSIGNALED(st))
+	const struct qemu_priv *p = vmm->priv;
+
+	if (p && cj_jail_oom_killed(&p->jail))
+		cj_fail(
+		    err, 0,
+		    "the VM was killed by its cgroup memory limit (%lluM): raise --memory-limit "
+		    "(it must cover the guest's memory plus the VMM's own)",
+		    (unsigned long long)(p->jail.memory_limit >> 20));
+	else if (WIFSIGNALED(st))
 		cj_fail(err, 0, "QEMU was killed by signal %d before the guest reported a status",
 		        WTERMSIG(st));
 	else
@@ -360,7 +547,7 @@ static void qemu_exit_error(const struct cj_vmm *vmm, int st, struct cj_err *err
 
 static void qemu_cleanup(struct cj_vmm *vmm)
 {
-	(void)vmm; /* everything QEMU made lives in the run directory */
+	qemu_priv_free(vmm); /* drive fds, jail root, cgroup */
 }
 
 const struct cj_vmm_ops cj_qemu_ops = {

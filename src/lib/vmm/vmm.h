@@ -21,6 +21,27 @@ struct cj_drive {
 
 #define CJ_MAX_DRIVES 24
 
+/* Host-side limits on the VMM's cgroup (0 = unlimited). Firecracker's
+ * jailer applies them with --cgroup, ctr-jailer's own jail (QEMU) itself. */
+struct cj_vm_limits {
+	uint64_t cpu_quota_us; /* CPU time per cpu_period_us */
+	uint64_t cpu_period_us;
+	uint64_t memory_bytes;
+	uint64_t pids;
+};
+
+/* The jail around the VMM (Firecracker: its own `jailer`; QEMU: src/lib/jail).
+ * Resolved by the run (cj_jail_resolve) from the user's options. */
+struct cj_jail_config {
+	bool enabled;           /* false: --no-jail */
+	const char *jailer_bin; /* absolute path of Firecracker's jailer */
+	const char *chroot_base;
+	uid_t uid; /* the unprivileged user the VMM runs as */
+	gid_t gid;
+	const char *netns; /* network namespace to join (path), or NULL */
+	struct cj_vm_limits limits;
+};
+
 /* What a VMM needs to boot the guest; backend-neutral. */
 struct cj_vm_config {
 	const char *kernel;
@@ -36,6 +57,8 @@ struct cj_vm_config {
 	uint8_t mac[6];  /* guest MAC */
 	int keep_fds[4];     /* inherited by the VMM (drives given as /proc/self/fd/N) */
 	size_t nkeep_fds;
+	const char *id; /* the run's id (the jail is named after it) */
+	struct cj_jail_config jail;
 };
 
 struct cj_vmm;
@@ -44,11 +67,15 @@ struct cj_vmm;
  * PR_SET_PDEATHSIG) and fills vmm->pid; request_stop() asks the guest to
  * shut down (Ctrl-Alt-Del); exit_error() turns the VMM's own wait status
  * into an error when the guest reported nothing; cleanup() removes what
- * start() created outside the run directory (jail, cgroup). */
+ * start() created outside the run directory (jail, cgroup). collect(),
+ * when set, runs once the VMM has exited and before the guest's status is
+ * read: it brings back what the guest wrote to copies of drives that the
+ * VMM could not open in place (Firecracker's jail). */
 struct cj_vmm_ops {
 	const char *name;
 	int (*start)(struct cj_vmm *vmm, const struct cj_vm_config *cfg, struct cj_err *err);
 	int (*request_stop)(struct cj_vmm *vmm, struct cj_err *err);
+	int (*collect)(struct cj_vmm *vmm, struct cj_err *err);
 	void (*exit_error)(const struct cj_vmm *vmm, int wait_status, struct cj_err *err);
 	void (*cleanup)(struct cj_vmm *vmm);
 };
@@ -62,6 +89,9 @@ struct cj_vmm {
 };
 
 extern const struct cj_vmm_ops cj_qemu_ops;
+/* Firecracker through its REST API (libcurl), in its jailer unless
+ * cfg->jail.enabled is false; details in firecracker.h. */
+extern const struct cj_vmm_ops cj_firecracker_ops;
 
 /* QEMU microvm. argv is built into a NULL-terminated vector (caller frees
  * with cj_qemu_argv_free); exposed for unit tests. */

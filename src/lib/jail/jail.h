@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The jail around the VMM: an empty room (a per-VM root holding only what
+ * the VMM needs), its own mount/pid/ipc/uts namespaces, an unprivileged
+ * uid/gid, no capabilities, no_new_privs, rlimits, and a cgroup per VM
+ * with CPU, memory and pids limits. */
+#ifndef CJ_JAIL_H
+#define CJ_JAIL_H
+
+#include "util/err.h"
+#include "vmm/vmm.h"
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define CJ_JAIL_MAX_BINDS         128
+#define CJ_JAIL_MEMORY_MARGIN_MIB 256 /* VMM overhead above guest RAM */
+#define CJ_JAIL_DEFAULT_PIDS      512
+
+struct cj_jail_spec {
+	bool disabled;         /* --no-jail */
+	char *user;            /* NAME or UID[:GID]; NULL: "ctr-jailer" or 65534 */
+	double cpu_quota;      /* cores; 0 = unlimited */
+	uint64_t memory_limit; /* bytes; 0 = guest memory + margin */
+	uint64_t pids_limit;   /* 0 = default */
+};
+
+struct cj_jail_bind {
+	char src[PATH_MAX]; /* host path */
+	char dst[PATH_MAX]; /* path inside the jail */
+	bool is_dir;
+	bool device; /* device node: keep dev, allow writes */
+};
+
+struct cj_jail {
+	bool active;
+	char root[PATH_MAX]; /* run_dir/root */
+	uid_t uid;
+	gid_t gid;
+	gid_t extra_gid; /* kvm group for /dev/kvm, or (gid_t)-1 */
+	uint64_t fsize_limit;
+	struct cj_jail_bind binds[CJ_JAIL_MAX_BINDS];
+	size_t nbinds;
+	/* cgroup directories (one for v2, one per controller for v1) */
+	char cgroups[4][PATH_MAX];
+	size_t ncgroups;
+	uint64_t memory_limit;
+};
+
+/* The user's options → the backend-neutral jail description: the
+ * unprivileged uid/gid and the cgroup limits (memory default: guest memory
+ * + CJ_JAIL_MEMORY_MARGIN_MIB; a limit below guest memory is refused). */
+int cj_jail_resolve(const struct cj_jail_spec *spec, uint64_t guest_memory_mib,
+                    struct cj_jail_config *out, struct cj_err *err);
+/* Parent side, before the VMM starts: lay out the root, work out what to
+ * bind (the VMM binary, its libraries, firmware, device nodes, kernel and
+ * initramfs), create the cgroup with its limits. */
+int cj_jail_prepare(const struct cj_jail_config *cfg, const char *run_dir, const char *id,
+                    const char *vmm_bin, const char *kernel, const char *initrd,
+                    uint64_t largest_drive, struct cj_jail *jail, struct cj_err *err);
+/* Parent side: move the VMM (still waiting) into the cgroup. */
+int cj_jail_attach(const struct cj_jail *jail, pid_t pid, struct cj_err *err);
+/* Child side, in new namespaces, right before exec: enter and lock the
+ * room. keep_fds stay open across exec. Returns -1 with errno set and a
+ * static description in *what. */
+int cj_jail_enter(const struct cj_jail *jail, const int *keep_fds, size_t nkeep, const char **what);
+/* Did the cgroup's memory limit kill something? */
+bool cj_jail_oom_killed(const struct cj_jail *jail);
+/* Remove the cgroup and the root. */
+void cj_jail_cleanup(struct cj_jail *jail);
+/* gc: remove the cgroups of a run that is gone. */
+void cj_jail_gc(const char *id);
+
+#endif

@@ -1,0 +1,1273 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Firecracker backend. The VMM is configured over its REST API on a unix
+ * socket (libcurl, CURLOPT_UNIX_SOCKET_PATH; bodies from firecracker_api.c,
+ * built with json-c) and, unless --no-jail, started through Firecracker's
+ * own `jailer`: chroot + pivot_root, new mount and pid namespaces, an
+ * unprivileged uid/gid, cgroup limits.
+ *
+ * The jail (<chroot-base>/<firecracker exec name>/<run id>/root) holds:
+ *   vmlinux, initrd.cpio, <drive>.img   hard links to the host files, or
+ *                                      bind mounts across filesystems
+ *   run/                               a small tmpfs owned by the jail user:
+ *     firecracker.socket                 the API socket (--api-sock)
+ *     log.fifo, metrics.fifo             logger and metrics, read by us
+ *     control.img                        the control disk (see place_fd_drive)
+ * Ownership: shared read-only files the jail user can already read (the
+ * cached kernel, initramfs, base and modules images, mode 0644) are linked
+ * as they are: the VMM can read them but, not owning them, never change
+ * them, so a compromised VMM cannot poison the cache other VMs boot from.
+ * Files the VMM must write (volumes, the data drive), or cannot read, are
+ * chowned to the jail user for the run; their owner and mode are recorded
+ * in <run dir>/firecracker-jail.json first and restored at teardown, or by
+ * `ctr-jailer gc` after a SIGKILLed run. Read-only files that needed a new
+ * owner are bind-mounted read-only, so even their owner cannot write them.
+ * Block devices get a node of their own in the jail.
+ */
+#include "firecracker.h"
+
+#include "util/util.h"
+
+#include <curl/curl.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define STATE_FILE       "firecracker-jail.json"
+#define API_WAIT_MS      10000
+#define JAILER_WAIT_MS   10000
+#define API_TIMEOUT_MS   30000L
+#define REPLY_MAX        (64 * 1024)
+#define METRICS_LINE_MAX (1024 * 1024)
+/* The jail's run/ tmpfs: the control disk (1 MiB + 8 KiB) and fifos. */
+#define JAIL_RUN_TMPFS_SIZE "8m"
+
+struct fd_copy {
+	int fd;              /* our duplicate of the drive's fd */
+	char path[PATH_MAX]; /* its copy inside the jail */
+	bool writable;
+};
+
+struct fc_priv {
+	bool jailed;
+	uid_t uid;
+	gid_t gid;
+	char run_dir[PATH_MAX];
+	char jail_dir[PATH_MAX]; /* <base>/<exec name>/<id> */
+	char root[PATH_MAX];     /* jail_dir/root */
+	json_object *state;      /* what teardown undoes (also read by gc) */
+	int sock_dirfd;          /* the directory holding the API socket */
+	char connect_path[64];   /* /proc/self/fd/N/<socket>: no sun_path limit */
+	struct fd_copy copies[4];
+	size_t ncopies;
+	int log_fd, metrics_fd, stop_fd;
+	pthread_t thread;
+	bool thread_started;
+	char metrics_out[PATH_MAX];
+	bool curl_ready;
+	bool subreaper;
+};
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+static bool path_under(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+	return strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == '\0');
+}
+
+/* Copy [0, len) of in to out (len 0: until EOF of in). */
+static int copy_fd(int in, int out, off_t len, struct cj_err *err)
+{
+	char buf[65536];
+	off_t off = 0;
+
+	for (;;) {
+		size_t want = sizeof buf;
+		if (len && (off_t)want > len - off)
+			want = (size_t)(len - off);
+		if (len && want == 0)
+			return 0;
+		ssize_t n = pread(in, buf, want, off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return cj_fail(err, errno, "read");
+		if (n == 0)
+			return 0;
+		for (ssize_t done = 0; done < n;) {
+			ssize_t w = pwrite(out, buf + done, (size_t)(n - done), off + done);
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w <= 0)
+				return cj_fail(err, w < 0 ? errno : EIO, "write");
+			done += w;
+		}
+		off += n;
+	}
+}
+
+/* ---- the record of what the jail changed outside the run directory ------ */
+
+static int state_save(struct fc_priv *p, struct cj_err *err)
+{
+	char path[PATH_MAX + 32], tmp[PATH_MAX + 48];
+
+	snprintf(path, sizeof path, "%s/" STATE_FILE, p->run_dir);
+	snprintf(tmp, sizeof tmp, "%s.tmp", path);
+	if (json_object_to_file_ext(tmp, p->state, JSON_C_TO_STRING_PLAIN) < 0 ||
+	    rename(tmp, path) < 0) {
+		int e = errno;
+		unlink(tmp);
+		return cj_fail(err, e, "write %s", path);
+	}
+	return 0;
+}
+
+static int state_add_restore(struct fc_priv *p, const char *path, const struct stat *st,
+                             struct cj_err *err)
+{
+	json_object *arr, *o = json_object_new_object();
+
+	if (!json_object_object_get_ex(p->state, "restore", &arr) || !o ||
+	    json_object_object_add(o, "path", json_object_new_string(path)) ||
+	    json_object_object_add(o, "uid", json_object_new_int64(st->st_uid)) ||
+	    json_object_object_add(o, "gid", json_object_new_int64(st->st_gid)) ||
+	    json_object_object_add(o, "mode", json_object_new_int(st->st_mode & 07777))) {
+		json_object_put(o);
+		return cj_fail(err, ENOMEM, "jail record");
+	}
+	if (json_object_array_add(arr, o) < 0) {
+		json_object_put(o);
+		return cj_fail(err, ENOMEM, "jail record");
+	}
+	return state_save(p, err);
+}
+
+static const char *state_str(json_object *state, const char *key)
+{
+	json_object *v;
+	return json_object_object_get_ex(state, key, &v) && json_object_is_type(v, json_type_string)
+	           ? json_object_get_string(v)
+	           : NULL;
+}
+
+static bool valid_name(const char *s)
+{
+	if (!s || !*s || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
+		return false;
+	for (; *s; s++)
+		if (*s == '/')
+			return false;
+	return true;
+}
+
+/* Octal escapes of /proc/self/mountinfo ("\040" for a space) decoded in place. */
+static void unescape_mount(char *s)
+{
+	char *o = s;
+	for (; *s; s++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
+		    s[3] >= '0' && s[3] <= '7') {
+			*o++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
+			s += 3;
+		} else {
+			*o++ = *s;
+		}
+	}
+	*o = '\0';
+}
+
+/* Detach every mount at or below dir, deepest first. */
+static void unmount_under(const char *dir)
+{
+	for (int round = 0; round < CJ_MAX_DRIVES + 16; round++) {
+		FILE *f = fopen("/proc/self/mountinfo", "re");
+		char *line = NULL, *best = NULL;
+		size_t cap = 0, bestlen = 0;
+
+		if (!f)
+			return;
+		while (getline(&line, &cap, f) > 0) {
+			char *save = NULL, *mp = NULL;
+			int field = 0;
+			for (char *t = strtok_r(line, " ", &save); t;
+			     t = strtok_r(NULL, " ", &save))
+				if (++field == 5) {
+					mp = t;
+					break;
+				}
+			if (!mp)
+				continue;
+			unescape_mount(mp);
+			if (path_under(mp, dir) && strlen(mp) > bestlen) {
+				char *copy = strdup(mp);
+				if (!copy)
+					continue;
+				free(best);
+				best = copy;
+				bestlen = strlen(mp);
+			}
+		}
+		free(line);
+		fclose(f);
+		if (!best)
+			return;
+		int r = umount2(best, MNT_DETACH | UMOUNT_NOFOLLOW);
+		free(best);
+		if (r < 0)
+			return;
+	}
+}
+
+static void remove_cgroups(const char *exec_name, const char *id)
+{
+	char path[PATH_MAX];
+	DIR *d;
+	struct dirent *de;
+
+	/* v2: <mount>/<parent>/<id>; v1: <mount>/<controller>/<parent>/<id>. The
+	 * jailer's parent cgroup is its exec file's name. Missing ones (no
+	 * limits, another version) are fine; the parent stays for other VMs. */
+	snprintf(path, sizeof path, "/sys/fs/cgroup/%s/%s", exec_name, id);
+	if (rmdir(path) < 0 && errno != ENOENT && errno != ENOTDIR)
+		fprintf(stderr, "ctr-jailer: remove cgroup %s: %s\n", path, strerror(errno));
+	if (!(d = opendir("/sys/fs/cgroup")))
+		return;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof path, "/sys/fs/cgroup/%s/%s/%s", de->d_name, exec_name, id);
+		if (rmdir(path) < 0 && errno != ENOENT && errno != ENOTDIR)
+			fprintf(stderr, "ctr-jailer: remove cgroup %s: %s\n", path,
+			        strerror(errno));
+	}
+	closedir(d);
+}
+
+/* Undo the jail described by state: shared by teardown and gc. */
+static void jail_teardown(json_object *state)
+{
+	const char *base = state_str(state, "chroot_base");
+	const char *exec_name = state_str(state, "exec_name");
+	const char *id = state_str(state, "id");
+	char dir[PATH_MAX];
+	json_object *arr;
+
+	/* The record is ours (root-only run directory), but a damaged one must
+	 * never turn into rm -rf of something else. */
+	if (!base || base[0] != '/' || !valid_name(exec_name) ||
+	    !strstr(exec_name, "firecracker") || !valid_name(id))
+		return;
+	if ((size_t)snprintf(dir, sizeof dir, "%s/%s/%s", base, exec_name, id) >= sizeof dir)
+		return;
+	unmount_under(dir);
+	if (json_object_object_get_ex(state, "restore", &arr) &&
+	    json_object_is_type(arr, json_type_array)) {
+		for (size_t i = 0; i < json_object_array_length(arr); i++) {
+			json_object *o = json_object_array_get_idx(arr, i), *v;
+			const char *path = state_str(o, "path");
+			uid_t uid;
+			gid_t gid;
+			mode_t mode;
+			if (!path || !json_object_object_get_ex(o, "uid", &v))
+				continue;
+			uid = (uid_t)json_object_get_int64(v);
+			if (!json_object_object_get_ex(o, "gid", &v))
+				continue;
+			gid = (gid_t)json_object_get_int64(v);
+			if (!json_object_object_get_ex(o, "mode", &v))
+				continue;
+			mode = (mode_t)json_object_get_int(v) & 07777;
+			/* chown first: it clears set-id bits, which chmod puts back */
+			if (chown(path, uid, gid) < 0 || chmod(path, mode) < 0)
+				fprintf(stderr, "ctr-jailer: restore the owner of %s: %s\n", path,
+				        strerror(errno));
+		}
+	}
+	if (cj_rm_rf(dir) < 0)
+		fprintf(stderr, "ctr-jailer: remove the jail %s: %s\n", dir, strerror(errno));
+	remove_cgroups(exec_name, id);
+}
+
+void cj_firecracker_gc(const char *run_dir)
+{
+	char path[PATH_MAX + 32];
+	json_object *state;
+
+	snprintf(path, sizeof path, "%s/" STATE_FILE, run_dir);
+	if (access(path, F_OK) < 0)
+		return;
+	state = json_object_from_file(path);
+	if (!state) {
+		fprintf(stderr, "ctr-jailer: unreadable jail record %s\n", path);
+		return;
+	}
+	jail_teardown(state);
+	json_object_put(state);
+	unlink(path);
+}
+
+/* ---- building the jail --------------------------------------------------- */
+
+static bool readable_by(const struct stat *st, uid_t uid, gid_t gid)
+{
+	if (st->st_uid == uid)
+		return st->st_mode & S_IRUSR;
+	if (st->st_gid == gid)
+		return st->st_mode & S_IRGRP;
+	return st->st_mode & S_IROTH;
+}
+
+static int bind_file(const char *src, const char *dst, bool ro, struct cj_err *err)
+{
+	int fd = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+
+	if (fd < 0)
+		return cj_fail(err, errno, "create %s", dst);
+	close(fd);
+	if (mount(src, dst, NULL, MS_BIND, NULL) < 0)
+		return cj_fail(err, errno, "bind %s into the jail", src);
+	if (ro &&
+	    mount(NULL, dst, NULL,
+	          MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+		return cj_fail(err, errno, "make %s read-only in the jail", dst);
+	return 0;
+}
+
+/* Make host file `host` visible in the jail as `rel`; see the top comment. */
+static int place_file(struct fc_priv *p, const char *host, const char *rel, bool ro,
+                      struct cj_err *err)
+{
+	char dst[PATH_MAX];
+	struct stat st;
+
+	if ((size_t)snprintf(dst, sizeof dst, "%s/%s", p->root, rel) >= sizeof dst)
+		return cj_fail(err, ENAMETOOLONG, "jail path for %s", host);
+	if (stat(host, &st) < 0)
+		return cj_fail(err, errno, "%s", host);
+	if (S_ISBLK(st.st_mode)) {
+		/* A node of its own: the host's /dev entry keeps its owner. Read-only:
+		 * root-owned, group-readable, so the VMM can neither write nor chmod. */
+		mode_t mode = ro ? 0440 : 0600;
+		if (mknod(dst, S_IFBLK | mode, st.st_rdev) < 0 ||
+		    chown(dst, ro ? 0 : p->uid, p->gid) < 0 || chmod(dst, mode) < 0)
+			return cj_fail(err, errno, "create %s in the jail", dst);
+		return 0;
+	}
+	if (!S_ISREG(st.st_mode))
+		return cj_fail(err, 0, "%s is neither a regular file nor a block device", host);
+	if (ro && readable_by(&st, p->uid, p->gid)) {
+		if (linkat(AT_FDCWD, host, AT_FDCWD, dst, AT_SYMLINK_FOLLOW) == 0)
+			return 0;
+		if (errno != EXDEV)
+			return cj_fail(err, errno, "link %s into the jail", host);
+		return bind_file(host, dst, true, err);
+	}
+	mode_t want = (st.st_mode & 07777) | S_IRUSR | (ro ? 0 : S_IWUSR);
+	if (st.st_uid != p->uid || st.st_gid != p->gid || (st.st_mode & 07777) != want) {
+		/* Recorded before it changes. A file already owned by the jail user
+		 * (another run that shares it read-only changed it) is left alone:
+		 * that run restores it. */
+		if (st.st_uid != p->uid && state_add_restore(p, host, &st, err) < 0)
+			return -1;
+		if (chown(host, p->uid, p->gid) < 0 || chmod(host, want) < 0)
+			return cj_fail(err, errno, "give %s to the jail user", host);
+	}
+	if (ro)
+		return bind_file(host, dst, true, err);
+	if (linkat(AT_FDCWD, host, AT_FDCWD, dst, AT_SYMLINK_FOLLOW) == 0)
+		return 0;
+	if (errno != EXDEV)
+		return cj_fail(err, errno, "link %s into the jail", host);
+	return bind_file(host, dst, false, err);
+}
+
+/* A drive backed by one of our fds (the control disk, a memfd, given as
+ * /proc/self/fd/N): the jailer closes every inherited fd, and inside the
+ * chroot /proc/self/fd/N would name nothing, so it cannot be passed
+ * through. It is copied into the jail's run/ tmpfs instead: the guest's
+ * configuration (secrets included) still never reaches persistent storage,
+ * and collect() copies what the guest wrote (its status) back into the fd
+ * once the VM has ended. */
+static int place_fd_drive(struct fc_priv *p, int fd, const char *rel, bool writable,
+                          struct cj_err *err)
+{
+	struct fd_copy *c;
+	int out;
+
+	if (p->ncopies >= sizeof p->copies / sizeof p->copies[0])
+		return cj_fail(err, E2BIG, "too many fd-backed drives");
+	c = &p->copies[p->ncopies];
+	if ((size_t)snprintf(c->path, sizeof c->path, "%s/%s", p->root, rel) >= sizeof c->path)
+		return cj_fail(err, ENAMETOOLONG, "jail path");
+	out = open(c->path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (out < 0)
+		return cj_fail(err, errno, "create %s", c->path);
+	if (fchown(out, p->uid, p->gid) < 0) {
+		close(out);
+		return cj_fail(err, errno, "chown %s", c->path);
+	}
+	if (copy_fd(fd, out, 0, err) < 0) {
+		close(out);
+		return cj_err_wrap(err, "copy the control disk into the jail");
+	}
+	if (close(out) < 0)
+		return cj_fail(err, errno, "write %s", c->path);
+	c->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	if (c->fd < 0)
+		return cj_fail(err, errno, "dup");
+	c->writable = writable;
+	p->ncopies++;
+	return 0;
+}
+
+static int make_fifo(const char *path, const struct fc_priv *p, int *fd, struct cj_err *err)
+{
+	if (mkfifo(path, 0600) < 0)
+		return cj_fail(err, errno, "mkfifo %s", path);
+	if (p->jailed && chown(path, p->uid, p->gid) < 0)
+		return cj_fail(err, errno, "chown %s", path);
+	/* O_RDWR: never sees EOF while Firecracker reopens it; never blocks. */
+	*fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	if (*fd < 0)
+		return cj_fail(err, errno, "open %s", path);
+	return 0;
+}
+
+static int fd_of_proc_path(const char *path)
+{
+	char *end;
+	long n;
+
+	if (strncmp(path, "/proc/self/fd/", 14) != 0)
+		return -1;
+	errno = 0;
+	n = strtol(path + 14, &end, 10);
+	if (errno || *end || end == path + 14 || n < 0 || n > 1 << 20)
+		return -1;
+	return (int)n;
+}
+
+/* Canonical path of the firecracker binary and its file name (the jailer
+ * names the jail after it and, since 1.10, insists it contains
+ * "firecracker"). */
+static int exec_file(const char *bin, char *real, char *name, size_t namelen, struct cj_err *err)
+{
+	struct stat st;
+
+	if (!realpath(bin, real))
+		return cj_fail(err, errno, "firecracker binary %s", bin);
+	if (stat(real, &st) < 0 || !S_ISREG(st.st_mode))
+		return cj_fail(err, errno ? errno : EINVAL, "firecracker binary %s", real);
+	snprintf(name, namelen, "%s", strrchr(real, '/') + 1);
+	if (!strstr(name, "firecracker"))
+		return cj_fail(err, 0,
+		               "the firecracker binary's file name must contain 'firecracker' "
+		               "for the jailer (it is %s): rename it or link it under that name",
+		               real);
+	return 0;
+}
+
+/* ---- processes ------------------------------------------------------------ */
+
+struct spawn {
+	char **argv;
+	const int *keep;
+	size_t nkeep;
+	int netns_fd; /* -1: stay */
+	int cwd_fd;   /* -1: stay */
+};
+
+/* Fork and exec s->argv[0] (an absolute path) with an empty environment:
+ * neither the jailer (which clears it anyway) nor Firecracker needs one,
+ * and ctr-jailer's environment carries the workload's variables. */
+static pid_t spawn(const struct spawn *s, struct cj_err *err)
+{
+	int errpipe[2], child_errno = 0;
+	char *const envp[] = {NULL};
+	ssize_t r;
+	pid_t pid;
+
+	if (pipe2(errpipe, O_CLOEXEC) < 0)
+		return cj_fail(err, errno, "pipe");
+	pid = fork();
+	if (pid < 0) {
+		close(errpipe[0]);
+		close(errpipe[1]);
+		return cj_fail(err, errno, "fork");
+	}
+	if (pid == 0) {
+		sigset_t none;
+		/* Own process group (a terminal's Ctrl-C reaches only ctr-jailer,
+		 * which stops the guest gracefully) and death with ctr-jailer. The
+		 * jailer's uid switch clears the latter for Firecracker itself:
+		 * there the run's "vmm" record and gc take over. */
+		if (setpgid(0, 0) < 0 || prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+			goto fail;
+		sigemptyset(&none);
+		if (sigprocmask(SIG_SETMASK, &none, NULL) < 0)
+			goto fail;
+		int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		if (null < 0 || dup2(null, STDIN_FILENO) < 0)
+			goto fail;
+		if (close_range(3, ~0u, CLOSE_RANGE_CLOEXEC) < 0)
+			goto fail;
+		for (size_t i = 0; i < s->nkeep; i++)
+			if (fcntl(s->keep[i], F_SETFD, 0) < 0)
+				goto fail;
+		if (s->netns_fd >= 0 && setns(s->netns_fd, CLONE_NEWNET) < 0)
+			goto fail;
+		if (s->cwd_fd >= 0 && fchdir(s->cwd_fd) < 0)
+			goto fail;
+		execve(s->argv[0], s->argv, envp);
+	fail:
+		child_errno = errno;
+		if (write(errpipe[1], &child_errno, sizeof child_errno) < 0)
+			_exit(127);
+		_exit(127);
+	}
+	close(errpipe[1]);
+	do
+		r = read(errpipe[0], &child_errno, sizeof child_errno);
+	while (r < 0 && errno == EINTR);
+	close(errpipe[0]);
+	if (r == (ssize_t)sizeof child_errno) {
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		return cj_fail(err, child_errno, "start %s", s->argv[0]);
+	}
+	return pid;
+}
+
+static void kill_and_reap(pid_t pid)
+{
+	if (pid <= 0)
+		return;
+	kill(pid, SIGKILL);
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
+}
+
+/* Has our child pid exited? (Leaves it to be reaped.) */
+static bool exited(pid_t pid)
+{
+	siginfo_t si = {0};
+	return waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == pid;
+}
+
+/* ---- the API --------------------------------------------------------------- */
+
+struct reply {
+	char *data;
+	size_t len;
+};
+
+static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+	struct reply *r = ud;
+	size_t n = size * nmemb;
+
+	if (r->len + n > REPLY_MAX)
+		return 0; /* aborts the transfer */
+	char *nd = realloc(r->data, r->len + n + 1);
+	if (!nd)
+		return 0;
+	memcpy(nd + r->len, ptr, n);
+	r->len += n;
+	nd[r->len] = '\0';
+	r->data = nd;
+	return n;
+}
+
+/* What a call configures, for messages: "PUT /drives/vol0" -> "drive vol0". */
+static void describe_call(const char *path, char *out, size_t len)
+{
+	static const struct {
+		const char *prefix, *what;
+	} names[] = {
+	    {"/drives/", "drive "},
+	    {"/network-interfaces/", "network interface "},
+	    {"/boot-source", "the kernel and its command line"},
+	    {"/machine-config", "the machine configuration (vCPUs, memory)"},
+	    {"/logger", "the logger"},
+	    {"/metrics", "the metrics"},
+	    {"/entropy", "the entropy device"},
+	    {"/actions", "the action"},
+	    {"/version", "the version query"},
+	};
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+		size_t n = strlen(names[i].prefix);
+		if (strncmp(path, names[i].prefix, n) == 0) {
+			snprintf(out, len, "%s%s", names[i].what,
+			         names[i].prefix[n - 1] == '/' ? path + n : "");
+			return;
+		}
+	}
+	snprintf(out, len, "%s", path);
+}
+
+/* One request. body (PUT) or NULL (GET); *reply gets the parsed answer when
+ * reply != NULL. A 4xx/5xx answer's fault_message becomes the error. */
+static int api_call(const struct fc_priv *p, const char *path, json_object *body,
+                    json_object **reply, struct cj_err *err)
+{
+	const char *method = body ? "PUT" : "GET";
+	char url[256], errbuf[CURL_ERROR_SIZE] = "";
+	struct curl_slist *hdr = NULL, *h;
+	struct reply rep = {0};
+	CURLcode rc = CURLE_OK;
+	long status = 0;
+	int r = -1;
+	CURL *c;
+
+	if (reply)
+		*reply = NULL;
+	c = curl_easy_init();
+	if (!c)
+		return cj_fail(err, ENOMEM, "Firecracker API client");
+	snprintf(url, sizeof url, "http://localhost%s", path);
+	const char *headers[] = {"Accept: application/json", "Content-Type: application/json",
+	                         "Expect:"};
+	for (size_t i = 0; i < sizeof headers / sizeof headers[0]; i++) {
+		if (!(h = curl_slist_append(hdr, headers[i]))) {
+			cj_fail(err, ENOMEM, "Firecracker API client");
+			goto out;
+		}
+		hdr = h;
+	}
+	rc |= curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, p->connect_path);
+	rc |= curl_easy_setopt(c, CURLOPT_URL, url);
+	rc |= curl_easy_setopt(c, CURLOPT_PROXY, ""); /* never a proxy from the environment */
+	rc |= curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	rc |= curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+	rc |= curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, API_TIMEOUT_MS);
+	rc |= curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
+	rc |= curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+	rc |= curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+	rc |= curl_easy_setopt(c, CURLOPT_WRITEDATA, &rep);
+	if (body) {
+		const char *s = json_object_to_json_string_ext(
+		    body, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+		rc |= curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+		rc |= curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(s));
+		rc |= curl_easy_setopt(c, CURLOPT_COPYPOSTFIELDS, s);
+	} else {
+		rc |= curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+	}
+	if (rc != CURLE_OK) {
+		cj_fail(err, 0, "Firecracker API client: %s", curl_easy_strerror(rc));
+		goto out;
+	}
+	rc = curl_easy_perform(c);
+	if (rc != CURLE_OK) {
+		cj_fail(err, 0, "Firecracker API %s %s: %s", method, path,
+		        errbuf[0] ? errbuf : curl_easy_strerror(rc));
+		goto out;
+	}
+	if (curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK)
+		status = 0;
+	json_object *o = rep.data ? json_tokener_parse(rep.data) : NULL;
+	if (status >= 200 && status < 300) {
+		if (reply && !o) {
+			cj_fail(err, 0, "Firecracker API %s %s: the answer is not JSON", method,
+			        path);
+			goto out;
+		}
+		if (reply) {
+			*reply = o;
+			o = NULL;
+		}
+		json_object_put(o);
+		r = 0;
+		goto out;
+	}
+	char fault[512] = "", what[160];
+	json_object *fm;
+	if (o && json_object_object_get_ex(o, "fault_message", &fm))
+		cj_fc_sanitize(json_object_get_string(fm), fault, sizeof fault);
+	else
+		cj_fc_sanitize(rep.data ? rep.data : "(no explanation)", fault, sizeof fault);
+	json_object_put(o);
+	describe_call(path, what, sizeof what);
+	cj_fail(err, 0, "Firecracker refused %s (%s %s, HTTP %ld): %s", what, method, path, status,
+	        fault);
+out:
+	curl_slist_free_all(hdr);
+	curl_easy_cleanup(c);
+	free(rep.data);
+	return r;
+}
+
+/* Wait until the API socket accepts connections. When the process ends
+ * first it is reaped and *reaped set. */
+static int wait_api(const struct fc_priv *p, pid_t pid, bool *reaped, struct cj_err *err)
+{
+	uint64_t deadline = cj_now_ns() + (uint64_t)API_WAIT_MS * 1000000ull;
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+
+	snprintf(sa.sun_path, sizeof sa.sun_path, "%s", p->connect_path);
+	for (;;) {
+		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			return cj_fail(err, errno, "socket");
+		int r = connect(fd, (struct sockaddr *)&sa, sizeof sa);
+		close(fd);
+		if (r == 0)
+			return 0;
+		if (exited(pid)) {
+			int st = 0;
+			char why[256];
+			while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+				;
+			*reaped = true;
+			cj_fc_describe_exit(st, why, sizeof why);
+			return cj_fail(err, 0, "Firecracker ended before its API came up: %s", why);
+		}
+		if (cj_now_ns() >= deadline)
+			return cj_fail(err, ETIMEDOUT, "Firecracker's API socket %s",
+			               p->connect_path);
+		sleep_ms(2);
+	}
+}
+
+/* ---- logger and metrics ----------------------------------------------------- */
+
+#define LOG_LINE_MAX 4096
+
+struct linebuf {
+	char buf[LOG_LINE_MAX];
+	size_t len;
+};
+
+static void emit_log_line(const char *s, size_t n)
+{
+	char line[LOG_LINE_MAX + 1], clean[LOG_LINE_MAX + 1];
+
+	memcpy(line, s, n);
+	line[n] = '\0';
+	cj_fc_sanitize(line, clean, sizeof clean);
+	if (clean[0])
+		fprintf(stderr, "firecracker: %s\n", clean);
+}
+
+static void drain_log(int fd, struct linebuf *lb)
+{
+	for (;;) {
+		ssize_t n = read(fd, lb->buf + lb->len, sizeof lb->buf - lb->len);
+		if (n <= 0)
+			return; /* EAGAIN: drained */
+		lb->len += (size_t)n;
+		char *start = lb->buf, *nl;
+		while ((nl = memchr(start, '\n', lb->len - (size_t)(start - lb->buf)))) {
+			emit_log_line(start, (size_t)(nl - start));
+			start = nl + 1;
+		}
+		lb->len -= (size_t)(start - lb->buf);
+		memmove(lb->buf, start, lb->len);
+		if (lb->len == sizeof lb->buf) { /* an overlong line: cut it */
+			emit_log_line(lb->buf, lb->len);
+			lb->len = 0;
+		}
+	}
+}
+
+/* Keep only the latest metrics line, in <run dir>/metrics.json: a long
+ * run's flushes (one per minute) never pile up. Best effort. */
+static void drain_metrics(int fd, char *buf, size_t *len, const char *out)
+{
+	for (;;) {
+		ssize_t n = read(fd, buf + *len, METRICS_LINE_MAX - *len);
+		if (n <= 0)
+			return;
+		*len += (size_t)n;
+		char *last = NULL, *start = buf, *nl;
+		while ((nl = memchr(start, '\n', *len - (size_t)(start - buf)))) {
+			last = start;
+			*nl = '\0';
+			start = nl + 1;
+		}
+		if (last) {
+			int o = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+			if (o >= 0) {
+				size_t l = strlen(last);
+				if (write(o, last, l) != (ssize_t)l || write(o, "\n", 1) != 1)
+					(void)unlink(out); /* never leave a torn snapshot */
+				close(o);
+			}
+		}
+		*len -= (size_t)(start - buf);
+		memmove(buf, start, *len);
+		if (*len == METRICS_LINE_MAX)
+			*len = 0;
+	}
+}
+
+static void *log_thread(void *arg)
+{
+	struct fc_priv *p = arg;
+	struct linebuf lb = {.len = 0};
+	char *mbuf = malloc(METRICS_LINE_MAX);
+	size_t mlen = 0;
+	struct pollfd fds[3] = {
+	    {.fd = p->log_fd, .events = POLLIN},
+	    {.fd = mbuf ? p->metrics_fd : -1, .events = POLLIN},
+	    {.fd = p->stop_fd, .events = POLLIN},
+	};
+
+	for (;;) {
+		if (poll(fds, 3, -1) < 0 && errno != EINTR)
+			break;
+		drain_log(p->log_fd, &lb);
+		if (mbuf)
+			drain_metrics(p->metrics_fd, mbuf, &mlen, p->metrics_out);
+		if (fds[2].revents)
+			break;
+	}
+	if (lb.len)
+		emit_log_line(lb.buf, lb.len);
+	free(mbuf);
+	return NULL;
+}
+
+static int start_log_thread(struct fc_priv *p, struct cj_err *err)
+{
+	sigset_t all, old;
+	int r;
+
+	p->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (p->stop_fd < 0)
+		return cj_fail(err, errno, "eventfd");
+	/* The thread takes no signals: they stay with the supervisor's signalfd. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	r = pthread_create(&p->thread, NULL, log_thread, p);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r != 0)
+		return cj_fail(err, r, "start the Firecracker log reader");
+	p->thread_started = true;
+	return 0;
+}
+
+static void stop_log_thread(struct fc_priv *p)
+{
+	uint64_t one = 1;
+
+	if (p->thread_started) {
+		if (write(p->stop_fd, &one, sizeof one) == (ssize_t)sizeof one)
+			pthread_join(p->thread, NULL);
+		else
+			pthread_cancel(p->thread), pthread_join(p->thread, NULL);
+		p->thread_started = false;
+	}
+}
+
+/* ---- the backend -------------------------------------------------------------- */
+
+static void priv_init(struct fc_priv *p)
+{
+	memset(p, 0, sizeof *p);
+	p->sock_dirfd = p->log_fd = p->metrics_fd = p->stop_fd = -1;
+}
+
+/* The jail: directories, the run/ tmpfs, the record, the files. paths
+ * receive jail-relative names (storage in names[]). */
+static int build_jail(struct fc_priv *p, const struct cj_vm_config *cfg, const char *exec_name,
+                      struct cj_fc_paths *paths, char (*names)[64], struct cj_err *err)
+{
+	char dir[PATH_MAX], run[PATH_MAX + 8], opts[128];
+
+	p->state = json_object_new_object();
+	if (!p->state ||
+	    json_object_object_add(p->state, "chroot_base",
+	                           json_object_new_string(cfg->jail.chroot_base)) ||
+	    json_object_object_add(p->state, "exec_name", json_object_new_string(exec_name)) ||
+	    json_object_object_add(p->state, "id", json_object_new_string(cfg->id)) ||
+	    json_object_object_add(p->state, "restore", json_object_new_array()))
+		return cj_fail(err, ENOMEM, "jail record");
+	/* Recorded before anything exists: a crash from here on is gc's. */
+	if (state_save(p, err) < 0)
+		return -1;
+	if (cj_mkdir_p(cfg->jail.chroot_base, 0755, err) < 0)
+		return cj_err_wrap(err, "jail base directory");
+	snprintf(dir, sizeof dir, "%s/%s", cfg->jail.chroot_base, exec_name);
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+		return cj_fail(err, errno, "create %s", dir);
+	if ((size_t)snprintf(p->jail_dir, sizeof p->jail_dir, "%s/%s", dir, cfg->id) >=
+	        sizeof p->jail_dir ||
+	    (size_t)snprintf(p->root, sizeof p->root, "%s/root", p->jail_dir) >= sizeof p->root)
+		return cj_fail(err, ENAMETOOLONG, "jail directory");
+	if (mkdir(p->jail_dir, 0700) < 0)
+		return cj_fail(err, errno, "create the jail %s", p->jail_dir);
+	if (mkdir(p->root, 0700) < 0)
+		return cj_fail(err, errno, "create %s", p->root);
+	snprintf(run, sizeof run, "%s/run", p->root);
+	snprintf(opts, sizeof opts, "mode=0700,uid=%u,gid=%u,size=" JAIL_RUN_TMPFS_SIZE,
+	         (unsigned)p->uid, (unsigned)p->gid);
+	if (mkdir(run, 0700) < 0 ||
+	    mount("ctr-jailer", run, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, opts) < 0)
+		return cj_fail(err, errno, "mount a tmpfs on %s", run);
+
+	if (place_file(p, cfg->kernel, "vmlinux", true, err) < 0)
+		return cj_err_wrap(err, "kernel");
+	paths->kernel = "vmlinux";
+	if (cfg->initramfs) {
+		if (place_file(p, cfg->initramfs, "initrd.cpio", true, err) < 0)
+			return cj_err_wrap(err, "initramfs");
+		paths->initrd = "initrd.cpio";
+	}
+	for (size_t i = 0; i < cfg->ndrives; i++) {
+		const struct cj_drive *d = &cfg->drives[i];
+		int fd = fd_of_proc_path(d->path);
+		if (!valid_name(d->id) || strlen(d->id) > 48)
+			return cj_fail(err, 0, "drive id '%s' cannot name a file", d->id);
+		if (fd >= 0) {
+			snprintf(names[i], 64, "run/%s.img", d->id);
+			if (place_fd_drive(p, fd, names[i], !d->read_only, err) < 0)
+				return cj_err_wrap(err, "drive %s", d->id);
+		} else {
+			snprintf(names[i], 64, "%s.img", d->id);
+			if (place_file(p, d->path, names[i], d->read_only, err) < 0)
+				return cj_err_wrap(err, "drive %s", d->id);
+		}
+		paths->drives[i] = names[i];
+	}
+	return 0;
+}
+
+/* The largest file the VMM legitimately writes: its writable drives. The
+ * jailer's fsize limit stops a compromised VMM from filling the host's disk
+ * through the jail directory it owns. */
+static uint64_t largest_writable(const struct cj_vm_config *cfg)
+{
+	uint64_t max = 0;
+
+	for (size_t i = 0; i < cfg->ndrives; i++) {
+		struct stat st;
+		if (cfg->drives[i].read_only || stat(cfg->drives[i].path, &st) < 0 ||
+		    !S_ISREG(st.st_mode))
+			continue;
+		if ((uint64_t)st.st_size > max)
+			max = (uint64_t)st.st_size;
+	}
+	return max;
+}
+
+static int start_jailed(struct cj_vmm *vmm, struct fc_priv *p, const struct cj_vm_config *cfg,
+                        const char *real, const char *exec_name, struct cj_err *err)
+{
+	char pidfile[PATH_MAX + 32], buf[32], **argv;
+	struct cj_fc_jailer_args ja = {
+	    .jailer_bin = cfg->jail.jailer_bin,
+	    .exec_file = real,
+	    .id = cfg->id,
+	    .chroot_base = cfg->jail.chroot_base,
+	    .uid = p->uid,
+	    .gid = p->gid,
+	    .cgroup_version = cj_cgroup_version(),
+	    .netns = cfg->jail.netns,
+	    .limits = &cfg->jail.limits,
+	    .fsize = largest_writable(cfg),
+	};
+	struct spawn s = {.netns_fd = -1, .cwd_fd = -1};
+	int st = 0, fd;
+	pid_t jailer, pid;
+	ssize_t n;
+
+	argv = cj_fc_jailer_argv(&ja);
+	if (!argv)
+		return cj_fail(err, ENOMEM, "jailer command line");
+	/* With --new-pid-ns the jailer forks Firecracker into a new pid
+	 * namespace and exits: as a child subreaper we inherit Firecracker and
+	 * can wait for it like for any child. */
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0) {
+		cj_fc_argv_free(argv);
+		return cj_fail(err, errno, "PR_SET_CHILD_SUBREAPER");
+	}
+	p->subreaper = true;
+	s.argv = argv;
+	jailer = spawn(&s, err);
+	cj_fc_argv_free(argv);
+	if (jailer < 0)
+		return cj_err_wrap(err, "Firecracker's jailer");
+	for (uint64_t deadline = cj_now_ns() + (uint64_t)JAILER_WAIT_MS * 1000000ull;;) {
+		pid_t w = waitpid(jailer, &st, WNOHANG);
+		if (w == jailer)
+			break;
+		if (w < 0 && errno != EINTR)
+			return cj_fail(err, errno, "wait for the jailer");
+		if (cj_now_ns() >= deadline) {
+			kill_and_reap(jailer);
+			return cj_fail(err, ETIMEDOUT, "the jailer did not finish setting up");
+		}
+		sleep_ms(2);
+	}
+	if (WIFSIGNALED(st))
+		return cj_fail(err, 0, "Firecracker's jailer was killed by signal %d",
+		               WTERMSIG(st));
+	if (WEXITSTATUS(st) != 0)
+		return cj_fail(err, 0,
+		               "Firecracker's jailer failed with exit status %d (its message is "
+		               "above)",
+		               WEXITSTATUS(st));
+	snprintf(pidfile, sizeof pidfile, "%s/%s.pid", p->root, exec_name);
+	fd = open(pidfile, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return cj_fail(err, errno, "the jailer's pid file %s", pidfile);
+	n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	pid = (pid_t)strtol(buf, NULL, 10);
+	/* Must be our child now (reparented to us): anything else is refused. */
+	siginfo_t si = {0};
+	if (pid <= 0 || waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0)
+		return cj_fail(err, 0, "the jailer's pid file %s names no child of ours", pidfile);
+	vmm->pid = pid;
+	return 0;
+}
+
+static int start_unjailed(struct cj_vmm *vmm, struct fc_priv *p, const struct cj_vm_config *cfg,
+                          const char *real, struct cj_err *err)
+{
+	char *argv[] = {(char *)real, "--api-sock",    "firecracker.sock",
+	                "--id",       (char *)cfg->id, NULL};
+	struct spawn s = {.argv = argv,
+	                  .keep = cfg->keep_fds,
+	                  .nkeep = cfg->nkeep_fds,
+	                  .netns_fd = -1,
+	                  .cwd_fd = p->sock_dirfd};
+	pid_t pid;
+
+	if (cfg->jail.netns) {
+		s.netns_fd = open(cfg->jail.netns, O_RDONLY | O_CLOEXEC);
+		if (s.netns_fd < 0)
+			return cj_fail(err, errno, "network namespace %s", cfg->jail.netns);
+	}
+	pid = spawn(&s, err);
+	if (s.netns_fd >= 0)
+		close(s.netns_fd);
+	if (pid < 0)
+		return cj_err_wrap(err, "Firecracker (install it or pass --firecracker)");
+	vmm->pid = pid;
+	return 0;
+}
+
+static int configure(struct fc_priv *p, const struct cj_vm_config *cfg,
+                     const struct cj_fc_paths *paths, struct cj_err *err)
+{
+	struct cj_fc_request *plan = NULL;
+	json_object *ver = NULL, *v, *start;
+	size_t n = 0;
+	int r;
+
+	if (api_call(p, "/version", NULL, &ver, err) < 0)
+		return -1;
+	r = json_object_object_get_ex(ver, "firecracker_version", &v)
+	        ? cj_fc_check_version(json_object_get_string(v), err)
+	        : cj_fail(err, 0, "Firecracker's GET /version answer has no firecracker_version");
+	json_object_put(ver);
+	if (r < 0)
+		return -1;
+	if (cj_fc_plan(cfg, paths, &plan, &n, err) < 0)
+		return -1;
+	for (size_t i = 0; i < n && r == 0; i++)
+		r = api_call(p, plan[i].path, plan[i].body, NULL, err);
+	cj_fc_plan_free(plan, n);
+	if (r < 0)
+		return -1;
+	if (!(start = cj_fc_action("InstanceStart")))
+		return cj_fail(err, ENOMEM, "InstanceStart");
+	r = api_call(p, "/actions", start, NULL, err);
+	json_object_put(start);
+	return r;
+}
+
+static int fc_start(struct cj_vmm *vmm, const struct cj_vm_config *cfg, struct cj_err *err)
+{
+	struct fc_priv *p = malloc(sizeof *p);
+	struct cj_fc_paths paths = {0};
+	char names[CJ_MAX_DRIVES][64], real[PATH_MAX], exec_name[NAME_MAX + 1];
+	char log_path[PATH_MAX + 16], metrics_path[PATH_MAX + 16], sock_dir[PATH_MAX + 8];
+	const char *sock_name;
+
+	if (!p)
+		return cj_fail(err, ENOMEM, "Firecracker backend");
+	priv_init(p);
+	vmm->priv = p;
+	p->jailed = cfg->jail.enabled;
+	p->uid = cfg->jail.uid;
+	p->gid = cfg->jail.gid;
+	snprintf(p->run_dir, sizeof p->run_dir, "%s", cfg->run_dir);
+	snprintf(p->metrics_out, sizeof p->metrics_out, "%s/metrics.json", cfg->run_dir);
+	if (!cfg->id || !valid_name(cfg->id))
+		return cj_fail(err, 0, "the Firecracker backend needs the run's id");
+	if (cfg->cpus > CJ_FC_MAX_VCPUS)
+		fprintf(stderr, "ctr-jailer: Firecracker runs at most %u vCPUs; using %u\n",
+		        CJ_FC_MAX_VCPUS, CJ_FC_MAX_VCPUS);
+	if (curl_global_init(CURL_GLOBAL_NOTHING) != CURLE_OK)
+		return cj_fail(err, 0, "libcurl initialisation failed");
+	p->curl_ready = true;
+	if (exec_file(vmm->bin, real, exec_name, sizeof exec_name, err) < 0)
+		return -1;
+
+	if (p->jailed) {
+		if (build_jail(p, cfg, exec_name, &paths, names, err) < 0)
+			return -1;
+		snprintf(sock_dir, sizeof sock_dir, "%s/run", p->root);
+		sock_name = strrchr(CJ_FC_JAIL_API_SOCK, '/') + 1;
+		snprintf(log_path, sizeof log_path, "%s/run/log.fifo", p->root);
+		snprintf(metrics_path, sizeof metrics_path, "%s/run/metrics.fifo", p->root);
+		paths.log = "run/log.fifo";
+		paths.metrics = "run/metrics.fifo";
+	} else {
+		/* --no-jail (the run has warned): Firecracker as root, host paths. */
+		snprintf(sock_dir, sizeof sock_dir, "%s", cfg->run_dir);
+		sock_name = "firecracker.sock";
+		snprintf(log_path, sizeof log_path, "%s/fc-log.fifo", cfg->run_dir);
+		snprintf(metrics_path, sizeof metrics_path, "%s/fc-metrics.fifo", cfg->run_dir);
+		paths.kernel = cfg->kernel;
+		paths.initrd = cfg->initramfs;
+		for (size_t i = 0; i < cfg->ndrives; i++)
+			paths.drives[i] = cfg->drives[i].path;
+		paths.log = log_path;
+		paths.metrics = metrics_path;
+	}
+	snprintf(vmm->api_socket, sizeof vmm->api_socket, "%s/%s", sock_dir, sock_name);
+	p->sock_dirfd = open(sock_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (p->sock_dirfd < 0)
+		return cj_fail(err, errno, "open %s", sock_dir);
+	snprintf(p->connect_path, sizeof p->connect_path, "/proc/self/fd/%d/%s", p->sock_dirfd,
+	         sock_name);
+	if (make_fifo(log_path, p, &p->log_fd, err) < 0 ||
+	    make_fifo(metrics_path, p, &p->metrics_fd, err) < 0 || start_log_thread(p, err) < 0)
+		return -1;
+
+	if ((p->jailed ? start_jailed(vmm, p, cfg, real, exec_name, err)
+	               : start_unjailed(vmm, p, cfg, real, err)) < 0)
+		return -1;
+	bool reaped = false;
+	if (wait_api(p, vmm->pid, &reaped, err) < 0 || configure(p, cfg, &paths, err) < 0) {
+		if (!reaped)
+			kill_and_reap(vmm->pid);
+		vmm->pid = 0;
+		return -1;
+	}
+	return 0;
+}
+
+static int fc_request_stop(struct cj_vmm *vmm, struct cj_err *err)
+{
+	struct fc_priv *p = vmm->priv;
+	json_object *a;
+	int r;
+
+	if (!p)
+		return cj_fail(err, 0, "Firecracker is not running");
+	if (!(a = cj_fc_action("SendCtrlAltDel")))
+		return cj_fail(err, ENOMEM, "SendCtrlAltDel");
+	r = api_call(p, "/actions", a, NULL, err);
+	json_object_put(a);
+	return r;
+}
+
+static int fc_collect(struct cj_vmm *vmm, struct cj_err *err)
+{
+	struct fc_priv *p = vmm->priv;
+
+	for (size_t i = 0; p && i < p->ncopies; i++) {
+		struct fd_copy *c = &p->copies[i];
+		struct stat st, orig;
+		int in;
+
+		if (!c->writable)
+			continue;
+		/* The jail's run/ belongs to the VMM's user: whatever is there is
+		 * untrusted. Only a regular file is read, never past the original
+		 * size; the status parser checks the rest. */
+		in = open(c->path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+		if (in < 0)
+			return cj_fail(err, errno, "read back %s", c->path);
+		if (fstat(in, &st) < 0 || !S_ISREG(st.st_mode) || fstat(c->fd, &orig) < 0) {
+			close(in);
+			return cj_fail(err, EINVAL, "read back %s", c->path);
+		}
+		int r = copy_fd(in, c->fd, orig.st_size, err);
+		close(in);
+		if (r < 0)
+			return cj_err_wrap(err, "read back the control disk");
+	}
+	return 0;
+}
+
+static void fc_exit_error(const struct cj_vmm *vmm, int st, struct cj_err *err)
+{
+	char why[300];
+
+	(void)vmm;
+	cj_fc_describe_exit(st, why, sizeof why);
+	cj_fail(err, 0, "the VM ended without reporting a status: %s", why);
+}
+
+static void fc_cleanup(struct cj_vmm *vmm)
+{
+	struct fc_priv *p = vmm->priv;
+
+	if (!p)
+		return;
+	stop_log_thread(p);
+	if (p->stop_fd >= 0)
+		close(p->stop_fd);
+	if (p->log_fd >= 0)
+		close(p->log_fd);
+	if (p->metrics_fd >= 0)
+		close(p->metrics_fd);
+	if (p->sock_dirfd >= 0)
+		close(p->sock_dirfd);
+	for (size_t i = 0; i < p->ncopies; i++)
+		close(p->copies[i].fd);
+	if (p->state) {
+		char path[PATH_MAX + 32];
+		jail_teardown(p->state);
+		json_object_put(p->state);
+		snprintf(path, sizeof path, "%s/" STATE_FILE, p->run_dir);
+		unlink(path);
+	}
+	if (p->subreaper)
+		prctl(PR_SET_CHILD_SUBREAPER, 0);
+	if (p->curl_ready)
+		curl_global_cleanup();
+	free(p);
+	vmm->priv = NULL;
+}
+
+const struct cj_vmm_ops cj_firecracker_ops = {
+    .name = "firecracker",
+    .start = fc_start,
+    .request_stop = fc_request_stop,
+    .collect = fc_collect,
+    .exit_error = fc_exit_error,
+    .cleanup = fc_cleanup,
+};

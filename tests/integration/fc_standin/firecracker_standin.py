@@ -1,0 +1,300 @@
+# SPDX-License-Identifier: Apache-2.0
+"""A stand-in for the `firecracker` binary, for contract tests only.
+
+Firecracker cannot be installed on the machines this project is tested on,
+so this program plays its part at the one interface ctr-jailer uses: the
+REST API on the --api-sock unix socket. It
+
+- answers as Firecracker does: 204, 200 + JSON for GET /version, 400 with
+  {"fault_message": ...} for bad input;
+- validates every request body against Firecracker's published OpenAPI
+  document (../shared/firecracker/firecracker.yaml), with unknown fields
+  refused the way Firecracker's serde(deny_unknown_fields) refuses them;
+- enforces the call order (configuration before InstanceStart, nothing but
+  actions after it) and opens the files it is given the way Firecracker
+  does (drives read-write unless read-only, kernel and initrd read-only,
+  logger and metrics for writing), so permissions and paths are real;
+- records every call (JSON lines) for the test to read;
+- ends the "VM" like a guest that rebooted: it writes a status record into
+  the control-disk drive (include/ctrj/protocol.h) and exits 0.
+
+Inside the stand-in jailer (jailer_standin.py) it runs as the jail's user
+with the jail's root as its working directory: absolute paths it is given
+are resolved against that root, as a chroot would.
+
+A wrapper generated per test holds CONFIG and calls main().
+"""
+import json
+import os
+import re
+import socketserver
+import struct
+import sys
+import time
+from http.server import BaseHTTPRequestHandler
+
+import jsonschema
+import yaml
+
+# include/ctrj/protocol.h
+CTL_CONFIG_OFF = 4096
+CTL_CONFIG_MAX = 1024 * 1024
+CTL_STATUS_OFF = CTL_CONFIG_OFF + CTL_CONFIG_MAX
+STATE_EXITED, STATE_SIGNALED = 1, 2
+
+PRE_BOOT = ("/logger", "/metrics", "/machine-config", "/boot-source", "/drives/",
+            "/network-interfaces/", "/entropy")
+
+
+def status_record(state, code=0, signal=0, msg=b""):
+    """ctrj_status_encode, in Python."""
+    buf = bytearray(4096)
+    buf[0:8] = b"CTRJSTA1"
+    struct.pack_into("<IIII", buf, 8, 1, state, code, signal)
+    struct.pack_into("<QQQQ", buf, 24, 1_000_000, 0, 2_000_000, 3_000_000)
+    struct.pack_into("<I", buf, 56, len(msg))
+    buf[60:60 + len(msg)] = msg
+    return bytes(buf)
+
+
+def strict(schema):
+    """Swagger objects allow unknown fields; Firecracker does not."""
+    if isinstance(schema, dict):
+        out = {k: strict(v) for k, v in schema.items()}
+        if out.get("type") == "object" and "properties" in out \
+                and "additionalProperties" not in out:
+            out["additionalProperties"] = False
+        return out
+    if isinstance(schema, list):
+        return [strict(v) for v in schema]
+    return schema
+
+
+def load_api(path):
+    """{(method, path regex): schema or None} from the Swagger 2.0 document;
+    #/definitions/... refs resolve inside the same document."""
+    with open(path) as f:
+        doc = yaml.safe_load(f)
+    definitions = strict(doc["definitions"])
+    ops = {}
+    for template, methods in doc["paths"].items():
+        regex = "^" + re.sub(r"\{[^}]+\}", r"([^/]+)", template) + "$"
+        for method, op in methods.items():
+            schema = None
+            for param in op.get("parameters", []):
+                if param.get("in") == "body":
+                    schema = {"definitions": definitions, **strict(param["schema"])}
+            ops[(method.upper(), regex)] = schema
+    return ops
+
+
+class Firecracker:
+    def __init__(self, config, argv):
+        self.config = config
+        self.argv = argv
+        self.jailed = os.environ.get("STANDIN_JAILED") == "1"
+        self.ops = load_api(config["schema"])
+        self.started = False
+        self.boot_source = None
+        self.drives = {}
+        self.files = []  # keep opened files open, as Firecracker does
+
+    # -- recording ------------------------------------------------------------
+    def record(self, **entry):
+        entry["t"] = time.time()
+        with open(self.config["record"], "a") as f:
+            f.write(json.dumps(entry) + "\n")
+
+    # -- paths: inside the jail, the jail root is "/" --------------------------
+    def resolve(self, path):
+        if not self.jailed:
+            return path
+        parts = [p for p in path.split("/") if p not in ("", ".")]
+        if ".." in parts:
+            raise PermissionError(f"{path}: '..' leaves the jail")
+        return os.path.join(".", *parts) if parts else "."
+
+    def describe(self, path):
+        st = os.stat(self.resolve(path))
+        return {"path": path, "ino": st.st_ino, "dev": st.st_dev, "uid": st.st_uid,
+                "gid": st.st_gid, "mode": st.st_mode, "nlink": st.st_nlink,
+                "abspath": os.path.abspath(self.resolve(path))}
+
+    def open_file(self, path, write):
+        fd = os.open(self.resolve(path), (os.O_RDWR if write else os.O_RDONLY) | os.O_NONBLOCK)
+        self.files.append(fd)
+        return fd
+
+    # -- the API ----------------------------------------------------------------
+    def handle(self, method, path, body):
+        """Returns (status, payload or None, after) where after() runs once
+        the answer is sent."""
+        schema = None
+        for (m, regex), s in self.ops.items():
+            if m == method and re.match(regex, path):
+                schema = s
+                break
+        else:
+            return 400, {"fault_message": f"Invalid request method and/or path: {method} {path}"}, None
+        if method == "GET":
+            if path == "/version":
+                return 200, {"firecracker_version": self.config.get("version", "1.16.1")}, None
+            return 400, {"fault_message": f"the stand-in does not serve GET {path}"}, None
+        if schema is not None:
+            try:
+                jsonschema.Draft4Validator(schema).validate(body)
+            except jsonschema.ValidationError as e:
+                self.record(event="violation", method=method, path=path,
+                            error=f"schema: {e.message}")
+                return 400, {"fault_message": f"An error occurred when deserializing the json body of a request: {e.message}"}, None
+        if self.started and path.startswith(PRE_BOOT):
+            self.record(event="violation", method=method, path=path,
+                        error="configuration after InstanceStart")
+            return 400, {"fault_message": "The requested operation is not supported after starting the microVM."}, None
+        fail = self.config.get("fail")
+        if fail and fail["path"] == path:
+            return 400, {"fault_message": fail["fault_message"]}, None
+        try:
+            return self.apply(path, body)
+        except OSError as e:
+            return 400, {"fault_message": f"{path}: {e.strerror}: {e.filename}"}, None
+
+    def apply(self, path, body):
+        files = {}
+        if path == "/logger":
+            fd = self.open_file(body["log_path"], True)
+            files["log_path"] = self.describe(body["log_path"])
+            for line in self.config.get("log_lines", []):
+                os.write(fd, (line + "\n").encode())
+        elif path == "/metrics":
+            self.open_file(body["metrics_path"], True)
+            files["metrics_path"] = self.describe(body["metrics_path"])
+        elif path == "/boot-source":
+            self.open_file(body["kernel_image_path"], False)
+            files["kernel_image_path"] = self.describe(body["kernel_image_path"])
+            if "initrd_path" in body:
+                self.open_file(body["initrd_path"], False)
+                files["initrd_path"] = self.describe(body["initrd_path"])
+            self.boot_source = body
+        elif path.startswith("/drives/"):
+            if path.split("/")[-1] != body["drive_id"]:
+                return 400, {"fault_message": "The id from the path does not match the id from the body!"}, None
+            self.open_file(body["path_on_host"], not body.get("is_read_only", False))
+            files["path_on_host"] = self.describe(body["path_on_host"])
+            self.drives[body["drive_id"]] = body
+        elif path.startswith("/network-interfaces/"):
+            if path.split("/")[-1] != body["iface_id"]:
+                return 400, {"fault_message": "The id from the path does not match the id from the body!"}, None
+        elif path == "/actions":
+            return self.action(body["action_type"])
+        self.record(event="files", path=path, files=files)
+        return 204, None, None
+
+    def action(self, kind):
+        if kind == "InstanceStart":
+            if self.started:
+                return 400, {"fault_message": "The requested operation is not supported after starting the microVM."}, None
+            if not self.boot_source:
+                return 400, {"fault_message": "Cannot start microvm without kernel configuration."}, None
+            with open(self.resolve(self.boot_source["kernel_image_path"]), "rb") as f:
+                if f.read(4) != b"\x7fELF":
+                    # Released Firecracker (<= 1.16) boots only an ELF vmlinux.
+                    return 400, {"fault_message": "Cannot load kernel due to invalid memory configuration or invalid kernel image: Invalid Elf magic number"}, None
+            self.started = True
+            on_start = self.config.get("on_start", "wait")
+            if on_start == "wait":
+                return 204, None, None
+            return 204, None, lambda: self.reboot(status_record(STATE_EXITED, code=on_start["exit"]))
+        if kind == "SendCtrlAltDel":
+            if not self.started:
+                return 400, {"fault_message": "The requested operation is not supported before starting the microVM."}, None
+            # The guest's init forwards SIGTERM, the workload dies of it,
+            # the init writes the status and reboots: Firecracker exits 0.
+            return 204, None, lambda: self.reboot(status_record(STATE_SIGNALED, signal=15))
+        return 204, None, None
+
+    def reboot(self, record):
+        control = self.drives.get("control")
+        if control is None:
+            self.record(event="violation", error="no control drive to write the status to")
+        else:
+            with open(self.resolve(control["path_on_host"]), "r+b") as f:
+                f.seek(CTL_STATUS_OFF)
+                f.write(record)
+        self.record(event="exit", code=0)
+        os._exit(0)
+
+
+def serve(fc, sock_path):
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):
+            pass
+
+        def _body(self):
+            n = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(n) if n else b""
+            return raw
+
+        def _answer(self, method):
+            raw = self._body()
+            body = None
+            if method == "PUT":
+                try:
+                    body = json.loads(raw)
+                except ValueError as e:
+                    fc.record(event="violation", method=method, path=self.path,
+                              error=f"not JSON: {e}")
+                    self._send(400, {"fault_message": f"invalid JSON: {e}"})
+                    return
+            status, payload, after = fc.handle(method, self.path, body)
+            fc.record(event="call", method=method, path=self.path, body=body, status=status,
+                      answer=payload,
+                      content_type=self.headers.get("Content-Type"))
+            self._send(status, payload)
+            if after:
+                after()
+
+        def _send(self, status, payload):
+            data = json.dumps(payload).encode() if payload is not None else b""
+            self.send_response(status)
+            if data:
+                self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            self.wfile.flush()
+
+        def do_GET(self):
+            self._answer("GET")
+
+        def do_PUT(self):
+            self._answer("PUT")
+
+        def do_PATCH(self):
+            self._answer("PATCH")
+
+    server = socketserver.UnixStreamServer(fc.resolve(sock_path), Handler)
+    server.serve_forever()
+
+
+def main(argv, config):
+    args = {}
+    i = 0
+    while i < len(argv):
+        if argv[i].startswith("--") and i + 1 < len(argv) and not argv[i + 1].startswith("--"):
+            args[argv[i][2:]] = argv[i + 1]
+            i += 2
+        else:
+            args[argv[i][2:]] = True
+            i += 1
+    fc = Firecracker(config, argv)
+    fc.record(event="start", argv=argv, uid=os.getuid(), gid=os.getgid(),
+              groups=os.getgroups(), jailed=fc.jailed, cwd=os.getcwd(),
+              env=sorted(os.environ), pid=os.getpid(), fds=sorted(int(x) for x in os.listdir("/proc/self/fd")))
+    if "api-sock" not in args:
+        print("firecracker stand-in: --api-sock is required", file=sys.stderr)
+        return 153
+    serve(fc, args["api-sock"])
+    return 0

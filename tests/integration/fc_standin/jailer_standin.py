@@ -1,0 +1,179 @@
+# SPDX-License-Identifier: Apache-2.0
+"""A stand-in for Firecracker's `jailer`, for contract tests only (see
+firecracker_standin.py for why stand-ins exist at all).
+
+It parses the jailer's command line as the jailer does
+(src/jailer/src/main.rs: --id --exec-file --uid --gid --chroot-base-dir
+--netns --daemonize --new-pid-ns --cgroup... --resource-limit...
+--cgroup-version --parent-cgroup, then -- and Firecracker's arguments),
+records it, inspects the chroot ctr-jailer handed it and then does what the
+jailer does to it: closes inherited fds, clears the environment, copies the
+exec file into <chroot-base>/<exec name>/<id>/root, chowns / /dev /dev/net
+/run to uid:gid (0700), makes /dev/kvm and /dev/net/tun, applies the
+resource limits, and with --new-pid-ns forks the exec file into a new pid
+namespace, writes <root>/<exec name>.pid and exits 0.
+
+What it cannot do: chroot/pivot_root (Python is not inside the jail), so
+the jailed stand-in firecracker gets the jail root as its working directory
+and resolves the paths it is given against it. cgroup arguments are only
+recorded: the host's cgroups are never touched.
+
+A wrapper generated per test holds CONFIG and calls main().
+"""
+import ctypes
+import json
+import os
+import re
+import resource
+import shutil
+import stat
+import sys
+import time
+
+CLONE_NEWPID = 0x20000000
+
+
+def parse(argv):
+    single = {"id", "exec-file", "uid", "gid", "chroot-base-dir", "netns", "cgroup-version",
+              "parent-cgroup"}
+    multi = {"cgroup", "resource-limit"}
+    flags = {"daemonize", "new-pid-ns"}
+    args = {"chroot-base-dir": "/srv/jailer", "cgroup-version": "1", "cgroup": [],
+            "resource-limit": []}
+    extra = []
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a == "--":
+            extra = argv[i + 1:]
+            break
+        if not a.startswith("--"):
+            raise SystemExit(f"jailer stand-in: unexpected argument {a!r}")
+        name = a[2:]
+        if name in flags:
+            args[name] = True
+            i += 1
+        elif name in single or name in multi:
+            if i + 1 >= len(argv):
+                raise SystemExit(f"jailer stand-in: {a} needs a value")
+            if name in multi:
+                args[name].append(argv[i + 1])
+            else:
+                if name in args and name not in ("chroot-base-dir", "cgroup-version"):
+                    raise SystemExit(f"jailer stand-in: {a} given twice")
+                args[name] = argv[i + 1]
+            i += 2
+        else:
+            raise SystemExit(f"jailer stand-in: unknown argument {a!r}")
+    for required in ("id", "exec-file", "uid", "gid"):
+        if required not in args:
+            raise SystemExit(f"jailer stand-in: --{required} is required")
+    return args, extra
+
+
+def describe(path):
+    st = os.lstat(path)
+    return {"name": os.path.basename(path), "ino": st.st_ino, "dev": st.st_dev,
+            "nlink": st.st_nlink, "uid": st.st_uid, "gid": st.st_gid, "mode": st.st_mode,
+            "size": st.st_size,
+            "type": "dir" if stat.S_ISDIR(st.st_mode) else "file" if stat.S_ISREG(st.st_mode)
+            else "fifo" if stat.S_ISFIFO(st.st_mode) else "blk" if stat.S_ISBLK(st.st_mode)
+            else "other"}
+
+
+def inspect(root):
+    """What ctr-jailer put in the chroot, before the jailer touches it."""
+    entries = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            d = describe(os.path.join(dirpath, name))
+            d["name"] = os.path.relpath(os.path.join(dirpath, name), root)
+            entries.append(d)
+    run = os.path.join(root, "run")
+    return {"root": describe(root), "entries": entries,
+            "run_is_mount": os.path.ismount(run)}
+
+
+def main(argv, config):
+    start_us = int(time.time() * 1e6)
+    # The jailer's first act: no inherited fds but 0-2, no environment.
+    os.closerange(3, 65536)
+    for key in list(os.environ):
+        del os.environ[key]
+    args, extra = parse(argv)
+    problems = []
+    if not re.fullmatch(r"[A-Za-z0-9-]{1,64}", args["id"]):
+        problems.append(f"invalid --id {args['id']!r}")
+    exec_file = os.path.realpath(args["exec-file"])
+    exec_name = os.path.basename(exec_file)
+    if not os.path.isfile(exec_file):
+        problems.append(f"--exec-file {exec_file} is not a file")
+    if "firecracker" not in exec_name:
+        problems.append(f"--exec-file name {exec_name} lacks 'firecracker'")
+    uid, gid = int(args["uid"]), int(args["gid"])
+    if args["cgroup-version"] not in ("1", "2"):
+        problems.append(f"--cgroup-version {args['cgroup-version']}")
+    for cg in args["cgroup"]:
+        parts = cg.split("=")
+        if len(parts) != 2 or not parts[1] or "." not in parts[0]:
+            problems.append(f"--cgroup {cg!r} is not <controller>.<file>=<value>")
+    for rl in args["resource-limit"]:
+        name, _, value = rl.partition("=")
+        if name not in ("fsize", "no-file") or not value.isdigit():
+            problems.append(f"--resource-limit {rl!r}")
+    base = os.path.realpath(args["chroot-base-dir"])
+    root = os.path.join(base, exec_name, args["id"], "root")
+    seen = inspect(root) if os.path.isdir(root) else None
+    if seen is None:
+        problems.append(f"no chroot directory {root}")
+    with open(config["record"], "w") as f:
+        json.dump({"argv": argv, "args": args, "extra": extra, "root": root,
+                   "chroot": seen, "problems": problems, "pid": os.getpid()}, f)
+    if problems:
+        print("jailer stand-in: " + "; ".join(problems), file=sys.stderr)
+        return 1
+
+    # What the jailer does to the chroot.
+    shutil.copy2(exec_file, os.path.join(root, exec_name))
+    for d in ("", "dev", "dev/net", "run"):
+        p = os.path.join(root, d)
+        os.makedirs(p, exist_ok=True)
+        os.chmod(p, 0o700)
+        os.chown(p, uid, gid)
+    for dev, major, minor in (("dev/net/tun", 10, 200), ("dev/kvm", 10, 232)):
+        p = os.path.join(root, dev)
+        os.mknod(p, stat.S_IFCHR | 0o600, os.makedev(major, minor))
+        os.chown(p, uid, gid)
+    for rl in args["resource-limit"]:
+        name, _, value = rl.partition("=")
+        which = resource.RLIMIT_FSIZE if name == "fsize" else resource.RLIMIT_NOFILE
+        resource.setrlimit(which, (int(value), int(value)))
+    os.chdir(root)  # the stand-in for chroot + pivot_root
+
+    fc_argv = ["./" + exec_name, "--id", args["id"], "--start-time-us", str(start_us),
+               "--start-time-cpu-us", "0", "--parent-cpu-time-us", "0", *extra]
+    env = {"STANDIN_JAILED": "1"}
+
+    def exec_firecracker():
+        os.setgroups([])
+        os.setgid(gid)
+        os.setuid(uid)
+        os.execve(fc_argv[0], fc_argv, env)
+
+    if not args.get("new-pid-ns"):
+        exec_firecracker()
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(CLONE_NEWPID) != 0:
+        print(f"jailer stand-in: unshare: {os.strerror(ctypes.get_errno())}", file=sys.stderr)
+        return 1
+    pid = os.fork()
+    if pid == 0:
+        try:
+            exec_firecracker()
+        finally:
+            os._exit(127)
+    fd = os.open(os.path.join(root, exec_name + ".pid"), os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                 0o644)
+    os.write(fd, str(pid).encode())
+    os.close(fd)
+    return 0

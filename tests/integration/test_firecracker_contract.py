@@ -1,0 +1,529 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The Firecracker backend, tested by contract.
+
+Firecracker cannot be installed on the machines this project is built and
+tested on (no registry ships it, and their KVM is PVM, which cannot run a
+stock guest), so these tests run the real `ctr-jailer run --vmm firecracker`
+against stand-ins for `firecracker` and `jailer` (tests/integration/
+fc_standin/). They are the only stand-ins this project uses, and only for
+that reason: every other test boots a real VM under QEMU.
+
+The firecracker stand-in serves Firecracker's REST API on the --api-sock
+socket, validates each request body against Firecracker's published
+OpenAPI document (../shared/firecracker/firecracker.yaml, unknown fields
+refused), enforces the call order, opens the files it is given with the
+access Firecracker needs, answers 204 / 200 / 400 {"fault_message"} as
+Firecracker does, records every call, and ends the "VM" like a guest that
+rebooted: a status record in the control disk, exit 0. The jailer stand-in
+records its argv, inspects the chroot it is handed, does to it what the
+jailer does (copy, chown, device nodes, rlimits, a new pid namespace, the
+pid file) and runs the firecracker stand-in as the jail user with the jail
+root as its working directory.
+
+What is tested here: the request bodies and their order, the jailer's
+command line and the jail's layout and ownership, the drives (base,
+control, modules, three volumes), limits set and unset, the graceful stop
+(SendCtrlAltDel), a 400 turned into one clear error with full teardown, the
+version floor, the bind-mount fallback across filesystems, and gc after a
+SIGKILLed run. What is not: a real Firecracker booting the guest, its
+seccomp filters, its real cgroup writes.
+"""
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import BINARY, BUILD, REPO
+
+STANDIN_DIR = REPO / "tests/integration/fc_standin"
+SCHEMA = Path(os.environ.get("CTRJ_FC_SCHEMA", REPO.parent / "shared/firecracker/firecracker.yaml"))
+sys.path.insert(0, str(STANDIN_DIR))
+import firecracker_standin  # noqa: E402
+
+JAIL_UID = 65534
+CGROUP_VERSION = "2" if os.path.exists("/sys/fs/cgroup/cgroup.controllers") else "1"
+
+WRAPPER = """#!/usr/bin/python3
+import json, sys
+sys.dont_write_bytecode = True
+sys.path.insert(0, {dir!r})
+import {module}
+sys.exit({module}.main(sys.argv[1:], json.loads({config!r})))
+"""
+
+
+def jail_user():
+    """The default jail user: ctr-jailer when it exists, else 65534."""
+    try:
+        import pwd
+        p = pwd.getpwnam("ctr-jailer")
+        return p.pw_uid, p.pw_gid
+    except KeyError:
+        return JAIL_UID, JAIL_UID
+
+
+class FC:
+    """One test's stand-ins, work directory and helpers."""
+
+    def __init__(self, runner, tmp_path):
+        self.runner = runner
+        # World-traversable (the jailed stand-in runs as the jail user) and
+        # short (unix socket paths are limited to 108 bytes).
+        self.work = Path(tempfile.mkdtemp(prefix="cjfc-", dir="/tmp"))
+        self.work.chmod(0o755)
+        self.bin = self.work / "bin"
+        self.bin.mkdir(mode=0o755)
+        self.calls_path = self.work / "calls.jsonl"
+        self.jailer_path = self.work / "jailer.json"
+        self.jail_base = self.work / "jail"
+        self.vols = tmp_path / "vols"
+        self.configure()
+
+    def configure(self, **config):
+        self.calls_path.write_text("")
+        self.calls_path.chmod(0o666)
+        fc_config = {"record": str(self.calls_path), "schema": str(SCHEMA), "on_start": {"exit": 7},
+                     **config}
+        for name, module, cfg in (
+                ("firecracker", "firecracker_standin", fc_config),
+                ("jailer", "jailer_standin", {"record": str(self.jailer_path)})):
+            path = self.bin / name
+            path.write_text(WRAPPER.format(dir=str(STANDIN_DIR), module=module,
+                                           config=json.dumps(cfg)))
+            path.chmod(0o755)
+
+    def env(self, extra=None):
+        return self.runner.env({"FIRECRACKER_BIN": str(self.bin / "firecracker"),
+                                "JAILER_BIN": str(self.bin / "jailer"), **(extra or {})})
+
+    def argv(self, options=(), jail=True, args=("/bin/true",)):
+        opts = ["--vmm", "firecracker", "--chroot-base", str(self.jail_base),
+                "--volumes-dir", str(self.vols), *options]
+        if not jail:
+            opts.append("--no-jail")
+        return self.runner.argv(list(args), options=opts)
+
+    def run(self, options=(), jail=True, timeout=120):
+        return subprocess.run(self.argv(options, jail), env=self.env(), capture_output=True,
+                              timeout=timeout)
+
+    def start(self, options=(), jail=True):
+        return subprocess.Popen(self.argv(options, jail), env=self.env(), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+
+    def records(self):
+        return [json.loads(line) for line in self.calls_path.read_text().splitlines() if line]
+
+    def calls(self):
+        return [r for r in self.records() if r["event"] == "call"]
+
+    def files(self):
+        """path -> {field: stat of the file the stand-in opened}"""
+        return {r["path"]: r["files"] for r in self.records() if r["event"] == "files"}
+
+    def violations(self):
+        return [r for r in self.records() if r["event"] == "violation"]
+
+    def jailer(self):
+        return json.loads(self.jailer_path.read_text())
+
+    def wait_for_call(self, path, action=None, timeout=60):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for c in self.calls():
+                if c["path"] == path and (action is None or c["body"]["action_type"] == action):
+                    return c
+            time.sleep(0.05)
+        raise AssertionError(f"no {path} {action} call; records: {self.records()}")
+
+    def jail_dirs(self):
+        d = self.jail_base / "firecracker"
+        return sorted(p.name for p in d.iterdir()) if d.exists() else []
+
+    def processes(self):
+        """Stand-in processes still alive (cwd in our jail base or run dir,
+        or our wrappers on their command line)."""
+        found = []
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit() or int(proc.name) == os.getpid():
+                continue
+            try:
+                cmd = (proc / "cmdline").read_bytes()
+                cwd = os.readlink(proc / "cwd")
+            except OSError:
+                continue
+            if str(self.work).encode() in cmd or cwd.startswith(str(self.work)) or \
+                    cwd.startswith(str(self.runner.run_dir)):
+                found.append(int(proc.name))
+        return found
+
+
+@pytest.fixture
+def fc(runner, tmp_path):
+    f = FC(runner, tmp_path)
+    yield f
+    procs = f.processes()
+    for pid in procs:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    leftovers = f.jail_dirs()
+    subprocess.run(["rm", "-rf", "--one-file-system", str(f.work)], check=False)
+    assert not procs, f"stand-in processes left running: {procs}"
+    assert not leftovers, f"jails left behind: {leftovers}"
+
+
+def error_lines(stderr: bytes):
+    """stderr without the notices every run here prints (KVM, --no-jail)."""
+    return [l for l in stderr.decode().splitlines()
+            if "Firecracker needs KVM" not in l and "--no-jail" not in l]
+
+
+def owner(path):
+    st = os.stat(path)
+    return st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)
+
+
+VOLUMES = ["-v", "one:/v/one", "-v", "two:/v/two", "-v", "three:/v/three"]
+
+
+def inodes(*dirs):
+    out = set()
+    for d in dirs:
+        for p in Path(d).iterdir():
+            st = p.stat()
+            out.add((st.st_dev, st.st_ino))
+    return out
+
+
+@pytest.mark.parametrize("jail", [True, False], ids=["jail", "no-jail"])
+def test_requests_order_and_drives(fc, runner, jail):
+    fc.configure(on_start={"exit": 7}, log_lines=["2024-01-01T00:00:00 [standin:WARN] hello from the logger"])
+    r = fc.run(VOLUMES, jail=jail)
+    # The stand-in wrote "exited 7" into the control disk and exited 0:
+    # the workload's status reached ctr-jailer through the control disk.
+    assert r.returncode == 7, r.stderr
+    assert b"firecracker: 2024-01-01T00:00:00 [standin:WARN] hello from the logger" in r.stderr
+    assert not fc.violations(), fc.violations()
+    calls = fc.calls()
+    assert all(c["status"] in (200, 204) for c in calls), calls
+    assert all(c["content_type"] == "application/json" for c in calls if c["method"] == "PUT")
+    order = [(c["method"], c["path"]) for c in calls]
+    assert order == [
+        ("GET", "/version"), ("PUT", "/logger"), ("PUT", "/metrics"), ("PUT", "/machine-config"),
+        ("PUT", "/boot-source"), ("PUT", "/drives/base"), ("PUT", "/drives/control"),
+        ("PUT", "/drives/modules"), ("PUT", "/drives/vol0"), ("PUT", "/drives/vol1"),
+        ("PUT", "/drives/vol2"), ("PUT", "/entropy"), ("PUT", "/actions")]
+    body = {c["path"]: c["body"] for c in calls}
+    assert body["/actions"] == {"action_type": "InstanceStart"}
+    assert body["/machine-config"] == {"vcpu_count": 1, "mem_size_mib": 256, "smt": False}
+    assert body["/logger"]["level"] == "Warning"
+    assert body["/entropy"] == {}
+    args = body["/boot-source"]["boot_args"].split()
+    for needed in ("console=ttyS0", "reboot=k", "panic=1", "pci=off"):
+        assert needed in args, args
+    assert not any(a.startswith("tsc_early_khz") for a in args)  # KVM, not TCG
+    drives = {p.split("/")[-1]: b for p, b in body.items() if p.startswith("/drives/")}
+    for name, b in drives.items():
+        assert b["drive_id"] == name and b["is_root_device"] is False
+    for ro in ("base", "modules"):
+        assert drives[ro]["is_read_only"] is True and "cache_type" not in drives[ro]
+    for rw in ("control", "vol0", "vol1", "vol2"):
+        assert drives[rw]["is_read_only"] is False and drives[rw]["cache_type"] == "Writeback"
+    files = fc.files()
+    kernel = files["/boot-source"]["kernel_image_path"]
+    assert (kernel["dev"], kernel["ino"]) in inodes(runner.cache / "vmlinux")
+    base = files["/drives/base"]["path_on_host"]
+    assert (base["dev"], base["ino"]) in inodes(runner.cache / "base")
+    vols = {(v.stat().st_dev, v.stat().st_ino) for v in fc.vols.iterdir()}
+    assert {(files[f"/drives/vol{i}"]["path_on_host"]["dev"],
+             files[f"/drives/vol{i}"]["path_on_host"]["ino"]) for i in range(3)} == vols
+    start = next(r for r in fc.records() if r["event"] == "start")
+    paths = [body["/boot-source"]["kernel_image_path"], body["/boot-source"]["initrd_path"],
+             body["/logger"]["log_path"], body["/metrics"]["metrics_path"],
+             *(b["path_on_host"] for b in drives.values())]
+    if jail:
+        # Jail-relative paths; the stand-in ran as the jail user in the jail.
+        assert all(not p.startswith("/") for p in paths), paths
+        assert drives["control"]["path_on_host"] == "run/control.img"
+        uid, gid = jail_user()
+        assert (start["uid"], start["gid"], start["groups"]) == (uid, gid, [])
+        for i in range(3):
+            f = files[f"/drives/vol{i}"]["path_on_host"]
+            assert (f["uid"], f["gid"]) == (uid, gid)
+        control = files["/drives/control"]["path_on_host"]
+        assert (control["uid"], control["gid"], stat.S_IMODE(control["mode"])) == (uid, gid, 0o600)
+        assert control["dev"] != kernel["dev"]  # on the jail's tmpfs, not on disk
+        # Shared cache files keep their owner: the VMM cannot change them.
+        assert (kernel["uid"], base["uid"]) == (0, 0)
+    else:
+        assert all(p.startswith("/") for p in paths), paths
+        assert drives["control"]["path_on_host"].startswith("/proc/self/fd/")
+        assert start["uid"] == 0
+    # Firecracker gets no environment from ctr-jailer (it carries the workload's).
+    assert start["env"] in ([], ["STANDIN_JAILED"]), start["env"]
+    # After the run: volumes back to their owner, nothing left.
+    for v in fc.vols.iterdir():
+        assert owner(v) == (0, 0, 0o600), v
+    assert not fc.jail_dirs()
+
+
+def test_jailer_command_line_and_chroot(fc, runner):
+    r = fc.run(VOLUMES)
+    assert r.returncode == 7, r.stderr
+    j = fc.jailer()
+    assert not j["problems"], j["problems"]
+    uid, gid = jail_user()
+    run_id = j["args"]["id"]
+    fc_real = os.path.realpath(fc.bin / "firecracker")
+    # SOURCE.md: jailer --id ID --exec-file FC --uid U --gid G
+    # [--cgroup-version 2] [--cgroup file=value]... [--chroot-base-dir DIR]
+    # [--netns PATH] [--resource-limit ...] [--new-pid-ns] -- <firecracker args>
+    assert j["argv"] == [
+        "--id", run_id, "--exec-file", fc_real, "--uid", str(uid), "--gid", str(gid),
+        "--cgroup-version", CGROUP_VERSION, "--chroot-base-dir", str(fc.jail_base),
+        "--new-pid-ns", *cgroup_args(memory=(256 + 256) << 20, pids=512),
+        # the largest file the VMM may write: its largest writable drive
+        "--resource-limit", f"fsize={max(v.stat().st_size for v in fc.vols.iterdir())}",
+        "--", "--api-sock", "/run/firecracker.socket"]
+    assert j["root"] == f"{fc.jail_base}/firecracker/{run_id}/root"
+    entries = {e["name"]: e for e in j["chroot"]["entries"]}
+    assert j["chroot"]["run_is_mount"]
+    assert set(entries) == {"vmlinux", "initrd.cpio", "base.img", "modules.img", "vol0.img",
+                            "vol1.img", "vol2.img", "run", "run/control.img", "run/log.fifo",
+                            "run/metrics.fifo"}, sorted(entries)
+    for name in ("vmlinux", "initrd.cpio", "base.img", "modules.img"):
+        # hard links to the (world-readable, root-owned) cache
+        e = entries[name]
+        assert e["type"] == "file" and e["nlink"] >= 2 and e["uid"] == 0, e
+        assert e["mode"] & stat.S_IROTH
+    for i in range(3):
+        e = entries[f"vol{i}.img"]
+        assert e["type"] == "file" and e["nlink"] == 2 and (e["uid"], e["gid"]) == (uid, gid), e
+    for name in ("run", "run/control.img", "run/log.fifo", "run/metrics.fifo"):
+        assert (entries[name]["uid"], entries[name]["gid"]) == (uid, gid), entries[name]
+    assert entries["run/log.fifo"]["type"] == "fifo"
+    # The firecracker stand-in: exec'd by the jailer from the jail, with the
+    # jailer's arguments first, the API socket inside the jail.
+    start = next(r for r in fc.records() if r["event"] == "start")
+    assert start["argv"][:2] == ["--id", run_id]
+    assert start["argv"][-2:] == ["--api-sock", "/run/firecracker.socket"]
+    assert start["cwd"] == j["root"]
+    assert start["pid"] != j["pid"]  # forked into its own pid namespace
+    # Everything removed: jail, run directory; the volumes' owner restored.
+    assert not (fc.jail_base / "firecracker" / run_id).exists()
+    assert not list(runner.run_dir.iterdir())
+    for v in fc.vols.iterdir():
+        assert owner(v) == (0, 0, 0o600)
+
+
+def cgroup_args(cpu_quota=None, memory=None, pids=None):
+    out = []
+    if cpu_quota:
+        if CGROUP_VERSION == "2":
+            out += ["--cgroup", f"cpu.max={cpu_quota} 100000"]
+        else:
+            out += ["--cgroup", "cpu.cfs_period_us=100000", "--cgroup",
+                    f"cpu.cfs_quota_us={cpu_quota}"]
+    if memory:
+        key = "memory.max" if CGROUP_VERSION == "2" else "memory.limit_in_bytes"
+        out += ["--cgroup", f"{key}={memory}"]
+    if pids:
+        out += ["--cgroup", f"pids.max={pids}"]
+    return out
+
+
+def test_limits_set_reach_the_jailer(fc):
+    r = fc.run(["--cpu-quota", "1.5", "--memory-limit", "1G", "--pids-limit", "100",
+                "--jail-user", "4242:4343"])
+    assert r.returncode == 7, r.stderr
+    j = fc.jailer()
+    argv = j["argv"]
+    assert argv[argv.index("--uid") + 1] == "4242" and argv[argv.index("--gid") + 1] == "4343"
+    cg = argv[argv.index("--new-pid-ns") + 1:argv.index("--resource-limit")]
+    assert cg == cgroup_args(cpu_quota=150000, memory=1 << 30, pids=100)
+    start = next(r for r in fc.records() if r["event"] == "start")
+    assert (start["uid"], start["gid"]) == (4242, 4343)
+
+
+def test_no_jail_has_no_jailer_and_no_limits(fc):
+    r = fc.run(["--cpu-quota", "1.5"], jail=False)
+    assert r.returncode == 7, r.stderr
+    assert not fc.jailer_path.exists()
+    start = next(r for r in fc.records() if r["event"] == "start")
+    assert start["argv"][:2] == ["--api-sock", "firecracker.sock"]
+
+
+@pytest.mark.parametrize("jail", [True, False], ids=["jail", "no-jail"])
+def test_graceful_stop_sends_ctrl_alt_del(fc, runner, jail):
+    fc.configure(on_start="wait")
+    proc = fc.start(VOLUMES[:2], jail=jail)
+    try:
+        fc.wait_for_call("/actions", "InstanceStart")
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    # The stand-in answered SendCtrlAltDel like a guest whose workload died
+    # of SIGTERM: status "signaled 15" in the control disk, then reboot.
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    calls = fc.calls()
+    start = next(i for i, c in enumerate(calls) if c["body"] == {"action_type": "InstanceStart"})
+    after = calls[start + 1:]
+    assert [(c["method"], c["path"], c["body"]) for c in after] == [
+        ("PUT", "/actions", {"action_type": "SendCtrlAltDel"})]
+    assert not fc.violations()
+    assert not fc.jail_dirs()
+    assert not list(runner.run_dir.iterdir())
+
+
+@pytest.mark.parametrize("jail", [True, False], ids=["jail", "no-jail"])
+def test_fault_message_is_the_error(fc, runner, jail):
+    fault = "Unable to create the block device: BackingFile(Os { code: 13, kind: PermissionDenied })"
+    fc.configure(fail={"path": "/drives/vol1", "fault_message": fault})
+    r = fc.run(VOLUMES, jail=jail)
+    assert r.returncode == 125, r.stderr
+    lines = error_lines(r.stderr)
+    assert len(lines) == 1, lines
+    assert "drive vol1" in lines[0] and fault in lines[0], lines[0]
+    # Nothing after the refusal, no InstanceStart; everything torn down.
+    assert fc.calls()[-1]["path"] == "/drives/vol1"
+    assert not fc.processes()
+    assert not fc.jail_dirs()
+    assert not list(runner.run_dir.iterdir())
+    for v in fc.vols.iterdir():
+        assert owner(v) == (0, 0, 0o600)
+
+
+def test_old_firecracker_is_refused(fc, runner):
+    fc.configure(version="1.7.0")
+    r = fc.run()
+    assert r.returncode == 125, r.stderr
+    lines = error_lines(r.stderr)
+    assert len(lines) == 1 and "Firecracker 1.7.0 is too old" in lines[0], lines
+    assert "1.8.0" in lines[0]
+    assert [c["path"] for c in fc.calls()] == ["/version"]
+    assert not fc.jail_dirs()
+
+
+def test_firecracker_refuses_tcg(fc):
+    r = fc.run(["--accel", "tcg"])
+    assert r.returncode == 125
+    assert "KVM only" in r.stderr.decode()
+    assert not fc.calls_path.read_text()
+
+
+def test_auto_says_which_vmm(fc, runner, tmp_path):
+    """auto: Firecracker only where KVM can run a guest; here (PVM, or no
+    /dev/kvm) it picks QEMU and says why, in one line."""
+    kvm_usable = subprocess.run(["test", "-e", "/sys/module/kvm_pvm"]).returncode != 0 and \
+        os.access("/dev/kvm", os.R_OK | os.W_OK)
+    argv = [str(BINARY), "run", "--vmm", "auto", "--rootfs", str(tmp_path / "missing"), "--",
+            "/bin/true"]
+    r = subprocess.run(argv, env=fc.env(), capture_output=True, timeout=60)
+    assert r.returncode == 125
+    lines = r.stderr.decode().splitlines()
+    if kvm_usable:
+        assert lines[0].startswith("ctr-jailer: using Firecracker"), lines
+    else:
+        assert "Firecracker needs KVM: using QEMU" in lines[0], lines
+    assert len(lines) == 2, lines  # the choice, then the missing rootfs
+
+
+def test_jail_across_filesystems_binds(fc, runner):
+    """A jail base on another filesystem: no hard links possible, files are
+    bind-mounted (a copy of a multi-GB base image per start is not an
+    option), and unmounted again. Runs in a private mount namespace."""
+    script = f"""
+set -e
+mount -t tmpfs ctrj-test-jail {fc.jail_base}
+rc=0
+"$@" || rc=$?
+echo "mounts-left $(grep -c ' {fc.jail_base}/' /proc/self/mountinfo || true)"
+echo "jails-left $(ls -A {fc.jail_base}/firecracker | wc -l)"
+exit $rc
+"""
+    fc.jail_base.mkdir()
+    r = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script,
+                        "sh", *fc.argv(VOLUMES[:2])], env=fc.env(), capture_output=True,
+                       timeout=120)
+    assert r.returncode == 7, r.stderr
+    assert b"mounts-left 0" in r.stdout and b"jails-left 0" in r.stdout, r.stdout
+    j = fc.jailer()
+    assert not j["problems"]
+    entries = {e["name"]: e for e in j["chroot"]["entries"]}
+    files = fc.files()
+    for name, path in (("vmlinux", "/boot-source"), ("base.img", "/drives/base"),
+                       ("vol0.img", "/drives/vol0")):
+        # same inode as the host file, on the host file's device: a bind mount
+        e = entries[name]
+        f = files[path]["kernel_image_path" if name == "vmlinux" else "path_on_host"]
+        assert (e["dev"], e["ino"]) == (f["dev"], f["ino"])
+        assert e["dev"] != j["chroot"]["root"]["dev"]
+    for v in fc.vols.iterdir():
+        assert owner(v) == (0, 0, 0o600)
+
+
+def test_gc_after_sigkill(fc, runner):
+    fc.configure(on_start="wait")
+    proc = fc.start(VOLUMES[:2])
+    fc.wait_for_call("/actions", "InstanceStart")
+    proc.kill()
+    proc.communicate(timeout=30)
+    standins = fc.processes()
+    assert standins, "the VMM outlived ctr-jailer (the jailer's uid switch drops PDEATHSIG)"
+    assert fc.jail_dirs()
+    assert owner(next(fc.vols.iterdir()))[0] == jail_user()[0]
+    r = subprocess.run([str(BINARY), "gc"], env=fc.env(), capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    deadline = time.monotonic() + 10
+    while fc.processes() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not fc.processes()
+    assert not fc.jail_dirs()
+    assert not list(runner.run_dir.iterdir())
+    for v in fc.vols.iterdir():
+        assert owner(v) == (0, 0, 0o600)
+
+
+def test_request_bodies_with_network_validate():
+    """The bodies for a configuration the CLI cannot make yet (a TAP and
+    guest MAC, for the networking work) still match the schema."""
+    dump = BUILD / "tests/unit/fc_plan_dump"
+    out = subprocess.run([str(dump)], capture_output=True, check=True, text=True).stdout
+    ops = firecracker_standin.load_api(str(SCHEMA))
+    import re
+    import jsonschema
+    seen = []
+    for line in out.splitlines():
+        req = json.loads(line)
+        schema = next(s for (m, rx), s in ops.items() if m == "PUT" and re.match(rx, req["path"]))
+        jsonschema.Draft4Validator(schema).validate(req["body"])
+        seen.append(req["path"])
+    assert "/network-interfaces/eth0" in seen
+    net = next(json.loads(l)["body"] for l in out.splitlines()
+               if json.loads(l)["path"] == "/network-interfaces/eth0")
+    assert net == {"iface_id": "eth0", "host_dev_name": "ctrj-tap0",
+                   "guest_mac": "06:00:0a:00:00:02"}
+
+
+def test_vmlinux_from_debian_bzimage(kernel_ready):
+    """cj_kernel_vmlinux on the Debian cloud kernel in the test cache: an ELF
+    with the PVH note; truncated and non-kernel files get clear errors (the
+    unit test does the checking once given the bzImage)."""
+    images = sorted((kernel_ready / "kernels/default/boot").glob("vmlinuz-*"))
+    assert images
+    r = subprocess.run([str(BUILD / "tests/unit/test_kernel")],
+                       env={**os.environ, "CTRJ_TEST_BZIMAGE": str(images[0])},
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "vmlinux_from_bzimage" in r.stdout + r.stderr
+    assert "SKIPPED" not in r.stdout + r.stderr
