@@ -119,16 +119,20 @@ class Runner:
 
 
 def qemu_processes_for(run_dir: Path):
-    """QEMU processes whose command line mentions run_dir."""
+    """QEMU processes started for run_dir: their command line mentions it,
+    or (jailed, with jail-relative paths) their environment does, through
+    the CTR_JAILER_RUN_DIR they inherited."""
     found = []
+    needle = str(run_dir).encode()
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
         try:
             cmdline = (proc / "cmdline").read_bytes()
+            environ = (proc / "environ").read_bytes() if b"qemu-system" in cmdline else b""
         except OSError:
             continue
-        if b"qemu-system" in cmdline and str(run_dir).encode() in cmdline:
+        if b"qemu-system" in cmdline and (needle in cmdline or needle in environ):
             found.append(int(proc.name))
     return found
 

@@ -235,7 +235,7 @@ def env_of(report) -> dict:
 
 def test_layers_merge_with_whiteouts_and_opaque_dirs(run, images):
     script = ("ls -1a /data; echo ---; ls -1a /olddir; echo ---; "
-              "test -e /gone && echo gone-present || echo gone-absent; cat /olddir/new-c")
+              "test -e /gone && echo gone-present || echo gone-absent; cat /olddir/new-c; true")
     result = run(images.merged, ["-c", script], options=["--entrypoint", "/bin/sh"])
     assert result.returncode == 0, result.stderr
     data, olddir, rest = result.stdout.decode().split("---\n")

@@ -615,8 +615,9 @@ static int parse_labels(json_object *o, struct cj_image_config *cfg, struct cj_e
 		}
 		json_object_object_get_ex(o, keys[i], &val);
 		if (get_string(val, "config label value", &s, err) < 0) {
+			cj_err_wrap(err, "label '%.60s'", keys[i]);
 			free(keys);
-			return cj_err_wrap(err, "label '%.60s'", keys[i]);
+			return -1;
 		}
 		if (cj_strv_push(&cfg->label_keys, keys[i]) < 0 ||
 		    cj_strv_push(&cfg->label_values, s) < 0) {

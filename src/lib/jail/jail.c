@@ -8,6 +8,7 @@
 #include <grp.h>
 #include <linux/capability.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -408,7 +409,8 @@ static int bind_into(const char *root, const struct cj_jail_bind *b)
  *     later exec can regain a capability;
  *  6. setgroups, setresgid, setresuid to the unprivileged user: leaving uid
  *     0 clears the permitted and effective sets (no keepcaps);
- *  7. capset to empty anyway, so the state is explicit, not inferred;
+ *  7. the parent-death signal again (the uid change cleared it), then
+ *     capset to empty anyway, so the state is explicit, not inferred;
  *  8. no_new_privs: setuid binaries and file capabilities are dead for the
  *     VMM and anything it might exec (QEMU's -sandbox also forbids exec).
  */
@@ -457,6 +459,11 @@ int cj_jail_enter(const struct cj_jail *j, const int *keep_fds, size_t nkeep, co
 	if (setgroups(j->extra_gid != (gid_t)-1 ? 1 : 0, groups) < 0 ||
 	    setresgid(j->gid, j->gid, j->gid) < 0 || setresuid(j->uid, j->uid, j->uid) < 0)
 		return -1;
+	/* a credential change clears the parent-death signal: set it again, so
+	 * the VMM still dies with ctr-jailer */
+	*what = "set the parent-death signal";
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+		return -1;
 	*what = "clear capabilities";
 	if (syscall(SYS_capset, &hdr, data) < 0)
 		return -1;
@@ -486,6 +493,8 @@ void cj_jail_gc(const char *id)
 		own_path(controllers[i], own, sizeof own);
 		snprintf(dir, sizeof dir, "%s%s%sctrj-%s", mounts[i], own,
 		         own[strlen(own) - 1] == '/' ? "" : "/", id);
-		rmdir(dir);
+		/* a VMM just killed may still be exiting: give it a moment */
+		for (int tries = 0; rmdir(dir) < 0 && errno == EBUSY && tries < 100; tries++)
+			usleep(20000);
 	}
 }

@@ -505,7 +505,8 @@ static int parse_vmm(const char *v, const char *what, enum cj_vmm_kind *out, str
 	else if (strcmp(v, "firecracker") == 0)
 		*out = CJ_VMM_FIRECRACKER;
 	else
-		return cj_fail(err, 0, "%s '%s' is invalid: use auto, qemu or firecracker", what, v);
+		return cj_fail(err, 0, "%s '%s' is invalid: use auto, qemu or firecracker", what,
+		               v);
 	return 0;
 }
 

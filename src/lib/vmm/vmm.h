@@ -53,8 +53,8 @@ struct cj_vm_config {
 	struct cj_drive drives[CJ_MAX_DRIVES];
 	size_t ndrives;
 	const char *run_dir; /* sockets live here */
-	const char *tap; /* TAP device name, NULL: no network */
-	uint8_t mac[6];  /* guest MAC */
+	const char *tap;     /* TAP device name, NULL: no network */
+	uint8_t mac[6];      /* guest MAC */
 	int keep_fds[4];     /* inherited by the VMM (drives given as /proc/self/fd/N) */
 	size_t nkeep_fds;
 	const char *id; /* the run's id (the jail is named after it) */

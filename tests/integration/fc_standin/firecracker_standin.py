@@ -263,7 +263,8 @@ def serve(fc, sock_path):
                 self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
-            self.wfile.write(data)
+            if data:
+                self.wfile.write(data)
             self.wfile.flush()
 
         def do_GET(self):

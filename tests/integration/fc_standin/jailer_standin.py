@@ -15,7 +15,8 @@ namespace, writes <root>/<exec name>.pid and exits 0.
 
 What it cannot do: chroot/pivot_root (Python is not inside the jail), so
 the jailed stand-in firecracker gets the jail root as its working directory
-and resolves the paths it is given against it. cgroup arguments are only
+and resolves the paths it is given against it, and it is started from the
+exec file's own path rather than from the copy in the jail. cgroup arguments are only
 recorded: the host's cgroups are never touched.
 
 A wrapper generated per test holds CONFIG and calls main().
@@ -150,7 +151,10 @@ def main(argv, config):
         resource.setrlimit(which, (int(value), int(value)))
     os.chdir(root)  # the stand-in for chroot + pivot_root
 
-    fc_argv = ["./" + exec_name, "--id", args["id"], "--start-time-us", str(start_us),
+    # The real jailer execs its copy, /<exec name> in the chroot. Python,
+    # which runs the stand-in, opens its script by absolute path, through
+    # directories the jail user may not traverse: it runs the original.
+    fc_argv = [exec_file, "--id", args["id"], "--start-time-us", str(start_us),
                "--start-time-cpu-us", "0", "--parent-cpu-time-us", "0", *extra]
     env = {"STANDIN_JAILED": "1"}
 

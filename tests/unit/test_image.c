@@ -1,0 +1,769 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Image input: reference parsing, the OCI/docker JSON parsers with hostile
+ * input, docker's merge rules, entry-name cleaning, whiteouts, and layer
+ * application on a real directory (containment: nothing outside changes). */
+#include "image/layer.h"
+#include "image/oci.h"
+#include "util/util.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+static void assert_msg_contains(const struct cj_err *err, const char *needle)
+{
+	if (!strstr(err->msg, needle))
+		fail_msg("error \"%s\" does not mention \"%s\"", err->msg, needle);
+}
+
+/* ---- references ----------------------------------------------------------- */
+
+static void test_ref_parse(void **state)
+{
+	static const struct {
+		const char *in;
+		enum cj_image_kind kind;
+		const char *path, *tag;
+	} ok[] = {
+	    {"oci:/img", CJ_IMAGE_OCI, "/img", NULL},
+	    {"oci:/img:v1.2", CJ_IMAGE_OCI, "/img", "v1.2"},
+	    {"oci:rel/dir:latest", CJ_IMAGE_OCI, "rel/dir", "latest"},
+	    {"oci:/a:b/c", CJ_IMAGE_OCI, "/a:b/c", NULL}, /* after the colon: a path */
+	    {"oci:/a:b/c:t", CJ_IMAGE_OCI, "/a:b/c", "t"},
+	    {"docker-archive:/x.tar", CJ_IMAGE_DOCKER_ARCHIVE, "/x.tar", NULL},
+	    {"docker-archive:/x:y.tar", CJ_IMAGE_DOCKER_ARCHIVE, "/x:y.tar", NULL},
+	    {"tar:rootfs.tar.gz", CJ_IMAGE_TAR, "rootfs.tar.gz", NULL},
+	};
+	static const char *const bad[] = {"", "oci", "oci:", "docker:/x", "/plain/dir",
+	                                  "oci:/img:", "tar:", "docker-archive:", "OCI:/x"};
+	struct cj_image_ref ref;
+	struct cj_err err;
+
+	for (size_t i = 0; i < ARRAY_LEN(ok); i++) {
+		memset(&err, 0, sizeof err);
+		assert_int_equal(cj_image_ref_parse(ok[i].in, &ref, &err), 0);
+		assert_int_equal(ref.kind, ok[i].kind);
+		assert_string_equal(ref.path, ok[i].path);
+		if (ok[i].tag)
+			assert_string_equal(ref.tag, ok[i].tag);
+		else
+			assert_null(ref.tag);
+		cj_image_ref_free(&ref);
+	}
+	for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
+		memset(&err, 0, sizeof err);
+		assert_int_equal(cj_image_ref_parse(bad[i], &ref, &err), -1);
+		assert_true(err.msg[0] != '\0');
+		assert_int_equal(err.exit_code, CJ_EXIT_RUNTIME);
+		assert_null(ref.path);
+	}
+}
+
+/* ---- image config ------------------------------------------------------------ */
+
+static const char full_config[] =
+    "{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{"
+    "\"User\":\"app:extra\",\"Env\":[\"PATH=/bin\",\"A=1\",\"B=x=y\",\"A=2\"],"
+    "\"Entrypoint\":[\"/bin/sh\",\"-c\"],\"Cmd\":[\"echo hi\"],\"WorkingDir\":\"srv\","
+    "\"StopSignal\":\"SIGUSR1\",\"Labels\":{\"z\":\"last\",\"a\":\"first\"},"
+    "\"ExposedPorts\":{\"80/tcp\":{}}},"
+    "\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"sha256:"
+    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"]}}";
+
+static void test_config_parse_full(void **state)
+{
+	struct cj_image_config c;
+	struct cj_err err = {0};
+
+	assert_int_equal(cj_image_config_parse(full_config, strlen(full_config), &c, &err), 0);
+	assert_true(c.has_entrypoint && c.has_cmd);
+	assert_int_equal(c.entrypoint.n, 2);
+	assert_string_equal(c.entrypoint.v[1], "-c");
+	assert_string_equal(c.cmd.v[0], "echo hi");
+	/* later duplicates win, in place */
+	assert_int_equal(c.env.n, 3);
+	assert_string_equal(c.env.v[1], "A=2");
+	assert_string_equal(c.env.v[2], "B=x=y");
+	assert_null(c.env.v[3]);
+	assert_string_equal(c.workdir, "/srv"); /* relative: against "/" */
+	assert_string_equal(c.user, "app:extra");
+	assert_string_equal(c.stop_signal, "SIGUSR1");
+	assert_int_equal(c.stop_signal_num, 10);
+	assert_int_equal(c.label_keys.n, 2);
+	assert_string_equal(c.label_keys.v[0], "a"); /* sorted */
+	assert_string_equal(c.label_values.v[0], "first");
+	assert_int_equal(c.diff_ids.n, 1);
+	assert_string_equal(c.os, "linux");
+	cj_image_config_free(&c);
+}
+
+static void test_config_parse_absent_and_null(void **state)
+{
+	static const char *const ok[] = {
+	    "{}",
+	    "{\"config\":null}",
+	    "{\"config\":{}}",
+	    "{\"config\":{\"Entrypoint\":null,\"Cmd\":null,\"Env\":null,\"User\":\"\","
+	    "\"WorkingDir\":\"\",\"StopSignal\":\"\",\"Labels\":null}}",
+	    " \n{}\n ",
+	};
+	for (size_t i = 0; i < ARRAY_LEN(ok); i++) {
+		struct cj_image_config c;
+		struct cj_err err = {0};
+		if (cj_image_config_parse(ok[i], strlen(ok[i]), &c, &err) != 0)
+			fail_msg("'%s' refused: %s", ok[i], err.msg);
+		assert_false(c.has_entrypoint);
+		assert_false(c.has_cmd);
+		assert_int_equal(c.env.n, 0);
+		assert_null(c.workdir);
+		assert_null(c.user);
+		assert_null(c.stop_signal);
+		cj_image_config_free(&c);
+	}
+	/* an explicit empty Entrypoint is present (it clears a base image's) */
+	struct cj_image_config c;
+	struct cj_err err = {0};
+	const char empty_ep[] = "{\"config\":{\"Entrypoint\":[]}}";
+	assert_int_equal(cj_image_config_parse(empty_ep, strlen(empty_ep), &c, &err), 0);
+	assert_true(c.has_entrypoint);
+	assert_int_equal(c.entrypoint.n, 0);
+	cj_image_config_free(&c);
+}
+
+static void test_config_parse_hostile(void **state)
+{
+	static const struct {
+		const char *json;
+		const char *needle;
+	} bad[] = {
+	    {"", "ends too early"},
+	    {"{", "ends too early"},
+	    {"[]", "object"},
+	    {"{} {}", "not valid JSON"},
+	    {"{\"config\":[]}", "must be an object"},
+	    {"{\"config\":{\"Entrypoint\":\"/bin/sh\"}}", "Entrypoint must be an array"},
+	    {"{\"config\":{\"Cmd\":[1]}}", "Cmd must be a string"},
+	    {"{\"config\":{\"Env\":[\"NOEQUALS\"]}}", "not NAME=VALUE"},
+	    {"{\"config\":{\"Env\":[\"=value\"]}}", "not NAME=VALUE"},
+	    {"{\"config\":{\"Env\":[\"A B=1\"]}}", "not NAME=VALUE"},
+	    {"{\"config\":{\"Cmd\":[\"a\\u0000b\"]}}", "NUL"},
+	    {"{\"config\":{\"User\":5}}", "User must be a string"},
+	    {"{\"config\":{\"Labels\":{\"a\":1}}}", "label"},
+	    {"{\"config\":{\"Labels\":[]}}", "Labels"},
+	    {"{\"config\":{\"StopSignal\":\"SIGNOPE\"}}", "not a signal"},
+	    {"{\"config\":{\"StopSignal\":\"0\"}}", "not a signal"},
+	    {"{\"rootfs\":{\"diff_ids\":[\"sha256:abc\"]}}", "not a sha256 digest"},
+	    {"{\"rootfs\":{\"diff_ids\":[\"sha512:abc\"]}}", "unsupported digest"},
+	    {"{\"rootfs\":{\"diff_ids\":[\"sha256:../../../../etc/passwd\"]}}", "not a sha256"},
+	    {"{\"a\":\"\xff\xfe\"}", "JSON"},
+	};
+	for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
+		struct cj_image_config c;
+		struct cj_err err = {0};
+		if (cj_image_config_parse(bad[i].json, strlen(bad[i].json), &c, &err) != -1)
+			fail_msg("'%s' accepted", bad[i].json);
+		assert_msg_contains(&err, bad[i].needle);
+		assert_null(c.entrypoint.v);
+	}
+	/* a raw NUL byte in the text, and nesting past the depth limit */
+	{
+		const char text[] = "{\"config\":{}}\0garbage";
+		struct cj_image_config c;
+		struct cj_err err = {0};
+		assert_int_equal(cj_image_config_parse(text, sizeof text - 1, &c, &err), -1);
+		assert_msg_contains(&err, "NUL");
+	}
+	{
+		char deep[400];
+		struct cj_image_config c;
+		struct cj_err err = {0};
+		memset(deep, '[', 200);
+		memset(deep + 200, ']', 200);
+		assert_int_equal(cj_image_config_parse(deep, sizeof deep, &c, &err), -1);
+	}
+	/* more arguments than the control disk carries */
+	{
+		size_t n = (CTRJ_MAX_ARGS + 1) * 4 + 64, o = 0;
+		char *big = malloc(n);
+		struct cj_image_config c;
+		struct cj_err err = {0};
+		assert_non_null(big);
+		o += (size_t)snprintf(big + o, n - o, "{\"config\":{\"Cmd\":[");
+		for (unsigned i = 0; i <= CTRJ_MAX_ARGS; i++)
+			o += (size_t)snprintf(big + o, n - o, "%s\"\"", i ? "," : "");
+		o += (size_t)snprintf(big + o, n - o, "]}}");
+		assert_int_equal(cj_image_config_parse(big, o, &c, &err), -1);
+		assert_msg_contains(&err, "too many");
+		free(big);
+	}
+}
+
+static void test_signal_parse(void **state)
+{
+	static const struct {
+		const char *s;
+		int sig;
+	} cases[] = {
+	    {"SIGUSR1", 10},  {"USR1", 10},     {"sigusr1", 10},   {"10", 10},
+	    {"SIGTERM", 15},  {"KILL", 9},      {"SIGRTMIN", 32},  {"SIGRTMIN+3", 35},
+	    {"RTMAX", 64},    {"RTMAX-2", 62},  {"64", 64},        {"1", 1},
+	    {"0", -1},        {"65", -1},       {"", -1},          {"SIGNOPE", -1},
+	    {"SIG", -1},      {"-1", -1},       {"10x", -1},       {"RTMIN+33", -1},
+	    {"RTMIN+", -1},   {"RTMAX-40", -1}, {"0010", -1},      {"SIGUSR1 ", -1},
+	};
+	for (size_t i = 0; i < ARRAY_LEN(cases); i++)
+		if (cj_signal_parse(cases[i].s) != cases[i].sig)
+			fail_msg("'%s' -> %d, expected %d", cases[i].s, cj_signal_parse(cases[i].s),
+			         cases[i].sig);
+}
+
+/* ---- index, manifest, manifest.json ------------------------------------------------ */
+
+#define D64 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+static void test_index_and_manifest(void **state)
+{
+	const char index[] =
+	    "{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":"
+	    "\"application/vnd.oci.image.manifest.v1+json\",\"digest\":\"sha256:" D64 "\","
+	    "\"size\":349,\"annotations\":{\"org.opencontainers.image.ref.name\":\"v1\"}},"
+	    "{\"mediaType\":\"application/vnd.oci.image.index.v1+json\",\"digest\":\"sha256:" D64
+	    "\",\"size\":10,\"platform\":{\"os\":\"linux\",\"architecture\":\"amd64\"}}]}";
+	const char manifest[] =
+	    "{\"schemaVersion\":2,\"config\":{\"mediaType\":"
+	    "\"application/vnd.oci.image.config.v1+json\",\"digest\":\"sha256:" D64 "\","
+	    "\"size\":7},\"layers\":[{\"mediaType\":"
+	    "\"application/vnd.oci.image.layer.v1.tar+gzip\",\"digest\":\"sha256:" D64 "\","
+	    "\"size\":1234},{\"digest\":\"sha256:" D64 "\",\"size\":0}]}";
+	const char dmanifest[] = "[{\"Config\":\"" D64 ".json\",\"RepoTags\":[\"a:b\"],"
+	                         "\"Layers\":[\"l1/layer.tar\",\"blobs/sha256/" D64 "\"]}]";
+	struct cj_oci_index idx;
+	struct cj_oci_manifest m;
+	struct cj_docker_manifest dm;
+	struct cj_err err = {0};
+
+	assert_int_equal(cj_oci_index_parse(index, strlen(index), &idx, &err), 0);
+	assert_int_equal(idx.n, 2);
+	assert_string_equal(idx.manifests[0].ref_name, "v1");
+	assert_false(idx.manifests[0].is_index);
+	assert_true(idx.manifests[1].is_index);
+	assert_string_equal(idx.manifests[1].arch, "amd64");
+	assert_int_equal(idx.manifests[0].size, 349);
+	cj_oci_index_free(&idx);
+
+	assert_int_equal(cj_oci_manifest_parse(manifest, strlen(manifest), &m, &err), 0);
+	assert_int_equal(m.nlayers, 2);
+	assert_int_equal(m.layers[0].size, 1234);
+	assert_string_equal(m.config.digest, "sha256:" D64);
+	cj_oci_manifest_free(&m);
+
+	assert_int_equal(cj_docker_manifest_parse(dmanifest, strlen(dmanifest), &dm, &err), 0);
+	assert_string_equal(dm.config, D64 ".json");
+	assert_int_equal(dm.layers.n, 2);
+	cj_docker_manifest_free(&dm);
+}
+
+static void test_index_and_manifest_hostile(void **state)
+{
+	static const char *const bad_index[] = {
+	    "{}",
+	    "{\"manifests\":[]}",
+	    "{\"manifests\":{}}",
+	    "{\"manifests\":[{\"size\":1}]}",
+	    "{\"manifests\":[{\"digest\":\"sha256:" D64 "\"}]}",
+	    "{\"manifests\":[{\"digest\":\"sha256:" D64 "\",\"size\":-1}]}",
+	    "{\"manifests\":[{\"digest\":\"sha256:" D64 "\",\"size\":\"1\"}]}",
+	    "{\"manifests\":[{\"digest\":\"sha256:/../../../etc/passwd\",\"size\":1}]}",
+	    "{\"manifests\":[{\"digest\":\"sha256:" D64 "0\",\"size\":1}]}",
+	    "{\"manifests\":[{\"digest\":\"sha256:" D64 "\",\"size\":1,\"annotations\":[]}]}",
+	    "{\"manifests\":[{\"digest\":\"SHA256:" D64 "\",\"size\":1}]}",
+	};
+	static const char *const bad_manifest[] = {
+	    "{\"layers\":[]}",
+	    "{\"config\":{\"digest\":\"sha256:" D64 "\",\"size\":1}}",
+	    "{\"config\":{\"digest\":\"sha256:" D64 "\",\"size\":1},\"layers\":[{}]}",
+	    "{\"config\":{\"digest\":\"sha256:" D64 "\",\"size\":1},\"layers\":[{\"mediaType\":"
+	    "\"application/vnd.oci.image.config.v1+json\",\"digest\":\"sha256:" D64
+	    "\",\"size\":1}]}",
+	    "{\"manifests\":[],\"config\":{}}",
+	};
+	static const char *const bad_docker[] = {
+	    "[]", "{}", "[1]", "[{\"Layers\":[]}]", "[{\"Config\":\"\",\"Layers\":[]}]",
+	    "[{\"Config\":\"c.json\"}]", "[{\"Config\":\"c.json\",\"Layers\":[\"\"]}]",
+	    "[{\"Config\":\"c.json\",\"Layers\":\"x\"}]",
+	};
+	struct cj_err err;
+
+	for (size_t i = 0; i < ARRAY_LEN(bad_index); i++) {
+		struct cj_oci_index idx;
+		memset(&err, 0, sizeof err);
+		if (cj_oci_index_parse(bad_index[i], strlen(bad_index[i]), &idx, &err) != -1)
+			fail_msg("index '%s' accepted", bad_index[i]);
+		assert_true(err.msg[0]);
+		assert_null(idx.manifests);
+	}
+	for (size_t i = 0; i < ARRAY_LEN(bad_manifest); i++) {
+		struct cj_oci_manifest m;
+		memset(&err, 0, sizeof err);
+		if (cj_oci_manifest_parse(bad_manifest[i], strlen(bad_manifest[i]), &m, &err) != -1)
+			fail_msg("manifest '%s' accepted", bad_manifest[i]);
+		assert_true(err.msg[0]);
+	}
+	for (size_t i = 0; i < ARRAY_LEN(bad_docker); i++) {
+		struct cj_docker_manifest dm;
+		memset(&err, 0, sizeof err);
+		if (cj_docker_manifest_parse(bad_docker[i], strlen(bad_docker[i]), &dm, &err) != -1)
+			fail_msg("manifest.json '%s' accepted", bad_docker[i]);
+		assert_true(err.msg[0]);
+	}
+	assert_true(cj_digest_valid("sha256:" D64));
+	assert_false(cj_digest_valid("sha256:" D64 "0"));
+	assert_false(cj_digest_valid("sha256:0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789"
+	                             "abcdef"));
+	assert_false(cj_digest_valid("sha256:"));
+}
+
+/* ---- docker's merge rules -------------------------------------------------------- */
+
+static void strv_of(struct cj_strv *sv, const char *const *items)
+{
+	memset(sv, 0, sizeof *sv);
+	for (; *items; items++)
+		assert_int_equal(cj_strv_push(sv, *items), 0);
+}
+
+static void assert_strv(const struct cj_strv *sv, const char *const *want)
+{
+	size_t n = 0;
+	for (; want[n]; n++) {
+		assert_true(n < sv->n);
+		assert_string_equal(sv->v[n], want[n]);
+	}
+	assert_int_equal(sv->n, n);
+	assert_null(sv->v[n]);
+}
+
+static void test_command_rules(void **state)
+{
+	struct cj_image_config c = {0};
+	struct cj_strv args, none = {0}, out;
+	struct cj_err err = {0};
+
+	strv_of(&c.entrypoint, (const char *[]){"/ep", "e1", NULL});
+	strv_of(&c.cmd, (const char *[]){"c1", "c2", NULL});
+	c.has_entrypoint = c.has_cmd = true;
+	strv_of(&args, (const char *[]){"a1", NULL});
+
+	assert_int_equal(cj_image_command(&c, false, NULL, &none, &out, &err), 0);
+	assert_strv(&out, (const char *[]){"/ep", "e1", "c1", "c2", NULL});
+	cj_strv_free(&out);
+	/* arguments replace Cmd */
+	assert_int_equal(cj_image_command(&c, false, NULL, &args, &out, &err), 0);
+	assert_strv(&out, (const char *[]){"/ep", "e1", "a1", NULL});
+	cj_strv_free(&out);
+	/* --entrypoint replaces Entrypoint and drops Cmd */
+	assert_int_equal(cj_image_command(&c, true, "/x", &none, &out, &err), 0);
+	assert_strv(&out, (const char *[]){"/x", NULL});
+	cj_strv_free(&out);
+	assert_int_equal(cj_image_command(&c, true, "/x", &args, &out, &err), 0);
+	assert_strv(&out, (const char *[]){"/x", "a1", NULL});
+	cj_strv_free(&out);
+	/* --entrypoint '' clears it: the arguments are the command */
+	assert_int_equal(cj_image_command(&c, true, "", &args, &out, &err), 0);
+	assert_strv(&out, (const char *[]){"a1", NULL});
+	cj_strv_free(&out);
+	/* ... and without arguments there is nothing to run */
+	assert_int_equal(cj_image_command(&c, true, "", &none, &out, &err), -1);
+	assert_msg_contains(&err, "no command");
+	/* a plain rootfs (no config) */
+	assert_int_equal(cj_image_command(NULL, false, NULL, &args, &out, &err), 0);
+	assert_strv(&out, (const char *[]){"a1", NULL});
+	cj_strv_free(&out);
+	cj_strv_free(&args);
+	cj_image_config_free(&c);
+}
+
+static void test_env_rules(void **state)
+{
+	struct cj_image_config c = {0};
+	struct cj_strv over, out;
+	struct cj_err err = {0};
+
+	strv_of(&c.env, (const char *[]){"PATH=/img", "A=image", "B=image", NULL});
+	strv_of(&over, (const char *[]){"B=cli", "C=new", NULL});
+	assert_int_equal(cj_image_env(&c, &over, &out, &err), 0);
+	assert_strv(&out, (const char *[]){"PATH=/img", "A=image", "B=cli", "C=new", NULL});
+	cj_strv_free(&out);
+	cj_strv_free(&over);
+	/* nothing at all: still a valid, empty vector */
+	memset(&over, 0, sizeof over);
+	cj_image_config_free(&c);
+	assert_int_equal(cj_image_env(&c, &over, &out, &err), 0);
+	assert_non_null(out.v);
+	assert_int_equal(out.n, 0);
+	assert_null(out.v[0]);
+	cj_strv_free(&out);
+}
+
+/* ---- entry names and whiteouts ---------------------------------------------------- */
+
+static void test_clean_path(void **state)
+{
+	static const struct {
+		const char *in, *out;
+	} ok[] = {
+	    {"a/b", "a/b"}, {"./a/b", "a/b"}, {"/a//b/", "a/b"},  {".", ""},        {"./", ""},
+	    {"/", ""},      {"a/./b", "a/b"}, {"...", "..."},     {"..a/b..", "..a/b.."},
+	    {"a/.b", "a/.b"}, {"./././/x", "x"},
+	};
+	static const char *const bad[] = {"..", "../x", "a/../b", "a/..", "/../etc", "./../x",
+	                                  "a/b/../../.."};
+	char out[64];
+
+	for (size_t i = 0; i < ARRAY_LEN(ok); i++) {
+		assert_int_equal(cj_layer_clean_path(ok[i].in, out, sizeof out), 0);
+		assert_string_equal(out, ok[i].out);
+	}
+	for (size_t i = 0; i < ARRAY_LEN(bad); i++)
+		if (cj_layer_clean_path(bad[i], out, sizeof out) != -1)
+			fail_msg("'%s' accepted as '%s'", bad[i], out);
+	/* too long for the buffer */
+	assert_int_equal(cj_layer_clean_path("abcdefgh", out, 8), -1);
+	assert_int_equal(cj_layer_clean_path("abcdefg", out, 8), 0);
+}
+
+static void test_whiteout_kinds(void **state)
+{
+	static const struct {
+		const char *in;
+		enum cj_whiteout kind;
+		const char *target;
+	} cases[] = {
+	    {"a/b", CJ_WH_NONE, NULL},
+	    {"a/.whx", CJ_WH_NONE, NULL},
+	    {"a/wh.b", CJ_WH_NONE, NULL},
+	    {"a/.wh.b", CJ_WH_FILE, "a/b"},
+	    {".wh.b", CJ_WH_FILE, "b"},
+	    {"x/y/.wh..hidden", CJ_WH_FILE, "x/y/.hidden"},
+	    {"a/.wh..wh..opq", CJ_WH_OPAQUE, "a"},
+	    {".wh..wh..opq", CJ_WH_OPAQUE, ""},
+	    {"a/.wh..wh.plnk", CJ_WH_META, NULL},
+	    {".wh..wh.aufs", CJ_WH_META, NULL},
+	    {"a/.wh.", CJ_WH_INVALID, NULL},
+	    {".wh..", CJ_WH_INVALID, NULL},
+	    {".wh...", CJ_WH_INVALID, NULL},
+	};
+	char target[64];
+
+	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+		enum cj_whiteout k = cj_layer_whiteout(cases[i].in, target, sizeof target);
+		if (k != cases[i].kind)
+			fail_msg("'%s' -> %d, expected %d", cases[i].in, k, cases[i].kind);
+		if (cases[i].target)
+			assert_string_equal(target, cases[i].target);
+	}
+}
+
+/* ---- layers applied to a real tree ---------------------------------------------------- */
+
+struct tree {
+	char outer[64]; /* a directory around the root: must never change */
+	char root[96];
+	int root_fd;
+};
+
+static int tree_setup(void **state)
+{
+	struct tree *t = calloc(1, sizeof *t);
+	assert_non_null(t);
+	snprintf(t->outer, sizeof t->outer, "/tmp/ctrj-test-image-XXXXXX");
+	assert_non_null(mkdtemp(t->outer));
+	snprintf(t->root, sizeof t->root, "%s/root", t->outer);
+	assert_int_equal(mkdir(t->root, 0755), 0);
+	t->root_fd = open(t->root, O_RDONLY | O_DIRECTORY);
+	assert_true(t->root_fd >= 0);
+	*state = t;
+	return 0;
+}
+
+static int tree_teardown(void **state)
+{
+	struct tree *t = *state;
+	close(t->root_fd);
+	cj_rm_rf(t->outer);
+	free(t);
+	return 0;
+}
+
+struct tarbuf {
+	struct archive *a;
+	char buf[1 << 16];
+	size_t used;
+};
+
+static void tar_begin(struct tarbuf *tb)
+{
+	tb->a = archive_write_new();
+	assert_non_null(tb->a);
+	assert_int_equal(archive_write_set_format_pax_restricted(tb->a), ARCHIVE_OK);
+	assert_int_equal(archive_write_open_memory(tb->a, tb->buf, sizeof tb->buf, &tb->used),
+	                 ARCHIVE_OK);
+}
+
+/* kind: 'f' file, 'd' dir, 'l' symlink (data = target), 'h' hard link
+ * (data = target), 'c' character device. */
+static void tar_add(struct tarbuf *tb, char kind, const char *name, const char *data)
+{
+	struct archive_entry *e = archive_entry_new();
+	archive_entry_set_pathname(e, name);
+	archive_entry_set_mtime(e, 1700000000, 0);
+	switch (kind) {
+	case 'd':
+		archive_entry_set_filetype(e, AE_IFDIR);
+		archive_entry_set_perm(e, 0755);
+		break;
+	case 'l':
+		archive_entry_set_filetype(e, AE_IFLNK);
+		archive_entry_set_perm(e, 0777);
+		archive_entry_set_symlink(e, data);
+		break;
+	case 'h':
+		archive_entry_set_filetype(e, AE_IFREG);
+		archive_entry_set_perm(e, 0644);
+		archive_entry_set_hardlink(e, data);
+		break;
+	case 'c':
+		archive_entry_set_filetype(e, AE_IFCHR);
+		archive_entry_set_perm(e, 0666);
+		archive_entry_set_rdev(e, makedev(1, 3));
+		break;
+	default:
+		archive_entry_set_filetype(e, AE_IFREG);
+		archive_entry_set_perm(e, 0640);
+		archive_entry_set_size(e, (la_int64_t)strlen(data));
+		break;
+	}
+	assert_int_equal(archive_write_header(tb->a, e), ARCHIVE_OK);
+	if (kind == 'f')
+		assert_int_equal(archive_write_data(tb->a, data, strlen(data)),
+		                 (la_ssize_t)strlen(data));
+	archive_entry_free(e);
+}
+
+/* Close the tar and apply it; returns cj_layer_apply's result. */
+static int tar_apply(struct tree *t, struct tarbuf *tb, bool whiteouts, struct cj_err *err,
+                     struct cj_layer_stats *st)
+{
+	struct cj_layer_opts opts = {.whiteouts = whiteouts, .set_owner = geteuid() == 0};
+	struct cj_layer_stats local = {0};
+	struct archive *r;
+	int rc;
+
+	assert_int_equal(archive_write_close(tb->a), ARCHIVE_OK);
+	archive_write_free(tb->a);
+	r = cj_layer_reader_new();
+	assert_non_null(r);
+	assert_int_equal(archive_read_open_memory(r, tb->buf, tb->used), ARCHIVE_OK);
+	memset(err, 0, sizeof *err);
+	rc = cj_layer_apply(t->root_fd, r, &opts, st ? st : &local, err);
+	archive_read_free(r);
+	return rc;
+}
+
+static char *slurp(const char *dir, const char *rel)
+{
+	char path[512], *text;
+	size_t len;
+	struct cj_err err = {0};
+
+	snprintf(path, sizeof path, "%s/%s", dir, rel);
+	return cj_read_file(path, &text, &len, &err) == 0 ? text : NULL;
+}
+
+static bool exists(const char *dir, const char *rel)
+{
+	char path[512];
+	struct stat st;
+	snprintf(path, sizeof path, "%s/%s", dir, rel);
+	return lstat(path, &st) == 0;
+}
+
+static void assert_file(const char *dir, const char *rel, const char *content)
+{
+	char *text = slurp(dir, rel);
+	if (!text)
+		fail_msg("%s/%s is missing", dir, rel);
+	assert_string_equal(text, content);
+	free(text);
+}
+
+static void test_layers_whiteouts_and_opaque(void **state)
+{
+	struct tree *t = *state;
+	struct tarbuf *tb = calloc(1, sizeof *tb);
+	struct cj_layer_stats st = {0};
+	struct cj_err err;
+
+	assert_non_null(tb);
+	tar_begin(tb);
+	tar_add(tb, 'd', "d", NULL);
+	tar_add(tb, 'f', "d/a", "a");
+	tar_add(tb, 'f', "d/b", "b");
+	tar_add(tb, 'd', "o/sub", NULL);
+	tar_add(tb, 'f', "o/old", "old");
+	tar_add(tb, 'f', "o/sub/old", "old");
+	tar_add(tb, 'f', "gone/x", "x");
+	assert_int_equal(tar_apply(t, tb, true, &err, NULL), 0);
+
+	memset(tb, 0, sizeof *tb);
+	tar_begin(tb);
+	tar_add(tb, 'f', "d/.wh.a", "");
+	tar_add(tb, 'f', "o/sub/new", "new"); /* this layer's, listed before the marker */
+	tar_add(tb, 'f', "o/.wh..wh..opq", "");
+	tar_add(tb, 'f', "o/after", "after");
+	tar_add(tb, 'f', ".wh.gone", "");
+	tar_add(tb, 'f', ".wh.never-existed", "");
+	tar_add(tb, 'f', "d/.wh..wh.plnk", ""); /* aufs bookkeeping: ignored */
+	assert_int_equal(tar_apply(t, tb, true, &err, &st), 0);
+	assert_int_equal(st.whiteouts, 4);
+	assert_false(exists(t->root, "d/a"));
+	assert_file(t->root, "d/b", "b");
+	assert_false(exists(t->root, "o/old"));
+	assert_false(exists(t->root, "o/sub/old")); /* hidden below a kept directory too */
+	assert_file(t->root, "o/sub/new", "new");
+	assert_file(t->root, "o/after", "after");
+	assert_false(exists(t->root, "gone"));
+	assert_false(exists(t->root, "d/.wh..wh.plnk"));
+
+	/* tar: input: names are literal */
+	memset(tb, 0, sizeof *tb);
+	tar_begin(tb);
+	tar_add(tb, 'f', "d/.wh.b", "literal");
+	assert_int_equal(tar_apply(t, tb, false, &err, NULL), 0);
+	assert_file(t->root, "d/b", "b");
+	assert_file(t->root, "d/.wh.b", "literal");
+	free(tb);
+}
+
+static void test_layers_contained(void **state)
+{
+	struct tree *t = *state;
+	struct tarbuf *tb = calloc(1, sizeof *tb);
+	struct cj_layer_stats st = {0};
+	struct cj_err err;
+	char victim[128];
+
+	assert_non_null(tb);
+	/* a file next to the root that layers aim at */
+	snprintf(victim, sizeof victim, "%s/victim", t->outer);
+	assert_int_equal(close(open(victim, O_WRONLY | O_CREAT, 0644)), 0);
+
+	tar_begin(tb);
+	tar_add(tb, 'l', "abs", "/");
+	tar_add(tb, 'l', "rel", "../../../../..");
+	tar_add(tb, 'l', "victimlink", "../victim");
+	tar_add(tb, 'f', "abs/victim", "via absolute symlink");
+	tar_add(tb, 'f', "rel/sub/file", "via relative symlink");
+	tar_add(tb, 'f', "victimlink", "replaces the symlink, not its target");
+	tar_add(tb, 'h', "hl", "rel/victim");   /* resolves to the image's /victim */
+	tar_add(tb, 'f', "rel/.wh.nothing", ""); /* a whiteout through a symlink */
+	tar_add(tb, 'c', "null", NULL);
+	assert_int_equal(tar_apply(t, tb, true, &err, &st), 0);
+	assert_int_equal(st.skipped_devices, 1);
+	assert_false(exists(t->root, "null"));
+	/* everything landed inside */
+	assert_file(t->root, "victim", "via absolute symlink");
+	assert_file(t->root, "sub/file", "via relative symlink");
+	assert_file(t->root, "victimlink", "replaces the symlink, not its target");
+	assert_file(t->root, "hl", "via absolute symlink");
+	/* and nothing outside changed */
+	assert_file(t->outer, "victim", "");
+	assert_false(exists(t->outer, "sub"));
+
+	/* a whiteout through a symlink deletes inside the root */
+	memset(tb, 0, sizeof *tb);
+	tar_begin(tb);
+	tar_add(tb, 'f', "rel/.wh.victim", "");
+	assert_int_equal(tar_apply(t, tb, true, &err, NULL), 0);
+	assert_false(exists(t->root, "victim"));
+	assert_true(exists(t->outer, "victim"));
+
+	/* ".." in a name or a hard-link target: refused, nothing written */
+	static const struct {
+		char kind;
+		const char *name, *data, *needle;
+	} bad[] = {
+	    {'f', "../escape", "x", "'..'"},
+	    {'f', "a/../../escape", "x", "'..'"},
+	    {'h', "escape-link", "../victim", "outside the image"},
+	    {'h', "escape-link", "../../../../etc/passwd", "outside the image"},
+	};
+	for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
+		memset(tb, 0, sizeof *tb);
+		tar_begin(tb);
+		tar_add(tb, bad[i].kind, bad[i].name, bad[i].data);
+		assert_int_equal(tar_apply(t, tb, true, &err, NULL), -1);
+		assert_msg_contains(&err, bad[i].needle);
+	}
+	assert_false(exists(t->outer, "escape"));
+	assert_false(exists(t->root, "escape-link"));
+	assert_file(t->outer, "victim", "");
+	free(tb);
+}
+
+static void test_open_in_root(void **state)
+{
+	struct tree *t = *state;
+	struct cj_err err = {0};
+	char path[256];
+	int fd;
+
+	snprintf(path, sizeof path, "%s/up", t->root);
+	assert_int_equal(symlink("../..", path), 0);
+	fd = cj_open_in_root(t->root_fd, "up/made/here", true, &err);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_true(exists(t->root, "made/here"));
+	assert_false(exists(t->outer, "made"));
+	/* without create, missing is an error */
+	memset(&err, 0, sizeof err);
+	assert_int_equal(cj_open_in_root(t->root_fd, "nope/x", false, &err), -1);
+	assert_true(err.msg[0] != '\0');
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_ref_parse),
+	    cmocka_unit_test(test_config_parse_full),
+	    cmocka_unit_test(test_config_parse_absent_and_null),
+	    cmocka_unit_test(test_config_parse_hostile),
+	    cmocka_unit_test(test_signal_parse),
+	    cmocka_unit_test(test_index_and_manifest),
+	    cmocka_unit_test(test_index_and_manifest_hostile),
+	    cmocka_unit_test(test_command_rules),
+	    cmocka_unit_test(test_env_rules),
+	    cmocka_unit_test(test_clean_path),
+	    cmocka_unit_test(test_whiteout_kinds),
+	    cmocka_unit_test_setup_teardown(test_layers_whiteouts_and_opaque, tree_setup,
+	                                    tree_teardown),
+	    cmocka_unit_test_setup_teardown(test_layers_contained, tree_setup, tree_teardown),
+	    cmocka_unit_test_setup_teardown(test_open_in_root, tree_setup, tree_teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
