@@ -14,6 +14,11 @@ packages=(
   iproute2 procps dnsmasq-base
 )
 
+# The jail's unprivileged user (ctr-jailer falls back to nobody without it).
+if ! getent passwd ctr-jailer >/dev/null && [ "$(id -u)" -eq 0 ]; then
+  useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin ctr-jailer
+fi
+
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
