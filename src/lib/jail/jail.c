@@ -93,14 +93,37 @@ static int add_bind(struct cj_jail *j, const char *src, const char *dst, bool de
 	return 0;
 }
 
-/* The VMM's shared libraries, as the dynamic loader resolves them. */
-static int add_libraries(struct cj_jail *j, const char *bin, struct cj_err *err)
+/* The VMM's shared libraries, as the dynamic loader resolves them. ldd
+ * costs tens of milliseconds, so its answer is kept next to the run base
+ * (tmpfs), keyed by the binary's identity, and reused. */
+static int add_libraries(struct cj_jail *j, const char *bin, const char *cache_dir,
+                         struct cj_err *err)
 {
 	char *argv[] = {"ldd", (char *)bin, NULL};
-	char *out = NULL, *save = NULL;
+	char *out = NULL, *save = NULL, cache[PATH_MAX + 64];
+	struct stat st;
+	size_t len;
 
-	if (cj_run(argv, &out, err) < 0)
-		return cj_err_wrap(err, "list the libraries of %s", bin);
+	if (stat(bin, &st) < 0)
+		return cj_fail(err, errno, "jail: %s", bin);
+	snprintf(cache, sizeof cache, "%s/.libs-%llx-%llx-%llx", cache_dir,
+	         (unsigned long long)st.st_ino, (unsigned long long)st.st_size,
+	         (unsigned long long)st.st_mtim.tv_sec);
+	struct cj_err ignore = {0};
+	if (cj_read_file(cache, &out, &len, &ignore) < 0) {
+		if (cj_run(argv, &out, err) < 0)
+			return cj_err_wrap(err, "list the libraries of %s", bin);
+		char tmp[PATH_MAX + 80];
+		snprintf(tmp, sizeof tmp, "%s.%d", cache, (int)getpid());
+		FILE *f = fopen(tmp, "we");
+		if (f) {
+			fputs(out, f);
+			if (fclose(f) == 0)
+				rename(tmp, cache);
+			else
+				unlink(tmp);
+		}
+	}
 	for (char *line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		char *path = strchr(line, '/');
 		if (!path)
@@ -333,7 +356,12 @@ int cj_jail_prepare(const struct cj_jail_config *cfg, const char *run_dir, const
 		return cj_fail(err, errno, "jail: create %s", jail->root);
 	jail->active = true;
 	r |= add_bind(jail, bin, bin, false, err);
-	r |= add_libraries(jail, bin, err);
+	char base[PATH_MAX];
+	snprintf(base, sizeof base, "%s", run_dir);
+	char *slash = strrchr(base, '/');
+	if (slash && slash != base)
+		*slash = '\0'; /* the run base: /run/ctr-jailer */
+	r |= add_libraries(jail, bin, base, err);
 	r |= add_bind(jail, "/etc/ld.so.cache", "/etc/ld.so.cache", false, err);
 	r |= add_bind(jail, "/usr/share/qemu", "/usr/share/qemu", false, err);
 	r |= add_bind(jail, "/usr/share/seabios", "/usr/share/seabios", false, err);

@@ -259,3 +259,26 @@ int cj_parse_size(const char *s, uint64_t default_unit, uint64_t *out)
 	*out = (uint64_t)v * unit;
 	return 0;
 }
+
+int cj_find_in_path(const char *name, char *out, size_t len)
+{
+	const char *path = getenv("PATH");
+
+	if (strchr(name, '/')) {
+		snprintf(out, len, "%s", name);
+		return access(out, X_OK);
+	}
+	if (!path || !*path)
+		path = "/usr/local/bin:/usr/bin:/bin";
+	for (const char *p = path; *p;) {
+		size_t n = strcspn(p, ":");
+		snprintf(out, len, "%.*s/%s", (int)n, p, name);
+		if (n && access(out, X_OK) == 0)
+			return 0;
+		p += n;
+		if (*p == ':')
+			p++;
+	}
+	errno = ENOENT;
+	return -1;
+}

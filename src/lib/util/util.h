@@ -18,6 +18,10 @@ uint64_t cj_now_ns(void); /* CLOCK_MONOTONIC */
  * error message on failure. */
 int cj_run(char *const argv[], char **out, struct cj_err *err);
 
+/* An executable's path: name as is when it has a '/', else the first match
+ * in $PATH. */
+int cj_find_in_path(const char *name, char *out, size_t len);
+
 /* SHA-256 of a byte stream, hex-encoded. */
 struct cj_hash;
 struct cj_hash *cj_hash_new(void);
