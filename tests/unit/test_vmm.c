@@ -82,7 +82,7 @@ static void test_qemu_argv_basics(void **state)
 		i8042 |= strcmp(argv[i + 1], "i8042") == 0;
 	assert_true(i8042);
 
-	assert_string_equal(opt_value(argv, "-accel"), "tcg");
+	assert_string_equal(opt_value(argv, "-accel"), "tcg,tb-size=128");
 	assert_string_equal(opt_value(argv, "-cpu"), "max");
 	assert_string_equal(opt_value(argv, "-smp"), "2");
 	assert_string_equal(opt_value(argv, "-m"), "512");
