@@ -6,12 +6,17 @@ set -euo pipefail
 packages=(
   # build
   meson ninja-build gcc pkg-config musl-tools
-  libjson-c-dev libarchive-dev nettle-dev libmnl-dev libnftables-dev
+  libjson-c-dev libarchive-dev nettle-dev libmnl-dev libnftables-dev libcurl4-openssl-dev
   # run: VMM, filesystem images, kernel module index, kernel download
   qemu-system-x86 e2fsprogs kmod apt ca-certificates nftables iptables
   # tests
   libcmocka-dev python3 python3-pytest python3-pytest-xdist busybox-static clang-format
   iproute2 procps dnsmasq-base
+  # image tests: OCI images built offline (umoci), converted (skopeo),
+  # a file capability (setcap), a zstd rootfs tarball
+  umoci skopeo libcap2-bin zstd
+  # Firecracker contract tests: its OpenAPI schema, read and applied
+  python3-yaml python3-jsonschema
 )
 
 # The jail's unprivileged user (ctr-jailer falls back to nobody without it).

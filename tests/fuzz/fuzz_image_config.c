@@ -35,8 +35,8 @@ static void check_env(const struct cj_strv *env)
 		FUZZ_CHECK(eq && eq != env->v[i]);
 		for (size_t j = 0; j < i; j++) {
 			size_t klen = (size_t)(eq - env->v[i]);
-			FUZZ_CHECK(!(strncmp(env->v[j], env->v[i], klen) == 0 &&
-			             env->v[j][klen] == '='));
+			FUZZ_CHECK(
+			    !(strncmp(env->v[j], env->v[i], klen) == 0 && env->v[j][klen] == '='));
 		}
 	}
 }
@@ -74,7 +74,8 @@ static void fuzz_config(const char *text, size_t len, struct cj_err *err)
 		FUZZ_CHECK(cmd.n == c.entrypoint.n + c.cmd.n && cmd.n > 0);
 		cj_strv_free(&cmd);
 	} else {
-		FUZZ_CHECK(c.entrypoint.n + c.cmd.n == 0 || c.entrypoint.n + c.cmd.n > CTRJ_MAX_ARGS);
+		FUZZ_CHECK(c.entrypoint.n + c.cmd.n == 0 ||
+		           c.entrypoint.n + c.cmd.n > CTRJ_MAX_ARGS);
 		FUZZ_CHECK(e2.msg[0]);
 	}
 	if (cj_image_env(&c, NULL, &env, &e2) == 0) {

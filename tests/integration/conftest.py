@@ -118,6 +118,14 @@ class Runner:
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
+def runs(run_dir: Path):
+    """Run directories under run_dir (the runtime's own dotfiles, such as its
+    locks and caches, are not runs)."""
+    if not run_dir.exists():
+        return []
+    return [p for p in run_dir.iterdir() if not p.name.startswith(".")]
+
+
 def qemu_processes_for(run_dir: Path):
     """QEMU processes started for run_dir: their command line mentions it,
     or (jailed, with jail-relative paths) their environment does, through
@@ -161,8 +169,7 @@ def runner(kernel_ready, tmp_path, busybox_rootfs):
     yield r
     # Nothing left behind: no run directory entries, no VMM processes.
     # (the shared ".net.lock" is the runtime's own, not a leftover of a run)
-    leftovers = [p for p in run_dir.iterdir() if not p.name.startswith(".")] \
-        if run_dir.exists() else []
+    leftovers = runs(run_dir)
     procs = qemu_processes_for(run_dir)
     for pid in procs:
         os.kill(pid, signal.SIGKILL)

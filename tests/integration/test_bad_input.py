@@ -4,7 +4,7 @@ import subprocess
 
 import pytest
 
-from conftest import BINARY
+from conftest import BINARY, runs
 
 
 @pytest.fixture
@@ -24,7 +24,7 @@ def bad(runner, tmp_path):
             "ctr-jailer: the KVM here")]
         assert result.returncode == 125, result.stderr
         assert len(lines) == 1, lines
-        assert not runner.run_dir.exists() or not list(runner.run_dir.iterdir())
+        assert not runs(runner.run_dir)
         assert not list(cache.rglob("*.tmp"))
         return lines[0]
     return run

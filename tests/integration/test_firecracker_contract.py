@@ -40,7 +40,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BINARY, BUILD, REPO
+from conftest import BINARY, BUILD, REPO, runs
 
 STANDIN_DIR = REPO / "tests/integration/fc_standin"
 SCHEMA = Path(os.environ.get("CTRJ_FC_SCHEMA", REPO.parent / "shared/firecracker/firecracker.yaml"))
@@ -330,7 +330,7 @@ def test_jailer_command_line_and_chroot(fc, runner):
     assert start["pid"] != j["pid"]  # forked into its own pid namespace
     # Everything removed: jail, run directory; the volumes' owner restored.
     assert not (fc.jail_base / "firecracker" / run_id).exists()
-    assert not list(runner.run_dir.iterdir())
+    assert not runs(runner.run_dir)
     for v in fc.vols.iterdir():
         assert owner(v) == (0, 0, 0o600)
 
@@ -392,7 +392,7 @@ def test_graceful_stop_sends_ctrl_alt_del(fc, runner, jail):
         ("PUT", "/actions", {"action_type": "SendCtrlAltDel"})]
     assert not fc.violations()
     assert not fc.jail_dirs()
-    assert not list(runner.run_dir.iterdir())
+    assert not runs(runner.run_dir)
 
 
 @pytest.mark.parametrize("jail", [True, False], ids=["jail", "no-jail"])
@@ -408,7 +408,7 @@ def test_fault_message_is_the_error(fc, runner, jail):
     assert fc.calls()[-1]["path"] == "/drives/vol1"
     assert not fc.processes()
     assert not fc.jail_dirs()
-    assert not list(runner.run_dir.iterdir())
+    assert not runs(runner.run_dir)
     for v in fc.vols.iterdir():
         assert owner(v) == (0, 0, 0o600)
 
@@ -501,7 +501,7 @@ def test_gc_after_sigkill(fc, runner):
         time.sleep(0.05)
     assert not fc.processes()
     assert not fc.jail_dirs()
-    assert not list(runner.run_dir.iterdir())
+    assert not runs(runner.run_dir)
     for v in fc.vols.iterdir():
         assert owner(v) == (0, 0, 0o600)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BINARY, qemu_processes_for, wait_for_output
+from conftest import BINARY, qemu_processes_for, wait_for_output, runs
 
 
 def status(pid):
@@ -75,7 +75,7 @@ def test_vmm_is_jailed_and_limited(runner):
     assert limits["pids.max"] == "200"
     assert limits.get("cpu.cfs_quota_us", limits.get("cpu.max", "").split(" ")[0]) == "150000"
     assert seen["cgroups_after"] == []        # removed at teardown
-    assert list(runner.run_dir.iterdir()) == []
+    assert runs(runner.run_dir) == []
 
 
 def test_no_jail_negative_control(runner):
@@ -125,4 +125,4 @@ def test_jail_and_cgroup_removed_after_sigkill(runner):
         else:
             assert runner.run(["/bin/true"]).returncode == 0
         assert [d for d in dirs if d.exists()] == []
-        assert list(runner.run_dir.iterdir()) == []
+        assert runs(runner.run_dir) == []

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import parse_probe, qemu_processes_for, wait_for_output
+from conftest import parse_probe, qemu_processes_for, wait_for_output, runs
 
 
 def timings(stderr: bytes) -> dict:
@@ -210,11 +210,11 @@ def test_sigkill_of_runtime_leaves_nothing_the_next_run_cannot_clean(runner):
     proc.wait()
     time.sleep(0.5)
     assert not qemu_processes_for(runner.run_dir)   # the VMM died with its parent
-    assert len(list(runner.run_dir.iterdir())) == 1  # the killed run's directory remains
+    assert len(runs(runner.run_dir)) == 1  # the killed run's directory remains
     result = runner.run(["/bin/true"])
     assert result.returncode == 0
     assert b"removed leftover run" in result.stderr
-    assert list(runner.run_dir.iterdir()) == []
+    assert runs(runner.run_dir) == []
 
 
 def test_gc_command_removes_leftovers(runner):
@@ -224,4 +224,4 @@ def test_gc_command_removes_leftovers(runner):
     proc.wait()
     from conftest import BINARY
     subprocess.run([BINARY, "gc"], env=runner.env(), check=True, capture_output=True)
-    assert list(runner.run_dir.iterdir()) == []
+    assert runs(runner.run_dir) == []

@@ -49,8 +49,9 @@ static void test_ref_parse(void **state)
 	    {"docker-archive:/x:y.tar", CJ_IMAGE_DOCKER_ARCHIVE, "/x:y.tar", NULL},
 	    {"tar:rootfs.tar.gz", CJ_IMAGE_TAR, "rootfs.tar.gz", NULL},
 	};
-	static const char *const bad[] = {"", "oci", "oci:", "docker:/x", "/plain/dir",
-	                                  "oci:/img:", "tar:", "docker-archive:", "OCI:/x"};
+	static const char *const bad[] = {"",           "oci",       "oci:", "docker:/x",
+	                                  "/plain/dir", "oci:/img:", "tar:", "docker-archive:",
+	                                  "OCI:/x"};
 	struct cj_image_ref ref;
 	struct cj_err err;
 
@@ -219,12 +220,12 @@ static void test_signal_parse(void **state)
 		const char *s;
 		int sig;
 	} cases[] = {
-	    {"SIGUSR1", 10},  {"USR1", 10},     {"sigusr1", 10},   {"10", 10},
-	    {"SIGTERM", 15},  {"KILL", 9},      {"SIGRTMIN", 32},  {"SIGRTMIN+3", 35},
-	    {"RTMAX", 64},    {"RTMAX-2", 62},  {"64", 64},        {"1", 1},
-	    {"0", -1},        {"65", -1},       {"", -1},          {"SIGNOPE", -1},
-	    {"SIG", -1},      {"-1", -1},       {"10x", -1},       {"RTMIN+33", -1},
-	    {"RTMIN+", -1},   {"RTMAX-40", -1}, {"0010", -1},      {"SIGUSR1 ", -1},
+	    {"SIGUSR1", 10}, {"USR1", 10},     {"sigusr1", 10},  {"10", 10},
+	    {"SIGTERM", 15}, {"KILL", 9},      {"SIGRTMIN", 32}, {"SIGRTMIN+3", 35},
+	    {"RTMAX", 64},   {"RTMAX-2", 62},  {"64", 64},       {"1", 1},
+	    {"0", -1},       {"65", -1},       {"", -1},         {"SIGNOPE", -1},
+	    {"SIG", -1},     {"-1", -1},       {"10x", -1},      {"RTMIN+33", -1},
+	    {"RTMIN+", -1},  {"RTMAX-40", -1}, {"0010", -1},     {"SIGUSR1 ", -1},
 	};
 	for (size_t i = 0; i < ARRAY_LEN(cases); i++)
 		if (cj_signal_parse(cases[i].s) != cases[i].sig)
@@ -303,8 +304,13 @@ static void test_index_and_manifest_hostile(void **state)
 	    "{\"manifests\":[],\"config\":{}}",
 	};
 	static const char *const bad_docker[] = {
-	    "[]", "{}", "[1]", "[{\"Layers\":[]}]", "[{\"Config\":\"\",\"Layers\":[]}]",
-	    "[{\"Config\":\"c.json\"}]", "[{\"Config\":\"c.json\",\"Layers\":[\"\"]}]",
+	    "[]",
+	    "{}",
+	    "[1]",
+	    "[{\"Layers\":[]}]",
+	    "[{\"Config\":\"\",\"Layers\":[]}]",
+	    "[{\"Config\":\"c.json\"}]",
+	    "[{\"Config\":\"c.json\",\"Layers\":[\"\"]}]",
 	    "[{\"Config\":\"c.json\",\"Layers\":\"x\"}]",
 	};
 	struct cj_err err;
@@ -333,8 +339,9 @@ static void test_index_and_manifest_hostile(void **state)
 	}
 	assert_true(cj_digest_valid("sha256:" D64));
 	assert_false(cj_digest_valid("sha256:" D64 "0"));
-	assert_false(cj_digest_valid("sha256:0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789"
-	                             "abcdef"));
+	assert_false(
+	    cj_digest_valid("sha256:0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789"
+	                    "abcdef"));
 	assert_false(cj_digest_valid("sha256:"));
 }
 
@@ -427,12 +434,13 @@ static void test_clean_path(void **state)
 	static const struct {
 		const char *in, *out;
 	} ok[] = {
-	    {"a/b", "a/b"}, {"./a/b", "a/b"}, {"/a//b/", "a/b"},  {".", ""},        {"./", ""},
-	    {"/", ""},      {"a/./b", "a/b"}, {"...", "..."},     {"..a/b..", "..a/b.."},
+	    {"a/b", "a/b"},   {"./a/b", "a/b"},  {"/a//b/", "a/b"},
+	    {".", ""},        {"./", ""},        {"/", ""},
+	    {"a/./b", "a/b"}, {"...", "..."},    {"..a/b..", "..a/b.."},
 	    {"a/.b", "a/.b"}, {"./././/x", "x"},
 	};
-	static const char *const bad[] = {"..", "../x", "a/../b", "a/..", "/../etc", "./../x",
-	                                  "a/b/../../.."};
+	static const char *const bad[] = {"..",      "../x",   "a/../b",      "a/..",
+	                                  "/../etc", "./../x", "a/b/../../.."};
 	char out[64];
 
 	for (size_t i = 0; i < ARRAY_LEN(ok); i++) {
@@ -680,7 +688,7 @@ static void test_layers_contained(void **state)
 	tar_add(tb, 'f', "abs/victim", "via absolute symlink");
 	tar_add(tb, 'f', "rel/sub/file", "via relative symlink");
 	tar_add(tb, 'f', "victimlink", "replaces the symlink, not its target");
-	tar_add(tb, 'h', "hl", "rel/victim");   /* resolves to the image's /victim */
+	tar_add(tb, 'h', "hl", "rel/victim");    /* resolves to the image's /victim */
 	tar_add(tb, 'f', "rel/.wh.nothing", ""); /* a whiteout through a symlink */
 	tar_add(tb, 'c', "null", NULL);
 	assert_int_equal(tar_apply(t, tb, true, &err, &st), 0);

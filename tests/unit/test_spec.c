@@ -747,6 +747,91 @@ static void test_spec_seed_env_overridden_by_flags(void **state)
 	expect_spec_error(argv2, bad_rootfs, "ROOTFS_SIZE");
 }
 
+/* --image / --entrypoint / CTR_JAILER_IMAGE (the image parsing itself is
+ * in test_image.c; the runs in tests/integration/test_oci.py). */
+static void test_spec_image_options(void **state)
+{
+	struct cj_spec spec;
+	struct cj_err err;
+	char *noenv[] = {NULL};
+
+	char *both[] = {"run", "--rootfs", "/", "--image", "oci:/x", "--", "/bin/true", NULL};
+	expect_spec_error(both, noenv, "not both");
+	char *bogus[] = {"run", "--image", "bogus:x", "--", "/bin/true", NULL};
+	expect_spec_error(bogus, noenv, "oci:DIR");
+	char *missing[] = {"run", "--image", "oci:/no/such/layout", NULL};
+	expect_spec_error(missing, noenv, "/no/such/layout");
+
+	/* --entrypoint on a plain rootfs: the entrypoint, then the arguments */
+	char *ep[] = {"run", "--entrypoint", "/bin/sh", "--", "-c", "echo x", NULL};
+	assert_int_equal(spec_run(&spec, ep, noenv, &err), 0);
+	assert_int_equal(spec.argv.n, 3);
+	assert_string_equal(spec.argv.v[0], "/bin/sh");
+	assert_string_equal(spec.argv.v[2], "echo x");
+	assert_null(spec.image);
+	cj_spec_free(&spec);
+	/* ... and alone it is the whole command */
+	char *ep_only[] = {"run", "--entrypoint", "/app", NULL};
+	assert_int_equal(spec_run(&spec, ep_only, noenv, &err), 0);
+	assert_int_equal(spec.argv.n, 1);
+	cj_spec_free(&spec);
+
+	/* CTR_JAILER_IMAGE gives way to --rootfs on the command line ... */
+	char *img_env[] = {"CTR_JAILER_IMAGE=oci:/no/such/layout", NULL};
+	char *rootfs[] = {"run", "--rootfs", "/", "--", "/bin/true", NULL};
+	assert_int_equal(spec_run(&spec, rootfs, img_env, &err), 0);
+	assert_null(spec.image);
+	assert_null(spec.image_info);
+	cj_spec_free(&spec);
+	/* ... but without it, it is the image (and this one is missing) */
+	char *plain[] = {"run", "--", "/bin/true", NULL};
+	expect_spec_error(plain, img_env, "/no/such/layout");
+}
+
+static void test_spec_vmm_options(void **state)
+{
+	struct cj_spec spec;
+	struct cj_err err;
+	char *noenv[] = {NULL};
+
+	char *plain[] = {"run", "--", "/bin/true", NULL};
+	assert_int_equal(spec_run(&spec, plain, noenv, &err), 0);
+	assert_int_equal(spec.vmm, CJ_VMM_AUTO);
+	assert_null(spec.firecracker_bin);
+	assert_null(spec.jailer_bin);
+	assert_string_equal(spec.chroot_base, CJ_DEFAULT_CHROOT_BASE);
+	cj_spec_free(&spec);
+
+	/* environment, then flags over it; FIRECRACKER_BIN/JAILER_BIN stay
+	 * out of the guest's environment */
+	char *env[] = {"CTR_JAILER_VMM=qemu", "FIRECRACKER_BIN=/opt/fc/firecracker",
+	               "JAILER_BIN=/opt/fc/jailer", "CTR_JAILER_CHROOT_BASE=/var/jail", NULL};
+	assert_int_equal(spec_run(&spec, plain, env, &err), 0);
+	assert_int_equal(spec.vmm, CJ_VMM_QEMU);
+	assert_string_equal(spec.firecracker_bin, "/opt/fc/firecracker");
+	assert_string_equal(spec.jailer_bin, "/opt/fc/jailer");
+	assert_string_equal(spec.chroot_base, "/var/jail");
+	assert_null(env_get(&spec.env, "FIRECRACKER_BIN"));
+	assert_null(env_get(&spec.env, "JAILER_BIN"));
+	cj_spec_free(&spec);
+	char *flags[] = {"run",    "--vmm",    "firecracker", "--firecracker",
+	                 "/fc",    "--jailer", "/j",          "--chroot-base",
+	                 "/srv/j", "--",       "/bin/true",   NULL};
+	assert_int_equal(spec_run(&spec, flags, env, &err), 0);
+	assert_int_equal(spec.vmm, CJ_VMM_FIRECRACKER);
+	assert_string_equal(spec.firecracker_bin, "/fc");
+	assert_string_equal(spec.jailer_bin, "/j");
+	assert_string_equal(spec.chroot_base, "/srv/j");
+	cj_spec_free(&spec);
+
+	char *bad_vmm[] = {"run", "--vmm", "kvmtool", "--", "/bin/true", NULL};
+	expect_spec_error(bad_vmm, noenv, "auto, qemu or firecracker");
+	char *bad_env[] = {"CTR_JAILER_VMM=xen", NULL};
+	expect_spec_error(plain, bad_env, "CTR_JAILER_VMM");
+	char *rel_base[] = {"run", "--chroot-base", "jails", "--", "/bin/true", NULL};
+	expect_spec_error(rel_base, noenv, "absolute");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -763,6 +848,8 @@ int main(void)
 	    cmocka_unit_test(test_spec_guest_args_not_parsed),
 	    cmocka_unit_test(test_spec_env_layers),
 	    cmocka_unit_test(test_spec_seed_env_overridden_by_flags),
+	    cmocka_unit_test(test_spec_image_options),
+	    cmocka_unit_test(test_spec_vmm_options),
 	};
 	return cmocka_run_group_tests_name("spec", tests, NULL, NULL);
 }

@@ -261,7 +261,70 @@ static void build_cmdline(const struct cj_spec *spec, bool kvm, char *out, size_
 		snprintf(out + n, len - (size_t)n, " %s", spec->extra_boot_args);
 }
 
+/* The guest console reaches our stdout through a pipe, under a token
+ * bucket: a guest that floods its console cannot flood the host's logs
+ * (docker logs, journald). Excess output is dropped and counted. */
+#define CONSOLE_RATE  (1u << 20) /* bytes per second */
+#define CONSOLE_BURST (4u << 20) /* bytes */
+
+struct console {
+	int fd; /* read end, -1 when closed */
+	double tokens;
+	uint64_t last_ns;
+	uint64_t dropped;
+	uint64_t last_notice_ns;
+};
+
+static void console_write(const char *buf, size_t n)
+{
+	while (n) {
+		ssize_t w = write(STDOUT_FILENO, buf, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return; /* stdout gone: the guest's output has nowhere to go */
+		buf += w;
+		n -= (size_t)w;
+	}
+}
+
+/* Move what the console pipe holds to stdout; false at EOF. */
+static bool console_relay(struct console *c)
+{
+	char buf[65536];
+
+	for (;;) {
+		ssize_t n = read(c->fd, buf, sizeof buf);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n == 0 || (n < 0 && errno != EAGAIN)) {
+			close(c->fd);
+			c->fd = -1;
+			break;
+		}
+		if (n < 0)
+			break;
+		uint64_t now = cj_now_ns();
+		c->tokens += (double)(now - c->last_ns) / 1e9 * CONSOLE_RATE;
+		if (c->tokens > CONSOLE_BURST)
+			c->tokens = CONSOLE_BURST;
+		c->last_ns = now;
+		size_t pass = c->tokens >= (double)n ? (size_t)n : (size_t)c->tokens;
+		c->tokens -= (double)pass;
+		console_write(buf, pass);
+		c->dropped += (uint64_t)n - pass;
+	}
+	if (c->dropped && cj_now_ns() - c->last_notice_ns > 1000000000ull) {
+		fprintf(stderr,
+		        "ctr-jailer: guest console over %u KiB/s: %llu bytes dropped so far\n",
+		        CONSOLE_RATE >> 10, (unsigned long long)c->dropped);
+		c->last_notice_ns = cj_now_ns();
+	}
+	return c->fd >= 0;
+}
+
 struct supervision {
+	struct console console;
 	bool stop_requested;
 	bool killed;
 	int vmm_status;
@@ -280,10 +343,16 @@ static int supervise(struct cj_vmm *vmm, int sfd, unsigned grace_s, struct super
 			uint64_t now = cj_now_ns();
 			timeout = now >= deadline ? 0 : (int)((deadline - now) / 1000000 + 1);
 		}
-		struct pollfd p = {.fd = sfd, .events = POLLIN};
-		int pr = poll(&p, 1, timeout);
+		struct pollfd p[2] = {{.fd = sfd, .events = POLLIN},
+		                      {.fd = sv->console.fd, .events = POLLIN}};
+		int pr = poll(p, sv->console.fd >= 0 ? 2 : 1, timeout);
 		if (pr < 0 && errno != EINTR)
 			return cj_fail(err, errno, "poll");
+		if (pr > 0 && sv->console.fd >= 0 && p[1].revents) {
+			console_relay(&sv->console);
+			if (!p[0].revents)
+				continue;
+		}
 		if (pr == 0 && deadline && cj_now_ns() >= deadline) {
 			fprintf(stderr,
 			        "ctr-jailer: the guest did not stop in time; killing the VM\n");
@@ -302,6 +371,8 @@ static int supervise(struct cj_vmm *vmm, int sfd, unsigned grace_s, struct super
 			if (w == vmm->pid) {
 				sv->vmm_status = st;
 				vmm->pid = 0;
+				if (sv->console.fd >= 0)
+					console_relay(&sv->console); /* the last words */
 				return 0;
 			}
 			continue;
@@ -363,7 +434,7 @@ int cj_run_vm(const struct cj_spec *spec, struct cj_err *err)
 	struct cj_vm_config vm = {0};
 	struct cj_vmm vmm = {0};
 	struct cj_vmm_choice choice;
-	struct supervision sv = {0};
+	struct supervision sv = {.console.fd = -1};
 	struct ctrj_config cfg = {0};
 	struct ctrj_status st;
 	char initramfs[PATH_MAX], run_dir[PATH_MAX], id[16], ctl_path[64];
@@ -512,8 +583,22 @@ int cj_run_vm(const struct cj_spec *spec, struct cj_err *err)
 		goto teardown;
 	}
 	cj_vmm_choice_apply(&choice, &vm); /* Firecracker's jailer and chroot base */
-	if (vmm.ops->start(&vmm, &vm, err) < 0)
-		goto teardown;
+	{
+		int cpipe[2];
+		if (pipe2(cpipe, O_CLOEXEC) < 0) {
+			cj_fail(err, errno, "console pipe");
+			goto teardown;
+		}
+		sv.console = (struct console){
+		    .fd = cpipe[0], .tokens = CONSOLE_BURST, .last_ns = cj_now_ns()};
+		vm.console_fd = cpipe[1];
+		vm.has_console_fd = true;
+		int r = vmm.ops->start(&vmm, &vm, err);
+		close(cpipe[1]);
+		fcntl(cpipe[0], F_SETFL, O_NONBLOCK);
+		if (r < 0)
+			goto teardown;
+	}
 	t.vmm_exec = cj_now_ns();
 	{
 		char vmm_file[PATH_MAX + 8];
@@ -544,6 +629,8 @@ int cj_run_vm(const struct cj_spec *spec, struct cj_err *err)
 	code = exit_code_for(&st, have_status, &sv, &vmm, err);
 
 teardown:
+	if (sv.console.fd >= 0)
+		close(sv.console.fd);
 	if (sfd >= 0)
 		close(sfd);
 	if (ctl_fd >= 0)

@@ -475,7 +475,8 @@ static int fd_of_proc_path(const char *path)
 /* Canonical path of the firecracker binary and its file name (the jailer
  * names the jail after it and, since 1.10, insists it contains
  * "firecracker"). */
-static int exec_file(const char *bin, char *real, char *name, size_t namelen, struct cj_err *err)
+static int exec_file(const char *bin, bool jailed, char *real, char *name, size_t namelen,
+                     struct cj_err *err)
 {
 	struct stat st;
 
@@ -484,7 +485,7 @@ static int exec_file(const char *bin, char *real, char *name, size_t namelen, st
 	if (stat(real, &st) < 0 || !S_ISREG(st.st_mode))
 		return cj_fail(err, errno ? errno : EINVAL, "firecracker binary %s", real);
 	snprintf(name, namelen, "%s", strrchr(real, '/') + 1);
-	if (!strstr(name, "firecracker"))
+	if (jailed && !strstr(name, "firecracker"))
 		return cj_fail(err, 0,
 		               "the firecracker binary's file name must contain 'firecracker' "
 		               "for the jailer (it is %s): rename it or link it under that name",
@@ -498,8 +499,9 @@ struct spawn {
 	char **argv;
 	const int *keep;
 	size_t nkeep;
-	int netns_fd; /* -1: stay */
-	int cwd_fd;   /* -1: stay */
+	int netns_fd;   /* -1: stay */
+	int cwd_fd;     /* -1: stay */
+	int console_fd; /* -1: our stdout */
 };
 
 /* Fork and exec s->argv[0] (an absolute path) with an empty environment:
@@ -533,6 +535,9 @@ static pid_t spawn(const struct spawn *s, struct cj_err *err)
 			goto fail;
 		int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
 		if (null < 0 || dup2(null, STDIN_FILENO) < 0)
+			goto fail;
+		/* the guest console (Firecracker's serial is its stdout) */
+		if (s->console_fd >= 0 && dup2(s->console_fd, STDOUT_FILENO) < 0)
 			goto fail;
 		if (close_range(3, ~0u, CLOSE_RANGE_CLOEXEC) < 0)
 			goto fail;
@@ -713,6 +718,9 @@ static int api_call(const struct fc_priv *p, const char *path, json_object *body
 		cj_fc_sanitize(rep.data ? rep.data : "(no explanation)", fault, sizeof fault);
 	json_object_put(o);
 	describe_call(path, what, sizeof what);
+	json_object *act;
+	if (strcmp(path, "/actions") == 0 && json_object_object_get_ex(body, "action_type", &act))
+		snprintf(what, sizeof what, "the action %s", json_object_get_string(act));
 	cj_fail(err, 0, "Firecracker refused %s (%s %s, HTTP %ld): %s", what, method, path, status,
 	        fault);
 out:
@@ -853,6 +861,18 @@ static void *log_thread(void *arg)
 	return NULL;
 }
 
+/* Stops and joins the thread. The eventfd write cannot fail short of a
+ * bug (its counter is far from overflowing); then the thread is cancelled,
+ * at a poll(). */
+static void stop_log_thread_now(struct fc_priv *p)
+{
+	uint64_t one = 1;
+
+	if (write(p->stop_fd, &one, sizeof one) != (ssize_t)sizeof one)
+		pthread_cancel(p->thread);
+	pthread_join(p->thread, NULL);
+}
+
 static int start_log_thread(struct fc_priv *p, struct cj_err *err)
 {
 	sigset_t all, old;
@@ -863,9 +883,14 @@ static int start_log_thread(struct fc_priv *p, struct cj_err *err)
 		return cj_fail(err, errno, "eventfd");
 	/* The thread takes no signals: they stay with the supervisor's signalfd. */
 	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
+	if ((r = pthread_sigmask(SIG_BLOCK, &all, &old)) != 0)
+		return cj_fail(err, r, "pthread_sigmask");
 	r = pthread_create(&p->thread, NULL, log_thread, p);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	int r2 = pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r == 0 && r2 != 0) {
+		stop_log_thread_now(p);
+		return cj_fail(err, r2, "pthread_sigmask");
+	}
 	if (r != 0)
 		return cj_fail(err, r, "start the Firecracker log reader");
 	p->thread_started = true;
@@ -874,13 +899,8 @@ static int start_log_thread(struct fc_priv *p, struct cj_err *err)
 
 static void stop_log_thread(struct fc_priv *p)
 {
-	uint64_t one = 1;
-
 	if (p->thread_started) {
-		if (write(p->stop_fd, &one, sizeof one) == (ssize_t)sizeof one)
-			pthread_join(p->thread, NULL);
-		else
-			pthread_cancel(p->thread), pthread_join(p->thread, NULL);
+		stop_log_thread_now(p);
 		p->thread_started = false;
 	}
 }
@@ -958,9 +978,9 @@ static int build_jail(struct fc_priv *p, const struct cj_vm_config *cfg, const c
 	return 0;
 }
 
-/* The largest file the VMM legitimately writes: its writable drives. The
- * jailer's fsize limit stops a compromised VMM from filling the host's disk
- * through the jail directory it owns. */
+/* The largest file the VMM legitimately writes: its largest writable
+ * drive. As the jailer's fsize limit it bounds every file a compromised VMM
+ * could grow (say, in the jail directory it owns). */
 static uint64_t largest_writable(const struct cj_vm_config *cfg)
 {
 	uint64_t max = 0;
@@ -992,7 +1012,8 @@ static int start_jailed(struct cj_vmm *vmm, struct fc_priv *p, const struct cj_v
 	    .limits = &cfg->jail.limits,
 	    .fsize = largest_writable(cfg),
 	};
-	struct spawn s = {.netns_fd = -1, .cwd_fd = -1};
+	struct spawn s = {
+	    .netns_fd = -1, .cwd_fd = -1, .console_fd = cfg->has_console_fd ? cfg->console_fd : -1};
 	int st = 0, fd;
 	pid_t jailer, pid;
 	ssize_t n;
@@ -1058,7 +1079,8 @@ static int start_unjailed(struct cj_vmm *vmm, struct fc_priv *p, const struct cj
 	                  .keep = cfg->keep_fds,
 	                  .nkeep = cfg->nkeep_fds,
 	                  .netns_fd = -1,
-	                  .cwd_fd = p->sock_dirfd};
+	                  .cwd_fd = p->sock_dirfd,
+	                  .console_fd = cfg->has_console_fd ? cfg->console_fd : -1};
 	pid_t pid;
 
 	if (cfg->jail.netns) {
@@ -1124,13 +1146,15 @@ static int fc_start(struct cj_vmm *vmm, const struct cj_vm_config *cfg, struct c
 	snprintf(p->metrics_out, sizeof p->metrics_out, "%s/metrics.json", cfg->run_dir);
 	if (!cfg->id || !valid_name(cfg->id))
 		return cj_fail(err, 0, "the Firecracker backend needs the run's id");
+	if (p->jailed && (!cfg->jail.jailer_bin || !cfg->jail.chroot_base))
+		return cj_fail(err, 0, "Firecracker's jailer or its chroot base is not set");
 	if (cfg->cpus > CJ_FC_MAX_VCPUS)
 		fprintf(stderr, "ctr-jailer: Firecracker runs at most %u vCPUs; using %u\n",
 		        CJ_FC_MAX_VCPUS, CJ_FC_MAX_VCPUS);
 	if (curl_global_init(CURL_GLOBAL_NOTHING) != CURLE_OK)
 		return cj_fail(err, 0, "libcurl initialisation failed");
 	p->curl_ready = true;
-	if (exec_file(vmm->bin, real, exec_name, sizeof exec_name, err) < 0)
+	if (exec_file(vmm->bin, p->jailed, real, exec_name, sizeof exec_name, err) < 0)
 		return -1;
 
 	if (p->jailed) {

@@ -341,6 +341,8 @@ static int qemu_start(struct cj_vmm *vmm, const struct cj_vm_config *cfg, struct
 		int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
 		if (null < 0 || dup2(null, STDIN_FILENO) < 0)
 			goto fail;
+		if (cfg->has_console_fd && dup2(cfg->console_fd, STDOUT_FILENO) < 0)
+			goto fail;
 		if (p) {
 			/* wait until the parent has put us in the VM's cgroup */
 			close(gopipe[1]);

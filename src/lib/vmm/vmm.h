@@ -57,7 +57,9 @@ struct cj_vm_config {
 	uint8_t mac[6];      /* guest MAC */
 	int keep_fds[4];     /* inherited by the VMM (drives given as /proc/self/fd/N) */
 	size_t nkeep_fds;
-	const char *id; /* the run's id (the jail is named after it) */
+	const char *id;      /* the run's id (the jail is named after it) */
+	bool has_console_fd; /* the guest console goes to console_fd, else to our stdout */
+	int console_fd;
 	struct cj_jail_config jail;
 };
 
