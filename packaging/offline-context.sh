@@ -22,6 +22,8 @@ release=$(readlink "$cache/kernels/default") || {
   echo "offline-context: no kernel in $cache/kernels: run 'ctr-jailer kernel fetch'" >&2; exit 1; }
 
 mkdir -p "$out/cache/kernels"
+# a context other than the repository also needs the entrypoint script
+[ "$(cd "$ctx" && pwd)" = "$repo" ] || install -m 0755 "$repo/packaging/entrypoint.sh" "$ctx/packaging/entrypoint.sh"
 install -m 0755 "$bin" "$out/ctr-jailer"
 rm -rf "$out/cache/kernels/$release"
 # hard links where the cache is on the same filesystem: the kernel and its

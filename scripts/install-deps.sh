@@ -17,6 +17,9 @@ packages=(
   umoci skopeo libcap2-bin zstd
   # Firecracker contract tests: its OpenAPI schema, read and applied
   python3-yaml python3-jsonschema
+  # Docker end-to-end test: its own dockerd in a test namespace, Compose,
+  # and a Debian base image made without a registry
+  docker.io docker-compose mmdebstrap
 )
 
 # The jail's unprivileged user (ctr-jailer falls back to nobody without it).
@@ -38,5 +41,14 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "install-deps: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
+# Installing docker.io would start the system's Docker daemon, which changes
+# the host's network (a docker0 bridge, iptables rules). The tests run their
+# own dockerd in a namespace: keep services from starting during the install
+# (the standard policy-rc.d switch), unless the machine has its own policy.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+  chmod 0755 /usr/sbin/policy-rc.d
+  trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+fi
 apt-get update -q
 apt-get install -y -q --no-install-recommends "${missing[@]}"
