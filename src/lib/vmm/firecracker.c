@@ -28,7 +28,7 @@
 
 #include "util/util.h"
 
-#include <curl/curl.h>
+#include "curl_dl.h"
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -1151,6 +1151,8 @@ static int fc_start(struct cj_vmm *vmm, const struct cj_vm_config *cfg, struct c
 	if (cfg->cpus > CJ_FC_MAX_VCPUS)
 		fprintf(stderr, "ctr-jailer: Firecracker runs at most %u vCPUs; using %u\n",
 		        CJ_FC_MAX_VCPUS, CJ_FC_MAX_VCPUS);
+	if (cj_curl_load(err) < 0)
+		return -1;
 	if (curl_global_init(CURL_GLOBAL_NOTHING) != CURLE_OK)
 		return cj_fail(err, 0, "libcurl initialisation failed");
 	p->curl_ready = true;

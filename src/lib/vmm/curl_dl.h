@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* libcurl, loaded on first use. Only the Firecracker backend talks HTTP;
+ * linking libcurl (and the TLS stack it drags in) into every run would
+ * triple ctr-jailer's resident memory for nothing on the QEMU path.
+ * Include this instead of <curl/curl.h>: the curl_* names below then call
+ * through the table that cj_curl_load() fills. */
+#ifndef CJ_CURL_DL_H
+#define CJ_CURL_DL_H
+
+#define CURL_DISABLE_TYPECHECK 1
+#include <curl/curl.h>
+
+#include "util/err.h"
+
+struct cj_curl_api {
+	CURL *(*easy_init)(void);
+	CURLcode (*easy_setopt)(CURL *, CURLoption, ...);
+	CURLcode (*easy_perform)(CURL *);
+	CURLcode (*easy_getinfo)(CURL *, CURLINFO, ...);
+	void (*easy_cleanup)(CURL *);
+	const char *(*easy_strerror)(CURLcode);
+	struct curl_slist *(*slist_append)(struct curl_slist *, const char *);
+	void (*slist_free_all)(struct curl_slist *);
+	CURLcode (*global_init)(long);
+	void (*global_cleanup)(void);
+};
+
+extern struct cj_curl_api cj_curl;
+
+/* Load libcurl.so.4 once; a clear error when it is not installed. */
+int cj_curl_load(struct cj_err *err);
+
+/* curl.h may define some of these as function-like macros already */
+#undef curl_easy_setopt
+#undef curl_easy_getinfo
+#define curl_easy_init      cj_curl.easy_init
+#define curl_easy_setopt    cj_curl.easy_setopt
+#define curl_easy_perform   cj_curl.easy_perform
+#define curl_easy_getinfo   cj_curl.easy_getinfo
+#define curl_easy_cleanup   cj_curl.easy_cleanup
+#define curl_easy_strerror  cj_curl.easy_strerror
+#define curl_slist_append   cj_curl.slist_append
+#define curl_slist_free_all cj_curl.slist_free_all
+#define curl_global_init    cj_curl.global_init
+#define curl_global_cleanup cj_curl.global_cleanup
+
+#endif
