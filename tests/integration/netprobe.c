@@ -37,13 +37,15 @@ static int serve(int udp, int port, const char *text)
 		if (udp) {
 			if (recvfrom(s, buf, sizeof buf, 0, (struct sockaddr *)&peer, &len) < 0)
 				continue;
-			int n = snprintf(out, sizeof out, "%s from %s\n", text, inet_ntoa(peer.sin_addr));
+			int n = snprintf(out, sizeof out, "%s from %s\n", text,
+			                 inet_ntoa(peer.sin_addr));
 			sendto(s, out, (size_t)n, 0, (struct sockaddr *)&peer, len);
 		} else {
 			int c = accept(s, (struct sockaddr *)&peer, &len);
 			if (c < 0)
 				continue;
-			int n = snprintf(out, sizeof out, "%s from %s\n", text, inet_ntoa(peer.sin_addr));
+			int n = snprintf(out, sizeof out, "%s from %s\n", text,
+			                 inet_ntoa(peer.sin_addr));
 			if (write(c, out, (size_t)n) < 0)
 				perror("write");
 			close(c);
