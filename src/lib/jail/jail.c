@@ -192,22 +192,40 @@ static int cgroup_set(const char *dir, const char *file, const char *value, stru
 	return 0;
 }
 
-static int make_cgroup(struct cj_jail *j, const char *mount, const char *controller, const char *id,
+/* The mount point holding path (the controller's mount, which may be a
+ * symlink such as /sys/fs/cgroup/cpu -> cpu,cpuacct). */
+static const char *mount_point(const char *path)
+{
+	static char real[PATH_MAX];
+
+	if (!realpath(path, real))
+		snprintf(real, sizeof real, "%s", path);
+	return real;
+}
+
+static int make_cgroup(struct cj_jail *j, const char *mnt, const char *controller, const char *id,
                        struct cj_err *err)
 {
 	char own[PATH_MAX];
 	char *dir = j->cgroups[j->ncgroups];
 
 	own_path(controller, own, sizeof own);
-	snprintf(dir, PATH_MAX, "%s%s", mount, own);
+	snprintf(dir, PATH_MAX, "%s%s", mnt, own);
 	/* In a container with its own cgroup namespace view, /proc/self/cgroup
 	 * may name a path the mount does not show: nest under the mount's root. */
 	if (access(dir, W_OK) < 0)
 		snprintf(own, sizeof own, "/");
-	snprintf(dir, PATH_MAX, "%s%s%sctrj-%s", mount, own, own[strlen(own) - 1] == '/' ? "" : "/",
+	snprintf(dir, PATH_MAX, "%s%s%sctrj-%s", mnt, own, own[strlen(own) - 1] == '/' ? "" : "/",
 	         id);
 
-	if (mkdir(dir, 0755) < 0)
+	int rc = mkdir(dir, 0755);
+	/* In a container the controller is mounted read-only over the
+	 * container's own cgroup: remounting it read-write delegates that
+	 * subtree to us (CAP_SYS_ADMIN), never the host's. */
+	if (rc < 0 && errno == EROFS &&
+	    mount(NULL, mount_point(mnt), NULL, MS_REMOUNT | MS_BIND, NULL) == 0)
+		rc = mkdir(dir, 0755);
+	if (rc < 0)
 		return cj_fail(err, errno, "cgroup: create %s", dir);
 	j->ncgroups++;
 	return 0;
@@ -462,10 +480,21 @@ int cj_jail_enter(const struct cj_jail *j, const int *keep_fds, size_t nkeep, co
 			return -1;
 	*what = "pivot_root";
 	snprintf(old, sizeof old, "%s/.old", j->root);
-	if ((mkdir(old, 0700) < 0 && errno != EEXIST) || chdir(j->root) < 0 ||
-	    syscall(SYS_pivot_root, ".", ".old") < 0 || chdir("/") < 0 ||
-	    umount2("/.old", MNT_DETACH) < 0 || rmdir("/.old") < 0)
+	if ((mkdir(old, 0700) < 0 && errno != EEXIST) || chdir(j->root) < 0)
 		return -1;
+	if (syscall(SYS_pivot_root, ".", ".old") == 0) {
+		if (chdir("/") < 0 || umount2("/.old", MNT_DETACH) < 0 || rmdir("/.old") < 0)
+			return -1;
+	} else {
+		/* Docker's default seccomp profile refuses pivot_root: move the
+		 * room over / and chroot into it instead. The old root stays
+		 * reachable only with capabilities, which the steps below drop
+		 * for good (bounding set, no_new_privs), and QEMU's sandbox
+		 * forbids chroot and mount. */
+		if (errno != EPERM || rmdir(".old") < 0 ||
+		    mount(".", "/", NULL, MS_MOVE, NULL) < 0 || chroot(".") < 0 || chdir("/") < 0)
+			return -1;
+	}
 	sethostname("ctr-jailer", 10);
 	*what = "set rlimits";
 	if (setrlimit(RLIMIT_FSIZE, &fsize) < 0 || setrlimit(RLIMIT_NOFILE, &nofile) < 0)

@@ -588,14 +588,30 @@ int cj_net_tap_open(const char *name, struct cj_err *err)
 	return fd;
 }
 
+/* In a container /proc/sys is read-only: forwarding already on is fine,
+ * off is an error the host's owner has to fix. */
 static int enable_forwarding(struct cj_err *err)
 {
-	int fd = open("/proc/sys/net/ipv4/ip_forward", O_WRONLY | O_CLOEXEC);
+	char cur = '0';
+	int fd = open("/proc/sys/net/ipv4/ip_forward", O_RDONLY | O_CLOEXEC);
 
+	if (fd >= 0) {
+		if (read(fd, &cur, 1) != 1)
+			cur = '0';
+		close(fd);
+	}
+	if (cur == '1')
+		return 0;
+	fd = open("/proc/sys/net/ipv4/ip_forward", O_WRONLY | O_CLOEXEC);
 	if (fd < 0 || write(fd, "1", 1) != 1) {
 		int e = errno;
 		if (fd >= 0)
 			close(fd);
+		if (e == EROFS || e == EACCES || e == EPERM)
+			return cj_fail(
+			    err, 0,
+			    "IPv4 forwarding is off and cannot be switched on from here: "
+			    "run 'sysctl -w net.ipv4.ip_forward=1' on the host");
 		return cj_fail(err, e, "enable IPv4 forwarding");
 	}
 	close(fd);
