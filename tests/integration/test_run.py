@@ -2,6 +2,7 @@
 """The spine: exit codes, argv and env exactness, distroless, the ephemeral
 root, graceful stop, zombie reaping, and nothing left behind."""
 import json
+from pathlib import Path
 import os
 import signal
 import subprocess
@@ -224,4 +225,29 @@ def test_gc_command_removes_leftovers(runner):
     proc.wait()
     from conftest import BINARY
     subprocess.run([BINARY, "gc"], env=runner.env(), check=True, capture_output=True)
+    assert runs(runner.run_dir) == []
+
+
+def test_gc_spares_a_live_run_from_another_pid_namespace(runner):
+    """Containers may share a run base; a pid recorded in another pid
+    namespace means nothing here. Liveness is the owner's lock."""
+    argv = ["unshare", "-p", "-f", "--mount-proc", "--kill-child=SIGTERM",
+            *runner.argv(["/bin/sh", "-c", "echo ready; sleep 1000"])]
+    proc = subprocess.Popen(argv, env=runner.env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        wait_for_output(proc, b"ready")
+        from conftest import BINARY
+        subprocess.run([BINARY, "gc"], env=runner.env(), check=True, capture_output=True)
+        assert len(runs(runner.run_dir)) == 1     # the live run was spared
+        assert proc.poll() is None                # and its VM still runs
+    finally:
+        # the runtime is unshare's child (pid 1 of the new namespace)
+        child = int(Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()[0])
+        os.kill(child, signal.SIGTERM)
+        proc.communicate(timeout=120)
+    for _ in range(600):                     # the runtime tears down after unshare is gone
+        if not runs(runner.run_dir):
+            break
+        time.sleep(0.1)
     assert runs(runner.run_dir) == []

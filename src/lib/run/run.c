@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/signalfd.h>
@@ -100,12 +101,16 @@ static void print_timings(const struct timings *t, const struct ctrj_status *st,
 	json_object_put(o);
 }
 
+/* The run directory and its "owner" record. The owner holds an exclusive
+ * lock on that record for its whole life (the fd is returned): gc decides
+ * a run is dead by taking the lock, which works across pid namespaces
+ * (containers sharing a run base), where a pid proves nothing. */
 static int make_run_dir(const char *base, char *dir, size_t len, char *id, size_t idlen,
                         struct cj_err *err)
 {
 	uint8_t rnd[6];
-	FILE *f;
-	char owner[4200];
+	char owner[4200], line[64];
+	int fd, n;
 
 	if (cj_mkdir_p(base, 0700, err) < 0)
 		return cj_err_wrap(err, "run directory");
@@ -117,13 +122,16 @@ static int make_run_dir(const char *base, char *dir, size_t len, char *id, size_
 	if (mkdir(dir, 0700) < 0)
 		return cj_fail(err, errno, "create %s", dir);
 	snprintf(owner, sizeof owner, "%s/owner", dir);
-	f = fopen(owner, "we");
-	if (!f || fprintf(f, "%d %llu\n", (int)getpid(), cj_proc_starttime(getpid())) < 0 ||
-	    fclose(f) != 0) {
+	n = snprintf(line, sizeof line, "%d %llu\n", (int)getpid(), cj_proc_starttime(getpid()));
+	fd = open(owner, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0 || write(fd, line, (size_t)n) != n) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
 		cj_rm_rf(dir);
-		return cj_fail(err, errno, "write %s", owner);
+		return cj_fail(err, e, "write %s", owner);
 	}
-	return 0;
+	return fd;
 }
 
 /* The control disk lives in a memfd: the guest's configuration (secrets
@@ -439,6 +447,7 @@ int cj_run_vm(const struct cj_spec *spec, struct cj_err *err)
 	struct ctrj_status st;
 	char initramfs[PATH_MAX], run_dir[PATH_MAX], id[16], ctl_path[64];
 	struct drives drives = {0};
+	int owner_fd = -1;
 	struct cj_net net = {0};
 	int ctl_fd = -1;
 	char hostname[65] = "", vmlinux[PATH_MAX];
@@ -489,7 +498,8 @@ int cj_run_vm(const struct cj_spec *spec, struct cj_err *err)
 	}
 	t.initramfs = cj_now_ns();
 
-	if (make_run_dir(spec->run_base, run_dir, sizeof run_dir, id, sizeof id, err) < 0)
+	owner_fd = make_run_dir(spec->run_base, run_dir, sizeof run_dir, id, sizeof id, err);
+	if (owner_fd < 0)
 		return CJ_EXIT_RUNTIME;
 	/* From here on every path goes through teardown. */
 	if (drives_prepare(spec, &base, &drives, err) < 0)
@@ -642,6 +652,8 @@ teardown:
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	if (run_dir[0])
 		cj_rm_rf(run_dir);
+	if (owner_fd >= 0)
+		close(owner_fd); /* after the removal: gc never sees a live run as dead */
 	t.done = cj_now_ns();
 	if (!t.vm_exit)
 		t.vm_exit = t.done;

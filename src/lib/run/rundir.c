@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -90,13 +91,17 @@ int cj_gc(const char *run_base, bool verbose)
 		if (de->d_name[0] == '.')
 			continue;
 		snprintf(dir, sizeof dir, "%s/%s", run_base, de->d_name);
-		if (read_pid_file(dir, "owner", &pid, &start) && alive(pid, start))
+		/* alive while its owner holds the lock on the record */
+		char owner[4200];
+		snprintf(owner, sizeof owner, "%s/owner", dir);
+		int lock = open(owner, O_RDONLY | O_CLOEXEC);
+		if (lock >= 0 && flock(lock, LOCK_EX | LOCK_NB) < 0) {
+			close(lock);
 			continue;
-		if (!read_pid_file(dir, "owner", &pid, &start)) {
+		}
+		if (lock < 0) {
 			/* no owner yet: a run being created right now, unless old */
 			struct stat st;
-			char owner[4200];
-			snprintf(owner, sizeof owner, "%s/owner", dir);
 			if (stat(dir, &st) == 0 && time(NULL) - st.st_mtime < 60)
 				continue;
 		}
@@ -105,7 +110,10 @@ int cj_gc(const char *run_base, bool verbose)
 		cj_net_gc(dir);         /* the TAP and exactly the rules that run added */
 		cj_jail_gc(de->d_name); /* its cgroups */
 		cj_firecracker_gc(dir); /* Firecracker's jail and the owners it changed */
-		if (cj_rm_rf(dir) == 0) {
+		int gone = cj_rm_rf(dir);
+		if (lock >= 0)
+			close(lock);
+		if (gone == 0) {
 			removed++;
 			if (verbose)
 				fprintf(stderr, "ctr-jailer: removed leftover run %s\n",
