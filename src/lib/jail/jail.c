@@ -154,29 +154,6 @@ static int write_file(const char *path, const char *value)
 	return n == (ssize_t)strlen(value) ? 0 : -1;
 }
 
-static void own_path(const char *controller, char *out, size_t len)
-{
-	FILE *f = fopen("/proc/self/cgroup", "re");
-	char line[1024];
-
-	snprintf(out, len, "/");
-	if (!f)
-		return;
-	while (fgets(line, sizeof line, f)) {
-		char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
-		if (!c2)
-			continue;
-		*c2 = '\0';
-		c2[1 + strcspn(c2 + 1, "\n")] = '\0';
-		bool match = controller ? strstr(c1 + 1, controller) != NULL : c1[1] == '\0';
-		if (match) {
-			snprintf(out, len, "%s", c2 + 1);
-			break;
-		}
-	}
-	fclose(f);
-}
-
 static bool unified(void)
 {
 	return access(CGROUP_ROOT "/cgroup.controllers", F_OK) == 0;
@@ -209,7 +186,7 @@ static int make_cgroup(struct cj_jail *j, const char *mnt, const char *controlle
 	char own[PATH_MAX];
 	char *dir = j->cgroups[j->ncgroups];
 
-	own_path(controller, own, sizeof own);
+	cj_own_cgroup(controller, own, sizeof own);
 	snprintf(dir, PATH_MAX, "%s%s", mnt, own);
 	/* In a container with its own cgroup namespace view, /proc/self/cgroup
 	 * may name a path the mount does not show: nest under the mount's root. */
@@ -239,7 +216,7 @@ static int setup_cgroups(struct cj_jail *j, const struct cj_vm_limits *lim, cons
 
 	if (unified()) {
 		char own[PATH_MAX], parent[PATH_MAX + 32];
-		own_path(NULL, own, sizeof own);
+		cj_own_cgroup(NULL, own, sizeof own);
 		snprintf(parent, sizeof parent, "%s%s", CGROUP_ROOT, own);
 		/* the controllers must be enabled for our children */
 		char sub[PATH_MAX + 64];
@@ -547,7 +524,7 @@ void cj_jail_gc(const char *id)
 
 	for (size_t i = 0; i < 4; i++) {
 		char own[PATH_MAX], dir[PATH_MAX * 2];
-		own_path(controllers[i], own, sizeof own);
+		cj_own_cgroup(controllers[i], own, sizeof own);
 		snprintf(dir, sizeof dir, "%s%s%sctrj-%s", mounts[i], own,
 		         own[strlen(own) - 1] == '/' ? "" : "/", id);
 		/* a VMM just killed may still be exiting: give it a moment */

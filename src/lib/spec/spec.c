@@ -168,30 +168,6 @@ int cj_env_file_parse(const char *text, size_t len, const char *name, char **loo
 
 /* ---- host limits ------------------------------------------------------ */
 
-/* Path of this process's cgroup in the v2 hierarchy, or "" when unknown. */
-static void own_cgroup_path(const char *controller, char *out, size_t len)
-{
-	FILE *f = fopen("/proc/self/cgroup", "re");
-	char line[1024];
-
-	out[0] = '\0';
-	if (!f)
-		return;
-	while (fgets(line, sizeof line, f)) {
-		char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
-		if (!c2)
-			continue;
-		*c2 = '\0';
-		line[strcspn(c2 + 1, "\n") + (size_t)(c2 + 1 - line)] = '\0';
-		bool match = controller ? strstr(c1 + 1, controller) != NULL : c1[1] == '\0';
-		if (match) {
-			snprintf(out, len, "%s", c2 + 1);
-			break;
-		}
-	}
-	fclose(f);
-}
-
 static bool read_u64_file(const char *path, uint64_t *v)
 {
 	FILE *f = fopen(path, "re");
@@ -268,9 +244,9 @@ unsigned cj_host_cpus(void)
 
 	if (sched_getaffinity(0, sizeof set, &set) == 0)
 		n = (unsigned)CPU_COUNT(&set);
-	own_cgroup_path(NULL, path, sizeof path);
+	cj_own_cgroup(NULL, path, sizeof path);
 	walk_cgroup("/sys/fs/cgroup", path, cpu_v2, &quota);
-	own_cgroup_path("cpu", path, sizeof path);
+	cj_own_cgroup("cpu", path, sizeof path);
 	walk_cgroup("/sys/fs/cgroup/cpu,cpuacct", path, cpu_v1, &quota);
 	if (quota > 0) {
 		unsigned q = (unsigned)(quota + 0.999);
@@ -306,9 +282,9 @@ uint64_t cj_host_memory_mib(void)
 		fclose(f);
 	}
 	mib = kb / 1024;
-	own_cgroup_path(NULL, path, sizeof path);
+	cj_own_cgroup(NULL, path, sizeof path);
 	walk_cgroup("/sys/fs/cgroup", path, mem_limit, &limit);
-	own_cgroup_path("memory", path, sizeof path);
+	cj_own_cgroup("memory", path, sizeof path);
 	walk_cgroup("/sys/fs/cgroup/memory", path, mem_limit, &limit);
 	if (limit) {
 		/* Leave the VMM its own room inside the runtime's limit. */

@@ -6,6 +6,7 @@
 #include <ftw.h>
 #include <nettle/sha2.h>
 #include <spawn.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -281,4 +282,47 @@ int cj_find_in_path(const char *name, char *out, size_t len)
 	}
 	errno = ENOENT;
 	return -1;
+}
+
+int cj_argv_push(char ***v, size_t *n, const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+	char **nv = realloc(*v, (*n + 2) * sizeof **v);
+
+	if (!nv)
+		return -1;
+	*v = nv;
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0)
+		s = NULL;
+	va_end(ap);
+	if (!s)
+		return -1;
+	nv[(*n)++] = s;
+	nv[*n] = NULL;
+	return 0;
+}
+
+void cj_own_cgroup(const char *controller, char *out, size_t len)
+{
+	FILE *f = fopen("/proc/self/cgroup", "re");
+	char line[1024];
+
+	snprintf(out, len, "/");
+	if (!f)
+		return;
+	while (fgets(line, sizeof line, f)) {
+		char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+		if (!c2)
+			continue;
+		*c2 = '\0';
+		c2[1 + strcspn(c2 + 1, "\n")] = '\0';
+		bool match = controller ? strstr(c1 + 1, controller) != NULL : c1[1] == '\0';
+		if (match) {
+			snprintf(out, len, "%s", c2 + 1);
+			break;
+		}
+	}
+	fclose(f);
 }

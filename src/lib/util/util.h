@@ -18,6 +18,13 @@ uint64_t cj_now_ns(void); /* CLOCK_MONOTONIC */
  * error message on failure. */
 int cj_run(char *const argv[], char **out, struct cj_err *err);
 
+/* Append a formatted string to a NULL-terminated vector (argv building). */
+int cj_argv_push(char ***v, size_t *n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* This process's cgroup path for a v1 controller (or the v2 hierarchy when
+ * controller is NULL), from /proc/self/cgroup; "/" when unknown. */
+void cj_own_cgroup(const char *controller, char *out, size_t len);
+
 /* An executable's path: name as is when it has a '/', else the first match
  * in $PATH. */
 int cj_find_in_path(const char *name, char *out, size_t len);

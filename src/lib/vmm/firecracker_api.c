@@ -4,6 +4,8 @@
  * meaning of firecracker's exit codes and the jailer's command line. */
 #include "firecracker.h"
 
+#include "util/util.h"
+
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -313,27 +315,6 @@ void cj_fc_sanitize(const char *in, char *out, size_t len)
 	out[o] = '\0';
 }
 
-static int push(char ***v, size_t *n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int push(char ***v, size_t *n, const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
-	char **nv = realloc(*v, (*n + 2) * sizeof **v);
-
-	if (!nv)
-		return -1;
-	*v = nv;
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		s = NULL;
-	va_end(ap);
-	if (!s)
-		return -1;
-	nv[(*n)++] = s;
-	nv[*n] = NULL;
-	return 0;
-}
-
 char **cj_fc_jailer_argv(const struct cj_fc_jailer_args *a)
 {
 	char **v = NULL;
@@ -341,55 +322,55 @@ char **cj_fc_jailer_argv(const struct cj_fc_jailer_args *a)
 	int r = 0;
 	const struct cj_vm_limits *l = a->limits;
 
-	r |= push(&v, &n, "%s", a->jailer_bin);
-	r |= push(&v, &n, "--id");
-	r |= push(&v, &n, "%s", a->id);
-	r |= push(&v, &n, "--exec-file");
-	r |= push(&v, &n, "%s", a->exec_file);
-	r |= push(&v, &n, "--uid");
-	r |= push(&v, &n, "%u", (unsigned)a->uid);
-	r |= push(&v, &n, "--gid");
-	r |= push(&v, &n, "%u", (unsigned)a->gid);
-	r |= push(&v, &n, "--cgroup-version");
-	r |= push(&v, &n, "%d", a->cgroup_version);
-	r |= push(&v, &n, "--chroot-base-dir");
-	r |= push(&v, &n, "%s", a->chroot_base);
-	r |= push(&v, &n, "--new-pid-ns");
+	r |= cj_argv_push(&v, &n, "%s", a->jailer_bin);
+	r |= cj_argv_push(&v, &n, "--id");
+	r |= cj_argv_push(&v, &n, "%s", a->id);
+	r |= cj_argv_push(&v, &n, "--exec-file");
+	r |= cj_argv_push(&v, &n, "%s", a->exec_file);
+	r |= cj_argv_push(&v, &n, "--uid");
+	r |= cj_argv_push(&v, &n, "%u", (unsigned)a->uid);
+	r |= cj_argv_push(&v, &n, "--gid");
+	r |= cj_argv_push(&v, &n, "%u", (unsigned)a->gid);
+	r |= cj_argv_push(&v, &n, "--cgroup-version");
+	r |= cj_argv_push(&v, &n, "%d", a->cgroup_version);
+	r |= cj_argv_push(&v, &n, "--chroot-base-dir");
+	r |= cj_argv_push(&v, &n, "%s", a->chroot_base);
+	r |= cj_argv_push(&v, &n, "--new-pid-ns");
 	if (a->netns) {
-		r |= push(&v, &n, "--netns");
-		r |= push(&v, &n, "%s", a->netns);
+		r |= cj_argv_push(&v, &n, "--netns");
+		r |= cj_argv_push(&v, &n, "%s", a->netns);
 	}
 	if (l && l->cpu_quota_us) {
 		unsigned long long period = l->cpu_period_us ? l->cpu_period_us : 100000;
 		if (a->cgroup_version == 2) {
-			r |= push(&v, &n, "--cgroup");
-			r |= push(&v, &n, "cpu.max=%llu %llu", (unsigned long long)l->cpu_quota_us,
-			          period);
+			r |= cj_argv_push(&v, &n, "--cgroup");
+			r |= cj_argv_push(&v, &n, "cpu.max=%llu %llu",
+			                  (unsigned long long)l->cpu_quota_us, period);
 		} else {
-			r |= push(&v, &n, "--cgroup");
-			r |= push(&v, &n, "cpu.cfs_period_us=%llu", period);
-			r |= push(&v, &n, "--cgroup");
-			r |= push(&v, &n, "cpu.cfs_quota_us=%llu",
-			          (unsigned long long)l->cpu_quota_us);
+			r |= cj_argv_push(&v, &n, "--cgroup");
+			r |= cj_argv_push(&v, &n, "cpu.cfs_period_us=%llu", period);
+			r |= cj_argv_push(&v, &n, "--cgroup");
+			r |= cj_argv_push(&v, &n, "cpu.cfs_quota_us=%llu",
+			                  (unsigned long long)l->cpu_quota_us);
 		}
 	}
 	if (l && l->memory_bytes) {
-		r |= push(&v, &n, "--cgroup");
-		r |= push(&v, &n, "%s=%llu",
-		          a->cgroup_version == 2 ? "memory.max" : "memory.limit_in_bytes",
-		          (unsigned long long)l->memory_bytes);
+		r |= cj_argv_push(&v, &n, "--cgroup");
+		r |= cj_argv_push(&v, &n, "%s=%llu",
+		                  a->cgroup_version == 2 ? "memory.max" : "memory.limit_in_bytes",
+		                  (unsigned long long)l->memory_bytes);
 	}
 	if (l && l->pids) {
-		r |= push(&v, &n, "--cgroup");
-		r |= push(&v, &n, "pids.max=%llu", (unsigned long long)l->pids);
+		r |= cj_argv_push(&v, &n, "--cgroup");
+		r |= cj_argv_push(&v, &n, "pids.max=%llu", (unsigned long long)l->pids);
 	}
 	if (a->fsize) {
-		r |= push(&v, &n, "--resource-limit");
-		r |= push(&v, &n, "fsize=%llu", (unsigned long long)a->fsize);
+		r |= cj_argv_push(&v, &n, "--resource-limit");
+		r |= cj_argv_push(&v, &n, "fsize=%llu", (unsigned long long)a->fsize);
 	}
-	r |= push(&v, &n, "--");
-	r |= push(&v, &n, "--api-sock");
-	r |= push(&v, &n, "%s", CJ_FC_JAIL_API_SOCK);
+	r |= cj_argv_push(&v, &n, "--");
+	r |= cj_argv_push(&v, &n, "--api-sock");
+	r |= cj_argv_push(&v, &n, "%s", CJ_FC_JAIL_API_SOCK);
 	if (r) {
 		cj_fc_argv_free(v);
 		return NULL;

@@ -58,27 +58,6 @@ unsigned long cj_host_tsc_khz(void)
 	return (unsigned long)(mhz * 1000.0);
 }
 
-static int push(char ***v, size_t *n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int push(char ***v, size_t *n, const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
-	char **nv = realloc(*v, (*n + 2) * sizeof **v);
-
-	if (!nv)
-		return -1;
-	*v = nv;
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		s = NULL;
-	va_end(ap);
-	if (!s)
-		return -1;
-	nv[(*n)++] = s;
-	nv[*n] = NULL;
-	return 0;
-}
-
 /* QEMU's -drive option parser treats ',' as a separator; ",," escapes it. */
 static char *escape_commas(const char *s)
 {
@@ -110,55 +89,56 @@ static char **qemu_argv(const char *bin, const struct cj_vm_config *cfg, const c
 
 	if (!qmp)
 		return NULL;
-	r |= push(&v, &n, "%s", bin);
-	r |= push(&v, &n, "-M");
-	r |= push(&v, &n, "microvm,x-option-roms=off,isa-serial=on,rtc=on");
-	r |= push(&v, &n, "-accel");
+	r |= cj_argv_push(&v, &n, "%s", bin);
+	r |= cj_argv_push(&v, &n, "-M");
+	r |= cj_argv_push(&v, &n, "microvm,x-option-roms=off,isa-serial=on,rtc=on");
+	r |= cj_argv_push(&v, &n, "-accel");
 	/* TCG's translation cache defaults to 1 GiB; 128 MiB keeps the VMM's own
 	 * memory well inside the cgroup margin at a small cost in re-translation. */
-	r |= push(&v, &n, "%s", cfg->use_kvm ? "kvm" : "tcg,tb-size=128");
-	r |= push(&v, &n, "-cpu");
-	r |= push(&v, &n, "%s", cfg->use_kvm ? "host" : "max");
-	r |= push(&v, &n, "-smp");
-	r |= push(&v, &n, "%u", cfg->cpus);
-	r |= push(&v, &n, "-m");
-	r |= push(&v, &n, "%llu", (unsigned long long)cfg->memory_mib);
-	r |= push(&v, &n, "-nodefaults");
-	r |= push(&v, &n, "-no-user-config");
-	r |= push(&v, &n, "-display");
-	r |= push(&v, &n, "none");
-	r |= push(&v, &n, "-no-reboot");
-	r |= push(&v, &n, "-kernel");
-	r |= push(&v, &n, "%s", jailed ? "/boot/kernel" : cfg->kernel);
-	r |= push(&v, &n, "-initrd");
-	r |= push(&v, &n, "%s", jailed ? "/boot/initrd" : cfg->initramfs);
+	r |= cj_argv_push(&v, &n, "%s", cfg->use_kvm ? "kvm" : "tcg,tb-size=128");
+	r |= cj_argv_push(&v, &n, "-cpu");
+	r |= cj_argv_push(&v, &n, "%s", cfg->use_kvm ? "host" : "max");
+	r |= cj_argv_push(&v, &n, "-smp");
+	r |= cj_argv_push(&v, &n, "%u", cfg->cpus);
+	r |= cj_argv_push(&v, &n, "-m");
+	r |= cj_argv_push(&v, &n, "%llu", (unsigned long long)cfg->memory_mib);
+	r |= cj_argv_push(&v, &n, "-nodefaults");
+	r |= cj_argv_push(&v, &n, "-no-user-config");
+	r |= cj_argv_push(&v, &n, "-display");
+	r |= cj_argv_push(&v, &n, "none");
+	r |= cj_argv_push(&v, &n, "-no-reboot");
+	r |= cj_argv_push(&v, &n, "-kernel");
+	r |= cj_argv_push(&v, &n, "%s", jailed ? "/boot/kernel" : cfg->kernel);
+	r |= cj_argv_push(&v, &n, "-initrd");
+	r |= cj_argv_push(&v, &n, "%s", jailed ? "/boot/initrd" : cfg->initramfs);
 	if (jailed) {
-		r |= push(&v, &n, "-sandbox");
-		r |= push(&v, &n,
-		          "on,obsolete=deny,elevateprivileges=deny,spawn=deny,"
-		          "resourcecontrol=deny");
+		r |= cj_argv_push(&v, &n, "-sandbox");
+		r |= cj_argv_push(&v, &n,
+		                  "on,obsolete=deny,elevateprivileges=deny,spawn=deny,"
+		                  "resourcecontrol=deny");
 	}
-	r |= push(&v, &n, "-append");
-	r |= push(&v, &n, "%s", cfg->cmdline);
-	r |= push(&v, &n, "-chardev");
-	r |= push(&v, &n, "stdio,id=console,signal=off");
-	r |= push(&v, &n, "-serial");
-	r |= push(&v, &n, "chardev:console");
-	r |= push(&v, &n, "-device");
-	r |= push(&v, &n, "i8042");
-	r |= push(&v, &n, "-qmp");
-	r |= push(&v, &n, "unix:%s,server=on,wait=off", qmp);
+	r |= cj_argv_push(&v, &n, "-append");
+	r |= cj_argv_push(&v, &n, "%s", cfg->cmdline);
+	r |= cj_argv_push(&v, &n, "-chardev");
+	r |= cj_argv_push(&v, &n, "stdio,id=console,signal=off");
+	r |= cj_argv_push(&v, &n, "-serial");
+	r |= cj_argv_push(&v, &n, "chardev:console");
+	r |= cj_argv_push(&v, &n, "-device");
+	r |= cj_argv_push(&v, &n, "i8042");
+	r |= cj_argv_push(&v, &n, "-qmp");
+	r |= cj_argv_push(&v, &n, "unix:%s,server=on,wait=off", qmp);
 	if (cfg->tap) {
 		const uint8_t *m = cfg->mac;
-		r |= push(&v, &n, "-netdev");
+		r |= cj_argv_push(&v, &n, "-netdev");
 		if (tap_fd >= 0)
-			r |= push(&v, &n, "tap,id=net0,fd=%d", tap_fd);
+			r |= cj_argv_push(&v, &n, "tap,id=net0,fd=%d", tap_fd);
 		else
-			r |=
-			    push(&v, &n, "tap,id=net0,ifname=%s,script=no,downscript=no", cfg->tap);
-		r |= push(&v, &n, "-device");
-		r |= push(&v, &n, "virtio-net-device,netdev=net0,mac=%02x:%02x:%02x:%02x:%02x:%02x",
-		          m[0], m[1], m[2], m[3], m[4], m[5]);
+			r |= cj_argv_push(&v, &n, "tap,id=net0,ifname=%s,script=no,downscript=no",
+			                  cfg->tap);
+		r |= cj_argv_push(&v, &n, "-device");
+		r |= cj_argv_push(&v, &n,
+		                  "virtio-net-device,netdev=net0,mac=%02x:%02x:%02x:%02x:%02x:%02x",
+		                  m[0], m[1], m[2], m[3], m[4], m[5]);
 	}
 	for (size_t i = 0; i < cfg->ndrives; i++) {
 		const struct cj_drive *d = &cfg->drives[i];
@@ -166,11 +146,12 @@ static char **qemu_argv(const char *bin, const struct cj_vm_config *cfg, const c
 		if (jailed) {
 			/* QEMU picks from a set the fd whose access mode matches each
 			 * open it makes (a writable drive is also opened read-only). */
-			r |= push(&v, &n, "-add-fd");
-			r |= push(&v, &n, "fd=%d,set=%zu", drive_fds[2 * i], i + 1);
+			r |= cj_argv_push(&v, &n, "-add-fd");
+			r |= cj_argv_push(&v, &n, "fd=%d,set=%zu", drive_fds[2 * i], i + 1);
 			if (drive_fds[2 * i + 1] >= 0) {
-				r |= push(&v, &n, "-add-fd");
-				r |= push(&v, &n, "fd=%d,set=%zu", drive_fds[2 * i + 1], i + 1);
+				r |= cj_argv_push(&v, &n, "-add-fd");
+				r |= cj_argv_push(&v, &n, "fd=%d,set=%zu", drive_fds[2 * i + 1],
+				                  i + 1);
 			}
 			path = NULL;
 			if (asprintf(&path, "/dev/fdset/%zu", i + 1) < 0)
@@ -184,12 +165,12 @@ static char **qemu_argv(const char *bin, const struct cj_vm_config *cfg, const c
 		}
 		/* cache=writeback with flushes honoured: the guest's fsync reaches
 		 * the host file. */
-		r |= push(&v, &n, "-drive");
-		r |=
-		    push(&v, &n, "id=%s,file=%s,format=raw,if=none,cache=writeback,discard=unmap%s",
-		         d->id, path, d->read_only ? ",readonly=on" : "");
-		r |= push(&v, &n, "-device");
-		r |= push(&v, &n, "virtio-blk-device,drive=%s", d->id);
+		r |= cj_argv_push(&v, &n, "-drive");
+		r |= cj_argv_push(
+		    &v, &n, "id=%s,file=%s,format=raw,if=none,cache=writeback,discard=unmap%s",
+		    d->id, path, d->read_only ? ",readonly=on" : "");
+		r |= cj_argv_push(&v, &n, "-device");
+		r |= cj_argv_push(&v, &n, "virtio-blk-device,drive=%s", d->id);
 		free(path);
 	}
 	free(qmp);
