@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <nettle/sha2.h>
+#include <poll.h>
 #include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -98,11 +99,32 @@ static int read_all_fd(int fd, char **out, size_t *out_len)
 	return 0;
 }
 
-int cj_run(char *const argv[], char **out, struct cj_err *err)
+/* Append what fd has now to a growing, NUL-terminated buffer; false at EOF. */
+static bool drain(int fd, char **buf, size_t *len)
+{
+	char chunk[8192];
+	ssize_t n = read(fd, chunk, sizeof chunk);
+
+	if (n < 0 && errno == EINTR)
+		return true;
+	if (n <= 0)
+		return false;
+	char *nb = realloc(*buf, *len + (size_t)n + 1);
+	if (!nb)
+		return false;
+	memcpy(nb + *len, chunk, (size_t)n);
+	*len += (size_t)n;
+	nb[*len] = '\0';
+	*buf = nb;
+	return true;
+}
+
+int cj_run_code(char *const argv[], char **out, int *code, struct cj_err *err)
 {
 	posix_spawn_file_actions_t fa;
 	int out_pipe[2] = {-1, -1}, err_pipe[2] = {-1, -1};
-	char *errtext = NULL;
+	char *texts[2] = {NULL, NULL};
+	size_t lens[2] = {0, 0};
 	pid_t pid;
 	int st, r;
 
@@ -121,30 +143,55 @@ int cj_run(char *const argv[], char **out, struct cj_err *err)
 		close(err_pipe[0]);
 		return cj_fail(err, r, "run %s", argv[0]);
 	}
-	/* stdout is drained before stderr; callers keep stderr short. */
-	char *outtext = NULL;
-	read_all_fd(out_pipe[0], &outtext, NULL);
-	read_all_fd(err_pipe[0], &errtext, NULL);
+	/* Both pipes at once: a child that fills one while we wait on the
+	 * other would block forever. */
+	struct pollfd p[2] = {{.fd = out_pipe[0], .events = POLLIN},
+	                      {.fd = err_pipe[0], .events = POLLIN}};
+	while (p[0].fd >= 0 || p[1].fd >= 0) {
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		for (int i = 0; i < 2; i++)
+			if (p[i].fd >= 0 && p[i].revents && !drain(p[i].fd, &texts[i], &lens[i]))
+				p[i].fd = -1; /* poll ignores negative fds */
+	}
 	close(out_pipe[0]);
 	close(err_pipe[0]);
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 		;
-	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+	*code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	if (*code != 0) {
 		char *nl;
-		if (errtext && (nl = strchr(errtext, '\n')))
+		if (texts[1] && (nl = strchr(texts[1], '\n')))
 			*nl = '\0';
-		cj_fail(err, 0, "%s failed (status %d)%s%s", argv[0],
-		        WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st),
-		        errtext && *errtext ? ": " : "", errtext ? errtext : "");
-		free(errtext);
-		free(outtext);
+		cj_fail(err, 0, "%s failed (status %d)%s%s", argv[0], *code,
+		        texts[1] && *texts[1] ? ": " : "", texts[1] ? texts[1] : "");
+	}
+	free(texts[1]);
+	if (out && !texts[0])
+		texts[0] = calloc(1, 1);
+	if (out)
+		*out = texts[0];
+	else
+		free(texts[0]);
+	return 0;
+}
+
+int cj_run(char *const argv[], char **out, struct cj_err *err)
+{
+	char *text = NULL;
+	int code;
+
+	if (cj_run_code(argv, out ? &text : NULL, &code, err) < 0)
+		return -1;
+	if (code != 0) {
+		free(text);
 		return -1;
 	}
-	free(errtext);
 	if (out)
-		*out = outtext;
-	else
-		free(outtext);
+		*out = text;
 	return 0;
 }
 

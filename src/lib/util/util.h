@@ -17,6 +17,10 @@ uint64_t cj_now_ns(void); /* CLOCK_MONOTONIC */
  * (NUL-terminated, caller frees), else to /dev/null; stderr is kept in the
  * error message on failure. */
 int cj_run(char *const argv[], char **out, struct cj_err *err);
+/* The same, for commands whose non-zero exit codes mean something (e2fsck):
+ * returns 0 once the command ran, with its exit code (128+N for signal N)
+ * in *code and, when non-zero, its first stderr line in err. */
+int cj_run_code(char *const argv[], char **out, int *code, struct cj_err *err);
 
 /* Append a formatted string to a NULL-terminated vector (argv building). */
 int cj_argv_push(char ***v, size_t *n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -99,19 +99,6 @@ static bool valid_name(const char *s)
 	return strlen(s) < 200;
 }
 
-/* Run a command and return its exit code (or -1 when it could not run). */
-static int run_code(char *const argv[], struct cj_err *err)
-{
-	struct cj_err e = {0};
-
-	if (cj_run(argv, NULL, &e) == 0)
-		return 0;
-	*err = e;
-	/* cj_run's message carries "(status N)" */
-	const char *st = strstr(e.msg, "(status ");
-	return st ? atoi(st + 8) : -1;
-}
-
 static int make_filesystem(const char *path, const char *label, struct cj_err *err)
 {
 	char lbl[17];
@@ -138,7 +125,8 @@ static int check_filesystem(const char *path, const char *name, bool force, stru
 		argv[2] = "-f";
 		argv[3] = (char *)path;
 	}
-	code = run_code(argv, &e);
+	if (cj_run_code(argv, NULL, &code, &e) < 0)
+		code = -1;
 
 	if (code >= 0 && code < 4)
 		return 0;
