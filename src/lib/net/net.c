@@ -265,6 +265,40 @@ static int ipt_add(struct cj_net *net, const char *op, struct cj_err *err, const
 	return 0;
 }
 
+/* The egress policy (egress.c) in a chain of this VM's own, which the
+ * guest's outgoing traffic jumps to from the top of FORWARD; the chain is
+ * recorded before it exists and removed whole (flush, delete) by undo,
+ * after the jump. */
+static int ipt_egress_setup(struct cj_net *net, const struct cj_net_spec *spec, struct cj_err *err)
+{
+	cj_autofree char *lines = cj_egress_ipt_rules(spec, net->dns, net->ndns);
+	char g[INET_ADDRSTRLEN], chain[32], rule[1024], *save = NULL;
+
+	if (!lines)
+		return cj_fail(err, ENOMEM, "firewall rules");
+	inet_ntop(AF_INET, &net->guest_addr, g, sizeof g);
+	snprintf(chain, sizeof chain, "ctrj-egress-%s", net->id);
+	if (record(net, "iptchain filter %s", chain) < 0)
+		return cj_fail(err, errno, "record firewall chain");
+	snprintf(rule, sizeof rule, "-t filter %s", chain);
+	if (ipt(net->firewall, "-N", rule, err) < 0)
+		return cj_err_wrap(err, "add firewall chain");
+	for (char *l = strtok_r(lines, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+		snprintf(rule, sizeof rule, "-t filter %s %s -m comment --comment ctr-jailer:%s",
+		         chain, l, net->id);
+		if (ipt(net->firewall, "-A", rule, err) < 0)
+			return cj_err_wrap(err, "add firewall rule");
+	}
+	if (ipt_add(net, "-I", err, "-t filter FORWARD -i %s -s %s -o %s -j %s", net->tap, g,
+	            net->uplink, chain) < 0)
+		return -1;
+	if (!spec->allow_link_local &&
+	    ipt_add(net, "-I", err, "-t filter INPUT -i %s -d 169.254.0.0/16 -j DROP", net->tap) <
+	        0)
+		return -1;
+	return 0;
+}
+
 static int ipt_setup(struct cj_net *net, const struct cj_net_spec *spec, struct cj_err *err)
 {
 	char g[INET_ADDRSTRLEN], h[INET_ADDRSTRLEN];
@@ -306,6 +340,8 @@ static int ipt_setup(struct cj_net *net, const struct cj_net_spec *spec, struct 
 		             "--dport %u -j DNAT --to-destination %s:%u",
 		             dst, p->udp ? "udp" : "tcp", p->host_port, g, p->guest_port);
 	}
+	if (r == 0)
+		r = ipt_egress_setup(net, spec, err);
 	return r ? -1 : 0;
 }
 
@@ -337,7 +373,8 @@ static int nft_setup(struct cj_net *net, const struct cj_net_spec *spec, struct 
 	char g[INET_ADDRSTRLEN], h[INET_ADDRSTRLEN];
 	char *rules = NULL, *dnat = NULL;
 	size_t rlen = 0, dlen = 0;
-	FILE *d = open_memstream(&dnat, &dlen);
+	cj_autofree char *egress = cj_egress_nft_chains(spec, net->tap, net->dns, net->ndns);
+	FILE *d = egress ? open_memstream(&dnat, &dlen) : NULL;
 	FILE *f;
 	int r;
 
@@ -364,7 +401,7 @@ static int nft_setup(struct cj_net *net, const struct cj_net_spec *spec, struct 
 	        "table ip ctrj_%s {\n"
 	        "  chain forward {\n"
 	        "    type filter hook forward priority -1; policy accept;\n"
-	        "    iifname \"%s\" ip saddr %s oifname \"%s\" accept\n"
+	        "    iifname \"%s\" ip saddr %s oifname \"%s\" jump egress\n"
 	        "    oifname \"%s\" ip daddr %s ct state established,related accept\n"
 	        "    oifname \"%s\" ip daddr %s ct status dnat accept\n"
 	        "    iifname \"%s\" drop\n"
@@ -390,9 +427,10 @@ static int nft_setup(struct cj_net *net, const struct cj_net_spec *spec, struct 
 	        "  chain published {\n"
 	        "%s"
 	        "  }\n"
+	        "%s"
 	        "}\n",
 	        net->id, net->tap, g, net->uplink, net->tap, g, net->tap, g, net->tap, net->tap,
-	        net->tap, net->tap, g, net->uplink, dnat, dnat);
+	        net->tap, net->tap, g, net->uplink, dnat, dnat, egress);
 	fclose(f);
 	free(dnat);
 	if (record(net, "nft ctrj_%s", net->id) < 0) {
@@ -714,8 +752,8 @@ static void undo(const char *state_path)
 	FILE *f = fopen(state_path, "re");
 	char line[1100];
 	enum cj_firewall fw = CJ_FW_NONE;
-	char rules[64][1024], chains[8][64], tables[2][16];
-	size_t nrules = 0, nchains = 0, ntables = 0;
+	char rules[64][1024], chains[8][64], tables[2][16], ipt_chains[4][64];
+	size_t nrules = 0, nchains = 0, ntables = 0, nipt_chains = 0;
 
 	if (!f)
 		return;
@@ -732,6 +770,9 @@ static void undo(const char *state_path)
 			nft_run(cmd, &err);
 		} else if (strncmp(line, "ipt ", 4) == 0 && nrules < 64) {
 			snprintf(rules[nrules++], sizeof rules[0], "%s", line + 4);
+		} else if (strncmp(line, "iptchain ", 9) == 0 && nipt_chains < 4) {
+			snprintf(ipt_chains[nipt_chains++], sizeof ipt_chains[0], "-t %s",
+			         line + 9);
 		} else if (strncmp(line, "nftchain ", 9) == 0 && nchains < 8) {
 			snprintf(chains[nchains++], sizeof chains[0], "%s", line + 9);
 		} else if (strncmp(line, "nfttable ", 9) == 0 && ntables < 2) {
@@ -746,6 +787,12 @@ static void undo(const char *state_path)
 	while (nrules) {
 		struct cj_err err = {0};
 		ipt(fw, "-D", rules[--nrules], &err);
+	}
+	/* our own iptables chains, once nothing jumps to them any more */
+	for (size_t i = 0; i < nipt_chains; i++) {
+		struct cj_err err = {0};
+		ipt(fw, "-F", ipt_chains[i], &err);
+		ipt(fw, "-X", ipt_chains[i], &err);
 	}
 	/* chains and tables iptables-nft created for us: removed when empty
 	 * (nft refuses to delete a chain that still holds rules) */

@@ -24,6 +24,20 @@ struct cj_port {
 	bool udp;
 };
 
+/* What the guest may reach (egress.c). UNSET: allow, or deny when an
+ * allow-list is given (cj_egress_resolve). */
+enum cj_egress { CJ_EGRESS_UNSET, CJ_EGRESS_ALLOW, CJ_EGRESS_DENY };
+enum cj_egress_proto { CJ_EGRESS_TCP_UDP, CJ_EGRESS_TCP, CJ_EGRESS_UDP };
+#define CJ_MAX_EGRESS 32
+
+/* --allow-egress CIDR[:PORT[/tcp|/udp]] */
+struct cj_egress_rule {
+	uint32_t net;    /* network order, host bits clear */
+	unsigned prefix; /* 0-32 */
+	uint16_t port;   /* 0: every port of every protocol */
+	enum cj_egress_proto proto;
+};
+
 struct cj_net_spec {
 	enum cj_net_mode mode;
 	char *tap_ip;     /* TAP_IP: "a.b.c.d/30" for the host side, or NULL */
@@ -33,6 +47,10 @@ struct cj_net_spec {
 	size_t nports;
 	uint32_t dns[CJ_MAX_DNS]; /* --dns overrides; network order */
 	size_t ndns;
+	enum cj_egress egress; /* --egress */
+	struct cj_egress_rule allow_egress[CJ_MAX_EGRESS];
+	size_t nallow_egress;
+	bool allow_link_local; /* --allow-link-local: 169.254.0.0/16 reachable */
 };
 
 struct cj_net {
@@ -54,6 +72,29 @@ int cj_port_parse(const char *arg, struct cj_port *out, struct cj_err *err);
 int cj_publish_env_parse(const char *value, struct cj_net_spec *spec, struct cj_err *err);
 int cj_cidr30_parse(const char *arg, uint32_t *host, uint32_t *guest, struct cj_err *err);
 int cj_ipv4_parse(const char *arg, uint32_t *out);
+
+/* Egress policy (egress.c). what names the option or variable in errors. */
+int cj_egress_mode_parse(const char *arg, const char *what, enum cj_egress *out,
+                         struct cj_err *err);
+int cj_egress_rule_parse(const char *arg, const char *what, struct cj_egress_rule *out,
+                         struct cj_err *err);
+/* Append one rule, or a comma/space separated list (CTR_JAILER_ALLOW_EGRESS). */
+int cj_allow_egress_add(struct cj_net_spec *spec, const char *arg, const char *what,
+                        struct cj_err *err);
+int cj_allow_egress_list_parse(const char *value, const char *what, struct cj_net_spec *spec,
+                               struct cj_err *err);
+/* Settle the policy once every option is read: UNSET becomes ALLOW, or DENY
+ * with an allow-list; contradictions are refused. */
+int cj_egress_resolve(struct cj_net_spec *spec, struct cj_err *err);
+bool cj_egress_denies(const struct cj_net_spec *spec);
+/* Firewall text for the policy, resolvers dns[ndns] always reachable on
+ * port 53. nft: the "egress" chain the forward chain jumps to, and a base
+ * chain dropping link-local destinations on the host itself (tap);
+ * iptables: one rule per line, the arguments after the chain name.
+ * NULL when out of memory; caller frees. */
+char *cj_egress_nft_chains(const struct cj_net_spec *spec, const char *tap, const uint32_t *dns,
+                           size_t ndns);
+char *cj_egress_ipt_rules(const struct cj_net_spec *spec, const uint32_t *dns, size_t ndns);
 
 /* Create the TAP (owned by owner_uid), address it, add firewall rules.
  * Records what it did in run_dir/net so that gc can undo it. */

@@ -337,6 +337,9 @@ enum {
 	OPT_HOST_IFACE,
 	OPT_FIREWALL,
 	OPT_DNS,
+	OPT_EGRESS,
+	OPT_ALLOW_EGRESS,
+	OPT_ALLOW_LINK_LOCAL,
 };
 
 static const struct option run_options[] = {
@@ -383,6 +386,9 @@ static const struct option run_options[] = {
     {"firewall", required_argument, NULL, OPT_FIREWALL},
     {"publish", required_argument, NULL, 'p'},
     {"dns", required_argument, NULL, OPT_DNS},
+    {"egress", required_argument, NULL, OPT_EGRESS},
+    {"allow-egress", required_argument, NULL, OPT_ALLOW_EGRESS},
+    {"allow-link-local", no_argument, NULL, OPT_ALLOW_LINK_LOCAL},
     {NULL, 0, NULL, 0},
 };
 
@@ -441,6 +447,17 @@ static int parse_firewall(const char *v, enum cj_firewall *out, struct cj_err *e
 		    "firewall '%s' is invalid: use auto, nft, iptables, iptables-legacy or "
 		    "none",
 		    v);
+	return 0;
+}
+
+static int parse_bool(const char *v, const char *what, bool *out, struct cj_err *err)
+{
+	if (strcmp(v, "1") == 0 || strcmp(v, "true") == 0 || strcmp(v, "yes") == 0)
+		*out = true;
+	else if (strcmp(v, "0") == 0 || strcmp(v, "false") == 0 || strcmp(v, "no") == 0)
+		*out = false;
+	else
+		return cj_fail(err, 0, "%s '%s' is invalid: use 1 or 0", what, v);
 	return 0;
 }
 
@@ -631,6 +648,15 @@ static int apply_seed_env(struct cj_spec *spec, char **env, struct cj_err *err)
 		return -1;
 	if ((v = getenv_from(env, "CTR_JAILER_FIREWALL")) && *v &&
 	    parse_firewall(v, &spec->net.firewall, err) < 0)
+		return -1;
+	if ((v = getenv_from(env, "CTR_JAILER_EGRESS")) && *v &&
+	    cj_egress_mode_parse(v, "CTR_JAILER_EGRESS", &spec->net.egress, err) < 0)
+		return -1;
+	if ((v = getenv_from(env, "CTR_JAILER_ALLOW_EGRESS")) && *v &&
+	    cj_allow_egress_list_parse(v, "CTR_JAILER_ALLOW_EGRESS", &spec->net, err) < 0)
+		return -1;
+	if ((v = getenv_from(env, "CTR_JAILER_ALLOW_LINK_LOCAL")) && *v &&
+	    parse_bool(v, "CTR_JAILER_ALLOW_LINK_LOCAL", &spec->net.allow_link_local, err) < 0)
 		return -1;
 	if ((v = getenv_from(env, "CTR_JAILER_NETWORK")) && *v) {
 		if (strcmp(v, "none") == 0)
@@ -966,6 +992,16 @@ int cj_spec_from_args(struct cj_spec *spec, int argc, char **argv, char **env, s
 			spec->net.ndns++;
 			r = 0;
 			break;
+		case OPT_EGRESS:
+			r = cj_egress_mode_parse(optarg, "--egress", &spec->net.egress, err);
+			break;
+		case OPT_ALLOW_EGRESS:
+			r = cj_allow_egress_add(&spec->net, optarg, "--allow-egress", err);
+			break;
+		case OPT_ALLOW_LINK_LOCAL:
+			spec->net.allow_link_local = true;
+			r = 0;
+			break;
 		case OPT_SECRET:
 			r = add_secret(spec, optarg, env, &hidden, err);
 			break;
@@ -986,6 +1022,8 @@ int cj_spec_from_args(struct cj_spec *spec, int argc, char **argv, char **env, s
 		if (r < 0)
 			goto out;
 	}
+	if ((r = cj_egress_resolve(&spec->net, err)) < 0)
+		goto out;
 	for (int i = optind; i < argc; i++)
 		if (cj_strv_push(&spec->argv, argv[i]) < 0) {
 			r = cj_fail(err, ENOMEM, "argv");
