@@ -12,6 +12,8 @@
 #include "volume/volume.h"
 
 #include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void test_port_parse(void **state)
@@ -130,12 +132,214 @@ static void test_secret_names(void **state)
 	assert_false(ctrj_secret_name_valid("a\0b", 3));
 }
 
+static void test_egress_rule_parse(void **state)
+{
+	struct cj_egress_rule r;
+	struct cj_err err = {0};
+	(void)state;
+
+	assert_int_equal(cj_egress_rule_parse("10.0.0.0/8", "--allow-egress", &r, &err), 0);
+	assert_int_equal(r.net, inet_addr("10.0.0.0"));
+	assert_int_equal(r.prefix, 8);
+	assert_int_equal(r.port, 0);
+	assert_int_equal(cj_egress_rule_parse("192.0.2.10:443", "x", &r, &err), 0);
+	assert_int_equal(r.net, inet_addr("192.0.2.10"));
+	assert_int_equal(r.prefix, 32);
+	assert_int_equal(r.port, 443);
+	assert_int_equal(r.proto, CJ_EGRESS_TCP_UDP);
+	assert_int_equal(cj_egress_rule_parse("192.0.2.0/24:53/udp", "x", &r, &err), 0);
+	assert_int_equal(r.proto, CJ_EGRESS_UDP);
+	assert_int_equal(cj_egress_rule_parse("0.0.0.0/0:443/tcp", "x", &r, &err), 0);
+	assert_int_equal(r.prefix, 0);
+	assert_int_equal(r.proto, CJ_EGRESS_TCP);
+	assert_int_equal(cj_egress_rule_parse("1.2.3.4:65535", "x", &r, &err), 0);
+	const char *bad[] = {
+	    "",
+	    "10.0.0.0/33",
+	    "10.0.0.0/",
+	    "10.0.0.0/-1",
+	    "10.0.0.0/+8",
+	    "10.0.0/8",
+	    "10.0.0.0.0",
+	    "host.example",
+	    "10.0.0.1:0",
+	    "10.0.0.1:65536",
+	    "10.0.0.1:",
+	    "10.0.0.1:http",
+	    "10.0.0.1:80:81",
+	    "10.0.0.1:80/sctp",
+	    "10.0.0.1:80/",
+	    "10.0.0.1/udp",
+	    "10.0.0.1:99999999999999999999",
+	    ":80",
+	    "::1",
+	    "10.0.0.0/8 ",
+	    "10.0.0.0/8\n:80",
+	    "1111111111111111111111111111111111111111111111111111111111111111.0.0.1",
+	    NULL};
+	for (size_t i = 0; bad[i]; i++) {
+		memset(&err, 0, sizeof err);
+		assert_int_equal(cj_egress_rule_parse(bad[i], "--allow-egress", &r, &err), -1);
+		assert_non_null(strstr(err.msg, "--allow-egress '"));
+		assert_non_null(strstr(err.msg, "is invalid"));
+		assert_null(
+		    strchr(err.msg + strlen("--allow-egress '") + strlen(bad[i]) + 1, '\n'));
+	}
+	memset(&err, 0, sizeof err);
+	assert_int_equal(cj_egress_rule_parse("10.1.2.3/8:80", "--allow-egress", &r, &err), -1);
+	assert_non_null(strstr(err.msg, "host bits set: did you mean 10.0.0.0/8?"));
+	assert_int_equal(cj_egress_rule_parse("192.0.2.1/0", "x", &r, &err), -1);
+
+	enum cj_egress mode = CJ_EGRESS_UNSET;
+	assert_int_equal(cj_egress_mode_parse("deny", "--egress", &mode, &err), 0);
+	assert_int_equal(mode, CJ_EGRESS_DENY);
+	assert_int_equal(cj_egress_mode_parse("allow", "--egress", &mode, &err), 0);
+	assert_int_equal(mode, CJ_EGRESS_ALLOW);
+	assert_int_equal(cj_egress_mode_parse("Deny", "--egress", &mode, &err), -1);
+	assert_string_equal(err.msg, "--egress 'Deny' is invalid: use allow or deny");
+}
+
+static void test_allow_egress_list(void **state)
+{
+	struct cj_net_spec spec = {0};
+	struct cj_err err = {0};
+	char many[CJ_MAX_EGRESS * 16 + 16] = "";
+	(void)state;
+
+	assert_int_equal(
+	    cj_allow_egress_list_parse("10.0.0.0/8, 192.0.2.1:53/udp,,", "V", &spec, &err), 0);
+	assert_int_equal(spec.nallow_egress, 2);
+	memset(&spec, 0, sizeof spec);
+	assert_int_equal(cj_allow_egress_list_parse("10.0.0.0/8,bogus", "V", &spec, &err), -1);
+	assert_non_null(strstr(err.msg, "V 'bogus' is invalid"));
+	memset(&spec, 0, sizeof spec);
+	for (int i = 0; i <= CJ_MAX_EGRESS; i++)
+		snprintf(many + strlen(many), sizeof many - strlen(many), "10.0.%d.0/24,", i);
+	assert_int_equal(cj_allow_egress_list_parse(many, "V", &spec, &err), -1);
+	assert_non_null(strstr(err.msg, "too many V entries"));
+	assert_int_equal(spec.nallow_egress, CJ_MAX_EGRESS);
+}
+
+static void test_egress_resolve(void **state)
+{
+	struct cj_net_spec spec = {0};
+	struct cj_err err = {0};
+	(void)state;
+
+	assert_int_equal(cj_egress_resolve(&spec, &err), 0);
+	assert_int_equal(spec.egress, CJ_EGRESS_ALLOW);
+	assert_false(cj_egress_denies(&spec));
+	assert_int_equal(cj_allow_egress_add(&spec, "10.0.0.0/8", "x", &err), 0);
+	spec.egress = CJ_EGRESS_UNSET;
+	assert_true(cj_egress_denies(&spec)); /* even unresolved */
+	assert_int_equal(cj_egress_resolve(&spec, &err), 0);
+	assert_int_equal(spec.egress, CJ_EGRESS_DENY);
+	spec.egress = CJ_EGRESS_ALLOW;
+	assert_int_equal(cj_egress_resolve(&spec, &err), -1);
+	assert_non_null(strstr(err.msg, "contradicts"));
+	spec.egress = CJ_EGRESS_DENY;
+	spec.firewall = CJ_FW_NONE;
+	assert_int_equal(cj_egress_resolve(&spec, &err), -1);
+	assert_non_null(strstr(err.msg, "--firewall none"));
+	spec.mode = CJ_NET_NONE;
+	assert_int_equal(cj_egress_resolve(&spec, &err), 0);
+
+	/* an allow-list entry inside 169.254.0.0/16 needs --allow-link-local;
+	 * one that only contains it does not open it (it stays dropped) */
+	memset(&spec, 0, sizeof spec);
+	assert_int_equal(cj_allow_egress_add(&spec, "169.254.169.254:80/tcp", "x", &err), 0);
+	assert_int_equal(cj_egress_resolve(&spec, &err), -1);
+	assert_non_null(strstr(err.msg, "169.254.169.254/32:80/tcp is link-local"));
+	spec.allow_link_local = true;
+	assert_int_equal(cj_egress_resolve(&spec, &err), 0);
+	memset(&spec, 0, sizeof spec);
+	assert_int_equal(cj_allow_egress_add(&spec, "0.0.0.0/0", "x", &err), 0);
+	assert_int_equal(cj_allow_egress_add(&spec, "169.0.0.0/8", "x", &err), 0);
+	assert_int_equal(cj_egress_resolve(&spec, &err), 0);
+}
+
+/* Index of needle in text, failing when absent: rule order matters. */
+static size_t pos(const char *text, const char *needle)
+{
+	const char *p = strstr(text, needle);
+	if (!p)
+		fail_msg("\"%s\" not in:\n%s", needle, text);
+	return (size_t)(p - text);
+}
+
+static void test_egress_rules_text(void **state)
+{
+	struct cj_net_spec spec = {0};
+	struct cj_err err = {0};
+	uint32_t dns[2] = {inet_addr("192.0.2.53"), inet_addr("169.254.169.253")};
+	char *t;
+	(void)state;
+
+	/* default: allow, link-local dropped (after DNS, a link-local resolver
+	 * included), replies first */
+	t = cj_egress_nft_chains(&spec, "cj-x", dns, 2);
+	assert_non_null(t);
+	assert_true(pos(t, "ct state established,related accept") <
+	            pos(t, "ip daddr 169.254.169.253/32 udp dport 53 accept"));
+	assert_true(pos(t, "ip daddr 169.254.169.253/32 tcp dport 53 accept") <
+	            pos(t, "ip daddr 169.254.0.0/16 drop"));
+	assert_true(pos(t, "ip daddr 169.254.0.0/16 drop") < pos(t, "    accept\n  }"));
+	pos(t, "iifname \"cj-x\" ip daddr 169.254.0.0/16 drop");
+	assert_null(strstr(t, "    drop\n  }"));
+	free(t);
+	t = cj_egress_ipt_rules(&spec, dns, 2);
+	assert_non_null(t);
+	assert_true(pos(t, "-m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT\n") <
+	            pos(t, "-d 192.0.2.53/32 -p udp --dport 53 -j ACCEPT\n"));
+	assert_true(pos(t, "-d 169.254.169.253/32 -p tcp --dport 53 -j ACCEPT\n") <
+	            pos(t, "-d 169.254.0.0/16 -j DROP\n"));
+	assert_true(strlen(t) >= 10 && strcmp(t + strlen(t) - 10, "-j ACCEPT\n") == 0);
+	free(t);
+
+	/* deny with an allow-list; link-local allowed */
+	assert_int_equal(cj_allow_egress_add(&spec, "192.0.2.0/24:7000", "x", &err), 0);
+	assert_int_equal(cj_allow_egress_add(&spec, "198.51.100.0/24", "x", &err), 0);
+	assert_int_equal(cj_allow_egress_add(&spec, "0.0.0.0/0:443/tcp", "x", &err), 0);
+	spec.allow_link_local = true;
+	t = cj_egress_nft_chains(&spec, "cj-x", NULL, 0);
+	assert_non_null(t);
+	assert_null(strstr(t, "169.254"));
+	assert_null(strstr(t, "dport 53"));
+	assert_true(pos(t, "ip daddr 192.0.2.0/24 tcp dport 7000 accept") <
+	            pos(t, "ip daddr 192.0.2.0/24 udp dport 7000 accept"));
+	pos(t, "    ip daddr 198.51.100.0/24 accept\n");
+	pos(t, "    tcp dport 443 accept\n");
+	assert_null(strstr(t, "udp dport 443"));
+	assert_true(pos(t, "tcp dport 443 accept") < pos(t, "    drop\n  }"));
+	free(t);
+	t = cj_egress_ipt_rules(&spec, NULL, 0);
+	assert_non_null(t);
+	pos(t, "-d 192.0.2.0/24 -p tcp --dport 7000 -j ACCEPT\n-d 192.0.2.0/24 -p udp --dport "
+	       "7000 -j ACCEPT\n-d 198.51.100.0/24 -j ACCEPT\n-p tcp --dport 443 -j ACCEPT\n-j "
+	       "DROP\n");
+	assert_null(strstr(t, "169.254"));
+	free(t);
+
+	/* an allow-list given but the mode left unresolved still denies */
+	spec.egress = CJ_EGRESS_UNSET;
+	t = cj_egress_ipt_rules(&spec, NULL, 0);
+	assert_non_null(t);
+	assert_true(strcmp(t + strlen(t) - 8, "-j DROP\n") == 0);
+	free(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_port_parse),   cmocka_unit_test(test_publish_env),
-	    cmocka_unit_test(test_cidr30),       cmocka_unit_test(test_volume_spec),
+	    cmocka_unit_test(test_port_parse),
+	    cmocka_unit_test(test_publish_env),
+	    cmocka_unit_test(test_cidr30),
+	    cmocka_unit_test(test_volume_spec),
 	    cmocka_unit_test(test_secret_names),
+	    cmocka_unit_test(test_egress_rule_parse),
+	    cmocka_unit_test(test_allow_egress_list),
+	    cmocka_unit_test(test_egress_resolve),
+	    cmocka_unit_test(test_egress_rules_text),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -832,6 +832,92 @@ static void test_spec_vmm_options(void **state)
 	expect_spec_error(rel_base, noenv, "absolute");
 }
 
+/* --egress, --allow-egress, --allow-link-local and their variables (the
+ * parsers themselves: test_net.c; the rules: tests/integration/
+ * test_sec_egress.py). */
+static void test_spec_egress_options(void **state)
+{
+	struct cj_spec spec;
+	struct cj_err err;
+	char *noenv[] = {NULL};
+
+	char *plain[] = {"run", "--", "/bin/true", NULL};
+	assert_int_equal(spec_run(&spec, plain, noenv, &err), 0);
+	assert_int_equal(spec.net.egress, CJ_EGRESS_ALLOW);
+	assert_int_equal(spec.net.nallow_egress, 0);
+	assert_false(spec.net.allow_link_local);
+	cj_spec_free(&spec);
+
+	/* an allow-list alone denies the rest */
+	char *list[] = {"run",
+	                "--allow-egress",
+	                "10.0.0.0/8",
+	                "--allow-egress",
+	                "192.0.2.7:53/udp",
+	                "--allow-link-local",
+	                "--",
+	                "/bin/true",
+	                NULL};
+	assert_int_equal(spec_run(&spec, list, noenv, &err), 0);
+	assert_int_equal(spec.net.egress, CJ_EGRESS_DENY);
+	assert_int_equal(spec.net.nallow_egress, 2);
+	assert_int_equal(spec.net.allow_egress[1].port, 53);
+	assert_int_equal(spec.net.allow_egress[1].proto, CJ_EGRESS_UDP);
+	assert_true(spec.net.allow_link_local);
+	cj_spec_free(&spec);
+
+	/* the variables, flags on top (lists add up, as PUBLISH and -p do);
+	 * none of them reaches the guest's environment */
+	char *env[] = {"CTR_JAILER_EGRESS=deny",
+	               "CTR_JAILER_ALLOW_EGRESS=10.0.0.0/8, 192.0.2.7:443",
+	               "CTR_JAILER_ALLOW_LINK_LOCAL=1", NULL};
+	assert_int_equal(spec_run(&spec, plain, env, &err), 0);
+	assert_int_equal(spec.net.egress, CJ_EGRESS_DENY);
+	assert_int_equal(spec.net.nallow_egress, 2);
+	assert_true(spec.net.allow_link_local);
+	assert_null(env_get(&spec.env, "CTR_JAILER_EGRESS"));
+	assert_null(env_get(&spec.env, "CTR_JAILER_ALLOW_EGRESS"));
+	cj_spec_free(&spec);
+	char *more[] = {"run", "--allow-egress", "198.51.100.0/24", "--", "/bin/true", NULL};
+	assert_int_equal(spec_run(&spec, more, env, &err), 0);
+	assert_int_equal(spec.net.nallow_egress, 3);
+	cj_spec_free(&spec);
+	char *deny_env[] = {"CTR_JAILER_EGRESS=deny", "CTR_JAILER_ALLOW_LINK_LOCAL=no", NULL};
+	char *allow[] = {"run", "--egress", "allow", "--", "/bin/true", NULL};
+	assert_int_equal(spec_run(&spec, allow, deny_env, &err), 0);
+	assert_int_equal(spec.net.egress, CJ_EGRESS_ALLOW);
+	assert_false(spec.net.allow_link_local);
+	cj_spec_free(&spec);
+
+	/* one clear error each, before anything exists */
+	char *bad_mode[] = {"run", "--egress", "block", "--", "/bin/true", NULL};
+	expect_spec_error(bad_mode, noenv, "--egress 'block' is invalid: use allow or deny");
+	char *bad_cidr[] = {"run", "--allow-egress", "10.0.0.0/33", "--", "/bin/true", NULL};
+	expect_spec_error(bad_cidr, noenv, "--allow-egress '10.0.0.0/33' is invalid");
+	char *bad_port[] = {"run", "--allow-egress", "10.0.0.0/8:65536", "--", "/bin/true", NULL};
+	expect_spec_error(bad_port, noenv, "--allow-egress '10.0.0.0/8:65536' is invalid");
+	char *host_bits[] = {"run", "--allow-egress", "10.1.2.3/8", "--", "/bin/true", NULL};
+	expect_spec_error(host_bits, noenv, "did you mean 10.0.0.0/8");
+	char *both[] = {"run",        "--egress", "allow",     "--allow-egress",
+	                "10.0.0.0/8", "--",       "/bin/true", NULL};
+	expect_spec_error(both, noenv, "contradicts");
+	char *no_fw[] = {"run", "--egress", "deny", "--firewall", "none", "--", "/bin/true", NULL};
+	expect_spec_error(no_fw, noenv, "--firewall none");
+	char *ll[] = {"run", "--allow-egress", "169.254.169.254", "--", "/bin/true", NULL};
+	expect_spec_error(ll, noenv, "--allow-link-local");
+	char *bad_env_mode[] = {"CTR_JAILER_EGRESS=closed", NULL};
+	expect_spec_error(plain, bad_env_mode, "CTR_JAILER_EGRESS 'closed'");
+	char *bad_env_list[] = {"CTR_JAILER_ALLOW_EGRESS=10.0.0.0/8,nonsense", NULL};
+	expect_spec_error(plain, bad_env_list, "CTR_JAILER_ALLOW_EGRESS 'nonsense'");
+	char *bad_env_ll[] = {"CTR_JAILER_ALLOW_LINK_LOCAL=maybe", NULL};
+	expect_spec_error(plain, bad_env_ll, "CTR_JAILER_ALLOW_LINK_LOCAL 'maybe'");
+	/* --network none: there is nothing to enforce, and nothing to refuse */
+	char *none[] = {"run",      "--network", "none", "--firewall", "none",
+	                "--egress", "deny",      "--",   "/bin/true",  NULL};
+	assert_int_equal(spec_run(&spec, none, noenv, &err), 0);
+	cj_spec_free(&spec);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -850,6 +936,7 @@ int main(void)
 	    cmocka_unit_test(test_spec_seed_env_overridden_by_flags),
 	    cmocka_unit_test(test_spec_image_options),
 	    cmocka_unit_test(test_spec_vmm_options),
+	    cmocka_unit_test(test_spec_egress_options),
 	};
 	return cmocka_run_group_tests_name("spec", tests, NULL, NULL);
 }
