@@ -33,6 +33,10 @@ struct cj_net_spec {
 	size_t nports;
 	uint32_t dns[CJ_MAX_DNS]; /* --dns overrides; network order */
 	size_t ndns;
+	/* Not from the user: the run sets it for a VMM that opens its TAP by
+	 * name in a jail (Firecracker), which then gets a network namespace of
+	 * its own (net/netns.h), holding only its TAP (none with CJ_NET_NONE). */
+	bool own_netns;
 };
 
 struct cj_net {
@@ -47,6 +51,10 @@ struct cj_net {
 	size_t ndns;
 	enum cj_firewall firewall;
 	char state_path[4096]; /* run dir file recording what was added */
+	/* The VM's own network namespace (an nsfs bind mount in the run dir) or
+	 * "". With one, the TAP lives there and `tap` here names the host end
+	 * of the veth pair that leads to it. */
+	char netns[4096];
 };
 
 /* Parsers for the command line and environment (unit-tested). */
