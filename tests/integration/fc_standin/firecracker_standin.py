@@ -243,7 +243,7 @@ class Firecracker:
         def send(frame):
             os.write(fd, bytes(VNET_HDR_LEN) + frame)
 
-        def receive(want, timeout=10):
+        def receive(want, timeout=spec.get("timeout", 10)):
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 if not select.select([fd], [], [], 0.2)[0]:
@@ -278,6 +278,12 @@ class Firecracker:
                 return f[14 + (f[14] & 0xf) * 4 + 8:].decode(errors="replace")
             result["udp_reply"] = receive(udp_reply)
         self.record(event="guest_probe", **result)
+        # Once more (say, after the test cut the path) when the file appears.
+        again = spec.get("again_when")
+        if again:
+            while not os.path.exists(again):
+                time.sleep(0.05)
+            self.guest_probe({**spec, "timeout": 3, "again_when": None})
 
     def action(self, kind):
         if kind == "InstanceStart":
