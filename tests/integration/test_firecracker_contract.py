@@ -17,8 +17,9 @@ Firecracker does, records every call, and ends the "VM" like a guest that
 rebooted: a status record in the control disk, exit 0. The jailer stand-in
 records its argv, inspects the chroot it is handed, does to it what the
 jailer does (copy, chown, device nodes, rlimits, a new pid namespace, the
-pid file) and runs the firecracker stand-in as the jail user with the jail
-root as its working directory.
+pid file), insists on --netns and joins that namespace, and runs the
+firecracker stand-in as the jail user with the jail root as its working
+directory. The network namespace with a TAP is tested in test_sec_netns.py.
 
 What is tested here: the request bodies and their order, the jailer's
 command line and the jail's layout and ownership, the drives (base,
