@@ -7,6 +7,12 @@ the other VMs' TAPs. The jail clones QEMU into a new, empty network
 namespace (the TAP is handed over as an fd, so QEMU needs none), and the
 VM's own networking keeps working through that fd.
 
+Firecracker opens its TAP by name, so its jailer joins (--netns) a
+namespace of the VM's own that holds only that TAP and the veth end leading
+to the host, joined by tc redirects. Tested by contract (the stand-ins of
+test_firecracker_contract.py), with real frames: the stand-in Firecracker
+plays a guest on the TAP (ARP, then UDP out through NAT and back).
+
 Everything runs in the namespaces of test_network's "world": the runtime
 in a "host" namespace with an uplink to an "upstream" namespace. The root
 namespace is never touched.
