@@ -17,8 +17,9 @@ Firecracker does, records every call, and ends the "VM" like a guest that
 rebooted: a status record in the control disk, exit 0. The jailer stand-in
 records its argv, inspects the chroot it is handed, does to it what the
 jailer does (copy, chown, device nodes, rlimits, a new pid namespace, the
-pid file) and runs the firecracker stand-in as the jail user with the jail
-root as its working directory.
+pid file), insists on --netns and joins that namespace, and runs the
+firecracker stand-in as the jail user with the jail root as its working
+directory. The network namespace with a TAP is tested in test_sec_netns.py.
 
 What is tested here: the request bodies and their order, the jailer's
 command line and the jail's layout and ownership, the drives (base,
@@ -300,11 +301,16 @@ def test_jailer_command_line_and_chroot(fc, runner):
     assert j["argv"] == [
         "--id", run_id, "--exec-file", fc_real, "--uid", str(uid), "--gid", str(gid),
         "--cgroup-version", CGROUP_VERSION, "--chroot-base-dir", str(fc.jail_base),
-        "--new-pid-ns", *cgroup_args(memory=(256 + 256) << 20, pids=512),
+        "--new-pid-ns", "--netns", f"{runner.run_dir}/{run_id}/netns",
+        *cgroup_args(memory=(256 + 256) << 20, pids=512),
         # the largest file the VMM may write: its largest writable drive
         "--resource-limit", f"fsize={max(v.stat().st_size for v in fc.vols.iterdir())}",
         "--", "--api-sock", "/run/firecracker.socket"]
     assert j["root"] == f"{fc.jail_base}/firecracker/{run_id}/root"
+    # Without a network, Firecracker's namespace of its own is empty: no
+    # uplink, no other VM's TAP, no loopback service of the host.
+    assert j["netns"]["is_netns"] and not j["netns"]["is_runtime_ns"], j["netns"]
+    assert j["netns"]["links"] == [{"name": "lo", "kind": "loopback", "peer_elsewhere": False}]
     entries = {e["name"]: e for e in j["chroot"]["entries"]}
     assert j["chroot"]["run_is_mount"]
     assert set(entries) == {"vmlinux", "initrd.cpio", "base.img", "modules.img", "vol0.img",
@@ -358,7 +364,7 @@ def test_limits_set_reach_the_jailer(fc):
     j = fc.jailer()
     argv = j["argv"]
     assert argv[argv.index("--uid") + 1] == "4242" and argv[argv.index("--gid") + 1] == "4343"
-    cg = argv[argv.index("--new-pid-ns") + 1:argv.index("--resource-limit")]
+    cg = argv[argv.index("--netns") + 2:argv.index("--resource-limit")]
     assert cg == cgroup_args(cpu_quota=150000, memory=1 << 30, pids=100)
     start = next(r for r in fc.records() if r["event"] == "start")
     assert (start["uid"], start["gid"]) == (4242, 4343)

@@ -11,6 +11,7 @@
  */
 #include "net.h"
 
+#include "netns.h"
 #include "util/util.h"
 
 #include <arpa/inet.h>
@@ -656,6 +657,20 @@ static int enable_forwarding(struct cj_err *err)
 	return 0;
 }
 
+/* No network, but a namespace of its own all the same: an empty one. */
+static int empty_netns(struct cj_net *net, const char *run_dir, struct cj_err *err)
+{
+	snprintf(net->state_path, sizeof net->state_path, "%s/net", run_dir);
+	snprintf(net->netns, sizeof net->netns, "%s/netns", run_dir);
+	if (record(net, "netns") < 0)
+		return cj_fail(err, errno, "record %s", net->state_path);
+	if (cj_netns_create(net->netns, NULL, 0, NULL, err) < 0) {
+		cj_net_teardown(net);
+		return -1;
+	}
+	return 0;
+}
+
 int cj_net_setup(const struct cj_net_spec *spec, const char *id, const char *run_dir,
                  const char *run_base, uid_t owner_uid, struct cj_net *out, struct cj_err *err)
 {
@@ -664,10 +679,12 @@ int cj_net_setup(const struct cj_net_spec *spec, const char *id, const char *run
 
 	memset(out, 0, sizeof *out);
 	if (spec->mode == CJ_NET_NONE)
-		return 0;
+		return spec->own_netns ? empty_netns(out, run_dir, err) : 0;
 	snprintf(out->id, sizeof out->id, "%s", id);
 	snprintf(out->tap, sizeof out->tap, "cj-%.12s", id);
 	snprintf(out->state_path, sizeof out->state_path, "%s/net", run_dir);
+	if (spec->own_netns)
+		snprintf(out->netns, sizeof out->netns, "%s/netns", run_dir);
 	if (spec->host_iface) {
 		snprintf(out->uplink, sizeof out->uplink, "%s", spec->host_iface);
 		if (cj_nl_link_index(out->uplink) < 0)
@@ -691,7 +708,7 @@ int cj_net_setup(const struct cj_net_spec *spec, const char *id, const char *run
 		return -1;
 	if (check_ports(spec, run_base, id, err) < 0 || pick_subnet(spec, out, err) < 0)
 		goto fail_unlock;
-	if (record(out, "tap %s", out->tap) < 0) {
+	if (record(out, "tap %s", out->tap) < 0 || (out->netns[0] && record(out, "netns") < 0)) {
 		cj_fail(err, errno, "record %s", out->state_path);
 		goto fail_unlock;
 	}
@@ -699,7 +716,11 @@ int cj_net_setup(const struct cj_net_spec *spec, const char *id, const char *run
 		record(out, "port %s %u", spec->ports[i].udp ? "udp" : "tcp",
 		       spec->ports[i].host_port);
 	out->active = true;
-	if (create_tap(out, owner_uid, err) < 0)
+	/* In its own namespace, the TAP is reached through a veth pair whose
+	 * host end takes the TAP's name here: addresses, NAT and the firewall
+	 * below are the same either way. */
+	if ((out->netns[0] ? cj_netns_create(out->netns, out->tap, owner_uid, out->tap, err)
+	                   : create_tap(out, owner_uid, err)) < 0)
 		goto fail_unlock;
 	idx = cj_nl_link_index(out->tap);
 	if (idx < 0 || cj_nl_addr_add(idx, out->host_addr, out->prefix, err) < 0 ||
@@ -746,6 +767,19 @@ static void delete_table_if_empty(const char *table)
 	nft_ctx_free(ctx);
 }
 
+/* The VM's network namespace sits next to the record (never a path read
+ * from it). */
+static void remove_netns(const char *state_path)
+{
+	char path[4096 + 8];
+	const char *slash = strrchr(state_path, '/');
+
+	if (!slash)
+		return;
+	snprintf(path, sizeof path, "%.*s/netns", (int)(slash - state_path), state_path);
+	cj_netns_remove(path);
+}
+
 /* Undo from the record: used by teardown and by gc alike. */
 static void undo(const char *state_path)
 {
@@ -763,6 +797,8 @@ static void undo(const char *state_path)
 			int idx = cj_nl_link_index(line + 4);
 			if (idx > 0)
 				cj_nl_link_del(idx);
+		} else if (strcmp(line, "netns") == 0) {
+			remove_netns(state_path);
 		} else if (strncmp(line, "nft ", 4) == 0) {
 			char cmd[128];
 			struct cj_err err = {0};
@@ -808,11 +844,12 @@ static void undo(const char *state_path)
 
 void cj_net_teardown(struct cj_net *net)
 {
-	if (!net->active)
+	if (!net->active && !net->netns[0])
 		return;
 	undo(net->state_path);
 	unlink(net->state_path);
 	net->active = false;
+	net->netns[0] = '\0';
 }
 
 void cj_net_gc(const char *run_dir)

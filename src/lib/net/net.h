@@ -51,6 +51,10 @@ struct cj_net_spec {
 	struct cj_egress_rule allow_egress[CJ_MAX_EGRESS];
 	size_t nallow_egress;
 	bool allow_link_local; /* --allow-link-local: 169.254.0.0/16 reachable */
+	/* Not from the user: the run sets it for a VMM that opens its TAP by
+	 * name in a jail (Firecracker), which then gets a network namespace of
+	 * its own (net/netns.h), holding only its TAP (none with CJ_NET_NONE). */
+	bool own_netns;
 };
 
 struct cj_net {
@@ -65,6 +69,10 @@ struct cj_net {
 	size_t ndns;
 	enum cj_firewall firewall;
 	char state_path[4096]; /* run dir file recording what was added */
+	/* The VM's own network namespace (an nsfs bind mount in the run dir) or
+	 * "". With one, the TAP lives there and `tap` here names the host end
+	 * of the veth pair that leads to it. */
+	char netns[4096];
 };
 
 /* Parsers for the command line and environment (unit-tested). */

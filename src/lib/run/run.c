@@ -511,9 +511,18 @@ int cj_run_vm(const struct cj_spec *spec, struct cj_err *err)
 		fprintf(stderr,
 		        "ctr-jailer: warning: --no-jail: the VMM runs as root, unconfined\n");
 	vm.id = id;
-	if (cj_net_setup(&spec->net, id, run_dir, spec->run_base, vm.jail.enabled ? vm.jail.uid : 0,
-	                 &net, err) < 0)
-		goto teardown;
+	{
+		/* A jailed Firecracker opens its TAP by name: it gets a network
+		 * namespace of its own, which its jailer joins (--netns). QEMU's
+		 * jail gives it an empty one, and the TAP as an fd. */
+		struct cj_net_spec net_spec = spec->net;
+		net_spec.own_netns = vm.jail.enabled && vmm.ops == &cj_firecracker_ops;
+		if (cj_net_setup(&net_spec, id, run_dir, spec->run_base,
+		                 vm.jail.enabled ? vm.jail.uid : 0, &net, err) < 0)
+			goto teardown;
+	}
+	if (net.netns[0])
+		vm.jail.netns = net.netns;
 	if (net.active) {
 		cfg.has_net = true;
 		cfg.net.addr = net.guest_addr;

@@ -4,7 +4,10 @@
  * socket (libcurl, CURLOPT_UNIX_SOCKET_PATH; bodies from firecracker_api.c,
  * built with json-c) and, unless --no-jail, started through Firecracker's
  * own `jailer`: chroot + pivot_root, new mount and pid namespaces, an
- * unprivileged uid/gid, cgroup limits.
+ * unprivileged uid/gid, cgroup limits, and (--netns) the VM's own network
+ * namespace, which the run made (net/netns.c: only the TAP, reached from
+ * the host through a veth pair and tc redirects; empty without a network).
+ * Without the jail, Firecracker stays in the runtime's network namespace.
  *
  * The jail (<chroot-base>/<firecracker exec name>/<run id>/root) holds:
  *   vmlinux, initrd.cpio, <drive>.img   hard links to the host files, or
@@ -1148,6 +1151,11 @@ static int fc_start(struct cj_vmm *vmm, const struct cj_vm_config *cfg, struct c
 		return cj_fail(err, 0, "the Firecracker backend needs the run's id");
 	if (p->jailed && (!cfg->jail.jailer_bin || !cfg->jail.chroot_base))
 		return cj_fail(err, 0, "Firecracker's jailer or its chroot base is not set");
+	/* never the runtime's own: it would see the host's loopback services,
+	 * abstract unix sockets and every VM's TAP */
+	if (p->jailed && !cfg->jail.netns)
+		return cj_fail(err, 0,
+		               "the jailed Firecracker has no network namespace of its own");
 	if (cfg->cpus > CJ_FC_MAX_VCPUS)
 		fprintf(stderr, "ctr-jailer: Firecracker runs at most %u vCPUs; using %u\n",
 		        CJ_FC_MAX_VCPUS, CJ_FC_MAX_VCPUS);

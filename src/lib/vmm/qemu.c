@@ -296,10 +296,14 @@ static int qemu_start(struct cj_vmm *vmm, const struct cj_vm_config *cfg, struct
 		qemu_priv_free(vmm);
 		return cj_fail(err, errno, "pipe");
 	}
-	if (p) /* new mount, pid, ipc and uts namespaces; fork-like (no new stack) */
-		pid = (pid_t)syscall(
-		    SYS_clone, CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD,
-		    NULL, NULL, NULL, NULL);
+	if (p) /* new mount, pid, ipc, uts and (empty) network namespaces; fork-like
+	        * (no new stack). The TAP is an fd already, so QEMU needs no network:
+	        * in a namespace holding only a down lo it reaches no host service,
+	        * no abstract unix socket and no other VM's TAP. */
+		pid = (pid_t)syscall(SYS_clone,
+		                     CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS |
+		                         CLONE_NEWNET | SIGCHLD,
+		                     NULL, NULL, NULL, NULL);
 	else
 		pid = fork();
 	if (pid < 0) {

@@ -15,6 +15,13 @@ REST API on the --api-sock unix socket. It
   does (drives read-write unless read-only, kernel and initrd read-only,
   logger and metrics for writing), so permissions and paths are real;
 - records every call (JSON lines) for the test to read;
+- attaches to the TAP named in PUT /network-interfaces the way Firecracker
+  does (/dev/net/tun, TUNSETIFF by name, in its own network namespace, as
+  its own user), and records the links of that namespace;
+- with "guest_probe" in its configuration, plays a guest on that TAP after
+  InstanceStart: it asks the host's address with ARP and sends a UDP
+  datagram through the host to an upstream server, and records what came
+  back (real frames through whatever ctr-jailer built between TAP and host);
 - ends the "VM" like a guest that rebooted: it writes a status record into
   the control-disk drive (include/ctrj/protocol.h) and exits 0.
 
@@ -24,12 +31,17 @@ are resolved against that root, as a chroot would.
 
 A wrapper generated per test holds CONFIG and calls main().
 """
+import fcntl
 import json
 import os
 import re
+import select
+import socket
 import socketserver
 import struct
+import subprocess
 import sys
+import threading
 import time
 from http.server import BaseHTTPRequestHandler
 
@@ -41,6 +53,11 @@ CTL_CONFIG_OFF = 4096
 CTL_CONFIG_MAX = 1024 * 1024
 CTL_STATUS_OFF = CTL_CONFIG_OFF + CTL_CONFIG_MAX
 STATE_EXITED, STATE_SIGNALED = 1, 2
+
+# linux/if_tun.h
+TUNSETIFF, TUNSETVNETHDRSZ = 0x400454CA, 0x400454D8
+IFF_TAP, IFF_NO_PI, IFF_VNET_HDR = 0x0002, 0x1000, 0x4000
+VNET_HDR_LEN = 12  # what Firecracker sets (virtio_net_hdr_v1)
 
 PRE_BOOT = ("/logger", "/metrics", "/machine-config", "/boot-source", "/drives/",
             "/network-interfaces/", "/entropy")
@@ -98,6 +115,7 @@ class Firecracker:
         self.boot_source = None
         self.drives = {}
         self.files = []  # keep opened files open, as Firecracker does
+        self.tap = None  # (fd, guest MAC) once attached
 
     # -- recording ------------------------------------------------------------
     def record(self, **entry):
@@ -185,10 +203,87 @@ class Firecracker:
         elif path.startswith("/network-interfaces/"):
             if path.split("/")[-1] != body["iface_id"]:
                 return 400, {"fault_message": "The id from the path does not match the id from the body!"}, None
+            self.attach_tap(body["host_dev_name"], body.get("guest_mac"))
         elif path == "/actions":
             return self.action(body["action_type"])
         self.record(event="files", path=path, files=files)
         return 204, None, None
+
+    # -- the TAP -------------------------------------------------------------------
+    def attach_tap(self, name, mac):
+        """As Firecracker's Tap::open_named: fails unless a TAP of that name
+        exists in this process's network namespace and this user may attach."""
+        fd = os.open(self.resolve("/dev/net/tun"), os.O_RDWR | os.O_CLOEXEC)
+        self.files.append(fd)
+        ifr = struct.pack("16sH22x", name.encode(), IFF_TAP | IFF_NO_PI | IFF_VNET_HDR)
+        fcntl.ioctl(fd, TUNSETIFF, ifr)
+        fcntl.ioctl(fd, TUNSETVNETHDRSZ, struct.pack("i", VNET_HDR_LEN))
+        self.tap = (fd, mac)
+        ip = next(p for p in ("/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip")
+                  if os.path.exists(p))
+        out = subprocess.run([ip, "-j", "-d", "link", "show"], capture_output=True).stdout
+        links = [{"name": l["ifname"],
+                  "kind": l.get("linkinfo", {}).get("info_kind", l.get("link_type"))}
+                 for l in json.loads(out or b"[]")]
+        self.record(event="tap", name=name, links=links,
+                    netns=os.stat("/proc/self/ns/net").st_ino)
+
+    def guest_probe(self, spec):
+        """A guest's first packets, on the TAP: ARP for the gateway, then one
+        UDP datagram to spec["udp_to"] through it; answers the host's ARP
+        requests for the guest's address meanwhile."""
+        fd, mac_text = self.tap
+        mac = bytes.fromhex(mac_text.replace(":", ""))
+        gip, hip = socket.inet_aton(spec["guest_ip"]), socket.inet_aton(spec["host_ip"])
+        dst, dport = socket.inet_aton(spec["udp_to"][0]), spec["udp_to"][1]
+
+        def arp(op, sha, spa, tha, tpa):
+            return struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, op, sha, spa, tha, tpa)
+
+        def send(frame):
+            os.write(fd, bytes(VNET_HDR_LEN) + frame)
+
+        def receive(want, timeout=spec.get("timeout", 10)):
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if not select.select([fd], [], [], 0.2)[0]:
+                    continue
+                f = os.read(fd, 65536)[VNET_HDR_LEN:]
+                if f[12:14] == b"\x08\x06" and f[20:22] == b"\x00\x01" and f[38:42] == gip:
+                    send(f[6:12] + mac + b"\x08\x06" + arp(2, mac, gip, f[22:28], f[28:32]))
+                got = want(f)
+                if got is not None:
+                    return got
+            return None
+
+        result = {}
+        send(b"\xff" * 6 + mac + b"\x08\x06" + arp(1, mac, gip, bytes(6), hip))
+        host_mac = receive(lambda f: f[22:28] if f[12:14] == b"\x08\x06" and
+                           f[20:22] == b"\x00\x02" and f[28:32] == hip else None)
+        result["host_mac"] = host_mac.hex(":") if host_mac else None
+        if host_mac:
+            payload = b"probe"
+            udp = struct.pack("!HHHH", 40000, dport, 8 + len(payload), 0) + payload
+            ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 1, 0x4000, 64, 17, 0,
+                             gip, dst)
+            csum = sum(struct.unpack("!10H", ip))
+            csum = (csum & 0xffff) + (csum >> 16)
+            csum = ~((csum & 0xffff) + (csum >> 16)) & 0xffff
+            ip = ip[:10] + struct.pack("!H", csum) + ip[12:]
+            send(host_mac + mac + b"\x08\x00" + ip + udp)
+
+            def udp_reply(f):
+                if f[12:14] != b"\x08\x00" or f[23] != 17 or f[26:30] != dst or f[30:34] != gip:
+                    return None
+                return f[14 + (f[14] & 0xf) * 4 + 8:].decode(errors="replace")
+            result["udp_reply"] = receive(udp_reply)
+        self.record(event="guest_probe", **result)
+        # Once more (say, after the test cut the path) when the file appears.
+        again = spec.get("again_when")
+        if again:
+            while not os.path.exists(again):
+                time.sleep(0.05)
+            self.guest_probe({**spec, "timeout": 3, "again_when": None})
 
     def action(self, kind):
         if kind == "InstanceStart":
@@ -201,6 +296,9 @@ class Firecracker:
                     # Released Firecracker (<= 1.16) boots only an ELF vmlinux.
                     return 400, {"fault_message": "Cannot load kernel due to invalid memory configuration or invalid kernel image: Invalid Elf magic number"}, None
             self.started = True
+            if self.config.get("guest_probe") and self.tap:
+                threading.Thread(target=self.guest_probe, args=(self.config["guest_probe"],),
+                                 daemon=True).start()
             on_start = self.config.get("on_start", "wait")
             if on_start == "wait":
                 return 204, None, None

@@ -11,7 +11,10 @@ jailer does to it: closes inherited fds, clears the environment, copies the
 exec file into <chroot-base>/<exec name>/<id>/root, chowns / /dev /dev/net
 /run to uid:gid (0700), makes /dev/kvm and /dev/net/tun, applies the
 resource limits, and with --new-pid-ns forks the exec file into a new pid
-namespace, writes <root>/<exec name>.pid and exits 0.
+namespace, writes <root>/<exec name>.pid and exits 0. It insists on
+--netns, as ctr-jailer must give it: the path must name a network namespace
+other than the jailer's own (the runtime's); it joins it as the jailer does
+before anything else and records the links it finds there.
 
 What it cannot do: chroot/pivot_root (Python is not inside the jail), so
 the jailed stand-in firecracker gets the jail root as its working directory
@@ -22,16 +25,20 @@ recorded: the host's cgroups are never touched.
 A wrapper generated per test holds CONFIG and calls main().
 """
 import ctypes
+import fcntl
 import json
 import os
 import re
 import resource
 import shutil
 import stat
+import subprocess
 import sys
 import time
 
 CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+NS_GET_NSTYPE = 0xb703  # _IO(0xb7, 0x3), linux/nsfs.h
 
 
 def parse(argv):
@@ -95,6 +102,51 @@ def inspect(root):
             "run_is_mount": os.path.ismount(run)}
 
 
+def links_here():
+    """The links of the current network namespace: name, kind (the rtnetlink
+    link kind, or the link type for lo), and whether a veth's peer lives in
+    another namespace."""
+    ip = next(p for p in ("/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip")
+              if os.path.exists(p))
+    out = subprocess.run([ip, "-j", "-d", "link", "show"], capture_output=True, check=True).stdout
+    return [{"name": l["ifname"],
+             "kind": l.get("linkinfo", {}).get("info_kind", l.get("link_type")),
+             "peer_elsewhere": "link_netnsid" in l} for l in json.loads(out)]
+
+
+def join_netns(path, problems):
+    """What the jailer does with --netns (setns before the chroot), with
+    the checks a jailer would not make: it is a network namespace, and
+    not the one the jailer was started in."""
+    if path is None:
+        problems.append("no --netns: Firecracker would share the runtime's network namespace")
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as e:
+        problems.append(f"--netns {path}: {e.strerror}")
+        return None
+    try:
+        nstype = fcntl.ioctl(fd, NS_GET_NSTYPE)
+    except OSError:
+        nstype = None
+    st, own = os.fstat(fd), os.stat("/proc/self/ns/net")
+    seen = {"path": path, "is_netns": nstype == CLONE_NEWNET,
+            "is_runtime_ns": (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino)}
+    if not seen["is_netns"]:
+        problems.append(f"--netns {path} is not a network namespace")
+    elif seen["is_runtime_ns"]:
+        problems.append(f"--netns {path} is the runtime's own network namespace")
+    else:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.setns(fd, CLONE_NEWNET) != 0:
+            problems.append(f"setns {path}: {os.strerror(ctypes.get_errno())}")
+        else:
+            seen["links"] = links_here()
+    os.close(fd)
+    return seen
+
+
 def main(argv, config):
     start_us = int(time.time() * 1e6)
     # The jailer's first act: no inherited fds but 0-2, no environment.
@@ -127,9 +179,11 @@ def main(argv, config):
     seen = inspect(root) if os.path.isdir(root) else None
     if seen is None:
         problems.append(f"no chroot directory {root}")
+    netns = join_netns(args.get("netns"), problems)
     with open(config["record"], "w") as f:
         json.dump({"argv": argv, "args": args, "extra": extra, "root": root,
-                   "chroot": seen, "problems": problems, "pid": os.getpid()}, f)
+                   "chroot": seen, "netns": netns, "problems": problems,
+                   "pid": os.getpid()}, f)
     if problems:
         print("jailer stand-in: " + "; ".join(problems), file=sys.stderr)
         return 1
