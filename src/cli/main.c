@@ -52,6 +52,8 @@ static const char usage[] =
     "                        next to firecracker)\n"
     "  --chroot-base DIR     where the jailer builds jails (CTR_JAILER_CHROOT_BASE,\n"
     "                        default " CJ_DEFAULT_CHROOT_BASE ")\n"
+    "  --jail-uid-range START:COUNT  the uids (= gids) jailed VMMs run as, one per VM\n"
+    "                        (CTR_JAILER_UID_RANGE, default 2000000000:65536)\n"
     "  --timings             print phase durations as one JSON line on stderr\n"
     "\n"
     "Exit status: the command's own (128+N when killed by signal N); 123 guest\n"

@@ -127,20 +127,20 @@ def runs(run_dir: Path):
 
 
 def qemu_processes_for(run_dir: Path):
-    """QEMU processes started for run_dir: their command line mentions it,
-    or (jailed, with jail-relative paths) their environment does, through
-    the CTR_JAILER_RUN_DIR they inherited."""
+    """VMM processes started for runs under run_dir, alive or left over,
+    jailed or not: ctr-jailer names each QEMU after its run directory
+    (`-name ctr-jailer:<run_dir>/<id>`), so they are found even once that
+    directory is gone. (Not through their environment: VMMs get none.)"""
     found = []
-    needle = str(run_dir).encode()
+    needle = f"ctr-jailer:{run_dir}/".encode()
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
         try:
-            cmdline = (proc / "cmdline").read_bytes()
-            environ = (proc / "environ").read_bytes() if b"qemu-system" in cmdline else b""
+            args = (proc / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"qemu-system" in cmdline and (needle in cmdline or needle in environ):
+        if any(a.startswith(needle) for a in args):
             found.append(int(proc.name))
     return found
 
