@@ -2,11 +2,17 @@
 """Fixtures for integration tests: every test boots real microVMs (QEMU
 microvm, TCG on these machines) and asserts on what the workload reported
 from inside the guest."""
+import fcntl
 import os
+import pty
+import select
 import shutil
 import signal
 import subprocess
+import termios
+import threading
 import time
+import tty
 from pathlib import Path
 
 import pytest
@@ -143,6 +149,72 @@ def qemu_processes_for(run_dir: Path):
         if any(a.startswith(needle) for a in args):
             found.append(int(proc.name))
     return found
+
+
+class OnTerminal:
+    """A command started as an interactive shell would start it: in a new
+    session whose controlling terminal is a fresh pseudo-terminal, which is
+    also its stdin, stdout and stderr. The terminal is raw (no echo, no line
+    editing), so whatever anyone pushes into its input (TIOCSTI) waits
+    there, readable with injected(), as it would for the shell."""
+
+    def __init__(self, argv, env):
+        self.master, self.slave = pty.openpty()
+        tty.setraw(self.slave)
+        self.name = os.ttyname(self.slave)
+        self.out = bytearray()
+        self._stop = False
+
+        def controlling_terminal():
+            os.setsid()
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+        self.proc = subprocess.Popen(argv, env=env, stdin=self.slave, stdout=self.slave,
+                                     stderr=self.slave, preexec_fn=controlling_terminal)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        while not self._stop:
+            if select.select([self.master], [], [], 0.1)[0]:
+                try:
+                    self.out += os.read(self.master, 65536)
+                except OSError:
+                    return
+
+    def wait_for(self, marker: bytes, timeout=120):
+        deadline = time.monotonic() + timeout
+        while marker not in self.out:
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise AssertionError(f"{marker!r} not seen on the terminal: {bytes(self.out)!r}")
+            time.sleep(0.05)
+
+    def wait(self, timeout=120):
+        rc = self.proc.wait(timeout=timeout)
+        time.sleep(0.2)  # the reader's last chunk
+        return rc
+
+    def injected(self) -> bytes:
+        """What waits in the terminal's input queue."""
+        os.set_blocking(self.slave, False)
+        data = b""
+        while True:
+            try:
+                chunk = os.read(self.slave, 4096)
+            except BlockingIOError:
+                return data
+            if not chunk:
+                return data
+            data += chunk
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self._stop = True
+        self._reader.join()
+        os.close(self.master)
+        os.close(self.slave)
 
 
 def wait_for_output(proc, marker: bytes, timeout=120):

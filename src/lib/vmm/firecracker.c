@@ -634,21 +634,18 @@ static uid_t api_uid(const struct fc_priv *p)
 	return p->jailed ? p->uid : geteuid();
 }
 
-/* A connection to the API socket that nothing the VMM can write redirects.
+/* Connections to the API socket that nothing the VMM can write redirects.
  * The jail's run/ belongs to the VMM's user, who may replace the socket by
  * a symlink to, or a socket of, anything root can reach. So the name is
- * opened O_PATH | O_NOFOLLOW in the directory we hold, must be a socket
- * owned by the VMM's uid, is connected to through that very inode
+ * opened O_PATH | O_NOFOLLOW in the directory we hold and must be a socket
+ * owned by the VMM's uid; the connection goes to that very inode
  * (/proc/self/fd/N of the O_PATH fd), and the listening peer must be the
  * Firecracker process we started (SO_PEERCRED: its pid, in our pid
- * namespace, and uid). errnum ENOENT or ECONNREFUSED: not up yet. */
-static int api_connect(const struct fc_priv *p, struct cj_err *err)
+ * namespace, and uid). */
+static int api_socket_open(const struct fc_priv *p, struct cj_err *err)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	struct ucred peer;
-	socklen_t len = sizeof peer;
 	struct stat st;
-	int path_fd, fd, r;
+	int path_fd;
 
 	path_fd = openat(p->sock_dirfd, p->sock_name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 	if (path_fd < 0)
@@ -660,60 +657,86 @@ static int api_connect(const struct fc_priv *p, struct cj_err *err)
 		               "a socket of the VMM's uid %u: refusing to connect",
 		               (unsigned)api_uid(p));
 	}
-	snprintf(sa.sun_path, sizeof sa.sun_path, "/proc/self/fd/%d", path_fd);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		close(path_fd);
-		return cj_fail(err, errno, "socket");
-	}
-	r = connect(fd, (struct sockaddr *)&sa, sizeof sa);
-	int e = errno;
-	close(path_fd);
-	if (r < 0) {
-		close(fd);
-		return cj_fail(err, e, "connect to Firecracker's API socket");
-	}
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &len) < 0) {
-		e = errno;
-		close(fd);
-		return cj_fail(err, e, "SO_PEERCRED on Firecracker's API socket");
-	}
-	if (peer.pid != p->vmm_pid || peer.uid != api_uid(p)) {
-		close(fd);
+	return path_fd;
+}
+
+static int api_check_peer(const struct fc_priv *p, int fd, struct cj_err *err)
+{
+	struct ucred peer;
+	socklen_t len = sizeof peer;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &len) < 0)
+		return cj_fail(err, errno, "SO_PEERCRED on Firecracker's API socket");
+	if (peer.pid != p->vmm_pid || peer.uid != api_uid(p))
 		return cj_fail(err, 0,
 		               "Firecracker's API socket is served by pid %d uid %u, not by the "
 		               "VMM (pid %d uid %u): refusing to talk to it",
 		               (int)peer.pid, (unsigned)peer.uid, (int)p->vmm_pid,
 		               (unsigned)api_uid(p));
+	return 0;
+}
+
+/* A checked connection (errnum ENOENT or ECONNREFUSED: not up yet). */
+static int api_connect(const struct fc_priv *p, struct cj_err *err)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int path_fd, fd, r, e;
+
+	if ((path_fd = api_socket_open(p, err)) < 0)
+		return -1;
+	snprintf(sa.sun_path, sizeof sa.sun_path, "/proc/self/fd/%d", path_fd);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		e = errno;
+		close(path_fd);
+		return cj_fail(err, e, "socket");
+	}
+	r = connect(fd, (struct sockaddr *)&sa, sizeof sa);
+	e = errno;
+	close(path_fd);
+	if (r < 0) {
+		close(fd);
+		return cj_fail(err, e, "connect to Firecracker's API socket");
+	}
+	if (api_check_peer(p, fd, err) < 0) {
+		close(fd);
+		return -1;
 	}
 	return fd;
 }
 
-/* libcurl's connection is api_connect's, already connected. */
+/* libcurl connects to the path of api_socket_open's fd; the socket it
+ * connects is ours (open_api_socket), and its peer is checked once
+ * connected, before any byte of the request is sent (check_api_peer). */
 struct api_socket {
 	const struct fc_priv *p;
-	struct cj_err err; /* why api_connect refused */
-	bool failed;
+	int fd;
+	struct cj_err err; /* why the peer was refused */
+	bool refused;
 };
 
 static curl_socket_t open_api_socket(void *ud, curlsocktype purpose, struct curl_sockaddr *addr)
 {
 	struct api_socket *as = ud;
-	int fd;
 
 	(void)purpose;
-	(void)addr;
-	fd = api_connect(as->p, &as->err);
-	as->failed = fd < 0;
-	return fd < 0 ? CURL_SOCKET_BAD : fd;
+	if (addr->family != AF_UNIX)
+		return CURL_SOCKET_BAD;
+	as->fd = socket(AF_UNIX, addr->socktype | SOCK_CLOEXEC, addr->protocol);
+	return as->fd < 0 ? CURL_SOCKET_BAD : as->fd;
 }
 
-static int api_socket_connected(void *ud, curl_socket_t fd, curlsocktype purpose)
+static int check_api_peer(void *ud, char *primary_ip, char *local_ip, int primary_port,
+                          int local_port)
 {
-	(void)ud;
-	(void)fd;
-	(void)purpose;
-	return CURL_SOCKOPT_ALREADY_CONNECTED;
+	struct api_socket *as = ud;
+
+	(void)primary_ip;
+	(void)local_ip;
+	(void)primary_port;
+	(void)local_port;
+	as->refused = as->fd < 0 || api_check_peer(as->p, as->fd, &as->err) < 0;
+	return as->refused ? CURL_PREREQFUNC_ABORT : CURL_PREREQFUNC_OK;
 }
 
 /* One request. body (PUT) or NULL (GET); *reply gets the parsed answer when
@@ -726,16 +749,22 @@ static int api_call(const struct fc_priv *p, const char *path, json_object *body
 	struct curl_slist *hdr = NULL, *h;
 	struct reply rep = {0};
 	CURLcode rc = CURLE_OK;
-	struct api_socket as = {.p = p};
+	struct api_socket as = {.p = p, .fd = -1};
+	char sock_path[64];
 	long status = 0;
-	int r = -1;
+	int r = -1, path_fd;
 	CURL *c;
 
 	if (reply)
 		*reply = NULL;
+	if ((path_fd = api_socket_open(p, err)) < 0)
+		return cj_err_wrap(err, "Firecracker API %s %s", method, path);
+	snprintf(sock_path, sizeof sock_path, "/proc/self/fd/%d", path_fd);
 	c = curl_easy_init();
-	if (!c)
+	if (!c) {
+		close(path_fd);
 		return cj_fail(err, ENOMEM, "Firecracker API client");
+	}
 	snprintf(url, sizeof url, "http://localhost%s", path);
 	const char *headers[] = {"Accept: application/json", "Content-Type: application/json",
 	                         "Expect:"};
@@ -746,10 +775,11 @@ static int api_call(const struct fc_priv *p, const char *path, json_object *body
 		}
 		hdr = h;
 	}
-	rc |= curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, p->connect_path);
+	rc |= curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, sock_path);
 	rc |= curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, open_api_socket);
 	rc |= curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, &as);
-	rc |= curl_easy_setopt(c, CURLOPT_SOCKOPTFUNCTION, api_socket_connected);
+	rc |= curl_easy_setopt(c, CURLOPT_PREREQFUNCTION, check_api_peer);
+	rc |= curl_easy_setopt(c, CURLOPT_PREREQDATA, &as);
 	rc |= curl_easy_setopt(c, CURLOPT_URL, url);
 	rc |= curl_easy_setopt(c, CURLOPT_PROXY, ""); /* never a proxy from the environment */
 	rc |= curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
@@ -773,7 +803,7 @@ static int api_call(const struct fc_priv *p, const char *path, json_object *body
 		goto out;
 	}
 	rc = curl_easy_perform(c);
-	if (rc != CURLE_OK && as.failed) {
+	if (rc != CURLE_OK && as.refused) {
 		*err = as.err;
 		cj_err_wrap(err, "Firecracker API %s %s", method, path);
 		goto out;
@@ -816,6 +846,7 @@ static int api_call(const struct fc_priv *p, const char *path, json_object *body
 out:
 	curl_slist_free_all(hdr);
 	curl_easy_cleanup(c);
+	close(path_fd);
 	free(rep.data);
 	return r;
 }

@@ -27,6 +27,7 @@ A wrapper generated per test holds CONFIG and calls main().
 import json
 import os
 import re
+import socket
 import socketserver
 import struct
 import sys
@@ -203,7 +204,7 @@ class Firecracker:
             self.started = True
             on_start = self.config.get("on_start", "wait")
             if on_start == "wait":
-                return 204, None, None
+                return 204, None, self.hijack if self.config.get("hijack") else None
             return 204, None, lambda: self.reboot(status_record(STATE_EXITED, code=on_start["exit"]))
         if kind == "SendCtrlAltDel":
             if not self.started:
@@ -212,6 +213,40 @@ class Firecracker:
             # the init writes the status and reboots: Firecracker exits 0.
             return 204, None, lambda: self.reboot(status_record(STATE_SIGNALED, signal=15))
         return 204, None, None
+
+    # -- a compromised Firecracker ---------------------------------------------
+    def hijack(self):
+        """Replace the API socket, which lives in a directory the VMM owns:
+        {"symlink": PATH} by a symlink to another socket, "socket" by a
+        socket a child process serves (same uid, another pid). That child
+        records every connection and what it received."""
+        sock = self.resolve(self.sock_path)
+        how = self.config["hijack"]
+        if how == "socket":
+            tmp = sock + ".new"
+            r, w = os.pipe()
+            if os.fork() == 0:
+                os.close(r)
+                srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                srv.bind(tmp)
+                srv.listen(8)  # in this process: its pid is the peer's
+                os.write(w, b"x")
+                while True:
+                    conn, _ = srv.accept()
+                    conn.settimeout(2)
+                    try:
+                        data = conn.recv(4096)
+                    except OSError:
+                        data = b""
+                    self.record(event="hijacked", by="child", received=data.decode("latin-1"))
+                    conn.close()
+            os.close(w)
+            os.read(r, 1)
+            os.rename(tmp, sock)
+        else:
+            os.unlink(sock)
+            os.symlink(how["symlink"], sock)
+        self.record(event="hijack", how=how)
 
     def reboot(self, record):
         control = self.drives.get("control")
@@ -276,6 +311,7 @@ def serve(fc, sock_path):
         def do_PATCH(self):
             self._answer("PATCH")
 
+    fc.sock_path = sock_path
     server = socketserver.UnixStreamServer(fc.resolve(sock_path), Handler)
     server.serve_forever()
 
@@ -291,9 +327,16 @@ def main(argv, config):
             args[argv[i][2:]] = True
             i += 1
     fc = Firecracker(config, argv)
+    stdio = []
+    for fd in range(3):
+        try:
+            stdio.append(os.readlink(f"/proc/self/fd/{fd}"))
+        except OSError:
+            stdio.append(None)
     fc.record(event="start", argv=argv, uid=os.getuid(), gid=os.getgid(),
               groups=os.getgroups(), jailed=fc.jailed, cwd=os.getcwd(),
-              env=sorted(os.environ), pid=os.getpid(), fds=sorted(int(x) for x in os.listdir("/proc/self/fd")))
+              env=sorted(os.environ), pid=os.getpid(), fds=sorted(int(x) for x in os.listdir("/proc/self/fd")),
+              sid=os.getsid(0), stdio=stdio)
     if "api-sock" not in args:
         print("firecracker stand-in: --api-sock is required", file=sys.stderr)
         return 153

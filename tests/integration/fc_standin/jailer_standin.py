@@ -95,8 +95,23 @@ def inspect(root):
             "run_is_mount": os.path.ismount(run)}
 
 
+def stdio():
+    """What fds 0-2 are (their /proc/self/fd targets)."""
+    out = []
+    for fd in range(3):
+        try:
+            out.append(os.readlink(f"/proc/self/fd/{fd}"))
+        except OSError:
+            out.append(None)
+    return out
+
+
 def main(argv, config):
     start_us = int(time.time() * 1e6)
+    # What ctr-jailer handed over, before the jailer clears it.
+    env = dict(os.environ)
+    env.pop("LC_CTYPE", None)  # Python's own (PEP 538), not inherited
+    handed = {"env": env, "sid": os.getsid(0), "pgid": os.getpgid(0), "stdio": stdio()}
     # The jailer's first act: no inherited fds but 0-2, no environment.
     os.closerange(3, 65536)
     for key in list(os.environ):
@@ -129,7 +144,7 @@ def main(argv, config):
         problems.append(f"no chroot directory {root}")
     with open(config["record"], "w") as f:
         json.dump({"argv": argv, "args": args, "extra": extra, "root": root,
-                   "chroot": seen, "problems": problems, "pid": os.getpid()}, f)
+                   "chroot": seen, "problems": problems, "pid": os.getpid(), **handed}, f)
     if problems:
         print("jailer stand-in: " + "; ".join(problems), file=sys.stderr)
         return 1
