@@ -8,7 +8,9 @@ import pty
 import select
 import shutil
 import signal
+import socket
 import subprocess
+import tempfile
 import termios
 import threading
 import time
@@ -215,6 +217,46 @@ class OnTerminal:
         self._reader.join()
         os.close(self.master)
         os.close(self.slave)
+
+
+class DecoySocket:
+    """A listening unix socket root can reach that belongs to no VMM (the
+    kind a compromised VMM would point root at): records each connection
+    and what it received. Use as a context manager."""
+
+    def __init__(self):
+        self.dir = Path(tempfile.mkdtemp(prefix="cjdecoy-", dir="/tmp"))
+        self.path = self.dir / "decoy.sock"
+        self.received = []  # one entry per connection
+        self._srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._srv.bind(str(self.path))
+        self._srv.listen(8)
+        self._srv.settimeout(0.2)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self):
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._srv.accept()
+            except socket.timeout:
+                continue
+            conn.settimeout(1)
+            try:
+                self.received.append(conn.recv(4096))
+            except OSError:
+                self.received.append(b"")
+            conn.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self._srv.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def wait_for_output(proc, marker: bytes, timeout=120):

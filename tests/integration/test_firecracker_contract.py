@@ -31,18 +31,16 @@ seccomp filters, its real cgroup writes.
 import json
 import os
 import signal
-import socket as socketlib
 import stat
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import BINARY, BUILD, REPO, OnTerminal, runs
+from conftest import BINARY, BUILD, REPO, DecoySocket, OnTerminal, runs
 
 STANDIN_DIR = REPO / "tests/integration/fc_standin"
 SCHEMA = Path(os.environ.get("CTRJ_FC_SCHEMA", REPO.parent / "shared/firecracker/firecracker.yaml"))
@@ -459,37 +457,8 @@ def test_vmms_get_own_uid_session_and_no_environment(fc, runner):
 
 @pytest.fixture
 def decoy():
-    """A socket root can reach that is not the VMM's, recording each
-    connection and what it received."""
-    d = Path(tempfile.mkdtemp(prefix="cjdecoy-", dir="/tmp"))
-    path = d / "decoy.sock"
-    srv = socketlib.socket(socketlib.AF_UNIX, socketlib.SOCK_STREAM)
-    srv.bind(str(path))
-    srv.listen(8)
-    srv.settimeout(0.2)
-    seen = []
-    stop = threading.Event()
-
-    def serve():
-        while not stop.is_set():
-            try:
-                conn, _ = srv.accept()
-            except socketlib.timeout:
-                continue
-            conn.settimeout(1)
-            try:
-                seen.append(conn.recv(4096))
-            except OSError:
-                seen.append(b"")
-            conn.close()
-
-    t = threading.Thread(target=serve, daemon=True)
-    t.start()
-    yield path, seen
-    stop.set()
-    t.join()
-    srv.close()
-    subprocess.run(["rm", "-rf", str(d)], check=False)
+    with DecoySocket() as d:
+        yield d
 
 
 @pytest.mark.parametrize("how", ["symlink", "socket"])
@@ -498,8 +467,8 @@ def test_api_socket_hijack_refused(fc, runner, decoy, how):
     owns) with a symlink to another socket, or with a socket a process of
     its own uid serves: the graceful stop must send nothing to either. The
     VM is killed instead."""
-    path, seen = decoy
-    fc.configure(on_start="wait", hijack={"symlink": str(path)} if how == "symlink" else "socket")
+    fc.configure(on_start="wait",
+                 hijack={"symlink": str(decoy.path)} if how == "symlink" else "socket")
     proc = fc.start(VOLUMES[:2])
     try:
         fc.wait_for_call("/actions", "InstanceStart")
@@ -513,7 +482,7 @@ def test_api_socket_hijack_refused(fc, runner, decoy, how):
         proc.kill()
     time.sleep(0.5)
     hijacked = [r for r in fc.records() if r["event"] == "hijacked"]
-    assert seen == [], f"root connected to the decoy socket: {seen}"
+    assert decoy.received == [], f"root connected to the decoy socket: {decoy.received}"
     assert all(h["received"] == "" for h in hijacked), f"the impostor got a request: {hijacked}"
     assert proc.returncode == 128 + signal.SIGKILL, err
     assert b"refusing" in err, err
