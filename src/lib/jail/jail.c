@@ -81,15 +81,19 @@ int cj_jail_uid_range_parse(const char *v, const char *what, struct cj_jail_spec
 	unsigned long long start, count;
 	char *end;
 
+	/* digits only: strtoull would also take blanks and a minus sign */
+	if (!(v[0] >= '0' && v[0] <= '9'))
+		goto bad;
 	errno = 0;
 	start = strtoull(v, &end, 10);
-	if (errno || end == v || *end != ':' || !(end[1] >= '0' && end[1] <= '9'))
+	if (errno || *end != ':' || !(end[1] >= '0' && end[1] <= '9'))
 		goto bad;
 	count = strtoull(end + 1, &end, 10);
 	if (errno || *end)
 		goto bad;
 	/* uid 0 is root; (uid_t)-1 means "unchanged" to setresuid */
-	if (start == 0 || count == 0 || start + count > 0xffffffffULL)
+	if (start == 0 || count == 0 || start > 0xfffffffeULL || count > 0xfffffffeULL ||
+	    start + count > 0xffffffffULL)
 		goto bad;
 	spec->uid_start = (uint32_t)start;
 	spec->uid_count = (uint32_t)count;
