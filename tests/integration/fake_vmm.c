@@ -10,7 +10,9 @@
  *    where root might later follow it (jailed only: not as root);
  *  - env NAME: each variable of its environment;
  *  - session-leader: whether it leads its own session.
- * It is linked dynamically: the jail binds in what ldd lists.
+ * It also writes a line with a terminal escape (clear screen) to stderr,
+ * which ctr-jailer must relay defused. It is linked dynamically: the jail
+ * binds in what ldd lists.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -72,6 +74,7 @@ int main(void)
 	for (char **e = environ; *e; e++)
 		printf("FAKE-VMM env %.*s\n", (int)strcspn(*e, "="), *e);
 	printf("FAKE-VMM session-leader %s\n", getsid(0) == getpid() ? "yes" : "no");
+	fprintf(stderr, "FAKE-VMM-STDERR \033[2J\n");
 	printf("FAKE-VMM done\n");
 	fflush(stdout);
 	return 0;

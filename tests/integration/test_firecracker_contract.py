@@ -24,8 +24,11 @@ What is tested here: the request bodies and their order, the jailer's
 command line and the jail's layout and ownership, the drives (base,
 control, modules, three volumes), limits set and unset, the graceful stop
 (SendCtrlAltDel), a 400 turned into one clear error with full teardown, the
-version floor, the bind-mount fallback across filesystems, and gc after a
-SIGKILLed run. What is not: a real Firecracker booting the guest, its
+version floor, the bind-mount fallback across filesystems, gc after a
+SIGKILLed run, a uid of its own per VM, a session of their own with no
+terminal fd and no environment for the jailer and Firecracker, and an API
+socket swapped by a compromised Firecracker (symlink, or another process's
+socket) receiving no request. What is not: a real Firecracker booting the guest, its
 seccomp filters, its real cgroup writes.
 """
 import json

@@ -88,6 +88,8 @@ def test_hostile_vmm_gets_no_terminal_room_or_environment(runner, fake_vmm, jail
     # No environment at all: not the secret, not the runtime's settings.
     assert report["env"] == [], report["env"]
     assert secret.encode() not in out
+    # Its stderr comes through ctr-jailer, escapes defused.
+    assert b"FAKE-VMM-STDERR ?[2J" in out and b"\x1b[2J" not in out, out
     if jail:
         # The room is root's and read-only: nothing to plant there.
         assert report["room-create"] != "ok", report

@@ -16,7 +16,10 @@ REST API on the --api-sock unix socket. It
   logger and metrics for writing), so permissions and paths are real;
 - records every call (JSON lines) for the test to read;
 - ends the "VM" like a guest that rebooted: it writes a status record into
-  the control-disk drive (include/ctrj/protocol.h) and exits 0.
+  the control-disk drive (include/ctrj/protocol.h) and exits 0;
+- when told to ("hijack"), plays a compromised Firecracker after
+  InstanceStart: it replaces its API socket by a symlink to another socket,
+  or by a socket a child process of its own serves (see Firecracker.hijack).
 
 Inside the stand-in jailer (jailer_standin.py) it runs as the jail's user
 with the jail's root as its working directory: absolute paths it is given

@@ -6,7 +6,8 @@ It parses the jailer's command line as the jailer does
 (src/jailer/src/main.rs: --id --exec-file --uid --gid --chroot-base-dir
 --netns --daemonize --new-pid-ns --cgroup... --resource-limit...
 --cgroup-version --parent-cgroup, then -- and Firecracker's arguments),
-records it, inspects the chroot ctr-jailer handed it and then does what the
+records it with what else ctr-jailer handed over (its environment, session
+and fds 0-2), inspects the chroot ctr-jailer handed it and then does what the
 jailer does to it: closes inherited fds, clears the environment, copies the
 exec file into <chroot-base>/<exec name>/<id>/root, chowns / /dev /dev/net
 /run to uid:gid (0700), makes /dev/kvm and /dev/net/tun, applies the
