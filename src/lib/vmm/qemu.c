@@ -270,9 +270,10 @@ static struct qemu_priv *qemu_priv_new(void)
 /* The child: its stdio and session, then the jail (waiting first until the
  * parent has put it in the VM's cgroup), then exec. Reports a failure on
  * errpipe as "<errno> <step>". */
-static void qemu_child(const struct cj_vm_config *cfg, struct qemu_priv *p, const char *path,
-                       char **argv, const int *keep, size_t nkeep, const int errpipe[2],
-                       const int gopipe[2])
+static __attribute__((noreturn)) void qemu_child(const struct cj_vm_config *cfg,
+                                                 struct qemu_priv *p, const char *path, char **argv,
+                                                 const int *keep, size_t nkeep,
+                                                 const int errpipe[2], const int gopipe[2])
 {
 	const char *what = "prepare";
 	char go, msg[128];
