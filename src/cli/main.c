@@ -61,6 +61,8 @@ static const char usage[] =
     "  --allow-link-local    let the guest reach 169.254.0.0/16 (cloud metadata\n"
     "                        services), dropped by default\n"
     "                        (CTR_JAILER_ALLOW_LINK_LOCAL=1)\n"
+    "  --jail-uid-range START:COUNT  the uids (= gids) jailed VMMs run as, one per VM\n"
+    "                        (CTR_JAILER_UID_RANGE, default 2000000000:65536)\n"
     "  --timings             print phase durations as one JSON line on stderr\n"
     "\n"
     "Exit status: the command's own (128+N when killed by signal N); 123 guest\n"

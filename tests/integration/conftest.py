@@ -2,11 +2,19 @@
 """Fixtures for integration tests: every test boots real microVMs (QEMU
 microvm, TCG on these machines) and asserts on what the workload reported
 from inside the guest."""
+import fcntl
 import os
+import pty
+import select
 import shutil
 import signal
+import socket
 import subprocess
+import tempfile
+import termios
+import threading
 import time
+import tty
 from pathlib import Path
 
 import pytest
@@ -127,22 +135,128 @@ def runs(run_dir: Path):
 
 
 def qemu_processes_for(run_dir: Path):
-    """QEMU processes started for run_dir: their command line mentions it,
-    or (jailed, with jail-relative paths) their environment does, through
-    the CTR_JAILER_RUN_DIR they inherited."""
+    """VMM processes started for runs under run_dir, alive or left over,
+    jailed or not: ctr-jailer names each QEMU after its run directory
+    (`-name ctr-jailer:<run_dir>/<id>`), so they are found even once that
+    directory is gone. (Not through their environment: VMMs get none.)"""
     found = []
-    needle = str(run_dir).encode()
+    needle = f"ctr-jailer:{run_dir}/".encode()
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
         try:
-            cmdline = (proc / "cmdline").read_bytes()
-            environ = (proc / "environ").read_bytes() if b"qemu-system" in cmdline else b""
+            args = (proc / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"qemu-system" in cmdline and (needle in cmdline or needle in environ):
+        if any(a.startswith(needle) for a in args):
             found.append(int(proc.name))
     return found
+
+
+class OnTerminal:
+    """A command started as an interactive shell would start it: in a new
+    session whose controlling terminal is a fresh pseudo-terminal, which is
+    also its stdin, stdout and stderr. The terminal is raw (no echo, no line
+    editing), so whatever anyone pushes into its input (TIOCSTI) waits
+    there, readable with injected(), as it would for the shell."""
+
+    def __init__(self, argv, env):
+        self.master, self.slave = pty.openpty()
+        tty.setraw(self.slave)
+        self.name = os.ttyname(self.slave)
+        self.out = bytearray()
+        self._stop = False
+
+        def controlling_terminal():
+            os.setsid()
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+        self.proc = subprocess.Popen(argv, env=env, stdin=self.slave, stdout=self.slave,
+                                     stderr=self.slave, preexec_fn=controlling_terminal)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        while not self._stop:
+            if select.select([self.master], [], [], 0.1)[0]:
+                try:
+                    self.out += os.read(self.master, 65536)
+                except OSError:
+                    return
+
+    def wait_for(self, marker: bytes, timeout=120):
+        deadline = time.monotonic() + timeout
+        while marker not in self.out:
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise AssertionError(f"{marker!r} not seen on the terminal: {bytes(self.out)!r}")
+            time.sleep(0.05)
+
+    def wait(self, timeout=120):
+        rc = self.proc.wait(timeout=timeout)
+        time.sleep(0.2)  # the reader's last chunk
+        return rc
+
+    def injected(self) -> bytes:
+        """What waits in the terminal's input queue."""
+        os.set_blocking(self.slave, False)
+        data = b""
+        while True:
+            try:
+                chunk = os.read(self.slave, 4096)
+            except BlockingIOError:
+                return data
+            if not chunk:
+                return data
+            data += chunk
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self._stop = True
+        self._reader.join()
+        os.close(self.master)
+        os.close(self.slave)
+
+
+class DecoySocket:
+    """A listening unix socket root can reach that belongs to no VMM (the
+    kind a compromised VMM would point root at): records each connection
+    and what it received. Use as a context manager."""
+
+    def __init__(self):
+        self.dir = Path(tempfile.mkdtemp(prefix="cjdecoy-", dir="/tmp"))
+        self.path = self.dir / "decoy.sock"
+        self.received = []  # one entry per connection
+        self._srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._srv.bind(str(self.path))
+        self._srv.listen(8)
+        self._srv.settimeout(0.2)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self):
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._srv.accept()
+            except socket.timeout:
+                continue
+            conn.settimeout(1)
+            try:
+                self.received.append(conn.recv(4096))
+            except OSError:
+                self.received.append(b"")
+            conn.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self._srv.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def wait_for_output(proc, marker: bytes, timeout=120):

@@ -25,8 +25,11 @@ What is tested here: the request bodies and their order, the jailer's
 command line and the jail's layout and ownership, the drives (base,
 control, modules, three volumes), limits set and unset, the graceful stop
 (SendCtrlAltDel), a 400 turned into one clear error with full teardown, the
-version floor, the bind-mount fallback across filesystems, and gc after a
-SIGKILLed run. What is not: a real Firecracker booting the guest, its
+version floor, the bind-mount fallback across filesystems, gc after a
+SIGKILLed run, a uid of its own per VM, a session of their own with no
+terminal fd and no environment for the jailer and Firecracker, and an API
+socket swapped by a compromised Firecracker (symlink, or another process's
+socket) receiving no request. What is not: a real Firecracker booting the guest, its
 seccomp filters, its real cgroup writes.
 """
 import json
@@ -41,14 +44,15 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BINARY, BUILD, REPO, runs
+from conftest import BINARY, BUILD, REPO, DecoySocket, OnTerminal, runs
 
 STANDIN_DIR = REPO / "tests/integration/fc_standin"
 SCHEMA = Path(os.environ.get("CTRJ_FC_SCHEMA", REPO.parent / "shared/firecracker/firecracker.yaml"))
 sys.path.insert(0, str(STANDIN_DIR))
 import firecracker_standin  # noqa: E402
 
-JAIL_UID = 65534
+# The default --jail-uid-range: each VM's jailer gets a uid (= gid) of its own.
+UID_START, UID_COUNT = 2000000000, 65536
 CGROUP_VERSION = "2" if os.path.exists("/sys/fs/cgroup/cgroup.controllers") else "1"
 
 WRAPPER = """#!/usr/bin/python3
@@ -60,14 +64,17 @@ sys.exit({module}.main(sys.argv[1:], json.loads({config!r})))
 """
 
 
-def jail_user():
-    """The default jail user: ctr-jailer when it exists, else 65534."""
-    try:
-        import pwd
-        p = pwd.getpwnam("ctr-jailer")
-        return p.pw_uid, p.pw_gid
-    except KeyError:
-        return JAIL_UID, JAIL_UID
+def in_range(uid, gid):
+    return uid == gid and UID_START <= uid < UID_START + UID_COUNT
+
+
+def jail_ids(fc):
+    """The run's own uid and gid, as the jailer was told them: one number,
+    from the default range."""
+    args = fc.jailer()["args"]
+    uid, gid = int(args["uid"]), int(args["gid"])
+    assert in_range(uid, gid), (uid, gid)
+    return uid, gid
 
 
 class FC:
@@ -265,7 +272,7 @@ def test_requests_order_and_drives(fc, runner, jail):
         # Jail-relative paths; the stand-in ran as the jail user in the jail.
         assert all(not p.startswith("/") for p in paths), paths
         assert drives["control"]["path_on_host"] == "run/control.img"
-        uid, gid = jail_user()
+        uid, gid = jail_ids(fc)
         assert (start["uid"], start["gid"], start["groups"]) == (uid, gid, [])
         for i in range(3):
             f = files[f"/drives/vol{i}"]["path_on_host"]
@@ -292,7 +299,7 @@ def test_jailer_command_line_and_chroot(fc, runner):
     assert r.returncode == 7, r.stderr
     j = fc.jailer()
     assert not j["problems"], j["problems"]
-    uid, gid = jail_user()
+    uid, gid = jail_ids(fc)
     run_id = j["args"]["id"]
     fc_real = os.path.realpath(fc.bin / "firecracker")
     # SOURCE.md: jailer --id ID --exec-file FC --uid U --gid G
@@ -401,6 +408,100 @@ def test_graceful_stop_sends_ctrl_alt_del(fc, runner, jail):
     assert not runs(runner.run_dir)
 
 
+def test_vmms_get_own_uid_session_and_no_environment(fc, runner):
+    """Two VMs at once, one started from a terminal with a secret in the
+    runtime's environment: each jailer and Firecracker runs in a session of
+    its own, with no fd of that terminal, no environment from ctr-jailer,
+    and as a uid of its own, recorded in the run directory."""
+    secret = "s3cr3t-" + os.urandom(6).hex()
+    fc.configure(on_start="wait")
+    argv = fc.argv(["--secret", "token=env:CJ_TEST_SECRET"])
+    env = fc.env({"CJ_TEST_SECRET": secret})
+    term = OnTerminal(argv, env)
+    other = None
+    try:
+        fc.wait_for_call("/actions", "InstanceStart")
+        jailer = fc.jailer()  # the first run's jailer, before the second overwrites it
+        other = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while sum(1 for c in fc.calls() if c["body"] == {"action_type": "InstanceStart"}) < 2:
+            assert time.monotonic() < deadline and other.poll() is None, fc.records()
+            time.sleep(0.05)
+        recorded = {}
+        for run in runs(runner.run_dir):
+            f = run / "jail-id"
+            recorded[run.name] = tuple(int(x) for x in f.read_text().split()) if f.exists() else None
+        starts = [r for r in fc.records() if r["event"] == "start"]
+    finally:
+        term.proc.send_signal(signal.SIGTERM)
+        if other:
+            other.send_signal(signal.SIGTERM)
+            other.communicate(timeout=60)
+        rc = term.wait(timeout=60)
+        injected = term.injected()
+        term.close()
+    assert rc == other.returncode == 128 + signal.SIGTERM, bytes(term.out)
+    assert len(starts) == 2 and len(recorded) == 2
+    # Not the caller's session (ctr-jailer leads it), nor any fd of its
+    # terminal. (Firecracker, in a pid namespace of its own, sees the
+    # session's leader as 0 either way: the jailer's session is the check.)
+    assert jailer["sid"] == jailer["pid"] != term.proc.pid, jailer
+    for who in (jailer, *starts):
+        assert who["sid"] != term.proc.pid, who
+        assert not any(t and t.startswith("/dev/pts") for t in who["stdio"]), who["stdio"]
+        assert who["stdio"][0] == "/dev/null", who["stdio"]
+    assert injected == b""
+    # No environment: in particular not the secret.
+    assert jailer["env"] == {}, jailer["env"]
+    for r in starts:
+        assert set(r["env"]) <= {"STANDIN_JAILED", "LC_CTYPE"}, r["env"]
+    assert secret.encode() not in fc.calls_path.read_bytes() + fc.jailer_path.read_bytes()
+    # A uid (= gid) of its own per VM, from the range, as recorded.
+    uids = [(r["uid"], r["gid"]) for r in starts]
+    assert len(set(uids)) == 2, f"both VMMs run as {uids[0]}"
+    assert all(in_range(*i) for i in uids), uids
+    assert set(recorded.values()) == set(uids), recorded
+    assert not fc.jail_dirs() and not runs(runner.run_dir)
+
+
+@pytest.fixture
+def decoy():
+    with DecoySocket() as d:
+        yield d
+
+
+@pytest.mark.parametrize("how", ["symlink", "socket"])
+def test_api_socket_hijack_refused(fc, runner, decoy, how):
+    """A compromised Firecracker replaces its API socket (in run/, which it
+    owns) with a symlink to another socket, or with a socket a process of
+    its own uid serves: the graceful stop must send nothing to either. The
+    VM is killed instead."""
+    fc.configure(on_start="wait",
+                 hijack={"symlink": str(decoy.path)} if how == "symlink" else "socket")
+    proc = fc.start(VOLUMES[:2])
+    try:
+        fc.wait_for_call("/actions", "InstanceStart")
+        deadline = time.monotonic() + 30
+        while not any(r["event"] == "hijack" for r in fc.records()):
+            assert time.monotonic() < deadline, fc.records()
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    time.sleep(0.5)
+    hijacked = [r for r in fc.records() if r["event"] == "hijacked"]
+    assert decoy.received == [], f"root connected to the decoy socket: {decoy.received}"
+    assert all(h["received"] == "" for h in hijacked), f"the impostor got a request: {hijacked}"
+    assert proc.returncode == 128 + signal.SIGKILL, err
+    assert b"refusing" in err, err
+    assert [c["body"] for c in fc.calls()][-1] == {"action_type": "InstanceStart"}
+    assert not fc.jail_dirs()
+    assert not runs(runner.run_dir)
+    for v in fc.vols.iterdir():
+        assert owner(v) == (0, 0, 0o600)
+
+
 @pytest.mark.parametrize("jail", [True, False], ids=["jail", "no-jail"])
 def test_fault_message_is_the_error(fc, runner, jail):
     fault = "Unable to create the block device: BackingFile(Os { code: 13, kind: PermissionDenied })"
@@ -492,14 +593,18 @@ def test_gc_after_sigkill(fc, runner):
     fc.configure(on_start="wait")
     proc = fc.start(VOLUMES[:2])
     fc.wait_for_call("/actions", "InstanceStart")
+    # The run's uid, as recorded in its run directory (gc frees it).
+    (run,) = runs(runner.run_dir)
+    uid, gid = (int(x) for x in (run / "jail-id").read_text().split())
+    assert in_range(uid, gid) and uid == jail_ids(fc)[0]
     proc.kill()
-    proc.wait(timeout=30)  # its stdout/stderr stay open: the VMM inherited them
+    proc.wait(timeout=30)
     proc.stdout.close()
     proc.stderr.close()
     standins = fc.processes()
     assert standins, "the VMM outlived ctr-jailer (the jailer's uid switch drops PDEATHSIG)"
     assert fc.jail_dirs()
-    assert owner(next(fc.vols.iterdir()))[0] == jail_user()[0]
+    assert owner(next(fc.vols.iterdir()))[0] == uid
     r = subprocess.run([str(BINARY), "gc"], env=fc.env(), capture_output=True, timeout=60)
     assert r.returncode == 0, r.stderr
     deadline = time.monotonic() + 10

@@ -62,7 +62,7 @@ static void test_qemu_argv_basics(void **state)
 	char **argv;
 
 	base_config(&cfg);
-	argv = cj_qemu_argv("/usr/bin/qemu-system-x86_64", &cfg, "/run/ctr-jailer/x/qmp.sock");
+	argv = cj_qemu_argv("/usr/bin/qemu-system-x86_64", &cfg, 7);
 	assert_non_null(argv);
 	assert_string_equal(argv[0], "/usr/bin/qemu-system-x86_64");
 
@@ -90,15 +90,26 @@ static void test_qemu_argv_basics(void **state)
 	assert_string_equal(opt_value(argv, "-initrd"), cfg.initramfs);
 	assert_string_equal(opt_value(argv, "-append"), cfg.cmdline);
 	assert_string_equal(opt_value(argv, "-display"), "none");
-	assert_string_equal(opt_value(argv, "-qmp"),
-	                    "unix:/run/ctr-jailer/x/qmp.sock,server=on,wait=off");
+	/* QMP on the inherited fd 7 (a connected socket): no socket path, no -qmp */
+	assert_int_equal(count(argv, "-qmp"), 0);
+	assert_string_equal(opt_value(argv, "-chardev"), "stdio,id=console,signal=off");
+	bool qmp = false;
+	for (ptrdiff_t i = find_opt(argv, "-chardev", 1); i >= 0;
+	     i = find_opt(argv, "-chardev", (size_t)i + 1))
+		qmp |= strcmp(argv[i + 1], "socket,id=qmp,fd=7") == 0;
+	assert_true(qmp);
+	assert_string_equal(opt_value(argv, "-mon"), "chardev=qmp,mode=control");
+	for (size_t i = 0; argv[i]; i++)
+		assert_null(strstr(argv[i], "qmp.sock"));
+	/* the run's directory names the VMM */
+	assert_string_equal(opt_value(argv, "-name"), "ctr-jailer:/run/ctr-jailer/x");
 	assert_int_equal(count(argv, "-drive"), 0);
 	cj_qemu_argv_free(argv);
 
 	cfg.use_kvm = true;
 	cfg.cpus = 255;
 	cfg.memory_mib = 1ull << 20;
-	argv = cj_qemu_argv("qemu", &cfg, "/q");
+	argv = cj_qemu_argv("qemu", &cfg, 3);
 	assert_non_null(argv);
 	assert_string_equal(opt_value(argv, "-accel"), "kvm");
 	assert_string_equal(opt_value(argv, "-cpu"), "host");
@@ -120,7 +131,8 @@ static void test_qemu_argv_drives(void **state)
 	cfg.drives[2] =
 	    (struct cj_drive){.id = "modules", .path = "/cache/mod ules.img", .read_only = true};
 	cfg.ndrives = 3;
-	argv = cj_qemu_argv("qemu", &cfg, "/run/a,b/qmp.sock");
+	cfg.run_dir = "/run/a,b";
+	argv = cj_qemu_argv("qemu", &cfg, 5);
 	assert_non_null(argv);
 
 	static const char *const want[] = {
@@ -148,7 +160,7 @@ static void test_qemu_argv_drives(void **state)
 		assert_string_equal(argv[i + 3], dev[d]);
 	}
 	assert_int_equal(d, 3);
-	assert_string_equal(opt_value(argv, "-qmp"), "unix:/run/a,,b/qmp.sock,server=on,wait=off");
+	assert_string_equal(opt_value(argv, "-name"), "ctr-jailer:/run/a,,b");
 	/* The vector is NULL-terminated right after the last argument. */
 	size_t n = argv_len(argv);
 	assert_string_equal(argv[n - 1], dev[2]);
@@ -158,7 +170,7 @@ static void test_qemu_argv_drives(void **state)
 	for (size_t i = 0; i < CJ_MAX_DRIVES; i++)
 		cfg.drives[i] = (struct cj_drive){.id = "d", .path = ",", .read_only = i & 1};
 	cfg.ndrives = CJ_MAX_DRIVES;
-	argv = cj_qemu_argv("qemu", &cfg, "q");
+	argv = cj_qemu_argv("qemu", &cfg, 3);
 	assert_non_null(argv);
 	assert_int_equal(count(argv, "-drive"), CJ_MAX_DRIVES);
 	assert_int_equal(

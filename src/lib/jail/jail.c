@@ -3,6 +3,7 @@
 
 #include "util/util.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -14,6 +15,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -69,6 +71,166 @@ static int resolve_user(const char *spec, uid_t *uid, gid_t *gid, struct cj_err 
 	if (*uid == 0 || *gid == 0)
 		return cj_fail(err, 0, "the jail user must not be root");
 	return 0;
+}
+
+/* ---- a uid/gid per VM ------------------------------------------------- */
+
+int cj_jail_uid_range_parse(const char *v, const char *what, struct cj_jail_spec *spec,
+                            struct cj_err *err)
+{
+	unsigned long long start, count;
+	char *end;
+
+	/* digits only: strtoull would also take blanks and a minus sign */
+	if (!(v[0] >= '0' && v[0] <= '9'))
+		goto bad;
+	errno = 0;
+	start = strtoull(v, &end, 10);
+	if (errno || *end != ':' || !(end[1] >= '0' && end[1] <= '9'))
+		goto bad;
+	count = strtoull(end + 1, &end, 10);
+	if (errno || *end)
+		goto bad;
+	/* uid 0 is root; (uid_t)-1 means "unchanged" to setresuid */
+	if (start == 0 || count == 0 || start > 0xfffffffeULL || count > 0xfffffffeULL ||
+	    start + count > 0xffffffffULL)
+		goto bad;
+	spec->uid_start = (uint32_t)start;
+	spec->uid_count = (uint32_t)count;
+	return 0;
+bad:
+	return cj_fail(err, 0,
+	               "%s '%s' is invalid: give START:COUNT, a range of uids from 1 to "
+	               "4294967294 that no user of this host has (default %u:%u)",
+	               what, v, CJ_JAIL_UID_START, CJ_JAIL_UID_COUNT);
+}
+
+static bool read_ids(const char *run_dir, uid_t *uid, gid_t *gid)
+{
+	char path[PATH_MAX + 16];
+	unsigned u, g;
+	FILE *f;
+	bool ok;
+
+	snprintf(path, sizeof path, "%s/" CJ_JAIL_ID_FILE, run_dir);
+	if (!(f = fopen(path, "re")))
+		return false;
+	ok = fscanf(f, "%u %u", &u, &g) == 2;
+	fclose(f);
+	*uid = u;
+	*gid = g;
+	return ok;
+}
+
+/* The uids the other runs under run_base hold (their records). */
+static int used_uids(const char *run_base, const char *self, uid_t **out, size_t *n,
+                     struct cj_err *err)
+{
+	DIR *d = opendir(run_base);
+	struct dirent *de;
+	size_t cap = 0;
+
+	*out = NULL;
+	*n = 0;
+	if (!d)
+		return cj_fail(err, errno, "open %s", run_base);
+	while ((de = readdir(d))) {
+		char dir[PATH_MAX];
+		uid_t uid;
+		gid_t gid;
+		if (de->d_name[0] == '.' || strcmp(de->d_name, self) == 0)
+			continue;
+		if ((size_t)snprintf(dir, sizeof dir, "%s/%s", run_base, de->d_name) >=
+		        sizeof dir ||
+		    !read_ids(dir, &uid, &gid))
+			continue;
+		if (*n == cap) {
+			uid_t *grown = realloc(*out, (cap = cap ? 2 * cap : 64) * sizeof *grown);
+			if (!grown) {
+				closedir(d);
+				free(*out);
+				*out = NULL;
+				return cj_fail(err, ENOMEM, "jail uids");
+			}
+			*out = grown;
+		}
+		(*out)[(*n)++] = uid;
+	}
+	closedir(d);
+	return 0;
+}
+
+static int pick_uid(const struct cj_jail_spec *spec, const char *run_base, const char *self,
+                    uid_t *uid, struct cj_err *err)
+{
+	uint32_t start = spec->uid_count ? spec->uid_start : CJ_JAIL_UID_START;
+	uint32_t count = spec->uid_count ? spec->uid_count : CJ_JAIL_UID_COUNT;
+	uid_t *used = NULL;
+	size_t nused = 0;
+	uint32_t rnd;
+
+	if (used_uids(run_base, self, &used, &nused, err) < 0)
+		return -1;
+	if (getrandom(&rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
+		free(used);
+		return cj_fail(err, errno, "getrandom");
+	}
+	/* From a random point: runs of other run bases sharing the range
+	 * (each with its own records) rarely meet. */
+	for (uint64_t i = 0; i < count && i <= nused; i++) {
+		uid_t cand = (uid_t)(start + (uint32_t)(((uint64_t)rnd + i) % count));
+		bool taken = false;
+		for (size_t k = 0; k < nused && !taken; k++)
+			taken = used[k] == cand;
+		if (!taken) {
+			free(used);
+			*uid = cand;
+			return 0;
+		}
+	}
+	free(used);
+	return cj_fail(err, 0,
+	               "all %u uids of the jail range %u:%u are taken by running VMs: give a "
+	               "larger --jail-uid-range",
+	               count, start, count);
+}
+
+int cj_jail_assign_ids(const struct cj_jail_spec *spec, const char *run_base, const char *run_dir,
+                       struct cj_jail_config *cfg, struct cj_err *err)
+{
+	char lock[PATH_MAX + 16], path[PATH_MAX + 16], line[64];
+	const char *self = strrchr(run_dir, '/') ? strrchr(run_dir, '/') + 1 : run_dir;
+	int lock_fd = -1, fd, n, r = -1;
+
+	if (!cfg->enabled)
+		return 0;
+	if (!spec->user) {
+		snprintf(lock, sizeof lock, "%s/.jail.lock", run_base);
+		lock_fd = cj_lock_file(lock, err);
+		if (lock_fd < 0)
+			return -1;
+		if (pick_uid(spec, run_base, self, &cfg->uid, err) < 0)
+			goto out;
+		cfg->gid = (gid_t)cfg->uid;
+	}
+	snprintf(path, sizeof path, "%s/" CJ_JAIL_ID_FILE, run_dir);
+	n = snprintf(line, sizeof line, "%u %u\n", (unsigned)cfg->uid, (unsigned)cfg->gid);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0 || write(fd, line, (size_t)n) != n) {
+		cj_fail(err, errno, "record the jail's uid in %s", path);
+		if (fd >= 0)
+			close(fd);
+		goto out;
+	}
+	if (close(fd) < 0) {
+		cj_fail(err, errno, "record the jail's uid in %s", path);
+		goto out;
+	}
+	r = 0;
+out:
+	if (lock_fd >= 0)
+		close(lock_fd);
+	return r;
 }
 
 /* ---- what goes into the room ------------------------------------------ */
@@ -347,7 +509,9 @@ int cj_jail_prepare(const struct cj_jail_config *cfg, const char *run_dir, const
 	if (!realpath(vmm_bin, bin))
 		return cj_fail(err, errno, "jail: find %s", vmm_bin);
 	snprintf(jail->root, sizeof jail->root, "%s/root", run_dir);
-	if (mkdir(jail->root, 0700) < 0 || chown(jail->root, jail->uid, jail->gid) < 0)
+	/* The room stays root's: the VMM may traverse it, never create or
+	 * replace a name in it that root could later follow. */
+	if (mkdir(jail->root, 0755) < 0 || chmod(jail->root, 0755) < 0)
 		return cj_fail(err, errno, "jail: create %s", jail->root);
 	jail->active = true;
 	r |= add_bind(jail, bin, bin, false, err);
@@ -425,7 +589,8 @@ static int bind_into(const char *root, const struct cj_jail_bind *b)
  *  1. mount propagation private: nothing below leaks into the host's mounts;
  *  2. bind the room's contents read-only (nosuid, nodev but for the device
  *     nodes) and pivot_root into it, detaching the old root: the VMM cannot
- *     name a host path any more;
+ *     name a host path any more; the room itself (root's, 0755) becomes a
+ *     read-only mount too, so nothing in it can be created or replaced;
  *  3. rlimits (file size, open files) while we may still raise them;
  *  4. every inherited fd but the ones the VMM needs becomes close-on-exec;
  *  5. drop the whole capability bounding set and the ambient set, so no
@@ -472,6 +637,10 @@ int cj_jail_enter(const struct cj_jail *j, const int *keep_fds, size_t nkeep, co
 		    mount(".", "/", NULL, MS_MOVE, NULL) < 0 || chroot(".") < 0 || chdir("/") < 0)
 			return -1;
 	}
+	*what = "make the jail root read-only";
+	if (mount(NULL, "/", NULL,
+	          MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+		return -1;
 	sethostname("ctr-jailer", 10);
 	*what = "set rlimits";
 	if (setrlimit(RLIMIT_FSIZE, &fsize) < 0 || setrlimit(RLIMIT_NOFILE, &nofile) < 0)

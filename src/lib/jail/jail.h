@@ -17,10 +17,21 @@
 #define CJ_JAIL_MAX_BINDS         128
 #define CJ_JAIL_MEMORY_MARGIN_MIB 256 /* VMM overhead above guest RAM */
 #define CJ_JAIL_DEFAULT_PIDS      512
+/* Each VM's VMM runs as a uid (and gid of the same number) of its own from
+ * this range (--jail-uid-range / CTR_JAILER_UID_RANGE): one VMM cannot
+ * ptrace, signal or read the memory of another. The default sits above
+ * the ranges distributions hand to users, subuid maps (100000+) and
+ * systemd-nspawn (up to 0x6FFFFFFF), and below 2^31. */
+#define CJ_JAIL_UID_START 2000000000u
+#define CJ_JAIL_UID_COUNT 65536u
+/* In the run directory: "uid gid" of this run's VMM (the run record's). */
+#define CJ_JAIL_ID_FILE "jail-id"
 
 struct cj_jail_spec {
 	bool disabled;         /* --no-jail */
-	char *user;            /* NAME or UID[:GID]; NULL: "ctr-jailer" or 65534 */
+	char *user;            /* NAME or UID[:GID]; NULL: a uid of the VM's own */
+	uint32_t uid_start;    /* that uid's range; 0: the default */
+	uint32_t uid_count;    /* (CJ_JAIL_UID_START, CJ_JAIL_UID_COUNT) */
 	double cpu_quota;      /* cores; 0 = unlimited */
 	uint64_t memory_limit; /* bytes; 0 = guest memory + margin */
 	uint64_t pids_limit;   /* 0 = default */
@@ -49,10 +60,22 @@ struct cj_jail {
 };
 
 /* The user's options → the backend-neutral jail description: the
- * unprivileged uid/gid and the cgroup limits (memory default: guest memory
- * + CJ_JAIL_MEMORY_MARGIN_MIB; a limit below guest memory is refused). */
+ * unprivileged uid/gid of --jail-user, if given, and the cgroup limits
+ * (memory default: guest memory + CJ_JAIL_MEMORY_MARGIN_MIB; a limit below
+ * guest memory is refused). */
 int cj_jail_resolve(const struct cj_jail_spec *spec, uint64_t guest_memory_mib,
                     struct cj_jail_config *out, struct cj_err *err);
+/* "START:COUNT" (decimal) → spec->uid_start, uid_count. what names the
+ * option or variable in the error. */
+int cj_jail_uid_range_parse(const char *v, const char *what, struct cj_jail_spec *spec,
+                            struct cj_err *err);
+/* The run's own uid/gid, unless --jail-user named one: the first free one
+ * of the range from a random point, free meaning no run under run_base
+ * records it. Chosen under <run_base>/.jail.lock and recorded in
+ * <run_dir>/CJ_JAIL_ID_FILE before the lock is let go; the run directory's
+ * removal (teardown, gc) frees it. An explicit user is recorded too. */
+int cj_jail_assign_ids(const struct cj_jail_spec *spec, const char *run_base, const char *run_dir,
+                       struct cj_jail_config *cfg, struct cj_err *err);
 /* Parent side, before the VMM starts: lay out the root, work out what to
  * bind (the VMM binary, its libraries, firmware, device nodes, kernel and
  * initramfs), create the cgroup with its limits. */

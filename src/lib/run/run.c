@@ -9,6 +9,7 @@
 #include "ctrj/protocol.h"
 #include "image/base.h"
 #include "image/oci.h"
+#include "jail/jail.h"
 #include "kernel/kernel.h"
 #include "net/net.h"
 #include "util/util.h"
@@ -331,8 +332,62 @@ static bool console_relay(struct console *c)
 	return c->fd >= 0;
 }
 
+/* The VMM's own stderr (QEMU's warnings, the jailer's and Firecracker's
+ * messages) comes through a pipe too: the VMM never holds our terminal.
+ * What a compromised VMM writes there is untrusted: bytes other than
+ * printable ASCII, newline and tab become '?', under a budget of its own. */
+#define VMM_STDERR_RATE  (64u << 10) /* bytes per second */
+#define VMM_STDERR_BURST (256u << 10)
+
+struct vmm_stderr {
+	int fd; /* read end, -1 when closed */
+	double tokens;
+	uint64_t last_ns;
+	uint64_t dropped;
+};
+
+static void vmm_stderr_relay(struct vmm_stderr *e)
+{
+	char buf[4096];
+
+	while (e->fd >= 0) {
+		ssize_t n = read(e->fd, buf, sizeof buf);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n == 0 || (n < 0 && errno != EAGAIN)) {
+			close(e->fd);
+			e->fd = -1;
+			break;
+		}
+		if (n < 0)
+			break;
+		uint64_t now = cj_now_ns();
+		e->tokens += (double)(now - e->last_ns) / 1e9 * VMM_STDERR_RATE;
+		if (e->tokens > VMM_STDERR_BURST)
+			e->tokens = VMM_STDERR_BURST;
+		e->last_ns = now;
+		size_t pass = e->tokens >= (double)n ? (size_t)n : (size_t)e->tokens;
+		e->tokens -= (double)pass;
+		e->dropped += (uint64_t)n - pass;
+		for (size_t i = 0; i < pass; i++) {
+			unsigned char c = (unsigned char)buf[i];
+			if ((c < 0x20 && c != '\n' && c != '\t') || c >= 0x7f)
+				buf[i] = '?';
+		}
+		for (size_t done = 0; done < pass;) {
+			ssize_t w = write(STDERR_FILENO, buf + done, pass - done);
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w <= 0)
+				break; /* stderr gone: nowhere to say it */
+			done += (size_t)w;
+		}
+	}
+}
+
 struct supervision {
 	struct console console;
+	struct vmm_stderr vmm_stderr;
 	bool stop_requested;
 	bool killed;
 	int vmm_status;
@@ -351,13 +406,18 @@ static int supervise(struct cj_vmm *vmm, int sfd, unsigned grace_s, struct super
 			uint64_t now = cj_now_ns();
 			timeout = now >= deadline ? 0 : (int)((deadline - now) / 1000000 + 1);
 		}
-		struct pollfd p[2] = {{.fd = sfd, .events = POLLIN},
-		                      {.fd = sv->console.fd, .events = POLLIN}};
-		int pr = poll(p, sv->console.fd >= 0 ? 2 : 1, timeout);
+		/* poll skips the entries of closed (-1) pipes */
+		struct pollfd p[3] = {{.fd = sfd, .events = POLLIN},
+		                      {.fd = sv->console.fd, .events = POLLIN},
+		                      {.fd = sv->vmm_stderr.fd, .events = POLLIN}};
+		int pr = poll(p, 3, timeout);
 		if (pr < 0 && errno != EINTR)
 			return cj_fail(err, errno, "poll");
-		if (pr > 0 && sv->console.fd >= 0 && p[1].revents) {
-			console_relay(&sv->console);
+		if (pr > 0 && (p[1].revents || p[2].revents)) {
+			if (p[1].revents)
+				console_relay(&sv->console);
+			if (p[2].revents)
+				vmm_stderr_relay(&sv->vmm_stderr);
 			if (!p[0].revents)
 				continue;
 		}
@@ -381,6 +441,7 @@ static int supervise(struct cj_vmm *vmm, int sfd, unsigned grace_s, struct super
 				vmm->pid = 0;
 				if (sv->console.fd >= 0)
 					console_relay(&sv->console); /* the last words */
+				vmm_stderr_relay(&sv->vmm_stderr);
 				return 0;
 			}
 			continue;
@@ -442,7 +503,7 @@ int cj_run_vm(const struct cj_spec *spec, struct cj_err *err)
 	struct cj_vm_config vm = {0};
 	struct cj_vmm vmm = {0};
 	struct cj_vmm_choice choice;
-	struct supervision sv = {.console.fd = -1};
+	struct supervision sv = {.console.fd = -1, .vmm_stderr.fd = -1};
 	struct ctrj_config cfg = {0};
 	struct ctrj_status st;
 	char initramfs[PATH_MAX], run_dir[PATH_MAX], id[16], ctl_path[64];
@@ -504,8 +565,10 @@ int cj_run_vm(const struct cj_spec *spec, struct cj_err *err)
 	/* From here on every path goes through teardown. */
 	if (drives_prepare(spec, &base, &drives, err) < 0)
 		goto teardown;
-	/* The jail's user owns the TAP, so the jailed VMM opens it unprivileged. */
-	if (cj_jail_resolve(&spec->jail, spec->memory_mib, &vm.jail, err) < 0)
+	/* The jail's user owns the TAP, so the jailed VMM opens it unprivileged;
+	 * each VM has a uid of its own (recorded in the run directory). */
+	if (cj_jail_resolve(&spec->jail, spec->memory_mib, &vm.jail, err) < 0 ||
+	    cj_jail_assign_ids(&spec->jail, spec->run_base, run_dir, &vm.jail, err) < 0)
 		goto teardown;
 	if (!vm.jail.enabled)
 		fprintf(stderr,
@@ -603,7 +666,7 @@ int cj_run_vm(const struct cj_spec *spec, struct cj_err *err)
 	}
 	cj_vmm_choice_apply(&choice, &vm); /* Firecracker's jailer and chroot base */
 	{
-		int cpipe[2];
+		int cpipe[2], epipe[2];
 		if (pipe2(cpipe, O_CLOEXEC) < 0) {
 			cj_fail(err, errno, "console pipe");
 			goto teardown;
@@ -612,8 +675,20 @@ int cj_run_vm(const struct cj_spec *spec, struct cj_err *err)
 		    .fd = cpipe[0], .tokens = CONSOLE_BURST, .last_ns = cj_now_ns()};
 		vm.console_fd = cpipe[1];
 		vm.has_console_fd = true;
+		if (pipe2(epipe, O_CLOEXEC) < 0) {
+			close(cpipe[1]);
+			cj_fail(err, errno, "VMM stderr pipe");
+			goto teardown;
+		}
+		/* non-blocking from the start: teardown drains it after a failed start */
+		fcntl(epipe[0], F_SETFL, O_NONBLOCK);
+		sv.vmm_stderr = (struct vmm_stderr){
+		    .fd = epipe[0], .tokens = VMM_STDERR_BURST, .last_ns = cj_now_ns()};
+		vm.stderr_fd = epipe[1];
+		vm.has_stderr_fd = true;
 		int r = vmm.ops->start(&vmm, &vm, err);
 		close(cpipe[1]);
+		close(epipe[1]);
 		fcntl(cpipe[0], F_SETFL, O_NONBLOCK);
 		if (r < 0)
 			goto teardown;
@@ -650,6 +725,15 @@ int cj_run_vm(const struct cj_spec *spec, struct cj_err *err)
 teardown:
 	if (sv.console.fd >= 0)
 		close(sv.console.fd);
+	if (sv.vmm_stderr.fd >= 0) {
+		vmm_stderr_relay(&sv.vmm_stderr); /* e.g. why the jailer failed */
+		if (sv.vmm_stderr.fd >= 0)
+			close(sv.vmm_stderr.fd);
+	}
+	if (sv.vmm_stderr.dropped)
+		fprintf(stderr,
+		        "ctr-jailer: the VMM wrote over %u KiB/s to stderr: %llu bytes dropped\n",
+		        VMM_STDERR_RATE >> 10, (unsigned long long)sv.vmm_stderr.dropped);
 	if (sfd >= 0)
 		close(sfd);
 	if (ctl_fd >= 0)

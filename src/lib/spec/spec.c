@@ -330,6 +330,7 @@ enum {
 	OPT_NETWORK,
 	OPT_NO_JAIL,
 	OPT_JAIL_USER,
+	OPT_JAIL_UID_RANGE,
 	OPT_CPU_QUOTA,
 	OPT_MEMORY_LIMIT,
 	OPT_PIDS_LIMIT,
@@ -378,6 +379,7 @@ static const struct option run_options[] = {
     {"network", required_argument, NULL, OPT_NETWORK},
     {"no-jail", no_argument, NULL, OPT_NO_JAIL},
     {"jail-user", required_argument, NULL, OPT_JAIL_USER},
+    {"jail-uid-range", required_argument, NULL, OPT_JAIL_UID_RANGE},
     {"cpu-quota", required_argument, NULL, OPT_CPU_QUOTA},
     {"memory-limit", required_argument, NULL, OPT_MEMORY_LIMIT},
     {"pids-limit", required_argument, NULL, OPT_PIDS_LIMIT},
@@ -638,6 +640,9 @@ static int apply_seed_env(struct cj_spec *spec, char **env, struct cj_err *err)
 		return -1;
 	if ((v = getenv_from(env, "CTR_JAILER_JAIL_USER")) && *v &&
 	    set_str(&spec->jail.user, v, err) < 0)
+		return -1;
+	if ((v = getenv_from(env, "CTR_JAILER_UID_RANGE")) && *v &&
+	    cj_jail_uid_range_parse(v, "CTR_JAILER_UID_RANGE", &spec->jail, err) < 0)
 		return -1;
 	if ((v = getenv_from(env, "TAP_IP")) && *v && set_str(&spec->net.tap_ip, v, err) < 0)
 		return -1;
@@ -941,6 +946,9 @@ int cj_spec_from_args(struct cj_spec *spec, int argc, char **argv, char **env, s
 			break;
 		case OPT_JAIL_USER:
 			r = set_str(&spec->jail.user, optarg, err);
+			break;
+		case OPT_JAIL_UID_RANGE:
+			r = cj_jail_uid_range_parse(optarg, "--jail-uid-range", &spec->jail, err);
 			break;
 		case OPT_CPU_QUOTA:
 			r = parse_cpu_quota(optarg, "--cpu-quota", &spec->jail.cpu_quota, err);

@@ -76,7 +76,9 @@ struct fc_priv {
 	char root[PATH_MAX];     /* jail_dir/root */
 	json_object *state;      /* what teardown undoes (also read by gc) */
 	int sock_dirfd;          /* the directory holding the API socket */
-	char connect_path[64];   /* /proc/self/fd/N/<socket>: no sun_path limit */
+	char sock_name[32];      /* the socket's name in it */
+	char connect_path[64];   /* /proc/self/fd/N/<socket>, for messages */
+	pid_t vmm_pid;           /* the only process the API socket may belong to */
 	struct fd_copy copies[4];
 	size_t ncopies;
 	int log_fd, metrics_fd, stop_fd;
@@ -504,16 +506,16 @@ struct spawn {
 	size_t nkeep;
 	int netns_fd;   /* -1: stay */
 	int cwd_fd;     /* -1: stay */
-	int console_fd; /* -1: our stdout */
+	int console_fd; /* -1: /dev/null */
+	int stderr_fd;  /* -1: /dev/null */
 };
 
-/* Fork and exec s->argv[0] (an absolute path) with an empty environment:
+/* Fork and exec s->argv[0] (an absolute path) with cj_vmm_envp (empty):
  * neither the jailer (which clears it anyway) nor Firecracker needs one,
  * and ctr-jailer's environment carries the workload's variables. */
 static pid_t spawn(const struct spawn *s, struct cj_err *err)
 {
 	int errpipe[2], child_errno = 0;
-	char *const envp[] = {NULL};
 	ssize_t r;
 	pid_t pid;
 
@@ -526,21 +528,12 @@ static pid_t spawn(const struct spawn *s, struct cj_err *err)
 		return cj_fail(err, errno, "fork");
 	}
 	if (pid == 0) {
-		sigset_t none;
-		/* Own process group (a terminal's Ctrl-C reaches only ctr-jailer,
-		 * which stops the guest gracefully) and death with ctr-jailer. The
-		 * jailer's uid switch clears the latter for Firecracker itself:
-		 * there the run's "vmm" record and gc take over. */
-		if (setpgid(0, 0) < 0 || prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
-			goto fail;
-		sigemptyset(&none);
-		if (sigprocmask(SIG_SETMASK, &none, NULL) < 0)
-			goto fail;
-		int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-		if (null < 0 || dup2(null, STDIN_FILENO) < 0)
-			goto fail;
-		/* the guest console (Firecracker's serial is its stdout) */
-		if (s->console_fd >= 0 && dup2(s->console_fd, STDOUT_FILENO) < 0)
+		/* Own session (no terminal of the caller: the jailer and
+		 * Firecracker inherit it) and death with ctr-jailer. The jailer's
+		 * uid switch clears the latter for Firecracker itself: there the
+		 * run's "vmm" record and gc take over. Firecracker's serial, the
+		 * guest console, is its stdout. */
+		if (cj_vmm_child_setup(s->console_fd, s->stderr_fd) < 0)
 			goto fail;
 		if (close_range(3, ~0u, CLOSE_RANGE_CLOEXEC) < 0)
 			goto fail;
@@ -551,7 +544,7 @@ static pid_t spawn(const struct spawn *s, struct cj_err *err)
 			goto fail;
 		if (s->cwd_fd >= 0 && fchdir(s->cwd_fd) < 0)
 			goto fail;
-		execve(s->argv[0], s->argv, envp);
+		execve(s->argv[0], s->argv, cj_vmm_envp);
 	fail:
 		child_errno = errno;
 		if (write(errpipe[1], &child_errno, sizeof child_errno) < 0)
@@ -638,6 +631,117 @@ static void describe_call(const char *path, char *out, size_t len)
 	snprintf(out, len, "%s", path);
 }
 
+/* The uid the API socket and its server must have: the jail's, or ours. */
+static uid_t api_uid(const struct fc_priv *p)
+{
+	return p->jailed ? p->uid : geteuid();
+}
+
+/* Connections to the API socket that nothing the VMM can write redirects.
+ * The jail's run/ belongs to the VMM's user, who may replace the socket by
+ * a symlink to, or a socket of, anything root can reach. So the name is
+ * opened O_PATH | O_NOFOLLOW in the directory we hold and must be a socket
+ * owned by the VMM's uid; the connection goes to that very inode
+ * (/proc/self/fd/N of the O_PATH fd), and the listening peer must be the
+ * Firecracker process we started (SO_PEERCRED: its pid, in our pid
+ * namespace, and uid). */
+static int api_socket_open(const struct fc_priv *p, struct cj_err *err)
+{
+	struct stat st;
+	int path_fd;
+
+	path_fd = openat(p->sock_dirfd, p->sock_name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (path_fd < 0)
+		return cj_fail(err, errno, "Firecracker's API socket %s", p->connect_path);
+	if (fstat(path_fd, &st) < 0 || !S_ISSOCK(st.st_mode) || st.st_uid != api_uid(p)) {
+		close(path_fd);
+		return cj_fail(err, 0,
+		               "Firecracker's API socket was replaced by something that is not "
+		               "a socket of the VMM's uid %u: refusing to connect",
+		               (unsigned)api_uid(p));
+	}
+	return path_fd;
+}
+
+static int api_check_peer(const struct fc_priv *p, int fd, struct cj_err *err)
+{
+	struct ucred peer;
+	socklen_t len = sizeof peer;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &len) < 0)
+		return cj_fail(err, errno, "SO_PEERCRED on Firecracker's API socket");
+	if (peer.pid != p->vmm_pid || peer.uid != api_uid(p))
+		return cj_fail(err, 0,
+		               "Firecracker's API socket is served by pid %d uid %u, not by the "
+		               "VMM (pid %d uid %u): refusing to talk to it",
+		               (int)peer.pid, (unsigned)peer.uid, (int)p->vmm_pid,
+		               (unsigned)api_uid(p));
+	return 0;
+}
+
+/* A checked connection (errnum ENOENT or ECONNREFUSED: not up yet). */
+static int api_connect(const struct fc_priv *p, struct cj_err *err)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int path_fd, fd, r, e;
+
+	if ((path_fd = api_socket_open(p, err)) < 0)
+		return -1;
+	snprintf(sa.sun_path, sizeof sa.sun_path, "/proc/self/fd/%d", path_fd);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		e = errno;
+		close(path_fd);
+		return cj_fail(err, e, "socket");
+	}
+	r = connect(fd, (struct sockaddr *)&sa, sizeof sa);
+	e = errno;
+	close(path_fd);
+	if (r < 0) {
+		close(fd);
+		return cj_fail(err, e, "connect to Firecracker's API socket");
+	}
+	if (api_check_peer(p, fd, err) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* libcurl connects to the path of api_socket_open's fd; the socket it
+ * connects is ours (open_api_socket), and its peer is checked once
+ * connected, before any byte of the request is sent (check_api_peer). */
+struct api_socket {
+	const struct fc_priv *p;
+	int fd;
+	struct cj_err err; /* why the peer was refused */
+	bool refused;
+};
+
+static curl_socket_t open_api_socket(void *ud, curlsocktype purpose, struct curl_sockaddr *addr)
+{
+	struct api_socket *as = ud;
+
+	(void)purpose;
+	if (addr->family != AF_UNIX)
+		return CURL_SOCKET_BAD;
+	as->fd = socket(AF_UNIX, addr->socktype | SOCK_CLOEXEC, addr->protocol);
+	return as->fd < 0 ? CURL_SOCKET_BAD : as->fd;
+}
+
+static int check_api_peer(void *ud, char *primary_ip, char *local_ip, int primary_port,
+                          int local_port)
+{
+	struct api_socket *as = ud;
+
+	(void)primary_ip;
+	(void)local_ip;
+	(void)primary_port;
+	(void)local_port;
+	as->refused = as->fd < 0 || api_check_peer(as->p, as->fd, &as->err) < 0;
+	return as->refused ? CURL_PREREQFUNC_ABORT : CURL_PREREQFUNC_OK;
+}
+
 /* One request. body (PUT) or NULL (GET); *reply gets the parsed answer when
  * reply != NULL. A 4xx/5xx answer's fault_message becomes the error. */
 static int api_call(const struct fc_priv *p, const char *path, json_object *body,
@@ -648,15 +752,22 @@ static int api_call(const struct fc_priv *p, const char *path, json_object *body
 	struct curl_slist *hdr = NULL, *h;
 	struct reply rep = {0};
 	CURLcode rc = CURLE_OK;
+	struct api_socket as = {.p = p, .fd = -1};
+	char sock_path[64];
 	long status = 0;
-	int r = -1;
+	int r = -1, path_fd;
 	CURL *c;
 
 	if (reply)
 		*reply = NULL;
+	if ((path_fd = api_socket_open(p, err)) < 0)
+		return cj_err_wrap(err, "Firecracker API %s %s", method, path);
+	snprintf(sock_path, sizeof sock_path, "/proc/self/fd/%d", path_fd);
 	c = curl_easy_init();
-	if (!c)
+	if (!c) {
+		close(path_fd);
 		return cj_fail(err, ENOMEM, "Firecracker API client");
+	}
 	snprintf(url, sizeof url, "http://localhost%s", path);
 	const char *headers[] = {"Accept: application/json", "Content-Type: application/json",
 	                         "Expect:"};
@@ -667,7 +778,11 @@ static int api_call(const struct fc_priv *p, const char *path, json_object *body
 		}
 		hdr = h;
 	}
-	rc |= curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, p->connect_path);
+	rc |= curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, sock_path);
+	rc |= curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, open_api_socket);
+	rc |= curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, &as);
+	rc |= curl_easy_setopt(c, CURLOPT_PREREQFUNCTION, check_api_peer);
+	rc |= curl_easy_setopt(c, CURLOPT_PREREQDATA, &as);
 	rc |= curl_easy_setopt(c, CURLOPT_URL, url);
 	rc |= curl_easy_setopt(c, CURLOPT_PROXY, ""); /* never a proxy from the environment */
 	rc |= curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
@@ -691,6 +806,11 @@ static int api_call(const struct fc_priv *p, const char *path, json_object *body
 		goto out;
 	}
 	rc = curl_easy_perform(c);
+	if (rc != CURLE_OK && as.refused) {
+		*err = as.err;
+		cj_err_wrap(err, "Firecracker API %s %s", method, path);
+		goto out;
+	}
 	if (rc != CURLE_OK) {
 		cj_fail(err, 0, "Firecracker API %s %s: %s", method, path,
 		        errbuf[0] ? errbuf : curl_easy_strerror(rc));
@@ -729,6 +849,7 @@ static int api_call(const struct fc_priv *p, const char *path, json_object *body
 out:
 	curl_slist_free_all(hdr);
 	curl_easy_cleanup(c);
+	close(path_fd);
 	free(rep.data);
 	return r;
 }
@@ -738,17 +859,16 @@ out:
 static int wait_api(const struct fc_priv *p, pid_t pid, bool *reaped, struct cj_err *err)
 {
 	uint64_t deadline = cj_now_ns() + (uint64_t)API_WAIT_MS * 1000000ull;
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 
-	snprintf(sa.sun_path, sizeof sa.sun_path, "%s", p->connect_path);
 	for (;;) {
-		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (fd < 0)
-			return cj_fail(err, errno, "socket");
-		int r = connect(fd, (struct sockaddr *)&sa, sizeof sa);
-		close(fd);
-		if (r == 0)
+		int fd = api_connect(p, err);
+		if (fd >= 0) {
+			close(fd);
 			return 0;
+		}
+		/* anything but "not there yet" is a refusal: stop here */
+		if (err->errnum != ENOENT && err->errnum != ECONNREFUSED)
+			return -1;
 		if (exited(pid)) {
 			int st = 0;
 			char why[256];
@@ -1015,8 +1135,10 @@ static int start_jailed(struct cj_vmm *vmm, struct fc_priv *p, const struct cj_v
 	    .limits = &cfg->jail.limits,
 	    .fsize = largest_writable(cfg),
 	};
-	struct spawn s = {
-	    .netns_fd = -1, .cwd_fd = -1, .console_fd = cfg->has_console_fd ? cfg->console_fd : -1};
+	struct spawn s = {.netns_fd = -1,
+	                  .cwd_fd = -1,
+	                  .console_fd = cfg->has_console_fd ? cfg->console_fd : -1,
+	                  .stderr_fd = cfg->has_stderr_fd ? cfg->stderr_fd : -1};
 	int st = 0, fd;
 	pid_t jailer, pid;
 	ssize_t n;
@@ -1083,7 +1205,8 @@ static int start_unjailed(struct cj_vmm *vmm, struct fc_priv *p, const struct cj
 	                  .nkeep = cfg->nkeep_fds,
 	                  .netns_fd = -1,
 	                  .cwd_fd = p->sock_dirfd,
-	                  .console_fd = cfg->has_console_fd ? cfg->console_fd : -1};
+	                  .console_fd = cfg->has_console_fd ? cfg->console_fd : -1,
+	                  .stderr_fd = cfg->has_stderr_fd ? cfg->stderr_fd : -1};
 	pid_t pid;
 
 	if (cfg->jail.netns) {
@@ -1193,6 +1316,7 @@ static int fc_start(struct cj_vmm *vmm, const struct cj_vm_config *cfg, struct c
 	p->sock_dirfd = open(sock_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (p->sock_dirfd < 0)
 		return cj_fail(err, errno, "open %s", sock_dir);
+	snprintf(p->sock_name, sizeof p->sock_name, "%s", sock_name);
 	snprintf(p->connect_path, sizeof p->connect_path, "/proc/self/fd/%d/%s", p->sock_dirfd,
 	         sock_name);
 	if (make_fifo(log_path, p, &p->log_fd, err) < 0 ||
@@ -1203,6 +1327,7 @@ static int fc_start(struct cj_vmm *vmm, const struct cj_vm_config *cfg, struct c
 	               : start_unjailed(vmm, p, cfg, real, err)) < 0)
 		return -1;
 	bool reaped = false;
+	p->vmm_pid = vmm->pid;
 	if (wait_api(p, vmm->pid, &reaped, err) < 0 || configure(p, cfg, &paths, err) < 0) {
 		if (!reaped)
 			kill_and_reap(vmm->pid);

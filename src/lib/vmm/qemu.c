@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* QEMU `microvm` backend: virtio-mmio disks, an i8042 for Ctrl-Alt-Del
  * (the same graceful-stop path as Firecracker's SendCtrlAltDel), the guest
- * console on our stdout, QMP on a unix socket in the run directory. */
+ * console on a pipe the run relays, QMP on one end of a socket pair that
+ * QEMU inherits (ctr-jailer holds the other end: no socket file exists,
+ * so nothing the VMM writes can redirect root's QMP connection). */
 #include "vmm.h"
 
 #include "jail/jail.h"
@@ -18,11 +20,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -78,18 +78,24 @@ static char *escape_commas(const char *s)
 
 /* The command line. In a jail, drives come as inherited fds (fdsets) and
  * the kernel and initramfs from /boot inside the jail. */
-static char **qemu_argv(const char *bin, const struct cj_vm_config *cfg, const char *qmp_path,
+static char **qemu_argv(const char *bin, const struct cj_vm_config *cfg, int qmp_fd,
                         const int *drive_fds, int tap_fd)
 {
 	bool jailed = drive_fds != NULL;
 	char **v = NULL;
 	size_t n = 0;
 	int r = 0;
-	char *qmp = escape_commas(qmp_path);
 
-	if (!qmp)
-		return NULL;
 	r |= cj_argv_push(&v, &n, "%s", bin);
+	if (cfg->run_dir) {
+		/* names the run in ps (and lets tests find the VMM of a run) */
+		char *name = escape_commas(cfg->run_dir);
+		if (!name)
+			r = -1;
+		r |= cj_argv_push(&v, &n, "-name");
+		r |= cj_argv_push(&v, &n, "ctr-jailer:%s", name ? name : "");
+		free(name);
+	}
 	r |= cj_argv_push(&v, &n, "-M");
 	r |= cj_argv_push(&v, &n, "microvm,x-option-roms=off,isa-serial=on,rtc=on");
 	r |= cj_argv_push(&v, &n, "-accel");
@@ -125,8 +131,11 @@ static char **qemu_argv(const char *bin, const struct cj_vm_config *cfg, const c
 	r |= cj_argv_push(&v, &n, "chardev:console");
 	r |= cj_argv_push(&v, &n, "-device");
 	r |= cj_argv_push(&v, &n, "i8042");
-	r |= cj_argv_push(&v, &n, "-qmp");
-	r |= cj_argv_push(&v, &n, "unix:%s,server=on,wait=off", qmp);
+	/* A connected socket as a client chardev: QEMU greets on it at once. */
+	r |= cj_argv_push(&v, &n, "-chardev");
+	r |= cj_argv_push(&v, &n, "socket,id=qmp,fd=%d", qmp_fd);
+	r |= cj_argv_push(&v, &n, "-mon");
+	r |= cj_argv_push(&v, &n, "chardev=qmp,mode=control");
 	if (cfg->tap) {
 		const uint8_t *m = cfg->mac;
 		r |= cj_argv_push(&v, &n, "-netdev");
@@ -173,7 +182,6 @@ static char **qemu_argv(const char *bin, const struct cj_vm_config *cfg, const c
 		r |= cj_argv_push(&v, &n, "virtio-blk-device,drive=%s", d->id);
 		free(path);
 	}
-	free(qmp);
 	if (r) {
 		cj_qemu_argv_free(v);
 		return NULL;
@@ -181,9 +189,9 @@ static char **qemu_argv(const char *bin, const struct cj_vm_config *cfg, const c
 	return v;
 }
 
-char **cj_qemu_argv(const char *bin, const struct cj_vm_config *cfg, const char *qmp_path)
+char **cj_qemu_argv(const char *bin, const struct cj_vm_config *cfg, int qmp_fd)
 {
-	return qemu_argv(bin, cfg, qmp_path, NULL, -1);
+	return qemu_argv(bin, cfg, qmp_fd, NULL, -1);
 }
 
 void cj_qemu_argv_free(char **argv)
@@ -197,6 +205,9 @@ struct qemu_priv {
 	struct cj_jail jail;
 	int tap_fd;
 	int fds[2 * CJ_MAX_DRIVES]; /* per drive: the fd, and a read-only one (or -1) */
+	int qmp_fd;                 /* our end of QMP */
+	int qmp_vmm_fd;             /* QEMU's end, closed here once QEMU has it */
+	bool qmp_ready;             /* greeting read, capabilities negotiated */
 };
 
 /* In a jail the VMM cannot open host paths: the drives are opened here and
@@ -235,37 +246,90 @@ static void qemu_priv_free(struct cj_vmm *vmm)
 			close(p->fds[i]);
 	if (p->tap_fd >= 0)
 		close(p->tap_fd);
+	if (p->qmp_fd >= 0)
+		close(p->qmp_fd);
+	if (p->qmp_vmm_fd >= 0)
+		close(p->qmp_vmm_fd);
 	cj_jail_cleanup(&p->jail);
 	free(p);
 	vmm->priv = NULL;
 }
 
+static struct qemu_priv *qemu_priv_new(void)
+{
+	struct qemu_priv *p = calloc(1, sizeof *p);
+
+	if (!p)
+		return NULL;
+	for (size_t i = 0; i < 2 * CJ_MAX_DRIVES; i++)
+		p->fds[i] = -1;
+	p->tap_fd = p->qmp_fd = p->qmp_vmm_fd = -1;
+	return p;
+}
+
+/* The child: its stdio and session, then the jail (waiting first until the
+ * parent has put it in the VM's cgroup), then exec. Reports a failure on
+ * errpipe as "<errno> <step>". */
+static __attribute__((noreturn)) void qemu_child(const struct cj_vm_config *cfg,
+                                                 struct qemu_priv *p, const char *path, char **argv,
+                                                 const int *keep, size_t nkeep,
+                                                 const int errpipe[2], const int gopipe[2])
+{
+	const char *what = "prepare";
+	char go, msg[128];
+
+	if (cj_vmm_child_setup(cfg->has_console_fd ? cfg->console_fd : -1,
+	                       cfg->has_stderr_fd ? cfg->stderr_fd : -1) < 0)
+		goto fail;
+	if (cfg->jail.enabled) {
+		close(gopipe[1]);
+		if (read(gopipe[0], &go, 1) != 1)
+			_exit(127);
+		if (cj_jail_enter(&p->jail, keep, nkeep, &what) < 0)
+			goto fail;
+	} else {
+		close_range(3, ~0u, CLOSE_RANGE_CLOEXEC);
+		for (size_t i = 0; i < nkeep; i++)
+			if (fcntl(keep[i], F_SETFD, 0) < 0)
+				goto fail;
+	}
+	what = "exec";
+	execve(path, argv, cj_vmm_envp);
+fail:;
+	int len = snprintf(msg, sizeof msg, "%d %s", errno, what);
+	if (write(errpipe[1], msg, (size_t)len) < 0)
+		_exit(127);
+	_exit(127);
+}
+
 static int qemu_start(struct cj_vmm *vmm, const struct cj_vm_config *cfg, struct cj_err *err)
 {
 	const char *bin = vmm->bin;
-	struct qemu_priv *p = NULL;
-	int *drive_fds = NULL, keep[2 * CJ_MAX_DRIVES + 4];
+	struct qemu_priv *p;
+	int keep[2 * CJ_MAX_DRIVES + 5];
 	size_t nkeep = 0;
-	char **argv;
-	int errpipe[2], gopipe[2] = {-1, -1};
+	char **argv, path[PATH_MAX];
+	int errpipe[2], gopipe[2] = {-1, -1}, qmp[2];
 	pid_t pid;
 	int child_errno = 0;
 	ssize_t r;
 
+	/* the binary as exec (and the jail) will see it: an absolute path */
+	if (cj_find_in_path(bin, path, sizeof path) < 0)
+		return cj_fail(err, ENOENT, "%s not found (install qemu-system-x86 or pass --qemu)",
+		               bin);
+	if (!(p = qemu_priv_new()))
+		return cj_fail(err, ENOMEM, "QEMU backend");
+	vmm->priv = p;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, qmp) < 0) {
+		qemu_priv_free(vmm);
+		return cj_fail(err, errno, "QMP socket pair");
+	}
+	p->qmp_fd = qmp[0];
+	p->qmp_vmm_fd = qmp[1];
+	keep[nkeep++] = p->qmp_vmm_fd;
 	if (cfg->jail.enabled) {
 		uint64_t largest = 0;
-		char path[PATH_MAX];
-		/* the binary as the jail will see it: an absolute, resolved path */
-		if (cj_find_in_path(bin, path, sizeof path) < 0) {
-			return cj_fail(err, ENOENT,
-			               "%s not found (install qemu-system-x86 or pass --qemu)",
-			               bin);
-		}
-		p = calloc(1, sizeof *p);
-		if (!p)
-			return cj_fail(err, ENOMEM, "jail");
-		vmm->priv = p;
-		p->tap_fd = -1;
 		if ((cfg->tap && (p->tap_fd = cj_net_tap_open(cfg->tap, err)) < 0) ||
 		    open_drives(p, cfg, &largest, err) < 0 ||
 		    cj_jail_prepare(&cfg->jail, cfg->run_dir, cfg->id, path, cfg->kernel,
@@ -273,17 +337,14 @@ static int qemu_start(struct cj_vmm *vmm, const struct cj_vm_config *cfg, struct
 			qemu_priv_free(vmm);
 			return -1;
 		}
-		drive_fds = p->fds;
 		if (p->tap_fd >= 0)
 			keep[nkeep++] = p->tap_fd;
 		for (size_t i = 0; i < 2 * cfg->ndrives; i++)
 			if (p->fds[i] >= 0)
 				keep[nkeep++] = p->fds[i];
-		snprintf(vmm->api_socket, sizeof vmm->api_socket, "%s/qmp.sock", p->jail.root);
-		argv = qemu_argv(path, cfg, "/qmp.sock", drive_fds, p->tap_fd);
+		argv = qemu_argv(path, cfg, p->qmp_vmm_fd, p->fds, p->tap_fd);
 	} else {
-		snprintf(vmm->api_socket, sizeof vmm->api_socket, "%s/qmp.sock", cfg->run_dir);
-		argv = qemu_argv(bin, cfg, vmm->api_socket, NULL, -1);
+		argv = qemu_argv(path, cfg, p->qmp_vmm_fd, NULL, -1);
 	}
 	for (size_t i = 0; i < cfg->nkeep_fds; i++)
 		keep[nkeep++] = cfg->keep_fds[i];
@@ -291,15 +352,16 @@ static int qemu_start(struct cj_vmm *vmm, const struct cj_vm_config *cfg, struct
 		qemu_priv_free(vmm);
 		return cj_fail(err, ENOMEM, "build the QEMU command line");
 	}
-	if (pipe2(errpipe, O_CLOEXEC) < 0 || (p && pipe2(gopipe, O_CLOEXEC) < 0)) {
+	if (pipe2(errpipe, O_CLOEXEC) < 0 || (cfg->jail.enabled && pipe2(gopipe, O_CLOEXEC) < 0)) {
 		cj_qemu_argv_free(argv);
 		qemu_priv_free(vmm);
 		return cj_fail(err, errno, "pipe");
 	}
-	if (p) /* new mount, pid, ipc, uts and (empty) network namespaces; fork-like
-	        * (no new stack). The TAP is an fd already, so QEMU needs no network:
-	        * in a namespace holding only a down lo it reaches no host service,
-	        * no abstract unix socket and no other VM's TAP. */
+	/* new mount, pid, ipc, uts and (empty) network namespaces; fork-like
+	 * (no new stack). The TAP is an fd already, so QEMU needs no network:
+	 * in a namespace holding only a down lo it reaches no host service,
+	 * no abstract unix socket and no other VM's TAP. */
+	if (cfg->jail.enabled)
 		pid = (pid_t)syscall(SYS_clone,
 		                     CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS |
 		                         CLONE_NEWNET | SIGCHLD,
@@ -312,50 +374,13 @@ static int qemu_start(struct cj_vmm *vmm, const struct cj_vm_config *cfg, struct
 		qemu_priv_free(vmm);
 		return cj_fail(err, e, "start the VMM");
 	}
-	if (pid == 0) {
-		sigset_t none;
-		const char *what = "prepare";
-		char go;
-		/* Own process group: a Ctrl-C on the terminal reaches ctr-jailer,
-		 * which stops the guest gracefully, not QEMU directly. The VMM dies
-		 * with us, so a SIGKILLed runtime leaves no VM behind. */
-		setpgid(0, 0);
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-		if (null < 0 || dup2(null, STDIN_FILENO) < 0)
-			goto fail;
-		if (cfg->has_console_fd && dup2(cfg->console_fd, STDOUT_FILENO) < 0)
-			goto fail;
-		if (p) {
-			/* wait until the parent has put us in the VM's cgroup */
-			close(gopipe[1]);
-			if (read(gopipe[0], &go, 1) != 1)
-				_exit(127);
-			if (cj_jail_enter(&p->jail, keep, nkeep, &what) < 0)
-				goto fail;
-		} else {
-			close_range(3, ~0u, CLOSE_RANGE_CLOEXEC);
-			for (size_t i = 0; i < nkeep; i++)
-				if (fcntl(keep[i], F_SETFD, 0) < 0)
-					goto fail;
-		}
-		what = "exec";
-		execvp(argv[0], argv);
-	fail:
-		child_errno = errno;
-		{
-			char msg[128];
-			int len = snprintf(msg, sizeof msg, "%d %s", child_errno, what);
-			if (write(errpipe[1], msg, (size_t)len) < 0)
-				_exit(127);
-		}
-		_exit(127);
-	}
+	if (pid == 0)
+		qemu_child(cfg, p, path, argv, keep, nkeep, errpipe, gopipe);
 	close(errpipe[1]);
 	cj_qemu_argv_free(argv);
-	if (p) {
+	close(p->qmp_vmm_fd); /* QEMU holds it now */
+	p->qmp_vmm_fd = -1;
+	if (cfg->jail.enabled) {
 		close(gopipe[0]);
 		if (cj_jail_attach(&p->jail, pid, err) < 0) {
 			kill(pid, SIGKILL);
@@ -446,7 +471,8 @@ static int qmp_command(int fd, json_object *cmd, struct cj_err *err)
 	const char *s = json_object_to_json_string_ext(cmd, JSON_C_TO_STRING_PLAIN);
 	size_t len = strlen(s);
 
-	if (write(fd, s, len) != (ssize_t)len || write(fd, "\n", 1) != 1)
+	/* MSG_NOSIGNAL: a QEMU that is gone is an error here, not SIGPIPE */
+	if (send(fd, s, len, MSG_NOSIGNAL) != (ssize_t)len || send(fd, "\n", 1, MSG_NOSIGNAL) != 1)
 		return cj_fail(err, errno, "QMP send");
 	return qmp_read_reply(fd, buf, sizeof buf, err);
 }
@@ -459,30 +485,34 @@ static json_object *qcode(const char *key)
 	return k;
 }
 
-static int qemu_request_stop(struct cj_vmm *vmm, struct cj_err *err)
+/* Greeting and capabilities, once per run, on the fd QEMU inherited. */
+static int qmp_negotiate(struct qemu_priv *p, struct cj_err *err)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	char buf[8192];
-	int fd, r = -1;
+	int r;
 
-	if (strlen(vmm->api_socket) >= sizeof sa.sun_path)
-		return cj_fail(err, ENAMETOOLONG, "QMP socket path");
-	strcpy(sa.sun_path, vmm->api_socket);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return cj_fail(err, errno, "QMP socket");
-	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
-		cj_fail(err, errno, "connect to QMP at %s", vmm->api_socket);
-		goto out;
-	}
-	if (qmp_read_reply(fd, buf, sizeof buf, err) < 0) /* greeting */
-		goto out;
+	if (p->qmp_ready)
+		return 0;
+	if (qmp_read_reply(p->qmp_fd, buf, sizeof buf, err) < 0) /* greeting */
+		return -1;
 	json_object *caps = json_object_new_object();
 	json_object_object_add(caps, "execute", json_object_new_string("qmp_capabilities"));
-	r = qmp_command(fd, caps, err);
+	r = qmp_command(p->qmp_fd, caps, err);
 	json_object_put(caps);
-	if (r < 0)
-		goto out;
+	if (r == 0)
+		p->qmp_ready = true;
+	return r;
+}
+
+static int qemu_request_stop(struct cj_vmm *vmm, struct cj_err *err)
+{
+	struct qemu_priv *p = vmm->priv;
+	int r;
+
+	if (!p || p->qmp_fd < 0)
+		return cj_fail(err, 0, "QEMU is not running");
+	if (qmp_negotiate(p, err) < 0)
+		return -1;
 	json_object *cmd = json_object_new_object(), *args = json_object_new_object();
 	json_object *keys = json_object_new_array();
 	json_object_array_add(keys, qcode("ctrl"));
@@ -491,10 +521,8 @@ static int qemu_request_stop(struct cj_vmm *vmm, struct cj_err *err)
 	json_object_object_add(args, "keys", keys);
 	json_object_object_add(cmd, "execute", json_object_new_string("send-key"));
 	json_object_object_add(cmd, "arguments", args);
-	r = qmp_command(fd, cmd, err);
+	r = qmp_command(p->qmp_fd, cmd, err);
 	json_object_put(cmd);
-out:
-	close(fd);
 	return r;
 }
 

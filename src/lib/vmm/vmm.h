@@ -58,15 +58,20 @@ struct cj_vm_config {
 	int keep_fds[4];     /* inherited by the VMM (drives given as /proc/self/fd/N) */
 	size_t nkeep_fds;
 	const char *id;      /* the run's id (the jail is named after it) */
-	bool has_console_fd; /* the guest console goes to console_fd, else to our stdout */
+	bool has_console_fd; /* the VMM's stdout, the guest console (else /dev/null) */
 	int console_fd;
+	bool has_stderr_fd; /* the VMM's stderr (else /dev/null) */
+	int stderr_fd;
 	struct cj_jail_config jail;
 };
 
 struct cj_vmm;
 
 /* A backend. start() forks the VMM (which must die with ctr-jailer:
- * PR_SET_PDEATHSIG) and fills vmm->pid; request_stop() asks the guest to
+ * PR_SET_PDEATHSIG) through cj_vmm_child_setup (its own session; stdin
+ * /dev/null, stdout and stderr the pipes the run relays: no fd or
+ * controlling terminal of the caller reaches it) with the environment
+ * cj_vmm_envp, and fills vmm->pid; request_stop() asks the guest to
  * shut down (Ctrl-Alt-Del); exit_error() turns the VMM's own wait status
  * into an error when the guest reported nothing; cleanup() removes what
  * start() created outside the run directory (jail, cgroup). collect(),
@@ -86,7 +91,7 @@ struct cj_vmm {
 	const struct cj_vmm_ops *ops;
 	const char *bin;           /* the VMM executable */
 	pid_t pid;                 /* the process ctr-jailer waits for */
-	char api_socket[PATH_MAX]; /* QMP for QEMU, the API socket for Firecracker */
+	char api_socket[PATH_MAX]; /* Firecracker's API socket (QEMU's QMP is an fd) */
 	void *priv;                /* backend state */
 };
 
@@ -96,10 +101,22 @@ extern const struct cj_vmm_ops cj_qemu_ops;
 extern const struct cj_vmm_ops cj_firecracker_ops;
 
 /* QEMU microvm. argv is built into a NULL-terminated vector (caller frees
- * with cj_qemu_argv_free); exposed for unit tests. */
-char **cj_qemu_argv(const char *bin, const struct cj_vm_config *cfg, const char *qmp_path);
+ * with cj_qemu_argv_free); exposed for unit tests. QMP is qmp_fd, QEMU's
+ * end of a connected socket pair: no path to follow, nothing to connect. */
+char **cj_qemu_argv(const char *bin, const struct cj_vm_config *cfg, int qmp_fd);
 void cj_qemu_argv_free(char **argv);
 void cj_vmm_kill(struct cj_vmm *vmm);
+
+/* The whole environment a VMM (QEMU, Firecracker's jailer or Firecracker)
+ * is exec'd with: none of the runtime's, which holds the workload's
+ * variables and secrets (/proc/PID/environ is readable by the VMM's uid). */
+extern char *const cj_vmm_envp[];
+/* In the forked child, before exec (async-signal-safe): a new session
+ * (no controlling terminal; the terminal's signals reach only ctr-jailer,
+ * which stops the guest gracefully), death with ctr-jailer, no blocked
+ * signals, stdin /dev/null, stdout console_fd and stderr stderr_fd (each
+ * /dev/null when -1). Returns -1 with errno set. */
+int cj_vmm_child_setup(int console_fd, int stderr_fd);
 
 /* Can KVM run a stock guest here? Returns false with a reason when not. */
 bool cj_kvm_usable(char *why, size_t len);

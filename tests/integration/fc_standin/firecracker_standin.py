@@ -23,7 +23,10 @@ REST API on the --api-sock unix socket. It
   datagram through the host to an upstream server, and records what came
   back (real frames through whatever ctr-jailer built between TAP and host);
 - ends the "VM" like a guest that rebooted: it writes a status record into
-  the control-disk drive (include/ctrj/protocol.h) and exits 0.
+  the control-disk drive (include/ctrj/protocol.h) and exits 0;
+- when told to ("hijack"), plays a compromised Firecracker after
+  InstanceStart: it replaces its API socket by a symlink to another socket,
+  or by a socket a child process of its own serves (see Firecracker.hijack).
 
 Inside the stand-in jailer (jailer_standin.py) it runs as the jail's user
 with the jail's root as its working directory: absolute paths it is given
@@ -301,7 +304,7 @@ class Firecracker:
                                  daemon=True).start()
             on_start = self.config.get("on_start", "wait")
             if on_start == "wait":
-                return 204, None, None
+                return 204, None, self.hijack if self.config.get("hijack") else None
             return 204, None, lambda: self.reboot(status_record(STATE_EXITED, code=on_start["exit"]))
         if kind == "SendCtrlAltDel":
             if not self.started:
@@ -310,6 +313,40 @@ class Firecracker:
             # the init writes the status and reboots: Firecracker exits 0.
             return 204, None, lambda: self.reboot(status_record(STATE_SIGNALED, signal=15))
         return 204, None, None
+
+    # -- a compromised Firecracker ---------------------------------------------
+    def hijack(self):
+        """Replace the API socket, which lives in a directory the VMM owns:
+        {"symlink": PATH} by a symlink to another socket, "socket" by a
+        socket a child process serves (same uid, another pid). That child
+        records every connection and what it received."""
+        sock = self.resolve(self.sock_path)
+        how = self.config["hijack"]
+        if how == "socket":
+            tmp = sock + ".new"
+            r, w = os.pipe()
+            if os.fork() == 0:
+                os.close(r)
+                srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                srv.bind(tmp)
+                srv.listen(8)  # in this process: its pid is the peer's
+                os.write(w, b"x")
+                while True:
+                    conn, _ = srv.accept()
+                    conn.settimeout(2)
+                    try:
+                        data = conn.recv(4096)
+                    except OSError:
+                        data = b""
+                    self.record(event="hijacked", by="child", received=data.decode("latin-1"))
+                    conn.close()
+            os.close(w)
+            os.read(r, 1)
+            os.rename(tmp, sock)
+        else:
+            os.unlink(sock)
+            os.symlink(how["symlink"], sock)
+        self.record(event="hijack", how=how)
 
     def reboot(self, record):
         control = self.drives.get("control")
@@ -374,6 +411,7 @@ def serve(fc, sock_path):
         def do_PATCH(self):
             self._answer("PATCH")
 
+    fc.sock_path = sock_path
     server = socketserver.UnixStreamServer(fc.resolve(sock_path), Handler)
     server.serve_forever()
 
@@ -389,9 +427,16 @@ def main(argv, config):
             args[argv[i][2:]] = True
             i += 1
     fc = Firecracker(config, argv)
+    stdio = []
+    for fd in range(3):
+        try:
+            stdio.append(os.readlink(f"/proc/self/fd/{fd}"))
+        except OSError:
+            stdio.append(None)
     fc.record(event="start", argv=argv, uid=os.getuid(), gid=os.getgid(),
               groups=os.getgroups(), jailed=fc.jailed, cwd=os.getcwd(),
-              env=sorted(os.environ), pid=os.getpid(), fds=sorted(int(x) for x in os.listdir("/proc/self/fd")))
+              env=sorted(os.environ), pid=os.getpid(), fds=sorted(int(x) for x in os.listdir("/proc/self/fd")),
+              sid=os.getsid(0), stdio=stdio)
     if "api-sock" not in args:
         print("firecracker stand-in: --api-sock is required", file=sys.stderr)
         return 153

@@ -6,7 +6,8 @@ It parses the jailer's command line as the jailer does
 (src/jailer/src/main.rs: --id --exec-file --uid --gid --chroot-base-dir
 --netns --daemonize --new-pid-ns --cgroup... --resource-limit...
 --cgroup-version --parent-cgroup, then -- and Firecracker's arguments),
-records it, inspects the chroot ctr-jailer handed it and then does what the
+records it with what else ctr-jailer handed over (its environment, session
+and fds 0-2), inspects the chroot ctr-jailer handed it and then does what the
 jailer does to it: closes inherited fds, clears the environment, copies the
 exec file into <chroot-base>/<exec name>/<id>/root, chowns / /dev /dev/net
 /run to uid:gid (0700), makes /dev/kvm and /dev/net/tun, applies the
@@ -147,8 +148,23 @@ def join_netns(path, problems):
     return seen
 
 
+def stdio():
+    """What fds 0-2 are (their /proc/self/fd targets)."""
+    out = []
+    for fd in range(3):
+        try:
+            out.append(os.readlink(f"/proc/self/fd/{fd}"))
+        except OSError:
+            out.append(None)
+    return out
+
+
 def main(argv, config):
     start_us = int(time.time() * 1e6)
+    # What ctr-jailer handed over, before the jailer clears it.
+    env = dict(os.environ)
+    env.pop("LC_CTYPE", None)  # Python's own (PEP 538), not inherited
+    handed = {"env": env, "sid": os.getsid(0), "pgid": os.getpgid(0), "stdio": stdio()}
     # The jailer's first act: no inherited fds but 0-2, no environment.
     os.closerange(3, 65536)
     for key in list(os.environ):
@@ -183,7 +199,7 @@ def main(argv, config):
     with open(config["record"], "w") as f:
         json.dump({"argv": argv, "args": args, "extra": extra, "root": root,
                    "chroot": seen, "netns": netns, "problems": problems,
-                   "pid": os.getpid()}, f)
+                   "pid": os.getpid(), **handed}, f)
     if problems:
         print("jailer stand-in: " + "; ".join(problems), file=sys.stderr)
         return 1
