@@ -281,16 +281,24 @@ struct console {
 	uint64_t last_ns;
 	uint64_t dropped;
 	uint64_t last_notice_ns;
+	bool out_gone; /* stdout's reader went away: drain and drop from then on */
 };
 
-static void console_write(const char *buf, size_t n)
+/* The guest's output has nowhere to go once our stdout is gone (a reader
+ * such as `head` exited): the run goes on, only its console is dropped. */
+static void console_write(struct console *c, const char *buf, size_t n)
 {
-	while (n) {
+	while (n && !c->out_gone) {
 		ssize_t w = write(STDOUT_FILENO, buf, n);
 		if (w < 0 && errno == EINTR)
 			continue;
+		if (w < 0 && (errno == EPIPE || errno == EBADF || errno == EIO)) {
+			c->out_gone = true;
+			cj_notice("stdout is closed; the guest's console output is dropped from "
+			          "now on");
+		}
 		if (w <= 0)
-			return; /* stdout gone: the guest's output has nowhere to go */
+			return;
 		buf += w;
 		n -= (size_t)w;
 	}
@@ -319,7 +327,7 @@ static bool console_relay(struct console *c)
 		c->last_ns = now;
 		size_t pass = c->tokens >= (double)n ? (size_t)n : (size_t)c->tokens;
 		c->tokens -= (double)pass;
-		console_write(buf, pass);
+		console_write(c, buf, pass);
 		c->dropped += (uint64_t)n - pass;
 	}
 	if (c->dropped && cj_now_ns() - c->last_notice_ns > 1000000000ull) {

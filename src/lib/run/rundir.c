@@ -116,8 +116,7 @@ int cj_gc(const char *run_base, bool verbose)
 		if (gone == 0) {
 			removed++;
 			if (verbose)
-				fprintf(stderr, "ctr-jailer: removed leftover run %s\n",
-				        de->d_name);
+				cj_notice("removed leftover run %s", de->d_name);
 		}
 	}
 	closedir(d);
