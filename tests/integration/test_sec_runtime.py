@@ -2,8 +2,13 @@
 """The runtime itself under hostile conditions: a reader that goes away
 (SIGPIPE), image data that carries terminal escapes, and gc running
 concurrently with starting runs."""
+import hashlib
+import io
+import json
 import os
 import subprocess
+import tarfile
+from pathlib import Path
 
 import pytest
 
@@ -53,3 +58,145 @@ def test_reader_gone_run_continues_to_the_workloads_end(runner, tmp_path, with_s
     # teardown ran: nothing left (the runner fixture checks it too)
     assert not runs(runner.run_dir)
     assert not qemu_processes_for(runner.run_dir)
+
+
+# ---- terminal escapes from image data ----------------------------------------
+
+REF = "org.opencontainers.image.ref.name"
+CLEAR = "\x1b[2J"
+TITLE = "\x1b]0;pwned\x07"
+# Bytes that act on a terminal: ESC, BEL, DEL, C1 CSI raw or UTF-8 encoded.
+TERMINAL_BYTES = [b"\x1b", b"\x07", b"\x7f", b"\x9b", b"\xc2\x9b"]
+
+
+def terminal_bytes_in(data: bytes):
+    return [b for b in TERMINAL_BYTES if b in data]
+
+
+def put_blob(layout: Path, data: bytes) -> dict:
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    (layout / "blobs/sha256" / digest[7:]).write_bytes(data)
+    return {"digest": digest, "size": len(data)}
+
+
+def dir_layer(root: Path) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        for child in sorted(root.iterdir()):
+            tf.add(child, arcname=child.name)
+    return buf.getvalue()
+
+
+def hardlink_layer(name: str, target: str) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        ti = tarfile.TarInfo(name)
+        ti.type, ti.linkname, ti.mode = tarfile.LNKTYPE, target, 0o644
+        tf.addfile(ti)
+    return buf.getvalue()
+
+
+def add_image(layout: Path, tags, layers, config):
+    """An image under each of tags, written by hand (the config is the
+    attacker's; invalid UTF-8 in it is refused by the parser)."""
+    descs = [put_blob(layout, layer) for layer in layers]
+    cfg = {"architecture": "amd64", "os": "linux", "config": config,
+           "rootfs": {"type": "layers", "diff_ids": [d["digest"] for d in descs]}}
+    text = json.dumps(cfg).encode()
+    manifest = {"schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                           **put_blob(layout, text)},
+                "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", **d}
+                           for d in descs],
+                "annotations": {"org.example.note": CLEAR + TITLE}}
+    mdesc = put_blob(layout, json.dumps(manifest).encode())
+    index = json.loads((layout / "index.json").read_text())
+    for tag in tags:
+        index["manifests"].append({"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                                   **mdesc, "annotations": {REF: tag}})
+    (layout / "index.json").write_text(json.dumps(index))
+
+
+@pytest.fixture(scope="module")
+def hostile_layout(tmp_path_factory, busybox_rootfs):
+    layout = tmp_path_factory.mktemp("hostile-oci") / "layout"
+    (layout / "blobs/sha256").mkdir(parents=True)
+    (layout / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    (layout / "index.json").write_text('{"schemaVersion": 2, "manifests": []}')
+    base = dir_layer(busybox_rootfs)
+    # a command that does not exist: the guest reports it, name and all
+    add_image(layout, ["ok", "tag" + CLEAR + TITLE], [base], {
+        "Env": ["PATH=/bin", "EVIL=" + CLEAR + TITLE + "\x7f\u009b"],
+        "Labels": {"label" + CLEAR: TITLE + " del:\x7f c1:\u009b"},
+        "Cmd": ["/bin/nope" + TITLE + CLEAR],
+    })
+    # an Env entry that is not NAME=VALUE is refused, quoted
+    add_image(layout, ["badenv"], [base], {"Env": [CLEAR + TITLE], "Cmd": ["/bin/true"]})
+    # a layer entry refused at unpacking, quoted
+    add_image(layout, ["badtar"], [base, hardlink_layer(
+        "stolen" + CLEAR + TITLE, "../../../../../../../../etc/passwd")],
+        {"Cmd": ["/bin/true"]})
+    return layout
+
+
+def inspect(image, cache):
+    return subprocess.run([str(BINARY), "inspect", image], capture_output=True, timeout=60,
+                          env={**os.environ, "CTR_JAILER_CACHE": str(cache)})
+
+
+def test_inspect_output_carries_no_terminal_escapes(hostile_layout, tmp_path):
+    result = inspect(f"oci:{hostile_layout}:ok", tmp_path / "cache")
+    assert result.returncode == 0, result.stderr
+    assert not terminal_bytes_in(result.stdout), result.stdout
+    assert not terminal_bytes_in(result.stderr), result.stderr
+    # still all there, as JSON escapes
+    info = json.loads(result.stdout)
+    assert "EVIL=" + CLEAR + TITLE + "\x7f\u009b" in info["env"]
+    assert info["labels"] == {"label" + CLEAR: TITLE + " del:\x7f c1:\u009b"}
+    assert info["cmd"] == ["/bin/nope" + TITLE + CLEAR]
+
+
+@pytest.mark.parametrize("image,needle", [
+    ("{layout}:no-such-tag", b"tags: "),           # lists the annotations' tags
+    ("{layout}:badenv", b"is not NAME=VALUE"),      # quotes the Env entry
+])
+def test_inspect_errors_carry_no_terminal_escapes(hostile_layout, tmp_path, image, needle):
+    result = inspect(image.format(layout=f"oci:{hostile_layout}"), tmp_path / "cache")
+    assert result.returncode == 125
+    assert needle in result.stderr, result.stderr
+    assert not terminal_bytes_in(result.stderr), result.stderr
+    # the hostile text is shown, escaped
+    assert b"\\x1b[2J" in result.stderr
+
+
+def image_run(runner, image, cache):
+    argv = [str(BINARY), "run", "--image", image, "--memory", "256", "--cpus", "1",
+            "--network", "none"]
+    return subprocess.run(argv, env=runner.env({"CTR_JAILER_CACHE": str(cache)}),
+                          capture_output=True, timeout=180)
+
+
+@pytest.fixture
+def private_cache(kernel_ready, tmp_path):
+    """A cache of its own (hostile images unpack there), sharing the kernel
+    and what is built from it."""
+    c = tmp_path / "cache"
+    c.mkdir()
+    for sub in ("kernels", "vmlinux", "initramfs", "modules"):
+        (kernel_ready / sub).mkdir(exist_ok=True)
+        (c / sub).symlink_to(kernel_ready / sub)
+    return c
+
+
+def test_failing_runs_carry_no_terminal_escapes(runner, hostile_layout, private_cache):
+    # refused on the host while unpacking: the entry's name is quoted
+    result = image_run(runner, f"oci:{hostile_layout}:badtar", private_cache)
+    assert result.returncode == 125, result.stderr
+    assert b"stolen" in result.stderr and b"hard link" in result.stderr, result.stderr
+    assert not terminal_bytes_in(result.stderr + result.stdout), result
+    # refused in the guest: the command's name comes back in its messages
+    result = image_run(runner, f"oci:{hostile_layout}:ok", private_cache)
+    assert result.returncode == 127, result.stderr
+    assert b"/bin/nope" in result.stderr, result.stderr
+    assert not terminal_bytes_in(result.stderr + result.stdout), result
