@@ -7,7 +7,10 @@ import io
 import json
 import os
 import subprocess
+import shutil
 import tarfile
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -200,3 +203,88 @@ def test_failing_runs_carry_no_terminal_escapes(runner, hostile_layout, private_
     assert result.returncode == 127, result.stderr
     assert b"/bin/nope" in result.stderr, result.stderr
     assert not terminal_bytes_in(result.stderr + result.stdout), result
+
+
+# ---- gc racing a starting run ---------------------------------------------------
+
+# strace holds every flock() of the runtime for this long before it runs:
+# the moment between creating the run's owner record and locking it, a few
+# microseconds otherwise, becomes one a concurrent gc cannot miss. The
+# binary is the one shipped; no test hook in it.
+FLOCK_DELAY_US = 1_500_000
+
+
+def strace_runtime(argv):
+    if not shutil.which("strace"):
+        pytest.fail("strace is missing: run scripts/install-deps.sh")
+    return ["strace", "-o", "/dev/null", "-e", "trace=flock",
+            "-e", f"inject=flock:delay_enter={FLOCK_DELAY_US}", *argv]
+
+
+class GcLoop:
+    """`ctr-jailer gc` over and over, as another runtime starting (or an
+    operator) would run it."""
+    def __init__(self, runner):
+        self.runner, self.stop, self.passes, self.removed = runner, threading.Event(), 0, b""
+        self.thread = threading.Thread(target=self.loop)
+
+    def loop(self):
+        while not self.stop.is_set():
+            r = subprocess.run([str(BINARY), "gc"], env=self.runner.env(), capture_output=True)
+            self.passes += 1
+            if b"removed" in r.stderr and not r.stderr.startswith(b"ctr-jailer: 0 "):
+                self.removed += r.stderr
+            time.sleep(0.02)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+
+
+@pytest.mark.parametrize("with_gc", [False, True], ids=["alone", "gc-looping"])
+def test_gc_never_takes_a_starting_run(runner, with_gc):
+    # the workload proves it started after gc had every chance, and the
+    # status proves the run reached its end
+    args = ["/bin/sh", "-c", "echo started; exit 7"]
+    argv = strace_runtime(runner.argv(args))
+    runner.run_dir.mkdir(parents=True, exist_ok=True)
+    if with_gc:
+        with GcLoop(runner) as gc:
+            result = subprocess.run(argv, env=runner.env(), capture_output=True, timeout=300)
+        assert gc.passes > 10
+    else:
+        # negative control: the strace harness alone changes nothing
+        result = subprocess.run(argv, env=runner.env(), capture_output=True, timeout=300)
+    assert (result.returncode, result.stdout) == (7, b"started\n"), result.stderr
+    if with_gc:
+        assert not gc.removed, gc.removed
+    assert not runs(runner.run_dir)
+
+
+def test_gc_removes_an_abandoned_staging_dir_once_old(runner):
+    """A runtime killed before it published its run leaves only a staging
+    directory: gc removes it once it is old (and unlocked), never while
+    it may still be on its way."""
+    base = runner.run_dir
+    old, young = base / ".new-0123456789ab", base / ".new-ba9876543210"
+    for d in (old, young):
+        d.mkdir(parents=True)
+        (d / "owner").write_text("1 1\n")
+    long_ago = time.time() - 3600
+    os.utime(old, (long_ago, long_ago))
+    subprocess.run([str(BINARY), "gc"], env=runner.env(), check=True, capture_output=True)
+    assert not old.exists()
+    assert young.exists()
+    # a held lock keeps even an old one
+    os.utime(young, (long_ago, long_ago))
+    import fcntl
+    with open(young / "owner") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        subprocess.run([str(BINARY), "gc"], env=runner.env(), check=True, capture_output=True)
+        assert young.exists()
+    subprocess.run([str(BINARY), "gc"], env=runner.env(), check=True, capture_output=True)
+    assert not young.exists()
