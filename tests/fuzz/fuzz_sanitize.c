@@ -183,12 +183,9 @@ void fuzz_seeds(fuzz_emit_fn emit, void *ctx)
 	    "\x1b]0;title\x07",
 	    "evil\x1b]8;;http://x/\x1b\\link\x1b]8;;\x1b\\",
 	    "line\nforged: ctr-jailer: ok\r\n",
-	    "del\x7f c1-raw\x9b"
-	    "2J c1-utf8\xc2\x9b"
-	    "2J",
+	    "del\177 c1-raw\2332J c1-utf8\302\2332J", /* octal: \x9b2 would be one escape */
 	    "caf\xc3\xa9 \xe2\x82\xac \xf0\x9d\x84\x9e",
-	    "bidi \xe2\x80\xae"
-	    "txt.exe \xe2\x81\xa6 \xe2\x80\xa8",
+	    "bidi \xe2\x80\xaetxt.exe \xe2\x81\xa6 \xe2\x80\xa8",
 	    "overlong \xc0\xaf \xe0\x80\xaf surrogate \xed\xa0\x80 big \xf4\x90\x80\x80 \xff",
 	    "cut \xe2\x82",
 	    "back\\slash \\x1b",
