@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import shutil
+import signal
 import tarfile
 import threading
 import time
@@ -61,6 +62,26 @@ def test_reader_gone_run_continues_to_the_workloads_end(runner, tmp_path, with_s
     # teardown ran: nothing left (the runner fixture checks it too)
     assert not runs(runner.run_dir)
     assert not qemu_processes_for(runner.run_dir)
+
+
+def test_programs_started_get_the_default_sigpipe(runner, tmp_path):
+    """The runtime survives SIGPIPE, but what it starts must not inherit
+    that: even when ctr-jailer's own caller ignores SIGPIPE, a program it
+    starts runs with the default action. (QEMU ignores SIGPIPE on its own,
+    so a stand-in VMM reports what it was given.)"""
+    report = tmp_path / "vmm-status"
+    fake = tmp_path / "fake-qemu"
+    fake.write_text(f"#!/bin/sh\ncat /proc/$$/status > {report}\nexit 1\n")
+    fake.chmod(0o755)
+    result = subprocess.run(
+        runner.argv(["/bin/true"], options=["--vmm", "qemu", "--qemu", str(fake), "--no-jail"]),
+        env=runner.env(), capture_output=True, timeout=120,
+        preexec_fn=lambda: signal.signal(signal.SIGPIPE, signal.SIG_IGN))
+    assert report.exists(), result.stderr
+    sigign = next(l for l in report.read_text().splitlines() if l.startswith("SigIgn:"))
+    assert not int(sigign.split()[1], 16) & (1 << (signal.SIGPIPE - 1)), sigign
+    # the stand-in ran as the VMM and the run ended as a lost VM
+    assert result.returncode == 124, result.stderr
 
 
 # ---- terminal escapes from image data ----------------------------------------
