@@ -118,8 +118,11 @@ int cj_run_dir_create(const char *base, char *dir, size_t len, char *id, size_t 
 		cj_rm_rf(staging);
 		return cj_fail(err, e, "write %s", owner);
 	}
-	/* locked: now the run may be seen (never replacing anything) */
-	if (renameat2(AT_FDCWD, staging, AT_FDCWD, dir, RENAME_NOREPLACE) < 0) {
+	/* Locked: now the run may be seen, never replacing another. Where the
+	 * filesystem has no RENAME_NOREPLACE, rename() does as well here: it
+	 * fails on a run directory, which is never empty. */
+	if (renameat2(AT_FDCWD, staging, AT_FDCWD, dir, RENAME_NOREPLACE) < 0 &&
+	    (errno != EINVAL || rename(staging, dir) < 0)) {
 		int e = errno;
 		close(fd);
 		cj_rm_rf(staging);
