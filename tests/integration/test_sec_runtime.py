@@ -2,6 +2,7 @@
 """The runtime itself under hostile conditions: a reader that goes away
 (SIGPIPE), image data that carries terminal escapes, and gc running
 concurrently with starting runs."""
+import fcntl
 import hashlib
 import io
 import json
@@ -302,7 +303,6 @@ def test_gc_removes_an_abandoned_staging_dir_once_old(runner):
     assert young.exists()
     # a held lock keeps even an old one
     os.utime(young, (long_ago, long_ago))
-    import fcntl
     with open(young / "owner") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         subprocess.run([str(BINARY), "gc"], env=runner.env(), check=True, capture_output=True)
