@@ -60,20 +60,36 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* Our messages quote the image's data (command, user, paths); the console
+ * reaches the host's terminal, so only printable ASCII passes as itself
+ * and every other byte is shown as \xNN, like the status record's '?'. */
+static size_t escape_for_console(const char *in, char *out, size_t len)
+{
+	size_t o = 0;
+
+	for (const unsigned char *p = (const unsigned char *)in; *p && o + 5 < len; p++) {
+		if (*p >= 0x20 && *p < 0x7f)
+			out[o++] = (char)*p;
+		else
+			o += (size_t)snprintf(out + o, len - o, "\\x%02x", *p);
+	}
+	out[o] = '\0';
+	return o;
+}
+
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void say(const char *fmt, ...)
 {
-	char buf[1024];
+	char msg[1024], buf[64 + 4 * sizeof msg];
 	va_list ap;
-	int n = snprintf(buf, sizeof buf, "ctr-jailer-init: ");
+	size_t n = (size_t)snprintf(buf, sizeof buf, "ctr-jailer-init: ");
 
 	va_start(ap, fmt);
-	n += vsnprintf(buf + n, sizeof buf - (size_t)n, fmt, ap);
+	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	if (n > (int)sizeof buf - 2)
-		n = (int)sizeof buf - 2;
+	n += escape_for_console(msg, buf + n, sizeof buf - n - 1);
 	buf[n++] = '\n';
-	if (write(STDERR_FILENO, buf, (size_t)n) < 0) {
+	if (write(STDERR_FILENO, buf, n) < 0) {
 		/* nowhere else to report */
 	}
 }

@@ -12,6 +12,8 @@ packages=(
   # tests
   libcmocka-dev python3 python3-pytest python3-pytest-xdist busybox-static clang-format
   iproute2 procps dnsmasq-base
+  # gc race test: strace delays the runtime's flock() (syscall injection)
+  strace
   # image tests: OCI images built offline (umoci), converted (skopeo),
   # a file capability (setcap), a zstd rootfs tarball
   umoci skopeo libcap2-bin zstd

@@ -6,8 +6,11 @@
 #include "run/run.h"
 #include "spec/spec.h"
 #include "util/err.h"
+#include "util/sanitize.h"
 
+#include <errno.h>
 #include <json-c/json.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,7 +74,7 @@ static const char usage[] =
 
 static int report(const struct cj_err *err, int code)
 {
-	char buf[1200];
+	char buf[CJ_ERR_STR_MAX];
 
 	if (err->msg[0])
 		fprintf(stderr, "ctr-jailer: %s\n", cj_err_str(err, buf, sizeof buf));
@@ -172,11 +175,17 @@ static int cmd_inspect(int argc, char **argv)
 	                              : img.ref.kind == CJ_IMAGE_DOCKER_ARCHIVE
 	                                  ? img.dmanifest.layers.n
 	                                  : 1)));
-	printf("%s\n",
-	       json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
-	                                             JSON_C_TO_STRING_NOSLASHESCAPE));
+	/* json-c leaves DEL, C1 controls and invalid UTF-8 raw in strings */
+	char *out = cj_json_terminal_safe(json_object_to_json_string_ext(
+	    o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(o);
 	cj_image_free(&img);
+	if (!out) {
+		cj_fail(&err, ENOMEM, "inspect");
+		return report(&err, CJ_EXIT_RUNTIME);
+	}
+	printf("%s\n", out);
+	free(out);
 	return fflush(stdout) == 0 ? 0 : CJ_EXIT_RUNTIME;
 }
 
@@ -186,9 +195,30 @@ static const char *run_base(void)
 	return r && *r ? r : CJ_DEFAULT_RUN_BASE;
 }
 
+static void on_sigpipe(int signo)
+{
+	(void)signo; /* the write that raised it fails with EPIPE */
+}
+
+/* A reader that goes away (`ctr-jailer run ... | head`) must not kill the
+ * runtime mid-run and leave the VM's host state to gc: its writes fail with
+ * EPIPE instead and teardown runs. A handler that does nothing rather than
+ * SIG_IGN, because exec resets a caught signal to its default but keeps an
+ * ignored one ignored: every program the runtime starts (the VMM, e2fsprogs,
+ * ldd) gets the default SIGPIPE without each spawn site restoring it. */
+static void survive_sigpipe(void)
+{
+	struct sigaction sa = {.sa_handler = on_sigpipe, .sa_flags = SA_RESTART};
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGPIPE, &sa, NULL);
+}
+
 int main(int argc, char **argv)
 {
 	struct cj_err err = {0};
+
+	survive_sigpipe();
 
 	if (argc < 2) {
 		fputs(usage, stderr);
@@ -213,6 +243,6 @@ int main(int argc, char **argv)
 		fputs(usage, stdout);
 		return 0;
 	}
-	fprintf(stderr, "ctr-jailer: unknown command '%s' (see 'ctr-jailer --help')\n", argv[1]);
+	cj_notice("unknown command '%s' (see 'ctr-jailer --help')", argv[1]);
 	return CJ_EXIT_RUNTIME;
 }

@@ -834,10 +834,9 @@ int cj_layer_apply(int root_fd, struct archive *a, const struct cj_layer_opts *o
 		}
 	}
 	if (r == 0 && ls.xattrs_skipped)
-		fprintf(stderr,
-		        "ctr-jailer: notice: %llu extended attribute(s) of the image could not be "
-		        "kept (not supported where the image is unpacked)\n",
-		        (unsigned long long)ls.xattrs_skipped);
+		cj_notice("notice: %llu extended attribute(s) of the image could not be kept "
+		          "(not supported where the image is unpacked)",
+		          (unsigned long long)ls.xattrs_skipped);
 	for (size_t i = 0; i < ls.ndirtimes; i++)
 		free(ls.dirtimes[i].path);
 	free(ls.dirtimes);

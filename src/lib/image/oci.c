@@ -877,10 +877,9 @@ static int unpack(const struct cj_image *img, const char *tree, struct cj_err *e
 	}
 	close(u.root_fd);
 	if (r == 0 && u.st.skipped_devices)
-		fprintf(stderr,
-		        "ctr-jailer: notice: %llu device node(s) in the image were skipped: the "
-		        "guest's /dev is a devtmpfs the kernel fills\n",
-		        (unsigned long long)u.st.skipped_devices);
+		cj_notice("notice: %llu device node(s) in the image were skipped: the guest's "
+		          "/dev is a devtmpfs the kernel fills",
+		          (unsigned long long)u.st.skipped_devices);
 	return r;
 }
 

@@ -102,39 +102,6 @@ static void print_timings(const struct timings *t, const struct ctrj_status *st,
 	json_object_put(o);
 }
 
-/* The run directory and its "owner" record. The owner holds an exclusive
- * lock on that record for its whole life (the fd is returned): gc decides
- * a run is dead by taking the lock, which works across pid namespaces
- * (containers sharing a run base), where a pid proves nothing. */
-static int make_run_dir(const char *base, char *dir, size_t len, char *id, size_t idlen,
-                        struct cj_err *err)
-{
-	uint8_t rnd[6];
-	char owner[4200], line[64];
-	int fd, n;
-
-	if (cj_mkdir_p(base, 0700, err) < 0)
-		return cj_err_wrap(err, "run directory");
-	if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
-		return cj_fail(err, errno, "getrandom");
-	snprintf(id, idlen, "%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2], rnd[3], rnd[4],
-	         rnd[5]);
-	snprintf(dir, len, "%s/%s", base, id);
-	if (mkdir(dir, 0700) < 0)
-		return cj_fail(err, errno, "create %s", dir);
-	snprintf(owner, sizeof owner, "%s/owner", dir);
-	n = snprintf(line, sizeof line, "%d %llu\n", (int)getpid(), cj_proc_starttime(getpid()));
-	fd = open(owner, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0 || write(fd, line, (size_t)n) != n) {
-		int e = errno;
-		if (fd >= 0)
-			close(fd);
-		cj_rm_rf(dir);
-		return cj_fail(err, e, "write %s", owner);
-	}
-	return fd;
-}
-
 /* The control disk lives in a memfd: the guest's configuration (secrets
  * included) never touches a filesystem, tmpfs or not. QEMU opens it as
  * /proc/self/fd/N. Returns the fd. */
@@ -282,16 +249,24 @@ struct console {
 	uint64_t last_ns;
 	uint64_t dropped;
 	uint64_t last_notice_ns;
+	bool out_gone; /* stdout's reader went away: drain and drop from then on */
 };
 
-static void console_write(const char *buf, size_t n)
+/* The guest's output has nowhere to go once our stdout is gone (a reader
+ * such as `head` exited): the run goes on, only its console is dropped. */
+static void console_write(struct console *c, const char *buf, size_t n)
 {
-	while (n) {
+	while (n && !c->out_gone) {
 		ssize_t w = write(STDOUT_FILENO, buf, n);
 		if (w < 0 && errno == EINTR)
 			continue;
+		if (w < 0 && (errno == EPIPE || errno == EBADF || errno == EIO)) {
+			c->out_gone = true;
+			cj_notice("stdout is closed; the guest's console output is dropped from "
+			          "now on");
+		}
 		if (w <= 0)
-			return; /* stdout gone: the guest's output has nowhere to go */
+			return;
 		buf += w;
 		n -= (size_t)w;
 	}
@@ -320,7 +295,7 @@ static bool console_relay(struct console *c)
 		c->last_ns = now;
 		size_t pass = c->tokens >= (double)n ? (size_t)n : (size_t)c->tokens;
 		c->tokens -= (double)pass;
-		console_write(buf, pass);
+		console_write(c, buf, pass);
 		c->dropped += (uint64_t)n - pass;
 	}
 	if (c->dropped && cj_now_ns() - c->last_notice_ns > 1000000000ull) {
@@ -559,7 +534,7 @@ int cj_run_vm(const struct cj_spec *spec, struct cj_err *err)
 	}
 	t.initramfs = cj_now_ns();
 
-	owner_fd = make_run_dir(spec->run_base, run_dir, sizeof run_dir, id, sizeof id, err);
+	owner_fd = cj_run_dir_create(spec->run_base, run_dir, sizeof run_dir, id, sizeof id, err);
 	if (owner_fd < 0)
 		return CJ_EXIT_RUNTIME;
 	/* From here on every path goes through teardown. */

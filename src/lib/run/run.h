@@ -12,6 +12,14 @@
  * workload's status (0-255) or a CJ_EXIT_* code with err filled. */
 int cj_run_vm(const struct cj_spec *spec, struct cj_err *err);
 
+/* Create a run directory under run_base (a new random id, its path in
+ * dir) holding its "owner" record, locked: the directory appears under its
+ * name only once that lock is held, so gc never sees it unlocked. Returns
+ * the lock's fd, to keep open for the run's whole life (close it only
+ * after removing the directory). */
+int cj_run_dir_create(const char *run_base, char *dir, size_t len, char *id, size_t idlen,
+                      struct cj_err *err);
+
 /* Remove run directories whose owner is gone (SIGKILLed runtime), killing a
  * VMM that outlived it. Returns the number removed. */
 int cj_gc(const char *run_base, bool verbose);

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "err.h"
 
+#include "sanitize.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -36,11 +38,32 @@ int cj_err_wrap(struct cj_err *err, const char *fmt, ...)
 
 const char *cj_err_str(const struct cj_err *err, char *buf, size_t len)
 {
+	char raw[CJ_ERR_MSG_MAX + 128];
+	int n;
+
 	if (err->errnum)
-		snprintf(buf, len, "%s: %s", err->msg, strerror(err->errnum));
+		n = snprintf(raw, sizeof raw, "%s: %s", err->msg, strerror(err->errnum));
 	else
-		snprintf(buf, len, "%s", err->msg);
+		n = snprintf(raw, sizeof raw, "%s", err->msg);
+	if (n < 0)
+		n = 0;
+	cj_sanitize(raw, (size_t)n < sizeof raw ? (size_t)n : sizeof raw - 1, buf, len);
 	return buf;
+}
+
+void cj_notice(const char *fmt, ...)
+{
+	char raw[2048], clean[4 * sizeof raw];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(raw, sizeof raw, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	cj_sanitize(raw, (size_t)n < sizeof raw ? (size_t)n : sizeof raw - 1, clean, sizeof clean);
+	fprintf(stderr, "ctr-jailer: %s\n", clean);
 }
 
 void cj_freep(void *p)

@@ -19,19 +19,31 @@ enum cj_exit {
 	CJ_EXIT_NOT_FOUND = 127,   /* the command does not exist in the image */
 };
 
+#define CJ_ERR_MSG_MAX 1024
+
 struct cj_err {
 	int errnum; /* errno, 0 if none */
 	int exit_code;
-	char msg[1024];
+	char msg[CJ_ERR_MSG_MAX];
 };
+
+/* A buffer for cj_err_str that holds any message whole: room for
+ * strerror's text, and every byte escaped as \xNN. */
+#define CJ_ERR_STR_MAX (4 * (CJ_ERR_MSG_MAX + 128) + 1)
 
 /* Fill err; returns -1. errnum may be 0. */
 int cj_fail(struct cj_err *err, int errnum, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Prefix existing message with context; returns -1. */
 int cj_err_wrap(struct cj_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Render "msg: strerror(errnum)" into buf. */
+/* Render "msg: strerror(errnum)" into buf, made safe for a terminal
+ * (cj_sanitize): messages carry image and guest data. */
 const char *cj_err_str(const struct cj_err *err, char *buf, size_t len);
+/* The one sink for notices and warnings: "ctr-jailer: MESSAGE" on stderr,
+ * one line, made safe for a terminal (cj_sanitize), so a notice that
+ * quotes image or guest data needs no care at its call site. fmt has no
+ * trailing newline. */
+void cj_notice(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #define cj_cleanup(fn) __attribute__((cleanup(fn)))
 void cj_freep(void *p);

@@ -471,7 +471,7 @@ static int qmp_command(int fd, json_object *cmd, struct cj_err *err)
 	const char *s = json_object_to_json_string_ext(cmd, JSON_C_TO_STRING_PLAIN);
 	size_t len = strlen(s);
 
-	/* MSG_NOSIGNAL: a QEMU that is gone is an error here, not SIGPIPE */
+	/* MSG_NOSIGNAL: a QEMU gone (or hostile) raises EPIPE here, never SIGPIPE */
 	if (send(fd, s, len, MSG_NOSIGNAL) != (ssize_t)len || send(fd, "\n", 1, MSG_NOSIGNAL) != 1)
 		return cj_fail(err, errno, "QMP send");
 	return qmp_read_reply(fd, buf, sizeof buf, err);
