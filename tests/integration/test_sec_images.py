@@ -132,6 +132,14 @@ def deep_upper_layer() -> bytes:
     return tar_bytes(add)
 
 
+def mke2fs_overflow_layer() -> bytes:
+    """One directory whose path is 2039 bytes: mke2fs -d builds "/" + path,
+    2040 bytes, exactly its buffer, and writes its NUL past the end."""
+    path = "/".join(chr(ord("a") + i) * 254 for i in range(8))
+    assert len(path) == 2039
+    return tar_bytes(lambda tf: tf.addfile(info(path, tarfile.DIRTYPE)))
+
+
 def too_deep_layer() -> bytes:
     """Deeper than any one name can reach: each chain continues the one
     before it through a symlink to its bottom, about 1990 levels a step."""
@@ -160,6 +168,7 @@ def images(tmp_path_factory, busybox_rootfs):
         "deep": write_layout(top / "deep", [base, deep_lower_layer(), deep_upper_layer()],
                              "deep"),
         "too-deep": write_layout(top / "too-deep", [base, too_deep_layer()], "too-deep"),
+        "mke2fs": write_layout(top / "mke2fs", [base, mke2fs_overflow_layer()], "mke2fs"),
     }
 
 
@@ -244,6 +253,28 @@ def test_image_within_the_budget_unpacks(run, images, cache):
     assert not list((cache / "images").rglob("*.unpack"))
 
 
+def test_default_budget_follows_the_cache_free_space(runner, images, kernel_ready, tmp_path):
+    """No --max-image-size: the budget is 90% of what the cache's file system
+    has free (here a 48 MiB tmpfs in a private mount namespace), so the
+    64 MiB file is refused before the disk fills, and nothing is left."""
+    cache = tmp_path / "small-cache"
+    cache.mkdir()
+    links = " ".join(f"ln -s {kernel_ready / sub} {cache / sub};"
+                     for sub in ("kernels", "vmlinux", "initramfs", "modules"))
+    script = (f"mount -t tmpfs -o size=48m ctrj-test {cache} && {links} "
+              f"{BINARY} run --image {images['bombs']} --network none -- /bin/true; "
+              f"echo rc=$?; ls -A {cache}/images/v1")
+    result = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+                            env=runner.env({"CTR_JAILER_CACHE": str(cache)}),
+                            capture_output=True, timeout=300)
+    out = result.stdout.decode().split()
+    lines = error_lines(result.stderr)
+    assert "rc=125" in out, (out, lines)
+    assert [f for f in out[out.index("rc=125") + 1:] if not f.endswith(".lock")] == [], out
+    assert len(lines) == 1 and "90% of the free space" in lines[0], lines
+    assert "--max-image-size" in lines[0], lines
+
+
 def test_budget_option_is_validated(run, images, cache):
     result = run(images["bombs"], "true", options=["--max-image-size", "lots"])
     lines = error_lines(result.stderr)
@@ -278,4 +309,16 @@ def test_tree_deeper_than_the_bound_is_refused_and_removed(run, images, cache):
     assert cache_leftovers(cache) == [], (result.returncode, lines)
     assert len(lines) == 1, (result.returncode, lines)
     assert "deeper than 4096 levels" in lines[0], lines
+    assert result.returncode == 125, lines
+
+
+def test_path_that_overflows_mke2fs_is_refused(run, images, cache):
+    """mke2fs 1.47.0 writes one byte past its path buffer for a path of
+    exactly 2040 bytes ("realloc(): invalid next size": a heap corruption in
+    a root process, steered by image names). Refused before mke2fs runs."""
+    result = run(images["mke2fs"], "true")
+    lines = error_lines(result.stderr)
+    assert cache_leftovers(cache) == [], (result.returncode, lines)
+    assert len(lines) == 1, (result.returncode, lines)
+    assert "2039 bytes long" in lines[0] and "mke2fs" in lines[0], lines
     assert result.returncode == 125, lines
