@@ -5,10 +5,10 @@
  * crashed on a 2040-level chain), and a walk by full paths stops at
  * PATH_MAX (nftw could neither read nor remove a tree below that). Here a
  * directory's names are read at once into one buffer when it is entered,
- * the walk keeps a descriptor of the current directory only, and it climbs
- * back with "..", checking the device and inode it recorded on the way
- * down, so a tree that changed under it stops the walk instead of steering
- * it elsewhere.
+ * the walk keeps descriptors of the top KEEP_OPEN levels only, and below
+ * them it climbs back with "..", checking the device and inode it recorded
+ * on the way down, so a tree that changed under it stops the walk instead
+ * of steering it elsewhere.
  */
 #include "image/tree.h"
 
@@ -22,9 +22,15 @@
 #include <string.h>
 #include <unistd.h>
 
+/* Directories this close to the top keep their descriptor while the walk
+ * is below them, so the usual tree is walked with exactly nftw's system
+ * calls; deeper ones are closed and climbed back to with "..". */
+#define KEEP_OPEN 64
+
 struct frame {
 	char *names; /* the directory's entries, NUL-separated, read on entry */
 	size_t len, pos;
+	int fd;          /* its descriptor; -1 once closed (deeper than KEEP_OPEN) */
 	struct stat st;  /* the directory itself */
 	size_t pathlen;  /* length of its path */
 	size_t name_off; /* where its own name starts in the path */
@@ -35,50 +41,47 @@ struct walk {
 	size_t n, cap;
 	char *path;
 	size_t pathcap;
-	dev_t dev; /* the root's file system: never left */
+	char *dents; /* getdents64 buffer */
+	dev_t dev;   /* the root's file system: never left */
 };
 
-/* Read every name of the directory dirfd (its own file description, so
- * the reading does not move anyone's offset). -1 with errno. */
-static int read_names(int dirfd, struct frame *f)
+#define DENTS_SIZE (32u << 10)
+
+/* Read every name of the directory fd (whose offset is at its start). */
+static int read_names(struct walk *w, int fd, struct frame *f)
 {
-	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC), e;
 	size_t cap = 0;
-	struct dirent *de;
-	DIR *d;
+	ssize_t got;
 
 	f->names = NULL;
 	f->len = f->pos = 0;
-	if (fd < 0)
-		return -1;
-	if (!(d = fdopendir(fd))) {
-		e = errno;
-		close(fd);
-		errno = e;
-		return -1;
-	}
-	for (errno = 0; (de = readdir(d)); errno = 0) {
-		size_t n = strlen(de->d_name) + 1;
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		if (f->len + n > cap) {
-			size_t ncap = cap ? cap * 2 : 256;
-			char *nn;
-			while (ncap < f->len + n)
-				ncap *= 2;
-			if (!(nn = realloc(f->names, ncap))) {
-				errno = ENOMEM;
-				break;
+	while ((got = getdents64(fd, w->dents, DENTS_SIZE)) > 0) {
+		for (ssize_t off = 0; off < got;) {
+			const struct dirent64 *de = (const struct dirent64 *)(w->dents + off);
+			size_t n = strlen(de->d_name) + 1;
+			off += de->d_reclen;
+			if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+				continue;
+			if (f->len + n > cap) {
+				size_t ncap = cap ? cap * 2 : 256;
+				char *nn;
+				while (ncap < f->len + n)
+					ncap *= 2;
+				if (!(nn = realloc(f->names, ncap))) {
+					free(f->names);
+					f->names = NULL;
+					errno = ENOMEM;
+					return -1;
+				}
+				f->names = nn;
+				cap = ncap;
 			}
-			f->names = nn;
-			cap = ncap;
+			memcpy(f->names + f->len, de->d_name, n);
+			f->len += n;
 		}
-		memcpy(f->names + f->len, de->d_name, n);
-		f->len += n;
 	}
-	e = errno;
-	closedir(d);
-	if (e) {
+	if (got < 0) {
+		int e = errno;
 		free(f->names);
 		f->names = NULL;
 		errno = e;
@@ -108,6 +111,7 @@ static int path_append(struct walk *w, size_t at, const char *name, size_t *len)
 	return 0;
 }
 
+/* Enter the directory fd (owned from here on) found as *st. */
 static int push(struct walk *w, int fd, const struct stat *st, size_t pathlen, size_t name_off)
 {
 	struct frame *f;
@@ -116,6 +120,7 @@ static int push(struct walk *w, int fd, const struct stat *st, size_t pathlen, s
 		size_t ncap = w->cap ? w->cap * 2 : 16;
 		struct frame *nf = realloc(w->frames, ncap * sizeof *nf);
 		if (!nf) {
+			close(fd);
 			errno = ENOMEM;
 			return -1;
 		}
@@ -123,63 +128,57 @@ static int push(struct walk *w, int fd, const struct stat *st, size_t pathlen, s
 		w->cap = ncap;
 	}
 	f = &w->frames[w->n];
-	if (read_names(fd, f) < 0)
+	if (read_names(w, fd, f) < 0) {
+		int e = errno;
+		close(fd);
+		errno = e;
 		return -1;
+	}
+	f->fd = fd;
 	f->st = *st;
 	f->pathlen = pathlen;
 	f->name_off = name_off;
 	w->n++;
+	/* Deep down, the parent's descriptor goes: ".." finds it again. */
+	if (w->n > KEEP_OPEN && w->frames[w->n - 2].fd >= 0) {
+		close(w->frames[w->n - 2].fd);
+		w->frames[w->n - 2].fd = -1;
+	}
 	return 0;
 }
 
-/* Climb from the finished directory at the top of the stack to its parent,
- * which must be the directory it was entered from. Returns the parent's
- * descriptor (cur is closed), or -1 (cur stays open). */
-static int climb(struct walk *w, int cur, struct cj_err *err)
+/* Leave the finished directory at the top of the stack for its parent,
+ * reopening the parent with ".." when its descriptor was closed: it must
+ * be the directory the walk came from. */
+static int pop(struct walk *w, struct cj_err *err)
 {
-	const struct frame *parent = &w->frames[w->n - 2];
-	struct stat st;
-	int up = openat(cur, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	struct frame *f = &w->frames[w->n - 1], *parent = &w->frames[w->n - 2];
 
-	if (up < 0 || fstat(up, &st) < 0) {
-		int e = errno;
-		if (up >= 0)
+	if (parent->fd < 0) {
+		struct stat st;
+		int up = openat(f->fd, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (up < 0 || fstat(up, &st) < 0) {
+			int e = errno;
+			if (up >= 0)
+				close(up);
+			return cj_fail(err, e, "walk back up from '/%.200s'", w->path);
+		}
+		if (st.st_dev != parent->st.st_dev || st.st_ino != parent->st.st_ino) {
 			close(up);
-		return cj_fail(err, e, "walk back up to '/%.200s'", w->path);
+			return cj_fail(
+			    err, 0, "the tree changed while it was walked (at '/%.200s')", w->path);
+		}
+		parent->fd = up;
 	}
-	if (st.st_dev != parent->st.st_dev || st.st_ino != parent->st.st_ino) {
-		close(up);
-		return cj_fail(err, 0, "the tree changed while it was walked (at '/%.200s')",
-		               w->path);
-	}
-	close(cur);
-	return up;
+	close(f->fd);
+	f->fd = -1;
+	free(f->names);
+	f->names = NULL;
+	w->n--;
+	return 0;
 }
 
-/* Enter the directory name of cur, which fstatat found as *st. */
-static int descend(struct walk *w, int cur, const char *name, const struct stat *st, size_t pathlen,
-                   struct cj_err *err)
-{
-	struct stat got;
-	int fd = openat(cur, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-
-	if (fd < 0)
-		return cj_fail(err, errno, "open '/%.200s'", w->path);
-	if (fstat(fd, &got) < 0 || got.st_dev != st->st_dev || got.st_ino != st->st_ino) {
-		close(fd);
-		return cj_fail(err, 0, "the tree changed while it was walked (at '/%.200s')",
-		               w->path);
-	}
-	if (push(w, fd, st, pathlen, pathlen - strlen(name)) < 0) {
-		int e = errno;
-		close(fd);
-		return cj_fail(err, e, "read directory '/%.200s'", w->path);
-	}
-	close(cur);
-	return fd;
-}
-
-static int walk_loop(struct walk *w, int cur, unsigned max_depth, cj_tree_visit_fn pre,
+static int walk_loop(struct walk *w, unsigned max_depth, cj_tree_visit_fn pre,
                      cj_tree_visit_fn post, void *ctx, struct cj_err *err)
 {
 	while (w->n) {
@@ -188,53 +187,42 @@ static int walk_loop(struct walk *w, int cur, unsigned max_depth, cj_tree_visit_
 		struct stat st;
 		const char *name;
 		size_t len;
-		int next;
+		int next, fd;
 
 		if (f->pos == f->len) { /* this directory is done */
-			free(f->names);
-			f->names = NULL;
-			if (w->n == 1) {
-				w->n = 0;
-				break;
-			}
-			int up = climb(w, cur, err);
-			if (up < 0)
-				return cur;
-			cur = up;
-			w->n--;
-			e = (struct cj_tree_entry){.dirfd = cur,
+			if (w->n == 1)
+				return 0;
+			if (pop(w, err) < 0)
+				return -1;
+			/* f is the popped frame: its path is still in w->path */
+			e = (struct cj_tree_entry){.dirfd = w->frames[w->n - 1].fd,
 			                           .name = w->path + f->name_off,
 			                           .path = w->path,
 			                           .pathlen = f->pathlen,
 			                           .depth = (unsigned)w->n,
 			                           .st = &f->st};
 			if (post && post(&e, ctx, err) < 0)
-				return cur;
+				return -1;
 			w->path[w->frames[w->n - 1].pathlen] = '\0';
 			continue;
 		}
 		name = f->names + f->pos;
 		f->pos += strlen(name) + 1;
-		if (fstatat(cur, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+		if (fstatat(f->fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
 			if (errno == ENOENT)
 				continue; /* gone since the directory was read */
-			cj_fail(err, errno, "read '/%.200s%s%.200s'", w->path,
-			        f->pathlen ? "/" : "", name);
-			return cur;
+			return cj_fail(err, errno, "read '/%.200s%s%.200s'", w->path,
+			               f->pathlen ? "/" : "", name);
 		}
 		if (st.st_dev != w->dev)
 			continue; /* another file system mounted here: not this tree's */
-		if (w->n > max_depth) {
-			cj_fail(err, 0,
-			        "the tree is nested deeper than %u levels (below '/%.80s...')",
-			        max_depth, w->path);
-			return cur;
-		}
-		if (path_append(w, f->pathlen, name, &len) < 0) {
-			cj_fail(err, ENOMEM, "walk");
-			return cur;
-		}
-		e = (struct cj_tree_entry){.dirfd = cur,
+		if (w->n > max_depth)
+			return cj_fail(
+			    err, 0, "the tree is nested deeper than %u levels (below '/%.80s...')",
+			    max_depth, w->path);
+		if (path_append(w, f->pathlen, name, &len) < 0)
+			return cj_fail(err, ENOMEM, "walk");
+		e = (struct cj_tree_entry){.dirfd = f->fd,
 		                           .name = name,
 		                           .path = w->path,
 		                           .pathlen = len,
@@ -242,18 +230,18 @@ static int walk_loop(struct walk *w, int cur, unsigned max_depth, cj_tree_visit_
 		                           .st = &st};
 		next = pre ? pre(&e, ctx, err) : CJ_TREE_DESCEND;
 		if (next < 0)
-			return cur;
-		if (next == CJ_TREE_DESCEND && S_ISDIR(st.st_mode)) {
-			int fd = descend(w, cur, name, &st, len, err);
-			if (fd < 0)
-				return cur;
-			cur = fd;
+			return -1;
+		if (next != CJ_TREE_DESCEND || !S_ISDIR(st.st_mode)) {
+			w->path[f->pathlen] = '\0';
 			continue;
 		}
-		w->path[f->pathlen] = '\0';
+		fd = openat(f->fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			return cj_fail(err, errno, "open '/%.200s'", w->path);
+		if (push(w, fd, &st, len, len - strlen(name)) < 0)
+			return cj_fail(err, errno, "read directory '/%.200s'", w->path);
 	}
-	close(cur);
-	return -1;
+	return 0;
 }
 
 int cj_tree_walk(int root_fd, unsigned max_depth, cj_tree_visit_fn pre, cj_tree_visit_fn post,
@@ -261,37 +249,39 @@ int cj_tree_walk(int root_fd, unsigned max_depth, cj_tree_visit_fn pre, cj_tree_
 {
 	struct walk w = {0};
 	struct stat st;
-	int cur = openat(root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC), next, left;
+	int fd = openat(root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC), next, r = -1;
 
-	if (cur < 0)
+	if (fd < 0)
 		return cj_fail(err, errno, "open the tree");
-	if (fstat(cur, &st) < 0 || !(w.path = calloc(1, w.pathcap = 256))) {
+	if (fstat(fd, &st) < 0 || !(w.path = calloc(1, w.pathcap = 256)) ||
+	    !(w.dents = malloc(DENTS_SIZE))) {
 		int e = errno ? errno : ENOMEM;
-		close(cur);
+		close(fd);
+		free(w.path);
 		return cj_fail(err, e, "open the tree");
 	}
 	w.dev = st.st_dev;
 	struct cj_tree_entry root = {
-	    .dirfd = cur, .name = ".", .path = w.path, .pathlen = 0, .depth = 0, .st = &st};
+	    .dirfd = fd, .name = ".", .path = w.path, .pathlen = 0, .depth = 0, .st = &st};
 	next = pre ? pre(&root, ctx, err) : CJ_TREE_DESCEND;
-	if (next == CJ_TREE_DESCEND && push(&w, cur, &st, 0, 0) < 0)
-		next = cj_fail(err, errno, "read the tree's top directory");
-	if (next != CJ_TREE_DESCEND) {
-		close(cur);
-		free(w.path);
-		free(w.frames);
-		return next < 0 ? -1 : 0;
+	if (next == CJ_TREE_DESCEND) {
+		if (push(&w, fd, &st, 0, 0) < 0)
+			cj_fail(err, errno, "read the tree's top directory");
+		else
+			r = walk_loop(&w, max_depth, pre, post, ctx, err);
+	} else {
+		close(fd);
+		r = next < 0 ? -1 : 0;
 	}
-	/* walk_loop returns -1 once the walk is complete, else the descriptor
-	 * it stopped at, with err filled. */
-	left = walk_loop(&w, cur, max_depth, pre, post, ctx, err);
-	if (left >= 0)
-		close(left);
-	for (size_t i = 0; i < w.n; i++)
+	for (size_t i = 0; i < w.n; i++) {
+		if (w.frames[i].fd >= 0)
+			close(w.frames[i].fd);
 		free(w.frames[i].names);
+	}
 	free(w.frames);
 	free(w.path);
-	return left >= 0 ? -1 : 0;
+	free(w.dents);
+	return r;
 }
 
 /* ---- removal ------------------------------------------------------------------ */

@@ -3,10 +3,10 @@
  * Walking and removing directory trees that an image put on the host, at
  * any depth: no recursion (a loop over a stack kept on the heap), no path
  * longer than one name handed to the kernel (every step is relative to a
- * directory descriptor), and one directory descriptor open at a time (the
- * way back up is "..", checked against the device and inode recorded on
- * the way down). Symlinks are never followed and mount points never
- * crossed.
+ * directory descriptor), and at most 64 directory descriptors open (below
+ * that the way back up is "..", checked against the device and inode
+ * recorded on the way down). Symlinks are never followed and mount points
+ * never crossed.
  */
 #ifndef CJ_IMAGE_TREE_H
 #define CJ_IMAGE_TREE_H
