@@ -1,14 +1,18 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Image input: reference parsing, the OCI/docker JSON parsers with hostile
  * input, docker's merge rules, entry-name cleaning, whiteouts, and layer
- * application on a real directory (containment: nothing outside changes). */
+ * application on a real directory (containment: nothing outside changes),
+ * the unpack budget, and tree walks deeper than any stack or PATH_MAX. */
+#include "image/base.h"
 #include "image/layer.h"
 #include "image/oci.h"
+#include "image/tree.h"
 #include "util/util.h"
 
 #include <archive.h>
 #include <archive_entry.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -513,14 +517,14 @@ static int tree_teardown(void **state)
 {
 	struct tree *t = *state;
 	close(t->root_fd);
-	cj_rm_rf(t->outer);
+	assert_int_equal(cj_tree_remove(t->outer), 0); /* trees here outgrow PATH_MAX */
 	free(t);
 	return 0;
 }
 
 struct tarbuf {
 	struct archive *a;
-	char buf[1 << 16];
+	char buf[1 << 20];
 	size_t used;
 };
 
@@ -573,11 +577,14 @@ static void tar_add(struct tarbuf *tb, char kind, const char *name, const char *
 	archive_entry_free(e);
 }
 
-/* Close the tar and apply it; returns cj_layer_apply's result. */
-static int tar_apply(struct tree *t, struct tarbuf *tb, bool whiteouts, struct cj_err *err,
-                     struct cj_layer_stats *st)
+/* Close the tar and apply it within budget (NULL: none); returns
+ * cj_layer_apply's result. */
+static int tar_apply_budget(struct tree *t, struct tarbuf *tb, bool whiteouts,
+                            struct cj_layer_budget *budget, struct cj_err *err,
+                            struct cj_layer_stats *st)
 {
-	struct cj_layer_opts opts = {.whiteouts = whiteouts, .set_owner = geteuid() == 0};
+	struct cj_layer_opts opts = {
+	    .whiteouts = whiteouts, .set_owner = geteuid() == 0, .budget = budget};
 	struct cj_layer_stats local = {0};
 	struct archive *r;
 	int rc;
@@ -591,6 +598,12 @@ static int tar_apply(struct tree *t, struct tarbuf *tb, bool whiteouts, struct c
 	rc = cj_layer_apply(t->root_fd, r, &opts, st ? st : &local, err);
 	archive_read_free(r);
 	return rc;
+}
+
+static int tar_apply(struct tree *t, struct tarbuf *tb, bool whiteouts, struct cj_err *err,
+                     struct cj_layer_stats *st)
+{
+	return tar_apply_budget(t, tb, whiteouts, NULL, err, st);
 }
 
 static char *slurp(const char *dir, const char *rel)
@@ -754,6 +767,304 @@ static void test_open_in_root(void **state)
 	assert_true(err.msg[0] != '\0');
 }
 
+/* ---- the unpack budget ---------------------------------------------------------------- */
+
+static bool exists_at(int root_fd, const char *rel)
+{
+	struct stat st;
+	return fstatat(root_fd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+static void test_format_size(void **state)
+{
+	static const struct {
+		uint64_t in;
+		const char *out;
+	} cases[] = {
+	    {100, "100 bytes"},
+	    {1536, "1.5 KiB"},
+	    {16ull << 20, "16 MiB"},
+	    {64ull << 30, "64 GiB"},
+	    {(9ull << 30) / 10 * 9, "8.1 GiB"},
+	    {1ull << 40, "1 TiB"},
+	};
+	char out[32];
+	(void)state;
+	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+		cj_layer_format_size(cases[i].in, out, sizeof out);
+		assert_string_equal(out, cases[i].out);
+	}
+}
+
+static void test_budget_bytes(void **state)
+{
+	struct tree *t = *state;
+	struct tarbuf *tb = calloc(1, sizeof *tb);
+	struct cj_layer_budget b = {.max_bytes = 1000, .explain_bytes = "X-BYTES"};
+	char big[601];
+	struct cj_err err;
+
+	assert_non_null(tb);
+	memset(big, 'z', 600);
+	big[600] = '\0';
+	tar_begin(tb);
+	tar_add(tb, 'f', "a", big);
+	tar_add(tb, 'f', "b", big); /* 1200 bytes: past it */
+	assert_int_equal(tar_apply_budget(t, tb, true, &b, &err, NULL), -1);
+	assert_msg_contains(&err, "more than 1000 bytes");
+	assert_msg_contains(&err, "X-BYTES");
+	assert_true(exists_at(t->root_fd, "a"));
+	assert_false(exists_at(t->root_fd, "b")); /* refused before anything of it was written */
+
+	/* all layers together: 600 now, 600 in the next one */
+	cj_tree_remove_at(t->root_fd, "a");
+	b = (struct cj_layer_budget){.max_bytes = 1000};
+	memset(tb, 0, sizeof *tb);
+	tar_begin(tb);
+	tar_add(tb, 'f', "a", big);
+	assert_int_equal(tar_apply_budget(t, tb, true, &b, &err, NULL), 0);
+	memset(tb, 0, sizeof *tb);
+	tar_begin(tb);
+	tar_add(tb, 'f', ".wh.a", ""); /* deleting it gives nothing back */
+	tar_add(tb, 'f', "b", big);
+	assert_int_equal(tar_apply_budget(t, tb, true, &b, &err, NULL), -1);
+	assert_msg_contains(&err, "more than 1000 bytes");
+	assert_false(exists_at(t->root_fd, "b"));
+	free(tb);
+}
+
+static void test_budget_entries(void **state)
+{
+	struct tree *t = *state;
+	struct tarbuf *tb = calloc(1, sizeof *tb);
+	struct cj_layer_budget b = {.max_entries = 5, .explain_entries = "X-ENTRIES"};
+	struct cj_err err;
+
+	assert_non_null(tb);
+	tar_begin(tb);
+	tar_add(tb, 'f', "x/y/z/f1", "1"); /* three directories made for it, and itself: 4 */
+	tar_add(tb, 'f', "f2", "2");       /* 5 */
+	tar_add(tb, 'f', "f3", "3");       /* 6: past it */
+	assert_int_equal(tar_apply_budget(t, tb, true, &b, &err, NULL), -1);
+	assert_msg_contains(&err, "more than 5 files, directories and other entries");
+	assert_msg_contains(&err, "X-ENTRIES");
+	assert_true(exists_at(t->root_fd, "f2"));
+	assert_false(exists_at(t->root_fd, "f3"));
+
+	/* the directories a single deep name makes count too */
+	b = (struct cj_layer_budget){.max_entries = 3};
+	memset(tb, 0, sizeof *tb);
+	tar_begin(tb);
+	tar_add(tb, 'f', "p/q/r/s/t/u/file", "x");
+	assert_int_equal(tar_apply_budget(t, tb, true, &b, &err, NULL), -1);
+	assert_msg_contains(&err, "more than 3 files");
+
+	/* the tar stream itself: data nobody writes still has to be inflated */
+	b = (struct cj_layer_budget){.max_stream = 8192};
+	memset(tb, 0, sizeof *tb);
+	tar_begin(tb);
+	for (int i = 0; i < 20; i++)
+		tar_add(tb, 'c', "dev", NULL); /* skipped devices: written nowhere */
+	assert_int_equal(tar_apply_budget(t, tb, true, &b, &err, NULL), -1);
+	assert_msg_contains(&err, "8 KiB of tar data");
+	free(tb);
+}
+
+/* ---- tree walks at any depth ---------------------------------------------------------- */
+
+/* top/a/a/.../a (n levels of "a") below root_fd, with a file "leaf" at the
+ * bottom, made with *at() calls: its paths outgrow PATH_MAX. */
+static void make_chain(int root_fd, const char *top, unsigned n)
+{
+	int fd, next;
+
+	assert_int_equal(mkdirat(root_fd, top, 0755), 0);
+	fd = openat(root_fd, top, O_RDONLY | O_DIRECTORY);
+	assert_true(fd >= 0);
+	for (unsigned i = 0; i < n; i++) {
+		assert_int_equal(mkdirat(fd, "a", 0755), 0);
+		next = openat(fd, "a", O_RDONLY | O_DIRECTORY);
+		assert_true(next >= 0);
+		close(fd);
+		fd = next;
+	}
+	next = openat(fd, "leaf", O_WRONLY | O_CREAT, 0644);
+	assert_true(next >= 0);
+	close(next);
+	close(fd);
+}
+
+struct counted {
+	size_t entries, posts, longest;
+	unsigned deepest;
+};
+
+static int count_pre(const struct cj_tree_entry *e, void *ctx, struct cj_err *err)
+{
+	struct counted *c = ctx;
+	(void)err;
+	c->entries++;
+	if (e->depth > c->deepest)
+		c->deepest = e->depth;
+	if (e->pathlen > c->longest)
+		c->longest = e->pathlen;
+	assert_int_equal(strlen(e->path), e->pathlen);
+	return CJ_TREE_DESCEND;
+}
+
+static int count_post(const struct cj_tree_entry *e, void *ctx, struct cj_err *err)
+{
+	struct counted *c = ctx;
+	struct stat st;
+	(void)err;
+	/* called from the parent, with the directory's own name and stat */
+	assert_int_equal(fstatat(e->dirfd, e->name, &st, AT_SYMLINK_NOFOLLOW), 0);
+	assert_int_equal(st.st_ino, e->st->st_ino);
+	c->posts++;
+	return 0;
+}
+
+static void test_tree_walk_deeper_than_path_max(void **state)
+{
+	struct tree *t = *state;
+	struct counted c = {0};
+	struct cj_err err = {0};
+
+	make_chain(t->root_fd, "c", 5000);
+	assert_int_equal(cj_tree_walk(t->root_fd, UINT_MAX, count_pre, count_post, &c, &err), 0);
+	assert_int_equal(c.entries, 1 + 1 + 5000 + 1); /* the root, c, the chain, leaf */
+	assert_int_equal(c.deepest, 5002);
+	assert_int_equal(c.posts, 1 + 5000);
+	assert_true(c.longest > PATH_MAX);
+
+	/* bounded: one clear error, naming the bound */
+	memset(&err, 0, sizeof err);
+	assert_int_equal(cj_tree_walk(t->root_fd, CJ_TREE_MAX_DEPTH, count_pre, NULL, &c, &err),
+	                 -1);
+	assert_msg_contains(&err, "deeper than 4096 levels");
+
+	/* and removed, at any depth */
+	assert_int_equal(cj_tree_remove_at(t->root_fd, "c"), 0);
+	assert_false(exists_at(t->root_fd, "c"));
+	assert_int_equal(cj_tree_remove_at(t->root_fd, "c"), 0); /* missing is fine */
+}
+
+static char walked[32][64];
+static size_t nwalked;
+
+static int record_walk(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	snprintf(walked[nwalked++ % 32], sizeof walked[0], "%s", path);
+	return 0;
+}
+
+static int record_tree(const struct cj_tree_entry *e, void *ctx, struct cj_err *err)
+{
+	const char *root = ctx;
+	char path[160];
+	(void)err;
+	snprintf(path, sizeof path, "%s%s%s", root, e->pathlen ? "/" : "", e->path);
+	if (strcmp(walked[nwalked++ % 32], path) != 0)
+		fail_msg("walk order: %s, nftw had %s", path, walked[(nwalked - 1) % 32]);
+	return CJ_TREE_DESCEND;
+}
+
+/* The same entries in the same order with the same paths as nftw, which
+ * the base image's cache key was computed with: the keys did not move. */
+static void test_tree_walk_matches_nftw(void **state)
+{
+	struct tree *t = *state;
+	struct cj_err err = {0};
+	size_t n;
+	char path[160];
+	static const char *const dirs[] = {"d1", "d1/sub", "d2", "d2/x"};
+	static const char *const files[] = {"f0", "d1/f1", "d1/sub/f2", "d2/x/f3", "d2/f4"};
+
+	for (size_t i = 0; i < ARRAY_LEN(dirs); i++)
+		assert_int_equal(mkdirat(t->root_fd, dirs[i], 0755), 0);
+	for (size_t i = 0; i < ARRAY_LEN(files); i++)
+		close(openat(t->root_fd, files[i], O_WRONLY | O_CREAT, 0644));
+	snprintf(path, sizeof path, "%s/d2/link", t->root);
+	assert_int_equal(symlink("../d1", path), 0); /* listed, never followed */
+	nwalked = 0;
+	assert_int_equal(nftw(t->root, record_walk, 8, FTW_PHYS | FTW_MOUNT), 0);
+	n = nwalked;
+	assert_int_equal(n, 1 + ARRAY_LEN(dirs) + ARRAY_LEN(files) + 1);
+	nwalked = 0;
+	assert_int_equal(cj_tree_walk(t->root_fd, 8, record_tree, NULL, t->root, &err), 0);
+	assert_int_equal(nwalked, n);
+}
+
+static void test_tree_remove_never_follows_links(void **state)
+{
+	struct tree *t = *state;
+	char path[160];
+
+	snprintf(path, sizeof path, "%s/victim", t->outer);
+	close(open(path, O_WRONLY | O_CREAT, 0644));
+	assert_int_equal(mkdirat(t->root_fd, "x", 0755), 0);
+	snprintf(path, sizeof path, "%s/x/out", t->root);
+	assert_int_equal(symlink(t->outer, path), 0);
+	snprintf(path, sizeof path, "%s/x/file", t->root);
+	close(open(path, O_WRONLY | O_CREAT, 0644));
+	assert_int_equal(cj_tree_remove_at(t->root_fd, "x"), 0);
+	assert_false(exists_at(t->root_fd, "x"));
+	assert_true(exists(t->outer, "victim"));
+	/* a path, and a plain file */
+	snprintf(path, sizeof path, "%s/victim", t->outer);
+	assert_int_equal(cj_tree_remove(path), 0);
+	assert_false(exists(t->outer, "victim"));
+}
+
+/* A chain as deep as a tar name allows in a lower layer, the same chain in
+ * the upper one with an opaque whiteout at its top: base 0181444 recursed
+ * down it with a PATH_MAX buffer a level and overflowed the stack. */
+static void test_opaque_whiteout_over_a_deep_chain(void **state)
+{
+	struct tree *t = *state;
+	struct tarbuf *tb = calloc(1, sizeof *tb);
+	struct cj_err err;
+	char deep[PATH_MAX], name[PATH_MAX];
+	size_t o = 0;
+
+	assert_non_null(tb);
+	o += (size_t)snprintf(deep, sizeof deep, "d/bb");
+	for (int i = 0; i < 2043; i++)
+		o += (size_t)snprintf(deep + o, sizeof deep - o, "/a");
+	tar_begin(tb);
+	tar_add(tb, 'f', "d/lower-top", "lower");
+	snprintf(name, sizeof name, "%s/old", deep);
+	tar_add(tb, 'f', name, "lower");
+	assert_int_equal(tar_apply(t, tb, true, &err, NULL), 0);
+
+	memset(tb, 0, sizeof *tb);
+	tar_begin(tb);
+	tar_add(tb, 'd', deep, NULL);
+	snprintf(name, sizeof name, "%s/new", deep);
+	tar_add(tb, 'f', name, "upper");
+	tar_add(tb, 'f', "d/.wh..wh..opq", "");
+	assert_int_equal(tar_apply(t, tb, true, &err, NULL), 0);
+	assert_false(exists_at(t->root_fd, "d/lower-top"));
+	snprintf(name, sizeof name, "%s/old", deep);
+	assert_false(exists_at(t->root_fd, name));
+	snprintf(name, sizeof name, "%s/new", deep);
+	assert_true(exists_at(t->root_fd, name));
+	free(tb);
+}
+
+static void test_mke2fs_path_guard(void **state)
+{
+	(void)state;
+	assert_false(cj_mke2fs_path_ok(2039)); /* "/" + 2039 bytes: the buffer's 2040 */
+	assert_true(cj_mke2fs_path_ok(2038));
+	assert_true(cj_mke2fs_path_ok(2040));
+	assert_true(cj_mke2fs_path_ok(254)); /* 255: an overrun glibc's slack absorbs */
+	assert_true(cj_mke2fs_path_ok(4079));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -772,6 +1083,17 @@ int main(void)
 	                                    tree_teardown),
 	    cmocka_unit_test_setup_teardown(test_layers_contained, tree_setup, tree_teardown),
 	    cmocka_unit_test_setup_teardown(test_open_in_root, tree_setup, tree_teardown),
+	    cmocka_unit_test(test_format_size),
+	    cmocka_unit_test_setup_teardown(test_budget_bytes, tree_setup, tree_teardown),
+	    cmocka_unit_test_setup_teardown(test_budget_entries, tree_setup, tree_teardown),
+	    cmocka_unit_test_setup_teardown(test_tree_walk_deeper_than_path_max, tree_setup,
+	                                    tree_teardown),
+	    cmocka_unit_test_setup_teardown(test_tree_walk_matches_nftw, tree_setup, tree_teardown),
+	    cmocka_unit_test_setup_teardown(test_tree_remove_never_follows_links, tree_setup,
+	                                    tree_teardown),
+	    cmocka_unit_test_setup_teardown(test_opaque_whiteout_over_a_deep_chain, tree_setup,
+	                                    tree_teardown),
+	    cmocka_unit_test(test_mke2fs_path_guard),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "base.h"
 
+#include "image/tree.h"
 #include "util/util.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,35 +18,61 @@
 
 struct walk_state {
 	struct cj_hash *hash; /* NULL: only count */
+	const char *dir;      /* the tree's path, as the key hashes it */
 	bool shallow;
 	uint64_t bytes;
 	uint64_t inodes;
 };
 
-/* nftw has no user pointer; the walk is single-threaded and short-lived. */
-static struct walk_state *g_walk;
-
-static int walk_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+bool cj_mke2fs_path_ok(size_t len)
 {
+	/* mke2fs -d (e2fsprogs 1.47.0, Debian 12) keeps the path of the file
+	 * it copies, "/a/b" for a/b, in a buffer of 255 bytes doubled when a
+	 * longer path comes: it checks "length + 1 > size" but writes length
+	 * + 1 bytes, one past the end when the path is exactly as long as the
+	 * buffer. glibc rounds every size the buffer takes (255, 510, 1020,
+	 * 2040, 4080...) up into slack except 2040 (2040 + 8 is a whole chunk),
+	 * where the byte lands on the next chunk's header: "realloc(): invalid
+	 * next size", a heap corruption in a root process driven by image names.
+	 * A chain of 1020 one-letter directories reaches it; so does any other
+	 * path of that length. Refused here, before mke2fs runs. */
+	return len + 1 != 2040;
+}
+
+/* Hash and count one entry; the walk is iterative and depth-bounded
+ * (tree.c), and visits what nftw(FTW_PHYS | FTW_MOUNT) would, in the same
+ * order with the same paths, so the cache keys did not change. */
+static int walk_entry(const struct cj_tree_entry *e, void *ctx, struct cj_err *err)
+{
+	struct walk_state *ws = ctx;
+	const struct stat *st = e->st;
 	char rec[256];
 	int n;
 
-	if (flag == FTW_NS || flag == FTW_DNR)
-		return FTW_STOP; /* unreadable: mke2fs would fail too; report it */
+	if (!cj_mke2fs_path_ok(e->pathlen))
+		return cj_fail(err, 0,
+		               "the path '/%.60s...' is %zu bytes long, which mke2fs -d "
+		               "mishandles (a heap overflow in e2fsprogs 1.47.0): refused",
+		               e->path, e->pathlen);
 	n = snprintf(rec, sizeof rec, "%o %u %u %llu %lld.%ld %lld.%ld %llu %llu|",
 	             (unsigned)st->st_mode, (unsigned)st->st_uid, (unsigned)st->st_gid,
 	             (unsigned long long)st->st_size, (long long)st->st_mtim.tv_sec,
 	             st->st_mtim.tv_nsec, (long long)st->st_ctim.tv_sec, st->st_ctim.tv_nsec,
 	             (unsigned long long)st->st_ino, (unsigned long long)st->st_rdev);
-	if (g_walk->hash) {
-		cj_hash_update(g_walk->hash, path, strlen(path) + 1);
-		cj_hash_update(g_walk->hash, rec, (size_t)n);
+	if (ws->hash) {
+		cj_hash_update(ws->hash, ws->dir, strlen(ws->dir));
+		if (e->pathlen) {
+			cj_hash_update(ws->hash, "/", 1);
+			cj_hash_update(ws->hash, e->path, e->pathlen);
+		}
+		cj_hash_update(ws->hash, "", 1);
+		cj_hash_update(ws->hash, rec, (size_t)n);
 	}
-	g_walk->bytes += (uint64_t)st->st_blocks * 512;
-	g_walk->inodes++;
-	if (g_walk->shallow && flag == FTW_D && ftw->level >= 1)
-		return FTW_SKIP_SUBTREE;
-	return FTW_CONTINUE;
+	ws->bytes += (uint64_t)st->st_blocks * 512;
+	ws->inodes++;
+	if (ws->shallow && e->depth >= 1)
+		return CJ_TREE_SKIP;
+	return CJ_TREE_DESCEND;
 }
 
 int cj_ext4_uuid(const char *path, uint8_t uuid[16], struct cj_err *err)
@@ -127,13 +153,16 @@ static int build_image(const char *dir, const char *dest, const struct walk_stat
 	return 0;
 }
 
-static int walk(const char *dir, struct walk_state *ws)
+/* Walk dir; the error names it. */
+static int walk(const char *dir, struct walk_state *ws, struct cj_err *err)
 {
-	int r;
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), r;
 
-	g_walk = ws;
-	r = nftw(dir, walk_entry, 32, FTW_PHYS | FTW_MOUNT | FTW_ACTIONRETVAL);
-	g_walk = NULL;
+	if (fd < 0)
+		return cj_fail(err, errno, "read %s", dir);
+	ws->dir = dir;
+	r = cj_tree_walk(fd, CJ_TREE_MAX_DEPTH, walk_entry, NULL, ws, err);
+	close(fd);
 	return r;
 }
 
@@ -148,12 +177,11 @@ int cj_tree_image_get(const char *cache_dir, const char *subdir, const char *tag
 	memset(out, 0, sizeof *out);
 	cj_hash_update(ws.hash, BASE_FORMAT, sizeof BASE_FORMAT);
 	cj_hash_update(ws.hash, tag, strlen(tag) + 1);
-	r = walk(dir, &ws);
+	r = walk(dir, &ws, err);
 	cj_hash_final_hex(ws.hash, key);
 	ws.hash = NULL;
 	if (r != 0)
-		return cj_fail(err, r < 0 ? errno : EACCES, "read %s (every file must be readable)",
-		               dir);
+		return cj_err_wrap(err, "%s", dir);
 
 	snprintf(folder, sizeof folder, "%s/%s", cache_dir, subdir);
 	if (cj_mkdir_p(folder, 0700, err) < 0)
@@ -171,10 +199,10 @@ int cj_tree_image_get(const char *cache_dir, const char *subdir, const char *tag
 	if (stat(out->path, &st) < 0) {
 		if (shallow_key) { /* the key walk did not see everything: size it now */
 			ws = (struct walk_state){0};
-			if (walk(dir, &ws) != 0) {
+			if (walk(dir, &ws, err) != 0) {
 				unlink(lock);
 				close(lock_fd);
-				return cj_fail(err, errno, "read %s", dir);
+				return cj_err_wrap(err, "%s", dir);
 			}
 		}
 		r = build_image(dir, out->path, &ws, err);
@@ -191,8 +219,8 @@ int cj_dir_image_build(const char *dir, const char *dest, struct cj_err *err)
 {
 	struct walk_state ws = {0};
 
-	if (walk(dir, &ws) != 0)
-		return cj_fail(err, errno ? errno : EACCES, "read %s", dir);
+	if (walk(dir, &ws, err) != 0)
+		return -1;
 	return build_image(dir, dest, &ws, err);
 }
 

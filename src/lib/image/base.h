@@ -9,6 +9,7 @@
 
 #include <limits.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct cj_fsimage {
@@ -35,5 +36,10 @@ int cj_dir_image_build(const char *dir, const char *dest, struct cj_err *err);
 
 /* Read the UUID of an ext4 image's superblock. */
 int cj_ext4_uuid(const char *path, uint8_t uuid[16], struct cj_err *err);
+
+/* Can mke2fs -d copy a file whose path below the tree's top is len bytes
+ * long? (No for one length: see base.c.) Trees deeper than
+ * CJ_TREE_MAX_DEPTH (tree.h) are refused too. */
+bool cj_mke2fs_path_ok(size_t len);
 
 #endif

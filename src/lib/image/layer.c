@@ -21,8 +21,9 @@
  *      or with AT_SYMLINK_NOFOLLOW, and hard links are made with linkat()
  *      without AT_SYMLINK_FOLLOW, from a target resolved by rule 2.
  *   4. Whiteouts delete with unlinkat() relative to a directory resolved by
- *      rule 2, recursing with O_NOFOLLOW descriptors: a deletion never
- *      follows a symlink.
+ *      rule 2, walking below it with O_NOFOLLOW descriptors and without
+ *      recursion (tree.c): a deletion never follows a symlink, and no depth
+ *      of tree exhausts the stack.
  * Symlinks themselves are stored as they are: they point wherever the image
  * says, and only the guest, inside its own root, ever follows them.
  *
@@ -37,8 +38,23 @@
  * security.selinux (a build host's label) and the overlay namespaces
  * (trusted.overlay.*, user.overlay.*), which would steer the guest's
  * overlay filesystem.
+ *
+ * Budget (a tar bomb: a 1 MiB gzip layer of zeros unpacks to 1 GiB): every
+ * entry is charged to the image's budget before anything of it is written,
+ * all layers together, and the first entry past it stops the unpack with
+ * one line naming the budget. Bytes are the entries' declared sizes, that
+ * is apparent sizes: a sparse file counts in full, because every later
+ * reader (mke2fs -d, e2fsck, the guest's own tools) sees that length, and
+ * a file that a later layer replaces or deletes still counts, because it
+ * was written. Entries include whiteouts and skipped devices (each costs a
+ * header's worth of work) and the directories an entry's path creates.
+ * The uncompressed tar stream has a bound too, so that data nobody writes
+ * (a device's, a whiteout's) or bloated headers cannot make the reader
+ * inflate gigabytes either.
  */
 #include "layer.h"
+
+#include "image/tree.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -121,6 +137,70 @@ enum cj_whiteout cj_layer_whiteout(const char *clean, char *target, size_t len)
 	return CJ_WH_FILE;
 }
 
+/* ---- the budget ------------------------------------------------------------------- */
+
+void cj_layer_format_size(uint64_t bytes, char *out, size_t len)
+{
+	static const char *const unit[] = {"bytes", "KiB", "MiB", "GiB", "TiB", "PiB"};
+	unsigned u = 0;
+
+	while (u + 1 < sizeof unit / sizeof unit[0] && bytes >> (10 * (u + 1)))
+		u++;
+	if (u == 0 || bytes % (1ull << (10 * u)) == 0)
+		snprintf(out, len, "%llu %s", (unsigned long long)(bytes >> (10 * u)), unit[u]);
+	else
+		snprintf(out, len, "%.1f %s", (double)bytes / (double)(1ull << (10 * u)), unit[u]);
+}
+
+static int over_bytes(const struct cj_layer_budget *b, struct cj_err *err)
+{
+	char size[32];
+
+	cj_layer_format_size(b->max_bytes, size, sizeof size);
+	return cj_fail(err, 0, "the image unpacks to more than %s, its size budget (%s)", size,
+	               b->explain_bytes ? b->explain_bytes : "");
+}
+
+/* Charge n entries. */
+static int budget_entries(struct cj_layer_budget *b, uint64_t n, struct cj_err *err)
+{
+	if (!b)
+		return 0;
+	b->entries += n;
+	if (b->max_entries && b->entries > b->max_entries)
+		return cj_fail(err, 0,
+		               "the image has more than %llu files, directories and other entries, "
+		               "its budget (%s)",
+		               (unsigned long long)b->max_entries,
+		               b->explain_entries ? b->explain_entries : "");
+	return 0;
+}
+
+/* Charge an entry whose header was just read, before any of it is
+ * written: its data at the size it declares, and the tar stream read so
+ * far (this layer's position plus the layers before). */
+static int budget_header(struct cj_layer_budget *b, struct archive *a, struct archive_entry *e,
+                         struct cj_err *err)
+{
+	la_int64_t size = archive_entry_size_is_set(e) ? archive_entry_size(e) : 0;
+	la_int64_t pos = archive_filter_bytes(a, 0);
+
+	if (!b)
+		return 0;
+	b->bytes += size > 0 ? (uint64_t)size : 0;
+	if (b->max_bytes && b->bytes > b->max_bytes)
+		return over_bytes(b, err);
+	if (b->max_stream && pos > 0 && b->stream + (uint64_t)pos > b->max_stream) {
+		char size_text[32];
+		cj_layer_format_size(b->max_stream, size_text, sizeof size_text);
+		return cj_fail(err, 0,
+		               "the image's layers inflate to more than %s of tar data, more than "
+		               "its size budget allows (%s)",
+		               size_text, b->explain_bytes ? b->explain_bytes : "");
+	}
+	return budget_entries(b, 1, err);
+}
+
 /* ---- resolution inside the root ---------------------------------------------------- */
 
 static int openat2_dir(int root_fd, const char *path)
@@ -146,7 +226,9 @@ static int openat2_fail(struct cj_err *err, const char *rel)
 	return cj_fail(err, errno, "directory '/%s' in the image", rel);
 }
 
-int cj_open_in_root(int root_fd, const char *rel, bool create, struct cj_err *err)
+/* cj_open_in_root, counting in *made the directories it creates. */
+static int open_in_root(int root_fd, const char *rel, bool create, uint64_t *made,
+                        struct cj_err *err)
 {
 	char buf[PATH_MAX];
 	int fd = openat2_dir(root_fd, rel), prev;
@@ -179,6 +261,8 @@ int cj_open_in_root(int root_fd, const char *rel, bool create, struct cj_err *er
 				close(prev);
 				return cj_fail(err, e, "create directory '/%s' in the image", buf);
 			}
+			if (made)
+				(*made)++;
 			fd = openat2_dir(root_fd, buf);
 		}
 		if (fd < 0) {
@@ -192,6 +276,11 @@ int cj_open_in_root(int root_fd, const char *rel, bool create, struct cj_err *er
 		buf[i] = saved;
 	}
 	return prev;
+}
+
+int cj_open_in_root(int root_fd, const char *rel, bool create, struct cj_err *err)
+{
+	return open_in_root(root_fd, rel, create, NULL, err);
 }
 
 /* ---- paths created by the current layer -------------------------------------------- */
@@ -284,104 +373,47 @@ static void pathset_free(struct pathset *ps)
 
 /* ---- deletion ------------------------------------------------------------------- */
 
-/* Remove name (a file, or a directory and its content) in dirfd, never
- * following a symlink. Missing is fine. */
-static int rm_tree_at(int at, const char *name)
-{
-	struct stat st;
-	struct dirent *de;
-	DIR *d;
-	int fd, r = 0;
+/* Opaque directory: remove every entry that the current layer did not
+ * create; descend into the directories it did (a lower layer may have
+ * filled them too). The walk and the removals are iterative (tree.c): a
+ * chain of directories as deep as a tar name allows costs heap, not stack. */
+struct opaque {
+	const char *prefix; /* the opaque directory's cleaned path */
+	const struct pathset *seen;
+	char path[PATH_MAX];
+};
 
-	if (fstatat(at, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-		return errno == ENOENT ? 0 : -1;
-	if (!S_ISDIR(st.st_mode))
-		return unlinkat(at, name, 0) < 0 && errno != ENOENT ? -1 : 0;
-	fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return -1;
-	}
-	while ((de = readdir(d))) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		if (rm_tree_at(dirfd(d), de->d_name) < 0)
-			r = -1;
-	}
-	closedir(d);
-	if (r == 0 && unlinkat(at, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
-		r = -1;
-	return r;
+static int opaque_visit(const struct cj_tree_entry *e, void *ctx, struct cj_err *err)
+{
+	struct opaque *o = ctx;
+	int n;
+
+	if (e->depth == 0)
+		return CJ_TREE_DESCEND;
+	n = snprintf(o->path, sizeof o->path, "%s%s%s", o->prefix, o->prefix[0] ? "/" : "",
+	             e->path);
+	/* A path too long for a tar name cannot be one this layer created. */
+	if (n >= 0 && (size_t)n < sizeof o->path && pathset_has(o->seen, o->path))
+		return CJ_TREE_DESCEND;
+	if (cj_tree_remove_at(e->dirfd, e->name) < 0)
+		return cj_fail(err, errno, "remove '/%.200s' (opaque whiteout)", o->path);
+	return CJ_TREE_SKIP;
 }
 
-/* Opaque directory: remove every child that the current layer did not
- * create; descend into the ones it did (a lower layer may have filled them
- * too). prefix is the directory's cleaned path. */
 static int opaque_clear(int dfd, const char *prefix, const struct pathset *seen, struct cj_err *err)
 {
-	struct dirent *de;
-	char **names = NULL;
-	size_t n = 0, cap = 0;
-	int r = 0, dup_fd = dup(dfd);
-	DIR *d;
+	struct opaque *o = malloc(sizeof *o);
+	int r;
 
-	if (dup_fd < 0)
-		return cj_fail(err, errno, "dup");
-	d = fdopendir(dup_fd);
-	if (!d) {
-		close(dup_fd);
-		return cj_fail(err, errno, "read directory '/%s'", prefix);
-	}
-	while ((de = readdir(d))) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		if (n == cap) {
-			char **nn = realloc(names, (cap = cap ? cap * 2 : 64) * sizeof *nn);
-			if (!nn) {
-				r = cj_fail(err, ENOMEM, "opaque directory");
-				break;
-			}
-			names = nn;
-		}
-		if (!(names[n] = strdup(de->d_name))) {
-			r = cj_fail(err, ENOMEM, "opaque directory");
-			break;
-		}
-		n++;
-	}
-	closedir(d);
-	for (size_t i = 0; r == 0 && i < n; i++) {
-		char child[PATH_MAX];
-		struct stat st;
-		int cfd;
-
-		if (snprintf(child, sizeof child, "%s%s%s", prefix, prefix[0] ? "/" : "",
-		             names[i]) >= (int)sizeof child) {
-			r = cj_fail(err, ENAMETOOLONG, "path in '/%s'", prefix);
-			break;
-		}
-		if (!pathset_has(seen, child)) {
-			if (rm_tree_at(dfd, names[i]) < 0)
-				r = cj_fail(err, errno, "remove '/%s' (opaque whiteout)", child);
-			continue;
-		}
-		if (fstatat(dfd, names[i], &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode))
-			continue;
-		cfd = openat(dfd, names[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (cfd < 0) {
-			r = cj_fail(err, errno, "open '/%s'", child);
-			break;
-		}
-		r = opaque_clear(cfd, child, seen, err);
-		close(cfd);
-	}
-	for (size_t i = 0; i < n; i++)
-		free(names[i]);
-	free(names);
-	return r;
+	if (!o)
+		return cj_fail(err, ENOMEM, "opaque directory");
+	o->prefix = prefix;
+	o->seen = seen;
+	r = cj_tree_walk(dfd, CJ_TREE_MAX_DEPTH, opaque_visit, NULL, o, err);
+	free(o);
+	if (r < 0)
+		return cj_err_wrap(err, "opaque whiteout of '/%.200s'", prefix);
+	return 0;
 }
 
 /* ---- entries ------------------------------------------------------------------ */
@@ -517,6 +549,11 @@ static int write_data(struct archive *a, struct archive_entry *e, int fd, const 
 			return cj_fail(err, 0, "read '%s': %s", clean, archive_error_string(a));
 		if (off < 0)
 			return cj_fail(err, 0, "read '%s': bad offset", clean);
+		/* The budget charged the declared size: hold the data to it. */
+		if (archive_entry_size_is_set(e) &&
+		    (uint64_t)off + size > (uint64_t)archive_entry_size(e))
+			return cj_fail(
+			    err, 0, "entry '%s' holds more data than its header declares", clean);
 		for (const char *p = buf; size;) {
 			ssize_t w = pwrite(fd, p, size, (off_t)off);
 			if (w < 0 && errno == EINTR)
@@ -581,6 +618,7 @@ static int apply_entry(struct layer_state *ls, struct archive *a, struct archive
 	const char *base;
 	struct stat cur;
 	int parent, fd = -1, r = -1;
+	uint64_t made = 0;
 	bool exists;
 
 	if (!clean[0]) { /* the root itself */
@@ -603,9 +641,13 @@ static int apply_entry(struct layer_state *ls, struct archive *a, struct archive
 		return cj_fail(err, 0, "entry '%s' has an unknown file type", clean);
 	if (split(clean, dir, sizeof dir, &base) < 0)
 		return cj_fail(err, ENAMETOOLONG, "entry '%s'", clean);
-	parent = cj_open_in_root(ls->root_fd, dir, true, err);
+	parent = open_in_root(ls->root_fd, dir, true, &made, err);
 	if (parent < 0)
 		return cj_err_wrap(err, "entry '%s'", clean);
+	if (made && budget_entries(ls->opts->budget, made, err) < 0) {
+		close(parent);
+		return -1;
+	}
 
 	exists = fstatat(parent, base, &cur, AT_SYMLINK_NOFOLLOW) == 0;
 	if (exists && !(type == AE_IFDIR && !hardlink && S_ISDIR(cur.st_mode))) {
@@ -617,7 +659,7 @@ static int apply_entry(struct layer_state *ls, struct archive *a, struct archive
 				return 0;
 			}
 		}
-		if (rm_tree_at(parent, base) < 0) {
+		if (cj_tree_remove_at(parent, base) < 0) {
 			cj_fail(err, errno, "replace '/%s'", clean);
 			goto out;
 		}
@@ -739,7 +781,7 @@ static int apply_whiteout(struct layer_state *ls, enum cj_whiteout kind, const c
 	}
 	if (fd < 0)
 		return 0; /* its directory is not there: nothing to delete */
-	if (rm_tree_at(fd, base) < 0)
+	if (cj_tree_remove_at(fd, base) < 0)
 		r = cj_fail(err, errno, "delete '/%s' (whiteout)", target);
 	close(fd);
 	return r;
@@ -782,6 +824,8 @@ int cj_layer_apply(int root_fd, struct archive *a, const struct cj_layer_opts *o
 			break;
 		}
 		st->entries++;
+		if ((r = budget_header(opts->budget, a, e, err)) < 0)
+			break;
 		name = archive_entry_pathname(e);
 		if (!name) {
 			r = cj_fail(err, 0, "entry %llu has no readable name",
@@ -818,6 +862,8 @@ int cj_layer_apply(int root_fd, struct archive *a, const struct cj_layer_opts *o
 			break;
 		}
 	}
+	if (opts->budget && archive_filter_bytes(a, 0) > 0)
+		opts->budget->stream += (uint64_t)archive_filter_bytes(a, 0);
 	/* Directory times last: creating entries changed them. In archive
 	 * order, so a directory listed twice gets its last entry's time. */
 	for (size_t i = 0; r == 0 && i < ls.ndirtimes; i++) {

@@ -16,9 +16,23 @@
 
 struct archive;
 
+/* What unpacking an image may use, all its layers together (see layer.c):
+ * bytes of entry data at their apparent size, entries (files, directories,
+ * links, whiteouts; directories made for an entry's path count too), and
+ * bytes of uncompressed tar stream. Each entry is charged before anything
+ * of it is written. */
+struct cj_layer_budget {
+	uint64_t max_bytes, max_entries, max_stream; /* 0: no limit */
+	/* What the budget is and how to raise it: the end of the error line
+	 * for bytes (and the stream), and for entries. */
+	const char *explain_bytes, *explain_entries;
+	uint64_t bytes, entries, stream; /* used so far */
+};
+
 struct cj_layer_opts {
 	bool whiteouts; /* OCI whiteouts (image layers); false: names taken literally (tar:) */
 	bool set_owner; /* chown to the entries' numeric uid/gid (needs root) */
+	struct cj_layer_budget *budget; /* NULL: no limit */
 };
 
 struct cj_layer_stats {
@@ -35,6 +49,9 @@ struct archive *cj_layer_reader_new(void);
  * is root_fd (an O_RDONLY or O_PATH descriptor of a directory). */
 int cj_layer_apply(int root_fd, struct archive *a, const struct cj_layer_opts *opts,
                    struct cj_layer_stats *st, struct cj_err *err);
+
+/* "16 MiB", "2 GiB", "9.5 GiB": a budget as the error messages show it. */
+void cj_layer_format_size(uint64_t bytes, char *out, size_t len);
 
 /* ---- pure helpers, exposed for the unit tests --------------------------------- */
 

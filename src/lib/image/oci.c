@@ -15,6 +15,7 @@
 #include "image/oci.h"
 
 #include "image/layer.h"
+#include "image/tree.h"
 #include "util/util.h"
 
 #include <archive.h>
@@ -26,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 /* Bumped whenever unpacking changes what ends up in the tree, so that old
@@ -657,6 +659,7 @@ int cj_image_open(const char *ref, const char *cache_dir, struct cj_image *img, 
 
 struct unpack {
 	const struct cj_image *img;
+	struct cj_layer_budget *budget;
 	int root_fd;
 	struct cj_layer_stats st;
 	const char *expect; /* digest the streamed bytes must have */
@@ -667,7 +670,8 @@ struct unpack {
 /* Apply the archive that src delivers, hashing every byte of it. */
 static int apply_stream(struct unpack *u, struct src *s, struct cj_err *err)
 {
-	struct cj_layer_opts opts = {.whiteouts = u->whiteouts, .set_owner = true};
+	struct cj_layer_opts opts = {
+	    .whiteouts = u->whiteouts, .set_owner = true, .budget = u->budget};
 	struct archive *a = cj_layer_reader_new();
 	int r;
 
@@ -708,6 +712,7 @@ struct member_hash {
 	char raw[CJ_DIGEST_LEN + 1];
 	char decompressed[CJ_DIGEST_LEN + 1];
 	bool want_decompressed;
+	const struct cj_layer_budget *budget; /* bounds what decompressing may yield */
 };
 
 static int hash_member(struct archive *outer, void *ctx, struct cj_err *err)
@@ -742,10 +747,25 @@ static int hash_member(struct archive *outer, void *ctx, struct cj_err *err)
 		r = cj_fail(err, 0, "read layer: %s",
 		            raw ? archive_error_string(raw) : "no memory");
 	} else {
+		const struct cj_layer_budget *b = mh->budget;
 		uint8_t buf[1 << 15];
+		uint64_t total = 0;
 		la_ssize_t n;
-		while ((n = archive_read_data(raw, buf, sizeof buf)) > 0)
+		while ((n = archive_read_data(raw, buf, sizeof buf)) > 0) {
 			cj_hash_update(h, buf, (size_t)n);
+			total += (uint64_t)n;
+			/* Hashing a gzip bomb would burn CPU for nothing: no layer
+			 * within the budget inflates past its tar stream bound. */
+			if (b && b->max_stream && total > b->max_stream) {
+				char size[32];
+				cj_layer_format_size(b->max_stream, size, sizeof size);
+				r = cj_fail(err, 0,
+				            "the layer inflates to more than %s of tar data, more "
+				            "than the image's size budget allows (%s)",
+				            size, b->explain_bytes ? b->explain_bytes : "");
+				break;
+			}
+		}
 		if (n < 0)
 			r = cj_fail(err, 0, "read layer: %s", archive_error_string(raw));
 	}
@@ -806,7 +826,7 @@ static int unpack_docker(struct unpack *u, struct cj_err *err)
 		return cj_fail(err, ENOMEM, "layers");
 	for (size_t i = 0; r == 0 && i < m->layers.n; i++) {
 		const char *want = u->img->config.diff_ids.v[i];
-		struct member_hash mh = {0};
+		struct member_hash mh = {.budget = u->budget};
 		r = with_member(file, m->layers.v[i], hash_member, &mh, err);
 		if (r == 0 && strcmp(mh.raw, want) != 0) {
 			mh.want_decompressed = true;
@@ -854,9 +874,10 @@ static int unpack_tar(struct unpack *u, struct cj_err *err)
 	return r;
 }
 
-static int unpack(const struct cj_image *img, const char *tree, struct cj_err *err)
+static int unpack(const struct cj_image *img, const char *tree, struct cj_layer_budget *budget,
+                  struct cj_err *err)
 {
-	struct unpack u = {.img = img};
+	struct unpack u = {.img = img, .budget = budget};
 	int r;
 
 	if (mkdir(tree, 0755) < 0 || chmod(tree, 0755) < 0)
@@ -880,6 +901,78 @@ static int unpack(const struct cj_image *img, const char *tree, struct cj_err *e
 		cj_notice("notice: %llu device node(s) in the image were skipped: the guest's "
 		          "/dev is a devtmpfs the kernel fills",
 		          (unsigned long long)u.st.skipped_devices);
+	return r;
+}
+
+struct budget_text {
+	char bytes[PATH_MAX + 200], entries[200];
+};
+
+/* The unpack budget (layer.c): the user's, or the smaller of the default
+ * and 90% of what the cache's file system has free now. */
+static void image_budget(const struct cj_image *img, const char *dir, struct cj_layer_budget *b,
+                         struct budget_text *t)
+{
+	static const char how[] = "--max-image-size SIZE or CTR_JAILER_MAX_IMAGE_SIZE";
+	uint64_t max = img->max_size;
+	struct statvfs vfs;
+	char size[32];
+
+	memset(b, 0, sizeof *b);
+	if (max) {
+		snprintf(t->bytes, sizeof t->bytes, "set by %s: raise it there", how);
+	} else {
+		max = CJ_IMAGE_DEFAULT_BUDGET;
+		snprintf(t->bytes, sizeof t->bytes, "the default: raise it with %s", how);
+		if (statvfs(dir, &vfs) == 0 &&
+		    (uint64_t)vfs.f_bavail * vfs.f_frsize / 10 * 9 < max) {
+			max = (uint64_t)vfs.f_bavail * vfs.f_frsize / 10 * 9;
+			snprintf(t->bytes, sizeof t->bytes,
+			         "90%% of the free space in %s: free some, or set %s", dir, how);
+		}
+	}
+	b->max_bytes = max ? max : 1; /* 0 would mean no limit */
+	b->max_entries = max / CJ_IMAGE_BYTES_PER_ENTRY ? max / CJ_IMAGE_BYTES_PER_ENTRY : 1;
+	/* A tar holding that much: the data, plus headers and padding far
+	 * below 4 KiB an entry. */
+	b->max_stream = b->max_bytes + b->max_entries * CJ_IMAGE_BYTES_PER_ENTRY;
+	if (b->max_stream < b->max_bytes)
+		b->max_stream = UINT64_MAX;
+	cj_layer_format_size(b->max_bytes, size, sizeof size);
+	snprintf(t->entries, sizeof t->entries,
+	         "one per %u KiB of the %s size budget: raise it with %s",
+	         CJ_IMAGE_BYTES_PER_ENTRY / 1024, size, how);
+	b->explain_bytes = t->bytes;
+	b->explain_entries = t->entries;
+}
+
+/* Unpack img into tree and build the base image at dest from it; the tree
+ * is gone afterwards, whatever happened (tree.c removes it at any depth). */
+static int unpack_and_build(const struct cj_image *img, const char *dir, const char *tree,
+                            const char *dest, struct cj_err *err)
+{
+	struct cj_layer_budget budget;
+	struct budget_text *text = malloc(sizeof *text);
+	int r;
+
+	if (!text)
+		return cj_fail(err, ENOMEM, "image");
+	image_budget(img, dir, &budget, text);
+	/* A run killed while unpacking leaves its tree: start afresh. */
+	if (cj_tree_remove(tree) < 0) {
+		r = cj_fail(err, errno, "remove the unfinished unpack %s", tree);
+		free(text);
+		return r;
+	}
+	r = unpack(img, tree, &budget, err);
+	if (r == 0)
+		r = cj_dir_image_build(tree, dest, err);
+	if (r < 0)
+		cj_err_wrap(err, "image %s", img->ref_str);
+	if (cj_tree_remove(tree) < 0)
+		fprintf(stderr, "ctr-jailer: notice: could not remove %s: %s\n", tree,
+		        strerror(errno));
+	free(text);
 	return r;
 }
 
@@ -913,15 +1006,8 @@ int cj_image_base_get(const char *cache_dir, const struct cj_image *img, struct 
 			    "file capabilities); once unpacked, it runs without",
 			    img->ref_str);
 		} else {
-			/* A run killed while unpacking leaves its tree: start afresh. */
 			snprintf(tree, sizeof tree, "%s/%s-%s.unpack", dir, kind, hex);
-			cj_rm_rf(tree);
-			r = unpack(img, tree, err);
-			if (r < 0)
-				cj_err_wrap(err, "image %s", img->ref_str);
-			if (r == 0)
-				r = cj_dir_image_build(tree, out->path, err);
-			cj_rm_rf(tree);
+			r = unpack_and_build(img, dir, tree, out->path, err);
 			*unpacked = out->built = r == 0;
 		}
 	}

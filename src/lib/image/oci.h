@@ -37,6 +37,9 @@
 #define CJ_IMAGE_MAX_DESC  4096u /* manifests in an index */
 #define CJ_IMAGE_MAX_LABEL 4096u
 #define CJ_DIGEST_LEN      71 /* "sha256:" + 64 hex */
+/* What unpacking an image may write (struct cj_image's max_size). */
+#define CJ_IMAGE_DEFAULT_BUDGET  (64ull << 30) /* and at most 90% of the cache's free space */
+#define CJ_IMAGE_BYTES_PER_ENTRY 4096u         /* entries: one per 4 KiB of the budget */
 
 enum cj_image_kind { CJ_IMAGE_OCI = 1, CJ_IMAGE_DOCKER_ARCHIVE, CJ_IMAGE_TAR };
 
@@ -135,6 +138,10 @@ struct cj_image {
 	bool has_config;                     /* false for tar: */
 	struct cj_oci_manifest manifest;     /* oci: */
 	struct cj_docker_manifest dmanifest; /* docker-archive: */
+	/* --max-image-size: what unpacking may write, in bytes; 0: the default,
+	 * the smaller of CJ_IMAGE_DEFAULT_BUDGET and 90% of the cache's free
+	 * space. Entries: one per CJ_IMAGE_BYTES_PER_ENTRY of it. */
+	uint64_t max_size;
 };
 
 /* Read and verify the image's metadata (not its layers): cheap, and enough
@@ -144,7 +151,8 @@ int cj_image_open(const char *ref, const char *cache_dir, struct cj_image *img, 
 void cj_image_free(struct cj_image *img);
 
 /* The image's read-only base image, from cache_dir/images when present
- * (*unpacked = false), else unpacked, verified and built (*unpacked = true). */
+ * (*unpacked = false), else unpacked, verified and built (*unpacked = true)
+ * within img->max_size. A failed unpack leaves nothing in the cache. */
 int cj_image_base_get(const char *cache_dir, const struct cj_image *img, struct cj_fsimage *out,
                       bool *unpacked, struct cj_err *err);
 

@@ -341,6 +341,7 @@ enum {
 	OPT_EGRESS,
 	OPT_ALLOW_EGRESS,
 	OPT_ALLOW_LINK_LOCAL,
+	OPT_MAX_IMAGE_SIZE,
 };
 
 static const struct option run_options[] = {
@@ -391,6 +392,7 @@ static const struct option run_options[] = {
     {"egress", required_argument, NULL, OPT_EGRESS},
     {"allow-egress", required_argument, NULL, OPT_ALLOW_EGRESS},
     {"allow-link-local", no_argument, NULL, OPT_ALLOW_LINK_LOCAL},
+    {"max-image-size", required_argument, NULL, OPT_MAX_IMAGE_SIZE},
     {NULL, 0, NULL, 0},
 };
 
@@ -604,6 +606,16 @@ static int add_secret(struct cj_spec *spec, const char *arg, char **env, struct 
 	return 0;
 }
 
+/* The image unpack budget: a size, MiB when bare, at least 1 MiB. */
+static int parse_image_budget(const char *v, const char *what, uint64_t *out, struct cj_err *err)
+{
+	if (cj_parse_size(v, 1ull << 20, out) < 0 || *out < (1ull << 20))
+		return cj_fail(err, 0,
+		               "%s '%s' is invalid: give the most an image may unpack to, e.g. 16G",
+		               what, v);
+	return 0;
+}
+
 static const char *getenv_from(char **env, const char *name)
 {
 	return lookup(env, name, strlen(name));
@@ -695,6 +707,9 @@ static int apply_seed_env(struct cj_spec *spec, char **env, struct cj_err *err)
 		return -1;
 	if ((v = getenv_from(env, "CTR_JAILER_IMAGE")) && *v && set_str(&spec->image, v, err) < 0)
 		return -1;
+	if ((v = getenv_from(env, "CTR_JAILER_MAX_IMAGE_SIZE")) && *v &&
+	    parse_image_budget(v, "CTR_JAILER_MAX_IMAGE_SIZE", &spec->max_image_size, err) < 0)
+		return -1;
 	if ((v = getenv_from(env, "CTR_JAILER_KERNEL")) && *v && set_str(&spec->kernel, v, err) < 0)
 		return -1;
 	if ((v = getenv_from(env, "CTR_JAILER_RUN_DIR")) && *v &&
@@ -756,6 +771,7 @@ static int resolve_image(struct cj_spec *spec, struct cj_err *err)
 			free(img);
 			return -1;
 		}
+		img->max_size = spec->max_image_size;
 		spec->image_info = img;
 		cfg = &img->config;
 	} else if (!spec->has_entrypoint) {
@@ -1012,6 +1028,10 @@ int cj_spec_from_args(struct cj_spec *spec, int argc, char **argv, char **env, s
 			break;
 		case OPT_SECRET:
 			r = add_secret(spec, optarg, env, &hidden, err);
+			break;
+		case OPT_MAX_IMAGE_SIZE:
+			r = parse_image_budget(optarg, "--max-image-size", &spec->max_image_size,
+			                       err);
 			break;
 		case ':':
 			r = cj_fail(err, 0, "option '%s' needs a value", argv[optind - 1]);

@@ -39,6 +39,7 @@ struct cj_spec {
 	char *entrypoint;            /* --entrypoint: one argument; "" clears the image's */
 	bool has_entrypoint;         /* --entrypoint given */
 	uint32_t stop_signal;        /* the image's StopSignal; 0: SIGTERM */
+	uint64_t max_image_size;     /* --max-image-size: unpack budget in bytes; 0: default */
 	struct cj_image *image_info; /* the opened image: config read, digests verified */
 
 	char *kernel;      /* NULL: the fetched default kernel in the cache */
