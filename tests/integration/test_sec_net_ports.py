@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import REPO, wait_for_output
+from conftest import BINARY, REPO, wait_for_output
 from test_network import HOST_IP, UP_IP, World, netprobe, sh  # noqa: F401 (netprobe: fixture)
 
 BACKENDS = ["nft", "iptables-nft", "iptables-legacy"]
@@ -249,6 +249,30 @@ def test_published_ports_only_local_and_on_host_loopback(world, backend):
     }
     failed = [k for k, ok in seen.items() if not ok]
     assert not failed, (failed, out, local_any, local_only, local_udp, from_up)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_sigkill_then_gc_removes_ipv6_and_loopback_rules(world, backend):
+    """What points 1-3 add (IPv6 drops, loopback masquerade, the local-only
+    DNAT) is recorded and removed by gc after a SIGKILL: the fixture then
+    finds every ruleset, link and switch as it was."""
+    proc = world.start(["/bin/sh", "-c", "echo ready; sleep 1000"],
+                       options=["--firewall", backend, "-p", "8080:80",
+                                "-p", "127.0.0.1:8081:80"])
+    wait_for_output(proc, b"ready", timeout=240)
+    proc.kill()
+    proc.wait()
+    v6 = "ip6tables-legacy-save" if backend == "iptables-legacy" else "ip6tables-nft-save"
+    v6_rules = (in_host(world, "nft", "list", "table", "ip6", f"ctrj_{runs_id(world)}").stdout
+                if backend == "nft" else in_host(world, v6).stdout)
+    assert b"drop" in v6_rules.lower(), v6_rules          # left behind by the SIGKILL
+    sh("nsenter", f"--net=/var/run/netns/{world.host}", str(BINARY), "gc",
+       env=world.runner.env())
+    assert b"cj-" not in sh("ip", "-n", world.host, "-o", "link").stdout
+
+
+def runs_id(w):
+    return [p.name for p in w.runner.run_dir.iterdir() if not p.name.startswith(".")][0]
 
 
 # ---- 4. Host ports already in use ------------------------------------------
