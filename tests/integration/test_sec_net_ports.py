@@ -110,7 +110,7 @@ def ro_proc_sys(argv):
 # ---- 1. IPv6 on the TAP ----------------------------------------------------
 
 GUEST_V6 = (
-    "/netprobe addr; /netprobe tcp 192.0.2.2 7000; "        # IPv4 works; ARP knows the host
+    f"/netprobe addr; /netprobe tcp {UP_IP} 7000; "        # IPv4 works; ARP knows the host
     "/net6probe wait-ll; /net6probe ping-all; /net6probe tcp-gw 9996; "
     "echo ready-for-ra; nc -l -p 5000 </dev/null >/dev/null; "  # the test snapshots, then pokes
     "/net6probe ra; sleep 1000")
@@ -209,8 +209,8 @@ def test_ipv6_negative_control_without_firewall(world, host_v6_service):
 
 GUEST_PUBLISHED = (
     "httpd -f -p 80 -h /www & /netprobe serve-udp 53 guest-udp & sleep 0.5; "
-    "/netprobe tcp 192.0.2.2 8080; "        # the guest's own way out to a published port number
-    "/netprobe tcp 192.0.2.2 7000; echo ready; sleep 1000")
+    f"/netprobe tcp {UP_IP} 8080; "        # the guest's own way out to a published port number
+    f"/netprobe tcp {UP_IP} 7000; echo ready; sleep 1000")
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -537,16 +537,18 @@ static int dev_sysctl(const char *family, const char *dev, const char *key, cons
 	return n == (ssize_t)len ? 0 : -1;
 }
 
-static bool read_only_errno(int e)
+/* /proc/sys read-only (a container) or absent: what the runtime cannot
+ * change, as opposed to a real failure. */
+static bool sysctl_unwritable(int e)
 {
-	return e == EROFS || e == EACCES || e == EPERM;
+	return e == EROFS || e == EACCES || e == EPERM || e == ENOENT;
 }
 
 /* Before the TAP comes up: no IPv6 on it, so the guest finds no host
  * address on the link and the host takes no Router Advertisement from it
- * (accept_ra=1 is the kernel's default). Where /proc/sys is read-only (a
- * container), the TAP at least gets no address of its own and the firewall
- * drops its IPv6 traffic (fw_ipv6_wall). */
+ * (accept_ra=1 is the kernel's default). Where /proc/sys cannot be written
+ * (a container), the TAP at least gets no address of its own (netlink) and
+ * the firewall drops its IPv6 traffic (fw_ipv6_wall). */
 static int tap_ipv6_off(const struct cj_net *net, int idx, struct cj_err *err)
 {
 	int e;
@@ -557,21 +559,15 @@ static int tap_ipv6_off(const struct cj_net *net, int idx, struct cj_err *err)
 	    dev_sysctl("ipv6", net->tap, "disable_ipv6", "1") == 0)
 		return 0;
 	e = errno;
-	if (!read_only_errno(e))
+	if (!sysctl_unwritable(e))
 		return cj_fail(err, e, "switch off IPv6 on TAP %s", net->tap);
 	if (cj_nl_link_ipv6_no_addr(idx, err) < 0)
 		return -1;
-	if (net->firewall == CJ_FW_NONE)
-		fprintf(stderr,
-		        "ctr-jailer: /proc/sys is read-only here, so IPv6 stays on for TAP %s and "
-		        "--firewall none leaves it open: the guest can send the host Router "
-		        "Advertisements\n",
-		        net->tap);
-	else
-		fprintf(stderr,
-		        "ctr-jailer: /proc/sys is read-only here, so IPv6 stays on for TAP %s: the "
-		        "firewall drops its IPv6 traffic instead\n",
-		        net->tap);
+	fprintf(stderr, "ctr-jailer: IPv6 cannot be switched off on TAP %s (/proc/sys: %s); %s\n",
+	        net->tap, strerror(e),
+	        net->firewall == CJ_FW_NONE
+	            ? "with --firewall none the guest can send the host Router Advertisements"
+	            : "the firewall drops its IPv6 traffic instead");
 	return 0;
 }
 
