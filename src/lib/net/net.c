@@ -12,6 +12,7 @@
 #include "net.h"
 
 #include "netns.h"
+#include "sockdiag.h"
 #include "util/util.h"
 
 #include <arpa/inet.h>
@@ -212,16 +213,21 @@ static const char *ipt_bin(enum cj_firewall fw)
 	return fw == CJ_FW_IPTABLES_LEGACY ? "iptables-legacy" : "iptables-nft";
 }
 
-/* Run "iptables -w <op> <rule...>" with the rule given as one line of
+static const char *ip6t_bin(enum cj_firewall fw)
+{
+	return fw == CJ_FW_IPTABLES_LEGACY ? "ip6tables-legacy" : "ip6tables-nft";
+}
+
+/* Run "BIN -w <op> <rule...>" with the rule given as one line of
  * space-separated words (ours never contain spaces). */
-static int ipt(enum cj_firewall fw, const char *op, const char *rule, struct cj_err *err)
+static int ipt_exec(const char *bin, const char *op, const char *rule, struct cj_err *err)
 {
 	char *words[64], copy[1024], *save = NULL;
 	size_t n = 0;
 	char table[32] = "filter", chain[32] = "";
 
 	snprintf(copy, sizeof copy, "%s", rule);
-	words[n++] = (char *)ipt_bin(fw);
+	words[n++] = (char *)bin;
 	words[n++] = "-w";
 	for (char *w = strtok_r(copy, " ", &save); w && n < 62; w = strtok_r(NULL, " ", &save)) {
 		words[n++] = w;
@@ -244,6 +250,11 @@ static int ipt(enum cj_firewall fw, const char *op, const char *rule, struct cj_
 		argv[k++] = words[i];
 	argv[k] = NULL;
 	return cj_run(argv, NULL, err);
+}
+
+static int ipt(enum cj_firewall fw, const char *op, const char *rule, struct cj_err *err)
+{
+	return ipt_exec(ipt_bin(fw), op, rule, err);
 }
 
 static int ipt_add(struct cj_net *net, const char *op, struct cj_err *err, const char *fmt, ...)
@@ -325,6 +336,10 @@ static int ipt_setup(struct cj_net *net, const struct cj_net_spec *spec, struct 
 	             net->tap);
 	r |=
 	    ipt_add(net, "-A", err, "-t nat POSTROUTING -s %s -o %s -j MASQUERADE", g, net->uplink);
+	/* published ports reached through the host's loopback (see
+	 * tap_route_localnet): the guest answers the TAP's address */
+	r |= ipt_add(net, "-A", err, "-t nat POSTROUTING -s 127.0.0.0/8 -o %s -j MASQUERADE",
+	             net->tap);
 	for (size_t i = 0; i < spec->nports && r == 0; i++) {
 		const struct cj_port *p = &spec->ports[i];
 		char dst[64] = "";
@@ -333,8 +348,8 @@ static int ipt_setup(struct cj_net *net, const struct cj_net_spec *spec, struct 
 			snprintf(dst, sizeof dst, " -d %s", h);
 		}
 		r |= ipt_add(net, "-A", err,
-		             "-t nat PREROUTING%s -p %s --dport %u -j DNAT "
-		             "--to-destination %s:%u",
+		             "-t nat PREROUTING -m addrtype --dst-type LOCAL%s -p %s --dport %u "
+		             "-j DNAT --to-destination %s:%u",
 		             dst, p->udp ? "udp" : "tcp", p->host_port, g, p->guest_port);
 		r |= ipt_add(net, "-A", err,
 		             "-t nat OUTPUT -m addrtype --dst-type LOCAL%s -p %s "
@@ -416,10 +431,11 @@ static int nft_setup(struct cj_net *net, const struct cj_net_spec *spec, struct 
 	        "  chain postrouting {\n"
 	        "    type nat hook postrouting priority 100; policy accept;\n"
 	        "    ip saddr %s oifname \"%s\" masquerade\n"
+	        "    ip saddr 127.0.0.0/8 oifname \"%s\" masquerade\n"
 	        "  }\n"
 	        "  chain prerouting {\n"
 	        "    type nat hook prerouting priority -100; policy accept;\n"
-	        "%s"
+	        "    fib daddr type local jump published\n"
 	        "  }\n"
 	        "  chain output {\n"
 	        "    type nat hook output priority -100; policy accept;\n"
@@ -431,7 +447,7 @@ static int nft_setup(struct cj_net *net, const struct cj_net_spec *spec, struct 
 	        "%s"
 	        "}\n",
 	        net->id, net->tap, g, net->uplink, net->tap, g, net->tap, g, net->tap, net->tap,
-	        net->tap, net->tap, g, net->uplink, dnat, dnat, egress);
+	        net->tap, net->tap, g, net->uplink, net->tap, dnat, egress);
 	fclose(f);
 	free(dnat);
 	if (record(net, "nft ctrj_%s", net->id) < 0) {
@@ -441,6 +457,174 @@ static int nft_setup(struct cj_net *net, const struct cj_net_spec *spec, struct 
 	r = nft_run(rules, err);
 	free(rules);
 	return r;
+}
+
+/* ---- firewall: IPv6 ------------------------------------------------------ */
+
+/* The guest gets no IPv6 and the TAP has it switched off (tap_ipv6_off);
+ * every IPv6 packet to, from or through the TAP is dropped as a second
+ * wall, and as the only one where /proc/sys is read-only. */
+static bool host_has_ipv6(void)
+{
+	return access("/proc/net/if_inet6", F_OK) == 0;
+}
+
+static int nft_ipv6_wall(struct cj_net *net, struct cj_err *err)
+{
+	char rules[1024];
+
+	snprintf(rules, sizeof rules,
+	         "table ip6 ctrj_%s {\n"
+	         "  chain input {\n"
+	         "    type filter hook input priority -1; policy accept;\n"
+	         "    iifname \"%s\" drop\n"
+	         "  }\n"
+	         "  chain forward {\n"
+	         "    type filter hook forward priority -1; policy accept;\n"
+	         "    iifname \"%s\" drop\n"
+	         "    oifname \"%s\" drop\n"
+	         "  }\n"
+	         "  chain output {\n"
+	         "    type filter hook output priority -1; policy accept;\n"
+	         "    oifname \"%s\" drop\n"
+	         "  }\n"
+	         "}\n",
+	         net->id, net->tap, net->tap, net->tap, net->tap);
+	if (record(net, "nft6 ctrj_%s", net->id) < 0)
+		return cj_fail(err, errno, "record firewall table");
+	return nft_run(rules, err) < 0 ? cj_err_wrap(err, "IPv6 firewall") : 0;
+}
+
+/* ip6tables-nft creates what it needs and leaves it: recorded as for
+ * IPv4 (ipt_record_missing_chains), removed by undo when empty. */
+static void ip6t_record_missing_chains(struct cj_net *net)
+{
+	static const char *const chains[] = {"INPUT", "FORWARD", "OUTPUT"};
+	struct cj_err err = {0};
+	char cmd[128];
+
+	if (net->firewall != CJ_FW_IPTABLES_NFT)
+		return;
+	for (size_t i = 0; i < sizeof chains / sizeof chains[0]; i++) {
+		snprintf(cmd, sizeof cmd, "list chain ip6 filter %s", chains[i]);
+		if (nft_run(cmd, &err) < 0)
+			record(net, "nftchain6 filter %s", chains[i]);
+	}
+	if (nft_run("list table ip6 filter", &err) < 0)
+		record(net, "nfttable6 filter");
+}
+
+static int ip6t_add(struct cj_net *net, struct cj_err *err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int ip6t_add(struct cj_net *net, struct cj_err *err, const char *fmt, ...)
+{
+	char rule[512];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(rule, sizeof rule, fmt, ap);
+	va_end(ap);
+	snprintf(rule + n, sizeof rule - (size_t)n, " -m comment --comment ctr-jailer:%s", net->id);
+	if (record(net, "ipt6 %s", rule) < 0)
+		return cj_fail(err, errno, "record firewall rule");
+	if (ipt_exec(ip6t_bin(net->firewall), "-I", rule, err) < 0)
+		return cj_err_wrap(err, "add IPv6 firewall rule");
+	return 0;
+}
+
+static int ip6t_wall(struct cj_net *net, struct cj_err *err)
+{
+	ip6t_record_missing_chains(net);
+	if (ip6t_add(net, err, "-t filter INPUT -i %s -j DROP", net->tap) < 0 ||
+	    ip6t_add(net, err, "-t filter FORWARD -i %s -j DROP", net->tap) < 0 ||
+	    ip6t_add(net, err, "-t filter FORWARD -o %s -j DROP", net->tap) < 0 ||
+	    ip6t_add(net, err, "-t filter OUTPUT -o %s -j DROP", net->tap) < 0)
+		return -1;
+	return 0;
+}
+
+static int fw_ipv6_wall(struct cj_net *net, struct cj_err *err)
+{
+	if (!host_has_ipv6())
+		return 0;
+	if (net->firewall == CJ_FW_NFT)
+		return nft_ipv6_wall(net, err);
+	if (net->firewall == CJ_FW_IPTABLES_LEGACY || net->firewall == CJ_FW_IPTABLES_NFT)
+		return ip6t_wall(net, err);
+	return 0;
+}
+
+/* ---- per-TAP sysctls ----------------------------------------------------- */
+
+/* /proc/sys/net/FAMILY/conf/DEV/KEY = value; -1 with errno on failure. */
+static int dev_sysctl(const char *family, const char *dev, const char *key, const char *value)
+{
+	char path[256];
+	size_t len = strlen(value);
+	ssize_t n;
+	int fd, e;
+
+	snprintf(path, sizeof path, "/proc/sys/net/%s/conf/%s/%s", family, dev, key);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = write(fd, value, len);
+	e = errno;
+	close(fd);
+	errno = e;
+	return n == (ssize_t)len ? 0 : -1;
+}
+
+/* /proc/sys read-only (a container) or absent: what the runtime cannot
+ * change, as opposed to a real failure. */
+static bool sysctl_unwritable(int e)
+{
+	return e == EROFS || e == EACCES || e == EPERM || e == ENOENT;
+}
+
+/* Before the TAP comes up: no IPv6 on it, so the guest finds no host
+ * address on the link and the host takes no Router Advertisement from it
+ * (accept_ra=1 is the kernel's default). Where /proc/sys cannot be written
+ * (a container), the TAP at least gets no address of its own (netlink) and
+ * the firewall drops its IPv6 traffic (fw_ipv6_wall). */
+static int tap_ipv6_off(const struct cj_net *net, int idx, struct cj_err *err)
+{
+	int e;
+
+	if (!host_has_ipv6())
+		return 0;
+	if (dev_sysctl("ipv6", net->tap, "accept_ra", "0") == 0 &&
+	    dev_sysctl("ipv6", net->tap, "disable_ipv6", "1") == 0)
+		return 0;
+	e = errno;
+	if (!sysctl_unwritable(e))
+		return cj_fail(err, e, "switch off IPv6 on TAP %s", net->tap);
+	if (cj_nl_link_ipv6_no_addr(idx, err) < 0)
+		return -1;
+	fprintf(stderr, "ctr-jailer: IPv6 cannot be switched off on TAP %s (/proc/sys: %s); %s\n",
+	        net->tap, strerror(e),
+	        net->firewall == CJ_FW_NONE
+	            ? "with --firewall none the guest can send the host Router Advertisements"
+	            : "the firewall drops its IPv6 traffic instead");
+	return 0;
+}
+
+/* Published ports on the host's loopback (curl 127.0.0.1:PORT): the DNAT
+ * in the output chain sends a packet with a 127.0.0.1 source out of the
+ * TAP, which the kernel allows only with route_localnet on that device,
+ * and then the reply's 127.0.0.1 destination coming in from it. Set on
+ * this TAP only, never on all/default; the firewall's input chain still
+ * drops anything the guest starts towards the host, 127.0.0.0/8 included. */
+static void tap_route_localnet(const struct cj_net *net, const struct cj_net_spec *spec)
+{
+	if (spec->nports == 0 || net->firewall == CJ_FW_NONE)
+		return;
+	if (dev_sysctl("ipv4", net->tap, "route_localnet", "1") < 0)
+		fprintf(stderr,
+		        "ctr-jailer: published ports do not answer on the host's 127.0.0.1: "
+		        "route_localnet of TAP %s cannot be set (%s)\n",
+		        net->tap, strerror(errno));
 }
 
 /* ---- detection, addresses, DNS ---------------------------------------- */
@@ -539,6 +723,63 @@ static int pick_subnet(const struct cj_net_spec *spec, struct cj_net *net, struc
 	return cj_fail(err, 0, "no free /30 found in 10.0.0.0/8: set TAP_IP");
 }
 
+/* A host service already listening where a published port would take its
+ * traffic (docker refuses such a port too). */
+static int check_host_listeners(const struct cj_net_spec *spec, struct cj_err *err)
+{
+	for (int udp = 0; udp < 2; udp++) {
+		struct cj_listener *ls = NULL;
+		struct cj_err derr = {0};
+		size_t n = 0;
+		bool wanted = false;
+
+		for (size_t i = 0; i < spec->nports; i++)
+			wanted |= spec->ports[i].udp == (bool)udp;
+		if (!wanted)
+			continue;
+		if (cj_sockdiag_listeners(udp, &ls, &n, &derr) < 0) {
+			char why[1200];
+			fprintf(
+			    stderr,
+			    "ctr-jailer: cannot check whether the published %s ports are in use "
+			    "on this host: %s\n",
+			    udp ? "UDP" : "TCP", cj_err_str(&derr, why, sizeof why));
+			continue;
+		}
+		for (size_t i = 0; i < spec->nports; i++) {
+			const struct cj_port *p = &spec->ports[i];
+			for (size_t j = 0; j < n; j++) {
+				char where[80], host[INET_ADDRSTRLEN + 1] = "", comm[64];
+				pid_t pid;
+				if (!cj_listener_shadowed(&ls[j], p->host_ip, p->host_port, p->udp))
+					continue;
+				cj_listener_addr_str(&ls[j], where, sizeof where);
+				if (p->host_ip) {
+					inet_ntop(AF_INET, &p->host_ip, host, sizeof host - 1);
+					strcat(host, ":");
+				}
+				if (cj_socket_owner(ls[j].inode, &pid, comm, sizeof comm) == 0)
+					cj_fail(
+					    err, 0,
+					    "host port %s%u/%s is already in use: %s (pid %d) "
+					    "listens on %s; stop it or publish another host port",
+					    host, p->host_port, udp ? "udp" : "tcp", comm, (int)pid,
+					    where);
+				else
+					cj_fail(
+					    err, 0,
+					    "host port %s%u/%s is already in use: a socket listens "
+					    "on %s; stop its service or publish another host port",
+					    host, p->host_port, udp ? "udp" : "tcp", where);
+				free(ls);
+				return -1;
+			}
+		}
+		free(ls);
+	}
+	return 0;
+}
+
 /* Ports already published by live runs, from their records. */
 static int check_ports(const struct cj_net_spec *spec, const char *run_base, const char *self,
                        struct cj_err *err)
@@ -553,6 +794,11 @@ static int check_ports(const struct cj_net_spec *spec, const char *run_base, con
 				return cj_fail(err, 0, "host port %u/%s is published twice",
 				               spec->ports[i].host_port,
 				               spec->ports[i].udp ? "udp" : "tcp");
+	if (check_host_listeners(spec, err) < 0) {
+		if (d)
+			closedir(d);
+		return -1;
+	}
 	if (!d)
 		return 0;
 	while ((de = readdir(d))) {
@@ -724,7 +970,7 @@ int cj_net_setup(const struct cj_net_spec *spec, const char *id, const char *run
 		goto fail_unlock;
 	idx = cj_nl_link_index(out->tap);
 	if (idx < 0 || cj_nl_addr_add(idx, out->host_addr, out->prefix, err) < 0 ||
-	    cj_nl_link_up(idx, err) < 0)
+	    tap_ipv6_off(out, idx, err) < 0 || cj_nl_link_up(idx, err) < 0)
 		goto fail_unlock;
 	close(lock_fd);
 
@@ -735,6 +981,9 @@ int cj_net_setup(const struct cj_net_spec *spec, const char *id, const char *run
 	if ((out->firewall == CJ_FW_IPTABLES_LEGACY || out->firewall == CJ_FW_IPTABLES_NFT) &&
 	    ipt_setup(out, spec, err) < 0)
 		goto fail;
+	if (fw_ipv6_wall(out, err) < 0)
+		goto fail;
+	tap_route_localnet(out, spec);
 	/* deterministic MAC from the guest address: 02:fc:a.b.c.d */
 	out->mac[0] = 0x02;
 	out->mac[1] = 0xfc;
@@ -747,7 +996,7 @@ fail:
 	return -1;
 }
 
-static void delete_table_if_empty(const char *table)
+static void delete_table_if_empty(const char *family, const char *table)
 {
 	struct nft_ctx *ctx = nft_ctx_new(NFT_CTX_DEFAULT);
 	char cmd[128];
@@ -756,11 +1005,11 @@ static void delete_table_if_empty(const char *table)
 		return;
 	nft_ctx_buffer_output(ctx);
 	nft_ctx_buffer_error(ctx);
-	snprintf(cmd, sizeof cmd, "list table ip %s", table);
+	snprintf(cmd, sizeof cmd, "list table %s %s", family, table);
 	if (nft_run_cmd_from_buffer(ctx, cmd) == 0) {
 		const char *out = nft_ctx_get_output_buffer(ctx);
 		if (out && !strstr(out, "chain ")) {
-			snprintf(cmd, sizeof cmd, "delete table ip %s", table);
+			snprintf(cmd, sizeof cmd, "delete table %s %s", family, table);
 			nft_run_cmd_from_buffer(ctx, cmd);
 		}
 	}
@@ -780,9 +1029,54 @@ static void remove_netns(const char *state_path)
 	cj_netns_remove(path);
 }
 
+/* The IPv6 part of the record (fw_ipv6_wall), undone in the same way. */
+static void undo_ipv6(const char *state_path)
+{
+	FILE *f = fopen(state_path, "re");
+	char line[1100], rules[8][512], chains[4][64];
+	enum cj_firewall fw = CJ_FW_NONE;
+	size_t nrules = 0, nchains = 0;
+	bool table = false;
+
+	if (!f)
+		return;
+	while (fgets(line, sizeof line, f)) {
+		struct cj_err err = {0};
+		char cmd[128];
+		line[strcspn(line, "\n")] = '\0';
+		if (strncmp(line, "nft6 ", 5) == 0) {
+			snprintf(cmd, sizeof cmd, "delete table ip6 %s", line + 5);
+			nft_run(cmd, &err);
+		} else if (strncmp(line, "ipt6 ", 5) == 0 && nrules < 8) {
+			snprintf(rules[nrules++], sizeof rules[0], "%s", line + 5);
+		} else if (strncmp(line, "nftchain6 ", 10) == 0 && nchains < 4) {
+			snprintf(chains[nchains++], sizeof chains[0], "%s", line + 10);
+		} else if (strcmp(line, "nfttable6 filter") == 0) {
+			table = true;
+		} else if (strncmp(line, "fw ", 3) == 0) {
+			fw = strcmp(line + 3, "legacy") == 0 ? CJ_FW_IPTABLES_LEGACY
+			                                     : CJ_FW_IPTABLES_NFT;
+		}
+	}
+	fclose(f);
+	while (nrules) {
+		struct cj_err err = {0};
+		ipt_exec(ip6t_bin(fw), "-D", rules[--nrules], &err);
+	}
+	for (size_t i = 0; i < nchains; i++) {
+		struct cj_err err = {0};
+		char cmd[128];
+		snprintf(cmd, sizeof cmd, "delete chain ip6 %s", chains[i]);
+		nft_run(cmd, &err);
+	}
+	if (table)
+		delete_table_if_empty("ip6", "filter");
+}
+
 /* Undo from the record: used by teardown and by gc alike. */
 static void undo(const char *state_path)
 {
+	undo_ipv6(state_path);
 	FILE *f = fopen(state_path, "re");
 	char line[1100];
 	enum cj_firewall fw = CJ_FW_NONE;
@@ -839,7 +1133,7 @@ static void undo(const char *state_path)
 		nft_run(cmd, &err);
 	}
 	for (size_t i = 0; i < ntables; i++)
-		delete_table_if_empty(tables[i]);
+		delete_table_if_empty("ip", tables[i]);
 }
 
 void cj_net_teardown(struct cj_net *net)

@@ -121,6 +121,7 @@ int cj_nl_link_index(const char *name);
 int cj_nl_link_up(int index, struct cj_err *err);
 int cj_nl_link_del(int index);
 int cj_nl_addr_add(int index, uint32_t addr, unsigned prefix, struct cj_err *err);
+int cj_nl_link_ipv6_no_addr(int index, struct cj_err *err);
 /* Does a.b.c.d/prefix overlap any address or route of this namespace? */
 int cj_nl_overlaps(uint32_t net, unsigned prefix, bool *overlaps, struct cj_err *err);
 /* Interface of the IPv4 default route. */

@@ -230,3 +230,27 @@ int cj_nl_default_iface(char *name, size_t len, struct cj_err *err)
 	snprintf(name, len, "%s", q.iface);
 	return 0;
 }
+
+/* No IPv6 address of its own on the link (IN6_ADDR_GEN_MODE_NONE): what
+ * is left where the disable_ipv6 sysctl cannot be written. */
+int cj_nl_link_ipv6_no_addr(int index, struct cj_err *err)
+{
+	char buf[8192];
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct ifinfomsg *ifm;
+	struct nlattr *af_spec, *inet6;
+
+	nlh->nlmsg_type = RTM_NEWLINK;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+	ifm = mnl_nlmsg_put_extra_header(nlh, sizeof *ifm);
+	ifm->ifi_family = AF_UNSPEC;
+	ifm->ifi_index = index;
+	af_spec = mnl_attr_nest_start(nlh, IFLA_AF_SPEC);
+	inet6 = mnl_attr_nest_start(nlh, AF_INET6);
+	mnl_attr_put_u8(nlh, IFLA_INET6_ADDR_GEN_MODE, IN6_ADDR_GEN_MODE_NONE);
+	mnl_attr_nest_end(nlh, inet6);
+	mnl_attr_nest_end(nlh, af_spec);
+	return nl_talk(nlh, NULL, NULL, err) < 0
+	           ? cj_err_wrap(err, "switch off IPv6 addresses on the TAP")
+	           : 0;
+}
