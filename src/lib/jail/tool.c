@@ -91,31 +91,71 @@ static int write_text(const char *path, const char *text)
 	return n == (ssize_t)strlen(text) ? 0 : -1;
 }
 
+/* The helper's side of idmap_userns: a new user namespace, then one byte
+ * (0, or the errno) to the parent, then wait for the parent to be done. */
+static void __attribute__((noreturn)) userns_helper(int ready, int done)
+{
+	unsigned char status = 0;
+	char c;
+
+	if (unshare(CLONE_NEWUSER) < 0) {
+		/* The kernel refuses user namespaces to a chrooted process
+		 * (a runtime started under chroot). Entering a mount namespace
+		 * of its own again puts this helper at that namespace's root;
+		 * it runs no tool and opens no file, so leaving the chroot
+		 * gives it nothing. */
+		int ns = -1;
+		if (errno != EPERM || unshare(CLONE_NEWNS) < 0 ||
+		    (ns = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC)) < 0 ||
+		    setns(ns, CLONE_NEWNS) < 0 || unshare(CLONE_NEWUSER) < 0)
+			status = (unsigned char)(errno ? errno : EPERM);
+	}
+	if (write(ready, &status, 1) != 1 || status)
+		_exit(1);
+	_exit(read(done, &c, 1) < 0); /* EOF: the parent is done */
+}
+
 /* A user namespace that maps the image's owner to the tool's user: the
- * idmapping of the image's mount in the room. Needs a process to exist
- * while its maps are written; it exits right after. */
+ * idmapping of the image's mount in the room. It needs a process while its
+ * maps are written; the helper exits right after. */
 static int idmap_userns(const struct stat *st, uid_t uid, gid_t gid, struct cj_err *err)
 {
 	char path[64], map[64];
-	int sync[2], fd = -1, e = 0;
+	int ready[2], done[2], fd = -1, e = 0;
+	unsigned char status = EIO;
 	pid_t pid;
 
-	if (pipe2(sync, O_CLOEXEC) < 0)
+	if (pipe2(ready, O_CLOEXEC) < 0)
 		return cj_fail(err, errno, "pipe");
-	pid = (pid_t)syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, NULL, NULL, NULL, NULL);
+	if (pipe2(done, O_CLOEXEC) < 0) {
+		e = errno;
+		close(ready[0]);
+		close(ready[1]);
+		return cj_fail(err, e, "pipe");
+	}
+	pid = fork();
 	if (pid == 0) {
-		char c;
-		close(sync[1]);
-		_exit(read(sync[0], &c, 1) < 0); /* until the parent is done */
+		close(ready[0]);
+		close(done[1]);
+		userns_helper(ready[1], done[0]);
 	}
-	close(sync[0]);
+	e = errno;
+	close(ready[1]);
+	close(done[0]);
 	if (pid < 0) {
-		close(sync[1]);
-		return cj_fail(err, errno, "create a user namespace for the tool's image");
+		close(ready[0]);
+		close(done[1]);
+		return cj_fail(err, e, "start a helper for the tool's image");
 	}
+	e = 0;
+	while (read(ready[0], &status, 1) < 0 && errno == EINTR)
+		;
+	close(ready[0]);
+	if (status)
+		e = status;
 	snprintf(path, sizeof path, "/proc/%d/uid_map", (int)pid);
 	snprintf(map, sizeof map, "%u %u 1\n", (unsigned)st->st_uid, (unsigned)uid);
-	if (write_text(path, map) < 0)
+	if (!e && write_text(path, map) < 0)
 		e = errno;
 	snprintf(path, sizeof path, "/proc/%d/gid_map", (int)pid);
 	snprintf(map, sizeof map, "%u %u 1\n", (unsigned)st->st_gid, (unsigned)gid);
@@ -124,11 +164,11 @@ static int idmap_userns(const struct stat *st, uid_t uid, gid_t gid, struct cj_e
 	snprintf(path, sizeof path, "/proc/%d/ns/user", (int)pid);
 	if (!e && (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
 		e = errno;
-	close(sync[1]);
+	close(done[1]);
 	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 		;
 	if (e)
-		return cj_fail(err, e, "map the image's owner for the tool");
+		return cj_fail(err, e, "map the image's owner to the tool's user");
 	return fd;
 }
 
