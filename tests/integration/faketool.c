@@ -35,21 +35,22 @@ struct cap_data {
 };
 #define CAP_VERSION_3 0x20080522
 
-/* "ok" or the errno of the attempt */
+/* "ok", or the errno of the attempt (r = -errno) */
 static const char *result(int r, char *buf, size_t len)
 {
 	if (r >= 0)
 		return "ok";
-	snprintf(buf, len, "errno%d", errno);
+	snprintf(buf, len, "errno%d", -r);
 	return buf;
 }
 
 static int try_open(const char *path, int flags)
 {
 	int fd = open(path, flags, 0644);
-	if (fd >= 0)
-		close(fd);
-	return fd;
+	if (fd < 0)
+		return -errno;
+	close(fd);
+	return 0;
 }
 
 static int try_connect(void)
@@ -58,9 +59,9 @@ static int try_connect(void)
 	int fd = socket(AF_INET, SOCK_STREAM, 0), r;
 
 	if (fd < 0)
-		return -1;
+		return -errno;
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	r = connect(fd, (struct sockaddr *)&a, sizeof a);
+	r = connect(fd, (struct sockaddr *)&a, sizeof a) < 0 ? -errno : 0;
 	close(fd);
 	return r;
 }
@@ -87,9 +88,10 @@ int main(int argc, char **argv)
 	snprintf(marker, sizeof marker, "%s/marker-%s", HOST_DIR, name);
 	r_marker = try_open(marker, O_WRONLY | O_CREAT | O_TRUNC);
 	r_host = try_open("/etc/hostname", O_RDONLY);
-	r_dir = stat(HOST_DIR, &st);
+	r_dir = stat(HOST_DIR, &st) < 0 ? -errno : 0;
 	r_net = try_connect();
 	fd = open(image, O_RDWR);
+	int r_image = fd < 0 ? -errno : 0;
 	snprintf(report, sizeof report,
 	         "FAKE tool=%s uid=%u gid=%u pid=%d capeff=%08x%08x bounding=%d nnp=%d env=%d "
 	         "secret=%d marker=%s hostfile=%s hostdir=%s loopback=%s image=%s END",
@@ -97,7 +99,7 @@ int main(int argc, char **argv)
 	         caps[0].effective, bounding, prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0), nenv, secret,
 	         result(r_marker, b1, sizeof b1), result(r_host, b2, sizeof b2),
 	         result(r_dir, b3, sizeof b3), result(r_net, b4, sizeof b4),
-	         result(fd, b5, sizeof b5));
+	         result(r_image, b5, sizeof b5));
 	if (fd >= 0) {
 		char block[512] = {0};
 		memcpy(block, report, strlen(report));

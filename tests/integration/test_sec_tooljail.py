@@ -78,12 +78,17 @@ def fake_reports_bytes(head):
     return reports
 
 
-def check_reports(reports, host_dir):
+def check_reports(reports, host_dir, as_owner=False):
+    """as_owner: the image's filesystem has no idmapped mounts, so the tool
+    runs as the image's owner (root), still without any capability."""
     leftover = sorted(p.name for p in host_dir.iterdir())
     assert leftover == [], f"the tool wrote on the host: {leftover}, {reports}"
     for rep in reports.values():
         assert rep["image"] == "ok", rep                # it could do its job
-        assert rep["uid"] != "0" and rep["gid"] != "0", rep
+        if as_owner:
+            assert rep["uid"] == "0" and rep["gid"] == "0", rep
+        else:
+            assert rep["uid"] != "0" and rep["gid"] != "0", rep
         assert rep["capeff"] == "0" * 16, rep
         assert rep["bounding"] == "0", rep
         assert rep["nnp"] == "1", rep
@@ -130,6 +135,37 @@ def test_hostile_e2fsck_on_a_block_device(runner, tmp_path, fake_tools, loop_dev
     check_reports(reports, host_dir)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == [b"from-the-device"]
+
+
+# The runtime in a private mount namespace with an overlay mounted at
+# $MERGED, as in a container whose volumes live on its own root.
+OVERLAY_NS = r"""
+set -e
+mount -t overlay overlay -o "lowerdir=$LOWER,upperdir=$UPPER,workdir=$WORK" "$MERGED"
+exec "$@"
+"""
+
+
+def test_hostile_e2fsck_on_overlayfs_gets_no_capability(runner, tmp_path, fake_tools):
+    """Overlayfs has no idmapped mounts: the tool runs as the image's owner
+    (root), in the same jail, with no capability and nothing of the host."""
+    bindir, host_dir = fake_tools
+    dirs = {name: tmp_path / name.lower() for name in ("LOWER", "UPPER", "WORK", "MERGED")}
+    for d in dirs.values():
+        d.mkdir()
+    make_image(dirs["LOWER"] / "vol.ext4", files={"hello": "from-the-overlay\n"})
+    argv = runner.argv(["/bin/sh", "-c", "cat /v/hello"],
+                       options=["-v", f"{dirs['MERGED']}/vol.ext4:/v"])
+    r = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", OVERLAY_NS,
+                        "sh", *argv],
+                       env=runner.env({**fake_env(bindir), **{k: str(v) for k, v in dirs.items()}}),
+                       capture_output=True, timeout=180)
+    # the runtime's read-write open copied the image up
+    reports = fake_reports(dirs["UPPER"] / "vol.ext4")
+    assert set(reports) == {"e2fsck"}, (reports, r.stderr)
+    check_reports(reports, host_dir, as_owner=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == [b"from-the-overlay"]
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <linux/keyctl.h>
 #include <poll.h>
 #include <pwd.h>
 #include <sched.h>
@@ -172,34 +173,43 @@ static int idmap_userns(const struct stat *st, uid_t uid, gid_t gid, struct cj_e
 	return fd;
 }
 
-/* A detached mount of the image file whose owner appears as the tool's
- * user: the tool opens it by path, read-write, with no privilege, and the
- * host file keeps its owner and mode. */
-static int idmapped_image(int image_fd, const struct stat *st, uid_t uid, gid_t gid,
-                          struct cj_err *err)
+/* A detached mount of the image file for the room. Where its filesystem
+ * allows, the mount is idmapped so that the file's owner appears as the
+ * tool's user: the tool opens it by path, read-write, with no privilege,
+ * and the host file keeps its owner and mode. Where it does not (overlayfs,
+ * e.g. a container's own root; NFS; tmpfs before Linux 6.3), the tool
+ * takes the file owner's uid and gid instead (root for the runtime's own
+ * images), still without any capability: the one identity that may open
+ * the file. */
+static int image_mount(int image_fd, const struct stat *st, struct cj_jail *j, struct cj_err *err)
 {
-	int ns = idmap_userns(st, uid, gid, err);
-	if (ns < 0)
-		return -1;
-	int tree = open_tree(image_fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
-	if (tree < 0) {
-		int e = errno;
-		close(ns);
-		return cj_fail(err, e, "clone a mount of the image for the tool");
-	}
 	struct mount_attr attr = {
-	    .attr_set = MOUNT_ATTR_IDMAP | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
-	    .userns_fd = (uint64_t)ns,
+	    .attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
 	};
-	int r = mount_setattr(tree, "", AT_EMPTY_PATH, &attr, sizeof attr);
-	int e = errno;
-	close(ns);
+	struct cj_err ignore = {0};
+	int tree, ns, r, e;
+
+	tree = open_tree(image_fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+	if (tree < 0)
+		return cj_fail(err, errno, "clone a mount of the image for the tool");
+	ns = idmap_userns(st, j->uid, j->gid, &ignore);
+	if (ns >= 0) {
+		attr.attr_set |= MOUNT_ATTR_IDMAP;
+		attr.userns_fd = (uint64_t)ns;
+		r = mount_setattr(tree, "", AT_EMPTY_PATH, &attr, sizeof attr);
+		close(ns);
+		if (r == 0)
+			return tree;
+		attr.attr_set &= ~(uint64_t)MOUNT_ATTR_IDMAP;
+		attr.userns_fd = 0;
+	}
+	j->uid = st->st_uid;
+	j->gid = st->st_gid;
+	r = mount_setattr(tree, "", AT_EMPTY_PATH, &attr, sizeof attr);
+	e = errno;
 	if (r < 0) {
 		close(tree);
-		return cj_fail(err, e,
-		               "hand the image to the jailed tool: its filesystem does not "
-		               "support idmapped mounts; keep volumes on ext4, xfs, btrfs or "
-		               "tmpfs");
+		return cj_fail(err, e, "mount the image for the tool");
 	}
 	return tree;
 }
@@ -225,8 +235,9 @@ static int build_room(struct cj_jail *j, const char *bin, const char *cache_dir,
 	if (cj_jail_add_bind(j, bin, bin, false, err) < 0)
 		return -1;
 	if (is_dynamic(bin)) {
-		if (cj_jail_add_libraries(j, bin, cache_dir ? cache_dir : "/nonexistent", err) <
-		        0 ||
+		/* without a cache directory, ldd answers every time */
+		const char *cache = cache_dir ? cache_dir : "/nonexistent";
+		if (cj_jail_add_libraries(j, bin, cache, err) < 0 ||
 		    cj_jail_add_bind(j, "/etc/ld.so.cache", "/etc/ld.so.cache", false, err) < 0)
 			return -1;
 	}
@@ -305,6 +316,11 @@ static void __attribute__((noreturn)) child_main(const struct child *c)
 	what = "set the tool's rlimits";
 	if (setrlimit(RLIMIT_CORE, &core) < 0 || setrlimit(RLIMIT_NOFILE, &nofile) < 0 ||
 	    setrlimit(RLIMIT_AS, &as) < 0)
+		goto fail;
+	/* a session keyring of its own: not the caller's, whose keys it would
+	 * possess otherwise (no keyrings in this kernel: nothing to leave) */
+	what = "join a new session keyring";
+	if (syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, NULL) < 0 && errno != ENOSYS)
 		goto fail;
 	what = "exec";
 	execve(c->bin, c->argv, tool_env);
@@ -497,7 +513,7 @@ int cj_tool_run(const struct cj_tool *tool, char **out, int *code, struct cj_err
 		c.as_limit += size / 256;
 		if (S_ISBLK(st.st_mode))
 			c.image_dev = st.st_rdev;
-		else if ((c.tree = idmapped_image(tool->image_fd, &st, j->uid, j->gid, err)) < 0)
+		else if ((c.tree = image_mount(tool->image_fd, &st, j, err)) < 0)
 			goto out;
 	}
 	if (build_room(j, bin, tool->cache_dir, err) < 0)
