@@ -206,3 +206,20 @@ def test_real_tools_check_and_grow_through_the_jail(runner, tmp_path, loop_devic
     assert int(sb["Block count"]) * int(sb["Block size"]) == 64 << 20
     st = image.stat()
     assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (1234, 5678, 0o640)
+
+
+def test_real_e2fsck_refusal_still_stops_the_run(runner, tmp_path):
+    """Exit codes keep their meaning through the jail: e2fsck -p's 4 (errors
+    left) stops the run with one line naming the volume and e2fsck's own
+    words; the image is left for the operator."""
+    image = tmp_path / "broken.ext4"
+    make_image(image)
+    subprocess.run(["debugfs", "-w", "-R", "clri <2>", str(image)], check=True,
+                   capture_output=True)                      # the root inode is gone
+    subprocess.run(["tune2fs", "-E", "force_fsck", str(image)], check=True, capture_output=True)
+    r = runner.run(["/bin/true"], options=["-v", f"{image}:/v"])
+    lines = [l for l in r.stderr.decode().splitlines() if "KVM here" not in l]
+    assert r.returncode == 125, r.stderr
+    assert len(lines) == 1, lines
+    assert "broken.ext4" in lines[0] and "cannot fix" in lines[0], lines
+    assert "UNEXPECTED INCONSISTENCY" in lines[0], lines

@@ -377,14 +377,16 @@ static void capture(int out, int errfd, char *texts[2])
 	}
 }
 
-/* What the tool says reaches a terminal in our error message: printable
- * ASCII only, first line only. */
-static void first_line_printable(char *s)
+/* What the tool says reaches a terminal in our error message: its first
+ * non-empty line, printable ASCII only. */
+static const char *first_line_printable(char *s)
 {
+	s += strspn(s, "\n");
 	s[strcspn(s, "\n")] = '\0';
 	for (char *p = s; *p; p++)
 		if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
 			*p = '?';
+	return s;
 }
 
 static int image_details(int fd, struct stat *st, uint64_t *size, struct cj_err *err)
@@ -467,10 +469,9 @@ static int wait_tool(struct child *c, pid_t pid, int out, int errfd, int report,
 	}
 	*code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 	if (*code != 0) {
-		if (texts[1])
-			first_line_printable(texts[1]);
-		cj_fail(err, 0, "%s failed (status %d)%s%s", c->argv[0], *code,
-		        texts[1] && *texts[1] ? ": " : "", texts[1] ? texts[1] : "");
+		const char *line = texts[1] ? first_line_printable(texts[1]) : "";
+		cj_fail(err, 0, "%s failed (status %d)%s%s", c->argv[0], *code, *line ? ": " : "",
+		        line);
 	}
 	free(texts[1]);
 	if (outp && !texts[0])
