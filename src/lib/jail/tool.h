@@ -24,8 +24,9 @@ struct cj_tool {
 /*
  * Run the tool jailed: own mount, pid, ipc, uts and network namespaces; a
  * room holding only the tool, its libraries, /dev/null and the image; the
- * jail's unprivileged user; no capabilities, no_new_privs, rlimits; a
- * minimal environment; stdin /dev/null. Like cj_run_code: returns 0 once
+ * jail's unprivileged user (the image file's owner where its filesystem has
+ * no idmapped mounts); no capabilities, no_new_privs, rlimits; a minimal
+ * environment; stdin /dev/null. Like cj_run_code: returns 0 once
  * the tool ran, its exit code (128+N for signal N) in *code and, when
  * non-zero, its first stderr line (non-printable bytes replaced) in err;
  * stdout in *out when out != NULL (at most 64 KiB kept). Returns -1 when
