@@ -701,3 +701,17 @@ void cj_jail_gc(const char *id)
 			usleep(20000);
 	}
 }
+
+/* ---- for other rooms (src/lib/jail/tool.c) ----------------------------- */
+
+int cj_jail_add_bind(struct cj_jail *jail, const char *src, const char *dst, bool device,
+                     struct cj_err *err)
+{
+	return add_bind(jail, src, dst, device, err);
+}
+
+int cj_jail_add_libraries(struct cj_jail *jail, const char *bin, const char *cache_dir,
+                          struct cj_err *err)
+{
+	return add_libraries(jail, bin, cache_dir, err);
+}

@@ -95,4 +95,12 @@ void cj_jail_cleanup(struct cj_jail *jail);
 /* gc: remove the cgroups of a run that is gone. */
 void cj_jail_gc(const char *id);
 
+/* Room building for other jails (tool.c): bind src at dst in the room
+ * (absent src: nothing to bind); bind a dynamic binary's libraries, with
+ * ldd's answer cached in cache_dir. */
+int cj_jail_add_bind(struct cj_jail *jail, const char *src, const char *dst, bool device,
+                     struct cj_err *err);
+int cj_jail_add_libraries(struct cj_jail *jail, const char *bin, const char *cache_dir,
+                          struct cj_err *err);
+
 #endif

@@ -2,6 +2,8 @@
 #include "volume.h"
 
 #include "image/base.h"
+#include "jail/tool.h"
+#include "spec/spec.h"
 #include "util/util.h"
 
 #include <ctype.h>
@@ -18,6 +20,9 @@
 #include <unistd.h>
 
 #define MIN_VOLUME_SIZE (16ull << 20)
+/* ldd's answers for the jailed tools, kept where the VMM jail keeps its
+ * own: the default run base (tmpfs); absent, ldd runs each time. */
+#define TOOL_CACHE_DIR CJ_DEFAULT_RUN_BASE
 
 static void human(uint64_t bytes, char *out, size_t len)
 {
@@ -114,33 +119,38 @@ static int make_filesystem(const char *path, const char *label, struct cj_err *e
 }
 
 /* e2fsck -p: replays the journal after an unclean stop, fixes what is safe
- * to fix; 0-3 mean the filesystem is usable now. */
-static int check_filesystem(const char *path, const char *name, bool force, struct cj_err *err)
+ * to fix; 0-3 mean the filesystem is usable now. The guest wrote this
+ * filesystem: e2fsck reads it jailed (jail/tool.h), seeing only the image. */
+static int check_filesystem(const struct cj_volume *v, int fd, bool force, struct cj_err *err)
 {
-	char *argv[] = {"e2fsck", "-p", (char *)path, NULL, NULL};
+	char *argv[] = {"e2fsck", "-p", CJ_TOOL_IMAGE, NULL, NULL};
+	struct cj_tool tool = {.argv = argv, .image_fd = fd, .cache_dir = TOOL_CACHE_DIR};
 	struct cj_err e = {0};
 	int code;
 
 	if (force) { /* resize2fs insists on a full check after the last mount */
 		argv[2] = "-f";
-		argv[3] = (char *)path;
+		argv[3] = CJ_TOOL_IMAGE;
 	}
-	if (cj_run_code(argv, NULL, &code, &e) < 0)
-		code = -1;
-
+	if (cj_tool_run(&tool, NULL, &code, &e) < 0) {
+		*err = e;
+		return cj_err_wrap(err, "volume %s: check its filesystem", v->name);
+	}
 	if (code >= 0 && code < 4)
 		return 0;
 	return cj_fail(err, 0,
 	               "volume %s: e2fsck found errors it cannot fix alone (%s); run "
 	               "'e2fsck %s' by hand",
-	               name, e.msg, path);
+	               v->name, e.msg, v->path);
 }
 
 static int grow(struct cj_volume *v, int fd, uint64_t current, uint64_t want, bool is_dev,
                 struct cj_err *err)
 {
 	char a[32], b[32];
-	char *argv[] = {"resize2fs", v->path, NULL};
+	char *argv[] = {"resize2fs", CJ_TOOL_IMAGE, NULL};
+	struct cj_tool tool = {.argv = argv, .image_fd = fd, .cache_dir = TOOL_CACHE_DIR};
+	int code;
 
 	if (want == current)
 		return 0;
@@ -157,9 +167,9 @@ static int grow(struct cj_volume *v, int fd, uint64_t current, uint64_t want, bo
 		               v->name, a, b);
 	if (ftruncate(fd, (off_t)want) < 0)
 		return cj_fail(err, errno, "grow %s to %s", v->path, b);
-	if (check_filesystem(v->path, v->name, true, err) < 0)
+	if (check_filesystem(v, fd, true, err) < 0)
 		return -1;
-	if (cj_run(argv, NULL, err) < 0)
+	if (cj_tool_run(&tool, NULL, &code, err) < 0 || code != 0)
 		return cj_err_wrap(err, "grow volume %s to %s", v->name, b);
 	return 0;
 }
@@ -228,7 +238,7 @@ static int prepare_path(struct cj_volume *v, uint64_t size, uint64_t create_size
 		        v->name, v->path);
 		goto fail;
 	}
-	if (locked == 1 && !v->created && check_filesystem(v->path, v->name, false, err) < 0)
+	if (locked == 1 && !v->created && check_filesystem(v, fd, false, err) < 0)
 		goto fail;
 	if (locked == 1 && size && !v->created && grow(v, fd, current, size, is_dev, err) < 0)
 		goto fail;

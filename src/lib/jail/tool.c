@@ -1,0 +1,530 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "tool.h"
+
+#include "jail.h"
+#include "util/util.h"
+
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <linux/keyctl.h>
+#include <poll.h>
+#include <pwd.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define TOOL_USER  "ctr-jailer"
+#define NOBODY     65534
+#define OUTPUT_CAP (64u << 10)
+/* The room is a tmpfs the child mounts over this directory in its own
+ * mount namespace; the host never sees it, so nothing is left behind
+ * whatever happens. What goes into the room is bound from O_PATH fds
+ * (/proc/self/fd/N), so this mount hiding a host path costs nothing. */
+#define ROOM "/tmp"
+
+static char *const tool_env[] = {
+    "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+    "LC_ALL=C",
+    /* the room has no /proc/mounts: e2fsprogs may take the image as
+     * unmounted (it is: the guest is not running yet) */
+    "EXT2FS_NO_MTAB_OK=1",
+    NULL,
+};
+
+/* The jail's default user: a parser bug in the tool gets what an escaped
+ * VMM gets, nothing more. */
+static void tool_user(uid_t *uid, gid_t *gid)
+{
+	struct passwd *pw = getpwnam(TOOL_USER);
+
+	*uid = pw ? pw->pw_uid : NOBODY;
+	*gid = pw ? pw->pw_gid : NOBODY;
+}
+
+/* Does the binary need a dynamic loader (and ldd)? */
+static bool is_dynamic(const char *bin)
+{
+	Elf64_Ehdr eh;
+	int fd = open(bin, O_RDONLY | O_CLOEXEC);
+	bool dyn = true;
+
+	if (fd < 0)
+		return true;
+	if (pread(fd, &eh, sizeof eh, 0) == (ssize_t)sizeof eh &&
+	    memcmp(eh.e_ident, ELFMAG, SELFMAG) == 0 && eh.e_ident[EI_CLASS] == ELFCLASS64) {
+		dyn = false;
+		for (unsigned i = 0; i < eh.e_phnum && !dyn; i++) {
+			Elf64_Phdr ph;
+			off_t at = (off_t)(eh.e_phoff + (Elf64_Off)i * eh.e_phentsize);
+			if (pread(fd, &ph, sizeof ph, at) != (ssize_t)sizeof ph)
+				dyn = true; /* unreadable: let ldd decide */
+			else if (ph.p_type == PT_INTERP)
+				dyn = true;
+		}
+	}
+	close(fd);
+	return dyn;
+}
+
+static int write_text(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = write(fd, text, strlen(text));
+	int e = errno;
+	close(fd);
+	errno = e;
+	return n == (ssize_t)strlen(text) ? 0 : -1;
+}
+
+/* The helper's side of idmap_userns: a new user namespace, then one byte
+ * (0, or the errno) to the parent, then wait for the parent to be done. */
+static void __attribute__((noreturn)) userns_helper(int ready, int done)
+{
+	unsigned char status = 0;
+	char c;
+
+	if (unshare(CLONE_NEWUSER) < 0) {
+		/* The kernel refuses user namespaces to a chrooted process
+		 * (a runtime started under chroot). Entering a mount namespace
+		 * of its own again puts this helper at that namespace's root;
+		 * it runs no tool and opens no file, so leaving the chroot
+		 * gives it nothing. */
+		int ns = -1;
+		if (errno != EPERM || unshare(CLONE_NEWNS) < 0 ||
+		    (ns = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC)) < 0 ||
+		    setns(ns, CLONE_NEWNS) < 0 || unshare(CLONE_NEWUSER) < 0)
+			status = (unsigned char)(errno ? errno : EPERM);
+	}
+	if (write(ready, &status, 1) != 1 || status)
+		_exit(1);
+	_exit(read(done, &c, 1) < 0); /* EOF: the parent is done */
+}
+
+/* A user namespace that maps the image's owner to the tool's user: the
+ * idmapping of the image's mount in the room. It needs a process while its
+ * maps are written; the helper exits right after. */
+static int idmap_userns(const struct stat *st, uid_t uid, gid_t gid, struct cj_err *err)
+{
+	char path[64], map[64];
+	int ready[2], done[2], fd = -1, e = 0;
+	unsigned char status = EIO;
+	pid_t pid;
+
+	if (pipe2(ready, O_CLOEXEC) < 0)
+		return cj_fail(err, errno, "pipe");
+	if (pipe2(done, O_CLOEXEC) < 0) {
+		e = errno;
+		close(ready[0]);
+		close(ready[1]);
+		return cj_fail(err, e, "pipe");
+	}
+	pid = fork();
+	if (pid == 0) {
+		close(ready[0]);
+		close(done[1]);
+		userns_helper(ready[1], done[0]);
+	}
+	e = errno;
+	close(ready[1]);
+	close(done[0]);
+	if (pid < 0) {
+		close(ready[0]);
+		close(done[1]);
+		return cj_fail(err, e, "start a helper for the tool's image");
+	}
+	e = 0;
+	while (read(ready[0], &status, 1) < 0 && errno == EINTR)
+		;
+	close(ready[0]);
+	if (status)
+		e = status;
+	snprintf(path, sizeof path, "/proc/%d/uid_map", (int)pid);
+	snprintf(map, sizeof map, "%u %u 1\n", (unsigned)st->st_uid, (unsigned)uid);
+	if (!e && write_text(path, map) < 0)
+		e = errno;
+	snprintf(path, sizeof path, "/proc/%d/gid_map", (int)pid);
+	snprintf(map, sizeof map, "%u %u 1\n", (unsigned)st->st_gid, (unsigned)gid);
+	if (!e && write_text(path, map) < 0)
+		e = errno;
+	snprintf(path, sizeof path, "/proc/%d/ns/user", (int)pid);
+	if (!e && (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		e = errno;
+	close(done[1]);
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
+	if (e)
+		return cj_fail(err, e, "map the image's owner to the tool's user");
+	return fd;
+}
+
+/* A detached mount of the image file for the room. Where its filesystem
+ * allows, the mount is idmapped so that the file's owner appears as the
+ * tool's user: the tool opens it by path, read-write, with no privilege,
+ * and the host file keeps its owner and mode. Where it does not (overlayfs,
+ * e.g. a container's own root; NFS; tmpfs before Linux 6.3), the tool
+ * takes the file owner's uid and gid instead (root for the runtime's own
+ * images), still without any capability: the one identity that may open
+ * the file. */
+static int image_mount(int image_fd, const struct stat *st, struct cj_jail *j, struct cj_err *err)
+{
+	struct mount_attr attr = {
+	    .attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+	};
+	struct cj_err ignore = {0};
+	int tree, ns, r, e;
+
+	tree = open_tree(image_fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+	if (tree < 0)
+		return cj_fail(err, errno, "clone a mount of the image for the tool");
+	ns = idmap_userns(st, j->uid, j->gid, &ignore);
+	if (ns >= 0) {
+		attr.attr_set |= MOUNT_ATTR_IDMAP;
+		attr.userns_fd = (uint64_t)ns;
+		r = mount_setattr(tree, "", AT_EMPTY_PATH, &attr, sizeof attr);
+		close(ns);
+		if (r == 0)
+			return tree;
+		attr.attr_set &= ~(uint64_t)MOUNT_ATTR_IDMAP;
+		attr.userns_fd = 0;
+	}
+	j->uid = st->st_uid;
+	j->gid = st->st_gid;
+	r = mount_setattr(tree, "", AT_EMPTY_PATH, &attr, sizeof attr);
+	e = errno;
+	if (r < 0) {
+		close(tree);
+		return cj_fail(err, e, "mount the image for the tool");
+	}
+	return tree;
+}
+
+/* In the child, before the room covers ROOM: each source becomes an O_PATH
+ * fd of this mount namespace, bound as /proc/self/fd/N, so the room's
+ * mount hides none of them. The fds close at exec. */
+static int pin_sources(struct cj_jail *j)
+{
+	for (size_t i = 0; i < j->nbinds; i++) {
+		int fd = open(j->binds[i].src, O_PATH | O_CLOEXEC);
+		if (fd < 0)
+			return -1;
+		snprintf(j->binds[i].src, sizeof j->binds[i].src, "/proc/self/fd/%d", fd);
+	}
+	return 0;
+}
+
+static int build_room(struct cj_jail *j, const char *bin, const char *cache_dir, struct cj_err *err)
+{
+	snprintf(j->root, sizeof j->root, "%s", ROOM);
+	j->extra_gid = (gid_t)-1;
+	if (cj_jail_add_bind(j, bin, bin, false, err) < 0)
+		return -1;
+	if (is_dynamic(bin)) {
+		/* without a cache directory, ldd answers every time */
+		const char *cache = cache_dir ? cache_dir : "/nonexistent";
+		if (cj_jail_add_libraries(j, bin, cache, err) < 0 ||
+		    cj_jail_add_bind(j, "/etc/ld.so.cache", "/etc/ld.so.cache", false, err) < 0)
+			return -1;
+	}
+	return cj_jail_add_bind(j, "/dev/null", "/dev/null", true, err);
+}
+
+struct child {
+	struct cj_jail *jail; /* the child's copy is its own to change */
+	const char *bin;
+	char *const *argv;
+	int out, err, report;
+	int tree;        /* idmapped image mount, or -1 */
+	dev_t image_dev; /* block device image, or 0 */
+	rlim_t as_limit;
+};
+
+/* The image's place in the room: the idmapped mount of a file, or a
+ * device node of the tool's own for a block device (the host's node would
+ * need the device's group or root). */
+static int place_image(const struct child *c)
+{
+	const char *path = ROOM CJ_TOOL_IMAGE;
+
+	if (c->tree >= 0) {
+		int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fd < 0)
+			return -1;
+		close(fd);
+		return move_mount(c->tree, "", AT_FDCWD, path, MOVE_MOUNT_F_EMPTY_PATH);
+	}
+	if (c->image_dev) {
+		if (mknod(path, S_IFBLK | 0600, c->image_dev) < 0)
+			return -1;
+		return chown(path, c->jail->uid, c->jail->gid);
+	}
+	return 0;
+}
+
+/* In the child: clone() put it in new mount, pid, ipc, uts and network
+ * namespaces. The room is a small tmpfs of this namespace; then the VMM's
+ * own lock-in (cj_jail_enter: pivot_root, rlimits, close fds, bounding
+ * set, uid/gid, parent-death signal, empty capabilities, no_new_privs);
+ * then limits only a tool needs, which an unprivileged process may still
+ * lower. */
+static void __attribute__((noreturn)) child_main(const struct child *c)
+{
+	const char *what = "prepare";
+	struct rlimit core = {0, 0}, nofile = {64, 64}, as = {c->as_limit, c->as_limit};
+	sigset_t none;
+	int null;
+
+	setsid(); /* no controlling terminal: nothing to inject into */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	for (int sig = 1; sig < NSIG; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP)
+			signal(sig, SIG_DFL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	what = "redirect stdio";
+	null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (null < 0 || dup2(null, STDIN_FILENO) < 0 || dup2(c->out, STDOUT_FILENO) < 0 ||
+	    dup2(c->err, STDERR_FILENO) < 0)
+		goto fail;
+	what = "open what goes into the room";
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 || pin_sources(c->jail) < 0)
+		goto fail;
+	what = "mount the tool's room";
+	if (mount("tmpfs", ROOM, "tmpfs", MS_NOSUID | MS_NOEXEC,
+	          "size=256k,nr_inodes=256,mode=0755") < 0)
+		goto fail;
+	what = "put the image in the room";
+	if (place_image(c) < 0)
+		goto fail;
+	if (cj_jail_enter(c->jail, NULL, 0, &what) < 0)
+		goto fail;
+	what = "set the tool's rlimits";
+	if (setrlimit(RLIMIT_CORE, &core) < 0 || setrlimit(RLIMIT_NOFILE, &nofile) < 0 ||
+	    setrlimit(RLIMIT_AS, &as) < 0)
+		goto fail;
+	/* a session keyring of its own: not the caller's, whose keys it would
+	 * possess otherwise (no keyrings in this kernel: nothing to leave) */
+	what = "join a new session keyring";
+	if (syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, NULL) < 0 && errno != ENOSYS)
+		goto fail;
+	what = "exec";
+	execve(c->bin, c->argv, tool_env);
+fail:;
+	int e = errno;
+	char msg[160];
+	int len = snprintf(msg, sizeof msg, "%d %s", e, what);
+	if (write(c->report, msg, (size_t)len) < 0)
+		_exit(127);
+	_exit(127);
+}
+
+/* Keep at most OUTPUT_CAP bytes of a stream; read (and drop) the rest, so a
+ * chatty tool can neither block nor grow our memory. */
+static bool drain_capped(int fd, char **buf, size_t *len)
+{
+	char chunk[8192];
+	ssize_t n = read(fd, chunk, sizeof chunk);
+
+	if (n < 0 && errno == EINTR)
+		return true;
+	if (n <= 0)
+		return false;
+	size_t keep = *len < OUTPUT_CAP ? OUTPUT_CAP - *len : 0;
+	if ((size_t)n < keep)
+		keep = (size_t)n;
+	if (!keep)
+		return true;
+	char *nb = realloc(*buf, *len + keep + 1);
+	if (!nb)
+		return true;
+	memcpy(nb + *len, chunk, keep);
+	*len += keep;
+	nb[*len] = '\0';
+	*buf = nb;
+	return true;
+}
+
+static void capture(int out, int errfd, char *texts[2])
+{
+	struct pollfd p[2] = {{.fd = out, .events = POLLIN}, {.fd = errfd, .events = POLLIN}};
+	size_t lens[2] = {0, 0};
+
+	while (p[0].fd >= 0 || p[1].fd >= 0) {
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		for (int i = 0; i < 2; i++)
+			if (p[i].fd >= 0 && p[i].revents &&
+			    !drain_capped(p[i].fd, &texts[i], &lens[i]))
+				p[i].fd = -1;
+	}
+}
+
+/* What the tool says reaches a terminal in our error message: its first
+ * non-empty line, printable ASCII only. */
+static const char *first_line_printable(char *s)
+{
+	s += strspn(s, "\n");
+	s[strcspn(s, "\n")] = '\0';
+	for (char *p = s; *p; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+			*p = '?';
+	return s;
+}
+
+static int image_details(int fd, struct stat *st, uint64_t *size, struct cj_err *err)
+{
+	if (fstat(fd, st) < 0)
+		return cj_fail(err, errno, "image for the tool");
+	if (S_ISBLK(st->st_mode)) {
+		if (ioctl(fd, BLKGETSIZE64, size) < 0)
+			return cj_fail(err, errno, "size of the tool's block device");
+		return 0;
+	}
+	if (!S_ISREG(st->st_mode))
+		return cj_fail(err, 0, "the tool's image is neither a file nor a block device");
+	*size = (uint64_t)st->st_size;
+	return 0;
+}
+
+static int start(struct child *c, pid_t *pid, int *out_r, int *err_r, int *report_r,
+                 struct cj_err *err)
+{
+	int o[2] = {-1, -1}, e[2] = {-1, -1}, r[2] = {-1, -1};
+
+	if (pipe2(o, O_CLOEXEC) < 0 || pipe2(e, O_CLOEXEC) < 0 || pipe2(r, O_CLOEXEC) < 0) {
+		int en = errno;
+		for (int i = 0; i < 2; i++) {
+			if (o[i] >= 0)
+				close(o[i]);
+			if (e[i] >= 0)
+				close(e[i]);
+		}
+		return cj_fail(err, en, "pipe");
+	}
+	c->out = o[1];
+	c->err = e[1];
+	c->report = r[1];
+	*pid = (pid_t)syscall(SYS_clone,
+	                      CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS |
+	                          CLONE_NEWNET | SIGCHLD,
+	                      NULL, NULL, NULL, NULL);
+	if (*pid == 0)
+		child_main(c);
+	int en = errno;
+	close(o[1]);
+	close(e[1]);
+	close(r[1]);
+	if (*pid < 0) {
+		close(o[0]);
+		close(e[0]);
+		close(r[0]);
+		return cj_fail(err, en, "start %s in its jail", c->argv[0]);
+	}
+	*out_r = o[0];
+	*err_r = e[0];
+	*report_r = r[0];
+	return 0;
+}
+
+static int wait_tool(struct child *c, pid_t pid, int out, int errfd, int report, char **outp,
+                     int *code, struct cj_err *err)
+{
+	char *texts[2] = {NULL, NULL}, msg[161];
+	ssize_t n;
+	int st;
+
+	capture(out, errfd, texts);
+	close(out);
+	close(errfd);
+	do
+		n = read(report, msg, sizeof msg - 1);
+	while (n < 0 && errno == EINTR);
+	close(report);
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	if (n > 0) {
+		msg[n] = '\0';
+		const char *what = strchr(msg, ' ') ? strchr(msg, ' ') + 1 : "exec";
+		free(texts[0]);
+		free(texts[1]);
+		return cj_fail(err, atoi(msg), "jail %s: %s", c->argv[0], what);
+	}
+	*code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	if (*code != 0) {
+		const char *line = texts[1] ? first_line_printable(texts[1]) : "";
+		cj_fail(err, 0, "%s failed (status %d)%s%s", c->argv[0], *code, *line ? ": " : "",
+		        line);
+	}
+	free(texts[1]);
+	if (outp && !texts[0])
+		texts[0] = calloc(1, 1);
+	if (outp)
+		*outp = texts[0];
+	else
+		free(texts[0]);
+	return 0;
+}
+
+int cj_tool_run(const struct cj_tool *tool, char **out, int *code, struct cj_err *err)
+{
+	char found[PATH_MAX], bin[PATH_MAX];
+	struct cj_jail *j = calloc(1, sizeof *j);
+	struct child c = {.jail = j, .bin = bin, .argv = tool->argv, .tree = -1};
+	int rc = -1;
+	int out_r = -1, err_r = -1, report_r = -1;
+	uint64_t size = 0;
+	struct stat st;
+	pid_t pid = -1;
+
+	if (!j)
+		return cj_fail(err, ENOMEM, "jail %s", tool->argv[0]);
+	if (cj_find_in_path(tool->argv[0], found, sizeof found) < 0 || !realpath(found, bin)) {
+		cj_fail(err, ENOENT, "%s not found in PATH (install e2fsprogs)", tool->argv[0]);
+		goto out;
+	}
+	tool_user(&j->uid, &j->gid);
+	j->fsize_limit = RLIM_INFINITY;
+	c.as_limit = 1ull << 30;
+	if (tool->image_fd >= 0) {
+		if (image_details(tool->image_fd, &st, &size, err) < 0)
+			goto out;
+		/* the tool never needs the file to grow: the caller sizes it */
+		if (S_ISREG(st.st_mode))
+			j->fsize_limit = size;
+		/* e2fsck's maps grow with the filesystem; a hostile one must not
+		 * take the host's memory */
+		c.as_limit += size / 256;
+		if (S_ISBLK(st.st_mode))
+			c.image_dev = st.st_rdev;
+		else if ((c.tree = image_mount(tool->image_fd, &st, j, err)) < 0)
+			goto out;
+	}
+	if (build_room(j, bin, tool->cache_dir, err) < 0)
+		goto out;
+	if (start(&c, &pid, &out_r, &err_r, &report_r, err) < 0)
+		goto out;
+	rc = wait_tool(&c, pid, out_r, err_r, report_r, out, code, err);
+out:
+	if (c.tree >= 0)
+		close(c.tree);
+	free(j);
+	return rc;
+}
