@@ -125,10 +125,10 @@ def test_hostile_e2fsck_and_resize2fs_reach_nothing_on_the_host(runner, tmp_path
 
 def test_hostile_e2fsck_on_a_block_device(runner, tmp_path, fake_tools, loop_device):
     """The same on a block device volume, which reaches the tool as a device
-    node of its own. (--no-jail: see test_real_tools_check_and_grow_through_the_jail.)"""
+    node of its own."""
     bindir, host_dir = fake_tools
     r = runner.run(["/bin/sh", "-c", "cat /b/hello"],
-                   options=["-v", f"{loop_device}:/b", "--no-jail"], env=fake_env(bindir))
+                   options=["-v", f"{loop_device}:/b"], env=fake_env(bindir))
     with open(loop_device, "rb") as dev:
         reports = fake_reports_bytes(dev.read(1024))
     assert set(reports) == {"e2fsck"}, (reports, r.stderr)
@@ -184,9 +184,8 @@ def loop_device(tmp_path):
 def test_real_tools_check_and_grow_through_the_jail(runner, tmp_path, loop_device):
     """Positive control: the real e2fsck repairs a file image (owned by a
     non-root user) and a block device, and resize2fs grows the file image,
-    all jailed. --no-jail concerns the VMM only (the tools stay jailed): the
-    jailed QEMU cannot attach a block device yet (it hands /dev/fdset/N to
-    QEMU's 'file' driver, which wants a regular file)."""
+    all jailed, and the jailed QEMU attaches both (a block device reaches it
+    as an fd, which it must open with its host_device driver)."""
     image = tmp_path / "vol.ext4"
     make_image(image, files={"hello": "from-the-file\n"}, owner=(1234, 5678), mode=0o640)
     for target in (str(image), loop_device):
@@ -194,7 +193,7 @@ def test_real_tools_check_and_grow_through_the_jail(runner, tmp_path, loop_devic
         subprocess.run(["tune2fs", "-E", "force_fsck", target], check=True, capture_output=True)
         assert "errors" in superblock(target)["Filesystem state"]
     r = runner.run(["/bin/sh", "-c", "cat /v/hello /b/hello; df -k /v | tail -1"],
-                   options=["-v", f"{image}:/v:size=64M", "-v", f"{loop_device}:/b", "--no-jail"])
+                   options=["-v", f"{image}:/v:size=64M", "-v", f"{loop_device}:/b"])
     assert r.returncode == 0, r.stderr
     lines = r.stdout.decode().splitlines()
     assert lines[:2] == ["from-the-file", "from-the-device"], r.stdout

@@ -261,9 +261,11 @@ static void test_egress_resolve(void **state)
 /* Index of needle in text, failing when absent: rule order matters. */
 static size_t pos(const char *text, const char *needle)
 {
-	const char *p = strstr(text, needle);
-	if (!p)
-		fail_msg("\"%s\" not in:\n%s", needle, text);
+	const char *p = text ? strstr(text, needle) : NULL;
+	if (!p) {
+		fail_msg("\"%s\" not in:\n%s", needle, text ? text : "(null)");
+		return SIZE_MAX;
+	}
 	return (size_t)(p - text);
 }
 

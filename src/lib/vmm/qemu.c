@@ -173,11 +173,16 @@ static char **qemu_argv(const char *bin, const struct cj_vm_config *cfg, int qmp
 			break;
 		}
 		/* cache=writeback with flushes honoured: the guest's fsync reaches
-		 * the host file. */
+		 * the host file. A block device handed over as an fd must be named
+		 * as one: QEMU's 'file' driver takes only regular files, and by
+		 * path it would probe the node itself. */
+		struct stat st;
+		bool blockdev = jailed && fstat(drive_fds[2 * i], &st) == 0 && S_ISBLK(st.st_mode);
 		r |= cj_argv_push(&v, &n, "-drive");
 		r |= cj_argv_push(
-		    &v, &n, "id=%s,file=%s,format=raw,if=none,cache=writeback,discard=unmap%s",
-		    d->id, path, d->read_only ? ",readonly=on" : "");
+		    &v, &n, "id=%s,file=%s,%sformat=raw,if=none,cache=writeback,discard=unmap%s",
+		    d->id, path, blockdev ? "file.driver=host_device," : "",
+		    d->read_only ? ",readonly=on" : "");
 		r |= cj_argv_push(&v, &n, "-device");
 		r |= cj_argv_push(&v, &n, "virtio-blk-device,drive=%s", d->id);
 		free(path);
