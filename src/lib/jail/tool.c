@@ -318,9 +318,13 @@ static void __attribute__((noreturn)) child_main(const struct child *c)
 	    setrlimit(RLIMIT_AS, &as) < 0)
 		goto fail;
 	/* a session keyring of its own: not the caller's, whose keys it would
-	 * possess otherwise (no keyrings in this kernel: nothing to leave) */
+	 * possess otherwise. ENOSYS (no keyrings in this kernel) and EPERM (a
+	 * seccomp filter, such as Docker's default profile, refuses keyctl; the
+	 * tool inherits that filter and cannot use keyctl either) leave
+	 * nothing to reach. */
 	what = "join a new session keyring";
-	if (syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, NULL) < 0 && errno != ENOSYS)
+	if (syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, NULL) < 0 && errno != ENOSYS &&
+	    errno != EPERM)
 		goto fail;
 	what = "exec";
 	execve(c->bin, c->argv, tool_env);
