@@ -763,7 +763,11 @@ int cj_jail_gc(const char *id)
 			r = -1;
 			continue;
 		}
-		if (rmdir(dir) < 0 && errno != ENOENT && errno != ENOTDIR)
+		/* empty, yet the kernel may still be releasing the last one */
+		int e;
+		while ((e = rmdir(dir) < 0 ? errno : 0) == EBUSY && cj_now_ns() < deadline)
+			usleep(10000);
+		if (e && e != ENOENT && e != ENOTDIR)
 			r = -1;
 	}
 	return r;
