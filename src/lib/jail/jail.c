@@ -680,7 +680,9 @@ void cj_jail_cleanup(struct cj_jail *j)
 	 * compromised VMM's children) still has the VM's uid: killed first. */
 	for (size_t i = 0; i < j->ncgroups; i++) {
 		if (cj_cgroup_kill(j->cgroups[i], cj_cgroup_kill_deadline()) < 0)
-			fprintf(stderr, "ctr-jailer: processes of cgroup %s do not end\n",
+			fprintf(stderr,
+			        "ctr-jailer: a process of the VM's cgroup %s does not end: kill "
+			        "it by hand\n",
 			        j->cgroups[i]);
 		rmdir(j->cgroups[i]);
 	}
@@ -690,8 +692,8 @@ void cj_jail_cleanup(struct cj_jail *j)
 	j->active = false;
 }
 
-/* The pids listed in dir/cgroup.procs: 1 when there are some, 0 when
- * there are none or the cgroup is gone, -1 when it cannot be read. */
+/* Are pids listed in dir/cgroup.procs (SIGKILLed when send)? 1 when there
+ * are some, 0 when none or the cgroup is gone, -1 when it cannot be read. */
 static int cgroup_kill_listed(const char *dir, bool send)
 {
 	char path[PATH_MAX + 32], *text = NULL, *save = NULL;
