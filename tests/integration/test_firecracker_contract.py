@@ -94,14 +94,15 @@ class FC:
         self.vols = tmp_path / "vols"
         self.configure()
 
-    def configure(self, **config):
+    def configure(self, jailer=None, **config):
+        """config: the firecracker stand-in's; jailer: the jailer stand-in's."""
         self.calls_path.write_text("")
         self.calls_path.chmod(0o666)
         fc_config = {"record": str(self.calls_path), "schema": str(SCHEMA), "on_start": {"exit": 7},
                      **config}
         for name, module, cfg in (
                 ("firecracker", "firecracker_standin", fc_config),
-                ("jailer", "jailer_standin", {"record": str(self.jailer_path)})):
+                ("jailer", "jailer_standin", {"record": str(self.jailer_path), **(jailer or {})})):
             path = self.bin / name
             path.write_text(WRAPPER.format(dir=str(STANDIN_DIR), module=module,
                                            config=json.dumps(cfg)))

@@ -676,30 +676,103 @@ int cj_jail_enter(const struct cj_jail *j, const int *keep_fds, size_t nkeep, co
 
 void cj_jail_cleanup(struct cj_jail *j)
 {
-	/* the VMM has exited: its cgroups are empty */
-	for (size_t i = 0; i < j->ncgroups; i++)
+	/* The VMM has exited; anything it left running in its cgroups (a
+	 * compromised VMM's children) still has the VM's uid: killed first. */
+	for (size_t i = 0; i < j->ncgroups; i++) {
+		if (cj_cgroup_kill(j->cgroups[i], cj_cgroup_kill_deadline()) < 0)
+			fprintf(stderr,
+			        "ctr-jailer: a process of the VM's cgroup %s does not end: kill "
+			        "it by hand\n",
+			        j->cgroups[i]);
 		rmdir(j->cgroups[i]);
+	}
 	j->ncgroups = 0;
 	if (j->active && j->root[0])
 		cj_rm_rf(j->root); /* FTW_MOUNT: never crosses into a mount */
 	j->active = false;
 }
 
-void cj_jail_gc(const char *id)
+/* Are pids listed in dir/cgroup.procs (SIGKILLed when send)? 1 when there
+ * are some, 0 when none or the cgroup is gone, -1 when it cannot be read. */
+static int cgroup_kill_listed(const char *dir, bool send)
+{
+	char path[PATH_MAX + 32], *text = NULL, *save = NULL;
+	struct cj_err ignore = {0};
+	int found = 0;
+
+	snprintf(path, sizeof path, "%s/cgroup.procs", dir);
+	if (cj_read_file(path, &text, NULL, &ignore) < 0)
+		return ignore.errnum == ENOENT || ignore.errnum == ENOTDIR ? 0 : -1;
+	for (char *tok = strtok_r(text, "\n", &save); tok; tok = strtok_r(NULL, "\n", &save)) {
+		long pid = strtol(tok, NULL, 10);
+		if (pid <= 0)
+			continue;
+		found = 1;
+		if (send)
+			kill((pid_t)pid, SIGKILL);
+	}
+	free(text);
+	return found;
+}
+
+uint64_t cj_cgroup_kill_deadline(void)
+{
+	return cj_now_ns() + (uint64_t)CJ_CGROUP_KILL_WAIT_MS * 1000000ull;
+}
+
+int cj_cgroup_kill(const char *dir, uint64_t deadline)
+{
+	char path[PATH_MAX + 32];
+	bool v2_kill;
+	int r;
+
+	/* cgroup v2 (Linux 5.14+) kills the whole cgroup at once, new forks
+	 * included; elsewhere every listed pid gets SIGKILL, round after
+	 * round, so that a fork between reading the list and the signal is
+	 * caught by the next round (the pids limit bounds how many). A killed
+	 * process leaves the list as it exits, before it is reaped. */
+	snprintf(path, sizeof path, "%s/cgroup.kill", dir);
+	v2_kill = write_file(path, "1") == 0;
+	for (;;) {
+		r = cgroup_kill_listed(dir, !v2_kill);
+		if (r == 0)
+			return 0;
+		if (cj_now_ns() >= deadline) {
+			errno = r < 0 ? EIO : EBUSY;
+			return -1;
+		}
+		usleep(10000);
+	}
+}
+
+int cj_jail_gc(const char *id)
 {
 	static const char *const controllers[] = {NULL, "memory", "pids", "cpu"};
 	static const char *const mounts[] = {CGROUP_ROOT, CGROUP_ROOT "/memory",
 	                                     CGROUP_ROOT "/pids", CGROUP_ROOT "/cpu"};
+	uint64_t deadline = cj_cgroup_kill_deadline();
+	int r = 0;
 
+	/* First every process of the VM, wherever it was reparented to (a
+	 * jailed VMM whose runtime died): while one lives, its cgroups, and
+	 * so the run's record of its uid, stay. */
 	for (size_t i = 0; i < 4; i++) {
 		char own[PATH_MAX], dir[PATH_MAX * 2];
 		cj_own_cgroup(controllers[i], own, sizeof own);
 		snprintf(dir, sizeof dir, "%s%s%sctrj-%s", mounts[i], own,
 		         own[strlen(own) - 1] == '/' ? "" : "/", id);
-		/* a VMM just killed may still be exiting: give it a moment */
-		for (int tries = 0; rmdir(dir) < 0 && errno == EBUSY && tries < 100; tries++)
-			usleep(20000);
+		if (cj_cgroup_kill(dir, deadline) < 0) {
+			r = -1;
+			continue;
+		}
+		/* empty, yet the kernel may still be releasing the last one */
+		int e;
+		while ((e = rmdir(dir) < 0 ? errno : 0) == EBUSY && cj_now_ns() < deadline)
+			usleep(10000);
+		if (e && e != ENOENT && e != ENOTDIR)
+			r = -1;
 	}
+	return r;
 }
 
 /* ---- for other rooms (src/lib/jail/tool.c) ----------------------------- */

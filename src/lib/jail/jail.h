@@ -90,10 +90,20 @@ int cj_jail_attach(const struct cj_jail *jail, pid_t pid, struct cj_err *err);
 int cj_jail_enter(const struct cj_jail *jail, const int *keep_fds, size_t nkeep, const char **what);
 /* Did the cgroup's memory limit kill something? */
 bool cj_jail_oom_killed(const struct cj_jail *jail);
-/* Remove the cgroup and the root. */
+/* Kill what is left in the cgroup, then remove it and the root. */
 void cj_jail_cleanup(struct cj_jail *jail);
-/* gc: remove the cgroups of a run that is gone. */
-void cj_jail_gc(const char *id);
+/* gc: kill every process left in the cgroups of a run that is gone and
+ * remove them. -1 when a process did not end in time: the run's record
+ * (and so its uid) must then stay for a later gc. */
+int cj_jail_gc(const char *id);
+/* SIGKILL every process of the cgroup directory dir (cgroup.kill on v2,
+ * every pid of cgroup.procs until none is left on v1) and wait until it
+ * is empty or the deadline (CLOCK_MONOTONIC ns; cj_cgroup_kill_deadline()
+ * gives the usual one, shared by the cgroups of one VM) has passed. 0
+ * when empty or absent; -1 (errno EBUSY) when a process is still there. */
+int cj_cgroup_kill(const char *dir, uint64_t deadline);
+#define CJ_CGROUP_KILL_WAIT_MS 2000
+uint64_t cj_cgroup_kill_deadline(void);
 
 /* Room building for other jails (tool.c): bind src at dst in the room
  * (absent src: nothing to bind); bind a dynamic binary's libraries, with

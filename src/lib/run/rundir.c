@@ -83,6 +83,25 @@ static bool alive(pid_t pid, unsigned long long start)
 	return start && cj_proc_starttime(pid) == start;
 }
 
+/* Alive and not a zombie (which waits for a parent that may not be us). */
+static bool running(pid_t pid, unsigned long long start)
+{
+	char path[64], buf[512];
+	ssize_t n;
+	int fd;
+
+	if (!alive(pid, start))
+		return false;
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return false;
+	n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	char *p = strrchr(buf, ')'); /* the state follows comm */
+	return !(p && p[1] == ' ' && p[2] == 'Z');
+}
+
 #define STAGING_PREFIX ".new-"
 /* A directory without a held lock is left alone this long after its last
  * change: a run between mkdir and flock (staging), or one that predates
@@ -167,6 +186,33 @@ static bool lock_is_on(int lock, const char *path)
 	       a.st_ino == b.st_ino;
 }
 
+/* Every process of a leftover run's VM killed, and gone: the VMM its
+ * record names (an unjailed one has no cgroup), and everything in the
+ * VM's cgroups, wherever it was reparented to (a jailed Firecracker has no
+ * parent-death signal, and its record may never have been written). Only
+ * then may the run directory go: it holds the record of the VM's uid,
+ * which the next run could otherwise be given while a process still runs
+ * as it. */
+static bool vm_gone(const char *dir, const char *id)
+{
+	pid_t pid;
+	unsigned long long start;
+	bool gone = true;
+
+	if (read_pid_file(dir, "vmm", &pid, &start) && alive(pid, start)) {
+		kill(pid, SIGKILL);
+		uint64_t deadline = cj_cgroup_kill_deadline();
+		while (running(pid, start) && cj_now_ns() < deadline)
+			usleep(10000);
+		gone = !running(pid, start);
+	}
+	if (cj_jail_gc(id) < 0) /* QEMU's jail: its cgroups */
+		gone = false;
+	if (cj_firecracker_kill(dir) < 0) /* Firecracker's jailer's cgroups */
+		gone = false;
+	return gone;
+}
+
 int cj_gc(const char *run_base, bool verbose)
 {
 	DIR *d = opendir(run_base);
@@ -177,8 +223,6 @@ int cj_gc(const char *run_base, bool verbose)
 		return 0;
 	while ((de = readdir(d))) {
 		char dir[4096];
-		pid_t pid;
-		unsigned long long start;
 
 		if (strncmp(de->d_name, STAGING_PREFIX, strlen(STAGING_PREFIX)) == 0) {
 			if (gc_staging(run_base, de->d_name) && verbose)
@@ -204,10 +248,17 @@ int cj_gc(const char *run_base, bool verbose)
 			    time(NULL) - st.st_mtime < YOUNG_S)
 				continue;
 		}
-		if (read_pid_file(dir, "vmm", &pid, &start) && alive(pid, start))
-			kill(pid, SIGKILL);
+		if (!vm_gone(dir, de->d_name)) {
+			if (lock >= 0)
+				close(lock);
+			if (verbose)
+				cj_notice(
+				    "leftover run %s: a process of its VM does not end; the run "
+				    "stays for the next gc",
+				    de->d_name);
+			continue;
+		}
 		cj_net_gc(dir);         /* the TAP and exactly the rules that run added */
-		cj_jail_gc(de->d_name); /* its cgroups */
 		cj_firecracker_gc(dir); /* Firecracker's jail and the owners it changed */
 		int gone = cj_rm_rf(dir);
 		if (lock >= 0)

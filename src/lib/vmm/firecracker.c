@@ -20,15 +20,21 @@
  * cached kernel, initramfs, base and modules images, mode 0644) are linked
  * as they are: the VMM can read them but, not owning them, never change
  * them, so a compromised VMM cannot poison the cache other VMs boot from.
- * Files the VMM must write (volumes, the data drive), or cannot read, are
- * chowned to the jail user for the run; their owner and mode are recorded
- * in <run dir>/firecracker-jail.json first and restored at teardown, or by
- * `ctr-jailer gc` after a SIGKILLed run. Read-only files that needed a new
- * owner are bind-mounted read-only, so even their owner cannot write them.
- * Block devices get a node of their own in the jail.
+ * Read-only files it cannot read (volumes attached :ro, which several VMs,
+ * each with a uid of its own, may share) keep their owner: the jail gets
+ * an idmapped read-only mount of each, in which the owner appears as the
+ * VM's uid (place_idmapped). Files the VMM must write (volumes, the data
+ * drive: exclusively locked by this run) are chowned to the jail user for
+ * the run; their owner and mode are recorded in
+ * <run dir>/firecracker-jail.json first and restored at teardown, or by
+ * `ctr-jailer gc` after a SIGKILLed run, once every process in the VM's
+ * cgroups has ended (kill_jailed). Block devices get a node of their own
+ * in the jail.
  */
 #include "firecracker.h"
 
+#include "jail/idmap.h"
+#include "jail/jail.h"
 #include "util/util.h"
 
 #include "curl_dl.h"
@@ -248,92 +254,173 @@ static void unmount_under(const char *dir)
 	}
 }
 
-static void remove_cgroups(const char *exec_name, const char *id)
+/* The jailer's cgroups for the run, those that exist: v2
+ * <mount>/<parent>/<id>, v1 <mount>/<controller>/<parent>/<id>, the parent
+ * being the exec file's name (the jailer's default). A controller mounted
+ * under two names (cpu -> cpu,cpuacct) may appear twice. */
+#define JAIL_CGROUPS_MAX 24
+static size_t jail_cgroups(const char *exec_name, const char *id, char (*dirs)[PATH_MAX])
 {
 	char path[PATH_MAX];
 	DIR *d;
 	struct dirent *de;
+	size_t n = 0;
 
-	/* v2: <mount>/<parent>/<id>; v1: <mount>/<controller>/<parent>/<id>. The
-	 * jailer's parent cgroup is its exec file's name. Missing ones (no
-	 * limits, another version) are fine; the parent stays for other VMs. */
 	snprintf(path, sizeof path, "/sys/fs/cgroup/%s/%s", exec_name, id);
-	if (rmdir(path) < 0 && errno != ENOENT && errno != ENOTDIR)
-		fprintf(stderr, "ctr-jailer: remove cgroup %s: %s\n", path, strerror(errno));
+	if (access(path, F_OK) == 0)
+		snprintf(dirs[n++], PATH_MAX, "%s", path);
 	if (!(d = opendir("/sys/fs/cgroup")))
-		return;
-	while ((de = readdir(d))) {
+		return n;
+	while ((de = readdir(d)) && n < JAIL_CGROUPS_MAX) {
 		if (de->d_name[0] == '.')
 			continue;
-		snprintf(path, sizeof path, "/sys/fs/cgroup/%s/%s/%s", de->d_name, exec_name, id);
-		if (rmdir(path) < 0 && errno != ENOENT && errno != ENOTDIR)
-			fprintf(stderr, "ctr-jailer: remove cgroup %s: %s\n", path,
-			        strerror(errno));
+		if ((size_t)snprintf(path, sizeof path, "/sys/fs/cgroup/%s/%s/%s", de->d_name,
+		                     exec_name, id) < sizeof path &&
+		    access(path, F_OK) == 0)
+			snprintf(dirs[n++], PATH_MAX, "%s", path);
 	}
 	closedir(d);
+	return n;
 }
 
-/* Undo the jail described by state: shared by teardown and gc. */
-static void jail_teardown(json_object *state)
+/* Every process of the VM, through its cgroups, wherever it was
+ * reparented to: a jailed Firecracker has no parent-death signal (the
+ * jailer's uid switch cleared it) and outlives a runtime that died, or
+ * that gave up on a start the jailer had already carried out. -1 when a
+ * process is still there after the usual wait. */
+static int kill_jailed(const char *exec_name, const char *id)
 {
-	const char *base = state_str(state, "chroot_base");
-	const char *exec_name = state_str(state, "exec_name");
-	const char *id = state_str(state, "id");
-	char dir[PATH_MAX];
+	char dirs[JAIL_CGROUPS_MAX][PATH_MAX];
+	size_t n = jail_cgroups(exec_name, id, dirs);
+	uint64_t deadline = cj_cgroup_kill_deadline();
+	int r = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (cj_cgroup_kill(dirs[i], deadline) < 0)
+			r = -1;
+	return r;
+}
+
+static void remove_cgroups(const char *exec_name, const char *id)
+{
+	char dirs[JAIL_CGROUPS_MAX][PATH_MAX];
+	size_t n = jail_cgroups(exec_name, id, dirs);
+
+	/* Missing ones (no limits, another version, the other name of a
+	 * controller) are fine; the parent stays for other VMs. */
+	for (size_t i = 0; i < n; i++)
+		if (rmdir(dirs[i]) < 0 && errno != ENOENT)
+			fprintf(stderr, "ctr-jailer: remove cgroup %s: %s\n", dirs[i],
+			        strerror(errno));
+}
+
+/* The record's names, checked: it is ours (root-only run directory), but
+ * a damaged one must never turn into rm -rf of something else. */
+static bool state_names(json_object *state, const char **base, const char **exec_name,
+                        const char **id)
+{
+	*base = state_str(state, "chroot_base");
+	*exec_name = state_str(state, "exec_name");
+	*id = state_str(state, "id");
+	return *base && (*base)[0] == '/' && valid_name(*exec_name) &&
+	       strstr(*exec_name, "firecracker") && valid_name(*id);
+}
+
+static void restore_owners(json_object *state)
+{
 	json_object *arr;
 
-	/* The record is ours (root-only run directory), but a damaged one must
-	 * never turn into rm -rf of something else. */
-	if (!base || base[0] != '/' || !valid_name(exec_name) ||
-	    !strstr(exec_name, "firecracker") || !valid_name(id))
+	if (!json_object_object_get_ex(state, "restore", &arr) ||
+	    !json_object_is_type(arr, json_type_array))
 		return;
-	if ((size_t)snprintf(dir, sizeof dir, "%s/%s/%s", base, exec_name, id) >= sizeof dir)
-		return;
-	unmount_under(dir);
-	if (json_object_object_get_ex(state, "restore", &arr) &&
-	    json_object_is_type(arr, json_type_array)) {
-		for (size_t i = 0; i < json_object_array_length(arr); i++) {
-			json_object *o = json_object_array_get_idx(arr, i), *v;
-			const char *path = state_str(o, "path");
-			uid_t uid;
-			gid_t gid;
-			mode_t mode;
-			if (!path || !json_object_object_get_ex(o, "uid", &v))
-				continue;
-			uid = (uid_t)json_object_get_int64(v);
-			if (!json_object_object_get_ex(o, "gid", &v))
-				continue;
-			gid = (gid_t)json_object_get_int64(v);
-			if (!json_object_object_get_ex(o, "mode", &v))
-				continue;
-			mode = (mode_t)json_object_get_int(v) & 07777;
-			/* chown first: it clears set-id bits, which chmod puts back */
-			if (chown(path, uid, gid) < 0 || chmod(path, mode) < 0)
-				fprintf(stderr, "ctr-jailer: restore the owner of %s: %s\n", path,
-				        strerror(errno));
-		}
+	for (size_t i = 0; i < json_object_array_length(arr); i++) {
+		json_object *o = json_object_array_get_idx(arr, i), *v;
+		const char *path = state_str(o, "path");
+		uid_t uid;
+		gid_t gid;
+		mode_t mode;
+		if (!path || !json_object_object_get_ex(o, "uid", &v))
+			continue;
+		uid = (uid_t)json_object_get_int64(v);
+		if (!json_object_object_get_ex(o, "gid", &v))
+			continue;
+		gid = (gid_t)json_object_get_int64(v);
+		if (!json_object_object_get_ex(o, "mode", &v))
+			continue;
+		mode = (mode_t)json_object_get_int(v) & 07777;
+		/* chown first: it clears set-id bits, which chmod puts back */
+		if (chown(path, uid, gid) < 0 || chmod(path, mode) < 0)
+			fprintf(stderr, "ctr-jailer: restore the owner of %s: %s\n", path,
+			        strerror(errno));
 	}
+}
+
+/* Undo the jail described by state: shared by teardown and gc. First the
+ * VM's processes go; when one does not end in time and keep_if_busy (gc),
+ * nothing is undone and -1 returned: the record stays for a later gc, and
+ * the run directory, which holds the uid, with it. */
+static int jail_teardown(json_object *state, bool keep_if_busy)
+{
+	const char *base, *exec_name, *id;
+	char dir[PATH_MAX];
+
+	if (!state_names(state, &base, &exec_name, &id))
+		return 0;
+	if ((size_t)snprintf(dir, sizeof dir, "%s/%s/%s", base, exec_name, id) >= sizeof dir)
+		return 0;
+	if (kill_jailed(exec_name, id) < 0) {
+		fprintf(stderr, "ctr-jailer: a process of Firecracker's jail %s does not end%s\n",
+		        id, keep_if_busy ? ": the run stays for the next gc" : "");
+		if (keep_if_busy)
+			return -1;
+	}
+	unmount_under(dir);
+	restore_owners(state);
 	if (cj_rm_rf(dir) < 0)
 		fprintf(stderr, "ctr-jailer: remove the jail %s: %s\n", dir, strerror(errno));
 	remove_cgroups(exec_name, id);
+	return 0;
 }
 
-void cj_firecracker_gc(const char *run_dir)
+static json_object *state_load(const char *run_dir)
 {
 	char path[PATH_MAX + 32];
 	json_object *state;
 
 	snprintf(path, sizeof path, "%s/" STATE_FILE, run_dir);
 	if (access(path, F_OK) < 0)
-		return;
-	state = json_object_from_file(path);
-	if (!state) {
+		return NULL;
+	if (!(state = json_object_from_file(path)))
 		fprintf(stderr, "ctr-jailer: unreadable jail record %s\n", path);
-		return;
-	}
-	jail_teardown(state);
+	return state;
+}
+
+int cj_firecracker_kill(const char *run_dir)
+{
+	const char *base, *exec_name, *id;
+	json_object *state = state_load(run_dir);
+	int r = 0;
+
+	if (state && state_names(state, &base, &exec_name, &id))
+		r = kill_jailed(exec_name, id);
 	json_object_put(state);
-	unlink(path);
+	return r;
+}
+
+int cj_firecracker_gc(const char *run_dir)
+{
+	char path[PATH_MAX + 32];
+	json_object *state = state_load(run_dir);
+	int r;
+
+	if (!state)
+		return 0;
+	r = jail_teardown(state, true);
+	json_object_put(state);
+	snprintf(path, sizeof path, "%s/" STATE_FILE, run_dir);
+	if (r == 0)
+		unlink(path);
+	return r;
 }
 
 /* ---- building the jail --------------------------------------------------- */
@@ -360,6 +447,55 @@ static int bind_file(const char *src, const char *dst, bool ro, struct cj_err *e
 	    mount(NULL, dst, NULL,
 	          MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
 		return cj_fail(err, errno, "make %s read-only in the jail", dst);
+	return 0;
+}
+
+/* A read-only file the VMM's uid cannot read (a volume: root's, 0600).
+ * Other runs may attach the same volume read-only at the same time (they
+ * share its lock), each with a uid of its own, so the host file's owner
+ * is never changed: the jail gets an idmapped, read-only mount of it in
+ * which its owner appears as this VM's uid. The host file keeps its owner
+ * and mode, every VM sharing it keeps its access, and a SIGKILLed run
+ * leaves nothing to restore but the mount, which gc removes with the
+ * jail. The file is opened once: what is checked is what is mounted. */
+static int place_idmapped(const struct fc_priv *p, const char *host, const char *dst,
+                          struct cj_err *err)
+{
+	struct stat st;
+	int fd, tree;
+
+	fd = open(host, O_PATH | O_CLOEXEC);
+	if (fd < 0)
+		return cj_fail(err, errno, "%s", host);
+	if (fstat(fd, &st) < 0) {
+		int e = errno;
+		close(fd);
+		return cj_fail(err, e, "%s", host);
+	}
+	if (!(st.st_mode & S_IRUSR)) {
+		close(fd);
+		return cj_fail(err, 0, "%s is not readable even by its owner: chmod u+r it", host);
+	}
+	tree = cj_idmap_tree(
+	    fd, &st, p->uid, p->gid,
+	    MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, err);
+	close(fd);
+	if (tree < 0 && err->errnum == EINVAL)
+		return cj_fail(err, 0,
+		               "%s is on a filesystem without idmapped mounts, which a read-only "
+		               "drive that the VMM's uid cannot read needs: keep it on ext4, xfs, "
+		               "btrfs or tmpfs, or attach it read-write",
+		               host);
+	if (tree < 0)
+		return cj_err_wrap(err, "give the VMM read access to %s", host);
+	fd = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0 || close(fd) < 0 ||
+	    move_mount(tree, "", AT_FDCWD, dst, MOVE_MOUNT_F_EMPTY_PATH) < 0) {
+		int e = errno;
+		close(tree);
+		return cj_fail(err, e, "mount %s into the jail", host);
+	}
+	close(tree);
 	return 0;
 }
 
@@ -392,18 +528,18 @@ static int place_file(struct fc_priv *p, const char *host, const char *rel, bool
 			return cj_fail(err, errno, "link %s into the jail", host);
 		return bind_file(host, dst, true, err);
 	}
-	mode_t want = (st.st_mode & 07777) | S_IRUSR | (ro ? 0 : S_IWUSR);
+	if (ro)
+		return place_idmapped(p, host, dst, err);
+	/* Writable: this run holds the volume's exclusive lock, so no other
+	 * run uses the file until teardown (or gc) has restored its owner,
+	 * recorded before it changes. */
+	mode_t want = (st.st_mode & 07777) | S_IRUSR | S_IWUSR;
 	if (st.st_uid != p->uid || st.st_gid != p->gid || (st.st_mode & 07777) != want) {
-		/* Recorded before it changes. A file already owned by the jail user
-		 * (another run that shares it read-only changed it) is left alone:
-		 * that run restores it. */
-		if (st.st_uid != p->uid && state_add_restore(p, host, &st, err) < 0)
+		if (state_add_restore(p, host, &st, err) < 0)
 			return -1;
 		if (chown(host, p->uid, p->gid) < 0 || chmod(host, want) < 0)
 			return cj_fail(err, errno, "give %s to the jail user", host);
 	}
-	if (ro)
-		return bind_file(host, dst, true, err);
 	if (linkat(AT_FDCWD, host, AT_FDCWD, dst, AT_SYMLINK_FOLLOW) == 0)
 		return 0;
 	if (errno != EXDEV)
@@ -571,6 +707,26 @@ static void kill_and_reap(pid_t pid)
 	kill(pid, SIGKILL);
 	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 		;
+}
+
+/* After a failed jailed start: reap what the jailer's pid file names, if
+ * it is a child of ours (reparented to us, the subreaper) that has ended. */
+static void reap_reparented(const char *pidfile)
+{
+	char buf[32];
+	ssize_t n;
+	long pid;
+	int fd = open(pidfile, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	pid = strtol(buf, NULL, 10);
+	if (pid > 0)
+		while (waitpid((pid_t)pid, NULL, WNOHANG) < 0 && errno == EINTR)
+			;
 }
 
 /* Has our child pid exited? (Leaves it to be reaped.) */
@@ -1143,6 +1299,7 @@ static int start_jailed(struct cj_vmm *vmm, struct fc_priv *p, const struct cj_v
 	pid_t jailer, pid;
 	ssize_t n;
 
+	snprintf(pidfile, sizeof pidfile, "%s/%s.pid", p->root, exec_name);
 	argv = cj_fc_jailer_argv(&ja);
 	if (!argv)
 		return cj_fail(err, ENOMEM, "jailer command line");
@@ -1163,36 +1320,53 @@ static int start_jailed(struct cj_vmm *vmm, struct fc_priv *p, const struct cj_v
 		pid_t w = waitpid(jailer, &st, WNOHANG);
 		if (w == jailer)
 			break;
-		if (w < 0 && errno != EINTR)
-			return cj_fail(err, errno, "wait for the jailer");
+		if (w < 0 && errno != EINTR) {
+			cj_fail(err, errno, "wait for the jailer");
+			goto fail;
+		}
 		if (cj_now_ns() >= deadline) {
 			kill_and_reap(jailer);
-			return cj_fail(err, ETIMEDOUT, "the jailer did not finish setting up");
+			cj_fail(err, ETIMEDOUT, "the jailer did not finish setting up");
+			goto fail;
 		}
 		sleep_ms(2);
 	}
-	if (WIFSIGNALED(st))
-		return cj_fail(err, 0, "Firecracker's jailer was killed by signal %d",
-		               WTERMSIG(st));
-	if (WEXITSTATUS(st) != 0)
-		return cj_fail(err, 0,
-		               "Firecracker's jailer failed with exit status %d (its message is "
-		               "above)",
-		               WEXITSTATUS(st));
-	snprintf(pidfile, sizeof pidfile, "%s/%s.pid", p->root, exec_name);
+	if (WIFSIGNALED(st)) {
+		cj_fail(err, 0, "Firecracker's jailer was killed by signal %d", WTERMSIG(st));
+		goto fail;
+	}
+	if (WEXITSTATUS(st) != 0) {
+		cj_fail(err, 0,
+		        "Firecracker's jailer failed with exit status %d (its message is above)",
+		        WEXITSTATUS(st));
+		goto fail;
+	}
 	fd = open(pidfile, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	if (fd < 0)
-		return cj_fail(err, errno, "the jailer's pid file %s", pidfile);
+	if (fd < 0) {
+		cj_fail(err, errno, "the jailer's pid file %s", pidfile);
+		goto fail;
+	}
 	n = read(fd, buf, sizeof buf - 1);
 	close(fd);
 	buf[n > 0 ? n : 0] = '\0';
 	pid = (pid_t)strtol(buf, NULL, 10);
 	/* Must be our child now (reparented to us): anything else is refused. */
 	siginfo_t si = {0};
-	if (pid <= 0 || waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0)
-		return cj_fail(err, 0, "the jailer's pid file %s names no child of ours", pidfile);
+	if (pid <= 0 || waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0) {
+		cj_fail(err, 0, "the jailer's pid file %s names no child of ours", pidfile);
+		goto fail;
+	}
 	vmm->pid = pid;
 	return 0;
+fail:
+	/* The jailer may have started Firecracker before it failed, or the pid
+	 * it left may not lead to it: whatever it started is in the VM's
+	 * cgroups, and killed there, never left running as the VM's uid. */
+	if (kill_jailed(exec_name, cfg->id) < 0)
+		fprintf(stderr, "ctr-jailer: a process of Firecracker's jail %s does not end\n",
+		        cfg->id);
+	reap_reparented(pidfile);
+	return -1;
 }
 
 static int start_unjailed(struct cj_vmm *vmm, struct fc_priv *p, const struct cj_vm_config *cfg,
@@ -1409,7 +1583,7 @@ static void fc_cleanup(struct cj_vmm *vmm)
 		close(p->copies[i].fd);
 	if (p->state) {
 		char path[PATH_MAX + 32];
-		jail_teardown(p->state);
+		jail_teardown(p->state, false);
 		json_object_put(p->state);
 		snprintf(path, sizeof path, "%s/" STATE_FILE, p->run_dir);
 		unlink(path);

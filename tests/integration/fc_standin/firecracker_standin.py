@@ -440,5 +440,8 @@ def main(argv, config):
     if "api-sock" not in args:
         print("firecracker stand-in: --api-sock is required", file=sys.stderr)
         return 153
+    # A slow start ("api_delay" seconds): the runtime is still waiting for
+    # the API, and has not recorded the VMM yet.
+    time.sleep(config.get("api_delay", 0))
     serve(fc, args["api-sock"])
     return 0

@@ -12,7 +12,11 @@ jailer does to it: closes inherited fds, clears the environment, copies the
 exec file into <chroot-base>/<exec name>/<id>/root, chowns / /dev /dev/net
 /run to uid:gid (0700), makes /dev/kvm and /dev/net/tun, applies the
 resource limits, and with --new-pid-ns forks the exec file into a new pid
-namespace, writes <root>/<exec name>.pid and exits 0. It insists on
+namespace, writes <root>/<exec name>.pid and exits 0. With "cgroups" in its
+configuration it also makes the VM's cgroups as the jailer does and joins
+them before it forks (see join_cgroups); with "after_fork" it fails after
+forking, as a jailer that died half-way would ({"exit": N}: exit N;
+{"pid_file": TEXT}: a pid file that names no child of the runtime). It insists on
 --netns, as ctr-jailer must give it: the path must name a network namespace
 other than the jailer's own (the runtime's); it joins it as the jailer does
 before anything else and records the links it finds there.
@@ -20,8 +24,8 @@ before anything else and records the links it finds there.
 What it cannot do: chroot/pivot_root (Python is not inside the jail), so
 the jailed stand-in firecracker gets the jail root as its working directory
 and resolves the paths it is given against it, and it is started from the
-exec file's own path rather than from the copy in the jail. cgroup arguments are only
-recorded: the host's cgroups are never touched.
+exec file's own path rather than from the copy in the jail. Without "cgroups" in its
+configuration, cgroup arguments are only recorded: the host's cgroups are never touched.
 
 A wrapper generated per test holds CONFIG and calls main().
 """
@@ -159,6 +163,55 @@ def stdio():
     return out
 
 
+def own_cgroup(controller):
+    """This process's cgroup in the hierarchy of controller (None: v2)."""
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, names, path = line.rstrip("\n").split(":", 2)
+            if (controller is None and names == "") or controller in names.split(","):
+                return path
+    return None
+
+
+def join_cgroups(args, exec_name, problems):
+    """What the jailer does with --cgroup FILE=VALUE: the cgroup
+    <mount>/<exec name>/<id> (v2) or <mount>/<controller>/<exec name>/<id>
+    (v1, for each controller named), the values written, and the jailer in
+    it, so that Firecracker, forked next, is in it too. One difference: a
+    hierarchy in which the test's own process is not at the root (the
+    machinery that runs the tests may keep it in a memory cgroup of its
+    own, which it must not leave) gets the cgroup and its values but is not
+    joined. Returns the cgroups joined."""
+    values = [cg.split("=", 1) for cg in args["cgroup"]]
+    if args["cgroup-version"] == "2":
+        groups = {None: values}
+    else:
+        groups = {}
+        for name, value in values:
+            groups.setdefault(name.split(".")[0], []).append((name, value))
+    joined = []
+    for controller, files in groups.items():
+        if controller is None and own_cgroup(None) != "/":
+            continue  # v2: the subtree where the test runs is not the jailer's to reshape
+        mount = "/sys/fs/cgroup" if controller is None else f"/sys/fs/cgroup/{controller}"
+        path = os.path.join(mount, exec_name, args["id"])
+        try:
+            os.makedirs(path, exist_ok=True)
+            if controller is None:
+                with open(os.path.join(mount, exec_name, "cgroup.subtree_control"), "w") as f:
+                    f.write(" ".join("+" + n.split(".")[0] for n, _ in files))
+            for name, value in files:
+                with open(os.path.join(path, name), "w") as f:
+                    f.write(value)
+            if own_cgroup(controller) == "/":
+                with open(os.path.join(path, "cgroup.procs"), "w") as f:
+                    f.write(str(os.getpid()))
+                joined.append(path)
+        except OSError as e:
+            problems.append(f"cgroup {path}: {e}")
+    return joined
+
+
 def main(argv, config):
     start_us = int(time.time() * 1e6)
     # What ctr-jailer handed over, before the jailer clears it.
@@ -196,10 +249,11 @@ def main(argv, config):
     if seen is None:
         problems.append(f"no chroot directory {root}")
     netns = join_netns(args.get("netns"), problems)
+    cgroups = join_cgroups(args, exec_name, problems) if config.get("cgroups") else []
     with open(config["record"], "w") as f:
         json.dump({"argv": argv, "args": args, "extra": extra, "root": root,
                    "chroot": seen, "netns": netns, "problems": problems,
-                   "pid": os.getpid(), **handed}, f)
+                   "cgroups": cgroups, "pid": os.getpid(), **handed}, f)
     if problems:
         print("jailer stand-in: " + "; ".join(problems), file=sys.stderr)
         return 1
@@ -246,8 +300,9 @@ def main(argv, config):
             exec_firecracker()
         finally:
             os._exit(127)
+    after = config.get("after_fork", {})
     fd = os.open(os.path.join(root, exec_name + ".pid"), os.O_WRONLY | os.O_CREAT | os.O_EXCL,
                  0o644)
-    os.write(fd, str(pid).encode())
+    os.write(fd, after.get("pid_file", str(pid)).encode())
     os.close(fd)
-    return 0
+    return after.get("exit", 0)
