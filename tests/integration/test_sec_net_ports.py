@@ -359,6 +359,25 @@ def added(before, after):
     return [l.decode() for l in lines(after) if l not in old]
 
 
+def test_rules_the_host_adds_during_a_run_survive_its_teardown(world):
+    """On a host without them, iptables-nft creates the chains a run's rules
+    go to, and teardown removes those chains again: only if they are empty,
+    as nft deletes a base chain together with whatever rules it holds. Rules
+    the host's own iptables put there while the VM ran stay."""
+    proc = world.start(["/bin/sh", "-c", "echo ready; sleep 1000"],
+                       options=["--firewall", "iptables-nft", "-p", "8080:80"])
+    try:
+        wait_for_output(proc, b"ready", timeout=240)
+        host_iptables(world, "iptables-nft", "-A")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=120)
+    kept = ruleset(world, "iptables-nft")
+    host_iptables(world, "iptables-nft", "-D")
+    assert kept.count("host-rule") == len(HOST_CHAINS), kept
+    assert "ctr-jailer" not in kept, kept
+
+
 # ---- 4. Host ports already in use ------------------------------------------
 
 LISTENER = """
