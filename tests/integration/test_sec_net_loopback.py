@@ -141,7 +141,7 @@ def test_guest_cannot_forge_replies_into_host_loopback_conversations(world, back
         udp = in_host(world, str(world.netprobe), "udp", "127.0.0.1", "5353").stdout
     finally:
         proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=120)
+        proc.communicate(timeout=120)
     judge(heard, switch, {
         "control: published TCP port on the host's 127.0.0.1": tcp.startswith(b"guest-tcp from"),
         "control: published UDP port on the host's 127.0.0.1": udp.startswith(b"guest-udp from"),
