@@ -275,6 +275,109 @@ def runs_id(w):
     return [p.name for p in w.runner.run_dir.iterdir() if not p.name.startswith(".")][0]
 
 
+# ---- Every recorded rule is undone, however many ports ------------------------
+
+MANY_PORTS = 64  # CJ_MAX_PORTS: the iptables backends record over 130 rules
+
+
+def many_ports():
+    """CJ_MAX_PORTS published ports, TCP and UDP in turn, all to the guest's 80."""
+    opts = []
+    for i in range(MANY_PORTS):
+        opts += ["-p", f"{21000 + i}:80" + ("/udp" if i % 2 else "")]
+    return opts
+
+
+def ruleset(w, backend):
+    save = {"nft": ["nft", "list", "ruleset"], "iptables-nft": ["iptables-nft-save"],
+            "iptables-legacy": ["iptables-legacy-save"]}[backend]
+    return in_host(w, *save).stdout.decode()
+
+
+# A host that manages iptables (why auto-detection picks an iptables backend)
+# has rules of its own in the chains ours go to: then iptables-nft creates
+# no chain for us, and each of our rules must go one by one.
+HOST_CHAINS = [("filter", "INPUT"), ("filter", "FORWARD"), ("nat", "PREROUTING"),
+               ("nat", "OUTPUT"), ("nat", "POSTROUTING"), ("raw", "PREROUTING")]
+
+
+def host_iptables(w, backend, op):
+    for table, chain in HOST_CHAINS:
+        in_host(w, backend, "-w", "-t", table, op, chain, "-s", "198.51.100.7/32", "-j",
+                "ACCEPT", "-m", "comment", "--comment", "host-rule")
+    if op == "-D" and backend == "iptables-nft":
+        in_host(w, "nft", "flush", "ruleset")  # the tables it made, as the world had none
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_teardown_and_gc_undo_every_rule_of_64_published_ports(world, backend):
+    """With the most ports a run may publish, teardown at the end of a run
+    and gc after a SIGKILL leave every ruleset, link and switch of the host
+    as they were; in between, the last port's rules were there and worked."""
+    if backend != "nft":
+        host_iptables(world, backend, "-A")
+    before = host_state(world)
+    r = world.run(["/bin/true"], options=["--firewall", backend, *many_ports()])
+    assert r.returncode == 0, r.stderr
+    after_run = host_state(world)
+    proc = world.start(["/netprobe", "serve-tcp", "80", "guest-many"],
+                       options=["--firewall", backend, *many_ports()])
+    try:
+        wait_for_output(proc, b"serving", timeout=240)
+        during = ruleset(world, backend)
+        # the highest TCP port forwards (a rule recorded late in the list)
+        last_tcp = sh("ip", "netns", "exec", world.up, str(world.netprobe), "tcp", HOST_IP,
+                      str(21000 + MANY_PORTS - 2), check=False).stdout
+    finally:
+        proc.kill()
+        proc.wait()
+    sh("nsenter", f"--net=/var/run/netns/{world.host}", str(BINARY), "gc",
+       env=world.runner.env())
+    after_gc = host_state(world)
+    if backend != "nft":
+        host_iptables(world, backend, "-D")
+    problems = {
+        "left by teardown": added(before, after_run),
+        "left by gc after SIGKILL": added(after_run, after_gc),
+        # the highest port's rules were there and worked (unless a
+        # previous run's leftovers took its traffic first)
+        "last TCP port": [] if last_tcp.startswith(b"guest-many from") else [last_tcp],
+        "last UDP port's DNAT": [] if str(21000 + MANY_PORTS - 1) in during else [during],
+    }
+    problems = {k: v for k, v in problems.items() if v}
+    assert not problems, problems
+    assert after_run == before == after_gc
+
+
+def added(before, after):
+    """The lines of host_state that after has and before has not."""
+    def lines(x):
+        if isinstance(x, tuple):
+            return [l for part in x for l in lines(part)]
+        return x if isinstance(x, list) else x.splitlines()
+    old = set(lines(before))
+    return [l.decode() for l in lines(after) if l not in old]
+
+
+def test_rules_the_host_adds_during_a_run_survive_its_teardown(world):
+    """On a host without them, iptables-nft creates the chains a run's rules
+    go to, and teardown removes those chains again: only if they are empty,
+    as nft deletes a base chain together with whatever rules it holds. Rules
+    the host's own iptables put there while the VM ran stay."""
+    proc = world.start(["/bin/sh", "-c", "echo ready; sleep 1000"],
+                       options=["--firewall", "iptables-nft", "-p", "8080:80"])
+    try:
+        wait_for_output(proc, b"ready", timeout=240)
+        host_iptables(world, "iptables-nft", "-A")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=120)
+    kept = ruleset(world, "iptables-nft")
+    host_iptables(world, "iptables-nft", "-D")
+    assert kept.count("host-rule") == len(HOST_CHAINS), kept
+    assert "ctr-jailer" not in kept, kept
+
+
 # ---- 4. Host ports already in use ------------------------------------------
 
 LISTENER = """

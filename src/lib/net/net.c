@@ -19,6 +19,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <json-c/json.h>
 #include <linux/if_tun.h>
 #include <netinet/in.h>
 #include <nftables/libnftables.h>
@@ -187,8 +188,9 @@ static void ipt_record_missing_chains(struct cj_net *net)
 {
 	static const char *const chains[][2] = {
 	    {"filter", "FORWARD"}, {"filter", "INPUT"}, {"nat", "POSTROUTING"},
-	    {"nat", "PREROUTING"}, {"nat", "OUTPUT"},
+	    {"nat", "PREROUTING"}, {"nat", "OUTPUT"},   {"raw", "PREROUTING"},
 	};
+	static const char *const tables[] = {"filter", "nat", "raw"};
 	char cmd[128];
 
 	if (net->firewall != CJ_FW_IPTABLES_NFT)
@@ -199,12 +201,11 @@ static void ipt_record_missing_chains(struct cj_net *net)
 		if (nft_run(cmd, &err) < 0)
 			record(net, "nftchain %s %s", chains[i][0], chains[i][1]);
 	}
-	for (size_t i = 0; i < 2; i++) {
+	for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++) {
 		struct cj_err err = {0};
-		const char *table = i ? "nat" : "filter";
-		snprintf(cmd, sizeof cmd, "list table ip %s", table);
+		snprintf(cmd, sizeof cmd, "list table ip %s", tables[i]);
 		if (nft_run(cmd, &err) < 0)
-			record(net, "nfttable %s", table);
+			record(net, "nfttable %s", tables[i]);
 	}
 }
 
@@ -226,10 +227,15 @@ static int ipt_exec(const char *bin, const char *op, const char *rule, struct cj
 	size_t n = 0;
 	char table[32] = "filter", chain[32] = "";
 
+	if (strlen(rule) >= sizeof copy)
+		return cj_fail(err, 0, "internal: firewall rule too long: '%.64s...'", rule);
 	snprintf(copy, sizeof copy, "%s", rule);
 	words[n++] = (char *)bin;
 	words[n++] = "-w";
-	for (char *w = strtok_r(copy, " ", &save); w && n < 62; w = strtok_r(NULL, " ", &save)) {
+	for (char *w = strtok_r(copy, " ", &save); w; w = strtok_r(NULL, " ", &save)) {
+		if (n == 62)
+			return cj_fail(
+			    err, 0, "internal: firewall rule has too many words: '%.64s...'", rule);
 		words[n++] = w;
 	}
 	words[n] = NULL;
@@ -268,7 +274,11 @@ static int ipt_add(struct cj_net *net, const char *op, struct cj_err *err, const
 	va_start(ap, fmt);
 	n = vsnprintf(rule, sizeof rule, fmt, ap);
 	va_end(ap);
-	snprintf(rule + n, sizeof rule - (size_t)n, " -m comment --comment ctr-jailer:%s", net->id);
+	if (n < 0 || (size_t)n >= sizeof rule ||
+	    (size_t)snprintf(rule + n, sizeof rule - (size_t)n,
+	                     " -m comment --comment ctr-jailer:%s",
+	                     net->id) >= sizeof rule - (size_t)n)
+		return cj_fail(err, 0, "internal: firewall rule too long");
 	/* recorded first: a rule that may exist is removed by gc */
 	if (record(net, "ipt %s", rule) < 0)
 		return cj_fail(err, errno, "record firewall rule");
@@ -320,6 +330,10 @@ static int ipt_setup(struct cj_net *net, const struct cj_net_spec *spec, struct 
 		return cj_fail(err, errno, "record firewall");
 	ipt_record_missing_chains(net);
 	inet_ntop(AF_INET, &net->guest_addr, g, sizeof g);
+	/* see tap_route_localnet: no loopback address in from the guest, before
+	 * conntrack could take such a packet for a reply */
+	r |= ipt_add(net, "-I", err, "-t raw PREROUTING -i %s -s 127.0.0.0/8 -j DROP", net->tap);
+	r |= ipt_add(net, "-I", err, "-t raw PREROUTING -i %s -d 127.0.0.0/8 -j DROP", net->tap);
 	/* FORWARD: inserted at the top, so the drops go in first and the
 	 * accepts land above them (Docker's DROP policy stays for the rest). */
 	r |= ipt_add(net, "-I", err, "-t filter FORWARD -i %s -j DROP", net->tap);
@@ -415,6 +429,11 @@ static int nft_setup(struct cj_net *net, const struct cj_net_spec *spec, struct 
 	}
 	fprintf(f,
 	        "table ip ctrj_%s {\n"
+	        "  chain loopback_spoof {\n"
+	        "    type filter hook prerouting priority raw; policy accept;\n"
+	        "    iifname \"%s\" ip saddr 127.0.0.0/8 drop\n"
+	        "    iifname \"%s\" ip daddr 127.0.0.0/8 drop\n"
+	        "  }\n"
 	        "  chain forward {\n"
 	        "    type filter hook forward priority -1; policy accept;\n"
 	        "    iifname \"%s\" ip saddr %s oifname \"%s\" jump egress\n"
@@ -446,8 +465,8 @@ static int nft_setup(struct cj_net *net, const struct cj_net_spec *spec, struct 
 	        "  }\n"
 	        "%s"
 	        "}\n",
-	        net->id, net->tap, g, net->uplink, net->tap, g, net->tap, g, net->tap, net->tap,
-	        net->tap, net->tap, g, net->uplink, net->tap, dnat, egress);
+	        net->id, net->tap, net->tap, net->tap, g, net->uplink, net->tap, g, net->tap, g,
+	        net->tap, net->tap, net->tap, net->tap, g, net->uplink, net->tap, dnat, egress);
 	fclose(f);
 	free(dnat);
 	if (record(net, "nft ctrj_%s", net->id) < 0) {
@@ -525,7 +544,11 @@ static int ip6t_add(struct cj_net *net, struct cj_err *err, const char *fmt, ...
 	va_start(ap, fmt);
 	n = vsnprintf(rule, sizeof rule, fmt, ap);
 	va_end(ap);
-	snprintf(rule + n, sizeof rule - (size_t)n, " -m comment --comment ctr-jailer:%s", net->id);
+	if (n < 0 || (size_t)n >= sizeof rule ||
+	    (size_t)snprintf(rule + n, sizeof rule - (size_t)n,
+	                     " -m comment --comment ctr-jailer:%s",
+	                     net->id) >= sizeof rule - (size_t)n)
+		return cj_fail(err, 0, "internal: firewall rule too long");
 	if (record(net, "ipt6 %s", rule) < 0)
 		return cj_fail(err, errno, "record firewall rule");
 	if (ipt_exec(ip6t_bin(net->firewall), "-I", rule, err) < 0)
@@ -615,7 +638,17 @@ static int tap_ipv6_off(const struct cj_net *net, int idx, struct cj_err *err)
  * TAP, which the kernel allows only with route_localnet on that device,
  * and then the reply's 127.0.0.1 destination coming in from it. Set on
  * this TAP only, never on all/default; the firewall's input chain still
- * drops anything the guest starts towards the host, 127.0.0.0/8 included. */
+ * drops anything the guest starts towards the host, 127.0.0.0/8 included.
+ * A guest could still forge a "reply" to a conversation between two
+ * loopback sockets of the host (source and destination in 127.0.0.0/8),
+ * which conntrack would take as established: every firewall backend drops
+ * such addresses coming in from the TAP before conntrack (priority raw),
+ * with or without published ports (route_localnet may be on for all
+ * devices, as kube-proxy sets it). The hairpin's replies are not touched:
+ * they come back addressed to the TAP's host address, which the
+ * masquerade put there, and are translated to 127.0.0.1 only after. In a
+ * network namespace of the VM's own the host end of the veth carries the
+ * TAP's name: the switch and the rules apply to it alike. */
 static void tap_route_localnet(const struct cj_net *net, const struct cj_net_spec *spec)
 {
 	if (spec->nports == 0 || net->firewall == CJ_FW_NONE)
@@ -1016,6 +1049,49 @@ static void delete_table_if_empty(const char *family, const char *table)
 	nft_ctx_free(ctx);
 }
 
+/* Does the chain ("TABLE CHAIN") exist and hold no rule? nft deletes a
+ * base chain together with its rules, so a chain iptables-nft created for
+ * a run goes only when nothing else (the host's own iptables, since) has
+ * put a rule in it. Read from libnftables' JSON: one "rule" object each. */
+static bool nft_chain_empty(const char *family, const char *chain)
+{
+	struct nft_ctx *ctx = nft_ctx_new(NFT_CTX_DEFAULT);
+	json_object *root = NULL, *items;
+	bool empty = false;
+	char cmd[160];
+
+	if (!ctx)
+		return false;
+	nft_ctx_output_set_flags(ctx, NFT_CTX_OUTPUT_JSON);
+	nft_ctx_buffer_output(ctx);
+	nft_ctx_buffer_error(ctx);
+	snprintf(cmd, sizeof cmd, "list chain %s %s", family, chain);
+	if (nft_run_cmd_from_buffer(ctx, cmd) == 0)
+		root = json_tokener_parse(nft_ctx_get_output_buffer(ctx));
+	if (root && json_object_object_get_ex(root, "nftables", &items) &&
+	    json_object_is_type(items, json_type_array)) {
+		empty = true;
+		for (size_t i = 0; i < json_object_array_length(items); i++)
+			if (json_object_object_get_ex(json_object_array_get_idx(items, i), "rule",
+			                              NULL))
+				empty = false;
+	}
+	json_object_put(root);
+	nft_ctx_free(ctx);
+	return empty;
+}
+
+static void delete_chain_if_empty(const char *family, const char *chain)
+{
+	struct cj_err err = {0};
+	char cmd[160];
+
+	if (!nft_chain_empty(family, chain))
+		return;
+	snprintf(cmd, sizeof cmd, "delete chain %s %s", family, chain);
+	nft_run(cmd, &err);
+}
+
 /* The VM's network namespace sits next to the record (never a path read
  * from it). */
 static void remove_netns(const char *state_path)
@@ -1029,45 +1105,107 @@ static void remove_netns(const char *state_path)
 	cj_netns_remove(path);
 }
 
-/* The IPv6 part of the record (fw_ipv6_wall), undone in the same way. */
-static void undo_ipv6(const char *state_path)
+/* The record as it was written, every line of it: how many rules a run
+ * adds grows with its published ports (and may grow with what later
+ * versions add), so nothing here has a fixed size. */
+struct record_lines {
+	char **line;
+	size_t n;
+};
+
+static void record_lines_free(struct record_lines *r)
+{
+	for (size_t i = 0; i < r->n; i++)
+		free(r->line[i]);
+	free(r->line);
+	r->line = NULL;
+	r->n = 0;
+}
+
+static int record_lines_read(const char *state_path, struct record_lines *r)
 {
 	FILE *f = fopen(state_path, "re");
-	char line[1100], rules[8][512], chains[4][64];
-	enum cj_firewall fw = CJ_FW_NONE;
-	size_t nrules = 0, nchains = 0;
-	bool table = false;
+	char *buf = NULL;
+	size_t cap = 0, size = 0;
+	ssize_t len;
+	int e = 0;
 
+	memset(r, 0, sizeof *r);
 	if (!f)
-		return;
-	while (fgets(line, sizeof line, f)) {
+		return -1;
+	while ((len = getline(&buf, &size, f)) >= 0) {
+		if (len > 0 && buf[len - 1] == '\n')
+			buf[len - 1] = '\0';
+		if (r->n == cap) {
+			size_t ncap = cap ? cap * 2 : 64;
+			char **grown = realloc(r->line, ncap * sizeof *grown);
+			if (!grown) {
+				e = ENOMEM;
+				break;
+			}
+			r->line = grown;
+			cap = ncap;
+		}
+		if (!(r->line[r->n] = strdup(buf))) {
+			e = ENOMEM;
+			break;
+		}
+		r->n++;
+	}
+	free(buf);
+	fclose(f);
+	if (e) {
+		record_lines_free(r);
+		errno = e;
+		return -1;
+	}
+	return 0;
+}
+
+/* The text after `prefix` when line starts with it, else NULL. */
+static const char *after(const char *line, const char *prefix)
+{
+	size_t n = strlen(prefix);
+
+	return strncmp(line, prefix, n) == 0 ? line + n : NULL;
+}
+
+static enum cj_firewall record_firewall(const struct record_lines *r)
+{
+	for (size_t i = 0; i < r->n; i++) {
+		const char *v = after(r->line[i], "fw ");
+		if (v)
+			return strcmp(v, "legacy") == 0 ? CJ_FW_IPTABLES_LEGACY
+			                                : CJ_FW_IPTABLES_NFT;
+	}
+	return CJ_FW_NONE;
+}
+
+/* The IPv6 part of the record (fw_ipv6_wall), undone in the same way. */
+static void undo_ipv6(const struct record_lines *r)
+{
+	enum cj_firewall fw = record_firewall(r);
+	bool table = false;
+	const char *v;
+
+	for (size_t i = 0; i < r->n; i++) {
 		struct cj_err err = {0};
 		char cmd[128];
-		line[strcspn(line, "\n")] = '\0';
-		if (strncmp(line, "nft6 ", 5) == 0) {
-			snprintf(cmd, sizeof cmd, "delete table ip6 %s", line + 5);
+		if ((v = after(r->line[i], "nft6 "))) {
+			snprintf(cmd, sizeof cmd, "delete table ip6 %s", v);
 			nft_run(cmd, &err);
-		} else if (strncmp(line, "ipt6 ", 5) == 0 && nrules < 8) {
-			snprintf(rules[nrules++], sizeof rules[0], "%s", line + 5);
-		} else if (strncmp(line, "nftchain6 ", 10) == 0 && nchains < 4) {
-			snprintf(chains[nchains++], sizeof chains[0], "%s", line + 10);
-		} else if (strcmp(line, "nfttable6 filter") == 0) {
-			table = true;
-		} else if (strncmp(line, "fw ", 3) == 0) {
-			fw = strcmp(line + 3, "legacy") == 0 ? CJ_FW_IPTABLES_LEGACY
-			                                     : CJ_FW_IPTABLES_NFT;
 		}
 	}
-	fclose(f);
-	while (nrules) {
+	/* rules: newest first; a rule never added fails quietly */
+	for (size_t i = r->n; i-- > 0;) {
 		struct cj_err err = {0};
-		ipt_exec(ip6t_bin(fw), "-D", rules[--nrules], &err);
+		if ((v = after(r->line[i], "ipt6 ")))
+			ipt_exec(ip6t_bin(fw), "-D", v, &err);
 	}
-	for (size_t i = 0; i < nchains; i++) {
-		struct cj_err err = {0};
-		char cmd[128];
-		snprintf(cmd, sizeof cmd, "delete chain ip6 %s", chains[i]);
-		nft_run(cmd, &err);
+	for (size_t i = 0; i < r->n; i++) {
+		if ((v = after(r->line[i], "nftchain6 ")))
+			delete_chain_if_empty("ip6", v);
+		table |= strcmp(r->line[i], "nfttable6 filter") == 0;
 	}
 	if (table)
 		delete_table_if_empty("ip6", "filter");
@@ -1076,64 +1214,58 @@ static void undo_ipv6(const char *state_path)
 /* Undo from the record: used by teardown and by gc alike. */
 static void undo(const char *state_path)
 {
-	undo_ipv6(state_path);
-	FILE *f = fopen(state_path, "re");
-	char line[1100];
-	enum cj_firewall fw = CJ_FW_NONE;
-	char rules[64][1024], chains[8][64], tables[2][16], ipt_chains[4][64];
-	size_t nrules = 0, nchains = 0, ntables = 0, nipt_chains = 0;
+	struct record_lines r;
+	enum cj_firewall fw;
+	const char *v;
 
-	if (!f)
+	if (record_lines_read(state_path, &r) < 0) {
+		if (errno != ENOENT)
+			fprintf(stderr,
+			        "ctr-jailer: cannot read %s to undo its network setup: %s\n",
+			        state_path, strerror(errno));
 		return;
-	while (fgets(line, sizeof line, f)) {
-		line[strcspn(line, "\n")] = '\0';
-		if (strncmp(line, "tap ", 4) == 0) {
-			int idx = cj_nl_link_index(line + 4);
+	}
+	fw = record_firewall(&r);
+	undo_ipv6(&r);
+	for (size_t i = 0; i < r.n; i++) {
+		const char *line = r.line[i];
+		if ((v = after(line, "tap "))) {
+			int idx = cj_nl_link_index(v);
 			if (idx > 0)
 				cj_nl_link_del(idx);
 		} else if (strcmp(line, "netns") == 0) {
 			remove_netns(state_path);
-		} else if (strncmp(line, "nft ", 4) == 0) {
+		} else if ((v = after(line, "nft "))) {
 			char cmd[128];
 			struct cj_err err = {0};
-			snprintf(cmd, sizeof cmd, "delete table ip %s", line + 4);
+			snprintf(cmd, sizeof cmd, "delete table ip %s", v);
 			nft_run(cmd, &err);
-		} else if (strncmp(line, "ipt ", 4) == 0 && nrules < 64) {
-			snprintf(rules[nrules++], sizeof rules[0], "%s", line + 4);
-		} else if (strncmp(line, "iptchain ", 9) == 0 && nipt_chains < 4) {
-			snprintf(ipt_chains[nipt_chains++], sizeof ipt_chains[0], "-t %s",
-			         line + 9);
-		} else if (strncmp(line, "nftchain ", 9) == 0 && nchains < 8) {
-			snprintf(chains[nchains++], sizeof chains[0], "%s", line + 9);
-		} else if (strncmp(line, "nfttable ", 9) == 0 && ntables < 2) {
-			snprintf(tables[ntables++], sizeof tables[0], "%s", line + 9);
-		} else if (strncmp(line, "fw ", 3) == 0) {
-			fw = strcmp(line + 3, "legacy") == 0 ? CJ_FW_IPTABLES_LEGACY
-			                                     : CJ_FW_IPTABLES_NFT;
 		}
 	}
-	fclose(f);
-	/* iptables rules: reverse order; a rule never added fails quietly */
-	while (nrules) {
+	/* iptables rules: newest first; a rule never added fails quietly */
+	for (size_t i = r.n; i-- > 0;) {
 		struct cj_err err = {0};
-		ipt(fw, "-D", rules[--nrules], &err);
+		if ((v = after(r.line[i], "ipt ")))
+			ipt(fw, "-D", v, &err);
 	}
 	/* our own iptables chains, once nothing jumps to them any more */
-	for (size_t i = 0; i < nipt_chains; i++) {
+	for (size_t i = 0; i < r.n; i++) {
 		struct cj_err err = {0};
-		ipt(fw, "-F", ipt_chains[i], &err);
-		ipt(fw, "-X", ipt_chains[i], &err);
+		char chain[128];
+		if (!(v = after(r.line[i], "iptchain ")))
+			continue;
+		snprintf(chain, sizeof chain, "-t %s", v);
+		ipt(fw, "-F", chain, &err);
+		ipt(fw, "-X", chain, &err);
 	}
-	/* chains and tables iptables-nft created for us: removed when empty
-	 * (nft refuses to delete a chain that still holds rules) */
-	for (size_t i = 0; i < nchains; i++) {
-		struct cj_err err = {0};
-		char cmd[128];
-		snprintf(cmd, sizeof cmd, "delete chain ip %s", chains[i]);
-		nft_run(cmd, &err);
-	}
-	for (size_t i = 0; i < ntables; i++)
-		delete_table_if_empty("ip", tables[i]);
+	/* chains and tables iptables-nft created for us: removed when empty */
+	for (size_t i = 0; i < r.n; i++)
+		if ((v = after(r.line[i], "nftchain ")))
+			delete_chain_if_empty("ip", v);
+	for (size_t i = 0; i < r.n; i++)
+		if ((v = after(r.line[i], "nfttable ")))
+			delete_table_if_empty("ip", v);
+	record_lines_free(&r);
 }
 
 void cj_net_teardown(struct cj_net *net)

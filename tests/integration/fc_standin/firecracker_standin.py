@@ -22,6 +22,8 @@ REST API on the --api-sock unix socket. It
   InstanceStart: it asks the host's address with ARP and sends a UDP
   datagram through the host to an upstream server, and records what came
   back (real frames through whatever ctr-jailer built between TAP and host);
+  with "forge_seconds" in it, then plays a hostile guest that forges
+  replies to the host's loopback conversations (forge_loopback_replies);
 - ends the "VM" like a guest that rebooted: it writes a status record into
   the control-disk drive (include/ctrj/protocol.h) and exits 0;
 - when told to ("hijack"), plays a compromised Firecracker after
@@ -280,6 +282,8 @@ class Firecracker:
                     return None
                 return f[14 + (f[14] & 0xf) * 4 + 8:].decode(errors="replace")
             result["udp_reply"] = receive(udp_reply)
+            if spec.get("forge_seconds"):
+                result["forged"] = self.forge_loopback_replies(spec, host_mac, receive)
         self.record(event="guest_probe", **result)
         # Once more (say, after the test cut the path) when the file appears.
         again = spec.get("again_when")
@@ -287,6 +291,37 @@ class Firecracker:
             while not os.path.exists(again):
                 time.sleep(0.05)
             self.guest_probe({**spec, "timeout": 3, "again_when": None})
+
+    def forge_loopback_replies(self, spec, host_mac, receive):
+        """A hostile guest, as tests/integration/spoofprobe.c: every 200 ms
+        for spec["forge_seconds"], a UDP frame 127.0.0.53:6000 ->
+        127.0.0.1:5000 (a forged reply in a conversation between two
+        loopback sockets of the host) and, built the same way, one with the
+        guest's own addresses GUEST:6000 -> HOST:5001; returns how many
+        pairs were written."""
+        fd, mac_text = self.tap
+        mac = bytes.fromhex(mac_text.replace(":", ""))
+
+        def frame(src, dst, sport, dport, payload):
+            udp = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
+            ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 1, 0x4000, 64, 17, 0,
+                             socket.inet_aton(src), socket.inet_aton(dst))
+            csum = sum(struct.unpack("!10H", ip))
+            csum = (csum & 0xffff) + (csum >> 16)
+            csum = ~((csum & 0xffff) + (csum >> 16)) & 0xffff
+            ip = ip[:10] + struct.pack("!H", csum) + ip[12:]
+            return bytes(VNET_HDR_LEN) + host_mac + mac + b"\x08\x00" + ip + udp
+
+        forged = frame("127.0.0.53", "127.0.0.1", 6000, 5000, b"forged-loopback-reply")
+        control = frame(spec["guest_ip"], spec["host_ip"], 6000, 5001, b"frame-from-guest")
+        sent = 0
+        deadline = time.monotonic() + spec["forge_seconds"]
+        while time.monotonic() < deadline:
+            os.write(fd, forged)
+            os.write(fd, control)
+            sent += 1
+            receive(lambda f: None, timeout=0.2)   # answers the host's ARP meanwhile
+        return sent
 
     def action(self, kind):
         if kind == "InstanceStart":
