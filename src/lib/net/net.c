@@ -180,6 +180,7 @@ static int record(const struct cj_net *net, const char *fmt, ...)
 /* ---- firewall: iptables ----------------------------------------------- */
 
 static int nft_run(const char *cmd, struct cj_err *err);
+static int nft_ipv6_wall_text(struct cj_net *net, char *rules, size_t len, struct cj_err *err);
 
 /* iptables-nft creates the tables and base chains it needs on first use and
  * leaves them behind. Which of ours did not exist before is recorded, so
@@ -473,8 +474,18 @@ static int nft_setup(struct cj_net *net, const struct cj_net_spec *spec, struct 
 		free(rules);
 		return cj_fail(err, errno, "record firewall table");
 	}
-	r = nft_run(rules, err);
+	char six[1024], *all = NULL;
+	if (nft_ipv6_wall_text(net, six, sizeof six, err) < 0) {
+		free(rules);
+		return -1;
+	}
+	if (asprintf(&all, "%s%s", rules, six) < 0) {
+		free(rules);
+		return cj_fail(err, ENOMEM, "nftables rules");
+	}
 	free(rules);
+	r = nft_run(all, err);
+	free(all);
 	return r;
 }
 
@@ -488,11 +499,17 @@ static bool host_has_ipv6(void)
 	return access("/proc/net/if_inet6", F_OK) == 0;
 }
 
-static int nft_ipv6_wall(struct cj_net *net, struct cj_err *err)
+/* The IPv6 wall as nft text, for nft_setup to add in the same transaction
+ * as the IPv4 table (one libnftables run costs milliseconds); "" on a host
+ * without IPv6. Recorded before it exists, as every rule is. */
+static int nft_ipv6_wall_text(struct cj_net *net, char *rules, size_t len, struct cj_err *err)
 {
-	char rules[1024];
-
-	snprintf(rules, sizeof rules,
+	rules[0] = '\0';
+	if (!host_has_ipv6())
+		return 0;
+	if (record(net, "nft6 ctrj_%s", net->id) < 0)
+		return cj_fail(err, errno, "record firewall table");
+	snprintf(rules, len,
 	         "table ip6 ctrj_%s {\n"
 	         "  chain input {\n"
 	         "    type filter hook input priority -1; policy accept;\n"
@@ -509,9 +526,7 @@ static int nft_ipv6_wall(struct cj_net *net, struct cj_err *err)
 	         "  }\n"
 	         "}\n",
 	         net->id, net->tap, net->tap, net->tap, net->tap);
-	if (record(net, "nft6 ctrj_%s", net->id) < 0)
-		return cj_fail(err, errno, "record firewall table");
-	return nft_run(rules, err) < 0 ? cj_err_wrap(err, "IPv6 firewall") : 0;
+	return 0;
 }
 
 /* ip6tables-nft creates what it needs and leaves it: recorded as for
@@ -571,8 +586,7 @@ static int fw_ipv6_wall(struct cj_net *net, struct cj_err *err)
 {
 	if (!host_has_ipv6())
 		return 0;
-	if (net->firewall == CJ_FW_NFT)
-		return nft_ipv6_wall(net, err);
+	/* nft: added by nft_setup, in the same transaction as IPv4 */
 	if (net->firewall == CJ_FW_IPTABLES_LEGACY || net->firewall == CJ_FW_IPTABLES_NFT)
 		return ip6t_wall(net, err);
 	return 0;
