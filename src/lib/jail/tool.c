@@ -256,7 +256,11 @@ struct child {
 
 /* The image's place in the room: the idmapped mount of a file, or a
  * device node of the tool's own for a block device (the host's node would
- * need the device's group or root). */
+ * need the device's group or root). The node is a mount of its own, bound
+ * onto itself: cj_jail_enter makes the room's root nodev, which must not
+ * reach the one node the tool is there to open. The bind stays nosuid and
+ * noexec; the tool can create no other node (no CAP_MKNOD, and the room
+ * turns read-only). */
 static int place_image(const struct child *c)
 {
 	const char *path = ROOM CJ_TOOL_IMAGE;
@@ -269,9 +273,11 @@ static int place_image(const struct child *c)
 		return move_mount(c->tree, "", AT_FDCWD, path, MOVE_MOUNT_F_EMPTY_PATH);
 	}
 	if (c->image_dev) {
-		if (mknod(path, S_IFBLK | 0600, c->image_dev) < 0)
+		if (mknod(path, S_IFBLK | 0600, c->image_dev) < 0 ||
+		    chown(path, c->jail->uid, c->jail->gid) < 0 ||
+		    mount(path, path, NULL, MS_BIND, NULL) < 0)
 			return -1;
-		return chown(path, c->jail->uid, c->jail->gid);
+		return mount(NULL, path, NULL, MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NOEXEC, NULL);
 	}
 	return 0;
 }
