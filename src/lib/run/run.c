@@ -270,6 +270,10 @@ static void build_cmdline(const struct cj_spec *spec, bool kvm, char *out, size_
  * (docker logs, journald). Excess output is dropped and counted. */
 #define CONSOLE_RATE  (1u << 20) /* bytes per second */
 #define CONSOLE_BURST (4u << 20) /* bytes */
+/* Reads per relay call: a VMM that refills its pipes as fast as we empty
+ * them (while our own writes block on a slow reader, say) must not keep
+ * the supervisor from its signals and its kill deadline. */
+#define RELAY_MAX_READS 16
 
 struct console {
 	int fd; /* read end, -1 when closed */
@@ -300,12 +304,13 @@ static void console_write(struct console *c, const char *buf, size_t n)
 	}
 }
 
-/* Move what the console pipe holds to stdout; false at EOF. */
+/* Move what the console pipe holds (up to RELAY_MAX_READS reads of it) to
+ * stdout; false at EOF. */
 static bool console_relay(struct console *c)
 {
 	char buf[65536];
 
-	for (;;) {
+	for (int reads = 0; reads < RELAY_MAX_READS; reads++) {
 		ssize_t n = read(c->fd, buf, sizeof buf);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -353,7 +358,7 @@ static void vmm_stderr_relay(struct vmm_stderr *e)
 {
 	char buf[4096];
 
-	while (e->fd >= 0) {
+	for (int reads = 0; reads < RELAY_MAX_READS && e->fd >= 0; reads++) {
 		ssize_t n = read(e->fd, buf, sizeof buf);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -397,18 +402,26 @@ struct supervision {
 };
 
 /* Wait for the VMM; turn the first stop signal into Ctrl-Alt-Del, the
- * second (or the deadline) into SIGKILL. */
+ * second (or the deadline) into SIGKILL. The deadline is checked on every
+ * turn, not only when poll times out: a VMM that keeps its console or
+ * stderr busy would otherwise never meet it. */
 static int supervise(struct cj_vmm *vmm, int sfd, unsigned grace_s, struct supervision *sv,
                      struct cj_err *err)
 {
 	uint64_t deadline = 0;
 
 	for (;;) {
+		uint64_t now = cj_now_ns();
 		int timeout = -1;
-		if (deadline) {
-			uint64_t now = cj_now_ns();
-			timeout = now >= deadline ? 0 : (int)((deadline - now) / 1000000 + 1);
+		if (deadline && now >= deadline) {
+			fprintf(stderr,
+			        "ctr-jailer: the guest did not stop in time; killing the VM\n");
+			cj_vmm_kill(vmm);
+			sv->killed = true;
+			deadline = 0;
 		}
+		if (deadline)
+			timeout = (int)((deadline - now) / 1000000 + 1);
 		/* poll skips the entries of closed (-1) pipes */
 		struct pollfd p[3] = {{.fd = sfd, .events = POLLIN},
 		                      {.fd = sv->console.fd, .events = POLLIN},
@@ -423,13 +436,6 @@ static int supervise(struct cj_vmm *vmm, int sfd, unsigned grace_s, struct super
 				vmm_stderr_relay(&sv->vmm_stderr);
 			if (!p[0].revents)
 				continue;
-		}
-		if (pr == 0 && deadline && cj_now_ns() >= deadline) {
-			fprintf(stderr,
-			        "ctr-jailer: the guest did not stop in time; killing the VM\n");
-			cj_vmm_kill(vmm);
-			sv->killed = true;
-			deadline = 0;
 		}
 		if (pr <= 0)
 			continue;
