@@ -99,6 +99,7 @@ def check_reports(reports, host_dir, as_owner=False):
         assert rep["hostdir"] != "ok", rep              # nor the test's directory
         assert rep["loopback"] != "ok", rep             # nor the host's loopback
         assert rep["secret"] == "0", rep                # nor the runtime's environment
+        assert rep["rootlocked"] == "1", rep            # its room: ro, nodev, nosuid, noexec
 
 
 def fake_env(bindir):
