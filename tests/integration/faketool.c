@@ -20,6 +20,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -90,16 +91,24 @@ int main(int argc, char **argv)
 	r_host = try_open("/etc/hostname", O_RDONLY);
 	r_dir = stat(HOST_DIR, &st) < 0 ? -errno : 0;
 	r_net = try_connect();
+	/* the room's root: read-only, and no device, setuid or program of its
+	 * own (the image's device node is a mount apart) */
+	struct statvfs root;
+	unsigned long rootflags = 0;
+	if (statvfs("/", &root) == 0)
+		rootflags = root.f_flag & (ST_RDONLY | ST_NOSUID | ST_NODEV | ST_NOEXEC);
 	fd = open(image, O_RDWR);
 	int r_image = fd < 0 ? -errno : 0;
 	snprintf(report, sizeof report,
 	         "FAKE tool=%s uid=%u gid=%u pid=%d capeff=%08x%08x bounding=%d nnp=%d env=%d "
-	         "secret=%d marker=%s hostfile=%s hostdir=%s loopback=%s image=%s END",
+	         "secret=%d marker=%s hostfile=%s hostdir=%s loopback=%s image=%s rootlocked=%d "
+	         "END",
 	         name, (unsigned)getuid(), (unsigned)getgid(), (int)getpid(), caps[1].effective,
 	         caps[0].effective, bounding, prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0), nenv, secret,
 	         result(r_marker, b1, sizeof b1), result(r_host, b2, sizeof b2),
 	         result(r_dir, b3, sizeof b3), result(r_net, b4, sizeof b4),
-	         result(r_image, b5, sizeof b5));
+	         result(r_image, b5, sizeof b5),
+	         rootflags == (ST_RDONLY | ST_NOSUID | ST_NODEV | ST_NOEXEC));
 	if (fd >= 0) {
 		char block[512] = {0};
 		memcpy(block, report, strlen(report));

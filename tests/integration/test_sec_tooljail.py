@@ -4,14 +4,16 @@
 user, no capabilities), so a parser bug in e2fsprogs is not host root.
 Issue 11, point 11."""
 import os
+import pwd
 import re
 import shutil
+import signal
 import socket
 import subprocess
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, runs, wait_for_output
 
 
 def make_image(path, size="32M", files=None, owner=None, mode=0o600):
@@ -97,6 +99,7 @@ def check_reports(reports, host_dir, as_owner=False):
         assert rep["hostdir"] != "ok", rep              # nor the test's directory
         assert rep["loopback"] != "ok", rep             # nor the host's loopback
         assert rep["secret"] == "0", rep                # nor the runtime's environment
+        assert rep["rootlocked"] == "1", rep            # its room: ro, nodev, nosuid, noexec
 
 
 def fake_env(bindir):
@@ -135,6 +138,55 @@ def test_hostile_e2fsck_on_a_block_device(runner, tmp_path, fake_tools, loop_dev
     check_reports(reports, host_dir)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == [b"from-the-device"]
+
+
+# --jail-uid-range RUN_UID:1: the one uid a run can take, known in advance
+RUN_UID = 2100000123
+
+
+@pytest.mark.parametrize("mode", ["jail", "no-jail", "jail-user"])
+def test_tools_run_as_the_runs_own_uid(runner, tmp_path, fake_tools, mode):
+    """The tools hold the volume read-write: they run as the uid the run
+    took for itself (and records), not as a user every run shares, whose
+    other processes could ptrace them. With --no-jail only the VMM leaves
+    the jail: the tools still take the run's uid. With --jail-user, that
+    user."""
+    bindir, host_dir = fake_tools
+    image = tmp_path / "vol.ext4"
+    make_image(image, files={"hello": "from-before\n"})
+    options = ["--jail-uid-range", f"{RUN_UID}:1", "-v", f"{image}:/v:size=64M"]
+    uid = gid = str(RUN_UID)
+    if mode == "no-jail":
+        options.append("--no-jail")
+    elif mode == "jail-user":
+        options += ["--jail-user", "4242:4343"]
+        uid, gid = "4242", "4343"
+    proc = runner.start(["/bin/sh", "-c", "cat /v/hello; echo ready; exec sleep 60"],
+                        options=options, env=fake_env(bindir))
+    try:
+        out = wait_for_output(proc, b"ready")
+        # the run's record, read from the host while it runs
+        records = [(run / "jail-id").read_text().split() if (run / "jail-id").exists()
+                   else None for run in runs(runner.run_dir)]
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    reports = fake_reports(image)
+    assert set(reports) == {"e2fsck", "resize2fs"}, reports
+    check_reports(reports, host_dir)
+    assert records == [[uid, gid]], records
+    try:
+        shared = pwd.getpwnam("ctr-jailer").pw_uid
+    except KeyError:
+        shared = 65534
+    for rep in reports.values():
+        assert (rep["uid"], rep["gid"]) == (uid, gid), rep
+        assert rep["uid"] != str(shared), rep
+    assert b"from-before" in out
+    assert proc.returncode == 128 + signal.SIGTERM, proc.returncode
 
 
 # The runtime in a private mount namespace with an overlay mounted at

@@ -20,9 +20,11 @@ fake_vmm.c), run jailed and with --no-jail; the rest is read from the host
 (/proc/PID/...) while real jailed QEMUs run.
 """
 import os
+import re
 import signal
 import stat
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -246,3 +248,86 @@ def test_planted_qmp_symlink_does_not_redirect_graceful_stop(two_vms):
     assert b"TERM-HANDLED" in two_vms["a_out"]
     # negative control: B, left alone, stops the same way
     assert two_vms["b_rc"] == 42 and b"TERM-HANDLED" in two_vms["b_out"]
+
+
+
+@pytest.fixture(scope="session")
+def stubborn_vmm(tmp_path_factory):
+    """stubborn_vmm.c, under the two names that pick its behaviour."""
+    d = tmp_path_factory.mktemp("stubborn-vmm")
+    subprocess.run(["gcc", "-O2", "-Wall", "-Werror", "-pthread", "-o", str(d / "flood-vmm"),
+                    str(REPO / "tests/integration/stubborn_vmm.c")], check=True)
+    (d / "trickle-vmm").write_bytes((d / "flood-vmm").read_bytes())
+    (d / "trickle-vmm").chmod(0o755)
+    return d
+
+
+def read_slowly(stream):
+    """A console reader slower than ctr-jailer's console budget (1 MiB/s),
+    as a terminal or a loaded log pipeline is: 400 KiB/s."""
+    while stream.read1(4096):
+        time.sleep(0.01)
+
+
+def stop_time(runner, vmm, options=()):
+    """SIGTERM a run of vmm once it is up, its stdout read slowly; how long
+    until ctr-jailer exits (None: not within 120 s), its exit code and its
+    stderr (the VMM's own, of which only the tail is kept, and its own
+    messages)."""
+    proc = runner.start(["/bin/true"], options=["--qemu", str(vmm), *options])
+    said = []
+
+    def keep_messages(stream):
+        tail = b""  # a message split between two reads
+        while chunk := stream.read1(65536):
+            said.extend(re.findall(rb"ctr-jailer: [^\n]*\n", tail + chunk))
+            tail = chunk[-200:]
+
+    try:
+        wait_for_output(proc, b"STUBBORN-VMM up", timeout=60)
+        readers = [threading.Thread(target=read_slowly, args=(proc.stdout,), daemon=True),
+                   threading.Thread(target=keep_messages, args=(proc.stderr,), daemon=True)]
+        for t in readers:
+            t.start()
+        start = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            return None, None, said
+        elapsed = time.monotonic() - start
+        for t in readers:
+            t.join(timeout=10)
+        return elapsed, proc.returncode, said
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_flooding_vmm_that_ignores_the_stop_is_killed_at_the_deadline(runner, stubborn_vmm):
+    """A VMM that takes the graceful stop but never stops, and refills its
+    console and stderr pipes as fast as ctr-jailer empties them (its writes
+    to a slow stdout give the VMM all the time it needs), is killed once the
+    grace (--stop-timeout 1) plus ctr-jailer's 10 s margin is over: exit 137
+    and nothing left (the runner fixture checks the run directory and the
+    processes)."""
+    elapsed, rc, said = stop_time(runner, stubborn_vmm / "flood-vmm", ["--stop-timeout", "1"])
+    assert elapsed is not None, f"ctr-jailer did not kill the VMM within 120 s: {said}"
+    assert 1 + 10 - 1 < elapsed < 1 + 10 + 15, (elapsed, said)
+    assert rc == 128 + signal.SIGKILL, (rc, said)
+    assert any(b"did not stop in time" in m for m in said), said
+    # QMP was answered in time: the graceful stop itself went through (the
+    # trickling VMM below is the one that fails it)
+    assert not any(b"graceful stop failed" in m for m in said), said
+
+
+def test_trickling_qmp_reply_does_not_stall_the_stop(runner, stubborn_vmm):
+    """A VMM that answers QMP one byte at a time, never a whole reply: the
+    graceful stop gives up after its 3 s and kills the VM, long before the
+    grace is over (--stop-timeout 60)."""
+    elapsed, rc, said = stop_time(runner, stubborn_vmm / "trickle-vmm", ["--stop-timeout", "60"])
+    assert elapsed is not None, f"ctr-jailer did not kill the VMM within 120 s: {said}"
+    assert elapsed < 3 + 10, (elapsed, said)
+    assert rc == 128 + signal.SIGKILL, (rc, said)
+    assert any(b"graceful stop failed" in m for m in said), said

@@ -10,7 +10,6 @@
 #include <linux/fs.h>
 #include <linux/keyctl.h>
 #include <poll.h>
-#include <pwd.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -25,8 +24,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define TOOL_USER  "ctr-jailer"
-#define NOBODY     65534
 #define OUTPUT_CAP (64u << 10)
 /* The room is a tmpfs the child mounts over this directory in its own
  * mount namespace; the host never sees it, so nothing is left behind
@@ -42,16 +39,6 @@ static char *const tool_env[] = {
     "EXT2FS_NO_MTAB_OK=1",
     NULL,
 };
-
-/* The jail's default user: a parser bug in the tool gets what an escaped
- * VMM gets, nothing more. */
-static void tool_user(uid_t *uid, gid_t *gid)
-{
-	struct passwd *pw = getpwnam(TOOL_USER);
-
-	*uid = pw ? pw->pw_uid : NOBODY;
-	*gid = pw ? pw->pw_gid : NOBODY;
-}
 
 /* Does the binary need a dynamic loader (and ldd)? */
 static bool is_dynamic(const char *bin)
@@ -256,7 +243,11 @@ struct child {
 
 /* The image's place in the room: the idmapped mount of a file, or a
  * device node of the tool's own for a block device (the host's node would
- * need the device's group or root). */
+ * need the device's group or root). The node is a mount of its own, bound
+ * onto itself: cj_jail_enter makes the room's root nodev, which must not
+ * reach the one node the tool is there to open. The bind stays nosuid and
+ * noexec; the tool can create no other node (no CAP_MKNOD, and the room
+ * turns read-only). */
 static int place_image(const struct child *c)
 {
 	const char *path = ROOM CJ_TOOL_IMAGE;
@@ -269,9 +260,11 @@ static int place_image(const struct child *c)
 		return move_mount(c->tree, "", AT_FDCWD, path, MOVE_MOUNT_F_EMPTY_PATH);
 	}
 	if (c->image_dev) {
-		if (mknod(path, S_IFBLK | 0600, c->image_dev) < 0)
+		if (mknod(path, S_IFBLK | 0600, c->image_dev) < 0 ||
+		    chown(path, c->jail->uid, c->jail->gid) < 0 ||
+		    mount(path, path, NULL, MS_BIND, NULL) < 0)
 			return -1;
-		return chown(path, c->jail->uid, c->jail->gid);
+		return mount(NULL, path, NULL, MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NOEXEC, NULL);
 	}
 	return 0;
 }
@@ -500,11 +493,18 @@ int cj_tool_run(const struct cj_tool *tool, char **out, int *code, struct cj_err
 
 	if (!j)
 		return cj_fail(err, ENOMEM, "jail %s", tool->argv[0]);
+	if (tool->uid == 0 || tool->gid == 0) {
+		cj_fail(err, EINVAL, "jail %s: no unprivileged user to run it as", tool->argv[0]);
+		goto out;
+	}
 	if (cj_find_in_path(tool->argv[0], found, sizeof found) < 0 || !realpath(found, bin)) {
 		cj_fail(err, ENOENT, "%s not found in PATH (install e2fsprogs)", tool->argv[0]);
 		goto out;
 	}
-	tool_user(&j->uid, &j->gid);
+	/* a parser bug in the tool gets what an escaped VMM of this run would
+	 * get, nothing more */
+	j->uid = tool->uid;
+	j->gid = tool->gid;
 	j->fsize_limit = RLIM_INFINITY;
 	c.as_limit = 1ull << 30;
 	if (tool->image_fd >= 0) {

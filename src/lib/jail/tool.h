@@ -7,6 +7,8 @@
 
 #include "util/err.h"
 
+#include <sys/types.h>
+
 /* Where the image appears inside the tool's room: pass it as the tool's
  * device argument. */
 #define CJ_TOOL_IMAGE "/image"
@@ -19,13 +21,19 @@ struct cj_tool {
 	int image_fd;
 	/* where ldd's answers are cached (tmpfs); NULL: ask ldd every time */
 	const char *cache_dir;
+	/* who the tool runs as: the run's own uid/gid (the one its VMM gets,
+	 * cj_jail_assign_ids), never a user shared with other runs, whose
+	 * processes could ptrace a tool holding a volume open read-write.
+	 * Not 0. */
+	uid_t uid;
+	gid_t gid;
 };
 
 /*
  * Run the tool jailed: own mount, pid, ipc, uts and network namespaces; a
- * room holding only the tool, its libraries, /dev/null and the image; the
- * jail's unprivileged user (the image file's owner where its filesystem has
- * no idmapped mounts); no capabilities, no_new_privs, rlimits; a minimal
+ * room holding only the tool, its libraries, /dev/null and the image;
+ * tool->uid and gid (the image file's owner where its filesystem has no
+ * idmapped mounts); no capabilities, no_new_privs, rlimits; a minimal
  * environment; stdin /dev/null. Like cj_run_code: returns 0 once
  * the tool ran, its exit code (128+N for signal N) in *code and, when
  * non-zero, its first stderr line (non-printable bytes replaced) in err;

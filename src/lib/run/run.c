@@ -179,7 +179,8 @@ static int check_unique_uuid(const uint8_t *uuid, const char *name, const uint8_
 }
 
 static int drives_prepare(const struct cj_spec *spec, const struct cj_fsimage *base,
-                          struct drives *d, struct cj_err *err)
+                          const struct cj_volume_tool_user *tools, struct drives *d,
+                          struct cj_err *err)
 {
 	uint8_t seen[CTRJ_MAX_VOLUMES + 2][16];
 	size_t nseen = 0;
@@ -192,7 +193,8 @@ static int drives_prepare(const struct cj_spec *spec, const struct cj_fsimage *b
 			return -1;
 	}
 	if (spec->data_dir) {
-		if (cj_volume_prepare_data(spec->data_dir, spec->datafs_size, &d->data, err) < 0)
+		if (cj_volume_prepare_data(spec->data_dir, spec->datafs_size, tools, &d->data,
+		                           err) < 0)
 			return cj_err_wrap(err, "data drive");
 		d->have_data = true;
 		if (check_unique_uuid(d->data.uuid, d->data.name, seen, nseen, err) < 0)
@@ -207,8 +209,8 @@ static int drives_prepare(const struct cj_spec *spec, const struct cj_fsimage *b
 	}
 	for (size_t i = 0; i < spec->nvolumes; i++) {
 		struct cj_volume *v = &d->vols[d->nvols];
-		if (cj_volume_prepare(&spec->volumes[i], spec->volumes_dir, spec->volume_size, v,
-		                      err) < 0)
+		if (cj_volume_prepare(&spec->volumes[i], spec->volumes_dir, spec->volume_size,
+		                      tools, v, err) < 0)
 			return -1;
 		d->nvols++;
 		for (size_t j = 0; j + 1 < d->nvols; j++)
@@ -222,6 +224,32 @@ static int drives_prepare(const struct cj_spec *spec, const struct cj_fsimage *b
 		m->flags = v->read_only ? CTRJ_VOLUME_READONLY : 0;
 		m->path = spec->volumes[i].guest_path;
 	}
+	return 0;
+}
+
+/* Each run has a uid/gid of its own, recorded in its run directory: its
+ * jailed VMM's, and before that the jailed host tools' that check and grow
+ * its volumes (a uid shared with other runs could ptrace a tool holding a
+ * volume read-write). With --no-jail the VMM runs as root, but the tools
+ * stay jailed and still take the run's own uid from the range (or the
+ * --jail-user). */
+static int assign_ids(const struct cj_spec *spec, const char *run_dir, struct cj_jail_config *jail,
+                      struct cj_volume_tool_user *tools, struct cj_err *err)
+{
+	struct cj_jail_spec ids_spec = spec->jail;
+	struct cj_jail_config ids;
+
+	ids_spec.disabled = false;
+	ids_spec.memory_limit = 0; /* only the user and the range count here */
+	if (cj_jail_resolve(&ids_spec, 0, &ids, err) < 0 ||
+	    cj_jail_assign_ids(&ids_spec, spec->run_base, run_dir, &ids, err) < 0)
+		return -1;
+	if (jail->enabled) {
+		jail->uid = ids.uid;
+		jail->gid = ids.gid;
+	}
+	tools->uid = ids.uid;
+	tools->gid = ids.gid;
 	return 0;
 }
 
@@ -242,6 +270,10 @@ static void build_cmdline(const struct cj_spec *spec, bool kvm, char *out, size_
  * (docker logs, journald). Excess output is dropped and counted. */
 #define CONSOLE_RATE  (1u << 20) /* bytes per second */
 #define CONSOLE_BURST (4u << 20) /* bytes */
+/* Reads per relay call: a VMM that refills its pipes as fast as we empty
+ * them (while our own writes block on a slow reader, say) must not keep
+ * the supervisor from its signals and its kill deadline. */
+#define RELAY_MAX_READS 16
 
 struct console {
 	int fd; /* read end, -1 when closed */
@@ -272,12 +304,13 @@ static void console_write(struct console *c, const char *buf, size_t n)
 	}
 }
 
-/* Move what the console pipe holds to stdout; false at EOF. */
+/* Move what the console pipe holds (up to RELAY_MAX_READS reads of it) to
+ * stdout; false at EOF. */
 static bool console_relay(struct console *c)
 {
 	char buf[65536];
 
-	for (;;) {
+	for (int reads = 0; reads < RELAY_MAX_READS; reads++) {
 		ssize_t n = read(c->fd, buf, sizeof buf);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -325,7 +358,7 @@ static void vmm_stderr_relay(struct vmm_stderr *e)
 {
 	char buf[4096];
 
-	while (e->fd >= 0) {
+	for (int reads = 0; reads < RELAY_MAX_READS && e->fd >= 0; reads++) {
 		ssize_t n = read(e->fd, buf, sizeof buf);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -369,18 +402,26 @@ struct supervision {
 };
 
 /* Wait for the VMM; turn the first stop signal into Ctrl-Alt-Del, the
- * second (or the deadline) into SIGKILL. */
+ * second (or the deadline) into SIGKILL. The deadline is checked on every
+ * turn, not only when poll times out: a VMM that keeps its console or
+ * stderr busy would otherwise never meet it. */
 static int supervise(struct cj_vmm *vmm, int sfd, unsigned grace_s, struct supervision *sv,
                      struct cj_err *err)
 {
 	uint64_t deadline = 0;
 
 	for (;;) {
+		uint64_t now = cj_now_ns();
 		int timeout = -1;
-		if (deadline) {
-			uint64_t now = cj_now_ns();
-			timeout = now >= deadline ? 0 : (int)((deadline - now) / 1000000 + 1);
+		if (deadline && now >= deadline) {
+			fprintf(stderr,
+			        "ctr-jailer: the guest did not stop in time; killing the VM\n");
+			cj_vmm_kill(vmm);
+			sv->killed = true;
+			deadline = 0;
 		}
+		if (deadline)
+			timeout = (int)((deadline - now) / 1000000 + 1);
 		/* poll skips the entries of closed (-1) pipes */
 		struct pollfd p[3] = {{.fd = sfd, .events = POLLIN},
 		                      {.fd = sv->console.fd, .events = POLLIN},
@@ -395,13 +436,6 @@ static int supervise(struct cj_vmm *vmm, int sfd, unsigned grace_s, struct super
 				vmm_stderr_relay(&sv->vmm_stderr);
 			if (!p[0].revents)
 				continue;
-		}
-		if (pr == 0 && deadline && cj_now_ns() >= deadline) {
-			fprintf(stderr,
-			        "ctr-jailer: the guest did not stop in time; killing the VM\n");
-			cj_vmm_kill(vmm);
-			sv->killed = true;
-			deadline = 0;
 		}
 		if (pr <= 0)
 			continue;
@@ -483,6 +517,7 @@ int cj_run_vm(const struct cj_spec *spec, struct cj_err *err)
 	struct ctrj_status st;
 	char initramfs[PATH_MAX], run_dir[PATH_MAX], id[16], ctl_path[64];
 	struct drives drives = {0};
+	struct cj_volume_tool_user tools = {0};
 	int owner_fd = -1;
 	struct cj_net net = {0};
 	int ctl_fd = -1;
@@ -538,12 +573,12 @@ int cj_run_vm(const struct cj_spec *spec, struct cj_err *err)
 	if (owner_fd < 0)
 		return CJ_EXIT_RUNTIME;
 	/* From here on every path goes through teardown. */
-	if (drives_prepare(spec, &base, &drives, err) < 0)
-		goto teardown;
-	/* The jail's user owns the TAP, so the jailed VMM opens it unprivileged;
-	 * each VM has a uid of its own (recorded in the run directory). */
+	/* The run's uid: the host tools' on its volumes, then its VMM's (which
+	 * owns the TAP, so the jailed VMM opens it unprivileged). */
 	if (cj_jail_resolve(&spec->jail, spec->memory_mib, &vm.jail, err) < 0 ||
-	    cj_jail_assign_ids(&spec->jail, spec->run_base, run_dir, &vm.jail, err) < 0)
+	    assign_ids(spec, run_dir, &vm.jail, &tools, err) < 0)
+		goto teardown;
+	if (drives_prepare(spec, &base, &tools, &drives, err) < 0)
 		goto teardown;
 	if (!vm.jail.enabled)
 		fprintf(stderr,

@@ -206,6 +206,14 @@ void cj_qemu_argv_free(char **argv)
 	free(argv);
 }
 
+/* The fds QEMU inherits: its end of QMP, the TAP, two per drive (the
+ * drive, and a read-only one) and the run's own (cfg->keep_fds). */
+#define KEEP_FDS_MAX                                                                               \
+	(1 + 1 + 2 * CJ_MAX_DRIVES + sizeof(((struct cj_vm_config *)0)->keep_fds) / sizeof(int))
+/* A graceful stop's whole QMP exchange (greeting, capabilities, the keys)
+ * must be done within this, however a hostile QEMU paces its replies. */
+#define QMP_TIMEOUT_MS 3000
+
 struct qemu_priv {
 	struct cj_jail jail;
 	int tap_fd;
@@ -311,7 +319,7 @@ static int qemu_start(struct cj_vmm *vmm, const struct cj_vm_config *cfg, struct
 {
 	const char *bin = vmm->bin;
 	struct qemu_priv *p;
-	int keep[2 * CJ_MAX_DRIVES + 5];
+	int keep[KEEP_FDS_MAX];
 	size_t nkeep = 0;
 	char **argv, path[PATH_MAX];
 	int errpipe[2], gopipe[2] = {-1, -1}, qmp[2];
@@ -357,10 +365,19 @@ static int qemu_start(struct cj_vmm *vmm, const struct cj_vm_config *cfg, struct
 		qemu_priv_free(vmm);
 		return cj_fail(err, ENOMEM, "build the QEMU command line");
 	}
-	if (pipe2(errpipe, O_CLOEXEC) < 0 || (cfg->jail.enabled && pipe2(gopipe, O_CLOEXEC) < 0)) {
+	if (pipe2(errpipe, O_CLOEXEC) < 0) {
+		int e = errno;
 		cj_qemu_argv_free(argv);
 		qemu_priv_free(vmm);
-		return cj_fail(err, errno, "pipe");
+		return cj_fail(err, e, "pipe");
+	}
+	if (cfg->jail.enabled && pipe2(gopipe, O_CLOEXEC) < 0) {
+		int e = errno;
+		close(errpipe[0]);
+		close(errpipe[1]);
+		cj_qemu_argv_free(argv);
+		qemu_priv_free(vmm);
+		return cj_fail(err, e, "pipe");
 	}
 	/* new mount, pid, ipc, uts and (empty) network namespaces; fork-like
 	 * (no new stack). The TAP is an fd already, so QEMU needs no network:
@@ -375,6 +392,12 @@ static int qemu_start(struct cj_vmm *vmm, const struct cj_vm_config *cfg, struct
 		pid = fork();
 	if (pid < 0) {
 		int e = errno;
+		close(errpipe[0]);
+		close(errpipe[1]);
+		if (gopipe[0] >= 0) {
+			close(gopipe[0]);
+			close(gopipe[1]);
+		}
 		cj_qemu_argv_free(argv);
 		qemu_priv_free(vmm);
 		return cj_fail(err, e, "start the VMM");
@@ -424,13 +447,20 @@ static int qemu_start(struct cj_vmm *vmm, const struct cj_vm_config *cfg, struct
 
 /* ---- QMP -------------------------------------------------------------- */
 
-static int qmp_read_reply(int fd, char *buf, size_t len, struct cj_err *err)
+/* One reply, by deadline (cj_now_ns): a QEMU that trickles its reply a
+ * byte at a time gets no more time than one that sends nothing. */
+static int qmp_read_reply(int fd, char *buf, size_t len, uint64_t deadline, struct cj_err *err)
 {
 	size_t used = 0;
 
 	for (;;) {
 		struct pollfd p = {.fd = fd, .events = POLLIN};
-		int pr = poll(&p, 1, 3000);
+		uint64_t now = cj_now_ns();
+		if (now >= deadline)
+			return cj_fail(err, ETIMEDOUT, "QMP reply");
+		int pr = poll(&p, 1, (int)((deadline - now) / 1000000 + 1));
+		if (pr < 0 && errno == EINTR)
+			continue;
 		if (pr <= 0)
 			return cj_fail(err, pr < 0 ? errno : ETIMEDOUT, "QMP reply");
 		ssize_t n = read(fd, buf + used, len - used - 1);
@@ -470,7 +500,7 @@ static int qmp_read_reply(int fd, char *buf, size_t len, struct cj_err *err)
 	}
 }
 
-static int qmp_command(int fd, json_object *cmd, struct cj_err *err)
+static int qmp_command(int fd, json_object *cmd, uint64_t deadline, struct cj_err *err)
 {
 	char buf[8192];
 	const char *s = json_object_to_json_string_ext(cmd, JSON_C_TO_STRING_PLAIN);
@@ -479,7 +509,7 @@ static int qmp_command(int fd, json_object *cmd, struct cj_err *err)
 	/* MSG_NOSIGNAL: a QEMU gone (or hostile) raises EPIPE here, never SIGPIPE */
 	if (send(fd, s, len, MSG_NOSIGNAL) != (ssize_t)len || send(fd, "\n", 1, MSG_NOSIGNAL) != 1)
 		return cj_fail(err, errno, "QMP send");
-	return qmp_read_reply(fd, buf, sizeof buf, err);
+	return qmp_read_reply(fd, buf, sizeof buf, deadline, err);
 }
 
 static json_object *qcode(const char *key)
@@ -491,18 +521,18 @@ static json_object *qcode(const char *key)
 }
 
 /* Greeting and capabilities, once per run, on the fd QEMU inherited. */
-static int qmp_negotiate(struct qemu_priv *p, struct cj_err *err)
+static int qmp_negotiate(struct qemu_priv *p, uint64_t deadline, struct cj_err *err)
 {
 	char buf[8192];
 	int r;
 
 	if (p->qmp_ready)
 		return 0;
-	if (qmp_read_reply(p->qmp_fd, buf, sizeof buf, err) < 0) /* greeting */
+	if (qmp_read_reply(p->qmp_fd, buf, sizeof buf, deadline, err) < 0) /* greeting */
 		return -1;
 	json_object *caps = json_object_new_object();
 	json_object_object_add(caps, "execute", json_object_new_string("qmp_capabilities"));
-	r = qmp_command(p->qmp_fd, caps, err);
+	r = qmp_command(p->qmp_fd, caps, deadline, err);
 	json_object_put(caps);
 	if (r == 0)
 		p->qmp_ready = true;
@@ -512,11 +542,12 @@ static int qmp_negotiate(struct qemu_priv *p, struct cj_err *err)
 static int qemu_request_stop(struct cj_vmm *vmm, struct cj_err *err)
 {
 	struct qemu_priv *p = vmm->priv;
+	uint64_t deadline = cj_now_ns() + QMP_TIMEOUT_MS * 1000000ull;
 	int r;
 
 	if (!p || p->qmp_fd < 0)
 		return cj_fail(err, 0, "QEMU is not running");
-	if (qmp_negotiate(p, err) < 0)
+	if (qmp_negotiate(p, deadline, err) < 0)
 		return -1;
 	json_object *cmd = json_object_new_object(), *args = json_object_new_object();
 	json_object *keys = json_object_new_array();
@@ -526,7 +557,7 @@ static int qemu_request_stop(struct cj_vmm *vmm, struct cj_err *err)
 	json_object_object_add(args, "keys", keys);
 	json_object_object_add(cmd, "execute", json_object_new_string("send-key"));
 	json_object_object_add(cmd, "arguments", args);
-	r = qmp_command(p->qmp_fd, cmd, err);
+	r = qmp_command(p->qmp_fd, cmd, deadline, err);
 	json_object_put(cmd);
 	return r;
 }

@@ -124,7 +124,11 @@ static int make_filesystem(const char *path, const char *label, struct cj_err *e
 static int check_filesystem(const struct cj_volume *v, int fd, bool force, struct cj_err *err)
 {
 	char *argv[] = {"e2fsck", "-p", CJ_TOOL_IMAGE, NULL, NULL};
-	struct cj_tool tool = {.argv = argv, .image_fd = fd, .cache_dir = TOOL_CACHE_DIR};
+	struct cj_tool tool = {.argv = argv,
+	                       .image_fd = fd,
+	                       .cache_dir = TOOL_CACHE_DIR,
+	                       .uid = v->tool_uid,
+	                       .gid = v->tool_gid};
 	struct cj_err e = {0};
 	int code;
 
@@ -149,7 +153,11 @@ static int grow(struct cj_volume *v, int fd, uint64_t current, uint64_t want, bo
 {
 	char a[32], b[32];
 	char *argv[] = {"resize2fs", CJ_TOOL_IMAGE, NULL};
-	struct cj_tool tool = {.argv = argv, .image_fd = fd, .cache_dir = TOOL_CACHE_DIR};
+	struct cj_tool tool = {.argv = argv,
+	                       .image_fd = fd,
+	                       .cache_dir = TOOL_CACHE_DIR,
+	                       .uid = v->tool_uid,
+	                       .gid = v->tool_gid};
 	int code;
 
 	if (want == current)
@@ -303,17 +311,20 @@ int cj_volume_resolve(const struct cj_volume_spec *spec, const char *volumes_dir
 }
 
 int cj_volume_prepare(const struct cj_volume_spec *spec, const char *volumes_dir,
-                      uint64_t default_size, struct cj_volume *out, struct cj_err *err)
+                      uint64_t default_size, const struct cj_volume_tool_user *tools,
+                      struct cj_volume *out, struct cj_err *err)
 {
 	if (cj_volume_resolve(spec, volumes_dir, out, err) < 0)
 		return -1;
+	out->tool_uid = tools->uid;
+	out->tool_gid = tools->gid;
 	if (!strchr(spec->source, '/') && cj_mkdir_p(volumes_dir, 0700, err) < 0)
 		return cj_err_wrap(err, "volumes directory");
 	return prepare_path(out, spec->size, spec->size ? spec->size : default_size, err);
 }
 
-int cj_volume_prepare_data(const char *dir, uint64_t size, struct cj_volume *out,
-                           struct cj_err *err)
+int cj_volume_prepare_data(const char *dir, uint64_t size, const struct cj_volume_tool_user *tools,
+                           struct cj_volume *out, struct cj_err *err)
 {
 	struct statvfs vfs;
 	struct stat st;
@@ -322,6 +333,8 @@ int cj_volume_prepare_data(const char *dir, uint64_t size, struct cj_volume *out
 
 	memset(out, 0, sizeof *out);
 	out->lock_fd = -1;
+	out->tool_uid = tools->uid;
+	out->tool_gid = tools->gid;
 	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
 		return cj_fail(err, errno ? errno : ENOTDIR, "data directory %s", dir);
 	snprintf(out->path, sizeof out->path, "%s/datafs.ext4", dir);

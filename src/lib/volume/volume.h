@@ -12,6 +12,7 @@
 #include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define CJ_DEFAULT_VOLUMES_DIR "/var/lib/ctr-jailer/volumes"
 #define CJ_DEFAULT_VOLUME_SIZE (1ull << 30)
@@ -32,6 +33,16 @@ struct cj_volume {
 	bool read_only;
 	bool created;
 	int lock_fd;
+	/* who e2fsck and resize2fs run as, jailed (jail/tool.h) */
+	uid_t tool_uid;
+	gid_t tool_gid;
+};
+
+/* The run's own uid/gid, which the jailed host tools take for its volumes
+ * (cj_jail_assign_ids, or --jail-user); never root. */
+struct cj_volume_tool_user {
+	uid_t uid;
+	gid_t gid;
 };
 
 /* Parse "SOURCE:/guest/path[:ro|:rw][:size=N]". */
@@ -43,13 +54,14 @@ int cj_volume_resolve(const struct cj_volume_spec *spec, const char *volumes_dir
                       struct cj_volume *out, struct cj_err *err);
 /* Resolve, create, lock, check and grow a volume; on success the lock is
  * held until cj_volume_release. default_size applies to new volumes whose
- * spec has no size. */
+ * spec has no size. e2fsck and resize2fs run jailed as tools' uid and gid. */
 int cj_volume_prepare(const struct cj_volume_spec *spec, const char *volumes_dir,
-                      uint64_t default_size, struct cj_volume *out, struct cj_err *err);
+                      uint64_t default_size, const struct cj_volume_tool_user *tools,
+                      struct cj_volume *out, struct cj_err *err);
 /* The seed's data drive: <dir>/datafs.ext4, size from DATAFS_SIZE (0 =
  * default), never larger than the free space of the filesystem holding it. */
-int cj_volume_prepare_data(const char *dir, uint64_t size, struct cj_volume *out,
-                           struct cj_err *err);
+int cj_volume_prepare_data(const char *dir, uint64_t size, const struct cj_volume_tool_user *tools,
+                           struct cj_volume *out, struct cj_err *err);
 void cj_volume_release(struct cj_volume *v);
 
 #endif
