@@ -48,6 +48,12 @@ from conftest import BINARY, BUILD, REPO, DecoySocket, OnTerminal, runs
 
 STANDIN_DIR = REPO / "tests/integration/fc_standin"
 SCHEMA = Path(os.environ.get("CTRJ_FC_SCHEMA", REPO.parent / "shared/firecracker/firecracker.yaml"))
+if not SCHEMA.is_file() and not os.environ.get("CI"):
+    # Firecracker's OpenAPI document is not part of this project: set
+    # CTRJ_FC_SCHEMA to a copy of firecracker.yaml (src/firecracker/swagger in
+    # Firecracker's repository). In CI its absence is a failure, not a skip.
+    pytest.skip(f"Firecracker's API schema not found at {SCHEMA}: set CTRJ_FC_SCHEMA",
+                allow_module_level=True)
 sys.path.insert(0, str(STANDIN_DIR))
 import firecracker_standin  # noqa: E402
 
