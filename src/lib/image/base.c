@@ -239,8 +239,8 @@ static uint64_t image_kib(uint64_t bytes, uint64_t inodes)
 /* The walk sized the image; mke2fs -d cannot grow it, so when the tree
  * still did not fit (it grew since, or its files take more blocks here
  * than where they are, as compressed ones do) the next attempt has four
- * times the inodes and twice the data room, up to 256 times: running out
- * is never the user's error. */
+ * times the inodes (up to 256 times) and at least twice the room (up to
+ * 16 times): running out is never the user's error. */
 #define BUILD_ATTEMPTS 5
 
 static int build_image(const struct tree_view *v, const char *dest, const struct walk_state *ws,
@@ -248,7 +248,7 @@ static int build_image(const struct tree_view *v, const char *dest, const struct
 {
 	char tmp[PATH_MAX + 16], uuid_str[37];
 	uint8_t uuid[16];
-	uint64_t bytes = ws->bytes, inodes = ws->inodes + ws->inodes / 4 + 64;
+	uint64_t inodes = ws->inodes + ws->inodes / 4 + 64, size_kib = image_kib(ws->bytes, inodes);
 
 	if (getrandom(uuid, sizeof uuid, 0) != (ssize_t)sizeof uuid)
 		return cj_fail(err, errno, "getrandom");
@@ -257,14 +257,16 @@ static int build_image(const struct tree_view *v, const char *dest, const struct
 	format_uuid(uuid, uuid_str);
 	snprintf(tmp, sizeof tmp, "%s.tmp", dest);
 	for (int attempt = 1;; attempt++) {
-		if (run_mke2fs(v, tmp, image_kib(bytes, inodes), inodes, uuid_str, err) == 0)
+		if (run_mke2fs(v, tmp, size_kib, inodes, uuid_str, err) == 0)
 			break;
 		if (attempt == BUILD_ATTEMPTS || !out_of_room(err)) {
 			unlink(tmp);
 			return cj_err_wrap(err, "build filesystem image of %s", v->dir);
 		}
 		inodes *= 4;
-		bytes *= 2;
+		size_kib = image_kib(ws->bytes, inodes) > 2 * size_kib
+		               ? image_kib(ws->bytes, inodes)
+		               : 2 * size_kib;
 	}
 	int fd = open(tmp, O_RDONLY | O_CLOEXEC);
 	if (fd >= 0) {
@@ -352,6 +354,20 @@ int cj_dir_image_build(const char *dir, const char *dest, struct cj_err *err)
 	r = view_walk(&view, &ws, err);
 	if (r == 0)
 		r = build_image(&view, dest, &ws, err);
+	view_close(&view);
+	return r;
+}
+
+int cj_dir_image_build_sized(const char *dir, const char *dest, uint64_t bytes, uint64_t inodes,
+                             struct cj_err *err)
+{
+	struct walk_state ws = {.bytes = bytes, .inodes = inodes};
+	struct tree_view view;
+	int r;
+
+	if (view_open(dir, &view, err) < 0)
+		return -1;
+	r = build_image(&view, dest, &ws, err);
 	view_close(&view);
 	return r;
 }
