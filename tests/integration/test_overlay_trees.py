@@ -7,8 +7,8 @@ that told mounts apart by device skipped them all: the image was sized
 short (mke2fs ran out of inodes) or, where it fitted, its cache key missed
 the files, so a changed file was not seen at the next run.
 
-Each layer is a tmpfs instance of its own, mounted in a private mount
-namespace of the test (`unshare -m` around the runtime), so nothing is
+Each layer is a tmpfs instance of its own (xino off, the kernel's default),
+mounted in a private mount namespace of the test (`unshare -m` around the runtime), so nothing is
 left on the host. In the same namespace a directory and a file are
 bind-mounted inside the rootfs: what they cover is another file system,
 which the image must not take in (the negative control)."""
@@ -44,7 +44,7 @@ echo "the tree's own" > "$T/lower/etc/bound-file"
 mount -t tmpfs -o size=16m upper "$T/upper"
 mkdir "$T/upper/u" "$T/upper/w"
 mount -t overlay overlay \
-      -o "lowerdir=$T/lower,upperdir=$T/upper/u,workdir=$T/upper/w" "$T/merged"
+      -o "lowerdir=$T/lower,upperdir=$T/upper/u,workdir=$T/upper/w,xino=off" "$T/merged"
 # written through the overlay: the file (and its directory) now live in
 # the upper, where the change below is made in place
 echo v1 > "$T/merged/etc/marker"
@@ -77,7 +77,8 @@ cp -a "$KTREE/lib/modules/$REL/." "$T/mlower/"
 mount -t tmpfs -o size=16m mupper "$T/mupper"
 mkdir "$T/mupper/u" "$T/mupper/w"
 mount -t overlay overlay \
-      -o "lowerdir=$T/mlower,upperdir=$T/mupper/u,workdir=$T/mupper/w" "$T/modules"
+      -o "lowerdir=$T/mlower,upperdir=$T/mupper/u,workdir=$T/mupper/w,xino=off" \
+      "$T/modules"
 echo "== run3"
 rc=0
 "$@" --rootfs "$T/merged" --kernel "$KTREE/boot/vmlinuz-$REL" --modules "$T/modules" -- \

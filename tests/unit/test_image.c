@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
+#include <linux/capability.h>
 #include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -25,7 +26,9 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -1332,6 +1335,58 @@ static void test_dir_image_short_estimate(void **state)
 	unlink(image);
 }
 
+/* Run build(dir) in a child without CAP_SYS_ADMIN (no detached clone of
+ * the tree: it is read in place); its exit status: 0 built, 1 refused
+ * with a message naming mount_path, 2 anything else. */
+static int build_without_sys_admin(const char *dir, const char *image, const char *mount_path)
+{
+	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
+	struct __user_cap_data_struct data[2];
+	struct cj_err err = {0};
+	int st;
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		if (syscall(SYS_capget, &hdr, data) < 0)
+			_exit(2);
+		data[CAP_TO_INDEX(CAP_SYS_ADMIN)].effective &= ~CAP_TO_MASK(CAP_SYS_ADMIN);
+		if (syscall(SYS_capset, &hdr, data) < 0)
+			_exit(2);
+		if (cj_dir_image_build(dir, image, &err) == 0)
+			_exit(0);
+		if (mount_path && strstr(err.msg, mount_path) && strstr(err.msg, "CAP_SYS_ADMIN"))
+			_exit(1);
+		fprintf(stderr, "%s\n", err.msg);
+		_exit(2);
+	}
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	return WEXITSTATUS(st);
+}
+
+/* Without the privilege to clone the tree's mount, a tree read in place
+ * is imaged whole when nothing is mounted inside it, and refused, with
+ * the mount named, when something is (mke2fs would copy it). */
+static void test_dir_image_in_place(void **state)
+{
+	struct tree *t = *state;
+	struct overlay o;
+	char image[160];
+
+	if (!private_mounts())
+		skip();
+	overlay_mount(t, &o, 0);
+	snprintf(image, sizeof image, "%s/image.ext4", t->outer);
+	assert_int_equal(build_without_sys_admin(o.merged, image, NULL), 0);
+	assert_int_equal(image_dir_entries(image, "/d"), 3);
+	unlink(image);
+	overlay_bind_inside(&o);
+	assert_int_equal(build_without_sys_admin(o.merged, image, "mounted at '/d/"), 1);
+	assert_false(exists(t->outer, "image.ext4"));
+	overlay_umount(&o);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1367,6 +1422,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_dir_image_of_overlay, tree_setup, tree_teardown),
 	    cmocka_unit_test_setup_teardown(test_dir_image_short_estimate, tree_setup,
 	                                    tree_teardown),
+	    cmocka_unit_test_setup_teardown(test_dir_image_in_place, tree_setup, tree_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
