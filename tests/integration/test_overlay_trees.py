@@ -15,7 +15,6 @@ which the image must not take in (the negative control)."""
 import os
 import signal
 import subprocess
-from pathlib import Path
 
 import pytest
 
