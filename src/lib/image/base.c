@@ -281,66 +281,68 @@ static int build_image(const struct tree_view *v, const char *dest, const struct
 	return 0;
 }
 
-int cj_tree_image_get(const char *cache_dir, const char *subdir, const char *tag, const char *dir,
-                      bool shallow_key, struct cj_fsimage *out, struct cj_err *err)
+/* cj_tree_image_get on an open view of the tree. */
+static int tree_image_get(const char *cache_dir, const char *subdir, const char *tag,
+                          const struct tree_view *view, bool shallow_key, struct cj_fsimage *out,
+                          struct cj_err *err)
 {
 	struct walk_state ws = {.hash = cj_hash_new(), .shallow = shallow_key};
 	char key[65], folder[PATH_MAX], lock[PATH_MAX + 80];
-	struct tree_view view;
 	struct stat st;
 	int lock_fd, r;
 
-	memset(out, 0, sizeof *out);
 	cj_hash_update(ws.hash, BASE_FORMAT, sizeof BASE_FORMAT);
 	cj_hash_update(ws.hash, tag, strlen(tag) + 1);
-	r = view_open(dir, &view, err);
-	if (r == 0)
-		r = view_walk(&view, &ws, err);
+	r = view_walk(view, &ws, err);
 	cj_hash_final_hex(ws.hash, key);
 	ws.hash = NULL;
-	if (r != 0) {
-		view_close(&view);
-		return cj_err_wrap(err, "%s", dir);
-	}
+	if (r != 0)
+		return cj_err_wrap(err, "%s", view->dir);
 
 	snprintf(folder, sizeof folder, "%s/%s", cache_dir, subdir);
-	snprintf(out->path, sizeof out->path, "%s/%s.ext4", folder, key);
-	if (cj_mkdir_p(folder, 0700, err) < 0) {
-		view_close(&view);
+	if (cj_mkdir_p(folder, 0700, err) < 0)
 		return cj_err_wrap(err, "cache");
-	}
-	if (stat(out->path, &st) == 0) {
-		view_close(&view);
+	snprintf(out->path, sizeof out->path, "%s/%s.ext4", folder, key);
+	if (stat(out->path, &st) == 0)
 		return cj_ext4_uuid(out->path, out->uuid, err);
-	}
 
 	/* Concurrent starts of the same rootfs build it once. */
 	snprintf(lock, sizeof lock, "%s/%s.lock", folder, key);
 	lock_fd = cj_lock_file(lock, err);
-	if (lock_fd < 0) {
-		view_close(&view);
+	if (lock_fd < 0)
 		return -1;
-	}
 	r = 0;
 	if (stat(out->path, &st) < 0) {
 		if (shallow_key) { /* the key walk did not see everything: size it now */
 			ws = (struct walk_state){0};
-			if (view_walk(&view, &ws, err) != 0) {
+			if (view_walk(view, &ws, err) != 0) {
 				unlink(lock);
 				close(lock_fd);
-				view_close(&view);
-				return cj_err_wrap(err, "%s", dir);
+				return cj_err_wrap(err, "%s", view->dir);
 			}
 		}
-		r = build_image(&view, out->path, &ws, err);
+		r = build_image(view, out->path, &ws, err);
 		out->built = r == 0;
 	}
 	unlink(lock);
 	close(lock_fd);
-	view_close(&view);
 	if (r < 0)
 		return -1;
 	return cj_ext4_uuid(out->path, out->uuid, err);
+}
+
+int cj_tree_image_get(const char *cache_dir, const char *subdir, const char *tag, const char *dir,
+                      bool shallow_key, struct cj_fsimage *out, struct cj_err *err)
+{
+	struct tree_view view;
+	int r;
+
+	memset(out, 0, sizeof *out);
+	if (view_open(dir, &view, err) < 0)
+		return cj_err_wrap(err, "%s", dir);
+	r = tree_image_get(cache_dir, subdir, tag, &view, shallow_key, out, err);
+	view_close(&view);
+	return r;
 }
 
 int cj_dir_image_build(const char *dir, const char *dest, struct cj_err *err)
