@@ -26,7 +26,8 @@
 
 /* Directories this close to the top keep their descriptor while the walk
  * is below them, so the usual tree is walked with as many system calls as
- * nftw made (statx in place of fstatat); deeper ones are closed and climbed back to with "..". */
+ * nftw made (statx in place of fstatat); deeper ones are closed and
+ * climbed back to with "..". */
 #define KEEP_OPEN 64
 
 struct frame {
@@ -46,7 +47,7 @@ struct walk {
 	char *dents; /* getdents64 buffer */
 	/* The root's mount: never left. Known by its mount id; where the
 	 * kernel does not tell one (before Linux 5.8), by the device of
-	 * directories only (see entry_stat). */
+	 * directories only (see other_mount). */
 	uint64_t mnt_id;
 	bool have_mnt_id;
 	dev_t dev;

@@ -44,10 +44,11 @@ typedef int (*cj_tree_visit_fn)(const struct cj_tree_entry *e, void *ctx, struct
 /* Visit the tree at root_fd (a directory; O_PATH is fine), parents before
  * their entries, in directory order: what nftw(FTW_PHYS | FTW_MOUNT) visits
  * on one file system, in the same order (on an overlayfs, nftw also skips
- * every file of a layer on another device; this walk does not). post, when given, is called for
- * each directory that was descended into once its entries are done (its return value other than -1
- * is ignored). An entry deeper than max_depth fails the walk with "nested deeper than <max_depth>
- * levels". */
+ * every file of a layer on another device; this walk does not). post,
+ * when given, is called for each directory that was descended into once
+ * its entries are done (its return value other than -1 is ignored). An
+ * entry deeper than max_depth fails the walk with "nested deeper than
+ * <max_depth> levels". */
 int cj_tree_walk(int root_fd, unsigned max_depth, cj_tree_visit_fn pre, cj_tree_visit_fn post,
                  void *ctx, struct cj_err *err);
 
