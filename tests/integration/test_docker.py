@@ -100,9 +100,16 @@ def require_tools():
 
 @pytest.fixture(scope="module")
 def base_tarball():
-    """Debian bookworm minbase with the runtime packages, made by mmdebstrap
-    once per package list and cached under /var/tmp."""
     require_tools()
+    return runtime_base_tarball()
+
+
+def runtime_base_tarball():
+    """Debian bookworm minbase with the runtime packages, made by mmdebstrap
+    once per package list and cached under /var/tmp (test_cgroup_v2.py boots
+    it as a VM)."""
+    if not shutil.which("mmdebstrap"):
+        pytest.fail("missing mmdebstrap: run scripts/install-deps.sh")
     packages = sorted(dockerfile_arg("RUNTIME_PACKAGES").split())
     key = hashlib.sha256(json.dumps([SUITE, "minbase", packages, MIRRORS]).encode()).hexdigest()
     path = Path(f"/var/tmp/ctr-jailer-docker-base-{key[:16]}.tar")

@@ -2,7 +2,8 @@
 /* Image input: reference parsing, the OCI/docker JSON parsers with hostile
  * input, docker's merge rules, entry-name cleaning, whiteouts, and layer
  * application on a real directory (containment: nothing outside changes),
- * the unpack budget, and tree walks deeper than any stack or PATH_MAX. */
+ * the unpack budget, tree walks deeper than any stack or PATH_MAX, and
+ * trees on an overlayfs whose layers sit on different file systems. */
 #include "image/base.h"
 #include "image/layer.h"
 #include "image/oci.h"
@@ -14,6 +15,8 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
+#include <linux/capability.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,8 +24,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -1065,6 +1071,322 @@ static void test_mke2fs_path_guard(void **state)
 	assert_true(cj_mke2fs_path_ok(4079));
 }
 
+/* ---- trees on an overlayfs, mounts inside a tree ---------------------------------------- */
+
+/* The rest of this process runs in a private mount namespace of its own:
+ * what the tests mount there is gone with it. Needs root. */
+static bool private_mounts(void)
+{
+	static int state; /* 0: not tried, 1: yes, -1: no */
+
+	if (!state)
+		state = geteuid() == 0 && unshare(CLONE_NEWNS) == 0 &&
+		                mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0
+		            ? 1
+		            : -1;
+	return state > 0;
+}
+
+struct overlay {
+	char lower[160], upper[160], merged[160], outside[160];
+	int fd; /* the merged directory */
+};
+
+static void write_at(int dirfd, const char *name, const char *content)
+{
+	int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, content, strlen(content)), (ssize_t)strlen(content));
+	close(fd);
+}
+
+/* An overlay of two tmpfs instances in t->root (xino off, the default:
+ * every non-directory reports its layer's device), the lower holding
+ * d/{f1,f2,bound/}, top and link -> d, and `many` empty files in many/;
+ * and outside/x, a file of another file system. */
+static void overlay_mount(struct tree *t, struct overlay *o, unsigned many)
+{
+	char opts[600], name[32];
+	int fd;
+
+	snprintf(o->lower, sizeof o->lower, "%s/lower", t->root);
+	snprintf(o->upper, sizeof o->upper, "%s/upper", t->root);
+	snprintf(o->merged, sizeof o->merged, "%s/merged", t->root);
+	snprintf(o->outside, sizeof o->outside, "%s/outside", t->root);
+	for (const char *d = "lower\0upper\0merged\0outside\0"; *d; d += strlen(d) + 1)
+		assert_int_equal(mkdirat(t->root_fd, d, 0755), 0);
+	assert_int_equal(mount("lower", o->lower, "tmpfs", 0, "size=32m"), 0);
+	assert_int_equal(mount("upper", o->upper, "tmpfs", 0, "size=32m"), 0);
+	fd = open(o->lower, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(mkdirat(fd, "d", 0755), 0);
+	assert_int_equal(mkdirat(fd, "d/bound", 0755), 0);
+	assert_int_equal(mkdirat(fd, "many", 0755), 0);
+	write_at(fd, "d/f1", "one");
+	write_at(fd, "d/f2", "the tree's own");
+	write_at(fd, "top", "top");
+	assert_int_equal(symlinkat("d", fd, "link"), 0);
+	for (unsigned i = 0; i < many; i++) {
+		snprintf(name, sizeof name, "many/f%u", i);
+		write_at(fd, name, "");
+	}
+	close(fd);
+	fd = open(o->upper, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(mkdirat(fd, "u", 0755), 0);
+	assert_int_equal(mkdirat(fd, "w", 0755), 0);
+	close(fd);
+	snprintf(opts, sizeof opts, "lowerdir=%s,upperdir=%s/u,workdir=%s/w,xino=off", o->lower,
+	         o->upper, o->upper);
+	assert_int_equal(mount("overlay", o->merged, "overlay", 0, opts), 0);
+	fd = open(o->outside, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	write_at(fd, "x", "another file system's");
+	close(fd);
+	o->fd = open(o->merged, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_true(o->fd >= 0);
+}
+
+/* A directory and a file of another file system mounted inside the tree. */
+static void overlay_bind_inside(struct overlay *o)
+{
+	char src[200], dst[200];
+
+	snprintf(dst, sizeof dst, "%s/d/bound", o->merged);
+	assert_int_equal(mount(o->outside, dst, NULL, MS_BIND, NULL), 0);
+	snprintf(src, sizeof src, "%s/x", o->outside);
+	snprintf(dst, sizeof dst, "%s/d/f2", o->merged);
+	assert_int_equal(mount(src, dst, NULL, MS_BIND, NULL), 0);
+}
+
+static void overlay_umount(struct overlay *o)
+{
+	close(o->fd);
+	assert_int_equal(umount2(o->merged, MNT_DETACH), 0); /* and what is mounted in it */
+	assert_int_equal(umount2(o->lower, 0), 0);
+	assert_int_equal(umount2(o->upper, 0), 0);
+}
+
+static size_t nftw_seen;
+
+static int nftw_count(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)path;
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	nftw_seen++;
+	return 0;
+}
+
+/* Every entry of an overlay whose layers are two tmpfs instances is the
+ * tree's, files in the lower and in the upper alike: a walk that told
+ * mounts apart by device (as nftw's FTW_MOUNT does) saw its directories
+ * only. Removal empties such a tree too. */
+static void test_tree_walk_overlay(void **state)
+{
+	struct tree *t = *state;
+	struct overlay o;
+	struct counted c = {0};
+	struct cj_err err = {0};
+
+	if (!private_mounts())
+		skip();
+	overlay_mount(t, &o, 0);
+	write_at(o.fd, "new", "written through the overlay"); /* in the upper */
+	assert_int_equal(mkdirat(o.fd, "gone", 0755), 0);
+	write_at(o.fd, "gone/a", "a");
+	write_at(o.fd, "gone/b", "b");
+	/* ".", d, d/f1, d/f2, d/bound, many, top, link, new, gone, gone/a, gone/b */
+	assert_int_equal(cj_tree_walk(o.fd, 16, count_pre, NULL, &c, &err), 0);
+	assert_int_equal(c.entries, 12);
+	/* the premise: by device, the directories only (".", d, d/bound, many, gone) */
+	nftw_seen = 0;
+	assert_int_equal(nftw(o.merged, nftw_count, 8, FTW_PHYS | FTW_MOUNT), 0);
+	assert_int_equal(nftw_seen, 5);
+	assert_int_equal(cj_tree_remove_at(o.fd, "gone"), 0);
+	assert_false(exists_at(o.fd, "gone"));
+	overlay_umount(&o);
+}
+
+struct walk_seen {
+	struct counted c; /* first: count_pre's context */
+	size_t mounts;
+	char mount_paths[4][32];
+};
+
+static int record_mount(const struct cj_tree_entry *e, void *ctx, struct cj_err *err)
+{
+	struct walk_seen *w = ctx;
+	(void)err;
+	if (w->mounts < ARRAY_LEN(w->mount_paths))
+		snprintf(w->mount_paths[w->mounts], sizeof w->mount_paths[0], "%s", e->path);
+	w->mounts++;
+	return 0;
+}
+
+/* What is mounted inside the tree, a directory or a single file, is
+ * another file system's: reported, never entered or visited. */
+static void test_tree_walk_mounts_inside(void **state)
+{
+	struct tree *t = *state;
+	struct overlay o;
+	struct walk_seen w = {0};
+	struct cj_err err = {0};
+
+	if (!private_mounts())
+		skip();
+	overlay_mount(t, &o, 0);
+	overlay_bind_inside(&o);
+	/* ".", d, d/f1, many, top, link; not d/bound (nor its x), not d/f2 */
+	assert_int_equal(cj_tree_walk_mounts(o.fd, 16, count_pre, NULL, record_mount, &w, &err), 0);
+	assert_int_equal(w.c.entries, 6);
+	assert_int_equal(w.mounts, 2);
+	assert_true(
+	    (strcmp(w.mount_paths[0], "d/f2") == 0 && strcmp(w.mount_paths[1], "d/bound") == 0) ||
+	    (strcmp(w.mount_paths[0], "d/bound") == 0 && strcmp(w.mount_paths[1], "d/f2") == 0));
+	/* plain cj_tree_walk skips them alike */
+	memset(&w, 0, sizeof w);
+	assert_int_equal(cj_tree_walk(o.fd, 16, count_pre, NULL, &w.c, &err), 0);
+	assert_int_equal(w.c.entries, 6);
+	overlay_umount(&o);
+}
+
+/* debugfs's answer to one request about an image. */
+static char *debugfs(const char *image, const char *request)
+{
+	char cmd[512], *out = calloc(1, 1 << 20);
+	size_t n;
+	FILE *p;
+
+	assert_non_null(out);
+	snprintf(cmd, sizeof cmd, "debugfs -R '%s' '%s' 2>/dev/null", request, image);
+	p = popen(cmd, "r");
+	assert_non_null(p);
+	n = fread(out, 1, (1 << 20) - 1, p);
+	out[n] = '\0';
+	pclose(p);
+	return out;
+}
+
+/* Entries of a directory in an image, "." and ".." left out. */
+static size_t image_dir_entries(const char *image, const char *dir)
+{
+	char request[128], *out, *save = NULL;
+	size_t n = 0;
+
+	snprintf(request, sizeof request, "ls -p %s", dir);
+	out = debugfs(image, request);
+	for (char *line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+		if (line[0] == '/' && !strstr(line, "/./") && !strstr(line, "/../"))
+			n++;
+	free(out);
+	return n;
+}
+
+/* The image of an overlay tree holds all its files (here more than a
+ * count of its directories leaves inodes for), and of what is mounted
+ * inside it only what the tree itself has there. */
+static void test_dir_image_of_overlay(void **state)
+{
+	struct tree *t = *state;
+	struct overlay o;
+	struct cj_err err = {0};
+	char image[160], *out;
+
+	if (!private_mounts())
+		skip();
+	overlay_mount(t, &o, 1500);
+	overlay_bind_inside(&o);
+	snprintf(image, sizeof image, "%s/image.ext4", t->outer);
+	if (cj_dir_image_build(o.merged, image, &err) < 0)
+		fail_msg("%s", err.msg);
+	assert_int_equal(image_dir_entries(image, "/many"), 1500);
+	assert_int_equal(image_dir_entries(image, "/d/bound"), 0);
+	out = debugfs(image, "cat /d/f2");
+	assert_string_equal(out, "the tree's own");
+	free(out);
+	out = debugfs(image, "cat /d/f1");
+	assert_string_equal(out, "one");
+	free(out);
+	overlay_umount(&o);
+	unlink(image);
+}
+
+/* mke2fs running out of inodes or blocks is never the user's error: an
+ * estimate far short of the tree (no data, one inode) still builds. */
+static void test_dir_image_short_estimate(void **state)
+{
+	struct tree *t = *state;
+	struct cj_err err = {0};
+	char image[160], name[32], data[8193];
+
+	memset(data, 'x', sizeof data - 1);
+	data[sizeof data - 1] = '\0';
+	assert_int_equal(mkdirat(t->root_fd, "many", 0755), 0);
+	for (unsigned i = 0; i < 1200; i++) {
+		snprintf(name, sizeof name, "many/f%u", i);
+		write_at(t->root_fd, name, i < 1000 ? "" : data);
+	}
+	snprintf(image, sizeof image, "%s/image.ext4", t->outer);
+	if (cj_dir_image_build_sized(t->root, image, 0, 1, &err) < 0)
+		fail_msg("%s", err.msg);
+	assert_int_equal(image_dir_entries(image, "/many"), 1200);
+	unlink(image);
+}
+
+/* Run build(dir) in a child without CAP_SYS_ADMIN (no detached clone of
+ * the tree: it is read in place); its exit status: 0 built, 1 refused
+ * with a message naming mount_path, 2 anything else. */
+static int build_without_sys_admin(const char *dir, const char *image, const char *mount_path)
+{
+	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
+	struct __user_cap_data_struct data[2];
+	struct cj_err err = {0};
+	int st;
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		if (syscall(SYS_capget, &hdr, data) < 0)
+			_exit(2);
+		data[CAP_TO_INDEX(CAP_SYS_ADMIN)].effective &= ~CAP_TO_MASK(CAP_SYS_ADMIN);
+		if (syscall(SYS_capset, &hdr, data) < 0)
+			_exit(2);
+		if (cj_dir_image_build(dir, image, &err) == 0)
+			_exit(0);
+		if (mount_path && strstr(err.msg, mount_path) && strstr(err.msg, "CAP_SYS_ADMIN"))
+			_exit(1);
+		fprintf(stderr, "%s\n", err.msg);
+		_exit(2);
+	}
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	return WEXITSTATUS(st);
+}
+
+/* Without the privilege to clone the tree's mount, a tree read in place
+ * is imaged whole when nothing is mounted inside it, and refused, with
+ * the mount named, when something is (mke2fs would copy it). */
+static void test_dir_image_in_place(void **state)
+{
+	struct tree *t = *state;
+	struct overlay o;
+	char image[160];
+
+	if (!private_mounts())
+		skip();
+	overlay_mount(t, &o, 0);
+	snprintf(image, sizeof image, "%s/image.ext4", t->outer);
+	assert_int_equal(build_without_sys_admin(o.merged, image, NULL), 0);
+	assert_int_equal(image_dir_entries(image, "/d"), 3);
+	unlink(image);
+	overlay_bind_inside(&o);
+	assert_int_equal(build_without_sys_admin(o.merged, image, "mounted at '/d/"), 1);
+	assert_false(exists(t->outer, "image.ext4"));
+	overlay_umount(&o);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1094,6 +1416,13 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_opaque_whiteout_over_a_deep_chain, tree_setup,
 	                                    tree_teardown),
 	    cmocka_unit_test(test_mke2fs_path_guard),
+	    cmocka_unit_test_setup_teardown(test_tree_walk_overlay, tree_setup, tree_teardown),
+	    cmocka_unit_test_setup_teardown(test_tree_walk_mounts_inside, tree_setup,
+	                                    tree_teardown),
+	    cmocka_unit_test_setup_teardown(test_dir_image_of_overlay, tree_setup, tree_teardown),
+	    cmocka_unit_test_setup_teardown(test_dir_image_short_estimate, tree_setup,
+	                                    tree_teardown),
+	    cmocka_unit_test_setup_teardown(test_dir_image_in_place, tree_setup, tree_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

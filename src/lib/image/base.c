@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -22,6 +23,20 @@ struct walk_state {
 	bool shallow;
 	uint64_t bytes;
 	uint64_t inodes;
+};
+
+/* The tree as mke2fs -d reads it. mke2fs copies whatever it finds below
+ * the directory, mounts included (a bind mount inside a rootfs landed in
+ * its image, unsized and outside the key), so where it can ctr-jailer
+ * hands it a detached clone of the tree's own mount: nothing mounted
+ * inside is in it, and the walk that sizes and keys the image reads the
+ * same clone. Cloning needs CAP_SYS_ADMIN; without it the tree is read in
+ * place, and a tree with something mounted inside is refused. */
+struct tree_view {
+	const char *dir; /* the tree's path, for messages */
+	int fd;          /* the clone, or the directory itself */
+	bool detached;
+	char source[64]; /* what mke2fs -d is given for a clone */
 };
 
 bool cj_mke2fs_path_ok(size_t len)
@@ -39,9 +54,36 @@ bool cj_mke2fs_path_ok(size_t len)
 	return len + 1 != 2040;
 }
 
+static uint64_t round_block(uint64_t n)
+{
+	return (n + 4095) & ~(uint64_t)4095;
+}
+
+/* The data blocks mke2fs gives the entry in a 4 KiB-block ext4: what it
+ * takes here, and at least a block for a file with data (compressed or
+ * inline data on the source takes less) and for every directory; a
+ * symlink longer than 59 bytes is not stored in its inode. */
+static uint64_t entry_bytes(const struct stat *st)
+{
+	uint64_t held = round_block((uint64_t)st->st_blocks * 512);
+
+	if (S_ISREG(st->st_mode))
+		return st->st_size > 0 && held < 4096 ? 4096 : held;
+	if (S_ISDIR(st->st_mode)) {
+		uint64_t size = round_block((uint64_t)st->st_size);
+		held = held > size ? held : size;
+		return held < 4096 ? 4096 : held;
+	}
+	if (S_ISLNK(st->st_mode))
+		return st->st_size > 59 ? 4096 : 0;
+	return 0;
+}
+
 /* Hash and count one entry; the walk is iterative and depth-bounded
- * (tree.c), and visits what nftw(FTW_PHYS | FTW_MOUNT) would, in the same
- * order with the same paths, so the cache keys did not change. */
+ * (tree.c), and visits what nftw(FTW_PHYS | FTW_MOUNT) would on one file
+ * system, in the same order with the same paths, so the cache keys of such
+ * trees did not change; on an overlayfs it visits every file, which nftw
+ * did not. */
 static int walk_entry(const struct cj_tree_entry *e, void *ctx, struct cj_err *err)
 {
 	struct walk_state *ws = ctx;
@@ -68,7 +110,7 @@ static int walk_entry(const struct cj_tree_entry *e, void *ctx, struct cj_err *e
 		cj_hash_update(ws->hash, "", 1);
 		cj_hash_update(ws->hash, rec, (size_t)n);
 	}
-	ws->bytes += (uint64_t)st->st_blocks * 512;
+	ws->bytes += entry_bytes(st);
 	ws->inodes++;
 	if (ws->shallow && e->depth >= 1)
 		return CJ_TREE_SKIP;
@@ -100,30 +142,113 @@ static void format_uuid(const uint8_t u[16], char out[37])
 	         u[13], u[14], u[15]);
 }
 
-static int run_mke2fs(const char *dir, const char *tmp, uint64_t size_kib, uint64_t inodes,
-                      const char *uuid, struct cj_err *err)
+/* Another file system mounted inside a tree read in place: mke2fs would
+ * copy it, unsized and outside the key. */
+static int refuse_mount(const struct cj_tree_entry *e, void *ctx, struct cj_err *err)
+{
+	const struct walk_state *ws = ctx;
+
+	return cj_fail(err, 0,
+	               "%s has another file system mounted at '/%.200s': its image holds the "
+	               "tree's own file system only, which takes CAP_SYS_ADMIN to separate "
+	               "(run as root, or unmount it)",
+	               ws->dir, e->path);
+}
+
+static int view_open(const char *dir, struct tree_view *v, struct cj_err *err)
+{
+	memset(v, 0, sizeof *v);
+	v->dir = dir;
+	v->fd = open_tree(AT_FDCWD, dir, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+	if (v->fd >= 0) {
+		v->detached = true;
+		snprintf(v->source, sizeof v->source, "/proc/self/fd/%d/.", v->fd);
+		return 0;
+	}
+	/* EPERM: no CAP_SYS_ADMIN; ENOSYS: before Linux 5.2, or a seccomp
+	 * filter; EINVAL: an unbindable mount. Read in place. */
+	if (errno != EPERM && errno != ENOSYS && errno != EINVAL && errno != EACCES)
+		return cj_fail(err, errno, "read %s", dir);
+	v->fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (v->fd < 0)
+		return cj_fail(err, errno, "read %s", dir);
+	return 0;
+}
+
+static void view_close(struct tree_view *v)
+{
+	if (v->fd >= 0)
+		close(v->fd);
+	v->fd = -1;
+}
+
+/* Walk the view; the error names the tree. */
+static int view_walk(const struct tree_view *v, struct walk_state *ws, struct cj_err *err)
+{
+	ws->dir = v->dir;
+	return cj_tree_walk_mounts(v->fd, CJ_TREE_MAX_DEPTH, walk_entry, NULL,
+	                           v->detached ? NULL : refuse_mount, ws, err);
+}
+
+static int run_mke2fs(const struct tree_view *v, const char *tmp, uint64_t size_kib,
+                      uint64_t inodes, const char *uuid, struct cj_err *err)
 {
 	char size_arg[32], inode_arg[32];
-	char *argv[] = {"mke2fs",    "-q",        "-F",           "-t", "ext4", "-b",
-	                "4096",      "-O",        "^has_journal", "-m", "0",    "-N",
-	                inode_arg,   "-U",        (char *)uuid,   "-L", "ctrj", "-d",
-	                (char *)dir, (char *)tmp, size_arg,       NULL};
+	const char *source = v->detached ? v->source : v->dir;
+	char *argv[] = {"mke2fs",       "-q",        "-F",           "-t", "ext4", "-b",
+	                "4096",         "-O",        "^has_journal", "-m", "0",    "-N",
+	                inode_arg,      "-U",        (char *)uuid,   "-L", "ctrj", "-d",
+	                (char *)source, (char *)tmp, size_arg,       NULL};
+	int r;
 
 	snprintf(size_arg, sizeof size_arg, "%lluk", (unsigned long long)size_kib);
 	snprintf(inode_arg, sizeof inode_arg, "%llu", (unsigned long long)inodes);
 	unlink(tmp);
-	return cj_run(argv, NULL, err);
+	/* mke2fs reads the clone through its own descriptor table: the
+	 * descriptor is inherited for this one spawn. */
+	if (v->detached && fcntl(v->fd, F_SETFD, 0) < 0)
+		return cj_fail(err, errno, "build filesystem image of %s", v->dir);
+	r = cj_run(argv, NULL, err);
+	if (v->detached)
+		fcntl(v->fd, F_SETFD, FD_CLOEXEC);
+	return r;
 }
 
-static int build_image(const char *dir, const char *dest, const struct walk_state *ws,
+/* mke2fs ran out of inodes or blocks (its words), which more room fixes;
+ * any other failure, more room would not. */
+static bool out_of_room(const struct cj_err *err)
+{
+	static const char *const words[] = {
+	    "Could not allocate", "No free space in the directory", "Not enough space",
+	    "Insufficient space", "too big for a filesystem",       "Ran out of",
+	};
+
+	for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+		if (strstr(err->msg, words[i]))
+			return true;
+	return false;
+}
+
+/* Data plus a fifth for metadata, 4 KiB an inode (its share of the inode
+ * table and of a directory block), never below 16 MiB. */
+static uint64_t image_kib(uint64_t bytes, uint64_t inodes)
+{
+	return (bytes + bytes / 5) / 1024 + inodes * 4 + 16 * 1024;
+}
+
+/* The walk sized the image; mke2fs -d cannot grow it, so when the tree
+ * still did not fit (it grew since, or its files take more blocks here
+ * than where they are, as compressed ones do) the next attempt has four
+ * times the inodes (up to 256 times) and at least twice the room (up to
+ * 16 times): running out is never the user's error. */
+#define BUILD_ATTEMPTS 5
+
+static int build_image(const struct tree_view *v, const char *dest, const struct walk_state *ws,
                        struct cj_err *err)
 {
 	char tmp[PATH_MAX + 16], uuid_str[37];
 	uint8_t uuid[16];
-	/* Data plus a fifth for metadata, never below 16 MiB. mke2fs -d cannot
-	 * grow the image, so a failure retries with more room. */
-	uint64_t size_kib = (ws->bytes + ws->bytes / 5) / 1024 + ws->inodes * 4 + 16 * 1024;
-	uint64_t inodes = ws->inodes + ws->inodes / 4 + 64;
+	uint64_t inodes = ws->inodes + ws->inodes / 4 + 64, size_kib = image_kib(ws->bytes, inodes);
 
 	if (getrandom(uuid, sizeof uuid, 0) != (ssize_t)sizeof uuid)
 		return cj_fail(err, errno, "getrandom");
@@ -131,14 +256,17 @@ static int build_image(const char *dir, const char *dest, const struct walk_stat
 	uuid[8] = (uint8_t)((uuid[8] & 0x3f) | 0x80);
 	format_uuid(uuid, uuid_str);
 	snprintf(tmp, sizeof tmp, "%s.tmp", dest);
-	for (int attempt = 0;; attempt++) {
-		if (run_mke2fs(dir, tmp, size_kib, inodes, uuid_str, err) == 0)
+	for (int attempt = 1;; attempt++) {
+		if (run_mke2fs(v, tmp, size_kib, inodes, uuid_str, err) == 0)
 			break;
-		if (attempt == 3) {
+		if (attempt == BUILD_ATTEMPTS || !out_of_room(err)) {
 			unlink(tmp);
-			return cj_err_wrap(err, "build filesystem image of %s", dir);
+			return cj_err_wrap(err, "build filesystem image of %s", v->dir);
 		}
-		size_kib *= 2;
+		inodes *= 4;
+		size_kib = image_kib(ws->bytes, inodes) > 2 * size_kib
+		               ? image_kib(ws->bytes, inodes)
+		               : 2 * size_kib;
 	}
 	int fd = open(tmp, O_RDONLY | O_CLOEXEC);
 	if (fd >= 0) {
@@ -153,35 +281,23 @@ static int build_image(const char *dir, const char *dest, const struct walk_stat
 	return 0;
 }
 
-/* Walk dir; the error names it. */
-static int walk(const char *dir, struct walk_state *ws, struct cj_err *err)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), r;
-
-	if (fd < 0)
-		return cj_fail(err, errno, "read %s", dir);
-	ws->dir = dir;
-	r = cj_tree_walk(fd, CJ_TREE_MAX_DEPTH, walk_entry, NULL, ws, err);
-	close(fd);
-	return r;
-}
-
-int cj_tree_image_get(const char *cache_dir, const char *subdir, const char *tag, const char *dir,
-                      bool shallow_key, struct cj_fsimage *out, struct cj_err *err)
+/* cj_tree_image_get on an open view of the tree. */
+static int tree_image_get(const char *cache_dir, const char *subdir, const char *tag,
+                          const struct tree_view *view, bool shallow_key, struct cj_fsimage *out,
+                          struct cj_err *err)
 {
 	struct walk_state ws = {.hash = cj_hash_new(), .shallow = shallow_key};
 	char key[65], folder[PATH_MAX], lock[PATH_MAX + 80];
 	struct stat st;
 	int lock_fd, r;
 
-	memset(out, 0, sizeof *out);
 	cj_hash_update(ws.hash, BASE_FORMAT, sizeof BASE_FORMAT);
 	cj_hash_update(ws.hash, tag, strlen(tag) + 1);
-	r = walk(dir, &ws, err);
+	r = view_walk(view, &ws, err);
 	cj_hash_final_hex(ws.hash, key);
 	ws.hash = NULL;
 	if (r != 0)
-		return cj_err_wrap(err, "%s", dir);
+		return cj_err_wrap(err, "%s", view->dir);
 
 	snprintf(folder, sizeof folder, "%s/%s", cache_dir, subdir);
 	if (cj_mkdir_p(folder, 0700, err) < 0)
@@ -199,13 +315,13 @@ int cj_tree_image_get(const char *cache_dir, const char *subdir, const char *tag
 	if (stat(out->path, &st) < 0) {
 		if (shallow_key) { /* the key walk did not see everything: size it now */
 			ws = (struct walk_state){0};
-			if (walk(dir, &ws, err) != 0) {
+			if (view_walk(view, &ws, err) != 0) {
 				unlink(lock);
 				close(lock_fd);
-				return cj_err_wrap(err, "%s", dir);
+				return cj_err_wrap(err, "%s", view->dir);
 			}
 		}
-		r = build_image(dir, out->path, &ws, err);
+		r = build_image(view, out->path, &ws, err);
 		out->built = r == 0;
 	}
 	unlink(lock);
@@ -215,13 +331,47 @@ int cj_tree_image_get(const char *cache_dir, const char *subdir, const char *tag
 	return cj_ext4_uuid(out->path, out->uuid, err);
 }
 
+int cj_tree_image_get(const char *cache_dir, const char *subdir, const char *tag, const char *dir,
+                      bool shallow_key, struct cj_fsimage *out, struct cj_err *err)
+{
+	struct tree_view view;
+	int r;
+
+	memset(out, 0, sizeof *out);
+	if (view_open(dir, &view, err) < 0)
+		return cj_err_wrap(err, "%s", dir);
+	r = tree_image_get(cache_dir, subdir, tag, &view, shallow_key, out, err);
+	view_close(&view);
+	return r;
+}
+
 int cj_dir_image_build(const char *dir, const char *dest, struct cj_err *err)
 {
 	struct walk_state ws = {0};
+	struct tree_view view;
+	int r;
 
-	if (walk(dir, &ws, err) != 0)
+	if (view_open(dir, &view, err) < 0)
 		return -1;
-	return build_image(dir, dest, &ws, err);
+	r = view_walk(&view, &ws, err);
+	if (r == 0)
+		r = build_image(&view, dest, &ws, err);
+	view_close(&view);
+	return r;
+}
+
+int cj_dir_image_build_sized(const char *dir, const char *dest, uint64_t bytes, uint64_t inodes,
+                             struct cj_err *err)
+{
+	struct walk_state ws = {.bytes = bytes, .inodes = inodes};
+	struct tree_view view;
+	int r;
+
+	if (view_open(dir, &view, err) < 0)
+		return -1;
+	r = build_image(&view, dest, &ws, err);
+	view_close(&view);
+	return r;
 }
 
 int cj_base_image_get(const char *cache_dir, const char *rootfs, struct cj_fsimage *out,

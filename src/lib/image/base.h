@@ -34,6 +34,11 @@ int cj_tree_image_get(const char *cache_dir, const char *subdir, const char *tag
  * images keyed by their digest. */
 int cj_dir_image_build(const char *dir, const char *dest, struct cj_err *err);
 
+/* The same with the walk's estimate of data bytes and inodes replaced by
+ * these (exposed for tests: an estimate short of what mke2fs needs). */
+int cj_dir_image_build_sized(const char *dir, const char *dest, uint64_t bytes, uint64_t inodes,
+                             struct cj_err *err);
+
 /* Read the UUID of an ext4 image's superblock. */
 int cj_ext4_uuid(const char *path, uint8_t uuid[16], struct cj_err *err);
 

@@ -20,11 +20,14 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 /* Directories this close to the top keep their descriptor while the walk
- * is below them, so the usual tree is walked with exactly nftw's system
- * calls; deeper ones are closed and climbed back to with "..". */
+ * is below them, so the usual tree is walked with as many system calls as
+ * nftw made (statx in place of fstatat); deeper ones are closed and
+ * climbed back to with "..". */
 #define KEEP_OPEN 64
 
 struct frame {
@@ -42,10 +45,59 @@ struct walk {
 	char *path;
 	size_t pathcap;
 	char *dents; /* getdents64 buffer */
-	dev_t dev;   /* the root's file system: never left */
+	/* The root's mount: never left. Known by its mount id; where the
+	 * kernel does not tell one (before Linux 5.8), by the device of
+	 * directories only (see other_mount). */
+	uint64_t mnt_id;
+	bool have_mnt_id;
+	dev_t dev;
 };
 
 #define DENTS_SIZE (32u << 10)
+
+/* stat of name in dirfd (never following it, never triggering an
+ * automount) as fstatat gives it, and the id of the mount it is on when
+ * the kernel reports one. */
+static int entry_stat(int dirfd, const char *name, int flags, struct stat *st, uint64_t *mnt_id,
+                      bool *have_mnt_id)
+{
+	struct statx sx;
+
+	if (statx(dirfd, name, flags | AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT,
+	          STATX_BASIC_STATS | STATX_MNT_ID, &sx) < 0)
+		return -1;
+	memset(st, 0, sizeof *st);
+	st->st_dev = makedev(sx.stx_dev_major, sx.stx_dev_minor);
+	st->st_ino = sx.stx_ino;
+	st->st_mode = sx.stx_mode;
+	st->st_nlink = sx.stx_nlink;
+	st->st_uid = sx.stx_uid;
+	st->st_gid = sx.stx_gid;
+	st->st_rdev = makedev(sx.stx_rdev_major, sx.stx_rdev_minor);
+	st->st_size = (off_t)sx.stx_size;
+	st->st_blksize = (blksize_t)sx.stx_blksize;
+	st->st_blocks = (blkcnt_t)sx.stx_blocks;
+	st->st_atim = (struct timespec){sx.stx_atime.tv_sec, sx.stx_atime.tv_nsec};
+	st->st_mtim = (struct timespec){sx.stx_mtime.tv_sec, sx.stx_mtime.tv_nsec};
+	st->st_ctim = (struct timespec){sx.stx_ctime.tv_sec, sx.stx_ctime.tv_nsec};
+	*have_mnt_id = (sx.stx_mask & STATX_MNT_ID) != 0;
+	*mnt_id = *have_mnt_id ? sx.stx_mnt_id : 0;
+	return 0;
+}
+
+/* Is the entry on another mount than the walk's root? Not by its device:
+ * on an overlayfs whose layers sit on different file systems, every
+ * non-directory reports the device of the layer holding it, and a walk by
+ * device skipped them all (the base image of such a rootfs was short of
+ * inodes, and its cache key blind to its files). By mount id; without one,
+ * by the device of directories only, which overlayfs reports as its own. */
+static bool other_mount(const struct walk *w, const struct stat *st, uint64_t mnt_id,
+                        bool have_mnt_id)
+{
+	if (w->have_mnt_id && have_mnt_id)
+		return mnt_id != w->mnt_id;
+	return S_ISDIR(st->st_mode) && st->st_dev != w->dev;
+}
 
 /* Read every name of the directory fd (whose offset is at its start). */
 static int read_names(struct walk *w, int fd, struct frame *f)
@@ -178,14 +230,45 @@ static int pop(struct walk *w, struct cj_err *err)
 	return 0;
 }
 
-static int walk_loop(struct walk *w, unsigned max_depth, cj_tree_visit_fn pre,
-                     cj_tree_visit_fn post, void *ctx, struct cj_err *err)
+struct visitors {
+	cj_tree_visit_fn pre, post, mount;
+	void *ctx;
+};
+
+/* Tell v->mount (when given) about an entry of another mount: its name is
+ * appended to the path for the call only. */
+static int report_mount(struct walk *w, const struct frame *f, const char *name,
+                        const struct stat *st, const struct visitors *v, struct cj_err *err)
+{
+	struct cj_tree_entry e;
+	size_t len;
+	int r;
+
+	if (!v->mount)
+		return 0;
+	if (path_append(w, f->pathlen, name, &len) < 0)
+		return cj_fail(err, ENOMEM, "walk");
+	e = (struct cj_tree_entry){.dirfd = f->fd,
+	                           .name = name,
+	                           .path = w->path,
+	                           .pathlen = len,
+	                           .depth = (unsigned)w->n,
+	                           .st = st};
+	r = v->mount(&e, v->ctx, err);
+	w->path[f->pathlen] = '\0';
+	return r < 0 ? -1 : 0;
+}
+
+static int walk_loop(struct walk *w, unsigned max_depth, const struct visitors *v,
+                     struct cj_err *err)
 {
 	while (w->n) {
 		struct frame *f = &w->frames[w->n - 1];
 		struct cj_tree_entry e;
 		struct stat st;
 		const char *name;
+		uint64_t mnt_id;
+		bool have_mnt_id;
 		size_t len;
 		int next, fd;
 
@@ -201,21 +284,25 @@ static int walk_loop(struct walk *w, unsigned max_depth, cj_tree_visit_fn pre,
 			                           .pathlen = f->pathlen,
 			                           .depth = (unsigned)w->n,
 			                           .st = &f->st};
-			if (post && post(&e, ctx, err) < 0)
+			if (v->post && v->post(&e, v->ctx, err) < 0)
 				return -1;
 			w->path[w->frames[w->n - 1].pathlen] = '\0';
 			continue;
 		}
 		name = f->names + f->pos;
 		f->pos += strlen(name) + 1;
-		if (fstatat(f->fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+		if (entry_stat(f->fd, name, 0, &st, &mnt_id, &have_mnt_id) < 0) {
 			if (errno == ENOENT)
 				continue; /* gone since the directory was read */
 			return cj_fail(err, errno, "read '/%.200s%s%.200s'", w->path,
 			               f->pathlen ? "/" : "", name);
 		}
-		if (st.st_dev != w->dev)
-			continue; /* another file system mounted here: not this tree's */
+		if (other_mount(w, &st, mnt_id, have_mnt_id)) {
+			/* another file system mounted here: not this tree's */
+			if (report_mount(w, f, name, &st, v, err) < 0)
+				return -1;
+			continue;
+		}
 		if (w->n > max_depth)
 			return cj_fail(
 			    err, 0, "the tree is nested deeper than %u levels (below '/%.80s...')",
@@ -228,7 +315,7 @@ static int walk_loop(struct walk *w, unsigned max_depth, cj_tree_visit_fn pre,
 		                           .pathlen = len,
 		                           .depth = (unsigned)w->n,
 		                           .st = &st};
-		next = pre ? pre(&e, ctx, err) : CJ_TREE_DESCEND;
+		next = v->pre ? v->pre(&e, v->ctx, err) : CJ_TREE_DESCEND;
 		if (next < 0)
 			return -1;
 		if (next != CJ_TREE_DESCEND || !S_ISDIR(st.st_mode)) {
@@ -244,17 +331,20 @@ static int walk_loop(struct walk *w, unsigned max_depth, cj_tree_visit_fn pre,
 	return 0;
 }
 
-int cj_tree_walk(int root_fd, unsigned max_depth, cj_tree_visit_fn pre, cj_tree_visit_fn post,
-                 void *ctx, struct cj_err *err)
+int cj_tree_walk_mounts(int root_fd, unsigned max_depth, cj_tree_visit_fn pre,
+                        cj_tree_visit_fn post, cj_tree_visit_fn mount, void *ctx,
+                        struct cj_err *err)
 {
+	const struct visitors v = {.pre = pre, .post = post, .mount = mount, .ctx = ctx};
 	struct walk w = {0};
 	struct stat st;
 	int fd = openat(root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC), next, r = -1;
 
 	if (fd < 0)
 		return cj_fail(err, errno, "open the tree");
-	if (fstat(fd, &st) < 0 || !(w.path = calloc(1, w.pathcap = 256)) ||
-	    !(w.dents = malloc(DENTS_SIZE))) {
+	errno = 0;
+	if (entry_stat(fd, "", AT_EMPTY_PATH, &st, &w.mnt_id, &w.have_mnt_id) < 0 ||
+	    !(w.path = calloc(1, w.pathcap = 256)) || !(w.dents = malloc(DENTS_SIZE))) {
 		int e = errno ? errno : ENOMEM;
 		close(fd);
 		free(w.path);
@@ -268,7 +358,7 @@ int cj_tree_walk(int root_fd, unsigned max_depth, cj_tree_visit_fn pre, cj_tree_
 		if (push(&w, fd, &st, 0, 0) < 0)
 			cj_fail(err, errno, "read the tree's top directory");
 		else
-			r = walk_loop(&w, max_depth, pre, post, ctx, err);
+			r = walk_loop(&w, max_depth, &v, err);
 	} else {
 		close(fd);
 		r = next < 0 ? -1 : 0;
@@ -282,6 +372,12 @@ int cj_tree_walk(int root_fd, unsigned max_depth, cj_tree_visit_fn pre, cj_tree_
 	free(w.path);
 	free(w.dents);
 	return r;
+}
+
+int cj_tree_walk(int root_fd, unsigned max_depth, cj_tree_visit_fn pre, cj_tree_visit_fn post,
+                 void *ctx, struct cj_err *err)
+{
+	return cj_tree_walk_mounts(root_fd, max_depth, pre, post, NULL, ctx, err);
 }
 
 /* ---- removal ------------------------------------------------------------------ */
