@@ -52,7 +52,7 @@ static void __attribute__((noreturn)) userns_helper(int ready, int done)
 /* A user namespace mapping (exactly and only) the file's owner and group
  * to uid and gid: the idmapping of the mount. A process holds it while
  * its maps are written and exits right after. */
-static int idmap_userns(const struct stat *st, uid_t uid, gid_t gid, struct cj_err *err)
+int cj_idmap_userns(const struct stat *st, uid_t uid, gid_t gid, struct cj_err *err)
 {
 	char path[64], map[64];
 	int ready[2], done[2], fd = -1, e;
@@ -115,7 +115,7 @@ int cj_idmap_tree(int fd, const struct stat *st, uid_t uid, gid_t gid, uint64_t 
 	tree = open_tree(fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
 	if (tree < 0)
 		return cj_fail(err, errno, "clone a mount");
-	ns = idmap_userns(st, uid, gid, err);
+	ns = cj_idmap_userns(st, uid, gid, err);
 	if (ns < 0) {
 		close(tree);
 		return -1;

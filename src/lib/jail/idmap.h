@@ -17,6 +17,11 @@
  * with errnum EINVAL where the file's filesystem has no idmapped mounts
  * (overlayfs, NFS, tmpfs before Linux 6.3).
  */
+/* A user namespace (an fd) mapping exactly the file's owner and group (st)
+ * to uid and gid: the idmapping to give mount_setattr(MOUNT_ATTR_IDMAP).
+ * Also made by a runtime started under chroot. */
+int cj_idmap_userns(const struct stat *st, uid_t uid, gid_t gid, struct cj_err *err);
+
 int cj_idmap_tree(int fd, const struct stat *st, uid_t uid, gid_t gid, uint64_t attrs,
                   struct cj_err *err);
 

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "tool.h"
 
+#include "idmap.h"
 #include "jail.h"
 #include "util/util.h"
 
@@ -65,101 +66,6 @@ static bool is_dynamic(const char *bin)
 	return dyn;
 }
 
-static int write_text(const char *path, const char *text)
-{
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return -1;
-	n = write(fd, text, strlen(text));
-	int e = errno;
-	close(fd);
-	errno = e;
-	return n == (ssize_t)strlen(text) ? 0 : -1;
-}
-
-/* The helper's side of idmap_userns: a new user namespace, then one byte
- * (0, or the errno) to the parent, then wait for the parent to be done. */
-static void __attribute__((noreturn)) userns_helper(int ready, int done)
-{
-	unsigned char status = 0;
-	char c;
-
-	if (unshare(CLONE_NEWUSER) < 0) {
-		/* The kernel refuses user namespaces to a chrooted process
-		 * (a runtime started under chroot). Entering a mount namespace
-		 * of its own again puts this helper at that namespace's root;
-		 * it runs no tool and opens no file, so leaving the chroot
-		 * gives it nothing. */
-		int ns = -1;
-		if (errno != EPERM || unshare(CLONE_NEWNS) < 0 ||
-		    (ns = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC)) < 0 ||
-		    setns(ns, CLONE_NEWNS) < 0 || unshare(CLONE_NEWUSER) < 0)
-			status = (unsigned char)(errno ? errno : EPERM);
-	}
-	if (write(ready, &status, 1) != 1 || status)
-		_exit(1);
-	_exit(read(done, &c, 1) < 0); /* EOF: the parent is done */
-}
-
-/* A user namespace that maps the image's owner to the tool's user: the
- * idmapping of the image's mount in the room. It needs a process while its
- * maps are written; the helper exits right after. */
-static int idmap_userns(const struct stat *st, uid_t uid, gid_t gid, struct cj_err *err)
-{
-	char path[64], map[64];
-	int ready[2], done[2], fd = -1, e = 0;
-	unsigned char status = EIO;
-	pid_t pid;
-
-	if (pipe2(ready, O_CLOEXEC) < 0)
-		return cj_fail(err, errno, "pipe");
-	if (pipe2(done, O_CLOEXEC) < 0) {
-		e = errno;
-		close(ready[0]);
-		close(ready[1]);
-		return cj_fail(err, e, "pipe");
-	}
-	pid = fork();
-	if (pid == 0) {
-		close(ready[0]);
-		close(done[1]);
-		userns_helper(ready[1], done[0]);
-	}
-	e = errno;
-	close(ready[1]);
-	close(done[0]);
-	if (pid < 0) {
-		close(ready[0]);
-		close(done[1]);
-		return cj_fail(err, e, "start a helper for the tool's image");
-	}
-	e = 0;
-	while (read(ready[0], &status, 1) < 0 && errno == EINTR)
-		;
-	close(ready[0]);
-	if (status)
-		e = status;
-	snprintf(path, sizeof path, "/proc/%d/uid_map", (int)pid);
-	snprintf(map, sizeof map, "%u %u 1\n", (unsigned)st->st_uid, (unsigned)uid);
-	if (!e && write_text(path, map) < 0)
-		e = errno;
-	snprintf(path, sizeof path, "/proc/%d/gid_map", (int)pid);
-	snprintf(map, sizeof map, "%u %u 1\n", (unsigned)st->st_gid, (unsigned)gid);
-	if (!e && write_text(path, map) < 0)
-		e = errno;
-	snprintf(path, sizeof path, "/proc/%d/ns/user", (int)pid);
-	if (!e && (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		e = errno;
-	close(done[1]);
-	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-		;
-	if (e)
-		return cj_fail(err, e, "map the image's owner to the tool's user");
-	return fd;
-}
-
 /* A detached mount of the image file for the room. Where its filesystem
  * allows, the mount is idmapped so that the file's owner appears as the
  * tool's user: the tool opens it by path, read-write, with no privilege,
@@ -179,7 +85,7 @@ static int image_mount(int image_fd, const struct stat *st, struct cj_jail *j, s
 	tree = open_tree(image_fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
 	if (tree < 0)
 		return cj_fail(err, errno, "clone a mount of the image for the tool");
-	ns = idmap_userns(st, j->uid, j->gid, &ignore);
+	ns = cj_idmap_userns(st, j->uid, j->gid, &ignore);
 	if (ns >= 0) {
 		attr.attr_set |= MOUNT_ATTR_IDMAP;
 		attr.userns_fd = (uint64_t)ns;
