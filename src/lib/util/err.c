@@ -10,15 +10,33 @@
 #include <string.h>
 #include <unistd.h>
 
+__attribute__((format(printf, 3, 0))) static int vfail(struct cj_err *err, int errnum,
+                                                       const char *fmt, va_list ap)
+{
+	err->errnum = errnum;
+	if (!err->exit_code)
+		err->exit_code = CJ_EXIT_RUNTIME;
+	vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+	return -1;
+}
+
 int cj_fail(struct cj_err *err, int errnum, const char *fmt, ...)
 {
 	va_list ap;
 
-	err->errnum = errnum;
-	if (!err->exit_code)
-		err->exit_code = CJ_EXIT_RUNTIME;
 	va_start(ap, fmt);
-	vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+	vfail(err, errnum, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+int cj_fail_code(struct cj_err *err, int exit_code, int errnum, const char *fmt, ...)
+{
+	va_list ap;
+
+	err->exit_code = exit_code;
+	va_start(ap, fmt);
+	vfail(err, errnum, fmt, ap);
 	va_end(ap);
 	return -1;
 }
@@ -51,19 +69,48 @@ const char *cj_err_str(const struct cj_err *err, char *buf, size_t len)
 	return buf;
 }
 
-void cj_notice(const char *fmt, ...)
+static void stderr_sink(int level, const char *msg, void *ud)
+{
+	fprintf(stderr, "ctr-jailer: %s%s\n", level == CJ_LEVEL_WARNING ? "warning: " : "", msg);
+}
+
+static cj_notice_sink_fn *notice_sink = stderr_sink;
+static void *notice_sink_ud;
+
+void cj_set_notice_sink(cj_notice_sink_fn *fn, void *ud)
+{
+	notice_sink = fn ? fn : stderr_sink;
+	notice_sink_ud = fn ? ud : NULL;
+}
+
+__attribute__((format(printf, 2, 0))) static void vnotify(int level, const char *fmt, va_list ap)
 {
 	char raw[2048], clean[4 * sizeof raw];
-	va_list ap;
 	int n;
 
-	va_start(ap, fmt);
 	n = vsnprintf(raw, sizeof raw, fmt, ap);
-	va_end(ap);
 	if (n < 0)
 		return;
 	cj_sanitize(raw, (size_t)n < sizeof raw ? (size_t)n : sizeof raw - 1, clean, sizeof clean);
-	fprintf(stderr, "ctr-jailer: %s\n", clean);
+	notice_sink(level, clean, notice_sink_ud);
+}
+
+void cj_notice(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vnotify(CJ_LEVEL_NOTICE, fmt, ap);
+	va_end(ap);
+}
+
+void cj_warn(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vnotify(CJ_LEVEL_WARNING, fmt, ap);
+	va_end(ap);
 }
 
 void cj_freep(void *p)
