@@ -9,6 +9,7 @@
  * image reference, signal name. */
 #include "fuzz.h"
 
+#include "ctrj/protocol.h"
 #include "image/oci.h"
 
 #include <stdbool.h>

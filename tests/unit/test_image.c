@@ -4,6 +4,7 @@
  * application on a real directory (containment: nothing outside changes),
  * the unpack budget, tree walks deeper than any stack or PATH_MAX, and
  * trees on an overlayfs whose layers sit on different file systems. */
+#include "ctrj/protocol.h"
 #include "image/base.h"
 #include "image/layer.h"
 #include "image/oci.h"

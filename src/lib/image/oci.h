@@ -24,8 +24,8 @@
 #define CJ_IMAGE_OCI_H
 
 #include "image/base.h"
-#include "spec/spec.h"
 #include "util/err.h"
+#include "util/strv.h"
 
 #include <stdbool.h>
 #include <stddef.h>

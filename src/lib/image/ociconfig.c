@@ -10,6 +10,8 @@
  */
 #include "image/oci.h"
 
+#include "ctrj/protocol.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <json-c/json.h>

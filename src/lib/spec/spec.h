@@ -8,6 +8,7 @@
 #include "jail/jail.h"
 #include "net/net.h"
 #include "util/err.h"
+#include "util/strv.h"
 #include "volume/volume.h"
 
 #include <stdbool.h>
@@ -24,11 +25,6 @@ enum cj_accel { CJ_ACCEL_AUTO, CJ_ACCEL_KVM, CJ_ACCEL_TCG };
 enum cj_vmm_kind { CJ_VMM_AUTO, CJ_VMM_QEMU, CJ_VMM_FIRECRACKER };
 
 #define CJ_DEFAULT_CHROOT_BASE "/srv/jailer"
-
-struct cj_strv {
-	char **v; /* NULL-terminated */
-	size_t n;
-};
 
 struct cj_image;
 
@@ -87,10 +83,6 @@ int cj_spec_from_args(struct cj_spec *spec, int argc, char **argv, char **env, s
 void cj_spec_free(struct cj_spec *spec);
 
 /* Helpers exposed for unit tests. */
-int cj_strv_push(struct cj_strv *sv, const char *s);
-void cj_strv_free(struct cj_strv *sv);
-/* Set NAME=VALUE in env, replacing an earlier value of NAME. */
-int cj_env_set(struct cj_strv *env, const char *entry);
 /* docker --env-file semantics: NAME=VALUE taken literally, NAME alone takes
  * the value from lookup_env, '#' comments and blank lines skipped. */
 int cj_env_file_parse(const char *text, size_t len, const char *name, char **lookup_env,
