@@ -1388,6 +1388,78 @@ static void test_dir_image_in_place(void **state)
 	overlay_umount(&o);
 }
 
+/* Several first starts of one rootfs at once (issue 12): one builds its
+ * image, the others wait on the key's lock and take it, all see the image
+ * that is on disk, and the lock file stays (unlinking it while a start
+ * waits on it let a third start take a new lock and build alongside,
+ * through the same dest.tmp). */
+struct concurrent_result {
+	int ok, built;
+	uint8_t uuid[16];
+};
+
+static void test_tree_image_concurrent_first_builds(void **state)
+{
+	enum { STARTS = 4 };
+	struct tree *t = *state;
+	struct concurrent_result res[STARTS];
+	struct cj_fsimage img;
+	struct cj_err err = {0};
+	char cache[160], lock[PATH_MAX + 8];
+	int go[2], done[2], built = 0, st;
+	uint8_t on_disk[16];
+
+	assert_int_equal(mkdirat(t->root_fd, "etc", 0755), 0);
+	write_at(t->root_fd, "etc/hostname", "concurrent");
+	snprintf(cache, sizeof cache, "%s/cache", t->outer);
+	assert_int_equal(mkdir(cache, 0700), 0);
+	assert_int_equal(pipe(go), 0);
+	assert_int_equal(pipe(done), 0);
+	for (int i = 0; i < STARTS; i++) {
+		pid_t pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			struct concurrent_result r = {0};
+			char c;
+
+			close(go[1]);
+			if (read(go[0], &c, 1) != 0) /* all start when the pipe closes */
+				_exit(2);
+			r.ok = cj_base_image_get(cache, t->root, &img, &err) == 0;
+			r.built = img.built;
+			memcpy(r.uuid, img.uuid, sizeof r.uuid);
+			if (!r.ok)
+				fprintf(stderr, "%s\n", err.msg);
+			_exit(write(done[1], &r, sizeof r) == (ssize_t)sizeof r ? 0 : 2);
+		}
+	}
+	close(go[0]);
+	close(go[1]);
+	close(done[1]);
+	for (int i = 0; i < STARTS; i++) {
+		assert_int_equal(read(done[0], &res[i], sizeof res[i]), (ssize_t)sizeof res[i]);
+		assert_true(wait(&st) > 0);
+		assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	}
+	close(done[0]);
+
+	if (cj_base_image_get(cache, t->root, &img, &err) < 0)
+		fail_msg("%s", err.msg);
+	assert_false(img.built);
+	assert_int_equal(cj_ext4_uuid(img.path, on_disk, &err), 0);
+	for (int i = 0; i < STARTS; i++) {
+		assert_true(res[i].ok);
+		built += res[i].built;
+		assert_memory_equal(res[i].uuid, on_disk, sizeof on_disk);
+	}
+	assert_int_equal(built, 1);
+	snprintf(lock, sizeof lock, "%.*s.lock", (int)(strlen(img.path) - strlen(".ext4")),
+	         img.path);
+	assert_int_equal(access(lock, F_OK), 0);
+	snprintf(lock, sizeof lock, "%s.tmp", img.path);
+	assert_int_equal(access(lock, F_OK), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1424,6 +1496,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_dir_image_short_estimate, tree_setup,
 	                                    tree_teardown),
 	    cmocka_unit_test_setup_teardown(test_dir_image_in_place, tree_setup, tree_teardown),
+	    cmocka_unit_test_setup_teardown(test_tree_image_concurrent_first_builds, tree_setup,
+	                                    tree_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

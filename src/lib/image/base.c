@@ -289,7 +289,8 @@ static int tree_image_get(const char *cache_dir, const char *subdir, const char 
 	struct walk_state ws = {.hash = cj_hash_new(), .shallow = shallow_key};
 	char key[65], folder[PATH_MAX], lock[PATH_MAX + 80];
 	struct stat st;
-	int lock_fd, r;
+	cj_autoclose int lock_fd = -1;
+	int r;
 
 	cj_hash_update(ws.hash, BASE_FORMAT, sizeof BASE_FORMAT);
 	cj_hash_update(ws.hash, tag, strlen(tag) + 1);
@@ -306,28 +307,23 @@ static int tree_image_get(const char *cache_dir, const char *subdir, const char 
 	if (stat(out->path, &st) == 0)
 		return cj_ext4_uuid(out->path, out->uuid, err);
 
-	/* Concurrent starts of the same rootfs build it once. */
+	/* Concurrent starts of the same rootfs build it once. The lock file
+	 * stays: unlinking it while another start waits on it would let a
+	 * third start take a new one and build alongside. */
 	snprintf(lock, sizeof lock, "%s/%s.lock", folder, key);
 	lock_fd = cj_lock_file(lock, err);
 	if (lock_fd < 0)
 		return -1;
-	r = 0;
 	if (stat(out->path, &st) < 0) {
 		if (shallow_key) { /* the key walk did not see everything: size it now */
 			ws = (struct walk_state){0};
-			if (view_walk(view, &ws, err) != 0) {
-				unlink(lock);
-				close(lock_fd);
+			if (view_walk(view, &ws, err) != 0)
 				return cj_err_wrap(err, "%s", view->dir);
-			}
 		}
-		r = build_image(view, out->path, &ws, err);
-		out->built = r == 0;
+		if (build_image(view, out->path, &ws, err) < 0)
+			return -1;
+		out->built = true;
 	}
-	unlink(lock);
-	close(lock_fd);
-	if (r < 0)
-		return -1;
 	return cj_ext4_uuid(out->path, out->uuid, err);
 }
 

@@ -31,7 +31,8 @@ int cj_tree_image_get(const char *cache_dir, const char *subdir, const char *tag
 
 /* Build a read-only ext4 image of dir at dest (written to dest.tmp, then
  * renamed), with no cache key: for callers that key it themselves, such as
- * images keyed by their digest. */
+ * images keyed by their digest. Callers serialise builds of one dest (a
+ * lock file that stays, as cj_tree_image_get and cj_image_base_get hold). */
 int cj_dir_image_build(const char *dir, const char *dest, struct cj_err *err);
 
 /* The same with the walk's estimate of data bytes and inodes replaced by

@@ -970,8 +970,7 @@ static int unpack_and_build(const struct cj_image *img, const char *dir, const c
 	if (r < 0)
 		cj_err_wrap(err, "image %s", img->ref_str);
 	if (cj_tree_remove(tree) < 0)
-		fprintf(stderr, "ctr-jailer: notice: could not remove %s: %s\n", tree,
-		        strerror(errno));
+		cj_warn("could not remove %s: %s", tree, strerror(errno));
 	free(text);
 	return r;
 }
