@@ -589,7 +589,7 @@ static int apply_hardlink(struct layer_state *ls, int parent, const char *base, 
 {
 	char tclean[PATH_MAX], tdir[PATH_MAX];
 	const char *tbase;
-	int tparent, r;
+	cj_autoclose int tparent = -1;
 
 	if (cj_layer_clean_path(link, tclean, sizeof tclean) < 0)
 		return cj_fail(err, 0,
@@ -602,10 +602,100 @@ static int apply_hardlink(struct layer_state *ls, int parent, const char *base, 
 	tparent = cj_open_in_root(ls->root_fd, tdir, false, err);
 	if (tparent < 0)
 		return cj_err_wrap(err, "hard link '%s' -> '%s'", clean, link);
-	r = linkat(tparent, tbase, parent, base, 0);
-	close(tparent);
-	if (r < 0)
+	if (linkat(tparent, tbase, parent, base, 0) < 0)
 		return cj_fail(err, errno, "hard link '/%s' -> '/%s'", clean, tclean);
+	return 0;
+}
+
+/* The entry names the root itself: only its metadata. */
+static int apply_root(struct layer_state *ls, struct archive_entry *e, struct cj_err *err)
+{
+	cj_autoclose int fd = -1;
+
+	if (archive_entry_filetype(e) != AE_IFDIR)
+		return cj_fail(err, 0, "entry '%s' names the root but is not a directory",
+		               archive_entry_pathname(e));
+	fd = openat(ls->root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return cj_fail(err, errno, "open the image root");
+	return set_meta_fd(ls, e, fd, "", true, err);
+}
+
+/* Make room for the entry at base in parent: whatever is there goes,
+ * except a directory that a directory entry updates (*exists stays true).
+ * Returns 1 when the entry is already in place (a hard link to itself),
+ * 0 when it is to be created, -1 on error. */
+static int make_room(int parent, const char *base, const char *clean, mode_t type,
+                     const char *hardlink, bool *exists, struct cj_err *err)
+{
+	struct stat cur;
+
+	*exists = fstatat(parent, base, &cur, AT_SYMLINK_NOFOLLOW) == 0;
+	if (!*exists || (type == AE_IFDIR && !hardlink && S_ISDIR(cur.st_mode)))
+		return 0;
+	if (hardlink) {
+		char tclean[PATH_MAX];
+		if (cj_layer_clean_path(hardlink, tclean, sizeof tclean) == 0 &&
+		    strcmp(tclean, clean) == 0)
+			return 1;
+	}
+	if (cj_tree_remove_at(parent, base) < 0)
+		return cj_fail(err, errno, "replace '/%s'", clean);
+	*exists = false;
+	return 0;
+}
+
+/* Create a directory (kept when it exists), a regular file or a FIFO, and
+ * open it for its data and metadata; never through an existing inode. */
+static int open_new_node(int parent, const char *base, mode_t type, bool exists, const char *clean,
+                         struct cj_err *err)
+{
+	int fd;
+
+	switch (type) {
+	case AE_IFDIR:
+		if (!exists && mkdirat(parent, base, 0700) < 0)
+			return cj_fail(err, errno, "create directory '/%s'", clean);
+		fd = openat(parent, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		return fd >= 0 ? fd : cj_fail(err, errno, "open directory '/%s'", clean);
+	case AE_IFIFO:
+		if (mknodat(parent, base, S_IFIFO | 0600, 0) < 0)
+			return cj_fail(err, errno, "create fifo '/%s'", clean);
+		fd = openat(parent, base, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+		return fd >= 0 ? fd : cj_fail(err, errno, "open fifo '/%s'", clean);
+	default: /* AE_IFREG */
+		fd = openat(parent, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+		            0600);
+		return fd >= 0 ? fd : cj_fail(err, errno, "create '/%s'", clean);
+	}
+}
+
+/* A symlink has no descriptor of its own: its metadata is set through the
+ * parent, the last component never followed. */
+static int apply_symlink(struct layer_state *ls, struct archive_entry *e, int parent,
+                         const char *base, const char *clean, struct cj_err *err)
+{
+	const char *target = archive_entry_symlink(e);
+	char lpath[64 + NAME_MAX];
+	struct timespec ts[2] = {mtime_of(e), mtime_of(e)};
+	uid_t uid;
+	gid_t gid;
+
+	if (!target || !target[0])
+		return cj_fail(err, 0, "entry '%s' is a symlink without a target", clean);
+	if (symlinkat(target, parent, base) < 0)
+		return cj_fail(err, errno, "create symlink '/%s'", clean);
+	if (owner_of(e, &uid, &gid, clean, err) < 0)
+		return -1;
+	if (ls->opts->set_owner && fchownat(parent, base, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
+		return cj_fail(err, errno, "chown '/%s'", clean);
+	/* lsetxattr needs a path: the parent's descriptor names the
+	 * directory exactly, and the last component is not followed. */
+	snprintf(lpath, sizeof lpath, "/proc/self/fd/%d/%s", parent, base);
+	if (set_xattrs(ls, e, -1, lpath, clean, err) < 0)
+		return -1;
+	if (utimensat(parent, base, ts, AT_SYMLINK_NOFOLLOW) < 0)
+		return cj_fail(err, errno, "set times of '/%s'", clean);
 	return 0;
 }
 
@@ -616,22 +706,14 @@ static int apply_entry(struct layer_state *ls, struct archive *a, struct archive
 	const char *hardlink = archive_entry_hardlink(e);
 	char dir[PATH_MAX];
 	const char *base;
-	struct stat cur;
-	int parent, fd = -1, r = -1;
+	cj_autoclose int parent = -1;
+	cj_autoclose int fd = -1;
 	uint64_t made = 0;
 	bool exists;
+	int r;
 
-	if (!clean[0]) { /* the root itself */
-		if (type != AE_IFDIR)
-			return cj_fail(err, 0, "entry '%s' names the root but is not a directory",
-			               archive_entry_pathname(e));
-		fd = openat(ls->root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (fd < 0)
-			return cj_fail(err, errno, "open the image root");
-		r = set_meta_fd(ls, e, fd, clean, true, err);
-		close(fd);
-		return r;
-	}
+	if (!clean[0])
+		return apply_root(ls, e, err);
 	if (!hardlink && (type == AE_IFCHR || type == AE_IFBLK || type == AE_IFSOCK)) {
 		ls->st->skipped_devices++;
 		return 0;
@@ -644,147 +726,67 @@ static int apply_entry(struct layer_state *ls, struct archive *a, struct archive
 	parent = open_in_root(ls->root_fd, dir, true, &made, err);
 	if (parent < 0)
 		return cj_err_wrap(err, "entry '%s'", clean);
-	if (made && budget_entries(ls->opts->budget, made, err) < 0) {
-		close(parent);
+	if (made && budget_entries(ls->opts->budget, made, err) < 0)
 		return -1;
-	}
-
-	exists = fstatat(parent, base, &cur, AT_SYMLINK_NOFOLLOW) == 0;
-	if (exists && !(type == AE_IFDIR && !hardlink && S_ISDIR(cur.st_mode))) {
-		if (hardlink) {
-			char tclean[PATH_MAX];
-			if (cj_layer_clean_path(hardlink, tclean, sizeof tclean) == 0 &&
-			    strcmp(tclean, clean) == 0) {
-				close(parent);
-				return 0;
-			}
-		}
-		if (cj_tree_remove_at(parent, base) < 0) {
-			cj_fail(err, errno, "replace '/%s'", clean);
-			goto out;
-		}
-		exists = false;
-	}
-
-	if (hardlink) {
-		r = apply_hardlink(ls, parent, base, clean, hardlink, err);
-		goto out;
-	}
-	switch (type) {
-	case AE_IFDIR:
-		if (!exists && mkdirat(parent, base, 0700) < 0) {
-			cj_fail(err, errno, "create directory '/%s'", clean);
-			goto out;
-		}
-		fd = openat(parent, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (fd < 0) {
-			cj_fail(err, errno, "open directory '/%s'", clean);
-			goto out;
-		}
-		r = set_meta_fd(ls, e, fd, clean, true, err);
-		break;
-	case AE_IFREG:
-		fd = openat(parent, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-		            0600);
-		if (fd < 0) {
-			cj_fail(err, errno, "create '/%s'", clean);
-			goto out;
-		}
-		r = write_data(a, e, fd, clean, err);
-		if (r == 0)
-			r = set_meta_fd(ls, e, fd, clean, false, err);
-		break;
-	case AE_IFIFO:
-		if (mknodat(parent, base, S_IFIFO | 0600, 0) < 0) {
-			cj_fail(err, errno, "create fifo '/%s'", clean);
-			goto out;
-		}
-		fd = openat(parent, base, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
-		if (fd < 0) {
-			cj_fail(err, errno, "open fifo '/%s'", clean);
-			goto out;
-		}
-		r = set_meta_fd(ls, e, fd, clean, false, err);
-		break;
-	case AE_IFLNK: {
-		const char *target = archive_entry_symlink(e);
-		char lpath[64 + NAME_MAX];
-		struct timespec ts[2] = {mtime_of(e), mtime_of(e)};
-		uid_t uid;
-		gid_t gid;
-
-		if (!target || !target[0]) {
-			cj_fail(err, 0, "entry '%s' is a symlink without a target", clean);
-			goto out;
-		}
-		if (symlinkat(target, parent, base) < 0) {
-			cj_fail(err, errno, "create symlink '/%s'", clean);
-			goto out;
-		}
-		if (owner_of(e, &uid, &gid, clean, err) < 0)
-			goto out;
-		if (ls->opts->set_owner &&
-		    fchownat(parent, base, uid, gid, AT_SYMLINK_NOFOLLOW) < 0) {
-			cj_fail(err, errno, "chown '/%s'", clean);
-			goto out;
-		}
-		/* lsetxattr needs a path: the parent's descriptor names the
-		 * directory exactly, and the last component is not followed. */
-		snprintf(lpath, sizeof lpath, "/proc/self/fd/%d/%s", parent, base);
-		if (set_xattrs(ls, e, -1, lpath, clean, err) < 0)
-			goto out;
-		if (utimensat(parent, base, ts, AT_SYMLINK_NOFOLLOW) < 0) {
-			cj_fail(err, errno, "set times of '/%s'", clean);
-			goto out;
-		}
-		r = 0;
-		break;
-	}
-	default:
-		break;
-	}
-out:
-	if (fd >= 0)
-		close(fd);
-	close(parent);
-	return r;
+	r = make_room(parent, base, clean, type, hardlink, &exists, err);
+	if (r != 0)
+		return r < 0 ? -1 : 0;
+	if (hardlink)
+		return apply_hardlink(ls, parent, base, clean, hardlink, err);
+	if (type == AE_IFLNK)
+		return apply_symlink(ls, e, parent, base, clean, err);
+	fd = open_new_node(parent, base, type, exists, clean, err);
+	if (fd < 0)
+		return -1;
+	if (type == AE_IFREG && write_data(a, e, fd, clean, err) < 0)
+		return -1;
+	return set_meta_fd(ls, e, fd, clean, type == AE_IFDIR, err);
 }
 
 static int apply_whiteout(struct layer_state *ls, enum cj_whiteout kind, const char *target,
                           const char *clean, struct cj_err *err)
 {
+	struct cj_err ignored = {0};
 	char dir[PATH_MAX];
 	const char *base;
-	int fd, r = 0;
+	cj_autoclose int fd = -1;
+	cj_autoclose int dfd = -1;
 
 	ls->st->whiteouts++;
 	if (kind == CJ_WH_OPAQUE) {
-		struct cj_err ignored = {0};
 		fd = cj_open_in_root(ls->root_fd, target, false, &ignored);
 		if (fd < 0)
 			return 0; /* nothing below it to hide */
-		int dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		close(fd);
+		dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (dfd < 0)
 			return cj_fail(err, errno, "open '/%s' (opaque whiteout)", target);
-		r = opaque_clear(dfd, target, &ls->seen, err);
-		close(dfd);
-		return r;
+		return opaque_clear(dfd, target, &ls->seen, err);
 	}
 	if (pathset_has(&ls->seen, target))
 		return 0; /* whiteouts apply to lower layers only */
 	if (split(target, dir, sizeof dir, &base) < 0)
 		return cj_fail(err, ENAMETOOLONG, "whiteout '%s'", clean);
-	{
-		struct cj_err ignored = {0};
-		fd = cj_open_in_root(ls->root_fd, dir, false, &ignored);
-	}
+	fd = cj_open_in_root(ls->root_fd, dir, false, &ignored);
 	if (fd < 0)
 		return 0; /* its directory is not there: nothing to delete */
 	if (cj_tree_remove_at(fd, base) < 0)
-		r = cj_fail(err, errno, "delete '/%s' (whiteout)", target);
-	close(fd);
-	return r;
+		return cj_fail(err, errno, "delete '/%s' (whiteout)", target);
+	return 0;
+}
+
+/* Best effort: times are cosmetic. */
+static void set_dir_time(int root_fd, const struct dirtime *dt)
+{
+	struct cj_err ignored = {0};
+	struct timespec ts[2] = {dt->mtime, dt->mtime};
+	cj_autoclose int fd = cj_open_in_root(root_fd, dt->path, false, &ignored);
+	cj_autoclose int dfd = -1;
+
+	if (fd < 0)
+		return;
+	dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0)
+		futimens(dfd, ts);
 }
 
 struct archive *cj_layer_reader_new(void)
@@ -866,19 +868,8 @@ int cj_layer_apply(int root_fd, struct archive *a, const struct cj_layer_opts *o
 		opts->budget->stream += (uint64_t)archive_filter_bytes(a, 0);
 	/* Directory times last: creating entries changed them. In archive
 	 * order, so a directory listed twice gets its last entry's time. */
-	for (size_t i = 0; r == 0 && i < ls.ndirtimes; i++) {
-		struct cj_err ignored = {0};
-		int fd = cj_open_in_root(root_fd, ls.dirtimes[i].path, false, &ignored);
-		if (fd >= 0) {
-			struct timespec ts[2] = {ls.dirtimes[i].mtime, ls.dirtimes[i].mtime};
-			int dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-			if (dfd >= 0) {
-				futimens(dfd, ts); /* best effort: times are cosmetic */
-				close(dfd);
-			}
-			close(fd);
-		}
-	}
+	for (size_t i = 0; r == 0 && i < ls.ndirtimes; i++)
+		set_dir_time(root_fd, &ls.dirtimes[i]);
 	if (r == 0 && ls.xattrs_skipped)
 		cj_notice("notice: %llu extended attribute(s) of the image could not be kept "
 		          "(not supported where the image is unpacked)",
