@@ -104,6 +104,21 @@ static int src_drain(struct src *s, struct cj_err *err)
 	return n < 0 ? cj_fail(err, 0, "read: %s", msg) : 0;
 }
 
+/* The source is large (its buffer): on the heap. fd >= 0: a file, else
+ * the current member of outer. */
+static struct src *src_new(int fd, struct archive *outer, struct cj_err *err)
+{
+	struct src *s = calloc(1, sizeof *s);
+
+	if (!s) {
+		cj_fail(err, ENOMEM, "layer");
+		return NULL;
+	}
+	s->fd = fd;
+	s->outer = outer;
+	return s;
+}
+
 static struct archive *outer_reader(const char *path, struct cj_err *err)
 {
 	struct archive *a = cj_layer_reader_new();
@@ -207,48 +222,44 @@ static int read_member_small(struct archive *a, void *ctx, struct cj_err *err)
 	return 0;
 }
 
+/* Read exactly len bytes of fd into *out (NUL-terminated, caller frees);
+ * errors say "read <label>". */
+static int read_exact(int fd, size_t len, const char *what, const char *label, char **out,
+                      struct cj_err *err)
+{
+	cj_autofree char *buf = malloc(len + 1);
+	size_t got = 0;
+
+	if (!buf)
+		return cj_fail(err, ENOMEM, "%s", what);
+	while (got < len) {
+		ssize_t n = read(fd, buf + got, len - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return cj_fail(err, n < 0 ? errno : EIO, "read %s", label);
+		got += (size_t)n;
+	}
+	buf[got] = '\0';
+	*out = cj_steal_ptr(&buf);
+	return 0;
+}
+
 /* Read a regular file of at most max bytes. */
 static int read_file_max(const char *path, size_t max, const char *what, char **out, size_t *len,
                          struct cj_err *err)
 {
 	struct stat st;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	char *buf;
-	size_t got = 0;
+	cj_autoclose int fd = open(path, O_RDONLY | O_CLOEXEC);
 
-	if (fd < 0)
+	if (fd < 0 || fstat(fd, &st) < 0)
 		return cj_fail(err, errno, "%s %s", what, path);
-	if (fstat(fd, &st) < 0) {
-		int e = errno;
-		close(fd);
-		return cj_fail(err, e, "%s %s", what, path);
-	}
-	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > max) {
-		close(fd);
+	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > max)
 		return cj_fail(err, 0, "%s %s is %s", what, path,
 		               S_ISREG(st.st_mode) ? "too large" : "not a regular file");
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf) {
-		close(fd);
-		return cj_fail(err, ENOMEM, "%s", what);
-	}
-	while (got < (size_t)st.st_size) {
-		ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			int e = n < 0 ? errno : EIO;
-			free(buf);
-			close(fd);
-			return cj_fail(err, e, "read %s", path);
-		}
-		got += (size_t)n;
-	}
-	close(fd);
-	buf[got] = '\0';
-	*out = buf;
-	*len = got;
+	if (read_exact(fd, (size_t)st.st_size, what, path, out, err) < 0)
+		return -1;
+	*len = (size_t)st.st_size;
 	return 0;
 }
 
@@ -271,38 +282,32 @@ static int open_blob(const char *dir, const struct cj_descriptor *d, const char 
 {
 	char path[PATH_MAX + 96];
 	struct stat st;
-	int fd;
+	cj_autoclose int fd = -1;
 
 	blob_path(dir, d->digest, path, sizeof path);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return cj_fail(err, errno, "%s %s is missing from the layout", what, d->digest);
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
 		return cj_fail(err, 0, "%s %s is not a regular file", what, d->digest);
-	}
-	if ((uint64_t)st.st_size != d->size) {
-		close(fd);
+	if ((uint64_t)st.st_size != d->size)
 		return cj_fail(err, 0, "%s %s is %llu bytes, but its descriptor says %llu", what,
 		               d->digest, (unsigned long long)st.st_size,
 		               (unsigned long long)d->size);
-	}
-	return fd;
+	return cj_steal_fd(&fd);
 }
 
 /* Hash an open file to its end. */
 static int hash_fd(int fd, char out[CJ_DIGEST_LEN + 1], struct cj_err *err)
 {
-	struct src *s = calloc(1, sizeof *s);
+	cj_autofree struct src *s = src_new(fd, NULL, err);
 	int r;
 
 	if (!s)
-		return cj_fail(err, ENOMEM, "hash");
-	s->fd = fd;
+		return -1;
 	s->hash = cj_hash_new();
 	r = src_drain(s, err);
 	digest_of(s->hash, out);
-	free(s);
 	return r;
 }
 
@@ -310,45 +315,26 @@ static int hash_fd(int fd, char out[CJ_DIGEST_LEN + 1], struct cj_err *err)
 static int read_blob(const char *dir, const struct cj_descriptor *d, const char *what, char **out,
                      size_t *len, struct cj_err *err)
 {
-	char got[CJ_DIGEST_LEN + 1];
+	char got[CJ_DIGEST_LEN + 1], label[160];
 	struct cj_hash *h;
-	char *buf;
-	size_t n = 0;
-	int fd;
+	cj_autofree char *buf = NULL;
+	cj_autoclose int fd = -1;
 
 	if (d->size > CJ_IMAGE_JSON_MAX)
 		return cj_fail(err, 0, "%s %s is too large (%llu bytes)", what, d->digest,
 		               (unsigned long long)d->size);
 	if ((fd = open_blob(dir, d, what, err)) < 0)
 		return -1;
-	buf = malloc(d->size + 1);
-	if (!buf) {
-		close(fd);
-		return cj_fail(err, ENOMEM, "%s", what);
-	}
-	while (n < d->size) {
-		ssize_t r = read(fd, buf + n, d->size - n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			int e = r < 0 ? errno : EIO;
-			close(fd);
-			free(buf);
-			return cj_fail(err, e, "read %s %s", what, d->digest);
-		}
-		n += (size_t)r;
-	}
-	close(fd);
-	buf[n] = '\0';
+	snprintf(label, sizeof label, "%s %s", what, d->digest);
+	if (read_exact(fd, d->size, what, label, &buf, err) < 0)
+		return -1;
 	h = cj_hash_new();
-	cj_hash_update(h, buf, n);
+	cj_hash_update(h, buf, d->size);
 	digest_of(h, got);
-	if (strcmp(got, d->digest) != 0) {
-		free(buf);
+	if (strcmp(got, d->digest) != 0)
 		return mismatch(err, what, d->digest, got);
-	}
-	*out = buf;
-	*len = n;
+	*out = cj_steal_ptr(&buf);
+	*len = d->size;
 	return 0;
 }
 
@@ -559,15 +545,12 @@ static int tar_open(struct cj_image *img, const char *cache_dir, struct cj_err *
 	char dir[PATH_MAX + 32];
 	struct cj_hash *h;
 	struct stat st;
-	int fd;
+	cj_autoclose int fd = open(img->ref.path, O_RDONLY | O_CLOEXEC);
 
-	fd = open(img->ref.path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return cj_fail(err, errno, "%s", img->ref.path);
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || !realpath(img->ref.path, real)) {
-		close(fd);
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || !realpath(img->ref.path, real))
 		return cj_fail(err, 0, "%s is not a file (tar: takes a tarball)", img->ref.path);
-	}
 	snprintf(ident, sizeof ident, "%s|%llu|%llu|%lld|%lld.%09ld|%lld.%09ld", real,
 	         (unsigned long long)st.st_dev, (unsigned long long)st.st_ino,
 	         (long long)st.st_size, (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec,
@@ -578,25 +561,19 @@ static int tar_open(struct cj_image *img, const char *cache_dir, struct cj_err *
 	snprintf(dir, sizeof dir, "%s/images/" IMAGE_FORMAT "/tar-ids", cache_dir ? cache_dir : "");
 	snprintf(memo, sizeof memo, "%s/%s", dir, key);
 	if (cache_dir) {
-		char *text;
+		cj_autofree char *text = NULL;
 		size_t len;
 		struct cj_err ignored = {0};
 		if (read_file_max(memo, 128, "memo", &text, &len, &ignored) == 0) {
 			text[strcspn(text, "\n")] = '\0';
 			if (cj_digest_valid(text)) {
 				memcpy(img->digest, text, sizeof img->digest);
-				free(text);
-				close(fd);
 				return 0;
 			}
-			free(text);
 		}
 	}
-	if (hash_fd(fd, img->digest, err) < 0) {
-		close(fd);
+	if (hash_fd(fd, img->digest, err) < 0)
 		return cj_err_wrap(err, "read %s", img->ref.path);
-	}
-	close(fd);
 	if (cache_dir) { /* best effort: without it the next run hashes again */
 		struct cj_err ignored = {0};
 		char tmp[PATH_MAX + 200];
@@ -696,16 +673,16 @@ static int apply_stream(struct unpack *u, struct src *s, struct cj_err *err)
 
 static int apply_member(struct archive *outer, void *ctx, struct cj_err *err)
 {
-	struct src *s = calloc(1, sizeof *s);
-	int r;
+	cj_autofree struct src *s = src_new(-1, outer, err);
 
-	if (!s)
-		return cj_fail(err, ENOMEM, "layer");
-	s->fd = -1;
-	s->outer = outer;
-	r = apply_stream(ctx, s, err);
-	free(s);
-	return r;
+	return s ? apply_stream(ctx, s, err) : -1;
+}
+
+static int apply_fd(struct unpack *u, int fd, struct cj_err *err)
+{
+	cj_autofree struct src *s = src_new(fd, NULL, err);
+
+	return s ? apply_stream(u, s, err) : -1;
 }
 
 struct member_hash {
@@ -718,20 +695,17 @@ struct member_hash {
 static int hash_member(struct archive *outer, void *ctx, struct cj_err *err)
 {
 	struct member_hash *mh = ctx;
-	struct src *s = calloc(1, sizeof *s);
+	cj_autofree struct src *s = src_new(-1, outer, err);
 	struct archive *raw = NULL;
 	struct archive_entry *e;
 	int r = 0;
 
 	if (!s)
-		return cj_fail(err, ENOMEM, "layer");
-	s->fd = -1;
-	s->outer = outer;
+		return -1;
 	if (!mh->want_decompressed) {
 		s->hash = cj_hash_new();
 		r = src_drain(s, err);
 		digest_of(s->hash, mh->raw);
-		free(s);
 		return r;
 	}
 	/* A compressed layer: diff_ids name the uncompressed tar. */
@@ -772,7 +746,6 @@ static int hash_member(struct archive *outer, void *ctx, struct cj_err *err)
 	digest_of(h, mh->decompressed);
 	if (raw)
 		archive_read_free(raw);
-	free(s);
 	return r;
 }
 
@@ -784,32 +757,21 @@ static int unpack_oci(struct unpack *u, struct cj_err *err)
 	/* Every layer verified before any is applied. */
 	for (size_t i = 0; i < m->nlayers; i++) {
 		char got[CJ_DIGEST_LEN + 1];
-		int fd = open_blob(dir, &m->layers[i], "layer", err), r;
+		cj_autoclose int fd = open_blob(dir, &m->layers[i], "layer", err);
 		if (fd < 0)
 			return cj_err_wrap(err, "layer %zu", i + 1);
-		r = hash_fd(fd, got, err);
-		close(fd);
-		if (r < 0)
+		if (hash_fd(fd, got, err) < 0)
 			return cj_err_wrap(err, "layer %zu (%s)", i + 1, m->layers[i].digest);
 		if (strcmp(got, m->layers[i].digest) != 0)
 			return mismatch(err, "layer blob", m->layers[i].digest, got);
 	}
 	u->whiteouts = true;
 	for (size_t i = 0; i < m->nlayers; i++) {
-		struct src *s = calloc(1, sizeof *s);
-		int r;
-		if (!s)
-			return cj_fail(err, ENOMEM, "layer");
-		s->fd = open_blob(dir, &m->layers[i], "layer", err);
-		if (s->fd < 0) {
-			free(s);
+		cj_autoclose int fd = open_blob(dir, &m->layers[i], "layer", err);
+		if (fd < 0)
 			return -1;
-		}
 		u->expect = m->layers[i].digest;
-		r = apply_stream(u, s, err);
-		close(s->fd);
-		free(s);
-		if (r < 0)
+		if (apply_fd(u, fd, err) < 0)
 			return cj_err_wrap(err, "layer %zu (%s)", i + 1, m->layers[i].digest);
 	}
 	return 0;
@@ -855,23 +817,14 @@ static int unpack_docker(struct unpack *u, struct cj_err *err)
 
 static int unpack_tar(struct unpack *u, struct cj_err *err)
 {
-	struct src *s = calloc(1, sizeof *s);
-	int r;
+	cj_autoclose int fd = open(u->img->ref.path, O_RDONLY | O_CLOEXEC);
 
-	if (!s)
-		return cj_fail(err, ENOMEM, "tar");
-	s->fd = open(u->img->ref.path, O_RDONLY | O_CLOEXEC);
-	if (s->fd < 0) {
-		free(s);
+	if (fd < 0)
 		return cj_fail(err, errno, "%s", u->img->ref.path);
-	}
 	/* A flat root filesystem: names are taken literally (no whiteouts). */
 	u->whiteouts = false;
 	u->expect = u->img->digest;
-	r = apply_stream(u, s, err);
-	close(s->fd);
-	free(s);
-	return r;
+	return apply_fd(u, fd, err);
 }
 
 static int unpack(const struct cj_image *img, const char *tree, struct cj_layer_budget *budget,
@@ -952,18 +905,15 @@ static int unpack_and_build(const struct cj_image *img, const char *dir, const c
                             const char *dest, struct cj_err *err)
 {
 	struct cj_layer_budget budget;
-	struct budget_text *text = malloc(sizeof *text);
+	cj_autofree struct budget_text *text = malloc(sizeof *text);
 	int r;
 
 	if (!text)
 		return cj_fail(err, ENOMEM, "image");
 	image_budget(img, dir, &budget, text);
 	/* A run killed while unpacking leaves its tree: start afresh. */
-	if (cj_tree_remove(tree) < 0) {
-		r = cj_fail(err, errno, "remove the unfinished unpack %s", tree);
-		free(text);
-		return r;
-	}
+	if (cj_tree_remove(tree) < 0)
+		return cj_fail(err, errno, "remove the unfinished unpack %s", tree);
 	r = unpack(img, tree, &budget, err);
 	if (r == 0)
 		r = cj_dir_image_build(tree, dest, err);
@@ -971,7 +921,6 @@ static int unpack_and_build(const struct cj_image *img, const char *dir, const c
 		cj_err_wrap(err, "image %s", img->ref_str);
 	if (cj_tree_remove(tree) < 0)
 		cj_warn("could not remove %s: %s", tree, strerror(errno));
-	free(text);
 	return r;
 }
 
@@ -981,7 +930,7 @@ int cj_image_base_get(const char *cache_dir, const struct cj_image *img, struct 
 	char dir[PATH_MAX], lock[PATH_MAX + 160], tree[PATH_MAX + 160];
 	const char *kind = kind_name(img->ref.kind), *hex = img->digest + 7;
 	struct stat st;
-	int lock_fd, r = 0;
+	cj_autoclose int lock_fd = -1;
 
 	memset(out, 0, sizeof *out);
 	*unpacked = false;
@@ -997,23 +946,19 @@ int cj_image_base_get(const char *cache_dir, const struct cj_image *img, struct 
 	lock_fd = cj_lock_file(lock, err);
 	if (lock_fd < 0)
 		return -1;
+	/* The lock file stays: unlinking it while another start waits on it
+	 * would let a third start take a new one and unpack alongside. */
 	if (stat(out->path, &st) < 0) {
-		if (geteuid() != 0) {
-			r = cj_fail(
+		if (geteuid() != 0)
+			return cj_fail(
 			    err, 0,
 			    "image %s: unpacking an image needs root (to keep its owners and "
 			    "file capabilities); once unpacked, it runs without",
 			    img->ref_str);
-		} else {
-			snprintf(tree, sizeof tree, "%s/%s-%s.unpack", dir, kind, hex);
-			r = unpack_and_build(img, dir, tree, out->path, err);
-			*unpacked = out->built = r == 0;
-		}
+		snprintf(tree, sizeof tree, "%s/%s-%s.unpack", dir, kind, hex);
+		if (unpack_and_build(img, dir, tree, out->path, err) < 0)
+			return -1;
+		*unpacked = out->built = true;
 	}
-	/* The lock file stays: unlinking it while another start waits on it
-	 * would let a third start take a new one and unpack alongside. */
-	close(lock_fd);
-	if (r < 0)
-		return -1;
 	return cj_ext4_uuid(out->path, out->uuid, err);
 }

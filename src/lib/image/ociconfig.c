@@ -631,109 +631,120 @@ static int parse_labels(json_object *o, struct cj_image_config *cfg, struct cj_e
 	return 0;
 }
 
-int cj_image_config_parse(const char *json, size_t len, struct cj_image_config *cfg,
-                          struct cj_err *err)
+/* rootfs.diff_ids: each a sha256 digest. */
+static int parse_rootfs(json_object *root, struct cj_image_config *cfg, struct cj_err *err)
 {
-	json_object *root = parse_json(json, len, "image config", err), *c, *v;
-	struct cj_strv env = {0};
+	json_object *v, *ids;
 
-	memset(cfg, 0, sizeof *cfg);
-	if (!root)
+	if (!json_object_object_get_ex(root, "rootfs", &v) ||
+	    json_object_is_type(v, json_type_null))
+		return 0;
+	if (!json_object_is_type(v, json_type_object))
+		return cj_fail(err, 0, "config rootfs must be an object");
+	if (json_object_object_get_ex(v, "diff_ids", &ids) &&
+	    string_array(ids, "config rootfs.diff_ids", CJ_IMAGE_MAX_LAYER, &cfg->diff_ids, err) <
+	        0)
 		return -1;
-	if (!json_object_is_type(root, json_type_object)) {
-		cj_fail(err, 0, "image config must be a JSON object");
-		goto fail;
+	for (size_t i = 0; i < cfg->diff_ids.n; i++)
+		if (check_digest(cfg->diff_ids.v[i], "config diff_id", err) < 0)
+			return -1;
+	return 0;
+}
+
+/* Env: NAME=VALUE entries; later duplicates win, as in docker. */
+static int parse_env(json_object *c, struct cj_image_config *cfg, struct cj_err *err)
+{
+	struct cj_strv env = {0};
+	int r = opt_string_array(c, "Env", "config Env", CTRJ_MAX_ENV, &env, NULL, err);
+
+	for (size_t i = 0; r == 0 && i < env.n; i++) {
+		if (!env_name_ok(env.v[i]))
+			r = cj_fail(err, 0, "config Env entry '%.60s' is not NAME=VALUE", env.v[i]);
+		else if (cj_env_set(&cfg->env, env.v[i]) < 0)
+			r = cj_fail(err, ENOMEM, "config Env");
 	}
+	cj_strv_free(&env);
+	return r;
+}
+
+/* An empty string means not set. */
+static void drop_empty(char **s)
+{
+	if (*s && !(*s)[0]) {
+		free(*s);
+		*s = NULL;
+	}
+}
+
+/* WorkingDir, User and StopSignal, read as docker reads them. */
+static int parse_process(json_object *c, struct cj_image_config *cfg, struct cj_err *err)
+{
+	if (opt_string(c, "WorkingDir", "config WorkingDir", &cfg->workdir, err) < 0 ||
+	    opt_string(c, "User", "config User", &cfg->user, err) < 0 ||
+	    opt_string(c, "StopSignal", "config StopSignal", &cfg->stop_signal, err) < 0)
+		return -1;
+	drop_empty(&cfg->workdir);
+	if (cfg->workdir && cfg->workdir[0] != '/') {
+		/* docker resolves a relative WorkingDir against "/" */
+		char *abs;
+		if (asprintf(&abs, "/%s", cfg->workdir) < 0)
+			return cj_fail(err, ENOMEM, "config WorkingDir");
+		free(cfg->workdir);
+		cfg->workdir = abs;
+	}
+	drop_empty(&cfg->user);
+	drop_empty(&cfg->stop_signal);
+	if (cfg->stop_signal) {
+		int sig = cj_signal_parse(cfg->stop_signal);
+		if (sig < 0)
+			return cj_fail(err, 0, "config StopSignal '%.40s' is not a signal",
+			               cfg->stop_signal);
+		cfg->stop_signal_num = (uint32_t)sig;
+	}
+	return 0;
+}
+
+static int parse_config_object(json_object *root, struct cj_image_config *cfg, struct cj_err *err)
+{
+	json_object *c, *v;
+
+	if (!json_object_is_type(root, json_type_object))
+		return cj_fail(err, 0, "image config must be a JSON object");
 	if (opt_string(root, "os", "config os", &cfg->os, err) < 0 ||
-	    opt_string(root, "architecture", "config architecture", &cfg->architecture, err) < 0)
-		goto fail;
-	if (json_object_object_get_ex(root, "rootfs", &v) &&
-	    !json_object_is_type(v, json_type_null)) {
-		json_object *ids;
-		if (!json_object_is_type(v, json_type_object)) {
-			cj_fail(err, 0, "config rootfs must be an object");
-			goto fail;
-		}
-		if (json_object_object_get_ex(v, "diff_ids", &ids) &&
-		    string_array(ids, "config rootfs.diff_ids", CJ_IMAGE_MAX_LAYER, &cfg->diff_ids,
-		                 err) < 0)
-			goto fail;
-		for (size_t i = 0; i < cfg->diff_ids.n; i++)
-			if (check_digest(cfg->diff_ids.v[i], "config diff_id", err) < 0)
-				goto fail;
-	}
+	    opt_string(root, "architecture", "config architecture", &cfg->architecture, err) < 0 ||
+	    parse_rootfs(root, cfg, err) < 0)
+		return -1;
 	/* No "config" at all is valid: an image that only carries a root. */
 	if (!json_object_object_get_ex(root, "config", &c) ||
-	    json_object_is_type(c, json_type_null)) {
-		json_object_put(root);
+	    json_object_is_type(c, json_type_null))
 		return 0;
-	}
-	if (!json_object_is_type(c, json_type_object)) {
-		cj_fail(err, 0, "image config \"config\" must be an object");
-		goto fail;
-	}
+	if (!json_object_is_type(c, json_type_object))
+		return cj_fail(err, 0, "image config \"config\" must be an object");
 	if (opt_string_array(c, "Entrypoint", "config Entrypoint", CTRJ_MAX_ARGS, &cfg->entrypoint,
 	                     &cfg->has_entrypoint, err) < 0 ||
 	    opt_string_array(c, "Cmd", "config Cmd", CTRJ_MAX_ARGS, &cfg->cmd, &cfg->has_cmd, err) <
 	        0 ||
-	    opt_string_array(c, "Env", "config Env", CTRJ_MAX_ENV, &env, NULL, err) < 0)
-		goto fail;
-	/* Later duplicates win, as in docker. */
-	for (size_t i = 0; i < env.n; i++) {
-		if (!env_name_ok(env.v[i])) {
-			cj_fail(err, 0, "config Env entry '%.60s' is not NAME=VALUE", env.v[i]);
-			goto fail;
-		}
-		if (cj_env_set(&cfg->env, env.v[i]) < 0) {
-			cj_fail(err, ENOMEM, "config Env");
-			goto fail;
-		}
-	}
-	cj_strv_free(&env);
-	if (opt_string(c, "WorkingDir", "config WorkingDir", &cfg->workdir, err) < 0 ||
-	    opt_string(c, "User", "config User", &cfg->user, err) < 0 ||
-	    opt_string(c, "StopSignal", "config StopSignal", &cfg->stop_signal, err) < 0)
-		goto fail;
-	if (cfg->workdir && !cfg->workdir[0]) {
-		free(cfg->workdir);
-		cfg->workdir = NULL;
-	}
-	if (cfg->workdir && cfg->workdir[0] != '/') {
-		/* docker resolves a relative WorkingDir against "/" */
-		char *abs;
-		if (asprintf(&abs, "/%s", cfg->workdir) < 0) {
-			cj_fail(err, ENOMEM, "config WorkingDir");
-			goto fail;
-		}
-		free(cfg->workdir);
-		cfg->workdir = abs;
-	}
-	if (cfg->user && !cfg->user[0]) {
-		free(cfg->user);
-		cfg->user = NULL;
-	}
-	if (cfg->stop_signal && !cfg->stop_signal[0]) {
-		free(cfg->stop_signal);
-		cfg->stop_signal = NULL;
-	}
-	if (cfg->stop_signal) {
-		int sig = cj_signal_parse(cfg->stop_signal);
-		if (sig < 0) {
-			cj_fail(err, 0, "config StopSignal '%.40s' is not a signal",
-			        cfg->stop_signal);
-			goto fail;
-		}
-		cfg->stop_signal_num = (uint32_t)sig;
-	}
+	    parse_env(c, cfg, err) < 0 || parse_process(c, cfg, err) < 0)
+		return -1;
 	if (json_object_object_get_ex(c, "Labels", &v) && parse_labels(v, cfg, err) < 0)
-		goto fail;
-	json_object_put(root);
+		return -1;
 	return 0;
-fail:
-	cj_strv_free(&env);
+}
+
+int cj_image_config_parse(const char *json, size_t len, struct cj_image_config *cfg,
+                          struct cj_err *err)
+{
+	json_object *root = parse_json(json, len, "image config", err);
+	int r;
+
+	memset(cfg, 0, sizeof *cfg);
+	if (!root)
+		return -1;
+	r = parse_config_object(root, cfg, err);
 	json_object_put(root);
-	cj_image_config_free(cfg);
-	return -1;
+	if (r < 0)
+		cj_image_config_free(cfg);
+	return r;
 }
 
 /* ---- docker's merge rules -------------------------------------------------------- */

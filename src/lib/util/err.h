@@ -77,4 +77,19 @@ void cj_closep(int *fd);
 #define cj_autofree  cj_cleanup(cj_freep)
 #define cj_autoclose cj_cleanup(cj_closep)
 
+/* Hand over what a cj_autoclose / cj_autofree variable holds (ownership
+ * moves to the caller): the cleanup then has nothing to release. */
+static inline int cj_steal_fd(int *fd)
+{
+	int r = *fd;
+	*fd = -1;
+	return r;
+}
+static inline void *cj_steal_ptr(void *pp)
+{
+	void *r = *(void **)pp;
+	*(void **)pp = (void *)0;
+	return r;
+}
+
 #endif
