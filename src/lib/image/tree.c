@@ -235,6 +235,18 @@ struct visitors {
 	void *ctx;
 };
 
+/* The entry name in directory dirfd, whose path (w->path) is pathlen long. */
+static struct cj_tree_entry entry_at(const struct walk *w, int dirfd, const char *name,
+                                     size_t pathlen, const struct stat *st)
+{
+	return (struct cj_tree_entry){.dirfd = dirfd,
+	                              .name = name,
+	                              .path = w->path,
+	                              .pathlen = pathlen,
+	                              .depth = (unsigned)w->n,
+	                              .st = st};
+}
+
 /* Tell v->mount (when given) about an entry of another mount: its name is
  * appended to the path for the call only. */
 static int report_mount(struct walk *w, const struct frame *f, const char *name,
@@ -248,12 +260,7 @@ static int report_mount(struct walk *w, const struct frame *f, const char *name,
 		return 0;
 	if (path_append(w, f->pathlen, name, &len) < 0)
 		return cj_fail(err, ENOMEM, "walk");
-	e = (struct cj_tree_entry){.dirfd = f->fd,
-	                           .name = name,
-	                           .path = w->path,
-	                           .pathlen = len,
-	                           .depth = (unsigned)w->n,
-	                           .st = st};
+	e = entry_at(w, f->fd, name, len, st);
 	r = v->mount(&e, v->ctx, err);
 	w->path[f->pathlen] = '\0';
 	return r < 0 ? -1 : 0;
@@ -278,12 +285,8 @@ static int walk_loop(struct walk *w, unsigned max_depth, const struct visitors *
 			if (pop(w, err) < 0)
 				return -1;
 			/* f is the popped frame: its path is still in w->path */
-			e = (struct cj_tree_entry){.dirfd = w->frames[w->n - 1].fd,
-			                           .name = w->path + f->name_off,
-			                           .path = w->path,
-			                           .pathlen = f->pathlen,
-			                           .depth = (unsigned)w->n,
-			                           .st = &f->st};
+			e = entry_at(w, w->frames[w->n - 1].fd, w->path + f->name_off, f->pathlen,
+			             &f->st);
 			if (v->post && v->post(&e, v->ctx, err) < 0)
 				return -1;
 			w->path[w->frames[w->n - 1].pathlen] = '\0';
@@ -309,12 +312,7 @@ static int walk_loop(struct walk *w, unsigned max_depth, const struct visitors *
 			    max_depth, w->path);
 		if (path_append(w, f->pathlen, name, &len) < 0)
 			return cj_fail(err, ENOMEM, "walk");
-		e = (struct cj_tree_entry){.dirfd = f->fd,
-		                           .name = name,
-		                           .path = w->path,
-		                           .pathlen = len,
-		                           .depth = (unsigned)w->n,
-		                           .st = &st};
+		e = entry_at(w, f->fd, name, len, &st);
 		next = v->pre ? v->pre(&e, v->ctx, err) : CJ_TREE_DESCEND;
 		if (next < 0)
 			return -1;
@@ -404,7 +402,7 @@ int cj_tree_remove_at(int dirfd, const char *name)
 {
 	struct cj_err err = {0};
 	struct stat st, got;
-	int fd, r;
+	cj_autoclose int fd = -1;
 
 	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return errno == ENOENT ? 0 : -1;
@@ -414,13 +412,10 @@ int cj_tree_remove_at(int dirfd, const char *name)
 	if (fd < 0)
 		return -1;
 	if (fstat(fd, &got) < 0 || got.st_dev != st.st_dev || got.st_ino != st.st_ino) {
-		close(fd);
 		errno = ESTALE;
 		return -1;
 	}
-	r = cj_tree_walk(fd, UINT_MAX, remove_pre, remove_post, NULL, &err);
-	close(fd);
-	if (r < 0) {
+	if (cj_tree_walk(fd, UINT_MAX, remove_pre, remove_post, NULL, &err) < 0) {
 		errno = err.errnum ? err.errnum : EIO;
 		return -1;
 	}
@@ -430,8 +425,8 @@ int cj_tree_remove_at(int dirfd, const char *name)
 int cj_tree_remove(const char *path)
 {
 	const char *slash = strrchr(path, '/');
-	char *dir;
-	int dfd, r, e;
+	cj_autofree char *dir = NULL;
+	cj_autoclose int dfd = -1;
 
 	if (!slash)
 		return cj_tree_remove_at(AT_FDCWD, path);
@@ -445,12 +440,7 @@ int cj_tree_remove(const char *path)
 		return -1;
 	}
 	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	free(dir);
 	if (dfd < 0)
 		return errno == ENOENT ? 0 : -1;
-	r = cj_tree_remove_at(dfd, slash + 1);
-	e = errno;
-	close(dfd);
-	errno = e;
-	return r;
+	return cj_tree_remove_at(dfd, slash + 1); /* cj_closep keeps its errno */
 }

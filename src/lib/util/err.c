@@ -113,9 +113,13 @@ void cj_warn(const char *fmt, ...)
 	va_end(ap);
 }
 
+/* Both keep errno: a function may set it and return while they run. */
 void cj_freep(void *p)
 {
+	int saved = errno;
+
 	free(*(void **)p);
+	errno = saved;
 }
 
 /* Never retry close() on EINTR: the fd is gone either way on Linux. */
