@@ -130,6 +130,22 @@ static json_object *parse_json(const char *text, size_t len, const char *what, s
 	return obj;
 }
 
+/* Parse the JSON document json and read it with fields into out; the JSON
+ * is released either way (the caller frees out on failure). */
+static int parse_doc(const char *json, size_t len, const char *what,
+                     int (*fields)(json_object *root, void *out, struct cj_err *err), void *out,
+                     struct cj_err *err)
+{
+	json_object *root = parse_json(json, len, what, err);
+	int r;
+
+	if (!root)
+		return -1;
+	r = fields(root, out, err);
+	json_object_put(root);
+	return r;
+}
+
 /* A string without NUL bytes, at most CTRJ_MAX_STRING long. */
 static int get_string(json_object *o, const char *what, const char **out, struct cj_err *err)
 {
@@ -239,61 +255,58 @@ static bool media_type_is_index(const char *mt)
 	              strcmp(mt, "application/vnd.docker.distribution.manifest.list.v2+json") == 0);
 }
 
-static int parse_descriptor(json_object *o, const char *what, struct cj_descriptor *d,
-                            struct cj_err *err)
+static int descriptor_fields(json_object *o, const char *what, struct cj_descriptor *d,
+                             struct cj_err *err)
 {
 	json_object *v, *ann, *plat;
 	const char *s;
 	int64_t size;
 
-	memset(d, 0, sizeof *d);
 	if (!json_object_is_type(o, json_type_object))
 		return cj_fail(err, 0, "%s must be an object", what);
 	if (opt_string(o, "mediaType", what, &d->media_type, err) < 0)
-		goto fail;
-	if (!json_object_object_get_ex(o, "digest", &v)) {
-		cj_fail(err, 0, "%s has no digest", what);
-		goto fail;
-	}
+		return -1;
+	if (!json_object_object_get_ex(o, "digest", &v))
+		return cj_fail(err, 0, "%s has no digest", what);
 	if (get_string(v, what, &s, err) < 0 || check_digest(s, what, err) < 0)
-		goto fail;
+		return -1;
 	memcpy(d->digest, s, CJ_DIGEST_LEN + 1);
-	if (!json_object_object_get_ex(o, "size", &v) || !json_object_is_type(v, json_type_int)) {
-		cj_fail(err, 0, "%s %s has no valid size", what, d->digest);
-		goto fail;
-	}
+	if (!json_object_object_get_ex(o, "size", &v) || !json_object_is_type(v, json_type_int))
+		return cj_fail(err, 0, "%s %s has no valid size", what, d->digest);
 	errno = 0;
 	size = json_object_get_int64(v);
-	if (size < 0 || errno == ERANGE) {
-		cj_fail(err, 0, "%s %s has a size out of range", what, d->digest);
-		goto fail;
-	}
+	if (size < 0 || errno == ERANGE)
+		return cj_fail(err, 0, "%s %s has a size out of range", what, d->digest);
 	d->size = (uint64_t)size;
 	if (json_object_object_get_ex(o, "annotations", &ann) &&
 	    !json_object_is_type(ann, json_type_null)) {
-		if (!json_object_is_type(ann, json_type_object)) {
-			cj_fail(err, 0, "%s annotations must be an object", what);
-			goto fail;
-		}
+		if (!json_object_is_type(ann, json_type_object))
+			return cj_fail(err, 0, "%s annotations must be an object", what);
 		if (opt_string(ann, "org.opencontainers.image.ref.name", "annotation ref.name",
 		               &d->ref_name, err) < 0)
-			goto fail;
+			return -1;
 	}
 	if (json_object_object_get_ex(o, "platform", &plat) &&
 	    !json_object_is_type(plat, json_type_null)) {
-		if (!json_object_is_type(plat, json_type_object)) {
-			cj_fail(err, 0, "%s platform must be an object", what);
-			goto fail;
-		}
+		if (!json_object_is_type(plat, json_type_object))
+			return cj_fail(err, 0, "%s platform must be an object", what);
 		if (opt_string(plat, "os", "platform os", &d->os, err) < 0 ||
 		    opt_string(plat, "architecture", "platform architecture", &d->arch, err) < 0)
-			goto fail;
+			return -1;
+	}
+	return 0;
+}
+
+static int parse_descriptor(json_object *o, const char *what, struct cj_descriptor *d,
+                            struct cj_err *err)
+{
+	memset(d, 0, sizeof *d);
+	if (descriptor_fields(o, what, d, err) < 0) {
+		cj_descriptor_free(d);
+		return -1;
 	}
 	d->is_index = media_type_is_index(d->media_type);
 	return 0;
-fail:
-	cj_descriptor_free(d);
-	return -1;
 }
 
 void cj_oci_index_free(struct cj_oci_index *idx)
@@ -304,41 +317,39 @@ void cj_oci_index_free(struct cj_oci_index *idx)
 	memset(idx, 0, sizeof *idx);
 }
 
-int cj_oci_index_parse(const char *json, size_t len, struct cj_oci_index *idx, struct cj_err *err)
+static int index_fields(json_object *root, void *out, struct cj_err *err)
 {
-	json_object *root = parse_json(json, len, "index", err), *ms;
+	struct cj_oci_index *idx = out;
+	json_object *ms;
 	size_t n;
 
-	memset(idx, 0, sizeof *idx);
-	if (!root)
-		return -1;
 	if (!json_object_is_type(root, json_type_object) ||
 	    !json_object_object_get_ex(root, "manifests", &ms) ||
-	    !json_object_is_type(ms, json_type_array)) {
-		json_object_put(root);
+	    !json_object_is_type(ms, json_type_array))
 		return cj_fail(err, 0, "index has no \"manifests\" array");
-	}
 	n = json_object_array_length(ms);
-	if (n == 0 || n > CJ_IMAGE_MAX_DESC) {
-		json_object_put(root);
+	if (n == 0 || n > CJ_IMAGE_MAX_DESC)
 		return cj_fail(err, 0, "index lists %zu manifests (expected 1 to %u)", n,
 		               CJ_IMAGE_MAX_DESC);
-	}
 	idx->manifests = calloc(n, sizeof *idx->manifests);
-	if (!idx->manifests) {
-		json_object_put(root);
+	if (!idx->manifests)
 		return cj_fail(err, ENOMEM, "index");
-	}
 	for (size_t i = 0; i < n; i++) {
 		if (parse_descriptor(json_object_array_get_idx(ms, i), "index manifest",
-		                     &idx->manifests[i], err) < 0) {
-			json_object_put(root);
-			cj_oci_index_free(idx);
+		                     &idx->manifests[i], err) < 0)
 			return -1;
-		}
 		idx->n++;
 	}
-	json_object_put(root);
+	return 0;
+}
+
+int cj_oci_index_parse(const char *json, size_t len, struct cj_oci_index *idx, struct cj_err *err)
+{
+	memset(idx, 0, sizeof *idx);
+	if (parse_doc(json, len, "index", index_fields, idx, err) < 0) {
+		cj_oci_index_free(idx);
+		return -1;
+	}
 	return 0;
 }
 
@@ -374,63 +385,53 @@ static bool layer_media_type_ok(const char *mt)
 	return false;
 }
 
-int cj_oci_manifest_parse(const char *json, size_t len, struct cj_oci_manifest *m,
-                          struct cj_err *err)
+static int manifest_fields(json_object *root, void *out, struct cj_err *err)
 {
-	json_object *root = parse_json(json, len, "manifest", err), *v;
+	struct cj_oci_manifest *m = out;
+	json_object *v;
 	size_t n;
 
-	memset(m, 0, sizeof *m);
-	if (!root)
-		return -1;
-	if (!json_object_is_type(root, json_type_object)) {
-		cj_fail(err, 0, "manifest must be a JSON object");
-		goto fail;
-	}
-	if (json_object_object_get_ex(root, "manifests", &v)) {
-		cj_fail(err, 0, "manifest is an index, not an image manifest");
-		goto fail;
-	}
-	if (!json_object_object_get_ex(root, "config", &v)) {
-		cj_fail(err, 0, "manifest has no config");
-		goto fail;
-	}
+	if (!json_object_is_type(root, json_type_object))
+		return cj_fail(err, 0, "manifest must be a JSON object");
+	if (json_object_object_get_ex(root, "manifests", &v))
+		return cj_fail(err, 0, "manifest is an index, not an image manifest");
+	if (!json_object_object_get_ex(root, "config", &v))
+		return cj_fail(err, 0, "manifest has no config");
 	if (parse_descriptor(v, "manifest config", &m->config, err) < 0)
-		goto fail;
+		return -1;
 	if (!json_object_object_get_ex(root, "layers", &v) ||
-	    !json_object_is_type(v, json_type_array)) {
-		cj_fail(err, 0, "manifest has no \"layers\" array");
-		goto fail;
-	}
+	    !json_object_is_type(v, json_type_array))
+		return cj_fail(err, 0, "manifest has no \"layers\" array");
 	n = json_object_array_length(v);
-	if (n > CJ_IMAGE_MAX_LAYER) {
-		cj_fail(err, 0, "manifest has %zu layers (at most %u)", n, CJ_IMAGE_MAX_LAYER);
-		goto fail;
-	}
+	if (n > CJ_IMAGE_MAX_LAYER)
+		return cj_fail(err, 0, "manifest has %zu layers (at most %u)", n,
+		               CJ_IMAGE_MAX_LAYER);
 	m->layers = calloc(n ? n : 1, sizeof *m->layers);
-	if (!m->layers) {
-		cj_fail(err, ENOMEM, "manifest");
-		goto fail;
-	}
+	if (!m->layers)
+		return cj_fail(err, ENOMEM, "manifest");
 	for (size_t i = 0; i < n; i++) {
 		char what[48];
 		snprintf(what, sizeof what, "manifest layer %zu", i + 1);
 		if (parse_descriptor(json_object_array_get_idx(v, i), what, &m->layers[i], err) < 0)
-			goto fail;
+			return -1;
 		m->nlayers++;
-		if (!layer_media_type_ok(m->layers[i].media_type)) {
-			cj_fail(err, 0,
-			        "manifest layer %zu has media type '%.100s', not a tar layer",
-			        i + 1, m->layers[i].media_type);
-			goto fail;
-		}
+		if (!layer_media_type_ok(m->layers[i].media_type))
+			return cj_fail(
+			    err, 0, "manifest layer %zu has media type '%.100s', not a tar layer",
+			    i + 1, m->layers[i].media_type);
 	}
-	json_object_put(root);
 	return 0;
-fail:
-	json_object_put(root);
-	cj_oci_manifest_free(m);
-	return -1;
+}
+
+int cj_oci_manifest_parse(const char *json, size_t len, struct cj_oci_manifest *m,
+                          struct cj_err *err)
+{
+	memset(m, 0, sizeof *m);
+	if (parse_doc(json, len, "manifest", manifest_fields, m, err) < 0) {
+		cj_oci_manifest_free(m);
+		return -1;
+	}
+	return 0;
 }
 
 void cj_docker_manifest_free(struct cj_docker_manifest *m)
@@ -440,46 +441,39 @@ void cj_docker_manifest_free(struct cj_docker_manifest *m)
 	memset(m, 0, sizeof *m);
 }
 
+static int docker_manifest_fields(json_object *root, void *out, struct cj_err *err)
+{
+	struct cj_docker_manifest *m = out;
+	json_object *first, *v;
+
+	if (!json_object_is_type(root, json_type_array) || json_object_array_length(root) == 0)
+		return cj_fail(err, 0, "manifest.json must be a non-empty array");
+	first = json_object_array_get_idx(root, 0);
+	if (!json_object_is_type(first, json_type_object))
+		return cj_fail(err, 0, "manifest.json entries must be objects");
+	if (opt_string(first, "Config", "manifest.json Config", &m->config, err) < 0)
+		return -1;
+	if (!m->config || !m->config[0])
+		return cj_fail(err, 0, "manifest.json names no Config");
+	if (!json_object_object_get_ex(first, "Layers", &v))
+		return cj_fail(err, 0, "manifest.json has no Layers");
+	if (string_array(v, "manifest.json Layers", CJ_IMAGE_MAX_LAYER, &m->layers, err) < 0)
+		return -1;
+	for (size_t i = 0; i < m->layers.n; i++)
+		if (!m->layers.v[i][0])
+			return cj_fail(err, 0, "manifest.json layer %zu has an empty name", i + 1);
+	return 0;
+}
+
 int cj_docker_manifest_parse(const char *json, size_t len, struct cj_docker_manifest *m,
                              struct cj_err *err)
 {
-	json_object *root = parse_json(json, len, "manifest.json", err), *first, *v;
-
 	memset(m, 0, sizeof *m);
-	if (!root)
+	if (parse_doc(json, len, "manifest.json", docker_manifest_fields, m, err) < 0) {
+		cj_docker_manifest_free(m);
 		return -1;
-	if (!json_object_is_type(root, json_type_array) || json_object_array_length(root) == 0) {
-		cj_fail(err, 0, "manifest.json must be a non-empty array");
-		goto fail;
 	}
-	first = json_object_array_get_idx(root, 0);
-	if (!json_object_is_type(first, json_type_object)) {
-		cj_fail(err, 0, "manifest.json entries must be objects");
-		goto fail;
-	}
-	if (opt_string(first, "Config", "manifest.json Config", &m->config, err) < 0)
-		goto fail;
-	if (!m->config || !m->config[0]) {
-		cj_fail(err, 0, "manifest.json names no Config");
-		goto fail;
-	}
-	if (!json_object_object_get_ex(first, "Layers", &v)) {
-		cj_fail(err, 0, "manifest.json has no Layers");
-		goto fail;
-	}
-	if (string_array(v, "manifest.json Layers", CJ_IMAGE_MAX_LAYER, &m->layers, err) < 0)
-		goto fail;
-	for (size_t i = 0; i < m->layers.n; i++)
-		if (!m->layers.v[i][0]) {
-			cj_fail(err, 0, "manifest.json layer %zu has an empty name", i + 1);
-			goto fail;
-		}
-	json_object_put(root);
 	return 0;
-fail:
-	json_object_put(root);
-	cj_docker_manifest_free(m);
-	return -1;
 }
 
 /* ---- image config -------------------------------------------------------------- */
@@ -704,8 +698,9 @@ static int parse_process(json_object *c, struct cj_image_config *cfg, struct cj_
 	return 0;
 }
 
-static int parse_config_object(json_object *root, struct cj_image_config *cfg, struct cj_err *err)
+static int config_fields(json_object *root, void *out, struct cj_err *err)
 {
+	struct cj_image_config *cfg = out;
 	json_object *c, *v;
 
 	if (!json_object_is_type(root, json_type_object))
@@ -734,17 +729,12 @@ static int parse_config_object(json_object *root, struct cj_image_config *cfg, s
 int cj_image_config_parse(const char *json, size_t len, struct cj_image_config *cfg,
                           struct cj_err *err)
 {
-	json_object *root = parse_json(json, len, "image config", err);
-	int r;
-
 	memset(cfg, 0, sizeof *cfg);
-	if (!root)
-		return -1;
-	r = parse_config_object(root, cfg, err);
-	json_object_put(root);
-	if (r < 0)
+	if (parse_doc(json, len, "image config", config_fields, cfg, err) < 0) {
 		cj_image_config_free(cfg);
-	return r;
+		return -1;
+	}
+	return 0;
 }
 
 /* ---- docker's merge rules -------------------------------------------------------- */
