@@ -110,7 +110,6 @@ void cj_oci_manifest_free(struct cj_oci_manifest *m);
 int cj_docker_manifest_parse(const char *json, size_t len, struct cj_docker_manifest *m,
                              struct cj_err *err);
 void cj_docker_manifest_free(struct cj_docker_manifest *m);
-void cj_descriptor_free(struct cj_descriptor *d);
 
 /* "sha256:" followed by exactly 64 lowercase hex digits. */
 bool cj_digest_valid(const char *s);

@@ -240,7 +240,7 @@ static int check_digest(const char *s, const char *what, struct cj_err *err)
 
 /* ---- descriptors, index, manifest -------------------------------------------- */
 
-void cj_descriptor_free(struct cj_descriptor *d)
+static void descriptor_free(struct cj_descriptor *d)
 {
 	free(d->media_type);
 	free(d->ref_name);
@@ -302,7 +302,7 @@ static int parse_descriptor(json_object *o, const char *what, struct cj_descript
 {
 	memset(d, 0, sizeof *d);
 	if (descriptor_fields(o, what, d, err) < 0) {
-		cj_descriptor_free(d);
+		descriptor_free(d);
 		return -1;
 	}
 	d->is_index = media_type_is_index(d->media_type);
@@ -312,7 +312,7 @@ static int parse_descriptor(json_object *o, const char *what, struct cj_descript
 void cj_oci_index_free(struct cj_oci_index *idx)
 {
 	for (size_t i = 0; i < idx->n; i++)
-		cj_descriptor_free(&idx->manifests[i]);
+		descriptor_free(&idx->manifests[i]);
 	free(idx->manifests);
 	memset(idx, 0, sizeof *idx);
 }
@@ -355,9 +355,9 @@ int cj_oci_index_parse(const char *json, size_t len, struct cj_oci_index *idx, s
 
 void cj_oci_manifest_free(struct cj_oci_manifest *m)
 {
-	cj_descriptor_free(&m->config);
+	descriptor_free(&m->config);
 	for (size_t i = 0; i < m->nlayers; i++)
-		cj_descriptor_free(&m->layers[i]);
+		descriptor_free(&m->layers[i]);
 	free(m->layers);
 	memset(m, 0, sizeof *m);
 }
