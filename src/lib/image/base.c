@@ -120,15 +120,12 @@ static int walk_entry(const struct cj_tree_entry *e, void *ctx, struct cj_err *e
 int cj_ext4_uuid(const char *path, uint8_t uuid[16], struct cj_err *err)
 {
 	uint8_t sb[256];
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	cj_autoclose int fd = open(path, O_RDONLY | O_CLOEXEC);
 
 	if (fd < 0)
 		return cj_fail(err, errno, "open image %s", path);
-	if (pread(fd, sb, sizeof sb, 1024) != (ssize_t)sizeof sb) {
-		close(fd);
+	if (pread(fd, sb, sizeof sb, 1024) != (ssize_t)sizeof sb)
 		return cj_fail(err, EIO, "read superblock of %s", path);
-	}
-	close(fd);
 	if (sb[0x38] != 0x53 || sb[0x39] != 0xEF)
 		return cj_fail(err, 0, "%s is not an ext4 image", path);
 	memcpy(uuid, sb + 0x68, 16);
