@@ -10,6 +10,8 @@
 #include "util/err.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,6 +123,43 @@ static void test_default_sink_writes_one_line_each_to_stderr(void **state)
 	                                          "ctr-jailer: warning: tab\\x09here\n");
 }
 
+/* The cleanup helpers release at scope end and keep errno; a stolen value
+ * is the caller's. */
+static int opened_fd = -1;
+
+static int open_and_keep(bool keep)
+{
+	cj_autoclose int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	cj_autofree char *buf = strdup("x");
+
+	assert_true(fd >= 0);
+	assert_non_null(buf);
+	opened_fd = fd;
+	errno = ENOTDIR;
+	return keep ? cj_steal_fd(&fd) : -1;
+}
+
+static void test_auto_cleanup_and_steal(void **state)
+{
+	int fd;
+	(void)state;
+
+	errno = 0;
+	assert_int_equal(open_and_keep(false), -1);
+	assert_int_equal(errno, ENOTDIR); /* kept through close and free */
+	assert_int_equal(fcntl(opened_fd, F_GETFD), -1);
+	fd = open_and_keep(true);
+	assert_int_equal(fd, opened_fd);
+	assert_true(fcntl(fd, F_GETFD) >= 0);
+	close(fd);
+
+	cj_autofree char *p = strdup("taken");
+	char *mine = cj_steal_ptr(&p);
+	assert_null(p);
+	assert_string_equal(mine, "taken");
+	free(mine);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -128,6 +167,7 @@ int main(void)
 	    cmocka_unit_test(test_fail_code_sets_exit_and_wrap_keeps_it),
 	    cmocka_unit_test(test_sink_gets_sanitized_level_and_message),
 	    cmocka_unit_test(test_default_sink_writes_one_line_each_to_stderr),
+	    cmocka_unit_test(test_auto_cleanup_and_steal),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
