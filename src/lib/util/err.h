@@ -11,7 +11,9 @@
  *   maps to; 0 means the default, CJ_EXIT_RUNTIME (125). main() prints the
  *   one line (cj_err_str) and exits with it;
  * - the library never writes to stderr itself: notices and warnings go
- *   through cj_notice() and cj_warn(), which reach one settable sink.
+ *   through cj_notice() and cj_warn(), which reach one settable sink;
+ * - a function whose error paths only free or close uses cj_autofree /
+ *   cj_autoclose (and cj_steal_* to hand a value over) instead of gotos.
  */
 #ifndef CJ_ERR_H
 #define CJ_ERR_H
