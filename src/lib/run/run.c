@@ -518,7 +518,7 @@ int cj_run_vm(const struct cj_spec *spec, struct cj_err *err)
 	char initramfs[PATH_MAX], run_dir[PATH_MAX], id[16], ctl_path[64];
 	struct drives drives = {0};
 	struct cj_volume_tool_user tools = {0};
-	int owner_fd = -1;
+	struct cj_record *rec = NULL;
 	struct cj_net net = {0};
 	int ctl_fd = -1;
 	char hostname[65] = "", vmlinux[PATH_MAX];
@@ -569,9 +569,10 @@ int cj_run_vm(const struct cj_spec *spec, struct cj_err *err)
 	}
 	t.initramfs = cj_now_ns();
 
-	owner_fd = cj_run_dir_create(spec->run_base, run_dir, sizeof run_dir, id, sizeof id, err);
-	if (owner_fd < 0)
+	if (cj_record_create(spec->run_base, &rec, err) < 0)
 		return CJ_EXIT_RUNTIME;
+	snprintf(run_dir, sizeof run_dir, "%s", cj_record_dir(rec));
+	snprintf(id, sizeof id, "%s", cj_record_id(rec));
 	/* From here on every path goes through teardown. */
 	/* The run's uid: the host tools' on its volumes, then its VMM's (which
 	 * owns the TAP, so the jailed VMM opens it unprivileged). */
@@ -704,14 +705,11 @@ int cj_run_vm(const struct cj_spec *spec, struct cj_err *err)
 			goto teardown;
 	}
 	t.vmm_exec = cj_now_ns();
-	{
-		char vmm_file[PATH_MAX + 8];
-		FILE *f;
-		snprintf(vmm_file, sizeof vmm_file, "%s/vmm", run_dir);
-		if ((f = fopen(vmm_file, "we"))) {
-			fprintf(f, "%d %llu\n", (int)vmm.pid, cj_proc_starttime(vmm.pid));
-			fclose(f);
-		}
+	if (cj_record_set_vmm(rec, vmm.pid, err) < 0) {
+		cj_vmm_kill(&vmm);
+		if (vmm.pid > 0)
+			waitpid(vmm.pid, NULL, 0);
+		goto teardown;
 	}
 	if (supervise(&vmm, sfd, spec->stop_timeout_s, &sv, err) < 0) {
 		cj_vmm_kill(&vmm);
@@ -753,10 +751,7 @@ teardown:
 	if (vmm.ops)
 		vmm.ops->cleanup(&vmm);
 	sigprocmask(SIG_SETMASK, &old, NULL);
-	if (run_dir[0])
-		cj_rm_rf(run_dir);
-	if (owner_fd >= 0)
-		close(owner_fd); /* after the removal: gc never sees a live run as dead */
+	cj_record_teardown(rec, true); /* the lock last: gc never sees a live run as dead */
 	t.done = cj_now_ns();
 	if (!t.vm_exit)
 		t.vm_exit = t.done;
