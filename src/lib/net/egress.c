@@ -36,24 +36,6 @@ int cj_egress_mode_parse(const char *arg, const char *what, enum cj_egress *out,
 	return 0;
 }
 
-static int parse_decimal(const char *s, unsigned long max, unsigned long *out)
-{
-	unsigned long v = 0;
-	size_t len = strlen(s);
-
-	if (len == 0 || len > 5)
-		return -1;
-	for (size_t i = 0; i < len; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return -1;
-		v = v * 10 + (unsigned long)(s[i] - '0');
-	}
-	if (v > max)
-		return -1;
-	*out = v;
-	return 0;
-}
-
 /* "a.b.c.d" or "a.b.c.d/N"; a bare address is a /32. */
 static int parse_cidr(char *s, struct cj_egress_rule *out)
 {
@@ -62,7 +44,7 @@ static int parse_cidr(char *s, struct cj_egress_rule *out)
 
 	if (slash) {
 		*slash = '\0';
-		if (parse_decimal(slash + 1, 32, &prefix) < 0)
+		if (cj_decimal_parse(slash + 1, 32, &prefix) < 0)
 			return -1;
 	}
 	if (cj_ipv4_parse(s, &out->net) < 0)
@@ -99,7 +81,7 @@ int cj_egress_rule_parse(const char *arg, const char *what, struct cj_egress_rul
 			else
 				goto bad;
 		}
-		if (parse_decimal(colon, 65535, &port) < 0 || port == 0)
+		if (cj_decimal_parse(colon, 65535, &port) < 0 || port == 0)
 			goto bad;
 		out->port = (uint16_t)port;
 	}

@@ -44,9 +44,10 @@ int cj_ipv4_parse(const char *arg, uint32_t *out)
 	return 0;
 }
 
-static int parse_u16(const char *s, size_t len, uint16_t *out)
+int cj_decimal_parse(const char *s, unsigned long max, unsigned long *out)
 {
 	unsigned long v = 0;
+	size_t len = strlen(s);
 
 	if (len == 0 || len > 5)
 		return -1;
@@ -55,7 +56,18 @@ static int parse_u16(const char *s, size_t len, uint16_t *out)
 			return -1;
 		v = v * 10 + (unsigned long)(s[i] - '0');
 	}
-	if (v == 0 || v > 65535)
+	if (v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* A port number, 1-65535. */
+static int parse_port(const char *s, uint16_t *out)
+{
+	unsigned long v;
+
+	if (cj_decimal_parse(s, 65535, &v) < 0 || v == 0)
 		return -1;
 	*out = (uint16_t)v;
 	return 0;
@@ -79,7 +91,7 @@ int cj_port_parse(const char *arg, struct cj_port *out, struct cj_err *err)
 			goto bad;
 	}
 	last = strrchr(buf, ':');
-	if (!last || parse_u16(last + 1, strlen(last + 1), &out->guest_port) < 0)
+	if (!last || parse_port(last + 1, &out->guest_port) < 0)
 		goto bad;
 	*last = '\0';
 	first = strrchr(buf, ':');
@@ -91,7 +103,7 @@ int cj_port_parse(const char *arg, struct cj_port *out, struct cj_err *err)
 	} else {
 		first = buf;
 	}
-	if (parse_u16(first, strlen(first), &out->host_port) < 0)
+	if (parse_port(first, &out->host_port) < 0)
 		goto bad;
 	return 0;
 bad:

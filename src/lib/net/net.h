@@ -80,6 +80,8 @@ int cj_port_parse(const char *arg, struct cj_port *out, struct cj_err *err);
 int cj_publish_env_parse(const char *value, struct cj_net_spec *spec, struct cj_err *err);
 int cj_cidr30_parse(const char *arg, uint32_t *host, uint32_t *guest, struct cj_err *err);
 int cj_ipv4_parse(const char *arg, uint32_t *out);
+/* 1 to 5 decimal digits, at most max. */
+int cj_decimal_parse(const char *s, unsigned long max, unsigned long *out);
 
 /* Egress policy (egress.c). what names the option or variable in errors. */
 int cj_egress_mode_parse(const char *arg, const char *what, enum cj_egress *out,
