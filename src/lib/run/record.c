@@ -42,6 +42,7 @@
 
 /* The one table: undo kind "<module>.<what>" -> the module's replay. */
 static const struct cj_undo_kind undo_kinds[] = {
+    {"net", cj_net_undo},
     {NULL, NULL},
 };
 
@@ -53,6 +54,10 @@ struct cj_record {
 	json_object *root;
 	struct cj_undo undo;
 };
+
+static int undo_each_run(void *ctx, int (*fn)(json_object *record, void *arg), void *arg,
+                         struct cj_err *err);
+static int undo_lock(void *ctx, const char *name, struct cj_err *err);
 
 /* ---- processes ---------------------------------------------------------- */
 
@@ -243,6 +248,8 @@ static struct cj_record *record_alloc(const char *run_base, struct cj_err *err)
 	json_object_object_get_ex(rec->root, "undo", &rec->undo.log);
 	rec->undo.save = record_save;
 	rec->undo.ctx = rec;
+	rec->undo.each_run = undo_each_run;
+	rec->undo.lock = undo_lock;
 	return rec;
 }
 
@@ -305,6 +312,35 @@ const char *cj_record_base(const struct cj_record *rec)
 struct cj_undo *cj_record_undo(struct cj_record *rec)
 {
 	return rec ? &rec->undo : NULL;
+}
+
+struct each_ctx {
+	int (*fn)(json_object *record, void *arg);
+	void *arg;
+};
+
+static int each_call(const char *id, json_object *record, void *ctx)
+{
+	struct each_ctx *c = ctx;
+
+	(void)id;
+	return c->fn(record, c->arg);
+}
+
+static int undo_each_run(void *ctx, int (*fn)(json_object *record, void *arg), void *arg,
+                         struct cj_err *err)
+{
+	struct cj_record *rec = ctx;
+	struct each_ctx c = {fn, arg};
+
+	return cj_record_each(rec->base, rec->id, each_call, &c, err);
+}
+
+static int undo_lock(void *ctx, const char *name, struct cj_err *err)
+{
+	struct cj_record *rec = ctx;
+
+	return cj_run_base_lock(rec->base, name, err);
 }
 
 static int set_and_save(struct cj_record *rec, const char *key, json_object *value,
@@ -473,7 +509,6 @@ static int gc_run(const char *run_base, const char *dir, const char *name, bool 
 	} else {
 		json_object_object_get_ex(root, "undo", &log);
 		int left = cj_undo_replay(log, undo_kinds, verbose);
-		cj_net_gc(dir);         /* until net.c records in the undo log */
 		cj_firecracker_gc(dir); /* Firecracker's jail and the owners it changed */
 		if (left == 0 && cj_rm_rf(dir) == 0) {
 			removed = 1;

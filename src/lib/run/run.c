@@ -591,8 +591,8 @@ int cj_run_vm(const struct cj_spec *spec, struct cj_err *err)
 		 * jail gives it an empty one, and the TAP as an fd. */
 		struct cj_net_spec net_spec = spec->net;
 		net_spec.own_netns = vm.jail.enabled && vmm.ops == &cj_firecracker_ops;
-		if (cj_net_setup(&net_spec, id, run_dir, spec->run_base,
-		                 vm.jail.enabled ? vm.jail.uid : 0, &net, err) < 0)
+		if (cj_net_setup(&net_spec, id, run_dir, vm.jail.enabled ? vm.jail.uid : 0,
+		                 cj_record_undo(rec), &net, err) < 0)
 			goto teardown;
 	}
 	if (net.netns[0])
@@ -747,7 +747,6 @@ teardown:
 	if (ctl_fd >= 0)
 		close(ctl_fd);
 	drives_release(&drives);
-	cj_net_teardown(&net);
 	if (vmm.ops)
 		vmm.ops->cleanup(&vmm);
 	sigprocmask(SIG_SETMASK, &old, NULL);
