@@ -640,8 +640,7 @@ static int tap_ipv6_off(const struct cj_net *net, int idx, struct cj_err *err)
 		return cj_fail(err, e, "switch off IPv6 on TAP %s", net->tap);
 	if (cj_nl_link_ipv6_no_addr(idx, err) < 0)
 		return -1;
-	fprintf(stderr, "ctr-jailer: IPv6 cannot be switched off on TAP %s (/proc/sys: %s); %s\n",
-	        net->tap, strerror(e),
+	cj_notice("warning: IPv6 cannot be switched off on TAP %s (/proc/sys: %s); %s", net->tap, strerror(e),
 	        net->firewall == CJ_FW_NONE
 	            ? "with --firewall none the guest can send the host Router Advertisements"
 	            : "the firewall drops its IPv6 traffic instead");
@@ -669,10 +668,9 @@ static void tap_route_localnet(const struct cj_net *net, const struct cj_net_spe
 	if (spec->nports == 0 || net->firewall == CJ_FW_NONE)
 		return;
 	if (dev_sysctl("ipv4", net->tap, "route_localnet", "1") < 0)
-		fprintf(stderr,
-		        "ctr-jailer: published ports do not answer on the host's 127.0.0.1: "
-		        "route_localnet of TAP %s cannot be set (%s)\n",
-		        net->tap, strerror(errno));
+		cj_notice("warning: published ports do not answer on the host's 127.0.0.1: "
+		          "route_localnet of TAP %s cannot be set (%s)",
+		          net->tap, strerror(errno));
 }
 
 /* ---- detection, addresses, DNS ---------------------------------------- */
@@ -787,11 +785,9 @@ static int check_host_listeners(const struct cj_net_spec *spec, struct cj_err *e
 			continue;
 		if (cj_sockdiag_listeners(udp, &ls, &n, &derr) < 0) {
 			char why[1200];
-			fprintf(
-			    stderr,
-			    "ctr-jailer: cannot check whether the published %s ports are in use "
-			    "on this host: %s\n",
-			    udp ? "UDP" : "TCP", cj_err_str(&derr, why, sizeof why));
+			cj_notice("warning: cannot check whether the published %s ports are in use "
+			          "on this host: %s",
+			          udp ? "UDP" : "TCP", cj_err_str(&derr, why, sizeof why));
 			continue;
 		}
 		for (size_t i = 0; i < spec->nports; i++) {
