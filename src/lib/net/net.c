@@ -640,10 +640,11 @@ static int tap_ipv6_off(const struct cj_net *net, int idx, struct cj_err *err)
 		return cj_fail(err, e, "switch off IPv6 on TAP %s", net->tap);
 	if (cj_nl_link_ipv6_no_addr(idx, err) < 0)
 		return -1;
-	cj_notice("warning: IPv6 cannot be switched off on TAP %s (/proc/sys: %s); %s", net->tap, strerror(e),
-	        net->firewall == CJ_FW_NONE
-	            ? "with --firewall none the guest can send the host Router Advertisements"
-	            : "the firewall drops its IPv6 traffic instead");
+	cj_notice("warning: IPv6 cannot be switched off on TAP %s (/proc/sys: %s); %s", net->tap,
+	          strerror(e),
+	          net->firewall == CJ_FW_NONE
+	              ? "with --firewall none the guest can send the host Router Advertisements"
+	              : "the firewall drops its IPv6 traffic instead");
 	return 0;
 }
 
