@@ -1191,7 +1191,8 @@ static int undo_rule(json_object *e)
 	enum cj_firewall fw = entry_fw(e);
 	struct cj_err err = {0};
 
-	if (!family_ok(family) || !rule)
+	/* only ever a rule this file tagged as a run's */
+	if (!family_ok(family) || !rule || !strstr(rule, " -m comment --comment ctr-jailer:"))
 		return -1;
 	/* a rule never added fails quietly */
 	ipt_exec(strcmp(family, "ip6") == 0 ? ip6t_bin(fw) : ipt_bin(fw), "-D", rule, &err);

@@ -355,6 +355,7 @@ static int set_and_save(struct cj_record *rec, const char *key, json_object *val
 
 int cj_record_set_vmm(struct cj_record *rec, pid_t pid, struct cj_err *err)
 {
+	json_object_object_add(rec->root, "state", json_object_new_string("running"));
 	return set_and_save(rec, "vmm", proc_json(pid), err);
 }
 
