@@ -16,6 +16,7 @@
 #include "net/net.h"
 #include "util/util.h"
 #include "vmm/firecracker.h"
+#include "volume/volume.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -43,6 +44,7 @@
 /* The one table: undo kind "<module>.<what>" -> the module's replay. */
 static const struct cj_undo_kind undo_kinds[] = {
     {"net", cj_net_undo},
+    {"volume", cj_volume_undo},
     {NULL, NULL},
 };
 

@@ -179,8 +179,8 @@ static int check_unique_uuid(const uint8_t *uuid, const char *name, const uint8_
 }
 
 static int drives_prepare(const struct cj_spec *spec, const struct cj_fsimage *base,
-                          const struct cj_volume_tool_user *tools, struct drives *d,
-                          struct cj_err *err)
+                          const struct cj_volume_tool_user *tools, struct cj_undo *undo,
+                          struct drives *d, struct cj_err *err)
 {
 	uint8_t seen[CTRJ_MAX_VOLUMES + 2][16];
 	size_t nseen = 0;
@@ -193,7 +193,7 @@ static int drives_prepare(const struct cj_spec *spec, const struct cj_fsimage *b
 			return -1;
 	}
 	if (spec->data_dir) {
-		if (cj_volume_prepare_data(spec->data_dir, spec->datafs_size, tools, &d->data,
+		if (cj_volume_prepare_data(spec->data_dir, spec->datafs_size, tools, undo, &d->data,
 		                           err) < 0)
 			return cj_err_wrap(err, "data drive");
 		d->have_data = true;
@@ -210,7 +210,7 @@ static int drives_prepare(const struct cj_spec *spec, const struct cj_fsimage *b
 	for (size_t i = 0; i < spec->nvolumes; i++) {
 		struct cj_volume *v = &d->vols[d->nvols];
 		if (cj_volume_prepare(&spec->volumes[i], spec->volumes_dir, spec->volume_size,
-		                      tools, v, err) < 0)
+		                      tools, undo, v, err) < 0)
 			return -1;
 		d->nvols++;
 		for (size_t j = 0; j + 1 < d->nvols; j++)
@@ -579,7 +579,7 @@ int cj_run_vm(const struct cj_spec *spec, struct cj_err *err)
 	if (cj_jail_resolve(&spec->jail, spec->memory_mib, &vm.jail, err) < 0 ||
 	    assign_ids(spec, run_dir, &vm.jail, &tools, err) < 0)
 		goto teardown;
-	if (drives_prepare(spec, &base, &tools, &drives, err) < 0)
+	if (drives_prepare(spec, &base, &tools, cj_record_undo(rec), &drives, err) < 0)
 		goto teardown;
 	if (!vm.jail.enabled)
 		fprintf(stderr,
