@@ -600,18 +600,13 @@ static int dev_sysctl(const char *family, const char *dev, const char *key, cons
 {
 	char path[256];
 	size_t len = strlen(value);
-	ssize_t n;
-	int fd, e;
+	cj_autoclose int fd = -1; /* closing keeps errno */
 
 	snprintf(path, sizeof path, "/proc/sys/net/%s/conf/%s/%s", family, dev, key);
 	fd = open(path, O_WRONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -1;
-	n = write(fd, value, len);
-	e = errno;
-	close(fd);
-	errno = e;
-	return n == (ssize_t)len ? 0 : -1;
+	return write(fd, value, len) == (ssize_t)len ? 0 : -1;
 }
 
 /* /proc/sys read-only (a container) or absent: what the runtime cannot
@@ -950,20 +945,16 @@ int cj_net_tap_open(const char *name, struct cj_err *err)
 static int enable_forwarding(struct cj_err *err)
 {
 	char cur = '0';
-	int fd = open("/proc/sys/net/ipv4/ip_forward", O_RDONLY | O_CLOEXEC);
+	cj_autoclose int fd = open("/proc/sys/net/ipv4/ip_forward", O_RDONLY | O_CLOEXEC);
 
-	if (fd >= 0) {
-		if (read(fd, &cur, 1) != 1)
-			cur = '0';
-		close(fd);
-	}
+	if (fd >= 0 && read(fd, &cur, 1) != 1)
+		cur = '0';
 	if (cur == '1')
 		return 0;
+	cj_closep(&fd);
 	fd = open("/proc/sys/net/ipv4/ip_forward", O_WRONLY | O_CLOEXEC);
 	if (fd < 0 || write(fd, "1", 1) != 1) {
 		int e = errno;
-		if (fd >= 0)
-			close(fd);
 		if (e == EROFS || e == EACCES || e == EPERM)
 			return cj_fail(
 			    err, 0,
@@ -971,7 +962,6 @@ static int enable_forwarding(struct cj_err *err)
 			    "run 'sysctl -w net.ipv4.ip_forward=1' on the host");
 		return cj_fail(err, e, "enable IPv4 forwarding");
 	}
-	close(fd);
 	return 0;
 }
 
