@@ -3,6 +3,7 @@
 namespace where ctr-jailer runs and a veth uplink to an "upstream" namespace
 that plays the internet (a DNS server and TCP/UDP servers). No packet leaves
 these namespaces; the root namespace is never touched."""
+import json
 import os
 import shutil
 import signal
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BINARY, REPO, qemu_processes_for, wait_for_output
+from conftest import BINARY, REPO, qemu_processes_for, runs, wait_for_output
 
 HOST_IP, UP_IP = "192.0.2.1", "192.0.2.2"
 
@@ -232,6 +233,35 @@ def test_ten_concurrent_starts_never_collide(world):
         assert p.returncode == 0, err
         addrs.append(out.split()[1])
     assert len(set(addrs)) == 10
+
+
+def test_sigkill_leaves_a_record_that_gc_replays(world):
+    """A SIGKILLed run leaves its record.json: the VMM it started and each
+    network change, written before the change was made (the TAP before
+    the rules on it, the ports it claims); gc replays it. The fixture
+    checks that the host's rules and links are back as they were."""
+    proc = world.start(["/bin/sh", "-c", "echo ready; sleep 1000"],
+                       options=["-p", "8080:80", "-p", "5353:53/udp"])
+    try:
+        wait_for_output(proc, b"ready")
+        (run,) = runs(world.runner.run_dir)
+        rec = json.loads((run / "record.json").read_text())
+    finally:
+        proc.kill()
+        proc.wait()
+    assert (rec["version"], rec["id"], rec["state"]) == (1, run.name, "running")
+    assert rec["vmm"]["pid"] > 0 and rec["owner"]["pid"] > 0
+    undo = rec["undo"]
+    assert {"kind": "net.tap", "name": f"cj-{run.name}"} in undo
+    assert {"kind": "net.port", "proto": "tcp", "port": 8080} in undo
+    assert {"kind": "net.port", "proto": "udp", "port": 5353} in undo
+    kinds = [e["kind"] for e in undo]
+    firewall = [i for i, k in enumerate(kinds) if k in ("net.table", "net.rule")]
+    assert firewall and min(firewall) > kinds.index("net.tap"), kinds
+    sh("nsenter", f"--net=/var/run/netns/{world.host}", str(BINARY), "gc",
+       env=world.runner.env())
+    assert not runs(world.runner.run_dir)
+    assert b"cj-" not in sh("ip", "-n", world.host, "-o", "link").stdout
 
 
 def test_sigkill_leftovers_removed_by_next_run_and_gc(world):

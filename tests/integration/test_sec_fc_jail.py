@@ -19,6 +19,7 @@ and which the allocator hands out again once that directory is gone. So:
 The jailer stand-in makes the VM's cgroups and joins them as the jailer
 does ("cgroups" in its configuration) for the tests that need them.
 """
+import json
 import os
 import secrets
 import signal
@@ -227,7 +228,8 @@ def start_and_kill_runtime(fc, runner):
         proc.communicate(timeout=30)
     uid = start["uid"]
     assert uid == int((run / "jail-id").read_text().split()[0])
-    assert not (run / "vmm").exists()  # the runtime died before recording the VMM
+    # the runtime died before recording the VMM
+    assert "vmm" not in json.loads((run / "record.json").read_text())
     assert processes_of(uid), "the stand-in firecracker did not outlive its runtime"
     return run, uid, joined
 

@@ -179,8 +179,8 @@ static int check_unique_uuid(const uint8_t *uuid, const char *name, const uint8_
 }
 
 static int drives_prepare(const struct cj_spec *spec, const struct cj_fsimage *base,
-                          const struct cj_volume_tool_user *tools, struct drives *d,
-                          struct cj_err *err)
+                          const struct cj_volume_tool_user *tools, struct cj_undo *undo,
+                          struct drives *d, struct cj_err *err)
 {
 	uint8_t seen[CTRJ_MAX_VOLUMES + 2][16];
 	size_t nseen = 0;
@@ -193,7 +193,7 @@ static int drives_prepare(const struct cj_spec *spec, const struct cj_fsimage *b
 			return -1;
 	}
 	if (spec->data_dir) {
-		if (cj_volume_prepare_data(spec->data_dir, spec->datafs_size, tools, &d->data,
+		if (cj_volume_prepare_data(spec->data_dir, spec->datafs_size, tools, undo, &d->data,
 		                           err) < 0)
 			return cj_err_wrap(err, "data drive");
 		d->have_data = true;
@@ -210,7 +210,7 @@ static int drives_prepare(const struct cj_spec *spec, const struct cj_fsimage *b
 	for (size_t i = 0; i < spec->nvolumes; i++) {
 		struct cj_volume *v = &d->vols[d->nvols];
 		if (cj_volume_prepare(&spec->volumes[i], spec->volumes_dir, spec->volume_size,
-		                      tools, v, err) < 0)
+		                      tools, undo, v, err) < 0)
 			return -1;
 		d->nvols++;
 		for (size_t j = 0; j + 1 < d->nvols; j++)
@@ -518,7 +518,7 @@ int cj_run_vm(const struct cj_spec *spec, struct cj_err *err)
 	char initramfs[PATH_MAX], run_dir[PATH_MAX], id[16], ctl_path[64];
 	struct drives drives = {0};
 	struct cj_volume_tool_user tools = {0};
-	int owner_fd = -1;
+	struct cj_record *rec = NULL;
 	struct cj_net net = {0};
 	int ctl_fd = -1;
 	char hostname[65] = "", vmlinux[PATH_MAX];
@@ -569,16 +569,17 @@ int cj_run_vm(const struct cj_spec *spec, struct cj_err *err)
 	}
 	t.initramfs = cj_now_ns();
 
-	owner_fd = cj_run_dir_create(spec->run_base, run_dir, sizeof run_dir, id, sizeof id, err);
-	if (owner_fd < 0)
+	if (cj_record_create(spec->run_base, &rec, err) < 0)
 		return CJ_EXIT_RUNTIME;
+	snprintf(run_dir, sizeof run_dir, "%s", cj_record_dir(rec));
+	snprintf(id, sizeof id, "%s", cj_record_id(rec));
 	/* From here on every path goes through teardown. */
 	/* The run's uid: the host tools' on its volumes, then its VMM's (which
 	 * owns the TAP, so the jailed VMM opens it unprivileged). */
 	if (cj_jail_resolve(&spec->jail, spec->memory_mib, &vm.jail, err) < 0 ||
 	    assign_ids(spec, run_dir, &vm.jail, &tools, err) < 0)
 		goto teardown;
-	if (drives_prepare(spec, &base, &tools, &drives, err) < 0)
+	if (drives_prepare(spec, &base, &tools, cj_record_undo(rec), &drives, err) < 0)
 		goto teardown;
 	if (!vm.jail.enabled)
 		fprintf(stderr,
@@ -590,8 +591,8 @@ int cj_run_vm(const struct cj_spec *spec, struct cj_err *err)
 		 * jail gives it an empty one, and the TAP as an fd. */
 		struct cj_net_spec net_spec = spec->net;
 		net_spec.own_netns = vm.jail.enabled && vmm.ops == &cj_firecracker_ops;
-		if (cj_net_setup(&net_spec, id, run_dir, spec->run_base,
-		                 vm.jail.enabled ? vm.jail.uid : 0, &net, err) < 0)
+		if (cj_net_setup(&net_spec, id, run_dir, vm.jail.enabled ? vm.jail.uid : 0,
+		                 cj_record_undo(rec), &net, err) < 0)
 			goto teardown;
 	}
 	if (net.netns[0])
@@ -704,14 +705,11 @@ int cj_run_vm(const struct cj_spec *spec, struct cj_err *err)
 			goto teardown;
 	}
 	t.vmm_exec = cj_now_ns();
-	{
-		char vmm_file[PATH_MAX + 8];
-		FILE *f;
-		snprintf(vmm_file, sizeof vmm_file, "%s/vmm", run_dir);
-		if ((f = fopen(vmm_file, "we"))) {
-			fprintf(f, "%d %llu\n", (int)vmm.pid, cj_proc_starttime(vmm.pid));
-			fclose(f);
-		}
+	if (cj_record_set_vmm(rec, vmm.pid, err) < 0) {
+		cj_vmm_kill(&vmm);
+		if (vmm.pid > 0)
+			waitpid(vmm.pid, NULL, 0);
+		goto teardown;
 	}
 	if (supervise(&vmm, sfd, spec->stop_timeout_s, &sv, err) < 0) {
 		cj_vmm_kill(&vmm);
@@ -749,14 +747,10 @@ teardown:
 	if (ctl_fd >= 0)
 		close(ctl_fd);
 	drives_release(&drives);
-	cj_net_teardown(&net);
 	if (vmm.ops)
 		vmm.ops->cleanup(&vmm);
 	sigprocmask(SIG_SETMASK, &old, NULL);
-	if (run_dir[0])
-		cj_rm_rf(run_dir);
-	if (owner_fd >= 0)
-		close(owner_fd); /* after the removal: gc never sees a live run as dead */
+	cj_record_teardown(rec, true); /* the lock last: gc never sees a live run as dead */
 	t.done = cj_now_ns();
 	if (!t.vm_exit)
 		t.vm_exit = t.done;
