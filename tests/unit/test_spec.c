@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The run specification: environment handling (docker semantics), sizes and
- * the `run` command line. */
+ * the `run` command line (src/cli/run.c's table), then the inputs stage
+ * that reads what the spec names (src/lib/run/inputs.c). */
+#include "run.h"
+#include "run/inputs.h"
 #include "spec/spec.h"
 #include "util/util.h"
 
@@ -313,7 +316,7 @@ static void test_parse_size(void **state)
 	assert_int_equal(cj_parse_size(NULL, 1, &v), -1);
 }
 
-/* ---- cj_spec_from_args -------------------------------------------------- */
+/* ---- cli_run_parse + cj_inputs_read -------------------------------------- */
 
 static int spec_run(struct cj_spec *spec, char **argv, char **env, struct cj_err *err)
 {
@@ -321,7 +324,13 @@ static int spec_run(struct cj_spec *spec, char **argv, char **env, struct cj_err
 	while (argv[argc])
 		argc++;
 	memset(err, 0, sizeof *err);
-	return cj_spec_from_args(spec, argc, argv, env, err);
+	if (cli_run_parse(spec, argc, argv, env, NULL, NULL, err) != 0)
+		return -1;
+	if (cj_inputs_read(spec, err) < 0) {
+		cj_spec_free(spec);
+		return -1;
+	}
+	return 0;
 }
 
 static void expect_spec_error(char **argv, char **env, const char *needle)

@@ -23,9 +23,10 @@
 #ifndef CJ_IMAGE_OCI_H
 #define CJ_IMAGE_OCI_H
 
+#include "ctrj/protocol.h"
 #include "image/base.h"
-#include "spec/spec.h"
 #include "util/err.h"
+#include "util/strv.h"
 
 #include <stdbool.h>
 #include <stddef.h>
