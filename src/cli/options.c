@@ -115,17 +115,17 @@ int cli_parse_args(const struct cli_verb *verb, void *ctx, int argc, char **argv
 }
 
 /* Write text from column col, wrapped at HELP_WIDTH, continuation lines
- * indented to HELP_COLUMN. */
-static void wrap(FILE *out, const char *text, int col)
+ * indented to indent. */
+static void wrap(FILE *out, const char *text, int col, int indent)
 {
 	const char *p = text;
 
 	while (*p) {
 		size_t word = strcspn(p, " ");
-		if (col > HELP_COLUMN && col + 1 + (int)word > HELP_WIDTH) {
-			fprintf(out, "\n%*s", HELP_COLUMN, "");
-			col = HELP_COLUMN;
-		} else if (col > HELP_COLUMN) {
+		if (col > indent && col + 1 + (int)word > HELP_WIDTH) {
+			fprintf(out, "\n%*s", indent, "");
+			col = indent;
+		} else if (col > indent) {
 			fputc(' ', out);
 			col++;
 		}
@@ -162,7 +162,7 @@ static void help_line(FILE *out, const struct cli_opt *o)
 		n = 0;
 	}
 	fprintf(out, "%*s", HELP_COLUMN - n, "");
-	wrap(out, text, HELP_COLUMN);
+	wrap(out, text, HELP_COLUMN, HELP_COLUMN);
 }
 
 void cli_help(const struct cli_verb *verb, FILE *out)
@@ -170,7 +170,7 @@ void cli_help(const struct cli_verb *verb, FILE *out)
 	const char *group = NULL;
 
 	fprintf(out, "usage: ctr-jailer %s\n\n", verb->usage);
-	wrap(out, verb->about, HELP_COLUMN + 1);
+	wrap(out, verb->about, 0, 0);
 	for (size_t i = 0; i < verb->nopts; i++) {
 		const struct cli_opt *o = &verb->opts[i];
 		if (!group || strcmp(group, o->group) != 0) {

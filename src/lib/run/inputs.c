@@ -197,19 +197,56 @@ static int check_privilege(const struct cj_spec *spec, struct cj_err *err)
 	               missing);
 }
 
+/* The release a modules tree was built for: the vermagic of its
+ * virtio_blk.ko (the module the init needs first); "" when it cannot tell
+ * (no such module, or a compressed one). */
+static void modules_release(const char *dir, char *out, size_t len)
+{
+	char path[PATH_MAX + 256];
+	cj_autofree char *dep = NULL, *ko = NULL;
+	size_t n, kn;
+	const char *line, *magic;
+	struct cj_err ignored = {0};
+
+	out[0] = '\0';
+	snprintf(path, sizeof path, "%s/modules.dep", dir);
+	if (cj_read_file(path, &dep, &n, &ignored) < 0 || !(line = strstr(dep, "virtio_blk.ko:")))
+		return;
+	while (line > dep && line[-1] != '\n')
+		line--;
+	snprintf(path, sizeof path, "%s/%.*s", dir, (int)strcspn(line, ":"), line);
+	if (cj_read_file(path, &ko, &kn, &ignored) < 0 || !(magic = memmem(ko, kn, "vermagic=", 9)))
+		return;
+	magic += 9;
+	n = strnlen(magic, kn - (size_t)(magic - ko));
+	n = strcspn(magic, " ") < n ? strcspn(magic, " ") : n;
+	snprintf(out, len, "%.*s", (int)n, magic);
+}
+
+/* --modules for the kernel's release: its vermagic says so, else its
+ * name when that is a release (lib/modules/<release>). */
+static bool modules_match(const char *dir, const char *release)
+{
+	char have[128];
+	const char *base = strrchr(dir, '/');
+
+	base = base && base[1] ? base + 1 : dir;
+	modules_release(dir, have, sizeof have);
+	if (have[0])
+		return strcmp(have, release) == 0;
+	return strcmp(base, release) == 0 || !(base[0] >= '0' && base[0] <= '9');
+}
+
 static int check_kernel(const struct cj_spec *spec, struct cj_err *err)
 {
 	struct cj_kernel_info info;
-	const char *rel;
 
 	if (!spec->kernel)
 		return 0; /* the fetched default comes with its modules */
 	if (cj_kernel_probe(spec->kernel, &info, err) < 0)
 		return cj_err_wrap(err, "--kernel");
 	if (spec->modules_dir) {
-		rel = strrchr(spec->modules_dir, '/');
-		rel = rel && rel[1] ? rel + 1 : spec->modules_dir;
-		if (info.release[0] && strcmp(rel, info.release) != 0)
+		if (info.release[0] && !modules_match(spec->modules_dir, info.release))
 			return cj_fail(err, 0,
 			               "--modules %s does not match --kernel %s (release %s): give "
 			               "its lib/modules/%s tree",
