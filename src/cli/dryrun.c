@@ -5,6 +5,7 @@
 #include "util/sanitize.h"
 
 #include <json-c/json.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 static json_object *str_or_null(const char *s)
@@ -47,6 +48,22 @@ static json_object *storage_json(const struct cj_spec *s)
 	return o;
 }
 
+static const char *firewall_name(enum cj_firewall fw)
+{
+	switch (fw) {
+	case CJ_FW_NFT:
+		return "nft";
+	case CJ_FW_IPTABLES_NFT:
+		return "iptables";
+	case CJ_FW_IPTABLES_LEGACY:
+		return "iptables-legacy";
+	case CJ_FW_NONE:
+		return "none";
+	default:
+		return "auto";
+	}
+}
+
 static json_object *net_json(const struct cj_net_spec *n)
 {
 	json_object *o = json_object_new_object();
@@ -56,6 +73,7 @@ static json_object *net_json(const struct cj_net_spec *n)
 	add(o, "host_iface", str_or_null(n->host_iface));
 	add(o, "published_ports", json_object_new_int((int)n->nports));
 	add(o, "dns_servers", json_object_new_int((int)n->ndns));
+	add(o, "firewall", json_object_new_string(firewall_name(n->firewall)));
 	add(o, "egress", json_object_new_string(n->egress == CJ_EGRESS_DENY ? "deny" : "allow"));
 	add(o, "allow_egress", json_object_new_int((int)n->nallow_egress));
 	add(o, "allow_link_local", json_object_new_boolean(n->allow_link_local));
@@ -76,6 +94,13 @@ static json_object *vmm_json(const struct cj_spec *s)
 	add(o, "chroot_base", str_or_null(s->chroot_base));
 	add(o, "jail", json_object_new_boolean(!s->jail.disabled));
 	add(o, "jail_user", str_or_null(s->jail.user));
+	if (s->jail.uid_count) {
+		char range[32];
+		snprintf(range, sizeof range, "%u:%u", s->jail.uid_start, s->jail.uid_count);
+		add(o, "jail_uid_range", json_object_new_string(range));
+	} else {
+		add(o, "jail_uid_range", NULL);
+	}
 	add(o, "cpu_quota", json_object_new_double(s->jail.cpu_quota));
 	add(o, "memory_limit", json_object_new_int64((int64_t)s->jail.memory_limit));
 	add(o, "pids_limit", json_object_new_int64((int64_t)s->jail.pids_limit));
