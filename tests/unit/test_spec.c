@@ -545,6 +545,44 @@ static void test_spec_errors(void **state)
 	}
 }
 
+/* Defaults come from the host's facts, and --memory is checked against them
+ * (cj_spec_resolve: no I/O when the facts are given). */
+static void test_spec_host_facts(void **state)
+{
+	const struct cj_host_facts facts = {
+	    .cpus = 3, .memory_mib = 4096, .cgroup_memory_mib = 1024};
+	char *env[] = {NULL};
+	char *plain[] = {"run", "/bin/true", NULL};
+	char *big[] = {"run", "--memory", "2000", "/bin/true", NULL};
+	char *fits[] = {"run", "--memory", "1G", "/bin/true", NULL};
+	char *small[] = {"run", "--memory", "71", "/bin/true", NULL};
+	char *least[] = {"run", "--memory", "72", "/bin/true", NULL};
+	struct cj_spec spec;
+	struct cj_err err = {0};
+
+	assert_int_equal(cli_run_parse(&spec, 2, plain, env, &facts, NULL, &err), 0);
+	assert_int_equal(spec.cpus, 3);
+	assert_int_equal(spec.memory_mib, 1024 - CJ_GUEST_MARGIN_MIB);
+	assert_int_equal(spec.host.memory_mib, 4096);
+	cj_spec_free(&spec);
+	assert_int_equal(cli_run_parse(&spec, 4, big, env, &facts, NULL, &err), -1);
+	assert_msg_contains(&err, "more than this host can give (1024 MiB, our cgroup's limit)");
+	assert_int_equal(cli_run_parse(&spec, 4, fits, env, &facts, NULL, &err), 0);
+	assert_int_equal(spec.memory_mib, 1024);
+	cj_spec_free(&spec);
+	memset(&err, 0, sizeof err);
+	assert_int_equal(cli_run_parse(&spec, 4, small, env, &facts, NULL, &err), -1);
+	assert_msg_contains(&err, "at least 72 MiB");
+	assert_int_equal(cli_run_parse(&spec, 4, least, env, &facts, NULL, &err), 0);
+	cj_spec_free(&spec);
+
+	/* no cgroup limit: all of the RAM */
+	const struct cj_host_facts free_host = {.cpus = 1, .memory_mib = 2048};
+	assert_int_equal(cli_run_parse(&spec, 2, plain, env, &free_host, NULL, &err), 0);
+	assert_int_equal(spec.memory_mib, 2048);
+	cj_spec_free(&spec);
+}
+
 static void test_spec_guest_args_not_parsed(void **state)
 {
 	char *env[] = {"FOO=host", NULL};
@@ -940,6 +978,7 @@ int main(void)
 	    cmocka_unit_test(test_spec_defaults),
 	    cmocka_unit_test(test_spec_all_options),
 	    cmocka_unit_test(test_spec_errors),
+	    cmocka_unit_test(test_spec_host_facts),
 	    cmocka_unit_test(test_spec_guest_args_not_parsed),
 	    cmocka_unit_test(test_spec_env_layers),
 	    cmocka_unit_test(test_spec_seed_env_overridden_by_flags),

@@ -332,9 +332,9 @@ static int check_command(const struct cj_spec *spec, struct cj_err *err)
 
 int cj_inputs_check(const struct cj_spec *spec, struct cj_err *err)
 {
-	if (check_kernel(spec, err) < 0)
+	if (check_command(spec, err) < 0)
 		return -1;
-	return check_command(spec, err);
+	return check_kernel(spec, err);
 }
 
 int cj_inputs_load(struct cj_spec *spec, struct cj_err *err)
