@@ -138,6 +138,29 @@ const struct cli_verb cli_run_verb = {
     .main = run_main,
 };
 
+/* Shell noise: not passed on to the guest (PATH and HOME get the guest's
+ * defaults there). */
+static const char *const shell_noise[] = {"PATH", "HOME",   "HOSTNAME", "TERM",
+                                          "PWD",  "OLDPWD", "SHLVL",    "_"};
+
+static bool name_is(const char *want, const char *name, size_t len)
+{
+	return want && strlen(want) == len && strncmp(want, name, len) == 0;
+}
+
+bool cli_run_env_is_own(const char *name, size_t len)
+{
+	if (len >= 11 && strncmp(name, "CTR_JAILER_", 11) == 0)
+		return true;
+	for (size_t i = 0; i < sizeof run_opts / sizeof *run_opts; i++)
+		if (name_is(run_opts[i].env, name, len))
+			return true;
+	for (size_t i = 0; i < sizeof shell_noise / sizeof *shell_noise; i++)
+		if (name_is(shell_noise[i], name, len))
+			return true;
+	return false;
+}
+
 static bool in_list(const struct cj_strv *list, const char *name, size_t len)
 {
 	for (size_t i = 0; i < list->n; i++)
@@ -155,7 +178,7 @@ static int build_env(struct run_ctx *ctx, struct cj_err *err)
 	for (size_t i = 0; ctx->passthrough && ctx->env && ctx->env[i]; i++) {
 		const char *e = ctx->env[i], *eq = strchr(e, '=');
 		size_t len = eq ? (size_t)(eq - e) : 0;
-		if (!eq || !cj_env_name_valid(e, len) || cj_env_is_runtime_own(e, len) ||
+		if (!eq || !cj_env_name_valid(e, len) || cli_run_env_is_own(e, len) ||
 		    in_list(&ctx->hidden, e, len))
 			continue;
 		if (cj_env_set(&spec->env, e) < 0)

@@ -21,6 +21,9 @@ struct run_ctx {
  * gathered). Returns 1 when --help was printed, 0, or -1 with err. */
 int cli_run_parse(struct cj_spec *spec, int argc, char **argv, char **env,
                   const struct cj_host_facts *facts, bool *dry_run, struct cj_err *err);
+/* Is NAME (len bytes) the runtime's own, not passed on to the guest: a
+ * seed variable of the option table, CTR_JAILER_*, or shell noise? */
+bool cli_run_env_is_own(const char *name, size_t len);
 /* The resolved spec as JSON (secrets by name only), for --dry-run. */
 char *cli_spec_json(const struct cj_spec *spec);
 

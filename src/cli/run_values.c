@@ -137,30 +137,38 @@ int opt_rootfs_size(void *c, const char *v, const char *what, struct cj_err *err
 	return 0;
 }
 
+/* The index of v in names (n of them), or -1. */
+static int name_index(const char *const *names, size_t n, const char *v)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(v, names[i]) == 0)
+			return (int)i;
+	return -1;
+}
+
 int opt_accel(void *c, const char *v, const char *what, struct cj_err *err)
 {
 	static const char *const names[] = {
 	    [CJ_ACCEL_AUTO] = "auto", [CJ_ACCEL_KVM] = "kvm", [CJ_ACCEL_TCG] = "tcg"};
+	int i = name_index(names, sizeof names / sizeof *names, v);
 
-	for (size_t i = 0; i < sizeof names / sizeof *names; i++)
-		if (strcmp(v, names[i]) == 0) {
-			SPEC(c)->accel = (enum cj_accel)i;
-			return 0;
-		}
-	return cj_fail(err, 0, "%s '%s' is invalid: use auto, kvm or tcg", what, v);
+	if (i < 0)
+		return cj_fail(err, 0, "%s '%s' is invalid: use auto, kvm or tcg", what, v);
+	SPEC(c)->accel = (enum cj_accel)i;
+	return 0;
 }
 
 int opt_vmm(void *c, const char *v, const char *what, struct cj_err *err)
 {
 	static const char *const names[] = {
 	    [CJ_VMM_AUTO] = "auto", [CJ_VMM_QEMU] = "qemu", [CJ_VMM_FIRECRACKER] = "firecracker"};
+	int i = name_index(names, sizeof names / sizeof *names, v);
 
-	for (size_t i = 0; i < sizeof names / sizeof *names; i++)
-		if (strcmp(v, names[i]) == 0) {
-			SPEC(c)->vmm = (enum cj_vmm_kind)i;
-			return 0;
-		}
-	return cj_fail(err, 0, "%s '%s' is invalid: use auto, qemu or firecracker", what, v);
+	if (i < 0)
+		return cj_fail(err, 0, "%s '%s' is invalid: use auto, qemu or firecracker", what,
+		               v);
+	SPEC(c)->vmm = (enum cj_vmm_kind)i;
+	return 0;
 }
 
 int opt_stop_timeout(void *c, const char *v, const char *what, struct cj_err *err)

@@ -82,6 +82,10 @@ static void test_env_is_runtime_own(void **state)
 	                                  "DATAFS_SIZE",
 	                                  "KERNEL_BOOT_ARGS",
 	                                  "EXTRA_KERNEL_BOOT_ARGS",
+	                                  "DATA_MOUNT",
+	                                  "PUBLISH",
+	                                  "FIRECRACKER_BIN",
+	                                  "JAILER_BIN",
 	                                  "PATH",
 	                                  "HOME",
 	                                  "HOSTNAME",
@@ -98,17 +102,17 @@ static void test_env_is_runtime_own(void **state)
 	                                    "__",      "FOO",  "MY_PATH",    "X_TAP_IP"};
 
 	for (size_t i = 0; i < ARRAY_LEN(own); i++)
-		if (!cj_env_is_runtime_own(own[i], strlen(own[i])))
+		if (!cli_run_env_is_own(own[i], strlen(own[i])))
 			fail_msg("%s should be the runtime's own", own[i]);
 	for (size_t i = 0; i < ARRAY_LEN(other); i++)
-		if (cj_env_is_runtime_own(other[i], strlen(other[i])))
+		if (cli_run_env_is_own(other[i], strlen(other[i])))
 			fail_msg("%s should be passed on", other[i]);
 
 	/* The name is given by length inside a "NAME=VALUE" entry. */
-	assert_true(cj_env_is_runtime_own("PATH=/usr/bin", 4));
-	assert_false(cj_env_is_runtime_own("PATHX=/usr/bin", 5));
-	assert_false(cj_env_is_runtime_own("TAP_IP_EXTRA=1", 12));
-	assert_false(cj_env_is_runtime_own("", 0));
+	assert_true(cli_run_env_is_own("PATH=/usr/bin", 4));
+	assert_false(cli_run_env_is_own("PATHX=/usr/bin", 5));
+	assert_false(cli_run_env_is_own("TAP_IP_EXTRA=1", 12));
+	assert_false(cli_run_env_is_own("", 0));
 }
 
 /* ---- cj_env_file_parse -------------------------------------------------- */

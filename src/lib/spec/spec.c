@@ -12,25 +12,6 @@
 
 /* ---- environment --------------------------------------------------------- */
 
-static const char *const runtime_own[] = {
-    /* the seed's settings */
-    "TAP_IP", "HOST_IFACE", "VCPU_COUNT", "MEM_SIZE_MIB", "ROOTFS_SIZE", "DATAFS_SIZE",
-    "KERNEL_BOOT_ARGS", "EXTRA_KERNEL_BOOT_ARGS",
-    /* ours */
-    "DATA_MOUNT", "PUBLISH", "FIRECRACKER_BIN", "JAILER_BIN",
-    /* shell noise */
-    "PATH", "HOME", "HOSTNAME", "TERM", "PWD", "OLDPWD", "SHLVL", "_", NULL};
-
-bool cj_env_is_runtime_own(const char *name, size_t len)
-{
-	if (len >= 11 && strncmp(name, "CTR_JAILER_", 11) == 0)
-		return true;
-	for (size_t i = 0; runtime_own[i]; i++)
-		if (strlen(runtime_own[i]) == len && strncmp(runtime_own[i], name, len) == 0)
-			return true;
-	return false;
-}
-
 bool cj_env_name_valid(const char *s, size_t len)
 {
 	if (len == 0)

@@ -108,7 +108,5 @@ const char *cj_env_lookup(char **env, const char *name, size_t len);
  * the value from lookup_env, '#' comments and blank lines skipped. */
 int cj_env_file_parse(const char *text, size_t len, const char *name, char **lookup_env,
                       struct cj_strv *env, struct cj_err *err);
-/* Is NAME one of the runtime's own variables or shell noise (not passed on)? */
-bool cj_env_is_runtime_own(const char *name, size_t len);
 
 #endif
