@@ -346,9 +346,7 @@ static void expect_spec_error(char **argv, char **env, const char *needle)
 	assert_msg_contains(&err, needle);
 	assert_int_equal(err.exit_code, CJ_EXIT_RUNTIME);
 	assert_null(spec.argv.v);
-	/* Errors found in the seed's environment return before the spec is
-	 * freed (see the report on spec.c), so free here; after any other
-	 * error the spec is already zeroed and this is a no-op. */
+	/* After an error the spec is already freed and zeroed: a no-op. */
 	cj_spec_free(&spec);
 }
 
