@@ -44,7 +44,9 @@ int cli_parse_args(const struct cli_verb *verb, void *ctx, int argc, char **argv
 int cli_apply_env(const struct cli_verb *verb, void *ctx, char **env, struct cj_err *err);
 void cli_help(const struct cli_verb *verb, FILE *out);
 
-/* Print err on stderr and return its exit code (code when it has none). */
+/* Print err's message (if any) on stderr. */
+void cli_print_err(const struct cj_err *err);
+/* For a failure: print err and return its exit code (code when it has none). */
 int cli_report(const struct cj_err *err, int code);
 const char *cli_cache_dir(void);
 

@@ -184,11 +184,16 @@ void cli_help(const struct cli_verb *verb, FILE *out)
 		fprintf(out, "\n%s", verb->epilog);
 }
 
-int cli_report(const struct cj_err *err, int code)
+void cli_print_err(const struct cj_err *err)
 {
 	char buf[CJ_ERR_STR_MAX];
 
 	if (err->msg[0])
 		fprintf(stderr, "ctr-jailer: %s\n", cj_err_str(err, buf, sizeof buf));
+}
+
+int cli_report(const struct cj_err *err, int code)
+{
+	cli_print_err(err);
 	return err->exit_code ? err->exit_code : code;
 }

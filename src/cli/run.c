@@ -262,7 +262,10 @@ static int run_main(const struct cli_verb *verb, int argc, char **argv)
 		free(json);
 		return fflush(stdout) == 0 ? 0 : CJ_EXIT_RUNTIME;
 	}
+	/* The run's status is its return (err->exit_code when it failed); a
+	 * message may come with a workload's own status too. */
 	r = cj_run_vm(&spec, &err);
 	cj_spec_free(&spec);
-	return err.msg[0] ? cli_report(&err, r) : r;
+	cli_print_err(&err);
+	return r;
 }
