@@ -16,7 +16,8 @@ that binary three times, inner QEMU under TCG inside TCG:
   exit, it lists what is left.
 - B: the same runtime SIGKILLed once its QEMU is in its cgroup, then
   `ctr-jailer gc`: the cgroup and the VMM are gone.
-- C: `--memory 64 --memory-limit 64M`: QEMU itself outgrows the limit
+- C: `--memory 72 --memory-limit 72M` (the smallest guest, host/budget.h's
+  CJ_MIN_MEMORY_MIB, and no margin): QEMU itself outgrows the limit
   while it starts (before any boot, so the case costs seconds); the kernel's
   own OOM record names the VM's cgroup and the runtime says so.
 
@@ -119,7 +120,7 @@ left B
 sed 's/^/B.err: /' /tmp/b.err | head -20
 
 # C: the memory limit kills QEMU while it starts
-$RUN --memory 64 --memory-limit 64M -- /bin/true >/tmp/c.out 2>/tmp/c.err
+$RUN --memory 72 --memory-limit 72M -- /bin/true >/tmp/c.out 2>/tmp/c.err
 echo "C.rc=$?"
 grep -q "killed by its cgroup memory limit" /tmp/c.err && echo "C.reported=memory limit"
 dmesg | grep -E "oom-kill:.*oom_memcg=/ctrj-" | sed 's/.*\(oom_memcg=[^,]*\).*\(task=[^,]*\).*/C.kernel=\1 \2/' | head -1

@@ -498,11 +498,60 @@ static void test_vmlinux_bad_input(void **state)
 	assert_int_equal(cj_rm_rf(dir), 0);
 }
 
+/* The kind and release of a kernel from its header, and what is refused. */
+static void test_kernel_probe(void **state)
+{
+	char buf[PATH_MAX], dir[] = "/tmp/ctrj-probe-XXXXXX", path[PATH_MAX + 32];
+	const char *image = test_bzimage(buf, sizeof buf);
+	struct cj_kernel_info info;
+	struct cj_err err = {0};
+	uint8_t hdr[4096] = {0};
+	static const char elf_text[] = "\x7f"
+	                               "ELF....Linux version 6.9.0-test (gcc) #1\n";
+
+	assert_non_null(mkdtemp(dir));
+	/* a boot header whose kernel_version points at the release */
+	memcpy(hdr + 0x202, "HdrS", 4);
+	hdr[0x20e] = 0x00;
+	hdr[0x20f] = 0x08; /* 0x800 + 0x200 */
+	memcpy(hdr + 0xa00, "6.1.0-99-test (builder@host) #1", 31);
+	snprintf(path, sizeof path, "%s/bz", dir);
+	write_file(path, hdr, sizeof hdr);
+	assert_int_equal(cj_kernel_probe(path, &info, &err), 0);
+	assert_true(info.bzimage && !info.elf);
+	assert_string_equal(info.release, "6.1.0-99-test");
+	/* an ELF: the release from its banner */
+	snprintf(path, sizeof path, "%s/elf", dir);
+	write_file(path, elf_text, sizeof elf_text - 1);
+	assert_int_equal(cj_kernel_probe(path, &info, &err), 0);
+	assert_true(info.elf && !info.bzimage);
+	assert_string_equal(info.release, "6.9.0-test");
+	/* neither: one line naming the file */
+	snprintf(path, sizeof path, "%s/script", dir);
+	write_file(path, "#!/bin/sh\necho hi\n", 19);
+	assert_int_equal(cj_kernel_probe(path, &info, &err), -1);
+	assert_non_null(strstr(err.msg, "is not a Linux kernel"));
+	assert_non_null(strstr(err.msg, path));
+	assert_null(strchr(err.msg, '\n'));
+	/* missing */
+	snprintf(path, sizeof path, "%s/missing", dir);
+	assert_int_equal(cj_kernel_probe(path, &info, &err), -1);
+	/* the fetched kernel: a bzImage whose modules hold its disk drivers */
+	if (image) {
+		assert_int_equal(cj_kernel_probe(image, &info, &err), 0);
+		assert_true(info.bzimage);
+		assert_non_null(strstr(image, info.release));
+		assert_true(cj_kernel_is_modular(dir, image, &info));
+	}
+	assert_int_equal(cj_rm_rf(dir), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_vmlinux_from_bzimage),
 	    cmocka_unit_test(test_vmlinux_bad_input),
+	    cmocka_unit_test(test_kernel_probe),
 	    cmocka_unit_test(test_modules_order),
 	    cmocka_unit_test(test_modules_order_dash_names),
 	    cmocka_unit_test(test_modules_order_builtin_and_empty),

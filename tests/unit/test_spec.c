@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The run specification: environment handling (docker semantics), sizes and
- * the `run` command line. */
+ * the `run` command line (src/cli/run.c's table), then the inputs stage
+ * that reads what the spec names (src/lib/run/inputs.c). */
+#include "run.h"
+#include "run/inputs.h"
 #include "spec/spec.h"
 #include "util/util.h"
 
@@ -79,6 +82,10 @@ static void test_env_is_runtime_own(void **state)
 	                                  "DATAFS_SIZE",
 	                                  "KERNEL_BOOT_ARGS",
 	                                  "EXTRA_KERNEL_BOOT_ARGS",
+	                                  "DATA_MOUNT",
+	                                  "PUBLISH",
+	                                  "FIRECRACKER_BIN",
+	                                  "JAILER_BIN",
 	                                  "PATH",
 	                                  "HOME",
 	                                  "HOSTNAME",
@@ -95,17 +102,17 @@ static void test_env_is_runtime_own(void **state)
 	                                    "__",      "FOO",  "MY_PATH",    "X_TAP_IP"};
 
 	for (size_t i = 0; i < ARRAY_LEN(own); i++)
-		if (!cj_env_is_runtime_own(own[i], strlen(own[i])))
+		if (!cli_run_env_is_own(own[i], strlen(own[i])))
 			fail_msg("%s should be the runtime's own", own[i]);
 	for (size_t i = 0; i < ARRAY_LEN(other); i++)
-		if (cj_env_is_runtime_own(other[i], strlen(other[i])))
+		if (cli_run_env_is_own(other[i], strlen(other[i])))
 			fail_msg("%s should be passed on", other[i]);
 
 	/* The name is given by length inside a "NAME=VALUE" entry. */
-	assert_true(cj_env_is_runtime_own("PATH=/usr/bin", 4));
-	assert_false(cj_env_is_runtime_own("PATHX=/usr/bin", 5));
-	assert_false(cj_env_is_runtime_own("TAP_IP_EXTRA=1", 12));
-	assert_false(cj_env_is_runtime_own("", 0));
+	assert_true(cli_run_env_is_own("PATH=/usr/bin", 4));
+	assert_false(cli_run_env_is_own("PATHX=/usr/bin", 5));
+	assert_false(cli_run_env_is_own("TAP_IP_EXTRA=1", 12));
+	assert_false(cli_run_env_is_own("", 0));
 }
 
 /* ---- cj_env_file_parse -------------------------------------------------- */
@@ -313,7 +320,7 @@ static void test_parse_size(void **state)
 	assert_int_equal(cj_parse_size(NULL, 1, &v), -1);
 }
 
-/* ---- cj_spec_from_args -------------------------------------------------- */
+/* ---- cli_run_parse + cj_inputs_read -------------------------------------- */
 
 static int spec_run(struct cj_spec *spec, char **argv, char **env, struct cj_err *err)
 {
@@ -321,7 +328,13 @@ static int spec_run(struct cj_spec *spec, char **argv, char **env, struct cj_err
 	while (argv[argc])
 		argc++;
 	memset(err, 0, sizeof *err);
-	return cj_spec_from_args(spec, argc, argv, env, err);
+	if (cli_run_parse(spec, argc, argv, env, NULL, NULL, err) != 0)
+		return -1;
+	if (cj_inputs_read(spec, err) < 0) {
+		cj_spec_free(spec);
+		return -1;
+	}
+	return 0;
 }
 
 static void expect_spec_error(char **argv, char **env, const char *needle)
@@ -333,9 +346,7 @@ static void expect_spec_error(char **argv, char **env, const char *needle)
 	assert_msg_contains(&err, needle);
 	assert_int_equal(err.exit_code, CJ_EXIT_RUNTIME);
 	assert_null(spec.argv.v);
-	/* Errors found in the seed's environment return before the spec is
-	 * freed (see the report on spec.c), so free here; after any other
-	 * error the spec is already zeroed and this is a no-op. */
+	/* After an error the spec is already freed and zeroed: a no-op. */
 	cj_spec_free(&spec);
 }
 
@@ -534,6 +545,44 @@ static void test_spec_errors(void **state)
 		                NULL};
 		expect_spec_error(argv, env, "--env-file");
 	}
+}
+
+/* Defaults come from the host's facts, and --memory is checked against them
+ * (cj_spec_resolve: no I/O when the facts are given). */
+static void test_spec_host_facts(void **state)
+{
+	const struct cj_host_facts facts = {
+	    .cpus = 3, .memory_mib = 4096, .cgroup_memory_mib = 1024};
+	char *env[] = {NULL};
+	char *plain[] = {"run", "/bin/true", NULL};
+	char *big[] = {"run", "--memory", "2000", "/bin/true", NULL};
+	char *fits[] = {"run", "--memory", "1G", "/bin/true", NULL};
+	char *small[] = {"run", "--memory", "71", "/bin/true", NULL};
+	char *least[] = {"run", "--memory", "72", "/bin/true", NULL};
+	struct cj_spec spec;
+	struct cj_err err = {0};
+
+	assert_int_equal(cli_run_parse(&spec, 2, plain, env, &facts, NULL, &err), 0);
+	assert_int_equal(spec.cpus, 3);
+	assert_int_equal(spec.memory_mib, 1024 - CJ_GUEST_MARGIN_MIB);
+	assert_int_equal(spec.host.memory_mib, 4096);
+	cj_spec_free(&spec);
+	assert_int_equal(cli_run_parse(&spec, 4, big, env, &facts, NULL, &err), -1);
+	assert_msg_contains(&err, "more than this host can give (1024 MiB, our cgroup's limit)");
+	assert_int_equal(cli_run_parse(&spec, 4, fits, env, &facts, NULL, &err), 0);
+	assert_int_equal(spec.memory_mib, 1024);
+	cj_spec_free(&spec);
+	memset(&err, 0, sizeof err);
+	assert_int_equal(cli_run_parse(&spec, 4, small, env, &facts, NULL, &err), -1);
+	assert_msg_contains(&err, "at least 72 MiB");
+	assert_int_equal(cli_run_parse(&spec, 4, least, env, &facts, NULL, &err), 0);
+	cj_spec_free(&spec);
+
+	/* no cgroup limit: all of the RAM */
+	const struct cj_host_facts free_host = {.cpus = 1, .memory_mib = 2048};
+	assert_int_equal(cli_run_parse(&spec, 2, plain, env, &free_host, NULL, &err), 0);
+	assert_int_equal(spec.memory_mib, 2048);
+	cj_spec_free(&spec);
 }
 
 static void test_spec_guest_args_not_parsed(void **state)
@@ -931,6 +980,7 @@ int main(void)
 	    cmocka_unit_test(test_spec_defaults),
 	    cmocka_unit_test(test_spec_all_options),
 	    cmocka_unit_test(test_spec_errors),
+	    cmocka_unit_test(test_spec_host_facts),
 	    cmocka_unit_test(test_spec_guest_args_not_parsed),
 	    cmocka_unit_test(test_spec_env_layers),
 	    cmocka_unit_test(test_spec_seed_env_overridden_by_flags),

@@ -23,6 +23,7 @@
 #ifndef CJ_IMAGE_OCI_H
 #define CJ_IMAGE_OCI_H
 
+#include "ctrj/protocol.h"
 #include "image/base.h"
 #include "util/err.h"
 #include "util/strv.h"

@@ -246,32 +246,34 @@ out:
 	return r;
 }
 
-int cj_initramfs_get(const char *cache_dir, const struct cj_kernel *k, char *out, size_t outlen,
-                     bool *built, struct cj_err *err)
+/* The modules the init loads, in dependency order, one path a line ("" for
+ * a kernel without modules); caller frees. */
+static char *initramfs_order(const struct cj_kernel *k, struct cj_err *err)
 {
-	char *order = NULL, *dep = NULL, key[65], folder[PATH_MAX], tmp[PATH_MAX + 96];
+	char dep_path[PATH_MAX + 16], *order = NULL;
+	cj_autofree char *dep = NULL;
+
+	if (!k->modules[0]) {
+		order = strdup("");
+		return order ? order : (cj_fail(err, ENOMEM, "initramfs"), NULL);
+	}
+	snprintf(dep_path, sizeof dep_path, "%s/modules.dep", k->modules);
+	if (cj_read_file(dep_path, &dep, NULL, err) < 0) {
+		cj_err_wrap(err, "kernel modules (run depmod for the tree)");
+		return NULL;
+	}
+	if (cj_modules_order(dep, cj_initramfs_modules, &order, err) < 0)
+		return NULL;
+	return order;
+}
+
+/* The cache key: the init, the modules tree and each module's size and
+ * modification time. */
+static void initramfs_key(const struct cj_kernel *k, const char *order, char key[65])
+{
 	struct cj_hash *h = cj_hash_new();
 	struct stat st;
-	int r = -1;
 
-	*built = false;
-	if (k->modules[0]) {
-		char dep_path[PATH_MAX + 16];
-		snprintf(dep_path, sizeof dep_path, "%s/modules.dep", k->modules);
-		if (cj_read_file(dep_path, &dep, NULL, err) < 0) {
-			cj_hash_final_hex(h, key);
-			return cj_err_wrap(err, "kernel modules (run depmod for the tree)");
-		}
-		if (cj_modules_order(dep, cj_initramfs_modules, &order, err) < 0) {
-			cj_hash_final_hex(h, key);
-			free(dep);
-			return -1;
-		}
-		free(dep);
-	} else if (!(order = strdup(""))) {
-		cj_hash_final_hex(h, key);
-		return cj_fail(err, ENOMEM, "initramfs");
-	}
 	cj_hash_update(h, "initramfs-v1", 13);
 	cj_hash_update(h, ctrj_init_blob, (size_t)(ctrj_init_blob_end - ctrj_init_blob));
 	cj_hash_update(h, k->modules, strlen(k->modules) + 1);
@@ -287,28 +289,34 @@ int cj_initramfs_get(const char *cache_dir, const struct cj_kernel *k, char *out
 		p = *nl ? nl + 1 : nl;
 	}
 	cj_hash_final_hex(h, key);
+}
 
+int cj_initramfs_get(const char *cache_dir, const struct cj_kernel *k, char *out, size_t outlen,
+                     bool *built, struct cj_err *err)
+{
+	cj_autofree char *order = NULL;
+	char key[65], folder[PATH_MAX], tmp[PATH_MAX + 96];
+	struct stat st;
+
+	*built = false;
+	if (!(order = initramfs_order(k, err)))
+		return -1;
+	initramfs_key(k, order, key);
 	snprintf(folder, sizeof folder, "%s/initramfs", cache_dir);
 	if (cj_mkdir_p(folder, 0700, err) < 0)
-		goto out;
+		return -1;
 	snprintf(out, outlen, "%s/%s.cpio", folder, key);
-	if (stat(out, &st) == 0) {
-		r = 0;
-		goto out;
-	}
+	if (stat(out, &st) == 0)
+		return 0;
 	snprintf(tmp, sizeof tmp, "%s/.%s.%d.tmp", folder, key, (int)getpid());
 	if (write_cpio(tmp, k, order, err) < 0) {
 		unlink(tmp);
-		goto out;
+		return -1;
 	}
 	if (rename(tmp, out) < 0) {
-		cj_fail(err, errno, "store %s", out);
 		unlink(tmp);
-		goto out;
+		return cj_fail(err, errno, "store %s", out);
 	}
 	*built = true;
-	r = 0;
-out:
-	free(order);
-	return r;
+	return 0;
 }

@@ -161,7 +161,7 @@ int cj_kernel_fetch(const char *cache_dir, struct cj_err *err)
 	if (!mkdtemp(tmp))
 		return cj_fail(err, errno, "create %s", tmp);
 	chmod(tmp, 0755); /* apt's _apt user must be able to write here */
-	fprintf(stderr, "ctr-jailer: downloading %s\n", pkg);
+	cj_notice("downloading %s", pkg);
 	{
 		char *argv[] = {"sh", "-c", "cd \"$1\" && apt-get download -q \"$2\"", "sh", tmp,
 		                pkg,  NULL};
@@ -213,7 +213,7 @@ int cj_kernel_fetch(const char *cache_dir, struct cj_err *err)
 		cj_fail(err, errno, "link %s", link);
 		goto out;
 	}
-	fprintf(stderr, "ctr-jailer: kernel %s ready in %s\n", release, final);
+	cj_notice("kernel %s ready in %s", release, final);
 	r = 0;
 out:
 	if (tmp[0])

@@ -40,6 +40,19 @@ int cj_kernel_vmlinux(const char *cache_dir, const char *image, char *out, size_
                       struct cj_err *err);
 bool cj_elf_has_pvh_note(const uint8_t *img, size_t len);
 
+struct cj_kernel_info {
+	bool elf;          /* an ELF vmlinux */
+	bool bzimage;      /* a bzImage (x86 boot protocol header) */
+	char release[128]; /* "6.1.0-28-cloud-amd64"; "" when the image does not say */
+};
+/* What kind of kernel path is, from its header; fails (one line) when it is
+ * neither a bzImage nor an ELF. */
+int cj_kernel_probe(const char *path, struct cj_kernel_info *info, struct cj_err *err);
+/* Does the kernel need modules for the disks the init finds (virtio_blk
+ * not built in)? Looks inside its vmlinux (cached by cj_kernel_vmlinux);
+ * false when it cannot tell. Fills info->release when the header had none. */
+bool cj_kernel_is_modular(const char *cache_dir, const char *image, struct cj_kernel_info *info);
+
 /* Modules the init loads before it can find its disks, by module name. */
 extern const char *const cj_initramfs_modules[];
 

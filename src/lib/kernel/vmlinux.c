@@ -199,3 +199,80 @@ int cj_kernel_vmlinux(const char *cache_dir, const char *image, char *out, size_
 	}
 	return 0;
 }
+
+/* "Linux version RELEASE ..." inside an uncompressed kernel. */
+static void release_from_banner(const uint8_t *img, size_t len, char *out, size_t outlen)
+{
+	static const char banner[] = "Linux version ";
+	const uint8_t *p = memmem(img, len, banner, sizeof banner - 1);
+	size_t n = 0;
+
+	if (!p)
+		return;
+	p += sizeof banner - 1;
+	while (n + 1 < outlen && p + n < img + len && p[n] > ' ' && p[n] < 0x7f)
+		n++;
+	memcpy(out, p, n);
+	out[n] = '\0';
+}
+
+/* The boot protocol's header (Documentation/arch/x86/boot.rst): "HdrS" at
+ * 0x202; kernel_version at 0x20e points (+0x200) to "RELEASE (...)". */
+static bool bzimage_release(const uint8_t *img, size_t len, char *out, size_t outlen)
+{
+	size_t off, n = 0;
+
+	if (len < 0x210 || memcmp(img + 0x202, "HdrS", 4) != 0)
+		return false;
+	off = (size_t)(img[0x20e] | img[0x20f] << 8);
+	if (off) {
+		off += 0x200;
+		while (off + n < len && n + 1 < outlen && img[off + n] > ' ' && img[off + n] < 0x7f)
+			n++;
+		memcpy(out, img + off, n);
+	}
+	out[n] = '\0';
+	return true;
+}
+
+int cj_kernel_probe(const char *path, struct cj_kernel_info *info, struct cj_err *err)
+{
+	uint8_t *img;
+	size_t len;
+
+	memset(info, 0, sizeof *info);
+	if (map_file(path, &img, &len, err) < 0)
+		return -1;
+	if (len >= SELFMAG && memcmp(img, ELFMAG, SELFMAG) == 0) {
+		info->elf = true;
+		release_from_banner(img, len, info->release, sizeof info->release);
+	} else {
+		info->bzimage = bzimage_release(img, len, info->release, sizeof info->release);
+	}
+	munmap(img, len);
+	if (!info->elf && !info->bzimage)
+		return cj_fail(err, 0,
+		               "%s is not a Linux kernel: neither a bzImage (no \"HdrS\" boot "
+		               "header) nor an ELF vmlinux",
+		               path);
+	return 0;
+}
+
+bool cj_kernel_is_modular(const char *cache_dir, const char *image, struct cj_kernel_info *info)
+{
+	struct cj_err ignored = {0};
+	char vmlinux[PATH_MAX];
+	uint8_t *img;
+	size_t len;
+	bool modular;
+
+	if (cj_kernel_vmlinux(cache_dir, image, vmlinux, sizeof vmlinux, &ignored) < 0 ||
+	    map_file(vmlinux, &img, &len, &ignored) < 0)
+		return false; /* cannot look inside: let the boot tell */
+	if (!info->release[0])
+		release_from_banner(img, len, info->release, sizeof info->release);
+	/* A built-in driver carries its name (KBUILD_MODNAME) in the image. */
+	modular = !memmem(img, len, "virtio_blk", 10);
+	munmap(img, len);
+	return modular;
+}

@@ -5,6 +5,7 @@
  *   → supervise → status → teardown → exit code.
  */
 #include "run.h"
+#include "run/inputs.h"
 
 #include "ctrj/protocol.h"
 #include "image/base.h"
@@ -504,7 +505,7 @@ static int exit_code_for(const struct ctrj_status *st, int have, const struct su
 	return CJ_EXIT_VM_LOST;
 }
 
-int cj_run_vm(const struct cj_spec *spec, struct cj_err *err)
+int cj_run_vm(struct cj_spec *spec, struct cj_err *err)
 {
 	struct timings t = {.start = cj_now_ns()};
 	struct cj_kernel kernel;
@@ -527,6 +528,8 @@ int cj_run_vm(const struct cj_spec *spec, struct cj_err *err)
 	int sfd = -1, have_status = 0, code = CJ_EXIT_RUNTIME;
 	bool use_kvm, have_modules = false;
 
+	if (cj_inputs_load(spec, err) < 0)
+		return err->exit_code ? err->exit_code : CJ_EXIT_RUNTIME;
 	run_dir[0] = '\0';
 	memset(&st, 0, sizeof st);
 	sigprocmask(SIG_BLOCK, NULL, &old);

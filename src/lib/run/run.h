@@ -9,8 +9,9 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
-/* Run the spec to completion. Returns the exit code for ctr-jailer: the
+/* Run the spec to completion (its first stage, run/inputs.c, reads what
+ * the spec names into it). Returns the exit code for ctr-jailer: the
  * workload's status (0-255) or a CJ_EXIT_* code with err filled. */
-int cj_run_vm(const struct cj_spec *spec, struct cj_err *err);
+int cj_run_vm(struct cj_spec *spec, struct cj_err *err);
 
 #endif

@@ -1,10 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The run specification: everything `ctr-jailer run` needs, resolved from
- * command-line flags > the seed's environment variables > defaults. */
+/* The run specification: everything `ctr-jailer run` needs. The CLI
+ * (src/cli/run.c) fills it from command-line flags > the seed's environment
+ * variables; cj_spec_resolve fills the defaults from the host's facts,
+ * without I/O. What must be read (env files, secret files, the image) is
+ * named here and read by the pipeline's first stage (run/inputs.c). */
 #ifndef CJ_SPEC_H
 #define CJ_SPEC_H
 
 #include "ctrj/protocol.h"
+#include "host/budget.h"
+#include "host/facts.h"
 #include "jail/jail.h"
 #include "net/net.h"
 #include "util/err.h"
@@ -18,7 +23,6 @@
 #define CJ_DEFAULT_ROOTFS   "/usr/src/app/rootfs"
 #define CJ_DEFAULT_CACHE    "/var/cache/ctr-jailer"
 #define CJ_DEFAULT_RUN_BASE "/run/ctr-jailer"
-#define CJ_MIN_MEMORY_MIB   64u
 #define CJ_MAX_CPUS         255u
 
 enum cj_accel { CJ_ACCEL_AUTO, CJ_ACCEL_KVM, CJ_ACCEL_TCG };
@@ -36,12 +40,17 @@ struct cj_spec {
 	bool has_entrypoint;         /* --entrypoint given */
 	uint32_t stop_signal;        /* the image's StopSignal; 0: SIGTERM */
 	uint64_t max_image_size;     /* --max-image-size: unpack budget in bytes; 0: default */
-	struct cj_image *image_info; /* the opened image: config read, digests verified */
+	struct cj_image *image_info; /* the opened image (run/inputs.c), else NULL */
 
 	char *kernel;      /* NULL: the fetched default kernel in the cache */
 	char *modules_dir; /* lib/modules/<release> tree for the kernel, or NULL */
 	struct cj_strv argv;
 	struct cj_strv env; /* "NAME=VALUE", unique names */
+	/* read by the inputs stage: --env-file FILEs, in order, go between
+	 * the passthrough and -e (whose names, env_flag_names, win) */
+	struct cj_strv env_files;
+	struct cj_strv env_flag_names;
+	char **lookup_env; /* borrowed: the runtime's environment, for NAME alone */
 	char *workdir;
 	char *user;
 	char *hostname;
@@ -72,25 +81,32 @@ struct cj_spec {
 	/* secrets: values held in memory only */
 	struct ctrj_secret *secrets;
 	size_t nsecrets;
+	char **secret_files; /* per secret: NAME=@FILE's FILE (read by inputs), or NULL */
 	/* networking */
 	struct cj_net_spec net;
 	/* the jail around the VMM and its host-side limits */
 	struct cj_jail_spec jail;
+	/* what the host gives, gathered once (cj_spec_resolve) */
+	struct cj_host_facts host;
 };
 
-/* argv starts after "run". env is the runtime's environment (environ). */
-int cj_spec_from_args(struct cj_spec *spec, int argc, char **argv, char **env, struct cj_err *err);
+/* The defaults a parse starts from. */
+int cj_spec_init(struct cj_spec *spec, struct cj_err *err);
+/* Fill what was not given from the host's facts (gathered here when
+ * facts is NULL) and check the spec against them; no other I/O. */
+int cj_spec_resolve(struct cj_spec *spec, const struct cj_host_facts *facts, struct cj_err *err);
 void cj_spec_free(struct cj_spec *spec);
 
-/* Helpers exposed for unit tests. */
+/* -e semantics: NAME=VALUE, or NAME alone taking the value from lookup_env
+ * (skipped when unset, like docker). */
+int cj_env_add(struct cj_strv *env, const char *arg, char **lookup_env, struct cj_err *err);
+/* A variable name: not empty, no '=', NUL or white space. */
+bool cj_env_name_valid(const char *s, size_t len);
+/* The value of NAME (len bytes) in a NULL-terminated environment, or NULL. */
+const char *cj_env_lookup(char **env, const char *name, size_t len);
 /* docker --env-file semantics: NAME=VALUE taken literally, NAME alone takes
  * the value from lookup_env, '#' comments and blank lines skipped. */
 int cj_env_file_parse(const char *text, size_t len, const char *name, char **lookup_env,
                       struct cj_strv *env, struct cj_err *err);
-/* Is NAME one of the runtime's own variables or shell noise (not passed on)? */
-bool cj_env_is_runtime_own(const char *name, size_t len);
-/* Host defaults honouring the runtime's own cgroup limits. */
-unsigned cj_host_cpus(void);
-uint64_t cj_host_memory_mib(void);
 
 #endif

@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* ctr-jailer inspect IMAGE: what `run --image IMAGE` would run, as JSON. */
+#include "cli.h"
+
+#include "image/oci.h"
+#include "util/sanitize.h"
+
+#include <errno.h>
+#include <json-c/json.h>
+#include <stdlib.h>
+#include <string.h>
+
+static json_object *json_strv_or_null(const struct cj_strv *sv, bool present)
+{
+	json_object *a;
+
+	if (!present)
+		return NULL; /* json-c serialises NULL as null */
+	a = json_object_new_array();
+	for (size_t i = 0; i < sv->n; i++)
+		json_object_array_add(a, json_object_new_string(sv->v[i]));
+	return a;
+}
+
+static json_object *json_str_or_null(const char *s)
+{
+	return s ? json_object_new_string(s) : NULL;
+}
+
+static int inspect_main(const struct cli_verb *verb, int argc, char **argv)
+{
+	struct cj_err err = {0};
+	struct cj_image img;
+	struct cj_strv command = {0};
+	const struct cj_image_config *c = &img.config;
+	json_object *o, *labels;
+
+	int first, r = cli_parse_args(verb, NULL, argc, argv, &first, &err);
+
+	if (r != 0)
+		return r > 0 ? 0 : cli_report(&err, CJ_EXIT_RUNTIME);
+	if (first + 1 != argc) {
+		cli_help(verb, stderr);
+		return CJ_EXIT_RUNTIME;
+	}
+	argv += first - 1;
+	if (cj_image_open(argv[1], cli_cache_dir(), &img, &err) < 0)
+		return cli_report(&err, CJ_EXIT_RUNTIME);
+	o = json_object_new_object();
+	json_object_object_add(o, "image", json_object_new_string(argv[1]));
+	json_object_object_add(o, "digest", json_object_new_string(img.digest));
+	json_object_object_add(o, "config_digest",
+	                       json_str_or_null(img.has_config ? img.config_digest : NULL));
+	json_object_object_add(o, "os", json_str_or_null(c->os));
+	json_object_object_add(o, "architecture", json_str_or_null(c->architecture));
+	json_object_object_add(o, "entrypoint",
+	                       json_strv_or_null(&c->entrypoint, c->has_entrypoint));
+	json_object_object_add(o, "cmd", json_strv_or_null(&c->cmd, c->has_cmd));
+	/* What would run without arguments; null when the run must give one. */
+	{
+		struct cj_err ignored = {0};
+		bool have = cj_image_command(c, false, NULL, NULL, &command, &ignored) == 0;
+		json_object_object_add(o, "command", json_strv_or_null(&command, have));
+		cj_strv_free(&command);
+	}
+	json_object_object_add(o, "env", json_strv_or_null(&c->env, true));
+	json_object_object_add(o, "user", json_str_or_null(c->user));
+	json_object_object_add(o, "workdir", json_str_or_null(c->workdir));
+	json_object_object_add(o, "stop_signal", json_str_or_null(c->stop_signal));
+	json_object_object_add(o, "stop_signal_number",
+	                       c->stop_signal ? json_object_new_int((int)c->stop_signal_num)
+	                                      : NULL);
+	labels = json_object_new_object();
+	for (size_t i = 0; i < c->label_keys.n; i++)
+		json_object_object_add(labels, c->label_keys.v[i],
+		                       json_object_new_string(c->label_values.v[i]));
+	json_object_object_add(o, "labels", labels);
+	json_object_object_add(
+	    o, "layers",
+	    json_object_new_int((int)(img.ref.kind == CJ_IMAGE_OCI ? img.manifest.nlayers
+	                              : img.ref.kind == CJ_IMAGE_DOCKER_ARCHIVE
+	                                  ? img.dmanifest.layers.n
+	                                  : 1)));
+	/* json-c leaves DEL, C1 controls and invalid UTF-8 raw in strings */
+	char *out = cj_json_terminal_safe(json_object_to_json_string_ext(
+	    o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(o);
+	cj_image_free(&img);
+	if (!out) {
+		cj_fail(&err, ENOMEM, "inspect");
+		return cli_report(&err, CJ_EXIT_RUNTIME);
+	}
+	printf("%s\n", out);
+	free(out);
+	return fflush(stdout) == 0 ? 0 : CJ_EXIT_RUNTIME;
+}
+
+const struct cli_verb cli_inspect_verb = {
+    .name = "inspect",
+    .usage = "inspect oci:DIR[:TAG] | docker-archive:FILE | tar:FILE",
+    .about = "Print, as JSON, what 'run --image IMAGE' would run: the image's digests, "
+             "config and command.",
+    .main = inspect_main,
+};
