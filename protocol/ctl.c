@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -262,6 +263,22 @@ static int push(char ***vec, size_t *count, char *s)
 	return 0;
 }
 
+/* An argv or envp record: one more string in its NULL-terminated vector. */
+static int push_record(char ***vec, size_t *count, size_t max, const uint8_t *p, size_t n,
+                       const char *what, char *err, size_t errlen)
+{
+	char *s;
+
+	if (*count >= max)
+		return fail(err, errlen, "too many %s", what);
+	s = dup_string(p, n);
+	if (!s || push(vec, count, s) < 0) {
+		free(s);
+		return fail(err, errlen, "out of memory");
+	}
+	return 0;
+}
+
 void ctrj_config_free(struct ctrj_config *cfg)
 {
 	for (size_t i = 0; cfg->argv && i < cfg->argc; i++)
@@ -368,28 +385,15 @@ static int parse_record(struct ctrj_config *cfg, uint16_t type, const uint8_t *p
 		return fail(err, errlen, "record 0x%04x contains a NUL byte", type);
 
 	switch (type) {
-	case CTRJ_REC_ARG: {
-		if (cfg->argc >= CTRJ_MAX_ARGS)
-			return fail(err, errlen, "too many arguments");
-		char *s = dup_string(p, n);
-		if (!s || push(&cfg->argv, &cfg->argc, s) < 0) {
-			free(s);
-			return fail(err, errlen, "out of memory");
-		}
-		return 0;
-	}
+	case CTRJ_REC_ARG:
+		return push_record(&cfg->argv, &cfg->argc, CTRJ_MAX_ARGS, p, n, "arguments", err,
+		                   errlen);
 	case CTRJ_REC_ENV: {
 		const uint8_t *eq = memchr(p, '=', n);
 		if (!eq || eq == p)
 			return fail(err, errlen, "environment entry without NAME=");
-		if (cfg->envc >= CTRJ_MAX_ENV)
-			return fail(err, errlen, "too many environment variables");
-		char *s = dup_string(p, n);
-		if (!s || push(&cfg->envp, &cfg->envc, s) < 0) {
-			free(s);
-			return fail(err, errlen, "out of memory");
-		}
-		return 0;
+		return push_record(&cfg->envp, &cfg->envc, CTRJ_MAX_ENV, p, n,
+		                   "environment variables", err, errlen);
 	}
 	case CTRJ_REC_WORKDIR:
 		if (n == 0 || p[0] != '/')
@@ -588,4 +592,20 @@ int ctrj_status_parse(const uint8_t *in, size_t len, struct ctrj_status *st, cha
 	}
 	st->msg[mlen] = '\0';
 	return 1;
+}
+
+/* ---- exit codes ------------------------------------------------------- */
+
+int ctrj_signal_code(int signo)
+{
+	return 128 + signo;
+}
+
+int ctrj_wait_code(int wstatus)
+{
+	if (WIFEXITED(wstatus))
+		return WEXITSTATUS(wstatus);
+	if (WIFSIGNALED(wstatus))
+		return ctrj_signal_code(WTERMSIG(wstatus));
+	return 255;
 }
