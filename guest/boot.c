@@ -5,7 +5,7 @@
  * filesystems and the volumes. A step that cannot go on fails through
  * guest_fail; one that only loses a convenience warns.
  */
-#include "clock.h"
+#include "deadline.h"
 #include "init.h"
 
 #include <dirent.h>
@@ -27,16 +27,6 @@
 /* Volumes mounted in the new root, unmounted before the VM stops. */
 static char *g_mounted[CTRJ_MAX_VOLUMES];
 static size_t g_nmounted;
-
-bool guest_wait_for(bool (*pred)(void *ctx), void *ctx, uint64_t deadline_ns)
-{
-	while (!pred(ctx)) {
-		if (guest_now_ns() > deadline_ns)
-			return false;
-		usleep(5000);
-	}
-	return true;
-}
 
 void guest_mkdir_p(const char *path, mode_t mode)
 {

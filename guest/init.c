@@ -11,7 +11,7 @@
  * record, then the VM stops: PID 1 never returns.
  */
 #include "init.h"
-#include "clock.h"
+#include "deadline.h"
 #include "pid1.h"
 
 #include <errno.h>

@@ -8,6 +8,7 @@
  *   net.c     hostname, lo, eth0, resolver files
  *   pid1.c    signals, forwarding, reaping (pid1.h; host-testable)
  *   user.c, envfile.c  parsers of image data (host-testable)
+ *   deadline.c  guest_wait_for, the one polling loop (deadline.h; host-testable)
  *   init.c    main: the sequence, and the workload's start
  * Helpers that the host's unit tests run (user.c, envfile.c, pid1.c)
  * return errors; the rest fails through guest_fail, which never returns.
@@ -79,9 +80,6 @@ struct guest_disks {
 	size_t n;
 };
 
-/* Poll pred(ctx) every 5 ms until it holds (true) or CLOCK_BOOTTIME passes
- * deadline_ns (false). */
-bool guest_wait_for(bool (*pred)(void *ctx), void *ctx, uint64_t deadline_ns);
 void guest_mkdir_p(const char *path, mode_t mode);
 
 void boot_console_raw(void);

@@ -2,7 +2,7 @@
 /* PID 1 duties: signals, forwarding, reaping, grace then SIGKILL (see
  * pid1.h). Plain C with no tie to the VM, so the host's unit tests run it. */
 #include "pid1.h"
-#include "clock.h"
+#include "deadline.h"
 
 #include <errno.h>
 #include <signal.h>

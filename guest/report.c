@@ -5,7 +5,7 @@
  * which the VM stops. The workload's end goes into the same record, which
  * the host reads back from the control disk.
  */
-#include "clock.h"
+#include "deadline.h"
 #include "init.h"
 
 #include <errno.h>
