@@ -1,10 +1,27 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The guest init's pieces and how they meet:
+ *   report.c  the one reporting path: console lines, the status record,
+ *             guest_fail (report, then stop the VM)
+ *   boot.c    first mounts, modules, drives by content, root, volumes
+ *   config.c  the control disk's config, user, environment, secrets
+ *   net.c     hostname, lo, eth0, resolver files
+ *   pid1.c    signals, forwarding, reaping (pid1.h; host-testable)
+ *   user.c, envfile.c  parsers of image data (host-testable)
+ *   deadline.c  guest_wait_for, the one polling loop (deadline.h; host-testable)
+ *   init.c    main: the sequence, and the workload's start
+ * Helpers that the host's unit tests run (user.c, envfile.c, pid1.c)
+ * return errors; the rest fails through guest_fail, which never returns.
+ */
 #ifndef CTRJ_GUEST_INIT_H
 #define CTRJ_GUEST_INIT_H
+
+#include "ctrj/protocol.h"
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define GUEST_MAX_GROUPS 64
 
@@ -26,5 +43,71 @@ int guest_user_resolve_at(const char *etc, const char *spec, struct guest_user *
 /* Write "export NAME='value'" lines that a POSIX shell sources back to the
  * exact bytes; returns 0 or -1 with errno set. */
 int guest_env_write_file(int fd, char *const *envp);
+
+/* ---- report.c ----------------------------------------------------------- */
+
+/* The status record written back at the end. */
+struct ctrj_status *guest_status(void);
+/* The control disk the status record goes to (before it is known, a
+ * failure only reaches the console). */
+void guest_report_to(int ctl_fd);
+/* A console line "ctr-jailer-init: MESSAGE", non-ASCII bytes escaped. */
+void guest_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Record the workload's end (wait status, time reaped). */
+void guest_record_end(int wstatus, uint64_t ended_ns);
+/* Report a failure before the workload runs (code 0: the init's own
+ * setup; 126/127: the command cannot be executed / is missing) on the
+ * console and in the status record, then stop the VM. */
+__attribute__((noreturn, format(printf, 2, 3))) void guest_fail(int code, const char *fmt, ...);
+/* Write the status record, unmount, sync and reboot. */
+__attribute__((noreturn)) void guest_finish(void);
+
+/* ---- boot.c ------------------------------------------------------------- */
+
+#define GUEST_MAX_DISKS    32
+#define GUEST_DISK_WAIT_MS 10000
+
+struct guest_disk {
+	char dev[64];
+	uint8_t uuid[16];
+	bool is_ext4;
+	bool is_control;
+};
+
+/* The virtio drives seen so far. */
+struct guest_disks {
+	struct guest_disk d[GUEST_MAX_DISKS];
+	size_t n;
+};
+
+void guest_mkdir_p(const char *path, mode_t mode);
+
+void boot_console_raw(void);
+void boot_early_mounts(void);
+/* Load /modules/order; returns the time it took (ns). */
+uint64_t boot_load_modules(void);
+/* Wait up to GUEST_DISK_WAIT_MS for the drive with this ext4 UUID (the
+ * control disk when uuid is NULL), rescanning set; NULL when it never
+ * appears. The result points into set. */
+const struct guest_disk *boot_wait_disk(struct guest_disks *set, const uint8_t *uuid);
+void boot_mount_root(const struct ctrj_config *cfg, const struct guest_disk *base);
+void boot_switch_root(void);
+void boot_mount_api_filesystems(void);
+void boot_mount_modules(const struct ctrj_config *cfg, const struct guest_disks *set);
+void boot_mount_volumes(const struct ctrj_config *cfg, struct guest_disks *set);
+void boot_unmount_volumes(void);
+
+/* ---- config.c ----------------------------------------------------------- */
+
+/* Read the config from the control disk dev and wipe it there. */
+void config_read(const char *dev, struct ctrj_config *cfg);
+void config_resolve_user(const struct ctrj_config *cfg, struct guest_user *u);
+void config_write_environment(char *const *envp, const struct guest_user *u);
+void config_write_secrets(struct ctrj_config *cfg, const struct guest_user *u);
+char **config_workload_env(const struct ctrj_config *cfg, const struct guest_user *u);
+
+/* ---- net.c -------------------------------------------------------------- */
+
+void net_setup(const struct ctrj_config *cfg);
 
 #endif

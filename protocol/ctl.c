@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -161,12 +162,24 @@ static int enc_secret(struct enc *e, const struct ctrj_secret *sec)
 	return r;
 }
 
-int ctrj_config_encode(const struct ctrj_config *cfg, uint8_t **out, size_t *out_len, char *err,
-                       size_t errlen)
+static int enc_net(struct enc *e, const struct ctrj_net *net)
 {
-	struct enc e = {0};
-	int r = 0;
+	uint8_t b[32] = {0};
 
+	/* addresses are already in network order: copied as bytes */
+	memcpy(b, &net->addr, 4);
+	memcpy(b + 4, &net->gateway, 4);
+	put_le32(b + 8, net->prefix);
+	put_le32(b + 12, net->mtu);
+	put_le32(b + 16, net->ndns);
+	for (uint32_t i = 0; i < net->ndns; i++)
+		memcpy(b + 20 + 4 * i, &net->dns[i], 4);
+	return enc_record(e, CTRJ_REC_NET, b, sizeof b);
+}
+
+/* What the parser would refuse, refused before encoding. */
+static int check_encodable(const struct ctrj_config *cfg, char *err, size_t errlen)
+{
 	if (cfg->argc == 0)
 		return fail(err, errlen, "no command to run");
 	if (cfg->argc > CTRJ_MAX_ARGS)
@@ -175,6 +188,27 @@ int ctrj_config_encode(const struct ctrj_config *cfg, uint8_t **out, size_t *out
 	if (cfg->envc > CTRJ_MAX_ENV)
 		return fail(err, errlen, "too many environment variables (%zu, at most %u)",
 		            cfg->envc, CTRJ_MAX_ENV);
+	if (cfg->nvolumes > CTRJ_MAX_VOLUMES || cfg->nsecrets > CTRJ_MAX_SECRETS)
+		return fail(err, errlen, "too many volumes or secrets (at most %u and %u)",
+		            CTRJ_MAX_VOLUMES, CTRJ_MAX_SECRETS);
+	if (cfg->has_net && (cfg->net.ndns > CTRJ_MAX_DNS || cfg->net.prefix > 32))
+		return fail(err, errlen, "invalid network settings");
+	for (size_t i = 0; i < cfg->nsecrets; i++) {
+		const char *name = cfg->secrets[i].name;
+		if (!ctrj_secret_name_valid(name, strlen(name)))
+			return fail(err, errlen, "invalid secret name '%s'", name);
+	}
+	return 0;
+}
+
+int ctrj_config_encode(const struct ctrj_config *cfg, uint8_t **out, size_t *out_len, char *err,
+                       size_t errlen)
+{
+	struct enc e = {0};
+	int r = 0;
+
+	if (check_encodable(cfg, err, errlen) < 0)
+		return -1;
 	for (size_t i = 0; i < cfg->argc && r == 0; i++)
 		r = enc_string(&e, CTRJ_REC_ARG, cfg->argv[i]);
 	for (size_t i = 0; i < cfg->envc && r == 0; i++)
@@ -195,37 +229,12 @@ int ctrj_config_encode(const struct ctrj_config *cfg, uint8_t **out, size_t *out
 		r = enc_record(&e, CTRJ_REC_BASE_UUID, cfg->base_uuid, 16);
 	if (r == 0 && cfg->has_modules_uuid)
 		r = enc_record(&e, CTRJ_REC_MODULES_UUID, cfg->modules_uuid, 16);
-	if (cfg->nvolumes > CTRJ_MAX_VOLUMES || cfg->nsecrets > CTRJ_MAX_SECRETS) {
-		free(e.buf);
-		return fail(err, errlen, "too many volumes or secrets (at most %u and %u)",
-		            CTRJ_MAX_VOLUMES, CTRJ_MAX_SECRETS);
-	}
 	for (size_t i = 0; i < cfg->nvolumes && r == 0; i++)
 		r = enc_volume(&e, &cfg->volumes[i]);
-	if (r == 0 && cfg->has_net) {
-		uint8_t b[32] = {0};
-		if (cfg->net.ndns > CTRJ_MAX_DNS || cfg->net.prefix > 32) {
-			free(e.buf);
-			return fail(err, errlen, "invalid network settings");
-		}
-		/* addresses are already in network order: copied as bytes */
-		memcpy(b, &cfg->net.addr, 4);
-		memcpy(b + 4, &cfg->net.gateway, 4);
-		put_le32(b + 8, cfg->net.prefix);
-		put_le32(b + 12, cfg->net.mtu);
-		put_le32(b + 16, cfg->net.ndns);
-		for (uint32_t i = 0; i < cfg->net.ndns; i++)
-			memcpy(b + 20 + 4 * i, &cfg->net.dns[i], 4);
-		r = enc_record(&e, CTRJ_REC_NET, b, sizeof b);
-	}
-	for (size_t i = 0; i < cfg->nsecrets && r == 0; i++) {
-		const struct ctrj_secret *sec = &cfg->secrets[i];
-		if (!ctrj_secret_name_valid(sec->name, strlen(sec->name))) {
-			free(e.buf);
-			return fail(err, errlen, "invalid secret name '%s'", sec->name);
-		}
-		r = enc_secret(&e, sec);
-	}
+	if (r == 0 && cfg->has_net)
+		r = enc_net(&e, &cfg->net);
+	for (size_t i = 0; i < cfg->nsecrets && r == 0; i++)
+		r = enc_secret(&e, &cfg->secrets[i]);
 	if (r < 0) {
 		free(e.buf);
 		return fail(err, errlen,
@@ -259,6 +268,22 @@ static int push(char ***vec, size_t *count, char *s)
 	nv[*count + 1] = NULL;
 	*vec = nv;
 	(*count)++;
+	return 0;
+}
+
+/* An argv or envp record: one more string in its NULL-terminated vector. */
+static int push_record(char ***vec, size_t *count, size_t max, const uint8_t *p, size_t n,
+                       const char *what, char *err, size_t errlen)
+{
+	char *s;
+
+	if (*count >= max)
+		return fail(err, errlen, "too many %s", what);
+	s = dup_string(p, n);
+	if (!s || push(vec, count, s) < 0) {
+		free(s);
+		return fail(err, errlen, "out of memory");
+	}
 	return 0;
 }
 
@@ -368,28 +393,15 @@ static int parse_record(struct ctrj_config *cfg, uint16_t type, const uint8_t *p
 		return fail(err, errlen, "record 0x%04x contains a NUL byte", type);
 
 	switch (type) {
-	case CTRJ_REC_ARG: {
-		if (cfg->argc >= CTRJ_MAX_ARGS)
-			return fail(err, errlen, "too many arguments");
-		char *s = dup_string(p, n);
-		if (!s || push(&cfg->argv, &cfg->argc, s) < 0) {
-			free(s);
-			return fail(err, errlen, "out of memory");
-		}
-		return 0;
-	}
+	case CTRJ_REC_ARG:
+		return push_record(&cfg->argv, &cfg->argc, CTRJ_MAX_ARGS, p, n, "arguments", err,
+		                   errlen);
 	case CTRJ_REC_ENV: {
 		const uint8_t *eq = memchr(p, '=', n);
 		if (!eq || eq == p)
 			return fail(err, errlen, "environment entry without NAME=");
-		if (cfg->envc >= CTRJ_MAX_ENV)
-			return fail(err, errlen, "too many environment variables");
-		char *s = dup_string(p, n);
-		if (!s || push(&cfg->envp, &cfg->envc, s) < 0) {
-			free(s);
-			return fail(err, errlen, "out of memory");
-		}
-		return 0;
+		return push_record(&cfg->envp, &cfg->envc, CTRJ_MAX_ENV, p, n,
+		                   "environment variables", err, errlen);
 	}
 	case CTRJ_REC_WORKDIR:
 		if (n == 0 || p[0] != '/')
@@ -456,34 +468,35 @@ static int parse_record(struct ctrj_config *cfg, uint16_t type, const uint8_t *p
 	}
 }
 
+/* The records of buf into cfg; on failure cfg holds what was parsed. */
+static int parse_records(const uint8_t *buf, size_t len, struct ctrj_config *cfg, char *err,
+                         size_t errlen)
+{
+	for (size_t off = 0; off < len;) {
+		if (len - off < 8)
+			return fail(err, errlen, "truncated record header at offset %zu", off);
+		uint16_t type = get_le16(buf + off);
+		uint32_t n = get_le32(buf + off + 4);
+		if (n > len - off - 8 || n > CTRJ_MAX_STRING)
+			return fail(err, errlen, "record at offset %zu overruns the config", off);
+		if (parse_record(cfg, type, buf + off + 8, n, err, errlen) < 0)
+			return -1;
+		off += 8 + (size_t)n;
+	}
+	if (cfg->argc == 0)
+		return fail(err, errlen, "config has no command");
+	return 0;
+}
+
 int ctrj_config_parse(const uint8_t *buf, size_t len, struct ctrj_config *cfg, char *err,
                       size_t errlen)
 {
-	size_t off = 0;
-
 	memset(cfg, 0, sizeof *cfg);
 	if (len > CTRJ_CTL_CONFIG_MAX)
 		return fail(err, errlen, "config length %zu exceeds %u", len, CTRJ_CTL_CONFIG_MAX);
-	while (off < len) {
-		if (len - off < 8) {
-			ctrj_config_free(cfg);
-			return fail(err, errlen, "truncated record header at offset %zu", off);
-		}
-		uint16_t type = get_le16(buf + off);
-		uint32_t n = get_le32(buf + off + 4);
-		if (n > len - off - 8 || n > CTRJ_MAX_STRING) {
-			ctrj_config_free(cfg);
-			return fail(err, errlen, "record at offset %zu overruns the config", off);
-		}
-		if (parse_record(cfg, type, buf + off + 8, n, err, errlen) < 0) {
-			ctrj_config_free(cfg);
-			return -1;
-		}
-		off += 8 + (size_t)n;
-	}
-	if (cfg->argc == 0) {
+	if (parse_records(buf, len, cfg, err, errlen) < 0) {
 		ctrj_config_free(cfg);
-		return fail(err, errlen, "config has no command");
+		return -1;
 	}
 	if (!cfg->envp && push(&cfg->envp, &cfg->envc, NULL) == 0)
 		cfg->envc = 0; /* always hand out a NULL-terminated vector */
@@ -588,4 +601,20 @@ int ctrj_status_parse(const uint8_t *in, size_t len, struct ctrj_status *st, cha
 	}
 	st->msg[mlen] = '\0';
 	return 1;
+}
+
+/* ---- exit codes ------------------------------------------------------- */
+
+int ctrj_signal_code(int signo)
+{
+	return 128 + signo;
+}
+
+int ctrj_wait_code(int wstatus)
+{
+	if (WIFEXITED(wstatus))
+		return WEXITSTATUS(wstatus);
+	if (WIFSIGNALED(wstatus))
+		return ctrj_signal_code(WTERMSIG(wstatus));
+	return 255;
 }

@@ -164,4 +164,11 @@ void ctrj_status_encode(const struct ctrj_status *st, uint8_t out[CTRJ_CTL_STATU
 int ctrj_status_parse(const uint8_t *in, size_t len, struct ctrj_status *st, char *err,
                       size_t errlen);
 
+/* The exit code a process's end stands for, as a shell reports it: its exit
+ * status, or 128+N for a death by signal N. The one place that computes it,
+ * for the guest init (status record code) and the host (wait statuses). */
+int ctrj_signal_code(int signo);
+/* The same from a waitpid() status (a stopped status maps to 255). */
+int ctrj_wait_code(int wstatus);
+
 #endif

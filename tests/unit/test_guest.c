@@ -2,6 +2,7 @@
 /* Guest init helpers, compiled for the host: /var/environment writing (must
  * round-trip through a POSIX shell byte for byte) and user resolution
  * against an image's /etc/passwd and /etc/group. */
+#include "deadline.h"
 #include "init.h"
 
 #include <errno.h>
@@ -552,6 +553,41 @@ static void test_user_many_groups(void **state)
 	free(grp);
 }
 
+/* ---- guest_wait_for ------------------------------------------------------ */
+
+/* True on the n-th call (ctx: calls so far, then n). */
+static bool nth_call(void *ctx)
+{
+	int *c = ctx;
+	return ++c[0] >= c[1];
+}
+
+static void test_wait_for(void **state)
+{
+	int calls[2] = {0, 4};
+	uint64_t t0 = guest_now_ns();
+
+	(void)state;
+	/* Holds on the 4th poll, well before the deadline. */
+	assert_true(guest_wait_for(nth_call, calls, t0 + 5000000000ull));
+	assert_int_equal(calls[0], 4);
+
+	/* Already true: one call, no sleep. */
+	calls[0] = 0;
+	calls[1] = 1;
+	assert_true(guest_wait_for(nth_call, calls, 0));
+	assert_int_equal(calls[0], 1);
+
+	/* Never true: gives up once the deadline has passed, after polling
+	 * at least once past it. */
+	calls[0] = 0;
+	calls[1] = 1 << 30;
+	t0 = guest_now_ns();
+	assert_false(guest_wait_for(nth_call, calls, t0 + 30000000ull));
+	assert_true(guest_now_ns() - t0 >= 30000000ull);
+	assert_true(calls[0] >= 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -564,6 +600,7 @@ int main(void)
 	                                    teardown_etc),
 	    cmocka_unit_test(test_user_missing_files),
 	    cmocka_unit_test(test_user_many_groups),
+	    cmocka_unit_test(test_wait_for),
 	};
 	return cmocka_run_group_tests_name("guest", tests, NULL, NULL);
 }

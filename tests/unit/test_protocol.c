@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -773,6 +775,28 @@ static void test_status_sanitizes_message(void **state)
 	assert_string_equal(st.msg, "abc");
 }
 
+/* ---- exit codes ----------------------------------------------------------- */
+
+static void test_exit_codes(void **state)
+{
+	(void)state;
+	for (int code = 0; code <= 255; code++) {
+		int st;
+		pid_t pid = fork();
+
+		assert_true(pid >= 0);
+		if (pid == 0)
+			_exit(code);
+		assert_int_equal(waitpid(pid, &st, 0), pid);
+		assert_int_equal(ctrj_wait_code(st), code);
+	}
+	for (int sig = 1; sig <= 64; sig++)
+		assert_int_equal(ctrj_signal_code(sig), 128 + sig);
+	/* A raw status of "killed by SIGKILL" (no fork needed). */
+	assert_int_equal(ctrj_wait_code(9), 137);
+	assert_int_equal(ctrj_wait_code(15), 143);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -796,6 +820,7 @@ int main(void)
 	    cmocka_unit_test(test_status_absent),
 	    cmocka_unit_test(test_status_invalid),
 	    cmocka_unit_test(test_status_sanitizes_message),
+	    cmocka_unit_test(test_exit_codes),
 	};
 	return cmocka_run_group_tests_name("protocol", tests, NULL, NULL);
 }

@@ -5,6 +5,8 @@
 #include "jail.h"
 #include "util/util.h"
 
+#include "ctrj/protocol.h"
+
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -370,7 +372,7 @@ static int wait_tool(struct child *c, pid_t pid, int out, int errfd, int report,
 		free(texts[1]);
 		return cj_fail(err, atoi(msg), "jail %s: %s", c->argv[0], what);
 	}
-	*code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	*code = ctrj_wait_code(st);
 	if (*code != 0) {
 		const char *line = texts[1] ? first_line_printable(texts[1]) : "";
 		cj_fail(err, 0, "%s failed (status %d)%s%s", c->argv[0], *code, *line ? ": " : "",

@@ -485,7 +485,7 @@ static int exit_code_for(const struct ctrj_status *st, int have, const struct su
 		case CTRJ_STATE_EXITED:
 			return (int)st->code;
 		case CTRJ_STATE_SIGNALED:
-			return 128 + (int)st->signal;
+			return ctrj_signal_code((int)st->signal);
 		case CTRJ_STATE_EXEC_FAILED:
 			err->exit_code = (int)st->code;
 			cj_fail(err, 0, "%s", st->msg);
@@ -497,9 +497,9 @@ static int exit_code_for(const struct ctrj_status *st, int have, const struct su
 		}
 	}
 	if (sv->killed)
-		return 128 + SIGKILL;
+		return ctrj_signal_code(SIGKILL);
 	if (sv->stop_requested)
-		return 128 + SIGTERM; /* stopped before the workload started */
+		return ctrj_signal_code(SIGTERM); /* stopped before the workload started */
 	err->exit_code = CJ_EXIT_VM_LOST;
 	vmm->ops->exit_error(vmm, sv->vmm_status, err);
 	return CJ_EXIT_VM_LOST;

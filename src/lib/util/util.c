@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "util.h"
 
+#include "ctrj/protocol.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -161,7 +163,7 @@ int cj_run_code(char *const argv[], char **out, int *code, struct cj_err *err)
 	close(err_pipe[0]);
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 		;
-	*code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	*code = ctrj_wait_code(st);
 	if (*code != 0) {
 		char *nl;
 		if (texts[1] && (nl = strchr(texts[1], '\n')))

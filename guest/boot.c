@@ -1,0 +1,288 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Boot: the first mounts, kernel modules, drives found by content, the
+ * root (base read-only + tmpfs upper under overlay), switch_root, the API
+ * filesystems and the volumes. A step that cannot go on fails through
+ * guest_fail; one that only loses a convenience warns.
+ */
+#include "deadline.h"
+#include "init.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
+#include <termios.h>
+#include <unistd.h>
+
+#define NEWROOT  "/newroot"
+#define BASE_MNT "/base"
+#define RW_MNT   "/rw"
+
+/* Volumes mounted in the new root, unmounted before the VM stops. */
+static char *g_mounted[CTRJ_MAX_VOLUMES];
+static size_t g_nmounted;
+
+void guest_mkdir_p(const char *path, mode_t mode)
+{
+	char buf[4096];
+	size_t len = strlen(path);
+
+	if (len >= sizeof buf)
+		return;
+	memcpy(buf, path, len + 1);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p == '/') {
+			*p = '\0';
+			mkdir(buf, mode);
+			*p = '/';
+		}
+	}
+	mkdir(buf, mode);
+}
+
+static void must_mount(const char *src, const char *dst, const char *type, unsigned long flags,
+                       const char *data)
+{
+	guest_mkdir_p(dst, 0755);
+	if (mount(src, dst, type, flags, data) < 0)
+		guest_fail(0, "mount %s on %s (%s): %s", src, dst, type, strerror(errno));
+}
+
+void boot_console_raw(void)
+{
+	struct termios t;
+
+	/* No \n -> \r\n translation: the host sees the workload's bytes. */
+	if (tcgetattr(STDOUT_FILENO, &t) == 0) {
+		t.c_oflag &= ~(tcflag_t)OPOST;
+		t.c_lflag &= ~(tcflag_t)ECHO;
+		tcsetattr(STDOUT_FILENO, TCSANOW, &t);
+	}
+}
+
+/* /proc, /sys and /dev of the initramfs, for modules and drive discovery. */
+void boot_early_mounts(void)
+{
+	guest_mkdir_p("/proc", 0555);
+	guest_mkdir_p("/sys", 0555);
+	guest_mkdir_p("/dev", 0755);
+	if (mount("proc", "/proc", "proc", 0, NULL) < 0 ||
+	    mount("sysfs", "/sys", "sysfs", 0, NULL) < 0)
+		guest_fail(0, "mount /proc or /sys: %s", strerror(errno));
+	if (mount("devtmpfs", "/dev", "devtmpfs", 0, NULL) < 0 && errno != EBUSY)
+		guest_fail(0, "mount /dev: %s", strerror(errno));
+}
+
+/* ---- modules ---------------------------------------------------------- */
+
+uint64_t boot_load_modules(void)
+{
+	FILE *f = fopen("/modules/order", "re");
+	char line[512];
+	uint64_t t0 = guest_now_ns();
+
+	if (!f)
+		return 0; /* a kernel with everything built in */
+	while (fgets(line, sizeof line, f)) {
+		char path[600];
+		int fd;
+
+		line[strcspn(line, "\n")] = '\0';
+		if (!line[0])
+			continue;
+		snprintf(path, sizeof path, "/modules/%s", line);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			guest_fail(0, "open module %s: %s", path, strerror(errno));
+		if (syscall(SYS_finit_module, fd, "", 0) < 0 && errno != EEXIST)
+			guest_fail(0, "load module %s: %s", line, strerror(errno));
+		close(fd);
+	}
+	fclose(f);
+	return guest_now_ns() - t0;
+}
+
+/* ---- drives ----------------------------------------------------------- */
+
+/* Fills k from its first 2 KiB; false when the drive cannot be opened. */
+static bool probe_disk(struct guest_disk *k)
+{
+	uint8_t sb[2048];
+	int fd = open(k->dev, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return false;
+	if (pread(fd, sb, sizeof sb, 0) == (ssize_t)sizeof sb) {
+		k->is_control = memcmp(sb, CTRJ_CTL_MAGIC, 8) == 0;
+		/* ext4 superblock at 1024: magic 0xEF53 at +0x38, uuid at +0x68 */
+		k->is_ext4 = sb[1024 + 0x38] == 0x53 && sb[1024 + 0x39] == 0xEF;
+		memcpy(k->uuid, sb + 1024 + 0x68, 16);
+	}
+	close(fd);
+	return true;
+}
+
+/* Every virtio drive, probed for the control magic and an ext4 UUID. */
+static void scan_disks(struct guest_disks *set)
+{
+	DIR *d = opendir("/sys/block");
+	struct dirent *de;
+
+	set->n = 0;
+	if (!d)
+		return;
+	while ((de = readdir(d)) && set->n < GUEST_MAX_DISKS) {
+		struct guest_disk *k = &set->d[set->n];
+
+		if (strncmp(de->d_name, "vd", 2) != 0)
+			continue;
+		memset(k, 0, sizeof *k);
+		snprintf(k->dev, sizeof k->dev, "/dev/%s", de->d_name);
+		if (probe_disk(k))
+			set->n++;
+	}
+	closedir(d);
+}
+
+/* The drive with this ext4 UUID, or the control disk when uuid is NULL. */
+static const struct guest_disk *find_disk(const struct guest_disks *set, const uint8_t *uuid)
+{
+	for (size_t i = 0; i < set->n; i++) {
+		const struct guest_disk *k = &set->d[i];
+		if (uuid ? k->is_ext4 && memcmp(k->uuid, uuid, 16) == 0 : k->is_control)
+			return k;
+	}
+	return NULL;
+}
+
+struct disk_query {
+	struct guest_disks *set;
+	const uint8_t *uuid;
+	const struct guest_disk *found;
+};
+
+/* Drives appear as their drivers probe them: look in what we know, then
+ * rescan once and look again. */
+static bool disk_present(void *ctx)
+{
+	struct disk_query *q = ctx;
+
+	if ((q->found = find_disk(q->set, q->uuid)))
+		return true;
+	scan_disks(q->set);
+	return (q->found = find_disk(q->set, q->uuid)) != NULL;
+}
+
+const struct guest_disk *boot_wait_disk(struct guest_disks *set, const uint8_t *uuid)
+{
+	struct disk_query q = {.set = set, .uuid = uuid};
+
+	guest_wait_for(disk_present, &q, guest_now_ns() + GUEST_DISK_WAIT_MS * 1000000ull);
+	return q.found;
+}
+
+/* ---- root filesystem -------------------------------------------------- */
+
+void boot_mount_root(const struct ctrj_config *cfg, const struct guest_disk *base)
+{
+	char opts[128];
+
+	must_mount(base->dev, BASE_MNT, "ext4", MS_RDONLY | MS_NODEV, "noload");
+	if (cfg->upper_size)
+		snprintf(opts, sizeof opts, "mode=0755,size=%llu",
+		         (unsigned long long)cfg->upper_size);
+	else
+		snprintf(opts, sizeof opts, "mode=0755");
+	must_mount("ctrj-upper", RW_MNT, "tmpfs", 0, opts);
+	guest_mkdir_p(RW_MNT "/upper", 0755);
+	guest_mkdir_p(RW_MNT "/work", 0755);
+	must_mount("overlay", NEWROOT, "overlay", 0,
+	           "lowerdir=" BASE_MNT ",upperdir=" RW_MNT "/upper,workdir=" RW_MNT "/work");
+}
+
+void boot_switch_root(void)
+{
+	umount2("/proc", MNT_DETACH);
+	umount2("/sys", MNT_DETACH);
+	if (chdir(NEWROOT) < 0 || mount(NEWROOT, "/", NULL, MS_MOVE, NULL) < 0 || chroot(".") < 0 ||
+	    chdir("/") < 0)
+		guest_fail(0, "switch to the new root: %s", strerror(errno));
+}
+
+/* Paths below are resolved inside the image, after switch_root, so an
+ * absolute symlink in the image (/lib -> /usr/lib) resolves the way the
+ * image expects. */
+void boot_mount_api_filesystems(void)
+{
+	must_mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+	must_mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+	must_mount("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755");
+	must_mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+	           "newinstance,ptmxmode=0666,mode=0620,gid=5");
+	must_mount("shm", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+	must_mount("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
+	if (mount("cgroup2", "/sys/fs/cgroup", "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) <
+	    0)
+		guest_say("cgroup2 not mounted: %s", strerror(errno));
+	/* devtmpfs lacks the conventional links. */
+	symlink("/proc/self/fd", "/dev/fd");
+	symlink("/proc/self/fd/0", "/dev/stdin");
+	symlink("/proc/self/fd/1", "/dev/stdout");
+	symlink("/proc/self/fd/2", "/dev/stderr");
+}
+
+void boot_mount_modules(const struct ctrj_config *cfg, const struct guest_disks *set)
+{
+	struct utsname uts;
+	char path[512];
+	const struct guest_disk *d;
+
+	if (!cfg->has_modules_uuid || !(d = find_disk(set, cfg->modules_uuid)))
+		return;
+	if (uname(&uts) < 0)
+		return;
+	snprintf(path, sizeof path, "/lib/modules/%s", uts.release);
+	guest_mkdir_p(path, 0755);
+	if (mount(d->dev, path, "ext4", MS_RDONLY | MS_NODEV | MS_NOSUID, "noload") < 0)
+		guest_say("kernel modules not mounted at %s: %s", path, strerror(errno));
+}
+
+void boot_mount_volumes(const struct ctrj_config *cfg, struct guest_disks *set)
+{
+	for (size_t i = 0; i < cfg->nvolumes; i++) {
+		const struct ctrj_volume *v = &cfg->volumes[i];
+		const struct guest_disk *d = boot_wait_disk(set, v->uuid);
+		unsigned long flags = MS_NODEV;
+
+		if (!d)
+			guest_fail(0, "volume for %s not found", v->path);
+		if (v->flags & CTRJ_VOLUME_READONLY)
+			flags |= MS_RDONLY;
+		guest_mkdir_p(v->path, 0755);
+		if (mount(d->dev, v->path, "ext4", flags, NULL) < 0 &&
+		    !((flags & MS_RDONLY) && mount(d->dev, v->path, "ext4", flags, "noload") == 0))
+			guest_fail(0, "mount volume %s on %s: %s", d->dev, v->path,
+			           strerror(errno));
+		g_mounted[g_nmounted++] = v->path;
+	}
+}
+
+/* Unmount volumes so every write reaches the host before the VM stops;
+ * a busy one is at least remounted read-only (flushing it). */
+void boot_unmount_volumes(void)
+{
+	while (g_nmounted) {
+		const char *path = g_mounted[--g_nmounted];
+		if (umount2(path, 0) == 0)
+			continue;
+		guest_say("unmount %s: %s", path, strerror(errno));
+		if (mount(NULL, path, NULL, MS_REMOUNT | MS_RDONLY, NULL) < 0)
+			guest_say("remount %s read-only: %s", path, strerror(errno));
+	}
+}
