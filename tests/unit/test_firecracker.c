@@ -26,9 +26,12 @@ static void config(struct cj_vm_config *cfg)
 	cfg->cpus = 2;
 	cfg->memory_mib = 512;
 	cfg->id = "0123456789ab";
-	cfg->drives[cfg->ndrives++] = (struct cj_drive){"base", "/cache/base/x.ext4", true};
-	cfg->drives[cfg->ndrives++] = (struct cj_drive){"control", "/proc/self/fd/5", false};
-	cfg->drives[cfg->ndrives++] = (struct cj_drive){"vol0", "/vols/a.ext4", false};
+	cfg->drives[cfg->ndrives++] = (struct cj_drive){
+	    .id = "base", .path = "/cache/base/x.ext4", .fd = -1, .read_only = true};
+	cfg->drives[cfg->ndrives++] = (struct cj_drive){
+	    .id = "control", .path = "/proc/self/fd/5", .fd = -1, .read_only = false};
+	cfg->drives[cfg->ndrives++] =
+	    (struct cj_drive){.id = "vol0", .path = "/vols/a.ext4", .fd = -1, .read_only = false};
 }
 
 static void paths(const struct cj_vm_config *cfg, struct cj_fc_paths *p)

@@ -127,7 +127,7 @@ static void test_assign_distinct_until_the_range_is_full(void **state)
 	fclose(f);
 
 	for (int i = 0; i < 3; i++) {
-		struct cj_jail_config cfg = {.enabled = true, .uid = 999, .gid = 999};
+		struct cj_jail_plan cfg = {.enabled = true, .uid = 999, .gid = 999};
 		char id[8];
 		snprintf(id, sizeof id, "r%d", i);
 		new_run(b, id, runs[i], sizeof runs[i]);
@@ -141,7 +141,7 @@ static void test_assign_distinct_until_the_range_is_full(void **state)
 			assert_int_not_equal(uid[i], uid[j]);
 	}
 	/* full: a clear error, and no record */
-	struct cj_jail_config cfg = {.enabled = true};
+	struct cj_jail_plan cfg = {.enabled = true};
 	new_run(b, "r3", runs[3], sizeof runs[3]);
 	assert_int_equal(cj_jail_assign_ids(&spec, b->dir, runs[3], &cfg, &err), -1);
 	assert_non_null(strstr(err.msg, "--jail-uid-range"));
@@ -162,7 +162,7 @@ static void test_explicit_user_and_no_jail(void **state)
 
 	/* --jail-user: its uid, not one of the range, recorded all the same */
 	struct cj_jail_spec spec = {.user = "4242:4343"};
-	struct cj_jail_config cfg = {.enabled = true, .uid = 4242, .gid = 4343};
+	struct cj_jail_plan cfg = {.enabled = true, .uid = 4242, .gid = 4343};
 	new_run(b, "user", run, sizeof run);
 	assert_int_equal(cj_jail_assign_ids(&spec, b->dir, run, &cfg, &err), 0);
 	assert_int_equal(cfg.uid, 4242);
@@ -172,14 +172,14 @@ static void test_explicit_user_and_no_jail(void **state)
 	assert_int_equal(gid, 4343);
 	/* --no-jail: nothing to assign, nothing recorded */
 	struct cj_jail_spec none = {.disabled = true};
-	struct cj_jail_config off = {.enabled = false};
+	struct cj_jail_plan off = {.enabled = false};
 	new_run(b, "nojail", run, sizeof run);
 	assert_int_equal(cj_jail_assign_ids(&none, b->dir, run, &off, &err), 0);
 	snprintf(path, sizeof path, "%s/" CJ_JAIL_ID_FILE, run);
 	assert_int_equal(access(path, F_OK), -1);
 	/* the default range */
 	struct cj_jail_spec dflt = {0};
-	struct cj_jail_config d = {.enabled = true};
+	struct cj_jail_plan d = {.enabled = true};
 	new_run(b, "default", run, sizeof run);
 	assert_int_equal(cj_jail_assign_ids(&dflt, b->dir, run, &d, &err), 0);
 	assert_true(d.uid >= CJ_JAIL_UID_START && d.uid < CJ_JAIL_UID_START + CJ_JAIL_UID_COUNT);

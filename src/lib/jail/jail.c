@@ -196,7 +196,7 @@ static int pick_uid(const struct cj_jail_spec *spec, const char *run_base, const
 }
 
 int cj_jail_assign_ids(const struct cj_jail_spec *spec, const char *run_base, const char *run_dir,
-                       struct cj_jail_config *cfg, struct cj_err *err)
+                       struct cj_jail_plan *cfg, struct cj_err *err)
 {
 	char lock[PATH_MAX + 16], path[PATH_MAX + 16], line[64];
 	const char *self = strrchr(run_dir, '/') ? strrchr(run_dir, '/') + 1 : run_dir;
@@ -461,7 +461,7 @@ bool cj_jail_oom_killed(const struct cj_jail *jail)
 }
 
 int cj_jail_resolve(const struct cj_jail_spec *spec, uint64_t guest_memory_mib,
-                    struct cj_jail_config *out, struct cj_err *err)
+                    struct cj_jail_plan *out, struct cj_err *err)
 {
 	memset(out, 0, sizeof *out);
 	out->enabled = !spec->disabled;
@@ -471,14 +471,14 @@ int cj_jail_resolve(const struct cj_jail_spec *spec, uint64_t guest_memory_mib,
 		return -1;
 	out->limits.memory_bytes = spec->memory_limit
 	                               ? spec->memory_limit
-	                               : (guest_memory_mib + CJ_JAIL_MEMORY_MARGIN_MIB) << 20;
+	                               : (guest_memory_mib + CJ_MEM_JAIL_MARGIN_MIB) << 20;
 	if (out->limits.memory_bytes < (guest_memory_mib << 20))
 		return cj_fail(err, 0,
 		               "--memory-limit %lluM is below the guest's memory (%lluM): the VMM "
 		               "would be killed as the guest uses it; give at least the guest's "
 		               "memory plus %uM",
 		               (unsigned long long)(out->limits.memory_bytes >> 20),
-		               (unsigned long long)guest_memory_mib, CJ_JAIL_MEMORY_MARGIN_MIB);
+		               (unsigned long long)guest_memory_mib, CJ_MEM_JAIL_MARGIN_MIB);
 	out->limits.pids = spec->pids_limit ? spec->pids_limit : CJ_JAIL_DEFAULT_PIDS;
 	if (spec->cpu_quota > 0) {
 		out->limits.cpu_period_us = 100000;
@@ -487,7 +487,7 @@ int cj_jail_resolve(const struct cj_jail_spec *spec, uint64_t guest_memory_mib,
 	return 0;
 }
 
-int cj_jail_prepare(const struct cj_jail_config *cfg, const char *run_dir, const char *id,
+int cj_jail_prepare(const struct cj_jail_plan *cfg, const char *run_dir, const char *id,
                     const char *vmm_bin, const char *kernel, const char *initrd,
                     uint64_t largest_drive, struct cj_jail *jail, struct cj_err *err)
 {

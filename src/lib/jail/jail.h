@@ -6,17 +6,16 @@
 #ifndef CJ_JAIL_H
 #define CJ_JAIL_H
 
+#include "host/budget.h"
 #include "util/err.h"
-#include "vmm/vmm.h"
 
 #include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
-#define CJ_JAIL_MAX_BINDS         128
-#define CJ_JAIL_MEMORY_MARGIN_MIB 256 /* VMM overhead above guest RAM */
-#define CJ_JAIL_DEFAULT_PIDS      512
+#define CJ_JAIL_MAX_BINDS    128
+#define CJ_JAIL_DEFAULT_PIDS 512
 /* Each VM's VMM runs as a uid (and gid of the same number) of its own from
  * this range (--jail-uid-range / CTR_JAILER_UID_RANGE): one VMM cannot
  * ptrace, signal or read the memory of another. The default sits above
@@ -26,6 +25,29 @@
 #define CJ_JAIL_UID_COUNT 65536u
 /* In the run directory: "uid gid" of this run's VMM (the run record's). */
 #define CJ_JAIL_ID_FILE "jail-id"
+
+/* Host-side limits on the VMM's cgroup (0 = unlimited). Firecracker's
+ * jailer applies them with --cgroup, ctr-jailer's own jail (QEMU) itself. */
+struct cj_vm_limits {
+	uint64_t cpu_quota_us; /* CPU time per cpu_period_us */
+	uint64_t cpu_period_us;
+	uint64_t memory_bytes;
+	uint64_t pids;
+};
+
+/* The one jail plan around the VMM, built once from the user's options
+ * (cj_jail_resolve, cj_jail_assign_ids) and carried out by the backend:
+ * QEMU by the self-jail here (cj_jail_prepare, cj_jail_enter), Firecracker
+ * by its jailer in a chroot ctr-jailer lays out (src/lib/jail/layout.c). */
+struct cj_jail_plan {
+	bool enabled;           /* false: --no-jail */
+	const char *jailer_bin; /* absolute path of Firecracker's jailer */
+	const char *chroot_base;
+	uid_t uid; /* the unprivileged user the VMM runs as */
+	gid_t gid;
+	const char *netns; /* network namespace to join (path), or NULL */
+	struct cj_vm_limits limits;
+};
 
 struct cj_jail_spec {
 	bool disabled;         /* --no-jail */
@@ -61,10 +83,10 @@ struct cj_jail {
 
 /* The user's options → the backend-neutral jail description: the
  * unprivileged uid/gid of --jail-user, if given, and the cgroup limits
- * (memory default: guest memory + CJ_JAIL_MEMORY_MARGIN_MIB; a limit below
+ * (memory default: guest memory + CJ_MEM_JAIL_MARGIN_MIB; a limit below
  * guest memory is refused). */
 int cj_jail_resolve(const struct cj_jail_spec *spec, uint64_t guest_memory_mib,
-                    struct cj_jail_config *out, struct cj_err *err);
+                    struct cj_jail_plan *out, struct cj_err *err);
 /* "START:COUNT" (decimal) → spec->uid_start, uid_count. what names the
  * option or variable in the error. */
 int cj_jail_uid_range_parse(const char *v, const char *what, struct cj_jail_spec *spec,
@@ -75,11 +97,11 @@ int cj_jail_uid_range_parse(const char *v, const char *what, struct cj_jail_spec
  * <run_dir>/CJ_JAIL_ID_FILE before the lock is let go; the run directory's
  * removal (teardown, gc) frees it. An explicit user is recorded too. */
 int cj_jail_assign_ids(const struct cj_jail_spec *spec, const char *run_base, const char *run_dir,
-                       struct cj_jail_config *cfg, struct cj_err *err);
+                       struct cj_jail_plan *cfg, struct cj_err *err);
 /* Parent side, before the VMM starts: lay out the root, work out what to
  * bind (the VMM binary, its libraries, firmware, device nodes, kernel and
  * initramfs), create the cgroup with its limits. */
-int cj_jail_prepare(const struct cj_jail_config *cfg, const char *run_dir, const char *id,
+int cj_jail_prepare(const struct cj_jail_plan *cfg, const char *run_dir, const char *id,
                     const char *vmm_bin, const char *kernel, const char *initrd,
                     uint64_t largest_drive, struct cj_jail *jail, struct cj_err *err);
 /* Parent side: move the VMM (still waiting) into the cgroup. */

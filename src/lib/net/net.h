@@ -109,10 +109,12 @@ char *cj_egress_ipt_rules(const struct cj_net_spec *spec, const uint32_t *dns, s
 int cj_net_setup(const struct cj_net_spec *spec, const char *id, const char *run_dir,
                  const char *run_base, uid_t owner_uid, struct cj_net *out, struct cj_err *err);
 void cj_net_teardown(struct cj_net *net);
-/* An fd attached to the VM's TAP, to hand to a VMM that takes one (QEMU's
- * -netdev tap,fd=N): the VMM then needs neither /dev/net/tun nor any
- * privilege over the device. */
-int cj_net_tap_open(const char *name, struct cj_err *err);
+/* The one TAP open (netlink.c). owner (uid_t)-1: an fd attached to the
+ * VM's existing TAP, to hand to a VMM that takes one (QEMU's -netdev
+ * tap,fd=N): the VMM then needs neither /dev/net/tun nor any privilege
+ * over the device. Else: create the TAP persistent, owned by owner (the
+ * VMM attaches by name), and return 0. */
+int cj_tap_open(const char *name, uid_t owner, struct cj_err *err);
 /* Undo what the run in run_dir set up (its owner is gone). */
 void cj_net_gc(const char *run_dir);
 

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * `ctr-jailer run`, the host pipeline of DESIGN.md:
- *   resolve → base image → initramfs → run dir + control disk → VMM
- *   → supervise → status → teardown → exit code.
+ * `ctr-jailer run`, the host pipeline of DESIGN.md, one stage a function:
+ *   resolve → base image → initramfs → run dir → jail plan → drives
+ *   → network → control disk → start → supervise → collect → teardown.
+ * struct run carries what the stages make; teardown releases what is set.
  */
 #include "run.h"
 
@@ -34,12 +35,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* i8042 stays PNP-probed: with i8042.nopnp the keyboard controller is not
- * found on microvm and Ctrl-Alt-Del never reaches the guest. */
-/* i8042 stays PNP-probed: with i8042.nopnp the keyboard controller is not
- * found on microvm and Ctrl-Alt-Del never reaches the guest. */
-#define DEFAULT_BOOT_ARGS                                                                          \
-	"console=ttyS0 reboot=k panic=1 pci=off quiet loglevel=1 i8042.noaux i8042.nomux"
+/* The kernel arguments every backend starts from (each adds its own:
+ * ops->boot_args), unless --boot-args replaces them. */
+#define DEFAULT_BOOT_ARGS "console=ttyS0 reboot=k panic=1 pci=off quiet loglevel=1"
 /* Host-side margin after the guest's grace period before the VMM is killed:
  * the init still has to kill leftovers, sync and reboot. */
 #define STOP_MARGIN_S 10
@@ -233,11 +231,11 @@ static int drives_prepare(const struct cj_spec *spec, const struct cj_fsimage *b
  * volume read-write). With --no-jail the VMM runs as root, but the tools
  * stay jailed and still take the run's own uid from the range (or the
  * --jail-user). */
-static int assign_ids(const struct cj_spec *spec, const char *run_dir, struct cj_jail_config *jail,
+static int assign_ids(const struct cj_spec *spec, const char *run_dir, struct cj_jail_plan *jail,
                       struct cj_volume_tool_user *tools, struct cj_err *err)
 {
 	struct cj_jail_spec ids_spec = spec->jail;
-	struct cj_jail_config ids;
+	struct cj_jail_plan ids;
 
 	ids_spec.disabled = false;
 	ids_spec.memory_limit = 0; /* only the user and the range count here */
@@ -251,18 +249,6 @@ static int assign_ids(const struct cj_spec *spec, const char *run_dir, struct cj
 	tools->uid = ids.uid;
 	tools->gid = ids.gid;
 	return 0;
-}
-
-static void build_cmdline(const struct cj_spec *spec, bool kvm, char *out, size_t len)
-{
-	int n = snprintf(out, len, "%s", spec->boot_args ? spec->boot_args : DEFAULT_BOOT_ARGS);
-	unsigned long khz = kvm ? 0 : cj_host_tsc_khz();
-
-	/* Without it, TCG boots under load hang calibrating the TSC (DESIGN.md). */
-	if (khz && n > 0 && (size_t)n < len)
-		n += snprintf(out + n, len - (size_t)n, " tsc_early_khz=%lu", khz);
-	if (spec->extra_boot_args && n > 0 && (size_t)n < len)
-		snprintf(out + n, len - (size_t)n, " %s", spec->extra_boot_args);
 }
 
 /* The guest console reaches our stdout through a pipe, under a token
@@ -332,9 +318,8 @@ static bool console_relay(struct console *c)
 		c->dropped += (uint64_t)n - pass;
 	}
 	if (c->dropped && cj_now_ns() - c->last_notice_ns > 1000000000ull) {
-		fprintf(stderr,
-		        "ctr-jailer: guest console over %u KiB/s: %llu bytes dropped so far\n",
-		        CONSOLE_RATE >> 10, (unsigned long long)c->dropped);
+		cj_notice("guest console over %u KiB/s: %llu bytes dropped so far",
+		          CONSOLE_RATE >> 10, (unsigned long long)c->dropped);
 		c->last_notice_ns = cj_now_ns();
 	}
 	return c->fd >= 0;
@@ -347,12 +332,43 @@ static bool console_relay(struct console *c)
 #define VMM_STDERR_RATE  (64u << 10) /* bytes per second */
 #define VMM_STDERR_BURST (256u << 10)
 
+#define VMM_TAIL 512 /* what the VMM said last, for the error when it fails */
+
 struct vmm_stderr {
 	int fd; /* read end, -1 when closed */
 	double tokens;
 	uint64_t last_ns;
 	uint64_t dropped;
+	char tail[VMM_TAIL];
+	size_t tail_len;
 };
+
+static void vmm_tail_add(struct vmm_stderr *e, const char *buf, size_t n)
+{
+	if (n >= VMM_TAIL) {
+		buf += n - (VMM_TAIL - 1);
+		n = VMM_TAIL - 1;
+	}
+	if (e->tail_len + n >= VMM_TAIL) {
+		size_t drop = e->tail_len + n - (VMM_TAIL - 1);
+		memmove(e->tail, e->tail + drop, e->tail_len - drop);
+		e->tail_len -= drop;
+	}
+	memcpy(e->tail + e->tail_len, buf, n);
+	e->tail_len += n;
+	e->tail[e->tail_len] = '\0';
+}
+
+/* The VMM's last non-empty line on stderr (already made printable), or "". */
+static const char *vmm_said(struct vmm_stderr *e)
+{
+	char *end = e->tail + e->tail_len;
+
+	while (end > e->tail && (end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t'))
+		*--end = '\0';
+	char *nl = strrchr(e->tail, '\n');
+	return nl ? nl + 1 : e->tail;
+}
 
 static void vmm_stderr_relay(struct vmm_stderr *e)
 {
@@ -382,6 +398,7 @@ static void vmm_stderr_relay(struct vmm_stderr *e)
 			if ((c < 0x20 && c != '\n' && c != '\t') || c >= 0x7f)
 				buf[i] = '?';
 		}
+		vmm_tail_add(e, buf, pass);
 		for (size_t done = 0; done < pass;) {
 			ssize_t w = write(STDERR_FILENO, buf + done, pass - done);
 			if (w < 0 && errno == EINTR)
@@ -414,8 +431,7 @@ static int supervise(struct cj_vmm *vmm, int sfd, unsigned grace_s, struct super
 		uint64_t now = cj_now_ns();
 		int timeout = -1;
 		if (deadline && now >= deadline) {
-			fprintf(stderr,
-			        "ctr-jailer: the guest did not stop in time; killing the VM\n");
+			cj_notice("the guest did not stop in time; killing the VM");
 			cj_vmm_kill(vmm);
 			sv->killed = true;
 			deadline = 0;
@@ -461,22 +477,21 @@ static int supervise(struct cj_vmm *vmm, int sfd, unsigned grace_s, struct super
 			deadline =
 			    cj_now_ns() + (uint64_t)(grace_s + STOP_MARGIN_S) * 1000000000ull;
 			if (vmm->ops->request_stop(vmm, &qerr) < 0) {
-				char buf[1200];
-				fprintf(stderr,
-				        "ctr-jailer: graceful stop failed (%s); killing the VM\n",
-				        cj_err_str(&qerr, buf, sizeof buf));
+				char buf[CJ_ERR_STR_MAX];
+				cj_notice("graceful stop failed (%s); killing the VM",
+				          cj_err_str(&qerr, buf, sizeof buf));
 				cj_vmm_kill(vmm);
 				sv->killed = true;
 			}
 		} else if (!sv->killed) {
-			fprintf(stderr, "ctr-jailer: second signal; killing the VM\n");
+			cj_notice("second signal; killing the VM");
 			cj_vmm_kill(vmm);
 			sv->killed = true;
 		}
 	}
 }
 
-static int exit_code_for(const struct ctrj_status *st, int have, const struct supervision *sv,
+static int exit_code_for(const struct ctrj_status *st, int have, struct supervision *sv,
                          const struct cj_vmm *vmm, struct cj_err *err)
 {
 	if (have == 1) {
@@ -499,268 +514,371 @@ static int exit_code_for(const struct ctrj_status *st, int have, const struct su
 		return 128 + SIGKILL;
 	if (sv->stop_requested)
 		return 128 + SIGTERM; /* stopped before the workload started */
-	err->exit_code = CJ_EXIT_VM_LOST;
-	vmm->ops->exit_error(vmm, sv->vmm_status, err);
-	return CJ_EXIT_VM_LOST;
+	/* the VMM says whether it failed before the guest ran (125: its own
+	 * words) or the guest ended without a status (124) */
+	err->exit_code = vmm->ops->exit_error(vmm, sv->vmm_status, vmm_said(&sv->vmm_stderr), err);
+	return err->exit_code;
 }
 
-int cj_run_vm(const struct cj_spec *spec, struct cj_err *err)
+/* The VMM's pid and start time in the run directory, for gc. */
+static void record_vmm(const char *run_dir, pid_t pid)
 {
-	struct timings t = {.start = cj_now_ns()};
+	char vmm_file[PATH_MAX + 8];
+	FILE *f;
+
+	snprintf(vmm_file, sizeof vmm_file, "%s/vmm", run_dir);
+	if ((f = fopen(vmm_file, "we"))) {
+		fprintf(f, "%d %llu\n", (int)pid, cj_proc_starttime(pid));
+		fclose(f);
+	}
+}
+
+/* ---- the pipeline ------------------------------------------------------ */
+
+/* What the stages make, in pipeline order. */
+struct run {
+	const struct cj_spec *spec;
+	struct timings t;
+	/* resolve, base image, initramfs */
 	struct cj_kernel kernel;
-	struct cj_fsimage base, modules;
-	struct cj_vm_config vm = {0};
-	struct cj_vmm vmm = {0};
+	struct cj_vmm vmm;
 	struct cj_vmm_choice choice;
-	struct supervision sv = {.console.fd = -1, .vmm_stderr.fd = -1};
-	struct ctrj_config cfg = {0};
+	bool use_kvm;
+	char vmlinux[PATH_MAX];
+	const char *boot_image;
+	struct cj_fsimage base, modules;
+	bool have_modules;
+	char initramfs[PATH_MAX];
+	/* the run directory (rd/record: the run record) */
+	char run_dir[PATH_MAX], id[16];
+	int owner_fd;
+	/* jail plan, drives, network, control disk: vm and cfg */
+	struct cj_vm_config vm;
+	struct cj_volume_tool_user tools;
+	struct drives drives;
+	struct cj_net net;
+	struct ctrj_config cfg;
+	char hostname[65];
+	int ctl_fd;
+	/* start, supervise, collect */
+	sigset_t old_mask;
+	int sfd;
+	struct supervision sv;
 	struct ctrj_status st;
-	char initramfs[PATH_MAX], run_dir[PATH_MAX], id[16], ctl_path[64];
-	struct drives drives = {0};
-	struct cj_volume_tool_user tools = {0};
-	int owner_fd = -1;
-	struct cj_net net = {0};
-	int ctl_fd = -1;
-	char hostname[65] = "", vmlinux[PATH_MAX];
-	const char *boot_image = NULL;
-	sigset_t mask, old;
-	int sfd = -1, have_status = 0, code = CJ_EXIT_RUNTIME;
-	bool use_kvm, have_modules = false;
+	int have_status;
+};
 
-	run_dir[0] = '\0';
-	memset(&st, 0, sizeof st);
-	sigprocmask(SIG_BLOCK, NULL, &old);
-	cj_gc(spec->run_base, true);
-	if (cj_kernel_resolve(spec->cache_dir, spec->kernel, spec->modules_dir, &kernel, err) < 0)
-		return CJ_EXIT_RUNTIME;
-	if (cj_vmm_choose(spec, &choice, &vmm, &use_kvm, err) < 0)
-		return CJ_EXIT_RUNTIME;
-	{
-		/* Boot the vmlinux directly when there is one (no in-guest
-		 * decompression); otherwise QEMU boots the bzImage itself.
-		 * Released Firecracker boots only the vmlinux. */
-		struct cj_err verr = {0};
-		if (cj_kernel_vmlinux(spec->cache_dir, kernel.image, vmlinux, sizeof vmlinux,
-		                      &verr) == 0)
-			boot_image = vmlinux;
-		else if (vmm.ops == &cj_firecracker_ops) {
-			*err = verr;
-			cj_err_wrap(err, "Firecracker needs an uncompressed PVH vmlinux");
-			return CJ_EXIT_RUNTIME;
-		}
-	}
-	t.resolved = cj_now_ns();
-	t.image = spec->image_info != NULL;
-	if (t.image &&
-	    cj_image_base_get(spec->cache_dir, spec->image_info, &base, &t.image_unpacked, err) < 0)
-		return CJ_EXIT_RUNTIME;
-	if (!t.image && cj_base_image_get(spec->cache_dir, spec->rootfs, &base, err) < 0)
-		return CJ_EXIT_RUNTIME;
-	t.base = cj_now_ns();
-	t.base_built = base.built;
-	if (cj_initramfs_get(spec->cache_dir, &kernel, initramfs, sizeof initramfs,
-	                     &t.initramfs_built, err) < 0)
-		return CJ_EXIT_RUNTIME;
-	if (kernel.modules[0]) {
-		if (cj_tree_image_get(spec->cache_dir, "modules", kernel.release, kernel.modules,
-		                      true, &modules, err) < 0)
-			return cj_err_wrap(err, "kernel modules image"), CJ_EXIT_RUNTIME;
-		have_modules = true;
-	}
-	t.initramfs = cj_now_ns();
+/* The kernel, the VMM, and the kernel image the VMM boots: the vmlinux
+ * when there is one (no in-guest decompression), else the bzImage for a
+ * backend that takes one. */
+static int stage_resolve(struct run *r, struct cj_err *err)
+{
+	const struct cj_spec *spec = r->spec;
+	struct cj_err verr = {0};
 
-	owner_fd = cj_run_dir_create(spec->run_base, run_dir, sizeof run_dir, id, sizeof id, err);
-	if (owner_fd < 0)
-		return CJ_EXIT_RUNTIME;
-	/* From here on every path goes through teardown. */
-	/* The run's uid: the host tools' on its volumes, then its VMM's (which
-	 * owns the TAP, so the jailed VMM opens it unprivileged). */
-	if (cj_jail_resolve(&spec->jail, spec->memory_mib, &vm.jail, err) < 0 ||
-	    assign_ids(spec, run_dir, &vm.jail, &tools, err) < 0)
-		goto teardown;
-	if (drives_prepare(spec, &base, &tools, &drives, err) < 0)
-		goto teardown;
-	if (!vm.jail.enabled)
-		fprintf(stderr,
-		        "ctr-jailer: warning: --no-jail: the VMM runs as root, unconfined\n");
-	vm.id = id;
-	{
-		/* A jailed Firecracker opens its TAP by name: it gets a network
-		 * namespace of its own, which its jailer joins (--netns). QEMU's
-		 * jail gives it an empty one, and the TAP as an fd. */
-		struct cj_net_spec net_spec = spec->net;
-		net_spec.own_netns = vm.jail.enabled && vmm.ops == &cj_firecracker_ops;
-		if (cj_net_setup(&net_spec, id, run_dir, spec->run_base,
-		                 vm.jail.enabled ? vm.jail.uid : 0, &net, err) < 0)
-			goto teardown;
-	}
-	if (net.netns[0])
-		vm.jail.netns = net.netns;
-	if (net.active) {
-		cfg.has_net = true;
-		cfg.net.addr = net.guest_addr;
-		cfg.net.gateway = net.host_addr;
-		cfg.net.prefix = net.prefix;
-		cfg.net.mtu = 1500;
-		cfg.net.ndns = (uint32_t)net.ndns;
-		memcpy(cfg.net.dns, net.dns, net.ndns * sizeof net.dns[0]);
-		vm.tap = net.tap;
-		memcpy(vm.mac, net.mac, sizeof vm.mac);
-	}
+	if (cj_kernel_resolve(spec->cache_dir, spec->kernel, spec->modules_dir, &r->kernel, err) <
+	        0 ||
+	    cj_vmm_choose(spec, &r->choice, &r->vmm, &r->use_kvm, err) < 0)
+		return -1;
+	if (cj_kernel_vmlinux(spec->cache_dir, r->kernel.image, r->vmlinux, sizeof r->vmlinux,
+	                      &verr) == 0)
+		r->boot_image = r->vmlinux;
+	else if (r->vmm.ops->needs_vmlinux) {
+		*err = verr;
+		return cj_err_wrap(err, "%s needs an uncompressed PVH vmlinux", r->vmm.ops->name);
+	} else
+		r->boot_image = r->kernel.image;
+	r->t.resolved = cj_now_ns();
+	return 0;
+}
 
-	/* From here on every path goes through teardown. */
-	cfg.argv = spec->argv.v;
-	cfg.argc = spec->argv.n;
-	cfg.envp = spec->env.v;
-	cfg.envc = spec->env.n;
-	cfg.workdir = spec->workdir;
-	cfg.user = spec->user;
+static int stage_base_image(struct run *r, struct cj_err *err)
+{
+	const struct cj_spec *spec = r->spec;
+
+	r->t.image = spec->image_info != NULL;
+	if (r->t.image ? cj_image_base_get(spec->cache_dir, spec->image_info, &r->base,
+	                                   &r->t.image_unpacked, err) < 0
+	               : cj_base_image_get(spec->cache_dir, spec->rootfs, &r->base, err) < 0)
+		return -1;
+	r->t.base = cj_now_ns();
+	r->t.base_built = r->base.built;
+	return 0;
+}
+
+/* The initramfs and, when the kernel has modules, their image. */
+static int stage_initramfs(struct run *r, struct cj_err *err)
+{
+	const struct cj_spec *spec = r->spec;
+
+	if (cj_initramfs_get(spec->cache_dir, &r->kernel, r->initramfs, sizeof r->initramfs,
+	                     &r->t.initramfs_built, err) < 0)
+		return -1;
+	if (r->kernel.modules[0]) {
+		if (cj_tree_image_get(spec->cache_dir, "modules", r->kernel.release,
+		                      r->kernel.modules, true, &r->modules, err) < 0)
+			return cj_err_wrap(err, "kernel modules image");
+		r->have_modules = true;
+	}
+	r->t.initramfs = cj_now_ns();
+	return 0;
+}
+
+/* rd/record replaces this with the run record (cj_record_create). */
+static int stage_run_dir(struct run *r, struct cj_err *err)
+{
+	r->owner_fd = cj_run_dir_create(r->spec->run_base, r->run_dir, sizeof r->run_dir, r->id,
+	                                sizeof r->id, err);
+	r->vm.id = r->id;
+	r->vm.run_dir = r->run_dir;
+	return r->owner_fd < 0 ? -1 : 0;
+}
+
+/* The jail plan: its limits, then the run's uid, the host tools' on its
+ * volumes and its VMM's (which owns the TAP, so the jailed VMM opens it
+ * unprivileged). */
+static int stage_jail_plan(struct run *r, struct cj_err *err)
+{
+	if (cj_jail_resolve(&r->spec->jail, r->spec->memory_mib, &r->vm.jail, err) < 0 ||
+	    assign_ids(r->spec, r->run_dir, &r->vm.jail, &r->tools, err) < 0)
+		return -1;
+	cj_vmm_choice_apply(&r->choice, &r->vm); /* Firecracker's jailer and chroot base */
+	if (!r->vm.jail.enabled)
+		cj_notice("warning: --no-jail: the VMM runs as root, unconfined");
+	return 0;
+}
+
+/* The data drive and the volumes, checked and locked; then every drive of
+ * the VM in the seed's order (the root /dev/vda, the data drive /dev/vdb;
+ * the init finds the others by content). The control disk follows once
+ * written. */
+static int stage_drives(struct run *r, struct cj_err *err)
+{
+	struct drives *d = &r->drives;
+
+	if (drives_prepare(r->spec, &r->base, &r->tools, d, err) < 0 ||
+	    cj_vm_add_drive(&r->vm, CJ_DRIVE_BASE, 0, r->base.path, -1, true, err) < 0 ||
+	    (d->have_data &&
+	     cj_vm_add_drive(&r->vm, CJ_DRIVE_DATA, 0, d->data.path, -1, false, err) < 0))
+		return -1;
+	return 0;
+}
+
+static int stage_network(struct run *r, struct cj_err *err)
+{
+	struct cj_net_spec net_spec = r->spec->net;
+	struct cj_net *net = &r->net;
+
+	/* A backend that opens its TAP by name gets, jailed, a network
+	 * namespace of its own, which its jailer joins. QEMU's jail gives it
+	 * an empty one, and the TAP as an fd. */
+	net_spec.own_netns = r->vm.jail.enabled && r->vmm.ops->jail_own_netns;
+	if (cj_net_setup(&net_spec, r->id, r->run_dir, r->spec->run_base,
+	                 r->vm.jail.enabled ? r->vm.jail.uid : 0, net, err) < 0)
+		return -1;
+	if (net->netns[0])
+		r->vm.jail.netns = net->netns;
+	if (!net->active)
+		return 0;
+	r->cfg.has_net = true;
+	r->cfg.net.addr = net->guest_addr;
+	r->cfg.net.gateway = net->host_addr;
+	r->cfg.net.prefix = net->prefix;
+	r->cfg.net.mtu = 1500;
+	r->cfg.net.ndns = (uint32_t)net->ndns;
+	memcpy(r->cfg.net.dns, net->dns, net->ndns * sizeof net->dns[0]);
+	r->vm.tap = net->tap;
+	memcpy(r->vm.mac, net->mac, sizeof r->vm.mac);
+	return 0;
+}
+
+/* The guest's configuration into the control disk (a memfd), which joins
+ * the drives with the modules and the volumes after it. */
+static int stage_control_disk(struct run *r, struct cj_err *err)
+{
+	const struct cj_spec *spec = r->spec;
+	struct ctrj_config *cfg = &r->cfg;
+
+	cfg->argv = spec->argv.v;
+	cfg->argc = spec->argv.n;
+	cfg->envp = spec->env.v;
+	cfg->envc = spec->env.n;
+	cfg->workdir = spec->workdir;
+	cfg->user = spec->user;
 	if (spec->hostname)
-		cfg.hostname = spec->hostname;
-	else if (gethostname(hostname, sizeof hostname - 1) == 0 && hostname[0])
-		cfg.hostname = hostname;
-	cfg.grace_ms = spec->stop_timeout_s * 1000u;
-	cfg.stop_signal = spec->stop_signal; /* the image's StopSignal */
-	cfg.upper_size = spec->rootfs_size;
-	cfg.has_base_uuid = true;
-	memcpy(cfg.base_uuid, base.uuid, 16);
-	if (have_modules) {
-		cfg.has_modules_uuid = true;
-		memcpy(cfg.modules_uuid, modules.uuid, 16);
+		cfg->hostname = spec->hostname;
+	else if (gethostname(r->hostname, sizeof r->hostname - 1) == 0 && r->hostname[0])
+		cfg->hostname = r->hostname;
+	cfg->grace_ms = spec->stop_timeout_s * 1000u;
+	cfg->stop_signal = spec->stop_signal; /* the image's StopSignal */
+	cfg->upper_size = spec->rootfs_size;
+	cfg->has_base_uuid = true;
+	memcpy(cfg->base_uuid, r->base.uuid, 16);
+	if (r->have_modules) {
+		cfg->has_modules_uuid = true;
+		memcpy(cfg->modules_uuid, r->modules.uuid, 16);
 	}
-	cfg.volumes = drives.mounts;
-	cfg.nvolumes = drives.nmounts;
-	cfg.secrets = spec->secrets;
-	cfg.nsecrets = spec->nsecrets;
-	ctl_fd = write_control_disk(&cfg, err);
-	if (ctl_fd < 0)
-		goto teardown;
-	snprintf(ctl_path, sizeof ctl_path, "/proc/self/fd/%d", ctl_fd);
-	vm.keep_fds[vm.nkeep_fds++] = ctl_fd;
+	cfg->volumes = r->drives.mounts;
+	cfg->nvolumes = r->drives.nmounts;
+	cfg->secrets = spec->secrets;
+	cfg->nsecrets = spec->nsecrets;
+	r->ctl_fd = write_control_disk(cfg, err);
+	if (r->ctl_fd < 0 ||
+	    cj_vm_add_drive(&r->vm, CJ_DRIVE_CONTROL, 0, NULL, r->ctl_fd, false, err) < 0 ||
+	    (r->have_modules &&
+	     cj_vm_add_drive(&r->vm, CJ_DRIVE_MODULES, 0, r->modules.path, -1, true, err) < 0))
+		return -1;
+	for (size_t i = 0; i < r->drives.nvols; i++)
+		if (cj_vm_add_drive(&r->vm, CJ_DRIVE_VOLUME, (unsigned)i, r->drives.vols[i].path,
+		                    -1, r->drives.vols[i].read_only, err) < 0)
+			return -1;
+	return 0;
+}
 
-	vm.kernel = boot_image ? boot_image : kernel.image;
-	vm.initramfs = initramfs;
-	vm.cpus = spec->cpus;
-	vm.memory_mib = spec->memory_mib;
-	vm.use_kvm = use_kvm;
-	vm.run_dir = run_dir;
-	build_cmdline(spec, use_kvm, vm.cmdline, sizeof vm.cmdline);
-	/* The seed's order: the root is /dev/vda, the data drive /dev/vdb. The
-	 * init finds every other drive by content, not by name. */
-	vm.drives[vm.ndrives++] = (struct cj_drive){"base", base.path, true};
-	if (drives.have_data)
-		vm.drives[vm.ndrives++] = (struct cj_drive){"data", drives.data.path, false};
-	vm.drives[vm.ndrives++] = (struct cj_drive){"control", ctl_path, false};
-	if (have_modules)
-		vm.drives[vm.ndrives++] = (struct cj_drive){"modules", modules.path, true};
-	for (size_t i = 0; i < drives.nvols; i++) {
-		static const char *ids[] = {"vol0",  "vol1",  "vol2",  "vol3", "vol4",  "vol5",
-		                            "vol6",  "vol7",  "vol8",  "vol9", "vol10", "vol11",
-		                            "vol12", "vol13", "vol14", "vol15"};
-		vm.drives[vm.ndrives++] =
-		    (struct cj_drive){ids[i], drives.vols[i].path, drives.vols[i].read_only};
-	}
-	t.prepared = cj_now_ns();
+/* The machine and the kernel's command line: the defaults (or
+ * --boot-args), the backend's own arguments, then --boot-args-extra. */
+static void vm_machine(struct run *r)
+{
+	const struct cj_spec *spec = r->spec;
+	struct cj_vm_config *vm = &r->vm;
+	size_t n;
 
+	vm->kernel = r->boot_image;
+	vm->initramfs = r->initramfs;
+	vm->cpus = spec->cpus;
+	vm->memory_mib = spec->memory_mib;
+	vm->use_kvm = r->use_kvm;
+	snprintf(vm->cmdline, sizeof vm->cmdline, "%s",
+	         spec->boot_args ? spec->boot_args : DEFAULT_BOOT_ARGS);
+	if (r->vmm.ops->boot_args)
+		r->vmm.ops->boot_args(vm, !spec->boot_args, vm->cmdline, sizeof vm->cmdline);
+	n = strlen(vm->cmdline);
+	if (spec->extra_boot_args && n < sizeof vm->cmdline)
+		snprintf(vm->cmdline + n, sizeof vm->cmdline - n, " %s", spec->extra_boot_args);
+}
+
+/* Signals to a signalfd, the console and stderr pipes, then the VMM. */
+static int stage_start(struct run *r, struct cj_err *err)
+{
+	sigset_t mask;
+	int cpipe[2], epipe[2], rc;
+
+	vm_machine(r);
+	r->t.prepared = cj_now_ns();
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGCHLD);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGHUP);
 	sigaddset(&mask, SIGQUIT);
-	sigprocmask(SIG_BLOCK, &mask, &old);
-	sfd = signalfd(-1, &mask, SFD_CLOEXEC);
-	if (sfd < 0) {
-		cj_fail(err, errno, "signalfd");
-		goto teardown;
-	}
-	cj_vmm_choice_apply(&choice, &vm); /* Firecracker's jailer and chroot base */
-	{
-		int cpipe[2], epipe[2];
-		if (pipe2(cpipe, O_CLOEXEC) < 0) {
-			cj_fail(err, errno, "console pipe");
-			goto teardown;
-		}
-		sv.console = (struct console){
-		    .fd = cpipe[0], .tokens = CONSOLE_BURST, .last_ns = cj_now_ns()};
-		vm.console_fd = cpipe[1];
-		vm.has_console_fd = true;
-		if (pipe2(epipe, O_CLOEXEC) < 0) {
-			close(cpipe[1]);
-			cj_fail(err, errno, "VMM stderr pipe");
-			goto teardown;
-		}
-		/* non-blocking from the start: teardown drains it after a failed start */
-		fcntl(epipe[0], F_SETFL, O_NONBLOCK);
-		sv.vmm_stderr = (struct vmm_stderr){
-		    .fd = epipe[0], .tokens = VMM_STDERR_BURST, .last_ns = cj_now_ns()};
-		vm.stderr_fd = epipe[1];
-		vm.has_stderr_fd = true;
-		int r = vmm.ops->start(&vmm, &vm, err);
+	sigprocmask(SIG_BLOCK, &mask, &r->old_mask);
+	r->sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+	if (r->sfd < 0)
+		return cj_fail(err, errno, "signalfd");
+	if (pipe2(cpipe, O_CLOEXEC) < 0)
+		return cj_fail(err, errno, "console pipe");
+	r->sv.console =
+	    (struct console){.fd = cpipe[0], .tokens = CONSOLE_BURST, .last_ns = cj_now_ns()};
+	if (pipe2(epipe, O_CLOEXEC) < 0) {
 		close(cpipe[1]);
-		close(epipe[1]);
-		fcntl(cpipe[0], F_SETFL, O_NONBLOCK);
-		if (r < 0)
-			goto teardown;
+		return cj_fail(err, errno, "VMM stderr pipe");
 	}
-	t.vmm_exec = cj_now_ns();
-	{
-		char vmm_file[PATH_MAX + 8];
-		FILE *f;
-		snprintf(vmm_file, sizeof vmm_file, "%s/vmm", run_dir);
-		if ((f = fopen(vmm_file, "we"))) {
-			fprintf(f, "%d %llu\n", (int)vmm.pid, cj_proc_starttime(vmm.pid));
-			fclose(f);
-		}
-	}
-	if (supervise(&vmm, sfd, spec->stop_timeout_s, &sv, err) < 0) {
-		cj_vmm_kill(&vmm);
-		if (vmm.pid > 0)
-			waitpid(vmm.pid, NULL, 0);
-		goto teardown;
-	}
-	t.vm_exit = cj_now_ns();
-	if (vmm.ops->collect && vmm.ops->collect(&vmm, err) < 0) {
-		code = err->exit_code = CJ_EXIT_VM_LOST;
-		goto teardown;
-	}
-	have_status = read_status(ctl_fd, &st, err);
-	if (have_status < 0) {
-		code = CJ_EXIT_VM_LOST;
-		err->exit_code = CJ_EXIT_VM_LOST;
-		goto teardown;
-	}
-	code = exit_code_for(&st, have_status, &sv, &vmm, err);
+	/* non-blocking from the start: teardown drains it after a failed start */
+	fcntl(epipe[0], F_SETFL, O_NONBLOCK);
+	r->sv.vmm_stderr =
+	    (struct vmm_stderr){.fd = epipe[0], .tokens = VMM_STDERR_BURST, .last_ns = cj_now_ns()};
+	r->vm.console_fd = cpipe[1];
+	r->vm.has_console_fd = true;
+	r->vm.stderr_fd = epipe[1];
+	r->vm.has_stderr_fd = true;
+	rc = r->vmm.ops->start(&r->vmm, &r->vm, err);
+	close(cpipe[1]);
+	close(epipe[1]);
+	fcntl(cpipe[0], F_SETFL, O_NONBLOCK);
+	if (rc < 0)
+		return -1;
+	r->t.vmm_exec = cj_now_ns();
+	record_vmm(r->run_dir, r->vmm.pid); /* rd/record: into the run record */
+	return 0;
+}
 
-teardown:
-	if (sv.console.fd >= 0)
-		close(sv.console.fd);
-	if (sv.vmm_stderr.fd >= 0) {
-		vmm_stderr_relay(&sv.vmm_stderr); /* e.g. why the jailer failed */
-		if (sv.vmm_stderr.fd >= 0)
-			close(sv.vmm_stderr.fd);
+/* Wait for the VM to end, bring back what the guest wrote, read its
+ * status: the exit code. */
+static int stage_supervise_collect(struct run *r, struct cj_err *err)
+{
+	if (supervise(&r->vmm, r->sfd, r->spec->stop_timeout_s, &r->sv, err) < 0) {
+		cj_vmm_kill(&r->vmm);
+		if (r->vmm.pid > 0)
+			waitpid(r->vmm.pid, NULL, 0);
+		return CJ_EXIT_RUNTIME;
 	}
-	if (sv.vmm_stderr.dropped)
-		fprintf(stderr,
-		        "ctr-jailer: the VMM wrote over %u KiB/s to stderr: %llu bytes dropped\n",
-		        VMM_STDERR_RATE >> 10, (unsigned long long)sv.vmm_stderr.dropped);
-	if (sfd >= 0)
-		close(sfd);
-	if (ctl_fd >= 0)
-		close(ctl_fd);
-	drives_release(&drives);
-	cj_net_teardown(&net);
-	if (vmm.ops)
-		vmm.ops->cleanup(&vmm);
-	sigprocmask(SIG_SETMASK, &old, NULL);
-	if (run_dir[0])
-		cj_rm_rf(run_dir);
-	if (owner_fd >= 0)
-		close(owner_fd); /* after the removal: gc never sees a live run as dead */
-	t.done = cj_now_ns();
-	if (!t.vm_exit)
-		t.vm_exit = t.done;
-	if (spec->timings)
-		print_timings(&t, &st, have_status == 1);
+	r->t.vm_exit = cj_now_ns();
+	if (r->vmm.ops->collect && r->vmm.ops->collect(&r->vmm, err) < 0)
+		return err->exit_code = CJ_EXIT_VM_LOST;
+	r->have_status = read_status(r->ctl_fd, &r->st, err);
+	if (r->have_status < 0)
+		return err->exit_code = CJ_EXIT_VM_LOST;
+	return exit_code_for(&r->st, r->have_status, &r->sv, &r->vmm, err);
+}
+
+/* Release whatever the stages made, newest first. rd/record: the run
+ * record's teardown (cj_record_teardown) replaces the run directory's. */
+static void stage_teardown(struct run *r)
+{
+	if (r->sv.console.fd >= 0)
+		close(r->sv.console.fd);
+	if (r->sv.vmm_stderr.fd >= 0) {
+		vmm_stderr_relay(&r->sv.vmm_stderr); /* e.g. why the jailer failed */
+		if (r->sv.vmm_stderr.fd >= 0)
+			close(r->sv.vmm_stderr.fd);
+	}
+	if (r->sv.vmm_stderr.dropped)
+		cj_notice("the VMM wrote over %u KiB/s to stderr: %llu bytes dropped",
+		          VMM_STDERR_RATE >> 10, (unsigned long long)r->sv.vmm_stderr.dropped);
+	if (r->sfd >= 0)
+		close(r->sfd);
+	if (r->ctl_fd >= 0)
+		close(r->ctl_fd);
+	drives_release(&r->drives);
+	cj_net_teardown(&r->net);
+	if (r->vmm.ops)
+		r->vmm.ops->cleanup(&r->vmm);
+	sigprocmask(SIG_SETMASK, &r->old_mask, NULL);
+	if (r->run_dir[0])
+		cj_rm_rf(r->run_dir);
+	if (r->owner_fd >= 0)
+		close(r->owner_fd); /* after the removal: gc never sees a live run as dead */
+	r->t.done = cj_now_ns();
+	if (!r->t.vm_exit)
+		r->t.vm_exit = r->t.done;
+	if (r->spec->timings)
+		print_timings(&r->t, &r->st, r->have_status == 1);
+}
+
+int cj_run_vm(const struct cj_spec *spec, struct cj_err *err)
+{
+	struct run *r = calloc(1, sizeof *r);
+	int code = CJ_EXIT_RUNTIME;
+
+	if (!r)
+		return cj_fail(err, ENOMEM, "run"), CJ_EXIT_RUNTIME;
+	*r = (struct run){.spec = spec,
+	                  .t.start = cj_now_ns(),
+	                  .owner_fd = -1,
+	                  .ctl_fd = -1,
+	                  .sfd = -1,
+	                  .sv = {.console.fd = -1, .vmm_stderr.fd = -1}};
+	sigprocmask(SIG_BLOCK, NULL, &r->old_mask);
+	cj_gc(spec->run_base, true);
+	if (stage_resolve(r, err) == 0 && stage_base_image(r, err) == 0 &&
+	    stage_initramfs(r, err) == 0 && stage_run_dir(r, err) == 0) {
+		/* From here on every path goes through teardown. */
+		if (stage_jail_plan(r, err) == 0 && stage_drives(r, err) == 0 &&
+		    stage_network(r, err) == 0 && stage_control_disk(r, err) == 0 &&
+		    stage_start(r, err) == 0)
+			code = stage_supervise_collect(r, err);
+		stage_teardown(r);
+	}
+	free(r);
 	return code;
 }

@@ -35,6 +35,7 @@
 
 #include "jail/idmap.h"
 #include "jail/jail.h"
+#include "util/spawn.h"
 #include "util/util.h"
 
 #include "curl_dl.h"
@@ -599,20 +600,6 @@ static int make_fifo(const char *path, const struct fc_priv *p, int *fd, struct 
 	return 0;
 }
 
-static int fd_of_proc_path(const char *path)
-{
-	char *end;
-	long n;
-
-	if (strncmp(path, "/proc/self/fd/", 14) != 0)
-		return -1;
-	errno = 0;
-	n = strtol(path + 14, &end, 10);
-	if (errno || *end || end == path + 14 || n < 0 || n > 1 << 20)
-		return -1;
-	return (int)n;
-}
-
 /* Canonical path of the firecracker binary and its file name (the jailer
  * names the jail after it and, since 1.10, insists it contains
  * "firecracker"). */
@@ -646,58 +633,38 @@ struct spawn {
 	int stderr_fd;  /* -1: /dev/null */
 };
 
-/* Fork and exec s->argv[0] (an absolute path) with cj_vmm_envp (empty):
- * neither the jailer (which clears it anyway) nor Firecracker needs one,
- * and ctr-jailer's environment carries the workload's variables. */
-static pid_t spawn(const struct spawn *s, struct cj_err *err)
+static int enter_netns_cwd(void *ctx, const char **what)
 {
-	int errpipe[2], child_errno = 0;
-	ssize_t r;
-	pid_t pid;
+	const struct spawn *s = ctx;
 
-	if (pipe2(errpipe, O_CLOEXEC) < 0)
-		return cj_fail(err, errno, "pipe");
-	pid = fork();
-	if (pid < 0) {
-		close(errpipe[0]);
-		close(errpipe[1]);
-		return cj_fail(err, errno, "fork");
-	}
-	if (pid == 0) {
-		/* Own session (no terminal of the caller: the jailer and
-		 * Firecracker inherit it) and death with ctr-jailer. The jailer's
-		 * uid switch clears the latter for Firecracker itself: there the
-		 * run's "vmm" record and gc take over. Firecracker's serial, the
-		 * guest console, is its stdout. */
-		if (cj_vmm_child_setup(s->console_fd, s->stderr_fd) < 0)
-			goto fail;
-		if (close_range(3, ~0u, CLOSE_RANGE_CLOEXEC) < 0)
-			goto fail;
-		for (size_t i = 0; i < s->nkeep; i++)
-			if (fcntl(s->keep[i], F_SETFD, 0) < 0)
-				goto fail;
-		if (s->netns_fd >= 0 && setns(s->netns_fd, CLONE_NEWNET) < 0)
-			goto fail;
-		if (s->cwd_fd >= 0 && fchdir(s->cwd_fd) < 0)
-			goto fail;
-		execve(s->argv[0], s->argv, cj_vmm_envp);
-	fail:
-		child_errno = errno;
-		if (write(errpipe[1], &child_errno, sizeof child_errno) < 0)
-			_exit(127);
-		_exit(127);
-	}
-	close(errpipe[1]);
-	do
-		r = read(errpipe[0], &child_errno, sizeof child_errno);
-	while (r < 0 && errno == EINTR);
-	close(errpipe[0]);
-	if (r == (ssize_t)sizeof child_errno) {
-		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-			;
-		return cj_fail(err, child_errno, "start %s", s->argv[0]);
-	}
-	return pid;
+	*what = "join the network namespace";
+	if (s->netns_fd >= 0 && setns(s->netns_fd, CLONE_NEWNET) < 0)
+		return -1;
+	*what = "change directory";
+	return s->cwd_fd >= 0 ? fchdir(s->cwd_fd) : 0;
+}
+
+/* Start s->argv[0] (an absolute path) with cj_vmm_envp (empty): neither
+ * the jailer (which clears it anyway) nor Firecracker needs one, and
+ * ctr-jailer's environment carries the workload's variables. Its own
+ * session (no terminal of the caller: the jailer and Firecracker inherit
+ * it) and death with ctr-jailer; the jailer's uid switch clears the latter
+ * for Firecracker itself: there the run's "vmm" record and gc take over.
+ * Firecracker's serial, the guest console, is its stdout. */
+static pid_t spawn(struct spawn *s, struct cj_err *err)
+{
+	struct cj_spawn sp = {.path = s->argv[0],
+	                      .argv = s->argv,
+	                      .envp = cj_vmm_envp,
+	                      .stdin_fd = -1,
+	                      .stdout_fd = s->console_fd,
+	                      .stderr_fd = s->stderr_fd,
+	                      .keep = s->keep,
+	                      .nkeep = s->nkeep,
+	                      .new_session = true,
+	                      .pre_exec = enter_netns_cwd,
+	                      .ctx = s};
+	return cj_spawn(&sp, NULL, err);
 }
 
 static void kill_and_reap(pid_t pid)
@@ -1240,12 +1207,11 @@ static int build_jail(struct fc_priv *p, const struct cj_vm_config *cfg, const c
 	}
 	for (size_t i = 0; i < cfg->ndrives; i++) {
 		const struct cj_drive *d = &cfg->drives[i];
-		int fd = fd_of_proc_path(d->path);
 		if (!valid_name(d->id) || strlen(d->id) > 48)
 			return cj_fail(err, 0, "drive id '%s' cannot name a file", d->id);
-		if (fd >= 0) {
+		if (d->fd >= 0) {
 			snprintf(names[i], 64, "run/%s.img", d->id);
-			if (place_fd_drive(p, fd, names[i], !d->read_only, err) < 0)
+			if (place_fd_drive(p, d->fd, names[i], !d->read_only, err) < 0)
 				return cj_err_wrap(err, "drive %s", d->id);
 		} else {
 			snprintf(names[i], 64, "%s.img", d->id);
@@ -1266,8 +1232,8 @@ static uint64_t largest_writable(const struct cj_vm_config *cfg)
 
 	for (size_t i = 0; i < cfg->ndrives; i++) {
 		struct stat st;
-		if (cfg->drives[i].read_only || stat(cfg->drives[i].path, &st) < 0 ||
-		    !S_ISREG(st.st_mode))
+		if (cfg->drives[i].read_only || cfg->drives[i].fd >= 0 ||
+		    stat(cfg->drives[i].path, &st) < 0 || !S_ISREG(st.st_mode))
 			continue;
 		if ((uint64_t)st.st_size > max)
 			max = (uint64_t)st.st_size;
@@ -1374,9 +1340,14 @@ static int start_unjailed(struct cj_vmm *vmm, struct fc_priv *p, const struct cj
 {
 	char *argv[] = {(char *)real, "--api-sock",    "firecracker.sock",
 	                "--id",       (char *)cfg->id, NULL};
+	int keep[CJ_MAX_DRIVES];
+	size_t nkeep = 0;
+	for (size_t i = 0; i < cfg->ndrives; i++)
+		if (cfg->drives[i].fd >= 0)
+			keep[nkeep++] = cfg->drives[i].fd;
 	struct spawn s = {.argv = argv,
-	                  .keep = cfg->keep_fds,
-	                  .nkeep = cfg->nkeep_fds,
+	                  .keep = keep,
+	                  .nkeep = nkeep,
 	                  .netns_fd = -1,
 	                  .cwd_fd = p->sock_dirfd,
 	                  .console_fd = cfg->has_console_fd ? cfg->console_fd : -1,
@@ -1454,8 +1425,8 @@ static int fc_start(struct cj_vmm *vmm, const struct cj_vm_config *cfg, struct c
 		return cj_fail(err, 0,
 		               "the jailed Firecracker has no network namespace of its own");
 	if (cfg->cpus > CJ_FC_MAX_VCPUS)
-		fprintf(stderr, "ctr-jailer: Firecracker runs at most %u vCPUs; using %u\n",
-		        CJ_FC_MAX_VCPUS, CJ_FC_MAX_VCPUS);
+		cj_notice("Firecracker runs at most %u vCPUs; using %u", CJ_FC_MAX_VCPUS,
+		          CJ_FC_MAX_VCPUS);
 	if (cj_curl_load(err) < 0)
 		return -1;
 	if (curl_global_init(CURL_GLOBAL_NOTHING) != CURLE_OK)
@@ -1482,7 +1453,7 @@ static int fc_start(struct cj_vmm *vmm, const struct cj_vm_config *cfg, struct c
 		paths.kernel = cfg->kernel;
 		paths.initrd = cfg->initramfs;
 		for (size_t i = 0; i < cfg->ndrives; i++)
-			paths.drives[i] = cfg->drives[i].path;
+			paths.drives[i] = cj_drive_path(&cfg->drives[i], names[i], sizeof names[i]);
 		paths.log = log_path;
 		paths.metrics = metrics_path;
 	}
@@ -1555,13 +1526,27 @@ static int fc_collect(struct cj_vmm *vmm, struct cj_err *err)
 	return 0;
 }
 
-static void fc_exit_error(const struct cj_vmm *vmm, int st, struct cj_err *err)
+static int fc_exit_error(const struct cj_vmm *vmm, int st, const char *said, struct cj_err *err)
 {
 	char why[300];
 
+	/* Firecracker's start is over its API: a VMM that failed before the
+	 * guest ran has already failed start() */
 	(void)vmm;
+	(void)said;
 	cj_fc_describe_exit(st, why, sizeof why);
 	cj_fail(err, 0, "the VM ended without reporting a status: %s", why);
+	return CJ_EXIT_VM_LOST;
+}
+
+/* Firecracker's Ctrl-Alt-Del goes through its i8042 as well. */
+static void fc_boot_args(const struct cj_vm_config *cfg, bool defaults, char *out, size_t len)
+{
+	size_t n = strlen(out);
+
+	(void)cfg;
+	if (defaults && n < len)
+		snprintf(out + n, len - n, " i8042.noaux i8042.nomux");
 }
 
 static void fc_cleanup(struct cj_vmm *vmm)
@@ -1598,6 +1583,9 @@ static void fc_cleanup(struct cj_vmm *vmm)
 
 const struct cj_vmm_ops cj_firecracker_ops = {
     .name = "firecracker",
+    .needs_vmlinux = true,
+    .jail_own_netns = true,
+    .boot_args = fc_boot_args,
     .start = fc_start,
     .request_stop = fc_request_stop,
     .collect = fc_collect,
