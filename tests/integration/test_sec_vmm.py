@@ -331,3 +331,30 @@ def test_trickling_qmp_reply_does_not_stall_the_stop(runner, stubborn_vmm):
     assert elapsed < 3 + 10, (elapsed, said)
     assert rc == 128 + signal.SIGKILL, (rc, said)
     assert any(b"graceful stop failed" in m for m in said), said
+
+
+# Issue 12, point 3: a VMM that dies on start shows its own words and
+# exits 125 (bad input, or the VM could not be started), not 124 with a
+# guess at a kernel panic.
+def test_qemu_refusing_the_memory_exits_125_with_its_message(runner):
+    r = runner.run(["/bin/true"], options=["--memory", "100000000"])  # ~95 TiB
+    err = r.stderr.decode(errors="replace")
+    assert r.returncode == 125, err
+    last = err.strip().splitlines()[-1]
+    assert "QEMU failed" in last and "(exit status 1)" in last, err
+    assert "cannot set up guest memory" in last, err
+    assert "kernel panic" not in err
+
+
+def test_bad_qemu_binary_exits_125_with_its_message(runner, tmp_path):
+    fake = tmp_path / "qemu-refuses"
+    fake.write_text("#!/bin/sh\nprintf 'qemu-refuses: invalid option \\033[2J\\n' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    r = runner.run(["/bin/true"], options=["--qemu", str(fake), "--no-jail"])
+    err = r.stderr.decode(errors="replace")
+    assert r.returncode == 125, err
+    last = err.strip().splitlines()[-1]
+    # it never got as far as greeting on QMP
+    assert "QEMU failed before the guest started (exit status 1)" in last, err
+    assert "qemu-refuses: invalid option" in last, err
+    assert "\x1b" not in err  # its words, made printable

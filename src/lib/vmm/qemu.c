@@ -496,11 +496,11 @@ static int qemu_request_stop(struct cj_vmm *vmm, struct cj_err *err)
 	return r;
 }
 
-/* Did QEMU get as far as running the guest? Its QMP greeting comes from
- * its main loop, once the machine is built: QEMU that failed on start (no
- * memory for the guest, a bad option) exits before it. The greeting stays
- * readable on our end after QEMU is gone. */
-static bool qemu_guest_ran(const struct qemu_priv *p)
+/* Had QEMU built the machine? Its QMP greeting comes from its main loop:
+ * QEMU that failed early on (a bad option) exits before sending it. (Its
+ * presence proves less: QEMU may greet before it allocates the guest's
+ * memory.) The greeting stays readable on our end after QEMU is gone. */
+static bool qemu_greeted(const struct qemu_priv *p)
 {
 	char buf[256];
 	ssize_t n;
@@ -516,36 +516,34 @@ static bool qemu_guest_ran(const struct qemu_priv *p)
 	return strstr(buf, "\"QMP\"") != NULL;
 }
 
+/* A guest that ends, panics included (panic=1, -no-reboot), makes QEMU
+ * exit 0: a non-zero exit is QEMU's own failure (no memory for the guest,
+ * a bad option or binary), told in its words with exit code 125. A
+ * signal is someone's kill (124, as a VM lost). */
 static int qemu_exit_error(const struct cj_vmm *vmm, int st, const char *said, struct cj_err *err)
 {
 	const struct qemu_priv *p = vmm->priv;
-	bool failed = WIFSIGNALED(st) || WEXITSTATUS(st) != 0;
 
-	if (p && cj_jail_oom_killed(&p->jail))
-		cj_fail(
-		    err, 0,
-		    "the VM was killed by its cgroup memory limit (%lluM): raise --memory-limit "
-		    "(it must cover the guest's memory plus the VMM's own)",
-		    (unsigned long long)(p->jail.memory_limit >> 20));
-	else if (failed && p && p->qmp_fd >= 0 && !qemu_guest_ran(p)) {
-		if (WIFSIGNALED(st))
-			cj_fail(err, 0, "QEMU was killed by signal %d before the guest started%s%s",
-			        WTERMSIG(st), *said ? ": " : "", said);
-		else
-			cj_fail(err, 0,
-			        "QEMU failed before the guest started (exit status %d)%s%s: check "
-			        "--memory, --cpus and --qemu",
-			        WEXITSTATUS(st), *said ? ": " : "", said);
+	if (p && cj_jail_oom_killed(&p->jail)) {
+		cj_fail(err, 0,
+		        "the VM was killed by its cgroup memory limit (%lluM): raise --memory-limit "
+		        "(it must cover the guest's memory plus the VMM's own)",
+		        (unsigned long long)(p->jail.memory_limit >> 20));
+		return CJ_EXIT_VM_LOST;
+	}
+	if (WIFEXITED(st) && WEXITSTATUS(st) != 0) {
+		cj_fail(err, 0, "QEMU failed%s (exit status %d)%s%s: check --memory, --cpus and --qemu",
+		        p && p->qmp_fd >= 0 && !qemu_greeted(p) ? " before the guest started" : "",
+		        WEXITSTATUS(st), *said ? ": " : "", said);
 		return CJ_EXIT_RUNTIME;
-	} else if (WIFSIGNALED(st))
+	}
+	if (WIFSIGNALED(st))
 		cj_fail(err, 0, "QEMU was killed by signal %d before the guest reported a status",
 		        WTERMSIG(st));
 	else
-		cj_fail(
-		    err, 0,
-		    "the VM ended without reporting a status (QEMU exit status %d; a kernel panic "
-		    "or a missing driver: see the console above)",
-		    WEXITSTATUS(st));
+		cj_fail(err, 0,
+		        "the VM ended without reporting a status (a kernel panic or a missing "
+		        "driver: see the console above)");
 	return CJ_EXIT_VM_LOST;
 }
 
