@@ -525,14 +525,16 @@ static int qemu_exit_error(const struct cj_vmm *vmm, int st, const char *said, s
 	const struct qemu_priv *p = vmm->priv;
 
 	if (p && cj_jail_oom_killed(&p->jail)) {
-		cj_fail(err, 0,
-		        "the VM was killed by its cgroup memory limit (%lluM): raise --memory-limit "
-		        "(it must cover the guest's memory plus the VMM's own)",
-		        (unsigned long long)(p->jail.memory_limit >> 20));
+		cj_fail(
+		    err, 0,
+		    "the VM was killed by its cgroup memory limit (%lluM): raise --memory-limit "
+		    "(it must cover the guest's memory plus the VMM's own)",
+		    (unsigned long long)(p->jail.memory_limit >> 20));
 		return CJ_EXIT_VM_LOST;
 	}
 	if (WIFEXITED(st) && WEXITSTATUS(st) != 0) {
-		cj_fail(err, 0, "QEMU failed%s (exit status %d)%s%s: check --memory, --cpus and --qemu",
+		cj_fail(err, 0,
+		        "QEMU failed%s (exit status %d)%s%s: check --memory, --cpus and --qemu",
 		        p && p->qmp_fd >= 0 && !qemu_greeted(p) ? " before the guest started" : "",
 		        WEXITSTATUS(st), *said ? ": " : "", said);
 		return CJ_EXIT_RUNTIME;
