@@ -19,6 +19,7 @@ and which the allocator hands out again once that directory is gone. So:
 The jailer stand-in makes the VM's cgroups and joins them as the jailer
 does ("cgroups" in its configuration) for the tests that need them.
 """
+import json
 import os
 import secrets
 import signal
@@ -30,6 +31,15 @@ import pytest
 
 from conftest import BINARY, runs
 from test_firecracker_contract import fc, owner, mounts_under  # noqa: F401 (fixture)
+
+def recorded_ids(run):
+    """The run's uid and gid, as its run record holds them (None: not yet)."""
+    try:
+        record = json.loads((run / "record.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return (record["uid"], record["gid"]) if "uid" in record else None
+
 
 VOLUME = ["-v", "one:/v/one"]
 
@@ -226,8 +236,9 @@ def start_and_kill_runtime(fc, runner):
         proc.kill()
         proc.communicate(timeout=30)
     uid = start["uid"]
-    assert uid == int((run / "jail-id").read_text().split()[0])
-    assert not (run / "vmm").exists()  # the runtime died before recording the VMM
+    assert uid == recorded_ids(run)[0]
+    # the runtime died before recording the VMM
+    assert "vmm" not in json.loads((run / "record.json").read_text())
     assert processes_of(uid), "the stand-in firecracker did not outlive its runtime"
     return run, uid, joined
 
@@ -253,7 +264,7 @@ def test_gc_keeps_the_uid_while_a_process_of_the_vm_lives(cgroups, freezer, fc, 
     r = gc(fc)
     assert r.returncode == 0, r.stderr
     assert processes_of(uid) == [pid]
-    assert (run / "jail-id").read_text().split()[0] == str(uid), "the uid was freed"
+    assert recorded_ids(run)[0] == uid, "the uid was freed"
     assert fc.jail_dirs(), "the jail was undone under a live VMM"
     assert owner(next(fc.vols.iterdir()))[0] == uid
     assert b"does not end" in r.stderr, r.stderr

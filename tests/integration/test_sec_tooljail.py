@@ -3,6 +3,7 @@
 (own namespaces, a room with only the tool and the image, an unprivileged
 user, no capabilities), so a parser bug in e2fsprogs is not host root.
 Issue 11, point 11."""
+import json
 import os
 import pwd
 import re
@@ -14,6 +15,15 @@ import subprocess
 import pytest
 
 from conftest import REPO, runs, wait_for_output
+
+def recorded_ids(run):
+    """The run's uid and gid, as its run record holds them (None: not yet)."""
+    try:
+        record = json.loads((run / "record.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return (record["uid"], record["gid"]) if "uid" in record else None
+
 
 
 def make_image(path, size="32M", files=None, owner=None, mode=0o600):
@@ -166,8 +176,8 @@ def test_tools_run_as_the_runs_own_uid(runner, tmp_path, fake_tools, mode):
     try:
         out = wait_for_output(proc, b"ready")
         # the run's record, read from the host while it runs
-        records = [(run / "jail-id").read_text().split() if (run / "jail-id").exists()
-                   else None for run in runs(runner.run_dir)]
+        records = [[str(x) for x in recorded_ids(run)] if recorded_ids(run) else None
+                   for run in runs(runner.run_dir)]
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=120)
     finally:

@@ -19,6 +19,7 @@ The hostile VMM is a small program given as --qemu (tests/integration/
 fake_vmm.c), run jailed and with --no-jail; the rest is read from the host
 (/proc/PID/...) while real jailed QEMUs run.
 """
+import json
 import os
 import re
 import signal
@@ -32,6 +33,15 @@ import pytest
 
 from conftest import (REPO, DecoySocket, OnTerminal, Runner, qemu_processes_for, runs,
                       wait_for_output)
+
+def recorded_ids(run):
+    """The run's uid and gid, as its run record holds them (None: not yet)."""
+    try:
+        record = json.loads((run / "record.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return (record["uid"], record["gid"]) if "uid" in record else None
+
 
 UID_START, UID_COUNT = 2000000000, 65536  # the default --jail-uid-range
 STOP_SCRIPT = ('trap "echo TERM-HANDLED; exit 42" TERM; echo ready; '
@@ -169,9 +179,7 @@ def two_vms(kernel_ready, busybox_rootfs, tmp_path_factory):
             seen["a"] = observe(vmm_child(a.proc.pid))
             seen["b"] = observe(vmm_child(b.pid))
             run_a = runner.run_dir / seen["a"]["run_id"]
-            record = run_a / "jail-id"
-            seen["record_a"] = tuple(int(x) for x in record.read_text().split()) \
-                if record.exists() else None
+            seen["record_a"] = recorded_ids(run_a)
             seen["a_signals_b"] = can_signal(seen["a"]["uid"], seen["a"]["gid"],
                                              seen["b"]["pid"])
             seen["b_signals_a"] = can_signal(seen["b"]["uid"], seen["b"]["gid"],

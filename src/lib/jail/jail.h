@@ -8,6 +8,7 @@
 
 #include "host/budget.h"
 #include "util/err.h"
+#include "util/undo.h"
 
 #include <limits.h>
 #include <stdbool.h>
@@ -23,8 +24,6 @@
  * systemd-nspawn (up to 0x6FFFFFFF), and below 2^31. */
 #define CJ_JAIL_UID_START 2000000000u
 #define CJ_JAIL_UID_COUNT 65536u
-/* In the run directory: "uid gid" of this run's VMM (the run record's). */
-#define CJ_JAIL_ID_FILE "jail-id"
 
 /* Host-side limits on the VMM's cgroup (0 = unlimited). Firecracker's
  * jailer applies them with --cgroup, ctr-jailer's own jail (QEMU) itself. */
@@ -91,19 +90,20 @@ int cj_jail_resolve(const struct cj_jail_spec *spec, uint64_t guest_memory_mib,
  * option or variable in the error. */
 int cj_jail_uid_range_parse(const char *v, const char *what, struct cj_jail_spec *spec,
                             struct cj_err *err);
-/* The run's own uid/gid, unless --jail-user named one: the first free one
- * of the range from a random point, free meaning no run under run_base
- * records it. Chosen under <run_base>/.jail.lock and recorded in
- * <run_dir>/CJ_JAIL_ID_FILE before the lock is let go; the run directory's
- * removal (teardown, gc) frees it. An explicit user is recorded too. */
-int cj_jail_assign_ids(const struct cj_jail_spec *spec, const char *run_base, const char *run_dir,
-                       struct cj_jail_plan *cfg, struct cj_err *err);
+/* The run's own uid/gid into plan, unless --jail-user named one (or the
+ * jail is off): the first of the range, from a random point, that no
+ * other run holds (used: the uids of the other runs' records). The caller
+ * holds the run base's "jail" lock until the choice is in its record. */
+int cj_jail_pick_ids(const struct cj_jail_spec *spec, const uid_t *used, size_t nused,
+                     struct cj_jail_plan *plan, struct cj_err *err);
 /* Parent side, before the VMM starts: lay out the root, work out what to
  * bind (the VMM binary, its libraries, firmware, device nodes, kernel and
- * initramfs), create the cgroup with its limits. */
+ * initramfs), create the cgroup with its limits (each pushed on undo
+ * first). */
 int cj_jail_prepare(const struct cj_jail_plan *cfg, const char *run_dir, const char *id,
                     const char *vmm_bin, const char *kernel, const char *initrd,
-                    uint64_t largest_drive, struct cj_jail *jail, struct cj_err *err);
+                    uint64_t largest_drive, struct cj_undo *undo, struct cj_jail *jail,
+                    struct cj_err *err);
 /* Parent side: move the VMM (still waiting) into the cgroup. */
 int cj_jail_attach(const struct cj_jail *jail, pid_t pid, struct cj_err *err);
 /* Child side, in new namespaces, right before exec: enter and lock the
@@ -114,10 +114,22 @@ int cj_jail_enter(const struct cj_jail *jail, const int *keep_fds, size_t nkeep,
 bool cj_jail_oom_killed(const struct cj_jail *jail);
 /* Kill what is left in the cgroup, then remove it and the root. */
 void cj_jail_cleanup(struct cj_jail *jail);
-/* gc: kill every process left in the cgroups of a run that is gone and
- * remove them. -1 when a process did not end in time: the run's record
- * (and so its uid) must then stay for a later gc. */
-int cj_jail_gc(const char *id);
+/* The run record's kinds "jail.*": "jail.cgroup" {"path"} is a cgroup
+ * this jail made (pushed before mkdir), "jail.cgroups" {"parent", "id"}
+ * those a jailer makes under every mount (pushed before it starts).
+ * Replay kills what is left in them and removes them; -1 while a process
+ * does not end (the entry stays for the next gc). */
+int cj_jail_undo(json_object *entry, bool verbose);
+int cj_jail_undo_cgroups(struct cj_undo *undo, const char *parent, const char *id,
+                         struct cj_err *err);
+/* SIGKILL every process of the cgroups a jailer made as parent/id (see
+ * "jail.cgroups") and wait; -1 when one did not end in time. */
+int cj_cgroups_kill_named(const char *parent, const char *id);
+/* Detach every mount at or below dir, deepest first. */
+void cj_unmount_under(const char *dir);
+/* gc, before any replay: SIGKILL every process in the cgroups the undo log
+ * names and wait for them to end. -1 when one did not end in time. */
+int cj_jail_kill_all(json_object *undo_log);
 /* SIGKILL every process of the cgroup directory dir (cgroup.kill on v2,
  * every pid of cgroup.procs until none is left on v1) and wait until it
  * is empty or the deadline (CLOCK_MONOTONIC ns; cj_cgroup_kill_deadline()

@@ -213,18 +213,6 @@ static int lock_in(void *ctx, const char **what)
 	return 0;
 }
 
-/* What the tool says reaches a terminal in our error message: its first
- * non-empty line, printable ASCII only. */
-static const char *first_line_printable(char *s)
-{
-	s += strspn(s, "\n");
-	s[strcspn(s, "\n")] = '\0';
-	for (char *p = s; *p; p++)
-		if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
-			*p = '?';
-	return s;
-}
-
 static int image_details(int fd, struct stat *st, uint64_t *size, struct cj_err *err)
 {
 	if (fstat(fd, st) < 0)
@@ -245,7 +233,7 @@ static int image_details(int fd, struct stat *st, uint64_t *size, struct cj_err 
  * chatty tool can neither block nor grow our memory). */
 static int run_child(struct child *c, char **outp, int *code, struct cj_err *err)
 {
-	int o[2] = {-1, -1}, e[2] = {-1, -1}, st;
+	int o[2] = {-1, -1}, e[2] = {-1, -1};
 	char *texts[2] = {NULL, NULL};
 	char step[CJ_SPAWN_STEP_MAX];
 
@@ -280,21 +268,7 @@ static int run_child(struct child *c, char **outp, int *code, struct cj_err *err
 			cj_fail(err, err->errnum, "jail %s: %s", c->argv[0], step);
 		return -1;
 	}
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
-	*code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-	if (*code != 0) {
-		const char *line = texts[1] ? first_line_printable(texts[1]) : "";
-		cj_fail(err, 0, "%s failed (status %d)%s%s", c->argv[0], *code, *line ? ": " : "",
-		        line);
-	}
-	free(texts[1]);
-	if (outp && !texts[0])
-		texts[0] = calloc(1, 1);
-	if (outp)
-		*outp = texts[0];
-	else
-		free(texts[0]);
+	cj_spawn_finish(pid, c->argv[0], texts, outp, code, err);
 	return 0;
 }
 

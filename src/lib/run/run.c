@@ -13,6 +13,7 @@
 #include "jail/jail.h"
 #include "kernel/kernel.h"
 #include "net/net.h"
+#include "run/record.h"
 #include "util/util.h"
 #include "vmm/vmm.h"
 #include "vmm_choice.h"
@@ -225,32 +226,6 @@ static int drives_prepare(const struct cj_spec *spec, const struct cj_fsimage *b
 	return 0;
 }
 
-/* Each run has a uid/gid of its own, recorded in its run directory: its
- * jailed VMM's, and before that the jailed host tools' that check and grow
- * its volumes (a uid shared with other runs could ptrace a tool holding a
- * volume read-write). With --no-jail the VMM runs as root, but the tools
- * stay jailed and still take the run's own uid from the range (or the
- * --jail-user). */
-static int assign_ids(const struct cj_spec *spec, const char *run_dir, struct cj_jail_plan *jail,
-                      struct cj_volume_tool_user *tools, struct cj_err *err)
-{
-	struct cj_jail_spec ids_spec = spec->jail;
-	struct cj_jail_plan ids;
-
-	ids_spec.disabled = false;
-	ids_spec.memory_limit = 0; /* only the user and the range count here */
-	if (cj_jail_resolve(&ids_spec, 0, &ids, err) < 0 ||
-	    cj_jail_assign_ids(&ids_spec, spec->run_base, run_dir, &ids, err) < 0)
-		return -1;
-	if (jail->enabled) {
-		jail->uid = ids.uid;
-		jail->gid = ids.gid;
-	}
-	tools->uid = ids.uid;
-	tools->gid = ids.gid;
-	return 0;
-}
-
 /* The guest console reaches our stdout through a pipe, under a token
  * bucket: a guest that floods its console cannot flood the host's logs
  * (docker logs, journald). Excess output is dropped and counted. */
@@ -260,6 +235,36 @@ static int assign_ids(const struct cj_spec *spec, const char *run_dir, struct cj
  * them (while our own writes block on a slow reader, say) must not keep
  * the supervisor from its signals and its kill deadline. */
 #define RELAY_MAX_READS 16
+
+/* One read of a relayed pipe under a token bucket (rate bytes a second,
+ * at most burst saved up): bytes read, of which *pass are within budget
+ * (the rest is dropped and counted); 0 at EOF or on an error (the fd is
+ * closed and set to -1); -1 when there is nothing to read now. */
+static ssize_t bucket_read(int *fd, double *tokens, uint64_t *last_ns, uint64_t *dropped,
+                           double rate, double burst, char *buf, size_t len, size_t *pass)
+{
+	ssize_t n;
+
+	do
+		n = read(*fd, buf, len);
+	while (n < 0 && errno == EINTR);
+	if (n == 0 || (n < 0 && errno != EAGAIN)) {
+		close(*fd);
+		*fd = -1;
+		return 0;
+	}
+	if (n < 0)
+		return -1;
+	uint64_t now = cj_now_ns();
+	*tokens += (double)(now - *last_ns) / 1e9 * rate;
+	if (*tokens > burst)
+		*tokens = burst;
+	*last_ns = now;
+	*pass = *tokens >= (double)n ? (size_t)n : (size_t)*tokens;
+	*tokens -= (double)*pass;
+	*dropped += (uint64_t)n - *pass;
+	return n;
+}
 
 struct console {
 	int fd; /* read end, -1 when closed */
@@ -296,26 +301,12 @@ static bool console_relay(struct console *c)
 {
 	char buf[65536];
 
-	for (int reads = 0; reads < RELAY_MAX_READS; reads++) {
-		ssize_t n = read(c->fd, buf, sizeof buf);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n == 0 || (n < 0 && errno != EAGAIN)) {
-			close(c->fd);
-			c->fd = -1;
+	for (int reads = 0; reads < RELAY_MAX_READS && c->fd >= 0; reads++) {
+		size_t pass;
+		if (bucket_read(&c->fd, &c->tokens, &c->last_ns, &c->dropped, CONSOLE_RATE,
+		                CONSOLE_BURST, buf, sizeof buf, &pass) <= 0)
 			break;
-		}
-		if (n < 0)
-			break;
-		uint64_t now = cj_now_ns();
-		c->tokens += (double)(now - c->last_ns) / 1e9 * CONSOLE_RATE;
-		if (c->tokens > CONSOLE_BURST)
-			c->tokens = CONSOLE_BURST;
-		c->last_ns = now;
-		size_t pass = c->tokens >= (double)n ? (size_t)n : (size_t)c->tokens;
-		c->tokens -= (double)pass;
 		console_write(c, buf, pass);
-		c->dropped += (uint64_t)n - pass;
 	}
 	if (c->dropped && cj_now_ns() - c->last_notice_ns > 1000000000ull) {
 		cj_notice("guest console over %u KiB/s: %llu bytes dropped so far",
@@ -375,24 +366,10 @@ static void vmm_stderr_relay(struct vmm_stderr *e)
 	char buf[4096];
 
 	for (int reads = 0; reads < RELAY_MAX_READS && e->fd >= 0; reads++) {
-		ssize_t n = read(e->fd, buf, sizeof buf);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n == 0 || (n < 0 && errno != EAGAIN)) {
-			close(e->fd);
-			e->fd = -1;
+		size_t pass;
+		if (bucket_read(&e->fd, &e->tokens, &e->last_ns, &e->dropped, VMM_STDERR_RATE,
+		                VMM_STDERR_BURST, buf, sizeof buf, &pass) <= 0)
 			break;
-		}
-		if (n < 0)
-			break;
-		uint64_t now = cj_now_ns();
-		e->tokens += (double)(now - e->last_ns) / 1e9 * VMM_STDERR_RATE;
-		if (e->tokens > VMM_STDERR_BURST)
-			e->tokens = VMM_STDERR_BURST;
-		e->last_ns = now;
-		size_t pass = e->tokens >= (double)n ? (size_t)n : (size_t)e->tokens;
-		e->tokens -= (double)pass;
-		e->dropped += (uint64_t)n - pass;
 		for (size_t i = 0; i < pass; i++) {
 			unsigned char c = (unsigned char)buf[i];
 			if ((c < 0x20 && c != '\n' && c != '\t') || c >= 0x7f)
@@ -520,19 +497,6 @@ static int exit_code_for(const struct ctrj_status *st, int have, struct supervis
 	return err->exit_code;
 }
 
-/* The VMM's pid and start time in the run directory, for gc. */
-static void record_vmm(const char *run_dir, pid_t pid)
-{
-	char vmm_file[PATH_MAX + 8];
-	FILE *f;
-
-	snprintf(vmm_file, sizeof vmm_file, "%s/vmm", run_dir);
-	if ((f = fopen(vmm_file, "we"))) {
-		fprintf(f, "%d %llu\n", (int)pid, cj_proc_starttime(pid));
-		fclose(f);
-	}
-}
-
 /* ---- the pipeline ------------------------------------------------------ */
 
 /* What the stages make, in pipeline order. */
@@ -549,9 +513,9 @@ struct run {
 	struct cj_fsimage base, modules;
 	bool have_modules;
 	char initramfs[PATH_MAX];
-	/* the run directory (rd/record: the run record) */
+	/* the run record (its directory, id and undo log) */
+	struct cj_record *rec;
 	char run_dir[PATH_MAX], id[16];
-	int owner_fd;
 	/* jail plan, drives, network, control disk: vm and cfg */
 	struct cj_vm_config vm;
 	struct cj_volume_tool_user tools;
@@ -567,6 +531,69 @@ struct run {
 	struct ctrj_status st;
 	int have_status;
 };
+
+struct uids {
+	uid_t *v;
+	size_t n, cap;
+	bool oom;
+};
+
+static int collect_uid(const char *id, json_object *record, void *ctx)
+{
+	struct uids *u = ctx;
+	json_object *v;
+
+	(void)id;
+	if (!json_object_object_get_ex(record, "uid", &v) || !json_object_is_type(v, json_type_int))
+		return 0;
+	if (u->n == u->cap) {
+		uid_t *grown = realloc(u->v, (u->cap = u->cap ? 2 * u->cap : 64) * sizeof *grown);
+		if (!grown)
+			return u->oom = true, -1;
+		u->v = grown;
+	}
+	u->v[u->n++] = (uid_t)json_object_get_int64(v);
+	return 0;
+}
+
+/* Each run has a uid/gid of its own, in its record: its jailed VMM's, and
+ * before that the jailed host tools' that check and grow its volumes (a
+ * uid shared with other runs could ptrace a tool holding a volume
+ * read-write). With --no-jail the VMM runs as root, but the tools stay
+ * jailed and still take the run's own uid from the range (or the
+ * --jail-user). Chosen under the run base's "jail" lock, which is let go
+ * once the record holds the choice. */
+static int assign_ids(struct run *r, struct cj_err *err)
+{
+	struct cj_jail_spec ids_spec = r->spec->jail;
+	struct cj_jail_plan ids;
+	struct uids used = {0};
+	int lock, rc = -1;
+
+	ids_spec.disabled = false;
+	ids_spec.memory_limit = 0; /* only the user and the range count here */
+	if (cj_jail_resolve(&ids_spec, 0, &ids, err) < 0)
+		return -1;
+	if ((lock = cj_run_base_lock(r->spec->run_base, "jail", err)) < 0)
+		return -1;
+	if (cj_record_each(r->spec->run_base, r->id, collect_uid, &used, err) < 0) {
+		if (used.oom)
+			cj_fail(err, ENOMEM, "jail uids");
+	} else if (cj_jail_pick_ids(&ids_spec, used.v, used.n, &ids, err) == 0 &&
+	           cj_record_set_ids(r->rec, ids.uid, ids.gid, err) == 0)
+		rc = 0;
+	close(lock);
+	free(used.v);
+	if (rc < 0)
+		return -1;
+	if (r->vm.jail.enabled) {
+		r->vm.jail.uid = ids.uid;
+		r->vm.jail.gid = ids.gid;
+	}
+	r->tools.uid = ids.uid;
+	r->tools.gid = ids.gid;
+	return 0;
+}
 
 /* The kernel, the VMM, and the kernel image the VMM boots: the vmlinux
  * when there is one (no in-guest decompression), else the bzImage for a
@@ -624,14 +651,17 @@ static int stage_initramfs(struct run *r, struct cj_err *err)
 	return 0;
 }
 
-/* rd/record replaces this with the run record (cj_record_create). */
-static int stage_run_dir(struct run *r, struct cj_err *err)
+/* The run record: the run's directory, its id, its undo log. */
+static int stage_record(struct run *r, struct cj_err *err)
 {
-	r->owner_fd = cj_run_dir_create(r->spec->run_base, r->run_dir, sizeof r->run_dir, r->id,
-	                                sizeof r->id, err);
+	if (cj_record_create(r->spec->run_base, &r->rec, err) < 0)
+		return -1;
+	snprintf(r->run_dir, sizeof r->run_dir, "%s", cj_record_dir(r->rec));
+	snprintf(r->id, sizeof r->id, "%s", cj_record_id(r->rec));
 	r->vm.id = r->id;
 	r->vm.run_dir = r->run_dir;
-	return r->owner_fd < 0 ? -1 : 0;
+	r->vm.undo = cj_record_undo(r->rec);
+	return 0;
 }
 
 /* The jail plan: its limits, then the run's uid, the host tools' on its
@@ -640,7 +670,7 @@ static int stage_run_dir(struct run *r, struct cj_err *err)
 static int stage_jail_plan(struct run *r, struct cj_err *err)
 {
 	if (cj_jail_resolve(&r->spec->jail, r->spec->memory_mib, &r->vm.jail, err) < 0 ||
-	    assign_ids(r->spec, r->run_dir, &r->vm.jail, &r->tools, err) < 0)
+	    assign_ids(r, err) < 0)
 		return -1;
 	cj_vmm_choice_apply(&r->choice, &r->vm); /* Firecracker's jailer and chroot base */
 	if (!r->vm.jail.enabled)
@@ -798,7 +828,12 @@ static int stage_start(struct run *r, struct cj_err *err)
 	if (rc < 0)
 		return -1;
 	r->t.vmm_exec = cj_now_ns();
-	record_vmm(r->run_dir, r->vmm.pid); /* rd/record: into the run record */
+	if (cj_record_set_vmm(r->rec, r->vmm.pid, err) < 0) {
+		cj_vmm_kill(&r->vmm);
+		if (r->vmm.pid > 0)
+			waitpid(r->vmm.pid, NULL, 0);
+		return -1;
+	}
 	return 0;
 }
 
@@ -821,8 +856,8 @@ static int stage_supervise_collect(struct run *r, struct cj_err *err)
 	return exit_code_for(&r->st, r->have_status, &r->sv, &r->vmm, err);
 }
 
-/* Release whatever the stages made, newest first. rd/record: the run
- * record's teardown (cj_record_teardown) replaces the run directory's. */
+/* Release whatever the stages made, newest first; the record's teardown
+ * replays its undo log. */
 static void stage_teardown(struct run *r)
 {
 	if (r->sv.console.fd >= 0)
@@ -844,10 +879,7 @@ static void stage_teardown(struct run *r)
 	if (r->vmm.ops)
 		r->vmm.ops->cleanup(&r->vmm);
 	sigprocmask(SIG_SETMASK, &r->old_mask, NULL);
-	if (r->run_dir[0])
-		cj_rm_rf(r->run_dir);
-	if (r->owner_fd >= 0)
-		close(r->owner_fd); /* after the removal: gc never sees a live run as dead */
+	cj_record_teardown(r->rec, true); /* the lock last: gc never sees a live run as dead */
 	r->t.done = cj_now_ns();
 	if (!r->t.vm_exit)
 		r->t.vm_exit = r->t.done;
@@ -864,14 +896,13 @@ int cj_run_vm(const struct cj_spec *spec, struct cj_err *err)
 		return cj_fail(err, ENOMEM, "run"), CJ_EXIT_RUNTIME;
 	*r = (struct run){.spec = spec,
 	                  .t.start = cj_now_ns(),
-	                  .owner_fd = -1,
 	                  .ctl_fd = -1,
 	                  .sfd = -1,
 	                  .sv = {.console.fd = -1, .vmm_stderr.fd = -1}};
 	sigprocmask(SIG_BLOCK, NULL, &r->old_mask);
 	cj_gc(spec->run_base, true);
 	if (stage_resolve(r, err) == 0 && stage_base_image(r, err) == 0 &&
-	    stage_initramfs(r, err) == 0 && stage_run_dir(r, err) == 0) {
+	    stage_initramfs(r, err) == 0 && stage_record(r, err) == 0) {
 		/* From here on every path goes through teardown. */
 		if (stage_jail_plan(r, err) == 0 && stage_drives(r, err) == 0 &&
 		    stage_network(r, err) == 0 && stage_control_disk(r, err) == 0 &&

@@ -208,3 +208,35 @@ void cj_capture(int out_fd, int err_fd, size_t cap, char *texts[2])
 				p[i].fd = -1;
 	}
 }
+
+/* The first non-empty line of s, printable ASCII only (in place). */
+static const char *first_line_printable(char *s)
+{
+	s += strspn(s, "\n");
+	s[strcspn(s, "\n")] = '\0';
+	for (char *p = s; *p; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+			*p = '?';
+	return s;
+}
+
+void cj_spawn_finish(pid_t pid, const char *name, char *texts[2], char **out, int *code,
+                     struct cj_err *err)
+{
+	int st;
+
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	*code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	if (*code != 0) {
+		const char *line = texts[1] ? first_line_printable(texts[1]) : "";
+		cj_fail(err, 0, "%s failed (status %d)%s%s", name, *code, *line ? ": " : "", line);
+	}
+	free(texts[1]);
+	if (out && !texts[0])
+		texts[0] = calloc(1, 1);
+	if (out)
+		*out = texts[0];
+	else
+		free(texts[0]);
+}

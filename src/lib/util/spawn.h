@@ -45,4 +45,11 @@ pid_t cj_spawn(const struct cj_spawn *s, char *step, struct cj_err *err);
  * NUL-terminated (NULL when nothing came), the caller frees them. */
 void cj_capture(int out_fd, int err_fd, size_t cap, char *texts[2]);
 
+/* After cj_capture: wait for pid; its exit code (128+N for signal N) in
+ * *code and, when non-zero, err "NAME failed (status N): LINE" with the
+ * first non-empty line of its stderr (texts[1]), printable. texts[0] goes
+ * to *out ("" when nothing came) when out is set, else it is freed. */
+void cj_spawn_finish(pid_t pid, const char *name, char *texts[2], char **out, int *code,
+                     struct cj_err *err);
+
 #endif

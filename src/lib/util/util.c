@@ -104,7 +104,6 @@ int cj_run_code(char *const argv[], char **out, int *code, struct cj_err *err)
 	int out_pipe[2] = {-1, -1}, err_pipe[2] = {-1, -1};
 	char *texts[2] = {NULL, NULL}, path[PATH_MAX];
 	pid_t pid;
-	int st;
 
 	if (cj_find_in_path(argv[0], path, sizeof path) < 0)
 		return cj_fail(err, errno, "run %s", argv[0]);
@@ -131,23 +130,7 @@ int cj_run_code(char *const argv[], char **out, int *code, struct cj_err *err)
 	close(err_pipe[0]);
 	if (pid < 0)
 		return cj_err_wrap(err, "run %s", argv[0]);
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
-	*code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-	if (*code != 0) {
-		char *nl;
-		if (texts[1] && (nl = strchr(texts[1], '\n')))
-			*nl = '\0';
-		cj_fail(err, 0, "%s failed (status %d)%s%s", argv[0], *code,
-		        texts[1] && *texts[1] ? ": " : "", texts[1] ? texts[1] : "");
-	}
-	free(texts[1]);
-	if (out && !texts[0])
-		texts[0] = calloc(1, 1);
-	if (out)
-		*out = texts[0];
-	else
-		free(texts[0]);
+	cj_spawn_finish(pid, argv[0], texts, out, code, err);
 	return 0;
 }
 
@@ -211,6 +194,20 @@ int cj_lock_file(const char *path, struct cj_err *err)
 		}
 	}
 	return fd;
+}
+
+int cj_write_text(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = write(fd, text, strlen(text));
+	int e = errno;
+	close(fd);
+	errno = e;
+	return n == (ssize_t)strlen(text) ? 0 : -1;
 }
 
 int cj_read_file(const char *path, char **out, size_t *len, struct cj_err *err)

@@ -25,10 +25,10 @@
  * an idmapped read-only mount of each, in which the owner appears as the
  * VM's uid (place_idmapped). Files the VMM must write (volumes, the data
  * drive: exclusively locked by this run) are chowned to the jail user for
- * the run; their owner and mode are recorded in
- * <run dir>/firecracker-jail.json first and restored at teardown, or by
- * `ctr-jailer gc` after a SIGKILLed run, once every process in the VM's
- * cgroups has ended (kill_jailed). Block devices get a node of their own
+ * the run; their owner and mode go into the run record's undo log first
+ * ("firecracker.owner") and are restored at teardown, or by `ctr-jailer
+ * gc` after a SIGKILLed run, once every process in the VM's cgroups has
+ * ended (cj_jail_kill_all). Block devices get a node of their own
  * in the jail.
  */
 #include "firecracker.h"
@@ -59,7 +59,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define STATE_FILE       "firecracker-jail.json"
 #define API_WAIT_MS      10000
 #define JAILER_WAIT_MS   10000
 #define API_TIMEOUT_MS   30000L
@@ -81,7 +80,7 @@ struct fc_priv {
 	char run_dir[PATH_MAX];
 	char jail_dir[PATH_MAX]; /* <base>/<exec name>/<id> */
 	char root[PATH_MAX];     /* jail_dir/root */
-	json_object *state;      /* what teardown undoes (also read by gc) */
+	struct cj_undo *undo;    /* the run record's log */
 	int sock_dirfd;          /* the directory holding the API socket */
 	char sock_name[32];      /* the socket's name in it */
 	char connect_path[64];   /* /proc/self/fd/N/<socket>, for messages */
@@ -103,12 +102,6 @@ static void sleep_ms(long ms)
 	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
-}
-
-static bool path_under(const char *path, const char *dir)
-{
-	size_t n = strlen(dir);
-	return strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == '\0');
 }
 
 /* Copy [0, len) of in to out (len 0: until EOF of in). */
@@ -142,49 +135,34 @@ static int copy_fd(int in, int out, off_t len, struct cj_err *err)
 	}
 }
 
-/* ---- the record of what the jail changed outside the run directory ------ */
+/* ---- the undo entries of the jail --------------------------------------- */
 
-static int state_save(struct fc_priv *p, struct cj_err *err)
+/* What a jail changed outside the run directory, in the run record before
+ * each change: "firecracker.jail" {chroot_base, exec_name, id} (its
+ * directory, with the mounts in it) and "firecracker.owner" {path, uid,
+ * gid, mode} (a drive given to the jail user); the jailer's cgroups are
+ * the jail module's "jail.cgroups". */
+static int undo_owner(struct fc_priv *p, const char *path, const struct stat *st,
+                      struct cj_err *err)
 {
-	char path[PATH_MAX + 32], tmp[PATH_MAX + 48];
+	json_object *o = json_object_new_object();
 
-	snprintf(path, sizeof path, "%s/" STATE_FILE, p->run_dir);
-	snprintf(tmp, sizeof tmp, "%s.tmp", path);
-	if (json_object_to_file_ext(tmp, p->state, JSON_C_TO_STRING_PLAIN) < 0 ||
-	    rename(tmp, path) < 0) {
-		int e = errno;
-		unlink(tmp);
-		return cj_fail(err, e, "write %s", path);
-	}
-	return 0;
+	json_object_object_add(o, "path", json_object_new_string(path));
+	json_object_object_add(o, "uid", json_object_new_int64(st->st_uid));
+	json_object_object_add(o, "gid", json_object_new_int64(st->st_gid));
+	json_object_object_add(o, "mode", json_object_new_int(st->st_mode & 07777));
+	return cj_undo_push(p->undo, "firecracker.owner", o, err);
 }
 
-static int state_add_restore(struct fc_priv *p, const char *path, const struct stat *st,
-                             struct cj_err *err)
+static int undo_jail(struct fc_priv *p, const char *chroot_base, const char *exec_name,
+                     const char *id, struct cj_err *err)
 {
-	json_object *arr, *o = json_object_new_object();
+	json_object *o = json_object_new_object();
 
-	if (!json_object_object_get_ex(p->state, "restore", &arr) || !o ||
-	    json_object_object_add(o, "path", json_object_new_string(path)) ||
-	    json_object_object_add(o, "uid", json_object_new_int64(st->st_uid)) ||
-	    json_object_object_add(o, "gid", json_object_new_int64(st->st_gid)) ||
-	    json_object_object_add(o, "mode", json_object_new_int(st->st_mode & 07777))) {
-		json_object_put(o);
-		return cj_fail(err, ENOMEM, "jail record");
-	}
-	if (json_object_array_add(arr, o) < 0) {
-		json_object_put(o);
-		return cj_fail(err, ENOMEM, "jail record");
-	}
-	return state_save(p, err);
-}
-
-static const char *state_str(json_object *state, const char *key)
-{
-	json_object *v;
-	return json_object_object_get_ex(state, key, &v) && json_object_is_type(v, json_type_string)
-	           ? json_object_get_string(v)
-	           : NULL;
+	json_object_object_add(o, "chroot_base", json_object_new_string(chroot_base));
+	json_object_object_add(o, "exec_name", json_object_new_string(exec_name));
+	json_object_object_add(o, "id", json_object_new_string(id));
+	return cj_undo_push(p->undo, "firecracker.jail", o, err);
 }
 
 static bool valid_name(const char *s)
@@ -197,231 +175,48 @@ static bool valid_name(const char *s)
 	return true;
 }
 
-/* Octal escapes of /proc/self/mountinfo ("\040" for a space) decoded in place. */
-static void unescape_mount(char *s)
+/* The jail's directory from its entry, checked: the record is ours (a
+ * root-only run directory), but a damaged one must never turn into rm -rf
+ * of something else. */
+static bool jail_dir_of(json_object *entry, char *dir, size_t len)
 {
-	char *o = s;
-	for (; *s; s++) {
-		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
-		    s[3] >= '0' && s[3] <= '7') {
-			*o++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
-			s += 3;
-		} else {
-			*o++ = *s;
-		}
-	}
-	*o = '\0';
+	const char *base = cj_undo_str(entry, "chroot_base");
+	const char *exec_name = cj_undo_str(entry, "exec_name"), *id = cj_undo_str(entry, "id");
+
+	return base && base[0] == '/' && !strstr(base, "/..") && valid_name(exec_name) &&
+	       strstr(exec_name, "firecracker") && valid_name(id) &&
+	       (size_t)snprintf(dir, len, "%s/%s/%s", base, exec_name, id) < len;
 }
 
-/* Detach every mount at or below dir, deepest first. */
-static void unmount_under(const char *dir)
+int cj_firecracker_undo(json_object *entry, bool verbose)
 {
-	for (int round = 0; round < CJ_MAX_DRIVES + 16; round++) {
-		FILE *f = fopen("/proc/self/mountinfo", "re");
-		char *line = NULL, *best = NULL;
-		size_t cap = 0, bestlen = 0;
-
-		if (!f)
-			return;
-		while (getline(&line, &cap, f) > 0) {
-			char *save = NULL, *mp = NULL;
-			int field = 0;
-			for (char *t = strtok_r(line, " ", &save); t;
-			     t = strtok_r(NULL, " ", &save))
-				if (++field == 5) {
-					mp = t;
-					break;
-				}
-			if (!mp)
-				continue;
-			unescape_mount(mp);
-			if (path_under(mp, dir) && strlen(mp) > bestlen) {
-				char *copy = strdup(mp);
-				if (!copy)
-					continue;
-				free(best);
-				best = copy;
-				bestlen = strlen(mp);
-			}
-		}
-		free(line);
-		fclose(f);
-		if (!best)
-			return;
-		int r = umount2(best, MNT_DETACH | UMOUNT_NOFOLLOW);
-		free(best);
-		if (r < 0)
-			return;
-	}
-}
-
-/* The jailer's cgroups for the run, those that exist: v2
- * <mount>/<parent>/<id>, v1 <mount>/<controller>/<parent>/<id>, the parent
- * being the exec file's name (the jailer's default). A controller mounted
- * under two names (cpu -> cpu,cpuacct) may appear twice. */
-#define JAIL_CGROUPS_MAX 24
-static size_t jail_cgroups(const char *exec_name, const char *id, char (*dirs)[PATH_MAX])
-{
-	char path[PATH_MAX];
-	DIR *d;
-	struct dirent *de;
-	size_t n = 0;
-
-	snprintf(path, sizeof path, "/sys/fs/cgroup/%s/%s", exec_name, id);
-	if (access(path, F_OK) == 0)
-		snprintf(dirs[n++], PATH_MAX, "%s", path);
-	if (!(d = opendir("/sys/fs/cgroup")))
-		return n;
-	while ((de = readdir(d)) && n < JAIL_CGROUPS_MAX) {
-		if (de->d_name[0] == '.')
-			continue;
-		if ((size_t)snprintf(path, sizeof path, "/sys/fs/cgroup/%s/%s/%s", de->d_name,
-		                     exec_name, id) < sizeof path &&
-		    access(path, F_OK) == 0)
-			snprintf(dirs[n++], PATH_MAX, "%s", path);
-	}
-	closedir(d);
-	return n;
-}
-
-/* Every process of the VM, through its cgroups, wherever it was
- * reparented to: a jailed Firecracker has no parent-death signal (the
- * jailer's uid switch cleared it) and outlives a runtime that died, or
- * that gave up on a start the jailer had already carried out. -1 when a
- * process is still there after the usual wait. */
-static int kill_jailed(const char *exec_name, const char *id)
-{
-	char dirs[JAIL_CGROUPS_MAX][PATH_MAX];
-	size_t n = jail_cgroups(exec_name, id, dirs);
-	uint64_t deadline = cj_cgroup_kill_deadline();
-	int r = 0;
-
-	for (size_t i = 0; i < n; i++)
-		if (cj_cgroup_kill(dirs[i], deadline) < 0)
-			r = -1;
-	return r;
-}
-
-static void remove_cgroups(const char *exec_name, const char *id)
-{
-	char dirs[JAIL_CGROUPS_MAX][PATH_MAX];
-	size_t n = jail_cgroups(exec_name, id, dirs);
-
-	/* Missing ones (no limits, another version, the other name of a
-	 * controller) are fine; the parent stays for other VMs. */
-	for (size_t i = 0; i < n; i++)
-		if (rmdir(dirs[i]) < 0 && errno != ENOENT)
-			fprintf(stderr, "ctr-jailer: remove cgroup %s: %s\n", dirs[i],
-			        strerror(errno));
-}
-
-/* The record's names, checked: it is ours (root-only run directory), but
- * a damaged one must never turn into rm -rf of something else. */
-static bool state_names(json_object *state, const char **base, const char **exec_name,
-                        const char **id)
-{
-	*base = state_str(state, "chroot_base");
-	*exec_name = state_str(state, "exec_name");
-	*id = state_str(state, "id");
-	return *base && (*base)[0] == '/' && valid_name(*exec_name) &&
-	       strstr(*exec_name, "firecracker") && valid_name(*id);
-}
-
-static void restore_owners(json_object *state)
-{
-	json_object *arr;
-
-	if (!json_object_object_get_ex(state, "restore", &arr) ||
-	    !json_object_is_type(arr, json_type_array))
-		return;
-	for (size_t i = 0; i < json_object_array_length(arr); i++) {
-		json_object *o = json_object_array_get_idx(arr, i), *v;
-		const char *path = state_str(o, "path");
-		uid_t uid;
-		gid_t gid;
-		mode_t mode;
-		if (!path || !json_object_object_get_ex(o, "uid", &v))
-			continue;
-		uid = (uid_t)json_object_get_int64(v);
-		if (!json_object_object_get_ex(o, "gid", &v))
-			continue;
-		gid = (gid_t)json_object_get_int64(v);
-		if (!json_object_object_get_ex(o, "mode", &v))
-			continue;
-		mode = (mode_t)json_object_get_int(v) & 07777;
-		/* chown first: it clears set-id bits, which chmod puts back */
-		if (chown(path, uid, gid) < 0 || chmod(path, mode) < 0)
-			fprintf(stderr, "ctr-jailer: restore the owner of %s: %s\n", path,
-			        strerror(errno));
-	}
-}
-
-/* Undo the jail described by state: shared by teardown and gc. First the
- * VM's processes go; when one does not end in time and keep_if_busy (gc),
- * nothing is undone and -1 returned: the record stays for a later gc, and
- * the run directory, which holds the uid, with it. */
-static int jail_teardown(json_object *state, bool keep_if_busy)
-{
-	const char *base, *exec_name, *id;
+	const char *kind = cj_undo_str(entry, "kind"), *path = cj_undo_str(entry, "path");
+	long long uid, gid, mode;
 	char dir[PATH_MAX];
 
-	if (!state_names(state, &base, &exec_name, &id))
-		return 0;
-	if ((size_t)snprintf(dir, sizeof dir, "%s/%s/%s", base, exec_name, id) >= sizeof dir)
-		return 0;
-	if (kill_jailed(exec_name, id) < 0) {
-		fprintf(stderr, "ctr-jailer: a process of Firecracker's jail %s does not end%s\n",
-		        id, keep_if_busy ? ": the run stays for the next gc" : "");
-		if (keep_if_busy)
+	if (kind && strcmp(kind, "firecracker.jail") == 0) {
+		if (!jail_dir_of(entry, dir, sizeof dir))
+			return 0;
+		cj_unmount_under(dir);
+		if (cj_rm_rf(dir) < 0) {
+			if (verbose)
+				cj_notice("warning: remove the jail %s: %s", dir, strerror(errno));
 			return -1;
-	}
-	unmount_under(dir);
-	restore_owners(state);
-	if (cj_rm_rf(dir) < 0)
-		fprintf(stderr, "ctr-jailer: remove the jail %s: %s\n", dir, strerror(errno));
-	remove_cgroups(exec_name, id);
-	return 0;
-}
-
-static json_object *state_load(const char *run_dir)
-{
-	char path[PATH_MAX + 32];
-	json_object *state;
-
-	snprintf(path, sizeof path, "%s/" STATE_FILE, run_dir);
-	if (access(path, F_OK) < 0)
-		return NULL;
-	if (!(state = json_object_from_file(path)))
-		fprintf(stderr, "ctr-jailer: unreadable jail record %s\n", path);
-	return state;
-}
-
-int cj_firecracker_kill(const char *run_dir)
-{
-	const char *base, *exec_name, *id;
-	json_object *state = state_load(run_dir);
-	int r = 0;
-
-	if (state && state_names(state, &base, &exec_name, &id))
-		r = kill_jailed(exec_name, id);
-	json_object_put(state);
-	return r;
-}
-
-int cj_firecracker_gc(const char *run_dir)
-{
-	char path[PATH_MAX + 32];
-	json_object *state = state_load(run_dir);
-	int r;
-
-	if (!state)
+		}
 		return 0;
-	r = jail_teardown(state, true);
-	json_object_put(state);
-	snprintf(path, sizeof path, "%s/" STATE_FILE, run_dir);
-	if (r == 0)
-		unlink(path);
-	return r;
+	}
+	if (!kind || strcmp(kind, "firecracker.owner") != 0 || !path || path[0] != '/' ||
+	    !cj_undo_int(entry, "uid", &uid) || !cj_undo_int(entry, "gid", &gid) ||
+	    !cj_undo_int(entry, "mode", &mode))
+		return 0;
+	/* chown first: it clears set-id bits, which chmod puts back */
+	if ((chown(path, (uid_t)uid, (gid_t)gid) < 0 || chmod(path, (mode_t)mode & 07777) < 0) &&
+	    errno != ENOENT) {
+		if (verbose)
+			cj_notice("warning: restore the owner of %s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
 }
 
 /* ---- building the jail --------------------------------------------------- */
@@ -536,7 +331,7 @@ static int place_file(struct fc_priv *p, const char *host, const char *rel, bool
 	 * recorded before it changes. */
 	mode_t want = (st.st_mode & 07777) | S_IRUSR | S_IWUSR;
 	if (st.st_uid != p->uid || st.st_gid != p->gid || (st.st_mode & 07777) != want) {
-		if (state_add_restore(p, host, &st, err) < 0)
+		if (undo_owner(p, host, &st, err) < 0)
 			return -1;
 		if (chown(host, p->uid, p->gid) < 0 || chmod(host, want) < 0)
 			return cj_fail(err, errno, "give %s to the jail user", host);
@@ -865,6 +660,70 @@ static int check_api_peer(void *ud, char *primary_ip, char *local_ip, int primar
 	return as->refused ? CURL_PREREQFUNC_ABORT : CURL_PREREQFUNC_OK;
 }
 
+/* The request's options: the API socket (checked before use), the URL,
+ * no proxy, timeouts, headers, where the answer goes, the body. */
+static CURLcode api_setopts(CURL *c, struct api_socket *as, const char *sock_path, const char *url,
+                            struct curl_slist *hdr, char *errbuf, struct reply *rep,
+                            json_object *body)
+{
+	CURLcode rc = CURLE_OK;
+
+	rc |= curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, sock_path);
+	rc |= curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, open_api_socket);
+	rc |= curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, as);
+	rc |= curl_easy_setopt(c, CURLOPT_PREREQFUNCTION, check_api_peer);
+	rc |= curl_easy_setopt(c, CURLOPT_PREREQDATA, as);
+	rc |= curl_easy_setopt(c, CURLOPT_URL, url);
+	rc |= curl_easy_setopt(c, CURLOPT_PROXY, ""); /* never a proxy from the environment */
+	rc |= curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	rc |= curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+	rc |= curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, API_TIMEOUT_MS);
+	rc |= curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
+	rc |= curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+	rc |= curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+	rc |= curl_easy_setopt(c, CURLOPT_WRITEDATA, rep);
+	if (body) {
+		const char *s = json_object_to_json_string_ext(
+		    body, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+		rc |= curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, "PUT");
+		rc |= curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(s));
+		rc |= curl_easy_setopt(c, CURLOPT_COPYPOSTFIELDS, s);
+	} else {
+		rc |= curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+	}
+	return rc;
+}
+
+/* The answer: 2xx (its JSON into *reply when asked), else the refusal in
+ * Firecracker's words (its fault_message). */
+static int api_answer(long status, const struct reply *rep, const char *method, const char *path,
+                      json_object *body, json_object **reply, struct cj_err *err)
+{
+	json_object *o = rep->data ? json_tokener_parse(rep->data) : NULL, *fm, *act;
+	char fault[512] = "", what[160];
+
+	if (status >= 200 && status < 300) {
+		if (reply && !o)
+			return cj_fail(err, 0, "Firecracker API %s %s: the answer is not JSON",
+			               method, path);
+		if (reply)
+			*reply = o;
+		else
+			json_object_put(o);
+		return 0;
+	}
+	if (o && json_object_object_get_ex(o, "fault_message", &fm))
+		cj_fc_sanitize(json_object_get_string(fm), fault, sizeof fault);
+	else
+		cj_fc_sanitize(rep->data ? rep->data : "(no explanation)", fault, sizeof fault);
+	json_object_put(o);
+	describe_call(path, what, sizeof what);
+	if (strcmp(path, "/actions") == 0 && json_object_object_get_ex(body, "action_type", &act))
+		snprintf(what, sizeof what, "the action %s", json_object_get_string(act));
+	return cj_fail(err, 0, "Firecracker refused %s (%s %s, HTTP %ld): %s", what, method, path,
+	               status, fault);
+}
+
 /* One request. body (PUT) or NULL (GET); *reply gets the parsed answer when
  * reply != NULL. A 4xx/5xx answer's fault_message becomes the error. */
 static int api_call(const struct fc_priv *p, const char *path, json_object *body,
@@ -874,11 +733,12 @@ static int api_call(const struct fc_priv *p, const char *path, json_object *body
 	char url[256], errbuf[CURL_ERROR_SIZE] = "";
 	struct curl_slist *hdr = NULL, *h;
 	struct reply rep = {0};
-	CURLcode rc = CURLE_OK;
+	CURLcode rc;
 	struct api_socket as = {.p = p, .fd = -1};
 	char sock_path[64];
 	long status = 0;
-	int r = -1, path_fd;
+	int r = -1;
+	cj_autoclose int path_fd = -1;
 	CURL *c;
 
 	if (reply)
@@ -886,11 +746,8 @@ static int api_call(const struct fc_priv *p, const char *path, json_object *body
 	if ((path_fd = api_socket_open(p, err)) < 0)
 		return cj_err_wrap(err, "Firecracker API %s %s", method, path);
 	snprintf(sock_path, sizeof sock_path, "/proc/self/fd/%d", path_fd);
-	c = curl_easy_init();
-	if (!c) {
-		close(path_fd);
+	if (!(c = curl_easy_init()))
 		return cj_fail(err, ENOMEM, "Firecracker API client");
-	}
 	snprintf(url, sizeof url, "http://localhost%s", path);
 	const char *headers[] = {"Accept: application/json", "Content-Type: application/json",
 	                         "Expect:"};
@@ -901,29 +758,7 @@ static int api_call(const struct fc_priv *p, const char *path, json_object *body
 		}
 		hdr = h;
 	}
-	rc |= curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, sock_path);
-	rc |= curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, open_api_socket);
-	rc |= curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, &as);
-	rc |= curl_easy_setopt(c, CURLOPT_PREREQFUNCTION, check_api_peer);
-	rc |= curl_easy_setopt(c, CURLOPT_PREREQDATA, &as);
-	rc |= curl_easy_setopt(c, CURLOPT_URL, url);
-	rc |= curl_easy_setopt(c, CURLOPT_PROXY, ""); /* never a proxy from the environment */
-	rc |= curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	rc |= curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
-	rc |= curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, API_TIMEOUT_MS);
-	rc |= curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
-	rc |= curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-	rc |= curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-	rc |= curl_easy_setopt(c, CURLOPT_WRITEDATA, &rep);
-	if (body) {
-		const char *s = json_object_to_json_string_ext(
-		    body, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-		rc |= curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-		rc |= curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(s));
-		rc |= curl_easy_setopt(c, CURLOPT_COPYPOSTFIELDS, s);
-	} else {
-		rc |= curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
-	}
+	rc = api_setopts(c, &as, sock_path, url, hdr, errbuf, &rep, body);
 	if (rc != CURLE_OK) {
 		cj_fail(err, 0, "Firecracker API client: %s", curl_easy_strerror(rc));
 		goto out;
@@ -932,47 +767,17 @@ static int api_call(const struct fc_priv *p, const char *path, json_object *body
 	if (rc != CURLE_OK && as.refused) {
 		*err = as.err;
 		cj_err_wrap(err, "Firecracker API %s %s", method, path);
-		goto out;
-	}
-	if (rc != CURLE_OK) {
+	} else if (rc != CURLE_OK) {
 		cj_fail(err, 0, "Firecracker API %s %s: %s", method, path,
 		        errbuf[0] ? errbuf : curl_easy_strerror(rc));
-		goto out;
+	} else {
+		if (curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK)
+			status = 0;
+		r = api_answer(status, &rep, method, path, body, reply, err);
 	}
-	if (curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK)
-		status = 0;
-	json_object *o = rep.data ? json_tokener_parse(rep.data) : NULL;
-	if (status >= 200 && status < 300) {
-		if (reply && !o) {
-			cj_fail(err, 0, "Firecracker API %s %s: the answer is not JSON", method,
-			        path);
-			goto out;
-		}
-		if (reply) {
-			*reply = o;
-			o = NULL;
-		}
-		json_object_put(o);
-		r = 0;
-		goto out;
-	}
-	char fault[512] = "", what[160];
-	json_object *fm;
-	if (o && json_object_object_get_ex(o, "fault_message", &fm))
-		cj_fc_sanitize(json_object_get_string(fm), fault, sizeof fault);
-	else
-		cj_fc_sanitize(rep.data ? rep.data : "(no explanation)", fault, sizeof fault);
-	json_object_put(o);
-	describe_call(path, what, sizeof what);
-	json_object *act;
-	if (strcmp(path, "/actions") == 0 && json_object_object_get_ex(body, "action_type", &act))
-		snprintf(what, sizeof what, "the action %s", json_object_get_string(act));
-	cj_fail(err, 0, "Firecracker refused %s (%s %s, HTTP %ld): %s", what, method, path, status,
-	        fault);
 out:
 	curl_slist_free_all(hdr);
 	curl_easy_cleanup(c);
-	close(path_fd);
 	free(rep.data);
 	return r;
 }
@@ -1024,8 +829,9 @@ static void emit_log_line(const char *s, size_t n)
 	memcpy(line, s, n);
 	line[n] = '\0';
 	cj_fc_sanitize(line, clean, sizeof clean);
-	if (clean[0])
-		fprintf(stderr, "firecracker: %s\n", clean);
+	/* relayed, like the VMM's stderr (run.c), not a notice of ours */
+	if (clean[0] && dprintf(STDERR_FILENO, "firecracker: %s\n", clean) < 0)
+		return; /* stderr gone: nowhere to say it */
 }
 
 static void drain_log(int fd, struct linebuf *lb)
@@ -1166,16 +972,8 @@ static int build_jail(struct fc_priv *p, const struct cj_vm_config *cfg, const c
 {
 	char dir[PATH_MAX], run[PATH_MAX + 8], opts[128];
 
-	p->state = json_object_new_object();
-	if (!p->state ||
-	    json_object_object_add(p->state, "chroot_base",
-	                           json_object_new_string(cfg->jail.chroot_base)) ||
-	    json_object_object_add(p->state, "exec_name", json_object_new_string(exec_name)) ||
-	    json_object_object_add(p->state, "id", json_object_new_string(cfg->id)) ||
-	    json_object_object_add(p->state, "restore", json_object_new_array()))
-		return cj_fail(err, ENOMEM, "jail record");
 	/* Recorded before anything exists: a crash from here on is gc's. */
-	if (state_save(p, err) < 0)
+	if (undo_jail(p, cfg->jail.chroot_base, exec_name, cfg->id, err) < 0)
 		return -1;
 	if (cj_mkdir_p(cfg->jail.chroot_base, 0755, err) < 0)
 		return cj_err_wrap(err, "jail base directory");
@@ -1231,9 +1029,10 @@ static uint64_t largest_writable(const struct cj_vm_config *cfg)
 	uint64_t max = 0;
 
 	for (size_t i = 0; i < cfg->ndrives; i++) {
+		const struct cj_drive *d = &cfg->drives[i];
 		struct stat st;
-		if (cfg->drives[i].read_only || cfg->drives[i].fd >= 0 ||
-		    stat(cfg->drives[i].path, &st) < 0 || !S_ISREG(st.st_mode))
+		if (d->read_only || (d->fd >= 0 ? fstat(d->fd, &st) : stat(d->path, &st)) < 0 ||
+		    !S_ISREG(st.st_mode))
 			continue;
 		if ((uint64_t)st.st_size > max)
 			max = (uint64_t)st.st_size;
@@ -1277,6 +1076,11 @@ static int start_jailed(struct cj_vmm *vmm, struct fc_priv *p, const struct cj_v
 		return cj_fail(err, errno, "PR_SET_CHILD_SUBREAPER");
 	}
 	p->subreaper = true;
+	/* the jailer makes the VM's cgroups: recorded before it runs */
+	if (cj_jail_undo_cgroups(p->undo, exec_name, cfg->id, err) < 0) {
+		cj_fc_argv_free(argv);
+		return -1;
+	}
 	s.argv = argv;
 	jailer = spawn(&s, err);
 	cj_fc_argv_free(argv);
@@ -1328,9 +1132,8 @@ fail:
 	/* The jailer may have started Firecracker before it failed, or the pid
 	 * it left may not lead to it: whatever it started is in the VM's
 	 * cgroups, and killed there, never left running as the VM's uid. */
-	if (kill_jailed(exec_name, cfg->id) < 0)
-		fprintf(stderr, "ctr-jailer: a process of Firecracker's jail %s does not end\n",
-		        cfg->id);
+	if (cj_cgroups_kill_named(exec_name, cfg->id) < 0)
+		cj_notice("warning: a process of Firecracker's jail %s does not end", cfg->id);
 	reap_reparented(pidfile);
 	return -1;
 }
@@ -1411,6 +1214,7 @@ static int fc_start(struct cj_vmm *vmm, const struct cj_vm_config *cfg, struct c
 	priv_init(p);
 	vmm->priv = p;
 	p->jailed = cfg->jail.enabled;
+	p->undo = cfg->undo;
 	p->uid = cfg->jail.uid;
 	p->gid = cfg->jail.gid;
 	snprintf(p->run_dir, sizeof p->run_dir, "%s", cfg->run_dir);
@@ -1566,13 +1370,6 @@ static void fc_cleanup(struct cj_vmm *vmm)
 		close(p->sock_dirfd);
 	for (size_t i = 0; i < p->ncopies; i++)
 		close(p->copies[i].fd);
-	if (p->state) {
-		char path[PATH_MAX + 32];
-		jail_teardown(p->state, false);
-		json_object_put(p->state);
-		snprintf(path, sizeof path, "%s/" STATE_FILE, p->run_dir);
-		unlink(path);
-	}
 	if (p->subreaper)
 		prctl(PR_SET_CHILD_SUBREAPER, 0);
 	if (p->curl_ready)

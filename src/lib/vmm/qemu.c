@@ -300,7 +300,7 @@ static char **prepare_jailed(struct qemu_priv *p, const struct cj_vm_config *cfg
 	if ((cfg->tap && (p->tap_fd = cj_tap_open(cfg->tap, (uid_t)-1, err)) < 0) ||
 	    open_drives(p, cfg, &largest, err) < 0 ||
 	    cj_jail_prepare(&cfg->jail, cfg->run_dir, cfg->id, path, cfg->kernel, cfg->initramfs,
-	                    largest, &p->jail, err) < 0)
+	                    largest, cfg->undo, &p->jail, err) < 0)
 		return NULL;
 	if (p->tap_fd >= 0)
 		p->keep[p->nkeep++] = p->tap_fd;

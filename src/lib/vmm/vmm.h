@@ -51,6 +51,7 @@ struct cj_vm_config {
 	bool has_stderr_fd; /* the VMM's stderr (else /dev/null) */
 	int stderr_fd;
 	struct cj_jail_plan jail;
+	struct cj_undo *undo; /* the run record's log: pushed before each host change */
 };
 
 struct cj_vmm;

@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The run record: one JSON file per run, <run base>/<id>/record.json,
+ *   {"version": 1, "id": ID, "owner": {"pid": P, "start": S},
+ *    "vmm": {"pid": P, "start": S}, "uid": U, "gid": G, "state": STATE,
+ *    "undo": [ENTRY...]}
+ * written whole and renamed into place, so a reader sees one version or
+ * the next. The run is alive while its owner holds the lock on the run
+ * directory; the directory appears under its name only once locked.
+ * Teardown and gc replay the undo log (util/undo.h) newest first, through
+ * the one table of kinds in record.c. Nothing else reads the run base. */
+#ifndef CJ_RECORD_H
+#define CJ_RECORD_H
+
+#include "util/err.h"
+#include "util/undo.h"
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#define CJ_RECORD_VERSION 1
+
+struct cj_record;
+
+/* Create the run directory under run_base with a new random id, holding
+ * its record (state "created"), locked: built as "<run_base>/.new-<id>",
+ * locked, then renamed into place. */
+int cj_record_create(const char *run_base, struct cj_record **rec, struct cj_err *err);
+
+const char *cj_record_dir(const struct cj_record *rec); /* <run_base>/<id> */
+const char *cj_record_id(const struct cj_record *rec);
+const char *cj_record_base(const struct cj_record *rec);
+
+/* Setters; each persists the record. */
+int cj_record_set_vmm(struct cj_record *rec, pid_t pid, struct cj_err *err); /* + start time */
+int cj_record_set_ids(struct cj_record *rec, uid_t uid, gid_t gid, struct cj_err *err);
+int cj_record_set_state(struct cj_record *rec, const char *state, struct cj_err *err);
+
+/* The run's undo log, for the stages to push to. */
+struct cj_undo *cj_record_undo(struct cj_record *rec);
+
+/* Replay the undo log newest first, remove the directory, then let go of
+ * the lock, and free rec. If an entry cannot be undone the directory stays
+ * (its log holding what is left) for the next gc, and -1 is returned.
+ * NULL rec: no-op. */
+int cj_record_teardown(struct cj_record *rec, bool verbose);
+
+/* Remove the runs whose owner is gone (a SIGKILLed runtime): kill the VMM
+ * if it is still alive (pid + start time), replay, remove. Returns the
+ * number removed. */
+int cj_gc(const char *run_base, bool verbose);
+
+/* Call fn with each other run's record (read-only, no lock taken): who
+ * holds what (uids, ports). A run without a readable record is skipped.
+ * fn returning < 0 stops the walk with that value. */
+int cj_record_each(const char *run_base, const char *self,
+                   int (*fn)(const char *id, json_object *record, void *ctx), void *ctx,
+                   struct cj_err *err);
+
+/* Take <run_base>/.<name>.lock (blocking, exclusive), for choices made
+ * across runs (uids, subnets). Returns the fd to close to let go. */
+int cj_run_base_lock(const char *run_base, const char *name, struct cj_err *err);
+
+/* Process start time from /proc/PID/stat (0 when the process is gone):
+ * with the pid it names a process unambiguously. */
+unsigned long long cj_proc_starttime(pid_t pid);
+
+#endif
