@@ -728,8 +728,31 @@ static int cgroups_of_entry(json_object *entry, bool remove, uint64_t deadline, 
 	return r;
 }
 
+/* "jail.owner": a file given to the jail user gets its owner and mode back. */
+static int restore_owner(json_object *entry, bool verbose)
+{
+	const char *path = cj_undo_str(entry, "path");
+	long long uid, gid, mode;
+
+	if (!path || path[0] != '/' || !cj_undo_int(entry, "uid", &uid) ||
+	    !cj_undo_int(entry, "gid", &gid) || !cj_undo_int(entry, "mode", &mode))
+		return 0;
+	/* chown first: it clears set-id bits, which chmod puts back */
+	if ((chown(path, (uid_t)uid, (gid_t)gid) < 0 || chmod(path, (mode_t)mode & 07777) < 0) &&
+	    errno != ENOENT) {
+		if (verbose)
+			cj_notice("warning: restore the owner of %s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 int cj_jail_undo(json_object *entry, bool verbose)
 {
+	const char *kind = cj_undo_str(entry, "kind");
+
+	if (kind && strcmp(kind, "jail.owner") == 0)
+		return restore_owner(entry, verbose);
 	return cgroups_of_entry(entry, true, cj_cgroup_kill_deadline(), verbose);
 }
 

@@ -116,9 +116,10 @@ bool cj_jail_oom_killed(const struct cj_jail *jail);
 void cj_jail_cleanup(struct cj_jail *jail);
 /* The run record's kinds "jail.*": "jail.cgroup" {"path"} is a cgroup
  * this jail made (pushed before mkdir), "jail.cgroups" {"parent", "id"}
- * those a jailer makes under every mount (pushed before it starts).
- * Replay kills what is left in them and removes them; -1 while a process
- * does not end (the entry stays for the next gc). */
+ * those a jailer makes under every mount (pushed before it starts): replay
+ * kills what is left in them and removes them, -1 while a process does
+ * not end (the entry stays for the next gc). "jail.owner" {"path", "uid",
+ * "gid", "mode"}: a file the layout gave to the jail user (layout.c). */
 int cj_jail_undo(json_object *entry, bool verbose);
 int cj_jail_undo_cgroups(struct cj_undo *undo, const char *parent, const char *id,
                          struct cj_err *err);

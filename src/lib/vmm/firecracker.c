@@ -15,26 +15,18 @@
  *   run/                               a small tmpfs owned by the jail user:
  *     firecracker.socket                 the API socket (--api-sock)
  *     log.fifo, metrics.fifo             logger and metrics, read by us
- *     control.img                        the control disk (see place_fd_drive)
- * Ownership: shared read-only files the jail user can already read (the
- * cached kernel, initramfs, base and modules images, mode 0644) are linked
- * as they are: the VMM can read them but, not owning them, never change
- * them, so a compromised VMM cannot poison the cache other VMs boot from.
- * Read-only files it cannot read (volumes attached :ro, which several VMs,
- * each with a uid of its own, may share) keep their owner: the jail gets
- * an idmapped read-only mount of each, in which the owner appears as the
- * VM's uid (place_idmapped). Files the VMM must write (volumes, the data
- * drive: exclusively locked by this run) are chowned to the jail user for
- * the run; their owner and mode go into the run record's undo log first
- * ("firecracker.owner") and are restored at teardown, or by `ctr-jailer
- * gc` after a SIGKILLed run, once every process in the VM's cgroups has
- * ended (cj_jail_kill_all). Block devices get a node of their own
- * in the jail.
+ *     control.img                        the control disk (cj_layout_place_fd)
+ * ctr-jailer lays the jail out with the jail plan's second executor
+ * (src/lib/jail/layout.c, which says how each file is placed and owned);
+ * the jailer does the chroot and the uid drop. Every change outside the
+ * run directory is in the run record's undo log before it is made:
+ * teardown, or `ctr-jailer gc` after a SIGKILLed run once every process
+ * in the VM's cgroups has ended, replays it.
  */
 #include "firecracker.h"
 
-#include "jail/idmap.h"
 #include "jail/jail.h"
+#include "jail/layout.h"
 #include "util/spawn.h"
 #include "util/util.h"
 
@@ -67,12 +59,6 @@
 /* The jail's run/ tmpfs: the control disk (1 MiB + 8 KiB) and fifos. */
 #define JAIL_RUN_TMPFS_SIZE "8m"
 
-struct fd_copy {
-	int fd;              /* our duplicate of the drive's fd */
-	char path[PATH_MAX]; /* its copy inside the jail */
-	bool writable;
-};
-
 struct fc_priv {
 	bool jailed;
 	uid_t uid;
@@ -85,8 +71,7 @@ struct fc_priv {
 	char sock_name[32];      /* the socket's name in it */
 	char connect_path[64];   /* /proc/self/fd/N/<socket>, for messages */
 	pid_t vmm_pid;           /* the only process the API socket may belong to */
-	struct fd_copy copies[4];
-	size_t ncopies;
+	struct cj_layout lay;    /* root, uid, gid, undo log, fd-backed copies */
 	int log_fd, metrics_fd, stop_fd;
 	pthread_t thread;
 	bool thread_started;
@@ -104,56 +89,13 @@ static void sleep_ms(long ms)
 		;
 }
 
-/* Copy [0, len) of in to out (len 0: until EOF of in). */
-static int copy_fd(int in, int out, off_t len, struct cj_err *err)
-{
-	char buf[65536];
-	off_t off = 0;
-
-	for (;;) {
-		size_t want = sizeof buf;
-		if (len && (off_t)want > len - off)
-			want = (size_t)(len - off);
-		if (len && want == 0)
-			return 0;
-		ssize_t n = pread(in, buf, want, off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return cj_fail(err, errno, "read");
-		if (n == 0)
-			return 0;
-		for (ssize_t done = 0; done < n;) {
-			ssize_t w = pwrite(out, buf + done, (size_t)(n - done), off + done);
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w <= 0)
-				return cj_fail(err, w < 0 ? errno : EIO, "write");
-			done += w;
-		}
-		off += n;
-	}
-}
-
 /* ---- the undo entries of the jail --------------------------------------- */
 
-/* What a jail changed outside the run directory, in the run record before
- * each change: "firecracker.jail" {chroot_base, exec_name, id} (its
- * directory, with the mounts in it) and "firecracker.owner" {path, uid,
- * gid, mode} (a drive given to the jail user); the jailer's cgroups are
- * the jail module's "jail.cgroups". */
-static int undo_owner(struct fc_priv *p, const char *path, const struct stat *st,
-                      struct cj_err *err)
-{
-	json_object *o = json_object_new_object();
-
-	json_object_object_add(o, "path", json_object_new_string(path));
-	json_object_object_add(o, "uid", json_object_new_int64(st->st_uid));
-	json_object_object_add(o, "gid", json_object_new_int64(st->st_gid));
-	json_object_object_add(o, "mode", json_object_new_int(st->st_mode & 07777));
-	return cj_undo_push(p->undo, "firecracker.owner", o, err);
-}
-
+/* What the jail changed outside the run directory, in the run record
+ * before each change: "firecracker.jail" {chroot_base, exec_name, id} (its
+ * directory, with the mounts in it); the drives given to the jail user
+ * ("jail.owner") and the jailer's cgroups ("jail.cgroups") are the jail
+ * module's. */
 static int undo_jail(struct fc_priv *p, const char *chroot_base, const char *exec_name,
                      const char *id, struct cj_err *err)
 {
@@ -190,197 +132,21 @@ static bool jail_dir_of(json_object *entry, char *dir, size_t len)
 
 int cj_firecracker_undo(json_object *entry, bool verbose)
 {
-	const char *kind = cj_undo_str(entry, "kind"), *path = cj_undo_str(entry, "path");
-	long long uid, gid, mode;
+	const char *kind = cj_undo_str(entry, "kind");
 	char dir[PATH_MAX];
 
-	if (kind && strcmp(kind, "firecracker.jail") == 0) {
-		if (!jail_dir_of(entry, dir, sizeof dir))
-			return 0;
-		cj_unmount_under(dir);
-		if (cj_rm_rf(dir) < 0) {
-			if (verbose)
-				cj_notice("warning: remove the jail %s: %s", dir, strerror(errno));
-			return -1;
-		}
+	if (!kind || strcmp(kind, "firecracker.jail") != 0 || !jail_dir_of(entry, dir, sizeof dir))
 		return 0;
-	}
-	if (!kind || strcmp(kind, "firecracker.owner") != 0 || !path || path[0] != '/' ||
-	    !cj_undo_int(entry, "uid", &uid) || !cj_undo_int(entry, "gid", &gid) ||
-	    !cj_undo_int(entry, "mode", &mode))
-		return 0;
-	/* chown first: it clears set-id bits, which chmod puts back */
-	if ((chown(path, (uid_t)uid, (gid_t)gid) < 0 || chmod(path, (mode_t)mode & 07777) < 0) &&
-	    errno != ENOENT) {
+	cj_unmount_under(dir);
+	if (cj_rm_rf(dir) < 0) {
 		if (verbose)
-			cj_notice("warning: restore the owner of %s: %s", path, strerror(errno));
+			cj_notice("warning: remove the jail %s: %s", dir, strerror(errno));
 		return -1;
 	}
 	return 0;
 }
 
 /* ---- building the jail --------------------------------------------------- */
-
-static bool readable_by(const struct stat *st, uid_t uid, gid_t gid)
-{
-	if (st->st_uid == uid)
-		return st->st_mode & S_IRUSR;
-	if (st->st_gid == gid)
-		return st->st_mode & S_IRGRP;
-	return st->st_mode & S_IROTH;
-}
-
-static int bind_file(const char *src, const char *dst, bool ro, struct cj_err *err)
-{
-	int fd = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-
-	if (fd < 0)
-		return cj_fail(err, errno, "create %s", dst);
-	close(fd);
-	if (mount(src, dst, NULL, MS_BIND, NULL) < 0)
-		return cj_fail(err, errno, "bind %s into the jail", src);
-	if (ro &&
-	    mount(NULL, dst, NULL,
-	          MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
-		return cj_fail(err, errno, "make %s read-only in the jail", dst);
-	return 0;
-}
-
-/* A read-only file the VMM's uid cannot read (a volume: root's, 0600).
- * Other runs may attach the same volume read-only at the same time (they
- * share its lock), each with a uid of its own, so the host file's owner
- * is never changed: the jail gets an idmapped, read-only mount of it in
- * which its owner appears as this VM's uid. The host file keeps its owner
- * and mode, every VM sharing it keeps its access, and a SIGKILLed run
- * leaves nothing to restore but the mount, which gc removes with the
- * jail. The file is opened once: what is checked is what is mounted. */
-static int place_idmapped(const struct fc_priv *p, const char *host, const char *dst,
-                          struct cj_err *err)
-{
-	struct stat st;
-	int fd, tree;
-
-	fd = open(host, O_PATH | O_CLOEXEC);
-	if (fd < 0)
-		return cj_fail(err, errno, "%s", host);
-	if (fstat(fd, &st) < 0) {
-		int e = errno;
-		close(fd);
-		return cj_fail(err, e, "%s", host);
-	}
-	if (!(st.st_mode & S_IRUSR)) {
-		close(fd);
-		return cj_fail(err, 0, "%s is not readable even by its owner: chmod u+r it", host);
-	}
-	tree = cj_idmap_tree(
-	    fd, &st, p->uid, p->gid,
-	    MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, err);
-	close(fd);
-	if (tree < 0 && err->errnum == EINVAL)
-		return cj_fail(err, 0,
-		               "%s is on a filesystem without idmapped mounts, which a read-only "
-		               "drive that the VMM's uid cannot read needs: keep it on ext4, xfs, "
-		               "btrfs or tmpfs, or attach it read-write",
-		               host);
-	if (tree < 0)
-		return cj_err_wrap(err, "give the VMM read access to %s", host);
-	fd = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0 || close(fd) < 0 ||
-	    move_mount(tree, "", AT_FDCWD, dst, MOVE_MOUNT_F_EMPTY_PATH) < 0) {
-		int e = errno;
-		close(tree);
-		return cj_fail(err, e, "mount %s into the jail", host);
-	}
-	close(tree);
-	return 0;
-}
-
-/* Make host file `host` visible in the jail as `rel`; see the top comment. */
-static int place_file(struct fc_priv *p, const char *host, const char *rel, bool ro,
-                      struct cj_err *err)
-{
-	char dst[PATH_MAX];
-	struct stat st;
-
-	if ((size_t)snprintf(dst, sizeof dst, "%s/%s", p->root, rel) >= sizeof dst)
-		return cj_fail(err, ENAMETOOLONG, "jail path for %s", host);
-	if (stat(host, &st) < 0)
-		return cj_fail(err, errno, "%s", host);
-	if (S_ISBLK(st.st_mode)) {
-		/* A node of its own: the host's /dev entry keeps its owner. Read-only:
-		 * root-owned, group-readable, so the VMM can neither write nor chmod. */
-		mode_t mode = ro ? 0440 : 0600;
-		if (mknod(dst, S_IFBLK | mode, st.st_rdev) < 0 ||
-		    chown(dst, ro ? 0 : p->uid, p->gid) < 0 || chmod(dst, mode) < 0)
-			return cj_fail(err, errno, "create %s in the jail", dst);
-		return 0;
-	}
-	if (!S_ISREG(st.st_mode))
-		return cj_fail(err, 0, "%s is neither a regular file nor a block device", host);
-	if (ro && readable_by(&st, p->uid, p->gid)) {
-		if (linkat(AT_FDCWD, host, AT_FDCWD, dst, AT_SYMLINK_FOLLOW) == 0)
-			return 0;
-		if (errno != EXDEV)
-			return cj_fail(err, errno, "link %s into the jail", host);
-		return bind_file(host, dst, true, err);
-	}
-	if (ro)
-		return place_idmapped(p, host, dst, err);
-	/* Writable: this run holds the volume's exclusive lock, so no other
-	 * run uses the file until teardown (or gc) has restored its owner,
-	 * recorded before it changes. */
-	mode_t want = (st.st_mode & 07777) | S_IRUSR | S_IWUSR;
-	if (st.st_uid != p->uid || st.st_gid != p->gid || (st.st_mode & 07777) != want) {
-		if (undo_owner(p, host, &st, err) < 0)
-			return -1;
-		if (chown(host, p->uid, p->gid) < 0 || chmod(host, want) < 0)
-			return cj_fail(err, errno, "give %s to the jail user", host);
-	}
-	if (linkat(AT_FDCWD, host, AT_FDCWD, dst, AT_SYMLINK_FOLLOW) == 0)
-		return 0;
-	if (errno != EXDEV)
-		return cj_fail(err, errno, "link %s into the jail", host);
-	return bind_file(host, dst, false, err);
-}
-
-/* A drive backed by one of our fds (the control disk, a memfd, given as
- * /proc/self/fd/N): the jailer closes every inherited fd, and inside the
- * chroot /proc/self/fd/N would name nothing, so it cannot be passed
- * through. It is copied into the jail's run/ tmpfs instead: the guest's
- * configuration (secrets included) still never reaches persistent storage,
- * and collect() copies what the guest wrote (its status) back into the fd
- * once the VM has ended. */
-static int place_fd_drive(struct fc_priv *p, int fd, const char *rel, bool writable,
-                          struct cj_err *err)
-{
-	struct fd_copy *c;
-	int out;
-
-	if (p->ncopies >= sizeof p->copies / sizeof p->copies[0])
-		return cj_fail(err, E2BIG, "too many fd-backed drives");
-	c = &p->copies[p->ncopies];
-	if ((size_t)snprintf(c->path, sizeof c->path, "%s/%s", p->root, rel) >= sizeof c->path)
-		return cj_fail(err, ENAMETOOLONG, "jail path");
-	out = open(c->path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (out < 0)
-		return cj_fail(err, errno, "create %s", c->path);
-	if (fchown(out, p->uid, p->gid) < 0) {
-		close(out);
-		return cj_fail(err, errno, "chown %s", c->path);
-	}
-	if (copy_fd(fd, out, 0, err) < 0) {
-		close(out);
-		return cj_err_wrap(err, "copy the control disk into the jail");
-	}
-	if (close(out) < 0)
-		return cj_fail(err, errno, "write %s", c->path);
-	c->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-	if (c->fd < 0)
-		return cj_fail(err, errno, "dup");
-	c->writable = writable;
-	p->ncopies++;
-	return 0;
-}
 
 static int make_fifo(const char *path, const struct fc_priv *p, int *fd, struct cj_err *err)
 {
@@ -988,6 +754,7 @@ static int build_jail(struct fc_priv *p, const struct cj_vm_config *cfg, const c
 		return cj_fail(err, errno, "create the jail %s", p->jail_dir);
 	if (mkdir(p->root, 0700) < 0)
 		return cj_fail(err, errno, "create %s", p->root);
+	memcpy(p->lay.root, p->root, sizeof p->lay.root);
 	snprintf(run, sizeof run, "%s/run", p->root);
 	snprintf(opts, sizeof opts, "mode=0700,uid=%u,gid=%u,size=" JAIL_RUN_TMPFS_SIZE,
 	         (unsigned)p->uid, (unsigned)p->gid);
@@ -995,11 +762,11 @@ static int build_jail(struct fc_priv *p, const struct cj_vm_config *cfg, const c
 	    mount("ctr-jailer", run, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, opts) < 0)
 		return cj_fail(err, errno, "mount a tmpfs on %s", run);
 
-	if (place_file(p, cfg->kernel, "vmlinux", true, err) < 0)
+	if (cj_layout_place_file(&p->lay, cfg->kernel, "vmlinux", true, err) < 0)
 		return cj_err_wrap(err, "kernel");
 	paths->kernel = "vmlinux";
 	if (cfg->initramfs) {
-		if (place_file(p, cfg->initramfs, "initrd.cpio", true, err) < 0)
+		if (cj_layout_place_file(&p->lay, cfg->initramfs, "initrd.cpio", true, err) < 0)
 			return cj_err_wrap(err, "initramfs");
 		paths->initrd = "initrd.cpio";
 	}
@@ -1009,11 +776,11 @@ static int build_jail(struct fc_priv *p, const struct cj_vm_config *cfg, const c
 			return cj_fail(err, 0, "drive id '%s' cannot name a file", d->id);
 		if (d->fd >= 0) {
 			snprintf(names[i], 64, "run/%s.img", d->id);
-			if (place_fd_drive(p, d->fd, names[i], !d->read_only, err) < 0)
+			if (cj_layout_place_fd(&p->lay, d->fd, names[i], !d->read_only, err) < 0)
 				return cj_err_wrap(err, "drive %s", d->id);
 		} else {
 			snprintf(names[i], 64, "%s.img", d->id);
-			if (place_file(p, d->path, names[i], d->read_only, err) < 0)
+			if (cj_layout_place_file(&p->lay, d->path, names[i], d->read_only, err) < 0)
 				return cj_err_wrap(err, "drive %s", d->id);
 		}
 		paths->drives[i] = names[i];
@@ -1214,9 +981,9 @@ static int fc_start(struct cj_vmm *vmm, const struct cj_vm_config *cfg, struct c
 	priv_init(p);
 	vmm->priv = p;
 	p->jailed = cfg->jail.enabled;
-	p->undo = cfg->undo;
-	p->uid = cfg->jail.uid;
-	p->gid = cfg->jail.gid;
+	p->undo = p->lay.undo = cfg->undo;
+	p->uid = p->lay.uid = cfg->jail.uid;
+	p->gid = p->lay.gid = cfg->jail.gid;
 	snprintf(p->run_dir, sizeof p->run_dir, "%s", cfg->run_dir);
 	snprintf(p->metrics_out, sizeof p->metrics_out, "%s/metrics.json", cfg->run_dir);
 	if (!cfg->id || !valid_name(cfg->id))
@@ -1305,29 +1072,7 @@ static int fc_collect(struct cj_vmm *vmm, struct cj_err *err)
 {
 	struct fc_priv *p = vmm->priv;
 
-	for (size_t i = 0; p && i < p->ncopies; i++) {
-		struct fd_copy *c = &p->copies[i];
-		struct stat st, orig;
-		int in;
-
-		if (!c->writable)
-			continue;
-		/* The jail's run/ belongs to the VMM's user: whatever is there is
-		 * untrusted. Only a regular file is read, never past the original
-		 * size; the status parser checks the rest. */
-		in = open(c->path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-		if (in < 0)
-			return cj_fail(err, errno, "read back %s", c->path);
-		if (fstat(in, &st) < 0 || !S_ISREG(st.st_mode) || fstat(c->fd, &orig) < 0) {
-			close(in);
-			return cj_fail(err, EINVAL, "read back %s", c->path);
-		}
-		int r = copy_fd(in, c->fd, orig.st_size, err);
-		close(in);
-		if (r < 0)
-			return cj_err_wrap(err, "read back the control disk");
-	}
-	return 0;
+	return p ? cj_layout_collect(&p->lay, err) : 0;
 }
 
 static int fc_exit_error(const struct cj_vmm *vmm, int st, const char *said, struct cj_err *err)
@@ -1368,8 +1113,7 @@ static void fc_cleanup(struct cj_vmm *vmm)
 		close(p->metrics_fd);
 	if (p->sock_dirfd >= 0)
 		close(p->sock_dirfd);
-	for (size_t i = 0; i < p->ncopies; i++)
-		close(p->copies[i].fd);
+	cj_layout_close(&p->lay);
 	if (p->subreaper)
 		prctl(PR_SET_CHILD_SUBREAPER, 0);
 	if (p->curl_ready)
