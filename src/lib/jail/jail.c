@@ -381,8 +381,7 @@ int cj_jail_resolve(const struct cj_jail_spec *spec, uint64_t guest_memory_mib,
 
 int cj_jail_prepare(const struct cj_jail_plan *cfg, const char *run_dir, const char *id,
                     const char *vmm_bin, const char *kernel, const char *initrd,
-                    uint64_t largest_drive, struct cj_undo *undo, struct cj_jail *jail,
-                    struct cj_err *err)
+                    struct cj_undo *undo, struct cj_jail *jail, struct cj_err *err)
 {
 	struct group *kvm;
 	char bin[PATH_MAX];
@@ -397,7 +396,7 @@ int cj_jail_prepare(const struct cj_jail_plan *cfg, const char *run_dir, const c
 	jail->extra_gid = kvm ? kvm->gr_gid : (gid_t)-1;
 	jail->memory_limit = cfg->limits.memory_bytes;
 	/* The VMM never needs to grow a file beyond the largest drive. */
-	jail->fsize_limit = largest_drive ? largest_drive : RLIM_INFINITY;
+	jail->fsize_limit = cfg->fsize_limit ? cfg->fsize_limit : RLIM_INFINITY;
 
 	if (!realpath(vmm_bin, bin))
 		return cj_fail(err, errno, "jail: find %s", vmm_bin);
@@ -611,7 +610,11 @@ uint64_t cj_cgroup_kill_deadline(void)
 	return cj_now_ns() + (uint64_t)CJ_CGROUP_KILL_WAIT_MS * 1000000ull;
 }
 
-int cj_cgroup_kill(const char *dir, uint64_t deadline)
+/* SIGKILL every process of the cgroup directory dir (cgroup.kill on v2,
+ * every pid of cgroup.procs until none is left on v1) and wait until it
+ * is empty or the deadline has passed. 0 when empty or absent; -1 (errno
+ * EBUSY) when a process is still there. */
+static int cgroup_kill(const char *dir, uint64_t deadline)
 {
 	char path[PATH_MAX + 32];
 	bool v2_kill;
@@ -641,7 +644,7 @@ static int cgroup_kill_remove(const char *dir, uint64_t deadline, bool verbose)
 {
 	int e;
 
-	if (cj_cgroup_kill(dir, deadline) < 0) {
+	if (cgroup_kill(dir, deadline) < 0) {
 		if (verbose)
 			cj_notice("warning: a process of the VM's cgroup %s does not end", dir);
 		return -1;
@@ -723,7 +726,7 @@ static int cgroups_of_entry(json_object *entry, bool remove, uint64_t deadline, 
 	}
 	for (size_t i = 0; i < n; i++)
 		if (remove ? cgroup_kill_remove(dirs[i], deadline, verbose) < 0
-		           : cj_cgroup_kill(dirs[i], deadline) < 0)
+		           : cgroup_kill(dirs[i], deadline) < 0)
 			r = -1;
 	return r;
 }
@@ -854,7 +857,7 @@ int cj_cgroups_kill_named(const char *parent, const char *id)
 	int r = 0;
 
 	for (size_t i = 0; i < n; i++)
-		if (cj_cgroup_kill(dirs[i], deadline) < 0)
+		if (cgroup_kill(dirs[i], deadline) < 0)
 			r = -1;
 	return r;
 }

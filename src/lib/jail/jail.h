@@ -46,6 +46,10 @@ struct cj_jail_plan {
 	gid_t gid;
 	const char *netns; /* network namespace to join (path), or NULL */
 	struct cj_vm_limits limits;
+	/* The largest file the VMM legitimately writes, its largest writable
+	 * drive (0: none): its RLIMIT_FSIZE bounds every file a compromised
+	 * VMM could grow. Set by the run once the drives are known. */
+	uint64_t fsize_limit;
 };
 
 struct cj_jail_spec {
@@ -102,8 +106,7 @@ int cj_jail_pick_ids(const struct cj_jail_spec *spec, const uid_t *used, size_t 
  * first). */
 int cj_jail_prepare(const struct cj_jail_plan *cfg, const char *run_dir, const char *id,
                     const char *vmm_bin, const char *kernel, const char *initrd,
-                    uint64_t largest_drive, struct cj_undo *undo, struct cj_jail *jail,
-                    struct cj_err *err);
+                    struct cj_undo *undo, struct cj_jail *jail, struct cj_err *err);
 /* Parent side: move the VMM (still waiting) into the cgroup. */
 int cj_jail_attach(const struct cj_jail *jail, pid_t pid, struct cj_err *err);
 /* Child side, in new namespaces, right before exec: enter and lock the
@@ -131,12 +134,8 @@ void cj_unmount_under(const char *dir);
 /* gc, before any replay: SIGKILL every process in the cgroups the undo log
  * names and wait for them to end. -1 when one did not end in time. */
 int cj_jail_kill_all(json_object *undo_log);
-/* SIGKILL every process of the cgroup directory dir (cgroup.kill on v2,
- * every pid of cgroup.procs until none is left on v1) and wait until it
- * is empty or the deadline (CLOCK_MONOTONIC ns; cj_cgroup_kill_deadline()
- * gives the usual one, shared by the cgroups of one VM) has passed. 0
- * when empty or absent; -1 (errno EBUSY) when a process is still there. */
-int cj_cgroup_kill(const char *dir, uint64_t deadline);
+/* How long the processes of a VM's cgroups are given to end once killed:
+ * a deadline (CLOCK_MONOTONIC ns) shared by the cgroups of one VM. */
 #define CJ_CGROUP_KILL_WAIT_MS 2000
 uint64_t cj_cgroup_kill_deadline(void);
 

@@ -28,7 +28,7 @@
 #include <unistd.h>
 
 /* Copy [0, len) of in to out (len 0: until EOF of in). */
-int cj_copy_fd(int in, int out, off_t len, struct cj_err *err)
+static int copy_fd(int in, int out, off_t len, struct cj_err *err)
 {
 	char buf[65536];
 	off_t off = 0;
@@ -146,7 +146,7 @@ static int place_idmapped(const struct cj_layout *l, const char *host, const cha
 
 /* Make host file `host` visible in the jail as `rel`; see the top comment. */
 int cj_layout_place_file(struct cj_layout *l, const char *host, const char *rel, bool ro,
-                      struct cj_err *err)
+                         struct cj_err *err)
 {
 	char dst[PATH_MAX];
 	struct stat st;
@@ -200,7 +200,7 @@ int cj_layout_place_file(struct cj_layout *l, const char *host, const char *rel,
  * and collect() copies what the guest wrote (its status) back into the fd
  * once the VM has ended. */
 int cj_layout_place_fd(struct cj_layout *l, int fd, const char *rel, bool writable,
-                          struct cj_err *err)
+                       struct cj_err *err)
 {
 	struct cj_layout_copy *c;
 	int out;
@@ -219,7 +219,7 @@ int cj_layout_place_fd(struct cj_layout *l, int fd, const char *rel, bool writab
 		close(out);
 		return cj_fail(err, errno, "chown %s", c->path);
 	}
-	if (cj_copy_fd(fd, out, 0, err) < 0) {
+	if (copy_fd(fd, out, 0, err) < 0) {
 		close(out);
 		return cj_err_wrap(err, "copy the control disk into the jail");
 	}
@@ -252,7 +252,7 @@ int cj_layout_collect(struct cj_layout *l, struct cj_err *err)
 			close(in);
 			return cj_fail(err, EINVAL, "read back %s", c->path);
 		}
-		int r = cj_copy_fd(in, c->fd, orig.st_size, err);
+		int r = copy_fd(in, c->fd, orig.st_size, err);
 		close(in);
 		if (r < 0)
 			return cj_err_wrap(err, "read back the control disk");

@@ -41,7 +41,5 @@ int cj_layout_place_fd(struct cj_layout *l, int fd, const char *rel, bool writab
  * back into their fds. */
 int cj_layout_collect(struct cj_layout *l, struct cj_err *err);
 void cj_layout_close(struct cj_layout *l);
-/* Copy [0, len) of in to out (len 0: until EOF of in). */
-int cj_copy_fd(int in, int out, off_t len, struct cj_err *err);
 
 #endif

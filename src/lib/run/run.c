@@ -778,6 +778,7 @@ static void vm_machine(struct run *r)
 	vm->cpus = spec->cpus;
 	vm->memory_mib = spec->memory_mib;
 	vm->use_kvm = r->use_kvm;
+	vm->jail.fsize_limit = cj_vm_largest_writable(vm);
 	snprintf(vm->cmdline, sizeof vm->cmdline, "%s",
 	         spec->boot_args ? spec->boot_args : DEFAULT_BOOT_ARGS);
 	if (r->vmm.ops->boot_args)

@@ -788,25 +788,6 @@ static int build_jail(struct fc_priv *p, const struct cj_vm_config *cfg, const c
 	return 0;
 }
 
-/* The largest file the VMM legitimately writes: its largest writable
- * drive. As the jailer's fsize limit it bounds every file a compromised VMM
- * could grow (say, in the jail directory it owns). */
-static uint64_t largest_writable(const struct cj_vm_config *cfg)
-{
-	uint64_t max = 0;
-
-	for (size_t i = 0; i < cfg->ndrives; i++) {
-		const struct cj_drive *d = &cfg->drives[i];
-		struct stat st;
-		if (d->read_only || (d->fd >= 0 ? fstat(d->fd, &st) : stat(d->path, &st)) < 0 ||
-		    !S_ISREG(st.st_mode))
-			continue;
-		if ((uint64_t)st.st_size > max)
-			max = (uint64_t)st.st_size;
-	}
-	return max;
-}
-
 static int start_jailed(struct cj_vmm *vmm, struct fc_priv *p, const struct cj_vm_config *cfg,
                         const char *real, const char *exec_name, struct cj_err *err)
 {
@@ -821,7 +802,7 @@ static int start_jailed(struct cj_vmm *vmm, struct fc_priv *p, const struct cj_v
 	    .cgroup_version = cj_cgroup_version(),
 	    .netns = cfg->jail.netns,
 	    .limits = &cfg->jail.limits,
-	    .fsize = largest_writable(cfg),
+	    .fsize = cfg->jail.fsize_limit,
 	};
 	struct spawn s = {.netns_fd = -1,
 	                  .cwd_fd = -1,

@@ -221,14 +221,12 @@ struct qemu_priv {
 /* In a jail the VMM cannot open host paths: the drives are opened here and
  * inherited (a drive given as an fd, the memfd, is reopened read-write and
  * read-only through /proc/self/fd). */
-static int open_drives(struct qemu_priv *p, const struct cj_vm_config *cfg, uint64_t *largest,
-                       struct cj_err *err)
+static int open_drives(struct qemu_priv *p, const struct cj_vm_config *cfg, struct cj_err *err)
 {
 	for (size_t i = 0; i < cfg->ndrives; i++) {
 		const struct cj_drive *d = &cfg->drives[i];
 		char buf[64];
 		const char *path = cj_drive_path(d, buf, sizeof buf);
-		struct stat st;
 		int fd = open(path, (d->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
 		if (fd < 0)
 			return cj_fail(err, errno, "open drive %s", d->path ? d->path : d->id);
@@ -239,8 +237,6 @@ static int open_drives(struct qemu_priv *p, const struct cj_vm_config *cfg, uint
 				return cj_fail(err, errno, "open drive %s",
 				               d->path ? d->path : d->id);
 		}
-		if (fstat(fd, &st) == 0 && !d->read_only && (uint64_t)st.st_size > *largest)
-			*largest = (uint64_t)st.st_size;
 	}
 	return 0;
 }
@@ -295,12 +291,10 @@ static int enter_jail(void *ctx, const char **what)
 static char **prepare_jailed(struct qemu_priv *p, const struct cj_vm_config *cfg, const char *path,
                              struct cj_err *err)
 {
-	uint64_t largest = 0;
-
 	if ((cfg->tap && (p->tap_fd = cj_tap_open(cfg->tap, (uid_t)-1, err)) < 0) ||
-	    open_drives(p, cfg, &largest, err) < 0 ||
+	    open_drives(p, cfg, err) < 0 ||
 	    cj_jail_prepare(&cfg->jail, cfg->run_dir, cfg->id, path, cfg->kernel, cfg->initramfs,
-	                    largest, cfg->undo, &p->jail, err) < 0)
+	                    cfg->undo, &p->jail, err) < 0)
 		return NULL;
 	if (p->tap_fd >= 0)
 		p->keep[p->nkeep++] = p->tap_fd;

@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 char *const cj_vmm_envp[] = {NULL};
@@ -41,6 +42,22 @@ const char *cj_drive_path(const struct cj_drive *d, char *buf, size_t len)
 		return d->path;
 	snprintf(buf, len, "/proc/self/fd/%d", d->fd);
 	return buf;
+}
+
+uint64_t cj_vm_largest_writable(const struct cj_vm_config *cfg)
+{
+	uint64_t max = 0;
+
+	for (size_t i = 0; i < cfg->ndrives; i++) {
+		const struct cj_drive *d = &cfg->drives[i];
+		struct stat st;
+		if (d->read_only || (d->fd >= 0 ? fstat(d->fd, &st) : stat(d->path, &st)) < 0 ||
+		    !S_ISREG(st.st_mode))
+			continue;
+		if ((uint64_t)st.st_size > max)
+			max = (uint64_t)st.st_size;
+	}
+	return max;
 }
 
 bool cj_kvm_usable(struct cj_err *err)
