@@ -3,6 +3,7 @@
 
 #include "spawn.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -239,30 +240,11 @@ int cj_parse_size(const char *s, uint64_t default_unit, uint64_t *out)
 	if (errno)
 		return -1;
 	if (*end) {
-		switch (*end) {
-		case 'b':
-		case 'B':
-			unit = 1;
-			break;
-		case 'k':
-		case 'K':
-			unit = 1ull << 10;
-			break;
-		case 'm':
-		case 'M':
-			unit = 1ull << 20;
-			break;
-		case 'g':
-		case 'G':
-			unit = 1ull << 30;
-			break;
-		case 't':
-		case 'T':
-			unit = 1ull << 40;
-			break;
-		default:
+		static const char units[] = "bkmgt"; /* 1024^0 .. 1024^4 */
+		const char *u = strchr(units, tolower((unsigned char)*end));
+		if (!u || !*u)
 			return -1;
-		}
+		unit = 1ull << (10 * (u - units));
 		end++;
 		if (*end == 'i' && end[-1] != 'b' && end[-1] != 'B')
 			end++;

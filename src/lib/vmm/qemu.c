@@ -45,61 +45,61 @@ static char *escape_commas(const char *s)
 	return out;
 }
 
+/* "-name value", value formatted. */
+static int push_opt(char ***v, size_t *n, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int push_opt(char ***v, size_t *n, const char *name, const char *fmt, ...)
+{
+	char *value;
+	va_list ap;
+
+	va_start(ap, fmt);
+	int len = vasprintf(&value, fmt, ap);
+	va_end(ap);
+	if (len < 0)
+		return -1;
+	int r = cj_argv_push(v, n, "%s", name) | cj_argv_push(v, n, "%s", value);
+	free(value);
+	return r;
+}
+
 /* The machine, the kernel and the console: what every QEMU run gets. */
 static int argv_machine(char ***v, size_t *n, const char *bin, const struct cj_vm_config *cfg,
                         bool jailed)
 {
-	int r = 0;
+	int r = cj_argv_push(v, n, "%s", bin);
 
-	r |= cj_argv_push(v, n, "%s", bin);
 	if (cfg->run_dir) {
 		/* names the run in ps (and lets tests find the VMM of a run) */
 		char *name = escape_commas(cfg->run_dir);
-		if (!name)
-			r = -1;
-		r |= cj_argv_push(v, n, "-name");
-		r |= cj_argv_push(v, n, "ctr-jailer:%s", name ? name : "");
+		r |= name ? push_opt(v, n, "-name", "ctr-jailer:%s", name) : -1;
 		free(name);
 	}
-	r |= cj_argv_push(v, n, "-M");
-	r |= cj_argv_push(v, n, "microvm,x-option-roms=off,isa-serial=on,rtc=on");
-	r |= cj_argv_push(v, n, "-accel");
+	r |= push_opt(v, n, "-M", "microvm,x-option-roms=off,isa-serial=on,rtc=on");
 	/* TCG's translation cache defaults to 1 GiB; a smaller one keeps the
 	 * VMM's own memory well inside the cgroup margin at a small cost in
 	 * re-translation. */
 	if (cfg->use_kvm)
-		r |= cj_argv_push(v, n, "kvm");
+		r |= push_opt(v, n, "-accel", "kvm");
 	else
-		r |= cj_argv_push(v, n, "tcg,tb-size=%u", CJ_MEM_QEMU_TCG_CACHE_MIB);
-	r |= cj_argv_push(v, n, "-cpu");
-	r |= cj_argv_push(v, n, "%s", cfg->use_kvm ? "host" : "max");
-	r |= cj_argv_push(v, n, "-smp");
-	r |= cj_argv_push(v, n, "%u", cfg->cpus);
-	r |= cj_argv_push(v, n, "-m");
-	r |= cj_argv_push(v, n, "%llu", (unsigned long long)cfg->memory_mib);
+		r |= push_opt(v, n, "-accel", "tcg,tb-size=%u", CJ_MEM_QEMU_TCG_CACHE_MIB);
+	r |= push_opt(v, n, "-cpu", "%s", cfg->use_kvm ? "host" : "max");
+	r |= push_opt(v, n, "-smp", "%u", cfg->cpus);
+	r |= push_opt(v, n, "-m", "%llu", (unsigned long long)cfg->memory_mib);
 	r |= cj_argv_push(v, n, "-nodefaults");
 	r |= cj_argv_push(v, n, "-no-user-config");
-	r |= cj_argv_push(v, n, "-display");
-	r |= cj_argv_push(v, n, "none");
+	r |= push_opt(v, n, "-display", "none");
 	r |= cj_argv_push(v, n, "-no-reboot");
-	r |= cj_argv_push(v, n, "-kernel");
-	r |= cj_argv_push(v, n, "%s", jailed ? "/boot/kernel" : cfg->kernel);
-	r |= cj_argv_push(v, n, "-initrd");
-	r |= cj_argv_push(v, n, "%s", jailed ? "/boot/initrd" : cfg->initramfs);
-	if (jailed) {
-		r |= cj_argv_push(v, n, "-sandbox");
-		r |= cj_argv_push(v, n,
-		                  "on,obsolete=deny,elevateprivileges=deny,spawn=deny,"
-		                  "resourcecontrol=deny");
-	}
-	r |= cj_argv_push(v, n, "-append");
-	r |= cj_argv_push(v, n, "%s", cfg->cmdline);
-	r |= cj_argv_push(v, n, "-chardev");
-	r |= cj_argv_push(v, n, "stdio,id=console,signal=off");
-	r |= cj_argv_push(v, n, "-serial");
-	r |= cj_argv_push(v, n, "chardev:console");
-	r |= cj_argv_push(v, n, "-device");
-	r |= cj_argv_push(v, n, "i8042");
+	r |= push_opt(v, n, "-kernel", "%s", jailed ? "/boot/kernel" : cfg->kernel);
+	r |= push_opt(v, n, "-initrd", "%s", jailed ? "/boot/initrd" : cfg->initramfs);
+	if (jailed)
+		r |= push_opt(v, n, "-sandbox",
+		              "on,obsolete=deny,elevateprivileges=deny,spawn=deny,"
+		              "resourcecontrol=deny");
+	r |= push_opt(v, n, "-append", "%s", cfg->cmdline);
+	r |= push_opt(v, n, "-chardev", "stdio,id=console,signal=off");
+	r |= push_opt(v, n, "-serial", "chardev:console");
+	r |= push_opt(v, n, "-device", "i8042");
 	return r;
 }
 
@@ -110,22 +110,18 @@ static int argv_qmp_net(char ***v, size_t *n, const struct cj_vm_config *cfg, in
 {
 	int r = 0;
 
-	r |= cj_argv_push(v, n, "-chardev");
-	r |= cj_argv_push(v, n, "socket,id=qmp,fd=%d", qmp_fd);
-	r |= cj_argv_push(v, n, "-mon");
-	r |= cj_argv_push(v, n, "chardev=qmp,mode=control");
+	r |= push_opt(v, n, "-chardev", "socket,id=qmp,fd=%d", qmp_fd);
+	r |= push_opt(v, n, "-mon", "chardev=qmp,mode=control");
 	if (cfg->tap) {
 		const uint8_t *m = cfg->mac;
-		r |= cj_argv_push(v, n, "-netdev");
 		if (tap_fd >= 0)
-			r |= cj_argv_push(v, n, "tap,id=net0,fd=%d", tap_fd);
+			r |= push_opt(v, n, "-netdev", "tap,id=net0,fd=%d", tap_fd);
 		else
-			r |= cj_argv_push(v, n, "tap,id=net0,ifname=%s,script=no,downscript=no",
-			                  cfg->tap);
-		r |= cj_argv_push(v, n, "-device");
-		r |= cj_argv_push(v, n,
-		                  "virtio-net-device,netdev=net0,mac=%02x:%02x:%02x:%02x:%02x:%02x",
-		                  m[0], m[1], m[2], m[3], m[4], m[5]);
+			r |= push_opt(v, n, "-netdev",
+			              "tap,id=net0,ifname=%s,script=no,downscript=no", cfg->tap);
+		r |= push_opt(v, n, "-device",
+		              "virtio-net-device,netdev=net0,mac=%02x:%02x:%02x:%02x:%02x:%02x",
+		              m[0], m[1], m[2], m[3], m[4], m[5]);
 	}
 	return r;
 }
@@ -141,12 +137,10 @@ static int argv_drive(char ***v, size_t *n, const struct cj_drive *d, size_t i,
 	int r = 0;
 
 	if (drive_fds) {
-		r |= cj_argv_push(v, n, "-add-fd");
-		r |= cj_argv_push(v, n, "fd=%d,set=%zu", drive_fds[2 * i], i + 1);
-		if (drive_fds[2 * i + 1] >= 0) {
-			r |= cj_argv_push(v, n, "-add-fd");
-			r |= cj_argv_push(v, n, "fd=%d,set=%zu", drive_fds[2 * i + 1], i + 1);
-		}
+		r |= push_opt(v, n, "-add-fd", "fd=%d,set=%zu", drive_fds[2 * i], i + 1);
+		if (drive_fds[2 * i + 1] >= 0)
+			r |=
+			    push_opt(v, n, "-add-fd", "fd=%d,set=%zu", drive_fds[2 * i + 1], i + 1);
 		if (asprintf(&path, "/dev/fdset/%zu", i + 1) < 0)
 			path = NULL;
 	} else {
@@ -159,12 +153,11 @@ static int argv_drive(char ***v, size_t *n, const struct cj_drive *d, size_t i,
 	 * QEMU's 'file' driver takes only regular files, and by path it would
 	 * probe the node itself. */
 	bool blockdev = drive_fds && fstat(drive_fds[2 * i], &st) == 0 && S_ISBLK(st.st_mode);
-	r |= cj_argv_push(v, n, "-drive");
-	r |= cj_argv_push(
-	    v, n, "id=%s,file=%s,%sformat=raw,if=none,cache=writeback,discard=unmap%s", d->id, path,
-	    blockdev ? "file.driver=host_device," : "", d->read_only ? ",readonly=on" : "");
-	r |= cj_argv_push(v, n, "-device");
-	r |= cj_argv_push(v, n, "virtio-blk-device,drive=%s", d->id);
+	r |= push_opt(v, n, "-drive",
+	              "id=%s,file=%s,%sformat=raw,if=none,cache=writeback,discard=unmap%s", d->id,
+	              path, blockdev ? "file.driver=host_device," : "",
+	              d->read_only ? ",readonly=on" : "");
+	r |= push_opt(v, n, "-device", "virtio-blk-device,drive=%s", d->id);
 	free(path);
 	return r;
 }
