@@ -233,42 +233,19 @@ static int image_details(int fd, struct stat *st, uint64_t *size, struct cj_err 
  * chatty tool can neither block nor grow our memory). */
 static int run_child(struct child *c, char **outp, int *code, struct cj_err *err)
 {
-	int o[2] = {-1, -1}, e[2] = {-1, -1};
-	char *texts[2] = {NULL, NULL};
 	char step[CJ_SPAWN_STEP_MAX];
-
-	if (pipe2(o, O_CLOEXEC) < 0 || pipe2(e, O_CLOEXEC) < 0) {
-		int en = errno;
-		if (o[0] >= 0) {
-			close(o[0]);
-			close(o[1]);
-		}
-		return cj_fail(err, en, "pipe");
-	}
 	struct cj_spawn s = {.path = c->bin,
 	                     .argv = c->argv,
 	                     .envp = tool_env,
 	                     .stdin_fd = -1,
-	                     .stdout_fd = o[1],
-	                     .stderr_fd = e[1],
 	                     .new_session = true,
 	                     .clone_flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC |
 	                                    CLONE_NEWUTS | CLONE_NEWNET,
 	                     .pre_exec = lock_in,
 	                     .ctx = c};
-	pid_t pid = cj_spawn(&s, step, err);
-	close(o[1]);
-	close(e[1]);
-	if (pid > 0)
-		cj_capture(o[0], e[0], OUTPUT_CAP, texts);
-	close(o[0]);
-	close(e[0]);
-	if (pid < 0) {
-		if (step[0])
-			cj_fail(err, err->errnum, "jail %s: %s", c->argv[0], step);
-		return -1;
-	}
-	cj_spawn_finish(pid, c->argv[0], texts, outp, code, err);
+
+	if (cj_spawn_capture(s, OUTPUT_CAP, outp, code, step, err) < 0)
+		return step[0] ? cj_fail(err, err->errnum, "jail %s: %s", c->argv[0], step) : -1;
 	return 0;
 }
 

@@ -240,3 +240,33 @@ void cj_spawn_finish(pid_t pid, const char *name, char *texts[2], char **out, in
 	else
 		free(texts[0]);
 }
+
+int cj_spawn_capture(struct cj_spawn s, size_t cap, char **out, int *code, char *step,
+                     struct cj_err *err)
+{
+	int o[2] = {-1, -1}, e[2] = {-1, -1};
+	char *texts[2] = {NULL, NULL};
+	pid_t pid;
+
+	if (pipe2(o, O_CLOEXEC) < 0 || pipe2(e, O_CLOEXEC) < 0) {
+		int en = errno;
+		if (o[0] >= 0) {
+			close(o[0]);
+			close(o[1]);
+		}
+		return cj_fail(err, en, "pipe");
+	}
+	s.stdout_fd = o[1];
+	s.stderr_fd = e[1];
+	pid = cj_spawn(&s, step, err);
+	close(o[1]);
+	close(e[1]);
+	if (pid > 0)
+		cj_capture(o[0], e[0], cap, texts);
+	close(o[0]);
+	close(e[0]);
+	if (pid < 0)
+		return -1;
+	cj_spawn_finish(pid, s.argv[0], texts, out, code, err);
+	return 0;
+}

@@ -45,6 +45,12 @@ pid_t cj_spawn(const struct cj_spawn *s, char *step, struct cj_err *err);
  * NUL-terminated (NULL when nothing came), the caller frees them. */
 void cj_capture(int out_fd, int err_fd, size_t cap, char *texts[2]);
 
+/* Run s to its end with its stdout and stderr kept (at most cap bytes
+ * each; s's own stdout_fd and stderr_fd are ignored): 0 once it ran, with
+ * its exit code in *code (cj_spawn_finish), -1 when it could not start
+ * (cj_spawn: step). */
+int cj_spawn_capture(struct cj_spawn s, size_t cap, char **out, int *code, char *step,
+                     struct cj_err *err);
 /* After cj_capture: wait for pid; its exit code (128+N for signal N) in
  * *code and, when non-zero, err "NAME failed (status N): LINE" with the
  * first non-empty line of its stderr (texts[1]), printable. texts[0] goes

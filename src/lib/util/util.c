@@ -102,36 +102,16 @@ static int read_all_fd(int fd, char **out, size_t *out_len)
 
 int cj_run_code(char *const argv[], char **out, int *code, struct cj_err *err)
 {
-	int out_pipe[2] = {-1, -1}, err_pipe[2] = {-1, -1};
-	char *texts[2] = {NULL, NULL}, path[PATH_MAX];
-	pid_t pid;
-
-	if (cj_find_in_path(argv[0], path, sizeof path) < 0)
-		return cj_fail(err, errno, "run %s", argv[0]);
-	if (pipe2(out_pipe, O_CLOEXEC) < 0 || pipe2(err_pipe, O_CLOEXEC) < 0) {
-		int e = errno;
-		if (out_pipe[0] >= 0) {
-			close(out_pipe[0]);
-			close(out_pipe[1]);
-		}
-		return cj_fail(err, e, "pipe");
-	}
+	char path[PATH_MAX];
 	struct cj_spawn s = {.path = path,
 	                     .argv = argv,
 	                     .stdin_fd = -1,
-	                     .stdout_fd = out_pipe[1],
-	                     .stderr_fd = err_pipe[1],
 	                     .inherit = true /* an image handed over as /proc/self/fd/N */};
-	pid = cj_spawn(&s, NULL, err);
-	close(out_pipe[1]);
-	close(err_pipe[1]);
-	if (pid > 0)
-		cj_capture(out_pipe[0], err_pipe[0], SIZE_MAX - 1, texts);
-	close(out_pipe[0]);
-	close(err_pipe[0]);
-	if (pid < 0)
+
+	if (cj_find_in_path(argv[0], path, sizeof path) < 0)
+		return cj_fail(err, errno, "run %s", argv[0]);
+	if (cj_spawn_capture(s, SIZE_MAX - 1, out, code, NULL, err) < 0)
 		return cj_err_wrap(err, "run %s", argv[0]);
-	cj_spawn_finish(pid, argv[0], texts, out, code, err);
 	return 0;
 }
 
