@@ -3,6 +3,8 @@
  * order, the version floor, exit statuses, the jailer's command line. The
  * bodies are checked against Firecracker's schema by the contract tests
  * (tests/integration/test_firecracker_contract.py). */
+#include "jail/jail.h"
+#include "util/util.h"
 #include "vmm/firecracker.h"
 
 #include <setjmp.h>
@@ -13,7 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -320,6 +324,66 @@ static void test_jailer_argv(void **state)
 	cj_fc_argv_free(v);
 }
 
+/* The jail's undo entries (the run record): a damaged entry never turns
+ * into rm -rf of something else; a good one removes the jail; an owner
+ * entry gives the file its owner and mode back; replay is idempotent. */
+static void test_undo_entries(void **state)
+{
+	char base[] = "/tmp/cj-fc-undo-XXXXXX", dir[256], file[256];
+	struct stat st;
+	(void)state;
+
+	assert_non_null(mkdtemp(base));
+	snprintf(dir, sizeof dir, "%s/firecracker/0123456789ab/root", base);
+	assert_int_equal(cj_mkdir_p(dir, 0700, &(struct cj_err){0}), 0);
+	json_object *bad =
+	    json_tokener_parse("{\"kind\": \"firecracker.jail\", \"chroot_base\": \"/tmp\", "
+	                       "\"exec_name\": \"..\", \"id\": \"x\"}");
+	assert_int_equal(cj_firecracker_undo(bad, false), 0);
+	json_object_put(bad);
+	char text[512];
+	snprintf(text, sizeof text,
+	         "{\"kind\": \"firecracker.jail\", \"chroot_base\": \"%s\", "
+	         "\"exec_name\": \"other\", \"id\": \"0123456789ab\"}",
+	         base);
+	json_object *not_fc = json_tokener_parse(text);
+	assert_int_equal(cj_firecracker_undo(not_fc, false), 0);
+	json_object_put(not_fc);
+	assert_int_equal(access(dir, F_OK), 0); /* both refused: nothing removed */
+	snprintf(text, sizeof text,
+	         "{\"kind\": \"firecracker.jail\", \"chroot_base\": \"%s\", "
+	         "\"exec_name\": \"firecracker\", \"id\": \"0123456789ab\"}",
+	         base);
+	json_object *good = json_tokener_parse(text);
+	assert_int_equal(cj_firecracker_undo(good, false), 0);
+	assert_int_equal(access(dir, F_OK), -1);
+	assert_int_equal(cj_firecracker_undo(good, false), 0); /* again: harmless */
+	json_object_put(good);
+
+	snprintf(file, sizeof file, "%s/volume.img", base);
+	FILE *f = fopen(file, "w");
+	assert_non_null(f);
+	fclose(f);
+	assert_int_equal(chmod(file, 0644), 0);
+	snprintf(text, sizeof text,
+	         "{\"kind\": \"jail.owner\", \"path\": \"%s\", \"uid\": %u, \"gid\": %u, "
+	         "\"mode\": %d}",
+	         file, (unsigned)getuid(), (unsigned)getgid(), 0600);
+	json_object *owner = json_tokener_parse(text);
+	assert_int_equal(cj_jail_undo(owner, false), 0);
+	assert_int_equal(stat(file, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0600);
+	unlink(file);
+	assert_int_equal(cj_jail_undo(owner, false), 0); /* gone: nothing to restore */
+	json_object_put(owner);
+	/* a cgroup entry outside the cgroup mount is ignored */
+	json_object *cg =
+	    json_tokener_parse("{\"kind\": \"jail.cgroup\", \"path\": \"/tmp/../etc\"}");
+	assert_int_equal(cj_jail_undo(cg, false), 0);
+	json_object_put(cg);
+	cj_rm_rf(base);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -331,6 +395,7 @@ int main(void)
 	    cmocka_unit_test(test_exit_statuses),
 	    cmocka_unit_test(test_sanitize),
 	    cmocka_unit_test(test_jailer_argv),
+	    cmocka_unit_test(test_undo_entries),
 	};
 	return cmocka_run_group_tests_name("firecracker", tests, NULL, NULL);
 }

@@ -252,22 +252,20 @@ static int run_child(struct child *c, char **outp, int *code, struct cj_err *err
 int cj_tool_run(const struct cj_tool *tool, char **out, int *code, struct cj_err *err)
 {
 	char found[PATH_MAX], bin[PATH_MAX];
-	struct cj_jail *j = calloc(1, sizeof *j);
+	cj_autofree struct cj_jail *j = calloc(1, sizeof *j);
+	cj_autoclose int tree = -1;
 	struct child c = {.jail = j, .bin = bin, .argv = tool->argv, .tree = -1};
-	int rc = -1;
 	uint64_t size = 0;
 	struct stat st;
 
 	if (!j)
 		return cj_fail(err, ENOMEM, "jail %s", tool->argv[0]);
-	if (tool->uid == 0 || tool->gid == 0) {
-		cj_fail(err, EINVAL, "jail %s: no unprivileged user to run it as", tool->argv[0]);
-		goto out;
-	}
-	if (cj_find_in_path(tool->argv[0], found, sizeof found) < 0 || !realpath(found, bin)) {
-		cj_fail(err, ENOENT, "%s not found in PATH (install e2fsprogs)", tool->argv[0]);
-		goto out;
-	}
+	if (tool->uid == 0 || tool->gid == 0)
+		return cj_fail(err, EINVAL, "jail %s: no unprivileged user to run it as",
+		               tool->argv[0]);
+	if (cj_find_in_path(tool->argv[0], found, sizeof found) < 0 || !realpath(found, bin))
+		return cj_fail(err, ENOENT, "%s not found in PATH (install e2fsprogs)",
+		               tool->argv[0]);
 	/* a parser bug in the tool gets what an escaped VMM of this run would
 	 * get, nothing more */
 	j->uid = tool->uid;
@@ -276,7 +274,7 @@ int cj_tool_run(const struct cj_tool *tool, char **out, int *code, struct cj_err
 	c.as_limit = 1ull << 30;
 	if (tool->image_fd >= 0) {
 		if (image_details(tool->image_fd, &st, &size, err) < 0)
-			goto out;
+			return -1;
 		/* the tool never needs the file to grow: the caller sizes it */
 		if (S_ISREG(st.st_mode))
 			j->fsize_limit = size;
@@ -285,15 +283,10 @@ int cj_tool_run(const struct cj_tool *tool, char **out, int *code, struct cj_err
 		c.as_limit += size / 256;
 		if (S_ISBLK(st.st_mode))
 			c.image_dev = st.st_rdev;
-		else if ((c.tree = image_mount(tool->image_fd, &st, j, err)) < 0)
-			goto out;
+		else if ((c.tree = tree = image_mount(tool->image_fd, &st, j, err)) < 0)
+			return -1;
 	}
 	if (build_room(j, bin, tool->cache_dir, err) < 0)
-		goto out;
-	rc = run_child(&c, out, code, err);
-out:
-	if (c.tree >= 0)
-		close(c.tree);
-	free(j);
-	return rc;
+		return -1;
+	return run_child(&c, out, code, err);
 }
