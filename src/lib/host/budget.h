@@ -1,13 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The memory margins, named once. (rd/vmm's minimal version: rd/cli owns
- * this header and adds the guest default's margin and the arithmetic.) */
+/* The memory margins, named once. rd/vmm's subset of rd/cli's header
+ * (same names): at the merge, rd/cli's version wins whole. */
 #ifndef CJ_BUDGET_H
 #define CJ_BUDGET_H
 
-/* QEMU's TCG translation cache (its default is 1 GiB). */
-#define CJ_MEM_QEMU_TCG_CACHE_MIB 128u
-/* The VMM's own memory above the guest's, in the jail's cgroup limit: it
- * covers the TCG cache with room for QEMU's other allocations. */
-#define CJ_MEM_JAIL_MARGIN_MIB 256u
+#define CJ_JAIL_MARGIN_MIB 256u /* VMM cgroup = guest memory + this */
+#define CJ_TCG_CACHE_MIB   128u /* QEMU -accel tcg,tb-size= (default is 1 GiB) */
 
 #endif

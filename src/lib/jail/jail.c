@@ -363,14 +363,14 @@ int cj_jail_resolve(const struct cj_jail_spec *spec, uint64_t guest_memory_mib,
 		return -1;
 	out->limits.memory_bytes = spec->memory_limit
 	                               ? spec->memory_limit
-	                               : (guest_memory_mib + CJ_MEM_JAIL_MARGIN_MIB) << 20;
+	                               : (guest_memory_mib + CJ_JAIL_MARGIN_MIB) << 20;
 	if (out->limits.memory_bytes < (guest_memory_mib << 20))
 		return cj_fail(err, 0,
 		               "--memory-limit %lluM is below the guest's memory (%lluM): the VMM "
 		               "would be killed as the guest uses it; give at least the guest's "
 		               "memory plus %uM",
 		               (unsigned long long)(out->limits.memory_bytes >> 20),
-		               (unsigned long long)guest_memory_mib, CJ_MEM_JAIL_MARGIN_MIB);
+		               (unsigned long long)guest_memory_mib, CJ_JAIL_MARGIN_MIB);
 	out->limits.pids = spec->pids_limit ? spec->pids_limit : CJ_JAIL_DEFAULT_PIDS;
 	if (spec->cpu_quota > 0) {
 		out->limits.cpu_period_us = 100000;

@@ -86,7 +86,7 @@ struct cj_jail {
 
 /* The user's options → the backend-neutral jail description: the
  * unprivileged uid/gid of --jail-user, if given, and the cgroup limits
- * (memory default: guest memory + CJ_MEM_JAIL_MARGIN_MIB; a limit below
+ * (memory default: guest memory + CJ_JAIL_MARGIN_MIB; a limit below
  * guest memory is refused). */
 int cj_jail_resolve(const struct cj_jail_spec *spec, uint64_t guest_memory_mib,
                     struct cj_jail_plan *out, struct cj_err *err);

@@ -82,7 +82,7 @@ static int argv_machine(char ***v, size_t *n, const char *bin, const struct cj_v
 	if (cfg->use_kvm)
 		r |= push_opt(v, n, "-accel", "kvm");
 	else
-		r |= push_opt(v, n, "-accel", "tcg,tb-size=%u", CJ_MEM_QEMU_TCG_CACHE_MIB);
+		r |= push_opt(v, n, "-accel", "tcg,tb-size=%u", CJ_TCG_CACHE_MIB);
 	r |= push_opt(v, n, "-cpu", "%s", cfg->use_kvm ? "host" : "max");
 	r |= push_opt(v, n, "-smp", "%u", cfg->cpus);
 	r |= push_opt(v, n, "-m", "%llu", (unsigned long long)cfg->memory_mib);
