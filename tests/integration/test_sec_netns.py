@@ -75,9 +75,9 @@ def links(ns_path):
 
 
 def record(run_dir, name):
+    """The pid of the run's "owner" or "vmm", from its record.json."""
     (run,) = runs(run_dir)
-    pid, _start = (run / name).read_text().split()
-    return int(pid)
+    return int(json.loads((run / "record.json").read_text())[name]["pid"])
 
 
 def test_jailed_qemu_has_an_empty_network_namespace(world):

@@ -330,6 +330,42 @@ static void test_egress_rules_text(void **state)
 	free(t);
 }
 
+/* A replayed entry only ever becomes the command setup would have run:
+ * names as setup writes them, a namespace pinned where setup pins it.
+ * Refused entries are kept (-1); none of these reaches the host. */
+static void test_net_undo_refuses_foreign_entries(void **state)
+{
+	static const char *const refused[] = {
+	    "{\"kind\": \"net.table\", \"family\": \"ip\", \"name\": \"x; flush ruleset\"}",
+	    "{\"kind\": \"net.table\", \"family\": \"inet\", \"name\": \"ctrj_0\"}",
+	    "{\"kind\": \"net.table\", \"family\": \"ip\"}",
+	    "{\"kind\": \"net.table\", \"family\": \"ip\", \"name\": \"a b\"}",
+	    "{\"kind\": \"net.chain\", \"fw\": \"nft\", \"table\": \"filter\", \"chain\": "
+	    "\"a\\nb\"}",
+	    "{\"kind\": \"net.host-chain\", \"family\": \"ip\", \"chain\": \"filter\\\"; x\"}",
+	    "{\"kind\": \"net.host-table\", \"family\": 6, \"table\": \"filter\"}",
+	    "{\"kind\": \"net.rule\", \"family\": \"arp\", \"rule\": \"-t filter INPUT\"}",
+	    "{\"kind\": \"net.rule\", \"family\": \"ip\"}",
+	    "{\"kind\": \"net.rule\", \"family\": \"ip\", \"rule\": \"-t filter INPUT -j DROP\"}",
+	    "{\"kind\": \"net.netns\", \"path\": \"/etc/passwd\"}",
+	    "{\"kind\": \"net.netns\", \"path\": \"relative/netns\"}",
+	    "{\"kind\": \"net.netns\"}",
+	    "{\"kind\": \"net.something-newer\"}",
+	};
+	(void)state;
+
+	for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+		json_object *e = json_tokener_parse(refused[i]);
+		assert_non_null(e);
+		assert_int_equal(cj_net_undo(e, false), -1);
+		json_object_put(e);
+	}
+	json_object *port = json_tokener_parse("{\"kind\": \"net.port\", \"proto\": \"tcp\", "
+	                                       "\"port\": 8080}");
+	assert_int_equal(cj_net_undo(port, false), 0); /* a claim: nothing to undo */
+	json_object_put(port);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -342,6 +378,7 @@ int main(void)
 	    cmocka_unit_test(test_allow_egress_list),
 	    cmocka_unit_test(test_egress_resolve),
 	    cmocka_unit_test(test_egress_rules_text),
+	    cmocka_unit_test(test_net_undo_refuses_foreign_entries),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

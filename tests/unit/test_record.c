@@ -11,6 +11,7 @@
 #include "run/record.h"
 #include "util/undo.h"
 #include "util/util.h"
+#include "volume/volume.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -319,6 +320,56 @@ static void test_gc_survives_broken_records(void **state)
 	assert_true(exists(".broken-norecord"));
 }
 
+/* A new volume is made under a temporary name pushed first, and is whole
+ * once under its own name; the replay of its entry is then a no-op, and
+ * removes the temporary file of a run killed halfway. */
+static void test_volume_creation_is_recorded(void **state)
+{
+	struct cj_undo u = {.log = json_object_new_array()};
+	struct cj_volume_tool_user tools = {.uid = 2000000000, .gid = 2000000000};
+	struct cj_volume v;
+	struct cj_err err = {0};
+	char data[PATH_MAX + 16];
+	(void)state;
+
+	assert_int_equal(cj_volume_prepare_data(base, 32ull << 20, &tools, &u, &v, &err), 0);
+	assert_true(v.created);
+	snprintf(data, sizeof data, "%s/datafs.ext4", base);
+	assert_string_equal(v.path, data);
+	assert_int_equal(entries(base), 1); /* the volume, no temporary file */
+	assert_int_equal(json_object_array_length(u.log), 1);
+	json_object *e = json_object_array_get_idx(u.log, 0);
+	assert_string_equal(cj_undo_str(e, "kind"), "volume.new");
+	const char *tmp = cj_undo_str(e, "path");
+	assert_non_null(strstr(tmp, "/.datafs.ext4.new-"));
+	assert_int_equal(cj_volume_undo(e, false), 0);
+	assert_true(exists("datafs.ext4"));
+	cj_volume_release(&v);
+
+	/* a run killed during mkfs: the temporary file goes at replay */
+	FILE *f = fopen(tmp, "w");
+	assert_non_null(f);
+	fclose(f);
+	assert_int_equal(entries(base), 2);
+	assert_int_equal(cj_volume_undo(e, false), 0);
+	assert_int_equal(entries(base), 1);
+	json_object_put(u.log);
+
+	/* never a path create_volume would not have named */
+	static const char *const refused[] = {
+	    "{\"kind\": \"volume.new\", \"path\": \"/etc/passwd\"}",
+	    "{\"kind\": \"volume.new\", \"path\": \"/tmp/x.new-1\"}",
+	    "{\"kind\": \"volume.new\", \"path\": \"rel/.x.new-1\"}",
+	    "{\"kind\": \"volume.new\"}",
+	    "{\"kind\": \"volume.other\", \"path\": \"/tmp/.x.new-1\"}",
+	};
+	for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+		e = json_tokener_parse(refused[i]);
+		assert_int_equal(cj_volume_undo(e, false), -1);
+		json_object_put(e);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -328,6 +379,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_gc_kills_the_vmm_and_removes_the_run, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_gc_survives_broken_records, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_volume_creation_is_recorded, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -36,24 +36,6 @@ int cj_egress_mode_parse(const char *arg, const char *what, enum cj_egress *out,
 	return 0;
 }
 
-static int parse_decimal(const char *s, unsigned long max, unsigned long *out)
-{
-	unsigned long v = 0;
-	size_t len = strlen(s);
-
-	if (len == 0 || len > 5)
-		return -1;
-	for (size_t i = 0; i < len; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return -1;
-		v = v * 10 + (unsigned long)(s[i] - '0');
-	}
-	if (v > max)
-		return -1;
-	*out = v;
-	return 0;
-}
-
 /* "a.b.c.d" or "a.b.c.d/N"; a bare address is a /32. */
 static int parse_cidr(char *s, struct cj_egress_rule *out)
 {
@@ -62,7 +44,7 @@ static int parse_cidr(char *s, struct cj_egress_rule *out)
 
 	if (slash) {
 		*slash = '\0';
-		if (parse_decimal(slash + 1, 32, &prefix) < 0)
+		if (cj_decimal_parse(slash + 1, 32, &prefix) < 0)
 			return -1;
 	}
 	if (cj_ipv4_parse(s, &out->net) < 0)
@@ -99,7 +81,7 @@ int cj_egress_rule_parse(const char *arg, const char *what, struct cj_egress_rul
 			else
 				goto bad;
 		}
-		if (parse_decimal(colon, 65535, &port) < 0 || port == 0)
+		if (cj_decimal_parse(colon, 65535, &port) < 0 || port == 0)
 			goto bad;
 		out->port = (uint16_t)port;
 	}
@@ -238,40 +220,78 @@ static void ipt_accept(FILE *f, const char *dest, const char *proto, unsigned po
 	fputs("-j ACCEPT\n", f);
 }
 
-static void dns_rules(FILE *f, const uint32_t *dns, size_t ndns,
-                      void (*emit)(FILE *, const char *, const char *, unsigned))
-{
-	for (size_t i = 0; i < ndns; i++) {
-		char a[INET_ADDRSTRLEN], dest[INET_ADDRSTRLEN + 4];
-		inet_ntop(AF_INET, &dns[i], a, sizeof a);
-		snprintf(dest, sizeof dest, "%s/32", a);
-		emit(f, dest, "udp", 53);
-		emit(f, dest, "tcp", 53);
-	}
-}
+/* The rules of one firewall's text. */
+struct dialect {
+	const char *replies; /* accepts what belongs to accepted connections */
+	void (*accept)(FILE *, const char *dest, const char *proto, unsigned port);
+	const char *link_local_drop;
+	const char *verdict; /* before the default verdict's word */
+	const char *allow, *deny;
+};
+
+static const struct dialect nft_dialect = {
+    .replies = "    ct state established,related accept\n",
+    .accept = nft_accept,
+    .link_local_drop = "    ip daddr " LINK_LOCAL " drop\n",
+    .verdict = "    ",
+    .allow = "accept",
+    .deny = "drop",
+};
+
+static const struct dialect ipt_dialect = {
+    .replies = "-m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT\n",
+    .accept = ipt_accept,
+    .link_local_drop = "-d " LINK_LOCAL " -j DROP\n",
+    .verdict = "-j ",
+    .allow = "ACCEPT",
+    .deny = "DROP",
+};
 
 /* Order: replies to what was accepted (published ports); DNS to the
  * guest's resolvers, even a link-local one (AWS's 169.254.169.253);
  * link-local; the allow-list; the default verdict. */
+static void egress_rules(FILE *f, const struct dialect *d, const struct cj_net_spec *spec,
+                         const uint32_t *dns, size_t ndns)
+{
+	bool deny = cj_egress_denies(spec);
+
+	fputs(d->replies, f);
+	for (size_t i = 0; i < ndns; i++) {
+		char a[INET_ADDRSTRLEN], dest[INET_ADDRSTRLEN + 4];
+		inet_ntop(AF_INET, &dns[i], a, sizeof a);
+		snprintf(dest, sizeof dest, "%s/32", a);
+		d->accept(f, dest, "udp", 53);
+		d->accept(f, dest, "tcp", 53);
+	}
+	if (!spec->allow_link_local)
+		fputs(d->link_local_drop, f);
+	for (size_t i = 0; deny && i < spec->nallow_egress; i++)
+		rule_matches(&spec->allow_egress[i], f, d->accept);
+	fprintf(f, "%s%s\n", d->verdict, deny ? d->deny : d->allow);
+}
+
+/* The text written to f, or NULL when writing it failed. */
+static char *memstream_text(FILE *f, char **text)
+{
+	if (fclose(f) != 0) {
+		free(*text);
+		return NULL;
+	}
+	return *text;
+}
+
 char *cj_egress_nft_chains(const struct cj_net_spec *spec, const char *tap, const uint32_t *dns,
                            size_t ndns)
 {
 	char *text = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&text, &len);
-	bool deny = cj_egress_denies(spec);
 
 	if (!f)
 		return NULL;
-	fputs("  chain egress {\n"
-	      "    ct state established,related accept\n",
-	      f);
-	dns_rules(f, dns, ndns, nft_accept);
-	if (!spec->allow_link_local)
-		fputs("    ip daddr " LINK_LOCAL " drop\n", f);
-	for (size_t i = 0; deny && i < spec->nallow_egress; i++)
-		rule_matches(&spec->allow_egress[i], f, nft_accept);
-	fprintf(f, "    %s\n  }\n", deny ? "drop" : "accept");
+	fputs("  chain egress {\n", f);
+	egress_rules(f, &nft_dialect, spec, dns, ndns);
+	fputs("  }\n", f);
 	/* the host's own link-local addresses: the input chain already drops
 	 * what the guest starts; this stays even if that chain changes */
 	if (!spec->allow_link_local)
@@ -281,11 +301,7 @@ char *cj_egress_nft_chains(const struct cj_net_spec *spec, const char *tap, cons
 		        "    iifname \"%s\" ip daddr " LINK_LOCAL " drop\n"
 		        "  }\n",
 		        tap);
-	if (fclose(f) != 0) {
-		free(text);
-		return NULL;
-	}
-	return text;
+	return memstream_text(f, &text);
 }
 
 char *cj_egress_ipt_rules(const struct cj_net_spec *spec, const uint32_t *dns, size_t ndns)
@@ -293,20 +309,9 @@ char *cj_egress_ipt_rules(const struct cj_net_spec *spec, const uint32_t *dns, s
 	char *text = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&text, &len);
-	bool deny = cj_egress_denies(spec);
 
 	if (!f)
 		return NULL;
-	fputs("-m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT\n", f);
-	dns_rules(f, dns, ndns, ipt_accept);
-	if (!spec->allow_link_local)
-		fputs("-d " LINK_LOCAL " -j DROP\n", f);
-	for (size_t i = 0; deny && i < spec->nallow_egress; i++)
-		rule_matches(&spec->allow_egress[i], f, ipt_accept);
-	fprintf(f, "-j %s\n", deny ? "DROP" : "ACCEPT");
-	if (fclose(f) != 0) {
-		free(text);
-		return NULL;
-	}
-	return text;
+	egress_rules(f, &ipt_dialect, spec, dns, ndns);
+	return memstream_text(f, &text);
 }

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Per-VM networking. Order of setup (teardown is the reverse, and gc does
- * the same from the record in run_dir/net when the runtime was killed):
- *   lock → choose the /30 → TAP (persistent, owned by the VMM's uid) with
- *   the host address, up → record → firewall rules → unlock.
+ * Per-VM networking. Order of setup, each change pushed to the run's undo
+ * log before it is made (teardown, or gc when the runtime was killed,
+ * replays the log newest first through cj_net_undo):
+ *   lock → check the ports → choose the /30 → TAP (persistent, owned by
+ *   the VMM's uid) with the host address, up → unlock → firewall rules.
  * Firewall: nftables (one table per VM, "ctrj_<id>", removed as a whole) or,
  * where the host already uses iptables (Docker leaves FORWARD at DROP, which
  * an nftables table of ours could not override), iptables rules tagged with
@@ -16,7 +17,7 @@
 #include "util/util.h"
 
 #include <arpa/inet.h>
-#include <dirent.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
@@ -44,9 +45,10 @@ int cj_ipv4_parse(const char *arg, uint32_t *out)
 	return 0;
 }
 
-static int parse_u16(const char *s, size_t len, uint16_t *out)
+int cj_decimal_parse(const char *s, unsigned long max, unsigned long *out)
 {
 	unsigned long v = 0;
+	size_t len = strlen(s);
 
 	if (len == 0 || len > 5)
 		return -1;
@@ -55,7 +57,18 @@ static int parse_u16(const char *s, size_t len, uint16_t *out)
 			return -1;
 		v = v * 10 + (unsigned long)(s[i] - '0');
 	}
-	if (v == 0 || v > 65535)
+	if (v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* A port number, 1-65535. */
+static int parse_port(const char *s, uint16_t *out)
+{
+	unsigned long v;
+
+	if (cj_decimal_parse(s, 65535, &v) < 0 || v == 0)
 		return -1;
 	*out = (uint16_t)v;
 	return 0;
@@ -79,7 +92,7 @@ int cj_port_parse(const char *arg, struct cj_port *out, struct cj_err *err)
 			goto bad;
 	}
 	last = strrchr(buf, ':');
-	if (!last || parse_u16(last + 1, strlen(last + 1), &out->guest_port) < 0)
+	if (!last || parse_port(last + 1, &out->guest_port) < 0)
 		goto bad;
 	*last = '\0';
 	first = strrchr(buf, ':');
@@ -91,7 +104,7 @@ int cj_port_parse(const char *arg, struct cj_port *out, struct cj_err *err)
 	} else {
 		first = buf;
 	}
-	if (parse_u16(first, strlen(first), &out->host_port) < 0)
+	if (parse_port(first, &out->host_port) < 0)
 		goto bad;
 	return 0;
 bad:
@@ -158,23 +171,31 @@ bad:
 	               arg);
 }
 
-/* ---- state record (for teardown and gc) -------------------------------- */
+/* ---- the undo log (for teardown and gc) -------------------------------- */
 
-static int record(const struct cj_net *net, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static int record(const struct cj_net *net, const char *fmt, ...)
+/* Push the entry "net.<what>" with the string fields given as key, value
+ * pairs, ending with NULL: before the change it undoes. */
+static int push(struct cj_net *net, const char *what, struct cj_err *err, ...)
+    __attribute__((sentinel));
+static int push(struct cj_net *net, const char *what, struct cj_err *err, ...)
 {
-	FILE *f = fopen(net->state_path, "ae");
+	json_object *entry = json_object_new_object();
+	char kind[32];
+	const char *key;
 	va_list ap;
-	int r;
 
-	if (!f)
-		return -1;
-	va_start(ap, fmt);
-	r = vfprintf(f, fmt, ap);
+	va_start(ap, err);
+	while ((key = va_arg(ap, const char *)))
+		json_object_object_add(entry, key,
+		                       json_object_new_string(va_arg(ap, const char *)));
 	va_end(ap);
-	fputc('\n', f);
-	return (fclose(f) == 0 && r >= 0) ? 0 : -1;
+	snprintf(kind, sizeof kind, "net.%s", what);
+	return cj_undo_push(net->undo, kind, entry, err);
+}
+
+static const char *fw_name(enum cj_firewall fw)
+{
+	return fw == CJ_FW_IPTABLES_LEGACY ? "legacy" : "nft";
 }
 
 /* ---- firewall: iptables ----------------------------------------------- */
@@ -184,30 +205,30 @@ static int nft_ipv6_wall_text(struct cj_net *net, char *rules, size_t len, struc
 
 /* iptables-nft creates the tables and base chains it needs on first use and
  * leaves them behind. Which of ours did not exist before is recorded, so
- * undo can remove them again when they are empty. */
-static void ipt_record_missing_chains(struct cj_net *net)
+ * undo can remove them again when they are empty: the tables first, so
+ * that undo (newest first) empties them of the chains before. */
+static int push_missing_chains(struct cj_net *net, const char *family, const char *const *tables,
+                               const char *const *chains, struct cj_err *err)
 {
-	static const char *const chains[][2] = {
-	    {"filter", "FORWARD"}, {"filter", "INPUT"}, {"nat", "POSTROUTING"},
-	    {"nat", "PREROUTING"}, {"nat", "OUTPUT"},   {"raw", "PREROUTING"},
-	};
-	static const char *const tables[] = {"filter", "nat", "raw"};
 	char cmd[128];
 
 	if (net->firewall != CJ_FW_IPTABLES_NFT)
-		return;
-	for (size_t i = 0; i < sizeof chains / sizeof chains[0]; i++) {
-		struct cj_err err = {0};
-		snprintf(cmd, sizeof cmd, "list chain ip %s %s", chains[i][0], chains[i][1]);
-		if (nft_run(cmd, &err) < 0)
-			record(net, "nftchain %s %s", chains[i][0], chains[i][1]);
+		return 0;
+	for (; *tables; tables++) {
+		struct cj_err quiet = {0};
+		snprintf(cmd, sizeof cmd, "list table %s %s", family, *tables);
+		if (nft_run(cmd, &quiet) < 0 &&
+		    push(net, "host-table", err, "family", family, "table", *tables, NULL) < 0)
+			return -1;
 	}
-	for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++) {
-		struct cj_err err = {0};
-		snprintf(cmd, sizeof cmd, "list table ip %s", tables[i]);
-		if (nft_run(cmd, &err) < 0)
-			record(net, "nfttable %s", tables[i]);
+	for (; *chains; chains++) { /* "TABLE CHAIN" */
+		struct cj_err quiet = {0};
+		snprintf(cmd, sizeof cmd, "list chain %s %s", family, *chains);
+		if (nft_run(cmd, &quiet) < 0 &&
+		    push(net, "host-chain", err, "family", family, "chain", *chains, NULL) < 0)
+			return -1;
 	}
+	return 0;
 }
 
 static const char *ipt_bin(enum cj_firewall fw)
@@ -264,10 +285,13 @@ static int ipt(enum cj_firewall fw, const char *op, const char *rule, struct cj_
 	return ipt_exec(ipt_bin(fw), op, rule, err);
 }
 
-static int ipt_add(struct cj_net *net, const char *op, struct cj_err *err, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int ipt_add(struct cj_net *net, const char *op, struct cj_err *err, const char *fmt, ...)
+/* Add one rule, tagged with the run's comment; family "ip" or "ip6". */
+static int ipt_add(struct cj_net *net, const char *family, const char *op, struct cj_err *err,
+                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static int ipt_add(struct cj_net *net, const char *family, const char *op, struct cj_err *err,
+                   const char *fmt, ...)
 {
+	bool six = strcmp(family, "ip6") == 0;
 	char rule[1024];
 	va_list ap;
 	int n;
@@ -281,10 +305,11 @@ static int ipt_add(struct cj_net *net, const char *op, struct cj_err *err, const
 	                     net->id) >= sizeof rule - (size_t)n)
 		return cj_fail(err, 0, "internal: firewall rule too long");
 	/* recorded first: a rule that may exist is removed by gc */
-	if (record(net, "ipt %s", rule) < 0)
-		return cj_fail(err, errno, "record firewall rule");
-	if (ipt(net->firewall, op, rule, err) < 0)
-		return cj_err_wrap(err, "add firewall rule");
+	if (push(net, "rule", err, "fw", fw_name(net->firewall), "family", family, "rule", rule,
+	         NULL) < 0)
+		return -1;
+	if (ipt_exec(six ? ip6t_bin(net->firewall) : ipt_bin(net->firewall), op, rule, err) < 0)
+		return cj_err_wrap(err, six ? "add IPv6 firewall rule" : "add firewall rule");
 	return 0;
 }
 
@@ -301,8 +326,9 @@ static int ipt_egress_setup(struct cj_net *net, const struct cj_net_spec *spec, 
 		return cj_fail(err, ENOMEM, "firewall rules");
 	inet_ntop(AF_INET, &net->guest_addr, g, sizeof g);
 	snprintf(chain, sizeof chain, "ctrj-egress-%s", net->id);
-	if (record(net, "iptchain filter %s", chain) < 0)
-		return cj_fail(err, errno, "record firewall chain");
+	if (push(net, "chain", err, "fw", fw_name(net->firewall), "table", "filter", "chain", chain,
+	         NULL) < 0)
+		return -1;
 	snprintf(rule, sizeof rule, "-t filter %s", chain);
 	if (ipt(net->firewall, "-N", rule, err) < 0)
 		return cj_err_wrap(err, "add firewall chain");
@@ -312,12 +338,12 @@ static int ipt_egress_setup(struct cj_net *net, const struct cj_net_spec *spec, 
 		if (ipt(net->firewall, "-A", rule, err) < 0)
 			return cj_err_wrap(err, "add firewall rule");
 	}
-	if (ipt_add(net, "-I", err, "-t filter FORWARD -i %s -s %s -o %s -j %s", net->tap, g,
+	if (ipt_add(net, "ip", "-I", err, "-t filter FORWARD -i %s -s %s -o %s -j %s", net->tap, g,
 	            net->uplink, chain) < 0)
 		return -1;
 	if (!spec->allow_link_local &&
-	    ipt_add(net, "-I", err, "-t filter INPUT -i %s -d 169.254.0.0/16 -j DROP", net->tap) <
-	        0)
+	    ipt_add(net, "ip", "-I", err, "-t filter INPUT -i %s -d 169.254.0.0/16 -j DROP",
+	            net->tap) < 0)
 		return -1;
 	return 0;
 }
@@ -325,35 +351,44 @@ static int ipt_egress_setup(struct cj_net *net, const struct cj_net_spec *spec, 
 static int ipt_setup(struct cj_net *net, const struct cj_net_spec *spec, struct cj_err *err)
 {
 	char g[INET_ADDRSTRLEN], h[INET_ADDRSTRLEN];
+	static const char *const tables[] = {"filter", "nat", "raw", NULL};
+	static const char *const chains[] = {"filter FORWARD",
+	                                     "filter INPUT",
+	                                     "nat POSTROUTING",
+	                                     "nat PREROUTING",
+	                                     "nat OUTPUT",
+	                                     "raw PREROUTING",
+	                                     NULL};
 	int r = 0;
 
-	if (record(net, "fw %s", net->firewall == CJ_FW_IPTABLES_LEGACY ? "legacy" : "nft") < 0)
-		return cj_fail(err, errno, "record firewall");
-	ipt_record_missing_chains(net);
+	if (push_missing_chains(net, "ip", tables, chains, err) < 0)
+		return -1;
 	inet_ntop(AF_INET, &net->guest_addr, g, sizeof g);
 	/* see tap_route_localnet: no loopback address in from the guest, before
 	 * conntrack could take such a packet for a reply */
-	r |= ipt_add(net, "-I", err, "-t raw PREROUTING -i %s -s 127.0.0.0/8 -j DROP", net->tap);
-	r |= ipt_add(net, "-I", err, "-t raw PREROUTING -i %s -d 127.0.0.0/8 -j DROP", net->tap);
+	r |= ipt_add(net, "ip", "-I", err, "-t raw PREROUTING -i %s -s 127.0.0.0/8 -j DROP",
+	             net->tap);
+	r |= ipt_add(net, "ip", "-I", err, "-t raw PREROUTING -i %s -d 127.0.0.0/8 -j DROP",
+	             net->tap);
 	/* FORWARD: inserted at the top, so the drops go in first and the
 	 * accepts land above them (Docker's DROP policy stays for the rest). */
-	r |= ipt_add(net, "-I", err, "-t filter FORWARD -i %s -j DROP", net->tap);
-	r |= ipt_add(net, "-I", err, "-t filter FORWARD -o %s -j DROP", net->tap);
-	r |= ipt_add(net, "-I", err, "-t filter FORWARD -i %s -s %s -o %s -j ACCEPT", net->tap, g,
-	             net->uplink);
+	r |= ipt_add(net, "ip", "-I", err, "-t filter FORWARD -i %s -j DROP", net->tap);
+	r |= ipt_add(net, "ip", "-I", err, "-t filter FORWARD -o %s -j DROP", net->tap);
+	r |= ipt_add(net, "ip", "-I", err, "-t filter FORWARD -i %s -s %s -o %s -j ACCEPT",
+	             net->tap, g, net->uplink);
 	r |=
-	    ipt_add(net, "-I", err,
+	    ipt_add(net, "ip", "-I", err,
 	            "-t filter FORWARD -o %s -d %s -m conntrack --ctstate ESTABLISHED,RELATED,DNAT "
 	            "-j ACCEPT",
 	            net->tap, g);
-	r |= ipt_add(net, "-I", err,
+	r |= ipt_add(net, "ip", "-I", err,
 	             "-t filter INPUT -i %s -m conntrack ! --ctstate ESTABLISHED,RELATED -j DROP",
 	             net->tap);
-	r |=
-	    ipt_add(net, "-A", err, "-t nat POSTROUTING -s %s -o %s -j MASQUERADE", g, net->uplink);
+	r |= ipt_add(net, "ip", "-A", err, "-t nat POSTROUTING -s %s -o %s -j MASQUERADE", g,
+	             net->uplink);
 	/* published ports reached through the host's loopback (see
 	 * tap_route_localnet): the guest answers the TAP's address */
-	r |= ipt_add(net, "-A", err, "-t nat POSTROUTING -s 127.0.0.0/8 -o %s -j MASQUERADE",
+	r |= ipt_add(net, "ip", "-A", err, "-t nat POSTROUTING -s 127.0.0.0/8 -o %s -j MASQUERADE",
 	             net->tap);
 	for (size_t i = 0; i < spec->nports && r == 0; i++) {
 		const struct cj_port *p = &spec->ports[i];
@@ -362,11 +397,11 @@ static int ipt_setup(struct cj_net *net, const struct cj_net_spec *spec, struct 
 			inet_ntop(AF_INET, &p->host_ip, h, sizeof h);
 			snprintf(dst, sizeof dst, " -d %s", h);
 		}
-		r |= ipt_add(net, "-A", err,
+		r |= ipt_add(net, "ip", "-A", err,
 		             "-t nat PREROUTING -m addrtype --dst-type LOCAL%s -p %s --dport %u "
 		             "-j DNAT --to-destination %s:%u",
 		             dst, p->udp ? "udp" : "tcp", p->host_port, g, p->guest_port);
-		r |= ipt_add(net, "-A", err,
+		r |= ipt_add(net, "ip", "-A", err,
 		             "-t nat OUTPUT -m addrtype --dst-type LOCAL%s -p %s "
 		             "--dport %u -j DNAT --to-destination %s:%u",
 		             dst, p->udp ? "udp" : "tcp", p->host_port, g, p->guest_port);
@@ -470,9 +505,11 @@ static int nft_setup(struct cj_net *net, const struct cj_net_spec *spec, struct 
 	        net->tap, net->tap, net->tap, net->tap, g, net->uplink, net->tap, dnat, egress);
 	fclose(f);
 	free(dnat);
-	if (record(net, "nft ctrj_%s", net->id) < 0) {
+	char table[32];
+	snprintf(table, sizeof table, "ctrj_%s", net->id);
+	if (push(net, "table", err, "family", "ip", "name", table, NULL) < 0) {
 		free(rules);
-		return cj_fail(err, errno, "record firewall table");
+		return -1;
 	}
 	char six[1024], *all = NULL;
 	if (nft_ipv6_wall_text(net, six, sizeof six, err) < 0) {
@@ -507,8 +544,10 @@ static int nft_ipv6_wall_text(struct cj_net *net, char *rules, size_t len, struc
 	rules[0] = '\0';
 	if (!host_has_ipv6())
 		return 0;
-	if (record(net, "nft6 ctrj_%s", net->id) < 0)
-		return cj_fail(err, errno, "record firewall table");
+	char table[32];
+	snprintf(table, sizeof table, "ctrj_%s", net->id);
+	if (push(net, "table", err, "family", "ip6", "name", table, NULL) < 0)
+		return -1;
 	snprintf(rules, len,
 	         "table ip6 ctrj_%s {\n"
 	         "  chain input {\n"
@@ -529,55 +568,17 @@ static int nft_ipv6_wall_text(struct cj_net *net, char *rules, size_t len, struc
 	return 0;
 }
 
-/* ip6tables-nft creates what it needs and leaves it: recorded as for
- * IPv4 (ipt_record_missing_chains), removed by undo when empty. */
-static void ip6t_record_missing_chains(struct cj_net *net)
-{
-	static const char *const chains[] = {"INPUT", "FORWARD", "OUTPUT"};
-	struct cj_err err = {0};
-	char cmd[128];
-
-	if (net->firewall != CJ_FW_IPTABLES_NFT)
-		return;
-	for (size_t i = 0; i < sizeof chains / sizeof chains[0]; i++) {
-		snprintf(cmd, sizeof cmd, "list chain ip6 filter %s", chains[i]);
-		if (nft_run(cmd, &err) < 0)
-			record(net, "nftchain6 filter %s", chains[i]);
-	}
-	if (nft_run("list table ip6 filter", &err) < 0)
-		record(net, "nfttable6 filter");
-}
-
-static int ip6t_add(struct cj_net *net, struct cj_err *err, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int ip6t_add(struct cj_net *net, struct cj_err *err, const char *fmt, ...)
-{
-	char rule[512];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(rule, sizeof rule, fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= sizeof rule ||
-	    (size_t)snprintf(rule + n, sizeof rule - (size_t)n,
-	                     " -m comment --comment ctr-jailer:%s",
-	                     net->id) >= sizeof rule - (size_t)n)
-		return cj_fail(err, 0, "internal: firewall rule too long");
-	if (record(net, "ipt6 %s", rule) < 0)
-		return cj_fail(err, errno, "record firewall rule");
-	if (ipt_exec(ip6t_bin(net->firewall), "-I", rule, err) < 0)
-		return cj_err_wrap(err, "add IPv6 firewall rule");
-	return 0;
-}
-
 static int ip6t_wall(struct cj_net *net, struct cj_err *err)
 {
-	ip6t_record_missing_chains(net);
-	if (ip6t_add(net, err, "-t filter INPUT -i %s -j DROP", net->tap) < 0 ||
-	    ip6t_add(net, err, "-t filter FORWARD -i %s -j DROP", net->tap) < 0 ||
-	    ip6t_add(net, err, "-t filter FORWARD -o %s -j DROP", net->tap) < 0 ||
-	    ip6t_add(net, err, "-t filter OUTPUT -o %s -j DROP", net->tap) < 0)
+	static const char *const tables[] = {"filter", NULL};
+	static const char *const chains[] = {"filter INPUT", "filter FORWARD", "filter OUTPUT",
+	                                     NULL};
+
+	if (push_missing_chains(net, "ip6", tables, chains, err) < 0 ||
+	    ipt_add(net, "ip6", "-I", err, "-t filter INPUT -i %s -j DROP", net->tap) < 0 ||
+	    ipt_add(net, "ip6", "-I", err, "-t filter FORWARD -i %s -j DROP", net->tap) < 0 ||
+	    ipt_add(net, "ip6", "-I", err, "-t filter FORWARD -o %s -j DROP", net->tap) < 0 ||
+	    ipt_add(net, "ip6", "-I", err, "-t filter OUTPUT -o %s -j DROP", net->tap) < 0)
 		return -1;
 	return 0;
 }
@@ -639,11 +640,11 @@ static int tap_ipv6_off(const struct cj_net *net, int idx, struct cj_err *err)
 		return cj_fail(err, e, "switch off IPv6 on TAP %s", net->tap);
 	if (cj_nl_link_ipv6_no_addr(idx, err) < 0)
 		return -1;
-	fprintf(stderr, "ctr-jailer: IPv6 cannot be switched off on TAP %s (/proc/sys: %s); %s\n",
-	        net->tap, strerror(e),
-	        net->firewall == CJ_FW_NONE
-	            ? "with --firewall none the guest can send the host Router Advertisements"
-	            : "the firewall drops its IPv6 traffic instead");
+	cj_notice("warning: IPv6 cannot be switched off on TAP %s (/proc/sys: %s); %s", net->tap,
+	          strerror(e),
+	          net->firewall == CJ_FW_NONE
+	              ? "with --firewall none the guest can send the host Router Advertisements"
+	              : "the firewall drops its IPv6 traffic instead");
 	return 0;
 }
 
@@ -668,10 +669,9 @@ static void tap_route_localnet(const struct cj_net *net, const struct cj_net_spe
 	if (spec->nports == 0 || net->firewall == CJ_FW_NONE)
 		return;
 	if (dev_sysctl("ipv4", net->tap, "route_localnet", "1") < 0)
-		fprintf(stderr,
-		        "ctr-jailer: published ports do not answer on the host's 127.0.0.1: "
-		        "route_localnet of TAP %s cannot be set (%s)\n",
-		        net->tap, strerror(errno));
+		cj_notice("warning: published ports do not answer on the host's 127.0.0.1: "
+		          "route_localnet of TAP %s cannot be set (%s)",
+		          net->tap, strerror(errno));
 }
 
 /* ---- detection, addresses, DNS ---------------------------------------- */
@@ -786,11 +786,9 @@ static int check_host_listeners(const struct cj_net_spec *spec, struct cj_err *e
 			continue;
 		if (cj_sockdiag_listeners(udp, &ls, &n, &derr) < 0) {
 			char why[1200];
-			fprintf(
-			    stderr,
-			    "ctr-jailer: cannot check whether the published %s ports are in use "
-			    "on this host: %s\n",
-			    udp ? "UDP" : "TCP", cj_err_str(&derr, why, sizeof why));
+			cj_notice("warning: cannot check whether the published %s ports are in use "
+			          "on this host: %s",
+			          udp ? "UDP" : "TCP", cj_err_str(&derr, why, sizeof why));
 			continue;
 		}
 		for (size_t i = 0; i < spec->nports; i++) {
@@ -827,13 +825,57 @@ static int check_host_listeners(const struct cj_net_spec *spec, struct cj_err *e
 	return 0;
 }
 
-/* Ports already published by live runs, from their records. */
-static int check_ports(const struct cj_net_spec *spec, const char *run_base, const char *self,
-                       struct cj_err *err)
-{
-	DIR *d = opendir(run_base);
-	struct dirent *de;
+struct port_check {
+	const struct cj_net_spec *spec;
+	size_t hit;  /* the index of the port taken */
+	char id[16]; /* by the run */
+};
 
+/* Does this other run publish one of the ports (a net.port entry)? */
+static int port_taken(json_object *record, void *arg)
+{
+	struct port_check *c = arg;
+	json_object *log;
+	long long port;
+
+	if (!json_object_object_get_ex(record, "undo", &log) ||
+	    !json_object_is_type(log, json_type_array))
+		return 0;
+	for (size_t k = 0; k < json_object_array_length(log); k++) {
+		json_object *e = json_object_array_get_idx(log, k);
+		const char *kind = cj_undo_str(e, "kind"), *proto = cj_undo_str(e, "proto");
+		if (!kind || strcmp(kind, "net.port") != 0 || !proto ||
+		    !cj_undo_int(e, "port", &port))
+			continue;
+		for (size_t i = 0; i < c->spec->nports; i++) {
+			const struct cj_port *p = &c->spec->ports[i];
+			if (p->host_port == port && p->udp == (strcmp(proto, "udp") == 0)) {
+				const char *id = cj_undo_str(record, "id");
+				c->hit = i;
+				snprintf(c->id, sizeof c->id, "%s", id ? id : "?");
+				return -1;
+			}
+		}
+	}
+	return 0;
+}
+
+static int check_taken(const struct cj_net_spec *spec, struct cj_undo *undo, struct cj_err *err)
+{
+	struct port_check c = {.spec = spec};
+	int r = cj_undo_each_run(undo, port_taken, &c, err);
+
+	if (r < 0 && c.id[0])
+		return cj_fail(err, 0, "host port %u/%s is already published by VM %s",
+		               spec->ports[c.hit].host_port, spec->ports[c.hit].udp ? "udp" : "tcp",
+		               c.id);
+	return r;
+}
+
+/* Ports published twice, by a host service, or by live runs (their
+ * records). */
+static int check_ports(const struct cj_net_spec *spec, struct cj_undo *undo, struct cj_err *err)
+{
 	for (size_t i = 0; i < spec->nports; i++)
 		for (size_t j = 0; j < i; j++)
 			if (spec->ports[i].host_port == spec->ports[j].host_port &&
@@ -841,39 +883,22 @@ static int check_ports(const struct cj_net_spec *spec, const char *run_base, con
 				return cj_fail(err, 0, "host port %u/%s is published twice",
 				               spec->ports[i].host_port,
 				               spec->ports[i].udp ? "udp" : "tcp");
-	if (check_host_listeners(spec, err) < 0) {
-		if (d)
-			closedir(d);
+	if (check_host_listeners(spec, err) < 0)
 		return -1;
+	return check_taken(spec, undo, err);
+}
+
+/* The claims on the ports, for the next run's check_ports. */
+static int push_ports(struct cj_net *net, const struct cj_net_spec *spec, struct cj_err *err)
+{
+	for (size_t i = 0; i < spec->nports; i++) {
+		json_object *e = json_object_new_object();
+		json_object_object_add(e, "proto",
+		                       json_object_new_string(spec->ports[i].udp ? "udp" : "tcp"));
+		json_object_object_add(e, "port", json_object_new_int(spec->ports[i].host_port));
+		if (cj_undo_push(net->undo, "net.port", e, err) < 0)
+			return -1;
 	}
-	if (!d)
-		return 0;
-	while ((de = readdir(d))) {
-		char path[4096], line[256];
-		FILE *f;
-		if (de->d_name[0] == '.' || strcmp(de->d_name, self) == 0)
-			continue;
-		snprintf(path, sizeof path, "%s/%s/net", run_base, de->d_name);
-		if (!(f = fopen(path, "re")))
-			continue;
-		while (fgets(line, sizeof line, f)) {
-			char proto[8];
-			unsigned port;
-			if (sscanf(line, "port %7s %u", proto, &port) != 2)
-				continue;
-			for (size_t i = 0; i < spec->nports; i++)
-				if (spec->ports[i].host_port == port &&
-				    spec->ports[i].udp == (strcmp(proto, "udp") == 0)) {
-					fclose(f);
-					closedir(d);
-					return cj_fail(
-					    err, 0, "host port %u/%s is already published by VM %s",
-					    port, proto, de->d_name);
-				}
-		}
-		fclose(f);
-	}
-	closedir(d);
 	return 0;
 }
 
@@ -910,31 +935,15 @@ static int enable_forwarding(struct cj_err *err)
 /* No network, but a namespace of its own all the same: an empty one. */
 static int empty_netns(struct cj_net *net, const char *run_dir, struct cj_err *err)
 {
-	snprintf(net->state_path, sizeof net->state_path, "%s/net", run_dir);
 	snprintf(net->netns, sizeof net->netns, "%s/netns", run_dir);
-	if (record(net, "netns") < 0)
-		return cj_fail(err, errno, "record %s", net->state_path);
-	if (cj_netns_create(net->netns, NULL, 0, NULL, err) < 0) {
-		cj_net_teardown(net);
+	if (push(net, "netns", err, "path", net->netns, NULL) < 0)
 		return -1;
-	}
-	return 0;
+	return cj_netns_create(net->netns, NULL, 0, NULL, err);
 }
 
-int cj_net_setup(const struct cj_net_spec *spec, const char *id, const char *run_dir,
-                 const char *run_base, uid_t owner_uid, struct cj_net *out, struct cj_err *err)
+/* What needs no lock: the uplink, the firewall backend, the resolvers. */
+static int resolve_host(const struct cj_net_spec *spec, struct cj_net *out, struct cj_err *err)
 {
-	char lock_path[4096];
-	int lock_fd, idx;
-
-	memset(out, 0, sizeof *out);
-	if (spec->mode == CJ_NET_NONE)
-		return spec->own_netns ? empty_netns(out, run_dir, err) : 0;
-	snprintf(out->id, sizeof out->id, "%s", id);
-	snprintf(out->tap, sizeof out->tap, "cj-%.12s", id);
-	snprintf(out->state_path, sizeof out->state_path, "%s/net", run_dir);
-	if (spec->own_netns)
-		snprintf(out->netns, sizeof out->netns, "%s/netns", run_dir);
 	if (spec->host_iface) {
 		snprintf(out->uplink, sizeof out->uplink, "%s", spec->host_iface);
 		if (cj_nl_link_index(out->uplink) < 0)
@@ -949,56 +958,69 @@ int cj_net_setup(const struct cj_net_spec *spec, const char *id, const char *run
 	} else {
 		host_dns(out);
 	}
+	return 0;
+}
 
-	/* Concurrent starts: choosing the /30, claiming ports and putting the
-	 * address on the TAP happen under one lock, so the next start sees them. */
-	snprintf(lock_path, sizeof lock_path, "%s/.net.lock", run_base);
-	lock_fd = cj_lock_file(lock_path, err);
-	if (lock_fd < 0)
+/* Concurrent starts: choosing the /30, claiming ports and putting the
+ * address on the TAP happen under one lock, so the next start sees them. */
+static int claim_link(const struct cj_net_spec *spec, uid_t owner_uid, struct cj_net *out,
+                      struct cj_err *err)
+{
+	cj_autoclose int lock = cj_undo_lock(out->undo, "net", err);
+	int idx;
+
+	if (lock < 0)
 		return -1;
-	if (check_ports(spec, run_base, id, err) < 0 || pick_subnet(spec, out, err) < 0)
-		goto fail_unlock;
-	if (record(out, "tap %s", out->tap) < 0 || (out->netns[0] && record(out, "netns") < 0)) {
-		cj_fail(err, errno, "record %s", out->state_path);
-		goto fail_unlock;
-	}
-	for (size_t i = 0; i < spec->nports; i++)
-		record(out, "port %s %u", spec->ports[i].udp ? "udp" : "tcp",
-		       spec->ports[i].host_port);
+	if (check_ports(spec, out->undo, err) < 0 || pick_subnet(spec, out, err) < 0)
+		return -1;
+	if (push(out, "tap", err, "name", out->tap, NULL) < 0 ||
+	    (out->netns[0] && push(out, "netns", err, "path", out->netns, NULL) < 0) ||
+	    push_ports(out, spec, err) < 0)
+		return -1;
 	out->active = true;
 	/* In its own namespace, the TAP is reached through a veth pair whose
 	 * host end takes the TAP's name here: addresses, NAT and the firewall
 	 * below are the same either way. */
 	if ((out->netns[0] ? cj_netns_create(out->netns, out->tap, owner_uid, out->tap, err)
 	                   : cj_tap_open(out->tap, owner_uid, err)) < 0)
-		goto fail_unlock;
+		return -1;
 	idx = cj_nl_link_index(out->tap);
 	if (idx < 0 || cj_nl_addr_add(idx, out->host_addr, out->prefix, err) < 0 ||
 	    tap_ipv6_off(out, idx, err) < 0 || cj_nl_link_up(idx, err) < 0)
-		goto fail_unlock;
-	close(lock_fd);
+		return -1;
+	return 0;
+}
 
-	if (enable_forwarding(err) < 0)
-		goto fail;
+int cj_net_setup(const struct cj_net_spec *spec, const char *id, const char *run_dir,
+                 uid_t owner_uid, struct cj_undo *undo, struct cj_net *out, struct cj_err *err)
+{
+	memset(out, 0, sizeof *out);
+	out->undo = undo;
+	if (spec->mode == CJ_NET_NONE)
+		return spec->own_netns ? empty_netns(out, run_dir, err) : 0;
+	snprintf(out->id, sizeof out->id, "%s", id);
+	snprintf(out->tap, sizeof out->tap, "cj-%.12s", id);
+	if (spec->own_netns)
+		snprintf(out->netns, sizeof out->netns, "%s/netns", run_dir);
+	if (resolve_host(spec, out, err) < 0 || claim_link(spec, owner_uid, out, err) < 0 ||
+	    enable_forwarding(err) < 0)
+		return -1;
 	if (out->firewall == CJ_FW_NFT && nft_setup(out, spec, err) < 0)
-		goto fail;
+		return -1;
 	if ((out->firewall == CJ_FW_IPTABLES_LEGACY || out->firewall == CJ_FW_IPTABLES_NFT) &&
 	    ipt_setup(out, spec, err) < 0)
-		goto fail;
+		return -1;
 	if (fw_ipv6_wall(out, err) < 0)
-		goto fail;
+		return -1;
 	tap_route_localnet(out, spec);
 	/* deterministic MAC from the guest address: 02:fc:a.b.c.d */
 	out->mac[0] = 0x02;
 	out->mac[1] = 0xfc;
 	memcpy(out->mac + 2, &out->guest_addr, 4);
 	return 0;
-fail_unlock:
-	close(lock_fd);
-fail:
-	cj_net_teardown(out);
-	return -1;
 }
+
+/* ---- undo ----------------------------------------------------------------- */
 
 static void delete_table_if_empty(const char *family, const char *table)
 {
@@ -1063,196 +1085,128 @@ static void delete_chain_if_empty(const char *family, const char *chain)
 	nft_run(cmd, &err);
 }
 
-/* The VM's network namespace sits next to the record (never a path read
- * from it). */
-static void remove_netns(const char *state_path)
+/* Names that go into nft commands and iptables arguments: as this file
+ * writes them, nothing else (the record is root's, but a torn or foreign
+ * one must not become a command). */
+static bool plain_name(const char *v)
 {
-	char path[4096 + 8];
-	const char *slash = strrchr(state_path, '/');
-
-	if (!slash)
-		return;
-	snprintf(path, sizeof path, "%.*s/netns", (int)(slash - state_path), state_path);
-	cj_netns_remove(path);
+	if (!v || !*v || strlen(v) > 64)
+		return false;
+	for (; *v; v++)
+		if (!(isalnum((unsigned char)*v) || *v == '_' || *v == '-' || *v == ' '))
+			return false;
+	return true;
 }
 
-/* The record as it was written, every line of it: how many rules a run
- * adds grows with its published ports (and may grow with what later
- * versions add), so nothing here has a fixed size. */
-struct record_lines {
-	char **line;
-	size_t n;
-};
-
-static void record_lines_free(struct record_lines *r)
+static bool family_ok(const char *family)
 {
-	for (size_t i = 0; i < r->n; i++)
-		free(r->line[i]);
-	free(r->line);
-	r->line = NULL;
-	r->n = 0;
+	return family && (strcmp(family, "ip") == 0 || strcmp(family, "ip6") == 0);
 }
 
-static int record_lines_read(const char *state_path, struct record_lines *r)
+static enum cj_firewall entry_fw(json_object *e)
 {
-	FILE *f = fopen(state_path, "re");
-	char *buf = NULL;
-	size_t cap = 0, size = 0;
-	ssize_t len;
-	int e = 0;
+	const char *fw = cj_undo_str(e, "fw");
 
-	memset(r, 0, sizeof *r);
-	if (!f)
+	return fw && strcmp(fw, "legacy") == 0 ? CJ_FW_IPTABLES_LEGACY : CJ_FW_IPTABLES_NFT;
+}
+
+static int undo_tap(const char *name)
+{
+	int idx = cj_nl_link_index(name);
+
+	if (idx > 0)
+		cj_nl_link_del(idx);
+	return cj_nl_link_index(name) > 0 ? -1 : 0;
+}
+
+/* The namespace is pinned in the run directory, as setup names it. */
+static int undo_netns(const char *path)
+{
+	const char *slash = path ? strrchr(path, '/') : NULL;
+
+	if (!slash || path[0] != '/' || strcmp(slash, "/netns") != 0)
 		return -1;
-	while ((len = getline(&buf, &size, f)) >= 0) {
-		if (len > 0 && buf[len - 1] == '\n')
-			buf[len - 1] = '\0';
-		if (r->n == cap) {
-			size_t ncap = cap ? cap * 2 : 64;
-			char **grown = realloc(r->line, ncap * sizeof *grown);
-			if (!grown) {
-				e = ENOMEM;
-				break;
-			}
-			r->line = grown;
-			cap = ncap;
-		}
-		if (!(r->line[r->n] = strdup(buf))) {
-			e = ENOMEM;
-			break;
-		}
-		r->n++;
-	}
-	free(buf);
-	fclose(f);
-	if (e) {
-		record_lines_free(r);
-		errno = e;
+	return cj_netns_remove(path);
+}
+
+static int undo_table(json_object *e)
+{
+	const char *family = cj_undo_str(e, "family"), *name = cj_undo_str(e, "name");
+	struct cj_err err = {0};
+	char cmd[128];
+
+	if (!family_ok(family) || !plain_name(name) || strchr(name, ' '))
 		return -1;
-	}
+	snprintf(cmd, sizeof cmd, "delete table %s %s", family, name);
+	nft_run(cmd, &err); /* a table never added fails quietly */
 	return 0;
 }
 
-/* The text after `prefix` when line starts with it, else NULL. */
-static const char *after(const char *line, const char *prefix)
+static int undo_rule(json_object *e)
 {
-	size_t n = strlen(prefix);
+	const char *family = cj_undo_str(e, "family"), *rule = cj_undo_str(e, "rule");
+	enum cj_firewall fw = entry_fw(e);
+	struct cj_err err = {0};
 
-	return strncmp(line, prefix, n) == 0 ? line + n : NULL;
+	/* only ever a rule this file tagged as a run's */
+	if (!family_ok(family) || !rule || !strstr(rule, " -m comment --comment ctr-jailer:"))
+		return -1;
+	/* a rule never added fails quietly */
+	ipt_exec(strcmp(family, "ip6") == 0 ? ip6t_bin(fw) : ipt_bin(fw), "-D", rule, &err);
+	return 0;
 }
 
-static enum cj_firewall record_firewall(const struct record_lines *r)
+/* Our own iptables chain, once nothing jumps to it (the jump is newer). */
+static int undo_chain(json_object *e)
 {
-	for (size_t i = 0; i < r->n; i++) {
-		const char *v = after(r->line[i], "fw ");
-		if (v)
-			return strcmp(v, "legacy") == 0 ? CJ_FW_IPTABLES_LEGACY
-			                                : CJ_FW_IPTABLES_NFT;
-	}
-	return CJ_FW_NONE;
+	const char *table = cj_undo_str(e, "table"), *chain = cj_undo_str(e, "chain");
+	enum cj_firewall fw = entry_fw(e);
+	struct cj_err err = {0};
+	char arg[160];
+
+	if (!plain_name(table) || !plain_name(chain) || strchr(table, ' ') || strchr(chain, ' '))
+		return -1;
+	snprintf(arg, sizeof arg, "-t %s %s", table, chain);
+	ipt(fw, "-F", arg, &err);
+	ipt(fw, "-X", arg, &err);
+	return 0;
 }
 
-/* The IPv6 part of the record (fw_ipv6_wall), undone in the same way. */
-static void undo_ipv6(const struct record_lines *r)
+/* Chains and tables iptables-nft created for the run: removed when empty. */
+static int undo_host(json_object *e, bool table)
 {
-	enum cj_firewall fw = record_firewall(r);
-	bool table = false;
-	const char *v;
+	const char *family = cj_undo_str(e, "family");
+	const char *name = cj_undo_str(e, table ? "table" : "chain");
 
-	for (size_t i = 0; i < r->n; i++) {
-		struct cj_err err = {0};
-		char cmd[128];
-		if ((v = after(r->line[i], "nft6 "))) {
-			snprintf(cmd, sizeof cmd, "delete table ip6 %s", v);
-			nft_run(cmd, &err);
-		}
-	}
-	/* rules: newest first; a rule never added fails quietly */
-	for (size_t i = r->n; i-- > 0;) {
-		struct cj_err err = {0};
-		if ((v = after(r->line[i], "ipt6 ")))
-			ipt_exec(ip6t_bin(fw), "-D", v, &err);
-	}
-	for (size_t i = 0; i < r->n; i++) {
-		if ((v = after(r->line[i], "nftchain6 ")))
-			delete_chain_if_empty("ip6", v);
-		table |= strcmp(r->line[i], "nfttable6 filter") == 0;
-	}
+	if (!family_ok(family) || !plain_name(name))
+		return -1;
 	if (table)
-		delete_table_if_empty("ip6", "filter");
+		delete_table_if_empty(family, name);
+	else
+		delete_chain_if_empty(family, name);
+	return 0;
 }
 
-/* Undo from the record: used by teardown and by gc alike. */
-static void undo(const char *state_path)
+int cj_net_undo(json_object *entry, bool verbose)
 {
-	struct record_lines r;
-	enum cj_firewall fw;
-	const char *v;
+	const char *kind = cj_undo_str(entry, "kind");
+	const char *what = kind && strncmp(kind, "net.", 4) == 0 ? kind + 4 : "";
 
-	if (record_lines_read(state_path, &r) < 0) {
-		if (errno != ENOENT)
-			fprintf(stderr,
-			        "ctr-jailer: cannot read %s to undo its network setup: %s\n",
-			        state_path, strerror(errno));
-		return;
-	}
-	fw = record_firewall(&r);
-	undo_ipv6(&r);
-	for (size_t i = 0; i < r.n; i++) {
-		const char *line = r.line[i];
-		if ((v = after(line, "tap "))) {
-			int idx = cj_nl_link_index(v);
-			if (idx > 0)
-				cj_nl_link_del(idx);
-		} else if (strcmp(line, "netns") == 0) {
-			remove_netns(state_path);
-		} else if ((v = after(line, "nft "))) {
-			char cmd[128];
-			struct cj_err err = {0};
-			snprintf(cmd, sizeof cmd, "delete table ip %s", v);
-			nft_run(cmd, &err);
-		}
-	}
-	/* iptables rules: newest first; a rule never added fails quietly */
-	for (size_t i = r.n; i-- > 0;) {
-		struct cj_err err = {0};
-		if ((v = after(r.line[i], "ipt ")))
-			ipt(fw, "-D", v, &err);
-	}
-	/* our own iptables chains, once nothing jumps to them any more */
-	for (size_t i = 0; i < r.n; i++) {
-		struct cj_err err = {0};
-		char chain[128];
-		if (!(v = after(r.line[i], "iptchain ")))
-			continue;
-		snprintf(chain, sizeof chain, "-t %s", v);
-		ipt(fw, "-F", chain, &err);
-		ipt(fw, "-X", chain, &err);
-	}
-	/* chains and tables iptables-nft created for us: removed when empty */
-	for (size_t i = 0; i < r.n; i++)
-		if ((v = after(r.line[i], "nftchain ")))
-			delete_chain_if_empty("ip", v);
-	for (size_t i = 0; i < r.n; i++)
-		if ((v = after(r.line[i], "nfttable ")))
-			delete_table_if_empty("ip", v);
-	record_lines_free(&r);
-}
-
-void cj_net_teardown(struct cj_net *net)
-{
-	if (!net->active && !net->netns[0])
-		return;
-	undo(net->state_path);
-	unlink(net->state_path);
-	net->active = false;
-	net->netns[0] = '\0';
-}
-
-void cj_net_gc(const char *run_dir)
-{
-	char path[4096];
-
-	snprintf(path, sizeof path, "%s/net", run_dir);
-	undo(path);
+	(void)verbose;
+	if (strcmp(what, "tap") == 0)
+		return undo_tap(cj_undo_str(entry, "name") ? cj_undo_str(entry, "name") : "");
+	if (strcmp(what, "netns") == 0)
+		return undo_netns(cj_undo_str(entry, "path"));
+	if (strcmp(what, "port") == 0)
+		return 0; /* a claim, for the other runs to see: nothing to undo */
+	if (strcmp(what, "table") == 0)
+		return undo_table(entry);
+	if (strcmp(what, "rule") == 0)
+		return undo_rule(entry);
+	if (strcmp(what, "chain") == 0)
+		return undo_chain(entry);
+	if (strcmp(what, "host-chain") == 0 || strcmp(what, "host-table") == 0)
+		return undo_host(entry, strcmp(what, "host-table") == 0);
+	cj_notice("warning: run record: unknown network entry \"%s\" is kept", kind ? kind : "?");
+	return -1;
 }

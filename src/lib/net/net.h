@@ -5,6 +5,7 @@
 #define CJ_NET_H
 
 #include "util/err.h"
+#include "util/undo.h"
 
 #include <net/if.h>
 #include <stdbool.h>
@@ -68,7 +69,7 @@ struct cj_net {
 	uint32_t dns[CJ_MAX_DNS];
 	size_t ndns;
 	enum cj_firewall firewall;
-	char state_path[4096]; /* run dir file recording what was added */
+	struct cj_undo *undo; /* the run's undo log: what was added */
 	/* The VM's own network namespace (an nsfs bind mount in the run dir) or
 	 * "". With one, the TAP lives there and `tap` here names the host end
 	 * of the veth pair that leads to it. */
@@ -80,6 +81,8 @@ int cj_port_parse(const char *arg, struct cj_port *out, struct cj_err *err);
 int cj_publish_env_parse(const char *value, struct cj_net_spec *spec, struct cj_err *err);
 int cj_cidr30_parse(const char *arg, uint32_t *host, uint32_t *guest, struct cj_err *err);
 int cj_ipv4_parse(const char *arg, uint32_t *out);
+/* 1 to 5 decimal digits, at most max. */
+int cj_decimal_parse(const char *s, unsigned long max, unsigned long *out);
 
 /* Egress policy (egress.c). what names the option or variable in errors. */
 int cj_egress_mode_parse(const char *arg, const char *what, enum cj_egress *out,
@@ -105,18 +108,22 @@ char *cj_egress_nft_chains(const struct cj_net_spec *spec, const char *tap, cons
 char *cj_egress_ipt_rules(const struct cj_net_spec *spec, const uint32_t *dns, size_t ndns);
 
 /* Create the TAP (owned by owner_uid), address it, add firewall rules.
- * Records what it did in run_dir/net so that gc can undo it. */
+ * Each change is pushed to undo before it is made ("net.*" entries, undone
+ * by cj_net_undo when the run's record is torn down or collected, also
+ * after a failure here); the network namespace, if any, is pinned in
+ * run_dir. Published ports are claimed in undo too (net.port), checked
+ * against the other runs' under undo's "net" lock. */
 int cj_net_setup(const struct cj_net_spec *spec, const char *id, const char *run_dir,
-                 const char *run_base, uid_t owner_uid, struct cj_net *out, struct cj_err *err);
-void cj_net_teardown(struct cj_net *net);
+                 uid_t owner_uid, struct cj_undo *undo, struct cj_net *out, struct cj_err *err);
+/* Undo one "net.*" entry (util/undo.h): idempotent; < 0 while the change
+ * may still be in place (a TAP or namespace that would not go). */
+int cj_net_undo(json_object *entry, bool verbose);
 /* The one TAP open (netlink.c). owner (uid_t)-1: an fd attached to the
  * VM's existing TAP, to hand to a VMM that takes one (QEMU's -netdev
  * tap,fd=N): the VMM then needs neither /dev/net/tun nor any privilege
  * over the device. Else: create the TAP persistent, owned by owner (the
  * VMM attaches by name), and return 0. */
 int cj_tap_open(const char *name, uid_t owner, struct cj_err *err);
-/* Undo what the run in run_dir set up (its owner is gone). */
-void cj_net_gc(const char *run_dir);
 
 /* Netlink helpers (libmnl). */
 int cj_nl_link_index(const char *name);

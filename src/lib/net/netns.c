@@ -301,12 +301,12 @@ int cj_netns_create(const char *path, const char *tap, uid_t owner, const char *
 	return 0;
 }
 
-void cj_netns_remove(const char *path)
+int cj_netns_remove(const char *path)
 {
 	/* Best effort, like the rest of teardown. Not mounted here (never, or in
 	 * a private mount namespace that has gone with its runtime): then only
 	 * the file is left; a mount that cannot go keeps the file, and the run
 	 * directory, visible for the next gc. */
 	umount2(path, MNT_DETACH | UMOUNT_NOFOLLOW);
-	unlink(path);
+	return unlink(path) == 0 || errno == ENOENT ? 0 : -1;
 }

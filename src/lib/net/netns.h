@@ -23,8 +23,9 @@ int cj_netns_create(const char *path, const char *tap, uid_t owner, const char *
                     struct cj_err *err);
 
 /* Unpin the namespace at path and remove the file. The namespace, and the
- * TAP in it, go when the last process inside exits. */
-void cj_netns_remove(const char *path);
+ * TAP in it, go when the last process inside exits. Returns -1 when the
+ * file is still there (a mount that would not go). */
+int cj_netns_remove(const char *path);
 
 /* The name of the inner veth end. */
 #define CJ_NETNS_INNER_LINK "cj-host"

@@ -16,6 +16,7 @@
 #include "net/net.h"
 #include "util/util.h"
 #include "vmm/firecracker.h"
+#include "volume/volume.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -42,6 +43,8 @@
 
 /* The one table: undo kind "<module>.<what>" -> the module's replay. */
 static const struct cj_undo_kind undo_kinds[] = {
+    {"net", cj_net_undo},
+    {"volume", cj_volume_undo},
     {"jail", cj_jail_undo},
     {"firecracker", cj_firecracker_undo},
     {NULL, NULL},
@@ -55,6 +58,10 @@ struct cj_record {
 	json_object *root;
 	struct cj_undo undo;
 };
+
+static int undo_each_run(void *ctx, int (*fn)(json_object *record, void *arg), void *arg,
+                         struct cj_err *err);
+static int undo_lock(void *ctx, const char *name, struct cj_err *err);
 
 /* ---- processes ---------------------------------------------------------- */
 
@@ -245,6 +252,8 @@ static struct cj_record *record_alloc(const char *run_base, struct cj_err *err)
 	json_object_object_get_ex(rec->root, "undo", &rec->undo.log);
 	rec->undo.save = record_save;
 	rec->undo.ctx = rec;
+	rec->undo.each_run = undo_each_run;
+	rec->undo.lock = undo_lock;
 	return rec;
 }
 
@@ -309,6 +318,35 @@ struct cj_undo *cj_record_undo(struct cj_record *rec)
 	return rec ? &rec->undo : NULL;
 }
 
+struct each_ctx {
+	int (*fn)(json_object *record, void *arg);
+	void *arg;
+};
+
+static int each_call(const char *id, json_object *record, void *ctx)
+{
+	struct each_ctx *c = ctx;
+
+	(void)id;
+	return c->fn(record, c->arg);
+}
+
+static int undo_each_run(void *ctx, int (*fn)(json_object *record, void *arg), void *arg,
+                         struct cj_err *err)
+{
+	struct cj_record *rec = ctx;
+	struct each_ctx c = {fn, arg};
+
+	return cj_record_each(rec->base, rec->id, each_call, &c, err);
+}
+
+static int undo_lock(void *ctx, const char *name, struct cj_err *err)
+{
+	struct cj_record *rec = ctx;
+
+	return cj_run_base_lock(rec->base, name, err);
+}
+
 static int set_and_save(struct cj_record *rec, const char *key, json_object *value,
                         struct cj_err *err)
 {
@@ -321,6 +359,7 @@ static int set_and_save(struct cj_record *rec, const char *key, json_object *val
 
 int cj_record_set_vmm(struct cj_record *rec, pid_t pid, struct cj_err *err)
 {
+	json_object_object_add(rec->root, "state", json_object_new_string("running"));
 	return set_and_save(rec, "vmm", proc_json(pid), err);
 }
 
@@ -477,7 +516,6 @@ static int gc_run(const char *run_base, const char *dir, const char *name, bool 
 	} else {
 		json_object_object_get_ex(root, "undo", &log);
 		int left = cj_undo_replay(log, undo_kinds, verbose);
-		cj_net_gc(dir); /* until net.c records in the undo log */
 		if (left == 0 && cj_rm_rf(dir) == 0) {
 			removed = 1;
 			if (verbose)

@@ -32,7 +32,8 @@ const char *cj_record_id(const struct cj_record *rec);
 const char *cj_record_base(const struct cj_record *rec);
 
 /* Setters; each persists the record. */
-int cj_record_set_vmm(struct cj_record *rec, pid_t pid, struct cj_err *err); /* + start time */
+/* The VMM started: its pid and start time, and state "running". */
+int cj_record_set_vmm(struct cj_record *rec, pid_t pid, struct cj_err *err);
 int cj_record_set_ids(struct cj_record *rec, uid_t uid, gid_t gid, struct cj_err *err);
 int cj_record_set_state(struct cj_record *rec, const char *state, struct cj_err *err);
 

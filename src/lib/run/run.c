@@ -176,8 +176,8 @@ static int check_unique_uuid(const uint8_t *uuid, const char *name, const uint8_
 }
 
 static int drives_prepare(const struct cj_spec *spec, const struct cj_fsimage *base,
-                          const struct cj_volume_tool_user *tools, struct drives *d,
-                          struct cj_err *err)
+                          const struct cj_volume_tool_user *tools, struct cj_undo *undo,
+                          struct drives *d, struct cj_err *err)
 {
 	uint8_t seen[CTRJ_MAX_VOLUMES + 2][16];
 	size_t nseen = 0;
@@ -190,7 +190,7 @@ static int drives_prepare(const struct cj_spec *spec, const struct cj_fsimage *b
 			return -1;
 	}
 	if (spec->data_dir) {
-		if (cj_volume_prepare_data(spec->data_dir, spec->datafs_size, tools, &d->data,
+		if (cj_volume_prepare_data(spec->data_dir, spec->datafs_size, tools, undo, &d->data,
 		                           err) < 0)
 			return cj_err_wrap(err, "data drive");
 		d->have_data = true;
@@ -207,7 +207,7 @@ static int drives_prepare(const struct cj_spec *spec, const struct cj_fsimage *b
 	for (size_t i = 0; i < spec->nvolumes; i++) {
 		struct cj_volume *v = &d->vols[d->nvols];
 		if (cj_volume_prepare(&spec->volumes[i], spec->volumes_dir, spec->volume_size,
-		                      tools, v, err) < 0)
+		                      tools, undo, v, err) < 0)
 			return -1;
 		d->nvols++;
 		for (size_t j = 0; j + 1 < d->nvols; j++)
@@ -442,7 +442,7 @@ static int stage_drives(struct run *r, struct cj_err *err)
 {
 	struct drives *d = &r->drives;
 
-	if (drives_prepare(r->spec, &r->base, &r->tools, d, err) < 0 ||
+	if (drives_prepare(r->spec, &r->base, &r->tools, r->vm.undo, d, err) < 0 ||
 	    cj_vm_add_drive(&r->vm, CJ_DRIVE_BASE, 0, r->base.path, -1, true, err) < 0 ||
 	    (d->have_data &&
 	     cj_vm_add_drive(&r->vm, CJ_DRIVE_DATA, 0, d->data.path, -1, false, err) < 0))
@@ -459,8 +459,8 @@ static int stage_network(struct run *r, struct cj_err *err)
 	 * namespace of its own, which its jailer joins. QEMU's jail gives it
 	 * an empty one, and the TAP as an fd. */
 	net_spec.own_netns = r->vm.jail.enabled && r->vmm.ops->jail_own_netns;
-	if (cj_net_setup(&net_spec, r->id, r->run_dir, r->spec->run_base,
-	                 r->vm.jail.enabled ? r->vm.jail.uid : 0, net, err) < 0)
+	if (cj_net_setup(&net_spec, r->id, r->run_dir, r->vm.jail.enabled ? r->vm.jail.uid : 0,
+	                 r->vm.undo, net, err) < 0)
 		return -1;
 	if (net->netns[0])
 		r->vm.jail.netns = net->netns;
@@ -621,7 +621,6 @@ static void stage_teardown(struct run *r)
 	if (r->ctl_fd >= 0)
 		close(r->ctl_fd);
 	drives_release(&r->drives);
-	cj_net_teardown(&r->net);
 	if (r->vmm.ops)
 		r->vmm.ops->cleanup(&r->vmm);
 	sigprocmask(SIG_SETMASK, &r->old_mask, NULL);

@@ -2,6 +2,7 @@
 #include "undo.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 
 int cj_undo_push(struct cj_undo *u, const char *kind, json_object *entry, struct cj_err *err)
@@ -29,6 +30,22 @@ int cj_undo_push(struct cj_undo *u, const char *kind, json_object *entry, struct
 		return cj_err_wrap(err, "record %s", kind);
 	}
 	return 0;
+}
+
+int cj_undo_each_run(struct cj_undo *u, int (*fn)(json_object *record, void *arg), void *arg,
+                     struct cj_err *err)
+{
+	return u && u->each_run ? u->each_run(u->ctx, fn, arg, err) : 0;
+}
+
+int cj_undo_lock(struct cj_undo *u, const char *name, struct cj_err *err)
+{
+	int fd;
+
+	if (u && u->lock)
+		return u->lock(u->ctx, name, err);
+	fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	return fd < 0 ? cj_fail(err, errno, "open /dev/null") : fd;
 }
 
 const char *cj_undo_str(json_object *entry, const char *key)

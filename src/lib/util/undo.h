@@ -10,15 +10,30 @@
 #include <json-c/json.h>
 #include <stdbool.h>
 
-struct cj_undo {                                    /* the undo log a stage appends to */
+/* The undo log a stage appends to. */
+struct cj_undo {
 	json_object *log;                           /* array of entries, oldest first */
 	int (*save)(void *ctx, struct cj_err *err); /* persists the record */
 	void *ctx;
+	/* The other runs, for a stage whose choice must not clash with what
+	 * they hold (published ports, uids): fn on each one's record (the
+	 * JSON of run/record.h), until fn returns < 0; and a lock on the run
+	 * base named name, held while choosing and pushing (returns the fd to
+	 * close). NULL: no other runs, no lock (unit tests). */
+	int (*each_run)(void *ctx, int (*fn)(json_object *record, void *arg), void *arg,
+	                struct cj_err *err);
+	int (*lock)(void *ctx, const char *name, struct cj_err *err);
 };
 
 /* Append {"kind": kind, ...entry} (entry is taken) and persist it, BEFORE
  * the stage changes the host. NULL u: no-op returning 0 (unit tests). */
 int cj_undo_push(struct cj_undo *u, const char *kind, json_object *entry, struct cj_err *err);
+
+/* The wrappers stages call: u NULL or without the hook, each_run calls
+ * nothing and returns 0, and lock returns an fd on /dev/null. */
+int cj_undo_each_run(struct cj_undo *u, int (*fn)(json_object *record, void *arg), void *arg,
+                     struct cj_err *err);
+int cj_undo_lock(struct cj_undo *u, const char *name, struct cj_err *err);
 
 /* A module's replay function for the kinds "<module>.<what>": undoes one
  * entry. Idempotent: a second replay, or one of a half-done change, is

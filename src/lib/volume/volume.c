@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -200,65 +201,123 @@ static int lock_volume(struct cj_volume *v, int fd, struct cj_err *err)
 	               v->name, v->read_only ? " that writes to it" : "");
 }
 
+/* Put tmp in place as path, never replacing a file there: 0, or -1 with
+ * errno (EEXIST: there is one). */
+static int publish(const char *tmp, const char *path)
+{
+	if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno != EINVAL) /* EINVAL: a filesystem without RENAME_NOREPLACE */
+		return -1;
+	if (link(tmp, path) < 0)
+		return -1;
+	unlink(tmp);
+	return 0;
+}
+
+/* A new volume is made under a temporary name next to it, recorded in the
+ * run's undo log first, and renamed into place once it holds a
+ * filesystem: a run killed meanwhile leaves no half-made volume, and gc
+ * removes the temporary file. Returns the new volume's fd, locked
+ * exclusively; -2 when another run put a volume there meanwhile. */
+static int create_volume(struct cj_volume *v, uint64_t size, struct cj_undo *undo,
+                         struct cj_err *err)
+{
+	char tmp[PATH_MAX];
+	const char *slash = strrchr(v->path, '/');
+	uint8_t rnd[4];
+	cj_autoclose int fd = -1;
+	int e;
+
+	if (!slash || getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
+		return cj_fail(err, slash ? errno : EINVAL, "create volume %s", v->path);
+	if ((size_t)snprintf(tmp, sizeof tmp, "%.*s/.%s.new-%02x%02x%02x%02x",
+	                     (int)(slash - v->path), v->path, slash + 1, rnd[0], rnd[1], rnd[2],
+	                     rnd[3]) >= sizeof tmp)
+		return cj_fail(err, ENAMETOOLONG, "create volume %s", v->path);
+	json_object *entry = json_object_new_object();
+	json_object_object_add(entry, "path", json_object_new_string(tmp));
+	if (cj_undo_push(undo, "volume.new", entry, err) < 0)
+		return -1;
+	fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return cj_fail(err, errno, "create volume %s", v->path);
+	if (flock(fd, LOCK_EX) < 0 || ftruncate(fd, (off_t)size) < 0) {
+		e = errno;
+		unlink(tmp);
+		return cj_fail(err, e, "create volume %s", v->path);
+	}
+	if (make_filesystem(tmp, v->name, err) < 0) {
+		unlink(tmp);
+		return -1;
+	}
+	if (publish(tmp, v->path) < 0) {
+		e = errno;
+		unlink(tmp);
+		return e == EEXIST ? -2 : cj_fail(err, e, "create volume %s", v->path);
+	}
+	e = fd;
+	fd = -1;
+	return e;
+}
+
+int cj_volume_undo(json_object *entry, bool verbose)
+{
+	const char *kind = cj_undo_str(entry, "kind"), *path = cj_undo_str(entry, "path");
+	const char *name = path ? strrchr(path, '/') : NULL;
+
+	(void)verbose;
+	/* only ever a temporary file create_volume names */
+	if (!kind || strcmp(kind, "volume.new") != 0 || !name || path[0] != '/' ||
+	    strncmp(name, "/.", 2) != 0 || !strstr(name, ".new-"))
+		return -1;
+	return unlink(path) == 0 || errno == ENOENT ? 0 : -1;
+}
+
 static int prepare_path(struct cj_volume *v, uint64_t size, uint64_t create_size,
-                        struct cj_err *err)
+                        struct cj_undo *undo, struct cj_err *err)
 {
 	struct stat st;
-	int fd, locked;
+	cj_autoclose int fd = -2;
+	int locked;
 	bool is_dev;
 	uint64_t current;
 
-	fd = open(v->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (access(v->path, F_OK) < 0 && errno == ENOENT &&
+	    (fd = create_volume(v, create_size, undo, err)) == -1)
+		return -1;
 	if (fd >= 0) {
 		v->created = true;
-		if (flock(fd, LOCK_EX) < 0 || ftruncate(fd, (off_t)create_size) < 0) {
-			cj_fail(err, errno, "create volume %s", v->path);
-			goto fail_unlink;
-		}
-		if (make_filesystem(v->path, v->name, err) < 0)
-			goto fail_unlink;
 		locked = 1;
 	} else {
-		if (errno != EEXIST)
-			return cj_fail(err, errno, "volume %s", v->path);
 		fd = open(v->path, (v->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
 		if (fd < 0)
 			return cj_fail(err, errno, "open volume %s", v->path);
 		if ((locked = lock_volume(v, fd, err)) < 0)
-			goto fail;
+			return -1;
 	}
-	if (fstat(fd, &st) < 0) {
-		cj_fail(err, errno, "volume %s", v->path);
-		goto fail;
-	}
+	if (fstat(fd, &st) < 0)
+		return cj_fail(err, errno, "volume %s", v->path);
 	is_dev = S_ISBLK(st.st_mode);
 	if (is_dev) {
-		if (ioctl(fd, BLKGETSIZE64, &current) < 0) {
-			cj_fail(err, errno, "size of %s", v->path);
-			goto fail;
-		}
+		if (ioctl(fd, BLKGETSIZE64, &current) < 0)
+			return cj_fail(err, errno, "size of %s", v->path);
 	} else {
 		current = (uint64_t)st.st_size;
 	}
-	if (cj_ext4_uuid(v->path, v->uuid, err) < 0) {
-		cj_fail(err, 0,
-		        "volume %s (%s) holds no ext4 filesystem: create one with mkfs.ext4",
-		        v->name, v->path);
-		goto fail;
-	}
+	if (cj_ext4_uuid(v->path, v->uuid, err) < 0)
+		return cj_fail(err, 0,
+		               "volume %s (%s) holds no ext4 filesystem: create one with mkfs.ext4",
+		               v->name, v->path);
 	if (locked == 1 && !v->created && check_filesystem(v, fd, false, err) < 0)
-		goto fail;
+		return -1;
 	if (locked == 1 && size && !v->created && grow(v, fd, current, size, is_dev, err) < 0)
-		goto fail;
+		return -1;
 	if (locked == 1 && v->read_only)
 		flock(fd, LOCK_SH); /* checked; now share with other readers */
 	v->lock_fd = fd;
+	fd = -1;
 	return 0;
-fail_unlink:
-	unlink(v->path);
-fail:
-	close(fd);
-	return -1;
 }
 
 int cj_volume_resolve(const struct cj_volume_spec *spec, const char *volumes_dir,
@@ -312,7 +371,7 @@ int cj_volume_resolve(const struct cj_volume_spec *spec, const char *volumes_dir
 
 int cj_volume_prepare(const struct cj_volume_spec *spec, const char *volumes_dir,
                       uint64_t default_size, const struct cj_volume_tool_user *tools,
-                      struct cj_volume *out, struct cj_err *err)
+                      struct cj_undo *undo, struct cj_volume *out, struct cj_err *err)
 {
 	if (cj_volume_resolve(spec, volumes_dir, out, err) < 0)
 		return -1;
@@ -320,11 +379,11 @@ int cj_volume_prepare(const struct cj_volume_spec *spec, const char *volumes_dir
 	out->tool_gid = tools->gid;
 	if (!strchr(spec->source, '/') && cj_mkdir_p(volumes_dir, 0700, err) < 0)
 		return cj_err_wrap(err, "volumes directory");
-	return prepare_path(out, spec->size, spec->size ? spec->size : default_size, err);
+	return prepare_path(out, spec->size, spec->size ? spec->size : default_size, undo, err);
 }
 
 int cj_volume_prepare_data(const char *dir, uint64_t size, const struct cj_volume_tool_user *tools,
-                           struct cj_volume *out, struct cj_err *err)
+                           struct cj_undo *undo, struct cj_volume *out, struct cj_err *err)
 {
 	struct statvfs vfs;
 	struct stat st;
@@ -361,7 +420,7 @@ int cj_volume_prepare_data(const char *dir, uint64_t size, const struct cj_volum
 	if (want < MIN_VOLUME_SIZE)
 		return cj_fail(err, 0, "no room for a data drive in %s (at least 16M needed)", dir);
 	/* An existing drive keeps its size unless DATAFS_SIZE asks for more. */
-	return prepare_path(out, size, want, err);
+	return prepare_path(out, size, want, undo, err);
 }
 
 void cj_volume_release(struct cj_volume *v)

@@ -8,6 +8,7 @@
 #define CJ_VOLUME_H
 
 #include "util/err.h"
+#include "util/undo.h"
 
 #include <limits.h>
 #include <stdbool.h>
@@ -54,14 +55,18 @@ int cj_volume_resolve(const struct cj_volume_spec *spec, const char *volumes_dir
                       struct cj_volume *out, struct cj_err *err);
 /* Resolve, create, lock, check and grow a volume; on success the lock is
  * held until cj_volume_release. default_size applies to new volumes whose
- * spec has no size. e2fsck and resize2fs run jailed as tools' uid and gid. */
+ * spec has no size. e2fsck and resize2fs run jailed as tools' uid and gid.
+ * A new volume is made under a temporary name recorded in undo
+ * ("volume.new"), and appears under its own only once it is whole. */
 int cj_volume_prepare(const struct cj_volume_spec *spec, const char *volumes_dir,
                       uint64_t default_size, const struct cj_volume_tool_user *tools,
-                      struct cj_volume *out, struct cj_err *err);
+                      struct cj_undo *undo, struct cj_volume *out, struct cj_err *err);
 /* The seed's data drive: <dir>/datafs.ext4, size from DATAFS_SIZE (0 =
  * default), never larger than the free space of the filesystem holding it. */
 int cj_volume_prepare_data(const char *dir, uint64_t size, const struct cj_volume_tool_user *tools,
-                           struct cj_volume *out, struct cj_err *err);
+                           struct cj_undo *undo, struct cj_volume *out, struct cj_err *err);
+/* Undo a "volume.new" entry: remove the temporary file if it is left. */
+int cj_volume_undo(json_object *entry, bool verbose);
 void cj_volume_release(struct cj_volume *v);
 
 #endif
