@@ -361,9 +361,8 @@ int cj_jail_resolve(const struct cj_jail_spec *spec, uint64_t guest_memory_mib,
 		return 0;
 	if (resolve_user(spec->user, &out->uid, &out->gid, err) < 0)
 		return -1;
-	out->limits.memory_bytes = spec->memory_limit
-	                               ? spec->memory_limit
-	                               : (guest_memory_mib + CJ_JAIL_MARGIN_MIB) << 20;
+	out->limits.memory_bytes =
+	    spec->memory_limit ? spec->memory_limit : (guest_memory_mib + CJ_JAIL_MARGIN_MIB) << 20;
 	if (out->limits.memory_bytes < (guest_memory_mib << 20))
 		return cj_fail(err, 0,
 		               "--memory-limit %lluM is below the guest's memory (%lluM): the VMM "
