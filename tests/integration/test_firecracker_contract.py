@@ -44,16 +44,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BINARY, BUILD, REPO, DecoySocket, OnTerminal, runs
-
-def recorded_ids(run):
-    """The run's uid and gid, as its run record holds them (None: not yet)."""
-    try:
-        record = json.loads((run / "record.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return (record["uid"], record["gid"]) if "uid" in record else None
-
+from conftest import BINARY, BUILD, REPO, DecoySocket, OnTerminal, runs, recorded_ids
 
 STANDIN_DIR = REPO / "tests/integration/fc_standin"
 SCHEMA = Path(os.environ.get("CTRJ_FC_SCHEMA", REPO.parent / "shared/firecracker/firecracker.yaml"))

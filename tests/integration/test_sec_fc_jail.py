@@ -29,17 +29,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BINARY, runs
+from conftest import BINARY, runs, recorded_ids
 from test_firecracker_contract import fc, owner, mounts_under  # noqa: F401 (fixture)
-
-def recorded_ids(run):
-    """The run's uid and gid, as its run record holds them (None: not yet)."""
-    try:
-        record = json.loads((run / "record.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return (record["uid"], record["gid"]) if "uid" in record else None
-
 
 VOLUME = ["-v", "one:/v/one"]
 

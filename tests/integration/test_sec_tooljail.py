@@ -3,7 +3,6 @@
 (own namespaces, a room with only the tool and the image, an unprivileged
 user, no capabilities), so a parser bug in e2fsprogs is not host root.
 Issue 11, point 11."""
-import json
 import os
 import pwd
 import re
@@ -14,16 +13,7 @@ import subprocess
 
 import pytest
 
-from conftest import REPO, runs, wait_for_output
-
-def recorded_ids(run):
-    """The run's uid and gid, as its run record holds them (None: not yet)."""
-    try:
-        record = json.loads((run / "record.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return (record["uid"], record["gid"]) if "uid" in record else None
-
+from conftest import REPO, runs, wait_for_output, recorded_ids
 
 
 def make_image(path, size="32M", files=None, owner=None, mode=0o600):

@@ -19,7 +19,6 @@ The hostile VMM is a small program given as --qemu (tests/integration/
 fake_vmm.c), run jailed and with --no-jail; the rest is read from the host
 (/proc/PID/...) while real jailed QEMUs run.
 """
-import json
 import os
 import re
 import signal
@@ -32,16 +31,7 @@ from pathlib import Path
 import pytest
 
 from conftest import (REPO, DecoySocket, OnTerminal, Runner, qemu_processes_for, runs,
-                      wait_for_output)
-
-def recorded_ids(run):
-    """The run's uid and gid, as its run record holds them (None: not yet)."""
-    try:
-        record = json.loads((run / "record.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return (record["uid"], record["gid"]) if "uid" in record else None
-
+                      wait_for_output, recorded_ids)
 
 UID_START, UID_COUNT = 2000000000, 65536  # the default --jail-uid-range
 STOP_SCRIPT = ('trap "echo TERM-HANDLED; exit 42" TERM; echo ready; '
