@@ -324,6 +324,17 @@ static void test_jailer_argv(void **state)
 	cj_fc_argv_free(v);
 }
 
+static json_object *jail_entry(const char *base, const char *exec_name)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "kind", json_object_new_string("firecracker.jail"));
+	json_object_object_add(o, "chroot_base", json_object_new_string(base));
+	json_object_object_add(o, "exec_name", json_object_new_string(exec_name));
+	json_object_object_add(o, "id", json_object_new_string("0123456789ab"));
+	return o;
+}
+
 /* The jail's undo entries (the run record): a damaged entry never turns
  * into rm -rf of something else; a good one removes the jail; an owner
  * entry gives the file its owner and mode back; replay is idempotent. */
@@ -342,19 +353,11 @@ static void test_undo_entries(void **state)
 	assert_int_equal(cj_firecracker_undo(bad, false), 0);
 	json_object_put(bad);
 	char text[512];
-	snprintf(text, sizeof text,
-	         "{\"kind\": \"firecracker.jail\", \"chroot_base\": \"%s\", "
-	         "\"exec_name\": \"other\", \"id\": \"0123456789ab\"}",
-	         base);
-	json_object *not_fc = json_tokener_parse(text);
+	json_object *not_fc = jail_entry(base, "other");
 	assert_int_equal(cj_firecracker_undo(not_fc, false), 0);
 	json_object_put(not_fc);
 	assert_int_equal(access(dir, F_OK), 0); /* both refused: nothing removed */
-	snprintf(text, sizeof text,
-	         "{\"kind\": \"firecracker.jail\", \"chroot_base\": \"%s\", "
-	         "\"exec_name\": \"firecracker\", \"id\": \"0123456789ab\"}",
-	         base);
-	json_object *good = json_tokener_parse(text);
+	json_object *good = jail_entry(base, "firecracker");
 	assert_int_equal(cj_firecracker_undo(good, false), 0);
 	assert_int_equal(access(dir, F_OK), -1);
 	assert_int_equal(cj_firecracker_undo(good, false), 0); /* again: harmless */
