@@ -56,21 +56,25 @@ struct cj_vm_config {
 
 struct cj_vmm;
 
-/* A backend. start() forks the VMM (which must die with ctr-jailer) with
- * cj_spawn (its own session; stdin /dev/null, stdout and stderr the pipes
- * the run relays: no fd or controlling terminal of the caller reaches it)
- * and the environment cj_vmm_envp, and fills vmm->pid; boot_args()
- * appends the backend's kernel arguments (defaults: the user gave no
- * --boot-args, so the backend's part of the defaults goes too); request_stop() asks the guest to
- * shut down (Ctrl-Alt-Del); exit_error() turns the VMM's own wait status
- * and its last line on stderr (vmm_said, printable) into an error when
- * the guest reported nothing, and returns the exit code: CJ_EXIT_RUNTIME
- * when the VMM failed before the guest ran, CJ_EXIT_VM_LOST when the guest
- * ended without a status; cleanup() removes what
- * start() created outside the run directory (jail, cgroup). collect(),
- * when set, runs once the VMM has exited and before the guest's status is
- * read: it brings back what the guest wrote to copies of drives that the
- * VMM could not open in place (Firecracker's jail). */
+/* A backend: it owns its details (its kernel arguments, its probes, its
+ * drive naming, its jail executor).
+ *  - start() forks the VMM (which must die with ctr-jailer) with cj_spawn
+ *    (its own session; stdin /dev/null, stdout and stderr the pipes the
+ *    run relays: no fd or controlling terminal of the caller reaches it)
+ *    and the environment cj_vmm_envp, and fills vmm->pid; every change
+ *    it makes outside the run directory is pushed on cfg->undo first;
+ *  - boot_args() appends the backend's kernel arguments to out (with
+ *    defaults, the user gave no --boot-args: its part of those too);
+ *  - request_stop() asks the guest to shut down (Ctrl-Alt-Del);
+ *  - collect(), when set, runs once the VMM has exited and before the
+ *    guest's status is read: it brings back what the guest wrote to
+ *    copies of drives the VMM could not open in place (Firecracker's jail);
+ *  - exit_error() turns the VMM's wait status and its last line on stderr
+ *    (vmm_said, printable) into the error when the guest reported nothing,
+ *    and returns the exit code: CJ_EXIT_RUNTIME when the VMM itself
+ *    failed, CJ_EXIT_VM_LOST when the guest ended without a status;
+ *  - cleanup() closes what start() holds (the record's undo log takes the
+ *    host changes back). */
 struct cj_vmm_ops {
 	const char *name;
 	bool needs_vmlinux;  /* boots only an uncompressed vmlinux */
