@@ -12,6 +12,9 @@
 
 #include <cmocka.h>
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 static size_t argv_len(char **argv)
 {
 	size_t n = 0;
@@ -210,12 +213,44 @@ static void test_drive_roles_and_fds(void **state)
 	assert_int_equal(cj_vm_add_drive(&cfg, CJ_DRIVE_DATA, 0, "/d.img", -1, false, &err), -1);
 }
 
+/* The jail plan's files: the kernel, the initramfs, then each drive in
+ * order; its fsize limit is the largest writable one. */
+static void test_jail_plan_files(void **state)
+{
+	struct cj_vm_config cfg;
+	struct cj_err err = {0};
+	int ctl = memfd_create("ctl", MFD_CLOEXEC);
+	(void)state;
+
+	assert_true(ctl >= 0);
+	assert_int_equal(ftruncate(ctl, 12345), 0);
+	base_config(&cfg);
+	cfg.ndrives = 0;
+	assert_int_equal(cj_vm_add_drive(&cfg, CJ_DRIVE_BASE, 0, "/nonexistent", -1, true, &err),
+	                 0);
+	assert_int_equal(cj_vm_add_drive(&cfg, CJ_DRIVE_CONTROL, 0, NULL, ctl, false, &err), 0);
+	assert_int_equal(cj_vm_plan_files(&cfg, &err), 0);
+	assert_int_equal(cfg.jail.nfiles, 4);
+	assert_int_equal(cfg.jail.files[0].kind, CJ_JAIL_KERNEL);
+	assert_string_equal(cfg.jail.files[0].host, cfg.kernel);
+	assert_int_equal(cfg.jail.files[1].kind, CJ_JAIL_INITRD);
+	assert_int_equal(cfg.jail.files[2].kind, CJ_JAIL_DRIVE);
+	assert_string_equal(cfg.jail.files[2].name, "base");
+	assert_false(cfg.jail.files[2].writable);
+	assert_string_equal(cfg.jail.files[3].name, "control");
+	assert_int_equal(cfg.jail.files[3].fd, ctl);
+	assert_true(cfg.jail.files[3].writable);
+	assert_int_equal(cfg.jail.fsize_limit, 12345);
+	close(ctl);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_qemu_argv_basics),
 	    cmocka_unit_test(test_qemu_argv_drives),
 	    cmocka_unit_test(test_drive_roles_and_fds),
+	    cmocka_unit_test(test_jail_plan_files),
 	};
 	return cmocka_run_group_tests_name("vmm", tests, NULL, NULL);
 }

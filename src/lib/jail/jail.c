@@ -352,6 +352,21 @@ bool cj_jail_oom_killed(const struct cj_jail *jail)
 	return false;
 }
 
+int cj_jail_plan_add(struct cj_jail_plan *plan, enum cj_jail_file_kind kind, const char *name,
+                     const char *host, int fd, bool writable, struct cj_err *err)
+{
+	struct stat st;
+
+	if (plan->nfiles >= CJ_JAIL_MAX_FILES)
+		return cj_fail(err, E2BIG, "too many files for the jail");
+	plan->files[plan->nfiles++] = (struct cj_jail_file){
+	    .kind = kind, .name = name, .host = host, .fd = fd, .writable = writable};
+	if (writable && (fd >= 0 ? fstat(fd, &st) : stat(host, &st)) == 0 && S_ISREG(st.st_mode) &&
+	    (uint64_t)st.st_size > plan->fsize_limit)
+		plan->fsize_limit = (uint64_t)st.st_size;
+	return 0;
+}
+
 int cj_jail_resolve(const struct cj_jail_spec *spec, uint64_t guest_memory_mib,
                     struct cj_jail_plan *out, struct cj_err *err)
 {
@@ -379,8 +394,8 @@ int cj_jail_resolve(const struct cj_jail_spec *spec, uint64_t guest_memory_mib,
 }
 
 int cj_jail_prepare(const struct cj_jail_plan *cfg, const char *run_dir, const char *id,
-                    const char *vmm_bin, const char *kernel, const char *initrd,
-                    struct cj_undo *undo, struct cj_jail *jail, struct cj_err *err)
+                    const char *vmm_bin, struct cj_undo *undo, struct cj_jail *jail,
+                    struct cj_err *err)
 {
 	struct group *kvm;
 	char bin[PATH_MAX];
@@ -420,8 +435,13 @@ int cj_jail_prepare(const struct cj_jail_plan *cfg, const char *run_dir, const c
 	r |= add_bind(jail, "/dev/null", "/dev/null", true, err);
 	r |= add_bind(jail, "/dev/urandom", "/dev/urandom", true, err);
 	r |= add_bind(jail, "/dev/kvm", "/dev/kvm", true, err);
-	r |= add_bind(jail, kernel, "/boot/kernel", false, err);
-	r |= add_bind(jail, initrd, "/boot/initrd", false, err);
+	for (size_t i = 0; i < cfg->nfiles; i++) {
+		const struct cj_jail_file *f = &cfg->files[i];
+		if (f->kind != CJ_JAIL_DRIVE) /* drives come in as fds */
+			r |= add_bind(jail, f->host,
+			              f->kind == CJ_JAIL_KERNEL ? "/boot/kernel" : "/boot/initrd",
+			              false, err);
+	}
 	if (r < 0 || setup_cgroups(jail, &cfg->limits, id, undo, err) < 0) {
 		cj_jail_cleanup(jail);
 		return -1;

@@ -34,6 +34,22 @@ struct cj_vm_limits {
 	uint64_t pids;
 };
 
+/* What goes into the jail. Each executor decides where and how: QEMU's
+ * room binds the kernel and initrd at /boot and inherits each drive as
+ * fds; Firecracker's chroot gets files named after them (linked, bound,
+ * idmapped, given to the jail user, or copied from an fd). */
+enum cj_jail_file_kind { CJ_JAIL_KERNEL, CJ_JAIL_INITRD, CJ_JAIL_DRIVE };
+
+struct cj_jail_file {
+	enum cj_jail_file_kind kind;
+	const char *name; /* a drive's id; "kernel", "initrd" */
+	const char *host; /* host path, or NULL when the file is only an fd */
+	int fd;           /* the open file (the control disk's memfd), or -1 */
+	bool writable;
+};
+
+#define CJ_JAIL_MAX_FILES 32
+
 /* The one jail plan around the VMM, built once from the user's options
  * (cj_jail_resolve, cj_jail_assign_ids) and carried out by the backend:
  * QEMU by the self-jail here (cj_jail_prepare, cj_jail_enter), Firecracker
@@ -46,11 +62,18 @@ struct cj_jail_plan {
 	gid_t gid;
 	const char *netns; /* network namespace to join (path), or NULL */
 	struct cj_vm_limits limits;
-	/* The largest file the VMM legitimately writes, its largest writable
-	 * drive (0: none): its RLIMIT_FSIZE bounds every file a compromised
-	 * VMM could grow. Set by the run once the drives are known. */
+	/* What goes in, and the largest file the VMM legitimately writes, its
+	 * largest writable drive (0: none): its RLIMIT_FSIZE bounds every file
+	 * a compromised VMM could grow. Set by cj_jail_plan_files once the
+	 * drives are known. */
+	struct cj_jail_file files[CJ_JAIL_MAX_FILES];
+	size_t nfiles;
 	uint64_t fsize_limit;
 };
+
+/* Add a file to the plan (fsize_limit follows the writable ones). */
+int cj_jail_plan_add(struct cj_jail_plan *plan, enum cj_jail_file_kind kind, const char *name,
+                     const char *host, int fd, bool writable, struct cj_err *err);
 
 struct cj_jail_spec {
 	bool disabled;         /* --no-jail */
@@ -105,8 +128,8 @@ int cj_jail_pick_ids(const struct cj_jail_spec *spec, const uid_t *used, size_t 
  * initramfs), create the cgroup with its limits (each pushed on undo
  * first). */
 int cj_jail_prepare(const struct cj_jail_plan *cfg, const char *run_dir, const char *id,
-                    const char *vmm_bin, const char *kernel, const char *initrd,
-                    struct cj_undo *undo, struct cj_jail *jail, struct cj_err *err);
+                    const char *vmm_bin, struct cj_undo *undo, struct cj_jail *jail,
+                    struct cj_err *err);
 /* Parent side: move the VMM (still waiting) into the cgroup. */
 int cj_jail_attach(const struct cj_jail *jail, pid_t pid, struct cj_err *err);
 /* Child side, in new namespaces, right before exec: enter and lock the

@@ -521,9 +521,10 @@ static int stage_control_disk(struct run *r, struct cj_err *err)
 	return 0;
 }
 
-/* The machine and the kernel's command line: the defaults (or
- * --boot-args), the backend's own arguments, then --boot-args-extra. */
-static void vm_machine(struct run *r)
+/* The machine, the kernel's command line (the defaults or --boot-args,
+ * the backend's own arguments, then --boot-args-extra) and the files of
+ * the jail plan. */
+static int vm_machine(struct run *r, struct cj_err *err)
 {
 	const struct cj_spec *spec = r->spec;
 	struct cj_vm_config *vm = &r->vm;
@@ -534,7 +535,6 @@ static void vm_machine(struct run *r)
 	vm->cpus = spec->cpus;
 	vm->memory_mib = spec->memory_mib;
 	vm->use_kvm = r->use_kvm;
-	vm->jail.fsize_limit = cj_vm_largest_writable(vm);
 	snprintf(vm->cmdline, sizeof vm->cmdline, "%s",
 	         spec->boot_args ? spec->boot_args : DEFAULT_BOOT_ARGS);
 	if (r->vmm.ops->boot_args)
@@ -542,6 +542,7 @@ static void vm_machine(struct run *r)
 	n = strlen(vm->cmdline);
 	if (spec->extra_boot_args && n < sizeof vm->cmdline)
 		snprintf(vm->cmdline + n, sizeof vm->cmdline - n, " %s", spec->extra_boot_args);
+	return cj_vm_plan_files(vm, err); /* what the jail plan places */
 }
 
 /* Signals to a signalfd, the console and stderr pipes, then the VMM. */
@@ -550,7 +551,8 @@ static int stage_start(struct run *r, struct cj_err *err)
 	sigset_t mask;
 	int cpipe[2], epipe[2], rc;
 
-	vm_machine(r);
+	if (vm_machine(r, err) < 0)
+		return -1;
 	r->t.prepared = cj_now_ns();
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGCHLD);

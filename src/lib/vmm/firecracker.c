@@ -762,28 +762,25 @@ static int build_jail(struct fc_priv *p, const struct cj_vm_config *cfg, const c
 	    mount("ctr-jailer", run, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, opts) < 0)
 		return cj_fail(err, errno, "mount a tmpfs on %s", run);
 
-	if (cj_layout_place_file(&p->lay, cfg->kernel, "vmlinux", true, err) < 0)
-		return cj_err_wrap(err, "kernel");
-	paths->kernel = "vmlinux";
-	if (cfg->initramfs) {
-		if (cj_layout_place_file(&p->lay, cfg->initramfs, "initrd.cpio", true, err) < 0)
-			return cj_err_wrap(err, "initramfs");
-		paths->initrd = "initrd.cpio";
-	}
-	for (size_t i = 0; i < cfg->ndrives; i++) {
-		const struct cj_drive *d = &cfg->drives[i];
-		if (!valid_name(d->id) || strlen(d->id) > 48)
-			return cj_fail(err, 0, "drive id '%s' cannot name a file", d->id);
-		if (d->fd >= 0) {
-			snprintf(names[i], 64, "run/%s.img", d->id);
-			if (cj_layout_place_fd(&p->lay, d->fd, names[i], !d->read_only, err) < 0)
-				return cj_err_wrap(err, "drive %s", d->id);
-		} else {
-			snprintf(names[i], 64, "%s.img", d->id);
-			if (cj_layout_place_file(&p->lay, d->path, names[i], d->read_only, err) < 0)
-				return cj_err_wrap(err, "drive %s", d->id);
+	/* the plan's files: the kernel, the initramfs, then the drives in order */
+	for (size_t i = 0, k = 0; i < cfg->jail.nfiles; i++) {
+		const struct cj_jail_file *f = &cfg->jail.files[i];
+		if (f->kind != CJ_JAIL_DRIVE) {
+			const char *rel = f->kind == CJ_JAIL_KERNEL ? "vmlinux" : "initrd.cpio";
+			if (cj_layout_place_file(&p->lay, f->host, rel, !f->writable, err) < 0)
+				return cj_err_wrap(err, "%s", f->name);
+			*(f->kind == CJ_JAIL_KERNEL ? &paths->kernel : &paths->initrd) = rel;
+			continue;
 		}
-		paths->drives[i] = names[i];
+		if (!valid_name(f->name) || strlen(f->name) > 48)
+			return cj_fail(err, 0, "drive id '%s' cannot name a file", f->name);
+		snprintf(names[k], 64, f->fd >= 0 ? "run/%s.img" : "%s.img", f->name);
+		if ((f->fd >= 0
+		         ? cj_layout_place_fd(&p->lay, f->fd, names[k], f->writable, err)
+		         : cj_layout_place_file(&p->lay, f->host, names[k], !f->writable, err)) < 0)
+			return cj_err_wrap(err, "drive %s", f->name);
+		paths->drives[k] = names[k];
+		k++;
 	}
 	return 0;
 }

@@ -214,22 +214,30 @@ struct qemu_priv {
 /* In a jail the VMM cannot open host paths: the drives are opened here and
  * inherited (a drive given as an fd, the memfd, is reopened read-write and
  * read-only through /proc/self/fd). */
-static int open_drives(struct qemu_priv *p, const struct cj_vm_config *cfg, struct cj_err *err)
+static int open_drives(struct qemu_priv *p, const struct cj_jail_plan *plan, struct cj_err *err)
 {
-	for (size_t i = 0; i < cfg->ndrives; i++) {
-		const struct cj_drive *d = &cfg->drives[i];
+	size_t k = 0;
+
+	for (size_t i = 0; i < plan->nfiles; i++) {
+		const struct cj_jail_file *f = &plan->files[i];
 		char buf[64];
-		const char *path = cj_drive_path(d, buf, sizeof buf);
-		int fd = open(path, (d->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
-		if (fd < 0)
-			return cj_fail(err, errno, "open drive %s", d->path ? d->path : d->id);
-		p->fds[2 * i] = fd;
-		if (!d->read_only) {
-			p->fds[2 * i + 1] = open(path, O_RDONLY | O_CLOEXEC);
-			if (p->fds[2 * i + 1] < 0)
-				return cj_fail(err, errno, "open drive %s",
-				               d->path ? d->path : d->id);
+		const char *path = f->host;
+		if (f->kind != CJ_JAIL_DRIVE)
+			continue;
+		if (f->fd >= 0) {
+			snprintf(buf, sizeof buf, "/proc/self/fd/%d", f->fd);
+			path = buf;
 		}
+		p->fds[2 * k] = open(path, (f->writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+		if (p->fds[2 * k] < 0)
+			return cj_fail(err, errno, "open drive %s", f->host ? f->host : f->name);
+		if (f->writable) {
+			p->fds[2 * k + 1] = open(path, O_RDONLY | O_CLOEXEC);
+			if (p->fds[2 * k + 1] < 0)
+				return cj_fail(err, errno, "open drive %s",
+				               f->host ? f->host : f->name);
+		}
+		k++;
 	}
 	return 0;
 }
@@ -285,9 +293,8 @@ static char **prepare_jailed(struct qemu_priv *p, const struct cj_vm_config *cfg
                              struct cj_err *err)
 {
 	if ((cfg->tap && (p->tap_fd = cj_tap_open(cfg->tap, (uid_t)-1, err)) < 0) ||
-	    open_drives(p, cfg, err) < 0 ||
-	    cj_jail_prepare(&cfg->jail, cfg->run_dir, cfg->id, path, cfg->kernel, cfg->initramfs,
-	                    cfg->undo, &p->jail, err) < 0)
+	    open_drives(p, &cfg->jail, err) < 0 ||
+	    cj_jail_prepare(&cfg->jail, cfg->run_dir, cfg->id, path, cfg->undo, &p->jail, err) < 0)
 		return NULL;
 	if (p->tap_fd >= 0)
 		p->keep[p->nkeep++] = p->tap_fd;

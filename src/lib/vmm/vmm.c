@@ -44,20 +44,23 @@ const char *cj_drive_path(const struct cj_drive *d, char *buf, size_t len)
 	return buf;
 }
 
-uint64_t cj_vm_largest_writable(const struct cj_vm_config *cfg)
+int cj_vm_plan_files(struct cj_vm_config *cfg, struct cj_err *err)
 {
-	uint64_t max = 0;
+	struct cj_jail_plan *plan = &cfg->jail;
 
+	plan->nfiles = 0;
+	plan->fsize_limit = 0;
+	if (cj_jail_plan_add(plan, CJ_JAIL_KERNEL, "kernel", cfg->kernel, -1, false, err) < 0 ||
+	    (cfg->initramfs &&
+	     cj_jail_plan_add(plan, CJ_JAIL_INITRD, "initrd", cfg->initramfs, -1, false, err) < 0))
+		return -1;
 	for (size_t i = 0; i < cfg->ndrives; i++) {
 		const struct cj_drive *d = &cfg->drives[i];
-		struct stat st;
-		if (d->read_only || (d->fd >= 0 ? fstat(d->fd, &st) : stat(d->path, &st)) < 0 ||
-		    !S_ISREG(st.st_mode))
-			continue;
-		if ((uint64_t)st.st_size > max)
-			max = (uint64_t)st.st_size;
+		if (cj_jail_plan_add(plan, CJ_JAIL_DRIVE, d->id, d->path, d->fd, !d->read_only,
+		                     err) < 0)
+			return -1;
 	}
-	return max;
+	return 0;
 }
 
 bool cj_kvm_usable(struct cj_err *err)

@@ -116,9 +116,9 @@ extern char *const cj_vmm_envp[];
  * numbers volumes. path or fd (-1) says where it is. */
 int cj_vm_add_drive(struct cj_vm_config *cfg, enum cj_drive_role role, unsigned n, const char *path,
                     int fd, bool read_only, struct cj_err *err);
-/* The largest writable drive that is a regular file (the jail plan's
- * fsize_limit). */
-uint64_t cj_vm_largest_writable(const struct cj_vm_config *cfg);
+/* The jail plan's files: the kernel, the initramfs and the drives, in
+ * their order (cfg->drives[i] is the plan's drive i). */
+int cj_vm_plan_files(struct cj_vm_config *cfg, struct cj_err *err);
 /* Where the VMM, unjailed, opens a drive: its path, or /proc/self/fd/N. */
 const char *cj_drive_path(const struct cj_drive *d, char *buf, size_t len);
 
