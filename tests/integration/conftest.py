@@ -3,6 +3,7 @@
 microvm, TCG on these machines) and asserts on what the workload reported
 from inside the guest."""
 import fcntl
+import json
 import os
 import pty
 import select
@@ -132,6 +133,15 @@ def runs(run_dir: Path):
     if not run_dir.exists():
         return []
     return [p for p in run_dir.iterdir() if not p.name.startswith(".")]
+
+def recorded_ids(run: Path):
+    """The run's uid and gid, as its run record holds them (None: not yet)."""
+    try:
+        record = json.loads((run / "record.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return (record["uid"], record["gid"]) if "uid" in record else None
+
 
 
 def qemu_processes_for(run_dir: Path):

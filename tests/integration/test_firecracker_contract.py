@@ -44,7 +44,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BINARY, BUILD, REPO, DecoySocket, OnTerminal, runs
+from conftest import BINARY, BUILD, REPO, DecoySocket, OnTerminal, runs, recorded_ids
 
 STANDIN_DIR = REPO / "tests/integration/fc_standin"
 SCHEMA = Path(os.environ.get("CTRJ_FC_SCHEMA", REPO.parent / "shared/firecracker/firecracker.yaml"))
@@ -436,8 +436,7 @@ def test_vmms_get_own_uid_session_and_no_environment(fc, runner):
             time.sleep(0.05)
         recorded = {}
         for run in runs(runner.run_dir):
-            f = run / "jail-id"
-            recorded[run.name] = tuple(int(x) for x in f.read_text().split()) if f.exists() else None
+            recorded[run.name] = recorded_ids(run)
         starts = [r for r in fc.records() if r["event"] == "start"]
     finally:
         term.proc.send_signal(signal.SIGTERM)
@@ -600,9 +599,9 @@ def test_gc_after_sigkill(fc, runner):
     fc.configure(on_start="wait")
     proc = fc.start(VOLUMES[:2])
     fc.wait_for_call("/actions", "InstanceStart")
-    # The run's uid, as recorded in its run directory (gc frees it).
+    # The run's uid, as its run record holds it (gc frees it).
     (run,) = runs(runner.run_dir)
-    uid, gid = (int(x) for x in (run / "jail-id").read_text().split())
+    uid, gid = recorded_ids(run)
     assert in_range(uid, gid) and uid == jail_ids(fc)[0]
     proc.kill()
     proc.wait(timeout=30)

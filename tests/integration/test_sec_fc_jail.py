@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BINARY, runs
+from conftest import BINARY, runs, recorded_ids
 from test_firecracker_contract import fc, owner, mounts_under  # noqa: F401 (fixture)
 
 VOLUME = ["-v", "one:/v/one"]
@@ -227,7 +227,7 @@ def start_and_kill_runtime(fc, runner):
         proc.kill()
         proc.communicate(timeout=30)
     uid = start["uid"]
-    assert uid == int((run / "jail-id").read_text().split()[0])
+    assert uid == recorded_ids(run)[0]
     # the runtime died before recording the VMM
     assert "vmm" not in json.loads((run / "record.json").read_text())
     assert processes_of(uid), "the stand-in firecracker did not outlive its runtime"
@@ -255,7 +255,7 @@ def test_gc_keeps_the_uid_while_a_process_of_the_vm_lives(cgroups, freezer, fc, 
     r = gc(fc)
     assert r.returncode == 0, r.stderr
     assert processes_of(uid) == [pid]
-    assert (run / "jail-id").read_text().split()[0] == str(uid), "the uid was freed"
+    assert recorded_ids(run)[0] == uid, "the uid was freed"
     assert fc.jail_dirs(), "the jail was undone under a live VMM"
     assert owner(next(fc.vols.iterdir()))[0] == uid
     assert b"does not end" in r.stderr, r.stderr

@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from conftest import REPO, runs, wait_for_output
+from conftest import REPO, runs, wait_for_output, recorded_ids
 
 
 def make_image(path, size="32M", files=None, owner=None, mode=0o600):
@@ -166,8 +166,8 @@ def test_tools_run_as_the_runs_own_uid(runner, tmp_path, fake_tools, mode):
     try:
         out = wait_for_output(proc, b"ready")
         # the run's record, read from the host while it runs
-        records = [(run / "jail-id").read_text().split() if (run / "jail-id").exists()
-                   else None for run in runs(runner.run_dir)]
+        records = [[str(x) for x in recorded_ids(run)] if recorded_ids(run) else None
+                   for run in runs(runner.run_dir)]
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=120)
     finally:

@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 
 from conftest import (REPO, DecoySocket, OnTerminal, Runner, qemu_processes_for, runs,
-                      wait_for_output)
+                      wait_for_output, recorded_ids)
 
 UID_START, UID_COUNT = 2000000000, 65536  # the default --jail-uid-range
 STOP_SCRIPT = ('trap "echo TERM-HANDLED; exit 42" TERM; echo ready; '
@@ -169,9 +169,7 @@ def two_vms(kernel_ready, busybox_rootfs, tmp_path_factory):
             seen["a"] = observe(vmm_child(a.proc.pid))
             seen["b"] = observe(vmm_child(b.pid))
             run_a = runner.run_dir / seen["a"]["run_id"]
-            record = run_a / "jail-id"
-            seen["record_a"] = tuple(int(x) for x in record.read_text().split()) \
-                if record.exists() else None
+            seen["record_a"] = recorded_ids(run_a)
             seen["a_signals_b"] = can_signal(seen["a"]["uid"], seen["a"]["gid"],
                                              seen["b"]["pid"])
             seen["b_signals_a"] = can_signal(seen["b"]["uid"], seen["b"]["gid"],
@@ -331,3 +329,30 @@ def test_trickling_qmp_reply_does_not_stall_the_stop(runner, stubborn_vmm):
     assert elapsed < 3 + 10, (elapsed, said)
     assert rc == 128 + signal.SIGKILL, (rc, said)
     assert any(b"graceful stop failed" in m for m in said), said
+
+
+# Issue 12, point 3: a VMM that dies on start shows its own words and
+# exits 125 (bad input, or the VM could not be started), not 124 with a
+# guess at a kernel panic.
+def test_qemu_refusing_the_memory_exits_125_with_its_message(runner):
+    r = runner.run(["/bin/true"], options=["--memory", "100000000"])  # ~95 TiB
+    err = r.stderr.decode(errors="replace")
+    assert r.returncode == 125, err
+    last = err.strip().splitlines()[-1]
+    assert "QEMU failed" in last and "(exit status 1)" in last, err
+    assert "cannot set up guest memory" in last, err
+    assert "kernel panic" not in err
+
+
+def test_bad_qemu_binary_exits_125_with_its_message(runner, tmp_path):
+    fake = tmp_path / "qemu-refuses"
+    fake.write_text("#!/bin/sh\nprintf 'qemu-refuses: invalid option \\033[2J\\n' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    r = runner.run(["/bin/true"], options=["--qemu", str(fake), "--no-jail"])
+    err = r.stderr.decode(errors="replace")
+    assert r.returncode == 125, err
+    last = err.strip().splitlines()[-1]
+    # it never got as far as greeting on QMP
+    assert "QEMU failed before the guest started (exit status 1)" in last, err
+    assert "qemu-refuses: invalid option" in last, err
+    assert "\x1b" not in err  # its words, made printable

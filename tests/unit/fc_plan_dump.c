@@ -41,8 +41,10 @@ int main(void)
 	cfg.id = "0123456789ab";
 	cfg.tap = "ctrj-tap0";
 	memcpy(cfg.mac, (unsigned char[]){0x06, 0x00, 0x0a, 0x00, 0x00, 0x02}, 6);
-	cfg.drives[cfg.ndrives++] = (struct cj_drive){"base", "base.img", true};
-	cfg.drives[cfg.ndrives++] = (struct cj_drive){"control", "run/control.img", false};
+	cfg.drives[cfg.ndrives++] =
+	    (struct cj_drive){.id = "base", .path = "base.img", .fd = -1, .read_only = true};
+	cfg.drives[cfg.ndrives++] = (struct cj_drive){
+	    .id = "control", .path = "run/control.img", .fd = -1, .read_only = false};
 	p.kernel = "vmlinux";
 	p.initrd = "initrd.cpio";
 	p.drives[0] = "base.img";

@@ -3,6 +3,8 @@
  * order, the version floor, exit statuses, the jailer's command line. The
  * bodies are checked against Firecracker's schema by the contract tests
  * (tests/integration/test_firecracker_contract.py). */
+#include "jail/jail.h"
+#include "util/util.h"
 #include "vmm/firecracker.h"
 
 #include <setjmp.h>
@@ -13,7 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -26,9 +30,12 @@ static void config(struct cj_vm_config *cfg)
 	cfg->cpus = 2;
 	cfg->memory_mib = 512;
 	cfg->id = "0123456789ab";
-	cfg->drives[cfg->ndrives++] = (struct cj_drive){"base", "/cache/base/x.ext4", true};
-	cfg->drives[cfg->ndrives++] = (struct cj_drive){"control", "/proc/self/fd/5", false};
-	cfg->drives[cfg->ndrives++] = (struct cj_drive){"vol0", "/vols/a.ext4", false};
+	cfg->drives[cfg->ndrives++] = (struct cj_drive){
+	    .id = "base", .path = "/cache/base/x.ext4", .fd = -1, .read_only = true};
+	cfg->drives[cfg->ndrives++] = (struct cj_drive){
+	    .id = "control", .path = "/proc/self/fd/5", .fd = -1, .read_only = false};
+	cfg->drives[cfg->ndrives++] =
+	    (struct cj_drive){.id = "vol0", .path = "/vols/a.ext4", .fd = -1, .read_only = false};
 }
 
 static void paths(const struct cj_vm_config *cfg, struct cj_fc_paths *p)
@@ -317,6 +324,69 @@ static void test_jailer_argv(void **state)
 	cj_fc_argv_free(v);
 }
 
+static json_object *jail_entry(const char *base, const char *exec_name)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "kind", json_object_new_string("firecracker.jail"));
+	json_object_object_add(o, "chroot_base", json_object_new_string(base));
+	json_object_object_add(o, "exec_name", json_object_new_string(exec_name));
+	json_object_object_add(o, "id", json_object_new_string("0123456789ab"));
+	return o;
+}
+
+/* The jail's undo entries (the run record): a damaged entry never turns
+ * into rm -rf of something else; a good one removes the jail; an owner
+ * entry gives the file its owner and mode back; replay is idempotent. */
+static void test_undo_entries(void **state)
+{
+	char base[] = "/tmp/cj-fc-undo-XXXXXX", dir[256], file[256];
+	struct stat st;
+	(void)state;
+
+	assert_non_null(mkdtemp(base));
+	snprintf(dir, sizeof dir, "%s/firecracker/0123456789ab/root", base);
+	assert_int_equal(cj_mkdir_p(dir, 0700, &(struct cj_err){0}), 0);
+	json_object *bad =
+	    json_tokener_parse("{\"kind\": \"firecracker.jail\", \"chroot_base\": \"/tmp\", "
+	                       "\"exec_name\": \"..\", \"id\": \"x\"}");
+	assert_int_equal(cj_firecracker_undo(bad, false), 0);
+	json_object_put(bad);
+	char text[512];
+	json_object *not_fc = jail_entry(base, "other");
+	assert_int_equal(cj_firecracker_undo(not_fc, false), 0);
+	json_object_put(not_fc);
+	assert_int_equal(access(dir, F_OK), 0); /* both refused: nothing removed */
+	json_object *good = jail_entry(base, "firecracker");
+	assert_int_equal(cj_firecracker_undo(good, false), 0);
+	assert_int_equal(access(dir, F_OK), -1);
+	assert_int_equal(cj_firecracker_undo(good, false), 0); /* again: harmless */
+	json_object_put(good);
+
+	snprintf(file, sizeof file, "%s/volume.img", base);
+	FILE *f = fopen(file, "w");
+	assert_non_null(f);
+	fclose(f);
+	assert_int_equal(chmod(file, 0644), 0);
+	snprintf(text, sizeof text,
+	         "{\"kind\": \"jail.owner\", \"path\": \"%s\", \"uid\": %u, \"gid\": %u, "
+	         "\"mode\": %d}",
+	         file, (unsigned)getuid(), (unsigned)getgid(), 0600);
+	json_object *owner = json_tokener_parse(text);
+	assert_int_equal(cj_jail_undo(owner, false), 0);
+	assert_int_equal(stat(file, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0600);
+	unlink(file);
+	assert_int_equal(cj_jail_undo(owner, false), 0); /* gone: nothing to restore */
+	json_object_put(owner);
+	/* a cgroup entry outside the cgroup mount is ignored */
+	json_object *cg =
+	    json_tokener_parse("{\"kind\": \"jail.cgroup\", \"path\": \"/tmp/../etc\"}");
+	assert_int_equal(cj_jail_undo(cg, false), 0);
+	json_object_put(cg);
+	cj_rm_rf(base);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -328,6 +398,7 @@ int main(void)
 	    cmocka_unit_test(test_exit_statuses),
 	    cmocka_unit_test(test_sanitize),
 	    cmocka_unit_test(test_jailer_argv),
+	    cmocka_unit_test(test_undo_entries),
 	};
 	return cmocka_run_group_tests_name("firecracker", tests, NULL, NULL);
 }

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* A uid/gid per VM: the range option and the allocation under the run base. */
+/* A uid/gid per VM: the range option and the pick among the other runs' uids. */
 #include "jail/jail.h"
 #include "util/util.h"
 
@@ -71,117 +71,56 @@ static void test_uid_range_parse(void **state)
 	}
 }
 
-struct base {
-	char dir[64];
-};
-
-static int base_setup(void **state)
+/* The uids other runs hold (their records' "uid", read by the run):
+ * distinct picks until the range is full; a freed uid is picked again. */
+static void test_pick_distinct_until_the_range_is_full(void **state)
 {
-	struct base *b = calloc(1, sizeof *b);
-	snprintf(b->dir, sizeof b->dir, "/tmp/cj-jail-ids-XXXXXX");
-	if (!mkdtemp(b->dir))
-		return -1;
-	*state = b;
-	return 0;
-}
-
-static int base_teardown(void **state)
-{
-	struct base *b = *state;
-	cj_rm_rf(b->dir);
-	free(b);
-	return 0;
-}
-
-static void new_run(const struct base *b, const char *id, char *out, size_t len)
-{
-	snprintf(out, len, "%s/%s", b->dir, id);
-	assert_int_equal(mkdir(out, 0700), 0);
-}
-
-static void recorded(const char *run, unsigned *uid, unsigned *gid)
-{
-	char path[256], *text = NULL;
-	struct cj_err err = {0};
-
-	snprintf(path, sizeof path, "%s/" CJ_JAIL_ID_FILE, run);
-	assert_int_equal(cj_read_file(path, &text, NULL, &err), 0);
-	assert_int_equal(sscanf(text, "%u %u", uid, gid), 2);
-	free(text);
-}
-
-static void test_assign_distinct_until_the_range_is_full(void **state)
-{
-	struct base *b = *state;
 	struct cj_jail_spec spec = {.uid_start = 3000000000u, .uid_count = 3};
-	char runs[4][128];
-	unsigned uid[3], gid[3];
+	uid_t used[3];
 	struct cj_err err = {0};
-
-	/* records of other kinds, and broken ones, are not uids */
-	char junk[128], path[192];
-	new_run(b, "junk", junk, sizeof junk);
-	snprintf(path, sizeof path, "%s/" CJ_JAIL_ID_FILE, junk);
-	FILE *f = fopen(path, "w");
-	fputs("not a uid\n", f);
-	fclose(f);
+	(void)state;
 
 	for (int i = 0; i < 3; i++) {
-		struct cj_jail_config cfg = {.enabled = true, .uid = 999, .gid = 999};
-		char id[8];
-		snprintf(id, sizeof id, "r%d", i);
-		new_run(b, id, runs[i], sizeof runs[i]);
-		assert_int_equal(cj_jail_assign_ids(&spec, b->dir, runs[i], &cfg, &err), 0);
-		recorded(runs[i], &uid[i], &gid[i]);
-		assert_int_equal(uid[i], cfg.uid);
-		assert_int_equal(gid[i], cfg.gid);
-		assert_int_equal(uid[i], gid[i]);
-		assert_true(uid[i] >= 3000000000u && uid[i] < 3000000003u);
+		struct cj_jail_plan cfg = {.enabled = true, .uid = 999, .gid = 999};
+		assert_int_equal(cj_jail_pick_ids(&spec, used, (size_t)i, &cfg, &err), 0);
+		assert_int_equal(cfg.uid, cfg.gid);
+		assert_true(cfg.uid >= 3000000000u && cfg.uid < 3000000003u);
 		for (int j = 0; j < i; j++)
-			assert_int_not_equal(uid[i], uid[j]);
+			assert_int_not_equal(cfg.uid, used[j]);
+		used[i] = cfg.uid;
 	}
-	/* full: a clear error, and no record */
-	struct cj_jail_config cfg = {.enabled = true};
-	new_run(b, "r3", runs[3], sizeof runs[3]);
-	assert_int_equal(cj_jail_assign_ids(&spec, b->dir, runs[3], &cfg, &err), -1);
+	/* full: a clear error */
+	struct cj_jail_plan cfg = {.enabled = true};
+	assert_int_equal(cj_jail_pick_ids(&spec, used, 3, &cfg, &err), -1);
 	assert_non_null(strstr(err.msg, "--jail-uid-range"));
-	snprintf(path, sizeof path, "%s/" CJ_JAIL_ID_FILE, runs[3]);
-	assert_int_equal(access(path, F_OK), -1);
-	/* a run that ended (its directory removed) frees its uid */
-	cj_rm_rf(runs[1]);
-	assert_int_equal(cj_jail_assign_ids(&spec, b->dir, runs[3], &cfg, &err), 0);
-	assert_int_equal(cfg.uid, uid[1]);
+	/* a run that ended frees its uid */
+	uid_t freed = used[1];
+	used[1] = used[2];
+	assert_int_equal(cj_jail_pick_ids(&spec, used, 2, &cfg, &err), 0);
+	assert_int_equal(cfg.uid, freed);
 }
 
 static void test_explicit_user_and_no_jail(void **state)
 {
-	struct base *b = *state;
-	char run[128], path[192];
 	struct cj_err err = {0};
-	unsigned uid, gid;
+	uid_t used[1] = {CJ_JAIL_UID_START};
+	(void)state;
 
-	/* --jail-user: its uid, not one of the range, recorded all the same */
+	/* --jail-user: its uid, not one of the range */
 	struct cj_jail_spec spec = {.user = "4242:4343"};
-	struct cj_jail_config cfg = {.enabled = true, .uid = 4242, .gid = 4343};
-	new_run(b, "user", run, sizeof run);
-	assert_int_equal(cj_jail_assign_ids(&spec, b->dir, run, &cfg, &err), 0);
+	struct cj_jail_plan cfg = {.enabled = true, .uid = 4242, .gid = 4343};
+	assert_int_equal(cj_jail_pick_ids(&spec, used, 1, &cfg, &err), 0);
 	assert_int_equal(cfg.uid, 4242);
 	assert_int_equal(cfg.gid, 4343);
-	recorded(run, &uid, &gid);
-	assert_int_equal(uid, 4242);
-	assert_int_equal(gid, 4343);
-	/* --no-jail: nothing to assign, nothing recorded */
+	/* --no-jail: nothing to pick */
 	struct cj_jail_spec none = {.disabled = true};
-	struct cj_jail_config off = {.enabled = false};
-	new_run(b, "nojail", run, sizeof run);
-	assert_int_equal(cj_jail_assign_ids(&none, b->dir, run, &off, &err), 0);
-	snprintf(path, sizeof path, "%s/" CJ_JAIL_ID_FILE, run);
-	assert_int_equal(access(path, F_OK), -1);
+	struct cj_jail_plan off = {.enabled = false};
+	assert_int_equal(cj_jail_pick_ids(&none, used, 1, &off, &err), 0);
+	assert_int_equal(off.uid, 0);
 	/* the default range */
 	struct cj_jail_spec dflt = {0};
-	struct cj_jail_config d = {.enabled = true};
-	new_run(b, "default", run, sizeof run);
-	assert_int_equal(cj_jail_assign_ids(&dflt, b->dir, run, &d, &err), 0);
+	struct cj_jail_plan d = {.enabled = true};
+	assert_int_equal(cj_jail_pick_ids(&dflt, used, 1, &d, &err), 0);
 	assert_true(d.uid >= CJ_JAIL_UID_START && d.uid < CJ_JAIL_UID_START + CJ_JAIL_UID_COUNT);
 	assert_int_equal(d.uid, d.gid);
 }
@@ -190,10 +129,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_uid_range_parse),
-	    cmocka_unit_test_setup_teardown(test_assign_distinct_until_the_range_is_full,
-	                                    base_setup, base_teardown),
-	    cmocka_unit_test_setup_teardown(test_explicit_user_and_no_jail, base_setup,
-	                                    base_teardown),
+	    cmocka_unit_test(test_pick_distinct_until_the_range_is_full),
+	    cmocka_unit_test(test_explicit_user_and_no_jail),
 	};
 	return cmocka_run_group_tests_name("jail_ids", tests, NULL, NULL);
 }

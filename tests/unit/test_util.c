@@ -8,12 +8,16 @@
 #include <cmocka.h>
 
 #include "util/sanitize.h"
+#include "util/spawn.h"
 #include "util/util.h"
 
+#include <errno.h>
 #include <json-c/json.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* A child filling its stderr pipe before writing stdout must not hang the
@@ -45,6 +49,72 @@ static void test_run_code_reports_exit_status(void **state)
 	assert_int_equal(cj_run(argv, NULL, &err), -1);
 	char *missing[] = {"/no/such/program", NULL};
 	assert_int_equal(cj_run_code(missing, NULL, &code, &err), -1);
+}
+
+static int fail_step(void *ctx, const char **what)
+{
+	(void)ctx;
+	*what = "the caller's step";
+	errno = EPERM;
+	return -1;
+}
+
+/* The one spawn: a failure before exec comes back with its errno and its
+ * step; a kept fd is inherited, any other is closed; PATH lookup. */
+static void test_spawn_reports_child_failures(void **state)
+{
+	char path[PATH_MAX], step[CJ_SPAWN_STEP_MAX];
+	char *argv[] = {"sh", "-c", "test -e /proc/self/fd/$KEEP && ! test -e /proc/self/fd/$DROP",
+	                NULL};
+	struct cj_err err = {0};
+	int keep[2], drop[2], st;
+	(void)state;
+
+	assert_int_equal(cj_find_in_path("sh", path, sizeof path), 0);
+	assert_true(path[0] == '/');
+	assert_int_equal(cj_find_in_path("no-such-program-here", path, sizeof path), -1);
+	assert_int_equal(cj_find_in_path("/etc/passwd", path, sizeof path),
+	                 -1); /* not executable */
+	assert_int_equal(cj_find_in_path("sh", path, sizeof path), 0);
+
+	struct cj_spawn s = {.path = "/no/such/program",
+	                     .argv = argv,
+	                     .stdin_fd = -1,
+	                     .stdout_fd = -1,
+	                     .stderr_fd = -1};
+	assert_int_equal(cj_spawn(&s, step, &err), -1);
+	assert_string_equal(step, "exec");
+	assert_int_equal(err.errnum, ENOENT);
+
+	s.path = path;
+	s.pre_exec = fail_step;
+	memset(&err, 0, sizeof err);
+	assert_int_equal(cj_spawn(&s, step, &err), -1);
+	assert_string_equal(step, "the caller's step");
+	assert_int_equal(err.errnum, EPERM);
+	assert_non_null(strstr(err.msg, "the caller's step"));
+
+	assert_int_equal(pipe(keep), 0); /* inheritable: still closed unless kept */
+	assert_int_equal(pipe(drop), 0);
+	char env_keep[32], env_drop[32];
+	snprintf(env_keep, sizeof env_keep, "KEEP=%d", keep[0]);
+	snprintf(env_drop, sizeof env_drop, "DROP=%d", drop[0]);
+	char *envp[] = {env_keep, env_drop, "PATH=/usr/bin:/bin", NULL};
+	s.pre_exec = NULL;
+	s.envp = envp;
+	s.keep = keep;
+	s.nkeep = 1;
+	s.new_session = true;
+	pid_t pid = cj_spawn(&s, step, &err);
+	assert_true(pid > 0);
+	assert_string_equal(step, "");
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	close(keep[0]);
+	close(keep[1]);
+	close(drop[0]);
+	close(drop[1]);
 }
 
 static const char *sanitized(const char *in, size_t inlen)
@@ -191,6 +261,7 @@ int main(void)
 	    cmocka_unit_test(test_sanitize_truncates_between_characters),
 	    cmocka_unit_test(test_error_and_notice_paths_sanitise),
 	    cmocka_unit_test(test_json_terminal_safe_keeps_meaning),
+	    cmocka_unit_test(test_spawn_reports_child_failures),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,6 +12,9 @@
 
 #include <cmocka.h>
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 static size_t argv_len(char **argv)
 {
 	size_t n = 0;
@@ -125,11 +128,11 @@ static void test_qemu_argv_drives(void **state)
 	char **argv;
 
 	base_config(&cfg);
-	cfg.drives[0] = (struct cj_drive){.id = "ctl", .path = "/run/a,b/ctl.img"};
-	cfg.drives[1] =
-	    (struct cj_drive){.id = "base", .path = "/cache/base,,x,.img", .read_only = true};
-	cfg.drives[2] =
-	    (struct cj_drive){.id = "modules", .path = "/cache/mod ules.img", .read_only = true};
+	cfg.drives[0] = (struct cj_drive){.id = "ctl", .path = "/run/a,b/ctl.img", .fd = -1};
+	cfg.drives[1] = (struct cj_drive){
+	    .id = "base", .path = "/cache/base,,x,.img", .fd = -1, .read_only = true};
+	cfg.drives[2] = (struct cj_drive){
+	    .id = "modules", .path = "/cache/mod ules.img", .fd = -1, .read_only = true};
 	cfg.ndrives = 3;
 	cfg.run_dir = "/run/a,b";
 	argv = cj_qemu_argv("qemu", &cfg, 5);
@@ -168,7 +171,8 @@ static void test_qemu_argv_drives(void **state)
 
 	/* The maximum number of drives. */
 	for (size_t i = 0; i < CJ_MAX_DRIVES; i++)
-		cfg.drives[i] = (struct cj_drive){.id = "d", .path = ",", .read_only = i & 1};
+		cfg.drives[i] =
+		    (struct cj_drive){.id = "d", .path = ",", .fd = -1, .read_only = i & 1};
 	cfg.ndrives = CJ_MAX_DRIVES;
 	argv = cj_qemu_argv("qemu", &cfg, 3);
 	assert_non_null(argv);
@@ -180,11 +184,73 @@ static void test_qemu_argv_drives(void **state)
 	cj_qemu_argv_free(argv);
 }
 
+/* Drives carry roles (their ids come from them) and, for the control
+ * disk, an fd: unjailed QEMU opens it as /proc/self/fd/N. */
+static void test_drive_roles_and_fds(void **state)
+{
+	struct cj_vm_config cfg;
+	struct cj_err err = {0};
+	char **argv;
+	(void)state;
+
+	base_config(&cfg);
+	cfg.ndrives = 0;
+	assert_int_equal(cj_vm_add_drive(&cfg, CJ_DRIVE_BASE, 0, "/b.img", -1, true, &err), 0);
+	assert_int_equal(cj_vm_add_drive(&cfg, CJ_DRIVE_CONTROL, 0, NULL, 7, false, &err), 0);
+	assert_int_equal(cj_vm_add_drive(&cfg, CJ_DRIVE_VOLUME, 3, "/v.img", -1, false, &err), 0);
+	assert_string_equal(cfg.drives[0].id, "base");
+	assert_string_equal(cfg.drives[1].id, "control");
+	assert_string_equal(cfg.drives[2].id, "vol3");
+	argv = cj_qemu_argv("qemu", &cfg, 5);
+	assert_non_null(argv);
+	assert_int_equal(count(argv, "id=control,file=/proc/self/fd/7,format=raw,if=none,"
+	                             "cache=writeback,discard=unmap"),
+	                 1);
+	cj_qemu_argv_free(argv);
+	while (cfg.ndrives < CJ_MAX_DRIVES)
+		assert_int_equal(cj_vm_add_drive(&cfg, CJ_DRIVE_DATA, 0, "/d.img", -1, false, &err),
+		                 0);
+	assert_int_equal(cj_vm_add_drive(&cfg, CJ_DRIVE_DATA, 0, "/d.img", -1, false, &err), -1);
+}
+
+/* The jail plan's files: the kernel, the initramfs, then each drive in
+ * order; its fsize limit is the largest writable one. */
+static void test_jail_plan_files(void **state)
+{
+	struct cj_vm_config cfg;
+	struct cj_err err = {0};
+	int ctl = memfd_create("ctl", MFD_CLOEXEC);
+	(void)state;
+
+	assert_true(ctl >= 0);
+	assert_int_equal(ftruncate(ctl, 12345), 0);
+	base_config(&cfg);
+	cfg.ndrives = 0;
+	assert_int_equal(cj_vm_add_drive(&cfg, CJ_DRIVE_BASE, 0, "/nonexistent", -1, true, &err),
+	                 0);
+	assert_int_equal(cj_vm_add_drive(&cfg, CJ_DRIVE_CONTROL, 0, NULL, ctl, false, &err), 0);
+	assert_int_equal(cj_vm_plan_files(&cfg, &err), 0);
+	assert_int_equal(cfg.jail.nfiles, 4);
+	assert_int_equal(cfg.jail.files[0].kind, CJ_JAIL_KERNEL);
+	assert_string_equal(cfg.jail.files[0].host, cfg.kernel);
+	assert_int_equal(cfg.jail.files[1].kind, CJ_JAIL_INITRD);
+	assert_int_equal(cfg.jail.files[2].kind, CJ_JAIL_DRIVE);
+	assert_string_equal(cfg.jail.files[2].name, "base");
+	assert_false(cfg.jail.files[2].writable);
+	assert_string_equal(cfg.jail.files[3].name, "control");
+	assert_int_equal(cfg.jail.files[3].fd, ctl);
+	assert_true(cfg.jail.files[3].writable);
+	assert_int_equal(cfg.jail.fsize_limit, 12345);
+	close(ctl);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_qemu_argv_basics),
 	    cmocka_unit_test(test_qemu_argv_drives),
+	    cmocka_unit_test(test_drive_roles_and_fds),
+	    cmocka_unit_test(test_jail_plan_files),
 	};
 	return cmocka_run_group_tests_name("vmm", tests, NULL, NULL);
 }

@@ -12,20 +12,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static int write_text(const char *path, const char *text)
-{
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return -1;
-	n = write(fd, text, strlen(text));
-	int e = errno;
-	close(fd);
-	errno = e;
-	return n == (ssize_t)strlen(text) ? 0 : -1;
-}
-
 /* The helper's side: a new user namespace, then one byte (0, or the
  * errno) to the parent, then wait until the parent is done with it. */
 static void __attribute__((noreturn)) userns_helper(int ready, int done)
@@ -89,11 +75,11 @@ int cj_idmap_userns(const struct stat *st, uid_t uid, gid_t gid, struct cj_err *
 		e = status;
 	snprintf(path, sizeof path, "/proc/%d/uid_map", (int)pid);
 	snprintf(map, sizeof map, "%u %u 1\n", (unsigned)st->st_uid, (unsigned)uid);
-	if (!e && write_text(path, map) < 0)
+	if (!e && cj_write_text(path, map) < 0)
 		e = errno;
 	snprintf(path, sizeof path, "/proc/%d/gid_map", (int)pid);
 	snprintf(map, sizeof map, "%u %u 1\n", (unsigned)st->st_gid, (unsigned)gid);
-	if (!e && write_text(path, map) < 0)
+	if (!e && cj_write_text(path, map) < 0)
 		e = errno;
 	snprintf(path, sizeof path, "/proc/%d/ns/user", (int)pid);
 	if (!e && (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)

@@ -105,76 +105,17 @@ bad:
 	               what, v, CJ_JAIL_UID_START, CJ_JAIL_UID_COUNT);
 }
 
-static bool read_ids(const char *run_dir, uid_t *uid, gid_t *gid)
-{
-	char path[PATH_MAX + 16];
-	unsigned u, g;
-	FILE *f;
-	bool ok;
-
-	snprintf(path, sizeof path, "%s/" CJ_JAIL_ID_FILE, run_dir);
-	if (!(f = fopen(path, "re")))
-		return false;
-	ok = fscanf(f, "%u %u", &u, &g) == 2;
-	fclose(f);
-	*uid = u;
-	*gid = g;
-	return ok;
-}
-
-/* The uids the other runs under run_base hold (their records). */
-static int used_uids(const char *run_base, const char *self, uid_t **out, size_t *n,
-                     struct cj_err *err)
-{
-	DIR *d = opendir(run_base);
-	struct dirent *de;
-	size_t cap = 0;
-
-	*out = NULL;
-	*n = 0;
-	if (!d)
-		return cj_fail(err, errno, "open %s", run_base);
-	while ((de = readdir(d))) {
-		char dir[PATH_MAX];
-		uid_t uid;
-		gid_t gid;
-		if (de->d_name[0] == '.' || strcmp(de->d_name, self) == 0)
-			continue;
-		if ((size_t)snprintf(dir, sizeof dir, "%s/%s", run_base, de->d_name) >=
-		        sizeof dir ||
-		    !read_ids(dir, &uid, &gid))
-			continue;
-		if (*n == cap) {
-			uid_t *grown = realloc(*out, (cap = cap ? 2 * cap : 64) * sizeof *grown);
-			if (!grown) {
-				closedir(d);
-				free(*out);
-				*out = NULL;
-				return cj_fail(err, ENOMEM, "jail uids");
-			}
-			*out = grown;
-		}
-		(*out)[(*n)++] = uid;
-	}
-	closedir(d);
-	return 0;
-}
-
-static int pick_uid(const struct cj_jail_spec *spec, const char *run_base, const char *self,
-                    uid_t *uid, struct cj_err *err)
+int cj_jail_pick_ids(const struct cj_jail_spec *spec, const uid_t *used, size_t nused,
+                     struct cj_jail_plan *plan, struct cj_err *err)
 {
 	uint32_t start = spec->uid_count ? spec->uid_start : CJ_JAIL_UID_START;
 	uint32_t count = spec->uid_count ? spec->uid_count : CJ_JAIL_UID_COUNT;
-	uid_t *used = NULL;
-	size_t nused = 0;
 	uint32_t rnd;
 
-	if (used_uids(run_base, self, &used, &nused, err) < 0)
-		return -1;
-	if (getrandom(&rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
-		free(used);
+	if (!plan->enabled || spec->user)
+		return 0; /* root (--no-jail), or the user's own choice */
+	if (getrandom(&rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
 		return cj_fail(err, errno, "getrandom");
-	}
 	/* From a random point: runs of other run bases sharing the range
 	 * (each with its own records) rarely meet. */
 	for (uint64_t i = 0; i < count && i <= nused; i++) {
@@ -183,54 +124,15 @@ static int pick_uid(const struct cj_jail_spec *spec, const char *run_base, const
 		for (size_t k = 0; k < nused && !taken; k++)
 			taken = used[k] == cand;
 		if (!taken) {
-			free(used);
-			*uid = cand;
+			plan->uid = cand;
+			plan->gid = (gid_t)cand;
 			return 0;
 		}
 	}
-	free(used);
 	return cj_fail(err, 0,
 	               "all %u uids of the jail range %u:%u are taken by running VMs: give a "
 	               "larger --jail-uid-range",
 	               count, start, count);
-}
-
-int cj_jail_assign_ids(const struct cj_jail_spec *spec, const char *run_base, const char *run_dir,
-                       struct cj_jail_config *cfg, struct cj_err *err)
-{
-	char lock[PATH_MAX + 16], path[PATH_MAX + 16], line[64];
-	const char *self = strrchr(run_dir, '/') ? strrchr(run_dir, '/') + 1 : run_dir;
-	int lock_fd = -1, fd, n, r = -1;
-
-	if (!cfg->enabled)
-		return 0;
-	if (!spec->user) {
-		snprintf(lock, sizeof lock, "%s/.jail.lock", run_base);
-		lock_fd = cj_lock_file(lock, err);
-		if (lock_fd < 0)
-			return -1;
-		if (pick_uid(spec, run_base, self, &cfg->uid, err) < 0)
-			goto out;
-		cfg->gid = (gid_t)cfg->uid;
-	}
-	snprintf(path, sizeof path, "%s/" CJ_JAIL_ID_FILE, run_dir);
-	n = snprintf(line, sizeof line, "%u %u\n", (unsigned)cfg->uid, (unsigned)cfg->gid);
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0 || write(fd, line, (size_t)n) != n) {
-		cj_fail(err, errno, "record the jail's uid in %s", path);
-		if (fd >= 0)
-			close(fd);
-		goto out;
-	}
-	if (close(fd) < 0) {
-		cj_fail(err, errno, "record the jail's uid in %s", path);
-		goto out;
-	}
-	r = 0;
-out:
-	if (lock_fd >= 0)
-		close(lock_fd);
-	return r;
 }
 
 /* ---- what goes into the room ------------------------------------------ */
@@ -302,20 +204,6 @@ static int add_libraries(struct cj_jail *j, const char *bin, const char *cache_d
 
 /* ---- cgroups ---------------------------------------------------------- */
 
-static int write_file(const char *path, const char *value)
-{
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return -1;
-	n = write(fd, value, strlen(value));
-	int e = errno;
-	close(fd);
-	errno = e;
-	return n == (ssize_t)strlen(value) ? 0 : -1;
-}
-
 static bool unified(void)
 {
 	return access(CGROUP_ROOT "/cgroup.controllers", F_OK) == 0;
@@ -326,7 +214,7 @@ static int cgroup_set(const char *dir, const char *file, const char *value, stru
 	char path[PATH_MAX + 64];
 
 	snprintf(path, sizeof path, "%s/%s", dir, file);
-	if (write_file(path, value) < 0)
+	if (cj_write_text(path, value) < 0)
 		return cj_fail(err, errno, "cgroup: set %s to %s", path, value);
 	return 0;
 }
@@ -343,7 +231,7 @@ static const char *mount_point(const char *path)
 }
 
 static int make_cgroup(struct cj_jail *j, const char *mnt, const char *controller, const char *id,
-                       struct cj_err *err)
+                       struct cj_undo *undo, struct cj_err *err)
 {
 	char own[PATH_MAX];
 	char *dir = j->cgroups[j->ncgroups];
@@ -356,6 +244,10 @@ static int make_cgroup(struct cj_jail *j, const char *mnt, const char *controlle
 		snprintf(own, sizeof own, "/");
 	snprintf(dir, PATH_MAX, "%s%s%sctrj-%s", mnt, own, own[strlen(own) - 1] == '/' ? "" : "/",
 	         id);
+	json_object *entry = json_object_new_object();
+	json_object_object_add(entry, "path", json_object_new_string(dir));
+	if (cj_undo_push(undo, "jail.cgroup", entry, err) < 0)
+		return -1;
 
 	int rc = mkdir(dir, 0755);
 	/* In a container the controller is mounted read-only over the
@@ -371,7 +263,7 @@ static int make_cgroup(struct cj_jail *j, const char *mnt, const char *controlle
 }
 
 static int setup_cgroups(struct cj_jail *j, const struct cj_vm_limits *lim, const char *id,
-                         struct cj_err *err)
+                         struct cj_undo *undo, struct cj_err *err)
 {
 	uint64_t pids = lim->pids ? lim->pids : CJ_JAIL_DEFAULT_PIDS;
 	char v[64];
@@ -383,12 +275,12 @@ static int setup_cgroups(struct cj_jail *j, const struct cj_vm_limits *lim, cons
 		/* the controllers must be enabled for our children */
 		char sub[PATH_MAX + 64];
 		snprintf(sub, sizeof sub, "%s/cgroup.subtree_control", parent);
-		if (write_file(sub, "+cpu +memory +pids") < 0)
+		if (cj_write_text(sub, "+cpu +memory +pids") < 0)
 			return cj_fail(err, errno,
 			               "cgroup: enable cpu, memory and pids in %s (in a container, "
 			               "give ctr-jailer a delegated cgroup)",
 			               parent);
-		if (make_cgroup(j, CGROUP_ROOT, NULL, id, err) < 0)
+		if (make_cgroup(j, CGROUP_ROOT, NULL, id, undo, err) < 0)
 			return -1;
 		snprintf(v, sizeof v, "%llu", (unsigned long long)j->memory_limit);
 		if (cgroup_set(j->cgroups[0], "memory.max", v, err) < 0)
@@ -406,17 +298,17 @@ static int setup_cgroups(struct cj_jail *j, const struct cj_vm_limits *lim, cons
 		return 0;
 	}
 	/* v1 or hybrid: one directory per controller */
-	if (make_cgroup(j, CGROUP_ROOT "/memory", "memory", id, err) < 0)
+	if (make_cgroup(j, CGROUP_ROOT "/memory", "memory", id, undo, err) < 0)
 		return -1;
 	snprintf(v, sizeof v, "%llu", (unsigned long long)j->memory_limit);
 	if (cgroup_set(j->cgroups[j->ncgroups - 1], "memory.limit_in_bytes", v, err) < 0)
 		return -1;
-	if (make_cgroup(j, CGROUP_ROOT "/pids", "pids", id, err) < 0)
+	if (make_cgroup(j, CGROUP_ROOT "/pids", "pids", id, undo, err) < 0)
 		return -1;
 	snprintf(v, sizeof v, "%llu", (unsigned long long)pids);
 	if (cgroup_set(j->cgroups[j->ncgroups - 1], "pids.max", v, err) < 0)
 		return -1;
-	if (make_cgroup(j, CGROUP_ROOT "/cpu", "cpu", id, err) < 0)
+	if (make_cgroup(j, CGROUP_ROOT "/cpu", "cpu", id, undo, err) < 0)
 		return -1;
 	if (lim->cpu_quota_us) {
 		char period[32];
@@ -460,8 +352,23 @@ bool cj_jail_oom_killed(const struct cj_jail *jail)
 	return false;
 }
 
+int cj_jail_plan_add(struct cj_jail_plan *plan, enum cj_jail_file_kind kind, const char *name,
+                     const char *host, int fd, bool writable, struct cj_err *err)
+{
+	struct stat st;
+
+	if (plan->nfiles >= CJ_JAIL_MAX_FILES)
+		return cj_fail(err, E2BIG, "too many files for the jail");
+	plan->files[plan->nfiles++] = (struct cj_jail_file){
+	    .kind = kind, .name = name, .host = host, .fd = fd, .writable = writable};
+	if (writable && (fd >= 0 ? fstat(fd, &st) : stat(host, &st)) == 0 && S_ISREG(st.st_mode) &&
+	    (uint64_t)st.st_size > plan->fsize_limit)
+		plan->fsize_limit = (uint64_t)st.st_size;
+	return 0;
+}
+
 int cj_jail_resolve(const struct cj_jail_spec *spec, uint64_t guest_memory_mib,
-                    struct cj_jail_config *out, struct cj_err *err)
+                    struct cj_jail_plan *out, struct cj_err *err)
 {
 	memset(out, 0, sizeof *out);
 	out->enabled = !spec->disabled;
@@ -469,16 +376,15 @@ int cj_jail_resolve(const struct cj_jail_spec *spec, uint64_t guest_memory_mib,
 		return 0;
 	if (resolve_user(spec->user, &out->uid, &out->gid, err) < 0)
 		return -1;
-	out->limits.memory_bytes = spec->memory_limit
-	                               ? spec->memory_limit
-	                               : (guest_memory_mib + CJ_JAIL_MEMORY_MARGIN_MIB) << 20;
+	out->limits.memory_bytes =
+	    spec->memory_limit ? spec->memory_limit : (guest_memory_mib + CJ_JAIL_MARGIN_MIB) << 20;
 	if (out->limits.memory_bytes < (guest_memory_mib << 20))
 		return cj_fail(err, 0,
 		               "--memory-limit %lluM is below the guest's memory (%lluM): the VMM "
 		               "would be killed as the guest uses it; give at least the guest's "
 		               "memory plus %uM",
 		               (unsigned long long)(out->limits.memory_bytes >> 20),
-		               (unsigned long long)guest_memory_mib, CJ_JAIL_MEMORY_MARGIN_MIB);
+		               (unsigned long long)guest_memory_mib, CJ_JAIL_MARGIN_MIB);
 	out->limits.pids = spec->pids_limit ? spec->pids_limit : CJ_JAIL_DEFAULT_PIDS;
 	if (spec->cpu_quota > 0) {
 		out->limits.cpu_period_us = 100000;
@@ -487,9 +393,9 @@ int cj_jail_resolve(const struct cj_jail_spec *spec, uint64_t guest_memory_mib,
 	return 0;
 }
 
-int cj_jail_prepare(const struct cj_jail_config *cfg, const char *run_dir, const char *id,
-                    const char *vmm_bin, const char *kernel, const char *initrd,
-                    uint64_t largest_drive, struct cj_jail *jail, struct cj_err *err)
+int cj_jail_prepare(const struct cj_jail_plan *cfg, const char *run_dir, const char *id,
+                    const char *vmm_bin, struct cj_undo *undo, struct cj_jail *jail,
+                    struct cj_err *err)
 {
 	struct group *kvm;
 	char bin[PATH_MAX];
@@ -504,7 +410,7 @@ int cj_jail_prepare(const struct cj_jail_config *cfg, const char *run_dir, const
 	jail->extra_gid = kvm ? kvm->gr_gid : (gid_t)-1;
 	jail->memory_limit = cfg->limits.memory_bytes;
 	/* The VMM never needs to grow a file beyond the largest drive. */
-	jail->fsize_limit = largest_drive ? largest_drive : RLIM_INFINITY;
+	jail->fsize_limit = cfg->fsize_limit ? cfg->fsize_limit : RLIM_INFINITY;
 
 	if (!realpath(vmm_bin, bin))
 		return cj_fail(err, errno, "jail: find %s", vmm_bin);
@@ -529,9 +435,14 @@ int cj_jail_prepare(const struct cj_jail_config *cfg, const char *run_dir, const
 	r |= add_bind(jail, "/dev/null", "/dev/null", true, err);
 	r |= add_bind(jail, "/dev/urandom", "/dev/urandom", true, err);
 	r |= add_bind(jail, "/dev/kvm", "/dev/kvm", true, err);
-	r |= add_bind(jail, kernel, "/boot/kernel", false, err);
-	r |= add_bind(jail, initrd, "/boot/initrd", false, err);
-	if (r < 0 || setup_cgroups(jail, &cfg->limits, id, err) < 0) {
+	for (size_t i = 0; i < cfg->nfiles; i++) {
+		const struct cj_jail_file *f = &cfg->files[i];
+		if (f->kind != CJ_JAIL_DRIVE) /* drives come in as fds */
+			r |= add_bind(jail, f->host,
+			              f->kind == CJ_JAIL_KERNEL ? "/boot/kernel" : "/boot/initrd",
+			              false, err);
+	}
+	if (r < 0 || setup_cgroups(jail, &cfg->limits, id, undo, err) < 0) {
 		cj_jail_cleanup(jail);
 		return -1;
 	}
@@ -674,18 +585,16 @@ int cj_jail_enter(const struct cj_jail *j, const int *keep_fds, size_t nkeep, co
 	return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
 }
 
+static int cgroup_kill_remove(const char *dir, uint64_t deadline, bool verbose);
+
 void cj_jail_cleanup(struct cj_jail *j)
 {
 	/* The VMM has exited; anything it left running in its cgroups (a
 	 * compromised VMM's children) still has the VM's uid: killed first. */
-	for (size_t i = 0; i < j->ncgroups; i++) {
-		if (cj_cgroup_kill(j->cgroups[i], cj_cgroup_kill_deadline()) < 0)
-			fprintf(stderr,
-			        "ctr-jailer: a process of the VM's cgroup %s does not end: kill "
-			        "it by hand\n",
-			        j->cgroups[i]);
-		rmdir(j->cgroups[i]);
-	}
+	uint64_t deadline = cj_cgroup_kill_deadline();
+
+	for (size_t i = 0; i < j->ncgroups; i++)
+		cgroup_kill_remove(j->cgroups[i], deadline, true);
 	j->ncgroups = 0;
 	if (j->active && j->root[0])
 		cj_rm_rf(j->root); /* FTW_MOUNT: never crosses into a mount */
@@ -720,7 +629,11 @@ uint64_t cj_cgroup_kill_deadline(void)
 	return cj_now_ns() + (uint64_t)CJ_CGROUP_KILL_WAIT_MS * 1000000ull;
 }
 
-int cj_cgroup_kill(const char *dir, uint64_t deadline)
+/* SIGKILL every process of the cgroup directory dir (cgroup.kill on v2,
+ * every pid of cgroup.procs until none is left on v1) and wait until it
+ * is empty or the deadline has passed. 0 when empty or absent; -1 (errno
+ * EBUSY) when a process is still there. */
+static int cgroup_kill(const char *dir, uint64_t deadline)
 {
 	char path[PATH_MAX + 32];
 	bool v2_kill;
@@ -732,7 +645,7 @@ int cj_cgroup_kill(const char *dir, uint64_t deadline)
 	 * caught by the next round (the pids limit bounds how many). A killed
 	 * process leaves the list as it exits, before it is reaped. */
 	snprintf(path, sizeof path, "%s/cgroup.kill", dir);
-	v2_kill = write_file(path, "1") == 0;
+	v2_kill = cj_write_text(path, "1") == 0;
 	for (;;) {
 		r = cgroup_kill_listed(dir, !v2_kill);
 		if (r == 0)
@@ -745,33 +658,226 @@ int cj_cgroup_kill(const char *dir, uint64_t deadline)
 	}
 }
 
-int cj_jail_gc(const char *id)
+/* Kill what is left in dir and remove it; 0 when it is gone (or was). */
+static int cgroup_kill_remove(const char *dir, uint64_t deadline, bool verbose)
 {
-	static const char *const controllers[] = {NULL, "memory", "pids", "cpu"};
-	static const char *const mounts[] = {CGROUP_ROOT, CGROUP_ROOT "/memory",
-	                                     CGROUP_ROOT "/pids", CGROUP_ROOT "/cpu"};
+	int e;
+
+	if (cgroup_kill(dir, deadline) < 0) {
+		if (verbose)
+			cj_notice("warning: a process of the VM's cgroup %s does not end", dir);
+		return -1;
+	}
+	/* empty, yet the kernel may still be releasing the last one */
+	while ((e = rmdir(dir) < 0 ? errno : 0) == EBUSY && cj_now_ns() < deadline)
+		usleep(10000);
+	if (e && e != ENOENT && e != ENOTDIR) {
+		if (verbose)
+			cj_notice("warning: remove cgroup %s: %s", dir, strerror(e));
+		return -1;
+	}
+	return 0;
+}
+
+/* A cgroup path of an undo entry, checked: under the cgroup mount, no
+ * step up. */
+static const char *entry_cgroup(json_object *entry)
+{
+	const char *path = cj_undo_str(entry, "path");
+
+	if (!path || strncmp(path, CGROUP_ROOT "/", sizeof CGROUP_ROOT) != 0 ||
+	    strstr(path, "/../") || strstr(path, "/./") || strlen(path) >= PATH_MAX)
+		return NULL;
+	return path;
+}
+
+static bool valid_name(const char *s)
+{
+	if (!s || !*s || strcmp(s, ".") == 0 || strcmp(s, "..") == 0 || strlen(s) > NAME_MAX)
+		return false;
+	return strchr(s, '/') == NULL;
+}
+
+/* The cgroups a jailer makes for a VM, those that exist: v2
+ * <mount>/<parent>/<id>, v1 <mount>/<controller>/<parent>/<id>. A
+ * controller mounted under two names (cpu -> cpu,cpuacct) may appear
+ * twice. */
+#define NAMED_CGROUPS_MAX 24
+static size_t named_cgroups(const char *parent, const char *id, char (*dirs)[PATH_MAX])
+{
+	char path[PATH_MAX];
+	DIR *d;
+	struct dirent *de;
+	size_t n = 0;
+
+	snprintf(path, sizeof path, CGROUP_ROOT "/%s/%s", parent, id);
+	if (access(path, F_OK) == 0)
+		snprintf(dirs[n++], PATH_MAX, "%s", path);
+	if (!(d = opendir(CGROUP_ROOT)))
+		return n;
+	while ((de = readdir(d)) && n < NAMED_CGROUPS_MAX) {
+		if (de->d_name[0] == '.')
+			continue;
+		if ((size_t)snprintf(path, sizeof path, CGROUP_ROOT "/%s/%s/%s", de->d_name, parent,
+		                     id) < sizeof path &&
+		    access(path, F_OK) == 0)
+			snprintf(dirs[n++], PATH_MAX, "%s", path);
+	}
+	closedir(d);
+	return n;
+}
+
+/* Kill (and with remove, remove) the cgroups of one entry. */
+static int cgroups_of_entry(json_object *entry, bool remove, uint64_t deadline, bool verbose)
+{
+	const char *kind = cj_undo_str(entry, "kind"), *path;
+	char dirs[NAMED_CGROUPS_MAX][PATH_MAX];
+	size_t n = 0;
+	int r = 0;
+
+	if (kind && strcmp(kind, "jail.cgroup") == 0 && (path = entry_cgroup(entry)))
+		snprintf(dirs[n++], PATH_MAX, "%s", path);
+	else if (kind && strcmp(kind, "jail.cgroups") == 0) {
+		const char *parent = cj_undo_str(entry, "parent"), *id = cj_undo_str(entry, "id");
+		if (!valid_name(parent) || !valid_name(id))
+			return 0;
+		n = named_cgroups(parent, id, dirs);
+	}
+	for (size_t i = 0; i < n; i++)
+		if (remove ? cgroup_kill_remove(dirs[i], deadline, verbose) < 0
+		           : cgroup_kill(dirs[i], deadline) < 0)
+			r = -1;
+	return r;
+}
+
+/* "jail.owner": a file given to the jail user gets its owner and mode back. */
+static int restore_owner(json_object *entry, bool verbose)
+{
+	const char *path = cj_undo_str(entry, "path");
+	long long uid, gid, mode;
+
+	if (!path || path[0] != '/' || !cj_undo_int(entry, "uid", &uid) ||
+	    !cj_undo_int(entry, "gid", &gid) || !cj_undo_int(entry, "mode", &mode))
+		return 0;
+	/* chown first: it clears set-id bits, which chmod puts back */
+	if ((chown(path, (uid_t)uid, (gid_t)gid) < 0 || chmod(path, (mode_t)mode & 07777) < 0) &&
+	    errno != ENOENT) {
+		if (verbose)
+			cj_notice("warning: restore the owner of %s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int cj_jail_undo(json_object *entry, bool verbose)
+{
+	const char *kind = cj_undo_str(entry, "kind");
+
+	if (kind && strcmp(kind, "jail.owner") == 0)
+		return restore_owner(entry, verbose);
+	return cgroups_of_entry(entry, true, cj_cgroup_kill_deadline(), verbose);
+}
+
+int cj_jail_kill_all(json_object *undo_log)
+{
 	uint64_t deadline = cj_cgroup_kill_deadline();
 	int r = 0;
 
-	/* First every process of the VM, wherever it was reparented to (a
-	 * jailed VMM whose runtime died): while one lives, its cgroups, and
-	 * so the run's record of its uid, stay. */
-	for (size_t i = 0; i < 4; i++) {
-		char own[PATH_MAX], dir[PATH_MAX * 2];
-		cj_own_cgroup(controllers[i], own, sizeof own);
-		snprintf(dir, sizeof dir, "%s%s%sctrj-%s", mounts[i], own,
-		         own[strlen(own) - 1] == '/' ? "" : "/", id);
-		if (cj_cgroup_kill(dir, deadline) < 0) {
+	if (!undo_log || !json_object_is_type(undo_log, json_type_array))
+		return 0;
+	for (size_t i = 0; i < json_object_array_length(undo_log); i++)
+		if (cgroups_of_entry(json_object_array_get_idx(undo_log, i), false, deadline,
+		                     false) < 0)
 			r = -1;
-			continue;
+	return r;
+}
+
+int cj_jail_undo_cgroups(struct cj_undo *undo, const char *parent, const char *id,
+                         struct cj_err *err)
+{
+	json_object *entry = json_object_new_object();
+
+	json_object_object_add(entry, "parent", json_object_new_string(parent));
+	json_object_object_add(entry, "id", json_object_new_string(id));
+	return cj_undo_push(undo, "jail.cgroups", entry, err);
+}
+
+/* ---- shared by both executors ------------------------------------------- */
+
+static bool path_under(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+	return strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == '\0');
+}
+
+/* Octal escapes of /proc/self/mountinfo ("\040" for a space) decoded in place. */
+static void unescape_mount(char *s)
+{
+	char *o = s;
+	for (; *s; s++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
+		    s[3] >= '0' && s[3] <= '7') {
+			*o++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
+			s += 3;
+		} else {
+			*o++ = *s;
 		}
-		/* empty, yet the kernel may still be releasing the last one */
-		int e;
-		while ((e = rmdir(dir) < 0 ? errno : 0) == EBUSY && cj_now_ns() < deadline)
-			usleep(10000);
-		if (e && e != ENOENT && e != ENOTDIR)
-			r = -1;
 	}
+	*o = '\0';
+}
+
+/* Detach every mount at or below dir, deepest first. */
+void cj_unmount_under(const char *dir)
+{
+	for (int round = 0; round < 64; round++) {
+		FILE *f = fopen("/proc/self/mountinfo", "re");
+		char *line = NULL, *best = NULL;
+		size_t cap = 0, bestlen = 0;
+
+		if (!f)
+			return;
+		while (getline(&line, &cap, f) > 0) {
+			char *save = NULL, *mp = NULL;
+			int field = 0;
+			for (char *t = strtok_r(line, " ", &save); t;
+			     t = strtok_r(NULL, " ", &save))
+				if (++field == 5) {
+					mp = t;
+					break;
+				}
+			if (!mp)
+				continue;
+			unescape_mount(mp);
+			if (path_under(mp, dir) && strlen(mp) > bestlen) {
+				char *copy = strdup(mp);
+				if (!copy)
+					continue;
+				free(best);
+				best = copy;
+				bestlen = strlen(mp);
+			}
+		}
+		free(line);
+		fclose(f);
+		if (!best)
+			return;
+		int r = umount2(best, MNT_DETACH | UMOUNT_NOFOLLOW);
+		free(best);
+		if (r < 0)
+			return;
+	}
+}
+
+int cj_cgroups_kill_named(const char *parent, const char *id)
+{
+	char dirs[NAMED_CGROUPS_MAX][PATH_MAX];
+	size_t n = valid_name(parent) && valid_name(id) ? named_cgroups(parent, id, dirs) : 0;
+	uint64_t deadline = cj_cgroup_kill_deadline();
+	int r = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (cgroup_kill(dirs[i], deadline) < 0)
+			r = -1;
 	return r;
 }
 

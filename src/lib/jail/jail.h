@@ -6,17 +6,17 @@
 #ifndef CJ_JAIL_H
 #define CJ_JAIL_H
 
+#include "host/budget.h"
 #include "util/err.h"
-#include "vmm/vmm.h"
+#include "util/undo.h"
 
 #include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
-#define CJ_JAIL_MAX_BINDS         128
-#define CJ_JAIL_MEMORY_MARGIN_MIB 256 /* VMM overhead above guest RAM */
-#define CJ_JAIL_DEFAULT_PIDS      512
+#define CJ_JAIL_MAX_BINDS    128
+#define CJ_JAIL_DEFAULT_PIDS 512
 /* Each VM's VMM runs as a uid (and gid of the same number) of its own from
  * this range (--jail-uid-range / CTR_JAILER_UID_RANGE): one VMM cannot
  * ptrace, signal or read the memory of another. The default sits above
@@ -24,8 +24,56 @@
  * systemd-nspawn (up to 0x6FFFFFFF), and below 2^31. */
 #define CJ_JAIL_UID_START 2000000000u
 #define CJ_JAIL_UID_COUNT 65536u
-/* In the run directory: "uid gid" of this run's VMM (the run record's). */
-#define CJ_JAIL_ID_FILE "jail-id"
+
+/* Host-side limits on the VMM's cgroup (0 = unlimited). Firecracker's
+ * jailer applies them with --cgroup, ctr-jailer's own jail (QEMU) itself. */
+struct cj_vm_limits {
+	uint64_t cpu_quota_us; /* CPU time per cpu_period_us */
+	uint64_t cpu_period_us;
+	uint64_t memory_bytes;
+	uint64_t pids;
+};
+
+/* What goes into the jail. Each executor decides where and how: QEMU's
+ * room binds the kernel and initrd at /boot and inherits each drive as
+ * fds; Firecracker's chroot gets files named after them (linked, bound,
+ * idmapped, given to the jail user, or copied from an fd). */
+enum cj_jail_file_kind { CJ_JAIL_KERNEL, CJ_JAIL_INITRD, CJ_JAIL_DRIVE };
+
+struct cj_jail_file {
+	enum cj_jail_file_kind kind;
+	const char *name; /* a drive's id; "kernel", "initrd" */
+	const char *host; /* host path, or NULL when the file is only an fd */
+	int fd;           /* the open file (the control disk's memfd), or -1 */
+	bool writable;
+};
+
+#define CJ_JAIL_MAX_FILES 32
+
+/* The one jail plan around the VMM, built once from the user's options
+ * (cj_jail_resolve, cj_jail_assign_ids) and carried out by the backend:
+ * QEMU by the self-jail here (cj_jail_prepare, cj_jail_enter), Firecracker
+ * by its jailer in a chroot ctr-jailer lays out (src/lib/jail/layout.c). */
+struct cj_jail_plan {
+	bool enabled;           /* false: --no-jail */
+	const char *jailer_bin; /* absolute path of Firecracker's jailer */
+	const char *chroot_base;
+	uid_t uid; /* the unprivileged user the VMM runs as */
+	gid_t gid;
+	const char *netns; /* network namespace to join (path), or NULL */
+	struct cj_vm_limits limits;
+	/* What goes in, and the largest file the VMM legitimately writes, its
+	 * largest writable drive (0: none): its RLIMIT_FSIZE bounds every file
+	 * a compromised VMM could grow. Set by cj_jail_plan_files once the
+	 * drives are known. */
+	struct cj_jail_file files[CJ_JAIL_MAX_FILES];
+	size_t nfiles;
+	uint64_t fsize_limit;
+};
+
+/* Add a file to the plan (fsize_limit follows the writable ones). */
+int cj_jail_plan_add(struct cj_jail_plan *plan, enum cj_jail_file_kind kind, const char *name,
+                     const char *host, int fd, bool writable, struct cj_err *err);
 
 struct cj_jail_spec {
 	bool disabled;         /* --no-jail */
@@ -61,27 +109,27 @@ struct cj_jail {
 
 /* The user's options → the backend-neutral jail description: the
  * unprivileged uid/gid of --jail-user, if given, and the cgroup limits
- * (memory default: guest memory + CJ_JAIL_MEMORY_MARGIN_MIB; a limit below
+ * (memory default: guest memory + CJ_JAIL_MARGIN_MIB; a limit below
  * guest memory is refused). */
 int cj_jail_resolve(const struct cj_jail_spec *spec, uint64_t guest_memory_mib,
-                    struct cj_jail_config *out, struct cj_err *err);
+                    struct cj_jail_plan *out, struct cj_err *err);
 /* "START:COUNT" (decimal) → spec->uid_start, uid_count. what names the
  * option or variable in the error. */
 int cj_jail_uid_range_parse(const char *v, const char *what, struct cj_jail_spec *spec,
                             struct cj_err *err);
-/* The run's own uid/gid, unless --jail-user named one: the first free one
- * of the range from a random point, free meaning no run under run_base
- * records it. Chosen under <run_base>/.jail.lock and recorded in
- * <run_dir>/CJ_JAIL_ID_FILE before the lock is let go; the run directory's
- * removal (teardown, gc) frees it. An explicit user is recorded too. */
-int cj_jail_assign_ids(const struct cj_jail_spec *spec, const char *run_base, const char *run_dir,
-                       struct cj_jail_config *cfg, struct cj_err *err);
+/* The run's own uid/gid into plan, unless --jail-user named one (or the
+ * jail is off): the first of the range, from a random point, that no
+ * other run holds (used: the uids of the other runs' records). The caller
+ * holds the run base's "jail" lock until the choice is in its record. */
+int cj_jail_pick_ids(const struct cj_jail_spec *spec, const uid_t *used, size_t nused,
+                     struct cj_jail_plan *plan, struct cj_err *err);
 /* Parent side, before the VMM starts: lay out the root, work out what to
  * bind (the VMM binary, its libraries, firmware, device nodes, kernel and
- * initramfs), create the cgroup with its limits. */
-int cj_jail_prepare(const struct cj_jail_config *cfg, const char *run_dir, const char *id,
-                    const char *vmm_bin, const char *kernel, const char *initrd,
-                    uint64_t largest_drive, struct cj_jail *jail, struct cj_err *err);
+ * initramfs), create the cgroup with its limits (each pushed on undo
+ * first). */
+int cj_jail_prepare(const struct cj_jail_plan *cfg, const char *run_dir, const char *id,
+                    const char *vmm_bin, struct cj_undo *undo, struct cj_jail *jail,
+                    struct cj_err *err);
 /* Parent side: move the VMM (still waiting) into the cgroup. */
 int cj_jail_attach(const struct cj_jail *jail, pid_t pid, struct cj_err *err);
 /* Child side, in new namespaces, right before exec: enter and lock the
@@ -92,16 +140,25 @@ int cj_jail_enter(const struct cj_jail *jail, const int *keep_fds, size_t nkeep,
 bool cj_jail_oom_killed(const struct cj_jail *jail);
 /* Kill what is left in the cgroup, then remove it and the root. */
 void cj_jail_cleanup(struct cj_jail *jail);
-/* gc: kill every process left in the cgroups of a run that is gone and
- * remove them. -1 when a process did not end in time: the run's record
- * (and so its uid) must then stay for a later gc. */
-int cj_jail_gc(const char *id);
-/* SIGKILL every process of the cgroup directory dir (cgroup.kill on v2,
- * every pid of cgroup.procs until none is left on v1) and wait until it
- * is empty or the deadline (CLOCK_MONOTONIC ns; cj_cgroup_kill_deadline()
- * gives the usual one, shared by the cgroups of one VM) has passed. 0
- * when empty or absent; -1 (errno EBUSY) when a process is still there. */
-int cj_cgroup_kill(const char *dir, uint64_t deadline);
+/* The run record's kinds "jail.*": "jail.cgroup" {"path"} is a cgroup
+ * this jail made (pushed before mkdir), "jail.cgroups" {"parent", "id"}
+ * those a jailer makes under every mount (pushed before it starts): replay
+ * kills what is left in them and removes them, -1 while a process does
+ * not end (the entry stays for the next gc). "jail.owner" {"path", "uid",
+ * "gid", "mode"}: a file the layout gave to the jail user (layout.c). */
+int cj_jail_undo(json_object *entry, bool verbose);
+int cj_jail_undo_cgroups(struct cj_undo *undo, const char *parent, const char *id,
+                         struct cj_err *err);
+/* SIGKILL every process of the cgroups a jailer made as parent/id (see
+ * "jail.cgroups") and wait; -1 when one did not end in time. */
+int cj_cgroups_kill_named(const char *parent, const char *id);
+/* Detach every mount at or below dir, deepest first. */
+void cj_unmount_under(const char *dir);
+/* gc, before any replay: SIGKILL every process in the cgroups the undo log
+ * names and wait for them to end. -1 when one did not end in time. */
+int cj_jail_kill_all(json_object *undo_log);
+/* How long the processes of a VM's cgroups are given to end once killed:
+ * a deadline (CLOCK_MONOTONIC ns) shared by the cgroups of one VM. */
 #define CJ_CGROUP_KILL_WAIT_MS 2000
 uint64_t cj_cgroup_kill_deadline(void);
 

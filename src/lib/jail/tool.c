@@ -3,6 +3,7 @@
 
 #include "idmap.h"
 #include "jail.h"
+#include "util/spawn.h"
 #include "util/util.h"
 
 #include "ctrj/protocol.h"
@@ -143,7 +144,6 @@ struct child {
 	struct cj_jail *jail; /* the child's copy is its own to change */
 	const char *bin;
 	char *const *argv;
-	int out, err, report;
 	int tree;        /* idmapped image mount, or -1 */
 	dev_t image_dev; /* block device image, or 0 */
 	rlim_t as_limit;
@@ -177,121 +177,42 @@ static int place_image(const struct child *c)
 	return 0;
 }
 
-/* In the child: clone() put it in new mount, pid, ipc, uts and network
- * namespaces. The room is a small tmpfs of this namespace; then the VMM's
- * own lock-in (cj_jail_enter: pivot_root, rlimits, close fds, bounding
- * set, uid/gid, parent-death signal, empty capabilities, no_new_privs);
- * then limits only a tool needs, which an unprivileged process may still
- * lower. */
-static void __attribute__((noreturn)) child_main(const struct child *c)
+/* In the child (cj_spawn gave it its own session, stdio and namespaces):
+ * the room is a small tmpfs of this namespace; then the VMM's own lock-in
+ * (cj_jail_enter: pivot_root, rlimits, close fds, bounding set, uid/gid,
+ * parent-death signal, empty capabilities, no_new_privs); then limits only
+ * a tool needs, which an unprivileged process may still lower. */
+static int lock_in(void *ctx, const char **what)
 {
-	const char *what = "prepare";
+	const struct child *c = ctx;
 	struct rlimit core = {0, 0}, nofile = {64, 64}, as = {c->as_limit, c->as_limit};
-	sigset_t none;
-	int null;
 
-	setsid(); /* no controlling terminal: nothing to inject into */
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	for (int sig = 1; sig < NSIG; sig++)
-		if (sig != SIGKILL && sig != SIGSTOP)
-			signal(sig, SIG_DFL);
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	what = "redirect stdio";
-	null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	if (null < 0 || dup2(null, STDIN_FILENO) < 0 || dup2(c->out, STDOUT_FILENO) < 0 ||
-	    dup2(c->err, STDERR_FILENO) < 0)
-		goto fail;
-	what = "open what goes into the room";
+	*what = "open what goes into the room";
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 || pin_sources(c->jail) < 0)
-		goto fail;
-	what = "mount the tool's room";
+		return -1;
+	*what = "mount the tool's room";
 	if (mount("tmpfs", ROOM, "tmpfs", MS_NOSUID | MS_NOEXEC,
 	          "size=256k,nr_inodes=256,mode=0755") < 0)
-		goto fail;
-	what = "put the image in the room";
+		return -1;
+	*what = "put the image in the room";
 	if (place_image(c) < 0)
-		goto fail;
-	if (cj_jail_enter(c->jail, NULL, 0, &what) < 0)
-		goto fail;
-	what = "set the tool's rlimits";
+		return -1;
+	if (cj_jail_enter(c->jail, NULL, 0, what) < 0)
+		return -1;
+	*what = "set the tool's rlimits";
 	if (setrlimit(RLIMIT_CORE, &core) < 0 || setrlimit(RLIMIT_NOFILE, &nofile) < 0 ||
 	    setrlimit(RLIMIT_AS, &as) < 0)
-		goto fail;
+		return -1;
 	/* a session keyring of its own: not the caller's, whose keys it would
 	 * possess otherwise. ENOSYS (no keyrings in this kernel) and EPERM (a
 	 * seccomp filter, such as Docker's default profile, refuses keyctl; the
 	 * tool inherits that filter and cannot use keyctl either) leave
 	 * nothing to reach. */
-	what = "join a new session keyring";
+	*what = "join a new session keyring";
 	if (syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, NULL) < 0 && errno != ENOSYS &&
 	    errno != EPERM)
-		goto fail;
-	what = "exec";
-	execve(c->bin, c->argv, tool_env);
-fail:;
-	int e = errno;
-	char msg[160];
-	int len = snprintf(msg, sizeof msg, "%d %s", e, what);
-	if (write(c->report, msg, (size_t)len) < 0)
-		_exit(127);
-	_exit(127);
-}
-
-/* Keep at most OUTPUT_CAP bytes of a stream; read (and drop) the rest, so a
- * chatty tool can neither block nor grow our memory. */
-static bool drain_capped(int fd, char **buf, size_t *len)
-{
-	char chunk[8192];
-	ssize_t n = read(fd, chunk, sizeof chunk);
-
-	if (n < 0 && errno == EINTR)
-		return true;
-	if (n <= 0)
-		return false;
-	size_t keep = *len < OUTPUT_CAP ? OUTPUT_CAP - *len : 0;
-	if ((size_t)n < keep)
-		keep = (size_t)n;
-	if (!keep)
-		return true;
-	char *nb = realloc(*buf, *len + keep + 1);
-	if (!nb)
-		return true;
-	memcpy(nb + *len, chunk, keep);
-	*len += keep;
-	nb[*len] = '\0';
-	*buf = nb;
-	return true;
-}
-
-static void capture(int out, int errfd, char *texts[2])
-{
-	struct pollfd p[2] = {{.fd = out, .events = POLLIN}, {.fd = errfd, .events = POLLIN}};
-	size_t lens[2] = {0, 0};
-
-	while (p[0].fd >= 0 || p[1].fd >= 0) {
-		if (poll(p, 2, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			break;
-		}
-		for (int i = 0; i < 2; i++)
-			if (p[i].fd >= 0 && p[i].revents &&
-			    !drain_capped(p[i].fd, &texts[i], &lens[i]))
-				p[i].fd = -1;
-	}
-}
-
-/* What the tool says reaches a terminal in our error message: its first
- * non-empty line, printable ASCII only. */
-static const char *first_line_printable(char *s)
-{
-	s += strspn(s, "\n");
-	s[strcspn(s, "\n")] = '\0';
-	for (char *p = s; *p; p++)
-		if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
-			*p = '?';
-	return s;
+		return -1;
+	return 0;
 }
 
 static int image_details(int fd, struct stat *st, uint64_t *size, struct cj_err *err)
@@ -309,106 +230,44 @@ static int image_details(int fd, struct stat *st, uint64_t *size, struct cj_err 
 	return 0;
 }
 
-static int start(struct child *c, pid_t *pid, int *out_r, int *err_r, int *report_r,
-                 struct cj_err *err)
+/* Start the tool in new mount, pid, ipc, uts and network namespaces;
+ * its stdout and stderr are kept (at most OUTPUT_CAP bytes each, so a
+ * chatty tool can neither block nor grow our memory). */
+static int run_child(struct child *c, char **outp, int *code, struct cj_err *err)
 {
-	int o[2] = {-1, -1}, e[2] = {-1, -1}, r[2] = {-1, -1};
+	char step[CJ_SPAWN_STEP_MAX];
+	struct cj_spawn s = {.path = c->bin,
+	                     .argv = c->argv,
+	                     .envp = tool_env,
+	                     .stdin_fd = -1,
+	                     .new_session = true,
+	                     .clone_flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC |
+	                                    CLONE_NEWUTS | CLONE_NEWNET,
+	                     .pre_exec = lock_in,
+	                     .ctx = c};
 
-	if (pipe2(o, O_CLOEXEC) < 0 || pipe2(e, O_CLOEXEC) < 0 || pipe2(r, O_CLOEXEC) < 0) {
-		int en = errno;
-		for (int i = 0; i < 2; i++) {
-			if (o[i] >= 0)
-				close(o[i]);
-			if (e[i] >= 0)
-				close(e[i]);
-		}
-		return cj_fail(err, en, "pipe");
-	}
-	c->out = o[1];
-	c->err = e[1];
-	c->report = r[1];
-	*pid = (pid_t)syscall(SYS_clone,
-	                      CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS |
-	                          CLONE_NEWNET | SIGCHLD,
-	                      NULL, NULL, NULL, NULL);
-	if (*pid == 0)
-		child_main(c);
-	int en = errno;
-	close(o[1]);
-	close(e[1]);
-	close(r[1]);
-	if (*pid < 0) {
-		close(o[0]);
-		close(e[0]);
-		close(r[0]);
-		return cj_fail(err, en, "start %s in its jail", c->argv[0]);
-	}
-	*out_r = o[0];
-	*err_r = e[0];
-	*report_r = r[0];
-	return 0;
-}
-
-static int wait_tool(struct child *c, pid_t pid, int out, int errfd, int report, char **outp,
-                     int *code, struct cj_err *err)
-{
-	char *texts[2] = {NULL, NULL}, msg[161];
-	ssize_t n;
-	int st;
-
-	capture(out, errfd, texts);
-	close(out);
-	close(errfd);
-	do
-		n = read(report, msg, sizeof msg - 1);
-	while (n < 0 && errno == EINTR);
-	close(report);
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
-	if (n > 0) {
-		msg[n] = '\0';
-		const char *what = strchr(msg, ' ') ? strchr(msg, ' ') + 1 : "exec";
-		free(texts[0]);
-		free(texts[1]);
-		return cj_fail(err, atoi(msg), "jail %s: %s", c->argv[0], what);
-	}
-	*code = ctrj_wait_code(st);
-	if (*code != 0) {
-		const char *line = texts[1] ? first_line_printable(texts[1]) : "";
-		cj_fail(err, 0, "%s failed (status %d)%s%s", c->argv[0], *code, *line ? ": " : "",
-		        line);
-	}
-	free(texts[1]);
-	if (outp && !texts[0])
-		texts[0] = calloc(1, 1);
-	if (outp)
-		*outp = texts[0];
-	else
-		free(texts[0]);
+	if (cj_spawn_capture(s, OUTPUT_CAP, outp, code, step, err) < 0)
+		return step[0] ? cj_fail(err, err->errnum, "jail %s: %s", c->argv[0], step) : -1;
 	return 0;
 }
 
 int cj_tool_run(const struct cj_tool *tool, char **out, int *code, struct cj_err *err)
 {
 	char found[PATH_MAX], bin[PATH_MAX];
-	struct cj_jail *j = calloc(1, sizeof *j);
+	cj_autofree struct cj_jail *j = calloc(1, sizeof *j);
+	cj_autoclose int tree = -1;
 	struct child c = {.jail = j, .bin = bin, .argv = tool->argv, .tree = -1};
-	int rc = -1;
-	int out_r = -1, err_r = -1, report_r = -1;
 	uint64_t size = 0;
 	struct stat st;
-	pid_t pid = -1;
 
 	if (!j)
 		return cj_fail(err, ENOMEM, "jail %s", tool->argv[0]);
-	if (tool->uid == 0 || tool->gid == 0) {
-		cj_fail(err, EINVAL, "jail %s: no unprivileged user to run it as", tool->argv[0]);
-		goto out;
-	}
-	if (cj_find_in_path(tool->argv[0], found, sizeof found) < 0 || !realpath(found, bin)) {
-		cj_fail(err, ENOENT, "%s not found in PATH (install e2fsprogs)", tool->argv[0]);
-		goto out;
-	}
+	if (tool->uid == 0 || tool->gid == 0)
+		return cj_fail(err, EINVAL, "jail %s: no unprivileged user to run it as",
+		               tool->argv[0]);
+	if (cj_find_in_path(tool->argv[0], found, sizeof found) < 0 || !realpath(found, bin))
+		return cj_fail(err, ENOENT, "%s not found in PATH (install e2fsprogs)",
+		               tool->argv[0]);
 	/* a parser bug in the tool gets what an escaped VMM of this run would
 	 * get, nothing more */
 	j->uid = tool->uid;
@@ -417,7 +276,7 @@ int cj_tool_run(const struct cj_tool *tool, char **out, int *code, struct cj_err
 	c.as_limit = 1ull << 30;
 	if (tool->image_fd >= 0) {
 		if (image_details(tool->image_fd, &st, &size, err) < 0)
-			goto out;
+			return -1;
 		/* the tool never needs the file to grow: the caller sizes it */
 		if (S_ISREG(st.st_mode))
 			j->fsize_limit = size;
@@ -426,17 +285,10 @@ int cj_tool_run(const struct cj_tool *tool, char **out, int *code, struct cj_err
 		c.as_limit += size / 256;
 		if (S_ISBLK(st.st_mode))
 			c.image_dev = st.st_rdev;
-		else if ((c.tree = image_mount(tool->image_fd, &st, j, err)) < 0)
-			goto out;
+		else if ((c.tree = tree = image_mount(tool->image_fd, &st, j, err)) < 0)
+			return -1;
 	}
 	if (build_room(j, bin, tool->cache_dir, err) < 0)
-		goto out;
-	if (start(&c, &pid, &out_r, &err_r, &report_r, err) < 0)
-		goto out;
-	rc = wait_tool(&c, pid, out_r, err_r, report_r, out, code, err);
-out:
-	if (c.tree >= 0)
-		close(c.tree);
-	free(j);
-	return rc;
+		return -1;
+	return run_child(&c, out, code, err);
 }

@@ -897,49 +897,6 @@ static int push_ports(struct cj_net *net, const struct cj_net_spec *spec, struct
 	return 0;
 }
 
-static int create_tap(struct cj_net *net, uid_t owner, struct cj_err *err)
-{
-	struct ifreq ifr = {0};
-	int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
-
-	if (fd < 0)
-		return cj_fail(err, errno,
-		               "open /dev/net/tun (load the tun module; in a container, "
-		               "grant the device /dev/net/tun)");
-	snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", net->tap);
-	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
-	if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
-		int e = errno;
-		close(fd);
-		return cj_fail(err, e, "create TAP %s (needs CAP_NET_ADMIN)", net->tap);
-	}
-	/* persistent, so the VMM can attach to it by name, as owner */
-	if (ioctl(fd, TUNSETOWNER, (unsigned long)owner) < 0 || ioctl(fd, TUNSETPERSIST, 1) < 0) {
-		int e = errno;
-		close(fd);
-		return cj_fail(err, e, "configure TAP %s", net->tap);
-	}
-	close(fd);
-	return 0;
-}
-
-int cj_net_tap_open(const char *name, struct cj_err *err)
-{
-	struct ifreq ifr = {0};
-	int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
-
-	if (fd < 0)
-		return cj_fail(err, errno, "open /dev/net/tun");
-	snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", name);
-	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
-	if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
-		int e = errno;
-		close(fd);
-		return cj_fail(err, e, "attach to TAP %s", name);
-	}
-	return fd;
-}
-
 /* In a container /proc/sys is read-only: forwarding already on is fine,
  * off is an error the host's owner has to fix. */
 static int enable_forwarding(struct cj_err *err)
@@ -1015,7 +972,7 @@ static int claim_link(const struct cj_net_spec *spec, uid_t owner_uid, struct cj
 	 * host end takes the TAP's name here: addresses, NAT and the firewall
 	 * below are the same either way. */
 	if ((out->netns[0] ? cj_netns_create(out->netns, out->tap, owner_uid, out->tap, err)
-	                   : create_tap(out, owner_uid, err)) < 0)
+	                   : cj_tap_open(out->tap, owner_uid, err)) < 0)
 		return -1;
 	idx = cj_nl_link_index(out->tap);
 	if (idx < 0 || cj_nl_addr_add(idx, out->host_addr, out->prefix, err) < 0 ||

@@ -118,10 +118,12 @@ int cj_net_setup(const struct cj_net_spec *spec, const char *id, const char *run
 /* Undo one "net.*" entry (util/undo.h): idempotent; < 0 while the change
  * may still be in place (a TAP or namespace that would not go). */
 int cj_net_undo(json_object *entry, bool verbose);
-/* An fd attached to the VM's TAP, to hand to a VMM that takes one (QEMU's
- * -netdev tap,fd=N): the VMM then needs neither /dev/net/tun nor any
- * privilege over the device. */
-int cj_net_tap_open(const char *name, struct cj_err *err);
+/* The one TAP open (netlink.c). owner (uid_t)-1: an fd attached to the
+ * VM's existing TAP, to hand to a VMM that takes one (QEMU's -netdev
+ * tap,fd=N): the VMM then needs neither /dev/net/tun nor any privilege
+ * over the device. Else: create the TAP persistent, owned by owner (the
+ * VMM attaches by name), and return 0. */
+int cj_tap_open(const char *name, uid_t owner, struct cj_err *err);
 
 /* Netlink helpers (libmnl). */
 int cj_nl_link_index(const char *name);

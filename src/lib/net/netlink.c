@@ -5,13 +5,17 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <libmnl/libmnl.h>
 #include <linux/if.h>
+#include <linux/if_tun.h>
 #include <linux/rtnetlink.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
+#include <unistd.h>
 
 static struct mnl_socket *nl_open(struct cj_err *err)
 {
@@ -253,4 +257,34 @@ int cj_nl_link_ipv6_no_addr(int index, struct cj_err *err)
 	return nl_talk(nlh, NULL, NULL, err) < 0
 	           ? cj_err_wrap(err, "switch off IPv6 addresses on the TAP")
 	           : 0;
+}
+
+int cj_tap_open(const char *name, uid_t owner, struct cj_err *err)
+{
+	struct ifreq ifr = {0};
+	int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+
+	if (fd < 0)
+		return cj_fail(err, errno,
+		               "open /dev/net/tun (load the tun module; in a container, grant the "
+		               "device /dev/net/tun)");
+	snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", name);
+	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+	if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+		int e = errno;
+		close(fd);
+		return owner == (uid_t)-1
+		           ? cj_fail(err, e, "attach to TAP %s", name)
+		           : cj_fail(err, e, "create TAP %s (needs CAP_NET_ADMIN)", name);
+	}
+	if (owner == (uid_t)-1)
+		return fd;
+	/* persistent, so the VMM can attach to it by name, as owner */
+	if (ioctl(fd, TUNSETOWNER, (unsigned long)owner) < 0 || ioctl(fd, TUNSETPERSIST, 1) < 0) {
+		int e = errno;
+		close(fd);
+		return cj_fail(err, e, "configure TAP %s", name);
+	}
+	close(fd);
+	return 0;
 }

@@ -24,6 +24,8 @@
  */
 #include "netns.h"
 
+#include "net.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -199,33 +201,11 @@ static void ipv6_off(void)
 	}
 }
 
-/* Persistent, so the VMM attaches to it by name, as its owner. */
-static int tap_create(const char *name, uid_t owner, struct cj_err *err)
-{
-	struct ifreq ifr = {0};
-	int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
-
-	if (fd < 0)
-		return cj_fail(err, errno,
-		               "open /dev/net/tun (load the tun module; in a container, grant the "
-		               "device /dev/net/tun)");
-	snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", name);
-	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
-	if (ioctl(fd, TUNSETIFF, &ifr) < 0 || ioctl(fd, TUNSETOWNER, (unsigned long)owner) < 0 ||
-	    ioctl(fd, TUNSETPERSIST, 1) < 0) {
-		int e = errno;
-		close(fd);
-		return cj_fail(err, e, "create TAP %s in the VM's network namespace", name);
-	}
-	close(fd);
-	return 0;
-}
-
 static int wire(struct ns_job *j, struct mnl_socket *nl)
 {
 	unsigned tap, inner;
 
-	if (tap_create(j->tap, j->owner, &j->err) < 0 ||
+	if (cj_tap_open(j->tap, j->owner, &j->err) < 0 ||
 	    veth_add(nl, CJ_NETNS_INNER_LINK, j->host_end, j->host_ns, &j->err) < 0)
 		return -1;
 	/* names resolve in this thread's namespace */

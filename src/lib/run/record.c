@@ -43,8 +43,8 @@
 
 /* The one table: undo kind "<module>.<what>" -> the module's replay. */
 static const struct cj_undo_kind undo_kinds[] = {
-    {"net", cj_net_undo},
-    {"volume", cj_volume_undo},
+    {"net", cj_net_undo},   {"volume", cj_volume_undo},
+    {"jail", cj_jail_undo}, {"firecracker", cj_firecracker_undo},
     {NULL, NULL},
 };
 
@@ -470,10 +470,12 @@ static bool vmm_gone(json_object *root)
 static bool vm_gone(const char *dir, const char *id, json_object *root)
 {
 	bool gone = vmm_gone(root);
+	json_object *log = NULL;
 
-	if (cj_jail_gc(id) < 0) /* QEMU's jail: its cgroups */
-		gone = false;
-	if (cj_firecracker_kill(dir) < 0) /* Firecracker's jailer's cgroups */
+	(void)dir;
+	(void)id;
+	if (root && json_object_object_get_ex(root, "undo", &log) &&
+	    cj_jail_kill_all(log) < 0) /* the cgroups of QEMU's jail or the jailer's */
 		gone = false;
 	return gone;
 }
@@ -512,7 +514,6 @@ static int gc_run(const char *run_base, const char *dir, const char *name, bool 
 	} else {
 		json_object_object_get_ex(root, "undo", &log);
 		int left = cj_undo_replay(log, undo_kinds, verbose);
-		cj_firecracker_gc(dir); /* Firecracker's jail and the owners it changed */
 		if (left == 0 && cj_rm_rf(dir) == 0) {
 			removed = 1;
 			if (verbose)

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * `ctr-jailer run`, the host pipeline of DESIGN.md:
- *   resolve → base image → initramfs → run dir + control disk → VMM
- *   → supervise → status → teardown → exit code.
+ * `ctr-jailer run`, the host pipeline of DESIGN.md, one stage a function:
+ *   resolve → base image → initramfs → run dir → jail plan → drives
+ *   → network → control disk → start → supervise → collect → teardown.
+ * struct run carries what the stages make; teardown releases what is set.
  */
 #include "run.h"
 #include "run/inputs.h"
@@ -13,6 +14,8 @@
 #include "jail/jail.h"
 #include "kernel/kernel.h"
 #include "net/net.h"
+#include "run/record.h"
+#include "run/supervise.h"
 #include "util/util.h"
 #include "vmm/vmm.h"
 #include "vmm_choice.h"
@@ -35,15 +38,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* i8042 stays PNP-probed: with i8042.nopnp the keyboard controller is not
- * found on microvm and Ctrl-Alt-Del never reaches the guest. */
-/* i8042 stays PNP-probed: with i8042.nopnp the keyboard controller is not
- * found on microvm and Ctrl-Alt-Del never reaches the guest. */
-#define DEFAULT_BOOT_ARGS                                                                          \
-	"console=ttyS0 reboot=k panic=1 pci=off quiet loglevel=1 i8042.noaux i8042.nomux"
-/* Host-side margin after the guest's grace period before the VMM is killed:
- * the init still has to kill leftovers, sync and reboot. */
-#define STOP_MARGIN_S 10
+/* The kernel arguments every backend starts from (each adds its own:
+ * ops->boot_args), unless --boot-args replaces them. */
+#define DEFAULT_BOOT_ARGS "console=ttyS0 reboot=k panic=1 pci=off quiet loglevel=1"
 
 struct timings {
 	uint64_t start, resolved, base, initramfs, prepared, vmm_exec, vm_exit, done;
@@ -228,256 +225,7 @@ static int drives_prepare(const struct cj_spec *spec, const struct cj_fsimage *b
 	return 0;
 }
 
-/* Each run has a uid/gid of its own, recorded in its run directory: its
- * jailed VMM's, and before that the jailed host tools' that check and grow
- * its volumes (a uid shared with other runs could ptrace a tool holding a
- * volume read-write). With --no-jail the VMM runs as root, but the tools
- * stay jailed and still take the run's own uid from the range (or the
- * --jail-user). */
-static int assign_ids(const struct cj_spec *spec, const char *run_dir, struct cj_jail_config *jail,
-                      struct cj_volume_tool_user *tools, struct cj_err *err)
-{
-	struct cj_jail_spec ids_spec = spec->jail;
-	struct cj_jail_config ids;
-
-	ids_spec.disabled = false;
-	ids_spec.memory_limit = 0; /* only the user and the range count here */
-	if (cj_jail_resolve(&ids_spec, 0, &ids, err) < 0 ||
-	    cj_jail_assign_ids(&ids_spec, spec->run_base, run_dir, &ids, err) < 0)
-		return -1;
-	if (jail->enabled) {
-		jail->uid = ids.uid;
-		jail->gid = ids.gid;
-	}
-	tools->uid = ids.uid;
-	tools->gid = ids.gid;
-	return 0;
-}
-
-static void build_cmdline(const struct cj_spec *spec, bool kvm, char *out, size_t len)
-{
-	int n = snprintf(out, len, "%s", spec->boot_args ? spec->boot_args : DEFAULT_BOOT_ARGS);
-	unsigned long khz = kvm ? 0 : cj_host_tsc_khz();
-
-	/* Without it, TCG boots under load hang calibrating the TSC (DESIGN.md). */
-	if (khz && n > 0 && (size_t)n < len)
-		n += snprintf(out + n, len - (size_t)n, " tsc_early_khz=%lu", khz);
-	if (spec->extra_boot_args && n > 0 && (size_t)n < len)
-		snprintf(out + n, len - (size_t)n, " %s", spec->extra_boot_args);
-}
-
-/* The guest console reaches our stdout through a pipe, under a token
- * bucket: a guest that floods its console cannot flood the host's logs
- * (docker logs, journald). Excess output is dropped and counted. */
-#define CONSOLE_RATE  (1u << 20) /* bytes per second */
-#define CONSOLE_BURST (4u << 20) /* bytes */
-/* Reads per relay call: a VMM that refills its pipes as fast as we empty
- * them (while our own writes block on a slow reader, say) must not keep
- * the supervisor from its signals and its kill deadline. */
-#define RELAY_MAX_READS 16
-
-struct console {
-	int fd; /* read end, -1 when closed */
-	double tokens;
-	uint64_t last_ns;
-	uint64_t dropped;
-	uint64_t last_notice_ns;
-	bool out_gone; /* stdout's reader went away: drain and drop from then on */
-};
-
-/* The guest's output has nowhere to go once our stdout is gone (a reader
- * such as `head` exited): the run goes on, only its console is dropped. */
-static void console_write(struct console *c, const char *buf, size_t n)
-{
-	while (n && !c->out_gone) {
-		ssize_t w = write(STDOUT_FILENO, buf, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0 && (errno == EPIPE || errno == EBADF || errno == EIO)) {
-			c->out_gone = true;
-			cj_notice("stdout is closed; the guest's console output is dropped from "
-			          "now on");
-		}
-		if (w <= 0)
-			return;
-		buf += w;
-		n -= (size_t)w;
-	}
-}
-
-/* Move what the console pipe holds (up to RELAY_MAX_READS reads of it) to
- * stdout; false at EOF. */
-static bool console_relay(struct console *c)
-{
-	char buf[65536];
-
-	for (int reads = 0; reads < RELAY_MAX_READS; reads++) {
-		ssize_t n = read(c->fd, buf, sizeof buf);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n == 0 || (n < 0 && errno != EAGAIN)) {
-			close(c->fd);
-			c->fd = -1;
-			break;
-		}
-		if (n < 0)
-			break;
-		uint64_t now = cj_now_ns();
-		c->tokens += (double)(now - c->last_ns) / 1e9 * CONSOLE_RATE;
-		if (c->tokens > CONSOLE_BURST)
-			c->tokens = CONSOLE_BURST;
-		c->last_ns = now;
-		size_t pass = c->tokens >= (double)n ? (size_t)n : (size_t)c->tokens;
-		c->tokens -= (double)pass;
-		console_write(c, buf, pass);
-		c->dropped += (uint64_t)n - pass;
-	}
-	if (c->dropped && cj_now_ns() - c->last_notice_ns > 1000000000ull) {
-		fprintf(stderr,
-		        "ctr-jailer: guest console over %u KiB/s: %llu bytes dropped so far\n",
-		        CONSOLE_RATE >> 10, (unsigned long long)c->dropped);
-		c->last_notice_ns = cj_now_ns();
-	}
-	return c->fd >= 0;
-}
-
-/* The VMM's own stderr (QEMU's warnings, the jailer's and Firecracker's
- * messages) comes through a pipe too: the VMM never holds our terminal.
- * What a compromised VMM writes there is untrusted: bytes other than
- * printable ASCII, newline and tab become '?', under a budget of its own. */
-#define VMM_STDERR_RATE  (64u << 10) /* bytes per second */
-#define VMM_STDERR_BURST (256u << 10)
-
-struct vmm_stderr {
-	int fd; /* read end, -1 when closed */
-	double tokens;
-	uint64_t last_ns;
-	uint64_t dropped;
-};
-
-static void vmm_stderr_relay(struct vmm_stderr *e)
-{
-	char buf[4096];
-
-	for (int reads = 0; reads < RELAY_MAX_READS && e->fd >= 0; reads++) {
-		ssize_t n = read(e->fd, buf, sizeof buf);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n == 0 || (n < 0 && errno != EAGAIN)) {
-			close(e->fd);
-			e->fd = -1;
-			break;
-		}
-		if (n < 0)
-			break;
-		uint64_t now = cj_now_ns();
-		e->tokens += (double)(now - e->last_ns) / 1e9 * VMM_STDERR_RATE;
-		if (e->tokens > VMM_STDERR_BURST)
-			e->tokens = VMM_STDERR_BURST;
-		e->last_ns = now;
-		size_t pass = e->tokens >= (double)n ? (size_t)n : (size_t)e->tokens;
-		e->tokens -= (double)pass;
-		e->dropped += (uint64_t)n - pass;
-		for (size_t i = 0; i < pass; i++) {
-			unsigned char c = (unsigned char)buf[i];
-			if ((c < 0x20 && c != '\n' && c != '\t') || c >= 0x7f)
-				buf[i] = '?';
-		}
-		for (size_t done = 0; done < pass;) {
-			ssize_t w = write(STDERR_FILENO, buf + done, pass - done);
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w <= 0)
-				break; /* stderr gone: nowhere to say it */
-			done += (size_t)w;
-		}
-	}
-}
-
-struct supervision {
-	struct console console;
-	struct vmm_stderr vmm_stderr;
-	bool stop_requested;
-	bool killed;
-	int vmm_status;
-};
-
-/* Wait for the VMM; turn the first stop signal into Ctrl-Alt-Del, the
- * second (or the deadline) into SIGKILL. The deadline is checked on every
- * turn, not only when poll times out: a VMM that keeps its console or
- * stderr busy would otherwise never meet it. */
-static int supervise(struct cj_vmm *vmm, int sfd, unsigned grace_s, struct supervision *sv,
-                     struct cj_err *err)
-{
-	uint64_t deadline = 0;
-
-	for (;;) {
-		uint64_t now = cj_now_ns();
-		int timeout = -1;
-		if (deadline && now >= deadline) {
-			fprintf(stderr,
-			        "ctr-jailer: the guest did not stop in time; killing the VM\n");
-			cj_vmm_kill(vmm);
-			sv->killed = true;
-			deadline = 0;
-		}
-		if (deadline)
-			timeout = (int)((deadline - now) / 1000000 + 1);
-		/* poll skips the entries of closed (-1) pipes */
-		struct pollfd p[3] = {{.fd = sfd, .events = POLLIN},
-		                      {.fd = sv->console.fd, .events = POLLIN},
-		                      {.fd = sv->vmm_stderr.fd, .events = POLLIN}};
-		int pr = poll(p, 3, timeout);
-		if (pr < 0 && errno != EINTR)
-			return cj_fail(err, errno, "poll");
-		if (pr > 0 && (p[1].revents || p[2].revents)) {
-			if (p[1].revents)
-				console_relay(&sv->console);
-			if (p[2].revents)
-				vmm_stderr_relay(&sv->vmm_stderr);
-			if (!p[0].revents)
-				continue;
-		}
-		if (pr <= 0)
-			continue;
-		struct signalfd_siginfo si;
-		if (read(sfd, &si, sizeof si) != (ssize_t)sizeof si)
-			continue;
-		if (si.ssi_signo == SIGCHLD) {
-			int st;
-			pid_t w = waitpid(vmm->pid, &st, WNOHANG);
-			if (w == vmm->pid) {
-				sv->vmm_status = st;
-				vmm->pid = 0;
-				if (sv->console.fd >= 0)
-					console_relay(&sv->console); /* the last words */
-				vmm_stderr_relay(&sv->vmm_stderr);
-				return 0;
-			}
-			continue;
-		}
-		if (!sv->stop_requested) {
-			struct cj_err qerr = {0};
-			sv->stop_requested = true;
-			deadline =
-			    cj_now_ns() + (uint64_t)(grace_s + STOP_MARGIN_S) * 1000000000ull;
-			if (vmm->ops->request_stop(vmm, &qerr) < 0) {
-				char buf[1200];
-				fprintf(stderr,
-				        "ctr-jailer: graceful stop failed (%s); killing the VM\n",
-				        cj_err_str(&qerr, buf, sizeof buf));
-				cj_vmm_kill(vmm);
-				sv->killed = true;
-			}
-		} else if (!sv->killed) {
-			fprintf(stderr, "ctr-jailer: second signal; killing the VM\n");
-			cj_vmm_kill(vmm);
-			sv->killed = true;
-		}
-	}
-}
-
-static int exit_code_for(const struct ctrj_status *st, int have, const struct supervision *sv,
+static int exit_code_for(const struct ctrj_status *st, int have, struct cj_supervision *sv,
                          const struct cj_vmm *vmm, struct cj_err *err)
 {
 	if (have == 1) {
@@ -500,264 +248,421 @@ static int exit_code_for(const struct ctrj_status *st, int have, const struct su
 		return ctrj_signal_code(SIGKILL);
 	if (sv->stop_requested)
 		return ctrj_signal_code(SIGTERM); /* stopped before the workload started */
-	err->exit_code = CJ_EXIT_VM_LOST;
-	vmm->ops->exit_error(vmm, sv->vmm_status, err);
-	return CJ_EXIT_VM_LOST;
+	/* the VMM says whether it failed before the guest ran (125: its own
+	 * words) or the guest ended without a status (124) */
+	err->exit_code = vmm->ops->exit_error(vmm, sv->vmm_status, cj_vmm_said(sv), err);
+	return err->exit_code;
 }
 
-int cj_run_vm(struct cj_spec *spec, struct cj_err *err)
-{
-	struct timings t = {.start = cj_now_ns()};
+/* ---- the pipeline ------------------------------------------------------ */
+
+/* What the stages make, in pipeline order. */
+struct run {
+	const struct cj_spec *spec;
+	struct timings t;
+	/* resolve, base image, initramfs */
 	struct cj_kernel kernel;
-	struct cj_fsimage base, modules;
-	struct cj_vm_config vm = {0};
-	struct cj_vmm vmm = {0};
+	struct cj_vmm vmm;
 	struct cj_vmm_choice choice;
-	struct supervision sv = {.console.fd = -1, .vmm_stderr.fd = -1};
-	struct ctrj_config cfg = {0};
+	bool use_kvm;
+	char vmlinux[PATH_MAX];
+	const char *boot_image;
+	struct cj_fsimage base, modules;
+	bool have_modules;
+	char initramfs[PATH_MAX];
+	/* the run record (its directory, id and undo log) */
+	struct cj_record *rec;
+	char run_dir[PATH_MAX], id[16];
+	/* jail plan, drives, network, control disk: vm and cfg */
+	struct cj_vm_config vm;
+	struct cj_volume_tool_user tools;
+	struct drives drives;
+	struct cj_net net;
+	struct ctrj_config cfg;
+	char hostname[65];
+	int ctl_fd;
+	/* start, supervise, collect */
+	sigset_t old_mask;
+	int sfd;
+	struct cj_supervision sv;
 	struct ctrj_status st;
-	char initramfs[PATH_MAX], run_dir[PATH_MAX], id[16], ctl_path[64];
-	struct drives drives = {0};
-	struct cj_volume_tool_user tools = {0};
-	struct cj_record *rec = NULL;
-	struct cj_net net = {0};
-	int ctl_fd = -1;
-	char hostname[65] = "", vmlinux[PATH_MAX];
-	const char *boot_image = NULL;
-	sigset_t mask, old;
-	int sfd = -1, have_status = 0, code = CJ_EXIT_RUNTIME;
-	bool use_kvm, have_modules = false;
+	int have_status;
+};
 
-	if (cj_inputs_load(spec, err) < 0)
-		return err->exit_code ? err->exit_code : CJ_EXIT_RUNTIME;
-	run_dir[0] = '\0';
-	memset(&st, 0, sizeof st);
-	sigprocmask(SIG_BLOCK, NULL, &old);
-	cj_gc(spec->run_base, true);
-	if (cj_kernel_resolve(spec->cache_dir, spec->kernel, spec->modules_dir, &kernel, err) < 0)
-		return CJ_EXIT_RUNTIME;
-	if (cj_vmm_choose(spec, &choice, &vmm, &use_kvm, err) < 0)
-		return CJ_EXIT_RUNTIME;
-	{
-		/* Boot the vmlinux directly when there is one (no in-guest
-		 * decompression); otherwise QEMU boots the bzImage itself.
-		 * Released Firecracker boots only the vmlinux. */
-		struct cj_err verr = {0};
-		if (cj_kernel_vmlinux(spec->cache_dir, kernel.image, vmlinux, sizeof vmlinux,
-		                      &verr) == 0)
-			boot_image = vmlinux;
-		else if (vmm.ops == &cj_firecracker_ops) {
-			*err = verr;
-			cj_err_wrap(err, "Firecracker needs an uncompressed PVH vmlinux");
-			return CJ_EXIT_RUNTIME;
-		}
-	}
-	t.resolved = cj_now_ns();
-	t.image = spec->image_info != NULL;
-	if (t.image &&
-	    cj_image_base_get(spec->cache_dir, spec->image_info, &base, &t.image_unpacked, err) < 0)
-		return CJ_EXIT_RUNTIME;
-	if (!t.image && cj_base_image_get(spec->cache_dir, spec->rootfs, &base, err) < 0)
-		return CJ_EXIT_RUNTIME;
-	t.base = cj_now_ns();
-	t.base_built = base.built;
-	if (cj_initramfs_get(spec->cache_dir, &kernel, initramfs, sizeof initramfs,
-	                     &t.initramfs_built, err) < 0)
-		return CJ_EXIT_RUNTIME;
-	if (kernel.modules[0]) {
-		if (cj_tree_image_get(spec->cache_dir, "modules", kernel.release, kernel.modules,
-		                      true, &modules, err) < 0)
-			return cj_err_wrap(err, "kernel modules image"), CJ_EXIT_RUNTIME;
-		have_modules = true;
-	}
-	t.initramfs = cj_now_ns();
+struct uids {
+	uid_t *v;
+	size_t n, cap;
+	bool oom;
+};
 
-	if (cj_record_create(spec->run_base, &rec, err) < 0)
-		return CJ_EXIT_RUNTIME;
-	snprintf(run_dir, sizeof run_dir, "%s", cj_record_dir(rec));
-	snprintf(id, sizeof id, "%s", cj_record_id(rec));
-	/* From here on every path goes through teardown. */
-	/* The run's uid: the host tools' on its volumes, then its VMM's (which
-	 * owns the TAP, so the jailed VMM opens it unprivileged). */
-	if (cj_jail_resolve(&spec->jail, spec->memory_mib, &vm.jail, err) < 0 ||
-	    assign_ids(spec, run_dir, &vm.jail, &tools, err) < 0)
-		goto teardown;
-	if (drives_prepare(spec, &base, &tools, cj_record_undo(rec), &drives, err) < 0)
-		goto teardown;
-	if (!vm.jail.enabled)
-		fprintf(stderr,
-		        "ctr-jailer: warning: --no-jail: the VMM runs as root, unconfined\n");
-	vm.id = id;
-	{
-		/* A jailed Firecracker opens its TAP by name: it gets a network
-		 * namespace of its own, which its jailer joins (--netns). QEMU's
-		 * jail gives it an empty one, and the TAP as an fd. */
-		struct cj_net_spec net_spec = spec->net;
-		net_spec.own_netns = vm.jail.enabled && vmm.ops == &cj_firecracker_ops;
-		if (cj_net_setup(&net_spec, id, run_dir, vm.jail.enabled ? vm.jail.uid : 0,
-		                 cj_record_undo(rec), &net, err) < 0)
-			goto teardown;
-	}
-	if (net.netns[0])
-		vm.jail.netns = net.netns;
-	if (net.active) {
-		cfg.has_net = true;
-		cfg.net.addr = net.guest_addr;
-		cfg.net.gateway = net.host_addr;
-		cfg.net.prefix = net.prefix;
-		cfg.net.mtu = 1500;
-		cfg.net.ndns = (uint32_t)net.ndns;
-		memcpy(cfg.net.dns, net.dns, net.ndns * sizeof net.dns[0]);
-		vm.tap = net.tap;
-		memcpy(vm.mac, net.mac, sizeof vm.mac);
-	}
+static int collect_uid(const char *id, json_object *record, void *ctx)
+{
+	struct uids *u = ctx;
+	json_object *v;
 
-	/* From here on every path goes through teardown. */
-	cfg.argv = spec->argv.v;
-	cfg.argc = spec->argv.n;
-	cfg.envp = spec->env.v;
-	cfg.envc = spec->env.n;
-	cfg.workdir = spec->workdir;
-	cfg.user = spec->user;
+	(void)id;
+	if (!json_object_object_get_ex(record, "uid", &v) || !json_object_is_type(v, json_type_int))
+		return 0;
+	if (u->n == u->cap) {
+		uid_t *grown = realloc(u->v, (u->cap = u->cap ? 2 * u->cap : 64) * sizeof *grown);
+		if (!grown)
+			return u->oom = true, -1;
+		u->v = grown;
+	}
+	u->v[u->n++] = (uid_t)json_object_get_int64(v);
+	return 0;
+}
+
+/* Each run has a uid/gid of its own, in its record: its jailed VMM's, and
+ * before that the jailed host tools' that check and grow its volumes (a
+ * uid shared with other runs could ptrace a tool holding a volume
+ * read-write). With --no-jail the VMM runs as root, but the tools stay
+ * jailed and still take the run's own uid from the range (or the
+ * --jail-user). Chosen under the run base's "jail" lock, which is let go
+ * once the record holds the choice. */
+static int assign_ids(struct run *r, struct cj_err *err)
+{
+	struct cj_jail_spec ids_spec = r->spec->jail;
+	struct cj_jail_plan ids;
+	struct uids used = {0};
+	int lock, rc = -1;
+
+	ids_spec.disabled = false;
+	ids_spec.memory_limit = 0; /* only the user and the range count here */
+	if (cj_jail_resolve(&ids_spec, 0, &ids, err) < 0)
+		return -1;
+	if ((lock = cj_run_base_lock(r->spec->run_base, "jail", err)) < 0)
+		return -1;
+	if (cj_record_each(r->spec->run_base, r->id, collect_uid, &used, err) < 0) {
+		if (used.oom)
+			cj_fail(err, ENOMEM, "jail uids");
+	} else if (cj_jail_pick_ids(&ids_spec, used.v, used.n, &ids, err) == 0 &&
+	           cj_record_set_ids(r->rec, ids.uid, ids.gid, err) == 0)
+		rc = 0;
+	close(lock);
+	free(used.v);
+	if (rc < 0)
+		return -1;
+	if (r->vm.jail.enabled) {
+		r->vm.jail.uid = ids.uid;
+		r->vm.jail.gid = ids.gid;
+	}
+	r->tools.uid = ids.uid;
+	r->tools.gid = ids.gid;
+	return 0;
+}
+
+/* The kernel, the VMM, and the kernel image the VMM boots: the vmlinux
+ * when there is one (no in-guest decompression), else the bzImage for a
+ * backend that takes one. */
+static int stage_resolve(struct run *r, struct cj_err *err)
+{
+	const struct cj_spec *spec = r->spec;
+	struct cj_err verr = {0};
+
+	if (cj_kernel_resolve(spec->cache_dir, spec->kernel, spec->modules_dir, &r->kernel, err) <
+	        0 ||
+	    cj_vmm_choose(spec, &r->choice, &r->vmm, &r->use_kvm, err) < 0)
+		return -1;
+	if (cj_kernel_vmlinux(spec->cache_dir, r->kernel.image, r->vmlinux, sizeof r->vmlinux,
+	                      &verr) == 0)
+		r->boot_image = r->vmlinux;
+	else if (r->vmm.ops->needs_vmlinux) {
+		*err = verr;
+		return cj_err_wrap(err, "%s needs an uncompressed PVH vmlinux", r->vmm.ops->name);
+	} else
+		r->boot_image = r->kernel.image;
+	r->t.resolved = cj_now_ns();
+	return 0;
+}
+
+static int stage_base_image(struct run *r, struct cj_err *err)
+{
+	const struct cj_spec *spec = r->spec;
+
+	r->t.image = spec->image_info != NULL;
+	if (r->t.image ? cj_image_base_get(spec->cache_dir, spec->image_info, &r->base,
+	                                   &r->t.image_unpacked, err) < 0
+	               : cj_base_image_get(spec->cache_dir, spec->rootfs, &r->base, err) < 0)
+		return -1;
+	r->t.base = cj_now_ns();
+	r->t.base_built = r->base.built;
+	return 0;
+}
+
+/* The initramfs and, when the kernel has modules, their image. */
+static int stage_initramfs(struct run *r, struct cj_err *err)
+{
+	const struct cj_spec *spec = r->spec;
+
+	if (cj_initramfs_get(spec->cache_dir, &r->kernel, r->initramfs, sizeof r->initramfs,
+	                     &r->t.initramfs_built, err) < 0)
+		return -1;
+	if (r->kernel.modules[0]) {
+		if (cj_tree_image_get(spec->cache_dir, "modules", r->kernel.release,
+		                      r->kernel.modules, true, &r->modules, err) < 0)
+			return cj_err_wrap(err, "kernel modules image");
+		r->have_modules = true;
+	}
+	r->t.initramfs = cj_now_ns();
+	return 0;
+}
+
+/* The run record: the run's directory, its id, its undo log. */
+static int stage_record(struct run *r, struct cj_err *err)
+{
+	if (cj_record_create(r->spec->run_base, &r->rec, err) < 0)
+		return -1;
+	snprintf(r->run_dir, sizeof r->run_dir, "%s", cj_record_dir(r->rec));
+	snprintf(r->id, sizeof r->id, "%s", cj_record_id(r->rec));
+	r->vm.id = r->id;
+	r->vm.run_dir = r->run_dir;
+	r->vm.undo = cj_record_undo(r->rec);
+	return 0;
+}
+
+/* The jail plan: its limits, then the run's uid, the host tools' on its
+ * volumes and its VMM's (which owns the TAP, so the jailed VMM opens it
+ * unprivileged). */
+static int stage_jail_plan(struct run *r, struct cj_err *err)
+{
+	if (cj_jail_resolve(&r->spec->jail, r->spec->memory_mib, &r->vm.jail, err) < 0 ||
+	    assign_ids(r, err) < 0)
+		return -1;
+	cj_vmm_choice_apply(&r->choice, &r->vm); /* Firecracker's jailer and chroot base */
+	if (!r->vm.jail.enabled)
+		cj_notice("warning: --no-jail: the VMM runs as root, unconfined");
+	return 0;
+}
+
+/* The data drive and the volumes, checked and locked; then every drive of
+ * the VM in the seed's order (the root /dev/vda, the data drive /dev/vdb;
+ * the init finds the others by content). The control disk follows once
+ * written. */
+static int stage_drives(struct run *r, struct cj_err *err)
+{
+	struct drives *d = &r->drives;
+
+	if (drives_prepare(r->spec, &r->base, &r->tools, r->vm.undo, d, err) < 0 ||
+	    cj_vm_add_drive(&r->vm, CJ_DRIVE_BASE, 0, r->base.path, -1, true, err) < 0 ||
+	    (d->have_data &&
+	     cj_vm_add_drive(&r->vm, CJ_DRIVE_DATA, 0, d->data.path, -1, false, err) < 0))
+		return -1;
+	return 0;
+}
+
+static int stage_network(struct run *r, struct cj_err *err)
+{
+	struct cj_net_spec net_spec = r->spec->net;
+	struct cj_net *net = &r->net;
+
+	/* A backend that opens its TAP by name gets, jailed, a network
+	 * namespace of its own, which its jailer joins. QEMU's jail gives it
+	 * an empty one, and the TAP as an fd. */
+	net_spec.own_netns = r->vm.jail.enabled && r->vmm.ops->jail_own_netns;
+	if (cj_net_setup(&net_spec, r->id, r->run_dir, r->vm.jail.enabled ? r->vm.jail.uid : 0,
+	                 r->vm.undo, net, err) < 0)
+		return -1;
+	if (net->netns[0])
+		r->vm.jail.netns = net->netns;
+	if (!net->active)
+		return 0;
+	r->cfg.has_net = true;
+	r->cfg.net.addr = net->guest_addr;
+	r->cfg.net.gateway = net->host_addr;
+	r->cfg.net.prefix = net->prefix;
+	r->cfg.net.mtu = 1500;
+	r->cfg.net.ndns = (uint32_t)net->ndns;
+	memcpy(r->cfg.net.dns, net->dns, net->ndns * sizeof net->dns[0]);
+	r->vm.tap = net->tap;
+	memcpy(r->vm.mac, net->mac, sizeof r->vm.mac);
+	return 0;
+}
+
+/* The guest's configuration into the control disk (a memfd), which joins
+ * the drives with the modules and the volumes after it. */
+static int stage_control_disk(struct run *r, struct cj_err *err)
+{
+	const struct cj_spec *spec = r->spec;
+	struct ctrj_config *cfg = &r->cfg;
+
+	cfg->argv = spec->argv.v;
+	cfg->argc = spec->argv.n;
+	cfg->envp = spec->env.v;
+	cfg->envc = spec->env.n;
+	cfg->workdir = spec->workdir;
+	cfg->user = spec->user;
 	if (spec->hostname)
-		cfg.hostname = spec->hostname;
-	else if (gethostname(hostname, sizeof hostname - 1) == 0 && hostname[0])
-		cfg.hostname = hostname;
-	cfg.grace_ms = spec->stop_timeout_s * 1000u;
-	cfg.stop_signal = spec->stop_signal; /* the image's StopSignal */
-	cfg.upper_size = spec->rootfs_size;
-	cfg.has_base_uuid = true;
-	memcpy(cfg.base_uuid, base.uuid, 16);
-	if (have_modules) {
-		cfg.has_modules_uuid = true;
-		memcpy(cfg.modules_uuid, modules.uuid, 16);
+		cfg->hostname = spec->hostname;
+	else if (gethostname(r->hostname, sizeof r->hostname - 1) == 0 && r->hostname[0])
+		cfg->hostname = r->hostname;
+	cfg->grace_ms = spec->stop_timeout_s * 1000u;
+	cfg->stop_signal = spec->stop_signal; /* the image's StopSignal */
+	cfg->upper_size = spec->rootfs_size;
+	cfg->has_base_uuid = true;
+	memcpy(cfg->base_uuid, r->base.uuid, 16);
+	if (r->have_modules) {
+		cfg->has_modules_uuid = true;
+		memcpy(cfg->modules_uuid, r->modules.uuid, 16);
 	}
-	cfg.volumes = drives.mounts;
-	cfg.nvolumes = drives.nmounts;
-	cfg.secrets = spec->secrets;
-	cfg.nsecrets = spec->nsecrets;
-	ctl_fd = write_control_disk(&cfg, err);
-	if (ctl_fd < 0)
-		goto teardown;
-	snprintf(ctl_path, sizeof ctl_path, "/proc/self/fd/%d", ctl_fd);
-	vm.keep_fds[vm.nkeep_fds++] = ctl_fd;
+	cfg->volumes = r->drives.mounts;
+	cfg->nvolumes = r->drives.nmounts;
+	cfg->secrets = spec->secrets;
+	cfg->nsecrets = spec->nsecrets;
+	r->ctl_fd = write_control_disk(cfg, err);
+	if (r->ctl_fd < 0 ||
+	    cj_vm_add_drive(&r->vm, CJ_DRIVE_CONTROL, 0, NULL, r->ctl_fd, false, err) < 0 ||
+	    (r->have_modules &&
+	     cj_vm_add_drive(&r->vm, CJ_DRIVE_MODULES, 0, r->modules.path, -1, true, err) < 0))
+		return -1;
+	for (size_t i = 0; i < r->drives.nvols; i++)
+		if (cj_vm_add_drive(&r->vm, CJ_DRIVE_VOLUME, (unsigned)i, r->drives.vols[i].path,
+		                    -1, r->drives.vols[i].read_only, err) < 0)
+			return -1;
+	return 0;
+}
 
-	vm.kernel = boot_image ? boot_image : kernel.image;
-	vm.initramfs = initramfs;
-	vm.cpus = spec->cpus;
-	vm.memory_mib = spec->memory_mib;
-	vm.use_kvm = use_kvm;
-	vm.run_dir = run_dir;
-	build_cmdline(spec, use_kvm, vm.cmdline, sizeof vm.cmdline);
-	/* The seed's order: the root is /dev/vda, the data drive /dev/vdb. The
-	 * init finds every other drive by content, not by name. */
-	vm.drives[vm.ndrives++] = (struct cj_drive){"base", base.path, true};
-	if (drives.have_data)
-		vm.drives[vm.ndrives++] = (struct cj_drive){"data", drives.data.path, false};
-	vm.drives[vm.ndrives++] = (struct cj_drive){"control", ctl_path, false};
-	if (have_modules)
-		vm.drives[vm.ndrives++] = (struct cj_drive){"modules", modules.path, true};
-	for (size_t i = 0; i < drives.nvols; i++) {
-		static const char *ids[] = {"vol0",  "vol1",  "vol2",  "vol3", "vol4",  "vol5",
-		                            "vol6",  "vol7",  "vol8",  "vol9", "vol10", "vol11",
-		                            "vol12", "vol13", "vol14", "vol15"};
-		vm.drives[vm.ndrives++] =
-		    (struct cj_drive){ids[i], drives.vols[i].path, drives.vols[i].read_only};
-	}
-	t.prepared = cj_now_ns();
+/* The machine, the kernel's command line (the defaults or --boot-args,
+ * the backend's own arguments, then --boot-args-extra) and the files of
+ * the jail plan. */
+static int vm_machine(struct run *r, struct cj_err *err)
+{
+	const struct cj_spec *spec = r->spec;
+	struct cj_vm_config *vm = &r->vm;
+	size_t n;
 
+	vm->kernel = r->boot_image;
+	vm->initramfs = r->initramfs;
+	vm->cpus = spec->cpus;
+	vm->memory_mib = spec->memory_mib;
+	vm->use_kvm = r->use_kvm;
+	snprintf(vm->cmdline, sizeof vm->cmdline, "%s",
+	         spec->boot_args ? spec->boot_args : DEFAULT_BOOT_ARGS);
+	if (r->vmm.ops->boot_args)
+		r->vmm.ops->boot_args(vm, !spec->boot_args, vm->cmdline, sizeof vm->cmdline);
+	n = strlen(vm->cmdline);
+	if (spec->extra_boot_args && n < sizeof vm->cmdline)
+		snprintf(vm->cmdline + n, sizeof vm->cmdline - n, " %s", spec->extra_boot_args);
+	return cj_vm_plan_files(vm, err); /* what the jail plan places */
+}
+
+/* Signals to a signalfd, the console and stderr pipes, then the VMM. */
+static int stage_start(struct run *r, struct cj_err *err)
+{
+	sigset_t mask;
+	int cpipe[2], epipe[2], rc;
+
+	if (vm_machine(r, err) < 0)
+		return -1;
+	r->t.prepared = cj_now_ns();
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGCHLD);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGHUP);
 	sigaddset(&mask, SIGQUIT);
-	sigprocmask(SIG_BLOCK, &mask, &old);
-	sfd = signalfd(-1, &mask, SFD_CLOEXEC);
-	if (sfd < 0) {
-		cj_fail(err, errno, "signalfd");
-		goto teardown;
-	}
-	cj_vmm_choice_apply(&choice, &vm); /* Firecracker's jailer and chroot base */
-	{
-		int cpipe[2], epipe[2];
-		if (pipe2(cpipe, O_CLOEXEC) < 0) {
-			cj_fail(err, errno, "console pipe");
-			goto teardown;
-		}
-		sv.console = (struct console){
-		    .fd = cpipe[0], .tokens = CONSOLE_BURST, .last_ns = cj_now_ns()};
-		vm.console_fd = cpipe[1];
-		vm.has_console_fd = true;
-		if (pipe2(epipe, O_CLOEXEC) < 0) {
-			close(cpipe[1]);
-			cj_fail(err, errno, "VMM stderr pipe");
-			goto teardown;
-		}
-		/* non-blocking from the start: teardown drains it after a failed start */
-		fcntl(epipe[0], F_SETFL, O_NONBLOCK);
-		sv.vmm_stderr = (struct vmm_stderr){
-		    .fd = epipe[0], .tokens = VMM_STDERR_BURST, .last_ns = cj_now_ns()};
-		vm.stderr_fd = epipe[1];
-		vm.has_stderr_fd = true;
-		int r = vmm.ops->start(&vmm, &vm, err);
+	sigprocmask(SIG_BLOCK, &mask, &r->old_mask);
+	r->sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+	if (r->sfd < 0)
+		return cj_fail(err, errno, "signalfd");
+	if (pipe2(cpipe, O_CLOEXEC) < 0)
+		return cj_fail(err, errno, "console pipe");
+	if (pipe2(epipe, O_CLOEXEC) < 0) {
+		close(cpipe[0]);
 		close(cpipe[1]);
-		close(epipe[1]);
-		fcntl(cpipe[0], F_SETFL, O_NONBLOCK);
-		if (r < 0)
-			goto teardown;
+		return cj_fail(err, errno, "VMM stderr pipe");
 	}
-	t.vmm_exec = cj_now_ns();
-	if (cj_record_set_vmm(rec, vmm.pid, err) < 0) {
-		cj_vmm_kill(&vmm);
-		if (vmm.pid > 0)
-			waitpid(vmm.pid, NULL, 0);
-		goto teardown;
+	/* non-blocking from the start: teardown drains it after a failed start */
+	fcntl(epipe[0], F_SETFL, O_NONBLOCK);
+	cj_supervision_open(&r->sv, cpipe[0], epipe[0]);
+	r->vm.console_fd = cpipe[1];
+	r->vm.has_console_fd = true;
+	r->vm.stderr_fd = epipe[1];
+	r->vm.has_stderr_fd = true;
+	rc = r->vmm.ops->start(&r->vmm, &r->vm, err);
+	close(cpipe[1]);
+	close(epipe[1]);
+	fcntl(cpipe[0], F_SETFL, O_NONBLOCK);
+	if (rc < 0)
+		return -1;
+	r->t.vmm_exec = cj_now_ns();
+	if (cj_record_set_vmm(r->rec, r->vmm.pid, err) < 0) {
+		cj_vmm_kill(&r->vmm);
+		if (r->vmm.pid > 0)
+			waitpid(r->vmm.pid, NULL, 0);
+		return -1;
 	}
-	if (supervise(&vmm, sfd, spec->stop_timeout_s, &sv, err) < 0) {
-		cj_vmm_kill(&vmm);
-		if (vmm.pid > 0)
-			waitpid(vmm.pid, NULL, 0);
-		goto teardown;
-	}
-	t.vm_exit = cj_now_ns();
-	if (vmm.ops->collect && vmm.ops->collect(&vmm, err) < 0) {
-		code = err->exit_code = CJ_EXIT_VM_LOST;
-		goto teardown;
-	}
-	have_status = read_status(ctl_fd, &st, err);
-	if (have_status < 0) {
-		code = CJ_EXIT_VM_LOST;
-		err->exit_code = CJ_EXIT_VM_LOST;
-		goto teardown;
-	}
-	code = exit_code_for(&st, have_status, &sv, &vmm, err);
+	return 0;
+}
 
-teardown:
-	if (sv.console.fd >= 0)
-		close(sv.console.fd);
-	if (sv.vmm_stderr.fd >= 0) {
-		vmm_stderr_relay(&sv.vmm_stderr); /* e.g. why the jailer failed */
-		if (sv.vmm_stderr.fd >= 0)
-			close(sv.vmm_stderr.fd);
+/* Wait for the VM to end, bring back what the guest wrote, read its
+ * status: the exit code. */
+static int stage_supervise_collect(struct run *r, struct cj_err *err)
+{
+	if (cj_supervise(&r->vmm, r->sfd, r->spec->stop_timeout_s, &r->sv, err) < 0) {
+		cj_vmm_kill(&r->vmm);
+		if (r->vmm.pid > 0)
+			waitpid(r->vmm.pid, NULL, 0);
+		return CJ_EXIT_RUNTIME;
 	}
-	if (sv.vmm_stderr.dropped)
-		fprintf(stderr,
-		        "ctr-jailer: the VMM wrote over %u KiB/s to stderr: %llu bytes dropped\n",
-		        VMM_STDERR_RATE >> 10, (unsigned long long)sv.vmm_stderr.dropped);
-	if (sfd >= 0)
-		close(sfd);
-	if (ctl_fd >= 0)
-		close(ctl_fd);
-	drives_release(&drives);
-	if (vmm.ops)
-		vmm.ops->cleanup(&vmm);
-	sigprocmask(SIG_SETMASK, &old, NULL);
-	cj_record_teardown(rec, true); /* the lock last: gc never sees a live run as dead */
-	t.done = cj_now_ns();
-	if (!t.vm_exit)
-		t.vm_exit = t.done;
-	if (spec->timings)
-		print_timings(&t, &st, have_status == 1);
+	r->t.vm_exit = cj_now_ns();
+	if (r->vmm.ops->collect && r->vmm.ops->collect(&r->vmm, err) < 0)
+		return err->exit_code = CJ_EXIT_VM_LOST;
+	r->have_status = read_status(r->ctl_fd, &r->st, err);
+	if (r->have_status < 0)
+		return err->exit_code = CJ_EXIT_VM_LOST;
+	return exit_code_for(&r->st, r->have_status, &r->sv, &r->vmm, err);
+}
+
+/* Release whatever the stages made, newest first; the record's teardown
+ * replays its undo log. */
+static void stage_teardown(struct run *r)
+{
+	cj_supervision_close(&r->sv);
+	if (r->sfd >= 0)
+		close(r->sfd);
+	if (r->ctl_fd >= 0)
+		close(r->ctl_fd);
+	drives_release(&r->drives);
+	if (r->vmm.ops)
+		r->vmm.ops->cleanup(&r->vmm);
+	sigprocmask(SIG_SETMASK, &r->old_mask, NULL);
+	cj_record_teardown(r->rec, true); /* the lock last: gc never sees a live run as dead */
+	r->t.done = cj_now_ns();
+	if (!r->t.vm_exit)
+		r->t.vm_exit = r->t.done;
+	if (r->spec->timings)
+		print_timings(&r->t, &r->st, r->have_status == 1);
+}
+
+int cj_run_vm(struct cj_spec *spec, struct cj_err *err)
+{
+	struct run *r;
+	int code = -1; /* a stage failed: err says why, and its exit code */
+
+	if (cj_inputs_load(spec, err) < 0)
+		return err->exit_code ? err->exit_code : CJ_EXIT_RUNTIME;
+	r = calloc(1, sizeof *r);
+	if (!r)
+		return cj_fail(err, ENOMEM, "run"), CJ_EXIT_RUNTIME;
+	*r = (struct run){.spec = spec,
+	                  .t.start = cj_now_ns(),
+	                  .ctl_fd = -1,
+	                  .sfd = -1,
+	                  .sv = {.console.fd = -1, .vmm_stderr.fd = -1}};
+	sigprocmask(SIG_BLOCK, NULL, &r->old_mask);
+	cj_gc(spec->run_base, true);
+	if (stage_resolve(r, err) == 0 && stage_base_image(r, err) == 0 &&
+	    stage_initramfs(r, err) == 0 && stage_record(r, err) == 0) {
+		/* From here on every path goes through teardown. */
+		if (stage_jail_plan(r, err) == 0 && stage_drives(r, err) == 0 &&
+		    stage_network(r, err) == 0 && stage_control_disk(r, err) == 0 &&
+		    stage_start(r, err) == 0)
+			code = stage_supervise_collect(r, err);
+		stage_teardown(r);
+	}
+	free(r);
+	if (code < 0)
+		code = err->exit_code ? err->exit_code : CJ_EXIT_RUNTIME;
 	return code;
 }

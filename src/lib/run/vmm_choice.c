@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "vmm_choice.h"
 
+#include "util/util.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,36 +10,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static bool executable(const char *path)
+/* An executable's canonical path (cj_find_in_path, then realpath). */
+static bool find_executable(const char *name, char *out, size_t len)
 {
-	struct stat st;
-	return stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, X_OK) == 0;
-}
+	char found[PATH_MAX], real[PATH_MAX];
 
-bool cj_find_executable(const char *name, char *out, size_t len)
-{
-	const char *path = getenv("PATH");
-
-	if (!name || !*name)
+	if (cj_find_in_path(name, found, sizeof found) < 0 || !realpath(found, real) ||
+	    strlen(real) >= len)
 		return false;
-	if (strchr(name, '/')) {
-		if (!executable(name) || !realpath(name, out))
-			return false;
-		return true;
-	}
-	if (!path || !*path)
-		path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-	while (*path) {
-		size_t n = strcspn(path, ":");
-		char cand[PATH_MAX];
-		if (n &&
-		    (size_t)snprintf(cand, sizeof cand, "%.*s/%s", (int)n, path, name) <
-		        sizeof cand &&
-		    executable(cand) && realpath(cand, out) && strlen(out) < len)
-			return true;
-		path += n + (path[n] == ':');
-	}
-	return false;
+	memcpy(out, real, strlen(real) + 1);
+	return true;
 }
 
 /* The jailer: as given, else in PATH, else next to firecracker (a release
@@ -47,15 +29,15 @@ static bool find_jailer(const struct cj_spec *spec, const char *fc, char *out, s
 	char dir[PATH_MAX];
 
 	if (spec->jailer_bin)
-		return cj_find_executable(spec->jailer_bin, out, len);
-	if (cj_find_executable("jailer", out, len))
+		return find_executable(spec->jailer_bin, out, len);
+	if (find_executable("jailer", out, len))
 		return true;
 	snprintf(dir, sizeof dir, "%s", fc);
 	char *slash = strrchr(dir, '/');
 	if (!slash)
 		return false;
 	snprintf(slash + 1, sizeof dir - (size_t)(slash + 1 - dir), "jailer");
-	return cj_find_executable(dir, out, len);
+	return find_executable(dir, out, len);
 }
 
 static int qemu_accel(enum cj_accel accel, bool ok, const char *why, bool quiet, bool *use_kvm,
@@ -73,7 +55,7 @@ static int qemu_accel(enum cj_accel accel, bool ok, const char *why, bool quiet,
 	default:
 		*use_kvm = ok;
 		if (!ok && !quiet)
-			fprintf(stderr, "ctr-jailer: %s; using TCG (software emulation)\n", why);
+			cj_notice("%s; using TCG (software emulation)", why);
 		return 0;
 	}
 }
@@ -87,10 +69,9 @@ static int use_firecracker(const struct cj_spec *spec, struct cj_vmm_choice *c, 
 	if (!kvm_ok) {
 		if (spec->accel == CJ_ACCEL_KVM)
 			return cj_fail(err, 0, "--accel kvm: %s", why);
-		fprintf(stderr,
-		        "ctr-jailer: %s; Firecracker needs KVM: the guest may not boot (--vmm "
-		        "qemu runs it under TCG)\n",
-		        why);
+		cj_notice("warning: %s; Firecracker needs KVM: the guest may not boot (--vmm qemu "
+		          "runs it under TCG)",
+		          why);
 	}
 	if (!spec->jail.disabled && !find_jailer(spec, c->bin, c->jailer, sizeof c->jailer))
 		return cj_fail(
@@ -108,13 +89,15 @@ static int use_firecracker(const struct cj_spec *spec, struct cj_vmm_choice *c, 
 int cj_vmm_choose(const struct cj_spec *spec, struct cj_vmm_choice *c, struct cj_vmm *vmm,
                   bool *use_kvm, struct cj_err *err)
 {
-	char why[256];
-	bool kvm_ok = cj_kvm_usable(why, sizeof why);
+	struct cj_err kvm_err = {0};
+	char why[CJ_ERR_STR_MAX];
+	bool kvm_ok = cj_kvm_usable(&kvm_err);
 	bool fc_found;
 
+	cj_err_str(&kvm_err, why, sizeof why);
 	memset(c, 0, sizeof *c);
-	fc_found = cj_find_executable(spec->firecracker_bin ? spec->firecracker_bin : "firecracker",
-	                              c->bin, sizeof c->bin);
+	fc_found = find_executable(spec->firecracker_bin ? spec->firecracker_bin : "firecracker",
+	                           c->bin, sizeof c->bin);
 	switch (spec->vmm) {
 	case CJ_VMM_FIRECRACKER:
 		if (!fc_found)
@@ -129,21 +112,19 @@ int cj_vmm_choose(const struct cj_spec *spec, struct cj_vmm_choice *c, struct cj
 		break;
 	default:
 		if (spec->accel == CJ_ACCEL_TCG)
-			fprintf(stderr, "ctr-jailer: --accel tcg: using QEMU\n");
+			cj_notice("--accel tcg: using QEMU");
 		else if (fc_found && kvm_ok)
-			fprintf(stderr, "ctr-jailer: using Firecracker (%s)\n", c->bin);
+			cj_notice("using Firecracker (%s)", c->bin);
 		else if (fc_found && spec->accel != CJ_ACCEL_KVM)
-			fprintf(
-			    stderr,
-			    "ctr-jailer: %s; Firecracker needs KVM: using QEMU with TCG (software "
-			    "emulation)\n",
+			cj_notice(
+			    "%s; Firecracker needs KVM: using QEMU with TCG (software emulation)",
 			    why);
 		else if (kvm_ok)
-			fprintf(stderr, "ctr-jailer: no firecracker binary (--firecracker, "
-			                "FIRECRACKER_BIN, PATH): using QEMU with KVM\n");
+			cj_notice(
+			    "no firecracker binary (--firecracker, FIRECRACKER_BIN, PATH): using "
+			    "QEMU with KVM");
 		else if (spec->accel != CJ_ACCEL_KVM)
-			fprintf(stderr,
-			        "ctr-jailer: %s; using QEMU with TCG (software emulation)\n", why);
+			cj_notice("%s; using QEMU with TCG (software emulation)", why);
 		if (spec->accel != CJ_ACCEL_TCG && fc_found && kvm_ok)
 			return use_firecracker(spec, c, vmm, kvm_ok, why, use_kvm, err);
 		if (qemu_accel(spec->accel, kvm_ok, why, true, use_kvm, err) < 0)

@@ -26,8 +26,4 @@ int cj_vmm_choose(const struct cj_spec *spec, struct cj_vmm_choice *c, struct cj
  * and its chroot base). */
 void cj_vmm_choice_apply(const struct cj_vmm_choice *c, struct cj_vm_config *vm);
 
-/* Search PATH (the runtime's) for an executable; a name with a '/' is taken
- * as it is. The absolute path goes to out. Exposed for tests. */
-bool cj_find_executable(const char *name, char *out, size_t len);
-
 #endif

@@ -1,14 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "util.h"
 
-#include "ctrj/protocol.h"
+#include "spawn.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <limits.h>
 #include <nettle/sha2.h>
 #include <poll.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,8 +19,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-extern char **environ;
 
 int cj_mkdir_p(const char *path, mode_t mode, struct cj_err *err)
 {
@@ -101,83 +100,18 @@ static int read_all_fd(int fd, char **out, size_t *out_len)
 	return 0;
 }
 
-/* Append what fd has now to a growing, NUL-terminated buffer; false at EOF. */
-static bool drain(int fd, char **buf, size_t *len)
-{
-	char chunk[8192];
-	ssize_t n = read(fd, chunk, sizeof chunk);
-
-	if (n < 0 && errno == EINTR)
-		return true;
-	if (n <= 0)
-		return false;
-	char *nb = realloc(*buf, *len + (size_t)n + 1);
-	if (!nb)
-		return false;
-	memcpy(nb + *len, chunk, (size_t)n);
-	*len += (size_t)n;
-	nb[*len] = '\0';
-	*buf = nb;
-	return true;
-}
-
 int cj_run_code(char *const argv[], char **out, int *code, struct cj_err *err)
 {
-	posix_spawn_file_actions_t fa;
-	int out_pipe[2] = {-1, -1}, err_pipe[2] = {-1, -1};
-	char *texts[2] = {NULL, NULL};
-	size_t lens[2] = {0, 0};
-	pid_t pid;
-	int st, r;
+	char path[PATH_MAX];
+	struct cj_spawn s = {.path = path,
+	                     .argv = argv,
+	                     .stdin_fd = -1,
+	                     .inherit = true /* an image handed over as /proc/self/fd/N */};
 
-	if (pipe2(out_pipe, O_CLOEXEC) < 0 || pipe2(err_pipe, O_CLOEXEC) < 0)
-		return cj_fail(err, errno, "pipe");
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_adddup2(&fa, out_pipe[1], 1);
-	posix_spawn_file_actions_adddup2(&fa, err_pipe[1], 2);
-	r = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	close(out_pipe[1]);
-	close(err_pipe[1]);
-	if (r != 0) {
-		close(out_pipe[0]);
-		close(err_pipe[0]);
-		return cj_fail(err, r, "run %s", argv[0]);
-	}
-	/* Both pipes at once: a child that fills one while we wait on the
-	 * other would block forever. */
-	struct pollfd p[2] = {{.fd = out_pipe[0], .events = POLLIN},
-	                      {.fd = err_pipe[0], .events = POLLIN}};
-	while (p[0].fd >= 0 || p[1].fd >= 0) {
-		if (poll(p, 2, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			break;
-		}
-		for (int i = 0; i < 2; i++)
-			if (p[i].fd >= 0 && p[i].revents && !drain(p[i].fd, &texts[i], &lens[i]))
-				p[i].fd = -1; /* poll ignores negative fds */
-	}
-	close(out_pipe[0]);
-	close(err_pipe[0]);
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
-	*code = ctrj_wait_code(st);
-	if (*code != 0) {
-		char *nl;
-		if (texts[1] && (nl = strchr(texts[1], '\n')))
-			*nl = '\0';
-		cj_fail(err, 0, "%s failed (status %d)%s%s", argv[0], *code,
-		        texts[1] && *texts[1] ? ": " : "", texts[1] ? texts[1] : "");
-	}
-	free(texts[1]);
-	if (out && !texts[0])
-		texts[0] = calloc(1, 1);
-	if (out)
-		*out = texts[0];
-	else
-		free(texts[0]);
+	if (cj_find_in_path(argv[0], path, sizeof path) < 0)
+		return cj_fail(err, errno, "run %s", argv[0]);
+	if (cj_spawn_capture(s, SIZE_MAX - 1, out, code, NULL, err) < 0)
+		return cj_err_wrap(err, "run %s", argv[0]);
 	return 0;
 }
 
@@ -243,6 +177,20 @@ int cj_lock_file(const char *path, struct cj_err *err)
 	return fd;
 }
 
+int cj_write_text(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = write(fd, text, strlen(text));
+	int e = errno;
+	close(fd);
+	errno = e;
+	return n == (ssize_t)strlen(text) ? 0 : -1;
+}
+
 int cj_read_file(const char *path, char **out, size_t *len, struct cj_err *err)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -272,30 +220,11 @@ int cj_parse_size(const char *s, uint64_t default_unit, uint64_t *out)
 	if (errno)
 		return -1;
 	if (*end) {
-		switch (*end) {
-		case 'b':
-		case 'B':
-			unit = 1;
-			break;
-		case 'k':
-		case 'K':
-			unit = 1ull << 10;
-			break;
-		case 'm':
-		case 'M':
-			unit = 1ull << 20;
-			break;
-		case 'g':
-		case 'G':
-			unit = 1ull << 30;
-			break;
-		case 't':
-		case 'T':
-			unit = 1ull << 40;
-			break;
-		default:
+		static const char units[] = "bkmgt"; /* 1024^0 .. 1024^4 */
+		const char *u = strchr(units, tolower((unsigned char)*end));
+		if (!u || !*u)
 			return -1;
-		}
+		unit = 1ull << (10 * (u - units));
 		end++;
 		if (*end == 'i' && end[-1] != 'b' && end[-1] != 'B')
 			end++;
@@ -310,20 +239,30 @@ int cj_parse_size(const char *s, uint64_t default_unit, uint64_t *out)
 	return 0;
 }
 
+static bool executable(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, X_OK) == 0;
+}
+
 int cj_find_in_path(const char *name, char *out, size_t len)
 {
 	const char *path = getenv("PATH");
 
+	errno = ENOENT;
+	if (!name || !*name)
+		return -1;
 	if (strchr(name, '/')) {
-		snprintf(out, len, "%s", name);
-		return access(out, X_OK);
+		if ((size_t)snprintf(out, len, "%s", name) >= len)
+			return errno = ENAMETOOLONG, -1;
+		return executable(out) ? 0 : -1;
 	}
 	if (!path || !*path)
-		path = "/usr/local/bin:/usr/bin:/bin";
+		path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 	for (const char *p = path; *p;) {
 		size_t n = strcspn(p, ":");
-		snprintf(out, len, "%.*s/%s", (int)n, p, name);
-		if (n && access(out, X_OK) == 0)
+		if (n && (size_t)snprintf(out, len, "%.*s/%s", (int)n, p, name) < len &&
+		    executable(out))
 			return 0;
 		p += n;
 		if (*p == ':')

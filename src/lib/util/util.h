@@ -29,8 +29,9 @@ int cj_argv_push(char ***v, size_t *n, const char *fmt, ...) __attribute__((form
  * controller is NULL), from /proc/self/cgroup; "/" when unknown. */
 void cj_own_cgroup(const char *controller, char *out, size_t len);
 
-/* An executable's path: name as is when it has a '/', else the first match
- * in $PATH. */
+/* The one PATH lookup: an executable regular file's path, name as is when
+ * it has a '/', else the first match in $PATH (a default PATH when unset).
+ * -1 with errno when there is none. */
 int cj_find_in_path(const char *name, char *out, size_t len);
 
 /* SHA-256 of a byte stream, hex-encoded. */
@@ -41,6 +42,10 @@ void cj_hash_final_hex(struct cj_hash *h, char out[65]); /* frees h */
 
 /* Exclusive advisory lock on path (created); returns fd or -1. */
 int cj_lock_file(const char *path, struct cj_err *err);
+
+/* Write text to an existing file in one write (a cgroup or /proc file,
+ * where one write is one setting); -1 with errno. */
+int cj_write_text(const char *path, const char *text);
 
 /* Read a whole small file; NUL-terminated (len excludes the NUL and counts
  * embedded NULs); caller frees. */

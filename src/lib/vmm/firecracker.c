@@ -15,26 +15,19 @@
  *   run/                               a small tmpfs owned by the jail user:
  *     firecracker.socket                 the API socket (--api-sock)
  *     log.fifo, metrics.fifo             logger and metrics, read by us
- *     control.img                        the control disk (see place_fd_drive)
- * Ownership: shared read-only files the jail user can already read (the
- * cached kernel, initramfs, base and modules images, mode 0644) are linked
- * as they are: the VMM can read them but, not owning them, never change
- * them, so a compromised VMM cannot poison the cache other VMs boot from.
- * Read-only files it cannot read (volumes attached :ro, which several VMs,
- * each with a uid of its own, may share) keep their owner: the jail gets
- * an idmapped read-only mount of each, in which the owner appears as the
- * VM's uid (place_idmapped). Files the VMM must write (volumes, the data
- * drive: exclusively locked by this run) are chowned to the jail user for
- * the run; their owner and mode are recorded in
- * <run dir>/firecracker-jail.json first and restored at teardown, or by
- * `ctr-jailer gc` after a SIGKILLed run, once every process in the VM's
- * cgroups has ended (kill_jailed). Block devices get a node of their own
- * in the jail.
+ *     control.img                        the control disk (cj_layout_place_fd)
+ * ctr-jailer lays the jail out with the jail plan's second executor
+ * (src/lib/jail/layout.c, which says how each file is placed and owned);
+ * the jailer does the chroot and the uid drop. Every change outside the
+ * run directory is in the run record's undo log before it is made:
+ * teardown, or `ctr-jailer gc` after a SIGKILLed run once every process
+ * in the VM's cgroups has ended, replays it.
  */
 #include "firecracker.h"
 
-#include "jail/idmap.h"
 #include "jail/jail.h"
+#include "jail/layout.h"
+#include "util/spawn.h"
 #include "util/util.h"
 
 #include "curl_dl.h"
@@ -58,7 +51,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define STATE_FILE       "firecracker-jail.json"
 #define API_WAIT_MS      10000
 #define JAILER_WAIT_MS   10000
 #define API_TIMEOUT_MS   30000L
@@ -67,12 +59,6 @@
 /* The jail's run/ tmpfs: the control disk (1 MiB + 8 KiB) and fifos. */
 #define JAIL_RUN_TMPFS_SIZE "8m"
 
-struct fd_copy {
-	int fd;              /* our duplicate of the drive's fd */
-	char path[PATH_MAX]; /* its copy inside the jail */
-	bool writable;
-};
-
 struct fc_priv {
 	bool jailed;
 	uid_t uid;
@@ -80,13 +66,12 @@ struct fc_priv {
 	char run_dir[PATH_MAX];
 	char jail_dir[PATH_MAX]; /* <base>/<exec name>/<id> */
 	char root[PATH_MAX];     /* jail_dir/root */
-	json_object *state;      /* what teardown undoes (also read by gc) */
+	struct cj_undo *undo;    /* the run record's log */
 	int sock_dirfd;          /* the directory holding the API socket */
 	char sock_name[32];      /* the socket's name in it */
 	char connect_path[64];   /* /proc/self/fd/N/<socket>, for messages */
 	pid_t vmm_pid;           /* the only process the API socket may belong to */
-	struct fd_copy copies[4];
-	size_t ncopies;
+	struct cj_layout lay;    /* root, uid, gid, undo log, fd-backed copies */
 	int log_fd, metrics_fd, stop_fd;
 	pthread_t thread;
 	bool thread_started;
@@ -104,86 +89,22 @@ static void sleep_ms(long ms)
 		;
 }
 
-static bool path_under(const char *path, const char *dir)
+/* ---- the undo entries of the jail --------------------------------------- */
+
+/* What the jail changed outside the run directory, in the run record
+ * before each change: "firecracker.jail" {chroot_base, exec_name, id} (its
+ * directory, with the mounts in it); the drives given to the jail user
+ * ("jail.owner") and the jailer's cgroups ("jail.cgroups") are the jail
+ * module's. */
+static int undo_jail(struct fc_priv *p, const char *chroot_base, const char *exec_name,
+                     const char *id, struct cj_err *err)
 {
-	size_t n = strlen(dir);
-	return strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == '\0');
-}
+	json_object *o = json_object_new_object();
 
-/* Copy [0, len) of in to out (len 0: until EOF of in). */
-static int copy_fd(int in, int out, off_t len, struct cj_err *err)
-{
-	char buf[65536];
-	off_t off = 0;
-
-	for (;;) {
-		size_t want = sizeof buf;
-		if (len && (off_t)want > len - off)
-			want = (size_t)(len - off);
-		if (len && want == 0)
-			return 0;
-		ssize_t n = pread(in, buf, want, off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return cj_fail(err, errno, "read");
-		if (n == 0)
-			return 0;
-		for (ssize_t done = 0; done < n;) {
-			ssize_t w = pwrite(out, buf + done, (size_t)(n - done), off + done);
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w <= 0)
-				return cj_fail(err, w < 0 ? errno : EIO, "write");
-			done += w;
-		}
-		off += n;
-	}
-}
-
-/* ---- the record of what the jail changed outside the run directory ------ */
-
-static int state_save(struct fc_priv *p, struct cj_err *err)
-{
-	char path[PATH_MAX + 32], tmp[PATH_MAX + 48];
-
-	snprintf(path, sizeof path, "%s/" STATE_FILE, p->run_dir);
-	snprintf(tmp, sizeof tmp, "%s.tmp", path);
-	if (json_object_to_file_ext(tmp, p->state, JSON_C_TO_STRING_PLAIN) < 0 ||
-	    rename(tmp, path) < 0) {
-		int e = errno;
-		unlink(tmp);
-		return cj_fail(err, e, "write %s", path);
-	}
-	return 0;
-}
-
-static int state_add_restore(struct fc_priv *p, const char *path, const struct stat *st,
-                             struct cj_err *err)
-{
-	json_object *arr, *o = json_object_new_object();
-
-	if (!json_object_object_get_ex(p->state, "restore", &arr) || !o ||
-	    json_object_object_add(o, "path", json_object_new_string(path)) ||
-	    json_object_object_add(o, "uid", json_object_new_int64(st->st_uid)) ||
-	    json_object_object_add(o, "gid", json_object_new_int64(st->st_gid)) ||
-	    json_object_object_add(o, "mode", json_object_new_int(st->st_mode & 07777))) {
-		json_object_put(o);
-		return cj_fail(err, ENOMEM, "jail record");
-	}
-	if (json_object_array_add(arr, o) < 0) {
-		json_object_put(o);
-		return cj_fail(err, ENOMEM, "jail record");
-	}
-	return state_save(p, err);
-}
-
-static const char *state_str(json_object *state, const char *key)
-{
-	json_object *v;
-	return json_object_object_get_ex(state, key, &v) && json_object_is_type(v, json_type_string)
-	           ? json_object_get_string(v)
-	           : NULL;
+	json_object_object_add(o, "chroot_base", json_object_new_string(chroot_base));
+	json_object_object_add(o, "exec_name", json_object_new_string(exec_name));
+	json_object_object_add(o, "id", json_object_new_string(id));
+	return cj_undo_push(p->undo, "firecracker.jail", o, err);
 }
 
 static bool valid_name(const char *s)
@@ -196,395 +117,36 @@ static bool valid_name(const char *s)
 	return true;
 }
 
-/* Octal escapes of /proc/self/mountinfo ("\040" for a space) decoded in place. */
-static void unescape_mount(char *s)
+/* The jail's directory from its entry, checked: the record is ours (a
+ * root-only run directory), but a damaged one must never turn into rm -rf
+ * of something else. */
+static bool jail_dir_of(json_object *entry, char *dir, size_t len)
 {
-	char *o = s;
-	for (; *s; s++) {
-		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
-		    s[3] >= '0' && s[3] <= '7') {
-			*o++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
-			s += 3;
-		} else {
-			*o++ = *s;
-		}
-	}
-	*o = '\0';
+	const char *base = cj_undo_str(entry, "chroot_base");
+	const char *exec_name = cj_undo_str(entry, "exec_name"), *id = cj_undo_str(entry, "id");
+
+	return base && base[0] == '/' && !strstr(base, "/..") && valid_name(exec_name) &&
+	       strstr(exec_name, "firecracker") && valid_name(id) &&
+	       (size_t)snprintf(dir, len, "%s/%s/%s", base, exec_name, id) < len;
 }
 
-/* Detach every mount at or below dir, deepest first. */
-static void unmount_under(const char *dir)
+int cj_firecracker_undo(json_object *entry, bool verbose)
 {
-	for (int round = 0; round < CJ_MAX_DRIVES + 16; round++) {
-		FILE *f = fopen("/proc/self/mountinfo", "re");
-		char *line = NULL, *best = NULL;
-		size_t cap = 0, bestlen = 0;
-
-		if (!f)
-			return;
-		while (getline(&line, &cap, f) > 0) {
-			char *save = NULL, *mp = NULL;
-			int field = 0;
-			for (char *t = strtok_r(line, " ", &save); t;
-			     t = strtok_r(NULL, " ", &save))
-				if (++field == 5) {
-					mp = t;
-					break;
-				}
-			if (!mp)
-				continue;
-			unescape_mount(mp);
-			if (path_under(mp, dir) && strlen(mp) > bestlen) {
-				char *copy = strdup(mp);
-				if (!copy)
-					continue;
-				free(best);
-				best = copy;
-				bestlen = strlen(mp);
-			}
-		}
-		free(line);
-		fclose(f);
-		if (!best)
-			return;
-		int r = umount2(best, MNT_DETACH | UMOUNT_NOFOLLOW);
-		free(best);
-		if (r < 0)
-			return;
-	}
-}
-
-/* The jailer's cgroups for the run, those that exist: v2
- * <mount>/<parent>/<id>, v1 <mount>/<controller>/<parent>/<id>, the parent
- * being the exec file's name (the jailer's default). A controller mounted
- * under two names (cpu -> cpu,cpuacct) may appear twice. */
-#define JAIL_CGROUPS_MAX 24
-static size_t jail_cgroups(const char *exec_name, const char *id, char (*dirs)[PATH_MAX])
-{
-	char path[PATH_MAX];
-	DIR *d;
-	struct dirent *de;
-	size_t n = 0;
-
-	snprintf(path, sizeof path, "/sys/fs/cgroup/%s/%s", exec_name, id);
-	if (access(path, F_OK) == 0)
-		snprintf(dirs[n++], PATH_MAX, "%s", path);
-	if (!(d = opendir("/sys/fs/cgroup")))
-		return n;
-	while ((de = readdir(d)) && n < JAIL_CGROUPS_MAX) {
-		if (de->d_name[0] == '.')
-			continue;
-		if ((size_t)snprintf(path, sizeof path, "/sys/fs/cgroup/%s/%s/%s", de->d_name,
-		                     exec_name, id) < sizeof path &&
-		    access(path, F_OK) == 0)
-			snprintf(dirs[n++], PATH_MAX, "%s", path);
-	}
-	closedir(d);
-	return n;
-}
-
-/* Every process of the VM, through its cgroups, wherever it was
- * reparented to: a jailed Firecracker has no parent-death signal (the
- * jailer's uid switch cleared it) and outlives a runtime that died, or
- * that gave up on a start the jailer had already carried out. -1 when a
- * process is still there after the usual wait. */
-static int kill_jailed(const char *exec_name, const char *id)
-{
-	char dirs[JAIL_CGROUPS_MAX][PATH_MAX];
-	size_t n = jail_cgroups(exec_name, id, dirs);
-	uint64_t deadline = cj_cgroup_kill_deadline();
-	int r = 0;
-
-	for (size_t i = 0; i < n; i++)
-		if (cj_cgroup_kill(dirs[i], deadline) < 0)
-			r = -1;
-	return r;
-}
-
-static void remove_cgroups(const char *exec_name, const char *id)
-{
-	char dirs[JAIL_CGROUPS_MAX][PATH_MAX];
-	size_t n = jail_cgroups(exec_name, id, dirs);
-
-	/* Missing ones (no limits, another version, the other name of a
-	 * controller) are fine; the parent stays for other VMs. */
-	for (size_t i = 0; i < n; i++)
-		if (rmdir(dirs[i]) < 0 && errno != ENOENT)
-			fprintf(stderr, "ctr-jailer: remove cgroup %s: %s\n", dirs[i],
-			        strerror(errno));
-}
-
-/* The record's names, checked: it is ours (root-only run directory), but
- * a damaged one must never turn into rm -rf of something else. */
-static bool state_names(json_object *state, const char **base, const char **exec_name,
-                        const char **id)
-{
-	*base = state_str(state, "chroot_base");
-	*exec_name = state_str(state, "exec_name");
-	*id = state_str(state, "id");
-	return *base && (*base)[0] == '/' && valid_name(*exec_name) &&
-	       strstr(*exec_name, "firecracker") && valid_name(*id);
-}
-
-static void restore_owners(json_object *state)
-{
-	json_object *arr;
-
-	if (!json_object_object_get_ex(state, "restore", &arr) ||
-	    !json_object_is_type(arr, json_type_array))
-		return;
-	for (size_t i = 0; i < json_object_array_length(arr); i++) {
-		json_object *o = json_object_array_get_idx(arr, i), *v;
-		const char *path = state_str(o, "path");
-		uid_t uid;
-		gid_t gid;
-		mode_t mode;
-		if (!path || !json_object_object_get_ex(o, "uid", &v))
-			continue;
-		uid = (uid_t)json_object_get_int64(v);
-		if (!json_object_object_get_ex(o, "gid", &v))
-			continue;
-		gid = (gid_t)json_object_get_int64(v);
-		if (!json_object_object_get_ex(o, "mode", &v))
-			continue;
-		mode = (mode_t)json_object_get_int(v) & 07777;
-		/* chown first: it clears set-id bits, which chmod puts back */
-		if (chown(path, uid, gid) < 0 || chmod(path, mode) < 0)
-			fprintf(stderr, "ctr-jailer: restore the owner of %s: %s\n", path,
-			        strerror(errno));
-	}
-}
-
-/* Undo the jail described by state: shared by teardown and gc. First the
- * VM's processes go; when one does not end in time and keep_if_busy (gc),
- * nothing is undone and -1 returned: the record stays for a later gc, and
- * the run directory, which holds the uid, with it. */
-static int jail_teardown(json_object *state, bool keep_if_busy)
-{
-	const char *base, *exec_name, *id;
+	const char *kind = cj_undo_str(entry, "kind");
 	char dir[PATH_MAX];
 
-	if (!state_names(state, &base, &exec_name, &id))
+	if (!kind || strcmp(kind, "firecracker.jail") != 0 || !jail_dir_of(entry, dir, sizeof dir))
 		return 0;
-	if ((size_t)snprintf(dir, sizeof dir, "%s/%s/%s", base, exec_name, id) >= sizeof dir)
-		return 0;
-	if (kill_jailed(exec_name, id) < 0) {
-		fprintf(stderr, "ctr-jailer: a process of Firecracker's jail %s does not end%s\n",
-		        id, keep_if_busy ? ": the run stays for the next gc" : "");
-		if (keep_if_busy)
-			return -1;
+	cj_unmount_under(dir);
+	if (cj_rm_rf(dir) < 0) {
+		if (verbose)
+			cj_notice("warning: remove the jail %s: %s", dir, strerror(errno));
+		return -1;
 	}
-	unmount_under(dir);
-	restore_owners(state);
-	if (cj_rm_rf(dir) < 0)
-		fprintf(stderr, "ctr-jailer: remove the jail %s: %s\n", dir, strerror(errno));
-	remove_cgroups(exec_name, id);
 	return 0;
-}
-
-static json_object *state_load(const char *run_dir)
-{
-	char path[PATH_MAX + 32];
-	json_object *state;
-
-	snprintf(path, sizeof path, "%s/" STATE_FILE, run_dir);
-	if (access(path, F_OK) < 0)
-		return NULL;
-	if (!(state = json_object_from_file(path)))
-		fprintf(stderr, "ctr-jailer: unreadable jail record %s\n", path);
-	return state;
-}
-
-int cj_firecracker_kill(const char *run_dir)
-{
-	const char *base, *exec_name, *id;
-	json_object *state = state_load(run_dir);
-	int r = 0;
-
-	if (state && state_names(state, &base, &exec_name, &id))
-		r = kill_jailed(exec_name, id);
-	json_object_put(state);
-	return r;
-}
-
-int cj_firecracker_gc(const char *run_dir)
-{
-	char path[PATH_MAX + 32];
-	json_object *state = state_load(run_dir);
-	int r;
-
-	if (!state)
-		return 0;
-	r = jail_teardown(state, true);
-	json_object_put(state);
-	snprintf(path, sizeof path, "%s/" STATE_FILE, run_dir);
-	if (r == 0)
-		unlink(path);
-	return r;
 }
 
 /* ---- building the jail --------------------------------------------------- */
-
-static bool readable_by(const struct stat *st, uid_t uid, gid_t gid)
-{
-	if (st->st_uid == uid)
-		return st->st_mode & S_IRUSR;
-	if (st->st_gid == gid)
-		return st->st_mode & S_IRGRP;
-	return st->st_mode & S_IROTH;
-}
-
-static int bind_file(const char *src, const char *dst, bool ro, struct cj_err *err)
-{
-	int fd = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-
-	if (fd < 0)
-		return cj_fail(err, errno, "create %s", dst);
-	close(fd);
-	if (mount(src, dst, NULL, MS_BIND, NULL) < 0)
-		return cj_fail(err, errno, "bind %s into the jail", src);
-	if (ro &&
-	    mount(NULL, dst, NULL,
-	          MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
-		return cj_fail(err, errno, "make %s read-only in the jail", dst);
-	return 0;
-}
-
-/* A read-only file the VMM's uid cannot read (a volume: root's, 0600).
- * Other runs may attach the same volume read-only at the same time (they
- * share its lock), each with a uid of its own, so the host file's owner
- * is never changed: the jail gets an idmapped, read-only mount of it in
- * which its owner appears as this VM's uid. The host file keeps its owner
- * and mode, every VM sharing it keeps its access, and a SIGKILLed run
- * leaves nothing to restore but the mount, which gc removes with the
- * jail. The file is opened once: what is checked is what is mounted. */
-static int place_idmapped(const struct fc_priv *p, const char *host, const char *dst,
-                          struct cj_err *err)
-{
-	struct stat st;
-	int fd, tree;
-
-	fd = open(host, O_PATH | O_CLOEXEC);
-	if (fd < 0)
-		return cj_fail(err, errno, "%s", host);
-	if (fstat(fd, &st) < 0) {
-		int e = errno;
-		close(fd);
-		return cj_fail(err, e, "%s", host);
-	}
-	if (!(st.st_mode & S_IRUSR)) {
-		close(fd);
-		return cj_fail(err, 0, "%s is not readable even by its owner: chmod u+r it", host);
-	}
-	tree = cj_idmap_tree(
-	    fd, &st, p->uid, p->gid,
-	    MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, err);
-	close(fd);
-	if (tree < 0 && err->errnum == EINVAL)
-		return cj_fail(err, 0,
-		               "%s is on a filesystem without idmapped mounts, which a read-only "
-		               "drive that the VMM's uid cannot read needs: keep it on ext4, xfs, "
-		               "btrfs or tmpfs, or attach it read-write",
-		               host);
-	if (tree < 0)
-		return cj_err_wrap(err, "give the VMM read access to %s", host);
-	fd = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0 || close(fd) < 0 ||
-	    move_mount(tree, "", AT_FDCWD, dst, MOVE_MOUNT_F_EMPTY_PATH) < 0) {
-		int e = errno;
-		close(tree);
-		return cj_fail(err, e, "mount %s into the jail", host);
-	}
-	close(tree);
-	return 0;
-}
-
-/* Make host file `host` visible in the jail as `rel`; see the top comment. */
-static int place_file(struct fc_priv *p, const char *host, const char *rel, bool ro,
-                      struct cj_err *err)
-{
-	char dst[PATH_MAX];
-	struct stat st;
-
-	if ((size_t)snprintf(dst, sizeof dst, "%s/%s", p->root, rel) >= sizeof dst)
-		return cj_fail(err, ENAMETOOLONG, "jail path for %s", host);
-	if (stat(host, &st) < 0)
-		return cj_fail(err, errno, "%s", host);
-	if (S_ISBLK(st.st_mode)) {
-		/* A node of its own: the host's /dev entry keeps its owner. Read-only:
-		 * root-owned, group-readable, so the VMM can neither write nor chmod. */
-		mode_t mode = ro ? 0440 : 0600;
-		if (mknod(dst, S_IFBLK | mode, st.st_rdev) < 0 ||
-		    chown(dst, ro ? 0 : p->uid, p->gid) < 0 || chmod(dst, mode) < 0)
-			return cj_fail(err, errno, "create %s in the jail", dst);
-		return 0;
-	}
-	if (!S_ISREG(st.st_mode))
-		return cj_fail(err, 0, "%s is neither a regular file nor a block device", host);
-	if (ro && readable_by(&st, p->uid, p->gid)) {
-		if (linkat(AT_FDCWD, host, AT_FDCWD, dst, AT_SYMLINK_FOLLOW) == 0)
-			return 0;
-		if (errno != EXDEV)
-			return cj_fail(err, errno, "link %s into the jail", host);
-		return bind_file(host, dst, true, err);
-	}
-	if (ro)
-		return place_idmapped(p, host, dst, err);
-	/* Writable: this run holds the volume's exclusive lock, so no other
-	 * run uses the file until teardown (or gc) has restored its owner,
-	 * recorded before it changes. */
-	mode_t want = (st.st_mode & 07777) | S_IRUSR | S_IWUSR;
-	if (st.st_uid != p->uid || st.st_gid != p->gid || (st.st_mode & 07777) != want) {
-		if (state_add_restore(p, host, &st, err) < 0)
-			return -1;
-		if (chown(host, p->uid, p->gid) < 0 || chmod(host, want) < 0)
-			return cj_fail(err, errno, "give %s to the jail user", host);
-	}
-	if (linkat(AT_FDCWD, host, AT_FDCWD, dst, AT_SYMLINK_FOLLOW) == 0)
-		return 0;
-	if (errno != EXDEV)
-		return cj_fail(err, errno, "link %s into the jail", host);
-	return bind_file(host, dst, false, err);
-}
-
-/* A drive backed by one of our fds (the control disk, a memfd, given as
- * /proc/self/fd/N): the jailer closes every inherited fd, and inside the
- * chroot /proc/self/fd/N would name nothing, so it cannot be passed
- * through. It is copied into the jail's run/ tmpfs instead: the guest's
- * configuration (secrets included) still never reaches persistent storage,
- * and collect() copies what the guest wrote (its status) back into the fd
- * once the VM has ended. */
-static int place_fd_drive(struct fc_priv *p, int fd, const char *rel, bool writable,
-                          struct cj_err *err)
-{
-	struct fd_copy *c;
-	int out;
-
-	if (p->ncopies >= sizeof p->copies / sizeof p->copies[0])
-		return cj_fail(err, E2BIG, "too many fd-backed drives");
-	c = &p->copies[p->ncopies];
-	if ((size_t)snprintf(c->path, sizeof c->path, "%s/%s", p->root, rel) >= sizeof c->path)
-		return cj_fail(err, ENAMETOOLONG, "jail path");
-	out = open(c->path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (out < 0)
-		return cj_fail(err, errno, "create %s", c->path);
-	if (fchown(out, p->uid, p->gid) < 0) {
-		close(out);
-		return cj_fail(err, errno, "chown %s", c->path);
-	}
-	if (copy_fd(fd, out, 0, err) < 0) {
-		close(out);
-		return cj_err_wrap(err, "copy the control disk into the jail");
-	}
-	if (close(out) < 0)
-		return cj_fail(err, errno, "write %s", c->path);
-	c->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-	if (c->fd < 0)
-		return cj_fail(err, errno, "dup");
-	c->writable = writable;
-	p->ncopies++;
-	return 0;
-}
 
 static int make_fifo(const char *path, const struct fc_priv *p, int *fd, struct cj_err *err)
 {
@@ -597,20 +159,6 @@ static int make_fifo(const char *path, const struct fc_priv *p, int *fd, struct 
 	if (*fd < 0)
 		return cj_fail(err, errno, "open %s", path);
 	return 0;
-}
-
-static int fd_of_proc_path(const char *path)
-{
-	char *end;
-	long n;
-
-	if (strncmp(path, "/proc/self/fd/", 14) != 0)
-		return -1;
-	errno = 0;
-	n = strtol(path + 14, &end, 10);
-	if (errno || *end || end == path + 14 || n < 0 || n > 1 << 20)
-		return -1;
-	return (int)n;
 }
 
 /* Canonical path of the firecracker binary and its file name (the jailer
@@ -646,58 +194,38 @@ struct spawn {
 	int stderr_fd;  /* -1: /dev/null */
 };
 
-/* Fork and exec s->argv[0] (an absolute path) with cj_vmm_envp (empty):
- * neither the jailer (which clears it anyway) nor Firecracker needs one,
- * and ctr-jailer's environment carries the workload's variables. */
-static pid_t spawn(const struct spawn *s, struct cj_err *err)
+static int enter_netns_cwd(void *ctx, const char **what)
 {
-	int errpipe[2], child_errno = 0;
-	ssize_t r;
-	pid_t pid;
+	const struct spawn *s = ctx;
 
-	if (pipe2(errpipe, O_CLOEXEC) < 0)
-		return cj_fail(err, errno, "pipe");
-	pid = fork();
-	if (pid < 0) {
-		close(errpipe[0]);
-		close(errpipe[1]);
-		return cj_fail(err, errno, "fork");
-	}
-	if (pid == 0) {
-		/* Own session (no terminal of the caller: the jailer and
-		 * Firecracker inherit it) and death with ctr-jailer. The jailer's
-		 * uid switch clears the latter for Firecracker itself: there the
-		 * run's "vmm" record and gc take over. Firecracker's serial, the
-		 * guest console, is its stdout. */
-		if (cj_vmm_child_setup(s->console_fd, s->stderr_fd) < 0)
-			goto fail;
-		if (close_range(3, ~0u, CLOSE_RANGE_CLOEXEC) < 0)
-			goto fail;
-		for (size_t i = 0; i < s->nkeep; i++)
-			if (fcntl(s->keep[i], F_SETFD, 0) < 0)
-				goto fail;
-		if (s->netns_fd >= 0 && setns(s->netns_fd, CLONE_NEWNET) < 0)
-			goto fail;
-		if (s->cwd_fd >= 0 && fchdir(s->cwd_fd) < 0)
-			goto fail;
-		execve(s->argv[0], s->argv, cj_vmm_envp);
-	fail:
-		child_errno = errno;
-		if (write(errpipe[1], &child_errno, sizeof child_errno) < 0)
-			_exit(127);
-		_exit(127);
-	}
-	close(errpipe[1]);
-	do
-		r = read(errpipe[0], &child_errno, sizeof child_errno);
-	while (r < 0 && errno == EINTR);
-	close(errpipe[0]);
-	if (r == (ssize_t)sizeof child_errno) {
-		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-			;
-		return cj_fail(err, child_errno, "start %s", s->argv[0]);
-	}
-	return pid;
+	*what = "join the network namespace";
+	if (s->netns_fd >= 0 && setns(s->netns_fd, CLONE_NEWNET) < 0)
+		return -1;
+	*what = "change directory";
+	return s->cwd_fd >= 0 ? fchdir(s->cwd_fd) : 0;
+}
+
+/* Start s->argv[0] (an absolute path) with cj_vmm_envp (empty): neither
+ * the jailer (which clears it anyway) nor Firecracker needs one, and
+ * ctr-jailer's environment carries the workload's variables. Its own
+ * session (no terminal of the caller: the jailer and Firecracker inherit
+ * it) and death with ctr-jailer; the jailer's uid switch clears the latter
+ * for Firecracker itself: there the run's "vmm" record and gc take over.
+ * Firecracker's serial, the guest console, is its stdout. */
+static pid_t spawn(struct spawn *s, struct cj_err *err)
+{
+	struct cj_spawn sp = {.path = s->argv[0],
+	                      .argv = s->argv,
+	                      .envp = cj_vmm_envp,
+	                      .stdin_fd = -1,
+	                      .stdout_fd = s->console_fd,
+	                      .stderr_fd = s->stderr_fd,
+	                      .keep = s->keep,
+	                      .nkeep = s->nkeep,
+	                      .new_session = true,
+	                      .pre_exec = enter_netns_cwd,
+	                      .ctx = s};
+	return cj_spawn(&sp, NULL, err);
 }
 
 static void kill_and_reap(pid_t pid)
@@ -898,6 +426,70 @@ static int check_api_peer(void *ud, char *primary_ip, char *local_ip, int primar
 	return as->refused ? CURL_PREREQFUNC_ABORT : CURL_PREREQFUNC_OK;
 }
 
+/* The request's options: the API socket (checked before use), the URL,
+ * no proxy, timeouts, headers, where the answer goes, the body. */
+static CURLcode api_setopts(CURL *c, struct api_socket *as, const char *sock_path, const char *url,
+                            struct curl_slist *hdr, char *errbuf, struct reply *rep,
+                            json_object *body)
+{
+	CURLcode rc = CURLE_OK;
+
+	rc |= curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, sock_path);
+	rc |= curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, open_api_socket);
+	rc |= curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, as);
+	rc |= curl_easy_setopt(c, CURLOPT_PREREQFUNCTION, check_api_peer);
+	rc |= curl_easy_setopt(c, CURLOPT_PREREQDATA, as);
+	rc |= curl_easy_setopt(c, CURLOPT_URL, url);
+	rc |= curl_easy_setopt(c, CURLOPT_PROXY, ""); /* never a proxy from the environment */
+	rc |= curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	rc |= curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+	rc |= curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, API_TIMEOUT_MS);
+	rc |= curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
+	rc |= curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+	rc |= curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+	rc |= curl_easy_setopt(c, CURLOPT_WRITEDATA, rep);
+	if (body) {
+		const char *s = json_object_to_json_string_ext(
+		    body, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+		rc |= curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, "PUT");
+		rc |= curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(s));
+		rc |= curl_easy_setopt(c, CURLOPT_COPYPOSTFIELDS, s);
+	} else {
+		rc |= curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+	}
+	return rc;
+}
+
+/* The answer: 2xx (its JSON into *reply when asked), else the refusal in
+ * Firecracker's words (its fault_message). */
+static int api_answer(long status, const struct reply *rep, const char *method, const char *path,
+                      json_object *body, json_object **reply, struct cj_err *err)
+{
+	json_object *o = rep->data ? json_tokener_parse(rep->data) : NULL, *fm, *act;
+	char fault[512] = "", what[160];
+
+	if (status >= 200 && status < 300) {
+		if (reply && !o)
+			return cj_fail(err, 0, "Firecracker API %s %s: the answer is not JSON",
+			               method, path);
+		if (reply)
+			*reply = o;
+		else
+			json_object_put(o);
+		return 0;
+	}
+	if (o && json_object_object_get_ex(o, "fault_message", &fm))
+		cj_fc_sanitize(json_object_get_string(fm), fault, sizeof fault);
+	else
+		cj_fc_sanitize(rep->data ? rep->data : "(no explanation)", fault, sizeof fault);
+	json_object_put(o);
+	describe_call(path, what, sizeof what);
+	if (strcmp(path, "/actions") == 0 && json_object_object_get_ex(body, "action_type", &act))
+		snprintf(what, sizeof what, "the action %s", json_object_get_string(act));
+	return cj_fail(err, 0, "Firecracker refused %s (%s %s, HTTP %ld): %s", what, method, path,
+	               status, fault);
+}
+
 /* One request. body (PUT) or NULL (GET); *reply gets the parsed answer when
  * reply != NULL. A 4xx/5xx answer's fault_message becomes the error. */
 static int api_call(const struct fc_priv *p, const char *path, json_object *body,
@@ -907,11 +499,12 @@ static int api_call(const struct fc_priv *p, const char *path, json_object *body
 	char url[256], errbuf[CURL_ERROR_SIZE] = "";
 	struct curl_slist *hdr = NULL, *h;
 	struct reply rep = {0};
-	CURLcode rc = CURLE_OK;
+	CURLcode rc;
 	struct api_socket as = {.p = p, .fd = -1};
 	char sock_path[64];
 	long status = 0;
-	int r = -1, path_fd;
+	int r = -1;
+	cj_autoclose int path_fd = -1;
 	CURL *c;
 
 	if (reply)
@@ -919,11 +512,8 @@ static int api_call(const struct fc_priv *p, const char *path, json_object *body
 	if ((path_fd = api_socket_open(p, err)) < 0)
 		return cj_err_wrap(err, "Firecracker API %s %s", method, path);
 	snprintf(sock_path, sizeof sock_path, "/proc/self/fd/%d", path_fd);
-	c = curl_easy_init();
-	if (!c) {
-		close(path_fd);
+	if (!(c = curl_easy_init()))
 		return cj_fail(err, ENOMEM, "Firecracker API client");
-	}
 	snprintf(url, sizeof url, "http://localhost%s", path);
 	const char *headers[] = {"Accept: application/json", "Content-Type: application/json",
 	                         "Expect:"};
@@ -934,29 +524,7 @@ static int api_call(const struct fc_priv *p, const char *path, json_object *body
 		}
 		hdr = h;
 	}
-	rc |= curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, sock_path);
-	rc |= curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, open_api_socket);
-	rc |= curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, &as);
-	rc |= curl_easy_setopt(c, CURLOPT_PREREQFUNCTION, check_api_peer);
-	rc |= curl_easy_setopt(c, CURLOPT_PREREQDATA, &as);
-	rc |= curl_easy_setopt(c, CURLOPT_URL, url);
-	rc |= curl_easy_setopt(c, CURLOPT_PROXY, ""); /* never a proxy from the environment */
-	rc |= curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	rc |= curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
-	rc |= curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, API_TIMEOUT_MS);
-	rc |= curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
-	rc |= curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-	rc |= curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-	rc |= curl_easy_setopt(c, CURLOPT_WRITEDATA, &rep);
-	if (body) {
-		const char *s = json_object_to_json_string_ext(
-		    body, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-		rc |= curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-		rc |= curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(s));
-		rc |= curl_easy_setopt(c, CURLOPT_COPYPOSTFIELDS, s);
-	} else {
-		rc |= curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
-	}
+	rc = api_setopts(c, &as, sock_path, url, hdr, errbuf, &rep, body);
 	if (rc != CURLE_OK) {
 		cj_fail(err, 0, "Firecracker API client: %s", curl_easy_strerror(rc));
 		goto out;
@@ -965,47 +533,17 @@ static int api_call(const struct fc_priv *p, const char *path, json_object *body
 	if (rc != CURLE_OK && as.refused) {
 		*err = as.err;
 		cj_err_wrap(err, "Firecracker API %s %s", method, path);
-		goto out;
-	}
-	if (rc != CURLE_OK) {
+	} else if (rc != CURLE_OK) {
 		cj_fail(err, 0, "Firecracker API %s %s: %s", method, path,
 		        errbuf[0] ? errbuf : curl_easy_strerror(rc));
-		goto out;
+	} else {
+		if (curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK)
+			status = 0;
+		r = api_answer(status, &rep, method, path, body, reply, err);
 	}
-	if (curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK)
-		status = 0;
-	json_object *o = rep.data ? json_tokener_parse(rep.data) : NULL;
-	if (status >= 200 && status < 300) {
-		if (reply && !o) {
-			cj_fail(err, 0, "Firecracker API %s %s: the answer is not JSON", method,
-			        path);
-			goto out;
-		}
-		if (reply) {
-			*reply = o;
-			o = NULL;
-		}
-		json_object_put(o);
-		r = 0;
-		goto out;
-	}
-	char fault[512] = "", what[160];
-	json_object *fm;
-	if (o && json_object_object_get_ex(o, "fault_message", &fm))
-		cj_fc_sanitize(json_object_get_string(fm), fault, sizeof fault);
-	else
-		cj_fc_sanitize(rep.data ? rep.data : "(no explanation)", fault, sizeof fault);
-	json_object_put(o);
-	describe_call(path, what, sizeof what);
-	json_object *act;
-	if (strcmp(path, "/actions") == 0 && json_object_object_get_ex(body, "action_type", &act))
-		snprintf(what, sizeof what, "the action %s", json_object_get_string(act));
-	cj_fail(err, 0, "Firecracker refused %s (%s %s, HTTP %ld): %s", what, method, path, status,
-	        fault);
 out:
 	curl_slist_free_all(hdr);
 	curl_easy_cleanup(c);
-	close(path_fd);
 	free(rep.data);
 	return r;
 }
@@ -1057,8 +595,9 @@ static void emit_log_line(const char *s, size_t n)
 	memcpy(line, s, n);
 	line[n] = '\0';
 	cj_fc_sanitize(line, clean, sizeof clean);
-	if (clean[0])
-		fprintf(stderr, "firecracker: %s\n", clean);
+	/* relayed, like the VMM's stderr (run.c), not a notice of ours */
+	if (clean[0] && dprintf(STDERR_FILENO, "firecracker: %s\n", clean) < 0)
+		return; /* stderr gone: nowhere to say it */
 }
 
 static void drain_log(int fd, struct linebuf *lb)
@@ -1199,16 +738,8 @@ static int build_jail(struct fc_priv *p, const struct cj_vm_config *cfg, const c
 {
 	char dir[PATH_MAX], run[PATH_MAX + 8], opts[128];
 
-	p->state = json_object_new_object();
-	if (!p->state ||
-	    json_object_object_add(p->state, "chroot_base",
-	                           json_object_new_string(cfg->jail.chroot_base)) ||
-	    json_object_object_add(p->state, "exec_name", json_object_new_string(exec_name)) ||
-	    json_object_object_add(p->state, "id", json_object_new_string(cfg->id)) ||
-	    json_object_object_add(p->state, "restore", json_object_new_array()))
-		return cj_fail(err, ENOMEM, "jail record");
 	/* Recorded before anything exists: a crash from here on is gc's. */
-	if (state_save(p, err) < 0)
+	if (undo_jail(p, cfg->jail.chroot_base, exec_name, cfg->id, err) < 0)
 		return -1;
 	if (cj_mkdir_p(cfg->jail.chroot_base, 0755, err) < 0)
 		return cj_err_wrap(err, "jail base directory");
@@ -1223,6 +754,7 @@ static int build_jail(struct fc_priv *p, const struct cj_vm_config *cfg, const c
 		return cj_fail(err, errno, "create the jail %s", p->jail_dir);
 	if (mkdir(p->root, 0700) < 0)
 		return cj_fail(err, errno, "create %s", p->root);
+	memcpy(p->lay.root, p->root, sizeof p->lay.root);
 	snprintf(run, sizeof run, "%s/run", p->root);
 	snprintf(opts, sizeof opts, "mode=0700,uid=%u,gid=%u,size=" JAIL_RUN_TMPFS_SIZE,
 	         (unsigned)p->uid, (unsigned)p->gid);
@@ -1230,49 +762,27 @@ static int build_jail(struct fc_priv *p, const struct cj_vm_config *cfg, const c
 	    mount("ctr-jailer", run, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, opts) < 0)
 		return cj_fail(err, errno, "mount a tmpfs on %s", run);
 
-	if (place_file(p, cfg->kernel, "vmlinux", true, err) < 0)
-		return cj_err_wrap(err, "kernel");
-	paths->kernel = "vmlinux";
-	if (cfg->initramfs) {
-		if (place_file(p, cfg->initramfs, "initrd.cpio", true, err) < 0)
-			return cj_err_wrap(err, "initramfs");
-		paths->initrd = "initrd.cpio";
-	}
-	for (size_t i = 0; i < cfg->ndrives; i++) {
-		const struct cj_drive *d = &cfg->drives[i];
-		int fd = fd_of_proc_path(d->path);
-		if (!valid_name(d->id) || strlen(d->id) > 48)
-			return cj_fail(err, 0, "drive id '%s' cannot name a file", d->id);
-		if (fd >= 0) {
-			snprintf(names[i], 64, "run/%s.img", d->id);
-			if (place_fd_drive(p, fd, names[i], !d->read_only, err) < 0)
-				return cj_err_wrap(err, "drive %s", d->id);
-		} else {
-			snprintf(names[i], 64, "%s.img", d->id);
-			if (place_file(p, d->path, names[i], d->read_only, err) < 0)
-				return cj_err_wrap(err, "drive %s", d->id);
+	/* the plan's files: the kernel, the initramfs, then the drives in order */
+	for (size_t i = 0, k = 0; i < cfg->jail.nfiles; i++) {
+		const struct cj_jail_file *f = &cfg->jail.files[i];
+		if (f->kind != CJ_JAIL_DRIVE) {
+			const char *rel = f->kind == CJ_JAIL_KERNEL ? "vmlinux" : "initrd.cpio";
+			if (cj_layout_place_file(&p->lay, f->host, rel, !f->writable, err) < 0)
+				return cj_err_wrap(err, "%s", f->name);
+			*(f->kind == CJ_JAIL_KERNEL ? &paths->kernel : &paths->initrd) = rel;
+			continue;
 		}
-		paths->drives[i] = names[i];
+		if (!valid_name(f->name) || strlen(f->name) > 48)
+			return cj_fail(err, 0, "drive id '%s' cannot name a file", f->name);
+		snprintf(names[k], 64, f->fd >= 0 ? "run/%s.img" : "%s.img", f->name);
+		if ((f->fd >= 0
+		         ? cj_layout_place_fd(&p->lay, f->fd, names[k], f->writable, err)
+		         : cj_layout_place_file(&p->lay, f->host, names[k], !f->writable, err)) < 0)
+			return cj_err_wrap(err, "drive %s", f->name);
+		paths->drives[k] = names[k];
+		k++;
 	}
 	return 0;
-}
-
-/* The largest file the VMM legitimately writes: its largest writable
- * drive. As the jailer's fsize limit it bounds every file a compromised VMM
- * could grow (say, in the jail directory it owns). */
-static uint64_t largest_writable(const struct cj_vm_config *cfg)
-{
-	uint64_t max = 0;
-
-	for (size_t i = 0; i < cfg->ndrives; i++) {
-		struct stat st;
-		if (cfg->drives[i].read_only || stat(cfg->drives[i].path, &st) < 0 ||
-		    !S_ISREG(st.st_mode))
-			continue;
-		if ((uint64_t)st.st_size > max)
-			max = (uint64_t)st.st_size;
-	}
-	return max;
 }
 
 static int start_jailed(struct cj_vmm *vmm, struct fc_priv *p, const struct cj_vm_config *cfg,
@@ -1289,7 +799,7 @@ static int start_jailed(struct cj_vmm *vmm, struct fc_priv *p, const struct cj_v
 	    .cgroup_version = cj_cgroup_version(),
 	    .netns = cfg->jail.netns,
 	    .limits = &cfg->jail.limits,
-	    .fsize = largest_writable(cfg),
+	    .fsize = cfg->jail.fsize_limit,
 	};
 	struct spawn s = {.netns_fd = -1,
 	                  .cwd_fd = -1,
@@ -1311,6 +821,11 @@ static int start_jailed(struct cj_vmm *vmm, struct fc_priv *p, const struct cj_v
 		return cj_fail(err, errno, "PR_SET_CHILD_SUBREAPER");
 	}
 	p->subreaper = true;
+	/* the jailer makes the VM's cgroups: recorded before it runs */
+	if (cj_jail_undo_cgroups(p->undo, exec_name, cfg->id, err) < 0) {
+		cj_fc_argv_free(argv);
+		return -1;
+	}
 	s.argv = argv;
 	jailer = spawn(&s, err);
 	cj_fc_argv_free(argv);
@@ -1362,9 +877,8 @@ fail:
 	/* The jailer may have started Firecracker before it failed, or the pid
 	 * it left may not lead to it: whatever it started is in the VM's
 	 * cgroups, and killed there, never left running as the VM's uid. */
-	if (kill_jailed(exec_name, cfg->id) < 0)
-		fprintf(stderr, "ctr-jailer: a process of Firecracker's jail %s does not end\n",
-		        cfg->id);
+	if (cj_cgroups_kill_named(exec_name, cfg->id) < 0)
+		cj_notice("warning: a process of Firecracker's jail %s does not end", cfg->id);
 	reap_reparented(pidfile);
 	return -1;
 }
@@ -1374,9 +888,14 @@ static int start_unjailed(struct cj_vmm *vmm, struct fc_priv *p, const struct cj
 {
 	char *argv[] = {(char *)real, "--api-sock",    "firecracker.sock",
 	                "--id",       (char *)cfg->id, NULL};
+	int keep[CJ_MAX_DRIVES];
+	size_t nkeep = 0;
+	for (size_t i = 0; i < cfg->ndrives; i++)
+		if (cfg->drives[i].fd >= 0)
+			keep[nkeep++] = cfg->drives[i].fd;
 	struct spawn s = {.argv = argv,
-	                  .keep = cfg->keep_fds,
-	                  .nkeep = cfg->nkeep_fds,
+	                  .keep = keep,
+	                  .nkeep = nkeep,
 	                  .netns_fd = -1,
 	                  .cwd_fd = p->sock_dirfd,
 	                  .console_fd = cfg->has_console_fd ? cfg->console_fd : -1,
@@ -1440,8 +959,9 @@ static int fc_start(struct cj_vmm *vmm, const struct cj_vm_config *cfg, struct c
 	priv_init(p);
 	vmm->priv = p;
 	p->jailed = cfg->jail.enabled;
-	p->uid = cfg->jail.uid;
-	p->gid = cfg->jail.gid;
+	p->undo = p->lay.undo = cfg->undo;
+	p->uid = p->lay.uid = cfg->jail.uid;
+	p->gid = p->lay.gid = cfg->jail.gid;
 	snprintf(p->run_dir, sizeof p->run_dir, "%s", cfg->run_dir);
 	snprintf(p->metrics_out, sizeof p->metrics_out, "%s/metrics.json", cfg->run_dir);
 	if (!cfg->id || !valid_name(cfg->id))
@@ -1454,8 +974,8 @@ static int fc_start(struct cj_vmm *vmm, const struct cj_vm_config *cfg, struct c
 		return cj_fail(err, 0,
 		               "the jailed Firecracker has no network namespace of its own");
 	if (cfg->cpus > CJ_FC_MAX_VCPUS)
-		fprintf(stderr, "ctr-jailer: Firecracker runs at most %u vCPUs; using %u\n",
-		        CJ_FC_MAX_VCPUS, CJ_FC_MAX_VCPUS);
+		cj_notice("Firecracker runs at most %u vCPUs; using %u", CJ_FC_MAX_VCPUS,
+		          CJ_FC_MAX_VCPUS);
 	if (cj_curl_load(err) < 0)
 		return -1;
 	if (curl_global_init(CURL_GLOBAL_NOTHING) != CURLE_OK)
@@ -1482,7 +1002,7 @@ static int fc_start(struct cj_vmm *vmm, const struct cj_vm_config *cfg, struct c
 		paths.kernel = cfg->kernel;
 		paths.initrd = cfg->initramfs;
 		for (size_t i = 0; i < cfg->ndrives; i++)
-			paths.drives[i] = cfg->drives[i].path;
+			paths.drives[i] = cj_drive_path(&cfg->drives[i], names[i], sizeof names[i]);
 		paths.log = log_path;
 		paths.metrics = metrics_path;
 	}
@@ -1530,38 +1050,30 @@ static int fc_collect(struct cj_vmm *vmm, struct cj_err *err)
 {
 	struct fc_priv *p = vmm->priv;
 
-	for (size_t i = 0; p && i < p->ncopies; i++) {
-		struct fd_copy *c = &p->copies[i];
-		struct stat st, orig;
-		int in;
-
-		if (!c->writable)
-			continue;
-		/* The jail's run/ belongs to the VMM's user: whatever is there is
-		 * untrusted. Only a regular file is read, never past the original
-		 * size; the status parser checks the rest. */
-		in = open(c->path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-		if (in < 0)
-			return cj_fail(err, errno, "read back %s", c->path);
-		if (fstat(in, &st) < 0 || !S_ISREG(st.st_mode) || fstat(c->fd, &orig) < 0) {
-			close(in);
-			return cj_fail(err, EINVAL, "read back %s", c->path);
-		}
-		int r = copy_fd(in, c->fd, orig.st_size, err);
-		close(in);
-		if (r < 0)
-			return cj_err_wrap(err, "read back the control disk");
-	}
-	return 0;
+	return p ? cj_layout_collect(&p->lay, err) : 0;
 }
 
-static void fc_exit_error(const struct cj_vmm *vmm, int st, struct cj_err *err)
+static int fc_exit_error(const struct cj_vmm *vmm, int st, const char *said, struct cj_err *err)
 {
 	char why[300];
 
+	/* Firecracker's start is over its API: a VMM that failed before the
+	 * guest ran has already failed start() */
 	(void)vmm;
+	(void)said;
 	cj_fc_describe_exit(st, why, sizeof why);
 	cj_fail(err, 0, "the VM ended without reporting a status: %s", why);
+	return CJ_EXIT_VM_LOST;
+}
+
+/* Firecracker's Ctrl-Alt-Del goes through its i8042 as well. */
+static void fc_boot_args(const struct cj_vm_config *cfg, bool defaults, char *out, size_t len)
+{
+	size_t n = strlen(out);
+
+	(void)cfg;
+	if (defaults && n < len)
+		snprintf(out + n, len - n, " i8042.noaux i8042.nomux");
 }
 
 static void fc_cleanup(struct cj_vmm *vmm)
@@ -1579,15 +1091,7 @@ static void fc_cleanup(struct cj_vmm *vmm)
 		close(p->metrics_fd);
 	if (p->sock_dirfd >= 0)
 		close(p->sock_dirfd);
-	for (size_t i = 0; i < p->ncopies; i++)
-		close(p->copies[i].fd);
-	if (p->state) {
-		char path[PATH_MAX + 32];
-		jail_teardown(p->state, false);
-		json_object_put(p->state);
-		snprintf(path, sizeof path, "%s/" STATE_FILE, p->run_dir);
-		unlink(path);
-	}
+	cj_layout_close(&p->lay);
 	if (p->subreaper)
 		prctl(PR_SET_CHILD_SUBREAPER, 0);
 	if (p->curl_ready)
@@ -1598,6 +1102,9 @@ static void fc_cleanup(struct cj_vmm *vmm)
 
 const struct cj_vmm_ops cj_firecracker_ops = {
     .name = "firecracker",
+    .needs_vmlinux = true,
+    .jail_own_netns = true,
+    .boot_args = fc_boot_args,
     .start = fc_start,
     .request_stop = fc_request_stop,
     .collect = fc_collect,

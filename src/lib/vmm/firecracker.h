@@ -79,14 +79,9 @@ void cj_fc_argv_free(char **argv);
 /* 2 when /sys/fs/cgroup is the unified (v2) hierarchy, else 1. */
 int cj_cgroup_version(void);
 
-/* Undo a jail a run left behind (SIGKILLed runtime): kill every process in
- * its cgroups, unmount, restore the ownership of drives, remove the jail
- * directory and the cgroups. Reads the record the backend keeps in
- * run_dir; nothing to do without one. -1 when a process of the jail did
- * not end in time: nothing was undone, the record stays for a later gc. */
-int cj_firecracker_gc(const char *run_dir);
-/* gc, first: SIGKILL every process in the cgroups of the jail recorded in
- * run_dir and wait for them to end. -1 when one did not end in time. */
-int cj_firecracker_kill(const char *run_dir);
+/* The run record's kinds "firecracker.*" (firecracker.c): the jail's
+ * directory and mounts, the owners of drives given to the jail user.
+ * Replay is idempotent. */
+int cj_firecracker_undo(json_object *entry, bool verbose);
 
 #endif

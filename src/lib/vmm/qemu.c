@@ -8,6 +8,7 @@
 
 #include "jail/jail.h"
 #include "net/net.h"
+#include "util/spawn.h"
 #include "util/util.h"
 
 #include <errno.h>
@@ -25,38 +26,6 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-bool cj_kvm_usable(char *why, size_t len)
-{
-	int fd;
-
-	if (access("/sys/module/kvm_pvm", F_OK) == 0) {
-		snprintf(why, len, "the KVM here is PVM, which cannot run a stock kernel");
-		return false;
-	}
-	fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-	if (fd < 0) {
-		snprintf(why, len, "/dev/kvm: %s", strerror(errno));
-		return false;
-	}
-	close(fd);
-	return true;
-}
-
-unsigned long cj_host_tsc_khz(void)
-{
-	FILE *f = fopen("/proc/cpuinfo", "re");
-	char line[256];
-	double mhz = 0;
-
-	if (!f)
-		return 0;
-	while (fgets(line, sizeof line, f))
-		if (sscanf(line, "cpu MHz : %lf", &mhz) == 1)
-			break;
-	fclose(f);
-	return (unsigned long)(mhz * 1000.0);
-}
 
 /* QEMU's -drive option parser treats ',' as a separator; ",," escapes it. */
 static char *escape_commas(const char *s)
@@ -76,117 +45,135 @@ static char *escape_commas(const char *s)
 	return out;
 }
 
+/* "-name value", value formatted. */
+static int push_opt(char ***v, size_t *n, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int push_opt(char ***v, size_t *n, const char *name, const char *fmt, ...)
+{
+	char *value;
+	va_list ap;
+
+	va_start(ap, fmt);
+	int len = vasprintf(&value, fmt, ap);
+	va_end(ap);
+	if (len < 0)
+		return -1;
+	int r = cj_argv_push(v, n, "%s", name) | cj_argv_push(v, n, "%s", value);
+	free(value);
+	return r;
+}
+
+/* The machine, the kernel and the console: what every QEMU run gets. */
+static int argv_machine(char ***v, size_t *n, const char *bin, const struct cj_vm_config *cfg,
+                        bool jailed)
+{
+	int r = cj_argv_push(v, n, "%s", bin);
+
+	if (cfg->run_dir) {
+		/* names the run in ps (and lets tests find the VMM of a run) */
+		char *name = escape_commas(cfg->run_dir);
+		r |= name ? push_opt(v, n, "-name", "ctr-jailer:%s", name) : -1;
+		free(name);
+	}
+	r |= push_opt(v, n, "-M", "microvm,x-option-roms=off,isa-serial=on,rtc=on");
+	/* TCG's translation cache defaults to 1 GiB; a smaller one keeps the
+	 * VMM's own memory well inside the cgroup margin at a small cost in
+	 * re-translation. */
+	if (cfg->use_kvm)
+		r |= push_opt(v, n, "-accel", "kvm");
+	else
+		r |= push_opt(v, n, "-accel", "tcg,tb-size=%u", CJ_TCG_CACHE_MIB);
+	r |= push_opt(v, n, "-cpu", "%s", cfg->use_kvm ? "host" : "max");
+	r |= push_opt(v, n, "-smp", "%u", cfg->cpus);
+	r |= push_opt(v, n, "-m", "%llu", (unsigned long long)cfg->memory_mib);
+	r |= cj_argv_push(v, n, "-nodefaults");
+	r |= cj_argv_push(v, n, "-no-user-config");
+	r |= push_opt(v, n, "-display", "none");
+	r |= cj_argv_push(v, n, "-no-reboot");
+	r |= push_opt(v, n, "-kernel", "%s", jailed ? "/boot/kernel" : cfg->kernel);
+	r |= push_opt(v, n, "-initrd", "%s", jailed ? "/boot/initrd" : cfg->initramfs);
+	if (jailed)
+		r |= push_opt(v, n, "-sandbox",
+		              "on,obsolete=deny,elevateprivileges=deny,spawn=deny,"
+		              "resourcecontrol=deny");
+	r |= push_opt(v, n, "-append", "%s", cfg->cmdline);
+	r |= push_opt(v, n, "-chardev", "stdio,id=console,signal=off");
+	r |= push_opt(v, n, "-serial", "chardev:console");
+	r |= push_opt(v, n, "-device", "i8042");
+	return r;
+}
+
+/* QMP on a connected socket (a client chardev: QEMU greets on it at
+ * once) and the network. */
+static int argv_qmp_net(char ***v, size_t *n, const struct cj_vm_config *cfg, int qmp_fd,
+                        int tap_fd)
+{
+	int r = 0;
+
+	r |= push_opt(v, n, "-chardev", "socket,id=qmp,fd=%d", qmp_fd);
+	r |= push_opt(v, n, "-mon", "chardev=qmp,mode=control");
+	if (cfg->tap) {
+		const uint8_t *m = cfg->mac;
+		if (tap_fd >= 0)
+			r |= push_opt(v, n, "-netdev", "tap,id=net0,fd=%d", tap_fd);
+		else
+			r |= push_opt(v, n, "-netdev",
+			              "tap,id=net0,ifname=%s,script=no,downscript=no", cfg->tap);
+		r |= push_opt(v, n, "-device",
+		              "virtio-net-device,netdev=net0,mac=%02x:%02x:%02x:%02x:%02x:%02x",
+		              m[0], m[1], m[2], m[3], m[4], m[5]);
+	}
+	return r;
+}
+
+/* One drive. Jailed, it comes as inherited fds in fdset i+1: QEMU picks
+ * from a set the fd whose access mode matches each open it makes (a
+ * writable drive is also opened read-only). */
+static int argv_drive(char ***v, size_t *n, const struct cj_drive *d, size_t i,
+                      const int *drive_fds)
+{
+	char *path = NULL, fdpath[64];
+	struct stat st;
+	int r = 0;
+
+	if (drive_fds) {
+		r |= push_opt(v, n, "-add-fd", "fd=%d,set=%zu", drive_fds[2 * i], i + 1);
+		if (drive_fds[2 * i + 1] >= 0)
+			r |=
+			    push_opt(v, n, "-add-fd", "fd=%d,set=%zu", drive_fds[2 * i + 1], i + 1);
+		if (asprintf(&path, "/dev/fdset/%zu", i + 1) < 0)
+			path = NULL;
+	} else {
+		path = escape_commas(cj_drive_path(d, fdpath, sizeof fdpath));
+	}
+	if (!path)
+		return -1;
+	/* cache=writeback with flushes honoured: the guest's fsync reaches the
+	 * host file. A block device handed over as an fd must be named as one:
+	 * QEMU's 'file' driver takes only regular files, and by path it would
+	 * probe the node itself. */
+	bool blockdev = drive_fds && fstat(drive_fds[2 * i], &st) == 0 && S_ISBLK(st.st_mode);
+	r |= push_opt(v, n, "-drive",
+	              "id=%s,file=%s,%sformat=raw,if=none,cache=writeback,discard=unmap%s", d->id,
+	              path, blockdev ? "file.driver=host_device," : "",
+	              d->read_only ? ",readonly=on" : "");
+	r |= push_opt(v, n, "-device", "virtio-blk-device,drive=%s", d->id);
+	free(path);
+	return r;
+}
+
 /* The command line. In a jail, drives come as inherited fds (fdsets) and
  * the kernel and initramfs from /boot inside the jail. */
 static char **qemu_argv(const char *bin, const struct cj_vm_config *cfg, int qmp_fd,
                         const int *drive_fds, int tap_fd)
 {
-	bool jailed = drive_fds != NULL;
 	char **v = NULL;
 	size_t n = 0;
-	int r = 0;
+	int r = argv_machine(&v, &n, bin, cfg, drive_fds != NULL);
 
-	r |= cj_argv_push(&v, &n, "%s", bin);
-	if (cfg->run_dir) {
-		/* names the run in ps (and lets tests find the VMM of a run) */
-		char *name = escape_commas(cfg->run_dir);
-		if (!name)
-			r = -1;
-		r |= cj_argv_push(&v, &n, "-name");
-		r |= cj_argv_push(&v, &n, "ctr-jailer:%s", name ? name : "");
-		free(name);
-	}
-	r |= cj_argv_push(&v, &n, "-M");
-	r |= cj_argv_push(&v, &n, "microvm,x-option-roms=off,isa-serial=on,rtc=on");
-	r |= cj_argv_push(&v, &n, "-accel");
-	/* TCG's translation cache defaults to 1 GiB; 128 MiB keeps the VMM's own
-	 * memory well inside the cgroup margin at a small cost in re-translation. */
-	r |= cj_argv_push(&v, &n, "%s", cfg->use_kvm ? "kvm" : "tcg,tb-size=128");
-	r |= cj_argv_push(&v, &n, "-cpu");
-	r |= cj_argv_push(&v, &n, "%s", cfg->use_kvm ? "host" : "max");
-	r |= cj_argv_push(&v, &n, "-smp");
-	r |= cj_argv_push(&v, &n, "%u", cfg->cpus);
-	r |= cj_argv_push(&v, &n, "-m");
-	r |= cj_argv_push(&v, &n, "%llu", (unsigned long long)cfg->memory_mib);
-	r |= cj_argv_push(&v, &n, "-nodefaults");
-	r |= cj_argv_push(&v, &n, "-no-user-config");
-	r |= cj_argv_push(&v, &n, "-display");
-	r |= cj_argv_push(&v, &n, "none");
-	r |= cj_argv_push(&v, &n, "-no-reboot");
-	r |= cj_argv_push(&v, &n, "-kernel");
-	r |= cj_argv_push(&v, &n, "%s", jailed ? "/boot/kernel" : cfg->kernel);
-	r |= cj_argv_push(&v, &n, "-initrd");
-	r |= cj_argv_push(&v, &n, "%s", jailed ? "/boot/initrd" : cfg->initramfs);
-	if (jailed) {
-		r |= cj_argv_push(&v, &n, "-sandbox");
-		r |= cj_argv_push(&v, &n,
-		                  "on,obsolete=deny,elevateprivileges=deny,spawn=deny,"
-		                  "resourcecontrol=deny");
-	}
-	r |= cj_argv_push(&v, &n, "-append");
-	r |= cj_argv_push(&v, &n, "%s", cfg->cmdline);
-	r |= cj_argv_push(&v, &n, "-chardev");
-	r |= cj_argv_push(&v, &n, "stdio,id=console,signal=off");
-	r |= cj_argv_push(&v, &n, "-serial");
-	r |= cj_argv_push(&v, &n, "chardev:console");
-	r |= cj_argv_push(&v, &n, "-device");
-	r |= cj_argv_push(&v, &n, "i8042");
-	/* A connected socket as a client chardev: QEMU greets on it at once. */
-	r |= cj_argv_push(&v, &n, "-chardev");
-	r |= cj_argv_push(&v, &n, "socket,id=qmp,fd=%d", qmp_fd);
-	r |= cj_argv_push(&v, &n, "-mon");
-	r |= cj_argv_push(&v, &n, "chardev=qmp,mode=control");
-	if (cfg->tap) {
-		const uint8_t *m = cfg->mac;
-		r |= cj_argv_push(&v, &n, "-netdev");
-		if (tap_fd >= 0)
-			r |= cj_argv_push(&v, &n, "tap,id=net0,fd=%d", tap_fd);
-		else
-			r |= cj_argv_push(&v, &n, "tap,id=net0,ifname=%s,script=no,downscript=no",
-			                  cfg->tap);
-		r |= cj_argv_push(&v, &n, "-device");
-		r |= cj_argv_push(&v, &n,
-		                  "virtio-net-device,netdev=net0,mac=%02x:%02x:%02x:%02x:%02x:%02x",
-		                  m[0], m[1], m[2], m[3], m[4], m[5]);
-	}
-	for (size_t i = 0; i < cfg->ndrives; i++) {
-		const struct cj_drive *d = &cfg->drives[i];
-		char *path;
-		if (jailed) {
-			/* QEMU picks from a set the fd whose access mode matches each
-			 * open it makes (a writable drive is also opened read-only). */
-			r |= cj_argv_push(&v, &n, "-add-fd");
-			r |= cj_argv_push(&v, &n, "fd=%d,set=%zu", drive_fds[2 * i], i + 1);
-			if (drive_fds[2 * i + 1] >= 0) {
-				r |= cj_argv_push(&v, &n, "-add-fd");
-				r |= cj_argv_push(&v, &n, "fd=%d,set=%zu", drive_fds[2 * i + 1],
-				                  i + 1);
-			}
-			path = NULL;
-			if (asprintf(&path, "/dev/fdset/%zu", i + 1) < 0)
-				path = NULL;
-		} else {
-			path = escape_commas(d->path);
-		}
-		if (!path) {
-			r = -1;
-			break;
-		}
-		/* cache=writeback with flushes honoured: the guest's fsync reaches
-		 * the host file. A block device handed over as an fd must be named
-		 * as one: QEMU's 'file' driver takes only regular files, and by
-		 * path it would probe the node itself. */
-		struct stat st;
-		bool blockdev = jailed && fstat(drive_fds[2 * i], &st) == 0 && S_ISBLK(st.st_mode);
-		r |= cj_argv_push(&v, &n, "-drive");
-		r |= cj_argv_push(
-		    &v, &n, "id=%s,file=%s,%sformat=raw,if=none,cache=writeback,discard=unmap%s",
-		    d->id, path, blockdev ? "file.driver=host_device," : "",
-		    d->read_only ? ",readonly=on" : "");
-		r |= cj_argv_push(&v, &n, "-device");
-		r |= cj_argv_push(&v, &n, "virtio-blk-device,drive=%s", d->id);
-		free(path);
-	}
+	r |= argv_qmp_net(&v, &n, cfg, qmp_fd, tap_fd);
+	for (size_t i = 0; i < cfg->ndrives && !r; i++)
+		r |= argv_drive(&v, &n, &cfg->drives[i], i, drive_fds);
 	if (r) {
 		cj_qemu_argv_free(v);
 		return NULL;
@@ -207,9 +194,8 @@ void cj_qemu_argv_free(char **argv)
 }
 
 /* The fds QEMU inherits: its end of QMP, the TAP, two per drive (the
- * drive, and a read-only one) and the run's own (cfg->keep_fds). */
-#define KEEP_FDS_MAX                                                                               \
-	(1 + 1 + 2 * CJ_MAX_DRIVES + sizeof(((struct cj_vm_config *)0)->keep_fds) / sizeof(int))
+ * drive, and a read-only one). */
+#define KEEP_FDS_MAX (1 + 1 + 2 * CJ_MAX_DRIVES)
 /* A graceful stop's whole QMP exchange (greeting, capabilities, the keys)
  * must be done within this, however a hostile QEMU paces its replies. */
 #define QMP_TIMEOUT_MS 3000
@@ -221,29 +207,37 @@ struct qemu_priv {
 	int qmp_fd;                 /* our end of QMP */
 	int qmp_vmm_fd;             /* QEMU's end, closed here once QEMU has it */
 	bool qmp_ready;             /* greeting read, capabilities negotiated */
+	int keep[KEEP_FDS_MAX];     /* what QEMU inherits */
+	size_t nkeep;
 };
 
 /* In a jail the VMM cannot open host paths: the drives are opened here and
- * inherited (a "/proc/self/fd/N" drive is already an fd, e.g. the memfd). */
-static int open_drives(struct qemu_priv *p, const struct cj_vm_config *cfg, uint64_t *largest,
-                       struct cj_err *err)
+ * inherited (a drive given as an fd, the memfd, is reopened read-write and
+ * read-only through /proc/self/fd). */
+static int open_drives(struct qemu_priv *p, const struct cj_jail_plan *plan, struct cj_err *err)
 {
-	for (size_t i = 0; i < 2 * CJ_MAX_DRIVES; i++)
-		p->fds[i] = -1;
-	for (size_t i = 0; i < cfg->ndrives; i++) {
-		const struct cj_drive *d = &cfg->drives[i];
-		struct stat st;
-		int fd = open(d->path, (d->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
-		if (fd < 0)
-			return cj_fail(err, errno, "open drive %s", d->path);
-		p->fds[2 * i] = fd;
-		if (!d->read_only) {
-			p->fds[2 * i + 1] = open(d->path, O_RDONLY | O_CLOEXEC);
-			if (p->fds[2 * i + 1] < 0)
-				return cj_fail(err, errno, "open drive %s", d->path);
+	size_t k = 0;
+
+	for (size_t i = 0; i < plan->nfiles; i++) {
+		const struct cj_jail_file *f = &plan->files[i];
+		char buf[64];
+		const char *path = f->host;
+		if (f->kind != CJ_JAIL_DRIVE)
+			continue;
+		if (f->fd >= 0) {
+			snprintf(buf, sizeof buf, "/proc/self/fd/%d", f->fd);
+			path = buf;
 		}
-		if (fstat(fd, &st) == 0 && !d->read_only && (uint64_t)st.st_size > *largest)
-			*largest = (uint64_t)st.st_size;
+		p->fds[2 * k] = open(path, (f->writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+		if (p->fds[2 * k] < 0)
+			return cj_fail(err, errno, "open drive %s", f->host ? f->host : f->name);
+		if (f->writable) {
+			p->fds[2 * k + 1] = open(path, O_RDONLY | O_CLOEXEC);
+			if (p->fds[2 * k + 1] < 0)
+				return cj_fail(err, errno, "open drive %s",
+				               f->host ? f->host : f->name);
+		}
+		k++;
 	}
 	return 0;
 }
@@ -280,168 +274,102 @@ static struct qemu_priv *qemu_priv_new(void)
 	return p;
 }
 
-/* The child: its stdio and session, then the jail (waiting first until the
- * parent has put it in the VM's cgroup), then exec. Reports a failure on
- * errpipe as "<errno> <step>". */
-static __attribute__((noreturn)) void qemu_child(const struct cj_vm_config *cfg,
-                                                 struct qemu_priv *p, const char *path, char **argv,
-                                                 const int *keep, size_t nkeep,
-                                                 const int errpipe[2], const int gopipe[2])
+/* The jail's two steps around the fork: the parent moves the child into
+ * the VM's cgroup, then the child locks itself in. */
+static int attach_to_cgroup(void *ctx, pid_t pid, struct cj_err *err)
 {
-	const char *what = "prepare";
-	char go, msg[128];
+	return cj_jail_attach(&((struct qemu_priv *)ctx)->jail, pid, err);
+}
 
-	if (cj_vmm_child_setup(cfg->has_console_fd ? cfg->console_fd : -1,
-	                       cfg->has_stderr_fd ? cfg->stderr_fd : -1) < 0)
-		goto fail;
-	if (cfg->jail.enabled) {
-		close(gopipe[1]);
-		if (read(gopipe[0], &go, 1) != 1)
-			_exit(127);
-		if (cj_jail_enter(&p->jail, keep, nkeep, &what) < 0)
-			goto fail;
-	} else {
-		close_range(3, ~0u, CLOSE_RANGE_CLOEXEC);
-		for (size_t i = 0; i < nkeep; i++)
-			if (fcntl(keep[i], F_SETFD, 0) < 0)
-				goto fail;
-	}
-	what = "exec";
-	execve(path, argv, cj_vmm_envp);
-fail:;
-	int len = snprintf(msg, sizeof msg, "%d %s", errno, what);
-	if (write(errpipe[1], msg, (size_t)len) < 0)
-		_exit(127);
-	_exit(127);
+static int enter_jail(void *ctx, const char **what)
+{
+	struct qemu_priv *p = ctx;
+	return cj_jail_enter(&p->jail, p->keep, p->nkeep, what);
+}
+
+/* The self-jail's executor: the TAP and the drives as fds, the room and
+ * the cgroup. Returns the argv. */
+static char **prepare_jailed(struct qemu_priv *p, const struct cj_vm_config *cfg, const char *path,
+                             struct cj_err *err)
+{
+	if ((cfg->tap && (p->tap_fd = cj_tap_open(cfg->tap, (uid_t)-1, err)) < 0) ||
+	    open_drives(p, &cfg->jail, err) < 0 ||
+	    cj_jail_prepare(&cfg->jail, cfg->run_dir, cfg->id, path, cfg->undo, &p->jail, err) < 0)
+		return NULL;
+	if (p->tap_fd >= 0)
+		p->keep[p->nkeep++] = p->tap_fd;
+	for (size_t i = 0; i < 2 * cfg->ndrives; i++)
+		if (p->fds[i] >= 0)
+			p->keep[p->nkeep++] = p->fds[i];
+	return qemu_argv(path, cfg, p->qmp_vmm_fd, p->fds, p->tap_fd);
+}
+
+static char **prepare_unjailed(struct qemu_priv *p, const struct cj_vm_config *cfg,
+                               const char *path)
+{
+	for (size_t i = 0; i < cfg->ndrives; i++)
+		if (cfg->drives[i].fd >= 0)
+			p->keep[p->nkeep++] = cfg->drives[i].fd;
+	return qemu_argv(path, cfg, p->qmp_vmm_fd, NULL, -1);
 }
 
 static int qemu_start(struct cj_vmm *vmm, const struct cj_vm_config *cfg, struct cj_err *err)
 {
-	const char *bin = vmm->bin;
 	struct qemu_priv *p;
-	int keep[KEEP_FDS_MAX];
-	size_t nkeep = 0;
 	char **argv, path[PATH_MAX];
-	int errpipe[2], gopipe[2] = {-1, -1}, qmp[2];
-	pid_t pid;
-	int child_errno = 0;
-	ssize_t r;
+	int qmp[2];
+	char step[CJ_SPAWN_STEP_MAX];
 
 	/* the binary as exec (and the jail) will see it: an absolute path */
-	if (cj_find_in_path(bin, path, sizeof path) < 0)
+	if (cj_find_in_path(vmm->bin, path, sizeof path) < 0)
 		return cj_fail(err, ENOENT, "%s not found (install qemu-system-x86 or pass --qemu)",
-		               bin);
+		               vmm->bin);
 	if (!(p = qemu_priv_new()))
 		return cj_fail(err, ENOMEM, "QEMU backend");
 	vmm->priv = p;
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, qmp) < 0) {
-		qemu_priv_free(vmm);
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, qmp) < 0)
 		return cj_fail(err, errno, "QMP socket pair");
-	}
 	p->qmp_fd = qmp[0];
 	p->qmp_vmm_fd = qmp[1];
-	keep[nkeep++] = p->qmp_vmm_fd;
-	if (cfg->jail.enabled) {
-		uint64_t largest = 0;
-		if ((cfg->tap && (p->tap_fd = cj_net_tap_open(cfg->tap, err)) < 0) ||
-		    open_drives(p, cfg, &largest, err) < 0 ||
-		    cj_jail_prepare(&cfg->jail, cfg->run_dir, cfg->id, path, cfg->kernel,
-		                    cfg->initramfs, largest, &p->jail, err) < 0) {
-			qemu_priv_free(vmm);
-			return -1;
-		}
-		if (p->tap_fd >= 0)
-			keep[nkeep++] = p->tap_fd;
-		for (size_t i = 0; i < 2 * cfg->ndrives; i++)
-			if (p->fds[i] >= 0)
-				keep[nkeep++] = p->fds[i];
-		argv = qemu_argv(path, cfg, p->qmp_vmm_fd, p->fds, p->tap_fd);
-	} else {
-		argv = qemu_argv(path, cfg, p->qmp_vmm_fd, NULL, -1);
-	}
-	for (size_t i = 0; i < cfg->nkeep_fds; i++)
-		keep[nkeep++] = cfg->keep_fds[i];
-	if (!argv) {
-		qemu_priv_free(vmm);
-		return cj_fail(err, ENOMEM, "build the QEMU command line");
-	}
-	if (pipe2(errpipe, O_CLOEXEC) < 0) {
-		int e = errno;
-		cj_qemu_argv_free(argv);
-		qemu_priv_free(vmm);
-		return cj_fail(err, e, "pipe");
-	}
-	if (cfg->jail.enabled && pipe2(gopipe, O_CLOEXEC) < 0) {
-		int e = errno;
-		close(errpipe[0]);
-		close(errpipe[1]);
-		cj_qemu_argv_free(argv);
-		qemu_priv_free(vmm);
-		return cj_fail(err, e, "pipe");
-	}
-	/* new mount, pid, ipc, uts and (empty) network namespaces; fork-like
-	 * (no new stack). The TAP is an fd already, so QEMU needs no network:
-	 * in a namespace holding only a down lo it reaches no host service,
-	 * no abstract unix socket and no other VM's TAP. */
-	if (cfg->jail.enabled)
-		pid = (pid_t)syscall(SYS_clone,
-		                     CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS |
-		                         CLONE_NEWNET | SIGCHLD,
-		                     NULL, NULL, NULL, NULL);
-	else
-		pid = fork();
-	if (pid < 0) {
-		int e = errno;
-		close(errpipe[0]);
-		close(errpipe[1]);
-		if (gopipe[0] >= 0) {
-			close(gopipe[0]);
-			close(gopipe[1]);
-		}
-		cj_qemu_argv_free(argv);
-		qemu_priv_free(vmm);
-		return cj_fail(err, e, "start the VMM");
-	}
-	if (pid == 0)
-		qemu_child(cfg, p, path, argv, keep, nkeep, errpipe, gopipe);
-	close(errpipe[1]);
+	p->keep[p->nkeep++] = p->qmp_vmm_fd;
+	argv =
+	    cfg->jail.enabled ? prepare_jailed(p, cfg, path, err) : prepare_unjailed(p, cfg, path);
+	if (!argv)
+		return err->msg[0] ? -1 : cj_fail(err, ENOMEM, "build the QEMU command line");
+	/* Jailed: new mount, pid, ipc, uts and (empty) network namespaces. The
+	 * TAP is an fd already, so QEMU needs no network: in a namespace
+	 * holding only a down lo it reaches no host service, no abstract unix
+	 * socket and no other VM's TAP. */
+	struct cj_spawn s = {
+	    .path = path,
+	    .argv = argv,
+	    .envp = cj_vmm_envp,
+	    .stdin_fd = -1,
+	    .stdout_fd = cfg->has_console_fd ? cfg->console_fd : -1,
+	    .stderr_fd = cfg->has_stderr_fd ? cfg->stderr_fd : -1,
+	    .keep = p->keep,
+	    .nkeep = p->nkeep,
+	    .new_session = true,
+	    .clone_flags = cfg->jail.enabled ? CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC |
+	                                           CLONE_NEWUTS | CLONE_NEWNET
+	                                     : 0,
+	    .on_fork = cfg->jail.enabled ? attach_to_cgroup : NULL,
+	    .pre_exec = cfg->jail.enabled ? enter_jail : NULL,
+	    .ctx = p,
+	};
+	vmm->pid = cj_spawn(&s, step, err);
 	cj_qemu_argv_free(argv);
 	close(p->qmp_vmm_fd); /* QEMU holds it now */
 	p->qmp_vmm_fd = -1;
-	if (cfg->jail.enabled) {
-		close(gopipe[0]);
-		if (cj_jail_attach(&p->jail, pid, err) < 0) {
-			kill(pid, SIGKILL);
-			while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-				;
-			close(gopipe[1]);
-			close(errpipe[0]);
-			qemu_priv_free(vmm);
-			return -1;
-		}
-		if (write(gopipe[1], "g", 1) != 1) {
-			/* the child is gone; the error pipe tells why */
-		}
-		close(gopipe[1]);
+	if (vmm->pid < 0) {
+		vmm->pid = 0;
+		if (strcmp(step, "exec") == 0)
+			cj_fail(err, err->errnum,
+			        "start %s (install qemu-system-x86 or pass --qemu)", vmm->bin);
+		else if (step[0])
+			cj_fail(err, err->errnum, "jail the VMM: %s", step);
+		return -1;
 	}
-	char msg[129];
-	do
-		r = read(errpipe[0], msg, sizeof msg - 1);
-	while (r < 0 && errno == EINTR);
-	close(errpipe[0]);
-	if (r > 0) {
-		msg[r] = '\0';
-		child_errno = atoi(msg);
-		const char *what = strchr(msg, ' ') ? strchr(msg, ' ') + 1 : "exec";
-		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-			;
-		qemu_priv_free(vmm);
-		if (strcmp(what, "exec") == 0)
-			return cj_fail(err, child_errno,
-			               "start %s (install qemu-system-x86 or pass --qemu)", bin);
-		return cj_fail(err, child_errno, "jail the VMM: %s", what);
-	}
-	vmm->pid = pid;
 	return 0;
 }
 
@@ -562,31 +490,72 @@ static int qemu_request_stop(struct cj_vmm *vmm, struct cj_err *err)
 	return r;
 }
 
-void cj_vmm_kill(struct cj_vmm *vmm)
+/* Had QEMU built the machine? Its QMP greeting comes from its main loop:
+ * QEMU that failed early on (a bad option) exits before sending it. (Its
+ * presence proves less: QEMU may greet before it allocates the guest's
+ * memory.) The greeting stays readable on our end after QEMU is gone. */
+static bool qemu_greeted(const struct qemu_priv *p)
 {
-	if (vmm->pid > 0)
-		kill(vmm->pid, SIGKILL);
+	char buf[256];
+	ssize_t n;
+
+	if (p->qmp_ready)
+		return true;
+	do
+		n = recv(p->qmp_fd, buf, sizeof buf - 1, MSG_DONTWAIT | MSG_PEEK);
+	while (n < 0 && errno == EINTR);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	return strstr(buf, "\"QMP\"") != NULL;
 }
 
-static void qemu_exit_error(const struct cj_vmm *vmm, int st, struct cj_err *err)
+/* A guest that ends, panics included (panic=1, -no-reboot), makes QEMU
+ * exit 0: a non-zero exit is QEMU's own failure (no memory for the guest,
+ * a bad option or binary), told in its words with exit code 125. A
+ * signal is someone's kill (124, as a VM lost). */
+static int qemu_exit_error(const struct cj_vmm *vmm, int st, const char *said, struct cj_err *err)
 {
 	const struct qemu_priv *p = vmm->priv;
 
-	if (p && cj_jail_oom_killed(&p->jail))
+	if (p && cj_jail_oom_killed(&p->jail)) {
 		cj_fail(
 		    err, 0,
 		    "the VM was killed by its cgroup memory limit (%lluM): raise --memory-limit "
 		    "(it must cover the guest's memory plus the VMM's own)",
 		    (unsigned long long)(p->jail.memory_limit >> 20));
-	else if (WIFSIGNALED(st))
+		return CJ_EXIT_VM_LOST;
+	}
+	if (WIFEXITED(st) && WEXITSTATUS(st) != 0) {
+		cj_fail(err, 0,
+		        "QEMU failed%s (exit status %d)%s%s: check --memory, --cpus and --qemu",
+		        p && p->qmp_fd >= 0 && !qemu_greeted(p) ? " before the guest started" : "",
+		        WEXITSTATUS(st), *said ? ": " : "", said);
+		return CJ_EXIT_RUNTIME;
+	}
+	if (WIFSIGNALED(st))
 		cj_fail(err, 0, "QEMU was killed by signal %d before the guest reported a status",
 		        WTERMSIG(st));
 	else
-		cj_fail(
-		    err, 0,
-		    "the VM ended without reporting a status (QEMU exit status %d; a kernel panic "
-		    "or a missing driver: see the console above)",
-		    WEXITSTATUS(st));
+		cj_fail(err, 0,
+		        "the VM ended without reporting a status (a kernel panic or a missing "
+		        "driver: see the console above)");
+	return CJ_EXIT_VM_LOST;
+}
+
+/* Appends to out: i8042 stays PNP-probed (with i8042.nopnp the keyboard
+ * controller is not found on microvm and Ctrl-Alt-Del never reaches the
+ * guest); under TCG the host's TSC frequency, without which boots under
+ * load hang calibrating the TSC (DESIGN.md). */
+static void qemu_boot_args(const struct cj_vm_config *cfg, bool defaults, char *out, size_t len)
+{
+	size_t n = strlen(out);
+	unsigned long khz = cfg->use_kvm ? 0 : cj_host_tsc_khz();
+
+	if (defaults && n < len)
+		n += (size_t)snprintf(out + n, len - n, " i8042.noaux i8042.nomux");
+	if (khz && n < len)
+		snprintf(out + n, len - n, " tsc_early_khz=%lu", khz);
 }
 
 static void qemu_cleanup(struct cj_vmm *vmm)
@@ -596,6 +565,7 @@ static void qemu_cleanup(struct cj_vmm *vmm)
 
 const struct cj_vmm_ops cj_qemu_ops = {
     .name = "qemu",
+    .boot_args = qemu_boot_args,
     .start = qemu_start,
     .request_stop = qemu_request_stop,
     .exit_error = qemu_exit_error,

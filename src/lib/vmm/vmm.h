@@ -4,6 +4,7 @@
 #ifndef CJ_VMM_H
 #define CJ_VMM_H
 
+#include "jail/jail.h"
 #include "util/err.h"
 
 #include <limits.h>
@@ -11,36 +12,25 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-enum cj_drive_role { CJ_DRIVE_CONTROL, CJ_DRIVE_BASE, CJ_DRIVE_MODULES };
+/* What a drive is to the guest. The init finds drives by content; the
+ * order (base first, then data) is the seed's. */
+enum cj_drive_role {
+	CJ_DRIVE_BASE,
+	CJ_DRIVE_DATA,
+	CJ_DRIVE_CONTROL,
+	CJ_DRIVE_MODULES,
+	CJ_DRIVE_VOLUME,
+};
 
 struct cj_drive {
-	const char *id;
-	const char *path;
+	enum cj_drive_role role;
+	const char *id;   /* its name for the VMM: the role's, "volN" for volume N */
+	const char *path; /* host path; NULL when the drive is only an fd */
+	int fd;           /* the open drive (the control disk's memfd), or -1 */
 	bool read_only;
 };
 
 #define CJ_MAX_DRIVES 24
-
-/* Host-side limits on the VMM's cgroup (0 = unlimited). Firecracker's
- * jailer applies them with --cgroup, ctr-jailer's own jail (QEMU) itself. */
-struct cj_vm_limits {
-	uint64_t cpu_quota_us; /* CPU time per cpu_period_us */
-	uint64_t cpu_period_us;
-	uint64_t memory_bytes;
-	uint64_t pids;
-};
-
-/* The jail around the VMM (Firecracker: its own `jailer`; QEMU: src/lib/jail).
- * Resolved by the run (cj_jail_resolve) from the user's options. */
-struct cj_jail_config {
-	bool enabled;           /* false: --no-jail */
-	const char *jailer_bin; /* absolute path of Firecracker's jailer */
-	const char *chroot_base;
-	uid_t uid; /* the unprivileged user the VMM runs as */
-	gid_t gid;
-	const char *netns; /* network namespace to join (path), or NULL */
-	struct cj_vm_limits limits;
-};
 
 /* What a VMM needs to boot the guest; backend-neutral. */
 struct cj_vm_config {
@@ -55,35 +45,46 @@ struct cj_vm_config {
 	const char *run_dir; /* sockets live here */
 	const char *tap;     /* TAP device name, NULL: no network */
 	uint8_t mac[6];      /* guest MAC */
-	int keep_fds[4];     /* inherited by the VMM (drives given as /proc/self/fd/N) */
-	size_t nkeep_fds;
 	const char *id;      /* the run's id (the jail is named after it) */
 	bool has_console_fd; /* the VMM's stdout, the guest console (else /dev/null) */
 	int console_fd;
 	bool has_stderr_fd; /* the VMM's stderr (else /dev/null) */
 	int stderr_fd;
-	struct cj_jail_config jail;
+	struct cj_jail_plan jail;
+	struct cj_undo *undo; /* the run record's log: pushed before each host change */
 };
 
 struct cj_vmm;
 
-/* A backend. start() forks the VMM (which must die with ctr-jailer:
- * PR_SET_PDEATHSIG) through cj_vmm_child_setup (its own session; stdin
- * /dev/null, stdout and stderr the pipes the run relays: no fd or
- * controlling terminal of the caller reaches it) with the environment
- * cj_vmm_envp, and fills vmm->pid; request_stop() asks the guest to
- * shut down (Ctrl-Alt-Del); exit_error() turns the VMM's own wait status
- * into an error when the guest reported nothing; cleanup() removes what
- * start() created outside the run directory (jail, cgroup). collect(),
- * when set, runs once the VMM has exited and before the guest's status is
- * read: it brings back what the guest wrote to copies of drives that the
- * VMM could not open in place (Firecracker's jail). */
+/* A backend: it owns its details (its kernel arguments, its probes, its
+ * drive naming, its jail executor).
+ *  - start() forks the VMM (which must die with ctr-jailer) with cj_spawn
+ *    (its own session; stdin /dev/null, stdout and stderr the pipes the
+ *    run relays: no fd or controlling terminal of the caller reaches it)
+ *    and the environment cj_vmm_envp, and fills vmm->pid; every change
+ *    it makes outside the run directory is pushed on cfg->undo first;
+ *  - boot_args() appends the backend's kernel arguments to out (with
+ *    defaults, the user gave no --boot-args: its part of those too);
+ *  - request_stop() asks the guest to shut down (Ctrl-Alt-Del);
+ *  - collect(), when set, runs once the VMM has exited and before the
+ *    guest's status is read: it brings back what the guest wrote to
+ *    copies of drives the VMM could not open in place (Firecracker's jail);
+ *  - exit_error() turns the VMM's wait status and its last line on stderr
+ *    (vmm_said, printable) into the error when the guest reported nothing,
+ *    and returns the exit code: CJ_EXIT_RUNTIME when the VMM itself
+ *    failed, CJ_EXIT_VM_LOST when the guest ended without a status;
+ *  - cleanup() closes what start() holds (the record's undo log takes the
+ *    host changes back). */
 struct cj_vmm_ops {
 	const char *name;
+	bool needs_vmlinux;  /* boots only an uncompressed vmlinux */
+	bool jail_own_netns; /* jailed, it opens its TAP by name in a netns of its own */
+	void (*boot_args)(const struct cj_vm_config *cfg, bool defaults, char *out, size_t len);
 	int (*start)(struct cj_vmm *vmm, const struct cj_vm_config *cfg, struct cj_err *err);
 	int (*request_stop)(struct cj_vmm *vmm, struct cj_err *err);
 	int (*collect)(struct cj_vmm *vmm, struct cj_err *err);
-	void (*exit_error)(const struct cj_vmm *vmm, int wait_status, struct cj_err *err);
+	int (*exit_error)(const struct cj_vmm *vmm, int wait_status, const char *vmm_said,
+	                  struct cj_err *err);
 	void (*cleanup)(struct cj_vmm *vmm);
 };
 
@@ -111,15 +112,18 @@ void cj_vmm_kill(struct cj_vmm *vmm);
  * is exec'd with: none of the runtime's, which holds the workload's
  * variables and secrets (/proc/PID/environ is readable by the VMM's uid). */
 extern char *const cj_vmm_envp[];
-/* In the forked child, before exec (async-signal-safe): a new session
- * (no controlling terminal; the terminal's signals reach only ctr-jailer,
- * which stops the guest gracefully), death with ctr-jailer, no blocked
- * signals, stdin /dev/null, stdout console_fd and stderr stderr_fd (each
- * /dev/null when -1). Returns -1 with errno set. */
-int cj_vmm_child_setup(int console_fd, int stderr_fd);
+/* Add a drive (cfg->ndrives < CJ_MAX_DRIVES), named after its role; n
+ * numbers volumes. path or fd (-1) says where it is. */
+int cj_vm_add_drive(struct cj_vm_config *cfg, enum cj_drive_role role, unsigned n, const char *path,
+                    int fd, bool read_only, struct cj_err *err);
+/* The jail plan's files: the kernel, the initramfs and the drives, in
+ * their order (cfg->drives[i] is the plan's drive i). */
+int cj_vm_plan_files(struct cj_vm_config *cfg, struct cj_err *err);
+/* Where the VMM, unjailed, opens a drive: its path, or /proc/self/fd/N. */
+const char *cj_drive_path(const struct cj_drive *d, char *buf, size_t len);
 
-/* Can KVM run a stock guest here? Returns false with a reason when not. */
-bool cj_kvm_usable(char *why, size_t len);
+/* Can KVM run a stock guest here? Returns false with the reason in err. */
+bool cj_kvm_usable(struct cj_err *err);
 /* Host TSC frequency in kHz (0 when unknown). */
 unsigned long cj_host_tsc_khz(void);
 
