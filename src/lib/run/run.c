@@ -536,6 +536,7 @@ static int vm_machine(struct run *r, struct cj_err *err)
 	vm->cpus = spec->cpus;
 	vm->memory_mib = spec->memory_mib;
 	vm->use_kvm = r->use_kvm;
+	vm->tsc_khz = r->spec->host.tsc_khz;
 	snprintf(vm->cmdline, sizeof vm->cmdline, "%s",
 	         spec->boot_args ? spec->boot_args : DEFAULT_BOOT_ARGS);
 	if (r->vmm.ops->boot_args)

@@ -550,7 +550,7 @@ static int qemu_exit_error(const struct cj_vmm *vmm, int st, const char *said, s
 static void qemu_boot_args(const struct cj_vm_config *cfg, bool defaults, char *out, size_t len)
 {
 	size_t n = strlen(out);
-	unsigned long khz = cfg->use_kvm ? 0 : cj_host_tsc_khz();
+	unsigned long khz = cfg->use_kvm ? 0 : cfg->tsc_khz;
 
 	if (defaults && n < len)
 		n += (size_t)snprintf(out + n, len - n, " i8042.noaux i8042.nomux");

@@ -77,21 +77,6 @@ bool cj_kvm_usable(struct cj_err *err)
 	return true;
 }
 
-unsigned long cj_host_tsc_khz(void)
-{
-	FILE *f = fopen("/proc/cpuinfo", "re");
-	char line[256];
-	double mhz = 0;
-
-	if (!f)
-		return 0;
-	while (fgets(line, sizeof line, f))
-		if (sscanf(line, "cpu MHz : %lf", &mhz) == 1)
-			break;
-	fclose(f);
-	return (unsigned long)(mhz * 1000.0);
-}
-
 void cj_vmm_kill(struct cj_vmm *vmm)
 {
 	if (vmm->pid > 0)

@@ -40,6 +40,7 @@ struct cj_vm_config {
 	unsigned cpus;
 	uint64_t memory_mib;
 	bool use_kvm;
+	unsigned long tsc_khz; /* the host's TSC frequency (host facts); 0: unknown */
 	struct cj_drive drives[CJ_MAX_DRIVES];
 	size_t ndrives;
 	const char *run_dir; /* sockets live here */
@@ -125,6 +126,5 @@ const char *cj_drive_path(const struct cj_drive *d, char *buf, size_t len);
 /* Can KVM run a stock guest here? Returns false with the reason in err. */
 bool cj_kvm_usable(struct cj_err *err);
 /* Host TSC frequency in kHz (0 when unknown). */
-unsigned long cj_host_tsc_khz(void);
 
 #endif
