@@ -330,7 +330,10 @@ static int check_command(const struct cj_spec *spec, struct cj_err *err)
 	return -1;
 }
 
-int cj_inputs_check(const struct cj_spec *spec, struct cj_err *err)
+/* Refuse, before anything exists, what cannot boot: missing privilege, a
+ * --kernel that is not a kernel or lacks its --modules, a command that a
+ * --rootfs tree does not hold (err->exit_code 127). */
+static int inputs_check(const struct cj_spec *spec, struct cj_err *err)
 {
 	if (check_command(spec, err) < 0)
 		return -1;
@@ -341,5 +344,5 @@ int cj_inputs_load(struct cj_spec *spec, struct cj_err *err)
 {
 	if (check_privilege(spec, err) < 0 || cj_inputs_read(spec, err) < 0)
 		return -1;
-	return cj_inputs_check(spec, err);
+	return inputs_check(spec, err);
 }

@@ -12,10 +12,6 @@
  * NAME=@FILE secrets, the image (opened, digests verified) and its config
  * under the command line, the seed's data drive. */
 int cj_inputs_read(struct cj_spec *spec, struct cj_err *err);
-/* Refuse, before anything exists, what cannot boot: missing privilege, a
- * --kernel that is not a kernel or lacks its --modules, a command that a
- * --rootfs tree does not hold (err->exit_code 127). */
-int cj_inputs_check(const struct cj_spec *spec, struct cj_err *err);
 /* The stage: privilege, then cj_inputs_read, then the other checks. */
 int cj_inputs_load(struct cj_spec *spec, struct cj_err *err);
 

@@ -306,11 +306,6 @@ const char *cj_record_id(const struct cj_record *rec)
 	return rec->id;
 }
 
-const char *cj_record_base(const struct cj_record *rec)
-{
-	return rec->base;
-}
-
 struct cj_undo *cj_record_undo(struct cj_record *rec)
 {
 	return rec ? &rec->undo : NULL;

@@ -29,7 +29,6 @@ int cj_record_create(const char *run_base, struct cj_record **rec, struct cj_err
 
 const char *cj_record_dir(const struct cj_record *rec); /* <run_base>/<id> */
 const char *cj_record_id(const struct cj_record *rec);
-const char *cj_record_base(const struct cj_record *rec);
 
 /* Setters; each persists the record. */
 /* The VMM started: its pid and start time, and state "running". */

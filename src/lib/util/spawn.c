@@ -190,7 +190,10 @@ static bool drain(int fd, size_t cap, char **buf, size_t *len)
 	return true;
 }
 
-void cj_capture(int out_fd, int err_fd, size_t cap, char *texts[2])
+/* Read out_fd and err_fd (either -1) to their ends at once, keeping at
+ * most cap bytes of each (the rest is read and dropped); texts[i] are
+ * NUL-terminated (NULL when nothing came), the caller frees them. */
+static void capture(int out_fd, int err_fd, size_t cap, char *texts[2])
 {
 	/* Both at once: a child that fills one while we wait on the other
 	 * would block forever. poll ignores negative fds. */
@@ -222,8 +225,11 @@ static const char *first_line_printable(char *s)
 	return s;
 }
 
-void cj_spawn_finish(pid_t pid, const char *name, char *texts[2], char **out, int *code,
-                     struct cj_err *err)
+/* Wait for pid; its exit code in *code and, when not 0, err with the
+ * first non-empty line of its stderr (texts[1]), printable. texts[0] goes
+ * to *out ("" when nothing came) when out is set, else it is freed. */
+static void spawn_finish(pid_t pid, const char *name, char *texts[2], char **out, int *code,
+                         struct cj_err *err)
 {
 	int st;
 
@@ -264,11 +270,11 @@ int cj_spawn_capture(struct cj_spawn s, size_t cap, char **out, int *code, char 
 	close(o[1]);
 	close(e[1]);
 	if (pid > 0)
-		cj_capture(o[0], e[0], cap, texts);
+		capture(o[0], e[0], cap, texts);
 	close(o[0]);
 	close(e[0]);
 	if (pid < 0)
 		return -1;
-	cj_spawn_finish(pid, s.argv[0], texts, out, code, err);
+	spawn_finish(pid, s.argv[0], texts, out, code, err);
 	return 0;
 }

@@ -40,22 +40,13 @@ struct cj_spawn {
  * holds STEP: it stays "" for a failure in the parent. */
 pid_t cj_spawn(const struct cj_spawn *s, char *step, struct cj_err *err);
 
-/* Read out_fd and err_fd (either -1) to their ends at once, keeping at
- * most cap bytes of each (the rest is read and dropped); texts[i] are
- * NUL-terminated (NULL when nothing came), the caller frees them. */
-void cj_capture(int out_fd, int err_fd, size_t cap, char *texts[2]);
-
 /* Run s to its end with its stdout and stderr kept (at most cap bytes
  * each; s's own stdout_fd and stderr_fd are ignored): 0 once it ran, with
- * its exit code in *code (cj_spawn_finish), -1 when it could not start
- * (cj_spawn: step). */
+ * its exit code in *code (128+N for signal N) and, when it is not 0, err
+ * "NAME failed (status N): LINE" with the first non-empty line of its
+ * stderr; -1 when it could not start (cj_spawn: step). *out gets its
+ * stdout ("" when nothing came) when out is set. */
 int cj_spawn_capture(struct cj_spawn s, size_t cap, char **out, int *code, char *step,
-                     struct cj_err *err);
-/* After cj_capture: wait for pid; its exit code (128+N for signal N) in
- * *code and, when non-zero, err "NAME failed (status N): LINE" with the
- * first non-empty line of its stderr (texts[1]), printable. texts[0] goes
- * to *out ("" when nothing came) when out is set, else it is freed. */
-void cj_spawn_finish(pid_t pid, const char *name, char *texts[2], char **out, int *code,
                      struct cj_err *err);
 
 #endif
