@@ -120,7 +120,8 @@ static const struct cli_opt run_opts[] = {
     {"timings", 0, NULL, NULL, opt_timings, NULL, G_RUNTIME,
      "print phase durations as one JSON line on stderr"},
     {"dry-run", 0, NULL, NULL, opt_dry_run, NULL, G_RUNTIME,
-     "print the resolved run as JSON and exit, booting nothing"},
+     "print the resolved run as JSON and exit, booting nothing; it shows the "
+     "guest's environment with values (secrets by name only)"},
 };
 
 static int run_main(const struct cli_verb *verb, int argc, char **argv);
@@ -224,6 +225,7 @@ int cli_run_parse(struct cj_spec *spec, int argc, char **argv, char **env,
                   const struct cj_host_facts *facts, bool *dry_run, struct cj_err *err)
 {
 	struct run_ctx ctx = {.spec = spec, .env = env, .passthrough = true};
+	struct cj_host_facts gathered;
 	int first = argc, r;
 
 	if (cj_spec_init(spec, err) < 0)
@@ -233,6 +235,10 @@ int cli_run_parse(struct cj_spec *spec, int argc, char **argv, char **env,
 		r = cli_parse_args(&cli_run_verb, &ctx, argc, argv, &first, err);
 	if (r == 0)
 		r = finish(&ctx, argc, argv, first, err);
+	if (r == 0 && !facts) {
+		cj_host_facts_gather(&gathered); /* the one read of the host's facts */
+		facts = &gathered;
+	}
 	if (r == 0)
 		r = cj_spec_resolve(spec, facts, err);
 	cj_strv_free(&ctx.env_args);

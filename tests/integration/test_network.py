@@ -264,6 +264,27 @@ def test_sigkill_leaves_a_record_that_gc_replays(world):
     assert b"cj-" not in sh("ip", "-n", world.host, "-o", "link").stdout
 
 
+def test_stop_signals_during_teardown_leave_nothing(world):
+    """A stop signal, then one every 5 ms (Ctrl-C held down, a supervisor
+    re-sending SIGTERM) until the runtime exits: the later ones land while
+    teardown replays the record. The runtime must end by itself (an exit
+    status, not death by signal) with its run directory, TAP and rules gone
+    (the fixture compares the rules). Failed on the first merge of the
+    redesign, which unblocked the signals before the replay."""
+    proc = world.start(["/bin/sh", "-c", "echo ready; sleep 1000"], options=["-p", "8080:80"])
+    wait_for_output(proc, b"ready")
+    while proc.poll() is None:
+        try:
+            os.kill(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            break
+        time.sleep(0.005)
+    proc.wait()
+    assert proc.returncode >= 0, f"killed by signal {-proc.returncode}"
+    assert not runs(world.runner.run_dir)
+    assert b"cj-" not in sh("ip", "-n", world.host, "-o", "link").stdout
+
+
 def test_sigkill_leftovers_removed_by_next_run_and_gc(world):
     for cleanup in ("next-run", "gc"):
         proc = world.start(["/bin/sh", "-c", "echo ready; sleep 1000"], options=["-p", "8080:80"])

@@ -285,7 +285,11 @@ static int setup_cgroups(struct cj_jail *j, const struct cj_vm_limits *lim, cons
 		snprintf(v, sizeof v, "%llu", (unsigned long long)j->memory_limit);
 		if (cgroup_set(j->cgroups[0], "memory.max", v, err) < 0)
 			return -1;
-		cgroup_set(j->cgroups[0], "memory.swap.max", "0", err);
+		{
+			/* absent without swap accounting: nothing to turn off */
+			struct cj_err ignored = {0};
+			cgroup_set(j->cgroups[0], "memory.swap.max", "0", &ignored);
+		}
 		snprintf(v, sizeof v, "%llu", (unsigned long long)pids);
 		if (cgroup_set(j->cgroups[0], "pids.max", v, err) < 0)
 			return -1;

@@ -408,11 +408,31 @@ static int stage_initramfs(struct run *r, struct cj_err *err)
 	return 0;
 }
 
-/* The run record: the run's directory, its id, its undo log. */
+/* The run record: the run's directory, its id, its undo log. From here
+ * on the stop signals wait in a signalfd: one that comes during setup
+ * stops the VM before the workload starts, and none can kill the runtime
+ * before teardown has replayed the record. */
 static int stage_record(struct run *r, struct cj_err *err)
 {
-	if (cj_record_create(r->spec->run_base, &r->rec, err) < 0)
+	sigset_t mask;
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGCHLD);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGQUIT);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	r->sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+	if (r->sfd < 0 || cj_record_create(r->spec->run_base, &r->rec, err) < 0) {
+		if (r->sfd < 0)
+			cj_fail(err, errno, "signalfd");
+		else
+			close(r->sfd);
+		r->sfd = -1;
+		sigprocmask(SIG_SETMASK, &r->old_mask, NULL);
 		return -1;
+	}
 	snprintf(r->run_dir, sizeof r->run_dir, "%s", cj_record_dir(r->rec));
 	snprintf(r->id, sizeof r->id, "%s", cj_record_id(r->rec));
 	r->vm.id = r->id;
@@ -547,25 +567,30 @@ static int vm_machine(struct run *r, struct cj_err *err)
 	return cj_vm_plan_files(vm, err); /* what the jail plan places */
 }
 
-/* Signals to a signalfd, the console and stderr pipes, then the VMM. */
+/* A stop signal that came while the run was being set up: the run ends
+ * here, with 128+N, before a VMM exists. Pending SIGCHLDs (host tools)
+ * are dropped: supervision waits for the VMM by its pid. */
+static int stopped_during_setup(int sfd, struct cj_err *err)
+{
+	struct pollfd p = {.fd = sfd, .events = POLLIN};
+	struct signalfd_siginfo si;
+
+	while (poll(&p, 1, 0) == 1 && read(sfd, &si, sizeof si) == (ssize_t)sizeof si)
+		if (si.ssi_signo != SIGCHLD)
+			return cj_fail_code(err, ctrj_signal_code((int)si.ssi_signo), 0,
+			                    "stopped by signal %u before the VM started",
+			                    si.ssi_signo);
+	return 0;
+}
+
+/* The console and stderr pipes, then the VMM. */
 static int stage_start(struct run *r, struct cj_err *err)
 {
-	sigset_t mask;
 	int cpipe[2], epipe[2], rc;
 
-	if (vm_machine(r, err) < 0)
+	if (stopped_during_setup(r->sfd, err) < 0 || vm_machine(r, err) < 0)
 		return -1;
 	r->t.prepared = cj_now_ns();
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGCHLD);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGHUP);
-	sigaddset(&mask, SIGQUIT);
-	sigprocmask(SIG_BLOCK, &mask, &r->old_mask);
-	r->sfd = signalfd(-1, &mask, SFD_CLOEXEC);
-	if (r->sfd < 0)
-		return cj_fail(err, errno, "signalfd");
 	if (pipe2(cpipe, O_CLOEXEC) < 0)
 		return cj_fail(err, errno, "console pipe");
 	if (pipe2(epipe, O_CLOEXEC) < 0) {
@@ -620,15 +645,24 @@ static int stage_supervise_collect(struct run *r, struct cj_err *err)
 static void stage_teardown(struct run *r)
 {
 	cj_supervision_close(&r->sv);
-	if (r->sfd >= 0)
-		close(r->sfd);
 	if (r->ctl_fd >= 0)
 		close(r->ctl_fd);
-	drives_release(&r->drives);
 	if (r->vmm.ops)
 		r->vmm.ops->cleanup(&r->vmm);
-	sigprocmask(SIG_SETMASK, &r->old_mask, NULL);
 	cj_record_teardown(r->rec, true); /* the lock last: gc never sees a live run as dead */
+	/* The volumes' locks only once their owners are restored, so that no
+	 * other run takes one while it still belongs to this run's uid. */
+	drives_release(&r->drives);
+	if (r->sfd >= 0) {
+		/* Stop signals that came during teardown were for this run, which
+		 * has ended: dropped, not delivered once they are unblocked. */
+		struct signalfd_siginfo si;
+		fcntl(r->sfd, F_SETFL, O_NONBLOCK);
+		while (read(r->sfd, &si, sizeof si) == (ssize_t)sizeof si)
+			;
+		close(r->sfd);
+	}
+	sigprocmask(SIG_SETMASK, &r->old_mask, NULL);
 	r->t.done = cj_now_ns();
 	if (!r->t.vm_exit)
 		r->t.vm_exit = r->t.done;

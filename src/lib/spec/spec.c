@@ -141,10 +141,7 @@ static int check_memory(const struct cj_spec *spec, struct cj_err *err)
 
 int cj_spec_resolve(struct cj_spec *spec, const struct cj_host_facts *facts, struct cj_err *err)
 {
-	if (facts)
-		spec->host = *facts;
-	else
-		cj_host_facts_gather(&spec->host);
+	spec->host = *facts;
 	if (cj_egress_resolve(&spec->net, err) < 0)
 		return -1;
 	if (!spec->cpus)

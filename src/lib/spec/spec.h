@@ -92,8 +92,8 @@ struct cj_spec {
 
 /* The defaults a parse starts from. */
 int cj_spec_init(struct cj_spec *spec, struct cj_err *err);
-/* Fill what was not given from the host's facts (gathered here when
- * facts is NULL) and check the spec against them; no other I/O. */
+/* Fill what was not given from the host's facts (cj_host_facts_gather,
+ * called by the front end) and check the spec against them; no I/O. */
 int cj_spec_resolve(struct cj_spec *spec, const struct cj_host_facts *facts, struct cj_err *err);
 void cj_spec_free(struct cj_spec *spec);
 
