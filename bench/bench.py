@@ -25,7 +25,7 @@ BIN = Path(os.environ.get("CTRJ_BUILD", REPO / "build")) / "ctr-jailer"
 def make_rootfs(root: Path, megabytes: int):
     (root / "bin").mkdir(parents=True)
     shutil.copy("/bin/busybox", root / "bin/busybox")
-    for a in ("sh", "true"):
+    for a in ("sh", "true", "sleep"):
         (root / "bin" / a).symlink_to("busybox")
     data = root / "data"
     data.mkdir()
