@@ -662,7 +662,15 @@ static void stage_teardown(struct run *r)
 			;
 		close(r->sfd);
 	}
-	sigprocmask(SIG_SETMASK, &r->old_mask, NULL);
+	/* The stop signals stay blocked: one that comes now has nothing left
+	 * to stop, and must not kill the runtime before it reports the
+	 * workload's status. */
+	sigset_t after = r->old_mask;
+	sigaddset(&after, SIGTERM);
+	sigaddset(&after, SIGINT);
+	sigaddset(&after, SIGHUP);
+	sigaddset(&after, SIGQUIT);
+	sigprocmask(SIG_SETMASK, &after, NULL);
 	r->t.done = cj_now_ns();
 	if (!r->t.vm_exit)
 		r->t.vm_exit = r->t.done;

@@ -13,5 +13,9 @@
  * the spec names into it). Returns the exit code for ctr-jailer: the
  * workload's status (0-255) or a CJ_EXIT_* code with err filled. */
 int cj_run_vm(struct cj_spec *spec, struct cj_err *err);
+/* Once the run has a record, cj_run_vm returns with SIGTERM, SIGINT,
+ * SIGHUP and SIGQUIT blocked: a stop signal that comes after the run has
+ * ended has nothing left to stop and must not kill the caller before it
+ * reports the workload's status. */
 
 #endif
