@@ -13,5 +13,10 @@
  * the spec names into it). Returns the exit code for ctr-jailer: the
  * workload's status (0-255) or a CJ_EXIT_* code with err filled. */
 int cj_run_vm(struct cj_spec *spec, struct cj_err *err);
+/* -d: the run goes on in a supervisor process of its own session (its
+ * stdio then in the run directory's supervisor.log, the console in
+ * console.log); this returns once the VMM started, 0 with the run's id,
+ * or the exit code with err when the run could not start. */
+int cj_run_detached(struct cj_spec *spec, char id[16], struct cj_err *err);
 
 #endif
