@@ -102,32 +102,42 @@ static void print_timings(const struct timings *t, const struct ctrj_status *st,
 	json_object_put(o);
 }
 
-/* The control disk lives in a memfd: the guest's configuration (secrets
- * included) never touches a filesystem, tmpfs or not. QEMU opens it as
- * /proc/self/fd/N. Returns the fd. */
-static int write_control_disk(const struct ctrj_config *cfg, struct cj_err *err)
+/* The guest's configuration into the control disk fd, from a clean
+ * slate: the guest wipes the configuration once read and writes its
+ * status, so a restart writes it again. */
+static int fill_control_disk(int fd, const struct ctrj_config *cfg, struct cj_err *err)
 {
 	uint8_t hdr[CTRJ_CTL_HEADER_SIZE];
 	uint8_t *buf = NULL;
 	size_t len = 0;
 	char msg[256];
-	int fd;
+	int r = 0;
 
 	if (ctrj_config_encode(cfg, &buf, &len, msg, sizeof msg) < 0)
 		return cj_fail(err, 0, "%s", msg);
 	ctrj_header_encode(hdr, (uint32_t)len);
-	fd = memfd_create("ctr-jailer-control", MFD_CLOEXEC);
-	if (fd < 0) {
-		cj_fail(err, errno, "memfd_create");
-	} else if (ftruncate(fd, CTRJ_CTL_DISK_SIZE) < 0 ||
-	           pwrite(fd, hdr, sizeof hdr, 0) != (ssize_t)sizeof hdr ||
-	           pwrite(fd, buf, len, CTRJ_CTL_CONFIG_OFF) != (ssize_t)len) {
-		cj_fail(err, errno, "write the control disk");
-		close(fd);
-		fd = -1;
-	}
+	if (ftruncate(fd, 0) < 0 || ftruncate(fd, CTRJ_CTL_DISK_SIZE) < 0 ||
+	    pwrite(fd, hdr, sizeof hdr, 0) != (ssize_t)sizeof hdr ||
+	    pwrite(fd, buf, len, CTRJ_CTL_CONFIG_OFF) != (ssize_t)len)
+		r = cj_fail(err, errno, "write the control disk");
 	explicit_bzero(buf, len);
 	free(buf);
+	return r;
+}
+
+/* The control disk lives in a memfd: the guest's configuration (secrets
+ * included) never touches a filesystem, tmpfs or not. QEMU opens it as
+ * /proc/self/fd/N. Returns the fd. */
+static int write_control_disk(const struct ctrj_config *cfg, struct cj_err *err)
+{
+	int fd = memfd_create("ctr-jailer-control", MFD_CLOEXEC);
+
+	if (fd < 0)
+		return cj_fail(err, errno, "memfd_create");
+	if (fill_control_disk(fd, cfg, err) < 0) {
+		close(fd);
+		return -1;
+	}
 	return fd;
 }
 
@@ -755,6 +765,64 @@ static void started(struct run *r)
 	r->notify_fd = -1;
 }
 
+/* --restart: boot again after the VM ended with code? Never after a stop
+ * (stop, kill, a signal to the supervisor). */
+static bool restart_wanted(const struct run *r, int code, unsigned restarts)
+{
+	const struct cj_spec *spec = r->spec;
+
+	if (r->sv.stop_requested || r->sv.killed || code < 0)
+		return false;
+	if (spec->restart_always)
+		return true;
+	return spec->restart_on_failure && code != 0 &&
+	       (spec->restart_max == 0 || restarts < spec->restart_max);
+}
+
+/* The same spec booted again: the VMM's own state (jail root, cgroup)
+ * released and made anew, the control disk rewritten. */
+static int restart_vm(struct run *r, unsigned restarts, struct cj_err *err)
+{
+	cj_supervision_close(&r->sv);
+	r->vmm.ops->cleanup(&r->vmm);
+	r->vmm.priv = NULL;
+	r->vmm.pid = 0;
+	r->have_status = 0;
+	memset(&r->st, 0, sizeof r->st);
+	if (cj_record_set_restarts(r->rec, restarts, err) < 0 ||
+	    fill_control_disk(r->ctl_fd, &r->cfg, err) < 0)
+		return -1;
+	cj_notice("restarting the VM (restart %u, --restart %s)", restarts, r->spec->restart);
+	return stage_start(r, err);
+}
+
+/* Supervise until the VM ends for good (--restart boots it again); the
+ * exit code of the last boot goes into the record. */
+static int supervise_all(struct run *r, struct cj_err *err)
+{
+	unsigned restarts = 0;
+	int code;
+
+	for (;;) {
+		code = stage_supervise_collect(r, err);
+		if (!restart_wanted(r, code, restarts))
+			break;
+		*err = (struct cj_err){0};
+		if (restart_vm(r, ++restarts, err) < 0) {
+			code = -1;
+			break;
+		}
+	}
+	struct cj_err xerr = {0};
+	if (cj_record_set_exit(r->rec,
+	                       code >= 0        ? code
+	                       : err->exit_code ? err->exit_code
+	                                        : CJ_EXIT_RUNTIME,
+	                       &xerr) < 0)
+		cj_notice("warning: %s", xerr.msg);
+	return code;
+}
+
 /* The stages from the record on; every path goes through teardown. */
 static int run_stages(struct run *r, struct cj_err *err)
 {
@@ -766,14 +834,7 @@ static int run_stages(struct run *r, struct cj_err *err)
 	    ((!r->spec->detach && !r->spec->name) || cj_log_open(&r->log, r->run_dir, err) == 0) &&
 	    stage_start(r, err) == 0) {
 		started(r);
-		code = stage_supervise_collect(r, err);
-		struct cj_err xerr = {0};
-		if (cj_record_set_exit(r->rec,
-		                       code >= 0        ? code
-		                       : err->exit_code ? err->exit_code
-		                                        : CJ_EXIT_RUNTIME,
-		                       &xerr) < 0)
-			cj_notice("warning: %s", xerr.msg);
+		code = supervise_all(r, err);
 	}
 	cj_log_close(&r->log);
 	stage_teardown(r);

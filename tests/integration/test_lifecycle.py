@@ -1,0 +1,198 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The lifecycle of runs kept by a supervisor: run -d, ps, logs, stop, wait,
+rm, inspect, names, kill -9 of the supervisor then gc, restart policies and
+the console log's bound. Each test boots real VMs and asserts on what the
+workload wrote or on host state read directly."""
+import json
+import os
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from conftest import BINARY, qemu_processes_for, runs
+
+
+def verb(runner, *args, timeout=120):
+    return subprocess.run([str(BINARY), *args], env=runner.env(), capture_output=True,
+                          timeout=timeout)
+
+
+def detach(runner, args, options=()):
+    r = runner.run(args, options=["-d", *options])
+    assert r.returncode == 0, r.stderr
+    run_id = r.stdout.decode().strip()
+    assert len(run_id) == 12, r.stdout
+    return run_id
+
+
+def ps(runner, *flags):
+    r = verb(runner, "ps", "--format", "json", *flags)
+    assert r.returncode == 0, r.stderr
+    return {o["ID"]: o for o in map(json.loads, r.stdout.decode().splitlines())}
+
+
+def wait_for(pred, timeout=120, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = pred()
+        if got:
+            return got
+        time.sleep(0.2)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def logs(runner, ref, *flags):
+    r = verb(runner, "logs", *flags, ref)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.decode(errors="replace")
+
+
+TRAPPED = ('trap "echo got-term; exit 7" TERM; echo lifecycle-marker-$((6*7)); '
+           'while true; do sleep 1; done')
+
+
+def test_detached_round_trip(runner):
+    run_id = detach(runner, ["sh", "-c", TRAPPED], ["--name", "life-1"])
+    listed = ps(runner)
+    assert listed[run_id]["State"] == "running" and listed[run_id]["Names"] == "life-1"
+    assert qemu_processes_for(runner.run_dir), "no VMM runs for the detached run"
+    # what the workload printed (computed in the guest: 6*7)
+    wait_for(lambda: "lifecycle-marker-42" in logs(runner, "life-1"), what="the marker in logs")
+    assert "lifecycle-marker-42" in logs(runner, run_id[:6], "--tail", "1", "--timestamps")
+    # the name is taken while it runs: refused, nothing left of the refused run
+    r = runner.run(["true"], options=["-d", "--name", "life-1"])
+    assert r.returncode == 125 and b"already in use" in r.stderr, r.stderr
+    assert [p.name for p in runs(runner.run_dir)] == [run_id]
+    # rm refuses a running one
+    r = verb(runner, "rm", "life-1")
+    assert r.returncode != 0 and b"running" in r.stderr
+    # stop: the workload's TERM trap runs; wait gives its exit code
+    r = verb(runner, "stop", "life-1")
+    assert r.returncode == 0, r.stderr
+    r = verb(runner, "wait", run_id)
+    assert r.returncode == 0 and r.stdout.decode().strip() == "7", (r.stdout, r.stderr)
+    assert "got-term" in logs(runner, "life-1")
+    assert run_id not in ps(runner)
+    exited = ps(runner, "-a")[run_id]
+    assert exited["State"] == "exited" and exited["ExitCode"] == 7
+    rec = json.loads(verb(runner, "inspect", "life-1").stdout)
+    assert rec["state"] == "exited" and rec["exit_code"] == 7 and rec["oom_killed"] is False
+    assert rec["running"] is False and rec["command"] == ["sh", "-c", TRAPPED]
+    assert not qemu_processes_for(runner.run_dir)
+    # gc keeps an exited record; rm removes it, and frees its name
+    assert verb(runner, "gc").returncode == 0
+    assert (runner.run_dir / run_id / "record.json").exists()
+    r = verb(runner, "rm", "life-1")
+    assert r.returncode == 0, r.stderr
+    assert runs(runner.run_dir) == [] and ps(runner, "-a") == {}
+    r = verb(runner, "inspect", "life-1")
+    assert r.returncode == 125 and b"no such run" in r.stderr
+
+
+def cgroup_dirs(run_id):
+    """The cgroup directories of the run's jail, wherever they are."""
+    found = []
+    for root, dirs, _ in os.walk("/sys/fs/cgroup"):
+        for d in list(dirs):
+            if d == f"ctrj-{run_id}":
+                found.append(os.path.join(root, d))
+        if root.count("/") > 7:
+            dirs[:] = []
+    return found
+
+
+@pytest.fixture
+def netns():
+    name = f"cjl{uuid.uuid4().hex[:8]}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    for cmd in (["link", "add", "uplink", "type", "veth", "peer", "name", "far"],
+                ["addr", "add", "192.0.2.1/24", "dev", "uplink"],
+                ["link", "set", "uplink", "up"], ["link", "set", "far", "up"],
+                ["link", "set", "lo", "up"],
+                ["route", "add", "default", "via", "192.0.2.254"]):
+        subprocess.run(["ip", "-n", name, *cmd], check=True)
+    yield name
+    subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+def ns_state(ns):
+    def out(*cmd):
+        return subprocess.run(["ip", "netns", "exec", ns, *cmd], capture_output=True).stdout
+    strip = lambda o: b"\n".join(l for l in o.splitlines() if not l.startswith(b"#"))
+    return (out("nft", "list", "ruleset"), strip(out("iptables-nft-save")),
+            out("ip", "-o", "link"), out("ip", "-o", "addr"))
+
+
+def test_killed_supervisor_then_gc_leaves_nothing(runner, netns):
+    before = ns_state(netns)
+    argv = ["nsenter", f"--net=/var/run/netns/{netns}",
+            *runner.argv(["sh", "-c", "echo up; sleep 600"],
+                         options=["-d", "--name", "doomed", "--network", "tap",
+                                  "--firewall", "nft", "-p", "18080:80"])]
+    r = subprocess.run(argv, env=runner.env(), capture_output=True, timeout=180)
+    assert r.returncode == 0, r.stderr
+    run_id = r.stdout.decode().strip()
+    rec = json.loads(verb(runner, "inspect", run_id).stdout)
+    assert rec["state"] == "running" and rec["ports"] == ["0.0.0.0:18080->80/tcp"]
+    assert rec["address"].count(".") == 3
+    during = ns_state(netns)
+    assert during != before, "the run changed nothing in its namespace (no TAP, no rules?)"
+    cgroups = cgroup_dirs(run_id)
+    assert cgroups, "the run's jail has no cgroup"
+    vmms = qemu_processes_for(runner.run_dir)
+    assert vmms
+    os.kill(rec["owner"]["pid"], signal.SIGKILL)
+    wait_for(lambda: not verb(runner, "ps", "-q").stdout.strip(), what="ps to drop it")
+    assert ps(runner, "-a")[run_id]["State"] == "dead"
+    r = subprocess.run(["nsenter", f"--net=/var/run/netns/{netns}", str(BINARY), "gc"],
+                       env=runner.env(), capture_output=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert runs(runner.run_dir) == []
+    assert not qemu_processes_for(runner.run_dir)
+    assert [c for c in cgroups if os.path.exists(c)] == []
+    assert ns_state(netns) == before
+
+
+def test_restart_on_failure_counts_restarts(runner):
+    run_id = detach(runner, ["sh", "-c", "echo boot-$$; exit 3"],
+                    ["--restart", "on-failure:2"])
+    r = verb(runner, "wait", run_id, timeout=300)
+    assert r.returncode == 0 and r.stdout.decode().strip() == "3", (r.stdout, r.stderr)
+    rec = json.loads(verb(runner, "inspect", run_id).stdout)
+    assert rec["restart_count"] == 2 and rec["exit_code"] == 3
+    # three boots, each of which printed its line
+    assert logs(runner, run_id).count("boot-") == 3
+    assert verb(runner, "rm", run_id).returncode == 0
+
+
+def test_console_log_stays_bounded(runner):
+    # about 3 MB of lines, more than the two 1 MiB files hold
+    chatty = ("i=0; while [ $i -lt 3000 ]; do "
+              "echo line-$i-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+              "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+              "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+              "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+              "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+              "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+              "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+              "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+              "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+              "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+              "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+              "xxxxxxxxxxxxxxxxxxxxxxxxxxxx; i=$((i+1)); done; echo chatty-done")
+    run_id = detach(runner, ["sh", "-c", chatty])
+    assert verb(runner, "wait", run_id, timeout=600).stdout.decode().strip() == "0"
+    d = runner.run_dir / run_id
+    files = sorted(p.name for p in d.iterdir() if p.name.startswith("console.log"))
+    assert files == ["console.log", "console.log.1"]
+    for f in files:
+        assert (d / f).stat().st_size <= (1 << 20) + 4096
+    text = logs(runner, run_id)
+    assert text.rstrip().endswith("chatty-done")
+    assert "line-0-" not in text  # rotated away
+    assert len(logs(runner, run_id, "--tail", "2").splitlines()) == 2
+    assert verb(runner, "rm", run_id).returncode == 0
