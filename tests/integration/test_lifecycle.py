@@ -196,3 +196,17 @@ def test_console_log_stays_bounded(runner):
     assert "line-0-" not in text  # rotated away
     assert len(logs(runner, run_id, "--tail", "2").splitlines()) == 2
     assert verb(runner, "rm", run_id).returncode == 0
+
+
+def test_which_records_are_kept(runner):
+    # a named foreground run keeps its record, with the workload's status
+    r = runner.run(["sh", "-c", "echo fg-out; exit 5"], options=["--name", "fg-1"])
+    assert r.returncode == 5 and b"fg-out" in r.stdout, r.stderr
+    kept = [o for o in ps(runner, "-a").values() if o["Names"] == "fg-1"]
+    assert len(kept) == 1 and kept[0]["ExitCode"] == 5 and kept[0]["State"] == "exited"
+    assert "fg-out" in logs(runner, "fg-1")
+    assert verb(runner, "rm", "fg-1").returncode == 0
+    # --rm keeps nothing, even detached, once the run ended
+    run_id = detach(runner, ["sh", "-c", "echo rm-run > /dev/null"], ["--rm"])
+    wait_for(lambda: not (runner.run_dir / run_id).exists(), what="the --rm run to go")
+    assert runs(runner.run_dir) == []

@@ -11,7 +11,8 @@
  * the next. The run is alive while its owner holds the lock on the run
  * directory; the directory appears under its name only once locked.
  * Teardown and gc replay the undo log (util/undo.h) newest first, through
- * the one table of kinds in record.c. Nothing else reads the run base. */
+ * the one table of kinds in record.c. The lifecycle verbs read it through
+ * run/runs.h. */
 #ifndef CJ_RECORD_H
 #define CJ_RECORD_H
 
