@@ -58,17 +58,9 @@ static int kill_one(const char *ref, const char *id, void *ctx, struct cj_err *e
 
 static int kill_main(const struct cli_verb *verb, int argc, char **argv)
 {
-	struct cj_err err = {0};
 	struct killopt k = {.sig = SIGKILL};
-	int first, r = cli_parse_args(verb, &k, argc, argv, &first, &err);
 
-	if (r != 0)
-		return r > 0 ? 0 : cli_report(&err, CJ_EXIT_RUNTIME);
-	if (first == argc) {
-		cli_help(verb, stderr);
-		return CJ_EXIT_RUNTIME;
-	}
-	return cli_each_ref(argc - first, argv + first, kill_one, &k);
+	return cli_refs_main(verb, &k, argc, argv, kill_one);
 }
 
 const struct cli_verb cli_kill_verb = {

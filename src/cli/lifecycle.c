@@ -33,6 +33,21 @@ int cli_each_ref(int argc, char **argv,
 	return status;
 }
 
+int cli_refs_main(const struct cli_verb *verb, void *ctx, int argc, char **argv,
+                  int (*fn)(const char *ref, const char *id, void *ctx, struct cj_err *err))
+{
+	struct cj_err err = {0};
+	int first, r = cli_parse_args(verb, ctx, argc, argv, &first, &err);
+
+	if (r != 0)
+		return r > 0 ? 0 : cli_report(&err, CJ_EXIT_RUNTIME);
+	if (first == argc) {
+		cli_help(verb, stderr);
+		return CJ_EXIT_RUNTIME;
+	}
+	return cli_each_ref(argc - first, argv + first, fn, ctx);
+}
+
 time_t cli_time(json_object *record, const char *key)
 {
 	json_object *v;

@@ -17,6 +17,10 @@ const char *cli_run_base(void);
 int cli_each_ref(int argc, char **argv,
                  int (*fn)(const char *ref, const char *id, void *ctx, struct cj_err *err),
                  void *ctx);
+/* The main of a verb on NAME|ID... (stop, kill, wait, rm): its options
+ * into ctx, then fn on each operand. */
+int cli_refs_main(const struct cli_verb *verb, void *ctx, int argc, char **argv,
+                  int (*fn)(const char *ref, const char *id, void *ctx, struct cj_err *err));
 /* Seconds since the epoch of an RFC 3339 UTC time; 0 when absent. */
 time_t cli_time(json_object *record, const char *key);
 /* "5 seconds", "3 minutes", "2 hours", "4 days". */

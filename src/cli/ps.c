@@ -48,32 +48,17 @@ static const char *str(json_object *o, const char *key)
 	return s ? s : "";
 }
 
-/* The command, joined by spaces. */
-static void command(json_object *rec, char *buf, size_t len)
+/* The record's array key, its strings joined by sep. */
+static void join(json_object *rec, const char *key, const char *sep, char *buf, size_t len)
 {
 	json_object *a;
 	size_t n = 0;
 
 	buf[0] = '\0';
-	if (!json_object_object_get_ex(rec, "command", &a) ||
-	    !json_object_is_type(a, json_type_array))
+	if (!json_object_object_get_ex(rec, key, &a) || !json_object_is_type(a, json_type_array))
 		return;
 	for (size_t i = 0; i < json_object_array_length(a) && n < len; i++)
-		n += (size_t)snprintf(buf + n, len - n, "%s%s", i ? " " : "",
-		                      json_object_get_string(json_object_array_get_idx(a, i)));
-}
-
-static void ports(json_object *rec, char *buf, size_t len)
-{
-	json_object *a;
-	size_t n = 0;
-
-	buf[0] = '\0';
-	if (!json_object_object_get_ex(rec, "ports", &a) ||
-	    !json_object_is_type(a, json_type_array))
-		return;
-	for (size_t i = 0; i < json_object_array_length(a) && n < len; i++)
-		n += (size_t)snprintf(buf + n, len - n, "%s%s", i ? ", " : "",
+		n += (size_t)snprintf(buf + n, len - n, "%s%s", i ? sep : "",
 		                      json_object_get_string(json_object_array_get_idx(a, i)));
 }
 
@@ -113,8 +98,8 @@ static int ps_one(const char *id, json_object *rec, void *ctx)
 		return 0;
 	if (ps->quiet)
 		return printf("%s\n", id), 0;
-	command(rec, cmd, sizeof cmd);
-	ports(rec, pt, sizeof pt);
+	join(rec, "command", " ", cmd, sizeof cmd);
+	join(rec, "ports", ", ", pt, sizeof pt);
 	cli_age(cli_time(rec, "created"), created, sizeof created);
 	if (ps->json) {
 		json_object *o = json_object_new_object(), *v;

@@ -40,17 +40,9 @@ static int rm_one(const char *ref, const char *id, void *ctx, struct cj_err *err
 
 static int rm_main(const struct cli_verb *verb, int argc, char **argv)
 {
-	struct cj_err err = {0};
 	struct rm rm = {0};
-	int first, r = cli_parse_args(verb, &rm, argc, argv, &first, &err);
 
-	if (r != 0)
-		return r > 0 ? 0 : cli_report(&err, CJ_EXIT_RUNTIME);
-	if (first == argc) {
-		cli_help(verb, stderr);
-		return CJ_EXIT_RUNTIME;
-	}
-	return cli_each_ref(argc - first, argv + first, rm_one, &rm);
+	return cli_refs_main(verb, &rm, argc, argv, rm_one);
 }
 
 const struct cli_verb cli_rm_verb = {

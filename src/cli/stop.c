@@ -63,17 +63,9 @@ static int stop_one(const char *ref, const char *id, void *ctx, struct cj_err *e
 
 static int stop_main(const struct cli_verb *verb, int argc, char **argv)
 {
-	struct cj_err err = {0};
 	struct stop s = {.timeout = -1};
-	int first, r = cli_parse_args(verb, &s, argc, argv, &first, &err);
 
-	if (r != 0)
-		return r > 0 ? 0 : cli_report(&err, CJ_EXIT_RUNTIME);
-	if (first == argc) {
-		cli_help(verb, stderr);
-		return CJ_EXIT_RUNTIME;
-	}
-	return cli_each_ref(argc - first, argv + first, stop_one, &s);
+	return cli_refs_main(verb, &s, argc, argv, stop_one);
 }
 
 const struct cli_verb cli_stop_verb = {

@@ -33,16 +33,7 @@ static int wait_one(const char *ref, const char *id, void *ctx, struct cj_err *e
 
 static int wait_main(const struct cli_verb *verb, int argc, char **argv)
 {
-	struct cj_err err = {0};
-	int first, r = cli_parse_args(verb, NULL, argc, argv, &first, &err);
-
-	if (r != 0)
-		return r > 0 ? 0 : cli_report(&err, CJ_EXIT_RUNTIME);
-	if (first == argc) {
-		cli_help(verb, stderr);
-		return CJ_EXIT_RUNTIME;
-	}
-	return cli_each_ref(argc - first, argv + first, wait_one, NULL);
+	return cli_refs_main(verb, NULL, argc, argv, wait_one);
 }
 
 const struct cli_verb cli_wait_verb = {
