@@ -100,7 +100,8 @@ static int ps_one(const char *id, json_object *rec, void *ctx)
 		return printf("%s\n", id), 0;
 	join(rec, "command", " ", cmd, sizeof cmd);
 	join(rec, "ports", ", ", pt, sizeof pt);
-	cli_age(cli_time(rec, "created"), created, sizeof created);
+	cli_age(cli_time(rec, "created"), created, sizeof created - 4);
+	strcat(created, " ago");
 	if (ps->json) {
 		json_object *o = json_object_new_object(), *v;
 		json_object_object_add(o, "ID", json_object_new_string(id));

@@ -210,3 +210,36 @@ def test_which_records_are_kept(runner):
     run_id = detach(runner, ["sh", "-c", "echo rm-run > /dev/null"], ["--rm"])
     wait_for(lambda: not (runner.run_dir / run_id).exists(), what="the --rm run to go")
     assert runs(runner.run_dir) == []
+
+
+def test_kill_and_forced_rm(runner):
+    run_id = detach(runner, ["sleep", "600"], ["--name", "k-1"])
+    r = verb(runner, "kill", "-s", "USR1", "k-1")
+    assert r.returncode == 125 and b"guest agent" in r.stderr  # refused, the run goes on
+    assert ps(runner)[run_id]["State"] == "running"
+    assert verb(runner, "kill", "k-1").returncode == 0
+    r = verb(runner, "wait", "k-1")
+    assert r.stdout.decode().strip() == "137", (r.stdout, r.stderr)  # 128 + SIGKILL
+    assert not qemu_processes_for(runner.run_dir)
+    other = detach(runner, ["sleep", "600"], ["--name", "k-2"])
+    r = verb(runner, "rm", "-f", other[:5], "k-1")
+    assert r.returncode == 0, r.stderr
+    assert runs(runner.run_dir) == [] and not qemu_processes_for(runner.run_dir)
+
+
+def test_foreground_prints_the_guest_address(runner, netns):
+    def run(*options):
+        argv = ["nsenter", f"--net=/var/run/netns/{netns}",
+                *runner.argv(["cat", "/proc/net/fib_trie"],
+                             options=["--network", "tap", "--firewall", "nft",
+                                      "-p", "18081:81", *options])]
+        r = subprocess.run(argv, env=runner.env(), capture_output=True, timeout=180)
+        assert r.returncode == 0, r.stderr
+        return r
+    r = run()
+    line = [l for l in r.stderr.decode().splitlines() if "guest address" in l]
+    assert len(line) == 1, r.stderr
+    address = line[0].split("guest address ", 1)[1].split(",")[0]
+    assert address in r.stdout.decode()  # the guest's own view of its address
+    assert "ports 0.0.0.0:18081->81/tcp" in line[0]
+    assert b"guest address" not in run("-q").stderr
