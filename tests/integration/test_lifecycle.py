@@ -185,7 +185,13 @@ def test_console_log_stays_bounded(runner):
               "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
               "xxxxxxxxxxxxxxxxxxxxxxxxxxxx; i=$((i+1)); done; echo chatty-done")
     run_id = detach(runner, ["sh", "-c", chatty])
+    # -f, from before the workload's first line, follows across rotations
+    follower = subprocess.Popen([str(BINARY), "logs", "-f", run_id], env=runner.env(),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert verb(runner, "wait", run_id, timeout=600).stdout.decode().strip() == "0"
+    followed, _ = follower.communicate(timeout=60)  # it ends with the run
+    seen = [l.split("-")[1] for l in followed.decode().splitlines() if l.startswith("line-")]
+    assert seen == [str(i) for i in range(3000)]
     d = runner.run_dir / run_id
     files = sorted(p.name for p in d.iterdir() if p.name.startswith("console.log"))
     assert files == ["console.log", "console.log.1"]

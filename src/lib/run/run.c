@@ -793,6 +793,11 @@ static int restart_vm(struct run *r, unsigned restarts, struct cj_err *err)
 	    fill_control_disk(r->ctl_fd, &r->cfg, err) < 0)
 		return -1;
 	cj_notice("restarting the VM (restart %u, --restart %s)", restarts, r->spec->restart);
+	/* A VM that keeps failing at once is not booted in a tight loop: 100 ms,
+	 * doubling up to 10 s. A stop signal ends the wait (and the run). */
+	struct pollfd p = {.fd = r->sfd, .events = POLLIN};
+	unsigned shift = restarts > 8 ? 7 : restarts - 1;
+	poll(&p, 1, (int)(100u << shift) > 10000 ? 10000 : (int)(100u << shift));
 	return stage_start(r, err);
 }
 
