@@ -169,7 +169,7 @@ def test_restart_on_failure_counts_restarts(runner):
     assert verb(runner, "rm", run_id).returncode == 0
 
 
-def test_console_log_stays_bounded(runner):
+def test_console_log_stays_bounded(runner, tmp_path):
     # about 3 MB of lines, more than the two 1 MiB files hold
     chatty = ("i=0; while [ $i -lt 3000 ]; do "
               "echo line-$i-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
@@ -186,10 +186,13 @@ def test_console_log_stays_bounded(runner):
               "xxxxxxxxxxxxxxxxxxxxxxxxxxxx; i=$((i+1)); done; echo chatty-done")
     run_id = detach(runner, ["sh", "-c", chatty])
     # -f, from before the workload's first line, follows across rotations
-    follower = subprocess.Popen([str(BINARY), "logs", "-f", run_id], env=runner.env(),
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert verb(runner, "wait", run_id, timeout=600).stdout.decode().strip() == "0"
-    followed, _ = follower.communicate(timeout=60)  # it ends with the run
+    # (into a file: a reader that falls behind by a whole rotation loses it)
+    with open(tmp_path / "followed", "wb") as out:
+        follower = subprocess.Popen([str(BINARY), "logs", "-f", run_id], env=runner.env(),
+                                    stdout=out)
+        assert verb(runner, "wait", run_id, timeout=600).stdout.decode().strip() == "0"
+        follower.wait(timeout=60)  # it ends with the run
+    followed = (tmp_path / "followed").read_bytes()
     seen = [l.split("-")[1] for l in followed.decode().splitlines() if l.startswith("line-")]
     assert seen == [str(i) for i in range(3000)]
     d = runner.run_dir / run_id
