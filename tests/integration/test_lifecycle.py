@@ -252,3 +252,15 @@ def test_foreground_prints_the_guest_address(runner, netns):
     assert address in r.stdout.decode()  # the guest's own view of its address
     assert "ports 0.0.0.0:18081->81/tcp" in line[0]
     assert b"guest address" not in run("-q").stderr
+
+
+def test_oom_kill_is_recorded(runner):
+    # QEMU itself cannot fit its cgroup's memory limit: killed while it starts
+    argv = runner.argv(["true"], options=["--name", "oomy"])
+    argv[argv.index("--memory") + 1] = "72"
+    argv[argv.index("--"):argv.index("--")] = ["--memory-limit", "72M"]
+    r = subprocess.run(argv, env=runner.env(), capture_output=True, timeout=180)
+    assert r.returncode != 0
+    rec = json.loads(verb(runner, "inspect", "oomy").stdout)
+    assert rec["oom_killed"] is True and rec["state"] == "exited"
+    assert verb(runner, "rm", "oomy").returncode == 0

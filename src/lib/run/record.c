@@ -484,19 +484,25 @@ int cj_record_set_restarts(struct cj_record *rec, unsigned count, struct cj_err 
 	return set_and_save(rec, "restart_count", json_object_new_int((int)count), err);
 }
 
+/* "oom_kill N" in cgroup v2's memory.events or v1's memory.oom_control. */
 static bool cgroup_oom(const char *dir)
 {
-	char path[PATH_MAX + 32], *text = NULL, *k;
-	struct cj_err err = {0};
-	bool killed;
+	static const char *const files[] = {"memory.events", "memory.oom_control"};
 
-	snprintf(path, sizeof path, "%s/memory.events", dir);
-	if (cj_read_file(path, &text, NULL, &err) < 0)
-		return false;
-	k = strstr(text, "oom_kill ");
-	killed = k && strtoul(k + 9, NULL, 10) > 0;
-	free(text);
-	return killed;
+	for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+		char path[PATH_MAX + 32], *text = NULL, *k;
+		struct cj_err err = {0};
+		bool killed;
+		snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+		if (cj_read_file(path, &text, NULL, &err) < 0)
+			continue;
+		k = strstr(text, "oom_kill ");
+		killed = k && strtoul(k + 9, NULL, 10) > 0;
+		free(text);
+		if (killed)
+			return true;
+	}
+	return false;
 }
 
 bool cj_record_oom_killed(struct cj_record *rec)
