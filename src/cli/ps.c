@@ -71,7 +71,8 @@ static const char *status(const char *id, json_object *rec, char *buf, size_t le
 	json_object *v;
 	const char *state = str(rec, "state");
 
-	if (cj_runs_alive(cli_run_base(), id)) {
+	/* "exited" is final (the lock may be held a moment by a gc) */
+	if (strcmp(state, "exited") != 0 && cj_runs_alive(cli_run_base(), id)) {
 		time_t t = cli_time(rec, "started");
 		if (!t)
 			return snprintf(buf, len, "Created"), "created";
