@@ -264,3 +264,16 @@ def test_oom_kill_is_recorded(runner):
     rec = json.loads(verb(runner, "inspect", "oomy").stdout)
     assert rec["oom_killed"] is True and rec["state"] == "exited"
     assert verb(runner, "rm", "oomy").returncode == 0
+
+
+def test_stop_time_kills_a_workload_that_ignores_term(runner):
+    run_id = detach(runner, ["sh", "-c", 'trap "" TERM; echo deaf-ready; sleep 600'],
+                    ["--stop-timeout", "60"])
+    wait_for(lambda: "deaf-ready" in logs(runner, run_id), what="the workload to start")
+    started = time.monotonic()
+    assert verb(runner, "stop", "-t", "2", run_id).returncode == 0
+    took = time.monotonic() - started
+    assert 2 <= took < 30, took  # not the run's 60 s grace
+    r = verb(runner, "wait", run_id)
+    assert r.stdout.decode().strip() == "137", (r.stdout, r.stderr)
+    assert verb(runner, "rm", run_id).returncode == 0
