@@ -144,7 +144,17 @@ static void follow(struct logs *l, const char *base, const char *id, const char 
 			emit(l, buf, (size_t)n);
 		fflush(stdout);
 		if (stat(path, &b) == 0 && fstat(fd, &a) == 0 && a.st_ino != b.st_ino) {
-			close(fd); /* rotated: what the old file still held was read */
+			/* rotated: what the old file still held was read; when it
+			 * rotated twice meanwhile, the file between comes first */
+			char older[PATH_MAX + 4];
+			snprintf(older, sizeof older, "%s.1", path);
+			close(fd);
+			if (stat(older, &b) == 0 && b.st_ino != a.st_ino &&
+			    (fd = open(older, O_RDONLY | O_CLOEXEC)) >= 0) {
+				while ((n = read(fd, buf, sizeof buf)) > 0)
+					emit(l, buf, (size_t)n);
+				close(fd);
+			}
 			if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
 				return;
 			continue;
