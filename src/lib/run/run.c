@@ -463,11 +463,9 @@ static int stage_identity(struct run *r, struct cj_err *err)
 {
 	const struct cj_spec *spec = r->spec;
 
-	return cj_record_claim_name(r->rec, spec->name, err) < 0 ||
-	               cj_record_set_meta(r->rec, spec->argv.v, spec->argv.n, spec->restart, err) <
-	                   0
-	           ? -1
-	           : 0;
+	if (cj_record_claim_name(r->rec, spec->name, err) < 0)
+		return -1;
+	return cj_record_set_meta(r->rec, spec->argv.v, spec->argv.n, spec->restart, err);
 }
 
 /* The guest's address and published ports, for the record and the line
@@ -877,10 +875,10 @@ static int run_all(struct cj_spec *spec, int *notify_fd, struct cj_err *err)
 
 int cj_run_vm(struct cj_spec *spec, struct cj_err *err)
 {
-	if (cj_inputs_load(spec, err) < 0)
-		return err->exit_code ? err->exit_code : CJ_EXIT_RUNTIME;
 	int none = -1;
 
+	if (cj_inputs_load(spec, err) < 0)
+		return err->exit_code ? err->exit_code : CJ_EXIT_RUNTIME;
 	return run_all(spec, &none, err);
 }
 
@@ -906,9 +904,9 @@ static int detach_parent(pid_t child, int fd, char id[16], struct cj_err *err)
 	int code = WIFEXITED(st) ? WEXITSTATUS(st) : CJ_EXIT_RUNTIME;
 	if (code == 0)
 		code = CJ_EXIT_RUNTIME; /* the workload ended before we heard */
-	return cj_fail_code(err, code, 0, "%s",
-	                    buf[0] == 'E' ? buf + 1
-	                                  : "the run's supervisor ended before the VM started");
+	return cj_fail_code(
+	    err, code, 0, "%s",
+	    buf[0] == 'E' && buf[1] ? buf + 1 : "the run's supervisor ended before the VM started");
 }
 
 int cj_run_detached(struct cj_spec *spec, char id[16], struct cj_err *err)
@@ -934,12 +932,14 @@ int cj_run_detached(struct cj_spec *spec, char id[16], struct cj_err *err)
 	setsid();
 	notify = p[1];
 	code = run_all(spec, &notify, err);
-	if (notify >= 0) { /* it failed before the VMM started */
-		char buf[CJ_ERR_STR_MAX + 2];
-		buf[0] = 'E';
-		cj_err_str(err, buf + 1, sizeof buf - 1);
+	char buf[CJ_ERR_STR_MAX + 2];
+	buf[0] = 'E';
+	cj_err_str(err, buf + 1, sizeof buf - 1);
+	if (notify >= 0) { /* it failed before the VMM started: the parent says why */
 		if (write(notify, buf, strlen(buf)) < 0)
 			code = CJ_EXIT_RUNTIME;
+	} else if (buf[1]) {
+		cj_notice("%s", buf + 1); /* into supervisor.log */
 	}
 	exit(code);
 }
