@@ -51,6 +51,7 @@ int cli_report(const struct cj_err *err, int code);
 const char *cli_cache_dir(void);
 
 extern const struct cli_verb cli_run_verb, cli_kernel_verb, cli_inspect_verb, cli_gc_verb,
-    cli_version_verb;
+    cli_version_verb, cli_ps_verb, cli_stop_verb, cli_kill_verb, cli_wait_verb, cli_rm_verb,
+    cli_logs_verb;
 
 #endif

@@ -2,7 +2,10 @@
 /* ctr-jailer inspect IMAGE: what `run --image IMAGE` would run, as JSON. */
 #include "cli.h"
 
+#include "lifecycle.h"
+
 #include "image/oci.h"
+#include "run/runs.h"
 #include "util/sanitize.h"
 
 #include <errno.h>
@@ -27,6 +30,45 @@ static json_object *json_str_or_null(const char *s)
 	return s ? json_object_new_string(s) : NULL;
 }
 
+static int print_json(json_object *o, struct cj_err *err)
+{
+	/* json-c leaves DEL, C1 controls and invalid UTF-8 raw in strings */
+	char *out = cj_json_terminal_safe(json_object_to_json_string_ext(
+	    o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE));
+
+	json_object_put(o);
+	if (!out) {
+		cj_fail(err, ENOMEM, "inspect");
+		return cli_report(err, CJ_EXIT_RUNTIME);
+	}
+	printf("%s\n", out);
+	free(out);
+	return fflush(stdout) == 0 ? 0 : CJ_EXIT_RUNTIME;
+}
+
+/* A run's record, with "running" (does its supervisor still hold it?);
+ * its undo log is the runtime's own. */
+static int inspect_run(const char *ref)
+{
+	struct cj_err err = {0};
+	char id[16];
+	json_object *rec;
+
+	if (cj_runs_find(cli_run_base(), ref, id, &err) < 0 ||
+	    !(rec = cj_runs_read(cli_run_base(), id, &err)))
+		return cli_report(&err, CJ_EXIT_RUNTIME);
+	json_object_object_del(rec, "undo");
+	json_object_object_add(rec, "running",
+	                       json_object_new_boolean(cj_runs_alive(cli_run_base(), id)));
+	return print_json(rec, &err);
+}
+
+static bool image_ref(const char *ref)
+{
+	return strncmp(ref, "oci:", 4) == 0 || strncmp(ref, "docker-archive:", 15) == 0 ||
+	       strncmp(ref, "tar:", 4) == 0;
+}
+
 static int inspect_main(const struct cli_verb *verb, int argc, char **argv)
 {
 	struct cj_err err = {0};
@@ -44,6 +86,8 @@ static int inspect_main(const struct cli_verb *verb, int argc, char **argv)
 		return CJ_EXIT_RUNTIME;
 	}
 	argv += first - 1;
+	if (!image_ref(argv[1]))
+		return inspect_run(argv[1]);
 	if (cj_image_open(argv[1], cli_cache_dir(), &img, &err) < 0)
 		return cli_report(&err, CJ_EXIT_RUNTIME);
 	o = json_object_new_object();
@@ -81,24 +125,15 @@ static int inspect_main(const struct cli_verb *verb, int argc, char **argv)
 	                              : img.ref.kind == CJ_IMAGE_DOCKER_ARCHIVE
 	                                  ? img.dmanifest.layers.n
 	                                  : 1)));
-	/* json-c leaves DEL, C1 controls and invalid UTF-8 raw in strings */
-	char *out = cj_json_terminal_safe(json_object_to_json_string_ext(
-	    o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE));
-	json_object_put(o);
 	cj_image_free(&img);
-	if (!out) {
-		cj_fail(&err, ENOMEM, "inspect");
-		return cli_report(&err, CJ_EXIT_RUNTIME);
-	}
-	printf("%s\n", out);
-	free(out);
-	return fflush(stdout) == 0 ? 0 : CJ_EXIT_RUNTIME;
+	return print_json(o, &err);
 }
 
 const struct cli_verb cli_inspect_verb = {
     .name = "inspect",
-    .usage = "inspect oci:DIR[:TAG] | docker-archive:FILE | tar:FILE",
-    .about = "Print, as JSON, what 'run --image IMAGE' would run: the image's digests, "
-             "config and command.",
+    .usage = "inspect NAME|ID | oci:DIR[:TAG] | docker-archive:FILE | tar:FILE",
+    .about = "Print, as JSON, a run's record (its command, state, times, exit code, OOM "
+             "flag, address and published ports), or what 'run --image IMAGE' would run: "
+             "the image's digests, config and command.",
     .main = inspect_main,
 };

@@ -18,6 +18,7 @@ extern char **environ;
 #define G_NET     "Network"
 #define G_VMM     "The VMM and its jail"
 #define G_RUNTIME "The runtime"
+#define G_LIFE    "Lifecycle"
 
 static const struct cli_opt run_opts[] = {
     {"rootfs", 0, "DIR", NULL, opt_rootfs, NULL, G_WHAT,
@@ -113,6 +114,18 @@ static const struct cli_opt run_opts[] = {
      "the VMM's memory limit (default: guest memory + 256 MiB)"},
     {"pids-limit", 0, "N", "CTR_JAILER_PIDS_LIMIT", opt_pids_limit, NULL, G_VMM,
      "the VMM's process limit"},
+    {"detach", 'd', NULL, NULL, opt_detach, NULL, G_LIFE,
+     "run in the background: print the run's id once the VM started; a supervisor "
+     "process keeps the VM, its console goes to 'ctr-jailer logs'"},
+    {"name", 0, "NAME", NULL, opt_name, NULL, G_LIFE,
+     "name the run (default: a random one); its record is kept once it ended, until 'rm'"},
+    {"rm", 0, NULL, NULL, opt_rm, NULL, G_LIFE,
+     "keep no record once the run ended (the root is ephemeral either way)"},
+    {"restart", 0, "no|on-failure[:N]|always", NULL, opt_restart, NULL, G_LIFE,
+     "boot the VM again when it ends (on-failure: with a non-zero exit code, at most N "
+     "times); kept by the supervisor; a stop ends it"},
+    {"quiet", 'q', NULL, NULL, opt_quiet, NULL, G_LIFE,
+     "do not print the guest's address and published ports at start"},
     {"cache-dir", 0, "DIR", "CTR_JAILER_CACHE", opt_cache_dir, NULL, G_RUNTIME,
      "cache of kernels, base images and initramfs (default " CJ_DEFAULT_CACHE ")"},
     {NULL, 0, "DIR", "CTR_JAILER_RUN_DIR", opt_run_dir, NULL, G_RUNTIME,
@@ -270,6 +283,15 @@ static int run_main(const struct cli_verb *verb, int argc, char **argv)
 	}
 	/* The run's status is its return (err->exit_code when it failed); a
 	 * message may come with a workload's own status too. */
+	if (spec.detach) {
+		char id[16];
+		r = cj_run_detached(&spec, id, &err);
+		cj_spec_free(&spec);
+		if (r != 0)
+			return cli_report(&err, r);
+		printf("%s\n", id);
+		return fflush(stdout) == 0 ? 0 : CJ_EXIT_RUNTIME;
+	}
 	r = cj_run_vm(&spec, &err);
 	cj_spec_free(&spec);
 	cli_print_err(&err);

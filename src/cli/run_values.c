@@ -3,6 +3,7 @@
  * spec. `what` names the flag or variable the value came from. */
 #include "run.h"
 
+#include "run/names.h"
 #include "util/util.h"
 
 #include <errno.h>
@@ -185,6 +186,51 @@ int opt_timings(void *c, const char *v, const char *what, struct cj_err *err)
 {
 	SPEC(c)->timings = true;
 	return 0;
+}
+
+int opt_detach(void *c, const char *v, const char *what, struct cj_err *err)
+{
+	SPEC(c)->detach = true;
+	return 0;
+}
+
+int opt_rm(void *c, const char *v, const char *what, struct cj_err *err)
+{
+	SPEC(c)->auto_remove = true;
+	return 0;
+}
+
+int opt_quiet(void *c, const char *v, const char *what, struct cj_err *err)
+{
+	SPEC(c)->quiet = true;
+	return 0;
+}
+
+int opt_name(void *c, const char *v, const char *what, struct cj_err *err)
+{
+	const char *why = cj_name_invalid(v);
+
+	if (why)
+		return cj_fail(err, 0, "%s '%s' is invalid: %s", what, v, why);
+	return set_str(&SPEC(c)->name, v, err);
+}
+
+int opt_restart(void *c, const char *v, const char *what, struct cj_err *err)
+{
+	struct cj_spec *spec = SPEC(c);
+	unsigned long long n = 0;
+
+	spec->restart_always = strcmp(v, "always") == 0;
+	spec->restart_on_failure =
+	    strncmp(v, "on-failure", 10) == 0 &&
+	    (v[10] == '\0' || (v[10] == ':' && parse_uint(v + 11, 1, 1000000, &n) == 0));
+	if (!spec->restart_always && !spec->restart_on_failure && strcmp(v, "no") != 0)
+		return cj_fail(err, 0,
+		               "%s '%s' is invalid: give no, on-failure, on-failure:N (N >= 1) or "
+		               "always",
+		               what, v);
+	spec->restart_max = (unsigned)n;
+	return set_str(&spec->restart, v, err);
 }
 
 int opt_dry_run(void *c, const char *v, const char *what, struct cj_err *err)

@@ -26,6 +26,7 @@ SAMPLES = {
     "--data-size": "1G", "--network": "none", "-p": "8080:80", "--publish": "8080:80",
     "--tap-ip": "10.9.0.1/30", "--host-iface": "eth9", "--dns": "192.0.2.53",
     "--firewall": "nft", "--egress": "deny", "--allow-egress": "192.0.2.0/24",
+    "--name": "web-1", "--restart": "on-failure:2",
     "--vmm": "qemu", "--qemu": "/usr/bin/qemu-system-x86_64", "--firecracker": "/fc",
     "--jailer": "/jailer", "--chroot-base": "/srv/jailer", "--jail-user": "nobody",
     "--jail-uid-range": "3000000000:100", "--cpu-quota": "1.5", "--memory-limit": "1G",

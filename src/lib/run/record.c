@@ -11,6 +11,7 @@
  * which gc leaves alone while it is young), locked, then renamed into
  * place; teardown removes the directory before it lets go of the lock. */
 #include "record.h"
+#include "names.h"
 
 #include "jail/jail.h"
 #include "net/net.h"
@@ -202,6 +203,26 @@ static bool proc_from_json(json_object *root, const char *key, pid_t *pid,
 	return *pid > 0;
 }
 
+void cj_rfc3339_now(char *buf, size_t len)
+{
+	struct timespec ts;
+	struct tm tm;
+	char sec[32];
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(sec, sizeof sec, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf, len, "%s.%09ldZ", sec, ts.tv_nsec);
+}
+
+static json_object *now_json(void)
+{
+	char buf[64];
+
+	cj_rfc3339_now(buf, sizeof buf);
+	return json_object_new_string(buf);
+}
+
 static json_object *record_new(const char *id)
 {
 	json_object *root = json_object_new_object();
@@ -210,6 +231,7 @@ static json_object *record_new(const char *id)
 	json_object_object_add(root, "id", json_object_new_string(id));
 	json_object_object_add(root, "owner", proc_json(getpid()));
 	json_object_object_add(root, "state", json_object_new_string("created"));
+	json_object_object_add(root, "created", now_json());
 	json_object_object_add(root, "undo", json_object_new_array());
 	return root;
 }
@@ -353,6 +375,7 @@ static int set_and_save(struct cj_record *rec, const char *key, json_object *val
 int cj_record_set_vmm(struct cj_record *rec, pid_t pid, struct cj_err *err)
 {
 	json_object_object_add(rec->root, "state", json_object_new_string("running"));
+	json_object_object_add(rec->root, "started", now_json());
 	return set_and_save(rec, "vmm", proc_json(pid), err);
 }
 
@@ -367,6 +390,174 @@ int cj_record_set_state(struct cj_record *rec, const char *state, struct cj_err 
 	return set_and_save(rec, "state", json_object_new_string(state), err);
 }
 
+int cj_record_set_meta(struct cj_record *rec, char *const *argv, size_t argc, const char *restart,
+                       struct cj_err *err)
+{
+	json_object *cmd = json_object_new_array();
+
+	for (size_t i = 0; i < argc; i++)
+		json_object_array_add(cmd, json_object_new_string(argv[i]));
+	json_object_object_add(rec->root, "command", cmd);
+	json_object_object_add(rec->root, "restart",
+	                       json_object_new_string(restart ? restart : "no"));
+	return set_and_save(rec, "restart_count", json_object_new_int(0), err);
+}
+
+int cj_record_set_keep(struct cj_record *rec, bool keep, struct cj_err *err)
+{
+	return set_and_save(rec, "keep", json_object_new_boolean(keep), err);
+}
+
+struct name_seen {
+	const char *name;
+	bool taken;
+};
+
+static int name_check(const char *id, json_object *record, void *ctx)
+{
+	struct name_seen *n = ctx;
+	const char *have = cj_undo_str(record, "name");
+
+	(void)id;
+	if (have && strcmp(have, n->name) == 0)
+		n->taken = true;
+	return 0;
+}
+
+static int name_try(struct cj_record *rec, const char *name, bool *taken, struct cj_err *err)
+{
+	struct name_seen seen = {name, false};
+
+	if (cj_record_each(rec->base, rec->id, name_check, &seen, err) < 0)
+		return -1;
+	*taken = seen.taken;
+	return seen.taken ? 0 : set_and_save(rec, "name", json_object_new_string(name), err);
+}
+
+int cj_record_claim_name(struct cj_record *rec, const char *name, struct cj_err *err)
+{
+	char buf[CJ_NAME_MAX + 1];
+	const char *why = name ? cj_name_invalid(name) : NULL;
+	bool taken = true;
+	int lock, r = 0;
+
+	if (why)
+		return cj_fail(err, 0, "invalid name '%s': %s", name, why);
+	if ((lock = cj_run_base_lock(rec->base, "names", err)) < 0)
+		return -1;
+	if (name)
+		r = name_try(rec, name, &taken, err);
+	for (int i = 0; !name && taken && r == 0 && i < 64; i++) {
+		size_t n;
+		cj_name_random(buf, sizeof buf);
+		n = strlen(buf);
+		if (i >= 16) /* the lists are short: a number makes it unique */
+			snprintf(buf + n, sizeof buf - n, "%d", i);
+		r = name_try(rec, buf, &taken, err);
+	}
+	close(lock);
+	if (r == 0 && taken)
+		r = cj_fail(err, 0,
+		            "the name '%s' is already in use by another run: choose another, or "
+		            "remove that run with 'ctr-jailer rm'",
+		            name ? name : buf);
+	return r;
+}
+
+int cj_record_set_net(struct cj_record *rec, const char *address, json_object *ports,
+                      struct cj_err *err)
+{
+	json_object_object_add(rec->root, "address", json_object_new_string(address));
+	return set_and_save(rec, "ports", ports ? ports : json_object_new_array(), err);
+}
+
+int cj_record_set_exit(struct cj_record *rec, int code, struct cj_err *err)
+{
+	json_object_object_add(rec->root, "oom_killed",
+	                       json_object_new_boolean(cj_record_oom_killed(rec)));
+	json_object_object_add(rec->root, "finished", now_json());
+	return set_and_save(rec, "exit_code", json_object_new_int(code), err);
+}
+
+int cj_record_set_restarts(struct cj_record *rec, unsigned count, struct cj_err *err)
+{
+	return set_and_save(rec, "restart_count", json_object_new_int((int)count), err);
+}
+
+/* "oom_kill N" in cgroup v2's memory.events or v1's memory.oom_control. */
+static bool cgroup_oom(const char *dir)
+{
+	static const char *const files[] = {"memory.events", "memory.oom_control"};
+
+	for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+		char path[PATH_MAX + 32], *text = NULL, *k;
+		struct cj_err err = {0};
+		bool killed;
+		snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+		if (cj_read_file(path, &text, NULL, &err) < 0)
+			continue;
+		k = strstr(text, "oom_kill ");
+		killed = k && strtoul(k + 9, NULL, 10) > 0;
+		free(text);
+		if (killed)
+			return true;
+	}
+	return false;
+}
+
+bool cj_record_oom_killed(struct cj_record *rec)
+{
+	size_t n = json_object_array_length(rec->undo.log);
+
+	for (size_t i = 0; i < n; i++) {
+		json_object *e = json_object_array_get_idx(rec->undo.log, i);
+		const char *kind = cj_undo_str(e, "kind"), *path = cj_undo_str(e, "path");
+		if (kind && path && strcmp(kind, "jail.cgroup") == 0 && cgroup_oom(path))
+			return true;
+	}
+	return false;
+}
+
+/* What a kept record keeps of its directory once the run ended. */
+static bool kept_file(const char *name)
+{
+	return strcmp(name, RECORD_FILE) == 0 || strcmp(name, OWNER_FILE) == 0 ||
+	       strncmp(name, "console.log", 11) == 0 || strcmp(name, "supervisor.log") == 0;
+}
+
+/* The run ended and its host changes are undone: the directory keeps only
+ * its record (state "exited") and logs, for the verbs, until `rm`. */
+static void keep_exited(struct cj_record *rec)
+{
+	struct cj_err err = {0};
+	DIR *d = opendir(rec->dir);
+	struct dirent *de;
+
+	while (d && (de = readdir(d))) {
+		char path[PATH_MAX + 300];
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
+		    kept_file(de->d_name))
+			continue;
+		snprintf(path, sizeof path, "%s/%s", rec->dir, de->d_name);
+		cj_rm_rf(path);
+	}
+	if (d)
+		closedir(d);
+	json_object_object_add(rec->root, "state", json_object_new_string("exited"));
+	json_object_object_del(rec->root, "vmm");
+	if (!json_object_object_get_ex(rec->root, "finished", NULL))
+		json_object_object_add(rec->root, "finished", now_json());
+	if (record_save(rec, &err) < 0)
+		cj_notice("warning: %s", err.msg);
+}
+
+static bool kept(json_object *root)
+{
+	json_object *v;
+
+	return json_object_object_get_ex(root, "keep", &v) && json_object_get_boolean(v);
+}
+
 int cj_record_teardown(struct cj_record *rec, bool verbose)
 {
 	struct cj_err err = {0};
@@ -375,7 +566,9 @@ int cj_record_teardown(struct cj_record *rec, bool verbose)
 	if (!rec)
 		return 0;
 	left = cj_undo_replay(rec->undo.log, undo_kinds, verbose);
-	if (left == 0) {
+	if (left == 0 && kept(rec->root)) {
+		keep_exited(rec);
+	} else if (left == 0) {
 		cj_rm_rf(rec->dir);
 	} else {
 		/* What is left stays for the next gc, once our lock is gone. */
@@ -488,6 +681,16 @@ static void set_aside(const char *run_base, const char *dir, const char *name)
 		          name, aside);
 }
 
+/* A kept record of a run that ended, nothing of it left on the host. */
+static bool kept_exited(json_object *root)
+{
+	const char *state = cj_undo_str(root, "state");
+	json_object *log = NULL;
+
+	return state && strcmp(state, "exited") == 0 &&
+	       json_object_object_get_ex(root, "undo", &log) && json_object_array_length(log) == 0;
+}
+
 /* One leftover run, its owner's lock held: 1 when it was removed. */
 static int gc_run(const char *run_base, const char *dir, const char *name, bool verbose)
 {
@@ -501,6 +704,10 @@ static int gc_run(const char *run_base, const char *dir, const char *name, bool 
 	}
 	if (!root)
 		return 0;
+	if (kept_exited(root)) {
+		json_object_put(root);
+		return 0; /* kept until `rm` */
+	}
 	if (!vm_gone(dir, name, root)) {
 		if (verbose)
 			cj_notice("leftover run %s: a process of its VM does not end; the run "

@@ -14,6 +14,7 @@
 #include "jail/jail.h"
 #include "kernel/kernel.h"
 #include "net/net.h"
+#include "run/logfile.h"
 #include "run/record.h"
 #include "run/supervise.h"
 #include "util/util.h"
@@ -21,6 +22,7 @@
 #include "vmm_choice.h"
 #include "volume/volume.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
@@ -100,32 +102,42 @@ static void print_timings(const struct timings *t, const struct ctrj_status *st,
 	json_object_put(o);
 }
 
-/* The control disk lives in a memfd: the guest's configuration (secrets
- * included) never touches a filesystem, tmpfs or not. QEMU opens it as
- * /proc/self/fd/N. Returns the fd. */
-static int write_control_disk(const struct ctrj_config *cfg, struct cj_err *err)
+/* The guest's configuration into the control disk fd, from a clean
+ * slate: the guest wipes the configuration once read and writes its
+ * status, so a restart writes it again. */
+static int fill_control_disk(int fd, const struct ctrj_config *cfg, struct cj_err *err)
 {
 	uint8_t hdr[CTRJ_CTL_HEADER_SIZE];
 	uint8_t *buf = NULL;
 	size_t len = 0;
 	char msg[256];
-	int fd;
+	int r = 0;
 
 	if (ctrj_config_encode(cfg, &buf, &len, msg, sizeof msg) < 0)
 		return cj_fail(err, 0, "%s", msg);
 	ctrj_header_encode(hdr, (uint32_t)len);
-	fd = memfd_create("ctr-jailer-control", MFD_CLOEXEC);
-	if (fd < 0) {
-		cj_fail(err, errno, "memfd_create");
-	} else if (ftruncate(fd, CTRJ_CTL_DISK_SIZE) < 0 ||
-	           pwrite(fd, hdr, sizeof hdr, 0) != (ssize_t)sizeof hdr ||
-	           pwrite(fd, buf, len, CTRJ_CTL_CONFIG_OFF) != (ssize_t)len) {
-		cj_fail(err, errno, "write the control disk");
-		close(fd);
-		fd = -1;
-	}
+	if (ftruncate(fd, 0) < 0 || ftruncate(fd, CTRJ_CTL_DISK_SIZE) < 0 ||
+	    pwrite(fd, hdr, sizeof hdr, 0) != (ssize_t)sizeof hdr ||
+	    pwrite(fd, buf, len, CTRJ_CTL_CONFIG_OFF) != (ssize_t)len)
+		r = cj_fail(err, errno, "write the control disk");
 	explicit_bzero(buf, len);
 	free(buf);
+	return r;
+}
+
+/* The control disk lives in a memfd: the guest's configuration (secrets
+ * included) never touches a filesystem, tmpfs or not. QEMU opens it as
+ * /proc/self/fd/N. Returns the fd. */
+static int write_control_disk(const struct ctrj_config *cfg, struct cj_err *err)
+{
+	int fd = memfd_create("ctr-jailer-control", MFD_CLOEXEC);
+
+	if (fd < 0)
+		return cj_fail(err, errno, "memfd_create");
+	if (fill_control_disk(fd, cfg, err) < 0) {
+		close(fd);
+		return -1;
+	}
 	return fd;
 }
 
@@ -287,6 +299,10 @@ struct run {
 	struct cj_supervision sv;
 	struct ctrj_status st;
 	int have_status;
+	/* the lifecycle: the console log, the detached parent's pipe (-1: none) */
+	struct cj_log log;
+	int notify_fd;
+	char netline[512]; /* the guest's address and ports, "" without a network */
 };
 
 struct uids {
@@ -441,6 +457,40 @@ static int stage_record(struct run *r, struct cj_err *err)
 	return 0;
 }
 
+/* What the lifecycle verbs read: the run's name (unique), its command and
+ * restart policy. */
+static int stage_identity(struct run *r, struct cj_err *err)
+{
+	const struct cj_spec *spec = r->spec;
+
+	if (cj_record_claim_name(r->rec, spec->name, err) < 0)
+		return -1;
+	return cj_record_set_meta(r->rec, spec->argv.v, spec->argv.n, spec->restart, err);
+}
+
+/* The guest's address and published ports, for the record and the line
+ * printed at start: "10.0.0.2, ports 0.0.0.0:8080->80/tcp". */
+static int net_record(struct run *r, char *line, size_t len, struct cj_err *err)
+{
+	const struct cj_net_spec *ns = &r->spec->net;
+	json_object *ports = json_object_new_array();
+	char addr[INET_ADDRSTRLEN], hip[INET_ADDRSTRLEN];
+	size_t n;
+
+	inet_ntop(AF_INET, &r->net.guest_addr, addr, sizeof addr);
+	n = (size_t)snprintf(line, len, "%s", addr);
+	for (size_t i = 0; i < ns->nports; i++) {
+		char p[64];
+		inet_ntop(AF_INET, &ns->ports[i].host_ip, hip, sizeof hip);
+		snprintf(p, sizeof p, "%s:%u->%u/%s", hip, ns->ports[i].host_port,
+		         ns->ports[i].guest_port, ns->ports[i].udp ? "udp" : "tcp");
+		json_object_array_add(ports, json_object_new_string(p));
+		if (n < len)
+			n += (size_t)snprintf(line + n, len - n, "%s%s", i ? " " : ", ports ", p);
+	}
+	return cj_record_set_net(r->rec, addr, ports, err);
+}
+
 /* The jail plan: its limits, then the run's uid, the host tools' on its
  * volumes and its VMM's (which owns the TAP, so the jailed VMM opens it
  * unprivileged). */
@@ -487,6 +537,8 @@ static int stage_network(struct run *r, struct cj_err *err)
 		r->vm.jail.netns = net->netns;
 	if (!net->active)
 		return 0;
+	if (net_record(r, r->netline, sizeof r->netline, err) < 0)
+		return -1;
 	r->cfg.has_net = true;
 	r->cfg.net.addr = net->guest_addr;
 	r->cfg.net.gateway = net->host_addr;
@@ -601,6 +653,10 @@ static int stage_start(struct run *r, struct cj_err *err)
 	/* non-blocking from the start: teardown drains it after a failed start */
 	fcntl(epipe[0], F_SETFL, O_NONBLOCK);
 	cj_supervision_open(&r->sv, cpipe[0], epipe[0]);
+	if (r->log.fd >= 0) {
+		r->sv.console.log = &r->log;
+		r->sv.console.no_stdout = r->spec->detach;
+	}
 	r->vm.console_fd = cpipe[1];
 	r->vm.has_console_fd = true;
 	r->vm.stderr_fd = epipe[1];
@@ -678,13 +734,131 @@ static void stage_teardown(struct run *r)
 		print_timings(&r->t, &r->st, r->have_status == 1);
 }
 
-int cj_run_vm(struct cj_spec *spec, struct cj_err *err)
+/* The VMM started: the record is kept from now on (-d, --name, not
+ * --rm); the foreground run says where the guest is; a detached run's
+ * supervisor lets go of the terminal and tells its parent the id. */
+static void started(struct run *r)
+{
+	const struct cj_spec *spec = r->spec;
+	struct cj_err kerr = {0};
+	char msg[PATH_MAX + 32];
+	int fd;
+
+	if ((spec->detach || spec->name) && !spec->auto_remove &&
+	    cj_record_set_keep(r->rec, true, &kerr) < 0)
+		cj_notice("warning: %s", kerr.msg);
+	if (!spec->detach || r->notify_fd < 0) {
+		if (!spec->quiet && r->netline[0])
+			cj_notice("guest address %s", r->netline);
+		return;
+	}
+	fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		dup2(fd, STDIN_FILENO);
+		close(fd);
+	}
+	snprintf(msg, sizeof msg, "%s/supervisor.log", r->run_dir);
+	fd = open(msg, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd >= 0) {
+		dup2(fd, STDOUT_FILENO);
+		dup2(fd, STDERR_FILENO);
+		close(fd);
+	}
+	snprintf(msg, sizeof msg, "S%s", r->id);
+	if (write(r->notify_fd, msg, strlen(msg)) < 0)
+		cj_notice("warning: the foreground ctr-jailer is gone");
+	close(r->notify_fd);
+	r->notify_fd = -1;
+}
+
+/* --restart: boot again after the VM ended with code? Never after a stop
+ * (stop, kill, a signal to the supervisor). */
+static bool restart_wanted(const struct run *r, int code, unsigned restarts)
+{
+	const struct cj_spec *spec = r->spec;
+
+	if (r->sv.stop_requested || r->sv.killed || code < 0)
+		return false;
+	if (spec->restart_always)
+		return true;
+	return spec->restart_on_failure && code != 0 &&
+	       (spec->restart_max == 0 || restarts < spec->restart_max);
+}
+
+/* The same spec booted again: the VMM's own state (jail root, cgroup)
+ * released and made anew, the control disk rewritten. */
+static int restart_vm(struct run *r, unsigned restarts, struct cj_err *err)
+{
+	cj_supervision_close(&r->sv);
+	r->vmm.ops->cleanup(&r->vmm);
+	r->vmm.priv = NULL;
+	r->vmm.pid = 0;
+	r->have_status = 0;
+	memset(&r->st, 0, sizeof r->st);
+	if (cj_record_set_restarts(r->rec, restarts, err) < 0 ||
+	    fill_control_disk(r->ctl_fd, &r->cfg, err) < 0)
+		return -1;
+	cj_notice("restarting the VM (restart %u, --restart %s)", restarts, r->spec->restart);
+	/* A VM that keeps failing at once is not booted in a tight loop: 100 ms,
+	 * doubling up to 10 s. A stop signal ends the wait (and the run). */
+	struct pollfd p = {.fd = r->sfd, .events = POLLIN};
+	unsigned shift = restarts > 8 ? 7 : restarts - 1;
+	poll(&p, 1, (int)(100u << shift) > 10000 ? 10000 : (int)(100u << shift));
+	return stage_start(r, err);
+}
+
+/* Supervise until the VM ends for good (--restart boots it again); the
+ * exit code of the last boot goes into the record. */
+static int supervise_all(struct run *r, struct cj_err *err)
+{
+	unsigned restarts = 0;
+	int code;
+
+	for (;;) {
+		code = stage_supervise_collect(r, err);
+		if (!restart_wanted(r, code, restarts))
+			break;
+		*err = (struct cj_err){0};
+		if (restart_vm(r, ++restarts, err) < 0) {
+			code = -1;
+			break;
+		}
+	}
+	struct cj_err xerr = {0};
+	if (cj_record_set_exit(r->rec,
+	                       code >= 0        ? code
+	                       : err->exit_code ? err->exit_code
+	                                        : CJ_EXIT_RUNTIME,
+	                       &xerr) < 0)
+		cj_notice("warning: %s", xerr.msg);
+	return code;
+}
+
+/* The stages from the record on; every path goes through teardown. */
+static int run_stages(struct run *r, struct cj_err *err)
+{
+	int code = -1;
+
+	if (stage_identity(r, err) == 0 && stage_jail_plan(r, err) == 0 &&
+	    stage_drives(r, err) == 0 && stage_network(r, err) == 0 &&
+	    stage_control_disk(r, err) == 0 &&
+	    ((!r->spec->detach && !r->spec->name) || cj_log_open(&r->log, r->run_dir, err) == 0) &&
+	    stage_start(r, err) == 0) {
+		started(r);
+		code = supervise_all(r, err);
+	}
+	cj_log_close(&r->log);
+	stage_teardown(r);
+	return code;
+}
+
+/* The run; *notify_fd (a detached run's pipe to its parent, or -1) is
+ * closed and set to -1 once the parent was told the VMM started. */
+static int run_all(struct cj_spec *spec, int *notify_fd, struct cj_err *err)
 {
 	struct run *r;
 	int code = -1; /* a stage failed: err says why, and its exit code */
 
-	if (cj_inputs_load(spec, err) < 0)
-		return err->exit_code ? err->exit_code : CJ_EXIT_RUNTIME;
 	r = calloc(1, sizeof *r);
 	if (!r)
 		return cj_fail(err, ENOMEM, "run"), CJ_EXIT_RUNTIME;
@@ -692,20 +866,88 @@ int cj_run_vm(struct cj_spec *spec, struct cj_err *err)
 	                  .t.start = cj_now_ns(),
 	                  .ctl_fd = -1,
 	                  .sfd = -1,
-	                  .sv = {.console.fd = -1, .vmm_stderr.fd = -1}};
+	                  .sv = {.console.fd = -1, .vmm_stderr.fd = -1},
+	                  .log = {.fd = -1},
+	                  .notify_fd = *notify_fd};
 	sigprocmask(SIG_BLOCK, NULL, &r->old_mask);
 	cj_gc(spec->run_base, true);
 	if (stage_resolve(r, err) == 0 && stage_base_image(r, err) == 0 &&
-	    stage_initramfs(r, err) == 0 && stage_record(r, err) == 0) {
-		/* From here on every path goes through teardown. */
-		if (stage_jail_plan(r, err) == 0 && stage_drives(r, err) == 0 &&
-		    stage_network(r, err) == 0 && stage_control_disk(r, err) == 0 &&
-		    stage_start(r, err) == 0)
-			code = stage_supervise_collect(r, err);
-		stage_teardown(r);
-	}
+	    stage_initramfs(r, err) == 0 && stage_record(r, err) == 0)
+		code = run_stages(r, err);
+	*notify_fd = r->notify_fd;
 	free(r);
 	if (code < 0)
 		code = err->exit_code ? err->exit_code : CJ_EXIT_RUNTIME;
 	return code;
+}
+
+int cj_run_vm(struct cj_spec *spec, struct cj_err *err)
+{
+	int none = -1;
+
+	if (cj_inputs_load(spec, err) < 0)
+		return err->exit_code ? err->exit_code : CJ_EXIT_RUNTIME;
+	return run_all(spec, &none, err);
+}
+
+/* The parent of a detached run: "S<id>" from the supervisor once the VMM
+ * started; else it ended, and its status (and "E<message>") say why. */
+static int detach_parent(pid_t child, int fd, char id[16], struct cj_err *err)
+{
+	char buf[CJ_ERR_STR_MAX + 2];
+	ssize_t n, got = 0;
+	int st = 0;
+
+	while ((n = read(fd, buf + got, sizeof buf - 1 - (size_t)got)) > 0 ||
+	       (n < 0 && errno == EINTR))
+		got += n > 0 ? n : 0;
+	close(fd);
+	buf[got] = '\0';
+	if (buf[0] == 'S') {
+		snprintf(id, 16, "%s", buf + 1);
+		return 0;
+	}
+	while (waitpid(child, &st, 0) < 0 && errno == EINTR)
+		;
+	int code = WIFEXITED(st) ? WEXITSTATUS(st) : CJ_EXIT_RUNTIME;
+	if (code == 0)
+		code = CJ_EXIT_RUNTIME; /* the workload ended before we heard */
+	return cj_fail_code(
+	    err, code, 0, "%s",
+	    buf[0] == 'E' && buf[1] ? buf + 1 : "the run's supervisor ended before the VM started");
+}
+
+int cj_run_detached(struct cj_spec *spec, char id[16], struct cj_err *err)
+{
+	int p[2], code, notify;
+	pid_t pid;
+
+	if (cj_inputs_load(spec, err) < 0)
+		return err->exit_code ? err->exit_code : CJ_EXIT_RUNTIME;
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return cj_fail(err, errno, "pipe"), CJ_EXIT_RUNTIME;
+	if ((pid = fork()) < 0) {
+		close(p[0]);
+		close(p[1]);
+		return cj_fail(err, errno, "fork"), CJ_EXIT_RUNTIME;
+	}
+	if (pid > 0) {
+		close(p[1]);
+		return detach_parent(pid, p[0], id, err) < 0 ? err->exit_code : 0;
+	}
+	/* The supervisor: a session of its own, like conmon. */
+	close(p[0]);
+	setsid();
+	notify = p[1];
+	code = run_all(spec, &notify, err);
+	char buf[CJ_ERR_STR_MAX + 2];
+	buf[0] = 'E';
+	cj_err_str(err, buf + 1, sizeof buf - 1);
+	if (notify >= 0) { /* it failed before the VMM started: the parent says why */
+		if (write(notify, buf, strlen(buf)) < 0)
+			code = CJ_EXIT_RUNTIME;
+	} else if (buf[1]) {
+		cj_notice("%s", buf + 1); /* into supervisor.log */
+	}
+	exit(code);
 }

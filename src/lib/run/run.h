@@ -17,5 +17,10 @@ int cj_run_vm(struct cj_spec *spec, struct cj_err *err);
  * SIGHUP and SIGQUIT blocked: a stop signal that comes after the run has
  * ended has nothing left to stop and must not kill the caller before it
  * reports the workload's status. */
+/* -d: the run goes on in a supervisor process of its own session (its
+ * stdio then in the run directory's supervisor.log, the console in
+ * console.log); this returns once the VMM started, 0 with the run's id,
+ * or the exit code with err when the run could not start. */
+int cj_run_detached(struct cj_spec *spec, char id[16], struct cj_err *err);
 
 #endif

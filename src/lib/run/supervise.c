@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "supervise.h"
 
+#include "logfile.h"
 #include "util/util.h"
 
 #include <errno.h>
@@ -87,7 +88,10 @@ static bool console_relay(struct console *c)
 		if (bucket_read(&c->fd, &c->tokens, &c->last_ns, &c->dropped, CONSOLE_RATE,
 		                CONSOLE_BURST, buf, sizeof buf, &pass) <= 0)
 			break;
-		console_write(c, buf, pass);
+		if (c->log)
+			cj_log_write(c->log, buf, pass);
+		if (!c->no_stdout)
+			console_write(c, buf, pass);
 	}
 	if (c->dropped && cj_now_ns() - c->last_notice_ns > 1000000000ull) {
 		cj_notice("guest console over %u KiB/s: %llu bytes dropped so far",

@@ -10,8 +10,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+struct cj_log;
+
 struct console {
-	int fd; /* read end, -1 when closed */
+	int fd;             /* read end, -1 when closed */
+	struct cj_log *log; /* also to this log (run/logfile.h), or NULL */
+	bool no_stdout;     /* only to the log (a detached run) */
 	double tokens;
 	uint64_t last_ns;
 	uint64_t dropped;

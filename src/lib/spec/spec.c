@@ -176,6 +176,8 @@ void cj_spec_free(struct cj_spec *spec)
 	free(spec->workdir);
 	free(spec->user);
 	free(spec->hostname);
+	free(spec->name);
+	free(spec->restart);
 	free(spec->boot_args);
 	free(spec->extra_boot_args);
 	free(spec->cache_dir);

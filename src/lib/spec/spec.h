@@ -62,6 +62,15 @@ struct cj_spec {
 	enum cj_accel accel;
 	unsigned stop_timeout_s; /* guest grace period before SIGKILL */
 	bool timings;
+	/* the lifecycle: --name, -d, --rm, -q, --restart */
+	char *name;           /* NULL: a random one */
+	bool detach;          /* -d: a supervisor keeps the VM; the id is printed */
+	bool auto_remove;     /* --rm: no record is kept once the run ended */
+	bool quiet;           /* -q: no address line at start */
+	char *restart;        /* the policy as given: "no", "on-failure[:N]", "always" */
+	bool restart_always;  /* restart whatever the exit code */
+	unsigned restart_max; /* on-failure's N (0: no limit); with neither, no restart */
+	bool restart_on_failure;
 	char *cache_dir;
 	char *run_base;
 	char *qemu_bin;
