@@ -196,6 +196,16 @@ struct child_io {
 	const char *pts;  /* the terminal's name, or NULL */
 };
 
+/* fd becomes the child's stdio fd to, kept across exec (dup2 onto itself
+ * would leave close-on-exec set). */
+static void stdio_fd(int fd, int to)
+{
+	if (fd == to)
+		fcntl(fd, F_SETFD, 0);
+	else
+		dup2(fd, to);
+}
+
 /* In the child: its stdio, its user and directory, then exec. errno goes
  * back on err_fd (close-on-exec: success closes it silently). */
 static __attribute__((noreturn)) void child(const struct ctrj_agent_start *st,
@@ -206,12 +216,12 @@ static __attribute__((noreturn)) void child(const struct ctrj_agent_start *st,
 
 	pid1_child_setup(); /* a session of its own, signals unblocked */
 	if (io->pts) {
-		int t = open(io->pts, O_RDWR);
+		int t = open(io->pts, O_RDWR | O_CLOEXEC);
 		if (t < 0 || ioctl(t, TIOCSCTTY, 0) < 0)
 			goto report;
-		dup2(t, 0), dup2(t, 1), dup2(t, 2);
+		stdio_fd(t, 0), stdio_fd(t, 1), stdio_fd(t, 2);
 	} else {
-		dup2(io->in, 0), dup2(io->out, 1), dup2(io->err, 2);
+		stdio_fd(io->in, 0), stdio_fd(io->out, 1), stdio_fd(io->err, 2);
 	}
 	gid_t groups[GUEST_MAX_GROUPS];
 	for (size_t i = 0; i < u->ngroups; i++)
@@ -300,8 +310,12 @@ static int spawn(struct session *s, const struct ctrj_agent_start *st, const str
 	if (r != (ssize_t)sizeof m)
 		return 0;
 	*code = (m[0] == 1 && m[1] == ENOENT) ? 127 : 126;
-	snprintf(msg, msglen, "%s \"%s\": %s", m[0] == 1 ? "exec" : "cannot start",
-	         m[0] == 1 ? st->argv[0] : (st->workdir ? st->workdir : "/"), strerror(m[1]));
+	if (m[0] == 1)
+		snprintf(msg, msglen, "exec \"%s\": %s", st->argv[0], strerror(m[1]));
+	else
+		snprintf(msg, msglen, "cannot become user %s in directory %s: %s",
+		         st->user ? st->user : "0", st->workdir ? st->workdir : "/",
+		         strerror(m[1]));
 	return -1; /* the child is reaped by PID 1 (agent_reaped finds no session) */
 }
 

@@ -51,6 +51,6 @@ int cli_report(const struct cj_err *err, int code);
 const char *cli_cache_dir(void);
 
 extern const struct cli_verb cli_run_verb, cli_kernel_verb, cli_inspect_verb, cli_gc_verb,
-    cli_version_verb;
+    cli_version_verb, cli_exec_verb;
 
 #endif

@@ -11,7 +11,8 @@
 #include <string.h>
 
 static const struct cli_verb *const verbs[] = {
-    &cli_run_verb, &cli_kernel_verb, &cli_inspect_verb, &cli_gc_verb, &cli_version_verb,
+    &cli_run_verb,     &cli_exec_verb, &cli_kernel_verb,
+    &cli_inspect_verb, &cli_gc_verb,   &cli_version_verb,
 };
 
 const char *cli_cache_dir(void)
