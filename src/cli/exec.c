@@ -179,12 +179,15 @@ static int on_frame(const struct ctrj_agent_frame *f, void *ctx)
 		write_all(f->type == CTRJ_AGENT_STDOUT ? 1 : 2, f->payload, f->len);
 		if (f->len == 0)
 			return 0;
-		return send_all(s->fd, c,
-		                ctrj_agent_enc_u32x2(c, CTRJ_AGENT_CREDIT, SESSION,
-		                                     f->type == CTRJ_AGENT_STDOUT
-		                                         ? CTRJ_AGENT_STREAM_STDOUT
-		                                         : CTRJ_AGENT_STREAM_STDERR,
-		                                     f->len));
+		/* the credit back; a run that already closed the session after
+		 * the exit status is no error (the status is in this same read) */
+		send_all(s->fd, c,
+		         ctrj_agent_enc_u32x2(c, CTRJ_AGENT_CREDIT, SESSION,
+		                              f->type == CTRJ_AGENT_STDOUT
+		                                  ? CTRJ_AGENT_STREAM_STDOUT
+		                                  : CTRJ_AGENT_STREAM_STDERR,
+		                              f->len));
+		return 0;
 	case CTRJ_AGENT_CREDIT:
 		return ctrj_agent_credit_grant(&s->in, f->b);
 	case CTRJ_AGENT_EXIT:
@@ -276,7 +279,7 @@ static int relay(struct session *s, struct cj_err *err)
 		if (n <= 0)
 			return cj_fail(err, 0, "the VM ended before the command did");
 		if (ctrj_agent_dec_feed(&s->dec, b, (size_t)n, on_frame, s, NULL, 0) < 0)
-			return cj_fail(err, EPROTO, "the run broke the agent protocol");
+			return cj_fail(err, 0, "the run broke the agent protocol");
 	}
 	return 0;
 }

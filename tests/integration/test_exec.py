@@ -1,0 +1,140 @@
+# SPDX-License-Identifier: Apache-2.0
+"""`ctr-jailer exec`: commands run in the guest of a running `run`, beside its
+workload, over the agent channel. Every check is on what the command did or
+observed inside the VM (its output, its exit status, a file the workload
+reads), with a real VM."""
+import os
+import pty
+import select
+import signal
+import stat
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import BINARY, runs
+
+
+def wait_for_agent(runner, proc, timeout=120) -> Path:
+    """The run's directory, once its exec socket is there."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        for d in runs(runner.run_dir):
+            if (d / "agent.sock").exists():
+                return d
+        time.sleep(0.2)
+    raise AssertionError("no agent.sock appeared")
+
+
+def ctrj_exec(runner, args, timeout=60):
+    return subprocess.run([str(BINARY), "exec", *args], env=runner.env(),
+                          stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
+
+
+def stop(proc):
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    return proc.communicate(timeout=120)
+
+
+def test_exec_runs_beside_the_workload(runner):
+    """A file the exec'd command writes is what the workload, waiting for it,
+    then reads: the same guest, the same root."""
+    proc = runner.start(["sh", "-c", "while [ ! -f /handoff ]; do sleep 0.1; done; "
+                         "echo workload-read:$(cat /handoff)"])
+    try:
+        run = wait_for_agent(runner, proc)
+        r = ctrj_exec(runner, [run.name, "sh", "-c", "echo from-exec-$$ > /handoff.tmp && "
+                               "mv /handoff.tmp /handoff && cat /handoff"])
+        assert r.returncode == 0, r.stderr
+        token = r.stdout.decode().strip()
+        assert token.startswith("from-exec-")
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        assert f"workload-read:{token}".encode() in out
+    finally:
+        stop(proc)
+
+
+def test_exec_statuses_streams_options_stdin_and_tty(runner):
+    proc = runner.start(["sleep", "120"])
+    try:
+        run = wait_for_agent(runner, proc)
+        # the run directory and the socket are root's alone
+        assert stat.S_IMODE(run.stat().st_mode) == 0o700
+        assert stat.S_IMODE((run / "agent.sock").stat().st_mode) == 0o600
+        rid = run.name
+
+        # exit statuses: 0, 3, death by signal 9 (128+9); a prefix of the id will do
+        assert ctrj_exec(runner, [rid, "true"]).returncode == 0
+        assert ctrj_exec(runner, [rid[:6], "sh", "-c", "exit 3"]).returncode == 3
+        assert ctrj_exec(runner, [rid, "sh", "-c", "kill -9 $$"]).returncode == 137
+
+        # stdout and stderr kept apart
+        r = ctrj_exec(runner, [rid, "sh", "-c", "echo to-out; echo to-err >&2; echo more-out"])
+        assert (r.returncode, r.stdout, r.stderr) == (0, b"to-out\nmore-out\n", b"to-err\n")
+
+        # -e, -u, -w as the command sees them
+        r = ctrj_exec(runner, ["-e", "GREETING=hello there", "-u", "1000:2000", "-w", "/home/app",
+                               rid, "sh", "-c", 'echo "$GREETING|$(id -u):$(id -g)|$(pwd)"'])
+        assert r.returncode == 0, r.stderr
+        assert r.stdout == b"hello there|1000:2000|/home/app\n"
+
+        # stdin only with -i; without it the command reads EOF at once
+        r = subprocess.run([str(BINARY), "exec", "-i", rid, "cat"], env=runner.env(),
+                           input=b"hi\n", capture_output=True, timeout=60)
+        assert (r.returncode, r.stdout) == (0, b"hi\n"), r.stderr
+        r = subprocess.run([str(BINARY), "exec", rid, "sh", "-c", "cat; echo eof"],
+                           env=runner.env(), input=b"not relayed\n", capture_output=True,
+                           timeout=60)
+        assert (r.returncode, r.stdout) == (0, b"eof\n")
+        # a megabyte through stdin and back, under the channel's flow control
+        blob = os.urandom(1 << 20)
+        r = subprocess.run([str(BINARY), "exec", "-i", rid, "cat"], env=runner.env(),
+                           input=blob, capture_output=True, timeout=120)
+        assert r.returncode == 0 and r.stdout == blob
+
+        # a missing command: 127 and one line saying why; a directory: 126
+        r = ctrj_exec(runner, [rid, "/no/such/command"])
+        assert r.returncode == 127
+        assert r.stderr.decode().count("\n") == 1 and "/no/such/command" in r.stderr.decode()
+        r = ctrj_exec(runner, [rid, "/home"])
+        assert r.returncode == 126
+
+        # -t: the command has a terminal (driven through a pty here)
+        master, slave = pty.openpty()
+        p = subprocess.Popen([str(BINARY), "exec", "-t", rid, "sh", "-c",
+                              "[ -t 0 ] && [ -t 1 ] && echo IS-A-TTY; exit 4"],
+                             env=runner.env(), stdin=slave, stdout=slave, stderr=slave)
+        os.close(slave)
+        seen = b""
+        while p.poll() is None or select.select([master], [], [], 0)[0]:
+            if select.select([master], [], [], 1)[0]:
+                try:
+                    seen += os.read(master, 4096)
+                except OSError:
+                    break
+        os.close(master)
+        assert p.wait(timeout=60) == 4
+        assert b"IS-A-TTY" in seen
+        # without -t it has none
+        r = ctrj_exec(runner, [rid, "sh", "-c", "[ -t 0 ] || [ -t 1 ] || echo no-tty"])
+        assert r.stdout == b"no-tty\n"
+
+        assert proc.poll() is None  # the workload went on through all this
+    finally:
+        out, err = stop(proc)
+    assert proc.returncode == 143, err
+    # the run is gone: exec into it fails, in one line
+    r = ctrj_exec(runner, [rid, "true"])
+    assert r.returncode == 125 and r.stderr.decode().count("\n") == 1
+
+
+def test_exec_unknown_run_fails_in_one_line(runner):
+    r = ctrj_exec(runner, ["0123456789ab", "true"])
+    assert r.returncode == 125
+    msg = r.stderr.decode()
+    assert msg.count("\n") == 1 and "0123456789ab" in msg, msg
