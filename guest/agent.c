@@ -29,18 +29,13 @@ extern char **environ;
 #define OUT_HIGH     (64u * 1024u) /* read no child output while the queue is longer */
 #define FRAME_BUF    (CTRJ_AGENT_HDR_SIZE + CTRJ_AGENT_DATA_MAX + CTRJ_AGENT_MSG_MAX + 16)
 
-struct buf {
-	uint8_t *p;
-	size_t len, cap;
-};
-
 struct session {
 	uint32_t id; /* 0: free */
 	pid_t pid;
 	int in_fd, out_fd, err_fd; /* -1: closed; a terminal's master is in_fd and out_fd */
 	bool tty, exited, close_stdin;
 	int wstatus;
-	struct buf in;                     /* stdin not yet written to the process */
+	struct ctrj_agent_buf in;          /* stdin not yet written to the process */
 	struct ctrj_agent_credit out[2];   /* stdout, stderr: what the host lets us send */
 	struct ctrj_agent_credit in_taken; /* stdin: what the host may send us */
 };
@@ -48,37 +43,14 @@ struct session {
 static struct {
 	int fd;
 	struct ctrj_agent_dec dec;
-	struct buf out;
+	struct ctrj_agent_buf out;
 	char **base_env;
 	struct session s[MAX_SESSIONS];
 } A = {.fd = -1};
 
-static int buf_add(struct buf *b, const void *data, size_t n)
-{
-	if (b->len + n > b->cap) {
-		size_t cap = b->cap ? b->cap : 4096;
-		while (cap < b->len + n)
-			cap *= 2;
-		uint8_t *np = realloc(b->p, cap);
-		if (!np)
-			return -1;
-		b->p = np;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, data, n);
-	b->len += n;
-	return 0;
-}
-
-static void buf_drop(struct buf *b, size_t n)
-{
-	memmove(b->p, b->p + n, b->len - n);
-	b->len -= n;
-}
-
 static void send_frame(const uint8_t *f, size_t n)
 {
-	if (n && buf_add(&A.out, f, n) < 0)
+	if (n && ctrj_agent_buf_add(&A.out, f, n) < 0)
 		guest_say("agent: out of memory for the channel");
 }
 
@@ -150,7 +122,7 @@ static void session_free(struct session *s)
 	close_fd(&s->in_fd);
 	close_fd(&s->out_fd);
 	close_fd(&s->err_fd);
-	free(s->in.p);
+	ctrj_agent_buf_free(&s->in);
 	memset(s, 0, sizeof *s);
 	s->in_fd = s->out_fd = s->err_fd = -1;
 }
@@ -386,7 +358,7 @@ static void on_stdin(struct session *s, const struct ctrj_agent_frame *f)
 		ctrj_agent_credit_grant(&s->in_taken, f->len);
 		return;
 	}
-	buf_add(&s->in, f->payload, f->len);
+	ctrj_agent_buf_add(&s->in, f->payload, f->len);
 }
 
 static void on_session_frame(struct session *s, const struct ctrj_agent_frame *f)
@@ -473,7 +445,7 @@ static void channel_write(void)
 	ssize_t n = write(A.fd, A.out.p, A.out.len);
 
 	if (n > 0)
-		buf_drop(&A.out, (size_t)n);
+		ctrj_agent_buf_drop(&A.out, (size_t)n);
 	else if (n < 0 && errno != EAGAIN && errno != EINTR)
 		channel_down("the channel failed");
 }
@@ -513,7 +485,7 @@ static void session_write(struct session *s)
 		n = (ssize_t)s->in.len;
 		close_fd(&s->in_fd);
 	}
-	buf_drop(&s->in, (size_t)n);
+	ctrj_agent_buf_drop(&s->in, (size_t)n);
 	ctrj_agent_credit_grant(&s->in_taken, (uint32_t)n);
 	send_frame(c, ctrj_agent_enc_u32x2(c, CTRJ_AGENT_CREDIT, s->id, CTRJ_AGENT_STREAM_STDIN,
 	                                   (uint32_t)n));

@@ -3,69 +3,32 @@
  * frame for its direction, START records, and per-stream credit. Shared by
  * host and guest; every length is checked before it is used. */
 #include "ctrj/agent.h"
+#include "wire.h"
 
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (err && errlen) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
-
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint16_t get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | (p[1] << 8));
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
 
 /* ---- encoders ---------------------------------------------------------- */
 
 static size_t put_hdr(uint8_t *out, uint16_t type, uint32_t session, size_t len)
 {
-	put16(out, type);
-	put16(out + 2, 0);
-	put32(out + 4, session);
-	put32(out + 8, (uint32_t)len);
+	put_le16(out, type);
+	put_le16(out + 2, 0);
+	put_le32(out + 4, session);
+	put_le32(out + 8, (uint32_t)len);
 	return CTRJ_AGENT_HDR_SIZE + len;
 }
 
 size_t ctrj_agent_enc_u32(uint8_t *out, uint16_t type, uint32_t session, uint32_t a)
 {
-	put32(out + CTRJ_AGENT_HDR_SIZE, a);
+	put_le32(out + CTRJ_AGENT_HDR_SIZE, a);
 	return put_hdr(out, type, session, 4);
 }
 
 size_t ctrj_agent_enc_u32x2(uint8_t *out, uint16_t type, uint32_t session, uint32_t a, uint32_t b)
 {
-	put32(out + CTRJ_AGENT_HDR_SIZE, a);
-	put32(out + CTRJ_AGENT_HDR_SIZE + 4, b);
+	put_le32(out + CTRJ_AGENT_HDR_SIZE, a);
+	put_le32(out + CTRJ_AGENT_HDR_SIZE + 4, b);
 	return put_hdr(out, type, session, 8);
 }
 
@@ -81,8 +44,8 @@ size_t ctrj_agent_enc_data(uint8_t *out, uint16_t type, uint32_t session, const 
 
 size_t ctrj_agent_enc_resize(uint8_t *out, uint32_t session, uint16_t rows, uint16_t cols)
 {
-	put16(out + CTRJ_AGENT_HDR_SIZE, rows);
-	put16(out + CTRJ_AGENT_HDR_SIZE + 2, cols);
+	put_le16(out + CTRJ_AGENT_HDR_SIZE, rows);
+	put_le16(out + CTRJ_AGENT_HDR_SIZE + 2, cols);
 	return put_hdr(out, CTRJ_AGENT_RESIZE, session, 4);
 }
 
@@ -92,47 +55,56 @@ size_t ctrj_agent_enc_exit(uint8_t *out, uint32_t session, uint32_t kind, uint32
 	size_t n = msg ? strnlen(msg, CTRJ_AGENT_MSG_MAX) : 0;
 	uint8_t *p = out + CTRJ_AGENT_HDR_SIZE;
 
-	put32(p, kind);
-	put32(p + 4, code);
+	put_le32(p, kind);
+	put_le32(p + 4, code);
 	for (size_t i = 0; i < n; i++)
 		p[8 + i] = (msg[i] >= 0x20 && msg[i] < 0x7f) ? (uint8_t)msg[i] : '?';
 	return put_hdr(out, CTRJ_AGENT_EXIT, session, 8 + n);
 }
 
-struct recbuf {
-	uint8_t *p;
-	size_t len, cap;
-};
+/* ---- buffers ------------------------------------------------------------- */
 
-static int rec_put(struct recbuf *b, uint16_t type, const void *v, size_t n)
+int ctrj_agent_buf_add(struct ctrj_agent_buf *b, const void *data, size_t n)
 {
-	if (b->len + 8 + n > CTRJ_AGENT_FRAME_MAX)
+	if (wire_reserve(&b->p, &b->cap, b->len + n) < 0)
 		return -1;
-	if (b->len + 8 + n > b->cap) {
-		size_t cap = b->cap ? b->cap * 2 : 4096;
-		while (cap < b->len + 8 + n)
-			cap *= 2;
-		uint8_t *np = realloc(b->p, cap);
-		if (!np)
-			return -1;
-		b->p = np;
-		b->cap = cap;
-	}
-	put16(b->p + b->len, type);
-	put16(b->p + b->len + 2, 0);
-	put32(b->p + b->len + 4, (uint32_t)n);
 	if (n)
-		memcpy(b->p + b->len + 8, v, n);
-	b->len += 8 + n;
+		memcpy(b->p + b->len, data, n);
+	b->len += n;
 	return 0;
 }
 
-static int rec_str(struct recbuf *b, uint16_t type, const char *s)
+void ctrj_agent_buf_drop(struct ctrj_agent_buf *b, size_t n)
+{
+	memmove(b->p, b->p + n, b->len - n);
+	b->len -= n;
+}
+
+void ctrj_agent_buf_free(struct ctrj_agent_buf *b)
+{
+	free(b->p);
+	*b = (struct ctrj_agent_buf){0};
+}
+
+/* One START record: type, zero, length, value. */
+static int rec_put(struct ctrj_agent_buf *b, uint16_t type, const void *v, size_t n)
+{
+	uint8_t h[8];
+
+	if (b->len + 8 + n > CTRJ_AGENT_FRAME_MAX)
+		return -1;
+	put_le16(h, type);
+	put_le16(h + 2, 0);
+	put_le32(h + 4, (uint32_t)n);
+	return ctrj_agent_buf_add(b, h, 8) < 0 ? -1 : ctrj_agent_buf_add(b, v, n);
+}
+
+static int rec_str(struct ctrj_agent_buf *b, uint16_t type, const char *s)
 {
 	return s ? rec_put(b, type, s, strlen(s)) : 0;
 }
 
-static int enc_start_recs(const struct ctrj_agent_start *s, struct recbuf *b)
+static int enc_start_recs(const struct ctrj_agent_start *s, struct ctrj_agent_buf *b)
 {
 	int r = 0;
 
@@ -146,8 +118,8 @@ static int enc_start_recs(const struct ctrj_agent_start *s, struct recbuf *b)
 		r = rec_str(b, CTRJ_AGENT_REC_WORKDIR, s->workdir);
 	if (r == 0 && s->tty) {
 		uint8_t ws[4];
-		put16(ws, s->rows);
-		put16(ws + 2, s->cols);
+		put_le16(ws, s->rows);
+		put_le16(ws + 2, s->cols);
 		r = rec_put(b, CTRJ_AGENT_REC_TTY, ws, sizeof ws);
 	}
 	return r;
@@ -156,24 +128,24 @@ static int enc_start_recs(const struct ctrj_agent_start *s, struct recbuf *b)
 int ctrj_agent_enc_start(const struct ctrj_agent_start *s, uint32_t session, uint8_t **out,
                          size_t *out_len, char *err, size_t errlen)
 {
-	struct recbuf b = {0};
+	struct ctrj_agent_buf b = {0};
 
 	if (s->argc == 0 || s->argc > CTRJ_AGENT_MAX_ARGS || s->envc > CTRJ_AGENT_MAX_ENV)
-		return fail(err, errlen,
-		            "a command needs 1 to %u arguments and at most %u variables",
-		            CTRJ_AGENT_MAX_ARGS, CTRJ_AGENT_MAX_ENV);
+		return wire_fail(err, errlen,
+		                 "a command needs 1 to %u arguments and at most %u variables",
+		                 CTRJ_AGENT_MAX_ARGS, CTRJ_AGENT_MAX_ENV);
 	if (session == 0)
-		return fail(err, errlen, "session 0 is the channel's own");
+		return wire_fail(err, errlen, "session 0 is the channel's own");
 	if (rec_put(&b, 0, NULL, 0) < 0 || enc_start_recs(s, &b) < 0) {
 		free(b.p);
-		return fail(err, errlen, "the command and its environment exceed %u bytes",
-		            CTRJ_AGENT_FRAME_MAX - 8);
+		return wire_fail(err, errlen, "the command and its environment exceed %u bytes",
+		                 CTRJ_AGENT_FRAME_MAX - 8);
 	}
 	/* the placeholder record at the front becomes the frame header (8 → 12 bytes) */
 	uint8_t *frame = malloc(b.len + 4);
 	if (!frame) {
 		free(b.p);
-		return fail(err, errlen, "out of memory");
+		return wire_fail(err, errlen, "out of memory");
 	}
 	memcpy(frame + CTRJ_AGENT_HDR_SIZE, b.p + 8, b.len - 8);
 	*out_len = put_hdr(frame, CTRJ_AGENT_START, session, b.len - 8);
@@ -228,8 +200,8 @@ static int start_rec(struct ctrj_agent_start *s, uint16_t type, const uint8_t *v
 		if (n != 4 || s->tty)
 			return -1;
 		s->tty = true;
-		s->rows = get16(v);
-		s->cols = get16(v + 2);
+		s->rows = get_le16(v);
+		s->cols = get_le16(v + 2);
 		return 0;
 	default:
 		return -1; /* a version 1 guest knows every record it may get */
@@ -245,9 +217,9 @@ int ctrj_agent_start_parse(const struct ctrj_agent_frame *f, struct ctrj_agent_s
 	while (off < f->len) {
 		if (f->len - off < 8)
 			goto bad;
-		uint16_t type = get16(f->payload + off);
-		uint32_t n = get32(f->payload + off + 4);
-		if (get16(f->payload + off + 2) != 0 || n > f->len - off - 8)
+		uint16_t type = get_le16(f->payload + off);
+		uint32_t n = get_le32(f->payload + off + 4);
+		if (get_le16(f->payload + off + 2) != 0 || n > f->len - off - 8)
 			goto bad;
 		if (start_rec(s, type, f->payload + off + 8, n) < 0)
 			goto bad;
@@ -257,10 +229,10 @@ int ctrj_agent_start_parse(const struct ctrj_agent_frame *f, struct ctrj_agent_s
 		goto bad;
 	if (!s->envp)
 		s->envp = calloc(1, sizeof *s->envp); /* an empty environment */
-	return s->envp ? 0 : fail(err, errlen, "out of memory");
+	return s->envp ? 0 : wire_fail(err, errlen, "out of memory");
 bad:
 	ctrj_agent_start_free(s);
-	return fail(err, errlen, "malformed start request");
+	return wire_fail(err, errlen, "malformed start request");
 }
 
 static void strv_free(char **v)
@@ -334,8 +306,8 @@ static bool frame_valid(enum ctrj_agent_dir dir, struct ctrj_agent_frame *f)
 	bool host = dir == CTRJ_AGENT_FROM_HOST;
 	uint32_t len = f->len;
 
-	f->a = len >= 4 ? get32(f->payload) : 0;
-	f->b = len >= 8 ? get32(f->payload + 4) : 0;
+	f->a = len >= 4 ? get_le32(f->payload) : 0;
+	f->b = len >= 8 ? get_le32(f->payload + 4) : 0;
 	if (f->type == CTRJ_AGENT_HELLO)
 		return f->session == 0 && len == 4;
 	if (f->session == 0)
@@ -355,8 +327,8 @@ static bool frame_valid(enum ctrj_agent_dir dir, struct ctrj_agent_frame *f)
 	case CTRJ_AGENT_RESIZE:
 		if (!host || len != 4)
 			return false;
-		f->a = get16(f->payload);
-		f->b = get16(f->payload + 2);
+		f->a = get_le16(f->payload);
+		f->b = get_le16(f->payload + 2);
 		return true;
 	case CTRJ_AGENT_SIGNAL:
 		return host && len == 4 && f->a >= 1 && f->a <= 64;
@@ -381,7 +353,7 @@ static int take_header(struct ctrj_agent_dec *d, const uint8_t *data, size_t len
 	memcpy(d->hdr + d->have, data, n);
 	d->have += n;
 	if (d->have == CTRJ_AGENT_HDR_SIZE &&
-	    (get16(d->hdr + 2) != 0 || get32(d->hdr + 8) > CTRJ_AGENT_FRAME_MAX))
+	    (get_le16(d->hdr + 2) != 0 || get_le32(d->hdr + 8) > CTRJ_AGENT_FRAME_MAX))
 		return -1;
 	return (int)n;
 }
@@ -399,9 +371,9 @@ int ctrj_agent_dec_feed(struct ctrj_agent_dec *d, const uint8_t *data, size_t le
 		}
 		if (d->have < CTRJ_AGENT_HDR_SIZE)
 			return 0;
-		struct ctrj_agent_frame f = {.type = get16(d->hdr),
-		                             .session = get32(d->hdr + 4),
-		                             .len = get32(d->hdr + 8),
+		struct ctrj_agent_frame f = {.type = get_le16(d->hdr),
+		                             .session = get_le32(d->hdr + 4),
+		                             .len = get_le32(d->hdr + 8),
 		                             .payload = d->buf};
 		size_t got = d->have - CTRJ_AGENT_HDR_SIZE, n = f.len - got;
 		if (n > len)
@@ -423,7 +395,7 @@ int ctrj_agent_dec_feed(struct ctrj_agent_dec *d, const uint8_t *data, size_t le
 		return 0;
 bad:
 	d->failed = true;
-	return fail(err, errlen, "malformed frame on the agent channel");
+	return wire_fail(err, errlen, "malformed frame on the agent channel");
 }
 
 /* ---- credit ------------------------------------------------------------- */

@@ -143,6 +143,16 @@ void ctrj_agent_start_free(struct ctrj_agent_start *s);
  * CTRJ_AGENT_MSG_MAX + 1 bytes). The decoder already checked it is printable. */
 void ctrj_agent_exit_msg(const struct ctrj_agent_frame *f, char *msg);
 
+/* A growable byte buffer (queues of frames). */
+struct ctrj_agent_buf {
+	uint8_t *p;
+	size_t len, cap;
+};
+int ctrj_agent_buf_add(struct ctrj_agent_buf *b, const void *data, size_t n);
+/* Remove the first n bytes (n <= len). */
+void ctrj_agent_buf_drop(struct ctrj_agent_buf *b, size_t n);
+void ctrj_agent_buf_free(struct ctrj_agent_buf *b);
+
 /* Credit accounting for one data stream on the sending or receiving side. */
 struct ctrj_agent_credit {
 	uint64_t sent;    /* data bytes sent (or received) */

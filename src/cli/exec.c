@@ -139,20 +139,8 @@ struct session {
 	char msg[CTRJ_AGENT_MSG_MAX + 1];
 };
 
-static int send_all(int fd, const uint8_t *p, size_t n)
-{
-	while (n) {
-		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
+/* Whole buffers to a terminal, a pipe or the run's socket (SIGPIPE is
+ * ignored: a reader that is gone is an error here). */
 static int write_all(int fd, const uint8_t *p, size_t n)
 {
 	while (n) {
@@ -181,12 +169,12 @@ static int on_frame(const struct ctrj_agent_frame *f, void *ctx)
 			return 0;
 		/* the credit back; a run that already closed the session after
 		 * the exit status is no error (the status is in this same read) */
-		send_all(s->fd, c,
-		         ctrj_agent_enc_u32x2(c, CTRJ_AGENT_CREDIT, SESSION,
-		                              f->type == CTRJ_AGENT_STDOUT
-		                                  ? CTRJ_AGENT_STREAM_STDOUT
-		                                  : CTRJ_AGENT_STREAM_STDERR,
-		                              f->len));
+		write_all(s->fd, c,
+		          ctrj_agent_enc_u32x2(c, CTRJ_AGENT_CREDIT, SESSION,
+		                               f->type == CTRJ_AGENT_STDOUT
+		                                   ? CTRJ_AGENT_STREAM_STDOUT
+		                                   : CTRJ_AGENT_STREAM_STDERR,
+		                               f->len));
 		return 0;
 	case CTRJ_AGENT_CREDIT:
 		return ctrj_agent_credit_grant(&s->in, f->b);
@@ -225,11 +213,11 @@ static int send_start(struct session *s, const struct exec_opts *o, char **argv,
 	st.cols = ws.ws_col;
 	if (ctrj_agent_enc_start(&st, SESSION, &frame, &len, msg, sizeof msg) < 0)
 		return cj_fail(err, EINVAL, "%s", msg);
-	r = send_all(s->fd, frame, len);
+	r = write_all(s->fd, frame, len);
 	free(frame);
 	if (r == 0 && !o->interactive)
-		r = send_all(s->fd, c,
-		             ctrj_agent_enc_data(c, CTRJ_AGENT_STDIN_CLOSE, SESSION, NULL, 0));
+		r = write_all(s->fd, c,
+		              ctrj_agent_enc_data(c, CTRJ_AGENT_STDIN_CLOSE, SESSION, NULL, 0));
 	return r < 0 ? cj_fail(err, errno, "send the command to the run") : 0;
 }
 
@@ -247,11 +235,11 @@ static int relay_stdin(struct session *s)
 		return 0;
 	if (r <= 0) {
 		s->stdin_open = false;
-		return send_all(s->fd, f,
-		                ctrj_agent_enc_data(f, CTRJ_AGENT_STDIN_CLOSE, SESSION, NULL, 0));
+		return write_all(s->fd, f,
+		                 ctrj_agent_enc_data(f, CTRJ_AGENT_STDIN_CLOSE, SESSION, NULL, 0));
 	}
 	ctrj_agent_credit_take(&s->in, (uint32_t)r);
-	return send_all(
+	return write_all(
 	    s->fd, f,
 	    ctrj_agent_enc_data(f, CTRJ_AGENT_STDIN, SESSION, f + CTRJ_AGENT_HDR_SIZE, (size_t)r));
 }

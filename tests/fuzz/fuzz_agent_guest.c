@@ -3,9 +3,7 @@
  * FROM_HOST direction, then START records): the first input byte picks the
  * chunk size, so arbitrary cuts of the stream are covered too. Whatever is
  * accepted must be within the protocol's bounds. */
-#include "fuzz.h"
-
-#include "ctrj/agent.h"
+#include "fuzz_agent.h"
 
 #include <string.h>
 
@@ -55,19 +53,7 @@ static int on_frame(const struct ctrj_agent_frame *f, void *ctx)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct ctrj_agent_dec d;
-	size_t chunk;
-	int r = 0;
-
-	if (size < 1)
-		return 0;
-	chunk = (size_t)data[0] + 1;
-	FUZZ_CHECK(ctrj_agent_dec_init(&d, CTRJ_AGENT_FROM_HOST) == 0);
-	for (size_t off = 1; r == 0 && off < size; off += chunk)
-		r = ctrj_agent_dec_feed(&d, data + off, size - off < chunk ? size - off : chunk,
-		                        on_frame, NULL, NULL, 0);
-	FUZZ_CHECK(r == 0 || r == -1);
-	ctrj_agent_dec_free(&d);
+	fuzz_agent_feed(CTRJ_AGENT_FROM_HOST, on_frame, data, size);
 	return 0;
 }
 

@@ -138,3 +138,45 @@ def test_exec_unknown_run_fails_in_one_line(runner):
     assert r.returncode == 125
     msg = r.stderr.decode()
     assert msg.count("\n") == 1 and "0123456789ab" in msg, msg
+
+
+def test_exec_sessions_run_side_by_side(runner):
+    """Two sessions at once on the one channel: one waits on its stdin while
+    the other runs to its end; then the first gets its input."""
+    proc = runner.start(["sleep", "120"])
+    try:
+        rid = wait_for_agent(runner, proc).name
+        first = subprocess.Popen([str(BINARY), "exec", "-i", rid, "sh", "-c",
+                                  "read line; echo first:$line"], env=runner.env(),
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE)
+        r = ctrj_exec(runner, [rid, "sh", "-c", "echo second; exit 5"])
+        assert (r.returncode, r.stdout) == (5, b"second\n"), r.stderr
+        assert first.poll() is None
+        out, err = first.communicate(b"hello\n", timeout=60)
+        assert (first.returncode, out) == (0, b"first:hello\n"), err
+    finally:
+        stop(proc)
+
+
+def test_killed_run_ends_its_exec_sessions_and_gc_leaves_nothing(runner):
+    """SIGKILL to the run while a session is open: the exec client says so in
+    one line and fails; gc then removes the run, its socket included (the
+    runner fixture checks that nothing is left, no VMM either)."""
+    proc = runner.start(["sleep", "120"])
+    try:
+        rid = wait_for_agent(runner, proc).name
+        client = subprocess.Popen([str(BINARY), "exec", rid, "sleep", "100"], env=runner.env(),
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE)
+        time.sleep(1)
+        proc.kill()
+        proc.wait(timeout=30)
+        out, err = client.communicate(timeout=60)
+        assert client.returncode == 125
+        assert err.decode().count("\n") == 1, err
+    finally:
+        stop(proc)
+    subprocess.run([str(BINARY), "gc"], env=runner.env(), capture_output=True, timeout=60,
+                   check=True)
+    assert not runs(runner.run_dir)

@@ -21,17 +21,12 @@
 
 #define QUEUE_HIGH (CTRJ_AGENT_FRAME_MAX + 64u * 1024u)
 
-struct queue {
-	uint8_t *p;
-	size_t len, cap;
-};
-
 struct client {
 	int fd; /* -1: free slot */
 	uint32_t session;
 	bool started, ended;
 	struct ctrj_agent_dec dec;
-	struct queue out;                 /* frames for the client */
+	struct ctrj_agent_buf out;        /* frames for the client */
 	struct ctrj_agent_credit data[2]; /* stdout, stderr: what the client lets the guest send */
 	struct ctrj_agent_credit in;      /* stdin: what the guest lets the client send */
 };
@@ -41,34 +36,20 @@ struct cj_agent_mux {
 	bool hello, chan_down;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	struct ctrj_agent_dec dec;
-	struct queue out; /* frames for the guest */
+	struct ctrj_agent_buf out; /* frames for the guest */
 	uint32_t next_session;
 	struct client c[CJ_AGENT_MUX_CLIENTS];
 };
 
-static int q_add(struct queue *q, const uint8_t *hdr, const uint8_t *payload, size_t len)
+static int q_add(struct ctrj_agent_buf *q, const uint8_t *hdr, const uint8_t *payload, size_t len)
 {
-	size_t need = q->len + CTRJ_AGENT_HDR_SIZE + len;
-
-	if (need > q->cap) {
-		size_t cap = q->cap ? q->cap : 16384;
-		while (cap < need)
-			cap *= 2;
-		uint8_t *np = realloc(q->p, cap);
-		if (!np)
-			return -1;
-		q->p = np;
-		q->cap = cap;
-	}
-	memcpy(q->p + q->len, hdr, CTRJ_AGENT_HDR_SIZE);
-	if (len)
-		memcpy(q->p + q->len + CTRJ_AGENT_HDR_SIZE, payload, len);
-	q->len = need;
-	return 0;
+	if (ctrj_agent_buf_add(q, hdr, CTRJ_AGENT_HDR_SIZE) < 0)
+		return -1;
+	return ctrj_agent_buf_add(q, payload, len);
 }
 
 /* A frame f, renumbered to session, queued on q. */
-static int q_frame(struct queue *q, const struct ctrj_agent_frame *f, uint32_t session)
+static int q_frame(struct ctrj_agent_buf *q, const struct ctrj_agent_frame *f, uint32_t session)
 {
 	uint8_t hdr[CTRJ_AGENT_HDR_SIZE + 8];
 
@@ -82,14 +63,13 @@ static int q_frame(struct queue *q, const struct ctrj_agent_frame *f, uint32_t s
 }
 
 /* Write what q holds; -1 when the peer is gone. */
-static int q_flush(struct queue *q, int fd)
+static int q_flush(struct ctrj_agent_buf *q, int fd)
 {
 	while (q->len) {
 		ssize_t n = send(fd, q->p, q->len, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0)
 			return (errno == EAGAIN || errno == EINTR) ? 0 : -1;
-		memmove(q->p, q->p + n, q->len - (size_t)n);
-		q->len -= (size_t)n;
+		ctrj_agent_buf_drop(q, (size_t)n);
 	}
 	return 0;
 }
@@ -104,7 +84,7 @@ static void client_close(struct cj_agent_mux *m, struct client *c)
 		          CTRJ_AGENT_HDR_SIZE);
 	close(c->fd);
 	ctrj_agent_dec_free(&c->dec);
-	free(c->out.p);
+	ctrj_agent_buf_free(&c->out);
 	memset(c, 0, sizeof *c);
 	c->fd = -1;
 }
@@ -319,6 +299,6 @@ void cj_agent_mux_close(struct cj_agent_mux *m)
 		unlink(m->path);
 	}
 	ctrj_agent_dec_free(&m->dec);
-	free(m->out.p);
+	ctrj_agent_buf_free(&m->out);
 	free(m);
 }
