@@ -22,6 +22,9 @@
 #include <unistd.h>
 
 #define SESSION 1 /* a client's one session; the run renumbers it */
+/* The guest's agent greets within this of the VM's start (TCG included),
+ * or it has none (a kernel without virtio_console, say). */
+#define HELLO_TIMEOUT_MS 60000
 
 struct exec_opts {
 	bool interactive, tty;
@@ -134,6 +137,7 @@ struct session {
 	struct ctrj_agent_dec dec;
 	struct ctrj_agent_credit in; /* what we may still send of stdin */
 	bool stdin_open;
+	bool greeted; /* the guest's agent answered */
 	bool done;
 	int code;
 	char msg[CTRJ_AGENT_MSG_MAX + 1];
@@ -161,6 +165,9 @@ static int on_frame(const struct ctrj_agent_frame *f, void *ctx)
 	uint8_t c[32];
 
 	switch (f->type) {
+	case CTRJ_AGENT_HELLO:
+		s->greeted = true;
+		return 0;
 	case CTRJ_AGENT_STDOUT:
 	case CTRJ_AGENT_STDERR:
 		/* a reader that went away does not stop the session */
@@ -252,11 +259,15 @@ static int relay(struct session *s, struct cj_err *err)
 		bool in = s->stdin_open && ctrj_agent_credit_avail(&s->in) > 0;
 		struct pollfd p[2] = {{.fd = s->fd, .events = POLLIN},
 		                      {.fd = in ? 0 : -1, .events = POLLIN}};
-		if (poll(p, 2, -1) < 0) {
-			if (errno == EINTR)
-				continue;
+		int pr = poll(p, 2, s->greeted ? -1 : HELLO_TIMEOUT_MS);
+		if (pr < 0 && errno == EINTR)
+			continue;
+		if (pr < 0)
 			return cj_fail(err, errno, "poll");
-		}
+		if (pr == 0)
+			return cj_fail(err, 0,
+			               "the VM's agent does not answer (does its kernel have "
+			               "virtio_console?)");
 		if (p[1].revents && relay_stdin(s) < 0)
 			return cj_fail(err, errno, "the run closed the session");
 		if (!p[0].revents)

@@ -89,6 +89,15 @@ static void client_close(struct cj_agent_mux *m, struct client *c)
 	c->fd = -1;
 }
 
+/* The agent is up: the client may go on (it waits for this, so that a
+ * guest without an agent is an error, not a hang). */
+static int greet(struct client *c)
+{
+	uint8_t f[32];
+	size_t n = ctrj_agent_enc_u32(f, CTRJ_AGENT_HELLO, 0, CTRJ_AGENT_VERSION);
+	return q_add(&c->out, f, f + CTRJ_AGENT_HDR_SIZE, n - CTRJ_AGENT_HDR_SIZE);
+}
+
 /* ---- the guest's frames --------------------------------------------------- */
 
 static struct client *by_session(struct cj_agent_mux *m, uint32_t session)
@@ -105,8 +114,13 @@ static int from_guest(const struct ctrj_agent_frame *f, void *ctx)
 	struct client *c;
 
 	if (f->type == CTRJ_AGENT_HELLO) {
-		m->hello = f->a == CTRJ_AGENT_VERSION;
-		return m->hello ? 0 : -1;
+		if (m->hello || f->a != CTRJ_AGENT_VERSION)
+			return -1;
+		m->hello = true;
+		for (size_t i = 0; i < CJ_AGENT_MUX_CLIENTS; i++)
+			if (m->c[i].fd >= 0 && greet(&m->c[i]) < 0)
+				return -1;
+		return 0;
 	}
 	if (!(c = by_session(m, f->session)) || c->ended)
 		return 0; /* a session whose client left */
@@ -207,6 +221,10 @@ static void accept_client(struct cj_agent_mux *m)
 	}
 	c->fd = fd;
 	c->session = ++m->next_session ? m->next_session : ++m->next_session;
+	if (m->hello && greet(c) < 0) {
+		client_close(m, c);
+		return;
+	}
 	ctrj_agent_credit_init(&c->data[0]);
 	ctrj_agent_credit_init(&c->data[1]);
 	ctrj_agent_credit_init(&c->in);
