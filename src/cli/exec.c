@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <termios.h>
@@ -138,6 +139,8 @@ struct session {
 	struct ctrj_agent_credit in; /* what we may still send of stdin */
 	bool stdin_open;
 	bool greeted; /* the guest's agent answered */
+	bool tty;
+	int sig_fd; /* the signals exec passes on (signalfd) */
 	bool done;
 	int code;
 	char msg[CTRJ_AGENT_MSG_MAX + 1];
@@ -251,15 +254,34 @@ static int relay_stdin(struct session *s)
 	    ctrj_agent_enc_data(f, CTRJ_AGENT_STDIN, SESSION, f + CTRJ_AGENT_HDR_SIZE, (size_t)r));
 }
 
+/* A signal to exec: the window's new size to the terminal (SIGWINCH), any
+ * other to the command. */
+static int pass_signal(struct session *s)
+{
+	struct signalfd_siginfo si;
+	struct winsize ws;
+	uint8_t f[32];
+
+	if (read(s->sig_fd, &si, sizeof si) != (ssize_t)sizeof si)
+		return 0;
+	if (si.ssi_signo != SIGWINCH)
+		return write_all(s->fd, f,
+		                 ctrj_agent_enc_u32(f, CTRJ_AGENT_SIGNAL, SESSION, si.ssi_signo));
+	if (!s->tty || ioctl(0, TIOCGWINSZ, &ws) < 0)
+		return 0;
+	return write_all(s->fd, f, ctrj_agent_enc_resize(f, SESSION, ws.ws_row, ws.ws_col));
+}
+
 static int relay(struct session *s, struct cj_err *err)
 {
 	uint8_t b[65536];
 
 	while (!s->done) {
 		bool in = s->stdin_open && ctrj_agent_credit_avail(&s->in) > 0;
-		struct pollfd p[2] = {{.fd = s->fd, .events = POLLIN},
-		                      {.fd = in ? 0 : -1, .events = POLLIN}};
-		int pr = poll(p, 2, s->greeted ? -1 : HELLO_TIMEOUT_MS);
+		struct pollfd p[3] = {{.fd = s->fd, .events = POLLIN},
+		                      {.fd = in ? 0 : -1, .events = POLLIN},
+		                      {.fd = s->sig_fd, .events = POLLIN}};
+		int pr = poll(p, 3, s->greeted ? -1 : HELLO_TIMEOUT_MS);
 		if (pr < 0 && errno == EINTR)
 			continue;
 		if (pr < 0)
@@ -268,7 +290,9 @@ static int relay(struct session *s, struct cj_err *err)
 			return cj_fail(err, 0,
 			               "the VM's agent does not answer (does its kernel have "
 			               "virtio_console?)");
-		if (p[1].revents && relay_stdin(s) < 0)
+		if (p[2].revents && !s->greeted) /* nothing runs yet: exec just stops */
+			return cj_fail(err, 0, "interrupted before the command started");
+		if ((p[1].revents && relay_stdin(s) < 0) || (p[2].revents && pass_signal(s) < 0))
 			return cj_fail(err, errno, "the run closed the session");
 		if (!p[0].revents)
 			continue;
@@ -283,16 +307,27 @@ static int relay(struct session *s, struct cj_err *err)
 	return 0;
 }
 
+static const int passed[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
+
 static int exec_session(int fd, const struct exec_opts *o, char **argv, int argc,
                         struct cj_err *err)
 {
-	struct session s = {.fd = fd, .stdin_open = o->interactive};
+	struct session s = {.fd = fd, .stdin_open = o->interactive, .tty = o->tty};
 	struct termios saved;
+	sigset_t pass, old;
 	bool raw = false;
 	int r;
 
-	if (ctrj_agent_dec_init(&s.dec, CTRJ_AGENT_FROM_GUEST) < 0)
-		return cj_fail(err, ENOMEM, "exec");
+	/* Ctrl-C and kill reach the command (once it runs), not only exec */
+	sigemptyset(&pass);
+	for (size_t i = 0; i < sizeof passed / sizeof *passed; i++)
+		sigaddset(&pass, passed[i]);
+	sigprocmask(SIG_BLOCK, &pass, &old);
+	s.sig_fd = signalfd(-1, &pass, SFD_CLOEXEC);
+	if (s.sig_fd < 0 || ctrj_agent_dec_init(&s.dec, CTRJ_AGENT_FROM_GUEST) < 0) {
+		sigprocmask(SIG_SETMASK, &old, NULL);
+		return cj_fail(err, errno, "exec");
+	}
 	ctrj_agent_credit_init(&s.in);
 	r = send_start(&s, o, argv, argc, err);
 	if (r == 0 && o->tty && o->interactive && tcgetattr(0, &saved) == 0) {
@@ -305,6 +340,8 @@ static int exec_session(int fd, const struct exec_opts *o, char **argv, int argc
 	if (raw)
 		tcsetattr(0, TCSANOW, &saved);
 	ctrj_agent_dec_free(&s.dec);
+	close(s.sig_fd);
+	sigprocmask(SIG_SETMASK, &old, NULL);
 	if (r < 0)
 		return -1;
 	if (s.msg[0])

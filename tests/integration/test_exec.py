@@ -3,12 +3,15 @@
 workload, over the agent channel. Every check is on what the command did or
 observed inside the VM (its output, its exit status, a file the workload
 reads), with a real VM."""
+import fcntl
 import os
 import pty
 import select
 import signal
 import stat
+import struct
 import subprocess
+import termios
 import time
 from pathlib import Path
 
@@ -32,6 +35,21 @@ def wait_for_agent(runner, proc, timeout=120) -> Path:
 def ctrj_exec(runner, args, timeout=60):
     return subprocess.run([str(BINARY), "exec", *args], env=runner.env(),
                           stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
+
+
+def set_winsize(fd, rows, cols):
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+
+def read_until(fd, marker: bytes, timeout=60) -> bytes:
+    seen, deadline = b"", time.monotonic() + timeout
+    while marker not in seen and time.monotonic() < deadline:
+        if select.select([fd], [], [], 1)[0]:
+            try:
+                seen += os.read(fd, 4096)
+            except OSError:
+                break
+    return seen
 
 
 def stop(proc):
@@ -180,3 +198,38 @@ def test_killed_run_ends_its_exec_sessions_and_gc_leaves_nothing(runner):
     subprocess.run([str(BINARY), "gc"], env=runner.env(), capture_output=True, timeout=60,
                    check=True)
     assert not runs(runner.run_dir)
+
+
+def test_exec_terminal_size_and_signals_reach_the_command(runner):
+    """-t: the terminal's size at the start and after a resize (SIGWINCH to
+    exec) is the command's; without -t, SIGTERM to exec reaches the
+    command, which traps it."""
+    proc = runner.start(["sleep", "120"])
+    try:
+        rid = wait_for_agent(runner, proc).name
+        master, slave = pty.openpty()
+        set_winsize(slave, 33, 101)
+        p = subprocess.Popen([str(BINARY), "exec", "-i", "-t", rid, "sh", "-c",
+                              "stty size; read x; stty size; exit 0"],
+                             env=runner.env(), stdin=slave, stdout=slave, stderr=slave)
+        os.close(slave)
+        assert b"33 101" in read_until(master, b"33 101")
+        set_winsize(master, 40, 120)
+        p.send_signal(signal.SIGWINCH)
+        time.sleep(1)
+        os.write(master, b"go\r")
+        assert b"40 120" in read_until(master, b"40 120")
+        assert p.wait(timeout=60) == 0
+        os.close(master)
+
+        p = subprocess.Popen([str(BINARY), "exec", rid, "sh", "-c",
+                              'trap "echo got-term; exit 7" TERM; echo ready; '
+                              "while true; do sleep 0.1; done"],
+                             env=runner.env(), stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert p.stdout.readline() == b"ready\n"
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=60)
+        assert (p.returncode, out) == (7, b"got-term\n"), err
+    finally:
+        stop(proc)
