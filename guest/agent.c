@@ -45,6 +45,7 @@ static struct {
 	struct ctrj_agent_dec dec;
 	struct ctrj_agent_buf out;
 	char **base_env;
+	const char *user, *workdir; /* the workload's: a request's defaults */
 	struct session s[MAX_SESSIONS];
 } A = {.fd = -1};
 
@@ -84,7 +85,7 @@ static int open_port(void)
 	return fd;
 }
 
-bool agent_open(char **base_env)
+bool agent_open(char **base_env, const char *user, const char *workdir)
 {
 	uint8_t f[32];
 
@@ -96,6 +97,8 @@ bool agent_open(char **base_env)
 		return false;
 	}
 	A.base_env = base_env;
+	A.user = user;
+	A.workdir = workdir;
 	send_frame(f, ctrj_agent_enc_u32(f, CTRJ_AGENT_HELLO, 0, CTRJ_AGENT_VERSION));
 	return true;
 }
@@ -139,25 +142,36 @@ static void session_maybe_end(struct session *s)
 	session_free(s);
 }
 
-/* The workload's environment, the request's variables over it. */
-static char **merge_env(char **req)
+/* Does v set the variable entry ("NAME=...") sets? */
+static bool has_key(char *const *v, const char *entry)
 {
+	size_t klen = strcspn(entry, "=") + 1;
+
+	for (; v && *v; v++)
+		if (strncmp(*v, entry, klen) == 0)
+			return true;
+	return false;
+}
+
+/* The workload's environment, then home ("HOME=...", the user's, with -u;
+ * or NULL), then the request's variables, each over the one before. */
+static char **merge_env(char **req, char *home)
+{
+	char *mid[2] = {home, NULL};
 	size_t nb = 0, nr = 0, n = 0;
+
 	while (A.base_env && A.base_env[nb])
 		nb++;
 	while (req[nr])
 		nr++;
-	char **env = calloc(nb + nr + 1, sizeof *env);
+	char **env = calloc(nb + nr + 2, sizeof *env);
 	if (!env)
 		return NULL;
-	for (size_t i = 0; i < nb; i++) {
-		size_t klen = strcspn(A.base_env[i], "=") + 1;
-		bool over = false;
-		for (size_t j = 0; j < nr && !over; j++)
-			over = strncmp(req[j], A.base_env[i], klen) == 0;
-		if (!over)
+	for (size_t i = 0; i < nb; i++)
+		if (!has_key(mid, A.base_env[i]) && !has_key(req, A.base_env[i]))
 			env[n++] = A.base_env[i];
-	}
+	if (home && !has_key(req, home))
+		env[n++] = home;
 	for (size_t j = 0; j < nr; j++)
 		env[n++] = req[j];
 	return env;
@@ -291,7 +305,7 @@ static int spawn(struct session *s, const struct ctrj_agent_start *st, const str
 	return -1; /* the child is reaped by PID 1 (agent_reaped finds no session) */
 }
 
-static void session_start(uint32_t id, const struct ctrj_agent_start *st)
+static void session_start(uint32_t id, struct ctrj_agent_start *st)
 {
 	struct session *s = find(id) ? NULL : find(0);
 	struct child_io io = {.in = -1, .out = -1, .err = -1};
@@ -303,11 +317,18 @@ static void session_start(uint32_t id, const struct ctrj_agent_start *st)
 		send_exit(id, CTRJ_AGENT_START_FAILED, 126, "session in use or too many sessions");
 		return;
 	}
+	bool own_user = st->user != NULL; /* -u: its HOME too */
+	if (!own_user && A.user)
+		st->user = strdup(A.user);
+	if (!st->workdir && A.workdir)
+		st->workdir = strdup(A.workdir);
 	if (guest_user_resolve(st->user, &u, msg, sizeof msg) < 0) {
 		send_exit(id, CTRJ_AGENT_START_FAILED, 126, msg);
 		return;
 	}
-	char **env = merge_env(st->envp);
+	char home[sizeof u.home + 8];
+	snprintf(home, sizeof home, "HOME=%s", u.home);
+	char **env = merge_env(st->envp, own_user ? home : NULL);
 	session_free(s);
 	if (!env || (e = session_fds(s, st, &io, pts, sizeof pts)) != 0) {
 		snprintf(msg, sizeof msg, "set up the streams: %s", strerror(env ? e : ENOMEM));

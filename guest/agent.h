@@ -13,8 +13,10 @@
 #include <sys/types.h>
 
 /* Open the port (none: the agent stays off) and greet the host. base_env
- * is the workload's environment, which a request's variables override. */
-bool agent_open(char **base_env);
+ * is the workload's environment, which a request's variables override;
+ * user and workdir (NULL: root, "/") are the workload's, a request's
+ * defaults, as docker exec has them. */
+bool agent_open(char **base_env, const char *user, const char *workdir);
 /* pid1_opts.serve: wait up to timeout_ms for the channel, the sessions'
  * fds or sig_fd (readable when a signal is pending), and serve. */
 void agent_serve(void *ctx, int sig_fd, int timeout_ms);

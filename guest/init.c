@@ -136,7 +136,7 @@ int main(void)
 
 	char **env = config_workload_env(&cfg, &user);
 	pid = start_workload(&cfg, &user, env);
-	if (agent_open(env)) { /* exec sessions, served between signals */
+	if (agent_open(env, cfg.user, cfg.workdir)) { /* exec sessions, served between signals */
 		opts.serve = agent_serve;
 		opts.reaped = agent_reaped;
 	}

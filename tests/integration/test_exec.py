@@ -78,7 +78,7 @@ def test_exec_runs_beside_the_workload(runner):
 
 
 def test_exec_statuses_streams_options_stdin_and_tty(runner):
-    proc = runner.start(["sleep", "120"])
+    proc = runner.start(["sleep", "120"], options=["-e", "WORKLOAD_VAR=from-run"])
     try:
         run = wait_for_agent(runner, proc)
         # the run directory and the socket are root's alone
@@ -96,10 +96,14 @@ def test_exec_statuses_streams_options_stdin_and_tty(runner):
         assert (r.returncode, r.stdout, r.stderr) == (0, b"to-out\nmore-out\n", b"to-err\n")
 
         # -e, -u, -w as the command sees them
-        r = ctrj_exec(runner, ["-e", "GREETING=hello there", "-u", "1000:2000", "-w", "/home/app",
-                               rid, "sh", "-c", 'echo "$GREETING|$(id -u):$(id -g)|$(pwd)"'])
+        r = ctrj_exec(runner, ["-e", "GREETING=hello there", "-u", "1000:2000", "-w", "/home",
+                               rid, "sh", "-c",
+                               'echo "$GREETING|$(id -u):$(id -g)|$(pwd)|$HOME"'])
         assert r.returncode == 0, r.stderr
-        assert r.stdout == b"hello there|1000:2000|/home/app\n"
+        assert r.stdout == b"hello there|1000:2000|/home|/home/app\n"
+        # the workload's environment, -e over it
+        r = ctrj_exec(runner, ["-e", "PATH=/bin", rid, "sh", "-c", 'echo "$PATH|$WORKLOAD_VAR"'])
+        assert r.stdout == b"/bin|from-run\n", r.stderr
 
         # stdin only with -i; without it the command reads EOF at once
         r = subprocess.run([str(BINARY), "exec", "-i", rid, "cat"], env=runner.env(),
@@ -231,5 +235,18 @@ def test_exec_terminal_size_and_signals_reach_the_command(runner):
         p.send_signal(signal.SIGTERM)
         out, err = p.communicate(timeout=60)
         assert (p.returncode, out) == (7, b"got-term\n"), err
+    finally:
+        stop(proc)
+
+
+def test_exec_defaults_to_the_workloads_user_and_directory(runner):
+    """As docker exec: without -u and -w, the workload's --user and --workdir."""
+    proc = runner.start(["sleep", "120"], options=["--user", "1000", "--workdir", "/home/app"])
+    try:
+        rid = wait_for_agent(runner, proc).name
+        r = ctrj_exec(runner, [rid, "sh", "-c", 'echo "$(id -u)|$(pwd)"'])
+        assert r.stdout == b"1000|/home/app\n", r.stderr
+        r = ctrj_exec(runner, ["-u", "0", "-w", "/", rid, "sh", "-c", 'echo "$(id -u)|$(pwd)|$HOME"'])
+        assert r.stdout == b"0|/|/root\n", (r.stderr, stop(proc))
     finally:
         stop(proc)
