@@ -58,11 +58,13 @@ def stop(proc):
     return proc.communicate(timeout=120)
 
 
-def test_exec_runs_beside_the_workload(runner):
+@pytest.mark.parametrize("jail", [(), ("--no-jail",)], ids=["jailed", "no-jail"])
+def test_exec_runs_beside_the_workload(runner, jail):
     """A file the exec'd command writes is what the workload, waiting for it,
-    then reads: the same guest, the same root."""
+    then reads: the same guest, the same root. The channel's fd reaches
+    QEMU through its jail and without one."""
     proc = runner.start(["sh", "-c", "while [ ! -f /handoff ]; do sleep 0.1; done; "
-                         "echo workload-read:$(cat /handoff)"])
+                         "echo workload-read:$(cat /handoff)"], options=jail)
     try:
         run = wait_for_agent(runner, proc)
         r = ctrj_exec(runner, [run.name, "sh", "-c", "echo from-exec-$$ > /handoff.tmp && "
