@@ -87,10 +87,18 @@ static int open_port(void)
 
 bool agent_open(char **base_env, const char *user, const char *workdir)
 {
+	int fd = open_port();
+
+	return fd >= 0 && agent_open_fd(fd, base_env, user, workdir);
+}
+
+bool agent_open_fd(int fd, char **base_env, const char *user, const char *workdir)
+{
 	uint8_t f[32];
 
-	if ((A.fd = open_port()) < 0)
-		return false;
+	A.fd = fd;
+	for (size_t i = 0; i < MAX_SESSIONS; i++)
+		A.s[i].in_fd = A.s[i].out_fd = A.s[i].err_fd = -1;
 	if (ctrj_agent_dec_init(&A.dec, CTRJ_AGENT_FROM_HOST) < 0) {
 		close(A.fd);
 		A.fd = -1;

@@ -17,6 +17,9 @@
  * user and workdir (NULL: root, "/") are the workload's, a request's
  * defaults, as docker exec has them. */
 bool agent_open(char **base_env, const char *user, const char *workdir);
+/* The same on an open stream (non-blocking, close-on-exec; the tests give
+ * a socket pair). */
+bool agent_open_fd(int fd, char **base_env, const char *user, const char *workdir);
 /* pid1_opts.serve: wait up to timeout_ms for the channel, the sessions'
  * fds or sig_fd (readable when a signal is pending), and serve. */
 void agent_serve(void *ctx, int sig_fd, int timeout_ms);
