@@ -11,6 +11,7 @@
  * record, then the VM stops: PID 1 never returns.
  */
 #include "init.h"
+#include "agent.h"
 #include "deadline.h"
 #include "pid1.h"
 
@@ -133,7 +134,12 @@ int main(void)
 	config_write_environment(cfg.envp, &user);
 	config_write_secrets(&cfg, &user);
 
-	pid = start_workload(&cfg, &user, config_workload_env(&cfg, &user));
+	char **env = config_workload_env(&cfg, &user);
+	pid = start_workload(&cfg, &user, env);
+	if (agent_open(env, cfg.user, cfg.workdir)) { /* exec sessions, served between signals */
+		opts.serve = agent_serve;
+		opts.reaped = agent_reaped;
+	}
 	opts.stop_signal = (int)cfg.stop_signal;
 	opts.grace_ms = cfg.grace_ms;
 	wstatus = pid1_supervise(pid, &opts, &ended_ns);

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stddef.h>
+#include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -83,6 +84,8 @@ static bool reap(struct pid1_run *r)
 			r->done = true;
 			r->status = st;
 			r->ended_ns = guest_now_ns();
+		} else if (p != r->child && r->o->reaped) {
+			r->o->reaped(r->o->ctx, p, st);
 		}
 	}
 }
@@ -130,8 +133,11 @@ int pid1_supervise(pid_t child, const struct pid1_opts *o, uint64_t *ended_ns)
 {
 	struct pid1_run r = {.child = child, .o = o};
 	sigset_t set;
+	int sig_fd = -1;
 
 	waited_signals(&set);
+	if (o->serve)
+		sig_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 	for (;;) {
 		bool none_left = reap(&r);
 
@@ -149,10 +155,17 @@ int pid1_supervise(pid_t child, const struct pid1_opts *o, uint64_t *ended_ns)
 			r.deadline = 0;
 		}
 		struct timespec ts = next_wait(&r);
+		if (sig_fd >= 0) {
+			/* the service waits (for a signal too), then the signal is taken */
+			o->serve(o->ctx, sig_fd, (int)(ts.tv_sec * 1000 + ts.tv_nsec / 1000000));
+			ts = (struct timespec){0, 0};
+		}
 		int sig = sigtimedwait(&set, NULL, &ts);
 		if (sig > 0 && sig != SIGCHLD)
 			on_signal(&r, sig);
 	}
+	if (sig_fd >= 0)
+		close(sig_fd);
 	if (ended_ns)
 		*ended_ns = r.ended_ns;
 	return r.status;

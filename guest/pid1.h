@@ -22,6 +22,13 @@ struct pid1_opts {
 	 * what PID 1 of the VM does); false, the workload's process group (a
 	 * subreaper that shares its system, as in the tests). */
 	bool signal_all;
+	/* Optional: a service PID 1 runs between signals (the exec agent).
+	 * serve waits up to timeout_ms for its own fds or for sig_fd (a
+	 * signalfd of PID 1's signals: readable when one is pending) and
+	 * serves; reaped gets every child that is not the workload. */
+	void (*serve)(void *ctx, int sig_fd, int timeout_ms);
+	void (*reaped)(void *ctx, pid_t pid, int wstatus);
+	void *ctx;
 };
 
 /* In the supervisor, before the workload is forked: block every signal

@@ -2,65 +2,13 @@
 /* Control-disk encoding and parsing, shared by host and guest. Every length
  * read from a buffer is checked against what remains before it is used. */
 #include "ctrj/protocol.h"
+#include "wire.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (err && errlen) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
-
-static void put_le16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void put_le32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put_le64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint16_t get_le16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | (p[1] << 8));
-}
-
-static uint32_t get_le32(const uint8_t *p)
-{
-	uint32_t v = 0;
-	for (int i = 3; i >= 0; i--)
-		v = (v << 8) | p[i];
-	return v;
-}
-
-static uint64_t get_le64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 7; i >= 0; i--)
-		v = (v << 8) | p[i];
-	return v;
-}
 
 /* ---- encoder ---------------------------------------------------------- */
 
@@ -74,16 +22,8 @@ static int enc_record(struct enc *e, uint16_t type, const void *data, size_t n)
 {
 	if (n > CTRJ_MAX_STRING || e->len + 8 + n > CTRJ_CTL_CONFIG_MAX)
 		return -1;
-	if (e->len + 8 + n > e->cap) {
-		size_t cap = e->cap ? e->cap : 4096;
-		while (cap < e->len + 8 + n)
-			cap *= 2;
-		uint8_t *nb = realloc(e->buf, cap);
-		if (!nb)
-			return -1;
-		e->buf = nb;
-		e->cap = cap;
-	}
+	if (wire_reserve(&e->buf, &e->cap, e->len + 8 + n) < 0)
+		return -1;
 	put_le16(e->buf + e->len, type);
 	put_le16(e->buf + e->len + 2, 0);
 	put_le32(e->buf + e->len + 4, (uint32_t)n);
@@ -181,22 +121,22 @@ static int enc_net(struct enc *e, const struct ctrj_net *net)
 static int check_encodable(const struct ctrj_config *cfg, char *err, size_t errlen)
 {
 	if (cfg->argc == 0)
-		return fail(err, errlen, "no command to run");
+		return wire_fail(err, errlen, "no command to run");
 	if (cfg->argc > CTRJ_MAX_ARGS)
-		return fail(err, errlen, "too many arguments (%zu, at most %u)", cfg->argc,
-		            CTRJ_MAX_ARGS);
+		return wire_fail(err, errlen, "too many arguments (%zu, at most %u)", cfg->argc,
+		                 CTRJ_MAX_ARGS);
 	if (cfg->envc > CTRJ_MAX_ENV)
-		return fail(err, errlen, "too many environment variables (%zu, at most %u)",
-		            cfg->envc, CTRJ_MAX_ENV);
+		return wire_fail(err, errlen, "too many environment variables (%zu, at most %u)",
+		                 cfg->envc, CTRJ_MAX_ENV);
 	if (cfg->nvolumes > CTRJ_MAX_VOLUMES || cfg->nsecrets > CTRJ_MAX_SECRETS)
-		return fail(err, errlen, "too many volumes or secrets (at most %u and %u)",
-		            CTRJ_MAX_VOLUMES, CTRJ_MAX_SECRETS);
+		return wire_fail(err, errlen, "too many volumes or secrets (at most %u and %u)",
+		                 CTRJ_MAX_VOLUMES, CTRJ_MAX_SECRETS);
 	if (cfg->has_net && (cfg->net.ndns > CTRJ_MAX_DNS || cfg->net.prefix > 32))
-		return fail(err, errlen, "invalid network settings");
+		return wire_fail(err, errlen, "invalid network settings");
 	for (size_t i = 0; i < cfg->nsecrets; i++) {
 		const char *name = cfg->secrets[i].name;
 		if (!ctrj_secret_name_valid(name, strlen(name)))
-			return fail(err, errlen, "invalid secret name '%s'", name);
+			return wire_fail(err, errlen, "invalid secret name '%s'", name);
 	}
 	return 0;
 }
@@ -237,10 +177,10 @@ int ctrj_config_encode(const struct ctrj_config *cfg, uint8_t **out, size_t *out
 		r = enc_secret(&e, &cfg->secrets[i]);
 	if (r < 0) {
 		free(e.buf);
-		return fail(err, errlen,
-		            "guest configuration too large (command, environment and settings "
-		            "must fit in %u bytes)",
-		            CTRJ_CTL_CONFIG_MAX);
+		return wire_fail(err, errlen,
+		                 "guest configuration too large (command, environment and settings "
+		                 "must fit in %u bytes)",
+		                 CTRJ_CTL_CONFIG_MAX);
 	}
 	*out = e.buf;
 	*out_len = e.len;
@@ -278,11 +218,11 @@ static int push_record(char ***vec, size_t *count, size_t max, const uint8_t *p,
 	char *s;
 
 	if (*count >= max)
-		return fail(err, errlen, "too many %s", what);
+		return wire_fail(err, errlen, "too many %s", what);
 	s = dup_string(p, n);
 	if (!s || push(vec, count, s) < 0) {
 		free(s);
-		return fail(err, errlen, "out of memory");
+		return wire_fail(err, errlen, "out of memory");
 	}
 	return 0;
 }
@@ -315,11 +255,11 @@ static int set_once(char **slot, const uint8_t *p, size_t n, const char *name, c
                     size_t errlen)
 {
 	if (*slot)
-		return fail(err, errlen, "duplicate %s record", name);
+		return wire_fail(err, errlen, "duplicate %s record", name);
 	if (n == 0)
-		return fail(err, errlen, "empty %s", name);
+		return wire_fail(err, errlen, "empty %s", name);
 	*slot = dup_string(p, n);
-	return *slot ? 0 : fail(err, errlen, "out of memory");
+	return *slot ? 0 : wire_fail(err, errlen, "out of memory");
 }
 
 static int parse_volume(struct ctrj_config *cfg, const uint8_t *p, size_t n, char *err,
@@ -329,20 +269,20 @@ static int parse_volume(struct ctrj_config *cfg, const uint8_t *p, size_t n, cha
 	size_t plen;
 
 	if (n < 21 || p[20] != '/')
-		return fail(err, errlen, "volume record without an absolute path");
+		return wire_fail(err, errlen, "volume record without an absolute path");
 	plen = n - 20;
 	if (memchr(p + 20, '\0', plen))
-		return fail(err, errlen, "volume path contains a NUL byte");
+		return wire_fail(err, errlen, "volume path contains a NUL byte");
 	if (cfg->nvolumes >= CTRJ_MAX_VOLUMES)
-		return fail(err, errlen, "too many volumes");
+		return wire_fail(err, errlen, "too many volumes");
 	nv = realloc(cfg->volumes, (cfg->nvolumes + 1) * sizeof *nv);
 	if (!nv)
-		return fail(err, errlen, "out of memory");
+		return wire_fail(err, errlen, "out of memory");
 	cfg->volumes = nv;
 	memcpy(nv[cfg->nvolumes].uuid, p, 16);
 	nv[cfg->nvolumes].flags = get_le32(p + 16);
 	if (!(nv[cfg->nvolumes].path = dup_string(p + 20, plen)))
-		return fail(err, errlen, "out of memory");
+		return wire_fail(err, errlen, "out of memory");
 	cfg->nvolumes++;
 	return 0;
 }
@@ -354,19 +294,19 @@ static int parse_secret(struct ctrj_config *cfg, const uint8_t *p, size_t n, cha
 	size_t nlen;
 
 	if (n < 2)
-		return fail(err, errlen, "truncated secret record");
+		return wire_fail(err, errlen, "truncated secret record");
 	nlen = get_le16(p);
 	if (nlen > n - 2 || !ctrj_secret_name_valid((const char *)p + 2, nlen))
-		return fail(err, errlen, "secret record with an invalid name");
+		return wire_fail(err, errlen, "secret record with an invalid name");
 	if (cfg->nsecrets >= CTRJ_MAX_SECRETS)
-		return fail(err, errlen, "too many secrets");
+		return wire_fail(err, errlen, "too many secrets");
 	for (size_t i = 0; i < cfg->nsecrets; i++)
 		if (strlen(cfg->secrets[i].name) == nlen &&
 		    memcmp(cfg->secrets[i].name, p + 2, nlen) == 0)
-			return fail(err, errlen, "duplicate secret name");
+			return wire_fail(err, errlen, "duplicate secret name");
 	ns = realloc(cfg->secrets, (cfg->nsecrets + 1) * sizeof *ns);
 	if (!ns)
-		return fail(err, errlen, "out of memory");
+		return wire_fail(err, errlen, "out of memory");
 	cfg->secrets = ns;
 	sec = &ns[cfg->nsecrets];
 	sec->len = n - 2 - nlen;
@@ -375,7 +315,7 @@ static int parse_secret(struct ctrj_config *cfg, const uint8_t *p, size_t n, cha
 	if (!sec->name || !sec->value) {
 		free(sec->name);
 		free(sec->value);
-		return fail(err, errlen, "out of memory");
+		return wire_fail(err, errlen, "out of memory");
 	}
 	if (sec->len)
 		memcpy(sec->value, p + 2 + nlen, sec->len);
@@ -390,7 +330,7 @@ static int parse_record(struct ctrj_config *cfg, uint16_t type, const uint8_t *p
 	                 type == CTRJ_REC_USER || type == CTRJ_REC_HOSTNAME;
 
 	if (is_string && memchr(p, '\0', n))
-		return fail(err, errlen, "record 0x%04x contains a NUL byte", type);
+		return wire_fail(err, errlen, "record 0x%04x contains a NUL byte", type);
 
 	switch (type) {
 	case CTRJ_REC_ARG:
@@ -399,38 +339,41 @@ static int parse_record(struct ctrj_config *cfg, uint16_t type, const uint8_t *p
 	case CTRJ_REC_ENV: {
 		const uint8_t *eq = memchr(p, '=', n);
 		if (!eq || eq == p)
-			return fail(err, errlen, "environment entry without NAME=");
+			return wire_fail(err, errlen, "environment entry without NAME=");
 		return push_record(&cfg->envp, &cfg->envc, CTRJ_MAX_ENV, p, n,
 		                   "environment variables", err, errlen);
 	}
 	case CTRJ_REC_WORKDIR:
 		if (n == 0 || p[0] != '/')
-			return fail(err, errlen, "working directory must be absolute");
+			return wire_fail(err, errlen, "working directory must be absolute");
 		return set_once(&cfg->workdir, p, n, "workdir", err, errlen);
 	case CTRJ_REC_USER:
 		return set_once(&cfg->user, p, n, "user", err, errlen);
 	case CTRJ_REC_HOSTNAME:
 		if (n > 64)
-			return fail(err, errlen, "hostname longer than 64 bytes");
+			return wire_fail(err, errlen, "hostname longer than 64 bytes");
 		return set_once(&cfg->hostname, p, n, "hostname", err, errlen);
 	case CTRJ_REC_GRACE_MS:
 	case CTRJ_REC_STOP_SIGNAL:
 		if (n != 4)
-			return fail(err, errlen, "record 0x%04x has length %zu, want 4", type, n);
+			return wire_fail(err, errlen, "record 0x%04x has length %zu, want 4", type,
+			                 n);
 		if (type == CTRJ_REC_GRACE_MS)
 			cfg->grace_ms = get_le32(p);
 		else if ((cfg->stop_signal = get_le32(p)) == 0 || cfg->stop_signal > 64)
-			return fail(err, errlen, "stop signal %u out of range", cfg->stop_signal);
+			return wire_fail(err, errlen, "stop signal %u out of range",
+			                 cfg->stop_signal);
 		return 0;
 	case CTRJ_REC_UPPER_SIZE:
 		if (n != 8)
-			return fail(err, errlen, "upper size record has length %zu, want 8", n);
+			return wire_fail(err, errlen, "upper size record has length %zu, want 8",
+			                 n);
 		cfg->upper_size = get_le64(p);
 		return 0;
 	case CTRJ_REC_BASE_UUID:
 	case CTRJ_REC_MODULES_UUID:
 		if (n != 16)
-			return fail(err, errlen, "uuid record has length %zu, want 16", n);
+			return wire_fail(err, errlen, "uuid record has length %zu, want 16", n);
 		if (type == CTRJ_REC_BASE_UUID) {
 			memcpy(cfg->base_uuid, p, 16);
 			cfg->has_base_uuid = true;
@@ -443,7 +386,7 @@ static int parse_record(struct ctrj_config *cfg, uint16_t type, const uint8_t *p
 		return parse_volume(cfg, p, n, err, errlen);
 	case CTRJ_REC_NET:
 		if (n != 32 || cfg->has_net)
-			return fail(err, errlen, "invalid or duplicate network record");
+			return wire_fail(err, errlen, "invalid or duplicate network record");
 		memcpy(&cfg->net.addr, p, 4);
 		memcpy(&cfg->net.gateway, p + 4, 4);
 		cfg->net.prefix = get_le32(p + 8);
@@ -451,7 +394,7 @@ static int parse_record(struct ctrj_config *cfg, uint16_t type, const uint8_t *p
 		cfg->net.ndns = get_le32(p + 16);
 		if (cfg->net.prefix == 0 || cfg->net.prefix > 32 || cfg->net.ndns > CTRJ_MAX_DNS ||
 		    cfg->net.mtu < 576 || cfg->net.mtu > 65535)
-			return fail(err, errlen, "network record out of range");
+			return wire_fail(err, errlen, "network record out of range");
 		for (uint32_t i = 0; i < cfg->net.ndns; i++)
 			memcpy(&cfg->net.dns[i], p + 20 + 4 * i, 4);
 		cfg->has_net = true;
@@ -460,10 +403,11 @@ static int parse_record(struct ctrj_config *cfg, uint16_t type, const uint8_t *p
 		return parse_secret(cfg, p, n, err, errlen);
 	default:
 		if (type & CTRJ_REC_CRITICAL)
-			return fail(err, errlen,
-			            "unknown required record 0x%04x (host runtime newer than guest "
-			            "init?)",
-			            type);
+			return wire_fail(
+			    err, errlen,
+			    "unknown required record 0x%04x (host runtime newer than guest "
+			    "init?)",
+			    type);
 		return 0; /* optional and unknown: skip */
 	}
 }
@@ -474,17 +418,18 @@ static int parse_records(const uint8_t *buf, size_t len, struct ctrj_config *cfg
 {
 	for (size_t off = 0; off < len;) {
 		if (len - off < 8)
-			return fail(err, errlen, "truncated record header at offset %zu", off);
+			return wire_fail(err, errlen, "truncated record header at offset %zu", off);
 		uint16_t type = get_le16(buf + off);
 		uint32_t n = get_le32(buf + off + 4);
 		if (n > len - off - 8 || n > CTRJ_MAX_STRING)
-			return fail(err, errlen, "record at offset %zu overruns the config", off);
+			return wire_fail(err, errlen, "record at offset %zu overruns the config",
+			                 off);
 		if (parse_record(cfg, type, buf + off + 8, n, err, errlen) < 0)
 			return -1;
 		off += 8 + (size_t)n;
 	}
 	if (cfg->argc == 0)
-		return fail(err, errlen, "config has no command");
+		return wire_fail(err, errlen, "config has no command");
 	return 0;
 }
 
@@ -493,7 +438,8 @@ int ctrj_config_parse(const uint8_t *buf, size_t len, struct ctrj_config *cfg, c
 {
 	memset(cfg, 0, sizeof *cfg);
 	if (len > CTRJ_CTL_CONFIG_MAX)
-		return fail(err, errlen, "config length %zu exceeds %u", len, CTRJ_CTL_CONFIG_MAX);
+		return wire_fail(err, errlen, "config length %zu exceeds %u", len,
+		                 CTRJ_CTL_CONFIG_MAX);
 	if (parse_records(buf, len, cfg, err, errlen) < 0) {
 		ctrj_config_free(cfg);
 		return -1;
@@ -519,18 +465,18 @@ int ctrj_header_parse(const uint8_t in[CTRJ_CTL_HEADER_SIZE], struct ctrj_ctl_he
                       char *err, size_t errlen)
 {
 	if (memcmp(in, CTRJ_CTL_MAGIC, 8) != 0)
-		return fail(err, errlen, "not a control disk");
+		return wire_fail(err, errlen, "not a control disk");
 	memcpy(hdr->magic, in, 8);
 	hdr->version = get_le32(in + 8);
 	hdr->config_off = get_le32(in + 12);
 	hdr->config_len = get_le32(in + 16);
 	hdr->status_off = get_le32(in + 20);
 	if (hdr->version != CTRJ_PROTOCOL_VERSION)
-		return fail(err, errlen, "control disk version %u, this init speaks %u",
-		            hdr->version, CTRJ_PROTOCOL_VERSION);
+		return wire_fail(err, errlen, "control disk version %u, this init speaks %u",
+		                 hdr->version, CTRJ_PROTOCOL_VERSION);
 	if (hdr->config_off != CTRJ_CTL_CONFIG_OFF || hdr->status_off != CTRJ_CTL_STATUS_OFF ||
 	    hdr->config_len > CTRJ_CTL_CONFIG_MAX)
-		return fail(err, errlen, "control disk layout out of bounds");
+		return wire_fail(err, errlen, "control disk layout out of bounds");
 	return 0;
 }
 
@@ -573,11 +519,11 @@ int ctrj_status_parse(const uint8_t *in, size_t len, struct ctrj_status *st, cha
 {
 	memset(st, 0, sizeof *st);
 	if (len < ST_MSG + CTRJ_STATUS_MSG_MAX)
-		return fail(err, errlen, "status area too short");
+		return wire_fail(err, errlen, "status area too short");
 	if (memcmp(in + ST_MAGIC, CTRJ_STATUS_MAGIC, 8) != 0)
 		return 0;
 	if (get_le32(in + ST_VERSION) != CTRJ_PROTOCOL_VERSION)
-		return fail(err, errlen, "status record has unknown version");
+		return wire_fail(err, errlen, "status record has unknown version");
 	st->state = get_le32(in + ST_STATE);
 	st->code = get_le32(in + ST_CODE);
 	st->signal = get_le32(in + ST_SIGNAL);
@@ -588,13 +534,15 @@ int ctrj_status_parse(const uint8_t *in, size_t len, struct ctrj_status *st, cha
 	uint32_t mlen = get_le32(in + ST_MSG_LEN);
 
 	if (st->state == CTRJ_STATE_NONE || st->state > CTRJ_STATE_MAX)
-		return fail(err, errlen, "status record has invalid state %u", st->state);
+		return wire_fail(err, errlen, "status record has invalid state %u", st->state);
 	if (st->code > 255)
-		return fail(err, errlen, "status record has exit code %u out of range", st->code);
+		return wire_fail(err, errlen, "status record has exit code %u out of range",
+		                 st->code);
 	if (st->state == CTRJ_STATE_SIGNALED && (st->signal == 0 || st->signal > 64))
-		return fail(err, errlen, "status record has signal %u out of range", st->signal);
+		return wire_fail(err, errlen, "status record has signal %u out of range",
+		                 st->signal);
 	if (mlen > CTRJ_STATUS_MSG_MAX)
-		return fail(err, errlen, "status message length %u out of range", mlen);
+		return wire_fail(err, errlen, "status message length %u out of range", mlen);
 	for (uint32_t i = 0; i < mlen; i++) {
 		uint8_t c = in[ST_MSG + i];
 		st->msg[i] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';

@@ -625,7 +625,8 @@ def test_gc_after_sigkill(fc, runner):
 
 def test_request_bodies_with_network_validate():
     """The bodies for a configuration the CLI cannot make yet (a TAP and
-    guest MAC, for the networking work) still match the schema."""
+    guest MAC, for the networking work; the agent's vsock) still match the
+    schema."""
     dump = BUILD / "tests/unit/fc_plan_dump"
     out = subprocess.run([str(dump)], capture_output=True, check=True, text=True).stdout
     ops = firecracker_standin.load_api(str(SCHEMA))
@@ -642,6 +643,10 @@ def test_request_bodies_with_network_validate():
                if json.loads(l)["path"] == "/network-interfaces/eth0")
     assert net == {"iface_id": "eth0", "host_dev_name": "ctrj-tap0",
                    "guest_mac": "06:00:0a:00:00:02"}
+    # the agent channel's vsock: a socket inside the jail, a guest CID >= 3
+    vsock = next(json.loads(l)["body"] for l in out.splitlines()
+                 if json.loads(l)["path"] == "/vsock")
+    assert vsock == {"guest_cid": 3, "uds_path": "run/agent.vsock"}
 
 
 def test_vmlinux_from_debian_bzimage(kernel_ready):

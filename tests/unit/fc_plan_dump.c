@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Prints, one JSON object per line ({"path": ..., "body": ...}), the
  * Firecracker configuration calls for a VM with every optional part set
- * (a TAP with its guest MAC, which the command line cannot ask for yet),
+ * (a TAP with its guest MAC, the agent's vsock, which runs do not ask for yet),
  * then the two actions. The contract tests validate each body against
  * Firecracker's schema. Not a test by itself. */
 #include "vmm/firecracker.h"
@@ -51,6 +51,7 @@ int main(void)
 	p.drives[1] = "run/control.img";
 	p.log = "run/log.fifo";
 	p.metrics = "run/metrics.fifo";
+	p.vsock = "run/agent.vsock";
 	if (cj_fc_plan(&cfg, &p, &r, &n, &err) < 0) {
 		fprintf(stderr, "fc_plan_dump: %s\n", err.msg);
 		return 1;

@@ -139,6 +139,17 @@ static void test_plan_network_and_clamp(void **state)
 	assert_string_equal(r[n - 1].path, "/entropy");
 	cj_fc_plan_free(r, n);
 
+	/* the agent's vsock, after the network */
+	p.vsock = "run/agent.vsock";
+	assert_int_equal(cj_fc_plan(&cfg, &p, &r, &n, &err), 0);
+	assert_string_equal(r[n - 3].path, "/network-interfaces/eth0");
+	assert_string_equal(r[n - 2].path, "/vsock");
+	assert_int_equal(num(r[n - 2].body, "guest_cid"), CJ_FC_GUEST_CID);
+	assert_string_equal(str(r[n - 2].body, "uds_path"), "run/agent.vsock");
+	assert_false(has(r[n - 2].body, "vsock_id"));
+	cj_fc_plan_free(r, n);
+	p.vsock = NULL;
+
 	/* no TAP: no network interface at all */
 	cfg.tap = NULL;
 	assert_int_equal(cj_fc_plan(&cfg, &p, &r, &n, &err), 0);

@@ -43,6 +43,8 @@ struct outcome {
 	int no_children;  /* nothing left to reap after pid1_supervise returned */
 	int64_t took_ms;  /* time pid1_supervise took */
 	int setup_failed; /* pid1_setup_signals or prctl failed */
+	int served;       /* calls of the serve hook */
+	int reaped;       /* other children the reaped hook was given */
 };
 
 /* A workload: runs in the forked child after pid1_child_setup; writes a
@@ -86,6 +88,25 @@ static void default_handlers(void)
 			sigaction(s, &dfl, NULL);
 }
 
+/* The hooks a service (the exec agent) gives PID 1, counting. serve waits
+ * on sig_fd only: PID 1 must wake it for its signals. */
+static int hook_served, hook_reaped;
+
+static void serve_hook(void *ctx, int sig_fd, int timeout_ms)
+{
+	struct pollfd p = {.fd = sig_fd, .events = POLLIN};
+
+	(void)ctx;
+	hook_served++;
+	poll(&p, 1, timeout_ms);
+}
+
+static void reaped_hook(void *ctx, pid_t pid, int wstatus)
+{
+	(void)ctx, (void)pid, (void)wstatus;
+	hook_reaped++;
+}
+
 static __attribute__((noreturn)) void supervisor(const struct scenario *sc, int ready, int report)
 {
 	struct outcome out = {0};
@@ -114,6 +135,8 @@ static __attribute__((noreturn)) void supervisor(const struct scenario *sc, int 
 	out.took_ms = now_ms() - t0;
 	out.code = ctrj_wait_code(out.wstatus);
 	out.no_children = waitpid(-1, NULL, WNOHANG) < 0 && errno == ECHILD;
+	out.served = hook_served;
+	out.reaped = hook_reaped;
 	if (write(report, &out, sizeof out) != (ssize_t)sizeof out)
 		_exit(202);
 	_exit(0);
@@ -473,6 +496,37 @@ static void test_orphan_without_subreaper(void **state)
 	assert_true(out.took_ms < ORPHAN_LIFE_MS - 50);
 }
 
+/* With a service's hooks: a stop signal still gets through while the
+ * service waits (its wait would otherwise last an hour), and an orphan's
+ * end goes to the reaped hook, the workload's not. */
+static void test_serve_hooks(void **state)
+{
+	struct pid1_opts hooks = {
+	    .grace_ms = 5000, .stop_signal = SIGUSR2, .serve = serve_hook, .reaped = reaped_hook};
+	struct scenario custom = {.fn = exit_on_signal, .arg = SIGUSR2, .subreaper = true};
+	struct scenario orphan = {.fn = leave_orphan, .arg = 0, .subreaper = true};
+	struct run r;
+	struct outcome out;
+
+	(void)state;
+	custom.opts = hooks;
+	r = start(&custom);
+	wait_ready(&r);
+	assert_int_equal(kill(r.supervisor, SIGINT), 0);
+	out = finish(&r);
+	assert_int_equal(out.code, 40 + SIGUSR2);
+	assert_true(out.took_ms < 4000);
+	assert_true(out.served >= 1);
+	assert_int_equal(out.reaped, 0);
+
+	orphan.opts = hooks;
+	out = run_scenario(&orphan);
+	assert_int_equal(out.code, 5);
+	assert_true(out.no_children);
+	assert_int_equal(out.reaped, 1);
+	assert_true(out.took_ms >= ORPHAN_LIFE_MS - 50);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -486,6 +540,7 @@ int main(void)
 	    cmocka_unit_test(test_orphan_reaped),
 	    cmocka_unit_test(test_orphan_killed_after_grace),
 	    cmocka_unit_test(test_orphan_without_subreaper),
+	    cmocka_unit_test(test_serve_hooks),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

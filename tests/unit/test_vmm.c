@@ -65,7 +65,7 @@ static void test_qemu_argv_basics(void **state)
 	char **argv;
 
 	base_config(&cfg);
-	argv = cj_qemu_argv("/usr/bin/qemu-system-x86_64", &cfg, 7);
+	argv = cj_qemu_argv("/usr/bin/qemu-system-x86_64", &cfg, 7, -1);
 	assert_non_null(argv);
 	assert_string_equal(argv[0], "/usr/bin/qemu-system-x86_64");
 
@@ -112,7 +112,7 @@ static void test_qemu_argv_basics(void **state)
 	cfg.use_kvm = true;
 	cfg.cpus = 255;
 	cfg.memory_mib = 1ull << 20;
-	argv = cj_qemu_argv("qemu", &cfg, 3);
+	argv = cj_qemu_argv("qemu", &cfg, 3, -1);
 	assert_non_null(argv);
 	assert_string_equal(opt_value(argv, "-accel"), "kvm");
 	assert_string_equal(opt_value(argv, "-cpu"), "host");
@@ -135,7 +135,7 @@ static void test_qemu_argv_drives(void **state)
 	    .id = "modules", .path = "/cache/mod ules.img", .fd = -1, .read_only = true};
 	cfg.ndrives = 3;
 	cfg.run_dir = "/run/a,b";
-	argv = cj_qemu_argv("qemu", &cfg, 5);
+	argv = cj_qemu_argv("qemu", &cfg, 5, -1);
 	assert_non_null(argv);
 
 	static const char *const want[] = {
@@ -174,7 +174,7 @@ static void test_qemu_argv_drives(void **state)
 		cfg.drives[i] =
 		    (struct cj_drive){.id = "d", .path = ",", .fd = -1, .read_only = i & 1};
 	cfg.ndrives = CJ_MAX_DRIVES;
-	argv = cj_qemu_argv("qemu", &cfg, 3);
+	argv = cj_qemu_argv("qemu", &cfg, 3, -1);
 	assert_non_null(argv);
 	assert_int_equal(count(argv, "-drive"), CJ_MAX_DRIVES);
 	assert_int_equal(
@@ -201,7 +201,7 @@ static void test_drive_roles_and_fds(void **state)
 	assert_string_equal(cfg.drives[0].id, "base");
 	assert_string_equal(cfg.drives[1].id, "control");
 	assert_string_equal(cfg.drives[2].id, "vol3");
-	argv = cj_qemu_argv("qemu", &cfg, 5);
+	argv = cj_qemu_argv("qemu", &cfg, 5, -1);
 	assert_non_null(argv);
 	assert_int_equal(count(argv, "id=control,file=/proc/self/fd/7,format=raw,if=none,"
 	                             "cache=writeback,discard=unmap"),
@@ -244,12 +244,36 @@ static void test_jail_plan_files(void **state)
 	close(ctl);
 }
 
+/* The agent channel: a virtio-serial port named ctrj.agent on the inherited
+ * socket; none without one. */
+static void test_qemu_argv_agent(void **state)
+{
+	struct cj_vm_config cfg;
+	char **argv;
+	bool chardev = false, port = false, bus = false;
+
+	(void)state;
+	base_config(&cfg);
+	argv = cj_qemu_argv("qemu", &cfg, 5, 9);
+	assert_non_null(argv);
+	for (size_t i = 0; argv[i] && argv[i + 1]; i++) {
+		chardev |= strcmp(argv[i + 1], "socket,id=agent,fd=9") == 0;
+		bus |= strncmp(argv[i + 1], "virtio-serial-device", 20) == 0;
+		port |= strcmp(argv[i + 1], "virtserialport,chardev=agent,name=ctrj.agent") == 0;
+	}
+	assert_true(chardev && bus && port);
+	cj_qemu_argv_free(argv);
+	argv = cj_qemu_argv("qemu", &cfg, 5, -1);
+	for (size_t i = 0; argv[i]; i++)
+		assert_null(strstr(argv[i], "agent"));
+	cj_qemu_argv_free(argv);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_qemu_argv_basics),
-	    cmocka_unit_test(test_qemu_argv_drives),
-	    cmocka_unit_test(test_drive_roles_and_fds),
+	    cmocka_unit_test(test_qemu_argv_basics), cmocka_unit_test(test_qemu_argv_agent),
+	    cmocka_unit_test(test_qemu_argv_drives), cmocka_unit_test(test_drive_roles_and_fds),
 	    cmocka_unit_test(test_jail_plan_files),
 	};
 	return cmocka_run_group_tests_name("vmm", tests, NULL, NULL);

@@ -14,6 +14,7 @@
 #include "jail/jail.h"
 #include "kernel/kernel.h"
 #include "net/net.h"
+#include "run/agent_mux.h"
 #include "run/logfile.h"
 #include "run/record.h"
 #include "run/supervise.h"
@@ -635,6 +636,18 @@ static int stopped_during_setup(int sfd, struct cj_err *err)
 	return 0;
 }
 
+/* `ctr-jailer exec`: <run dir>/agent.sock, when the VMM has an agent
+ * channel. Without it the run goes on (exec into it fails). */
+static void agent_listen(struct run *r)
+{
+	struct cj_err aerr = {0};
+	char buf[CJ_ERR_STR_MAX];
+	int fd = cj_vmm_agent_fd(&r->vmm);
+
+	if (fd >= 0 && !(r->sv.agent = cj_agent_mux_open(fd, r->run_dir, &aerr)))
+		cj_warn("exec will not reach this run: %s", cj_err_str(&aerr, buf, sizeof buf));
+}
+
 /* The console and stderr pipes, then the VMM. */
 static int stage_start(struct run *r, struct cj_err *err)
 {
@@ -668,6 +681,7 @@ static int stage_start(struct run *r, struct cj_err *err)
 	if (rc < 0)
 		return -1;
 	r->t.vmm_exec = cj_now_ns();
+	agent_listen(r);
 	if (cj_record_set_vmm(r->rec, r->vmm.pid, err) < 0) {
 		cj_vmm_kill(&r->vmm);
 		if (r->vmm.pid > 0)
@@ -700,6 +714,8 @@ static int stage_supervise_collect(struct run *r, struct cj_err *err)
  * replays its undo log. */
 static void stage_teardown(struct run *r)
 {
+	cj_agent_mux_close(r->sv.agent);
+	r->sv.agent = NULL;
 	cj_supervision_close(&r->sv);
 	if (r->ctl_fd >= 0)
 		close(r->ctl_fd);

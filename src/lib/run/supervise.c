@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "supervise.h"
+#include "agent_mux.h"
 
 #include "logfile.h"
 #include "util/util.h"
@@ -182,21 +183,21 @@ int cj_supervise(struct cj_vmm *vmm, int sfd, unsigned grace_s, struct cj_superv
 		if (deadline)
 			timeout = (int)((deadline - now) / 1000000 + 1);
 		/* poll skips the entries of closed (-1) pipes */
-		struct pollfd p[3] = {{.fd = sfd, .events = POLLIN},
-		                      {.fd = sv->console.fd, .events = POLLIN},
-		                      {.fd = sv->vmm_stderr.fd, .events = POLLIN}};
-		int pr = poll(p, 3, timeout);
+		struct pollfd p[3 + CJ_AGENT_MUX_POLL_MAX] = {
+		    {.fd = sfd, .events = POLLIN},
+		    {.fd = sv->console.fd, .events = POLLIN},
+		    {.fd = sv->vmm_stderr.fd, .events = POLLIN}};
+		int na = sv->agent ? cj_agent_mux_pollfds(sv->agent, p + 3) : 0;
+		int pr = poll(p, (nfds_t)(3 + na), timeout);
 		if (pr < 0 && errno != EINTR)
 			return cj_fail(err, errno, "poll");
-		if (pr > 0 && (p[1].revents || p[2].revents)) {
-			if (p[1].revents)
-				console_relay(&sv->console);
-			if (p[2].revents)
-				vmm_stderr_relay(&sv->vmm_stderr);
-			if (!p[0].revents)
-				continue;
-		}
-		if (pr <= 0)
+		if (pr > 0 && na) /* exec sessions */
+			cj_agent_mux_handle(sv->agent, p + 3, na);
+		if (pr > 0 && p[1].revents)
+			console_relay(&sv->console);
+		if (pr > 0 && p[2].revents)
+			vmm_stderr_relay(&sv->vmm_stderr);
+		if (pr <= 0 || !p[0].revents)
 			continue;
 		struct signalfd_siginfo si;
 		if (read(sfd, &si, sizeof si) != (ssize_t)sizeof si)

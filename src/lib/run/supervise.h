@@ -34,8 +34,11 @@ struct vmm_stderr {
 	size_t tail_len;
 };
 
+struct cj_agent_mux;
+
 struct cj_supervision {
 	struct console console;
+	struct cj_agent_mux *agent; /* exec sessions (agent_mux.h), or NULL */
 	struct vmm_stderr vmm_stderr;
 	bool stop_requested;
 	bool killed;

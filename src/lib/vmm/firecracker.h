@@ -33,7 +33,15 @@ struct cj_fc_paths {
 	const char *drives[CJ_MAX_DRIVES]; /* one per cfg->drives[i] */
 	const char *log;                   /* logger fifo */
 	const char *metrics;               /* metrics fifo */
+	/* the agent channel's vsock socket (inside the jail: relative to its
+	 * root, e.g. "run/agent.vsock"); NULL: no vsock device. The guest
+	 * agent does not serve vsock yet, so runs leave it NULL for now. */
+	const char *vsock;
 };
+
+/* The guest's vsock context id (2 is the host; any fixed value >= 3 will
+ * do: each VM's vsock is its own device behind its own socket). */
+#define CJ_FC_GUEST_CID 3
 
 struct cj_fc_request {
 	char path[128];    /* e.g. "/drives/base" */
@@ -42,7 +50,8 @@ struct cj_fc_request {
 
 /* The configuration calls (all PUT), in the order they are made, before
  * PUT /actions InstanceStart: logger, metrics, machine-config, boot-source,
- * one per drive, network-interfaces (only when cfg->tap is set), entropy.
+ * one per drive, network-interfaces (only when cfg->tap is set), vsock
+ * (only when paths->vsock is set), entropy.
  * vCPUs above CJ_FC_MAX_VCPUS are clamped. Free with cj_fc_plan_free. */
 int cj_fc_plan(const struct cj_vm_config *cfg, const struct cj_fc_paths *paths,
                struct cj_fc_request **out, size_t *n, struct cj_err *err);

@@ -133,6 +133,22 @@ static json_object *net_body(const struct cj_vm_config *cfg)
 	return o;
 }
 
+/* The agent channel's vsock: Firecracker listens on uds_path for the host's
+ * connections (CONNECT <port>). */
+static json_object *vsock_body(const char *uds_path)
+{
+	json_object *o = json_object_new_object();
+	int r = 0;
+
+	r |= add(o, "guest_cid", json_object_new_int(CJ_FC_GUEST_CID));
+	r |= add(o, "uds_path", json_object_new_string(uds_path));
+	if (r) {
+		json_object_put(o);
+		return NULL;
+	}
+	return o;
+}
+
 json_object *cj_fc_action(const char *type)
 {
 	json_object *o = json_object_new_object();
@@ -158,7 +174,7 @@ static bool valid_id(const char *id)
 int cj_fc_plan(const struct cj_vm_config *cfg, const struct cj_fc_paths *paths,
                struct cj_fc_request **out, size_t *n, struct cj_err *err)
 {
-	size_t cap = cfg->ndrives + 6, used = 0;
+	size_t cap = cfg->ndrives + 7, used = 0;
 	struct cj_fc_request *r = calloc(cap, sizeof *r);
 
 	*out = NULL;
@@ -186,6 +202,8 @@ int cj_fc_plan(const struct cj_vm_config *cfg, const struct cj_fc_paths *paths,
 	}
 	if (cfg->tap)
 		PUSH(net_body(cfg), "/network-interfaces/eth0");
+	if (paths->vsock)
+		PUSH(vsock_body(paths->vsock), "/vsock");
 	PUSH(json_object_new_object(), "/entropy");
 #undef PUSH
 	*out = r;

@@ -104,14 +104,20 @@ static int argv_machine(char ***v, size_t *n, const char *bin, const struct cj_v
 }
 
 /* QMP on a connected socket (a client chardev: QEMU greets on it at
- * once) and the network. */
+ * once), the agent channel (a virtio-serial port named ctrj.agent on
+ * another connected socket, when agent_fd >= 0) and the network. */
 static int argv_qmp_net(char ***v, size_t *n, const struct cj_vm_config *cfg, int qmp_fd,
-                        int tap_fd)
+                        int agent_fd, int tap_fd)
 {
 	int r = 0;
 
 	r |= push_opt(v, n, "-chardev", "socket,id=qmp,fd=%d", qmp_fd);
 	r |= push_opt(v, n, "-mon", "chardev=qmp,mode=control");
+	if (agent_fd >= 0) {
+		r |= push_opt(v, n, "-chardev", "socket,id=agent,fd=%d", agent_fd);
+		r |= push_opt(v, n, "-device", "virtio-serial-device,max_ports=2");
+		r |= push_opt(v, n, "-device", "virtserialport,chardev=agent,name=ctrj.agent");
+	}
 	if (cfg->tap) {
 		const uint8_t *m = cfg->mac;
 		if (tap_fd >= 0)
@@ -164,14 +170,14 @@ static int argv_drive(char ***v, size_t *n, const struct cj_drive *d, size_t i,
 
 /* The command line. In a jail, drives come as inherited fds (fdsets) and
  * the kernel and initramfs from /boot inside the jail. */
-static char **qemu_argv(const char *bin, const struct cj_vm_config *cfg, int qmp_fd,
+static char **qemu_argv(const char *bin, const struct cj_vm_config *cfg, int qmp_fd, int agent_fd,
                         const int *drive_fds, int tap_fd)
 {
 	char **v = NULL;
 	size_t n = 0;
 	int r = argv_machine(&v, &n, bin, cfg, drive_fds != NULL);
 
-	r |= argv_qmp_net(&v, &n, cfg, qmp_fd, tap_fd);
+	r |= argv_qmp_net(&v, &n, cfg, qmp_fd, agent_fd, tap_fd);
 	for (size_t i = 0; i < cfg->ndrives && !r; i++)
 		r |= argv_drive(&v, &n, &cfg->drives[i], i, drive_fds);
 	if (r) {
@@ -181,9 +187,9 @@ static char **qemu_argv(const char *bin, const struct cj_vm_config *cfg, int qmp
 	return v;
 }
 
-char **cj_qemu_argv(const char *bin, const struct cj_vm_config *cfg, int qmp_fd)
+char **cj_qemu_argv(const char *bin, const struct cj_vm_config *cfg, int qmp_fd, int agent_fd)
 {
-	return qemu_argv(bin, cfg, qmp_fd, NULL, -1);
+	return qemu_argv(bin, cfg, qmp_fd, agent_fd, NULL, -1);
 }
 
 void cj_qemu_argv_free(char **argv)
@@ -193,9 +199,9 @@ void cj_qemu_argv_free(char **argv)
 	free(argv);
 }
 
-/* The fds QEMU inherits: its end of QMP, the TAP, two per drive (the
- * drive, and a read-only one). */
-#define KEEP_FDS_MAX (1 + 1 + 2 * CJ_MAX_DRIVES)
+/* The fds QEMU inherits: its end of QMP and of the agent channel, the
+ * TAP, two per drive (the drive, and a read-only one). */
+#define KEEP_FDS_MAX (1 + 1 + 1 + 2 * CJ_MAX_DRIVES)
 /* A graceful stop's whole QMP exchange (greeting, capabilities, the keys)
  * must be done within this, however a hostile QEMU paces its replies. */
 #define QMP_TIMEOUT_MS 3000
@@ -207,6 +213,8 @@ struct qemu_priv {
 	int qmp_fd;                 /* our end of QMP */
 	int qmp_vmm_fd;             /* QEMU's end, closed here once QEMU has it */
 	bool qmp_ready;             /* greeting read, capabilities negotiated */
+	int agent_fd;               /* our end of the agent channel */
+	int agent_vmm_fd;           /* QEMU's end, closed here once QEMU has it */
 	int keep[KEEP_FDS_MAX];     /* what QEMU inherits */
 	size_t nkeep;
 };
@@ -257,6 +265,10 @@ static void qemu_priv_free(struct cj_vmm *vmm)
 		close(p->qmp_fd);
 	if (p->qmp_vmm_fd >= 0)
 		close(p->qmp_vmm_fd);
+	if (p->agent_fd >= 0)
+		close(p->agent_fd);
+	if (p->agent_vmm_fd >= 0)
+		close(p->agent_vmm_fd);
 	cj_jail_cleanup(&p->jail);
 	free(p);
 	vmm->priv = NULL;
@@ -270,7 +282,7 @@ static struct qemu_priv *qemu_priv_new(void)
 		return NULL;
 	for (size_t i = 0; i < 2 * CJ_MAX_DRIVES; i++)
 		p->fds[i] = -1;
-	p->tap_fd = p->qmp_fd = p->qmp_vmm_fd = -1;
+	p->tap_fd = p->qmp_fd = p->qmp_vmm_fd = p->agent_fd = p->agent_vmm_fd = -1;
 	return p;
 }
 
@@ -301,7 +313,7 @@ static char **prepare_jailed(struct qemu_priv *p, const struct cj_vm_config *cfg
 	for (size_t i = 0; i < 2 * cfg->ndrives; i++)
 		if (p->fds[i] >= 0)
 			p->keep[p->nkeep++] = p->fds[i];
-	return qemu_argv(path, cfg, p->qmp_vmm_fd, p->fds, p->tap_fd);
+	return qemu_argv(path, cfg, p->qmp_vmm_fd, p->agent_vmm_fd, p->fds, p->tap_fd);
 }
 
 static char **prepare_unjailed(struct qemu_priv *p, const struct cj_vm_config *cfg,
@@ -310,14 +322,14 @@ static char **prepare_unjailed(struct qemu_priv *p, const struct cj_vm_config *c
 	for (size_t i = 0; i < cfg->ndrives; i++)
 		if (cfg->drives[i].fd >= 0)
 			p->keep[p->nkeep++] = cfg->drives[i].fd;
-	return qemu_argv(path, cfg, p->qmp_vmm_fd, NULL, -1);
+	return qemu_argv(path, cfg, p->qmp_vmm_fd, p->agent_vmm_fd, NULL, -1);
 }
 
 static int qemu_start(struct cj_vmm *vmm, const struct cj_vm_config *cfg, struct cj_err *err)
 {
 	struct qemu_priv *p;
 	char **argv, path[PATH_MAX];
-	int qmp[2];
+	int qmp[2], agent[2];
 	char step[CJ_SPAWN_STEP_MAX];
 
 	/* the binary as exec (and the jail) will see it: an absolute path */
@@ -332,6 +344,11 @@ static int qemu_start(struct cj_vmm *vmm, const struct cj_vm_config *cfg, struct
 	p->qmp_fd = qmp[0];
 	p->qmp_vmm_fd = qmp[1];
 	p->keep[p->nkeep++] = p->qmp_vmm_fd;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, agent) < 0)
+		return cj_fail(err, errno, "agent channel socket pair");
+	p->agent_fd = agent[0];
+	p->agent_vmm_fd = agent[1];
+	p->keep[p->nkeep++] = p->agent_vmm_fd;
 	argv =
 	    cfg->jail.enabled ? prepare_jailed(p, cfg, path, err) : prepare_unjailed(p, cfg, path);
 	if (!argv)
@@ -359,8 +376,10 @@ static int qemu_start(struct cj_vmm *vmm, const struct cj_vm_config *cfg, struct
 	};
 	vmm->pid = cj_spawn(&s, step, err);
 	cj_qemu_argv_free(argv);
-	close(p->qmp_vmm_fd); /* QEMU holds it now */
+	close(p->qmp_vmm_fd); /* QEMU holds it now, and its end of the agent channel */
 	p->qmp_vmm_fd = -1;
+	close(p->agent_vmm_fd);
+	p->agent_vmm_fd = -1;
 	if (vmm->pid < 0) {
 		vmm->pid = 0;
 		if (strcmp(step, "exec") == 0)
@@ -558,6 +577,12 @@ static void qemu_boot_args(const struct cj_vm_config *cfg, bool defaults, char *
 		snprintf(out + n, len - n, " tsc_early_khz=%lu", khz);
 }
 
+static int qemu_agent_fd(const struct cj_vmm *vmm)
+{
+	const struct qemu_priv *p = vmm->priv;
+	return p ? p->agent_fd : -1;
+}
+
 static void qemu_cleanup(struct cj_vmm *vmm)
 {
 	qemu_priv_free(vmm); /* drive fds, jail root, cgroup */
@@ -569,5 +594,6 @@ const struct cj_vmm_ops cj_qemu_ops = {
     .start = qemu_start,
     .request_stop = qemu_request_stop,
     .exit_error = qemu_exit_error,
+    .agent_fd = qemu_agent_fd,
     .cleanup = qemu_cleanup,
 };

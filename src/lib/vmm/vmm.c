@@ -77,6 +77,11 @@ bool cj_kvm_usable(struct cj_err *err)
 	return true;
 }
 
+int cj_vmm_agent_fd(const struct cj_vmm *vmm)
+{
+	return vmm->ops && vmm->ops->agent_fd ? vmm->ops->agent_fd(vmm) : -1;
+}
+
 void cj_vmm_kill(struct cj_vmm *vmm)
 {
 	if (vmm->pid > 0)

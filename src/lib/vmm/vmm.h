@@ -74,6 +74,8 @@ struct cj_vmm;
  *    (vmm_said, printable) into the error when the guest reported nothing,
  *    and returns the exit code: CJ_EXIT_RUNTIME when the VMM itself
  *    failed, CJ_EXIT_VM_LOST when the guest ended without a status;
+ *  - agent_fd(), when set, returns the host end of the agent channel
+ *    (a stream to the guest init's agent; see ctrj/agent.h), or -1;
  *  - cleanup() closes what start() holds (the record's undo log takes the
  *    host changes back). */
 struct cj_vmm_ops {
@@ -86,6 +88,7 @@ struct cj_vmm_ops {
 	int (*collect)(struct cj_vmm *vmm, struct cj_err *err);
 	int (*exit_error)(const struct cj_vmm *vmm, int wait_status, const char *vmm_said,
 	                  struct cj_err *err);
+	int (*agent_fd)(const struct cj_vmm *vmm);
 	void (*cleanup)(struct cj_vmm *vmm);
 };
 
@@ -105,9 +108,11 @@ extern const struct cj_vmm_ops cj_firecracker_ops;
 /* QEMU microvm. argv is built into a NULL-terminated vector (caller frees
  * with cj_qemu_argv_free); exposed for unit tests. QMP is qmp_fd, QEMU's
  * end of a connected socket pair: no path to follow, nothing to connect. */
-char **cj_qemu_argv(const char *bin, const struct cj_vm_config *cfg, int qmp_fd);
+char **cj_qemu_argv(const char *bin, const struct cj_vm_config *cfg, int qmp_fd, int agent_fd);
 void cj_qemu_argv_free(char **argv);
 void cj_vmm_kill(struct cj_vmm *vmm);
+/* The host end of the agent channel, or -1 (no channel, or not started). */
+int cj_vmm_agent_fd(const struct cj_vmm *vmm);
 
 /* The whole environment a VMM (QEMU, Firecracker's jailer or Firecracker)
  * is exec'd with: none of the runtime's, which holds the workload's

@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The exec agent of the guest init: on the virtio-serial port ctrj.agent it
+ * starts the processes the host asks for (ctrj/agent.h), relays their
+ * streams under the protocol's credit and reports how they ended. It only
+ * answers: nothing it sends asks the host for anything. PID 1 runs it from
+ * its supervision loop (pid1_opts.serve and .reaped).
+ */
+#ifndef CTRJ_GUEST_AGENT_H
+#define CTRJ_GUEST_AGENT_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+/* Open the port (none: the agent stays off) and greet the host. base_env
+ * is the workload's environment, which a request's variables override;
+ * user and workdir (NULL: root, "/") are the workload's, a request's
+ * defaults, as docker exec has them. */
+bool agent_open(char **base_env, const char *user, const char *workdir);
+/* The same on an open stream (non-blocking, close-on-exec; the tests give
+ * a socket pair). */
+bool agent_open_fd(int fd, char **base_env, const char *user, const char *workdir);
+/* pid1_opts.serve: wait up to timeout_ms for the channel, the sessions'
+ * fds or sig_fd (readable when a signal is pending), and serve. */
+void agent_serve(void *ctx, int sig_fd, int timeout_ms);
+/* pid1_opts.reaped: a child that is not the workload ended. */
+void agent_reaped(void *ctx, pid_t pid, int wstatus);
+
+#endif

@@ -1,0 +1,241 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The guest's exec agent (guest/agent.c), run on the host on a socket pair
+ * with this test as the host: processes started on request, stdout and
+ * stderr apart, the exit status after the output, start failures, stdin,
+ * signals, and output held at one window until credit comes back. The
+ * test plays PID 1: it serves the agent and reaps for it. */
+#include "agent.h"
+#include "init.h" /* guest_say, stubbed: no console here */
+
+#include "ctrj/agent.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+void guest_say(const char *fmt, ...)
+{
+	(void)fmt;
+}
+
+static int host = -1, idle_fd = -1; /* our end; a never-readable "signal fd" */
+static struct ctrj_agent_dec dec;
+
+struct seen {
+	bool hello, exited;
+	uint32_t kind, code;
+	char msg[CTRJ_AGENT_MSG_MAX + 1];
+	size_t out_len, err_len, stdin_credit;
+	char out[256], err[256];
+	bool data_after_exit;
+};
+
+static int on_frame(const struct ctrj_agent_frame *f, void *ctx)
+{
+	struct seen *s = ctx;
+
+	if (f->type == CTRJ_AGENT_HELLO) {
+		s->hello = f->a == CTRJ_AGENT_VERSION;
+		return 0;
+	}
+	if (f->type == CTRJ_AGENT_STDOUT || f->type == CTRJ_AGENT_STDERR) {
+		bool out = f->type == CTRJ_AGENT_STDOUT;
+		size_t *len = out ? &s->out_len : &s->err_len;
+		char *buf = out ? s->out : s->err;
+		s->data_after_exit |= s->exited;
+		if (*len + f->len < sizeof s->out)
+			memcpy(buf + *len, f->payload, f->len);
+		*len += f->len;
+	} else if (f->type == CTRJ_AGENT_CREDIT) {
+		s->stdin_credit += f->b;
+	} else if (f->type == CTRJ_AGENT_EXIT) {
+		s->exited = true;
+		s->kind = f->a;
+		s->code = f->b;
+		ctrj_agent_exit_msg(f, s->msg);
+	}
+	return 0;
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Serve and reap for up to ms, or until the session exited. */
+static void pump(struct seen *s, int ms)
+{
+	int64_t end = now_ms() + ms;
+	uint8_t b[65536];
+
+	while (now_ms() < end && !s->exited) {
+		int st;
+		pid_t p;
+		ssize_t n;
+
+		agent_serve(NULL, idle_fd, 10);
+		while ((p = waitpid(-1, &st, WNOHANG)) > 0)
+			agent_reaped(NULL, p, st);
+		while ((n = recv(host, b, sizeof b, MSG_DONTWAIT)) > 0)
+			assert_int_equal(
+			    ctrj_agent_dec_feed(&dec, b, (size_t)n, on_frame, s, NULL, 0), 0);
+	}
+}
+
+static void put(const uint8_t *f, size_t n)
+{
+	assert_int_equal(write(host, f, n), (ssize_t)n);
+}
+
+static void start(uint32_t id, char **argv, bool close_stdin)
+{
+	struct ctrj_agent_start st = {.argv = argv};
+	uint8_t *f, c[32];
+	size_t n;
+
+	while (argv[st.argc])
+		st.argc++;
+	assert_int_equal(ctrj_agent_enc_start(&st, id, &f, &n, NULL, 0), 0);
+	put(f, n);
+	free(f);
+	if (close_stdin)
+		put(c, ctrj_agent_enc_data(c, CTRJ_AGENT_STDIN_CLOSE, id, NULL, 0));
+}
+
+static int setup(void **state)
+{
+	static char *env[] = {"PATH=/usr/bin:/bin", "FROM_BASE=1", NULL};
+	int sp[2], pp[2];
+	struct seen s = {0};
+
+	(void)state;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
+	assert_int_equal(pipe2(pp, O_CLOEXEC), 0);
+	fcntl(sp[0], F_SETFL, O_NONBLOCK);
+	host = sp[1];
+	idle_fd = pp[0];
+	assert_int_equal(ctrj_agent_dec_init(&dec, CTRJ_AGENT_FROM_GUEST), 0);
+	assert_true(agent_open_fd(sp[0], env, NULL, NULL));
+	pump(&s, 200);
+	assert_true(s.hello);
+	return 0;
+}
+
+static void test_streams_apart_and_status_last(void **state)
+{
+	char *argv[] = {"sh", "-c", "echo out$FROM_BASE; echo err >&2; exit 3", NULL};
+	struct seen s = {0};
+
+	(void)state;
+	start(1, argv, true);
+	pump(&s, 10000);
+	assert_true(s.exited);
+	assert_int_equal(s.kind, CTRJ_AGENT_EXITED);
+	assert_int_equal(s.code, 3);
+	assert_int_equal(s.out_len, 5);
+	assert_memory_equal(s.out, "out1\n", 5);
+	assert_int_equal(s.err_len, 4);
+	assert_memory_equal(s.err, "err\n", 4);
+	assert_false(s.data_after_exit);
+}
+
+static void test_start_failures(void **state)
+{
+	char *missing[] = {"/no/such/command", NULL};
+	char *dir[] = {"/", NULL};
+	struct seen s = {0};
+
+	(void)state;
+	start(2, missing, true);
+	pump(&s, 10000);
+	assert_int_equal(s.kind, CTRJ_AGENT_START_FAILED);
+	assert_int_equal(s.code, 127);
+	assert_non_null(strstr(s.msg, "/no/such/command"));
+	memset(&s, 0, sizeof s);
+	start(3, dir, true);
+	pump(&s, 10000);
+	assert_int_equal(s.kind, CTRJ_AGENT_START_FAILED);
+	assert_int_equal(s.code, 126);
+}
+
+static void test_stdin_and_signal(void **state)
+{
+	char *cat[] = {"cat", NULL};
+	char *sleeper[] = {"sleep", "30", NULL};
+	struct seen s = {0};
+	uint8_t f[64];
+
+	(void)state;
+	start(4, cat, false);
+	put(f, ctrj_agent_enc_data(f, CTRJ_AGENT_STDIN, 4, "hello", 5));
+	put(f, ctrj_agent_enc_data(f, CTRJ_AGENT_STDIN_CLOSE, 4, NULL, 0));
+	pump(&s, 10000);
+	assert_int_equal(s.code, 0);
+	assert_int_equal(s.out_len, 5);
+	assert_memory_equal(s.out, "hello", 5);
+	assert_int_equal(s.stdin_credit, 5); /* what cat took is given back */
+
+	memset(&s, 0, sizeof s);
+	start(5, sleeper, true);
+	pump(&s, 300);
+	assert_false(s.exited);
+	put(f, ctrj_agent_enc_u32(f, CTRJ_AGENT_SIGNAL, 5, SIGKILL));
+	pump(&s, 10000);
+	assert_int_equal(s.kind, CTRJ_AGENT_SIGNALED);
+	assert_int_equal(s.code, SIGKILL);
+}
+
+/* A process writing more than a window: the agent stops at the window
+ * until the host gives credit back, then the rest comes. */
+static void test_output_held_at_the_window(void **state)
+{
+	char *argv[] = {"head", "-c", "1000000", "/dev/zero", NULL};
+	struct seen s = {0};
+	uint8_t f[64];
+	size_t credited = 0;
+
+	(void)state;
+	start(6, argv, true);
+	pump(&s, 1500);
+	assert_int_equal(s.out_len, CTRJ_AGENT_WINDOW);
+	assert_false(s.exited);
+	for (int i = 0; i < 2000 && !s.exited; i++) {
+		if (s.out_len > credited) {
+			put(f,
+			    ctrj_agent_enc_u32x2(f, CTRJ_AGENT_CREDIT, 6, CTRJ_AGENT_STREAM_STDOUT,
+			                         (uint32_t)(s.out_len - credited)));
+			credited = s.out_len;
+		}
+		pump(&s, 20);
+	}
+	assert_true(s.exited);
+	assert_int_equal(s.code, 0);
+	assert_int_equal(s.out_len, 1000000);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_streams_apart_and_status_last),
+	    cmocka_unit_test(test_start_failures),
+	    cmocka_unit_test(test_stdin_and_signal),
+	    cmocka_unit_test(test_output_held_at_the_window),
+	};
+	signal(SIGPIPE, SIG_IGN);
+	return cmocka_run_group_tests_name("guest_agent", tests, setup, NULL);
+}
