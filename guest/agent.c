@@ -382,8 +382,9 @@ static void on_stdin(struct session *s, const struct ctrj_agent_frame *f)
 		return;
 	}
 	if (s->in_fd < 0 || s->close_stdin) { /* nobody to write to: give the credit back */
-		send_frame(c, ctrj_agent_enc_u32x2(c, CTRJ_AGENT_CREDIT, s->id,
-		                                   CTRJ_AGENT_STREAM_STDIN, f->len));
+		if (f->len)                   /* the host takes an empty credit for a flood */
+			send_frame(c, ctrj_agent_enc_u32x2(c, CTRJ_AGENT_CREDIT, s->id,
+			                                   CTRJ_AGENT_STREAM_STDIN, f->len));
 		ctrj_agent_credit_grant(&s->in_taken, f->len);
 		return;
 	}
@@ -516,8 +517,9 @@ static void session_write(struct session *s)
 	}
 	ctrj_agent_buf_drop(&s->in, (size_t)n);
 	ctrj_agent_credit_grant(&s->in_taken, (uint32_t)n);
-	send_frame(c, ctrj_agent_enc_u32x2(c, CTRJ_AGENT_CREDIT, s->id, CTRJ_AGENT_STREAM_STDIN,
-	                                   (uint32_t)n));
+	if (n > 0)
+		send_frame(c, ctrj_agent_enc_u32x2(c, CTRJ_AGENT_CREDIT, s->id,
+		                                   CTRJ_AGENT_STREAM_STDIN, (uint32_t)n));
 	if (s->in.len == 0 && s->close_stdin && !s->tty)
 		close_fd(&s->in_fd);
 }

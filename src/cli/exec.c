@@ -9,6 +9,7 @@
 #include "run/agent_mux.h"
 #include "run/record.h"
 #include "run/run.h"
+#include "run/runs.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -86,47 +87,24 @@ static const struct cli_opt exec_opts[] = {
 
 /* ---- finding the run ------------------------------------------------------ */
 
-struct find {
-	const char *want;
-	char id[64];
-	int matches;
-};
-
-static int match_run(const char *id, json_object *record, void *ctx)
-{
-	struct find *f = ctx;
-
-	(void)record;
-	if (strncmp(id, f->want, strlen(f->want)) != 0)
-		return 0;
-	snprintf(f->id, sizeof f->id, "%s", id);
-	f->matches++;
-	return strcmp(id, f->want) == 0 ? -2 : 0; /* an exact id ends the search */
-}
-
 static int connect_run(const char *base, const char *want, struct cj_err *err)
 {
-	struct find f = {.want = want};
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	char id[16];
 	int fd;
 
-	if (!*want || cj_record_each(base, NULL, match_run, &f, err) == -1)
-		return err->msg[0] ? -1 : cj_fail(err, 0, "no run '%s' (see ctr-jailer ps)", want);
-	if (f.matches == 0 || (f.matches > 1 && strcmp(f.id, want) != 0))
-		return cj_fail(err, 0,
-		               f.matches ? "'%s' names more than one run: give more of its id"
-		                         : "no run '%s' (see ctr-jailer ps)",
-		               want);
-	if ((size_t)snprintf(sa.sun_path, sizeof sa.sun_path, "%s/%s/%s", base, f.id,
+	if (cj_runs_find(base, want, id, err) < 0)
+		return -1;
+	if ((size_t)snprintf(sa.sun_path, sizeof sa.sun_path, "%s/%s/%s", base, id,
 	                     CJ_AGENT_SOCK) >= sizeof sa.sun_path)
-		return cj_fail(err, ENAMETOOLONG, "run directory of %s", f.id);
+		return cj_fail(err, ENAMETOOLONG, "run directory of %s", id);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
 		int e = errno;
 		if (fd >= 0)
 			close(fd);
 		return cj_fail(err, e, "run %s takes no exec (it is not running, or has no agent)",
-		               f.id);
+		               id);
 	}
 	return fd;
 }

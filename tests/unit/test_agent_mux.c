@@ -209,6 +209,44 @@ static void test_guest_past_credit_loses_channel(void **state)
 	close(c);
 }
 
+/* Frames that cost no credit are bounded as well (found by review: a
+ * guest flooding empty STDOUT frames grew the supervisor's heap without
+ * bound): one end of stream per stream, no empty credit. */
+static void test_guest_flooding_free_frames_loses_channel(void **state)
+{
+	struct world *w = *state;
+	uint8_t f[CTRJ_AGENT_HDR_SIZE + 16];
+
+	for (int kind = 0; kind < 2; kind++) {
+		int c = client(w);
+		greet(w);
+		uint32_t s = start(w, c);
+		if (kind == 0) { /* end of stdout, then more of it */
+			put(w->chan[1], f, ctrj_agent_enc_data(f, CTRJ_AGENT_STDOUT, s, NULL, 0));
+			pump(w);
+			struct frames fr = drain(c, CTRJ_AGENT_FROM_GUEST);
+			/* the end of stream reaches the client (after the greeting) */
+			assert_true(fr.n >= 1);
+			assert_int_equal(fr.type[fr.n - 1], CTRJ_AGENT_STDOUT);
+			assert_int_equal(fr.len[fr.n - 1], 0);
+			assert_false(fr.closed);
+			put(w->chan[1], f, ctrj_agent_enc_data(f, CTRJ_AGENT_STDOUT, s, NULL, 0));
+		} else { /* an empty credit */
+			put(w->chan[1], f,
+			    ctrj_agent_enc_u32x2(f, CTRJ_AGENT_CREDIT, s, CTRJ_AGENT_STREAM_STDIN,
+			                         0));
+		}
+		pump(w);
+		assert_true(drain(c, CTRJ_AGENT_FROM_GUEST).closed);
+		close(c);
+		if (kind == 0) { /* a new world for the second kind */
+			teardown(state);
+			setup(state);
+			w = *state;
+		}
+	}
+}
+
 static void test_client_leaving_kills_its_process(void **state)
 {
 	struct world *w = *state;
@@ -247,6 +285,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_relay_both_ways, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_guest_past_credit_loses_channel, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_guest_flooding_free_frames_loses_channel, setup,
+	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_client_leaving_kills_its_process, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_client_must_start_once, setup, teardown),
 	};

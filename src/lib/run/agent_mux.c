@@ -21,10 +21,16 @@
 
 #define QUEUE_HIGH (CTRJ_AGENT_FRAME_MAX + 64u * 1024u)
 
+/* Above a client's two windows of stream data, what its queue may hold
+ * in small frames (credit, end of stream, exit) before the guest counts
+ * as flooding. */
+#define OUT_SLACK (64u * 1024u)
+
 struct client {
 	int fd; /* -1: free slot */
 	uint32_t session;
 	bool started, ended;
+	bool eos[2]; /* stdout, stderr ended (an empty frame) */
 	struct ctrj_agent_dec dec;
 	struct ctrj_agent_buf out;        /* frames for the client */
 	struct ctrj_agent_credit data[2]; /* stdout, stderr: what the client lets the guest send */
@@ -124,15 +130,25 @@ static int from_guest(const struct ctrj_agent_frame *f, void *ctx)
 	}
 	if (!(c = by_session(m, f->session)) || c->ended)
 		return 0; /* a session whose client left */
+	/* Frames that cost no credit are bounded too: one end of stream each,
+	 * no empty credit, and never more queued for a client than its two
+	 * windows and some small frames. A guest past these is not trusted. */
 	if (f->type == CTRJ_AGENT_STDOUT || f->type == CTRJ_AGENT_STDERR) {
-		if (ctrj_agent_credit_take(&c->data[f->type == CTRJ_AGENT_STDERR], f->len) < 0)
-			return -1; /* past the client's credit: a guest not to be trusted */
+		bool err_stream = f->type == CTRJ_AGENT_STDERR;
+		if (c->eos[err_stream])
+			return -1; /* data after its end */
+		if (f->len == 0)
+			c->eos[err_stream] = true;
+		else if (ctrj_agent_credit_take(&c->data[err_stream], f->len) < 0)
+			return -1; /* past the client's credit */
 	} else if (f->type == CTRJ_AGENT_CREDIT) {
-		if (ctrj_agent_credit_grant(&c->in, f->b) < 0)
+		if (f->b == 0 || ctrj_agent_credit_grant(&c->in, f->b) < 0)
 			return -1;
 	} else if (f->type == CTRJ_AGENT_EXIT) {
 		c->ended = true;
 	}
+	if (c->out.len > 2 * CTRJ_AGENT_WINDOW + OUT_SLACK)
+		return -1;
 	return q_frame(&c->out, f, 1) < 0 ? -1 : 0;
 }
 

@@ -805,6 +805,9 @@ static bool restart_wanted(const struct run *r, int code, unsigned restarts)
  * released and made anew, the control disk rewritten. */
 static int restart_vm(struct run *r, unsigned restarts, struct cj_err *err)
 {
+	/* the exec sessions of this boot end; stage_start listens anew */
+	cj_agent_mux_close(r->sv.agent);
+	r->sv.agent = NULL;
 	cj_supervision_close(&r->sv);
 	r->vmm.ops->cleanup(&r->vmm);
 	r->vmm.priv = NULL;
