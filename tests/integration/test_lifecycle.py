@@ -277,3 +277,22 @@ def test_stop_time_kills_a_workload_that_ignores_term(runner):
     r = verb(runner, "wait", run_id)
     assert r.stdout.decode().strip() == "137", (r.stdout, r.stderr)
     assert verb(runner, "rm", run_id).returncode == 0
+
+
+def test_exec_by_name_after_a_restart(runner, tmp_path):
+    """After --restart boots the VM again, exec reaches the new boot (by the
+    run's name): the first boot's exec socket is closed and made anew (found
+    by review: it leaked and later execs hung). The volume tells boots apart."""
+    workload = "if [ -e /v/once ]; then echo second-boot; sleep 600; else touch /v/once; exit 1; fi"
+    run_id = detach(runner, ["sh", "-c", workload],
+                    ["--name", "life-exec", "--restart", "on-failure:1",
+                     "--volumes-dir", str(tmp_path / "vols"), "-v", "boots:/v"])
+    wait_for(lambda: "second-boot" in logs(runner, "life-exec"), timeout=240,
+             what="the second boot")
+    r = subprocess.run([str(BINARY), "exec", "life-exec", "sh", "-c", "cat /proc/uptime; ls /v"],
+                       env=runner.env(), capture_output=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert b"once" in r.stdout
+    assert json.loads(verb(runner, "inspect", run_id).stdout)["restart_count"] == 1
+    assert verb(runner, "rm", "-f", "life-exec").returncode == 0
+    assert runs(runner.run_dir) == []
