@@ -152,13 +152,21 @@ static int from_guest(const struct ctrj_agent_frame *f, void *ctx)
 	return q_frame(&c->out, f, 1) < 0 ? -1 : 0;
 }
 
-static void chan_down(struct cj_agent_mux *m, const char *why)
+/* The channel is gone. Closing is how every VM ends, so it is worth a
+ * warning only when it cuts exec sessions short; a broken protocol always
+ * is (broken is true). */
+static void chan_down(struct cj_agent_mux *m, const char *why, bool broken)
 {
-	cj_warn("exec: %s; exec sessions end", why);
+	bool sessions = false;
+
 	m->chan_down = true;
 	for (size_t i = 0; i < CJ_AGENT_MUX_CLIENTS; i++)
-		if (m->c[i].fd >= 0)
+		if (m->c[i].fd >= 0) {
+			sessions = true;
 			client_close(m, &m->c[i]);
+		}
+	if (broken || sessions)
+		cj_warn("exec: %s; exec sessions end", why);
 }
 
 static void chan_read(struct cj_agent_mux *m)
@@ -169,9 +177,9 @@ static void chan_read(struct cj_agent_mux *m)
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (n <= 0)
-		chan_down(m, "the agent channel closed");
+		chan_down(m, "the agent channel closed", false);
 	else if (ctrj_agent_dec_feed(&m->dec, b, (size_t)n, from_guest, m, NULL, 0) != 0)
-		chan_down(m, "the guest broke the agent protocol");
+		chan_down(m, "the guest broke the agent protocol", true);
 }
 
 /* ---- the clients' frames ---------------------------------------------- */
@@ -273,7 +281,7 @@ void cj_agent_mux_handle(struct cj_agent_mux *m, const struct pollfd *p, int n)
 	if (p[0].revents & POLLIN)
 		accept_client(m);
 	if (!m->chan_down && (p[1].revents & POLLOUT) && q_flush(&m->out, m->chan) < 0)
-		chan_down(m, "the agent channel closed");
+		chan_down(m, "the agent channel closed", false);
 	if (!m->chan_down && (p[1].revents & (POLLIN | POLLHUP | POLLERR)))
 		chan_read(m);
 	for (size_t i = 0; i < CJ_AGENT_MUX_CLIENTS; i++) {
