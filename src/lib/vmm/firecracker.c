@@ -31,6 +31,7 @@
 #include "util/util.h"
 
 #include "curl_dl.h"
+#include "fc_vsock.h"
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -366,30 +367,8 @@ static int api_check_peer(const struct fc_priv *p, int fd, struct cj_err *err)
 /* A checked connection (errnum ENOENT or ECONNREFUSED: not up yet). */
 static int api_connect(const struct fc_priv *p, struct cj_err *err)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	int path_fd, fd, r, e;
-
-	if ((path_fd = api_socket_open(p, err)) < 0)
-		return -1;
-	snprintf(sa.sun_path, sizeof sa.sun_path, "/proc/self/fd/%d", path_fd);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		e = errno;
-		close(path_fd);
-		return cj_fail(err, e, "socket");
-	}
-	r = connect(fd, (struct sockaddr *)&sa, sizeof sa);
-	e = errno;
-	close(path_fd);
-	if (r < 0) {
-		close(fd);
-		return cj_fail(err, e, "connect to Firecracker's API socket");
-	}
-	if (api_check_peer(p, fd, err) < 0) {
-		close(fd);
-		return -1;
-	}
-	return fd;
+	return cj_fc_uds_connect(p->sock_dirfd, p->sock_name, api_uid(p), p->vmm_pid,
+	                         "Firecracker's API socket", err);
 }
 
 /* libcurl connects to the path of api_socket_open's fd; the socket it
