@@ -61,8 +61,8 @@ static int read_line(int fd, char *line, uint64_t deadline, struct cj_err *err)
 			return cj_fail(err, errno, "read Firecracker's vsock reply");
 		if (r <= 0)
 			return cj_fail(err, ECONNRESET,
-			               "Firecracker closed the vsock connection: nothing in the "
-			               "guest listens on the agent's port");
+			               "Firecracker closed the connection: nothing in the guest "
+			               "listens on that port (yet)");
 		if (line[n] == '\n')
 			return (int)n;
 		n++;
@@ -151,6 +151,7 @@ int cj_fc_vsock_connect(const struct cj_fc_vsock_target *t, int timeout_ms, stru
 {
 	uint64_t deadline = cj_now_ns() + (uint64_t)timeout_ms * 1000000u;
 	int pause = 10;
+	bool closed = false;
 
 	for (;;) {
 		int fd = cj_fc_uds_connect(t->dirfd, t->name, t->uid, t->pid,
@@ -162,6 +163,11 @@ int cj_fc_vsock_connect(const struct cj_fc_vsock_target *t, int timeout_ms, stru
 		/* not there yet, or no listener yet: try again while time is left */
 		bool early = err->errnum == ENOENT || err->errnum == ECONNREFUSED ||
 		             err->errnum == ECONNRESET;
+		closed |= err->errnum == ECONNRESET;
+		if (closed && err->errnum == ETIMEDOUT) /* time ran out in a retry */
+			cj_fail(err, ECONNRESET,
+			        "Firecracker closed every connection: nothing in the "
+			        "guest listens on that port");
 		if (!early || ms_left(deadline) == 0)
 			return cj_err_wrap(err, "the guest agent on vsock port %u", t->port);
 		nap(pause < ms_left(deadline) ? pause : ms_left(deadline));
