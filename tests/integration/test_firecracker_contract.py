@@ -48,6 +48,7 @@ from pathlib import Path
 import pytest
 
 from conftest import BINARY, BUILD, REPO, DecoySocket, OnTerminal, runs, recorded_ids
+from test_exec import ctrj_exec, wait_for_agent
 
 STANDIN_DIR = REPO / "tests/integration/fc_standin"
 SCHEMA = Path(os.environ.get("CTRJ_FC_SCHEMA", REPO.parent / "shared/firecracker/firecracker.yaml"))
@@ -626,22 +627,10 @@ def test_gc_after_sigkill(fc, runner):
         assert owner(v) == (0, 0, 0o600)
 
 
-def exec_socket(fc, runner, proc, timeout=60) -> Path:
-    """The run's directory once its exec socket is there (the VM started)."""
-    fc.wait_for_call("/actions", "InstanceStart", timeout=timeout)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.communicate()
-        for d in runs(runner.run_dir):
-            if (d / "agent.sock").exists():
-                return d
-        time.sleep(0.05)
-    raise AssertionError("no agent.sock appeared")
-
-
-def ctrj_exec(fc, run, args, timeout=60):
-    return subprocess.run([str(BINARY), "exec", run.name, *args], env=fc.env(),
-                          stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
+def exec_socket(fc, runner, proc) -> Path:
+    """The run's directory once the VM started and its exec socket is there."""
+    fc.wait_for_call("/actions", "InstanceStart")
+    return wait_for_agent(runner, proc)
 
 
 def stop_run(proc):
@@ -664,11 +653,11 @@ def test_exec_reaches_the_agent_through_vsock(fc, runner, jail):
         run = exec_socket(fc, runner, proc)
         connects = lambda: [r for r in fc.records() if r["event"] == "vsock_connect"]
         assert connects() == []  # nothing connects before an exec asks
-        r = ctrj_exec(fc, run, ["echo", "hi there"])
+        r = ctrj_exec(runner, [run.name, "echo", "hi there"])
         assert r.returncode == 5, r.stderr
         assert r.stdout == b"standin-agent ran: echo hi there\n"
         assert [c["line"] for c in connects()] == ["CONNECT 1024\n"] * 3
-        r = ctrj_exec(fc, run, ["id", "-u"])
+        r = ctrj_exec(runner, [run.name, "id", "-u"])
         assert (r.returncode, r.stdout) == (5, b"standin-agent ran: id -u\n"), r.stderr
         assert len(connects()) == 3
         started = [r["argv"] for r in fc.records() if r["event"] == "agent_start"]
@@ -698,7 +687,7 @@ def test_exec_without_an_agent_fails_in_one_line(fc, runner, mode, says):
     try:
         run = exec_socket(fc, runner, proc)
         t0 = time.monotonic()
-        r = ctrj_exec(fc, run, ["true"], timeout=30)
+        r = ctrj_exec(runner, [run.name, "true"], timeout=30)
         took = time.monotonic() - t0
         lines = r.stderr.decode().splitlines()
         assert r.returncode == 126, r.stderr
