@@ -699,6 +699,35 @@ def test_exec_without_an_agent_fails_in_one_line(fc, runner, mode, says):
     assert proc.returncode == 128 + signal.SIGTERM, err
 
 
+@pytest.mark.parametrize("how", ["symlink", "socket"])
+def test_vsock_socket_hijack_refused(fc, runner, decoy, how):
+    """A compromised Firecracker replaces the vsock's socket (in run/, which
+    it owns) with a symlink to another socket, or with a socket a process of
+    its own uid serves: exec refuses in one line, and neither receives a
+    byte (no CONNECT, no agent frame)."""
+    fc.configure(on_start="wait", vsock={"mode": "agent"}, hijack_target="vsock",
+                 hijack={"symlink": str(decoy.path)} if how == "symlink" else "socket")
+    proc = fc.start()
+    try:
+        run = exec_socket(fc, runner, proc)
+        deadline = time.monotonic() + 30
+        while not any(r["event"] == "hijack" for r in fc.records()):
+            assert time.monotonic() < deadline, fc.records()
+            time.sleep(0.05)
+        r = ctrj_exec(runner, [run.name, "true"], timeout=30)
+        lines = r.stderr.decode().splitlines()
+        assert r.returncode == 126, r.stderr
+        assert len(lines) == 1 and "refusing" in lines[0], lines
+    finally:
+        out, err = stop_run(proc)
+    assert proc.returncode == 128 + signal.SIGTERM, err  # the API socket is intact
+    time.sleep(0.5)
+    assert decoy.received == [], f"root connected to the decoy socket: {decoy.received}"
+    hijacked = [r for r in fc.records() if r["event"] == "hijacked"]
+    assert all(h["received"] == "" for h in hijacked), f"the impostor got bytes: {hijacked}"
+    assert [r for r in fc.records() if r["event"] == "vsock_connect"] == []
+
+
 def test_request_bodies_with_network_validate():
     """The bodies for a configuration the CLI cannot make yet (a TAP and
     guest MAC, for the networking work; the agent's vsock) still match the

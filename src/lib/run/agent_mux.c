@@ -30,7 +30,8 @@ struct client {
 	int fd; /* -1: free slot */
 	uint32_t session;
 	bool started, ended;
-	bool eos[2]; /* stdout, stderr ended (an empty frame) */
+	bool refused; /* told why the guest is out of reach; closed once it leaves */
+	bool eos[2];  /* stdout, stderr ended (an empty frame) */
 	struct ctrj_agent_dec dec;
 	struct ctrj_agent_buf out;        /* frames for the client */
 	struct ctrj_agent_credit data[2]; /* stdout, stderr: what the client lets the guest send */
@@ -233,6 +234,8 @@ static void client_read(struct cj_agent_mux *m, struct client *c)
 
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
+	if (n > 0 && c->refused)
+		return;
 	if (n <= 0 || ctrj_agent_dec_feed(&c->dec, b, (size_t)n, client_frame, &x, NULL, 0) != 0)
 		client_close(m, c);
 }
@@ -269,7 +272,7 @@ static void refuse(struct client *c, const char *why)
 	snprintf(msg, sizeof msg, "exec: %s", why);
 	ctrj_agent_buf_add(&c->out, f,
 	                   ctrj_agent_enc_exit(f, 1, CTRJ_AGENT_START_FAILED, 126, msg));
-	c->ended = true;
+	c->ended = c->refused = true; /* what it sends is read and dropped */
 }
 
 static void accept_client(struct cj_agent_mux *m)
@@ -321,7 +324,8 @@ int cj_agent_mux_pollfds(struct cj_agent_mux *m, struct pollfd *p)
 	                         .events = POLLIN | (m->out.len ? POLLOUT : 0)};
 	for (size_t i = 0; i < CJ_AGENT_MUX_CLIENTS; i++) {
 		struct client *c = &m->c[i];
-		short ev = (short)((take && !c->ended ? POLLIN : 0) | (c->out.len ? POLLOUT : 0));
+		bool in = (take && !c->ended) || c->refused;
+		short ev = (short)((in ? POLLIN : 0) | (c->out.len ? POLLOUT : 0));
 		p[n++] = (struct pollfd){.fd = c->fd >= 0 ? c->fd : -1, .events = ev};
 	}
 	return n;
@@ -348,7 +352,7 @@ void cj_agent_mux_handle(struct cj_agent_mux *m, const struct pollfd *p, int n)
 		}
 		if (rv & (POLLIN | POLLHUP | POLLERR))
 			client_read(m, c);
-		if (c->fd >= 0 && c->ended && c->out.len == 0)
+		if (c->fd >= 0 && c->ended && !c->refused && c->out.len == 0)
 			client_close(m, c); /* its exit status is out */
 	}
 }

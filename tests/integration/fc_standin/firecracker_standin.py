@@ -440,7 +440,9 @@ class Firecracker:
         {"symlink": PATH} by a symlink to another socket, "socket" by a
         socket a child process serves (same uid, another pid). That child
         records every connection and what it received."""
-        sock = self.resolve(self.sock_path)
+        target = self.vsock["uds_path"] if self.config.get("hijack_target") == "vsock" \
+            else self.sock_path
+        sock = self.resolve(target)
         how = self.config["hijack"]
         if how == "socket":
             tmp = sock + ".new"
