@@ -372,8 +372,10 @@ static int api_check_peer(const struct fc_priv *p, int fd, struct cj_err *err)
 /* A checked connection (errnum ENOENT or ECONNREFUSED: not up yet). */
 static int api_connect(const struct fc_priv *p, struct cj_err *err)
 {
-	return cj_fc_uds_connect(p->sock_dirfd, p->sock_name, api_uid(p), p->vmm_pid,
-	                         "Firecracker's API socket", err);
+	char what[sizeof p->connect_path + 32];
+
+	snprintf(what, sizeof what, "Firecracker's API socket %s", p->connect_path);
+	return cj_fc_uds_connect(p->sock_dirfd, p->sock_name, api_uid(p), p->vmm_pid, what, err);
 }
 
 /* libcurl connects to the path of api_socket_open's fd; the socket it
