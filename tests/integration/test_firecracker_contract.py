@@ -728,6 +728,25 @@ def test_vsock_socket_hijack_refused(fc, runner, decoy, how):
     assert [r for r in fc.records() if r["event"] == "vsock_connect"] == []
 
 
+def test_exec_into_a_detached_run_through_vsock(fc, runner):
+    """`run -d`: the supervisor holds the VM, and exec reaches the fake
+    guest agent through it; `stop` ends it and leaves nothing."""
+    fc.configure(on_start="wait", vsock={"mode": "agent", "exit": 0})
+    r = subprocess.run(fc.argv(["-d", "--name", "fcvs"]), env=fc.env(), capture_output=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    fc.wait_for_call("/actions", "InstanceStart")
+    e = ctrj_exec(runner, ["fcvs", "uname", "-a"])
+    assert (e.returncode, e.stdout) == (0, b"standin-agent ran: uname -a\n"), e.stderr
+    s = subprocess.run([str(BINARY), "stop", "fcvs"], env=fc.env(), capture_output=True,
+                       timeout=120)
+    assert s.returncode == 0, s.stderr
+    assert not fc.jail_dirs()
+    assert subprocess.run([str(BINARY), "rm", "fcvs"], env=fc.env(),
+                          capture_output=True).returncode == 0
+    assert not runs(runner.run_dir)
+
+
 def test_request_bodies_with_network_validate():
     """The bodies for a configuration the CLI cannot make yet (a TAP and
     guest MAC, for the networking work; the agent's vsock) still match the
