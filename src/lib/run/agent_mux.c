@@ -169,10 +169,10 @@ static void chan_down(struct cj_agent_mux *m, const char *why, bool broken)
 			sessions = true;
 			client_close(m, &m->c[i]);
 		}
-	if (m->own_chan) { /* the guest accepts the next connection */
+	if (m->own_chan) { /* the guest accepts the next connection, greets anew */
 		close(m->chan);
 		m->chan = -1;
-		m->own_chan = false;
+		m->own_chan = m->hello = false;
 	}
 	if (broken || sessions)
 		cj_warn("exec: %s; exec sessions end", why);
@@ -277,11 +277,10 @@ static void refuse(struct client *c, const char *why)
 
 static void accept_client(struct cj_agent_mux *m)
 {
-	char why[CJ_ERR_STR_MAX];
-	const char *failed = NULL;
-
 	int fd = accept4(m->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 	struct client *c = NULL;
+	char why[CJ_ERR_STR_MAX];
+	const char *failed = NULL;
 
 	if (fd < 0)
 		return;
@@ -296,10 +295,6 @@ static void accept_client(struct cj_agent_mux *m)
 		return;
 	}
 	c->fd = fd;
-	if (failed) {
-		refuse(c, failed);
-		return;
-	}
 	c->session = ++m->next_session ? m->next_session : ++m->next_session;
 	if (m->hello && greet(c) < 0) {
 		client_close(m, c);
@@ -308,6 +303,8 @@ static void accept_client(struct cj_agent_mux *m)
 	ctrj_agent_credit_init(&c->data[0]);
 	ctrj_agent_credit_init(&c->data[1]);
 	ctrj_agent_credit_init(&c->in);
+	if (failed)
+		refuse(c, failed);
 }
 
 /* ---- the loop's side -------------------------------------------------------- */
