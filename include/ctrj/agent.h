@@ -2,9 +2,10 @@
 /*
  * Agent channel protocol: the host runtime and the guest init's agent talk
  * over one byte stream (a virtio-serial port, or a vsock connection) to
- * run extra processes in the guest (`ctr-jailer exec`). Host and guest both compile protocol/agent.c.
- * The guest treats host frames as trusted-but-bounded; the host treats guest
- * frames as hostile (the guest may be compromised): nothing the guest sends
+ * run extra processes in the guest (`ctr-jailer exec`). Host and guest
+ * both compile protocol/agent.c. The guest treats host frames as
+ * trusted-but-bounded; the host treats guest frames as hostile (the
+ * guest may be compromised): nothing the guest sends
  * can make the host open or run anything, it only ever answers.
  *
  * A frame (integers little-endian):
