@@ -35,6 +35,9 @@ static const struct cli_opt run_opts[] = {
      "set a guest environment variable; NAME alone takes this environment's value"},
     {"env-file", 0, "FILE", NULL, opt_env_file, NULL, G_ENV,
      "read NAME=VALUE lines (docker format)"},
+    {"env-passthrough", 0, NULL, NULL, opt_passthrough, NULL, G_ENV,
+     "pass the runtime's environment to the guest (the default only in the seed's "
+     "container mode: no --rootfs or --image)"},
     {"no-env-passthrough", 0, NULL, NULL, opt_no_passthrough, NULL, G_ENV,
      "do not pass the runtime's environment to the guest"},
     {"workdir", 'w', "DIR", NULL, opt_workdir, NULL, G_ENV, "working directory of COMMAND"},
@@ -184,18 +187,19 @@ static bool in_list(const struct cj_strv *list, const char *name, size_t len)
 }
 
 /* Environment layers: passthrough < --env-file (read by the inputs stage)
- * < -e, whose names are kept so the files go under them. */
+ * < -e, whose names are kept so the files go under them. Whether the
+ * passthrough's candidates go in is the spec's rule (cj_spec_passes_env). */
 static int build_env(struct run_ctx *ctx, struct cj_err *err)
 {
 	struct cj_spec *spec = ctx->spec;
 
-	for (size_t i = 0; ctx->passthrough && ctx->env && ctx->env[i]; i++) {
+	for (size_t i = 0; ctx->env && ctx->env[i]; i++) {
 		const char *e = ctx->env[i], *eq = strchr(e, '=');
 		size_t len = eq ? (size_t)(eq - e) : 0;
 		if (!eq || !cj_env_name_valid(e, len) || cli_run_env_is_own(e, len) ||
 		    in_list(&ctx->hidden, e, len))
 			continue;
-		if (cj_env_set(&spec->env, e) < 0)
+		if (cj_env_set(&spec->passthrough_env, e) < 0)
 			return cj_fail(err, ENOMEM, "environment");
 	}
 	for (size_t i = 0; i < ctx->env_args.n; i++) {
@@ -237,7 +241,7 @@ static int finish(struct run_ctx *ctx, int argc, char **argv, int first, struct 
 int cli_run_parse(struct cj_spec *spec, int argc, char **argv, char **env,
                   const struct cj_host_facts *facts, bool *dry_run, struct cj_err *err)
 {
-	struct run_ctx ctx = {.spec = spec, .env = env, .passthrough = true};
+	struct run_ctx ctx = {.spec = spec, .env = env};
 	struct cj_host_facts gathered;
 	int first = argc, r;
 

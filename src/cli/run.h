@@ -13,7 +13,7 @@ struct run_ctx {
 	char **env;              /* the runtime's environment */
 	struct cj_strv env_args; /* -e, in order */
 	struct cj_strv hidden;   /* variables used as secrets: not passed through */
-	bool rootfs_flag, image_flag, passthrough, dry_run;
+	bool rootfs_flag, image_flag, dry_run;
 };
 
 /* Parse `run`'s arguments (argv[0] is "run") and the seed's variables in
@@ -28,7 +28,7 @@ bool cli_run_env_is_own(const char *name, size_t len);
 char *cli_spec_json(const struct cj_spec *spec);
 
 cli_parse_fn opt_rootfs, opt_image, opt_image_env, opt_entrypoint, opt_max_image_size, opt_env,
-    opt_env_file, opt_no_passthrough, opt_workdir, opt_user, opt_hostname, opt_secret, opt_cpus,
+    opt_env_file, opt_passthrough, opt_no_passthrough, opt_workdir, opt_user, opt_hostname, opt_secret, opt_cpus,
     opt_memory, opt_kernel, opt_modules, opt_boot_args, opt_extra_boot_args, opt_rootfs_size,
     opt_accel, opt_stop_timeout, opt_volume, opt_volume_size, opt_volumes_dir, opt_data,
     opt_data_mount, opt_data_size, opt_network, opt_publish, opt_publish_env, opt_tap_ip,

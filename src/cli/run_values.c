@@ -239,9 +239,15 @@ int opt_dry_run(void *c, const char *v, const char *what, struct cj_err *err)
 	return 0;
 }
 
+int opt_passthrough(void *c, const char *v, const char *what, struct cj_err *err)
+{
+	SPEC(c)->env_passthrough = CJ_PASSTHROUGH_ON;
+	return 0;
+}
+
 int opt_no_passthrough(void *c, const char *v, const char *what, struct cj_err *err)
 {
-	((struct run_ctx *)c)->passthrough = false;
+	SPEC(c)->env_passthrough = CJ_PASSTHROUGH_OFF;
 	return 0;
 }
 

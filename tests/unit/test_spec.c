@@ -746,6 +746,77 @@ static void test_spec_env_layers(void **state)
 	free(bad);
 }
 
+/* The passthrough rule: everything in the seed's container mode (no
+ * --rootfs, no --image), nothing from a host shell; the flags override
+ * either way; -e wins over the passthrough in both. */
+static bool passes(char **argv, char **env, const char *name, const char *want)
+{
+	struct cj_spec spec;
+	struct cj_err err = {0};
+	int argc = 0;
+	bool got;
+
+	while (argv[argc])
+		argc++;
+	assert_int_equal(cli_run_parse(&spec, argc, argv, env, NULL, NULL, &err), 0);
+	const char *v = env_get(&spec.env, name);
+	got = v != NULL;
+	if (v && want)
+		assert_string_equal(v, want);
+	assert_string_equal(env_get(&spec.env, "SET"), "flag");
+	assert_null(env_get(&spec.env, "CTR_JAILER_CACHE"));
+	cj_spec_free(&spec);
+	return got;
+}
+
+static void test_spec_env_passthrough_rule(void **state)
+{
+	char *env[] = {"AWS_KEY=host", "SET=host", "CTR_JAILER_CACHE=/c", NULL};
+	char *seed[] = {"run", "-e", "SET=flag", "/bin/env", NULL};
+	char *seed_off[] = {"run", "--no-env-passthrough", "-e", "SET=flag", "/bin/env", NULL};
+	char *shell[] = {"run", "--rootfs", "/r", "-e", "SET=flag", "/bin/env", NULL};
+	char *shell_on[] = {"run",      "--rootfs", "/r", "--env-passthrough",
+	                    "-e",       "SET=flag", "/bin/env", NULL};
+	char *image[] = {"run", "--image", "oci:/nowhere", "-e", "SET=flag", "/bin/env", NULL};
+	char *last_wins[] = {"run",      "--env-passthrough", "--no-env-passthrough", "-e",
+	                     "SET=flag", "/bin/env",          NULL};
+
+	assert_true(passes(seed, env, "AWS_KEY", "host"));
+	assert_false(passes(seed_off, env, "AWS_KEY", NULL));
+	assert_false(passes(shell, env, "AWS_KEY", NULL));
+	assert_true(passes(shell_on, env, "AWS_KEY", "host"));
+	assert_false(passes(image, env, "AWS_KEY", NULL));
+	assert_false(passes(last_wins, env, "AWS_KEY", NULL));
+}
+
+static void test_spec_absolute_paths(void **state)
+{
+	struct cj_spec spec;
+	struct cj_err err = {0};
+	struct cj_volume_spec vols[2] = {{.source = strdup("named")}, {.source = strdup("./a.img")}};
+
+	assert_int_equal(cj_spec_init(&spec, &err), 0);
+	free(spec.rootfs);
+	spec.rootfs = strdup("rootfs");
+	spec.kernel = strdup("/abs/vmlinux");
+	spec.firecracker_bin = strdup("firecracker"); /* looked up in PATH */
+	spec.jailer_bin = strdup("bin/jailer");
+	spec.volumes = vols;
+	spec.nvolumes = 2;
+	assert_int_equal(cj_spec_absolute_paths(&spec, "/home/u", &err), 0);
+	assert_string_equal(spec.rootfs, "/home/u/rootfs");
+	assert_string_equal(spec.kernel, "/abs/vmlinux");
+	assert_string_equal(spec.firecracker_bin, "firecracker");
+	assert_string_equal(spec.jailer_bin, "/home/u/bin/jailer");
+	assert_string_equal(vols[0].source, "named");
+	assert_string_equal(vols[1].source, "/home/u/./a.img");
+	free(vols[0].source);
+	free(vols[1].source);
+	spec.volumes = NULL;
+	spec.nvolumes = 0;
+	cj_spec_free(&spec);
+}
+
 static void test_spec_seed_env_overridden_by_flags(void **state)
 {
 	char *env[] = {"VCPU_COUNT=3",
@@ -983,6 +1054,8 @@ int main(void)
 	    cmocka_unit_test(test_spec_host_facts),
 	    cmocka_unit_test(test_spec_guest_args_not_parsed),
 	    cmocka_unit_test(test_spec_env_layers),
+	    cmocka_unit_test(test_spec_env_passthrough_rule),
+	    cmocka_unit_test(test_spec_absolute_paths),
 	    cmocka_unit_test(test_spec_seed_env_overridden_by_flags),
 	    cmocka_unit_test(test_spec_image_options),
 	    cmocka_unit_test(test_spec_vmm_options),

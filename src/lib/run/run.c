@@ -954,11 +954,18 @@ int cj_run_detached(struct cj_spec *spec, char id[16], struct cj_err *err)
 		close(p[1]);
 		return detach_parent(pid, p[0], id, err) < 0 ? err->exit_code : 0;
 	}
-	/* The supervisor: a session of its own, like conmon. */
+	/* The supervisor: a session of its own, like conmon, in "/": the
+	 * caller's working directory may go away (or be unmounted) while the
+	 * run lives, so its relative paths are made absolute first. */
 	close(p[0]);
 	setsid();
 	notify = p[1];
-	code = run_all(spec, &notify, err);
+	char cwd[PATH_MAX];
+	code = CJ_EXIT_RUNTIME;
+	if (!getcwd(cwd, sizeof cwd) || chdir("/") < 0)
+		cj_fail(err, errno, "the working directory");
+	else if (cj_spec_absolute_paths(spec, cwd, err) == 0)
+		code = run_all(spec, &notify, err);
 	char buf[CJ_ERR_STR_MAX + 2];
 	buf[0] = 'E';
 	cj_err_str(err, buf + 1, sizeof buf - 1);

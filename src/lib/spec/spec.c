@@ -139,6 +139,63 @@ static int check_memory(const struct cj_spec *spec, struct cj_err *err)
 	return 0;
 }
 
+bool cj_spec_container_mode(const struct cj_spec *spec)
+{
+	return !spec->image && spec->rootfs && strcmp(spec->rootfs, CJ_DEFAULT_ROOTFS) == 0;
+}
+
+bool cj_spec_passes_env(const struct cj_spec *spec)
+{
+	if (spec->env_passthrough != CJ_PASSTHROUGH_AUTO)
+		return spec->env_passthrough == CJ_PASSTHROUGH_ON;
+	return cj_spec_container_mode(spec);
+}
+
+/* The passthrough goes under what -e set (env files come later, over it). */
+static int pass_env(struct cj_spec *spec, struct cj_err *err)
+{
+	for (size_t i = 0; cj_spec_passes_env(spec) && i < spec->passthrough_env.n; i++) {
+		const char *e = spec->passthrough_env.v[i], *eq = strchr(e, '=');
+		if (!eq || (spec->env.v && cj_env_lookup(spec->env.v, e, (size_t)(eq - e))))
+			continue;
+		if (cj_env_set(&spec->env, e) < 0)
+			return cj_fail(err, ENOMEM, "environment");
+	}
+	return 0;
+}
+
+static int absolute(char **slot, const char *cwd, bool only_paths, struct cj_err *err)
+{
+	char *abs;
+
+	if (!*slot || (*slot)[0] == '/' || (only_paths && !strchr(*slot, '/')))
+		return 0;
+	if (asprintf(&abs, "%s/%s", cwd, *slot) < 0)
+		return cj_fail(err, ENOMEM, "out of memory");
+	free(*slot);
+	*slot = abs;
+	return 0;
+}
+
+int cj_spec_absolute_paths(struct cj_spec *spec, const char *cwd, struct cj_err *err)
+{
+	char **dirs[] = {&spec->rootfs,     &spec->kernel,   &spec->modules_dir,
+	                 &spec->cache_dir,  &spec->run_base, &spec->volumes_dir,
+	                 &spec->data_dir,   &spec->chroot_base};
+	char **bins[] = {&spec->qemu_bin, &spec->firecracker_bin, &spec->jailer_bin};
+
+	for (size_t i = 0; i < sizeof dirs / sizeof *dirs; i++)
+		if (absolute(dirs[i], cwd, false, err) < 0)
+			return -1;
+	for (size_t i = 0; i < sizeof bins / sizeof *bins; i++)
+		if (absolute(bins[i], cwd, true, err) < 0) /* a bare name is looked up in PATH */
+			return -1;
+	for (size_t i = 0; i < spec->nvolumes; i++) /* a bare name is a named volume */
+		if (absolute(&spec->volumes[i].source, cwd, true, err) < 0)
+			return -1;
+	return 0;
+}
+
 int cj_spec_resolve(struct cj_spec *spec, const struct cj_host_facts *facts, struct cj_err *err)
 {
 	spec->host = *facts;
@@ -149,6 +206,8 @@ int cj_spec_resolve(struct cj_spec *spec, const struct cj_host_facts *facts, str
 	if (!spec->memory_mib)
 		spec->memory_mib = cj_host_memory_default_mib(&spec->host);
 	else if (check_memory(spec, err) < 0)
+		return -1;
+	if (pass_env(spec, err) < 0)
 		return -1;
 	if (!spec->env.v && cj_strv_push(&spec->env, "") == 0) {
 		free(spec->env.v[0]); /* keep a valid, empty, NULL-terminated vector */
@@ -173,6 +232,7 @@ void cj_spec_free(struct cj_spec *spec)
 	cj_strv_free(&spec->env);
 	cj_strv_free(&spec->env_files);
 	cj_strv_free(&spec->env_flag_names);
+	cj_strv_free(&spec->passthrough_env);
 	free(spec->workdir);
 	free(spec->user);
 	free(spec->hostname);

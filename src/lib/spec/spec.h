@@ -32,6 +32,13 @@ enum cj_vmm_kind { CJ_VMM_AUTO, CJ_VMM_QEMU, CJ_VMM_FIRECRACKER };
 
 struct cj_image;
 
+/* Whether the runtime's environment passes into the guest. */
+enum cj_passthrough {
+	CJ_PASSTHROUGH_AUTO, /* the seed's container mode (no --rootfs or --image): all; else none */
+	CJ_PASSTHROUGH_ON,   /* --env-passthrough */
+	CJ_PASSTHROUGH_OFF,  /* --no-env-passthrough */
+};
+
 struct cj_spec {
 	char *rootfs;
 	/* --image (CTR_JAILER_IMAGE): a container image instead of rootfs */
@@ -51,6 +58,10 @@ struct cj_spec {
 	struct cj_strv env_files;
 	struct cj_strv env_flag_names;
 	char **lookup_env; /* borrowed: the runtime's environment, for NAME alone */
+	/* the runtime's variables that may pass into the guest (the CLI left
+	 * out its own); cj_spec_resolve adds them under the rest or not */
+	enum cj_passthrough env_passthrough;
+	struct cj_strv passthrough_env;
 	char *workdir;
 	char *user;
 	char *hostname;
@@ -105,6 +116,14 @@ int cj_spec_init(struct cj_spec *spec, struct cj_err *err);
  * called by the front end) and check the spec against them; no I/O. */
 int cj_spec_resolve(struct cj_spec *spec, const struct cj_host_facts *facts, struct cj_err *err);
 void cj_spec_free(struct cj_spec *spec);
+/* The seed's container mode: the default rootfs and no image (ctr-jailer
+ * as a container's ENTRYPOINT, configured by the container's variables). */
+bool cj_spec_container_mode(const struct cj_spec *spec);
+/* Does the runtime's environment pass into the guest (the rule above)? */
+bool cj_spec_passes_env(const struct cj_spec *spec);
+/* Make the spec's relative host paths absolute under cwd (a detached
+ * supervisor leaves its caller's working directory). */
+int cj_spec_absolute_paths(struct cj_spec *spec, const char *cwd, struct cj_err *err);
 
 /* -e semantics: NAME=VALUE, or NAME alone taking the value from lookup_env
  * (skipped when unset, like docker). */
