@@ -775,11 +775,11 @@ static void test_spec_env_passthrough_rule(void **state)
 	char *seed[] = {"run", "-e", "SET=flag", "/bin/env", NULL};
 	char *seed_off[] = {"run", "--no-env-passthrough", "-e", "SET=flag", "/bin/env", NULL};
 	char *shell[] = {"run", "--rootfs", "/r", "-e", "SET=flag", "/bin/env", NULL};
-	char *shell_on[] = {"run",      "--rootfs", "/r", "--env-passthrough",
-	                    "-e",       "SET=flag", "/bin/env", NULL};
+	char *shell_on[] = {"run", "--rootfs", "/r",       "--env-passthrough",
+	                    "-e",  "SET=flag", "/bin/env", NULL};
 	char *image[] = {"run", "--image", "oci:/nowhere", "-e", "SET=flag", "/bin/env", NULL};
-	char *last_wins[] = {"run",      "--env-passthrough", "--no-env-passthrough", "-e",
-	                     "SET=flag", "/bin/env",          NULL};
+	char *last_wins[] = {
+	    "run", "--env-passthrough", "--no-env-passthrough", "-e", "SET=flag", "/bin/env", NULL};
 
 	assert_true(passes(seed, env, "AWS_KEY", "host"));
 	assert_false(passes(seed_off, env, "AWS_KEY", NULL));
@@ -793,7 +793,8 @@ static void test_spec_absolute_paths(void **state)
 {
 	struct cj_spec spec;
 	struct cj_err err = {0};
-	struct cj_volume_spec vols[2] = {{.source = strdup("named")}, {.source = strdup("./a.img")}};
+	struct cj_volume_spec vols[2] = {{.source = strdup("named")},
+	                                 {.source = strdup("./a.img")}};
 
 	assert_int_equal(cj_spec_init(&spec, &err), 0);
 	free(spec.rootfs);

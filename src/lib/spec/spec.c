@@ -179,9 +179,9 @@ static int absolute(char **slot, const char *cwd, bool only_paths, struct cj_err
 
 int cj_spec_absolute_paths(struct cj_spec *spec, const char *cwd, struct cj_err *err)
 {
-	char **dirs[] = {&spec->rootfs,     &spec->kernel,   &spec->modules_dir,
-	                 &spec->cache_dir,  &spec->run_base, &spec->volumes_dir,
-	                 &spec->data_dir,   &spec->chroot_base};
+	char **dirs[] = {&spec->rootfs,    &spec->kernel,     &spec->modules_dir,
+	                 &spec->cache_dir, &spec->run_base,   &spec->volumes_dir,
+	                 &spec->data_dir,  &spec->chroot_base};
 	char **bins[] = {&spec->qemu_bin, &spec->firecracker_bin, &spec->jailer_bin};
 
 	for (size_t i = 0; i < sizeof dirs / sizeof *dirs; i++)

@@ -34,7 +34,8 @@ struct cj_image;
 
 /* Whether the runtime's environment passes into the guest. */
 enum cj_passthrough {
-	CJ_PASSTHROUGH_AUTO, /* the seed's container mode (no --rootfs or --image): all; else none */
+	CJ_PASSTHROUGH_AUTO, /* the seed's container mode (no --rootfs or --image): all; else none
+	                      */
 	CJ_PASSTHROUGH_ON,   /* --env-passthrough */
 	CJ_PASSTHROUGH_OFF,  /* --no-env-passthrough */
 };
