@@ -156,6 +156,35 @@ static void test_find_by_id_name_and_prefix(void **state)
 	assert_int_equal(cj_runs_find(base, "run5", id, &err), -1); /* not kept */
 }
 
+/* exec --latest: the live, running run created last. */
+static void test_latest_is_the_newest_running_run(void **state)
+{
+	struct cj_record *old, *newer, *not_started;
+	struct cj_err err = {0};
+	char id[16];
+	(void)state;
+
+	assert_int_equal(cj_runs_latest(base, id, &err), -1);
+	assert_non_null(strstr(err.msg, "no run is running"));
+	old = named("old");
+	newer = named("newer");
+	not_started = named("notstarted"); /* created last, but no VMM yet */
+	assert_int_equal(cj_record_set_vmm(old, getpid(), &err), 0);
+	assert_int_equal(cj_record_set_vmm(newer, getpid(), &err), 0);
+	assert_int_equal(cj_runs_latest(base, id, &err), 0);
+	assert_string_equal(id, cj_record_id(newer));
+	/* the old one's restart does not make it the latest */
+	assert_int_equal(cj_record_set_vmm(old, getpid(), &err), 0);
+	assert_int_equal(cj_runs_latest(base, id, &err), 0);
+	assert_string_equal(id, cj_record_id(newer));
+	assert_int_equal(cj_record_teardown(newer, false), 0);
+	assert_int_equal(cj_runs_latest(base, id, &err), 0);
+	assert_string_equal(id, cj_record_id(old));
+	assert_int_equal(cj_record_teardown(old, false), 0);
+	assert_int_equal(cj_runs_latest(base, id, &err), -1);
+	assert_int_equal(cj_record_teardown(not_started, false), 0);
+}
+
 static void test_kept_record_keeps_only_record_and_logs(void **state)
 {
 	struct cj_record *rec = named("kept");
@@ -223,6 +252,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_names_are_unique_among_live_and_exited, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_find_by_id_name_and_prefix, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_latest_is_the_newest_running_run, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_kept_record_keeps_only_record_and_logs, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_console_log_rotation_is_bounded, setup, teardown),
