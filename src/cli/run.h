@@ -38,4 +38,8 @@ cli_parse_fn opt_rootfs, opt_image, opt_image_env, opt_entrypoint, opt_max_image
     opt_memory_limit, opt_pids_limit, opt_cache_dir, opt_run_dir, opt_timings, opt_dry_run,
     opt_detach, opt_rm, opt_quiet, opt_name, opt_restart, opt_entrypoint_value;
 
+/* run_health.c */
+cli_parse_fn opt_health_cmd, opt_health_interval, opt_health_timeout, opt_health_start_period,
+    opt_health_retries, opt_no_healthcheck;
+
 #endif

@@ -385,6 +385,11 @@ int cj_record_set_ids(struct cj_record *rec, uid_t uid, gid_t gid, struct cj_err
 	return set_and_save(rec, "gid", json_object_new_int64(gid), err);
 }
 
+int cj_record_set_health(struct cj_record *rec, json_object *health, struct cj_err *err)
+{
+	return set_and_save(rec, "health", health, err);
+}
+
 int cj_record_set_state(struct cj_record *rec, const char *state, struct cj_err *err)
 {
 	return set_and_save(rec, "state", json_object_new_string(state), err);

@@ -15,6 +15,7 @@
 #include "kernel/kernel.h"
 #include "net/net.h"
 #include "run/agent_mux.h"
+#include "run/health.h"
 #include "run/logfile.h"
 #include "run/record.h"
 #include "run/supervise.h"
@@ -298,6 +299,7 @@ struct run {
 	sigset_t old_mask;
 	int sfd;
 	struct cj_supervision sv;
+	struct cj_health *health; /* --health-cmd, the image's HEALTHCHECK; NULL: none */
 	struct ctrj_status st;
 	int have_status;
 	/* the lifecycle: the console log, the detached parent's pipe (-1: none) */
@@ -648,6 +650,23 @@ static void agent_listen(struct run *r)
 		cj_warn("exec will not reach this run: %s", cj_err_str(&aerr, buf, sizeof buf));
 }
 
+/* The health check (once per run), started over at each boot. It runs
+ * through the agent: without one, the run has no health state. */
+static void health_boot(struct run *r)
+{
+	struct cj_err herr = {0};
+
+	if (!r->health && cj_health_wanted(&r->spec->health) && !r->sv.agent) {
+		cj_warn("no health checks: this VM has no agent channel");
+		return;
+	}
+	if (!r->health && cj_health_open(&r->spec->health, r->spec->run_base, r->id, r->rec,
+	                                 &r->health, &herr) < 0)
+		cj_warn("no health checks: %s", herr.msg);
+	r->sv.health = r->health;
+	cj_health_boot(r->health);
+}
+
 /* The console and stderr pipes, then the VMM. */
 static int stage_start(struct run *r, struct cj_err *err)
 {
@@ -688,6 +707,7 @@ static int stage_start(struct run *r, struct cj_err *err)
 			waitpid(r->vmm.pid, NULL, 0);
 		return -1;
 	}
+	health_boot(r);
 	return 0;
 }
 
@@ -695,7 +715,10 @@ static int stage_start(struct run *r, struct cj_err *err)
  * status: the exit code. */
 static int stage_supervise_collect(struct run *r, struct cj_err *err)
 {
-	if (cj_supervise(&r->vmm, r->sfd, r->spec->stop_timeout_s, &r->sv, err) < 0) {
+	int rc = cj_supervise(&r->vmm, r->sfd, r->spec->stop_timeout_s, &r->sv, err);
+
+	cj_health_stop(r->health); /* a check in flight ends with the VM */
+	if (rc < 0) {
 		cj_vmm_kill(&r->vmm);
 		if (r->vmm.pid > 0)
 			waitpid(r->vmm.pid, NULL, 0);
@@ -716,6 +739,8 @@ static void stage_teardown(struct run *r)
 {
 	cj_agent_mux_close(r->sv.agent);
 	r->sv.agent = NULL;
+	cj_health_close(r->health);
+	r->health = r->sv.health = NULL;
 	cj_supervision_close(&r->sv);
 	if (r->ctl_fd >= 0)
 		close(r->ctl_fd);

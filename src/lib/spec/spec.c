@@ -139,6 +139,62 @@ static int check_memory(const struct cj_spec *spec, struct cj_err *err)
 	return 0;
 }
 
+bool cj_health_defaults(struct cj_health_spec *h)
+{
+	if (!h->interval_ms)
+		h->interval_ms = CJ_HEALTH_INTERVAL_MS;
+	if (!h->timeout_ms)
+		h->timeout_ms = CJ_HEALTH_TIMEOUT_MS;
+	if (!h->retries)
+		h->retries = CJ_HEALTH_RETRIES;
+	return cj_health_wanted(h);
+}
+
+bool cj_health_wanted(const struct cj_health_spec *h)
+{
+	return !h->disabled && h->test.n > 0;
+}
+
+static const struct {
+	const char *unit;
+	double ms;
+} duration_units[] = {{"ns", 1e-6}, {"us", 1e-3}, {"ms", 1}, {"s", 1e3}, {"m", 6e4}, {"h", 3.6e6}};
+
+int cj_duration_parse(const char *s, uint64_t *ms)
+{
+	double total = 0;
+	char *end;
+
+	if (!*s)
+		return -1;
+	while (*s) {
+		if (!isdigit((unsigned char)*s) && *s != '.')
+			return -1;
+		double v = strtod(s, &end);
+		size_t ulen = 0, best = SIZE_MAX;
+		if (end == s)
+			return -1;
+		while (isalpha((unsigned char)end[ulen]))
+			ulen++;
+		if (ulen == 0 && !*end && total == 0) { /* a bare number: seconds */
+			total = v * 1e3;
+			break;
+		}
+		for (size_t i = 0; i < sizeof duration_units / sizeof *duration_units; i++)
+			if (strlen(duration_units[i].unit) == ulen &&
+			    strncmp(duration_units[i].unit, end, ulen) == 0)
+				best = i;
+		if (best == SIZE_MAX)
+			return -1;
+		total += v * duration_units[best].ms;
+		s = end + ulen;
+	}
+	if (total > 1e12)
+		return -1;
+	*ms = (uint64_t)(total + 0.5);
+	return 0;
+}
+
 bool cj_spec_container_mode(const struct cj_spec *spec)
 {
 	return !spec->image && spec->rootfs && strcmp(spec->rootfs, CJ_DEFAULT_ROOTFS) == 0;
@@ -233,6 +289,7 @@ void cj_spec_free(struct cj_spec *spec)
 	cj_strv_free(&spec->env_files);
 	cj_strv_free(&spec->env_flag_names);
 	cj_strv_free(&spec->passthrough_env);
+	cj_strv_free(&spec->health.test);
 	free(spec->workdir);
 	free(spec->user);
 	free(spec->hostname);

@@ -32,6 +32,21 @@ enum cj_vmm_kind { CJ_VMM_AUTO, CJ_VMM_QEMU, CJ_VMM_FIRECRACKER };
 
 struct cj_image;
 
+/* Health checks (docker's HEALTHCHECK): a command run in the guest through
+ * the agent every interval; 0 means "not given" (the image's value, else
+ * docker's default: cj_health_defaults). */
+struct cj_health_spec {
+	struct cj_strv test;      /* the command's argv; empty: none */
+	bool disabled;            /* --no-healthcheck, or the image's NONE */
+	uint64_t interval_ms;     /* between the end of a check and the next */
+	uint64_t timeout_ms;      /* a check that runs longer fails */
+	uint64_t start_period_ms; /* failures in it do not count until one succeeded */
+	unsigned retries;         /* failures in a row that make the run unhealthy */
+};
+#define CJ_HEALTH_INTERVAL_MS 30000u
+#define CJ_HEALTH_TIMEOUT_MS  30000u
+#define CJ_HEALTH_RETRIES     3u
+
 /* Whether the runtime's environment passes into the guest. */
 enum cj_passthrough {
 	CJ_PASSTHROUGH_AUTO, /* the seed's container mode (no --rootfs or --image): all; else none
@@ -83,6 +98,7 @@ struct cj_spec {
 	bool restart_always;  /* restart whatever the exit code */
 	unsigned restart_max; /* on-failure's N (0: no limit); with neither, no restart */
 	bool restart_on_failure;
+	struct cj_health_spec health; /* --health-*, merged with the image's Healthcheck */
 	char *cache_dir;
 	char *run_base;
 	char *qemu_bin;
@@ -117,6 +133,14 @@ int cj_spec_init(struct cj_spec *spec, struct cj_err *err);
  * called by the front end) and check the spec against them; no I/O. */
 int cj_spec_resolve(struct cj_spec *spec, const struct cj_host_facts *facts, struct cj_err *err);
 void cj_spec_free(struct cj_spec *spec);
+/* Does the run have a health check? Fills docker's defaults into the
+ * values not given. */
+bool cj_health_defaults(struct cj_health_spec *h);
+bool cj_health_wanted(const struct cj_health_spec *h);
+/* A duration as docker takes it ("30s", "1m30s", "1.5s", "250ms", "1h";
+ * a bare number is seconds) in milliseconds; -1 when malformed. */
+int cj_duration_parse(const char *s, uint64_t *ms);
+
 /* The seed's container mode: the default rootfs and no image (ctr-jailer
  * as a container's ENTRYPOINT, configured by the container's variables). */
 bool cj_spec_container_mode(const struct cj_spec *spec);
