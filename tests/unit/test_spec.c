@@ -789,6 +789,63 @@ static void test_spec_env_passthrough_rule(void **state)
 	assert_false(passes(last_wins, env, "AWS_KEY", NULL));
 }
 
+static void test_health_options(void **state)
+{
+	uint64_t ms;
+	static const struct {
+		const char *s;
+		uint64_t ms;
+	} ok[] = {{"30s", 30000},  {"1m30s", 90000}, {"1.5s", 1500}, {"250ms", 250},
+	          {"1h", 3600000}, {"2", 2000},      {"0s", 0},      {"1500us", 2}};
+	static const char *const bad[] = {"", "s", "-1s", "1x", "1 s", "1s2", "abc", "1e3s"};
+
+	for (size_t i = 0; i < ARRAY_LEN(ok); i++) {
+		if (cj_duration_parse(ok[i].s, &ms) < 0)
+			fail_msg("'%s' refused", ok[i].s);
+		assert_int_equal(ms, ok[i].ms);
+	}
+	for (size_t i = 0; i < ARRAY_LEN(bad); i++)
+		if (cj_duration_parse(bad[i], &ms) == 0)
+			fail_msg("'%s' accepted", bad[i]);
+
+	char *env[] = {NULL};
+	char *argv[] = {"run",
+	                "--health-cmd",
+	                "curl -f localhost",
+	                "--health-interval",
+	                "5s",
+	                "--health-timeout",
+	                "1m",
+	                "--health-retries",
+	                "7",
+	                "--health-start-period",
+	                "500ms",
+	                "/bin/true",
+	                NULL};
+	struct cj_spec spec;
+	struct cj_err err;
+	assert_int_equal(spec_run(&spec, argv, env, &err), 0);
+	assert_int_equal(spec.health.test.n, 3);
+	assert_string_equal(spec.health.test.v[0], "/bin/sh");
+	assert_string_equal(spec.health.test.v[2], "curl -f localhost");
+	assert_int_equal(spec.health.interval_ms, 5000);
+	assert_int_equal(spec.health.timeout_ms, 60000);
+	assert_int_equal(spec.health.retries, 7);
+	assert_int_equal(spec.health.start_period_ms, 500);
+	assert_true(cj_health_wanted(&spec.health));
+	cj_spec_free(&spec);
+	char *off[] = {"run", "--health-cmd", "true", "--no-healthcheck", "/bin/true", NULL};
+	assert_int_equal(spec_run(&spec, off, env, &err), 0);
+	assert_false(cj_health_wanted(&spec.health));
+	cj_spec_free(&spec);
+	char *bad_retries[] = {"run", "--health-retries", "-1", "/bin/true", NULL};
+	expect_spec_error(bad_retries, env, "give a count");
+	char *bad_interval[] = {"run", "--health-interval", "soon", "/bin/true", NULL};
+	expect_spec_error(bad_interval, env, "not a duration");
+	char *empty[] = {"run", "--health-cmd", "", "/bin/true", NULL};
+	expect_spec_error(empty, env, "give a command");
+}
+
 static void test_spec_absolute_paths(void **state)
 {
 	struct cj_spec spec;
@@ -1057,6 +1114,7 @@ int main(void)
 	    cmocka_unit_test(test_spec_env_layers),
 	    cmocka_unit_test(test_spec_env_passthrough_rule),
 	    cmocka_unit_test(test_spec_absolute_paths),
+	    cmocka_unit_test(test_health_options),
 	    cmocka_unit_test(test_spec_seed_env_overridden_by_flags),
 	    cmocka_unit_test(test_spec_image_options),
 	    cmocka_unit_test(test_spec_vmm_options),

@@ -160,19 +160,37 @@ static const struct {
 	double ms;
 } duration_units[] = {{"ns", 1e-6}, {"us", 1e-3}, {"ms", 1}, {"s", 1e3}, {"m", 6e4}, {"h", 3.6e6}};
 
+/* Digits, then '.' and digits: *v, the end in *end; -1 without digits. */
+static int decimal(const char *s, double *v, const char **end)
+{
+	double scale = 1;
+	bool digits = false, point = false;
+
+	for (*v = 0; isdigit((unsigned char)*s) || (*s == '.' && !point); s++) {
+		if (*s == '.') {
+			point = true;
+			continue;
+		}
+		digits = true;
+		if (point)
+			*v += (*s - '0') * (scale /= 10);
+		else
+			*v = *v * 10 + (*s - '0');
+	}
+	*end = s;
+	return digits ? 0 : -1;
+}
+
 int cj_duration_parse(const char *s, uint64_t *ms)
 {
-	double total = 0;
-	char *end;
+	double total = 0, v;
+	const char *end;
 
 	if (!*s)
 		return -1;
 	while (*s) {
-		if (!isdigit((unsigned char)*s) && *s != '.')
-			return -1;
-		double v = strtod(s, &end);
 		size_t ulen = 0, best = SIZE_MAX;
-		if (end == s)
+		if (decimal(s, &v, &end) < 0 || v > 1e12)
 			return -1;
 		while (isalpha((unsigned char)end[ulen]))
 			ulen++;
