@@ -786,6 +786,9 @@ static void test_spec_env_passthrough_rule(void **state)
 	assert_false(passes(shell, env, "AWS_KEY", NULL));
 	assert_true(passes(shell_on, env, "AWS_KEY", "host"));
 	assert_false(passes(image, env, "AWS_KEY", NULL));
+	/* a container's CTR_JAILER_IMAGE is still the seed's container mode */
+	char *env_image[] = {"AWS_KEY=host", "SET=host", "CTR_JAILER_IMAGE=oci:/i", NULL};
+	assert_true(passes(seed, env_image, "AWS_KEY", "host"));
 	assert_false(passes(last_wins, env, "AWS_KEY", NULL));
 }
 

@@ -215,7 +215,7 @@ int cj_duration_parse(const char *s, uint64_t *ms)
 
 bool cj_spec_container_mode(const struct cj_spec *spec)
 {
-	return !spec->image && spec->rootfs && strcmp(spec->rootfs, CJ_DEFAULT_ROOTFS) == 0;
+	return !spec->what_flag;
 }
 
 bool cj_spec_passes_env(const struct cj_spec *spec)

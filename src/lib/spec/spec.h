@@ -77,6 +77,7 @@ struct cj_spec {
 	/* the runtime's variables that may pass into the guest (the CLI left
 	 * out its own); cj_spec_resolve adds them under the rest or not */
 	enum cj_passthrough env_passthrough;
+	bool what_flag; /* --rootfs or --image given on the command line */
 	struct cj_strv passthrough_env;
 	char *workdir;
 	char *user;
@@ -141,8 +142,9 @@ bool cj_health_wanted(const struct cj_health_spec *h);
  * a bare number is seconds) in milliseconds; -1 when malformed. */
 int cj_duration_parse(const char *s, uint64_t *ms);
 
-/* The seed's container mode: the default rootfs and no image (ctr-jailer
- * as a container's ENTRYPOINT, configured by the container's variables). */
+/* The seed's container mode: neither --rootfs nor --image on the command
+ * line (ctr-jailer as a container's ENTRYPOINT, configured by the
+ * container's variables, CTR_JAILER_IMAGE included). */
 bool cj_spec_container_mode(const struct cj_spec *spec);
 /* Does the runtime's environment pass into the guest (the rule above)? */
 bool cj_spec_passes_env(const struct cj_spec *spec);
