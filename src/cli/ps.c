@@ -133,8 +133,7 @@ static int ps_one(const char *id, json_object *rec, void *ctx)
 		if (json_object_object_get_ex(rec, "exit_code", &v))
 			json_object_object_add(o, "ExitCode", json_object_get(v));
 		if (health_of(rec) && strcmp(state, "running") == 0)
-			json_object_object_add(o, "Health",
-			                       json_object_new_string(health_of(rec)));
+			json_object_object_add(o, "Health", json_object_new_string(health_of(rec)));
 		char *out = cj_json_terminal_safe(json_object_to_json_string_ext(
 		    o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 		json_object_put(o);
