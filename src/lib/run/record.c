@@ -563,6 +563,21 @@ static bool kept(json_object *root)
 	return json_object_object_get_ex(root, "keep", &v) && json_object_get_boolean(v);
 }
 
+size_t cj_record_undo_mark(const struct cj_record *rec)
+{
+	return json_object_array_length(rec->undo.log);
+}
+
+int cj_record_undo_back_to(struct cj_record *rec, size_t mark, bool verbose, struct cj_err *err)
+{
+	int left = cj_undo_replay_from(rec->undo.log, mark, undo_kinds, verbose);
+
+	if (record_save(rec, err) < 0)
+		return -1;
+	return left ? cj_fail(err, 0, "%d host changes of the last boot could not be undone", left)
+	            : 0;
+}
+
 int cj_record_teardown(struct cj_record *rec, bool verbose)
 {
 	struct cj_err err = {0};

@@ -66,6 +66,13 @@ bool cj_record_oom_killed(struct cj_record *rec);
 /* The run's undo log, for the stages to push to. */
 struct cj_undo *cj_record_undo(struct cj_record *rec);
 
+/* Where the undo log ends now; replay (newest first) and drop the entries
+ * pushed since mark: a stage that is done again (a restart's VMM) leaves
+ * the log as long as it found it. -1 when some could not be undone (they
+ * stay, for teardown and gc). */
+size_t cj_record_undo_mark(const struct cj_record *rec);
+int cj_record_undo_back_to(struct cj_record *rec, size_t mark, bool verbose, struct cj_err *err);
+
 /* Replay the undo log newest first, remove the directory (a kept record
  * stays, in state "exited", with its logs), then let go of the lock, and
  * free rec. If an entry cannot be undone the directory stays

@@ -300,6 +300,7 @@ struct run {
 	int sfd;
 	struct cj_supervision sv;
 	struct cj_health *health; /* --health-cmd, the image's HEALTHCHECK; NULL: none */
+	size_t vmm_mark;          /* the undo log's length before the VMM's entries */
 	struct ctrj_status st;
 	int have_status;
 	/* the lifecycle: the console log, the detached parent's pipe (-1: none) */
@@ -672,6 +673,7 @@ static int stage_start(struct run *r, struct cj_err *err)
 {
 	int cpipe[2], epipe[2], rc;
 
+	r->vmm_mark = cj_record_undo_mark(r->rec);
 	if (stopped_during_setup(r->sfd, err) < 0 || vm_machine(r, err) < 0)
 		return -1;
 	r->t.prepared = cj_now_ns();
@@ -839,7 +841,11 @@ static int restart_vm(struct run *r, unsigned restarts, struct cj_err *err)
 	r->vmm.pid = 0;
 	r->have_status = 0;
 	memset(&r->st, 0, sizeof r->st);
-	if (cj_record_set_restarts(r->rec, restarts, err) < 0 ||
+	/* the last boot's VMM entries (jail, cgroups, files given to its
+	 * user) are undone here and pushed again by the next: the record
+	 * stays bounded however often the VM restarts */
+	if (cj_record_undo_back_to(r->rec, r->vmm_mark, false, err) < 0 ||
+	    cj_record_set_restarts(r->rec, restarts, err) < 0 ||
 	    fill_control_disk(r->ctl_fd, &r->cfg, err) < 0)
 		return -1;
 	cj_notice("restarting the VM (restart %u, --restart %s)", restarts, r->spec->restart);
