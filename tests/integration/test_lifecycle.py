@@ -323,3 +323,24 @@ def test_restarts_keep_the_undo_log_bounded(runner):
     assert rec["restart_count"] == 3 and rec["exit_code"] == 3
     assert verb(runner, "rm", run_id).returncode == 0
     assert runs(runner.run_dir) == []
+
+
+def test_detached_supervisor_leaves_the_callers_cwd(runner, tmp_path):
+    """The supervisor works in "/": the directory it was started from can
+    go away while the run lives; relative paths given were made absolute
+    first (here --rootfs)."""
+    caller = tmp_path / "caller"
+    caller.mkdir()
+    rel_rootfs = os.path.relpath(runner.rootfs, caller)
+    argv = runner.argv(["sh", "-c", "echo cwd-run-up; sleep 600"], rootfs=rel_rootfs,
+                       options=["-d"])
+    r = subprocess.run(argv, env=runner.env(), cwd=caller, capture_output=True, timeout=180)
+    assert r.returncode == 0, r.stderr
+    run_id = r.stdout.decode().strip()
+    rec = json.loads(verb(runner, "inspect", run_id).stdout)
+    owner = rec["owner"]["pid"]
+    assert os.readlink(f"/proc/{owner}/cwd") == "/"
+    caller.rmdir()  # the caller's directory goes; the run does not care
+    wait_for(lambda: "cwd-run-up" in logs(runner, run_id), what="the workload's line")
+    assert ps(runner)[run_id]["State"] == "running"
+    assert verb(runner, "rm", "-f", run_id).returncode == 0
