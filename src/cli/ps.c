@@ -143,7 +143,7 @@ static int ps_one(const char *id, json_object *rec, void *ctx)
 		return 0;
 	}
 	char line[1024], *safe;
-	snprintf(line, sizeof line, "%-12s  %-24.24s  %-16s  %-24s  %-28s  %s", id, cmd, created,
+	snprintf(line, sizeof line, "%-12s  %-24.24s  %-16s  %-32s  %-28s  %s", id, cmd, created,
 	         st, pt, str(rec, "name"));
 	safe = cj_json_terminal_safe(line);
 	printf("%s\n", safe ? safe : "");
@@ -164,7 +164,7 @@ static int ps_main(const struct cli_verb *verb, int argc, char **argv)
 		return CJ_EXIT_RUNTIME;
 	}
 	if (!ps.quiet && !ps.json)
-		printf("%-12s  %-24s  %-16s  %-24s  %-28s  %s\n", "ID", "COMMAND", "CREATED",
+		printf("%-12s  %-24s  %-16s  %-32s  %-28s  %s\n", "ID", "COMMAND", "CREATED",
 		       "STATUS", "PORTS", "NAMES");
 	if (cj_record_each(cli_run_base(), NULL, ps_one, &ps, &err) < 0)
 		return cli_report(&err, CJ_EXIT_RUNTIME);

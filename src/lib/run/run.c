@@ -912,13 +912,14 @@ static int run_all(struct cj_spec *spec, int *notify_fd, struct cj_err *err)
 	r = calloc(1, sizeof *r);
 	if (!r)
 		return cj_fail(err, ENOMEM, "run"), CJ_EXIT_RUNTIME;
-	*r = (struct run){.spec = spec,
-	                  .t.start = cj_now_ns(),
-	                  .ctl_fd = -1,
-	                  .sfd = -1,
-	                  .sv = {.console.fd = -1, .vmm_stderr.fd = -1},
-	                  .log = {.fd = -1},
-	                  .notify_fd = *notify_fd};
+	/* field by field: a compound literal would write all of it (over
+	 * 100 KiB, resident in a detached run's supervisor for its life) */
+	r->spec = spec;
+	r->t.start = cj_now_ns();
+	r->ctl_fd = r->sfd = -1;
+	r->sv.console.fd = r->sv.vmm_stderr.fd = -1;
+	r->log.fd = -1;
+	r->notify_fd = *notify_fd;
 	sigprocmask(SIG_BLOCK, NULL, &r->old_mask);
 	cj_gc(spec->run_base, true);
 	if (stage_resolve(r, err) == 0 && stage_base_image(r, err) == 0 &&
