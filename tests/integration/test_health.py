@@ -4,10 +4,12 @@ agent, and `exec --latest`. Real VMs: the check tests for a file in the
 guest that the test creates and removes with `exec`; the states are read
 from the run record (inspect) and ps."""
 import json
+import os
 import signal
 import subprocess
+from pathlib import Path
 
-from conftest import BINARY
+from conftest import BINARY, qemu_processes_for, runs
 from test_lifecycle import detach, ps, verb, wait_for
 
 
@@ -24,7 +26,7 @@ def ctrj_exec(runner, *args):
 
 def test_health_starting_healthy_unhealthy(runner):
     run_id = detach(runner, ["sh", "-c", "sleep 600"],
-                    ["--health-cmd", "echo probe-$((6*7)); test -f /health-ok",
+                    ["--health-cmd", r"echo probe-$((6*7)); printf 'esc\033end'; test -f /health-ok",
                      "--health-interval", "1s", "--health-retries", "2",
                      "--health-timeout", "60s", "--health-start-period", "10m"])
     try:
@@ -36,7 +38,8 @@ def test_health_starting_healthy_unhealthy(runner):
             health(runner, run_id)), what="two failed checks")
         assert h["status"] == "starting" and h["failing_streak"] == 0
         assert all(e["exit_code"] == 1 for e in h["log"]), h
-        assert "probe-42" in h["log"][-1]["output"]  # the guest's shell ran it
+        assert "probe-42\n" in h["log"][-1]["output"]  # the guest's shell ran it
+        assert "esc\\x1bend" in h["log"][-1]["output"]  # what it wrote is made safe
         assert ctrj_exec(runner, run_id, "touch", "/health-ok").returncode == 0
         wait_for(lambda: health(runner, run_id)["status"] == "healthy", what="healthy")
         listed = ps(runner)[run_id]
@@ -101,3 +104,32 @@ def test_no_health_check_and_exec_latest(runner):
     finally:
         verb(runner, "rm", "-f", first)
         verb(runner, "rm", "-f", second)
+
+
+def checks_in_flight(run_id):
+    """The health check clients of run_id (`ctr-jailer exec -- ID ...`)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            args = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if args[1:4] == [b"exec", b"--", run_id.encode()]:
+            found.append(int(proc.name))
+    return found
+
+
+def test_killed_supervisor_takes_its_check_along(runner):
+    """kill -9 of the supervisor while a check runs: the check goes with it
+    (it dies with its parent), and gc leaves nothing of the run."""
+    run_id = detach(runner, ["sh", "-c", "sleep 600"],
+                    ["--health-cmd", "sleep 300", "--health-interval", "1s",
+                     "--health-timeout", "10m"])
+    wait_for(lambda: checks_in_flight(run_id), what="a check in flight")
+    owner = json.loads(verb(runner, "inspect", run_id).stdout)["owner"]["pid"]
+    os.kill(owner, signal.SIGKILL)
+    wait_for(lambda: not checks_in_flight(run_id), timeout=30, what="the check to end")
+    r = verb(runner, "gc")
+    assert r.returncode == 0, r.stderr
+    assert runs(runner.run_dir) == []
+    assert not qemu_processes_for(runner.run_dir)

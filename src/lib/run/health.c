@@ -4,6 +4,7 @@
 #include "health.h"
 
 #include "record.h"
+#include "util/sanitize.h"
 #include "util/spawn.h"
 #include "util/util.h"
 
@@ -231,6 +232,28 @@ void cj_health_handle(struct cj_health *h, const struct pollfd *p)
 	}
 }
 
+/* The guest wrote it: lines kept, anything else that is not printable
+ * UTF-8 escaped (util/sanitize.h), so the record stays valid JSON text. */
+static char *output_text(const char *in, size_t len)
+{
+	char *out = malloc(4 * len + 1), *o = out;
+
+	if (!out)
+		return NULL;
+	*o = '\0';
+	for (const char *p = in, *end = in + len; p < end;) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+		o += cj_sanitize(p, n, o, 4 * n + 1);
+		if (nl) {
+			*o++ = '\n';
+			*o = '\0';
+		}
+		p += n + (nl != NULL);
+	}
+	return out;
+}
+
 static void record_result(struct cj_health *h, int code)
 {
 	json_object *r = json_object_new_object();
@@ -241,7 +264,7 @@ static void record_result(struct cj_health *h, int code)
 		h->out_len = (size_t)snprintf(h->out, sizeof h->out,
 		                              "Health check exceeded timeout (%llu ms)",
 		                              (unsigned long long)h->spec.timeout_ms);
-	text = strndup(h->out, h->out_len);
+	text = output_text(h->out, h->out_len);
 	json_object_object_add(r, "start", json_object_new_string(h->start));
 	json_object_object_add(r, "end", json_object_new_string(end));
 	json_object_object_add(r, "exit_code", json_object_new_int(code));
