@@ -11,6 +11,7 @@ from pathlib import Path
 
 from conftest import BINARY, qemu_processes_for, runs
 from test_lifecycle import detach, ps, verb, wait_for
+from test_oci import cache, images  # noqa: F401 (fixtures)
 
 
 def health(runner, run_id):
@@ -133,3 +134,49 @@ def test_killed_supervisor_takes_its_check_along(runner):
     assert r.returncode == 0, r.stderr
     assert runs(runner.run_dir) == []
     assert not qemu_processes_for(runner.run_dir)
+
+
+def test_image_healthcheck_is_honoured(runner, images, cache):
+    """An image's HEALTHCHECK (CMD-SHELL, its interval and retries) runs
+    without any --health flag; --no-healthcheck turns it off; the flags
+    go over it."""
+    from test_oci import append_layer, entry, make_tar
+    image = append_layer(images.layout, "base", "hc", make_tar([
+        entry("hc", "dir"), entry("hc/ready", data=b"ready\n")]), config={
+        "Entrypoint": ["/bin/sh", "-c"], "Cmd": ["sleep 600"],
+        "Healthcheck": {"Test": ["CMD-SHELL", "cat /hc/ready"],
+                        "Interval": 1_000_000_000, "Retries": 1}})
+    env = runner.env({"CTR_JAILER_CACHE": str(cache)})
+    shown = json.loads(subprocess.run([str(BINARY), "inspect", image], env=env,
+                                      capture_output=True, check=True).stdout)
+    assert shown["healthcheck"] == {"test": ["CMD-SHELL", "cat /hc/ready"], "interval_ms": 1000,
+                                    "timeout_ms": 0, "start_period_ms": 0, "retries": 1}
+
+    def start(*options):
+        argv = [str(BINARY), "run", "-d", "--image", image, "--memory", "256", "--cpus", "1",
+                "--network", "none", *options]
+        r = subprocess.run(argv, env=env, capture_output=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        return r.stdout.decode().strip()
+
+    def inspect(rid):
+        r = subprocess.run([str(BINARY), "inspect", rid], env=env, capture_output=True)
+        return json.loads(r.stdout) if r.returncode == 0 else {}
+
+    ids = []
+    try:
+        ids.append(start())
+        h = wait_for(lambda: (lambda x: x if x and x["status"] == "healthy" else None)(
+            inspect(ids[0]).get("health")), what="the image's check to pass")
+        assert h["log"][-1]["output"] == "ready\n"
+        # the flag's command over the image's (its interval and retries kept)
+        ids.append(start("--health-cmd", "exit 3"))
+        h = wait_for(lambda: (lambda x: x if x and x["status"] == "unhealthy" else None)(
+            inspect(ids[1]).get("health")), what="the flag's check to fail")
+        assert h["log"][-1]["exit_code"] == 3
+        ids.append(start("--no-healthcheck"))
+        wait_for(lambda: inspect(ids[2]).get("state") == "running", what="the third run")
+        assert "health" not in inspect(ids[2])
+    finally:
+        for rid in ids:
+            subprocess.run([str(BINARY), "rm", "-f", rid], env=env, capture_output=True)
