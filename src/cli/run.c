@@ -137,7 +137,7 @@ static const struct cli_opt run_opts[] = {
     {"health-retries", 0, "N", NULL, opt_health_retries, NULL, G_LIFE,
      "failures in a row that make the run unhealthy (default 3)"},
     {"health-start-period", 0, "DURATION", NULL, opt_health_start_period, NULL, G_LIFE,
-     "failures during this time after a boot do not count (default 0s)"},
+     "failures this soon after a boot do not count until a check succeeded (default 0s)"},
     {"no-healthcheck", 0, NULL, NULL, opt_no_healthcheck, NULL, G_LIFE,
      "no health check, not even the image's HEALTHCHECK"},
     {"quiet", 'q', NULL, NULL, opt_quiet, NULL, G_LIFE,
