@@ -115,12 +115,30 @@ static json_object *command_json(const struct cj_spec *s)
 	add(o, "entrypoint", s->has_entrypoint ? str_or_null(s->entrypoint) : NULL);
 	add(o, "env", strv(&s->env));
 	add(o, "env_files", strv(&s->env_files));
+	add(o, "env_passthrough", json_object_new_boolean(cj_spec_passes_env(s)));
 	add(o, "workdir", str_or_null(s->workdir));
 	add(o, "user", str_or_null(s->user));
 	add(o, "hostname", str_or_null(s->hostname));
 	for (size_t i = 0; i < s->nsecrets; i++)
 		json_object_array_add(secrets, json_object_new_string(s->secrets[i].name));
 	add(o, "secrets", secrets);
+	return o;
+}
+
+/* The health check with docker's defaults filled in; null without one. */
+static json_object *health_json(const struct cj_spec *s)
+{
+	struct cj_health_spec h = s->health;
+	json_object *o;
+
+	if (!cj_health_defaults(&h))
+		return NULL;
+	o = json_object_new_object();
+	add(o, "test", strv(&h.test));
+	add(o, "interval_ms", json_object_new_int64((int64_t)h.interval_ms));
+	add(o, "timeout_ms", json_object_new_int64((int64_t)h.timeout_ms));
+	add(o, "start_period_ms", json_object_new_int64((int64_t)h.start_period_ms));
+	add(o, "retries", json_object_new_int((int)h.retries));
 	return o;
 }
 
@@ -141,6 +159,7 @@ char *cli_spec_json(const struct cj_spec *s)
 	add(o, "boot_args", str_or_null(s->boot_args));
 	add(o, "extra_boot_args", str_or_null(s->extra_boot_args));
 	add(o, "stop_timeout", json_object_new_int((int)s->stop_timeout_s));
+	add(o, "health", health_json(s));
 	add(o, "storage", storage_json(s));
 	add(o, "network", net_json(&s->net));
 	add(o, "vmm", vmm_json(s));

@@ -63,6 +63,25 @@ static int inspect_run(const char *ref)
 	return print_json(rec, &err);
 }
 
+/* The image's HEALTHCHECK as it gives it (durations in ms); null without. */
+static json_object *healthcheck_json(const struct cj_image_config *c)
+{
+	json_object *h;
+
+	if (!c->health_test.n)
+		return NULL;
+	h = json_object_new_object();
+	json_object_object_add(h, "test", json_strv_or_null(&c->health_test, true));
+	json_object_object_add(h, "interval_ms",
+	                       json_object_new_int64((int64_t)c->health_interval_ms));
+	json_object_object_add(h, "timeout_ms",
+	                       json_object_new_int64((int64_t)c->health_timeout_ms));
+	json_object_object_add(h, "start_period_ms",
+	                       json_object_new_int64((int64_t)c->health_start_period_ms));
+	json_object_object_add(h, "retries", json_object_new_int((int)c->health_retries));
+	return h;
+}
+
 static bool image_ref(const char *ref)
 {
 	return strncmp(ref, "oci:", 4) == 0 || strncmp(ref, "docker-archive:", 15) == 0 ||
@@ -114,6 +133,7 @@ static int inspect_main(const struct cli_verb *verb, int argc, char **argv)
 	json_object_object_add(o, "stop_signal_number",
 	                       c->stop_signal ? json_object_new_int((int)c->stop_signal_num)
 	                                      : NULL);
+	json_object_object_add(o, "healthcheck", healthcheck_json(c));
 	labels = json_object_new_object();
 	for (size_t i = 0; i < c->label_keys.n; i++)
 		json_object_object_add(labels, c->label_keys.v[i],

@@ -35,6 +35,9 @@ static const struct cli_opt run_opts[] = {
      "set a guest environment variable; NAME alone takes this environment's value"},
     {"env-file", 0, "FILE", NULL, opt_env_file, NULL, G_ENV,
      "read NAME=VALUE lines (docker format)"},
+    {"env-passthrough", 0, NULL, NULL, opt_passthrough, NULL, G_ENV,
+     "pass the runtime's environment to the guest (the default only in the seed's "
+     "container mode: no --rootfs or --image)"},
     {"no-env-passthrough", 0, NULL, NULL, opt_no_passthrough, NULL, G_ENV,
      "do not pass the runtime's environment to the guest"},
     {"workdir", 'w', "DIR", NULL, opt_workdir, NULL, G_ENV, "working directory of COMMAND"},
@@ -124,6 +127,19 @@ static const struct cli_opt run_opts[] = {
     {"restart", 0, "no|on-failure[:N]|always", NULL, opt_restart, NULL, G_LIFE,
      "boot the VM again when it ends (on-failure: with a non-zero exit code, at most N "
      "times); kept by the supervisor; a stop ends it"},
+    {"health-cmd", 0, "CMD", NULL, opt_health_cmd, NULL, G_LIFE,
+     "check the workload's health: run /bin/sh -c CMD in the guest (as exec does); exit 0 is "
+     "healthy; 'ps' and 'inspect' show the state"},
+    {"health-interval", 0, "DURATION", NULL, opt_health_interval, NULL, G_LIFE,
+     "time between checks (default 30s)"},
+    {"health-timeout", 0, "DURATION", NULL, opt_health_timeout, NULL, G_LIFE,
+     "a check that runs longer fails (default 30s)"},
+    {"health-retries", 0, "N", NULL, opt_health_retries, NULL, G_LIFE,
+     "failures in a row that make the run unhealthy (default 3)"},
+    {"health-start-period", 0, "DURATION", NULL, opt_health_start_period, NULL, G_LIFE,
+     "failures this soon after a boot do not count until a check succeeded (default 0s)"},
+    {"no-healthcheck", 0, NULL, NULL, opt_no_healthcheck, NULL, G_LIFE,
+     "no health check, not even the image's HEALTHCHECK"},
     {"quiet", 'q', NULL, NULL, opt_quiet, NULL, G_LIFE,
      "do not print the guest's address and published ports at start"},
     {"cache-dir", 0, "DIR", "CTR_JAILER_CACHE", opt_cache_dir, NULL, G_RUNTIME,
@@ -184,18 +200,19 @@ static bool in_list(const struct cj_strv *list, const char *name, size_t len)
 }
 
 /* Environment layers: passthrough < --env-file (read by the inputs stage)
- * < -e, whose names are kept so the files go under them. */
+ * < -e, whose names are kept so the files go under them. Whether the
+ * passthrough's candidates go in is the spec's rule (cj_spec_passes_env). */
 static int build_env(struct run_ctx *ctx, struct cj_err *err)
 {
 	struct cj_spec *spec = ctx->spec;
 
-	for (size_t i = 0; ctx->passthrough && ctx->env && ctx->env[i]; i++) {
+	for (size_t i = 0; ctx->env && ctx->env[i]; i++) {
 		const char *e = ctx->env[i], *eq = strchr(e, '=');
 		size_t len = eq ? (size_t)(eq - e) : 0;
 		if (!eq || !cj_env_name_valid(e, len) || cli_run_env_is_own(e, len) ||
 		    in_list(&ctx->hidden, e, len))
 			continue;
-		if (cj_env_set(&spec->env, e) < 0)
+		if (cj_env_set(&spec->passthrough_env, e) < 0)
 			return cj_fail(err, ENOMEM, "environment");
 	}
 	for (size_t i = 0; i < ctx->env_args.n; i++) {
@@ -237,7 +254,7 @@ static int finish(struct run_ctx *ctx, int argc, char **argv, int first, struct 
 int cli_run_parse(struct cj_spec *spec, int argc, char **argv, char **env,
                   const struct cj_host_facts *facts, bool *dry_run, struct cj_err *err)
 {
-	struct run_ctx ctx = {.spec = spec, .env = env, .passthrough = true};
+	struct run_ctx ctx = {.spec = spec, .env = env};
 	struct cj_host_facts gathered;
 	int first = argc, r;
 

@@ -62,12 +62,14 @@ PATH_OPT(opt_workdir, workdir)
 int opt_rootfs(void *c, const char *v, const char *what, struct cj_err *err)
 {
 	((struct run_ctx *)c)->rootfs_flag = true;
+	SPEC(c)->what_flag = true;
 	return set_str(&SPEC(c)->rootfs, v, err);
 }
 
 int opt_image(void *c, const char *v, const char *what, struct cj_err *err)
 {
 	((struct run_ctx *)c)->image_flag = true;
+	SPEC(c)->what_flag = true;
 	return set_str(&SPEC(c)->image, v, err);
 }
 
@@ -239,9 +241,15 @@ int opt_dry_run(void *c, const char *v, const char *what, struct cj_err *err)
 	return 0;
 }
 
+int opt_passthrough(void *c, const char *v, const char *what, struct cj_err *err)
+{
+	SPEC(c)->env_passthrough = CJ_PASSTHROUGH_ON;
+	return 0;
+}
+
 int opt_no_passthrough(void *c, const char *v, const char *what, struct cj_err *err)
 {
-	((struct run_ctx *)c)->passthrough = false;
+	SPEC(c)->env_passthrough = CJ_PASSTHROUGH_OFF;
 	return 0;
 }
 

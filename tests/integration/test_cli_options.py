@@ -26,7 +26,9 @@ SAMPLES = {
     "--data-size": "1G", "--network": "none", "-p": "8080:80", "--publish": "8080:80",
     "--tap-ip": "10.9.0.1/30", "--host-iface": "eth9", "--dns": "192.0.2.53",
     "--firewall": "nft", "--egress": "deny", "--allow-egress": "192.0.2.0/24",
-    "--name": "web-1", "--restart": "on-failure:2",
+    "--name": "web-1", "--restart": "on-failure:2", "--health-cmd": "true",
+    "--health-interval": "5s", "--health-timeout": "1m", "--health-start-period": "500ms",
+    "--health-retries": "2",
     "--vmm": "qemu", "--qemu": "/usr/bin/qemu-system-x86_64", "--firecracker": "/fc",
     "--jailer": "/jailer", "--chroot-base": "/srv/jailer", "--jail-user": "nobody",
     "--jail-uid-range": "3000000000:100", "--cpu-quota": "1.5", "--memory-limit": "1G",
@@ -168,3 +170,26 @@ def test_unknown_verb():
     assert r.returncode == 125
     assert r.stderr.strip() == ("ctr-jailer: unknown command 'frobnicate' "
                                 "(see 'ctr-jailer --help')")
+
+
+def test_env_passthrough_rule():
+    """The runtime's environment passes only in the seed's container mode
+    (no --rootfs, no --image), unless a flag says otherwise."""
+    env = {"FROM_SHELL": "x"}
+    passed = lambda spec: any(e.startswith("FROM_SHELL=") for e in spec["command"]["env"])
+    seed = dry_run([], env)
+    assert seed["command"]["env_passthrough"] and passed(seed)
+    assert not passed(dry_run(["--no-env-passthrough"], env))
+    shell = dry_run(["--rootfs", "/tmp"], env)
+    assert not shell["command"]["env_passthrough"] and not passed(shell)
+    assert passed(dry_run(["--rootfs", "/tmp", "--env-passthrough"], env))
+
+
+def test_health_options_in_dry_run():
+    spec = dry_run(["--health-cmd", "curl -f localhost", "--health-interval", "1m30s",
+                    "--health-retries", "5"])
+    assert spec["health"] == {"test": ["/bin/sh", "-c", "curl -f localhost"],
+                              "interval_ms": 90000, "timeout_ms": 30000,
+                              "start_period_ms": 0, "retries": 5}
+    assert dry_run([])["health"] is None
+    assert dry_run(["--health-cmd", "true", "--no-healthcheck"])["health"] is None

@@ -70,6 +70,11 @@ struct cj_image_config {
 	struct cj_strv label_keys, label_values; /* sorted by key */
 	char *os, *architecture;                 /* NULL: not given */
 	struct cj_strv diff_ids;                 /* rootfs.diff_ids, validated digests */
+	/* Healthcheck: Test as the image gives it (["CMD", ...], ["CMD-SHELL",
+	 * s], ["NONE"]; empty: inherit), durations in ms (0: not set) */
+	struct cj_strv health_test;
+	uint64_t health_interval_ms, health_timeout_ms, health_start_period_ms;
+	unsigned health_retries;
 };
 
 /* An OCI/docker content descriptor. */

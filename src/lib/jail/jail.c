@@ -10,9 +10,12 @@
 #include <linux/capability.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
@@ -27,15 +30,49 @@
 
 /* ---- user ------------------------------------------------------------- */
 
+/* The system accounts we look for by default (our user, the kvm group)
+ * are read from /etc/passwd and /etc/group themselves (fgetpwent and
+ * fgetgrent), not through NSS: its modules (libnss_systemd and what it
+ * pulls in) would stay loaded in every run's supervisor for its life. */
+static bool files_user(const char *name, uid_t *uid, gid_t *gid)
+{
+	FILE *f = fopen("/etc/passwd", "re");
+	struct passwd *pw;
+	bool found = false;
+
+	while (f && !found && (pw = fgetpwent(f)))
+		if (strcmp(pw->pw_name, name) == 0) {
+			*uid = pw->pw_uid;
+			*gid = pw->pw_gid;
+			found = true;
+		}
+	if (f)
+		fclose(f);
+	return found;
+}
+
+static gid_t files_group(const char *name)
+{
+	FILE *f = fopen("/etc/group", "re");
+	struct group *gr;
+	gid_t gid = (gid_t)-1;
+
+	while (f && gid == (gid_t)-1 && (gr = fgetgrent(f)))
+		if (strcmp(gr->gr_name, name) == 0)
+			gid = gr->gr_gid;
+	if (f)
+		fclose(f);
+	return gid;
+}
+
 static int resolve_user(const char *spec, uid_t *uid, gid_t *gid, struct cj_err *err)
 {
 	struct passwd *pw;
 	char buf[256], *colon;
 
 	if (!spec) {
-		pw = getpwnam(DEFAULT_USER);
-		*uid = pw ? pw->pw_uid : NOBODY;
-		*gid = pw ? pw->pw_gid : NOBODY;
+		if (!files_user(DEFAULT_USER, uid, gid))
+			*uid = *gid = NOBODY;
 		return 0;
 	}
 	snprintf(buf, sizeof buf, "%s", spec);
@@ -401,17 +438,18 @@ int cj_jail_prepare(const struct cj_jail_plan *cfg, const char *run_dir, const c
                     const char *vmm_bin, struct cj_undo *undo, struct cj_jail *jail,
                     struct cj_err *err)
 {
-	struct group *kvm;
 	char bin[PATH_MAX];
 	int r = 0;
 
-	memset(jail, 0, sizeof *jail);
+	/* All but the binds (1 MiB, of which a few are used): zeroing them
+	 * would make all of it resident in the supervisor for the run's life */
+	memset(jail, 0, offsetof(struct cj_jail, binds));
+	memset(&jail->nbinds, 0, sizeof *jail - offsetof(struct cj_jail, nbinds));
 	if (!cfg->enabled)
 		return 0;
 	jail->uid = cfg->uid;
 	jail->gid = cfg->gid;
-	kvm = getgrnam("kvm");
-	jail->extra_gid = kvm ? kvm->gr_gid : (gid_t)-1;
+	jail->extra_gid = files_group("kvm");
 	jail->memory_limit = cfg->limits.memory_bytes;
 	/* The VMM never needs to grow a file beyond the largest drive. */
 	jail->fsize_limit = cfg->fsize_limit ? cfg->fsize_limit : RLIM_INFINITY;
@@ -451,6 +489,17 @@ int cj_jail_prepare(const struct cj_jail_plan *cfg, const char *run_dir, const c
 		return -1;
 	}
 	return 0;
+}
+
+void cj_jail_binds_done(struct cj_jail *jail)
+{
+	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t from = ((uintptr_t)jail->binds + page - 1) & ~(page - 1);
+	uintptr_t to = (uintptr_t)(jail->binds + CJ_JAIL_MAX_BINDS) & ~(page - 1);
+
+	jail->nbinds = 0;
+	if (to > from) /* whole pages inside the array only: they read as zeros again */
+		madvise((void *)from, to - from, MADV_DONTNEED);
 }
 
 /* ---- the child's side ------------------------------------------------- */

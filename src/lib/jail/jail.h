@@ -140,6 +140,10 @@ int cj_jail_enter(const struct cj_jail *jail, const int *keep_fds, size_t nkeep,
 bool cj_jail_oom_killed(const struct cj_jail *jail);
 /* Kill what is left in the cgroup, then remove it and the root. */
 void cj_jail_cleanup(struct cj_jail *jail);
+/* The jailed child has exec'd: the parent needs its binds no more. Their
+ * pages are given back (madvise; jail in anonymous memory, as on the heap)
+ * so that a detached run's supervisor does not keep them resident. */
+void cj_jail_binds_done(struct cj_jail *jail);
 /* The run record's kinds "jail.*": "jail.cgroup" {"path"} is a cgroup
  * this jail made (pushed before mkdir), "jail.cgroups" {"parent", "id"}
  * those a jailer makes under every mount (pushed before it starts): replay

@@ -88,6 +88,35 @@ static int open_image(struct cj_spec *spec, struct cj_err *err)
 	return 0;
 }
 
+/* The image's Healthcheck under --health-*: the command unless one was
+ * given (NONE disables it), each value the flags left unset. */
+static int image_health(struct cj_health_spec *h, const struct cj_image_config *cfg,
+                        struct cj_err *err)
+{
+	const struct cj_strv *t = &cfg->health_test;
+
+	if (!h->test.n && t->n && strcmp(t->v[0], "NONE") == 0)
+		h->disabled = true;
+	else if (!h->test.n && t->n > 1 && strcmp(t->v[0], "CMD-SHELL") == 0) {
+		if (cj_strv_push(&h->test, "/bin/sh") < 0 || cj_strv_push(&h->test, "-c") < 0 ||
+		    cj_strv_push(&h->test, t->v[1]) < 0)
+			return cj_fail(err, ENOMEM, "Healthcheck");
+	} else if (!h->test.n && t->n > 1) {
+		for (size_t i = 1; i < t->n; i++)
+			if (cj_strv_push(&h->test, t->v[i]) < 0)
+				return cj_fail(err, ENOMEM, "Healthcheck");
+	}
+	if (!h->interval_ms)
+		h->interval_ms = cfg->health_interval_ms;
+	if (!h->timeout_ms)
+		h->timeout_ms = cfg->health_timeout_ms;
+	if (!h->start_period_ms)
+		h->start_period_ms = cfg->health_start_period_ms;
+	if (!h->retries)
+		h->retries = cfg->health_retries;
+	return 0;
+}
+
 /* --image: the image's config under the command line, with docker's rules:
  * arguments replace Cmd, --entrypoint replaces Entrypoint (and drops Cmd),
  * passthrough/--env-file/-e go on top of Env, -w and -u win over
@@ -120,7 +149,7 @@ static int resolve_image(struct cj_spec *spec, struct cj_err *err)
 	if (!spec->user && cfg->user && set_str(&spec->user, cfg->user, err) < 0)
 		return -1;
 	spec->stop_signal = cfg->stop_signal_num;
-	return 0;
+	return image_health(&spec->health, cfg, err);
 }
 
 static int data_drive(struct cj_spec *spec, struct cj_err *err)

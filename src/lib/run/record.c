@@ -385,6 +385,11 @@ int cj_record_set_ids(struct cj_record *rec, uid_t uid, gid_t gid, struct cj_err
 	return set_and_save(rec, "gid", json_object_new_int64(gid), err);
 }
 
+int cj_record_set_health(struct cj_record *rec, json_object *health, struct cj_err *err)
+{
+	return set_and_save(rec, "health", health, err);
+}
+
 int cj_record_set_state(struct cj_record *rec, const char *state, struct cj_err *err)
 {
 	return set_and_save(rec, "state", json_object_new_string(state), err);
@@ -556,6 +561,21 @@ static bool kept(json_object *root)
 	json_object *v;
 
 	return json_object_object_get_ex(root, "keep", &v) && json_object_get_boolean(v);
+}
+
+size_t cj_record_undo_mark(const struct cj_record *rec)
+{
+	return json_object_array_length(rec->undo.log);
+}
+
+int cj_record_undo_back_to(struct cj_record *rec, size_t mark, bool verbose, struct cj_err *err)
+{
+	int left = cj_undo_replay_from(rec->undo.log, mark, undo_kinds, verbose);
+
+	if (record_save(rec, err) < 0)
+		return -1;
+	return left ? cj_fail(err, 0, "%d host changes of the last boot could not be undone", left)
+	            : 0;
 }
 
 int cj_record_teardown(struct cj_record *rec, bool verbose)

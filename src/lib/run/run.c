@@ -15,6 +15,7 @@
 #include "kernel/kernel.h"
 #include "net/net.h"
 #include "run/agent_mux.h"
+#include "run/health.h"
 #include "run/logfile.h"
 #include "run/record.h"
 #include "run/supervise.h"
@@ -298,6 +299,8 @@ struct run {
 	sigset_t old_mask;
 	int sfd;
 	struct cj_supervision sv;
+	struct cj_health *health; /* --health-cmd, the image's HEALTHCHECK; NULL: none */
+	size_t vmm_mark;          /* the undo log's length before the VMM's entries */
 	struct ctrj_status st;
 	int have_status;
 	/* the lifecycle: the console log, the detached parent's pipe (-1: none) */
@@ -657,11 +660,29 @@ static void agent_listen(struct run *r)
 		cj_agent_mux_on_demand(r->sv.agent, agent_connect, &r->vmm);
 }
 
+/* The health check (once per run), started over at each boot. It runs
+ * through the agent: without one, the run has no health state. */
+static void health_boot(struct run *r)
+{
+	struct cj_err herr = {0};
+
+	if (!r->health && cj_health_wanted(&r->spec->health) && !r->sv.agent) {
+		cj_warn("no health checks: this VM has no agent channel");
+		return;
+	}
+	if (!r->health && cj_health_open(&r->spec->health, r->spec->run_base, r->id, r->rec,
+	                                 &r->health, &herr) < 0)
+		cj_warn("no health checks: %s", herr.msg);
+	r->sv.health = r->health;
+	cj_health_boot(r->health);
+}
+
 /* The console and stderr pipes, then the VMM. */
 static int stage_start(struct run *r, struct cj_err *err)
 {
 	int cpipe[2], epipe[2], rc;
 
+	r->vmm_mark = cj_record_undo_mark(r->rec);
 	if (stopped_during_setup(r->sfd, err) < 0 || vm_machine(r, err) < 0)
 		return -1;
 	r->t.prepared = cj_now_ns();
@@ -697,6 +718,7 @@ static int stage_start(struct run *r, struct cj_err *err)
 			waitpid(r->vmm.pid, NULL, 0);
 		return -1;
 	}
+	health_boot(r);
 	return 0;
 }
 
@@ -704,7 +726,10 @@ static int stage_start(struct run *r, struct cj_err *err)
  * status: the exit code. */
 static int stage_supervise_collect(struct run *r, struct cj_err *err)
 {
-	if (cj_supervise(&r->vmm, r->sfd, r->spec->stop_timeout_s, &r->sv, err) < 0) {
+	int rc = cj_supervise(&r->vmm, r->sfd, r->spec->stop_timeout_s, &r->sv, err);
+
+	cj_health_stop(r->health); /* a check in flight ends with the VM */
+	if (rc < 0) {
 		cj_vmm_kill(&r->vmm);
 		if (r->vmm.pid > 0)
 			waitpid(r->vmm.pid, NULL, 0);
@@ -725,6 +750,8 @@ static void stage_teardown(struct run *r)
 {
 	cj_agent_mux_close(r->sv.agent);
 	r->sv.agent = NULL;
+	cj_health_close(r->health);
+	r->health = r->sv.health = NULL;
 	cj_supervision_close(&r->sv);
 	if (r->ctl_fd >= 0)
 		close(r->ctl_fd);
@@ -823,7 +850,11 @@ static int restart_vm(struct run *r, unsigned restarts, struct cj_err *err)
 	r->vmm.pid = 0;
 	r->have_status = 0;
 	memset(&r->st, 0, sizeof r->st);
-	if (cj_record_set_restarts(r->rec, restarts, err) < 0 ||
+	/* the last boot's VMM entries (jail, cgroups, files given to its
+	 * user) are undone here and pushed again by the next: the record
+	 * stays bounded however often the VM restarts */
+	if (cj_record_undo_back_to(r->rec, r->vmm_mark, false, err) < 0 ||
+	    cj_record_set_restarts(r->rec, restarts, err) < 0 ||
 	    fill_control_disk(r->ctl_fd, &r->cfg, err) < 0)
 		return -1;
 	cj_notice("restarting the VM (restart %u, --restart %s)", restarts, r->spec->restart);
@@ -890,13 +921,14 @@ static int run_all(struct cj_spec *spec, int *notify_fd, struct cj_err *err)
 	r = calloc(1, sizeof *r);
 	if (!r)
 		return cj_fail(err, ENOMEM, "run"), CJ_EXIT_RUNTIME;
-	*r = (struct run){.spec = spec,
-	                  .t.start = cj_now_ns(),
-	                  .ctl_fd = -1,
-	                  .sfd = -1,
-	                  .sv = {.console.fd = -1, .vmm_stderr.fd = -1},
-	                  .log = {.fd = -1},
-	                  .notify_fd = *notify_fd};
+	/* field by field: a compound literal would write all of it (over
+	 * 100 KiB, resident in a detached run's supervisor for its life) */
+	r->spec = spec;
+	r->t.start = cj_now_ns();
+	r->ctl_fd = r->sfd = -1;
+	r->sv.console.fd = r->sv.vmm_stderr.fd = -1;
+	r->log.fd = -1;
+	r->notify_fd = *notify_fd;
 	sigprocmask(SIG_BLOCK, NULL, &r->old_mask);
 	cj_gc(spec->run_base, true);
 	if (stage_resolve(r, err) == 0 && stage_base_image(r, err) == 0 &&
@@ -963,11 +995,18 @@ int cj_run_detached(struct cj_spec *spec, char id[16], struct cj_err *err)
 		close(p[1]);
 		return detach_parent(pid, p[0], id, err) < 0 ? err->exit_code : 0;
 	}
-	/* The supervisor: a session of its own, like conmon. */
+	/* The supervisor: a session of its own, like conmon, in "/": the
+	 * caller's working directory may go away (or be unmounted) while the
+	 * run lives, so its relative paths are made absolute first. */
 	close(p[0]);
 	setsid();
 	notify = p[1];
-	code = run_all(spec, &notify, err);
+	char cwd[PATH_MAX];
+	code = CJ_EXIT_RUNTIME;
+	if (!getcwd(cwd, sizeof cwd) || chdir("/") < 0)
+		cj_fail(err, errno, "the working directory");
+	else if (cj_spec_absolute_paths(spec, cwd, err) == 0)
+		code = run_all(spec, &notify, err);
 	char buf[CJ_ERR_STR_MAX + 2];
 	buf[0] = 'E';
 	cj_err_str(err, buf + 1, sizeof buf - 1);

@@ -376,7 +376,8 @@ static int qemu_start(struct cj_vmm *vmm, const struct cj_vm_config *cfg, struct
 	};
 	vmm->pid = cj_spawn(&s, step, err);
 	cj_qemu_argv_free(argv);
-	close(p->qmp_vmm_fd); /* QEMU holds it now, and its end of the agent channel */
+	cj_jail_binds_done(&p->jail); /* QEMU is in its jail (or failed) */
+	close(p->qmp_vmm_fd);         /* QEMU holds it now, and its end of the agent channel */
 	p->qmp_vmm_fd = -1;
 	close(p->agent_vmm_fd);
 	p->agent_vmm_fd = -1;
