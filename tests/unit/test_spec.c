@@ -806,8 +806,13 @@ static void test_spec_image_options(void **state)
 
 	char *both[] = {"run", "--rootfs", "/", "--image", "oci:/x", "--", "/bin/true", NULL};
 	expect_spec_error(both, noenv, "not both");
-	char *bogus[] = {"run", "--image", "bogus:x", "--", "/bin/true", NULL};
+	char *bogus[] = {"run", "--image", "Bogus:x", "--", "/bin/true", NULL};
 	expect_spec_error(bogus, noenv, "oci:DIR");
+	/* a registry reference that is not stored, with --pull never */
+	char *never[] = {"run", "--pull", "never", "--image", "bogus:x", "--", "/bin/true", NULL};
+	expect_spec_error(never, noenv, "ctr-jailer pull bogus:x");
+	char *policy[] = {"run", "--pull", "sometimes", "--image", "oci:/x", NULL};
+	expect_spec_error(policy, noenv, "missing, always or never");
 	char *missing[] = {"run", "--image", "oci:/no/such/layout", NULL};
 	expect_spec_error(missing, noenv, "/no/such/layout");
 

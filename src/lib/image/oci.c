@@ -16,6 +16,7 @@
 
 #include "image/layer.h"
 #include "image/tree.h"
+#include "registry/store.h"
 #include "util/util.h"
 
 #include <archive.h>
@@ -367,8 +368,9 @@ static int select_manifest(const struct cj_oci_index *idx, const char *tag, bool
 		}
 	} else if (tag) {
 		for (size_t i = 0; i < idx->n && !pick; i++)
-			if (idx->manifests[i].ref_name &&
-			    strcmp(idx->manifests[i].ref_name, tag) == 0)
+			if ((idx->manifests[i].ref_name &&
+			     strcmp(idx->manifests[i].ref_name, tag) == 0) ||
+			    strcmp(idx->manifests[i].digest, tag) == 0) /* the store's pick */
 				pick = &idx->manifests[i];
 		if (!pick) {
 			char have[512] = "";
@@ -602,12 +604,49 @@ void cj_image_free(struct cj_image *img)
 	memset(img, 0, sizeof *img);
 }
 
+bool cj_image_ref_is_file_form(const char *s)
+{
+	return strncmp(s, "oci:", 4) == 0 || strncmp(s, "docker-archive:", 15) == 0 ||
+	       strncmp(s, "tar:", 4) == 0;
+}
+
+/* A stored name or digest: the store's layout, its manifest picked by
+ * digest. */
+static int store_ref(const char *s, const char *cache_dir, struct cj_image_ref *ref,
+                     struct cj_err *err)
+{
+	struct cj_store st;
+	struct cj_store_entry e;
+	int r;
+
+	if (!cache_dir)
+		return cj_image_ref_parse(s, ref, err);
+	cj_store_paths(cache_dir, &st);
+	if ((r = cj_store_find(&st, s, &e, err)) < 0)
+		return -1;
+	if (r == 0)
+		return cj_fail(err, 0,
+		               "image '%s' is not stored: pull it ('ctr-jailer pull %s') or give "
+		               "oci:DIR[:TAG], docker-archive:FILE or tar:FILE",
+		               s, s);
+	memset(ref, 0, sizeof *ref);
+	ref->kind = CJ_IMAGE_OCI;
+	ref->path = strdup(st.dir);
+	ref->tag = strdup(e.digest);
+	if (!ref->path || !ref->tag) {
+		cj_image_ref_free(ref);
+		return cj_fail(err, ENOMEM, "image reference");
+	}
+	return 0;
+}
+
 int cj_image_open(const char *ref, const char *cache_dir, struct cj_image *img, struct cj_err *err)
 {
 	int r;
 
 	memset(img, 0, sizeof *img);
-	if (cj_image_ref_parse(ref, &img->ref, err) < 0)
+	if ((cj_image_ref_is_file_form(ref) ? cj_image_ref_parse(ref, &img->ref, err)
+	                                    : store_ref(ref, cache_dir, &img->ref, err)) < 0)
 		return -1;
 	if (!(img->ref_str = strdup(ref))) {
 		cj_image_free(img);
