@@ -13,6 +13,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import tarfile
@@ -339,3 +340,53 @@ def test_rmi_keeps_shared_blobs(world, layout):
     assert layout.app["digest"][7:] in gone
     missing = world.cj("rmi", "docker.io/mine/app:copy")
     assert missing.returncode == 1 and b"not stored" in missing.stderr
+
+
+def fake_registry(world, layout, mode):
+    log = world.top / f"fake-{mode}.log"
+    log.write_text("")
+    p = subprocess.Popen([*world.nsexec(), "python3", Path(__file__).parent / "fake_registry.py",
+                          layout.path, str(FAKE_PORT), mode, log],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    world.procs.append(p)
+    world.wait_port(FAKE_PORT)
+    return f"127.0.0.1:{FAKE_PORT}", log
+
+
+def partials(world):
+    d = world.cache / "store/blobs/sha256"
+    return sorted(p.name for p in d.glob("*.partial")) if d.exists() else []
+
+
+@pytest.mark.parametrize("mode,words", [("tamper", b"does not match its digest"),
+                                        ("oversize", b"is larger than")])
+def test_bad_blob_refused(world, layout, mode, words):
+    reg, _ = fake_registry(world, layout, mode)
+    r = world.cj("pull", "-q", "--insecure-registry", reg, f"{reg}/test/app:app")
+    assert r.returncode == 125
+    assert words in r.stderr and b"refused" in r.stderr, r.stderr
+    assert r.stderr.count(b"\n") == 1, r.stderr
+    bad = re.search(rb"blob sha256:([0-9a-f]{64})", r.stderr).group(1).decode()
+    assert bad + ".partial" not in partials(world)  # the refused download is gone
+    # (a layer still downloading when that one failed stays resumable)
+    layers = {l["digest"][7:] for l in json.loads(
+        (layout.path / "blobs/sha256" / layout.app["digest"][7:]).read_bytes())["layers"]}
+    assert not layers & set(world.store_blobs())
+    listed = world.cj("images", "-q")
+    assert listed.stdout == b""  # nothing was named
+
+
+def test_resumed_download(world, layout):
+    reg, log = fake_registry(world, layout, "drop")
+    r = world.cj("pull", "--insecure-registry", reg, f"{reg}/test/app:app")
+    assert r.returncode == 0, r.stderr
+    requests = [l.split() for l in log.read_text().splitlines()]
+    layers = [l["digest"] for l in json.loads(
+        (layout.path / "blobs/sha256" / layout.app["digest"][7:]).read_bytes())["layers"]]
+    for digest in layers:
+        mine = [rng for d, rng in requests if d == digest]
+        size = len((layout.path / "blobs/sha256" / digest[7:]).read_bytes())
+        # the whole blob first, cut halfway; then the rest from where it broke
+        assert mine == ["-", f"bytes={size // 2}-"], (digest, mine)
+        assert world.store_blobs()[digest[7:]] == size
+    assert partials(world) == []
