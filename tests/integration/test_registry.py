@@ -390,3 +390,62 @@ def test_resumed_download(world, layout):
         assert mine == ["-", f"bytes={size // 2}-"], (digest, mine)
         assert world.store_blobs()[digest[7:]] == size
     assert partials(world) == []
+
+
+def test_load_archives_and_inspect(world, layout):
+    """docker-archive and OCI archive (skopeo) into the store, named from
+    the archive; inspect and images on the stored names."""
+    darch = world.top / "app-docker.tar"
+    sh("skopeo", "copy", f"oci:{layout.path}:app", f"docker-archive:{darch}:test/loaded:v2")
+    r = world.cj("load", "-i", darch, netns=False)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == b"Loaded image: docker.io/test/loaded:v2\n"
+    oarch = world.top / "app-oci.tar"
+    sh("skopeo", "copy", f"oci:{layout.path}:other", f"oci-archive:{oarch}:example.org/o/other:v3")
+    r = world.cj("load", "-i", oarch, netns=False)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == b"Loaded image: example.org/o/other:v3\n"
+    names = {json.loads(l)["Name"]
+             for l in world.cj("images", "--format", "json", netns=False).stdout.splitlines()}
+    assert names == {"docker.io/test/loaded:v2", "example.org/o/other:v3"}
+    info = json.loads(world.cj("inspect", "test/loaded:v2", netns=False).stdout)
+    assert "GREETING=from-config" in info["env"] and info["layers"] == 2
+    # nothing but what the two images use is left in the store
+    used = set()
+    for name in names:
+        d = json.loads(world.cj("inspect", name, netns=False).stdout)["digest"]
+        used.add(d[7:])
+        man = json.loads((world.cache / "store/blobs/sha256" / d[7:]).read_bytes())
+        used |= {man["config"]["digest"][7:], *(l["digest"][7:] for l in man["layers"])}
+    assert set(world.store_blobs()) == used
+    bad = world.top / "bad.tar"
+    with tarfile.open(bad, "w") as tf:
+        ti = tarfile.TarInfo("hello.txt")
+        ti.size = 2
+        tf.addfile(ti, io.BytesIO(b"hi"))
+    r = world.cj("load", "-i", bad, netns=False)
+    assert r.returncode == 125 and b"neither a docker-archive" in r.stderr
+    assert set(world.store_blobs()) == used
+
+
+def test_run_image_operand_and_rmi_in_use(world, layout):
+    """`run IMAGE CMD` by stored name (docker style, detached); rmi refuses
+    while that run lives, and removes every blob once it ended."""
+    darch = world.top / "app.tar"
+    sh("skopeo", "copy", f"oci:{layout.path}:app", f"docker-archive:{darch}:app:latest")
+    assert world.cj("load", "-i", darch, netns=False).returncode == 0
+    p = subprocess.Popen([str(BINARY), "run", "--memory", "256", "--cpus", "1", "--network",
+                          "none", "-d", "--name", "holder", "app", "sleep", "600"],
+                         env=world.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err
+    try:
+        r = world.cj("rmi", "app", netns=False)
+        assert r.returncode == 1 and b"used by a running VM" in r.stderr, r.stderr
+        assert world.cj("images", "-q", netns=False).stdout.strip()
+    finally:
+        world.cj("stop", "holder", netns=False, timeout=120)
+        world.cj("rm", "holder", netns=False)
+    r = world.cj("rmi", "app", netns=False)
+    assert r.returncode == 0, r.stderr
+    assert world.store_blobs() == {}

@@ -300,23 +300,34 @@ static int mark(struct cj_strv *keep, const char *digest)
 	return cj_strv_push(keep, digest);
 }
 
-/* Every blob a manifest references: itself, its config, its layers. */
+/* Every blob a manifest references: itself, its config, its layers; an
+ * index's manifests in turn (those it holds: an archive may carry one
+ * platform only). */
 static int mark_manifest(const struct cj_store *st, const char *digest, struct cj_strv *keep,
-                         struct cj_err *err)
+                         int depth, struct cj_err *err)
 {
 	char path[4200];
 	cj_autofree char *text = NULL;
 	struct cj_oci_manifest m;
+	struct cj_oci_index idx;
 	size_t len;
+	int r = 0;
 
 	if (mark(keep, digest) < 0)
 		return cj_fail(err, ENOMEM, "store");
 	cj_store_blob_path(st, digest, path, sizeof path);
 	if (cj_read_file(path, &text, &len, err) < 0)
 		return err->errnum == ENOENT ? (*err = (struct cj_err){0}, 0) : -1;
+	if (strstr(text, "\"manifests\"") && depth < 4 &&
+	    cj_oci_index_parse(text, len, &idx, err) == 0) {
+		for (size_t i = 0; i < idx.n && r == 0; i++)
+			r = mark_manifest(st, idx.manifests[i].digest, keep, depth + 1, err);
+		cj_oci_index_free(&idx);
+		return r;
+	}
 	if (cj_oci_manifest_parse(text, len, &m, err) < 0)
 		return cj_err_wrap(err, "store manifest %s", digest);
-	int r = mark(keep, m.config.digest);
+	r = mark(keep, m.config.digest);
 	for (size_t i = 0; i < m.nlayers && r == 0; i++)
 		r = mark(keep, m.layers[i].digest);
 	cj_oci_manifest_free(&m);
@@ -354,11 +365,31 @@ static int sweep(const struct cj_store *st, const struct cj_strv *keep, uint64_t
 	return 0;
 }
 
+int cj_store_collect(const struct cj_store *st, uint64_t *freed, struct cj_err *err)
+{
+	struct cj_strv keep = {0};
+	json_object *root, *m;
+	int r = 0;
+
+	if (!(root = read_index(st, err)))
+		return -1;
+	json_object_object_get_ex(root, "manifests", &m);
+	for (size_t i = 0; r == 0 && i < json_object_array_length(m); i++) {
+		struct cj_store_entry have;
+		entry_of(json_object_array_get_idx(m, i), &have);
+		r = mark_manifest(st, have.digest, &keep, 0, err);
+	}
+	json_object_put(root);
+	if (r == 0)
+		r = sweep(st, &keep, freed, err);
+	cj_strv_free(&keep);
+	return r;
+}
+
 int cj_store_remove(const struct cj_store *st, const struct cj_store_entry *e, uint64_t *freed,
                     struct cj_err *err)
 {
 	cj_autoclose int lock = cj_store_lock(st, true, err);
-	struct cj_strv keep = {0};
 	json_object *root, *m;
 	int r;
 
@@ -368,16 +399,8 @@ int cj_store_remove(const struct cj_store *st, const struct cj_store_entry *e, u
 	json_object_object_get_ex(root, "manifests", &m);
 	drop_entries(m, e->name, e->digest);
 	r = write_index(st, root, err);
-	for (size_t i = 0; r == 0 && i < json_object_array_length(m); i++) {
-		struct cj_store_entry have;
-		entry_of(json_object_array_get_idx(m, i), &have);
-		r = mark_manifest(st, have.digest, &keep, err);
-	}
 	json_object_put(root);
-	if (r == 0)
-		r = sweep(st, &keep, freed, err);
-	cj_strv_free(&keep);
-	return r;
+	return r < 0 ? -1 : cj_store_collect(st, freed, err);
 }
 
 int cj_store_image_size(const struct cj_store *st, const char *digest, uint64_t *size,
@@ -388,7 +411,7 @@ int cj_store_image_size(const struct cj_store *st, const char *digest, uint64_t 
 	char path[4200];
 
 	*size = 0;
-	if (mark_manifest(st, digest, &blobs, err) < 0) {
+	if (mark_manifest(st, digest, &blobs, 0, err) < 0) {
 		cj_strv_free(&blobs);
 		return -1;
 	}

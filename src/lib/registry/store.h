@@ -66,6 +66,9 @@ int cj_store_image_size(const struct cj_store *st, const char *digest, uint64_t 
  * "image_digest"): is digest one of them? */
 bool cj_store_in_use(const char *run_base, const char *digest);
 
+/* Delete the blobs no named manifest references (not .partial files);
+ * the caller holds the exclusive lock. *freed grows by their bytes. */
+int cj_store_collect(const struct cj_store *st, uint64_t *freed, struct cj_err *err);
 /* Remove a name (or every name of a digest) and then the blobs no
  * remaining manifest references; *freed says how many bytes. */
 int cj_store_remove(const struct cj_store *st, const struct cj_store_entry *e, uint64_t *freed,
