@@ -4,12 +4,14 @@ OCI layout's manifests and blobs over plain HTTP, and in its MODE
   tamper    changes a byte of every layer it serves (same length),
   oversize  serves every layer with extra bytes after it,
   drop      cuts the first whole-blob answer of each layer halfway (the
-            Content-Length promised in full), then honours Range.
+            Content-Length promised in full), then honours Range,
+  slow      sends layers at 256 KiB/s.
 Every blob request is appended to LOG as "<digest> <Range header or ->".
 Usage: fake_registry.py LAYOUT PORT MODE LOG"""
 import hashlib
 import json
 import sys
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -83,11 +85,20 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
             self.close_connection = True
             return
-        if rng and rng.startswith("bytes="):
-            start = int(rng[6:].split("-")[0])
-            return self.answer(206, data[start:], extra=[
-                ("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")])
-        return self.answer(200, data)
+        start = int(rng[6:].split("-")[0]) if rng and rng.startswith("bytes=") else 0
+        if start:
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        else:
+            self.send_response(200)
+        self.send_header("Content-Length", str(len(data) - start))
+        self.end_headers()
+        step = 32768 if layer and MODE == "slow" else len(data) or 1
+        for off in range(start, len(data), step):
+            self.wfile.write(data[off:off + step])
+            if step < len(data):
+                self.wfile.flush()
+                time.sleep(0.125)
 
 
 ThreadingHTTPServer(("127.0.0.1", PORT), Handler).serve_forever()

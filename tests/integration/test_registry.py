@@ -8,6 +8,7 @@ namespace (nsenter --net); runs use the store from the host's. Assertions
 are on what the workload printed from inside the VM, on the store's files
 and on the fake registry's own log."""
 import base64
+import fcntl
 import gzip
 import hashlib
 import io
@@ -15,6 +16,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tarfile
 import time
@@ -449,3 +451,55 @@ def test_run_image_operand_and_rmi_in_use(world, layout):
     r = world.cj("rmi", "app", netns=False)
     assert r.returncode == 0, r.stderr
     assert world.store_blobs() == {}
+
+
+def test_interrupted_pull_resumes(world, layout):
+    """Ctrl-C mid-download: exit 125 at once, no lock held, no temporary
+    file, the partial blob kept; the next pull asks only for the rest."""
+    reg, log = fake_registry(world, layout, "slow")
+    argv = [*world.nsexec(), str(BINARY), "pull", "--insecure-registry", reg,
+            f"{reg}/test/app:app"]
+    p = subprocess.Popen(argv, env=world.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        sizes = [(world.cache / "store/blobs/sha256" / n).stat().st_size
+                 for n in partials(world)]
+        if sizes and max(sizes) > 65536:
+            break
+        time.sleep(0.05)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=10)
+    assert p.returncode == 125 and b"interrupted" in err, err
+    left = partials(world)
+    assert left
+    store = world.cache / "store"
+    assert not [q for q in store.rglob("*") if q.name.endswith(".tmp")]
+    with open(world.cache / "store.lock", "w") as f:  # nobody holds the lock
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    have = {n[:-8]: (store / "blobs/sha256" / n).stat().st_size for n in left}
+    log.write_text("")
+    r = world.cj("pull", "-q", "--insecure-registry", reg, f"{reg}/test/app:app", timeout=120)
+    assert r.returncode == 0, r.stderr
+    ranges = dict(l.split() for l in log.read_text().splitlines())
+    for hexd, size in have.items():
+        if size:
+            assert ranges["sha256:" + hexd] == f"bytes={size}-", ranges
+        data = (store / "blobs/sha256" / hexd).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == hexd
+    assert partials(world) == []
+
+
+def test_run_pulls_when_missing(world, layout):
+    """run REGISTRY/NAME:TAG pulls what is not stored (--pull missing, the
+    default); --pull never refuses it with the fix named."""
+    reg = world.registry()
+    world.push(layout.path, "other", f"{reg}/test/other:v1")
+    base = ("run", "--memory", "256", "--cpus", "1", "--network", "none",
+            "--insecure-registry", reg)
+    never = world.cj(*base, "--pull", "never", f"{reg}/test/other:v1", "cat", "/file")
+    assert never.returncode == 125 and b"ctr-jailer pull" in never.stderr, never.stderr
+    r = world.cj(*base, f"{reg}/test/other:v1", "cat", "/file")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == b"the other image\n"
+    names = [json.loads(l)["Name"] for l in world.cj("images", "--format", "json").stdout.splitlines()]
+    assert names == [f"{reg}/test/other:v1"]
