@@ -248,6 +248,7 @@ static int dl_start(struct dl *b, CURLM *multi, struct cj_err *err)
 		curl_easy_setopt(b->h, CURLOPT_RANGE, range);
 	}
 	curl_easy_setopt(b->h, CURLOPT_HTTPHEADER, b->hdrs);
+	curl_easy_setopt(b->h, CURLOPT_BUFFERSIZE, 512L * 1024L);
 	curl_easy_setopt(b->h, CURLOPT_WRITEFUNCTION, on_blob);
 	curl_easy_setopt(b->h, CURLOPT_WRITEDATA, b);
 	curl_easy_setopt(b->h, CURLOPT_PRIVATE, b);
