@@ -503,3 +503,26 @@ def test_run_pulls_when_missing(world, layout):
     assert r.stdout == b"the other image\n"
     names = [json.loads(l)["Name"] for l in world.cj("images", "--format", "json").stdout.splitlines()]
     assert names == [f"{reg}/test/other:v1"]
+
+
+def test_whole_partial_checked_not_fetched(world, layout):
+    """A .partial already whole: kept without a request when its digest
+    matches, downloaded afresh when it does not."""
+    reg, log = fake_registry(world, layout, "plain")
+    layers = [l["digest"][7:] for l in json.loads(
+        (layout.path / "blobs/sha256" / layout.app["digest"][7:]).read_bytes())["layers"]]
+    blobs = world.cache / "store/blobs/sha256"
+    blobs.mkdir(parents=True)
+    good, bad = layers
+    shutil.copy(layout.path / "blobs/sha256" / good, blobs / f"{good}.partial")
+    data = bytearray((layout.path / "blobs/sha256" / bad).read_bytes())
+    data[-1] ^= 0xff
+    (blobs / f"{bad}.partial").write_bytes(data)
+    r = world.cj("pull", "-q", "--insecure-registry", reg, f"{reg}/test/app:app")
+    assert r.returncode == 0, r.stderr
+    asked = [l.split() for l in log.read_text().splitlines()]
+    assert not [a for a in asked if a[0] == "sha256:" + good]
+    assert [a[1] for a in asked if a[0] == "sha256:" + bad] == ["-"]
+    for hexd in layers:
+        assert hashlib.sha256((blobs / hexd).read_bytes()).hexdigest() == hexd
+    assert partials(world) == []

@@ -305,6 +305,31 @@ static int dl_finish(struct dl *b, CURLM *multi, struct cj_err *err)
 	return 0;
 }
 
+/* A partial file that is already whole: kept when it matches its digest
+ * (0), else emptied for a fresh download (1). */
+static int dl_complete(struct dl *b, CURLM *multi, struct cj_err *err)
+{
+	char got[72];
+	struct cj_hash *h = b->hash;
+
+	memcpy(got, "sha256:", 7);
+	cj_hash_final_hex(h, got + 7);
+	b->hash = cj_hash_new();
+	if (strcmp(got, b->d->digest) == 0) {
+		cj_hash_final_hex(b->hash, (char[65]){0});
+		b->hash = NULL;
+		if (rename(b->partial, b->final) < 0)
+			return cj_fail(err, errno, "store blob %s", b->d->digest);
+		dl_close(b, multi);
+		b->done = true;
+		return 0;
+	}
+	if (ftruncate(b->fd, 0) < 0 || lseek(b->fd, 0, SEEK_SET) < 0)
+		return cj_fail(err, errno, "truncate %s", b->partial);
+	b->have = 0;
+	return 1;
+}
+
 static int dl_done(struct dl *b, CURLM *multi, CURLcode c, struct cj_err *err)
 {
 	const char *host = b->r->ref.host, *dg = b->d->digest;
@@ -358,6 +383,11 @@ static int dl_fill(struct dl *v, size_t n, size_t *next, size_t *active, CURLM *
 			continue;
 		if (dl_open_partial(b, err) < 0)
 			return -1;
+		if (b->have == b->d->size && b->have > 0) { /* whole, not yet checked */
+			int r = dl_complete(b, multi, err);
+			if (r <= 0)
+				return r < 0 ? -1 : 0;
+		}
 		snprintf(label, sizeof label, "pull %.19s", b->d->digest);
 		b->prog = cj_progress_start(label, CJ_PROGRESS_BYTES, b->d->size);
 		cj_progress_add(b->prog, b->have);
