@@ -299,12 +299,17 @@ static void test_store(void **state)
 	snprintf(partial, sizeof partial, "%s/store/blobs/sha256/%s.partial", cache, HEX_A);
 	FILE *f = fopen(partial, "w");
 	fclose(f);
+	char tmp[300];
+	snprintf(tmp, sizeof tmp, "%s/store/blobs/sha256/load-1.tmp", cache);
+	f = fopen(tmp, "w");
+	fclose(f);
 	cj_store_find(&st, "a", &e, &err);
 	assert_int_equal(cj_store_remove(&st, &e, &freed, &err), 0);
 	assert_true(freed > 0); /* b's old manifest and config */
 	assert_false(cj_store_has_blob(&st, b, blen));
 	assert_true(cj_store_has_blob(&st, a, alen));
 	assert_int_equal(access(partial, F_OK), 0); /* downloads in progress stay */
+	assert_int_equal(access(tmp, F_OK), -1);     /* what a killed writer left goes */
 	/* the last name: every blob goes */
 	cj_store_find(&st, "b", &e, &err);
 	e.name[0] = '\0'; /* by digest: every name */

@@ -342,7 +342,15 @@ static bool kept(const struct cj_strv *keep, const char *hex)
 	return false;
 }
 
-/* Delete the blobs outside keep (not .partial downloads: prune's). */
+static bool is_tmp(const char *name)
+{
+	size_t len = strlen(name);
+	return len > 4 && strcmp(name + len - 4, ".tmp") == 0;
+}
+
+/* Delete the blobs outside keep (not .partial downloads: prune's), and
+ * the temporary files an interrupted writer left: every writer holds the
+ * exclusive lock the caller holds now. */
 static int sweep(const struct cj_store *st, const struct cj_strv *keep, uint64_t *freed,
                  struct cj_err *err)
 {
@@ -355,7 +363,7 @@ static int sweep(const struct cj_store *st, const struct cj_strv *keep, uint64_t
 		return errno == ENOENT ? 0 : cj_fail(err, errno, "open %s", dir);
 	while ((d = readdir(dp))) {
 		struct stat s;
-		if (strlen(d->d_name) != 64 || kept(keep, d->d_name))
+		if (!is_tmp(d->d_name) && (strlen(d->d_name) != 64 || kept(keep, d->d_name)))
 			continue;
 		snprintf(path, sizeof path, "%s/%s", dir, d->d_name);
 		if (lstat(path, &s) == 0 && unlink(path) == 0)
@@ -363,6 +371,23 @@ static int sweep(const struct cj_store *st, const struct cj_strv *keep, uint64_t
 	}
 	closedir(dp);
 	return 0;
+}
+
+/* index.json's temporary files an interrupted writer left. */
+static void sweep_top(const struct cj_store *st)
+{
+	char path[4400];
+	struct dirent *d;
+	DIR *dp = opendir(st->dir);
+
+	while (dp && (d = readdir(dp))) {
+		if (!is_tmp(d->d_name))
+			continue;
+		snprintf(path, sizeof path, "%s/%s", st->dir, d->d_name);
+		unlink(path);
+	}
+	if (dp)
+		closedir(dp);
 }
 
 int cj_store_collect(const struct cj_store *st, uint64_t *freed, struct cj_err *err)
@@ -382,6 +407,8 @@ int cj_store_collect(const struct cj_store *st, uint64_t *freed, struct cj_err *
 	json_object_put(root);
 	if (r == 0)
 		r = sweep(st, &keep, freed, err);
+	if (r == 0)
+		sweep_top(st);
 	cj_strv_free(&keep);
 	return r;
 }
