@@ -309,7 +309,7 @@ static void test_store(void **state)
 	assert_false(cj_store_has_blob(&st, b, blen));
 	assert_true(cj_store_has_blob(&st, a, alen));
 	assert_int_equal(access(partial, F_OK), 0); /* downloads in progress stay */
-	assert_int_equal(access(tmp, F_OK), -1);     /* what a killed writer left goes */
+	assert_int_equal(access(tmp, F_OK), -1);    /* what a killed writer left goes */
 	/* the last name: every blob goes */
 	cj_store_find(&st, "b", &e, &err);
 	e.name[0] = '\0'; /* by digest: every name */
