@@ -412,6 +412,10 @@ def test_load_archives_and_inspect(world, layout):
     assert names == {"docker.io/test/loaded:v2", "example.org/o/other:v3"}
     info = json.loads(world.cj("inspect", "test/loaded:v2", netns=False).stdout)
     assert "GREETING=from-config" in info["env"] and info["layers"] == 2
+    # the store is an OCI layout that oci: opens, by the full name
+    direct = world.cj("inspect", f"oci:{world.cache}/store:docker.io/test/loaded:v2", netns=False)
+    assert direct.returncode == 0, direct.stderr
+    assert json.loads(direct.stdout)["digest"] == info["digest"]
     # nothing but what the two images use is left in the store
     used = set()
     for name in names:

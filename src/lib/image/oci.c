@@ -403,9 +403,41 @@ static int check_platform(const struct cj_image_config *cfg, struct cj_err *err)
 	return 0;
 }
 
+/* "oci:DIR:NAME" where NAME itself has a ':' (a full reference, as the
+ * store names images: docker.io/library/busybox:latest): when DIR as
+ * split at the last ':' does not exist, split at the first ':' that ends
+ * an OCI layout's directory instead. */
+static int resplit_layout(struct cj_image_ref *ref, struct cj_err *err)
+{
+	cj_autofree char *whole = NULL;
+	char probe[PATH_MAX + 16];
+	struct stat st;
+
+	if (!ref->tag || stat(ref->path, &st) == 0 ||
+	    asprintf(&whole, "%s:%s", ref->path, ref->tag) < 0)
+		return 0;
+	for (char *c = strchr(whole, ':'); c; c = strchr(c + 1, ':')) {
+		snprintf(probe, sizeof probe, "%.*s/oci-layout", (int)(c - whole), whole);
+		if (access(probe, F_OK) < 0)
+			continue;
+		char *path = strndup(whole, (size_t)(c - whole)), *tag = strdup(c + 1);
+		if (!path || !tag) {
+			free(path);
+			free(tag);
+			return cj_fail(err, ENOMEM, "image reference");
+		}
+		free(ref->path);
+		free(ref->tag);
+		ref->path = path;
+		ref->tag = tag;
+		return 0;
+	}
+	return 0;
+}
+
 static int oci_open(struct cj_image *img, struct cj_err *err)
 {
-	const char *dir = img->ref.path;
+	const char *dir;
 	char path[PATH_MAX + 32], *text = NULL;
 	struct cj_descriptor d;
 	struct cj_oci_index idx;
@@ -413,6 +445,9 @@ static int oci_open(struct cj_image *img, struct cj_err *err)
 	size_t len;
 	int r;
 
+	if (resplit_layout(&img->ref, err) < 0)
+		return -1;
+	dir = img->ref.path;
 	if (stat(dir, &st) < 0)
 		return cj_fail(err, errno, "%s", dir);
 	snprintf(path, sizeof path, "%s/oci-layout", dir);
