@@ -16,6 +16,7 @@
 
 #include "image/layer.h"
 #include "image/tree.h"
+#include "registry/ref.h"
 #include "registry/store.h"
 #include "util/util.h"
 
@@ -652,6 +653,7 @@ static int store_ref(const char *s, const char *cache_dir, struct cj_image_ref *
 {
 	struct cj_store st;
 	struct cj_store_entry e;
+	struct cj_reg_ref parsed;
 	int r;
 
 	if (!cache_dir)
@@ -659,6 +661,11 @@ static int store_ref(const char *s, const char *cache_dir, struct cj_image_ref *
 	cj_store_paths(cache_dir, &st);
 	if ((r = cj_store_find(&st, s, &e, err)) < 0)
 		return -1;
+	if (r == 0 && cj_reg_ref_parse(s, &parsed, err) < 0)
+		return cj_fail(err, 0,
+		               "image '%s' is neither stored nor a registry reference: give "
+		               "[REGISTRY/]NAME[:TAG], oci:DIR[:TAG], docker-archive:FILE or tar:FILE",
+		               s);
 	if (r == 0)
 		return cj_fail(err, 0,
 		               "image '%s' is not stored: pull it ('ctr-jailer pull %s') or give "
