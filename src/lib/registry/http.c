@@ -276,6 +276,13 @@ static int fetch_token(struct reg *r, const struct cj_reg_challenge *c, struct c
 	bool basic = r->basic;
 	int ret;
 
+	/* the credentials go there: never in clear from a TLS registry */
+	if (strncmp(c->realm, "https://", 8) != 0 &&
+	    !(strncmp(c->realm, "http://", 7) == 0 && strncmp(r->base, "http://", 7) == 0))
+		return cj_fail(err, 0,
+		               "registry %s: its token service %.200s is not an https:// address: "
+		               "refused",
+		               r->ref.host, c->realm);
 	snprintf(scope, sizeof scope, "repository:%s:pull", r->ref.path);
 	esvc = escaped(c->service);
 	escope = escaped(c->scope[0] ? c->scope : scope);

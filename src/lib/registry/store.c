@@ -157,7 +157,8 @@ static void entry_of(json_object *d, struct cj_store_entry *e)
 	json_object *v, *ann;
 
 	memset(e, 0, sizeof *e);
-	if (json_object_object_get_ex(d, "digest", &v))
+	if (json_object_object_get_ex(d, "digest", &v) &&
+	    cj_digest_valid(json_object_get_string(v)))
 		snprintf(e->digest, sizeof e->digest, "%s", json_object_get_string(v));
 	if (json_object_object_get_ex(d, "mediaType", &v))
 		snprintf(e->media_type, sizeof e->media_type, "%s", json_object_get_string(v));
@@ -313,6 +314,8 @@ static int mark_manifest(const struct cj_store *st, const char *digest, struct c
 	size_t len;
 	int r = 0;
 
+	if (!cj_digest_valid(digest))
+		return 0; /* a damaged entry names nothing */
 	if (mark(keep, digest) < 0)
 		return cj_fail(err, ENOMEM, "store");
 	cj_store_blob_path(st, digest, path, sizeof path);
@@ -402,7 +405,8 @@ int cj_store_collect(const struct cj_store *st, uint64_t *freed, struct cj_err *
 	for (size_t i = 0; r == 0 && i < json_object_array_length(m); i++) {
 		struct cj_store_entry have;
 		entry_of(json_object_array_get_idx(m, i), &have);
-		r = mark_manifest(st, have.digest, &keep, 0, err);
+		if (have.digest[0])
+			r = mark_manifest(st, have.digest, &keep, 0, err);
 	}
 	json_object_put(root);
 	if (r == 0)
