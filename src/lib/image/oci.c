@@ -662,10 +662,11 @@ static int store_ref(const char *s, const char *cache_dir, struct cj_image_ref *
 	if ((r = cj_store_find(&st, s, &e, err)) < 0)
 		return -1;
 	if (r == 0 && cj_reg_ref_parse(s, &parsed, err) < 0)
-		return cj_fail(err, 0,
-		               "image '%s' is neither stored nor a registry reference: give "
-		               "[REGISTRY/]NAME[:TAG], oci:DIR[:TAG], docker-archive:FILE or tar:FILE",
-		               s);
+		return cj_fail(
+		    err, 0,
+		    "image '%s' is neither stored nor a registry reference: give "
+		    "[REGISTRY/]NAME[:TAG], oci:DIR[:TAG], docker-archive:FILE or tar:FILE",
+		    s);
 	if (r == 0)
 		return cj_fail(err, 0,
 		               "image '%s' is not stored: pull it ('ctr-jailer pull %s') or give "
