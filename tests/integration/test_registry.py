@@ -301,7 +301,7 @@ def test_htpasswd_auth(world, layout):
     shutil.copy(ca, world.top / "certs/ca.crt")
     base = ("pull", "--cert-dir", world.top / "certs")
     none = world.cj(*base, f"{reg}/test/app:v1")
-    assert none.returncode == 125
+    assert none.returncode == 125, none.stderr.decode()[-3000:]
     assert b"--creds" in none.stderr and b"docker login" in none.stderr, none.stderr
     wrong = world.cj(*base, "--creds", "alice:nope", f"{reg}/test/app:v1")
     assert wrong.returncode == 125

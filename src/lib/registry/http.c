@@ -316,19 +316,29 @@ static int authenticate(struct reg *r, const char *www, struct cj_err *err)
 	return 0;
 }
 
+static void resp_reset(struct resp *out, size_t max)
+{
+	free(out->body);
+	memset(out, 0, sizeof *out);
+	out->max = max;
+}
+
+/* out->body is the caller's on success, freed on failure. */
 int reg_get(struct reg *r, const char *url, const char *accept, size_t max, struct resp *out,
             struct cj_err *err)
 {
 	memset(out, 0, sizeof *out);
 	out->max = max;
 	if (perform(r, url, accept, out, true, err) < 0)
-		return -1;
+		goto fail;
 	if (out->code != 401 || !out->www[0] || r->bearer || r->basic)
 		return 0;
 	if (authenticate(r, out->www, err) < 0)
-		return -1;
-	free(out->body);
-	memset(out, 0, sizeof *out);
-	out->max = max;
-	return perform(r, url, accept, out, true, err);
+		goto fail;
+	resp_reset(out, max);
+	if (perform(r, url, accept, out, true, err) == 0)
+		return 0;
+fail:
+	resp_reset(out, max);
+	return -1;
 }
