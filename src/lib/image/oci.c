@@ -688,6 +688,7 @@ int cj_image_open(const char *ref, const char *cache_dir, struct cj_image *img, 
 	int r;
 
 	memset(img, 0, sizeof *img);
+	img->from_store = !cj_image_ref_is_file_form(ref) && cache_dir;
 	if ((cj_image_ref_is_file_form(ref) ? cj_image_ref_parse(ref, &img->ref, err)
 	                                    : store_ref(ref, cache_dir, &img->ref, err)) < 0)
 		return -1;
@@ -1031,12 +1032,18 @@ int cj_image_base_get(const char *cache_dir, const struct cj_image *img, struct 
 	/* The lock file stays: unlinking it while another start waits on it
 	 * would let a third start take a new one and unpack alongside. */
 	if (stat(out->path, &st) < 0) {
+		struct cj_store store;
+		cj_autoclose int store_lock = -1;
 		if (geteuid() != 0)
 			return cj_fail(
 			    err, 0,
 			    "image %s: unpacking an image needs root (to keep its owners and "
 			    "file capabilities); once unpacked, it runs without",
 			    img->ref_str);
+		/* a stored image's blobs stay while they are read (rmi waits) */
+		cj_store_paths(cache_dir, &store);
+		if (img->from_store && (store_lock = cj_store_lock(&store, false, err)) < 0)
+			return -1;
 		snprintf(tree, sizeof tree, "%s/%s-%s.unpack", dir, kind, hex);
 		if (unpack_and_build(img, dir, tree, out->path, err) < 0)
 			return -1;

@@ -138,6 +138,7 @@ struct cj_image {
 	bool has_config;                     /* false for tar: */
 	struct cj_oci_manifest manifest;     /* oci: */
 	struct cj_docker_manifest dmanifest; /* docker-archive: */
+	bool from_store;                     /* a name of the local store (registry/store.h) */
 	/* --max-image-size: what unpacking may write, in bytes; 0: the default,
 	 * the smaller of CJ_IMAGE_DEFAULT_BUDGET and 90% of the cache's free
 	 * space. Entries: one per CJ_IMAGE_BYTES_PER_ENTRY of it. */
