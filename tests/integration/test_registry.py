@@ -449,6 +449,13 @@ def test_run_image_operand_and_rmi_in_use(world, layout):
         r = world.cj("rmi", "app", netns=False)
         assert r.returncode == 1 and b"used by a running VM" in r.stderr, r.stderr
         assert world.cj("images", "-q", netns=False).stdout.strip()
+        # -f forces; a second name of the image goes, its blobs stay (still "app")
+        assert world.cj("tag", "app", "app:second", netns=False).returncode == 0
+        before = world.store_blobs()
+        assert world.cj("rmi", "app:second", netns=False).returncode == 1
+        forced = world.cj("rmi", "-f", "app:second", netns=False)
+        assert forced.returncode == 0, forced.stderr
+        assert world.store_blobs() == before
     finally:
         world.cj("stop", "holder", netns=False, timeout=120)
         world.cj("rm", "holder", netns=False)
