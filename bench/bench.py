@@ -53,7 +53,8 @@ def vmm_rss_kib(parent: int) -> int:
 
 def run_once(cache: Path, rootfs: Path, run_dir: Path, options=(), command=("/bin/true",),
              prefix=()):
-    argv = [*prefix, str(BIN), "run", "--rootfs", str(rootfs), "--memory", "256", "--cpus", "1",
+    argv = [*prefix, str(BIN), "run", *(["--rootfs", str(rootfs)] if rootfs else []),
+            "--memory", "256", "--cpus", "1",
             "--network", "none", "--no-env-passthrough", "--timings", *options, "--", *command]
     env = {"PATH": os.environ["PATH"], "CTR_JAILER_CACHE": str(cache),
            "CTR_JAILER_RUN_DIR": str(run_dir)}
@@ -123,9 +124,90 @@ def exec_and_supervisor(cache: Path, rootfs: Path, run_dir: Path, runs: int) -> 
             "supervisor_rss_file_kib": status["RssFile"]}
 
 
+def registry_pull(cache: Path, tmp: Path, megabytes: int) -> dict:
+    """Pull + unpack throughput from Debian's docker-registry in a network
+    namespace of our own: an image of four layers of incompressible data
+    (megabytes in all) over busybox, pushed with skopeo; a cold store."""
+    import gzip
+    import hashlib
+    import io
+    import tarfile
+    lay = tmp / "reg-layout"
+    (lay / "blobs/sha256").mkdir(parents=True)
+    (lay / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+
+    def put(data, mt):
+        d = "sha256:" + hashlib.sha256(data).hexdigest()
+        (lay / "blobs/sha256" / d[7:]).write_bytes(data)
+        return {"mediaType": mt, "digest": d, "size": len(data)}
+
+    def layer(files):
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tf:
+            for name, data in files.items():
+                ti = tarfile.TarInfo(name)
+                ti.size, ti.mode = len(data), 0o755
+                tf.addfile(ti, io.BytesIO(data))
+        return buf.getvalue()
+
+    raws = [layer({"bin/busybox": Path("/bin/busybox").read_bytes()})]
+    for i in range(4):
+        raws.append(layer({f"data/{i}/f{j}": os.urandom(1 << 20)
+                           for j in range(megabytes // 4)}))
+    descs = [put(gzip.compress(r, 1, mtime=0), "application/vnd.oci.image.layer.v1.tar+gzip")
+             for r in raws]
+    cfg = put(json.dumps({"architecture": "amd64", "os": "linux", "config": {},
+                          "rootfs": {"type": "layers", "diff_ids": [
+                              "sha256:" + hashlib.sha256(r).hexdigest() for r in raws]}}).encode(),
+              "application/vnd.oci.image.config.v1+json")
+    man = put(json.dumps({"schemaVersion": 2, "config": cfg, "layers": descs}).encode(),
+              "application/vnd.oci.image.manifest.v1+json")
+    (lay / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [
+        {**man, "annotations": {"org.opencontainers.image.ref.name": "big"}}]}))
+    total = sum(d["size"] for d in descs)
+    ns = f"cjbreg{os.getpid()}"
+    enter = ["nsenter", f"--net=/var/run/netns/{ns}"]
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
+    conf = tmp / "registry.yml"
+    conf.write_text(f"version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n"
+                    f"    rootdirectory: {tmp}/registry\nhttp:\n  addr: 127.0.0.1:5000\n")
+    reg = subprocess.Popen([*enter, "docker-registry", "serve", str(conf)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(1)
+        subprocess.run([*enter, "skopeo", "copy", f"oci:{lay}:big",
+                        "docker://127.0.0.1:5000/bench/big:1", "--dest-tls-verify=false"],
+                       check=True, capture_output=True)
+        cold = tmp / "cache-registry"
+        cold.mkdir()
+        (cold / "kernels").symlink_to(cache / "kernels")
+        env = {"PATH": os.environ["PATH"], "CTR_JAILER_CACHE": str(cold)}
+        t0 = time.monotonic()
+        subprocess.run([*enter, str(BIN), "pull", "-q", "--insecure-registry", "127.0.0.1:5000",
+                        "127.0.0.1:5000/bench/big:1"], env=env, check=True, capture_output=True)
+        pull_s = time.monotonic() - t0
+        t = run_once(cold, None, tmp / "run",
+                     ["--image", "127.0.0.1:5000/bench/big:1", "--pull", "never"],
+                     ("/bin/busybox", "true"))
+    finally:
+        reg.kill()
+        reg.wait()
+        subprocess.run(["ip", "netns", "del", ns])
+    return {"registry_image_mib": round(total / (1 << 20), 1),
+            "registry_pull_ms": round(pull_s * 1000, 1),
+            "registry_pull_mib_s": round(total / (1 << 20) / pull_s, 1),
+            "registry_unpack_build_ms": t["base_image_ms"],
+            "registry_pull_unpack_mib_s": round(
+                total / (1 << 20) / (pull_s + t["base_image_ms"] / 1000), 1)}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument("--registry-mb", type=int, default=200)
+    ap.add_argument("--only", choices=["all", "registry"], default="all",
+                    help="registry: only the pull + unpack throughput")
     ap.add_argument("--big-mb", type=int, default=500)
     ap.add_argument("--cache", default=os.environ.get("CTR_JAILER_CACHE",
                                                       "/var/tmp/ctr-jailer-test-cache"))
@@ -135,8 +217,13 @@ def main():
         subprocess.run([BIN, "kernel", "fetch"], check=True,
                        env={**os.environ, "CTR_JAILER_CACHE": str(cache)})
     results = {}
+    if args.only == "registry":
+        with tempfile.TemporaryDirectory(dir="/var/tmp") as tmp:
+            print(json.dumps(registry_pull(cache, Path(tmp), args.registry_mb), indent=2))
+        return
     with tempfile.TemporaryDirectory(dir="/var/tmp") as tmp:
         tmp = Path(tmp)
+        results.update(registry_pull(cache, tmp, args.registry_mb))
         small, big = tmp / "rootfs-10mb", tmp / "rootfs-big"
         make_rootfs(small, 10)
         make_rootfs(big, args.big_mb)

@@ -17,6 +17,9 @@ packages=(
   # image tests: OCI images built offline (umoci), converted (skopeo),
   # a file capability (setcap), a zstd rootfs tarball
   umoci skopeo libcap2-bin zstd
+  # registry tests: a real registry (plain HTTP, TLS, htpasswd auth) in a test
+  # namespace, its password file, and a test CA
+  docker-registry apache2-utils openssl
   # Firecracker contract tests: its OpenAPI schema, read and applied
   python3-yaml python3-jsonschema
   # Docker end-to-end test: its own dockerd in a test namespace, Compose,

@@ -142,6 +142,20 @@ static json_object *health_json(const struct cj_spec *s)
 	return o;
 }
 
+/* The registry settings (the credentials only as whether they were given). */
+static json_object *pull_json(const struct cj_pull_settings *p)
+{
+	static const char *const policies[] = {"missing", "always", "never"};
+	json_object *o = json_object_new_object();
+
+	add(o, "policy", json_object_new_string(policies[p->policy]));
+	add(o, "platform", str_or_null(p->platform));
+	add(o, "creds", json_object_new_boolean(p->creds != NULL));
+	add(o, "cert_dir", str_or_null(p->cert_dir));
+	add(o, "insecure_registries", str_or_null(p->insecure));
+	return o;
+}
+
 char *cli_spec_json(const struct cj_spec *s)
 {
 	json_object *o = json_object_new_object();
@@ -150,6 +164,7 @@ char *cli_spec_json(const struct cj_spec *s)
 	add(o, "rootfs", s->image ? NULL : str_or_null(s->rootfs));
 	add(o, "image", str_or_null(s->image));
 	add(o, "max_image_size", json_object_new_int64((int64_t)s->max_image_size));
+	add(o, "pull", pull_json(&s->pull));
 	add(o, "command", command_json(s));
 	add(o, "kernel", str_or_null(s->kernel));
 	add(o, "modules", str_or_null(s->modules_dir));

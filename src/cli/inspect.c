@@ -5,6 +5,7 @@
 #include "lifecycle.h"
 
 #include "image/oci.h"
+#include "registry/store.h"
 #include "run/runs.h"
 #include "util/sanitize.h"
 
@@ -82,10 +83,20 @@ static json_object *healthcheck_json(const struct cj_image_config *c)
 	return h;
 }
 
+/* A file form, or (when no run has that name or id) a stored image. */
 static bool image_ref(const char *ref)
 {
-	return strncmp(ref, "oci:", 4) == 0 || strncmp(ref, "docker-archive:", 15) == 0 ||
-	       strncmp(ref, "tar:", 4) == 0;
+	struct cj_store st;
+	struct cj_store_entry e;
+	struct cj_err ignored = {0};
+	char id[16];
+
+	if (cj_image_ref_is_file_form(ref))
+		return true;
+	if (cj_runs_find(cli_run_base(), ref, id, &ignored) == 0)
+		return false;
+	cj_store_paths(cli_cache_dir(), &st);
+	return cj_store_find(&st, ref, &e, &ignored) == 1;
 }
 
 static int inspect_main(const struct cli_verb *verb, int argc, char **argv)
@@ -151,9 +162,10 @@ static int inspect_main(const struct cli_verb *verb, int argc, char **argv)
 
 const struct cli_verb cli_inspect_verb = {
     .name = "inspect",
-    .usage = "inspect NAME|ID | oci:DIR[:TAG] | docker-archive:FILE | tar:FILE",
+    .usage = "inspect NAME|ID | IMAGE | oci:DIR[:TAG] | docker-archive:FILE | tar:FILE",
     .about = "Print, as JSON, a run's record (its command, state, times, exit code, OOM "
-             "flag, address and published ports), or what 'run --image IMAGE' would run: "
+             "flag, address and published ports), or what 'run --image IMAGE' would run (a "
+             "stored image, or a file form): "
              "the image's digests, config and command.",
     .main = inspect_main,
 };

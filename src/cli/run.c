@@ -3,7 +3,11 @@
  * grouped --help and the seed's environment variables all come from it. */
 #include "run.h"
 
+#include "image/oci.h"
+#include "registry/ref.h"
+#include "registry/store.h"
 #include "run/run.h"
+#include "util/progress.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -24,8 +28,21 @@ static const struct cli_opt run_opts[] = {
     {"rootfs", 0, "DIR", NULL, opt_rootfs, NULL, G_WHAT,
      "root filesystem (default " CJ_DEFAULT_ROOTFS ")"},
     {"image", 0, "IMAGE", "CTR_JAILER_IMAGE", opt_image, opt_image_env, G_WHAT,
-     "a container image instead: oci:DIR[:TAG], docker-archive:FILE or tar:FILE; its "
-     "config is honoured and COMMAND, when given, replaces its Cmd"},
+     "a container image instead: a stored name, a registry reference, oci:DIR[:TAG], "
+     "docker-archive:FILE or tar:FILE; its config is honoured and COMMAND, when given, "
+     "replaces its Cmd"},
+    {"pull", 0, "missing|always|never", NULL, opt_pull, NULL, G_WHAT,
+     "pull a registry image when it is not stored (default), every time, or never"},
+    {"platform", 0, "OS/ARCH[/VARIANT]", NULL, opt_platform, NULL, G_WHAT,
+     "the image a multi-platform index is pulled for (default linux/amd64)"},
+    {"creds", 0, "USER:PASS", NULL, opt_creds, NULL, G_WHAT,
+     "registry credentials (else CTR_JAILER_REGISTRY_AUTH, else ~/.docker/config.json)"},
+    {"cert-dir", 0, "DIR", NULL, opt_cert_dir, NULL, G_WHAT,
+     "registry TLS material added to the system's CAs: ca.crt, client.cert, client.key in "
+     "DIR or DIR/HOST[:PORT]"},
+    {"insecure-registry", 0, "HOST[:PORT]", "CTR_JAILER_INSECURE_REGISTRIES", opt_insecure_registry,
+     NULL, G_WHAT,
+     "pull from this registry over plain HTTP; repeatable, the variable comma-separated"},
     {"entrypoint", 0, "CMD", NULL, opt_entrypoint, NULL, G_WHAT,
      "replace the image's Entrypoint ('' clears it) and its Cmd"},
     {"max-image-size", 0, "SIZE", "CTR_JAILER_MAX_IMAGE_SIZE", opt_max_image_size, NULL, G_WHAT,
@@ -157,7 +174,7 @@ static int run_main(const struct cli_verb *verb, int argc, char **argv);
 
 const struct cli_verb cli_run_verb = {
     .name = "run",
-    .usage = "run [OPTIONS] [--] [COMMAND [ARG...]]",
+    .usage = "run [OPTIONS] [IMAGE] [--] [COMMAND [ARG...]]",
     .about = "Boot the container root filesystem as a microVM and run COMMAND in it. Options "
              "override the seed's environment variables named in parentheses.",
     .opts = run_opts,
@@ -231,10 +248,40 @@ static int build_env(struct run_ctx *ctx, struct cj_err *err)
 	return 0;
 }
 
+/* docker's `run IMAGE [COMMAND...]` next to the seed's `run [--] COMMAND`:
+ * the first operand is the image only when no --rootfs, --image or
+ * CTR_JAILER_IMAGE chose one, no "--" came before it, and it is an image
+ * for sure: a file form (oci:, docker-archive:, tar:), a stored image, or
+ * a registry reference naming a registry host, a tag or a digest. A plain
+ * word that is not stored stays the seed's command. A "--" right after
+ * the image is skipped. */
+static int image_operand(struct run_ctx *ctx, int argc, char **argv, int first)
+{
+	struct cj_spec *spec = ctx->spec;
+	const char *s = first < argc ? argv[first] : NULL;
+	struct cj_store st;
+	struct cj_store_entry e;
+	struct cj_err ignored = {0};
+
+	if (!s || ctx->rootfs_flag || spec->image ||
+	    (first > 0 && strcmp(argv[first - 1], "--") == 0))
+		return first;
+	cj_store_paths(spec->cache_dir ? spec->cache_dir : CJ_DEFAULT_CACHE, &st);
+	if (!cj_image_ref_is_file_form(s) && !cj_reg_ref_is_explicit(s) &&
+	    cj_store_find(&st, s, &e, &ignored) != 1)
+		return first;
+	if (!(spec->image = strdup(s)))
+		return -1;
+	first++;
+	return first < argc && strcmp(argv[first], "--") == 0 ? first + 1 : first;
+}
+
 static int finish(struct run_ctx *ctx, int argc, char **argv, int first, struct cj_err *err)
 {
 	struct cj_spec *spec = ctx->spec;
 
+	if ((first = image_operand(ctx, argc, argv, first)) < 0)
+		return cj_fail(err, ENOMEM, "image");
 	for (int i = first; i < argc; i++)
 		if (cj_strv_push(&spec->argv, argv[i]) < 0)
 			return cj_fail(err, ENOMEM, "argv");
@@ -289,6 +336,7 @@ static int run_main(const struct cli_verb *verb, int argc, char **argv)
 
 	if (r != 0)
 		return r > 0 ? 0 : cli_report(&err, CJ_EXIT_RUNTIME);
+	cj_progress_setup(2, cj_progress_mode_for(2, spec.quiet));
 	if (dry_run) {
 		char *json = cli_spec_json(&spec);
 		cj_spec_free(&spec);

@@ -3,6 +3,7 @@
  * spec. `what` names the flag or variable the value came from. */
 #include "run.h"
 
+#include "pull.h"
 #include "run/names.h"
 #include "util/util.h"
 
@@ -513,4 +514,30 @@ int opt_secret(void *c, const char *v, const char *what, struct cj_err *err)
 	spec->secret_files[spec->nsecrets] = file;
 	ns[spec->nsecrets++] = sec;
 	return 0;
+}
+
+/* The registry options, shared with `pull`. */
+int opt_pull(void *c, const char *v, const char *what, struct cj_err *err)
+{
+	return cli_pull_policy(&SPEC(c)->pull, v, what, err);
+}
+
+int opt_platform(void *c, const char *v, const char *what, struct cj_err *err)
+{
+	return cli_pull_platform(&SPEC(c)->pull, v, what, err);
+}
+
+int opt_creds(void *c, const char *v, const char *what, struct cj_err *err)
+{
+	return cli_pull_creds(&SPEC(c)->pull, v, what, err);
+}
+
+int opt_cert_dir(void *c, const char *v, const char *what, struct cj_err *err)
+{
+	return cli_pull_cert_dir(&SPEC(c)->pull, v, what, err);
+}
+
+int opt_insecure_registry(void *c, const char *v, const char *what, struct cj_err *err)
+{
+	return cli_pull_insecure(&SPEC(c)->pull, v, what, err);
 }

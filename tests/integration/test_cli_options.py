@@ -32,11 +32,14 @@ SAMPLES = {
     "--vmm": "qemu", "--qemu": "/usr/bin/qemu-system-x86_64", "--firecracker": "/fc",
     "--jailer": "/jailer", "--chroot-base": "/srv/jailer", "--jail-user": "nobody",
     "--jail-uid-range": "3000000000:100", "--cpu-quota": "1.5", "--memory-limit": "1G",
-    "--pids-limit": "100", "--cache-dir": "/tmp",
+    "--pids-limit": "100", "--cache-dir": "/tmp", "--pull": "never",
+    "--platform": "linux/arm64", "--creds": "u:p", "--cert-dir": "/tmp",
+    "--insecure-registry": "localhost:5000",
 }
 
 # Each seed variable: a value, and where it shows in --dry-run's JSON.
 SEED = {
+    "CTR_JAILER_INSECURE_REGISTRIES": ("a:5000,b", ["pull", "insecure_registries"], "a:5000,b"),
     "CTR_JAILER_IMAGE": ("oci:/x", ["image"], "oci:/x"),
     "CTR_JAILER_MAX_IMAGE_SIZE": ("2G", ["max_image_size"], 2 << 30),
     "VCPU_COUNT": ("3", ["cpus"], 3),
@@ -146,7 +149,8 @@ def test_dry_run_keeps_secret_values_out():
     assert "s3cr3t-value" not in json.dumps(spec)
 
 
-@pytest.mark.parametrize("verb", ["run", "kernel", "inspect", "gc", "version"])
+@pytest.mark.parametrize("verb", ["run", "kernel", "inspect", "gc", "version", "pull", "images",
+                                  "rmi", "tag", "load"])
 def test_every_verb_has_help(verb):
     r = subprocess.run([BINARY, verb, "--help"], capture_output=True, text=True, timeout=10)
     assert r.returncode == 0, r.stderr

@@ -530,7 +530,7 @@ def test_inspect_shows_what_would_run(images, tmp_path):
 
 
 @pytest.mark.parametrize("options,args,needle", [
-    (["--image", "bogus:x"], ["/bin/true"], "oci:DIR"),
+    (["--image", "Bogus:x"], ["/bin/true"], "oci:DIR"),
     (["--image", "oci:/no/such/layout"], ["/bin/true"], "/no/such/layout"),
     (["--image", "tar:/no/such.tar"], ["/bin/true"], "/no/such.tar"),
     (["--image", "{layout}:no-such-tag"], ["/bin/true"], "tags: "),

@@ -928,6 +928,49 @@ static void test_spec_seed_env_overridden_by_flags(void **state)
 	expect_spec_error(argv2, bad_rootfs, "ROOTFS_SIZE");
 }
 
+/* `run IMAGE [CMD...]` next to the seed's `run [--] CMD`: which operand
+ * is the image (parse only: nothing is opened or pulled). */
+static void expect_operands(char **argv, const char *image, const char *cmd0, size_t argc_want)
+{
+	char *env[] = {"CTR_JAILER_CACHE=/nonexistent/cj-cache", NULL};
+	struct cj_spec spec;
+	struct cj_err err = {0};
+	int argc = 0;
+
+	while (argv[argc])
+		argc++;
+	assert_int_equal(cli_run_parse(&spec, argc, argv, env, NULL, NULL, &err), 0);
+	if (image)
+		assert_string_equal(spec.image, image);
+	else
+		assert_null(spec.image);
+	assert_int_equal(spec.argv.n, argc_want);
+	if (cmd0)
+		assert_string_equal(spec.argv.v[0], cmd0);
+	cj_spec_free(&spec);
+}
+
+static void test_spec_image_operand(void **state)
+{
+	(void)state;
+	/* the seed's forms: a command, with or without "--" */
+	expect_operands((char *[]){"run", "echo", "hi", NULL}, NULL, "echo", 2);
+	expect_operands((char *[]){"run", "/bin/echo", "hi", NULL}, NULL, "/bin/echo", 2);
+	expect_operands((char *[]){"run", "bin/sh", NULL}, NULL, "bin/sh", 1);
+	expect_operands((char *[]){"run", "--", "busybox:1", "x", NULL}, NULL, "busybox:1", 2);
+	expect_operands((char *[]){"run", "--rootfs", "/", "busybox:1", NULL}, NULL, "busybox:1",
+	                1);
+	/* docker's: a tag, a digest, a registry host, a file form */
+	expect_operands((char *[]){"run", "busybox:1", "echo", "hi", NULL}, "busybox:1", "echo", 2);
+	expect_operands((char *[]){"run", "localhost:5000/app", NULL}, "localhost:5000/app", NULL,
+	                0);
+	expect_operands((char *[]){"run", "quay.io/x/y", "--", "sh", NULL}, "quay.io/x/y", "sh", 1);
+	expect_operands((char *[]){"run", "oci:/l:t", "a", NULL}, "oci:/l:t", "a", 1);
+	/* --image (or CTR_JAILER_IMAGE) chose: the operands are the command */
+	expect_operands((char *[]){"run", "--image", "oci:/l", "busybox:1", NULL}, "oci:/l",
+	                "busybox:1", 1);
+}
+
 /* --image / --entrypoint / CTR_JAILER_IMAGE (the image parsing itself is
  * in test_image.c; the runs in tests/integration/test_oci.py). */
 static void test_spec_image_options(void **state)
@@ -938,8 +981,13 @@ static void test_spec_image_options(void **state)
 
 	char *both[] = {"run", "--rootfs", "/", "--image", "oci:/x", "--", "/bin/true", NULL};
 	expect_spec_error(both, noenv, "not both");
-	char *bogus[] = {"run", "--image", "bogus:x", "--", "/bin/true", NULL};
+	char *bogus[] = {"run", "--image", "Bogus:x", "--", "/bin/true", NULL};
 	expect_spec_error(bogus, noenv, "oci:DIR");
+	/* a registry reference that is not stored, with --pull never */
+	char *never[] = {"run", "--pull", "never", "--image", "bogus:x", "--", "/bin/true", NULL};
+	expect_spec_error(never, noenv, "ctr-jailer pull bogus:x");
+	char *policy[] = {"run", "--pull", "sometimes", "--image", "oci:/x", NULL};
+	expect_spec_error(policy, noenv, "missing, always or never");
 	char *missing[] = {"run", "--image", "oci:/no/such/layout", NULL};
 	expect_spec_error(missing, noenv, "/no/such/layout");
 
@@ -1120,6 +1168,7 @@ int main(void)
 	    cmocka_unit_test(test_health_options),
 	    cmocka_unit_test(test_spec_seed_env_overridden_by_flags),
 	    cmocka_unit_test(test_spec_image_options),
+	    cmocka_unit_test(test_spec_image_operand),
 	    cmocka_unit_test(test_spec_vmm_options),
 	    cmocka_unit_test(test_spec_egress_options),
 	};

@@ -3,6 +3,7 @@
 
 #include "image/oci.h"
 #include "kernel/kernel.h"
+#include "registry/pull.h"
 #include "util/util.h"
 
 #include <errno.h>
@@ -79,6 +80,10 @@ static int open_image(struct cj_spec *spec, struct cj_err *err)
 
 	if (!img)
 		return cj_fail(err, ENOMEM, "image");
+	if (cj_pull_for_run(spec->image, &spec->pull, spec->cache_dir, spec->lookup_env, err) < 0) {
+		free(img);
+		return -1;
+	}
 	if (cj_image_open(spec->image, spec->cache_dir, img, err) < 0) {
 		free(img);
 		return -1;

@@ -395,6 +395,11 @@ int cj_record_set_state(struct cj_record *rec, const char *state, struct cj_err 
 	return set_and_save(rec, "state", json_object_new_string(state), err);
 }
 
+int cj_record_set_image(struct cj_record *rec, const char *digest, struct cj_err *err)
+{
+	return set_and_save(rec, "image_digest", json_object_new_string(digest), err);
+}
+
 int cj_record_set_meta(struct cj_record *rec, char *const *argv, size_t argc, const char *restart,
                        struct cj_err *err)
 {

@@ -47,6 +47,8 @@ int cj_record_set_state(struct cj_record *rec, const char *state, struct cj_err 
 /* The lifecycle fields: the command, the restart policy (NULL: "no"). */
 int cj_record_set_meta(struct cj_record *rec, char *const *argv, size_t argc, const char *restart,
                        struct cj_err *err);
+/* The manifest digest of the run's image (rmi refuses to remove it). */
+int cj_record_set_image(struct cj_record *rec, const char *digest, struct cj_err *err);
 /* Keep the record once the run ended (state "exited"), until `rm`. */
 int cj_record_set_keep(struct cj_record *rec, bool keep, struct cj_err *err);
 /* The run's name: name, or a random one when NULL; refused when another

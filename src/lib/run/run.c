@@ -469,6 +469,8 @@ static int stage_identity(struct run *r, struct cj_err *err)
 
 	if (cj_record_claim_name(r->rec, spec->name, err) < 0)
 		return -1;
+	if (spec->image_info && cj_record_set_image(r->rec, spec->image_info->digest, err) < 0)
+		return -1;
 	return cj_record_set_meta(r->rec, spec->argv.v, spec->argv.n, spec->restart, err);
 }
 

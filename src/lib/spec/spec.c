@@ -295,6 +295,7 @@ void cj_spec_free(struct cj_spec *spec)
 {
 	free(spec->rootfs);
 	free(spec->image);
+	cj_pull_settings_free(&spec->pull);
 	free(spec->entrypoint);
 	if (spec->image_info) {
 		cj_image_free(spec->image_info);

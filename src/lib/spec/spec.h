@@ -12,6 +12,7 @@
 #include "host/facts.h"
 #include "jail/jail.h"
 #include "net/net.h"
+#include "registry/pull.h"
 #include "util/err.h"
 #include "util/strv.h"
 #include "volume/volume.h"
@@ -58,12 +59,14 @@ enum cj_passthrough {
 struct cj_spec {
 	char *rootfs;
 	/* --image (CTR_JAILER_IMAGE): a container image instead of rootfs */
-	char *image;                 /* "oci:DIR[:TAG]", "docker-archive:FILE" or "tar:FILE" */
-	char *entrypoint;            /* --entrypoint: one argument; "" clears the image's */
-	bool has_entrypoint;         /* --entrypoint given */
-	uint32_t stop_signal;        /* the image's StopSignal; 0: SIGTERM */
-	uint64_t max_image_size;     /* --max-image-size: unpack budget in bytes; 0: default */
-	struct cj_image *image_info; /* the opened image (run/inputs.c), else NULL */
+	char *image;                  /* "oci:DIR[:TAG]", "docker-archive:FILE", "tar:FILE" or a
+	                                 stored name / registry reference */
+	struct cj_pull_settings pull; /* --pull, --platform, --creds, ... */
+	char *entrypoint;             /* --entrypoint: one argument; "" clears the image's */
+	bool has_entrypoint;          /* --entrypoint given */
+	uint32_t stop_signal;         /* the image's StopSignal; 0: SIGTERM */
+	uint64_t max_image_size;      /* --max-image-size: unpack budget in bytes; 0: default */
+	struct cj_image *image_info;  /* the opened image (run/inputs.c), else NULL */
 
 	char *kernel;      /* NULL: the fetched default kernel in the cache */
 	char *modules_dir; /* lib/modules/<release> tree for the kernel, or NULL */
