@@ -272,6 +272,7 @@ static int image_operand(struct run_ctx *ctx, int argc, char **argv, int first)
 		return first;
 	if (!(spec->image = strdup(s)))
 		return -1;
+	spec->what_flag = true; /* docker's form: the host shell's env stays out */
 	first++;
 	return first < argc && strcmp(argv[first], "--") == 0 ? first + 1 : first;
 }

@@ -187,6 +187,9 @@ def test_env_passthrough_rule():
     shell = dry_run(["--rootfs", "/tmp"], env)
     assert not shell["command"]["env_passthrough"] and not passed(shell)
     assert passed(dry_run(["--rootfs", "/tmp", "--env-passthrough"], env))
+    # docker's `run IMAGE CMD` from a host shell is no container mode either
+    image = dry_run(["docker.io/library/busybox:1.36"], env)
+    assert not image["command"]["env_passthrough"] and not passed(image)
 
 
 def test_health_options_in_dry_run():

@@ -80,7 +80,7 @@ struct cj_spec {
 	/* the runtime's variables that may pass into the guest (the CLI left
 	 * out its own); cj_spec_resolve adds them under the rest or not */
 	enum cj_passthrough env_passthrough;
-	bool what_flag; /* --rootfs or --image given on the command line */
+	bool what_flag; /* --rootfs, --image or an image operand on the command line */
 	struct cj_strv passthrough_env;
 	char *workdir;
 	char *user;
