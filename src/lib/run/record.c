@@ -17,6 +17,7 @@
 #include "net/net.h"
 #include "util/util.h"
 #include "vmm/firecracker.h"
+#include "volume/share.h"
 #include "volume/volume.h"
 
 #include <dirent.h>
@@ -46,7 +47,7 @@
 static const struct cj_undo_kind undo_kinds[] = {
     {"net", cj_net_undo},   {"volume", cj_volume_undo},
     {"jail", cj_jail_undo}, {"firecracker", cj_firecracker_undo},
-    {NULL, NULL},
+    {"share", cj_share_undo}, {NULL, NULL},
 };
 
 struct cj_record {
