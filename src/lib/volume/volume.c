@@ -95,7 +95,7 @@ fail:
 	return -1;
 }
 
-static bool valid_name(const char *s)
+bool cj_volume_name_valid(const char *s)
 {
 	if (!isalnum((unsigned char)s[0]))
 		return false;
@@ -354,7 +354,7 @@ int cj_volume_resolve(const struct cj_volume_spec *spec, const char *volumes_dir
 		const char *base = strrchr(spec->source, '/') + 1;
 		snprintf(out->name, sizeof out->name, "%s", *base ? base : spec->source);
 	} else {
-		if (!valid_name(spec->source))
+		if (!cj_volume_name_valid(spec->source))
 			return cj_fail(
 			    err, 0,
 			    "volume name '%s' is invalid: use letters, digits, '_', '.' and "
