@@ -70,25 +70,12 @@ static const struct cli_opt volume_opts[] = {
 
 static void print_json(json_object *o)
 {
-	char *out = cj_json_terminal_safe(
-	    json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+	char *out = cj_json_terminal_safe(json_object_to_json_string_ext(
+	    o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 	if (out)
 		printf("%s\n", out);
 	free(out);
 	json_object_put(o);
-}
-
-static void human(uint64_t bytes, char *out, size_t len)
-{
-	const char *units = "BKMGT";
-	double v = (double)bytes;
-	int u = 0;
-
-	while (v >= 1024 && u < 4) {
-		v /= 1024;
-		u++;
-	}
-	snprintf(out, len, "%.1f%c", v, units[u]);
 }
 
 /* docker volume create: an existing volume is no error. Made with
@@ -131,8 +118,8 @@ static int vol_ls(struct vol_ctx *x, struct cj_err *err)
 		} else if (x->json) {
 			print_json(cj_volume_info_json(&v[i]));
 		} else {
-			human(v[i].size, size, sizeof size);
-			human(v[i].used, used, sizeof used);
+			cj_volume_human(v[i].size, size, sizeof size);
+			cj_volume_human(v[i].used, used, sizeof used);
 			printf("%-32s  %-8s  %-8s  %s\n", v[i].name, size, used,
 			       v[i].in_use ? "yes" : "no");
 		}
@@ -193,8 +180,9 @@ static int vol_prune(struct vol_ctx *x, struct cj_err *err)
 
 	if (!x->force) {
 		if (!isatty(STDIN_FILENO))
-			return cj_fail(err, 0, "volume prune removes every volume no running VM uses: "
-			                       "give --force");
+			return cj_fail(err, 0,
+			               "volume prune removes every volume no running VM uses: "
+			               "give --force");
 		fprintf(stderr, "Remove every volume no running VM uses? [y/N] ");
 		if (!fgets(answer, sizeof answer, stdin) || (answer[0] != 'y' && answer[0] != 'Y'))
 			return 0;
@@ -209,7 +197,7 @@ static int vol_prune(struct vol_ctx *x, struct cj_err *err)
 		freed += v[i].used;
 	}
 	free(v);
-	human(freed, h, sizeof h);
+	cj_volume_human(freed, h, sizeof h);
 	printf("Total reclaimed space: %s\n", h);
 	return 0;
 }
@@ -241,9 +229,11 @@ static int volume_main(const struct cli_verb *verb, int argc, char **argv)
 		else if (strcmp(sub, "rm") == 0 || strcmp(sub, "remove") == 0)
 			r = vol_rm(&x, names, n, &err);
 		else if (strcmp(sub, "prune") == 0)
-			r = n ? cj_fail(&err, 0, "volume prune takes no NAME") : vol_prune(&x, &err);
+			r = n ? cj_fail(&err, 0, "volume prune takes no NAME")
+			      : vol_prune(&x, &err);
 		else
-			r = cj_fail(&err, 0, "volume: unknown command '%s' (create, ls, inspect, rm, prune)",
+			r = cj_fail(&err, 0,
+			            "volume: unknown command '%s' (create, ls, inspect, rm, prune)",
 			            sub);
 	}
 	free(x.dir);

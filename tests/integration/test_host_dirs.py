@@ -3,31 +3,19 @@
 and --read-only, checked from inside real VMs and on the host: what the
 guest wrote, what it read, and no virtiofsd or socket left after any end."""
 import os
-import signal
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import BINARY, qemu_processes_for, wait_for_output
+from conftest import BINARY, processes_with_arg, qemu_processes_for, wait_for_output
 
 
 def virtiofsd_for(run_dir: Path):
     """virtiofsd processes started for runs under run_dir (their
-    --socket-path lies in the run's directory), zombies excluded."""
-    found = []
-    needle = f"--socket-path={run_dir}/".encode()
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            args = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if any(a.startswith(needle) for a in args):
-            found.append(int(proc.name))
-    return found
+    --socket-path lies in the run's directory)."""
+    return processes_with_arg(f"--socket-path={run_dir}/".encode())
 
 
 def sockets_under(run_dir: Path):

@@ -45,8 +45,8 @@
 
 /* The one table: undo kind "<module>.<what>" -> the module's replay. */
 static const struct cj_undo_kind undo_kinds[] = {
-    {"net", cj_net_undo},   {"volume", cj_volume_undo},
-    {"jail", cj_jail_undo}, {"firecracker", cj_firecracker_undo},
+    {"net", cj_net_undo},     {"volume", cj_volume_undo},
+    {"jail", cj_jail_undo},   {"firecracker", cj_firecracker_undo},
     {"share", cj_share_undo}, {NULL, NULL},
 };
 

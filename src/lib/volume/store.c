@@ -77,7 +77,8 @@ int cj_volume_store_list(const char *dir, struct cj_volume_info **out, size_t *n
 		if (!volume_file(de->d_name, name, sizeof name))
 			continue;
 		if (*n == cap) {
-			struct cj_volume_info *g = realloc(*out, (cap = cap ? 2 * cap : 16) * sizeof *g);
+			struct cj_volume_info *g =
+			    realloc(*out, (cap = cap ? 2 * cap : 16) * sizeof *g);
 			if (!g) {
 				closedir(d);
 				return cj_fail(err, ENOMEM, "volumes");
