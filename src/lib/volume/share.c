@@ -270,6 +270,9 @@ int cj_share_prepare_source(const struct cj_share_spec *s, struct cj_err *err)
 {
 	struct stat st;
 
+	if (strchr(s->source, ','))
+		return cj_fail(err, 0, "host directory %s: a ',' in its path is not supported",
+		               s->source);
 	if (stat(s->source, &st) < 0 && errno == ENOENT && s->create &&
 	    cj_mkdir_p(s->source, 0755, err) < 0)
 		return cj_err_wrap(err, "create host directory %s", s->source);
