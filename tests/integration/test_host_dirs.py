@@ -48,7 +48,11 @@ def test_host_dir_both_ways_ro_and_owners(runner, shares):
                         options=["-v", f"{rw}:/h", "--mount", f"type=bind,source={ro},target=/r,readonly"])
     out = wait_for_output(proc, b"ready", timeout=240)
     assert (rw / "guest.txt").read_text() == "from-guest\n"   # guest -> host
-    assert virtiofsd_for(runner.run_dir), "a virtiofsd per share while the VM runs"
+    pids = virtiofsd_for(runner.run_dir)
+    assert pids, "a virtiofsd per share while the VM runs"
+    for pid in pids:    # each in a cgroup of its own, with a pids limit
+        cgroups = Path(f"/proc/{pid}/cgroup").read_text()
+        assert "-vfs0" in cgroups or "-vfs1" in cgroups, cgroups
     (rw / "later.txt").write_text("from-host\n")              # host -> guest
     rest, err = proc.communicate(timeout=240)
     out += rest
@@ -65,6 +69,11 @@ def test_host_dir_both_ways_ro_and_owners(runner, shares):
     assert (rw / "guest.txt").stat().st_uid == 0
     assert not virtiofsd_for(runner.run_dir)
     assert not sockets_under(runner.run_dir)
+    assert not vfs_cgroups(), "its cgroup is removed"
+
+
+def vfs_cgroups():
+    return [p for p in Path("/sys/fs/cgroup").glob("**/ctrj-*-vfs*")]
 
 
 def test_missing_source_created_by_v_refused_by_mount(runner, tmp_path):
@@ -121,3 +130,4 @@ def test_sigkilled_runtime_then_gc_leaves_no_virtiofsd(runner, shares):
     assert not virtiofsd_for(runner.run_dir)
     assert not sockets_under(runner.run_dir)
     assert not qemu_processes_for(runner.run_dir)
+    assert not vfs_cgroups()

@@ -701,8 +701,9 @@ static int shares_start(struct run *r, struct cj_err *err)
 	uint64_t mem = spec->memory_mib << 20;
 
 	for (size_t i = 0; i < spec->nshares; i++) {
-		if (cj_virtiofsd_start(&spec->shares[i], (unsigned)i, CJ_VIRTIOFSD, r->run_dir,
-		                       r->vm.undo, !r->vfs_undo_pushed, &r->vfs[i], err) < 0)
+		if (cj_virtiofsd_start(&spec->shares[i], (unsigned)i, CJ_VIRTIOFSD, r->id,
+		                       r->run_dir, r->vm.undo, !r->vfs_undo_pushed, &r->vfs[i],
+		                       err) < 0)
 			return cj_err_wrap(err, "share %s", spec->shares[i].source);
 		r->nvfs = i + 1;
 		r->vm.shares[i] = (struct cj_vm_share){.tag = r->tags[i], .fd = r->vfs[i].fd};

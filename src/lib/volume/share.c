@@ -24,6 +24,8 @@
 /* How long a virtiofsd may take to listen, and to end once told. */
 #define LISTEN_WAIT_MS 10000
 #define STOP_WAIT_MS   2000
+/* Its threads: the main loop, a thread per queue, its thread pool. */
+#define VIRTIOFSD_PIDS 128
 
 void cj_share_spec_free(struct cj_share_spec *s)
 {
@@ -344,10 +346,16 @@ static int push_share_undo(struct cj_undo *undo, const char *sock, struct cj_err
 	return cj_undo_push(undo, "share.virtiofsd", entry, err);
 }
 
-int cj_virtiofsd_start(const struct cj_share_spec *s, unsigned n, const char *bin,
+static int attach_to_cgroup(void *ctx, pid_t pid, struct cj_err *err)
+{
+	return cj_helper_cgroup_attach(ctx, pid, err);
+}
+
+int cj_virtiofsd_start(const struct cj_share_spec *s, unsigned n, const char *bin, const char *id,
                        const char *run_dir, struct cj_undo *undo, bool push_undo,
                        struct cj_virtiofsd *out, struct cj_err *err)
 {
+	char cgname[64];
 	char sockarg[PATH_MAX + 16], srcarg[PATH_MAX + 16], step[CJ_SPAWN_STEP_MAX];
 	char *argv[] = {(char *)bin, sockarg,
 	                "-o",        srcarg,
@@ -371,7 +379,9 @@ int cj_virtiofsd_start(const struct cj_share_spec *s, unsigned n, const char *bi
 		               "%s: host directories need QEMU's virtiofsd (install "
 		               "qemu-system-common)",
 		               bin);
-	if (push_undo && push_share_undo(undo, out->sock, err) < 0)
+	snprintf(cgname, sizeof cgname, "%s-vfs%u", id, n);
+	if ((push_undo && push_share_undo(undo, out->sock, err) < 0) ||
+	    cj_helper_cgroup_make(cgname, VIRTIOFSD_PIDS, undo, &out->cg, err) < 0)
 		return -1;
 	unlink(out->sock);
 	log = open(out->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -386,10 +396,13 @@ int cj_virtiofsd_start(const struct cj_share_spec *s, unsigned n, const char *bi
 	    .stderr_fd = log,
 	    .new_session = true, /* and death with the runtime */
 	    .clone_flags = CLONE_NEWIPC | CLONE_NEWUTS,
+	    .on_fork = attach_to_cgroup,
+	    .ctx = &out->cg,
 	};
 	out->pid = cj_spawn(&sp, step, err);
 	if (out->pid < 0) {
 		out->pid = 0;
+		cj_helper_cgroup_remove(&out->cg);
 		return -1;
 	}
 	if ((out->fd = connect_when_listening(out, err)) < 0) {
@@ -424,6 +437,7 @@ void cj_virtiofsd_stop(struct cj_virtiofsd *v)
 	json_object_object_add(entry, "kind", json_object_new_string("share.virtiofsd"));
 	json_object_object_add(entry, "socket", json_object_new_string(v->sock));
 	if (v->pid <= 0 || !reaped_within(v->pid, STOP_WAIT_MS / 2)) {
+		cj_helper_cgroup_remove(&v->cg);
 		cj_share_undo(entry, false);
 		if (v->pid > 0)
 			waitpid(v->pid, NULL, 0);
@@ -431,6 +445,7 @@ void cj_virtiofsd_stop(struct cj_virtiofsd *v)
 		unlink(v->sock);
 	}
 	json_object_put(entry);
+	cj_helper_cgroup_remove(&v->cg);
 	v->pid = 0;
 	if (v->log[0])
 		unlink(v->log);

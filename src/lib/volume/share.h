@@ -14,6 +14,7 @@
 #ifndef CJ_SHARE_H
 #define CJ_SHARE_H
 
+#include "jail/jail.h"
 #include "util/err.h"
 #include "util/undo.h"
 #include "volume/volume.h"
@@ -74,16 +75,19 @@ struct cj_virtiofsd {
 	char tag[CJ_SHARE_TAG_MAX + 1];
 	char sock[PATH_MAX];
 	char log[PATH_MAX];
+	struct cj_helper_cgroup cg; /* its own, with a pids limit */
 };
 
-/* Start share n's virtiofsd (bin: its path): the socket and the log in
- * run_dir, recorded in undo ("share.virtiofsd") first; connected once it
- * listens (the socket file is removed then: only the connection is left).
- * push_undo false on a restart of the same run (the entry is there). */
-int cj_virtiofsd_start(const struct cj_share_spec *s, unsigned n, const char *bin,
+/* Start share n's virtiofsd (bin: its path) for run id: the socket and
+ * the log in run_dir, recorded in undo ("share.virtiofsd") first, in a
+ * cgroup of its own ("ctrj-<id>-vfs<n>"); connected once it listens (the
+ * socket file is removed then: only the connection is left). push_undo
+ * false on a restart of the same run (the entry is there). */
+int cj_virtiofsd_start(const struct cj_share_spec *s, unsigned n, const char *bin, const char *id,
                        const char *run_dir, struct cj_undo *undo, bool push_undo,
                        struct cj_virtiofsd *out, struct cj_err *err);
-/* SIGTERM, then SIGKILL after a moment; reaped; fd closed; files removed. */
+/* Given a moment to end by itself (its VMM gone), then killed with its
+ * cgroup; reaped; fd closed; files and cgroup removed. */
 void cj_virtiofsd_stop(struct cj_virtiofsd *v);
 /* Undo "share.virtiofsd" {"socket"}: every root process running
  * virtiofsd with that --socket-path is killed and waited for, and the
