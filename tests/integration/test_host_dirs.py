@@ -131,3 +131,16 @@ def test_sigkilled_runtime_then_gc_leaves_no_virtiofsd(runner, shares):
     assert not sockets_under(runner.run_dir)
     assert not qemu_processes_for(runner.run_dir)
     assert not vfs_cgroups()
+
+
+def test_restart_gets_a_new_virtiofsd(runner, shares):
+    rw, _ = shares
+    script = ("if [ -e /h/once ]; then echo second-boot; exit 0; fi; "
+              "echo first > /h/once; exit 3")
+    r = runner.run(["/bin/sh", "-c", script],
+                   options=["-v", f"{rw}:/h", "--restart", "on-failure:2"])
+    assert r.returncode == 0, r.stderr
+    assert b"second-boot" in r.stdout
+    assert (rw / "once").read_text() == "first\n"
+    assert not virtiofsd_for(runner.run_dir)
+    assert not vfs_cgroups()

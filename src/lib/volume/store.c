@@ -114,8 +114,9 @@ int cj_volume_store_remove(const char *dir, const char *name, struct cj_err *err
 	if (fd < 0)
 		return cj_fail(err, errno == ENOENT ? 0 : errno,
 		               errno == ENOENT ? "no such volume: %s" : "volume %s", name);
-	/* held while unlinking: a run that opened it meanwhile waits, and
-	 * then finds its lock on a removed file only if it opened first */
+	/* held while unlinking: a run attaching it meanwhile is refused (its
+	 * lock fails); only one that opened it just before, and locks it just
+	 * after, gets the removed file (and a new volume next time) */
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0)
 		return cj_fail(err, errno == EWOULDBLOCK ? 0 : errno,
 		               errno == EWOULDBLOCK
