@@ -144,3 +144,20 @@ def test_restart_gets_a_new_virtiofsd(runner, shares):
     assert (rw / "once").read_text() == "first\n"
     assert not virtiofsd_for(runner.run_dir)
     assert not vfs_cgroups()
+
+
+def test_guest_user_creates_as_its_uid_and_host_modes_hold(runner, tmp_path):
+    mine = tmp_path / "mine"
+    theirs = tmp_path / "theirs"
+    mine.mkdir()
+    theirs.mkdir(mode=0o755)
+    os.chown(mine, 1000, 1000)
+    script = ("echo a > /m/by-app && echo made; "
+              "if echo b > /t/by-app 2>/dev/null; then echo wrote-theirs; else echo denied; fi")
+    r = runner.run(["/bin/sh", "-c", script],
+                   options=["-u", "1000", "-v", f"{mine}:/m", "-v", f"{theirs}:/t"])
+    assert r.returncode == 0, r.stderr
+    assert b"made" in r.stdout and b"denied" in r.stdout, r.stdout
+    st = (mine / "by-app").stat()
+    assert (st.st_uid, st.st_gid) == (1000, 1000)       # the guest user's ids, as docker
+    assert not (theirs / "by-app").exists()              # a root-owned 0755 directory holds
