@@ -211,10 +211,11 @@ static int volume_main(const struct cli_verb *verb, int argc, char **argv)
 
 	if (argc > 1 && (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0))
 		return cli_help(verb, stdout), 0;
-	/* the subcommand takes the verb's place: options follow it */
-	r = cli_parse_args(verb, &x, argc - 1, argv + 1, &first, &err);
+	/* the variable, then the flags (which win); the subcommand takes the
+	 * verb's place: options follow it */
+	r = cli_apply_env(verb, &x, environ, &err);
 	if (r == 0)
-		r = cli_apply_env(verb, &x, environ, &err);
+		r = cli_parse_args(verb, &x, argc - 1, argv + 1, &first, &err);
 	if (r == 0 && !x.dir && !(x.dir = strdup(CJ_DEFAULT_VOLUMES_DIR)))
 		r = cj_fail(&err, ENOMEM, "volumes");
 	if (r == 0) {

@@ -56,3 +56,18 @@ def test_prune_asks_unless_forced(runner, tmp_path):
                        env=runner.env(), capture_output=True, stdin=subprocess.DEVNULL, timeout=60)
     assert r.returncode != 0 and b"--force" in r.stderr
     assert (vols / "v.ext4").exists()
+
+
+def test_variable_and_flag(runner, tmp_path):
+    by_env, by_flag = tmp_path / "env", tmp_path / "flag"
+    env = runner.env({"CTR_JAILER_VOLUMES": str(by_env)})
+    run = lambda *a: subprocess.run([str(BINARY), "volume", *a], env=env, capture_output=True,
+                                    timeout=60)
+    assert run("create", "a").returncode == 0
+    assert run("create", "--volumes-dir", str(by_flag), "b").returncode == 0
+    assert run("ls", "-q").stdout == b"a\n"                               # the variable
+    assert run("ls", "-q", "--volumes-dir", str(by_flag)).stdout == b"b\n"  # the flag wins
+    r = run("create", "../x")
+    assert r.returncode != 0 and b"name" in r.stderr
+    r = run("frob")
+    assert r.returncode != 0 and b"unknown command" in r.stderr
