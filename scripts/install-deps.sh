@@ -9,6 +9,8 @@ packages=(
   libjson-c-dev libarchive-dev nettle-dev libmnl-dev libnftables-dev libcurl4-openssl-dev
   # run: VMM, filesystem images, kernel module index, kernel download
   qemu-system-x86 e2fsprogs kmod apt ca-certificates nftables iptables
+  # host directories (-v /dir:/path): QEMU's virtiofsd, /usr/lib/qemu/virtiofsd
+  qemu-system-common
   # tests
   libcmocka-dev python3 python3-pytest python3-pytest-xdist busybox-static clang-format
   iproute2 procps dnsmasq-base

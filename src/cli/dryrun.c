@@ -27,6 +27,36 @@ static void add(json_object *o, const char *key, json_object *v)
 	json_object_object_add(o, key, v);
 }
 
+static json_object *host_dirs_json(const struct cj_spec *s)
+{
+	json_object *a = json_object_new_array();
+
+	for (size_t i = 0; i < s->nshares; i++) {
+		json_object *v = json_object_new_object();
+		add(v, "source", str_or_null(s->shares[i].source));
+		add(v, "guest_path", str_or_null(s->shares[i].guest_path));
+		add(v, "read_only", json_object_new_boolean(s->shares[i].read_only));
+		add(v, "create", json_object_new_boolean(s->shares[i].create));
+		json_object_array_add(a, v);
+	}
+	return a;
+}
+
+static json_object *tmpfs_json(const struct cj_spec *s)
+{
+	json_object *a = json_object_new_array();
+
+	for (size_t i = 0; i < s->ntmpfs; i++) {
+		json_object *v = json_object_new_object();
+		add(v, "path", str_or_null(s->tmpfs[i].path));
+		add(v, "size", json_object_new_int64((int64_t)s->tmpfs[i].size));
+		add(v, "mode", json_object_new_int((int)s->tmpfs[i].mode));
+		add(v, "flags", json_object_new_int((int)s->tmpfs[i].flags));
+		json_object_array_add(a, v);
+	}
+	return a;
+}
+
 static json_object *storage_json(const struct cj_spec *s)
 {
 	json_object *o = json_object_new_object(), *vols = json_object_new_array();
@@ -40,6 +70,9 @@ static json_object *storage_json(const struct cj_spec *s)
 		json_object_array_add(vols, v);
 	}
 	add(o, "volumes", vols);
+	add(o, "host_dirs", host_dirs_json(s));
+	add(o, "tmpfs", tmpfs_json(s));
+	add(o, "read_only", json_object_new_boolean(s->read_only));
 	add(o, "volumes_dir", str_or_null(s->volumes_dir));
 	add(o, "volume_size", json_object_new_int64((int64_t)s->volume_size));
 	add(o, "data_dir", str_or_null(s->data_dir));

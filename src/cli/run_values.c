@@ -295,25 +295,11 @@ int opt_memory_limit(void *c, const char *v, const char *what, struct cj_err *er
 
 int opt_volume(void *c, const char *v, const char *what, struct cj_err *err)
 {
-	struct cj_spec *spec = SPEC(c);
-	struct cj_volume_spec *nv;
+	struct cj_volume_spec vs;
 
-	if (spec->nvolumes >= CTRJ_MAX_VOLUMES)
-		return cj_fail(err, 0, "too many volumes (at most %u)", CTRJ_MAX_VOLUMES);
-	nv = realloc(spec->volumes, (spec->nvolumes + 1) * sizeof *nv);
-	if (!nv)
-		return cj_fail(err, ENOMEM, "volume");
-	spec->volumes = nv;
-	if (cj_volume_spec_parse(v, &nv[spec->nvolumes], err) < 0)
+	if (cj_volume_spec_parse(v, &vs, err) < 0)
 		return -1;
-	for (size_t i = 0; i < spec->nvolumes; i++)
-		if (strcmp(nv[i].guest_path, nv[spec->nvolumes].guest_path) == 0) {
-			cj_fail(err, 0, "two volumes are mounted at %s", nv[i].guest_path);
-			cj_volume_spec_free(&nv[spec->nvolumes]);
-			return -1;
-		}
-	spec->nvolumes++;
-	return 0;
+	return run_add_volume(SPEC(c), &vs, err);
 }
 
 int opt_no_jail(void *c, const char *v, const char *what, struct cj_err *err)

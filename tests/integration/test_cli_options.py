@@ -22,6 +22,7 @@ SAMPLES = {
     "--kernel": "/nonexistent", "--modules": "/nonexistent", "--boot-args": "quiet",
     "--extra-boot-args": "quiet", "--rootfs-size": "1G", "--accel": "tcg",
     "--stop-timeout": "3", "-v": "vol:/data", "--volume": "vol:/data",
+    "--mount": "type=tmpfs,target=/cache,tmpfs-size=8m", "--tmpfs": "/scratch:size=8m",
     "--volume-size": "1G", "--volumes-dir": "/tmp", "--data": "/tmp", "--data-mount": "/data",
     "--data-size": "1G", "--network": "none", "-p": "8080:80", "--publish": "8080:80",
     "--tap-ip": "10.9.0.1/30", "--host-iface": "eth9", "--dns": "192.0.2.53",

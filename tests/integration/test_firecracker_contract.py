@@ -786,3 +786,15 @@ def test_vmlinux_from_debian_bzimage(kernel_ready):
     assert r.returncode == 0, r.stdout + r.stderr
     assert "vmlinux_from_bzimage" in r.stdout + r.stderr
     assert "SKIPPED" not in r.stdout + r.stderr
+
+
+def test_host_directory_refused_naming_a_volume(fc, runner, tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    r = fc.run(["-v", f"{shared}:/h"])
+    assert r.returncode == 125, r.stderr
+    lines = error_lines(r.stderr)
+    assert len(lines) == 1, lines
+    assert "virtiofs" in lines[0] and "--vmm qemu" in lines[0] and "-v NAME:/h" in lines[0]
+    assert not fc.jail_dirs()
+    assert all(c["path"] == "/version" for c in fc.calls())

@@ -267,11 +267,12 @@ static const char *mount_point(const char *path)
 	return real;
 }
 
-static int make_cgroup(struct cj_jail *j, const char *mnt, const char *controller, const char *id,
-                       struct cj_undo *undo, struct cj_err *err)
+static int make_cgroup(char (*dirs)[PATH_MAX], size_t *ndirs, const char *mnt,
+                       const char *controller, const char *id, struct cj_undo *undo,
+                       struct cj_err *err)
 {
 	char own[PATH_MAX];
-	char *dir = j->cgroups[j->ncgroups];
+	char *dir = dirs[*ndirs];
 
 	cj_own_cgroup(controller, own, sizeof own);
 	snprintf(dir, PATH_MAX, "%s%s", mnt, own);
@@ -295,7 +296,7 @@ static int make_cgroup(struct cj_jail *j, const char *mnt, const char *controlle
 		rc = mkdir(dir, 0755);
 	if (rc < 0)
 		return cj_fail(err, errno, "cgroup: create %s", dir);
-	j->ncgroups++;
+	(*ndirs)++;
 	return 0;
 }
 
@@ -317,7 +318,7 @@ static int setup_cgroups(struct cj_jail *j, const struct cj_vm_limits *lim, cons
 			               "cgroup: enable cpu, memory and pids in %s (in a container, "
 			               "give ctr-jailer a delegated cgroup)",
 			               parent);
-		if (make_cgroup(j, CGROUP_ROOT, NULL, id, undo, err) < 0)
+		if (make_cgroup(j->cgroups, &j->ncgroups, CGROUP_ROOT, NULL, id, undo, err) < 0)
 			return -1;
 		snprintf(v, sizeof v, "%llu", (unsigned long long)j->memory_limit);
 		if (cgroup_set(j->cgroups[0], "memory.max", v, err) < 0)
@@ -339,17 +340,18 @@ static int setup_cgroups(struct cj_jail *j, const struct cj_vm_limits *lim, cons
 		return 0;
 	}
 	/* v1 or hybrid: one directory per controller */
-	if (make_cgroup(j, CGROUP_ROOT "/memory", "memory", id, undo, err) < 0)
+	if (make_cgroup(j->cgroups, &j->ncgroups, CGROUP_ROOT "/memory", "memory", id, undo, err) <
+	    0)
 		return -1;
 	snprintf(v, sizeof v, "%llu", (unsigned long long)j->memory_limit);
 	if (cgroup_set(j->cgroups[j->ncgroups - 1], "memory.limit_in_bytes", v, err) < 0)
 		return -1;
-	if (make_cgroup(j, CGROUP_ROOT "/pids", "pids", id, undo, err) < 0)
+	if (make_cgroup(j->cgroups, &j->ncgroups, CGROUP_ROOT "/pids", "pids", id, undo, err) < 0)
 		return -1;
 	snprintf(v, sizeof v, "%llu", (unsigned long long)pids);
 	if (cgroup_set(j->cgroups[j->ncgroups - 1], "pids.max", v, err) < 0)
 		return -1;
-	if (make_cgroup(j, CGROUP_ROOT "/cpu", "cpu", id, undo, err) < 0)
+	if (make_cgroup(j->cgroups, &j->ncgroups, CGROUP_ROOT "/cpu", "cpu", id, undo, err) < 0)
 		return -1;
 	if (lim->cpu_quota_us) {
 		char period[32];
@@ -371,6 +373,50 @@ int cj_jail_attach(const struct cj_jail *jail, pid_t pid, struct cj_err *err)
 		if (cgroup_set(jail->cgroups[i], "cgroup.procs", v, err) < 0)
 			return -1;
 	return 0;
+}
+
+int cj_helper_cgroup_make(const char *id, uint64_t pids, struct cj_undo *undo,
+                          struct cj_helper_cgroup *out, struct cj_err *err)
+{
+	char v[32];
+	bool v2 = unified();
+
+	memset(out, 0, sizeof *out);
+	snprintf(v, sizeof v, "%llu", (unsigned long long)pids);
+	if (v2) {
+		char own[PATH_MAX], sub[PATH_MAX + 64];
+		cj_own_cgroup(NULL, own, sizeof own);
+		snprintf(sub, sizeof sub, "%s%s/cgroup.subtree_control", CGROUP_ROOT, own);
+		if (cj_write_text(sub, "+pids") < 0)
+			return cj_fail(err, errno, "cgroup: enable pids for the children of %s",
+			               own);
+	}
+	if (make_cgroup(out->dirs, &out->n, v2 ? CGROUP_ROOT : CGROUP_ROOT "/pids",
+	                v2 ? NULL : "pids", id, undo, err) < 0)
+		return -1;
+	return cgroup_set(out->dirs[0], "pids.max", v, err);
+}
+
+int cj_helper_cgroup_attach(const struct cj_helper_cgroup *cg, pid_t pid, struct cj_err *err)
+{
+	char v[32];
+
+	snprintf(v, sizeof v, "%d", (int)pid);
+	for (size_t i = 0; i < cg->n; i++)
+		if (cgroup_set(cg->dirs[i], "cgroup.procs", v, err) < 0)
+			return -1;
+	return 0;
+}
+
+static int cgroup_kill_remove(const char *dir, uint64_t deadline, bool verbose);
+
+void cj_helper_cgroup_remove(struct cj_helper_cgroup *cg)
+{
+	uint64_t deadline = cj_cgroup_kill_deadline();
+
+	for (size_t i = 0; i < cg->n; i++)
+		cgroup_kill_remove(cg->dirs[i], deadline, true);
+	cg->n = 0;
 }
 
 bool cj_jail_oom_killed(const struct cj_jail *jail)

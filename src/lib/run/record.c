@@ -17,6 +17,7 @@
 #include "net/net.h"
 #include "util/util.h"
 #include "vmm/firecracker.h"
+#include "volume/share.h"
 #include "volume/volume.h"
 
 #include <dirent.h>
@@ -44,9 +45,9 @@
 
 /* The one table: undo kind "<module>.<what>" -> the module's replay. */
 static const struct cj_undo_kind undo_kinds[] = {
-    {"net", cj_net_undo},   {"volume", cj_volume_undo},
-    {"jail", cj_jail_undo}, {"firecracker", cj_firecracker_undo},
-    {NULL, NULL},
+    {"net", cj_net_undo},     {"volume", cj_volume_undo},
+    {"jail", cj_jail_undo},   {"firecracker", cj_firecracker_undo},
+    {"share", cj_share_undo}, {NULL, NULL},
 };
 
 struct cj_record {

@@ -22,6 +22,7 @@
 #include "util/util.h"
 #include "vmm/vmm.h"
 #include "vmm_choice.h"
+#include "volume/share.h"
 #include "volume/volume.h"
 
 #include <arpa/inet.h>
@@ -293,6 +294,11 @@ struct run {
 	struct drives drives;
 	struct cj_net net;
 	struct ctrj_config cfg;
+	/* host directories (virtiofsd each, per boot) and tmpfs mounts */
+	struct ctrj_mount mounts[CTRJ_MAX_MOUNTS];
+	char tags[CJ_MAX_SHARES][CJ_SHARE_TAG_MAX + 1];
+	struct cj_virtiofsd vfs[CJ_MAX_SHARES];
+	size_t nvfs;
 	char hostname[65];
 	int ctl_fd;
 	/* start, supervise, collect */
@@ -384,6 +390,12 @@ static int stage_resolve(struct run *r, struct cj_err *err)
 	        0 ||
 	    cj_vmm_choose(spec, &r->choice, &r->vmm, &r->use_kvm, err) < 0)
 		return -1;
+	if (spec->nshares && r->vmm.ops != &cj_qemu_ops)
+		return cj_fail(err, 0,
+		               "host directories (%s) need QEMU's virtiofs, which %s lacks: use "
+		               "--vmm qemu, or a named volume (-v NAME:%s)",
+		               spec->shares[0].source, r->vmm.ops->name,
+		               spec->shares[0].guest_path);
 	if (cj_kernel_vmlinux(spec->cache_dir, r->kernel.image, r->vmlinux, sizeof r->vmlinux,
 	                      &verr) == 0)
 		r->boot_image = r->vmlinux;
@@ -519,6 +531,9 @@ static int stage_drives(struct run *r, struct cj_err *err)
 {
 	struct drives *d = &r->drives;
 
+	for (size_t i = 0; i < r->spec->nshares; i++)
+		if (cj_share_prepare_source(&r->spec->shares[i], err) < 0)
+			return -1;
 	if (drives_prepare(r->spec, &r->base, &r->tools, r->vm.undo, d, err) < 0 ||
 	    cj_vm_add_drive(&r->vm, CJ_DRIVE_BASE, 0, r->base.path, -1, true, err) < 0 ||
 	    (d->have_data &&
@@ -557,6 +572,33 @@ static int stage_network(struct run *r, struct cj_err *err)
 	return 0;
 }
 
+/* Host directories (by tag, in order) and tmpfs mounts for the guest,
+ * and --read-only. */
+static void storage_mounts(struct run *r)
+{
+	const struct cj_spec *spec = r->spec;
+	size_t n = 0;
+
+	for (size_t i = 0; i < spec->nshares; i++, n++) {
+		snprintf(r->tags[i], sizeof r->tags[i], "ctrj%zu", i);
+		r->mounts[n] = (struct ctrj_mount){
+		    .kind = CTRJ_MOUNT_VIRTIOFS,
+		    .flags = spec->shares[i].read_only ? CTRJ_MOUNT_READONLY : 0,
+		    .tag = r->tags[i],
+		    .path = spec->shares[i].guest_path,
+		};
+	}
+	for (size_t i = 0; i < spec->ntmpfs; i++, n++)
+		r->mounts[n] = (struct ctrj_mount){.kind = CTRJ_MOUNT_TMPFS,
+		                                   .flags = spec->tmpfs[i].flags,
+		                                   .size = spec->tmpfs[i].size,
+		                                   .mode = spec->tmpfs[i].mode,
+		                                   .path = spec->tmpfs[i].path};
+	r->cfg.mounts = r->mounts;
+	r->cfg.nmounts = n;
+	r->cfg.readonly_root = spec->read_only;
+}
+
 /* The guest's configuration into the control disk (a memfd), which joins
  * the drives with the modules and the volumes after it. */
 static int stage_control_disk(struct run *r, struct cj_err *err)
@@ -585,6 +627,7 @@ static int stage_control_disk(struct run *r, struct cj_err *err)
 	}
 	cfg->volumes = r->drives.mounts;
 	cfg->nvolumes = r->drives.nmounts;
+	storage_mounts(r);
 	cfg->secrets = spec->secrets;
 	cfg->nsecrets = spec->nsecrets;
 	r->ctl_fd = write_control_disk(cfg, err);
@@ -679,13 +722,42 @@ static void health_boot(struct run *r)
 	cj_health_boot(r->health);
 }
 
+/* One virtiofsd per host directory, for this boot; QEMU gets the
+ * connections, and guest memory it can share (the jail's file size limit
+ * lets its memfd be that large). */
+static int shares_start(struct run *r, struct cj_err *err)
+{
+	const struct cj_spec *spec = r->spec;
+	uint64_t mem = spec->memory_mib << 20;
+
+	for (size_t i = 0; i < spec->nshares; i++) {
+		if (cj_virtiofsd_start(&spec->shares[i], (unsigned)i, CJ_VIRTIOFSD, r->id,
+		                       r->run_dir, r->vm.undo, true, &r->vfs[i], err) < 0)
+			return cj_err_wrap(err, "share %s", spec->shares[i].source);
+		r->nvfs = i + 1;
+		r->vm.shares[i] = (struct cj_vm_share){.tag = r->tags[i], .fd = r->vfs[i].fd};
+	}
+	r->vm.nshares = spec->nshares;
+	if (spec->nshares && r->vm.jail.fsize_limit && r->vm.jail.fsize_limit < mem)
+		r->vm.jail.fsize_limit = mem;
+	return 0;
+}
+
+static void shares_stop(struct run *r)
+{
+	while (r->nvfs)
+		cj_virtiofsd_stop(&r->vfs[--r->nvfs]);
+	r->vm.nshares = 0;
+}
+
 /* The console and stderr pipes, then the VMM. */
 static int stage_start(struct run *r, struct cj_err *err)
 {
 	int cpipe[2], epipe[2], rc;
 
 	r->vmm_mark = cj_record_undo_mark(r->rec);
-	if (stopped_during_setup(r->sfd, err) < 0 || vm_machine(r, err) < 0)
+	if (stopped_during_setup(r->sfd, err) < 0 || vm_machine(r, err) < 0 ||
+	    shares_start(r, err) < 0)
 		return -1;
 	r->t.prepared = cj_now_ns();
 	if (pipe2(cpipe, O_CLOEXEC) < 0)
@@ -707,6 +779,10 @@ static int stage_start(struct run *r, struct cj_err *err)
 	r->vm.stderr_fd = epipe[1];
 	r->vm.has_stderr_fd = true;
 	rc = r->vmm.ops->start(&r->vmm, &r->vm, err);
+	for (size_t i = 0; i < r->nvfs; i++) { /* QEMU holds the connections now */
+		close(r->vfs[i].fd);
+		r->vfs[i].fd = -1;
+	}
 	close(cpipe[1]);
 	close(epipe[1]);
 	fcntl(cpipe[0], F_SETFL, O_NONBLOCK);
@@ -759,6 +835,7 @@ static void stage_teardown(struct run *r)
 		close(r->ctl_fd);
 	if (r->vmm.ops)
 		r->vmm.ops->cleanup(&r->vmm);
+	shares_stop(r);
 	cj_record_teardown(r->rec, true); /* the lock last: gc never sees a live run as dead */
 	/* The volumes' locks only once their owners are restored, so that no
 	 * other run takes one while it still belongs to this run's uid. */
@@ -850,6 +927,7 @@ static int restart_vm(struct run *r, unsigned restarts, struct cj_err *err)
 	r->vmm.ops->cleanup(&r->vmm);
 	r->vmm.priv = NULL;
 	r->vmm.pid = 0;
+	shares_stop(r);
 	r->have_status = 0;
 	memset(&r->st, 0, sizeof r->st);
 	/* the last boot's VMM entries (jail, cgroups, files given to its

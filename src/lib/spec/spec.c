@@ -325,6 +325,12 @@ void cj_spec_free(struct cj_spec *spec)
 	for (size_t i = 0; i < spec->nvolumes; i++)
 		cj_volume_spec_free(&spec->volumes[i]);
 	free(spec->volumes);
+	for (size_t i = 0; i < spec->nshares; i++)
+		cj_share_spec_free(&spec->shares[i]);
+	free(spec->shares);
+	for (size_t i = 0; i < spec->ntmpfs; i++)
+		cj_tmpfs_spec_free(&spec->tmpfs[i]);
+	free(spec->tmpfs);
 	free(spec->volumes_dir);
 	free(spec->data_dir);
 	free(spec->data_mount);

@@ -15,6 +15,7 @@
 #include "registry/pull.h"
 #include "util/err.h"
 #include "util/strv.h"
+#include "volume/share.h"
 #include "volume/volume.h"
 
 #include <stdbool.h>
@@ -119,6 +120,12 @@ struct cj_spec {
 	char *data_dir;       /* the seed's /jail/data, when present or given */
 	char *data_mount;     /* DATA_MOUNT: where the init mounts the data drive */
 	uint64_t datafs_size; /* DATAFS_SIZE; 0 = default */
+	/* host directories (virtiofs), tmpfs mounts, --read-only */
+	struct cj_share_spec *shares;
+	size_t nshares;
+	struct cj_tmpfs_spec *tmpfs;
+	size_t ntmpfs;
+	bool read_only;
 	/* secrets: values held in memory only */
 	struct ctrj_secret *secrets;
 	size_t nsecrets;

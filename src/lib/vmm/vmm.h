@@ -30,7 +30,15 @@ struct cj_drive {
 	bool read_only;
 };
 
-#define CJ_MAX_DRIVES 24
+#define CJ_MAX_DRIVES    24
+#define CJ_MAX_VM_SHARES 16
+
+/* A host directory the guest mounts by tag: a vhost-user-fs device on a
+ * connection to its virtiofsd (QEMU only). */
+struct cj_vm_share {
+	const char *tag;
+	int fd; /* connected to the virtiofsd's socket */
+};
 
 /* What a VMM needs to boot the guest; backend-neutral. */
 struct cj_vm_config {
@@ -43,6 +51,8 @@ struct cj_vm_config {
 	unsigned long tsc_khz; /* the host's TSC frequency (host facts); 0: unknown */
 	struct cj_drive drives[CJ_MAX_DRIVES];
 	size_t ndrives;
+	struct cj_vm_share shares[CJ_MAX_VM_SHARES];
+	size_t nshares;      /* any: guest memory from a shareable memfd */
 	const char *run_dir; /* sockets live here */
 	const char *tap;     /* TAP device name, NULL: no network */
 	uint8_t mac[6];      /* guest MAC */
