@@ -344,3 +344,32 @@ def test_detached_supervisor_leaves_the_callers_cwd(runner, tmp_path):
     wait_for(lambda: "cwd-run-up" in logs(runner, run_id), what="the workload's line")
     assert ps(runner)[run_id]["State"] == "running"
     assert verb(runner, "rm", "-f", run_id).returncode == 0
+
+
+@pytest.mark.parametrize("detached", [False, True])
+def test_relative_image_path_is_unpacked_by_the_detached_supervisor(runner, tmp_path, detached):
+    """--image tar:FILE relative to the caller: the image is unpacked by the
+    supervisor, which works in "/". The run is made to fail at a later
+    stage (a volume that cannot be created), so no VM boots: what it
+    reports must be the volume, never the image (the foreground run is the
+    control)."""
+    import tarfile
+    caller = tmp_path / "caller"
+    caller.mkdir()
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    for sub in ("kernels", "vmlinux", "initramfs", "modules"):
+        (runner.cache / sub).mkdir(exist_ok=True)
+        (cache / sub).symlink_to(runner.cache / sub)
+    with tarfile.open(caller / "img.tar", "w") as t:
+        t.add(runner.rootfs, arcname=".")
+    missing = tmp_path / "no-such-dir" / "x.img"
+    argv = [str(BINARY), "run", "--image", "tar:img.tar", "--memory", "256", "--cpus", "1",
+            "--network", "none", "-v", f"{missing}:/data", *(["-d"] if detached else []),
+            "--", "/bin/true"]
+    r = subprocess.run(argv, env=runner.env({"CTR_JAILER_CACHE": str(cache)}), cwd=caller,
+                       capture_output=True, timeout=180)
+    err = r.stderr.decode(errors="replace")
+    assert r.returncode == 125, err
+    assert "img.tar" not in err and str(missing) in err, err
+    assert list((cache / "images").rglob("*.ext4")), "the image was not unpacked"

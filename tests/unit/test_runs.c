@@ -222,6 +222,30 @@ static void test_health_state_machine(void **state)
 	assert_int_equal(d.retries, 3);
 }
 
+/* The supervisor's poll timeout for a check weeks away stays a positive
+ * int (--health-interval takes up to years): never a negative "wait
+ * forever" or a wrapped short one. */
+static void test_health_long_interval_poll_timeout(void **state)
+{
+	struct cj_record *rec = named("longint");
+	struct cj_health_spec spec = {.interval_ms = 30ull * 24 * 3600 * 1000}; /* 30 days */
+	struct cj_health *h = NULL;
+	struct cj_err err = {0};
+	struct pollfd p;
+	(void)state;
+
+	assert_int_equal(cj_strv_push(&spec.test, "true"), 0);
+	assert_int_equal(cj_health_open(&spec, base, cj_record_id(rec), rec, &h, &err), 0);
+	assert_non_null(h);
+	cj_health_boot(h);
+	int ms = cj_health_pollfd(h, &p);
+	assert_true(ms > 24 * 3600 * 1000); /* more than a day, however it is capped */
+	assert_int_equal(p.fd, -1);
+	cj_health_close(h);
+	cj_strv_free(&spec.test);
+	assert_int_equal(cj_record_teardown(rec, false), 0);
+}
+
 static void test_kept_record_keeps_only_record_and_logs(void **state)
 {
 	struct cj_record *rec = named("kept");
@@ -287,6 +311,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_name_rule),
 	    cmocka_unit_test(test_health_state_machine),
+	    cmocka_unit_test_setup_teardown(test_health_long_interval_poll_timeout, setup,
+	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_names_are_unique_among_live_and_exited, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_find_by_id_name_and_prefix, setup, teardown),

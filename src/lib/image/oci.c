@@ -692,6 +692,18 @@ int cj_image_open(const char *ref, const char *cache_dir, struct cj_image *img, 
 	if ((cj_image_ref_is_file_form(ref) ? cj_image_ref_parse(ref, &img->ref, err)
 	                                    : store_ref(ref, cache_dir, &img->ref, err)) < 0)
 		return -1;
+	/* Unpacking may come later, in a detached supervisor that has left
+	 * this working directory: a relative path is taken from here. */
+	if (img->ref.path[0] != '/') {
+		char cwd[PATH_MAX], *abs = NULL;
+		if (!getcwd(cwd, sizeof cwd) || asprintf(&abs, "%s/%s", cwd, img->ref.path) < 0) {
+			cj_image_free(img);
+			return cj_fail(err, errno ? errno : ENOMEM,
+			               "image %s: the working directory", ref);
+		}
+		free(img->ref.path);
+		img->ref.path = abs;
+	}
 	if (!(img->ref_str = strdup(ref))) {
 		cj_image_free(img);
 		return cj_fail(err, ENOMEM, "image");

@@ -65,6 +65,19 @@ static gid_t files_group(const char *name)
 	return gid;
 }
 
+gid_t cj_jail_kvm_gid(const char *dev)
+{
+	struct stat st;
+
+	/* the device's own group: what the VMM needs to be in, whatever
+	 * database (/etc/group, /usr/lib/group of nss-altfiles, LDAP) names
+	 * it; never root's group */
+	if (stat(dev, &st) == 0 && S_ISCHR(st.st_mode) && st.st_gid != 0 &&
+	    (st.st_mode & (S_IRGRP | S_IWGRP)) == (S_IRGRP | S_IWGRP))
+		return st.st_gid;
+	return files_group("kvm");
+}
+
 static int resolve_user(const char *spec, uid_t *uid, gid_t *gid, struct cj_err *err)
 {
 	struct passwd *pw;
@@ -495,7 +508,7 @@ int cj_jail_prepare(const struct cj_jail_plan *cfg, const char *run_dir, const c
 		return 0;
 	jail->uid = cfg->uid;
 	jail->gid = cfg->gid;
-	jail->extra_gid = files_group("kvm");
+	jail->extra_gid = cj_jail_kvm_gid("/dev/kvm");
 	jail->memory_limit = cfg->limits.memory_bytes;
 	/* The VMM never needs to grow a file beyond the largest drive. */
 	jail->fsize_limit = cfg->fsize_limit ? cfg->fsize_limit : RLIM_INFINITY;

@@ -153,6 +153,10 @@ void cj_helper_cgroup_remove(struct cj_helper_cgroup *cg);
 bool cj_jail_oom_killed(const struct cj_jail *jail);
 /* Kill what is left in the cgroup, then remove it and the root. */
 void cj_jail_cleanup(struct cj_jail *jail);
+/* The group a jailed VMM gets to open dev (/dev/kvm): the device's own
+ * group when it gives that group rw (and is not root's), else "kvm" of
+ * /etc/group; (gid_t)-1 without either. */
+gid_t cj_jail_kvm_gid(const char *dev);
 /* The jailed child has exec'd: the parent needs its binds no more. Their
  * pages are given back (madvise; jail in anonymous memory, as on the heap)
  * so that a detached run's supervisor does not keep them resident. */

@@ -213,7 +213,10 @@ int cj_health_pollfd(struct cj_health *h, struct pollfd *p)
 	at = h->pid > 0 ? h->start_ns + h->spec.timeout_ms * 1000000ull : h->next_ns;
 	if (h->pid > 0 && h->timed_out)
 		return -1; /* killed: its SIGCHLD comes */
-	return at <= now ? 0 : (int)((at - now) / 1000000u + 1);
+	if (at <= now)
+		return 0;
+	/* an interval or timeout of weeks is more ms than poll's int holds */
+	return (at - now) / 1000000u >= INT_MAX ? INT_MAX : (int)((at - now) / 1000000u + 1);
 }
 
 void cj_health_handle(struct cj_health *h, const struct pollfd *p)
