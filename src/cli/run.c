@@ -292,6 +292,12 @@ static int finish(struct run_ctx *ctx, int argc, char **argv, int first, struct 
 	for (int i = first; i < argc; i++)
 		if (cj_strv_push(&spec->argv, argv[i]) < 0)
 			return cj_fail(err, ENOMEM, "argv");
+	if (spec->health.disabled &&
+	    (spec->health.test.n || spec->health.interval_ms || spec->health.timeout_ms ||
+	     spec->health.start_period_ms || spec->health.retries))
+		return cj_fail(err, 0,
+		               "--no-healthcheck conflicts with the --health-* options: give one "
+		               "or the other");
 	if (ctx->rootfs_flag && ctx->image_flag)
 		return cj_fail(err, 0, "give --rootfs or --image, not both");
 	if (ctx->rootfs_flag && spec->image) { /* the flag wins over CTR_JAILER_IMAGE */

@@ -200,4 +200,7 @@ def test_health_options_in_dry_run():
                               "interval_ms": 90000, "timeout_ms": 30000,
                               "start_period_ms": 0, "retries": 5}
     assert dry_run([])["health"] is None
-    assert dry_run(["--health-cmd", "true", "--no-healthcheck"])["health"] is None
+    assert dry_run(["--no-healthcheck"])["health"] is None
+    r = subprocess.run([BINARY, "run", "--dry-run", "--health-cmd", "true", "--no-healthcheck",
+                        "--", "/bin/true"], capture_output=True, text=True, timeout=10)
+    assert r.returncode == 125 and "conflicts" in r.stderr and r.stderr.count("\n") == 1

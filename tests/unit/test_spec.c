@@ -837,10 +837,12 @@ static void test_health_options(void **state)
 	assert_int_equal(spec.health.start_period_ms, 500);
 	assert_true(cj_health_wanted(&spec.health));
 	cj_spec_free(&spec);
-	char *off[] = {"run", "--health-cmd", "true", "--no-healthcheck", "/bin/true", NULL};
+	char *off[] = {"run", "--no-healthcheck", "/bin/true", NULL};
 	assert_int_equal(spec_run(&spec, off, env, &err), 0);
 	assert_false(cj_health_wanted(&spec.health));
 	cj_spec_free(&spec);
+	char *both[] = {"run", "--health-cmd", "true", "--no-healthcheck", "/bin/true", NULL};
+	expect_spec_error(both, env, "conflicts with the --health-* options");
 	char *bad_retries[] = {"run", "--health-retries", "-1", "/bin/true", NULL};
 	expect_spec_error(bad_retries, env, "give a count");
 	char *bad_interval[] = {"run", "--health-interval", "soon", "/bin/true", NULL};

@@ -580,7 +580,10 @@ int cj_record_undo_back_to(struct cj_record *rec, size_t mark, bool verbose, str
 
 	if (record_save(rec, err) < 0)
 		return -1;
-	return left ? cj_fail(err, 0, "%d host changes of the last boot could not be undone", left)
+	return left ? cj_fail(err, 0,
+	                      "%d host changes of the last boot could not be undone "
+	                      "(see the warnings above; `ctr-jailer gc` retries them)",
+	                      left)
 	            : 0;
 }
 

@@ -712,7 +712,9 @@ static void health_boot(struct run *r)
 	struct cj_err herr = {0};
 
 	if (!r->health && cj_health_wanted(&r->spec->health) && !r->sv.agent) {
-		cj_warn("no health checks: this VM has no agent channel");
+		cj_warn("no health checks: this VM has no agent channel (use a kernel with "
+		        "virtio_console, "
+		        "or put the check in the workload)");
 		return;
 	}
 	if (!r->health && cj_health_open(&r->spec->health, r->spec->run_base, r->id, r->rec,
@@ -1084,7 +1086,9 @@ int cj_run_detached(struct cj_spec *spec, char id[16], struct cj_err *err)
 	char cwd[PATH_MAX];
 	code = CJ_EXIT_RUNTIME;
 	if (!getcwd(cwd, sizeof cwd) || chdir("/") < 0)
-		cj_fail(err, errno, "the working directory");
+		cj_fail(
+		    err, errno,
+		    "cannot resolve the working directory (start the run from one that exists)");
 	else if (cj_spec_absolute_paths(spec, cwd, err) == 0)
 		code = run_all(spec, &notify, err);
 	char buf[CJ_ERR_STR_MAX + 2];
