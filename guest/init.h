@@ -62,6 +62,15 @@ __attribute__((noreturn, format(printf, 2, 3))) void guest_fail(int code, const 
 /* Write the status record, unmount, sync and reboot. */
 __attribute__((noreturn)) void guest_finish(void);
 
+/* ---- resume.c ----------------------------------------------------------- */
+
+/* With ctrj.snap=1: stop for the snapshot, then take this boot's seed,
+ * clock and MAC from the host's "go" line. */
+void resume_wait_go(void);
+/* After a restore, once eth0 and the new root exist: the MAC, a fresh
+ * /etc/machine-id. */
+void resume_identity(bool has_net);
+
 /* ---- boot.c ------------------------------------------------------------- */
 
 #define GUEST_MAX_DISKS    32

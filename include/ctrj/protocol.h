@@ -19,6 +19,9 @@
 #include <stdint.h>
 
 #define CTRJ_CTL_MAGIC        "CTRJCTL1"
+/* Boot snapshots: the init (ctrj.snap=1) says this line on the console,
+ * then waits for "go" (guest/resume.c). */
+#define CTRJ_SNAPSHOT_POINT "ctrj-snapshot-point"
 #define CTRJ_STATUS_MAGIC     "CTRJSTA1"
 #define CTRJ_PROTOCOL_VERSION 1u
 

@@ -19,6 +19,7 @@
 #include "run/record.h"
 #include "run/supervise.h"
 #include "util/util.h"
+#include "vmm/snapshot.h"
 #include "vmm/vmm.h"
 #include "vmm_choice.h"
 #include "volume/volume.h"
@@ -648,6 +649,53 @@ static void agent_listen(struct run *r)
 		cj_warn("exec will not reach this run: %s", cj_err_str(&aerr, buf, sizeof buf));
 }
 
+/* The boot snapshot of the machine's shape, when the backend has them and
+ * --cold-boot was not given: made now when missing. Without one the VM
+ * boots cold. */
+static void snapshot_choose(struct run *r, char *path, size_t len)
+{
+	struct cj_err serr = {0};
+	char buf[CJ_ERR_STR_MAX];
+	int fd;
+
+	if (r->spec->cold_boot || !r->vmm.ops->snapshot_take || !r->spec->cache_dir)
+		return;
+	fd = cj_snapshot_open(r->spec->cache_dir, &r->vmm, &r->vm, path, len, &serr);
+	if (fd < 0) {
+		cj_notice("booting cold: %s", cj_err_str(&serr, buf, sizeof buf));
+		return;
+	}
+	r->vm.snap.restore = true;
+	r->vm.snap.fd = fd;
+}
+
+/* The VMM, restored from the shape's snapshot when there is one; a
+ * snapshot that does not restore is removed and the VM boots cold. */
+static int start_vmm(struct run *r, struct cj_err *err)
+{
+	char path[PATH_MAX], buf[CJ_ERR_STR_MAX];
+	int rc;
+
+	snapshot_choose(r, path, sizeof path);
+	rc = r->vmm.ops->start(&r->vmm, &r->vm, err);
+	if (r->vm.snap.restore)
+		close(r->vm.snap.fd);
+	r->vm.snap.restore = false;
+	if (rc == 0 || !r->vmm.restore_failed)
+		return rc;
+	cj_notice("the boot snapshot %s did not restore (%s): removed, booting cold", path,
+	          cj_err_str(err, buf, sizeof buf));
+	unlink(path);
+	cj_vmm_kill(&r->vmm);
+	if (r->vmm.pid > 0)
+		waitpid(r->vmm.pid, NULL, 0);
+	r->vmm.ops->cleanup(&r->vmm);
+	r->vmm.pid = 0;
+	r->vmm.restore_failed = false;
+	*err = (struct cj_err){0};
+	return r->vmm.ops->start(&r->vmm, &r->vm, err);
+}
+
 /* The console and stderr pipes, then the VMM. */
 static int stage_start(struct run *r, struct cj_err *err)
 {
@@ -674,7 +722,7 @@ static int stage_start(struct run *r, struct cj_err *err)
 	r->vm.has_console_fd = true;
 	r->vm.stderr_fd = epipe[1];
 	r->vm.has_stderr_fd = true;
-	rc = r->vmm.ops->start(&r->vmm, &r->vm, err);
+	rc = start_vmm(r, err);
 	close(cpipe[1]);
 	close(epipe[1]);
 	fcntl(cpipe[0], F_SETFL, O_NONBLOCK);
