@@ -178,7 +178,6 @@ static int open_or_make(const char *dir, const struct cj_vmm *vmm, const struct 
 	if ((lfd = cj_lock_file(lock, err)) < 0)
 		return -1;
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) { /* nobody made it meanwhile */
-		cj_notice("making the boot snapshot of this machine shape (once): %s", dir);
 		snprintf(tmp, sizeof tmp, "%s/vmstate.tmp", dir);
 		int wfd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 		if (wfd < 0)
