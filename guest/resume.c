@@ -13,6 +13,7 @@
  * run's drives and TAP. Nothing before this point reads the boot id (the
  * kernel makes it on first read) or any run's data.
  */
+#include "deadline.h"
 #include "init.h"
 
 #include <ctype.h>
@@ -40,6 +41,7 @@ struct rand_pool_info {
 };
 
 static bool g_restored;
+static uint64_t g_go_ns; /* CLOCK_BOOTTIME at "go" */
 static uint8_t g_mac[6];
 static bool g_has_mac;
 
@@ -144,6 +146,7 @@ void resume_wait_go(void)
 	if (clock_settime(CLOCK_REALTIME, &ts) < 0)
 		guest_say("snapshot: set the clock: %s", strerror(errno));
 	g_has_mac = unhex(tok[4], g_mac, sizeof g_mac);
+	g_go_ns = guest_now_ns();
 	g_restored = true;
 }
 
@@ -183,6 +186,22 @@ static void write_machine_id(void)
 		guest_say("write /etc/machine-id: %s", strerror(errno));
 	if (fd >= 0)
 		close(fd);
+}
+
+static uint64_t since_go(uint64_t t)
+{
+	return t > g_go_ns ? t - g_go_ns : 0;
+}
+
+void resume_rebase_times(struct ctrj_status *st)
+{
+	if (!g_restored)
+		return;
+	st->t_init_ns = 0;
+	if (st->t_workload_start_ns)
+		st->t_workload_start_ns = since_go(st->t_workload_start_ns);
+	if (st->t_workload_end_ns)
+		st->t_workload_end_ns = since_go(st->t_workload_end_ns);
 }
 
 void resume_identity(bool has_net)

@@ -957,6 +957,46 @@ int cj_run_vm(struct cj_spec *spec, struct cj_err *err)
 	return run_all(spec, &none, err);
 }
 
+/* The drives and NIC a run of spec would have, none of them backed. */
+static int shape_devices(struct run *r, struct cj_err *err)
+{
+	const struct cj_spec *spec = r->spec;
+	struct cj_vm_config *vm = &r->vm;
+	int rc = cj_vm_add_drive(vm, CJ_DRIVE_BASE, 0, NULL, -1, true, err);
+
+	if (rc == 0 && spec->data_dir)
+		rc = cj_vm_add_drive(vm, CJ_DRIVE_DATA, 0, NULL, -1, false, err);
+	if (rc == 0)
+		rc = cj_vm_add_drive(vm, CJ_DRIVE_CONTROL, 0, NULL, -1, false, err);
+	if (rc == 0 && r->kernel.modules[0])
+		rc = cj_vm_add_drive(vm, CJ_DRIVE_MODULES, 0, NULL, -1, true, err);
+	for (size_t i = 0; rc == 0 && i < spec->nvolumes; i++)
+		rc = cj_vm_add_drive(vm, CJ_DRIVE_VOLUME, (unsigned)i, NULL, -1,
+		                     spec->volumes[i].read_only, err);
+	if (spec->net.mode == CJ_NET_TAP)
+		vm->tap = "";
+	return rc;
+}
+
+int cj_run_snapshot_prepare(struct cj_spec *spec, char *path, size_t len, struct cj_err *err)
+{
+	struct run *r = calloc(1, sizeof *r);
+	int fd = -1;
+
+	if (!r)
+		return cj_fail(err, ENOMEM, "snapshot");
+	*r = (struct run){.spec = spec, .ctl_fd = -1, .sfd = -1};
+	if (!spec->cache_dir)
+		cj_fail(err, 0, "no cache directory for snapshots");
+	else if (stage_resolve(r, err) == 0 && stage_initramfs(r, err) == 0 &&
+	         shape_devices(r, err) == 0 && vm_machine(r, err) == 0)
+		fd = cj_snapshot_open(spec->cache_dir, &r->vmm, &r->vm, path, len, err);
+	if (fd >= 0)
+		close(fd);
+	free(r);
+	return fd < 0 ? -1 : 0;
+}
+
 /* The parent of a detached run: "S<id>" from the supervisor once the VMM
  * started; else it ended, and its status (and "E<message>") say why. */
 static int detach_parent(pid_t child, int fd, char id[16], struct cj_err *err)
