@@ -81,7 +81,22 @@ void boot_early_mounts(void)
 
 /* ---- modules ---------------------------------------------------------- */
 
-uint64_t boot_load_modules(void)
+/* Is the module at path (kernel/.../NAME.ko[.xz]) named name? */
+static bool module_named(const char *path, const char *name)
+{
+	const char *base = strrchr(path, '/');
+	size_t len = strlen(name);
+
+	base = base ? base + 1 : path;
+	return strncmp(base, name, len) == 0 && base[len] == '.';
+}
+
+/* Set once the modules but this one were loaded (boot_load_modules_but). */
+static const char *g_left;
+
+/* The modules of /modules/order: all of them, all but name (only false),
+ * or only name. */
+static uint64_t load_modules(const char *name, bool only)
 {
 	FILE *f = fopen("/modules/order", "re");
 	char line[512];
@@ -94,7 +109,7 @@ uint64_t boot_load_modules(void)
 		int fd;
 
 		line[strcspn(line, "\n")] = '\0';
-		if (!line[0])
+		if (!line[0] || (name && module_named(line, name) != only))
 			continue;
 		snprintf(path, sizeof path, "/modules/%s", line);
 		fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -106,6 +121,17 @@ uint64_t boot_load_modules(void)
 	}
 	fclose(f);
 	return guest_now_ns() - t0;
+}
+
+uint64_t boot_load_modules(void)
+{
+	return g_left ? load_modules(g_left, true) : load_modules(NULL, false);
+}
+
+void boot_load_modules_but(const char *name)
+{
+	load_modules(name, false);
+	g_left = name;
 }
 
 /* ---- drives ----------------------------------------------------------- */

@@ -70,6 +70,8 @@ void resume_wait_go(void);
 /* After a restore, once eth0 and the new root exist: the MAC, a fresh
  * /etc/machine-id. */
 void resume_identity(bool has_net);
+/* Every module but name (boot.c); boot_load_modules then loads only it. */
+void boot_load_modules_but(const char *name);
 /* After a restore, the status record's times count from "go" (the host
  * adds them to the time it wrote it), not from the snapshot's boot. */
 void resume_rebase_times(struct ctrj_status *st);

@@ -1,16 +1,17 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Boot snapshots (ctrj.snap on the kernel command line). The init stops
- * before it loads any virtio driver: it says CTRJ_SNAPSHOT_POINT on the
- * console and waits for one line on it, which the host writes only after
- * the snapshot was taken or restored:
+ * Boot snapshots (ctrj.snap on the kernel command line). The init loads
+ * its modules but the virtio transport (virtio_mmio): no device is probed,
+ * no drive is read. It says CTRJ_SNAPSHOT_POINT on the console and waits
+ * for one line on it, which the host writes only after the snapshot was
+ * taken or restored:
  *   "go SEED SEC NSEC MAC\n"
  * SEED 64 hex digits of host entropy, SEC.NSEC the host's wall clock, MAC
  * 12 hex digits (or "-" without network). Every restored guest runs this
  * line's work first: the seed is credited to the kernel RNG and the CRNG
  * reseeded (every guest restored from one snapshot starts with one RNG
- * state), the clock set, and only then the drivers load and probe this
- * run's drives and TAP. Nothing before this point reads the boot id (the
+ * state), the clock set, and only then virtio_mmio loads and the drivers
+ * probe this run's drives and TAP. Nothing before this point reads the boot id (the
  * kernel makes it on first read) or any run's data.
  */
 #include "deadline.h"
@@ -132,6 +133,9 @@ void resume_wait_go(void)
 
 	if (!snapshot_mode())
 		return;
+	/* Drivers without their transport see no device: only virtio_mmio,
+	 * loaded after "go", probes this run's drives, TAP and channel. */
+	boot_load_modules_but("virtio_mmio");
 	if (write(STDOUT_FILENO, point, sizeof point - 1) < 0)
 		guest_fail(0, "snapshot: console: %s", strerror(errno));
 	read_go_line(line, sizeof line);
