@@ -7,13 +7,13 @@ workload saw: /proc/cmdline carries ctrj.snap=1 only in a restored guest."""
 import os
 import shutil
 import signal
-import threading
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import Runner, wait_for_output
+from conftest import BINARY, Runner, wait_for_output
 from test_network import World, net_rootfs, netprobe  # noqa: F401 (fixtures)
 
 RESTORED = b"ctrj.snap=1"
@@ -174,3 +174,37 @@ def test_snapshot_holds_nothing_of_the_run_that_made_it(runner, tmp_path):
     assert len(data) > 1 << 20
     for needle in (secret, envval, volbytes, b"SNAPENV"):
         assert needle not in data, needle
+
+
+def test_snapshot_prepare_then_runs_restore_it(runner):
+    """`snapshot prepare` makes the shape's snapshot once (a second call
+    keeps it), and runs of that shape restore it, two at once included."""
+    env = runner.env()
+    shape = ["--memory", "216", "--cpus", "1", "--network", "none"]
+    first = subprocess.run([str(BINARY), "snapshot", "prepare", *shape], env=env,
+                           capture_output=True, timeout=300)
+    assert first.returncode == 0, first.stderr
+    path = Path(first.stdout.decode().strip())
+    ino = path.stat().st_ino
+    again = subprocess.run([str(BINARY), "snapshot", "prepare", *shape], env=env,
+                           capture_output=True, timeout=300)
+    assert Path(again.stdout.decode().strip()) == path and path.stat().st_ino == ino
+    procs = [runner.start(["/bin/sh", "-c", WITH_CMDLINE], options=["--memory", "216"])
+             for _ in range(2)]
+    for p in procs:
+        out, err = p.communicate(timeout=240)
+        assert p.returncode == 0, err
+        assert RESTORED in cmdline_of(out)
+    assert path.stat().st_ino == ino  # neither run made it again
+
+
+def test_concurrent_first_runs_make_one_snapshot(runner):
+    opts = ["--memory", "200"]
+    before = set(snapshots(runner.cache))
+    procs = [runner.start(["/bin/sh", "-c", WITH_CMDLINE], options=opts) for _ in range(2)]
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+        assert RESTORED in cmdline_of(out)  # the second waited for the first's snapshot
+    assert len(set(snapshots(runner.cache)) - before) == 1
+    assert not list((runner.cache / "snapshots").glob("*/vmstate.tmp"))
