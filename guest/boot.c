@@ -82,7 +82,22 @@ void boot_early_mounts(void)
 
 /* ---- modules ---------------------------------------------------------- */
 
-static uint64_t load_modules_listed(const char *list)
+/* Is the module at path (kernel/.../NAME.ko[.xz]) named name? */
+static bool module_named(const char *path, const char *name)
+{
+	const char *base = strrchr(path, '/');
+	size_t len = strlen(name);
+
+	base = base ? base + 1 : path;
+	return strncmp(base, name, len) == 0 && base[len] == '.';
+}
+
+/* Set once the modules but this one were loaded (boot_load_modules_but). */
+static const char *g_left;
+
+/* The modules listed in list: all of them, all but name (only false),
+ * or only name. */
+static uint64_t load_modules_listed(const char *list, const char *name, bool only)
 {
 	FILE *f = fopen(list, "re");
 	char line[512];
@@ -95,7 +110,7 @@ static uint64_t load_modules_listed(const char *list)
 		int fd;
 
 		line[strcspn(line, "\n")] = '\0';
-		if (!line[0])
+		if (!line[0] || (name && module_named(line, name) != only))
 			continue;
 		snprintf(path, sizeof path, "/modules/%s", line);
 		fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -111,7 +126,14 @@ static uint64_t load_modules_listed(const char *list)
 
 uint64_t boot_load_modules(void)
 {
-	return load_modules_listed("/modules/order");
+	return g_left ? load_modules_listed("/modules/order", g_left, true)
+	              : load_modules_listed("/modules/order", NULL, false);
+}
+
+void boot_load_modules_but(const char *name)
+{
+	load_modules_listed("/modules/order", name, false);
+	g_left = name;
 }
 
 /* ---- drives ----------------------------------------------------------- */
@@ -302,7 +324,7 @@ void boot_load_share_modules(const struct ctrj_config *cfg)
 	for (size_t i = 0; i < cfg->nmounts; i++)
 		if (cfg->mounts[i].kind == CTRJ_MOUNT_VIRTIOFS) {
 			guest_status()->t_modules_ns +=
-			    load_modules_listed("/modules/order.virtiofs");
+			    load_modules_listed("/modules/order.virtiofs", NULL, false);
 			return;
 		}
 }

@@ -96,6 +96,7 @@ static void boot(struct ctrj_config *cfg, struct guest_disks *disks)
 	const struct guest_disk *ctl, *base;
 
 	boot_early_mounts();
+	resume_wait_go(); /* a boot snapshot is taken here, before any driver */
 	guest_status()->t_modules_ns = boot_load_modules();
 	if (!(ctl = boot_wait_disk(disks, NULL)))
 		guest_fail(0, "no control disk found after %d ms (%zu virtio disks seen)",
@@ -129,6 +130,7 @@ int main(void)
 		guest_fail(0, "set up signal handling: %s", strerror(errno));
 	boot_console_raw();
 	boot(&cfg, &disks);
+	resume_identity(cfg.has_net);
 	net_setup(&cfg);
 	config_resolve_user(&cfg, &user);
 	config_write_environment(cfg.envp, &user);

@@ -62,6 +62,20 @@ __attribute__((noreturn, format(printf, 2, 3))) void guest_fail(int code, const 
 /* Write the status record, unmount, sync and reboot. */
 __attribute__((noreturn)) void guest_finish(void);
 
+/* ---- resume.c ----------------------------------------------------------- */
+
+/* With ctrj.snap=1: stop for the snapshot, then take this boot's seed,
+ * clock and MAC from the host's "go" line. */
+void resume_wait_go(void);
+/* After a restore, once eth0 and the new root exist: the MAC, a fresh
+ * /etc/machine-id. */
+void resume_identity(bool has_net);
+/* Every module but name (boot.c); boot_load_modules then loads only it. */
+void boot_load_modules_but(const char *name);
+/* After a restore, the status record's times count from "go" (the host
+ * adds them to the time it wrote it), not from the snapshot's boot. */
+void resume_rebase_times(struct ctrj_status *st);
+
 /* ---- boot.c ------------------------------------------------------------- */
 
 #define GUEST_MAX_DISKS    32

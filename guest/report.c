@@ -102,6 +102,7 @@ void guest_finish(void)
 
 	boot_unmount_volumes();
 	if (g_status_fd >= 0) {
+		resume_rebase_times(&g_status);
 		ctrj_status_encode(&g_status, rec);
 		if (pwrite(g_status_fd, rec, sizeof rec, CTRJ_CTL_STATUS_OFF) !=
 		    (ssize_t)sizeof rec)

@@ -22,6 +22,10 @@
 #define CTRJ_STATUS_MAGIC     "CTRJSTA1"
 #define CTRJ_PROTOCOL_VERSION 1u
 
+/* Boot snapshots: the init (ctrj.snap=1) says this line on the console,
+ * then waits for "go" (guest/resume.c). */
+#define CTRJ_SNAPSHOT_POINT "ctrj-snapshot-point"
+
 #define CTRJ_CTL_HEADER_SIZE 512u
 #define CTRJ_CTL_CONFIG_OFF  4096u
 #define CTRJ_CTL_CONFIG_MAX  (1024u * 1024u)

@@ -74,6 +74,8 @@ static const struct cli_opt run_opts[] = {
      "the lib/modules/<release> tree of that kernel"},
     {"boot-args", 0, "ARGS", "KERNEL_BOOT_ARGS", opt_boot_args, NULL, G_VM,
      "replace the kernel command line"},
+    {"cold-boot", 0, NULL, NULL, opt_cold_boot, NULL, G_VM,
+     "boot the kernel instead of restoring the machine shape's boot snapshot"},
     {"extra-boot-args", 0, "ARGS", "EXTRA_KERNEL_BOOT_ARGS", opt_extra_boot_args, NULL, G_VM,
      "append to the kernel command line"},
     {"rootfs-size", 0, "SIZE", "ROOTFS_SIZE", opt_rootfs_size, NULL, G_VM,

@@ -191,6 +191,12 @@ int opt_timings(void *c, const char *v, const char *what, struct cj_err *err)
 	return 0;
 }
 
+int opt_cold_boot(void *c, const char *v, const char *what, struct cj_err *err)
+{
+	SPEC(c)->cold_boot = true;
+	return 0;
+}
+
 int opt_detach(void *c, const char *v, const char *what, struct cj_err *err)
 {
 	SPEC(c)->detach = true;

@@ -51,7 +51,7 @@ CJ="$P/ctr-jailer"
 export CTR_JAILER_CACHE=/var/tmp/cj-cache CTR_JAILER_RUN_DIR=/run/ctr-jailer
 mkdir -p "$CTR_JAILER_CACHE"
 RUN="$CJ run --rootfs $P/busybox --kernel $P/kernel/vmlinuz --modules $P/kernel/modules \
-     --memory 128 --cpus 1 --network none"
+     --memory 128 --cpus 1 --network none --cold-boot"  # nested TCG: no second boot for a snapshot
 
 echo "host.fs=$(stat -fc %T /sys/fs/cgroup)"
 echo "host.controllers=$(cat /sys/fs/cgroup/cgroup.controllers)"

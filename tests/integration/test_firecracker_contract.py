@@ -774,6 +774,39 @@ def test_request_bodies_with_network_validate():
     assert vsock == {"guest_cid": 3, "uds_path": "run/agent.vsock"}
 
 
+def test_snapshot_calls_match_the_schema():
+    """Boot snapshots on Firecracker (issue 16; runs do not use them yet):
+    PATCH /vm Paused and PUT /snapshot/create (Full) to take one; PUT
+    /snapshot/load with a File memory backend, not resumed, the run's TAP
+    over the snapshot's, then each drive re-pointed (PATCH /drives/ID) before
+    PATCH /vm Resumed. Each body is valid for its method and path."""
+    import re
+    import jsonschema
+    dump = BUILD / "tests/unit/fc_snapshot_dump"
+    out = subprocess.run([str(dump)], capture_output=True, check=True, text=True).stdout
+    ops = firecracker_standin.load_api(str(SCHEMA))
+    calls = [json.loads(line) for line in out.splitlines()]
+    for c in calls:
+        schema = next(s for (m, rx), s in ops.items()
+                      if m == c["method"] and re.match(rx, c["path"]))
+        jsonschema.Draft4Validator(schema).validate(c["body"])
+    assert [(c["method"], c["path"]) for c in calls] == [
+        ("PATCH", "/vm"), ("PUT", "/snapshot/create"),
+        ("PUT", "/snapshot/load"), ("PATCH", "/drives/base"), ("PATCH", "/drives/control"),
+        ("PATCH", "/vm")]
+    assert calls[0]["body"] == {"state": "Paused"} and calls[-1]["body"] == {"state": "Resumed"}
+    assert calls[1]["body"]["snapshot_type"] == "Full"
+    load = calls[2]["body"]
+    assert load["mem_backend"] == {"backend_type": "File", "backend_path": "snapshot/memory"}
+    assert load["resume_vm"] is False
+    assert load["network_overrides"] == [{"iface_id": "eth0", "host_dev_name": "ctrj-tap1"}]
+    # negative control: the schema refuses what Firecracker would
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.Draft4Validator(next(s for (m, rx), s in ops.items()
+                                        if m == "PATCH" and re.match(rx, "/vm"))).validate(
+            {"state": "Stopped"})
+
+
 def test_vmlinux_from_debian_bzimage(kernel_ready):
     """cj_kernel_vmlinux on the Debian cloud kernel in the test cache: an ELF
     with the PVH note; truncated and non-kernel files get clear errors (the

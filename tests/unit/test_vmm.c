@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The QEMU microvm command line. */
+#include "vmm/snapshot.h"
 #include "vmm/vmm.h"
 
 #include <setjmp.h>
@@ -269,12 +270,73 @@ static void test_qemu_argv_agent(void **state)
 	cj_qemu_argv_free(argv);
 }
 
+/* A snapshot's VM: drives without a backing file, a NIC without a
+ * backend, the snapshot flag; a restore adds -incoming and turns image
+ * locking off. */
+static void test_qemu_argv_snapshot(void **state)
+{
+	struct cj_vm_config cfg;
+	struct cj_err err = {0};
+	char **argv;
+
+	(void)state;
+	base_config(&cfg);
+	assert_int_equal(cj_vm_add_drive(&cfg, CJ_DRIVE_BASE, 0, NULL, -1, true, &err), 0);
+	cfg.tap = "";
+	cfg.snap.prepare = true;
+	argv = cj_qemu_argv("qemu", &cfg, 5, -1);
+	assert_non_null(strstr(opt_value(argv, "-append"), " ctrj.snap=1"));
+	assert_string_equal(opt_value(argv, "-drive"),
+	                    "id=base,driver=null-co,read-zeroes=on,if=none,readonly=on");
+	assert_int_equal(find_opt(argv, "-netdev", 1), -1);
+	assert_int_equal(find_opt(argv, "-incoming", 1), -1);
+	cj_qemu_argv_free(argv);
+
+	base_config(&cfg);
+	assert_int_equal(cj_vm_add_drive(&cfg, CJ_DRIVE_BASE, 0, "/img/base", -1, true, &err), 0);
+	cfg.snap.restore = true;
+	cfg.snap.fd = 11;
+	argv = cj_qemu_argv("qemu", &cfg, 5, -1);
+	assert_string_equal(opt_value(argv, "-incoming"), "fd:11");
+	assert_non_null(strstr(opt_value(argv, "-drive"), ",file.locking=off"));
+	assert_non_null(strstr(opt_value(argv, "-append"), " ctrj.snap=1"));
+	cj_qemu_argv_free(argv);
+
+	base_config(&cfg); /* a cold boot: none of it */
+	argv = cj_qemu_argv("qemu", &cfg, 5, -1);
+	assert_null(strstr(opt_value(argv, "-append"), "ctrj.snap"));
+	assert_int_equal(find_opt(argv, "-incoming", 1), -1);
+	cj_qemu_argv_free(argv);
+}
+
+/* "go SEED SEC NSEC MAC": a fresh seed each time, the clock, the MAC. */
+static void test_snapshot_go_line(void **state)
+{
+	char a[CJ_SNAPSHOT_GO_MAX], b[CJ_SNAPSHOT_GO_MAX], seed[65], mac[16];
+	const uint8_t m[6] = {0x02, 0x11, 0x22, 0x33, 0x44, 0x55};
+	long long sec;
+	long nsec;
+	struct cj_err err = {0};
+
+	(void)state;
+	assert_int_equal(cj_snapshot_go_line(a, sizeof a, m, &err), 0);
+	assert_int_equal(cj_snapshot_go_line(b, sizeof b, NULL, &err), 0);
+	assert_int_equal(sscanf(a, "go %64s %lld %ld %15s", seed, &sec, &nsec, mac), 4);
+	assert_int_equal(strlen(seed), 64);
+	assert_string_equal(mac, "021122334455");
+	assert_true(sec > 1700000000 && nsec >= 0 && nsec < 1000000000);
+	assert_int_equal(a[strlen(a) - 1], '\n');
+	assert_non_null(strstr(b, " -\n"));
+	assert_memory_not_equal(a + 3, b + 3, 64);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_qemu_argv_basics), cmocka_unit_test(test_qemu_argv_agent),
 	    cmocka_unit_test(test_qemu_argv_drives), cmocka_unit_test(test_drive_roles_and_fds),
-	    cmocka_unit_test(test_jail_plan_files),
+	    cmocka_unit_test(test_jail_plan_files),  cmocka_unit_test(test_qemu_argv_snapshot),
+	    cmocka_unit_test(test_snapshot_go_line),
 	};
 	return cmocka_run_group_tests_name("vmm", tests, NULL, NULL);
 }

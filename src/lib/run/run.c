@@ -20,6 +20,7 @@
 #include "run/record.h"
 #include "run/supervise.h"
 #include "util/util.h"
+#include "vmm/snapshot.h"
 #include "vmm/vmm.h"
 #include "vmm_choice.h"
 #include "volume/share.h"
@@ -752,6 +753,56 @@ static void shares_stop(struct run *r)
 	r->vm.nshares = 0;
 }
 
+/* The boot snapshot of the machine's shape, when the backend has them and
+ * --cold-boot was not given: made now when missing. Without one the VM
+ * boots cold. */
+static void snapshot_choose(struct run *r, char *path, size_t len)
+{
+	struct cj_err serr = {0};
+	char buf[CJ_ERR_STR_MAX];
+	int fd;
+
+	/* host directories need vhost-user-fs devices and shared memory that a
+	 * snapshot does not have: those runs boot cold */
+	if (r->spec->cold_boot || !r->vmm.ops->snapshot_take || !r->spec->cache_dir ||
+	    r->vm.nshares)
+		return;
+	fd = cj_snapshot_open(r->spec->cache_dir, &r->vmm, &r->vm, path, len, &serr);
+	if (fd < 0) {
+		cj_notice("booting cold: %s", cj_err_str(&serr, buf, sizeof buf));
+		return;
+	}
+	r->vm.snap.restore = true;
+	r->vm.snap.fd = fd;
+}
+
+/* The VMM, restored from the shape's snapshot when there is one; a
+ * snapshot that does not restore is removed and the VM boots cold. */
+static int start_vmm(struct run *r, struct cj_err *err)
+{
+	char path[PATH_MAX], buf[CJ_ERR_STR_MAX];
+	int rc;
+
+	snapshot_choose(r, path, sizeof path);
+	rc = r->vmm.ops->start(&r->vmm, &r->vm, err);
+	if (r->vm.snap.restore)
+		close(r->vm.snap.fd);
+	r->vm.snap.restore = false;
+	if (rc == 0 || !r->vmm.restore_failed)
+		return rc;
+	cj_notice("the boot snapshot %s did not restore (%s): removed, booting cold", path,
+	          cj_err_str(err, buf, sizeof buf));
+	unlink(path);
+	cj_vmm_kill(&r->vmm);
+	if (r->vmm.pid > 0)
+		waitpid(r->vmm.pid, NULL, 0);
+	r->vmm.ops->cleanup(&r->vmm);
+	r->vmm.pid = 0;
+	r->vmm.restore_failed = false;
+	*err = (struct cj_err){0};
+	return r->vmm.ops->start(&r->vmm, &r->vm, err);
+}
+
 /* The console and stderr pipes, then the VMM. */
 static int stage_start(struct run *r, struct cj_err *err)
 {
@@ -780,7 +831,7 @@ static int stage_start(struct run *r, struct cj_err *err)
 	r->vm.has_console_fd = true;
 	r->vm.stderr_fd = epipe[1];
 	r->vm.has_stderr_fd = true;
-	rc = r->vmm.ops->start(&r->vmm, &r->vm, err);
+	rc = start_vmm(r, err);
 	for (size_t i = 0; i < r->nvfs; i++) { /* QEMU holds the connections now */
 		close(r->vfs[i].fd);
 		r->vfs[i].fd = -1;
@@ -1030,6 +1081,46 @@ int cj_run_vm(struct cj_spec *spec, struct cj_err *err)
 	if (cj_inputs_load(spec, err) < 0)
 		return err->exit_code ? err->exit_code : CJ_EXIT_RUNTIME;
 	return run_all(spec, &none, err);
+}
+
+/* The drives and NIC a run of spec would have, none of them backed. */
+static int shape_devices(struct run *r, struct cj_err *err)
+{
+	const struct cj_spec *spec = r->spec;
+	struct cj_vm_config *vm = &r->vm;
+	int rc = cj_vm_add_drive(vm, CJ_DRIVE_BASE, 0, NULL, -1, true, err);
+
+	if (rc == 0 && spec->data_dir)
+		rc = cj_vm_add_drive(vm, CJ_DRIVE_DATA, 0, NULL, -1, false, err);
+	if (rc == 0)
+		rc = cj_vm_add_drive(vm, CJ_DRIVE_CONTROL, 0, NULL, -1, false, err);
+	if (rc == 0 && r->kernel.modules[0])
+		rc = cj_vm_add_drive(vm, CJ_DRIVE_MODULES, 0, NULL, -1, true, err);
+	for (size_t i = 0; rc == 0 && i < spec->nvolumes; i++)
+		rc = cj_vm_add_drive(vm, CJ_DRIVE_VOLUME, (unsigned)i, NULL, -1,
+		                     spec->volumes[i].read_only, err);
+	if (spec->net.mode == CJ_NET_TAP)
+		vm->tap = "";
+	return rc;
+}
+
+int cj_run_snapshot_prepare(struct cj_spec *spec, char *path, size_t len, struct cj_err *err)
+{
+	struct run *r = calloc(1, sizeof *r);
+	int fd = -1;
+
+	if (!r)
+		return cj_fail(err, ENOMEM, "snapshot");
+	*r = (struct run){.spec = spec, .ctl_fd = -1, .sfd = -1};
+	if (!spec->cache_dir)
+		cj_fail(err, 0, "no cache directory for snapshots");
+	else if (stage_resolve(r, err) == 0 && stage_initramfs(r, err) == 0 &&
+	         shape_devices(r, err) == 0 && vm_machine(r, err) == 0)
+		fd = cj_snapshot_open(spec->cache_dir, &r->vmm, &r->vm, path, len, err);
+	if (fd >= 0)
+		close(fd);
+	free(r);
+	return fd < 0 ? -1 : 0;
 }
 
 /* The parent of a detached run: "S<id>" from the supervisor once the VMM

@@ -13,6 +13,10 @@
  * the spec names into it). Returns the exit code for ctr-jailer: the
  * workload's status (0-255) or a CJ_EXIT_* code with err filled. */
 int cj_run_vm(struct cj_spec *spec, struct cj_err *err);
+/* `ctr-jailer snapshot prepare`: the boot snapshot of the machine shape
+ * runs of spec get (its drives, NIC, vCPUs, memory, kernel, VMM), made
+ * when missing; path gets its file. */
+int cj_run_snapshot_prepare(struct cj_spec *spec, char *path, size_t len, struct cj_err *err);
 /* Once the run has a record, cj_run_vm returns with SIGTERM, SIGINT,
  * SIGHUP and SIGQUIT blocked: a stop signal that comes after the run has
  * ended has nothing left to stop and must not kill the caller before it

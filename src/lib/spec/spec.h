@@ -94,6 +94,7 @@ struct cj_spec {
 	enum cj_accel accel;
 	unsigned stop_timeout_s; /* guest grace period before SIGKILL */
 	bool timings;
+	bool cold_boot; /* --cold-boot: no boot snapshot */
 	/* the lifecycle: --name, -d, --rm, -q, --restart */
 	char *name;           /* NULL: a random one */
 	bool detach;          /* -d: a supervisor keeps the VM; the id is printed */

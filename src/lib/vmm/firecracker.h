@@ -93,4 +93,23 @@ int cj_cgroup_version(void);
  * Replay is idempotent. */
 int cj_firecracker_undo(json_object *entry, bool verbose);
 
+/* Boot snapshots (snapshot.h), as calls with their method. Not yet used by
+ * runs: Firecracker runs boot cold. */
+struct cj_fc_call {
+	const char *method; /* "PUT" or "PATCH" */
+	char path[128];
+	json_object *body; /* owned */
+};
+/* Taking one: PATCH /vm Paused, PUT /snapshot/create (Full) of the state
+ * and memory files (paths as Firecracker sees them). */
+int cj_fc_snapshot_calls(const char *state, const char *mem, struct cj_fc_call **out, size_t *n,
+                         struct cj_err *err);
+/* Restoring one: PUT /snapshot/load (memory from a File, mapped privately;
+ * not resumed; cfg's TAP over the snapshot's), PATCH /drives/ID per drive
+ * re-pointing it at this run's file (paths->drives), PATCH /vm Resumed. */
+int cj_fc_restore_calls(const struct cj_vm_config *cfg, const struct cj_fc_paths *paths,
+                        const char *state, const char *mem, struct cj_fc_call **out, size_t *n,
+                        struct cj_err *err);
+void cj_fc_calls_free(struct cj_fc_call *calls, size_t n);
+
 #endif

@@ -6,6 +6,8 @@
  * so nothing the VMM writes can redirect root's QMP connection). */
 #include "vmm.h"
 
+#include "snapshot.h"
+
 #include "jail/jail.h"
 #include "net/net.h"
 #include "util/spawn.h"
@@ -110,7 +112,8 @@ static int argv_machine(char ***v, size_t *n, const char *bin, const struct cj_v
 		r |= push_opt(v, n, "-sandbox",
 		              "on,obsolete=deny,elevateprivileges=deny,spawn=deny,"
 		              "resourcecontrol=deny");
-	r |= push_opt(v, n, "-append", "%s", cfg->cmdline);
+	r |= push_opt(v, n, "-append", "%s%s", cfg->cmdline,
+	              cfg->snap.prepare || cfg->snap.restore ? " ctrj.snap=1" : "");
 	r |= push_opt(v, n, "-chardev", "stdio,id=console,signal=off");
 	r |= push_opt(v, n, "-serial", "chardev:console");
 	r |= push_opt(v, n, "-device", "i8042");
@@ -134,14 +137,17 @@ static int argv_qmp_net(char ***v, size_t *n, const struct cj_vm_config *cfg, in
 	}
 	if (cfg->tap) {
 		const uint8_t *m = cfg->mac;
-		if (tap_fd >= 0)
+		bool peer = cfg->tap[0]; /* "": a snapshot's NIC, without a backend */
+		if (!peer)
+			;
+		else if (tap_fd >= 0)
 			r |= push_opt(v, n, "-netdev", "tap,id=net0,fd=%d", tap_fd);
 		else
 			r |= push_opt(v, n, "-netdev",
 			              "tap,id=net0,ifname=%s,script=no,downscript=no", cfg->tap);
 		r |= push_opt(v, n, "-device",
-		              "virtio-net-device,netdev=net0,mac=%02x:%02x:%02x:%02x:%02x:%02x",
-		              m[0], m[1], m[2], m[3], m[4], m[5]);
+		              "virtio-net-device%s,mac=%02x:%02x:%02x:%02x:%02x:%02x",
+		              peer ? ",netdev=net0" : "", m[0], m[1], m[2], m[3], m[4], m[5]);
 	}
 	return r;
 }
@@ -168,12 +174,17 @@ static int argv_shares(char ***v, size_t *n, const struct cj_vm_config *cfg)
  * from a set the fd whose access mode matches each open it makes (a
  * writable drive is also opened read-only). */
 static int argv_drive(char ***v, size_t *n, const struct cj_drive *d, size_t i,
-                      const int *drive_fds)
+                      const int *drive_fds, bool restore)
 {
 	char *path = NULL, fdpath[64];
 	struct stat st;
 	int r = 0;
 
+	if (!drive_fds && !d->path && d->fd < 0) { /* a snapshot's drive: no backing file */
+		r |= push_opt(v, n, "-drive", "id=%s,driver=null-co,read-zeroes=on,if=none%s",
+		              d->id, d->read_only ? ",readonly=on" : "");
+		return r | push_opt(v, n, "-device", "virtio-blk-device,drive=%s", d->id);
+	}
 	if (drive_fds) {
 		r |= push_opt(v, n, "-add-fd", "fd=%d,set=%zu", drive_fds[2 * i], i + 1);
 		if (drive_fds[2 * i + 1] >= 0)
@@ -191,10 +202,13 @@ static int argv_drive(char ***v, size_t *n, const struct cj_drive *d, size_t i,
 	 * QEMU's 'file' driver takes only regular files, and by path it would
 	 * probe the node itself. */
 	bool blockdev = drive_fds && fstat(drive_fds[2 * i], &st) == 0 && S_ISBLK(st.st_mode);
+	/* A restore activates its drives after the incoming state, reopening
+	 * them: QEMU's image locks would then clash between a drive's two fds
+	 * (ctr-jailer locks volumes itself). */
 	r |= push_opt(v, n, "-drive",
-	              "id=%s,file=%s,%sformat=raw,if=none,cache=writeback,discard=unmap%s", d->id,
+	              "id=%s,file=%s,%sformat=raw,if=none,cache=writeback,discard=unmap%s%s", d->id,
 	              path, blockdev ? "file.driver=host_device," : "",
-	              d->read_only ? ",readonly=on" : "");
+	              d->read_only ? ",readonly=on" : "", restore ? ",file.locking=off" : "");
 	r |= push_opt(v, n, "-device", "virtio-blk-device,drive=%s", d->id);
 	free(path);
 	return r;
@@ -212,7 +226,9 @@ static char **qemu_argv(const char *bin, const struct cj_vm_config *cfg, int qmp
 	r |= argv_qmp_net(&v, &n, cfg, qmp_fd, agent_fd, tap_fd);
 	r |= argv_shares(&v, &n, cfg);
 	for (size_t i = 0; i < cfg->ndrives && !r; i++)
-		r |= argv_drive(&v, &n, &cfg->drives[i], i, drive_fds);
+		r |= argv_drive(&v, &n, &cfg->drives[i], i, drive_fds, cfg->snap.restore);
+	if (cfg->snap.restore)
+		r |= push_opt(&v, &n, "-incoming", "fd:%d", cfg->snap.fd);
 	if (r) {
 		cj_qemu_argv_free(v);
 		return NULL;
@@ -234,7 +250,7 @@ void cj_qemu_argv_free(char **argv)
 
 /* The fds QEMU inherits: its end of QMP and of the agent channel, the
  * TAP, two per drive (the drive, and a read-only one). */
-#define KEEP_FDS_MAX (1 + 1 + 1 + 2 * CJ_MAX_DRIVES + CJ_MAX_VM_SHARES)
+#define KEEP_FDS_MAX (1 + 1 + 1 + 2 * CJ_MAX_DRIVES + CJ_MAX_VM_SHARES + 1)
 /* A graceful stop's whole QMP exchange (greeting, capabilities, the keys)
  * must be done within this, however a hostile QEMU paces its replies. */
 #define QMP_TIMEOUT_MS 3000
@@ -248,6 +264,7 @@ struct qemu_priv {
 	bool qmp_ready;             /* greeting read, capabilities negotiated */
 	int agent_fd;               /* our end of the agent channel */
 	int agent_vmm_fd;           /* QEMU's end, closed here once QEMU has it */
+	int go_fd;                  /* snapshots: QEMU's stdin, the console's input */
 	int keep[KEEP_FDS_MAX];     /* what QEMU inherits */
 	size_t nkeep;
 };
@@ -302,6 +319,8 @@ static void qemu_priv_free(struct cj_vmm *vmm)
 		close(p->agent_fd);
 	if (p->agent_vmm_fd >= 0)
 		close(p->agent_vmm_fd);
+	if (p->go_fd >= 0)
+		close(p->go_fd);
 	cj_jail_cleanup(&p->jail);
 	free(p);
 	vmm->priv = NULL;
@@ -315,7 +334,7 @@ static struct qemu_priv *qemu_priv_new(void)
 		return NULL;
 	for (size_t i = 0; i < 2 * CJ_MAX_DRIVES; i++)
 		p->fds[i] = -1;
-	p->tap_fd = p->qmp_fd = p->qmp_vmm_fd = p->agent_fd = p->agent_vmm_fd = -1;
+	p->tap_fd = p->qmp_fd = p->qmp_vmm_fd = p->agent_fd = p->agent_vmm_fd = p->go_fd = -1;
 	return p;
 }
 
@@ -362,12 +381,32 @@ static char **prepare_unjailed(struct qemu_priv *p, const struct cj_vm_config *c
 	return qemu_argv(path, cfg, p->qmp_vmm_fd, p->agent_vmm_fd, NULL, -1);
 }
 
+/* Boot snapshots: the console's input is a pipe (the "go" line goes
+ * there), the snapshot file an inherited fd. */
+static int snap_console(struct qemu_priv *p, const struct cj_vm_config *cfg, int *go_rd,
+                        struct cj_err *err)
+{
+	int go[2];
+
+	if (!cfg->snap.prepare && !cfg->snap.restore)
+		return 0;
+	if (pipe2(go, O_CLOEXEC) < 0)
+		return cj_fail(err, errno, "console input pipe");
+	*go_rd = go[0];
+	p->go_fd = go[1];
+	p->keep[p->nkeep++] = cfg->snap.fd;
+	return 0;
+}
+
+static int qemu_resume(struct cj_vmm *vmm, const struct cj_vm_config *cfg, struct cj_err *err);
+
 static int qemu_start(struct cj_vmm *vmm, const struct cj_vm_config *cfg, struct cj_err *err)
 {
 	struct qemu_priv *p;
 	char **argv, path[PATH_MAX];
 	int qmp[2], agent[2];
 	char step[CJ_SPAWN_STEP_MAX];
+	int go_rd = -1;
 
 	/* the binary as exec (and the jail) will see it: an absolute path */
 	if (cj_find_in_path(vmm->bin, path, sizeof path) < 0)
@@ -386,6 +425,8 @@ static int qemu_start(struct cj_vmm *vmm, const struct cj_vm_config *cfg, struct
 	p->agent_fd = agent[0];
 	p->agent_vmm_fd = agent[1];
 	p->keep[p->nkeep++] = p->agent_vmm_fd;
+	if (snap_console(p, cfg, &go_rd, err) < 0)
+		return -1;
 	argv =
 	    cfg->jail.enabled ? prepare_jailed(p, cfg, path, err) : prepare_unjailed(p, cfg, path);
 	if (!argv)
@@ -398,7 +439,7 @@ static int qemu_start(struct cj_vmm *vmm, const struct cj_vm_config *cfg, struct
 	    .path = path,
 	    .argv = argv,
 	    .envp = cj_vmm_envp,
-	    .stdin_fd = -1,
+	    .stdin_fd = go_rd,
 	    .stdout_fd = cfg->has_console_fd ? cfg->console_fd : -1,
 	    .stderr_fd = cfg->has_stderr_fd ? cfg->stderr_fd : -1,
 	    .keep = p->keep,
@@ -414,7 +455,9 @@ static int qemu_start(struct cj_vmm *vmm, const struct cj_vm_config *cfg, struct
 	vmm->pid = cj_spawn(&s, step, err);
 	cj_qemu_argv_free(argv);
 	cj_jail_binds_done(&p->jail); /* QEMU is in its jail (or failed) */
-	close(p->qmp_vmm_fd);         /* QEMU holds it now, and its end of the agent channel */
+	if (go_rd >= 0)
+		close(go_rd);
+	close(p->qmp_vmm_fd); /* QEMU holds it now, and its end of the agent channel */
 	p->qmp_vmm_fd = -1;
 	close(p->agent_vmm_fd);
 	p->agent_vmm_fd = -1;
@@ -427,6 +470,10 @@ static int qemu_start(struct cj_vmm *vmm, const struct cj_vm_config *cfg, struct
 			cj_fail(err, err->errnum, "jail the VMM: %s", step);
 		return -1;
 	}
+	if (cfg->snap.restore && qemu_resume(vmm, cfg, err) < 0) {
+		vmm->restore_failed = true;
+		return -1;
+	}
 	return 0;
 }
 
@@ -434,7 +481,8 @@ static int qemu_start(struct cj_vmm *vmm, const struct cj_vm_config *cfg, struct
 
 /* One reply, by deadline (cj_now_ns): a QEMU that trickles its reply a
  * byte at a time gets no more time than one that sends nothing. */
-static int qmp_read_reply(int fd, char *buf, size_t len, uint64_t deadline, struct cj_err *err)
+static int qmp_read_reply(int fd, char *buf, size_t len, uint64_t deadline, json_object **ret,
+                          struct cj_err *err)
 {
 	size_t used = 0;
 
@@ -462,6 +510,8 @@ static int qmp_read_reply(int fd, char *buf, size_t len, uint64_t deadline, stru
 				json_object *v;
 				bool done = json_object_object_get_ex(o, "return", &v) ||
 				            json_object_object_get_ex(o, "QMP", &v);
+				if (done && ret)
+					*ret = json_object_get(v);
 				bool bad = json_object_object_get_ex(o, "error", &v);
 				char desc[256] = "";
 				if (bad) {
@@ -485,7 +535,8 @@ static int qmp_read_reply(int fd, char *buf, size_t len, uint64_t deadline, stru
 	}
 }
 
-static int qmp_command(int fd, json_object *cmd, uint64_t deadline, struct cj_err *err)
+static int qmp_command(int fd, json_object *cmd, uint64_t deadline, json_object **ret,
+                       struct cj_err *err)
 {
 	char buf[8192];
 	const char *s = json_object_to_json_string_ext(cmd, JSON_C_TO_STRING_PLAIN);
@@ -494,7 +545,7 @@ static int qmp_command(int fd, json_object *cmd, uint64_t deadline, struct cj_er
 	/* MSG_NOSIGNAL: a QEMU gone (or hostile) raises EPIPE here, never SIGPIPE */
 	if (send(fd, s, len, MSG_NOSIGNAL) != (ssize_t)len || send(fd, "\n", 1, MSG_NOSIGNAL) != 1)
 		return cj_fail(err, errno, "QMP send");
-	return qmp_read_reply(fd, buf, sizeof buf, deadline, err);
+	return qmp_read_reply(fd, buf, sizeof buf, deadline, ret, err);
 }
 
 static json_object *qcode(const char *key)
@@ -513,11 +564,11 @@ static int qmp_negotiate(struct qemu_priv *p, uint64_t deadline, struct cj_err *
 
 	if (p->qmp_ready)
 		return 0;
-	if (qmp_read_reply(p->qmp_fd, buf, sizeof buf, deadline, err) < 0) /* greeting */
+	if (qmp_read_reply(p->qmp_fd, buf, sizeof buf, deadline, NULL, err) < 0) /* greeting */
 		return -1;
 	json_object *caps = json_object_new_object();
 	json_object_object_add(caps, "execute", json_object_new_string("qmp_capabilities"));
-	r = qmp_command(p->qmp_fd, caps, deadline, err);
+	r = qmp_command(p->qmp_fd, caps, deadline, NULL, err);
 	json_object_put(caps);
 	if (r == 0)
 		p->qmp_ready = true;
@@ -542,7 +593,7 @@ static int qemu_request_stop(struct cj_vmm *vmm, struct cj_err *err)
 	json_object_object_add(args, "keys", keys);
 	json_object_object_add(cmd, "execute", json_object_new_string("send-key"));
 	json_object_object_add(cmd, "arguments", args);
-	r = qmp_command(p->qmp_fd, cmd, deadline, err);
+	r = qmp_command(p->qmp_fd, cmd, deadline, NULL, err);
 	json_object_put(cmd);
 	return r;
 }
@@ -626,6 +677,127 @@ static void qemu_cleanup(struct cj_vmm *vmm)
 	qemu_priv_free(vmm); /* drive fds, jail root, cgroup */
 }
 
+/* ---- boot snapshots (snapshot.h) -------------------------------------- */
+
+/* Under TCG on a loaded host a restore or a save takes seconds, not ms. */
+#define SNAP_TIMEOUT_MS 60000
+
+/* "execute": name, without arguments; *out gets "return"'s string field
+ * key when key is set. */
+static int qmp_simple(int fd, const char *name, const char *key, char *out, size_t outlen,
+                      uint64_t deadline, struct cj_err *err)
+{
+	json_object *cmd = json_object_new_object(), *ret = NULL, *v;
+	int r;
+
+	json_object_object_add(cmd, "execute", json_object_new_string(name));
+	r = qmp_command(fd, cmd, deadline, key ? &ret : NULL, err);
+	json_object_put(cmd);
+	if (r == 0 && key) {
+		snprintf(out, outlen, "%s",
+		         ret && json_object_object_get_ex(ret, key, &v) ? json_object_get_string(v)
+		                                                        : "");
+	}
+	json_object_put(ret);
+	return r;
+}
+
+/* Polls name's "return".key every few ms while it reads one of busy
+ * ("|a|b|"). */
+static int qmp_wait_while(int fd, const char *name, const char *key, const char *busy, char *out,
+                          size_t outlen, uint64_t deadline, struct cj_err *err)
+{
+	for (;;) {
+		char word[80];
+		if (qmp_simple(fd, name, key, out, outlen, deadline, err) < 0)
+			return -1;
+		snprintf(word, sizeof word, "|%s|", out);
+		if (!strstr(busy, word))
+			return 0;
+		if (cj_now_ns() >= deadline)
+			return cj_fail(err, ETIMEDOUT, "QEMU: %s stays %s", name, busy);
+		usleep(2000);
+	}
+}
+
+/* A restored VM: once QEMU has loaded the state, run it and say "go"
+ * with this boot's seed, clock and MAC. */
+static int qemu_resume(struct cj_vmm *vmm, const struct cj_vm_config *cfg, struct cj_err *err)
+{
+	struct qemu_priv *p = vmm->priv;
+	uint64_t deadline = cj_now_ns() + SNAP_TIMEOUT_MS * 1000000ull;
+	char status[64], line[CJ_SNAPSHOT_GO_MAX];
+
+	if (qmp_negotiate(p, deadline, err) < 0 ||
+	    qmp_wait_while(p->qmp_fd, "query-status", "status", "|inmigrate|", status,
+	                   sizeof status, deadline, err) < 0)
+		return cj_err_wrap(err, "restore the snapshot");
+	if (strcmp(status, "paused") == 0 &&
+	    qmp_simple(p->qmp_fd, "cont", NULL, NULL, 0, deadline, err) < 0)
+		return cj_err_wrap(err, "restore the snapshot");
+	if (strcmp(status, "paused") != 0 && strcmp(status, "running") != 0)
+		return cj_fail(err, 0, "restore the snapshot: the VM is %s", status);
+	if (cj_snapshot_go_line(line, sizeof line, cfg->tap ? cfg->mac : NULL, err) < 0)
+		return -1;
+	if (write(p->go_fd, line, strlen(line)) != (ssize_t)strlen(line)) /* < PIPE_BUF: whole */
+		return cj_fail(err, errno, "restore the snapshot: write to the console");
+	explicit_bzero(line, sizeof line);
+	close(p->go_fd);
+	p->go_fd = -1;
+	return 0;
+}
+
+/* QMP's getfd: fd passed along the command (SCM_RIGHTS), named name. */
+static int qmp_getfd(int qfd, int fd, const char *name, uint64_t deadline, struct cj_err *err)
+{
+	char text[128], buf[1024], ctl[CMSG_SPACE(sizeof(int))] = {0};
+	int n = snprintf(text, sizeof text,
+	                 "{\"execute\":\"getfd\",\"arguments\":{\"fdname\":\"%s\"}}\n", name);
+	struct iovec iov = {.iov_base = text, .iov_len = (size_t)n};
+	struct msghdr msg = {
+	    .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof ctl};
+	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &fd, sizeof fd);
+	if (sendmsg(qfd, &msg, MSG_NOSIGNAL) != n)
+		return cj_fail(err, errno, "QMP send");
+	return qmp_read_reply(qfd, buf, sizeof buf, deadline, NULL, err);
+}
+
+/* The guest waits at its snapshot point: pause it, and write its state
+ * into cfg->snap.fd, handed to QEMU over QMP. */
+static int qemu_snapshot_take(struct cj_vmm *vmm, const struct cj_vm_config *cfg,
+                              struct cj_err *err)
+{
+	struct qemu_priv *p = vmm->priv;
+	uint64_t deadline = cj_now_ns() + SNAP_TIMEOUT_MS * 1000000ull;
+	json_object *cmd = json_object_new_object(), *args = json_object_new_object();
+	char status[64];
+	int r;
+
+	json_object_object_add(args, "uri", json_object_new_string("fd:ctrj-snapshot"));
+	json_object_object_add(cmd, "execute", json_object_new_string("migrate"));
+	json_object_object_add(cmd, "arguments", args);
+	r = qmp_negotiate(p, deadline, err);
+	if (r == 0)
+		r = qmp_simple(p->qmp_fd, "stop", NULL, NULL, 0, deadline, err);
+	if (r == 0)
+		r = qmp_getfd(p->qmp_fd, cfg->snap.fd, "ctrj-snapshot", deadline, err);
+	if (r == 0)
+		r = qmp_command(p->qmp_fd, cmd, deadline, NULL, err);
+	json_object_put(cmd);
+	if (r == 0)
+		r = qmp_wait_while(p->qmp_fd, "query-migrate", "status",
+		                   "|none|setup|active|device|pre-switchover|", status,
+		                   sizeof status, deadline, err);
+	if (r == 0 && strcmp(status, "completed") != 0)
+		r = cj_fail(err, 0, "QEMU's migration ended %s", status);
+	return r < 0 ? cj_err_wrap(err, "save the VM") : 0;
+}
+
 const struct cj_vmm_ops cj_qemu_ops = {
     .name = "qemu",
     .boot_args = qemu_boot_args,
@@ -634,4 +806,5 @@ const struct cj_vmm_ops cj_qemu_ops = {
     .exit_error = qemu_exit_error,
     .agent_fd = qemu_agent_fd,
     .cleanup = qemu_cleanup,
+    .snapshot_take = qemu_snapshot_take,
 };

@@ -61,6 +61,11 @@ struct cj_vm_config {
 	int console_fd;
 	bool has_stderr_fd; /* the VMM's stderr (else /dev/null) */
 	int stderr_fd;
+	struct {
+		bool prepare; /* boot to the snapshot point and wait there (snapshot.h) */
+		bool restore; /* start from the snapshot in fd, then say "go" */
+		int fd;       /* prepare: the file the state goes to; restore: the state */
+	} snap;
 	struct cj_jail_plan jail;
 	struct cj_undo *undo; /* the run record's log: pushed before each host change */
 };
@@ -105,6 +110,12 @@ struct cj_vmm_ops {
 	int (*agent_fd)(const struct cj_vmm *vmm);
 	int (*agent_connect)(const struct cj_vmm *vmm, struct cj_err *err);
 	void (*cleanup)(struct cj_vmm *vmm);
+	/* Boot snapshots (NULL: none): on a VM started with cfg->snap.prepare
+	 * whose guest reached its snapshot point, pause it and save its state
+	 * into cfg->snap.fd; the VM is then killed. A start with
+	 * cfg->snap.restore that could not restore sets vmm->restore_failed. */
+	int (*snapshot_take)(struct cj_vmm *vmm, const struct cj_vm_config *cfg,
+	                     struct cj_err *err);
 };
 
 struct cj_vmm {
@@ -113,6 +124,7 @@ struct cj_vmm {
 	pid_t pid;                 /* the process ctr-jailer waits for */
 	char api_socket[PATH_MAX]; /* Firecracker's API socket (QEMU's QMP is an fd) */
 	void *priv;                /* backend state */
+	bool restore_failed;       /* start() failed restoring a snapshot */
 };
 
 extern const struct cj_vmm_ops cj_qemu_ops;

@@ -1,0 +1,216 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Boot snapshots in the cache (snapshot.h). */
+#include "snapshot.h"
+
+#include "ctrj/protocol.h"
+#include "util/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* The guest's boot to its snapshot point, under TCG on a loaded host. */
+#define POINT_TIMEOUT_MS 120000
+
+static void hash_file(struct cj_hash *h, const char *path)
+{
+	struct stat st = {0};
+	char buf[PATH_MAX + 128];
+
+	stat(path, &st);
+	int n = snprintf(buf, sizeof buf, "%s|%llu|%llu|%lld.%ld|", path,
+	                 (unsigned long long)st.st_ino, (unsigned long long)st.st_size,
+	                 (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+	cj_hash_update(h, buf, (size_t)n);
+}
+
+static int shape_key(const struct cj_vmm *vmm, const struct cj_vm_config *cfg, char key[65],
+                     struct cj_err *err)
+{
+	struct cj_hash *h = cj_hash_new();
+	char bin[PATH_MAX], buf[128];
+
+	if (!h)
+		return cj_fail(err, ENOMEM, "snapshot key");
+	if (cj_find_in_path(vmm->bin, bin, sizeof bin) < 0)
+		snprintf(bin, sizeof bin, "%s", vmm->bin);
+	cj_hash_update(h, "ctrj-snapshot-1|", 16);
+	cj_hash_update(h, vmm->ops->name, strlen(vmm->ops->name) + 1);
+	hash_file(h, cfg->kernel);
+	hash_file(h, cfg->initramfs);
+	hash_file(h, bin);
+	int n = snprintf(buf, sizeof buf, "cpus=%u mem=%llu kvm=%d nic=%d drives=%zu:", cfg->cpus,
+	                 (unsigned long long)cfg->memory_mib, cfg->use_kvm, cfg->tap != NULL,
+	                 cfg->ndrives);
+	cj_hash_update(h, buf, (size_t)n);
+	for (size_t i = 0; i < cfg->ndrives; i++)
+		cj_hash_update(h, cfg->drives[i].read_only ? "r" : "w", 1);
+	cj_hash_update(h, cfg->cmdline, strlen(cfg->cmdline) + 1);
+	cj_hash_final_hex(h, key);
+	return 0;
+}
+
+int cj_snapshot_go_line(char *buf, size_t len, const uint8_t *mac, struct cj_err *err)
+{
+	uint8_t seed[32];
+	char hex[65], m[13] = "-";
+	struct timespec ts;
+
+	if (getrandom(seed, sizeof seed, 0) != (ssize_t)sizeof seed)
+		return cj_fail(err, errno, "entropy for the restored VM");
+	for (size_t i = 0; i < sizeof seed; i++)
+		snprintf(hex + 2 * i, 3, "%02x", seed[i]);
+	if (mac)
+		snprintf(m, sizeof m, "%02x%02x%02x%02x%02x%02x", mac[0], mac[1], mac[2], mac[3],
+		         mac[4], mac[5]);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	snprintf(buf, len, "go %s %lld %ld %s\n", hex, (long long)ts.tv_sec, ts.tv_nsec, m);
+	explicit_bzero(seed, sizeof seed);
+	explicit_bzero(hex, sizeof hex);
+	return 0;
+}
+
+/* Reads the console until the guest says it reached its snapshot point. */
+static int wait_point(int fd, struct cj_err *err)
+{
+	char buf[4096 + sizeof CTRJ_SNAPSHOT_POINT];
+	size_t used = 0;
+	uint64_t deadline = cj_now_ns() + POINT_TIMEOUT_MS * 1000000ull;
+
+	for (;;) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		uint64_t now = cj_now_ns();
+		if (now >= deadline)
+			return cj_fail(err, ETIMEDOUT,
+			               "the guest never reached its snapshot point");
+		if (poll(&p, 1, (int)((deadline - now) / 1000000 + 1)) < 0 && errno != EINTR)
+			return cj_fail(err, errno, "snapshot: console");
+		ssize_t n = read(fd, buf + used, sizeof buf - 1 - used);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n <= 0)
+			return cj_fail(err, 0, "the VM ended before its snapshot point");
+		used += (size_t)n;
+		buf[used] = '\0';
+		if (strstr(buf, CTRJ_SNAPSHOT_POINT))
+			return 0;
+		/* keep a tail long enough to hold a marker cut in two */
+		size_t keep = sizeof CTRJ_SNAPSHOT_POINT;
+		if (used > keep) {
+			memmove(buf, buf + used - keep, keep);
+			used = keep;
+		}
+	}
+}
+
+/* The shape's VM without any of a run's data: drives without backing
+ * files, a NIC without a backend, no jail (it runs only our kernel and
+ * init). */
+static void blank_config(struct cj_vm_config *pc, int console, int fd)
+{
+	for (size_t i = 0; i < pc->ndrives; i++) {
+		pc->drives[i].path = NULL;
+		pc->drives[i].fd = -1;
+	}
+	if (pc->tap)
+		pc->tap = "";
+	pc->jail.enabled = false;
+	pc->run_dir = NULL;
+	pc->undo = NULL;
+	pc->has_console_fd = true;
+	pc->console_fd = console;
+	pc->has_stderr_fd = false;
+	pc->snap.prepare = true;
+	pc->snap.restore = false;
+	pc->snap.fd = fd;
+}
+
+/* Boots the shape to its snapshot point and saves it into fd. */
+static int take(const struct cj_vmm *tmpl, const struct cj_vm_config *cfg, int fd,
+                struct cj_err *err)
+{
+	struct cj_vmm vm = {.ops = tmpl->ops, .bin = tmpl->bin};
+	struct cj_vm_config *pc = malloc(sizeof *pc);
+	int cons[2], r;
+
+	if (!pc)
+		return cj_fail(err, ENOMEM, "snapshot");
+	if (pipe2(cons, O_CLOEXEC) < 0) {
+		free(pc);
+		return cj_fail(err, errno, "snapshot: console pipe");
+	}
+	*pc = *cfg;
+	blank_config(pc, cons[1], fd);
+	r = vm.ops->start(&vm, pc, err);
+	close(cons[1]);
+	if (r == 0)
+		r = wait_point(cons[0], err);
+	if (r == 0)
+		r = vm.ops->snapshot_take(&vm, pc, err);
+	close(cons[0]);
+	cj_vmm_kill(&vm);
+	if (vm.pid > 0)
+		waitpid(vm.pid, NULL, 0);
+	vm.ops->cleanup(&vm);
+	free(pc);
+	return r;
+}
+
+/* Makes dir/vmstate under dir/lock unless it is there; opens it. */
+static int open_or_make(const char *dir, const struct cj_vmm *vmm, const struct cj_vm_config *cfg,
+                        char *path, size_t pathlen, struct cj_err *err)
+{
+	char lock[PATH_MAX + 8], tmp[PATH_MAX + 8];
+	int lfd, fd, r = 0;
+
+	snprintf(path, pathlen, "%s/vmstate", dir);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0)
+		return fd;
+	snprintf(lock, sizeof lock, "%s/lock", dir);
+	if ((lfd = cj_lock_file(lock, err)) < 0)
+		return -1;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) { /* nobody made it meanwhile */
+		snprintf(tmp, sizeof tmp, "%s/vmstate.tmp", dir);
+		int wfd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (wfd < 0)
+			r = cj_fail(err, errno, "create %s", tmp);
+		if (r == 0)
+			r = take(vmm, cfg, wfd, err);
+		if (wfd >= 0)
+			close(wfd);
+		if (r == 0 && rename(tmp, path) < 0)
+			r = cj_fail(err, errno, "rename %s", tmp);
+		if (r < 0)
+			unlink(tmp);
+		else if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+			r = cj_fail(err, errno, "open %s", path);
+	}
+	close(lfd);
+	return r < 0 ? -1 : fd;
+}
+
+int cj_snapshot_open(const char *cache_dir, const struct cj_vmm *vmm,
+                     const struct cj_vm_config *cfg, char *path, size_t pathlen, struct cj_err *err)
+{
+	char key[65], dir[PATH_MAX];
+
+	if (!vmm->ops->snapshot_take)
+		return cj_fail(err, ENOTSUP, "%s has no boot snapshots", vmm->ops->name);
+	if (shape_key(vmm, cfg, key, err) < 0)
+		return -1;
+	snprintf(dir, sizeof dir, "%s/snapshots", cache_dir);
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return cj_fail(err, errno, "create %s", dir);
+	snprintf(dir, sizeof dir, "%s/snapshots/%s", cache_dir, key);
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return cj_fail(err, errno, "create %s", dir);
+	return open_or_make(dir, vmm, cfg, path, pathlen, err);
+}
