@@ -161,3 +161,18 @@ def test_guest_user_creates_as_its_uid_and_host_modes_hold(runner, tmp_path):
     st = (mine / "by-app").stat()
     assert (st.st_uid, st.st_gid) == (1000, 1000)       # the guest user's ids, as docker
     assert not (theirs / "by-app").exists()              # a root-owned 0755 directory holds
+
+
+def test_guest_root_makes_no_device_node_on_the_host(runner, tmp_path):
+    """The guest's root may not mknod a device in a host directory (a 0666
+    block device there would give any host user the host's disk); a FIFO,
+    which needs no privilege, still works (negative control)."""
+    share = tmp_path / "share"
+    share.mkdir()
+    script = ("if mknod /h/blk b 8 0 2>/dev/null; then echo mknod-ok; else echo mknod-refused; fi; "
+              "mkfifo /h/fifo && echo fifo-ok")
+    r = runner.run(["/bin/sh", "-c", script], options=["-v", f"{share}:/h"])
+    assert r.returncode == 0, r.stderr
+    assert b"fifo-ok" in r.stdout, r.stdout
+    assert not (share / "blk").exists(), r.stdout
+    assert b"mknod-refused" in r.stdout, r.stdout

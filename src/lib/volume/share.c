@@ -361,6 +361,7 @@ int cj_virtiofsd_start(const struct cj_share_spec *s, unsigned n, const char *bi
 	                "-o",        srcarg,
 	                "-o",        "sandbox=namespace",
 	                "-o",        "no_xattr,no_posix_lock,no_flock,cache=auto",
+	                "-o",        "modcaps=-mknod", /* no device nodes on the host */
 	                "-o",        "log_level=warn",
 	                NULL};
 	cj_autoclose int log = -1;
