@@ -72,8 +72,9 @@ static int check_path(const char *what, const char *p, const char *arg, struct c
 	if (!p || p[0] != '/')
 		return cj_fail(err, 0, "%s '%s': the %s must be an absolute path", arg, p ? p : "",
 		               what);
-	if (strchr(p, ','))
-		return cj_fail(err, 0, "%s '%s': a ',' in the %s is not supported", arg, p, what);
+	if (strpbrk(p, ",\\"))
+		return cj_fail(err, 0, "%s '%s': a ',' or '\\' in the %s is not supported", arg, p,
+		               what);
 	return 0;
 }
 
@@ -272,8 +273,10 @@ int cj_share_prepare_source(const struct cj_share_spec *s, struct cj_err *err)
 {
 	struct stat st;
 
-	if (strchr(s->source, ','))
-		return cj_fail(err, 0, "host directory %s: a ',' in its path is not supported",
+	if (strpbrk(s->source, ",\\")) /* virtiofsd's -o syntax: separator, escape */
+		return cj_fail(err, 0,
+		               "host directory %s: a ',' or '\\' in its path is not supported: "
+		               "rename it or share a parent directory",
 		               s->source);
 	if (stat(s->source, &st) < 0 && errno == ENOENT && s->create &&
 	    cj_mkdir_p(s->source, 0755, err) < 0)
