@@ -176,3 +176,21 @@ def test_guest_root_makes_no_device_node_on_the_host(runner, tmp_path):
     assert b"fifo-ok" in r.stdout, r.stdout
     assert not (share / "blk").exists(), r.stdout
     assert b"mknod-refused" in r.stdout, r.stdout
+
+
+def test_read_only_share_holds_against_a_guest_remount(runner, tmp_path):
+    """:ro is the host's to enforce: the guest's root remounting the share
+    read-write still cannot write the host directory; the rw share beside
+    it (negative control) takes the same write."""
+    ro = tmp_path / "ro"
+    rw = tmp_path / "rw"
+    ro.mkdir()
+    rw.mkdir()
+    script = ("mount -o remount,rw /r && echo remounted; "
+              "echo x > /r/new 2>/dev/null && echo ro-written; "
+              "echo x > /w/new && echo rw-written")
+    r = runner.run(["/bin/sh", "-c", script], options=["-v", f"{ro}:/r:ro", "-v", f"{rw}:/w"])
+    assert r.returncode == 0, r.stderr
+    assert b"rw-written" in r.stdout and (rw / "new").exists(), r.stdout
+    assert not (ro / "new").exists(), r.stdout
+    assert b"ro-written" not in r.stdout, r.stdout

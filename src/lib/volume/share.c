@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -349,9 +350,34 @@ static int push_share_undo(struct cj_undo *undo, const char *sock, struct cj_err
 	return cj_undo_push(undo, "share.virtiofsd", entry, err);
 }
 
+struct vfs_child {
+	const struct cj_helper_cgroup *cg;
+	const char *source;
+	bool read_only;
+};
+
 static int attach_to_cgroup(void *ctx, pid_t pid, struct cj_err *err)
 {
-	return cj_helper_cgroup_attach(ctx, pid, err);
+	return cj_helper_cgroup_attach(((struct vfs_child *)ctx)->cg, pid, err);
+}
+
+/* In virtiofsd's own mount namespace (a slave of the host's), a read-only
+ * share is a read-only bind of its source: virtiofsd then cannot write it
+ * whatever the guest remounts (its -o has no read-only switch). */
+static int read_only_source(void *ctx, const char **what)
+{
+	const struct vfs_child *c = ctx;
+
+	if (!c->read_only)
+		return 0;
+	*what = "mount namespace";
+	if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
+		return -1;
+	*what = "bind the source read-only";
+	if (mount(c->source, c->source, NULL, MS_BIND | MS_REC, NULL) < 0 ||
+	    mount(NULL, c->source, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0)
+		return -1;
+	return 0;
 }
 
 int cj_virtiofsd_start(const struct cj_share_spec *s, unsigned n, const char *bin, const char *id,
@@ -368,6 +394,7 @@ int cj_virtiofsd_start(const struct cj_share_spec *s, unsigned n, const char *bi
 	                "-o",        "log_level=warn",
 	                NULL};
 	cj_autoclose int log = -1;
+	struct vfs_child child = {.cg = &out->cg, .source = s->source, .read_only = s->read_only};
 
 	*out = (struct cj_virtiofsd){.fd = -1};
 	snprintf(out->tag, sizeof out->tag, "ctrj%u", n);
@@ -399,9 +426,10 @@ int cj_virtiofsd_start(const struct cj_share_spec *s, unsigned n, const char *bi
 	    .stdout_fd = log,
 	    .stderr_fd = log,
 	    .new_session = true, /* and death with the runtime */
-	    .clone_flags = CLONE_NEWIPC | CLONE_NEWUTS,
+	    .clone_flags = CLONE_NEWIPC | CLONE_NEWUTS | (s->read_only ? CLONE_NEWNS : 0),
 	    .on_fork = attach_to_cgroup,
-	    .ctx = &out->cg,
+	    .pre_exec = read_only_source,
+	    .ctx = &child,
 	};
 	out->pid = cj_spawn(&sp, step, err);
 	if (out->pid < 0) {
