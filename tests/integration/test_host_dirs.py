@@ -22,6 +22,14 @@ def sockets_under(run_dir: Path):
     return list(run_dir.glob("*/virtiofs-*")) if run_dir.exists() else []
 
 
+def pidfiles_for(run_dir: Path):
+    """The pid files virtiofsd 7.2 writes in /var/run/virtiofsd, named after
+    its socket's path ('/' and '.' made '.')."""
+    prefix = str(run_dir).replace("/", ".")
+    d = Path("/var/run/virtiofsd")
+    return [p for p in d.iterdir() if p.name.startswith(prefix)] if d.exists() else []
+
+
 @pytest.fixture
 def shares(tmp_path):
     rw = tmp_path / "rw"
@@ -129,6 +137,7 @@ def test_sigkilled_runtime_then_gc_leaves_no_virtiofsd(runner, shares):
         time.sleep(0.1)
     assert not virtiofsd_for(runner.run_dir)
     assert not sockets_under(runner.run_dir)
+    assert not pidfiles_for(runner.run_dir)
     assert not qemu_processes_for(runner.run_dir)
     assert not vfs_cgroups()
 
@@ -176,6 +185,7 @@ def test_guest_root_makes_no_device_node_on_the_host(runner, tmp_path):
     assert b"fifo-ok" in r.stdout, r.stdout
     assert not (share / "blk").exists(), r.stdout
     assert b"mknod-refused" in r.stdout, r.stdout
+    assert not pidfiles_for(runner.run_dir)     # nothing of virtiofsd's left on the host
 
 
 def test_read_only_share_holds_against_a_guest_remount(runner, tmp_path):

@@ -26,7 +26,8 @@
 #define LISTEN_WAIT_MS 10000
 #define STOP_WAIT_MS   2000
 /* Its threads: the main loop, a thread per queue, its thread pool. */
-#define VIRTIOFSD_PIDS 128
+#define VIRTIOFSD_PIDS       128
+#define CJ_VIRTIOFSD_PID_DIR "/var/run/virtiofsd"
 
 void cj_share_spec_free(struct cj_share_spec *s)
 {
@@ -445,6 +446,21 @@ int cj_virtiofsd_start(const struct cj_share_spec *s, unsigned n, const char *bi
 	return 0;
 }
 
+/* virtiofsd 7.2 writes its pid to /var/run/virtiofsd/<socket path, '/'
+ * and '.' made '.'>.pid and never removes it: once it ended, we do. */
+static void unlink_pidfile(const char *sock)
+{
+	char path[PATH_MAX + 64];
+	int n = snprintf(path, sizeof path, "%s/", CJ_VIRTIOFSD_PID_DIR);
+
+	if (n < 0 || (size_t)n + strlen(sock) + 5 > sizeof path)
+		return;
+	for (const char *c = sock; *c; c++)
+		path[n++] = *c == '/' ? '.' : *c;
+	snprintf(path + n, sizeof path - (size_t)n, ".pid");
+	unlink(path);
+}
+
 static bool reaped_within(pid_t pid, long ms)
 {
 	for (long waited = 0; waited <= ms; waited += 10) {
@@ -475,6 +491,7 @@ void cj_virtiofsd_stop(struct cj_virtiofsd *v)
 			waitpid(v->pid, NULL, 0);
 	} else {
 		unlink(v->sock);
+		unlink_pidfile(v->sock);
 	}
 	json_object_put(entry);
 	cj_helper_cgroup_remove(&v->cg);
@@ -546,5 +563,6 @@ int cj_share_undo(json_object *entry, bool verbose)
 		}
 		sleep_ms(10);
 	}
+	unlink_pidfile(sock);
 	return unlink(sock) == 0 || errno == ENOENT ? 0 : -1;
 }
