@@ -34,8 +34,16 @@ static int tag_main(const struct cli_verb *verb, int argc, char **argv)
 		return cli_report(
 		    &(struct cj_err){.msg = "a tag cannot name a digest: give NAME[:TAG]"},
 		    CJ_EXIT_RUNTIME);
+	/* found again under the lock: an rmi meanwhile may have removed it */
+	cj_autoclose int lock = cj_store_lock(&st, true, &err);
+	if (lock < 0 || (r = cj_store_find(&st, argv[first], &e, &err)) <= 0) {
+		if (lock >= 0 && r == 0)
+			cj_fail(&err, 0, "image '%s' is not stored (see 'ctr-jailer images')",
+			        argv[first]);
+		return cli_report(&err, CJ_EXIT_RUNTIME);
+	}
 	cj_reg_ref_str(&ref, e.name, sizeof e.name);
-	if (cj_store_set_name(&st, &e, false, &err) < 0)
+	if (cj_store_set_name(&st, &e, true, &err) < 0)
 		return cli_report(&err, CJ_EXIT_RUNTIME);
 	return 0;
 }

@@ -5,7 +5,8 @@ OCI layout's manifests and blobs over plain HTTP, and in its MODE
   oversize  serves every layer with extra bytes after it,
   drop      cuts the first whole-blob answer of each layer halfway (the
             Content-Length promised in full), then honours Range,
-  slow      sends layers at 256 KiB/s.
+  slow      sends layers at 256 KiB/s,
+  basic     asks for Basic credentials (401) and logs "AUTH <header>".
 Every blob request is appended to LOG as "<digest> <Range header or ->".
 Usage: fake_registry.py LAYOUT PORT MODE LOG"""
 import hashlib
@@ -53,6 +54,13 @@ class Handler(BaseHTTPRequestHandler):
         parts = self.path.split("/")
         if self.path in ("/v2", "/v2/"):
             return self.answer(200, b"{}", "application/json")
+        if "manifests" in parts and MODE == "basic":
+            auth = self.headers.get("Authorization")
+            with LOG.open("a") as f:
+                f.write(f"AUTH {auth or '-'}\n")
+            if not auth:
+                return self.answer(401, b"{}", "application/json",
+                                   [("WWW-Authenticate", 'Basic realm="fake"')])
         if "manifests" in parts:
             ref = parts[-1]
             index = json.loads((LAYOUT / "index.json").read_text())

@@ -142,6 +142,30 @@ static void test_qemu_argv_share(void **state)
 	cj_qemu_argv_free(argv);
 }
 
+/* virtiofsd's -o parser takes '\\' as an escape: "/a\\b" would share "/ab". */
+static void test_source_escapes_refused(void **state)
+{
+	char dir[] = "/tmp/ctrj-share-XXXXXX", odd[64], other[64];
+	struct cj_err err = {0};
+	(void)state;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(odd, sizeof odd, "%s/a\\b", dir);
+	snprintf(other, sizeof other, "%s/ab", dir);
+	assert_int_equal(mkdir(other, 0755), 0);
+	struct cj_share_spec s = {.source = odd, .guest_path = "/x", .create = true};
+	assert_int_equal(cj_share_prepare_source(&s, &err), -1);
+	assert_non_null(strstr(err.msg, "not supported"));
+	assert_int_equal(access(odd, F_OK), -1); /* not created */
+	struct cj_mount_arg m;
+	char arg[128];
+	snprintf(arg, sizeof arg, "type=bind,source=%s,target=/x", odd);
+	err = (struct cj_err){0};
+	assert_int_equal(cj_mount_arg_parse(arg, &m, &err), -1);
+	rmdir(other);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -149,6 +173,7 @@ int main(void)
 	    cmocka_unit_test(test_mount_arg),
 	    cmocka_unit_test(test_tmpfs_arg),
 	    cmocka_unit_test(test_qemu_argv_share),
+	    cmocka_unit_test(test_source_escapes_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

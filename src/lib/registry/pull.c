@@ -385,8 +385,10 @@ static int dl_fill(struct dl *v, size_t n, size_t *next, size_t *active, CURLM *
 			return -1;
 		if (b->have == b->d->size && b->have > 0) { /* whole, not yet checked */
 			int r = dl_complete(b, multi, err);
-			if (r <= 0)
-				return r < 0 ? -1 : 0;
+			if (r < 0)
+				return -1;
+			if (r == 0)
+				continue; /* kept: on to the next blob */
 		}
 		snprintf(label, sizeof label, "pull %.19s", b->d->digest);
 		b->prog = cj_progress_start(label, CJ_PROGRESS_BYTES, b->d->size);

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -25,7 +26,8 @@
 #define LISTEN_WAIT_MS 10000
 #define STOP_WAIT_MS   2000
 /* Its threads: the main loop, a thread per queue, its thread pool. */
-#define VIRTIOFSD_PIDS 128
+#define VIRTIOFSD_PIDS       128
+#define CJ_VIRTIOFSD_PID_DIR "/var/run/virtiofsd"
 
 void cj_share_spec_free(struct cj_share_spec *s)
 {
@@ -72,8 +74,9 @@ static int check_path(const char *what, const char *p, const char *arg, struct c
 	if (!p || p[0] != '/')
 		return cj_fail(err, 0, "%s '%s': the %s must be an absolute path", arg, p ? p : "",
 		               what);
-	if (strchr(p, ','))
-		return cj_fail(err, 0, "%s '%s': a ',' in the %s is not supported", arg, p, what);
+	if (strpbrk(p, ",\\"))
+		return cj_fail(err, 0, "%s '%s': a ',' or '\\' in the %s is not supported", arg, p,
+		               what);
 	return 0;
 }
 
@@ -272,8 +275,10 @@ int cj_share_prepare_source(const struct cj_share_spec *s, struct cj_err *err)
 {
 	struct stat st;
 
-	if (strchr(s->source, ','))
-		return cj_fail(err, 0, "host directory %s: a ',' in its path is not supported",
+	if (strpbrk(s->source, ",\\")) /* virtiofsd's -o syntax: separator, escape */
+		return cj_fail(err, 0,
+		               "host directory %s: a ',' or '\\' in its path is not supported: "
+		               "rename it or share a parent directory",
 		               s->source);
 	if (stat(s->source, &st) < 0 && errno == ENOENT && s->create &&
 	    cj_mkdir_p(s->source, 0755, err) < 0)
@@ -346,9 +351,34 @@ static int push_share_undo(struct cj_undo *undo, const char *sock, struct cj_err
 	return cj_undo_push(undo, "share.virtiofsd", entry, err);
 }
 
+struct vfs_child {
+	const struct cj_helper_cgroup *cg;
+	const char *source;
+	bool read_only;
+};
+
 static int attach_to_cgroup(void *ctx, pid_t pid, struct cj_err *err)
 {
-	return cj_helper_cgroup_attach(ctx, pid, err);
+	return cj_helper_cgroup_attach(((struct vfs_child *)ctx)->cg, pid, err);
+}
+
+/* In virtiofsd's own mount namespace (a slave of the host's), a read-only
+ * share is a read-only bind of its source: virtiofsd then cannot write it
+ * whatever the guest remounts (its -o has no read-only switch). */
+static int read_only_source(void *ctx, const char **what)
+{
+	const struct vfs_child *c = ctx;
+
+	if (!c->read_only)
+		return 0;
+	*what = "mount namespace";
+	if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
+		return -1;
+	*what = "bind the source read-only";
+	if (mount(c->source, c->source, NULL, MS_BIND | MS_REC, NULL) < 0 ||
+	    mount(NULL, c->source, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0)
+		return -1;
+	return 0;
 }
 
 int cj_virtiofsd_start(const struct cj_share_spec *s, unsigned n, const char *bin, const char *id,
@@ -361,9 +391,11 @@ int cj_virtiofsd_start(const struct cj_share_spec *s, unsigned n, const char *bi
 	                "-o",        srcarg,
 	                "-o",        "sandbox=namespace",
 	                "-o",        "no_xattr,no_posix_lock,no_flock,cache=auto",
+	                "-o",        "modcaps=-mknod", /* no device nodes on the host */
 	                "-o",        "log_level=warn",
 	                NULL};
 	cj_autoclose int log = -1;
+	struct vfs_child child = {.cg = &out->cg, .source = s->source, .read_only = s->read_only};
 
 	*out = (struct cj_virtiofsd){.fd = -1};
 	snprintf(out->tag, sizeof out->tag, "ctrj%u", n);
@@ -395,9 +427,10 @@ int cj_virtiofsd_start(const struct cj_share_spec *s, unsigned n, const char *bi
 	    .stdout_fd = log,
 	    .stderr_fd = log,
 	    .new_session = true, /* and death with the runtime */
-	    .clone_flags = CLONE_NEWIPC | CLONE_NEWUTS,
+	    .clone_flags = CLONE_NEWIPC | CLONE_NEWUTS | (s->read_only ? CLONE_NEWNS : 0),
 	    .on_fork = attach_to_cgroup,
-	    .ctx = &out->cg,
+	    .pre_exec = read_only_source,
+	    .ctx = &child,
 	};
 	out->pid = cj_spawn(&sp, step, err);
 	if (out->pid < 0) {
@@ -411,6 +444,21 @@ int cj_virtiofsd_start(const struct cj_share_spec *s, unsigned n, const char *bi
 	}
 	unlink(out->sock); /* the one connection it accepts is made */
 	return 0;
+}
+
+/* virtiofsd 7.2 writes its pid to /var/run/virtiofsd/<socket path, '/'
+ * and '.' made '.'>.pid and never removes it: once it ended, we do. */
+static void unlink_pidfile(const char *sock)
+{
+	char path[PATH_MAX + 64];
+	int n = snprintf(path, sizeof path, "%s/", CJ_VIRTIOFSD_PID_DIR);
+
+	if (n < 0 || (size_t)n + strlen(sock) + 5 > sizeof path)
+		return;
+	for (const char *c = sock; *c; c++)
+		path[n++] = *c == '/' ? '.' : *c;
+	snprintf(path + n, sizeof path - (size_t)n, ".pid");
+	unlink(path);
 }
 
 static bool reaped_within(pid_t pid, long ms)
@@ -443,6 +491,7 @@ void cj_virtiofsd_stop(struct cj_virtiofsd *v)
 			waitpid(v->pid, NULL, 0);
 	} else {
 		unlink(v->sock);
+		unlink_pidfile(v->sock);
 	}
 	json_object_put(entry);
 	cj_helper_cgroup_remove(&v->cg);
@@ -514,5 +563,6 @@ int cj_share_undo(json_object *entry, bool verbose)
 		}
 		sleep_ms(10);
 	}
+	unlink_pidfile(sock);
 	return unlink(sock) == 0 || errno == ENOENT ? 0 : -1;
 }
