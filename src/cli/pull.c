@@ -45,7 +45,8 @@ static const struct cli_opt pull_opts[] = {
     {"platform", 0, "OS/ARCH[/VARIANT]", NULL, opt_platform, NULL, "Options",
      "the image of a multi-platform index to take (default linux/amd64)"},
     {"creds", 0, "USER:PASS", NULL, opt_creds, NULL, "Options",
-     "registry credentials (else CTR_JAILER_REGISTRY_AUTH, else ~/.docker/config.json)"},
+     "registry credentials (else CTR_JAILER_REGISTRY_AUTH=HOST=USER:PASS, else "
+     "~/.docker/config.json)"},
     {"cert-dir", 0, "DIR", NULL, opt_cert_dir, NULL, "Options",
      "TLS material added to the system's CAs: ca.crt, client.cert and client.key in DIR or "
      "DIR/HOST[:PORT] (docker's certs.d layout)"},

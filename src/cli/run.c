@@ -36,7 +36,8 @@ static const struct cli_opt run_opts[] = {
     {"platform", 0, "OS/ARCH[/VARIANT]", NULL, opt_platform, NULL, G_WHAT,
      "the image a multi-platform index is pulled for (default linux/amd64)"},
     {"creds", 0, "USER:PASS", NULL, opt_creds, NULL, G_WHAT,
-     "registry credentials (else CTR_JAILER_REGISTRY_AUTH, else ~/.docker/config.json)"},
+     "registry credentials (else CTR_JAILER_REGISTRY_AUTH=HOST=USER:PASS, else "
+     "~/.docker/config.json)"},
     {"cert-dir", 0, "DIR", NULL, opt_cert_dir, NULL, G_WHAT,
      "registry TLS material added to the system's CAs: ca.crt, client.cert, client.key in "
      "DIR or DIR/HOST[:PORT]"},

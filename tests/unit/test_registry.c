@@ -194,12 +194,21 @@ static void test_creds(void **state)
 	assert_string_equal(c, "a:b");
 	free(c);
 	/* --creds, then the variable, win */
-	assert_int_equal(cj_reg_creds_find("r.io", "u:p", "e:v", home, NULL, &c, &err), 0);
+	assert_int_equal(cj_reg_creds_find("r.io", "u:p", "r.io=e:v", home, NULL, &c, &err), 0);
 	assert_string_equal(c, "u:p");
 	free(c);
-	assert_int_equal(cj_reg_creds_find("r.io", NULL, "e:v", home, NULL, &c, &err), 0);
+	assert_int_equal(
+	    cj_reg_creds_find("r.io", NULL, "x.io=no:no,r.io=e:v", home, NULL, &c, &err), 0);
 	assert_string_equal(c, "e:v");
 	free(c);
+	/* an entry for another registry is not sent here: the config's is */
+	assert_int_equal(cj_reg_creds_find("r.io", NULL, "r.io.evil=e:v", home, NULL, &c, &err), 0);
+	assert_string_equal(c, "alice:s3cret");
+	free(c);
+	/* a bare USER:PASSWORD names no registry: refused */
+	assert_int_equal(cj_reg_creds_find("r.io", NULL, "e:v", home, NULL, &c, &err), -1);
+	assert_non_null(strstr(err.msg, "HOST=USER:PASSWORD"));
+	err = (struct cj_err){0};
 	assert_int_equal(cj_reg_creds_find("r.io", NULL, "novalue", home, NULL, &c, &err), -1);
 	assert_int_equal(cj_reg_creds_find("bad.io", NULL, NULL, home, NULL, &c, &err), -1);
 	assert_non_null(strstr(err.msg, "base64"));

@@ -178,19 +178,41 @@ static int config_creds(const char *path, const char *host, char **out, struct c
 	return r;
 }
 
+/* CTR_JAILER_REGISTRY_AUTH: HOST=USER:PASSWORD[,HOST=USER:PASSWORD...].
+ * Each entry names its registry (as the reference names it; docker.io for
+ * Docker Hub): a variable set for one registry must not reach another that
+ * merely asks for a login. 1 with *out set when host has an entry. */
+static int env_creds(const char *host, const char *env_auth, char **out, struct cj_err *err)
+{
+	for (const char *p = env_auth; *p;) {
+		const char *end = strchrnul(p, ','), *eq = memchr(p, '=', (size_t)(end - p));
+		if (!eq || eq == p || !memchr(eq, ':', (size_t)(end - eq)))
+			return cj_fail(err, 0,
+			               "CTR_JAILER_REGISTRY_AUTH must be HOST=USER:PASSWORD "
+			               "(comma-separated for several registries)");
+		if ((size_t)(eq - p) == strlen(host) && strncmp(p, host, (size_t)(eq - p)) == 0)
+			return (*out = strndup(eq + 1, (size_t)(end - eq - 1)))
+			           ? 1
+			           : cj_fail(err, ENOMEM, "credentials");
+		p = *end ? end + 1 : end;
+	}
+	return 0;
+}
+
 int cj_reg_creds_find(const char *host, const char *creds, const char *env_auth, const char *home,
                       const char *docker_config_dir, char **out, struct cj_err *err)
 {
 	char path[4096];
+	int r;
 
 	*out = NULL;
-	if ((creds && *creds) || (env_auth && *env_auth)) {
-		const char *c = creds && *creds ? creds : env_auth;
-		if (!strchr(c, ':'))
-			return cj_fail(err, 0, "%s must be USER:PASSWORD",
-			               creds && *creds ? "--creds" : "CTR_JAILER_REGISTRY_AUTH");
-		return (*out = strdup(c)) ? 0 : cj_fail(err, ENOMEM, "credentials");
+	if (creds && *creds) {
+		if (!strchr(creds, ':'))
+			return cj_fail(err, 0, "--creds must be USER:PASSWORD");
+		return (*out = strdup(creds)) ? 0 : cj_fail(err, ENOMEM, "credentials");
 	}
+	if (env_auth && *env_auth && (r = env_creds(host, env_auth, out, err)) != 0)
+		return r < 0 ? -1 : 0;
 	if (docker_config_dir && *docker_config_dir)
 		snprintf(path, sizeof path, "%s/config.json", docker_config_dir);
 	else if (home && *home)
