@@ -34,6 +34,12 @@
 #define CTRJ_AGENT_MAX_ENV   1024u
 #define CTRJ_AGENT_MSG_MAX   200u
 
+/* The workload's own stdio (the control disk's CTRJ_REC_STDIO): a session
+ * the guest opens itself when it starts the workload, with the initial
+ * windows on its streams; no START, no EXIT (the status comes on the
+ * control disk). The host never gives this number to an exec session. */
+#define CTRJ_AGENT_MAIN_SESSION 0xffffffffu
+
 enum ctrj_agent_type {
 	/* both directions */
 	CTRJ_AGENT_HELLO = 1,  /* version:le32 (session 0) */
