@@ -88,10 +88,10 @@ enum ctrj_rec_type {
 /* The workload's stdio (CTRJ_REC_STDIO): without the record it is the
  * console's (stdin /dev/null); with it, the agent channel's session
  * CTRJ_AGENT_MAIN_SESSION (ctrj/agent.h) carries its streams. */
-#define CTRJ_STDIO_AGENT 0x1u /* stdout and stderr on the agent channel */
-#define CTRJ_STDIO_STDIN 0x2u /* stdin from the host (-i); else /dev/null */
-#define CTRJ_STDIO_TTY   0x4u /* a terminal of rows x cols (-t) */
-#define CTRJ_STDIO_ALL   0x7u
+#define CTRJ_STDIO_AGENT  0x1u /* stdout and stderr on the agent channel */
+#define CTRJ_STDIO_STDIN  0x2u /* stdin from the host (-i); else /dev/null */
+#define CTRJ_STDIO_TTY    0x4u /* a terminal of rows x cols (-t) */
+#define CTRJ_STDIO_ALL    0x7u
 #define CTRJ_REC_CRITICAL 0x8000u
 
 /* Parsed (guest) or to-be-encoded (host) configuration. */

@@ -36,6 +36,7 @@ cli_parse_fn opt_rootfs, opt_image, opt_image_env, opt_entrypoint, opt_max_image
     opt_allow_link_local, opt_allow_link_local_env, opt_vmm, opt_qemu, opt_firecracker, opt_jailer,
     opt_chroot_base, opt_no_jail, opt_jail_user, opt_jail_uid_range, opt_cpu_quota,
     opt_memory_limit, opt_pids_limit, opt_cache_dir, opt_run_dir, opt_timings, opt_dry_run,
-    opt_detach, opt_rm, opt_quiet, opt_name, opt_restart, opt_entrypoint_value;
+    opt_detach, opt_rm, opt_quiet, opt_interactive, opt_tty, opt_console, opt_sig_proxy, opt_name,
+    opt_restart, opt_entrypoint_value;
 
 #endif
