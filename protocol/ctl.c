@@ -420,7 +420,8 @@ static int parse_record(struct ctrj_config *cfg, uint16_t type, const uint8_t *p
 		cfg->tty_rows = get_le16(p + 4);
 		cfg->tty_cols = get_le16(p + 6);
 		if (!(cfg->stdio_flags & CTRJ_STDIO_AGENT) || (cfg->stdio_flags & ~CTRJ_STDIO_ALL))
-			return wire_fail(err, errlen, "stdio record with flags 0x%x", cfg->stdio_flags);
+			return wire_fail(err, errlen, "stdio record with flags 0x%x",
+			                 cfg->stdio_flags);
 		return 0;
 	default:
 		if (type & CTRJ_REC_CRITICAL)
