@@ -661,4 +661,5 @@ void agent_main_drain(unsigned timeout_ms)
 		close_fd(&s->in_fd);
 	while (A.fd >= 0 && !main_drained(s) && guest_now_ns() < end)
 		agent_serve(NULL, -1, 100);
+	session_free(s);
 }
