@@ -50,52 +50,38 @@ def test_wc_counts_what_comes_on_stdin(runner):
     assert r.stdout.strip() == b"300000", r
 
 
-def test_sigint_reaches_the_workload_as_sigint(runner, tmp_path):
-    proc = runner.start(["sh", "-c",
-                         "trap 'echo got-int; exit 42' INT; trap 'echo got-term; exit 43' TERM;"
-                         " echo ready; while true; do sleep 1; done"])
+TRAPS = ("trap 'echo got-int; exit 42' INT; trap 'echo got-term; exit 43' TERM;"
+         " echo ready; while true; do sleep 1; done")
+
+
+def signalled(runner, sig, options=()):
+    """A workload that says which signal it got and exits with its code:
+    (exit code, stdout, stderr) after sig was sent to ctr-jailer."""
+    proc = runner.start(["sh", "-c", TRAPS], options=options)
     try:
         wait_for_output(proc, b"ready")
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         out, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
-    assert proc.returncode == 42, (out, err)
-    assert b"got-int" in out and b"got-term" not in out, (out, err)
+    return proc.returncode, out, err
+
+
+def test_sigint_reaches_the_workload_as_sigint(runner):
+    code, out, err = signalled(runner, signal.SIGINT)
+    assert code == 42 and b"got-int" in out and b"got-term" not in out, (code, out, err)
 
 
 def test_sigterm_stays_a_graceful_stop(runner):
-    proc = runner.start(["sh", "-c",
-                         "trap 'echo got-int; exit 42' INT; trap 'echo got-term; exit 43' TERM;"
-                         " echo ready; while true; do sleep 1; done"])
-    try:
-        wait_for_output(proc, b"ready")
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == 43, (out, err)
-    assert b"got-term" in out, (out, err)
+    code, out, err = signalled(runner, signal.SIGTERM)
+    assert code == 43 and b"got-term" in out, (code, out, err)
 
 
 def test_sig_proxy_false_stops_the_vm_on_sigint(runner):
-    proc = runner.start(["sh", "-c",
-                         "trap 'echo got-int; exit 42' INT; trap 'echo got-term; exit 43' TERM;"
-                         " echo ready; while true; do sleep 1; done"],
-                        options=["--sig-proxy=false"])
-    try:
-        wait_for_output(proc, b"ready")
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == 43, (out, err)  # the stop signal, as before
+    code, out, err = signalled(runner, signal.SIGINT, ["--sig-proxy=false"])
+    assert code == 43 and b"got-int" not in out, (code, out, err)  # the stop signal, as before
 
 
 def test_a_failed_boot_shows_the_console_and_console_shows_it_all(runner):

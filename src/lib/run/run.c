@@ -565,8 +565,13 @@ static void stdio_config(struct run *r)
 	const struct cj_spec *spec = r->spec;
 	unsigned short rows = 24, cols = 80;
 
-	if (!r->vmm.ops->agent_fd)
+	if (!r->vmm.ops->agent_fd) {
+		if (spec->interactive || spec->tty)
+			cj_warn("-i and -t need the agent channel, which %s does not have yet: the "
+			        "workload keeps the console and /dev/null as its stdin",
+			        r->vmm.ops->name);
 		return;
+	}
 	r->cfg.stdio_flags = CTRJ_STDIO_AGENT;
 	if (spec->interactive && !spec->detach)
 		r->cfg.stdio_flags |= CTRJ_STDIO_STDIN;
