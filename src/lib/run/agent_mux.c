@@ -318,6 +318,11 @@ void cj_agent_mux_workload(struct cj_agent_mux *m, struct cj_workload_io *io)
 	io->to_guest = &m->out;
 }
 
+bool cj_agent_mux_greeted(const struct cj_agent_mux *m)
+{
+	return m && m->hello;
+}
+
 int cj_agent_mux_workload_signal(struct cj_agent_mux *m, int sig)
 {
 	if (!m || !m->io || !m->hello || m->chan_down)

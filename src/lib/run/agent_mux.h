@@ -33,6 +33,8 @@ void cj_agent_mux_workload(struct cj_agent_mux *m, struct cj_workload_io *io);
 /* Signal sig to the workload (proxied), or our terminal's size (sig 0);
  * -1 when there is no workload stdio or no agent (yet, or any more). */
 int cj_agent_mux_workload_signal(struct cj_agent_mux *m, int sig);
+/* Has the guest's agent greeted (NULL: no)? */
+bool cj_agent_mux_greeted(const struct cj_agent_mux *m);
 /* Close the clients and the socket, unlink it. NULL: no-op. */
 void cj_agent_mux_close(struct cj_agent_mux *m);
 

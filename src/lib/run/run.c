@@ -762,8 +762,12 @@ static int stage_supervise_collect(struct run *r, struct cj_err *err)
 	bool booted = r->have_status == 1 &&
 	              (r->st.state == CTRJ_STATE_EXITED || r->st.state == CTRJ_STATE_SIGNALED ||
 	               r->st.state == CTRJ_STATE_EXEC_FAILED);
-	if (r->sv.console.no_stdout && !r->spec->detach && !booted && !r->sv.killed)
-		cj_console_tail_show(&r->sv); /* why the boot failed */
+	/* why the boot failed; or the workload's output, when the guest had no
+	 * agent and gave it to the console */
+	bool no_agent = r->cfg.stdio_flags && !cj_agent_mux_greeted(r->sv.agent);
+	if (r->sv.console.no_stdout && !r->spec->detach && !r->sv.killed && !r->sv.stop_requested &&
+	    (!booted || no_agent))
+		cj_console_tail_show(&r->sv);
 	return code;
 }
 
