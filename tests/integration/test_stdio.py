@@ -4,13 +4,12 @@ end, stdin with -i (and /dev/null without), a terminal with -t, signals
 passed on as they came, a detached run's logs by stream. Every check is on
 what the workload observed or wrote, with a real VM."""
 import os
-import pty
-import select
 import signal
 import subprocess
+import termios
 import time
 
-from conftest import BINARY, OnTerminal, runs, wait_for_output  # noqa: F401
+from conftest import BINARY, OnTerminal, wait_for_output
 from test_exec import set_winsize
 
 
@@ -138,3 +137,22 @@ def test_detached_logs_keep_stdout_and_stderr_apart(runner):
     assert logs.stdout == b"line-out\nout-2\n", logs
     assert b"line-err\n" in logs.stderr and b"line-out" not in logs.stderr, logs
     subprocess.run([str(BINARY), "rm", "streams"], env=runner.env(), check=True, timeout=60)
+
+
+def test_t_makes_our_terminal_raw_and_restores_it(runner):
+    term = OnTerminal(runner.argv(["sh", "-c", "echo in-guest; sleep 4; exit 5"],
+                                  options=["-t"]), runner.env())
+    try:
+        # a cooked terminal, as a shell leaves it (ctr-jailer goes raw only
+        # once the VM started, seconds from now)
+        attrs = termios.tcgetattr(term.slave)
+        attrs[3] |= termios.ICANON | termios.ECHO | termios.ISIG
+        termios.tcsetattr(term.slave, termios.TCSANOW, attrs)
+        term.wait_for(b"in-guest")
+        during = termios.tcgetattr(term.slave)[3]
+        assert not during & (termios.ICANON | termios.ECHO | termios.ISIG)
+        assert term.wait() == 5, bytes(term.out)
+        after = termios.tcgetattr(term.slave)[3]
+        assert after & termios.ICANON and after & termios.ECHO and after & termios.ISIG
+    finally:
+        term.close()
