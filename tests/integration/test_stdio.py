@@ -156,3 +156,20 @@ def test_t_makes_our_terminal_raw_and_restores_it(runner):
         assert after & termios.ICANON and after & termios.ECHO and after & termios.ISIG
     finally:
         term.close()
+
+
+def test_a_slow_reader_gets_all_the_output_before_the_vm_ends(runner):
+    proc = subprocess.Popen(runner.argv(["sh", "-c", "head -c 2000000 /dev/zero | tr '\\0' x;"
+                                         " echo end >&2"]),
+                            env=runner.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        time.sleep(15)  # nobody reads: the guest waits under flow control
+        assert proc.poll() is None  # the VM did not end with output still held back
+        out, err = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert len(out) == 2000000 and out == b"x" * 2000000
+    assert b"end\n" in err
