@@ -203,9 +203,11 @@ static int send_start(struct session *s, const struct exec_opts *o, char **argv,
 		return cj_fail(err, EINVAL, "%s", msg);
 	r = write_all(s->fd, frame, len);
 	free(frame);
+	/* a quick command's exit status may already have closed the session:
+	 * no error, relay() reads it */
 	if (r == 0 && !o->interactive)
-		r = write_all(s->fd, c,
-		              ctrj_agent_enc_data(c, CTRJ_AGENT_STDIN_CLOSE, SESSION, NULL, 0));
+		(void)write_all(s->fd, c,
+		                ctrj_agent_enc_data(c, CTRJ_AGENT_STDIN_CLOSE, SESSION, NULL, 0));
 	return r < 0 ? cj_fail(err, errno, "send the command to the run") : 0;
 }
 

@@ -22,7 +22,15 @@ extern const unsigned char ctrj_init_blob[];
 extern const unsigned char ctrj_init_blob_end[];
 
 const char *const cj_initramfs_modules[] = {
-    "virtio_mmio", "virtio_blk", "virtio_net", "virtio_console", "overlay", NULL,
+    "virtio_mmio",
+    "virtio_blk",
+    "virtio_net",
+    "virtio_console",
+    "overlay",
+    /* the agent's channel under Firecracker (guest/agent.c); see README */
+    "vsock",
+    "vmw_vsock_virtio_transport",
+    NULL,
 };
 
 /* Module name of a modules.dep path: basename without .ko[.xz|.zst|.gz],

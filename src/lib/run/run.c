@@ -669,16 +669,25 @@ static int stopped_during_setup(int sfd, struct cj_err *err)
 	return 0;
 }
 
+static int agent_connect(void *vmm, struct cj_err *err)
+{
+	return ((struct cj_vmm *)vmm)->ops->agent_connect(vmm, err);
+}
+
 /* `ctr-jailer exec`: <run dir>/agent.sock, when the VMM has an agent
- * channel. Without it the run goes on (exec into it fails). */
+ * channel (or connects to one on demand). Without it the run goes on
+ * (exec into it fails). */
 static void agent_listen(struct run *r)
 {
 	struct cj_err aerr = {0};
 	char buf[CJ_ERR_STR_MAX];
 	int fd = cj_vmm_agent_fd(&r->vmm);
+	bool on_demand = r->vmm.ops->agent_connect != NULL;
 
-	if (fd >= 0 && !(r->sv.agent = cj_agent_mux_open(fd, r->run_dir, &aerr)))
+	if ((fd >= 0 || on_demand) && !(r->sv.agent = cj_agent_mux_open(fd, r->run_dir, &aerr)))
 		cj_warn("exec will not reach this run: %s", cj_err_str(&aerr, buf, sizeof buf));
+	else if (on_demand && r->sv.agent)
+		cj_agent_mux_on_demand(r->sv.agent, agent_connect, &r->vmm);
 	if (r->sv.agent && r->cfg.stdio_flags) { /* the workload's stdio */
 		cj_workload_io_open(&r->io, r->cfg.stdio_flags & CTRJ_STDIO_STDIN, r->spec->tty,
 		                    r->log.fd >= 0 ? &r->log : NULL, r->spec->detach);

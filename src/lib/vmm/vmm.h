@@ -76,6 +76,10 @@ struct cj_vmm;
  *    failed, CJ_EXIT_VM_LOST when the guest ended without a status;
  *  - agent_fd(), when set, returns the host end of the agent channel
  *    (a stream to the guest init's agent; see ctrj/agent.h), or -1;
+ *  - agent_connect(), when set instead, opens a new connection to the
+ *    guest's agent once it listens (Firecracker's vsock), the caller's to
+ *    close, or returns -1 with err (bounded: it waits a little for a
+ *    guest that is still booting);
  *  - cleanup() closes what start() holds (the record's undo log takes the
  *    host changes back). */
 struct cj_vmm_ops {
@@ -89,6 +93,7 @@ struct cj_vmm_ops {
 	int (*exit_error)(const struct cj_vmm *vmm, int wait_status, const char *vmm_said,
 	                  struct cj_err *err);
 	int (*agent_fd)(const struct cj_vmm *vmm);
+	int (*agent_connect)(const struct cj_vmm *vmm, struct cj_err *err);
 	void (*cleanup)(struct cj_vmm *vmm);
 };
 
