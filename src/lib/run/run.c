@@ -567,9 +567,10 @@ static void stdio_config(struct run *r)
 
 	if (!r->vmm.ops->agent_fd) {
 		if (spec->interactive || spec->tty)
-			cj_warn("-i and -t need the agent channel, which %s does not have yet: the "
-			        "workload keeps the console and /dev/null as its stdin",
-			        r->vmm.ops->name);
+			cj_warn(
+			    "-i and -t need an agent channel from boot on, which %s does not "
+			    "have yet: the workload keeps the console and /dev/null as its stdin",
+			    r->vmm.ops->name);
 		return;
 	}
 	r->cfg.stdio_flags = CTRJ_STDIO_AGENT;
