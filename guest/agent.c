@@ -4,11 +4,13 @@
  * stdin by the window the host may fill, output by reading a child only
  * while the channel's queue is short and the host has given credit. */
 #include "agent.h"
+#include "deadline.h"
 #include "init.h"
 #include "pid1.h"
 #include "vsock.h"
 
 #include "ctrj/agent.h"
+#include "ctrj/protocol.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -142,10 +144,15 @@ static bool attach(int fd)
 	return true;
 }
 
-bool agent_open(char **base_env, const char *user, const char *workdir)
+bool agent_open(char **base_env, const char *user, const char *workdir, unsigned wait_ms)
 {
+	uint64_t end = guest_now_ns() + (uint64_t)wait_ms * 1000000ull;
 	int fd = open_port();
 
+	while (fd < 0 && guest_now_ns() < end) { /* the port may come after the driver */
+		usleep(10000);
+		fd = open_port();
+	}
 	if (fd >= 0)
 		return agent_open_fd(fd, base_env, user, workdir);
 	if ((A.lfd = vsock_listen()) < 0)
@@ -214,6 +221,8 @@ static void session_free(struct session *s)
 /* Once the process is reaped and its output drained: the exit status. */
 static void session_maybe_end(struct session *s)
 {
+	if (s->id == CTRJ_AGENT_MAIN_SESSION)
+		return; /* the workload's status goes on the control disk */
 	if (!s->exited || s->out_fd >= 0 || s->err_fd >= 0)
 		return;
 	if (WIFSIGNALED(s->wstatus))
@@ -273,6 +282,24 @@ static void stdio_fd(int fd, int to)
 		dup2(fd, to);
 }
 
+/* In the child, a session leader: the terminal (its controlling one) or
+ * the pipes become fds 0-2; no stdin pipe is /dev/null. */
+static int child_stdio(const struct child_io *io)
+{
+	if (io->pts) {
+		int t = open(io->pts, O_RDWR | O_CLOEXEC);
+		if (t < 0 || ioctl(t, TIOCSCTTY, 0) < 0)
+			return -1;
+		stdio_fd(t, 0), stdio_fd(t, 1), stdio_fd(t, 2);
+		return 0;
+	}
+	int in = io->in >= 0 ? io->in : open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		return -1;
+	stdio_fd(in, 0), stdio_fd(io->out, 1), stdio_fd(io->err, 2);
+	return 0;
+}
+
 /* In the child: its stdio, its user and directory, then exec. errno goes
  * back on err_fd (close-on-exec: success closes it silently). */
 static __attribute__((noreturn)) void child(const struct ctrj_agent_start *st,
@@ -282,14 +309,8 @@ static __attribute__((noreturn)) void child(const struct ctrj_agent_start *st,
 	int msg[2] = {0, 0};
 
 	pid1_child_setup(); /* a session of its own, signals unblocked */
-	if (io->pts) {
-		int t = open(io->pts, O_RDWR | O_CLOEXEC);
-		if (t < 0 || ioctl(t, TIOCSCTTY, 0) < 0)
-			goto report;
-		stdio_fd(t, 0), stdio_fd(t, 1), stdio_fd(t, 2);
-	} else {
-		stdio_fd(io->in, 0), stdio_fd(io->out, 1), stdio_fd(io->err, 2);
-	}
+	if (child_stdio(io) < 0)
+		goto report;
 	gid_t groups[GUEST_MAX_GROUPS];
 	for (size_t i = 0; i < u->ngroups; i++)
 		groups[i] = u->groups[i];
@@ -654,4 +675,71 @@ void agent_serve(void *ctx, int sig_fd, int timeout_ms)
 			if (s->id && p[2 + 3 * i + 1 + w].revents)
 				session_read(s, w);
 	}
+}
+
+/* ---- the workload's own stdio -------------------------------------------- */
+
+static struct child_io main_io = {.in = -1, .out = -1, .err = -1};
+static char main_pts[64];
+
+bool agent_main_open(uint32_t flags, uint16_t rows, uint16_t cols)
+{
+	struct ctrj_agent_start st = {.tty = flags & CTRJ_STDIO_TTY, .rows = rows, .cols = cols};
+	struct session *s = find(0);
+
+	if (A.fd < 0 || !s)
+		return false;
+	session_free(s);
+	if (session_fds(s, &st, &main_io, main_pts, sizeof main_pts) != 0)
+		return false;
+	s->id = CTRJ_AGENT_MAIN_SESSION;
+	s->tty = st.tty;
+	ctrj_agent_credit_init(&s->out[0]);
+	ctrj_agent_credit_init(&s->out[1]);
+	ctrj_agent_credit_init(&s->in_taken);
+	if (!(flags & CTRJ_STDIO_STDIN) && !st.tty) { /* stdin is /dev/null */
+		close_fd(&s->in_fd);
+		close_fd(&main_io.in);
+	}
+	return true;
+}
+
+int agent_main_child_stdio(void)
+{
+	return child_stdio(&main_io);
+}
+
+void agent_main_started(pid_t pid)
+{
+	struct session *s = find(CTRJ_AGENT_MAIN_SESSION);
+
+	close_child_io(&main_io);
+	if (s)
+		s->pid = pid;
+}
+
+/* Everything the workload wrote is sent and the host has written it out:
+ * it gave all its credit back. */
+static bool main_drained(const struct session *s)
+{
+	return s->out_fd < 0 && s->err_fd < 0 && A.out.len == 0 &&
+	       ctrj_agent_credit_avail(&s->out[0]) == CTRJ_AGENT_WINDOW &&
+	       ctrj_agent_credit_avail(&s->out[1]) == CTRJ_AGENT_WINDOW;
+}
+
+void agent_main_drain(unsigned timeout_ms)
+{
+	struct session *s = find(CTRJ_AGENT_MAIN_SESSION);
+	uint64_t end = guest_now_ns() + (uint64_t)timeout_ms * 1000000ull;
+
+	if (!s)
+		return;
+	s->pid = 0; /* reaped: no more signals to it */
+	s->exited = true;
+	ctrj_agent_buf_free(&s->in);
+	if (!s->tty)
+		close_fd(&s->in_fd);
+	while (A.fd >= 0 && !main_drained(s) && guest_now_ns() < end)
+		agent_serve(NULL, -1, 100);
+	session_free(s);
 }

@@ -11,14 +11,15 @@
 #define CTRJ_GUEST_AGENT_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
-/* Open the port and greet the host, or listen on vsock when the VM has a
- * vsock device and no port (neither: the agent stays off). base_env
- * is the workload's environment, which a request's variables override;
- * user and workdir (NULL: root, "/") are the workload's, a request's
- * defaults, as docker exec has them. */
-bool agent_open(char **base_env, const char *user, const char *workdir);
+/* Open the port (waiting up to wait_ms for it) and greet the host, or
+ * listen on vsock when the VM has a vsock device and no port (neither:
+ * the agent stays off). base_env is the workload's environment, which a
+ * request's variables override; user and workdir (NULL: root, "/") are
+ * the workload's, a request's defaults, as docker exec has them. */
+bool agent_open(char **base_env, const char *user, const char *workdir, unsigned wait_ms);
 /* The same on an open stream (non-blocking, close-on-exec; the tests give
  * a socket pair). */
 bool agent_open_fd(int fd, char **base_env, const char *user, const char *workdir);
@@ -31,5 +32,18 @@ bool agent_listen_fd(int lfd, char **base_env, const char *user, const char *wor
 void agent_serve(void *ctx, int sig_fd, int timeout_ms);
 /* pid1_opts.reaped: a child that is not the workload ended. */
 void agent_reaped(void *ctx, pid_t pid, int wstatus);
+
+/* The workload's stdio on session CTRJ_AGENT_MAIN_SESSION (the control
+ * disk's CTRJ_STDIO_* flags): pipes or a terminal, made before the fork.
+ * false: no channel (the workload keeps the console). */
+bool agent_main_open(uint32_t flags, uint16_t rows, uint16_t cols);
+/* In the workload's child, after pid1_child_setup: its fds 0-2 (and the
+ * terminal as its controlling one). -1 with errno on failure. */
+int agent_main_child_stdio(void);
+/* In PID 1 after the fork: the child's ends closed, its pid for signals. */
+void agent_main_started(pid_t pid);
+/* The workload was reaped and its leftovers gone: serve the channel until
+ * its output is out and the host wrote it (all credit back), or timeout. */
+void agent_main_drain(unsigned timeout_ms);
 
 #endif

@@ -25,18 +25,29 @@
 
 extern char **environ;
 
+/* How long the agent's port may take to appear when the workload's stdio
+ * needs it, and how long its last output may take to reach the host. */
+#define AGENT_PORT_WAIT_MS 3000
+#define AGENT_DRAIN_MS     10000
+
 /* In the child: become the user, enter workdir, exec. Reports errno on
  * err_fd (close-on-exec, so success closes it silently). */
-static __attribute__((noreturn)) void
-exec_workload(struct ctrj_config *cfg, const struct guest_user *u, char **env, int err_fd)
+static __attribute__((noreturn)) void exec_workload(struct ctrj_config *cfg,
+                                                    const struct guest_user *u, char **env,
+                                                    bool agent_stdio, int err_fd)
 {
 	int stage = 0; /* 0 setup, 1 exec */
 	int e;
 
 	pid1_child_setup();
-	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	if (null >= 0 && null != STDIN_FILENO)
-		dup2(null, STDIN_FILENO);
+	if (agent_stdio) {
+		if (agent_main_child_stdio() < 0)
+			goto report;
+	} else {
+		int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		if (null >= 0 && null != STDIN_FILENO)
+			dup2(null, STDIN_FILENO);
+	}
 	gid_t groups[GUEST_MAX_GROUPS];
 	for (size_t i = 0; i < u->ngroups; i++)
 		groups[i] = u->groups[i];
@@ -58,7 +69,8 @@ report:
 	_exit(127);
 }
 
-static pid_t start_workload(struct ctrj_config *cfg, const struct guest_user *u, char **env)
+static pid_t start_workload(struct ctrj_config *cfg, const struct guest_user *u, char **env,
+                            bool agent_stdio)
 {
 	int pfd[2];
 	int msg[2];
@@ -72,7 +84,9 @@ static pid_t start_workload(struct ctrj_config *cfg, const struct guest_user *u,
 	if (pid < 0)
 		guest_fail(0, "fork: %s", strerror(errno));
 	if (pid == 0)
-		exec_workload(cfg, u, env, pfd[1]);
+		exec_workload(cfg, u, env, agent_stdio, pfd[1]);
+	if (agent_stdio)
+		agent_main_started(pid);
 	close(pfd[1]);
 	do
 		r = read(pfd[0], msg, sizeof msg);
@@ -140,14 +154,24 @@ int main(void)
 	boot_seal_root(&cfg);
 
 	char **env = config_workload_env(&cfg, &user);
-	pid = start_workload(&cfg, &user, env);
-	if (agent_open(env, cfg.user, cfg.workdir)) { /* exec sessions, served between signals */
+	bool agent =
+	    agent_open(env, cfg.user, cfg.workdir, cfg.stdio_flags ? AGENT_PORT_WAIT_MS : 0);
+	/* the workload's stdio on the channel when the host asks; else the console */
+	bool agent_stdio = agent && (cfg.stdio_flags & CTRJ_STDIO_AGENT) &&
+	                   agent_main_open(cfg.stdio_flags, cfg.tty_rows, cfg.tty_cols);
+	if (cfg.stdio_flags && !agent_stdio)
+		guest_say(
+		    "the agent channel is missing: the workload's output goes to the console");
+	pid = start_workload(&cfg, &user, env, agent_stdio);
+	if (agent) { /* exec sessions, served between signals */
 		opts.serve = agent_serve;
 		opts.reaped = agent_reaped;
 	}
 	opts.stop_signal = (int)cfg.stop_signal;
 	opts.grace_ms = cfg.grace_ms;
 	wstatus = pid1_supervise(pid, &opts, &ended_ns);
+	if (agent_stdio)
+		agent_main_drain(AGENT_DRAIN_MS);
 	guest_record_end(wstatus, ended_ns);
 	guest_finish();
 }

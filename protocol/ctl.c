@@ -165,6 +165,16 @@ static int check_encodable(const struct ctrj_config *cfg, char *err, size_t errl
 	return 0;
 }
 
+static int enc_stdio(struct enc *e, const struct ctrj_config *cfg)
+{
+	uint8_t v[8];
+
+	put_le32(v, cfg->stdio_flags);
+	put_le16(v + 4, cfg->tty_rows);
+	put_le16(v + 6, cfg->tty_cols);
+	return enc_record(e, CTRJ_REC_STDIO, v, sizeof v);
+}
+
 int ctrj_config_encode(const struct ctrj_config *cfg, uint8_t **out, size_t *out_len, char *err,
                        size_t errlen)
 {
@@ -201,6 +211,8 @@ int ctrj_config_encode(const struct ctrj_config *cfg, uint8_t **out, size_t *out
 		r = enc_record(&e, CTRJ_REC_READONLY_ROOT, NULL, 0);
 	if (r == 0 && cfg->has_net)
 		r = enc_net(&e, &cfg->net);
+	if (r == 0 && cfg->stdio_flags)
+		r = enc_stdio(&e, cfg);
 	for (size_t i = 0; i < cfg->nsecrets && r == 0; i++)
 		r = enc_secret(&e, &cfg->secrets[i]);
 	if (r < 0) {
@@ -480,6 +492,16 @@ static int parse_record(struct ctrj_config *cfg, uint16_t type, const uint8_t *p
 		return 0;
 	case CTRJ_REC_SECRET:
 		return parse_secret(cfg, p, n, err, errlen);
+	case CTRJ_REC_STDIO:
+		if (n != 8 || cfg->stdio_flags)
+			return wire_fail(err, errlen, "invalid or duplicate stdio record");
+		cfg->stdio_flags = get_le32(p);
+		cfg->tty_rows = get_le16(p + 4);
+		cfg->tty_cols = get_le16(p + 6);
+		if (!(cfg->stdio_flags & CTRJ_STDIO_AGENT) || (cfg->stdio_flags & ~CTRJ_STDIO_ALL))
+			return wire_fail(err, errlen, "stdio record with flags 0x%x",
+			                 cfg->stdio_flags);
+		return 0;
 	default:
 		if (type & CTRJ_REC_CRITICAL)
 			return wire_fail(

@@ -35,6 +35,11 @@
 #define CTRJ_AGENT_MAX_ENV   1024u
 #define CTRJ_AGENT_MSG_MAX   200u
 
+/* The workload's own stdio (the control disk's CTRJ_REC_STDIO): a session
+ * the guest opens itself when it starts the workload, with the initial
+ * windows on its streams; no START, no EXIT (the status comes on the
+ * control disk). The host never gives this number to an exec session. */
+#define CTRJ_AGENT_MAIN_SESSION 0xffffffffu
 /* Where a VMM without the virtio-serial port (Firecracker) reaches the
  * agent: the guest listens on this AF_VSOCK port and serves one host
  * connection at a time; it never connects out. */

@@ -109,10 +109,19 @@ enum ctrj_rec_type {
 	CTRJ_REC_VOLUME = 0x800b, /* uuid[16] flags:le32 path */
 	CTRJ_REC_SECRET = 0x800c, /* name_len:le16 name value */
 	CTRJ_REC_NET = 0x800d,    /* struct ctrj_net, 32 bytes */
+	CTRJ_REC_STDIO = 0x8010,  /* flags:le32 rows:le16 cols:le16 (CTRJ_STDIO_*) */
 	/* kind:le32 flags:le32 size:le64 mode:le32 tag_len:le16 tag path */
 	CTRJ_REC_MOUNT = 0x8038,
 	CTRJ_REC_READONLY_ROOT = 0x8039, /* empty: the root is mounted read-only */
 };
+
+/* The workload's stdio (CTRJ_REC_STDIO): without the record it is the
+ * console's (stdin /dev/null); with it, the agent channel's session
+ * CTRJ_AGENT_MAIN_SESSION (ctrj/agent.h) carries its streams. */
+#define CTRJ_STDIO_AGENT  0x1u /* stdout and stderr on the agent channel */
+#define CTRJ_STDIO_STDIN  0x2u /* stdin from the host (-i); else /dev/null */
+#define CTRJ_STDIO_TTY    0x4u /* a terminal of rows x cols (-t) */
+#define CTRJ_STDIO_ALL    0x7u
 #define CTRJ_REC_CRITICAL 0x8000u
 
 /* Parsed (guest) or to-be-encoded (host) configuration. */
@@ -139,7 +148,9 @@ struct ctrj_config {
 	struct ctrj_net net;
 	struct ctrj_mount *mounts; /* mounted after the volumes, in order */
 	size_t nmounts;
-	bool readonly_root; /* no writable root; /tmp a tmpfs unless mounted */
+	bool readonly_root;   /* no writable root; /tmp a tmpfs unless mounted */
+	uint32_t stdio_flags; /* CTRJ_STDIO_*; 0: the console */
+	uint16_t tty_rows, tty_cols;
 };
 
 /* Is name acceptable as a secret file name? */

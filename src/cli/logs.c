@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* ctr-jailer logs: what the guest printed on its console, from the run's
- * console.log (and console.log.1 before it; run/logfile.h). */
+/* ctr-jailer logs: what the workload wrote (stdout's lines on stdout,
+ * stderr's on stderr) and what the console said (on stderr), from the
+ * run's console.log (and console.log.1 before it; run/logfile.h). */
 #include "lifecycle.h"
 
 #include "run/logfile.h"
@@ -19,6 +20,7 @@ struct logs {
 	bool follow, timestamps;
 	long tail; /* -1: all */
 	bool line_start;
+	FILE *out; /* the current line's stream */
 };
 
 static int opt_follow(void *c, const char *v, const char *what, struct cj_err *err)
@@ -59,23 +61,30 @@ static const struct cli_opt logs_opts[] = {
      "start each line with the time it came (RFC 3339)"},
 };
 
-/* Out with the lines of buf, each line's time stamp dropped unless
- * --timestamps; a line may span calls. */
+/* Out with the lines of buf on their stream's fd (stdout's lines on
+ * stdout, stderr's and the console's on stderr), each line's time stamp
+ * dropped unless --timestamps and its stream mark dropped; a line may
+ * span calls. A head cut by rotation (no mark yet) is dropped. */
 static void emit(struct logs *l, const char *buf, size_t len)
 {
 	while (len) {
-		if (l->line_start && !l->timestamps) {
+		if (l->line_start) {
 			const char *sp = memchr(buf, ' ', len);
-			if (!sp)
-				return; /* a stamp cut by rotation: dropped */
-			len -= (size_t)(sp + 1 - buf);
-			buf = sp + 1;
+			if (!sp || (size_t)(sp - buf) + 3 > len || sp[2] != ' ')
+				return; /* a stamp cut by rotation (or an older log) */
+			size_t stamp = (size_t)(sp + 1 - buf);
+			l->out = sp[1] == CJ_LOG_STDOUT ? stdout : stderr;
+			fflush(l->out == stdout ? stderr : stdout);
+			if (l->timestamps)
+				fwrite(buf, 1, stamp, l->out);
+			len -= stamp + 2;
+			buf += stamp + 2;
 			l->line_start = false;
 			continue;
 		}
 		const char *nl = memchr(buf, '\n', len);
 		size_t n = nl ? (size_t)(nl - buf) + 1 : len;
-		fwrite(buf, 1, n, stdout);
+		fwrite(buf, 1, n, l->out);
 		l->line_start = nl != NULL;
 		buf += n;
 		len -= n;
@@ -143,6 +152,7 @@ static void follow(struct logs *l, const char *base, const char *id, const char 
 		while ((n = read(fd, buf, sizeof buf)) > 0)
 			emit(l, buf, (size_t)n);
 		fflush(stdout);
+		fflush(stderr);
 		if (stat(path, &b) == 0 && fstat(fd, &a) == 0 && a.st_ino != b.st_ino) {
 			/* rotated: what the old file still held was read; when it
 			 * rotated twice meanwhile, the file between comes first */
@@ -169,7 +179,7 @@ static void follow(struct logs *l, const char *base, const char *id, const char 
 static int logs_main(const struct cli_verb *verb, int argc, char **argv)
 {
 	struct cj_err err = {0};
-	struct logs l = {.tail = -1, .line_start = true};
+	struct logs l = {.tail = -1, .line_start = true, .out = stdout};
 	char id[16], dir[PATH_MAX];
 	const char *base = cli_run_base();
 	size_t len;
@@ -193,13 +203,15 @@ static int logs_main(const struct cli_verb *verb, int argc, char **argv)
 	free(text);
 	if (l.follow)
 		follow(&l, base, id, dir, off);
+	fflush(stderr);
 	return fflush(stdout) == 0 ? 0 : CJ_EXIT_RUNTIME;
 }
 
 const struct cli_verb cli_logs_verb = {
     .name = "logs",
     .usage = "logs [-f] [--tail N] [--timestamps] NAME|ID",
-    .about = "Print what the guest wrote on its console (detached and named runs keep it, "
+    .about = "Print what the workload wrote, stdout's lines on stdout and stderr's on "
+             "stderr, and the guest's console on stderr (detached and named runs keep it, "
              "rotated at 1 MiB, two files).",
     .opts = logs_opts,
     .nopts = sizeof logs_opts / sizeof *logs_opts,

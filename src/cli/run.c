@@ -146,6 +146,16 @@ static const struct cli_opt run_opts[] = {
     {"detach", 'd', NULL, NULL, opt_detach, NULL, G_LIFE,
      "run in the background: print the run's id once the VM started; a supervisor "
      "process keeps the VM, its console goes to 'ctr-jailer logs'"},
+    {"interactive", 'i', NULL, NULL, opt_interactive, NULL, G_LIFE,
+     "keep stdin open: what comes on it goes to the workload's stdin (else /dev/null)"},
+    {"tty", 't', NULL, NULL, opt_tty, NULL, G_LIFE,
+     "give the workload a terminal in the guest; ours goes raw, its size follows, "
+     "Ctrl-C reaches the guest's foreground process"},
+    {"console", 0, NULL, NULL, opt_console, NULL, G_LIFE,
+     "show the guest's serial console (kernel and init messages) on stderr"},
+    {"sig-proxy", 0, "true|false", NULL, opt_sig_proxy, NULL, G_LIFE,
+     "without -t, pass INT, HUP, QUIT, USR1, USR2 on to the workload as they come "
+     "(default true; false: they stop the VM)"},
     {"name", 0, "NAME", NULL, opt_name, NULL, G_LIFE,
      "name the run (default: a random one); its record is kept once it ended, until 'rm'"},
     {"rm", 0, NULL, NULL, opt_rm, NULL, G_LIFE,

@@ -36,9 +36,9 @@ cli_parse_fn opt_rootfs, opt_image, opt_image_env, opt_entrypoint, opt_max_image
     opt_allow_link_local, opt_allow_link_local_env, opt_vmm, opt_qemu, opt_firecracker, opt_jailer,
     opt_chroot_base, opt_no_jail, opt_jail_user, opt_jail_uid_range, opt_cpu_quota,
     opt_memory_limit, opt_pids_limit, opt_cache_dir, opt_run_dir, opt_timings, opt_dry_run,
-    opt_detach, opt_cold_boot, opt_rm, opt_quiet, opt_name, opt_restart, opt_entrypoint_value,
-    opt_pull, opt_platform, opt_creds, opt_cert_dir, opt_insecure_registry, opt_mount, opt_tmpfs,
-    opt_read_only;
+    opt_detach, opt_cold_boot, opt_rm, opt_quiet, opt_interactive, opt_tty, opt_console,
+    opt_sig_proxy, opt_name, opt_restart, opt_entrypoint_value, opt_pull, opt_platform, opt_creds,
+    opt_cert_dir, opt_insecure_registry, opt_mount, opt_tmpfs, opt_read_only;
 
 /* run_health.c */
 cli_parse_fn opt_health_cmd, opt_health_interval, opt_health_timeout, opt_health_start_period,

@@ -203,6 +203,32 @@ int opt_detach(void *c, const char *v, const char *what, struct cj_err *err)
 	return 0;
 }
 
+int opt_interactive(void *c, const char *v, const char *what, struct cj_err *err)
+{
+	SPEC(c)->interactive = true;
+	return 0;
+}
+
+int opt_tty(void *c, const char *v, const char *what, struct cj_err *err)
+{
+	SPEC(c)->tty = true;
+	return 0;
+}
+
+int opt_console(void *c, const char *v, const char *what, struct cj_err *err)
+{
+	SPEC(c)->console = true;
+	return 0;
+}
+
+int opt_sig_proxy(void *c, const char *v, const char *what, struct cj_err *err)
+{
+	if (strcmp(v, "true") != 0 && strcmp(v, "false") != 0)
+		return cj_fail(err, 0, "%s '%s' is invalid: give true or false", what, v);
+	SPEC(c)->no_sig_proxy = strcmp(v, "false") == 0;
+	return 0;
+}
+
 int opt_rm(void *c, const char *v, const char *what, struct cj_err *err)
 {
 	SPEC(c)->auto_remove = true;

@@ -63,6 +63,11 @@ void fuzz_seeds(fuzz_emit_fn emit, void *ctx)
 	n += ctrj_agent_enc_exit(buf + n, 1, CTRJ_AGENT_EXITED, 3, "exited");
 	n += ctrj_agent_enc_exit(buf + n, 2, CTRJ_AGENT_SIGNALED, 9, "");
 	n += ctrj_agent_enc_exit(buf + n, 3, CTRJ_AGENT_START_FAILED, 127, "not found");
+	/* the workload's own session */
+	n += ctrj_agent_enc_data(buf + n, CTRJ_AGENT_STDOUT, CTRJ_AGENT_MAIN_SESSION, "o\n", 2);
+	n += ctrj_agent_enc_data(buf + n, CTRJ_AGENT_STDERR, CTRJ_AGENT_MAIN_SESSION, "e\n", 2);
+	n += ctrj_agent_enc_u32x2(buf + n, CTRJ_AGENT_CREDIT, CTRJ_AGENT_MAIN_SESSION,
+	                          CTRJ_AGENT_STREAM_STDIN, 2);
 	emit(buf, n, ctx);
 	buf[0] = 255;
 	emit(buf, n, ctx);

@@ -141,6 +141,10 @@ void fuzz_seeds(fuzz_emit_fn emit, void *ctx)
 	memcpy(cfg.base_uuid, "0123456789abcdef", 16);
 	memcpy(cfg.modules_uuid, "fedcba9876543210", 16);
 	emit_config(&cfg, NULL, 0, emit, ctx);
+	cfg.stdio_flags = CTRJ_STDIO_AGENT | CTRJ_STDIO_STDIN | CTRJ_STDIO_TTY;
+	cfg.tty_rows = 24;
+	cfg.tty_cols = 80;
+	emit_config(&cfg, NULL, 0, emit, ctx);
 
 	/* Unknown optional and unknown critical records after a valid config. */
 	static const uint8_t optional[] = {0xff, 0x00, 0, 0, 3, 0, 0, 0, 'a', 'b', 'c'};

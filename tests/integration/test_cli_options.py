@@ -20,7 +20,7 @@ SAMPLES = {
     "-u": "1000", "--user": "app", "-w": "/", "--workdir": "/srv", "--hostname": "h",
     "--secret": "token=@/nonexistent", "--cpus": "1", "--memory": "256",
     "--kernel": "/nonexistent", "--modules": "/nonexistent", "--boot-args": "quiet",
-    "--extra-boot-args": "quiet", "--rootfs-size": "1G", "--accel": "tcg",
+    "--extra-boot-args": "quiet", "--rootfs-size": "1G", "--accel": "tcg", "--sig-proxy": "false",
     "--stop-timeout": "3", "-v": "vol:/data", "--volume": "vol:/data",
     "--mount": "type=tmpfs,target=/cache,tmpfs-size=8m", "--tmpfs": "/scratch:size=8m",
     "--volume-size": "1G", "--volumes-dir": "/tmp", "--data": "/tmp", "--data-mount": "/data",

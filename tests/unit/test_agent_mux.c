@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -304,6 +305,52 @@ static void test_client_must_start_once(void **state)
 	close(c);
 }
 
+/* The workload's session: ignored until its stdio is attached, then its
+ * output taken (credit back, none of it to clients) and checked against
+ * its credit; signals go to it; clients never get its number. */
+static void test_workload_session(void **state)
+{
+	struct world *w = *state;
+	struct cj_workload_io io;
+	uint8_t f[CTRJ_AGENT_HDR_SIZE + CTRJ_AGENT_DATA_MAX];
+	struct frames fr;
+
+	greet(w);
+	assert_int_equal(cj_agent_mux_workload_signal(w->m, SIGINT), -1); /* no stdio attached */
+	put(w->chan[1], f,
+	    ctrj_agent_enc_data(f, CTRJ_AGENT_STDOUT, CTRJ_AGENT_MAIN_SESSION, "x", 1));
+	pump(w);
+	assert_int_equal(drain(w->chan[1], CTRJ_AGENT_FROM_HOST).n, 0); /* ignored */
+
+	cj_workload_io_open(&io, false, false, NULL, true); /* output dropped, credit back */
+	cj_agent_mux_workload(w->m, &io);
+	int c = client(w);
+	put(w->chan[1], f,
+	    ctrj_agent_enc_data(f, CTRJ_AGENT_STDOUT, CTRJ_AGENT_MAIN_SESSION, "out", 3));
+	pump(w);
+	assert_int_equal(cj_agent_mux_workload_signal(w->m, SIGINT), 0);
+	pump(w);
+	fr = drain(w->chan[1], CTRJ_AGENT_FROM_HOST);
+	assert_int_equal(fr.n, 2);
+	assert_int_equal(fr.type[0], CTRJ_AGENT_CREDIT);
+	assert_int_equal(fr.session[0], CTRJ_AGENT_MAIN_SESSION);
+	assert_int_equal(fr.type[1], CTRJ_AGENT_SIGNAL);
+	assert_int_equal(fr.a[1], SIGINT);
+	fr = drain(c, CTRJ_AGENT_FROM_GUEST);
+	assert_int_equal(fr.n, 1); /* the greeting only */
+	assert_int_not_equal(start(w, c), CTRJ_AGENT_MAIN_SESSION);
+
+	/* a frame its checks refuse (credit for a stream it cannot have):
+	 * the channel goes */
+	put(w->chan[1], f,
+	    ctrj_agent_enc_u32x2(f, CTRJ_AGENT_CREDIT, CTRJ_AGENT_MAIN_SESSION,
+	                         CTRJ_AGENT_STREAM_STDOUT, 5));
+	pump(w);
+	assert_int_equal(cj_agent_mux_workload_signal(w->m, SIGINT), -1);
+	close(c);
+	cj_workload_io_close(&io);
+}
+
 /* ---- a channel opened on demand (Firecracker's vsock) ------------------ */
 
 static int od_calls;
@@ -407,6 +454,7 @@ int main(void)
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_client_leaving_kills_its_process, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_client_must_start_once, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_workload_session, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_on_demand_channel, setup_on_demand, teardown),
 	};
 	return cmocka_run_group_tests_name("agent_mux", tests, NULL, NULL);

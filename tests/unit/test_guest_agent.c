@@ -8,6 +8,7 @@
 #include "init.h" /* guest_say, stubbed: no console here */
 
 #include "ctrj/agent.h"
+#include "ctrj/protocol.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -229,6 +230,76 @@ static void test_output_held_at_the_window(void **state)
 	assert_int_equal(s.out_len, 1000000);
 }
 
+/* Pump until what came on stdout contains want (or ms passed). */
+static void pump_until(struct seen *s, const char *want, int ms)
+{
+	int64_t end = now_ms() + ms;
+
+	while (now_ms() < end && !strstr(s->out, want))
+		pump(s, 20);
+}
+
+/* The workload's own session: made before the fork, its fds set up in
+ * the child, its streams apart, no exit status (the control disk has it),
+ * and the drain done once the host gave all credit back. */
+static void run_main(uint32_t flags, const char *script, struct seen *s, pid_t *pid)
+{
+	assert_true(agent_main_open(flags, 0, 0));
+	*pid = fork();
+	assert_true(*pid >= 0);
+	if (*pid == 0) {
+		if (agent_main_child_stdio() < 0)
+			_exit(99);
+		execl("/bin/sh", "sh", "-c", script, (char *)NULL);
+		_exit(98);
+	}
+	agent_main_started(*pid);
+	(void)s;
+}
+
+static void test_main_session(void **state)
+{
+	struct seen s = {0};
+	uint8_t f[64];
+	pid_t pid;
+
+	(void)state;
+	run_main(CTRJ_STDIO_AGENT | CTRJ_STDIO_STDIN, "read x; echo out-$x; echo err-$x >&2", &s,
+	         &pid);
+	put(f, ctrj_agent_enc_data(f, CTRJ_AGENT_STDIN, CTRJ_AGENT_MAIN_SESSION, "hi\n", 3));
+	pump_until(&s, "out-hi", 5000);
+	pump(&s, 300); /* stderr, and nothing more */
+	assert_string_equal(s.out, "out-hi\n");
+	assert_string_equal(s.err, "err-hi\n");
+	assert_int_equal(s.stdin_credit, 3);
+	assert_false(s.exited); /* no EXIT frame for the workload, reaped or not */
+	waitpid(pid, NULL, 0);
+	/* the host gives the credit back: the drain ends at once */
+	put(f, ctrj_agent_enc_u32x2(f, CTRJ_AGENT_CREDIT, CTRJ_AGENT_MAIN_SESSION,
+	                            CTRJ_AGENT_STREAM_STDOUT, (uint32_t)s.out_len));
+	put(f, ctrj_agent_enc_u32x2(f, CTRJ_AGENT_CREDIT, CTRJ_AGENT_MAIN_SESSION,
+	                            CTRJ_AGENT_STREAM_STDERR, (uint32_t)s.err_len));
+	int64_t t0 = now_ms();
+	agent_main_drain(5000);
+	assert_true(now_ms() - t0 < 2000);
+}
+
+static void test_main_session_without_stdin_reads_eof_and_drain_times_out(void **state)
+{
+	struct seen s = {0};
+	pid_t pid;
+
+	(void)state;
+	run_main(CTRJ_STDIO_AGENT, "cat; echo eof-$?", &s, &pid);
+	pump_until(&s, "eof-0", 5000);
+	assert_string_equal(s.out, "eof-0\n");
+	waitpid(pid, NULL, 0);
+	/* no credit back: the drain gives up at its time limit */
+	int64_t t0 = now_ms();
+	agent_main_drain(300);
+	assert_true(now_ms() - t0 >= 250);
+}
+
 /* A connection on a unix listener, as vsock's would come: greeted. */
 static void connect_host(const char *path)
 {
@@ -295,6 +366,8 @@ int main(void)
 	    cmocka_unit_test(test_start_failures),
 	    cmocka_unit_test(test_stdin_and_signal),
 	    cmocka_unit_test(test_output_held_at_the_window),
+	    cmocka_unit_test(test_main_session),
+	    cmocka_unit_test(test_main_session_without_stdin_reads_eof_and_drain_times_out),
 	    cmocka_unit_test(test_listener_serves_one_host_after_another),
 	};
 	signal(SIGPIPE, SIG_IGN);

@@ -135,6 +135,9 @@ static void fill_config(struct ctrj_config *cfg)
 	cfg->upper_size = 1ull << 33;
 	cfg->has_base_uuid = true;
 	cfg->has_modules_uuid = true;
+	cfg->stdio_flags = CTRJ_STDIO_AGENT | CTRJ_STDIO_STDIN | CTRJ_STDIO_TTY;
+	cfg->tty_rows = 42;
+	cfg->tty_cols = 132;
 	for (int i = 0; i < 16; i++) {
 		cfg->base_uuid[i] = (uint8_t)(0xa0 + i);
 		cfg->modules_uuid[i] = (uint8_t)(0x10 * i + 1);
@@ -168,6 +171,9 @@ static void assert_config_equal(const struct ctrj_config *a, const struct ctrj_c
 	assert_int_equal(a->stop_signal, b->stop_signal);
 	assert_true(a->upper_size == b->upper_size);
 	assert_int_equal(a->has_base_uuid, b->has_base_uuid);
+	assert_int_equal(a->stdio_flags, b->stdio_flags);
+	assert_int_equal(a->tty_rows, b->tty_rows);
+	assert_int_equal(a->tty_cols, b->tty_cols);
 	assert_int_equal(a->has_modules_uuid, b->has_modules_uuid);
 	if (a->has_base_uuid)
 		assert_memory_equal(a->base_uuid, b->base_uuid, 16);
@@ -480,6 +486,33 @@ static void test_parse_unknown_critical(void **state)
 	raw_rec(&b, 0xffff, NULL, 0);
 	raw_str(&b, CTRJ_REC_ARG, "/bin/true");
 	expect_parse_error(&b, "unknown required");
+	raw_free(&b);
+}
+
+/* The stdio record: 8 bytes, once, the agent flag set, no unknown flags. */
+static void test_parse_stdio_hostile(void **state)
+{
+	static const uint8_t no_agent[8] = {CTRJ_STDIO_STDIN, 0, 0, 0, 24, 0, 80, 0};
+	static const uint8_t unknown[8] = {CTRJ_STDIO_AGENT | 0x40, 0, 0, 0, 24, 0, 80, 0};
+	static const uint8_t good[8] = {CTRJ_STDIO_AGENT, 0, 0, 0, 24, 0, 80, 0};
+	struct rawbuf b = {0};
+
+	raw_str(&b, CTRJ_REC_ARG, "/bin/true");
+	raw_rec(&b, CTRJ_REC_STDIO, good, 7);
+	expect_parse_error(&b, "stdio record");
+	raw_free(&b);
+	raw_str(&b, CTRJ_REC_ARG, "/bin/true");
+	raw_rec(&b, CTRJ_REC_STDIO, no_agent, 8);
+	expect_parse_error(&b, "stdio record");
+	raw_free(&b);
+	raw_str(&b, CTRJ_REC_ARG, "/bin/true");
+	raw_rec(&b, CTRJ_REC_STDIO, unknown, 8);
+	expect_parse_error(&b, "stdio record");
+	raw_free(&b);
+	raw_str(&b, CTRJ_REC_ARG, "/bin/true");
+	raw_rec(&b, CTRJ_REC_STDIO, good, 8);
+	raw_rec(&b, CTRJ_REC_STDIO, good, 8);
+	expect_parse_error(&b, "duplicate stdio");
 	raw_free(&b);
 }
 
@@ -877,6 +910,7 @@ int main(void)
 	    cmocka_unit_test(test_config_round_trip),
 	    cmocka_unit_test(test_config_round_trip_minimal),
 	    cmocka_unit_test(test_config_encode_rejects),
+	    cmocka_unit_test(test_parse_stdio_hostile),
 	    cmocka_unit_test(test_parse_empty),
 	    cmocka_unit_test(test_parse_no_arg),
 	    cmocka_unit_test(test_parse_truncated),

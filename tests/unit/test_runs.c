@@ -302,7 +302,37 @@ static void test_console_log_rotation_is_bounded(void **state)
 	assert_true(len > 32);
 	assert_memory_equal(text, "20", 2);
 	assert_int_equal(text[29], 'Z');
-	assert_non_null(strstr(text, "Z partial\n"));
+	assert_non_null(strstr(text, "Z c partial\n"));
+	free(text);
+}
+
+/* Each line says its stream; a line cut by another stream's output ends
+ * there and its rest is a line of its own. */
+static void test_log_keeps_streams_apart(void **state)
+{
+	struct cj_log log;
+	struct cj_err err = {0};
+	char path[PATH_MAX + 32], *text = NULL, *p;
+	size_t len;
+	(void)state;
+
+	assert_int_equal(cj_log_open(&log, base, &err), 0);
+	cj_log_write_stream(&log, CJ_LOG_STDOUT, "out one\nout ", 12);
+	cj_log_write_stream(&log, CJ_LOG_STDERR, "err one\n", 8);
+	cj_log_write_stream(&log, CJ_LOG_STDOUT, "two\n", 4);
+	cj_log_write(&log, "console\n", 8);
+	cj_log_close(&log);
+	snprintf(path, sizeof path, "%s/console.log", base);
+	assert_int_equal(cj_read_file(path, &text, &len, &err), 0);
+	const char *want[] = {"o out one\n", "o out \n", "e err one\n", "o two\n", "c console\n"};
+	p = text;
+	for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+		char *sp = strchr(p, ' ');
+		assert_non_null(sp);
+		assert_memory_equal(sp + 1, want[i], strlen(want[i]));
+		p = sp + 1 + strlen(want[i]);
+	}
+	assert_int_equal(*p, '\0');
 	free(text);
 }
 
@@ -320,6 +350,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_kept_record_keeps_only_record_and_logs, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_console_log_rotation_is_bounded, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_log_keeps_streams_apart, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

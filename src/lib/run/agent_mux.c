@@ -49,6 +49,7 @@ struct cj_agent_mux {
 	struct ctrj_agent_buf out; /* frames for the guest */
 	uint32_t next_session;
 	struct client c[CJ_AGENT_MUX_CLIENTS];
+	struct cj_workload_io *io; /* the workload's stdio, or NULL */
 };
 
 static int q_add(struct ctrj_agent_buf *q, const uint8_t *hdr, const uint8_t *payload, size_t len)
@@ -132,6 +133,8 @@ static int from_guest(const struct ctrj_agent_frame *f, void *ctx)
 				return -1;
 		return 0;
 	}
+	if (f->session == CTRJ_AGENT_MAIN_SESSION) /* not asked for: ignored */
+		return m->io && cj_workload_io_frame(m->io, f) < 0 ? -1 : 0;
 	if (!(c = by_session(m, f->session)) || c->ended)
 		return 0; /* a session whose client left */
 	/* Frames that cost no credit are bounded too: one end of stream each,
@@ -295,7 +298,9 @@ static void accept_client(struct cj_agent_mux *m)
 		return;
 	}
 	c->fd = fd;
-	c->session = ++m->next_session ? m->next_session : ++m->next_session;
+	do /* never 0 (the channel) nor the workload's */
+		c->session = ++m->next_session;
+	while (c->session == 0 || c->session == CTRJ_AGENT_MAIN_SESSION);
 	if (m->hello && greet(c) < 0) {
 		client_close(m, c);
 		return;
@@ -325,7 +330,12 @@ int cj_agent_mux_pollfds(struct cj_agent_mux *m, struct pollfd *p)
 		short ev = (short)((in ? POLLIN : 0) | (c->out.len ? POLLOUT : 0));
 		p[n++] = (struct pollfd){.fd = c->fd >= 0 ? c->fd : -1, .events = ev};
 	}
-	return n;
+	if (m->io)
+		cj_workload_io_pollfds(m->io, p + n, take);
+	else
+		for (int i = 0; i < CJ_WORKLOAD_IO_POLL; i++)
+			p[n + i] = (struct pollfd){.fd = -1};
+	return n + CJ_WORKLOAD_IO_POLL;
 }
 
 void cj_agent_mux_handle(struct cj_agent_mux *m, const struct pollfd *p, int n)
@@ -352,6 +362,26 @@ void cj_agent_mux_handle(struct cj_agent_mux *m, const struct pollfd *p, int n)
 		if (c->fd >= 0 && c->ended && !c->refused && c->out.len == 0)
 			client_close(m, c); /* its exit status is out */
 	}
+	if (m->io && !m->chan_down)
+		cj_workload_io_handle(m->io, p + 2 + CJ_AGENT_MUX_CLIENTS);
+}
+
+void cj_agent_mux_workload(struct cj_agent_mux *m, struct cj_workload_io *io)
+{
+	m->io = io;
+	io->to_guest = &m->out;
+}
+
+bool cj_agent_mux_greeted(const struct cj_agent_mux *m)
+{
+	return m && m->hello;
+}
+
+int cj_agent_mux_workload_signal(struct cj_agent_mux *m, int sig)
+{
+	if (!m || !m->io || !m->hello || m->chan_down)
+		return -1;
+	return sig ? cj_workload_io_signal(m->io, sig) : cj_workload_io_resize(m->io);
 }
 
 struct cj_agent_mux *cj_agent_mux_open(int chan_fd, const char *run_dir, struct cj_err *err)

@@ -10,12 +10,13 @@
 #define CJ_AGENT_MUX_H
 
 #include "util/err.h"
+#include "workload_io.h"
 
 #include <poll.h>
 
 #define CJ_AGENT_SOCK         "agent.sock"
 #define CJ_AGENT_MUX_CLIENTS  16
-#define CJ_AGENT_MUX_POLL_MAX (2 + CJ_AGENT_MUX_CLIENTS)
+#define CJ_AGENT_MUX_POLL_MAX (2 + CJ_AGENT_MUX_CLIENTS + CJ_WORKLOAD_IO_POLL)
 
 struct cj_agent_mux;
 
@@ -34,6 +35,14 @@ void cj_agent_mux_on_demand(struct cj_agent_mux *m, cj_agent_connect_fn connect,
 int cj_agent_mux_pollfds(struct cj_agent_mux *m, struct pollfd *p);
 /* Serve what poll reported on those fds. */
 void cj_agent_mux_handle(struct cj_agent_mux *m, const struct pollfd *p, int n);
+/* The workload's stdio (not owned): the guest's frames of its session go
+ * there, and its fds are polled with the mux's. */
+void cj_agent_mux_workload(struct cj_agent_mux *m, struct cj_workload_io *io);
+/* Signal sig to the workload (proxied), or our terminal's size (sig 0);
+ * -1 when there is no workload stdio or no agent (yet, or any more). */
+int cj_agent_mux_workload_signal(struct cj_agent_mux *m, int sig);
+/* Has the guest's agent greeted (NULL: no)? */
+bool cj_agent_mux_greeted(const struct cj_agent_mux *m);
 /* Close the clients and the socket, unlink it. NULL: no-op. */
 void cj_agent_mux_close(struct cj_agent_mux *m);
 

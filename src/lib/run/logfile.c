@@ -60,6 +60,16 @@ static void put(struct cj_log *log, const char *p, size_t n)
 
 void cj_log_write(struct cj_log *log, const char *buf, size_t len)
 {
+	cj_log_write_stream(log, CJ_LOG_CONSOLE, buf, len);
+}
+
+void cj_log_write_stream(struct cj_log *log, char stream, const char *buf, size_t len)
+{
+	if (len && !log->line_start && log->stream != stream) {
+		put(log, "\n", 1); /* another stream's line was open: it ends here */
+		log->line_start = true;
+	}
+	log->stream = stream;
 	while (len && log->fd >= 0) {
 		const char *nl = memchr(buf, '\n', len);
 		size_t n = nl ? (size_t)(nl - buf) + 1 : len;
@@ -68,7 +78,8 @@ void cj_log_write(struct cj_log *log, const char *buf, size_t len)
 			if (log->size >= CJ_LOG_MAX)
 				rotate(log);
 			cj_rfc3339_now(ts, sizeof ts);
-			strcat(ts, " ");
+			size_t tl = strlen(ts);
+			snprintf(ts + tl, sizeof ts - tl, " %c ", stream);
 			put(log, ts, strlen(ts));
 		}
 		/* a line longer than the bound is cut into pieces of it */

@@ -19,6 +19,7 @@
 #include "run/logfile.h"
 #include "run/record.h"
 #include "run/supervise.h"
+#include "run/workload_io.h"
 #include "util/util.h"
 #include "vmm/snapshot.h"
 #include "vmm/vmm.h"
@@ -308,6 +309,7 @@ struct run {
 	struct cj_supervision sv;
 	struct cj_health *health; /* --health-cmd, the image's HEALTHCHECK; NULL: none */
 	size_t vmm_mark;          /* the undo log's length before the VMM's entries */
+	struct cj_workload_io io; /* the workload's stdio on the agent channel */
 	struct ctrj_status st;
 	int have_status;
 	/* the lifecycle: the console log, the detached parent's pipe (-1: none) */
@@ -455,6 +457,9 @@ static int stage_record(struct run *r, struct cj_err *err)
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGHUP);
 	sigaddset(&mask, SIGQUIT);
+	sigaddset(&mask, SIGUSR1); /* passed on to the workload (--sig-proxy) */
+	sigaddset(&mask, SIGUSR2);
+	sigaddset(&mask, SIGWINCH); /* -t: the terminal's new size */
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	r->sfd = signalfd(-1, &mask, SFD_CLOEXEC);
 	if (r->sfd < 0 || cj_record_create(r->spec->run_base, &r->rec, err) < 0) {
@@ -600,6 +605,34 @@ static void storage_mounts(struct run *r)
 	r->cfg.readonly_root = spec->read_only;
 }
 
+/* The workload's stdio goes on the agent channel where the VMM has one
+ * (else the console has it, stdin /dev/null): -i, -t at our terminal's
+ * size. A detached run reads no stdin. */
+static void stdio_config(struct run *r)
+{
+	const struct cj_spec *spec = r->spec;
+	unsigned short rows = 24, cols = 80;
+
+	if (!r->vmm.ops->agent_fd) {
+		if (spec->interactive || spec->tty)
+			cj_warn(
+			    "-i and -t need an agent channel from boot on, which %s does not "
+			    "have yet: the workload keeps the console and /dev/null as its stdin",
+			    r->vmm.ops->name);
+		return;
+	}
+	r->cfg.stdio_flags = CTRJ_STDIO_AGENT;
+	if (spec->interactive && !spec->detach)
+		r->cfg.stdio_flags |= CTRJ_STDIO_STDIN;
+	if (spec->tty) {
+		r->cfg.stdio_flags |= CTRJ_STDIO_TTY;
+		if (!spec->detach && cj_terminal_size(&rows, &cols) && (!rows || !cols))
+			rows = 24, cols = 80;
+		r->cfg.tty_rows = rows;
+		r->cfg.tty_cols = cols;
+	}
+}
+
 /* The guest's configuration into the control disk (a memfd), which joins
  * the drives with the modules and the volumes after it. */
 static int stage_control_disk(struct run *r, struct cj_err *err)
@@ -631,6 +664,7 @@ static int stage_control_disk(struct run *r, struct cj_err *err)
 	storage_mounts(r);
 	cfg->secrets = spec->secrets;
 	cfg->nsecrets = spec->nsecrets;
+	stdio_config(r);
 	r->ctl_fd = write_control_disk(cfg, err);
 	if (r->ctl_fd < 0 ||
 	    cj_vm_add_drive(&r->vm, CJ_DRIVE_CONTROL, 0, NULL, r->ctl_fd, false, err) < 0 ||
@@ -704,6 +738,20 @@ static void agent_listen(struct run *r)
 		cj_warn("exec will not reach this run: %s", cj_err_str(&aerr, buf, sizeof buf));
 	else if (on_demand && r->sv.agent)
 		cj_agent_mux_on_demand(r->sv.agent, agent_connect, &r->vmm);
+	if (r->sv.agent && r->cfg.stdio_flags) { /* the workload's stdio */
+		cj_workload_io_open(&r->io, r->cfg.stdio_flags & CTRJ_STDIO_STDIN, r->spec->tty,
+		                    r->log.fd >= 0 ? &r->log : NULL, r->spec->detach);
+		cj_agent_mux_workload(r->sv.agent, &r->io);
+		r->sv.sig_proxy = !r->spec->tty && !r->spec->no_sig_proxy;
+	}
+}
+
+/* The mux first: it points at the workload's stdio. */
+static void agent_close(struct run *r)
+{
+	cj_agent_mux_close(r->sv.agent);
+	r->sv.agent = NULL;
+	cj_workload_io_close(&r->io);
 }
 
 /* The health check (once per run), started over at each boot. It runs
@@ -827,6 +875,10 @@ static int stage_start(struct run *r, struct cj_err *err)
 		r->sv.console.log = &r->log;
 		r->sv.console.no_stdout = r->spec->detach;
 	}
+	if (r->cfg.stdio_flags) { /* the workload's output comes on the agent channel */
+		r->sv.console.no_stdout = r->spec->detach || !r->spec->console;
+		r->sv.console.out_fd = STDERR_FILENO;
+	}
 	r->vm.console_fd = cpipe[1];
 	r->vm.has_console_fd = true;
 	r->vm.stderr_fd = epipe[1];
@@ -872,15 +924,24 @@ static int stage_supervise_collect(struct run *r, struct cj_err *err)
 	r->have_status = read_status(r->ctl_fd, &r->st, err);
 	if (r->have_status < 0)
 		return err->exit_code = CJ_EXIT_VM_LOST;
-	return exit_code_for(&r->st, r->have_status, &r->sv, &r->vmm, err);
+	int code = exit_code_for(&r->st, r->have_status, &r->sv, &r->vmm, err);
+	bool booted = r->have_status == 1 &&
+	              (r->st.state == CTRJ_STATE_EXITED || r->st.state == CTRJ_STATE_SIGNALED ||
+	               r->st.state == CTRJ_STATE_EXEC_FAILED);
+	/* why the boot failed; or the workload's output, when the guest had no
+	 * agent and gave it to the console */
+	bool no_agent = r->cfg.stdio_flags && !cj_agent_mux_greeted(r->sv.agent);
+	if (r->sv.console.no_stdout && !r->spec->detach && !r->sv.killed && !r->sv.stop_requested &&
+	    (!booted || no_agent))
+		cj_console_tail_show(&r->sv);
+	return code;
 }
 
 /* Release whatever the stages made, newest first; the record's teardown
  * replays its undo log. */
 static void stage_teardown(struct run *r)
 {
-	cj_agent_mux_close(r->sv.agent);
-	r->sv.agent = NULL;
+	agent_close(r);
 	cj_health_close(r->health);
 	r->health = r->sv.health = NULL;
 	cj_supervision_close(&r->sv);
@@ -974,8 +1035,7 @@ static bool restart_wanted(const struct run *r, int code, unsigned restarts)
 static int restart_vm(struct run *r, unsigned restarts, struct cj_err *err)
 {
 	/* the exec sessions of this boot end; stage_start listens anew */
-	cj_agent_mux_close(r->sv.agent);
-	r->sv.agent = NULL;
+	agent_close(r);
 	cj_supervision_close(&r->sv);
 	r->vmm.ops->cleanup(&r->vmm);
 	r->vmm.priv = NULL;
@@ -1062,6 +1122,7 @@ static int run_all(struct cj_spec *spec, int *notify_fd, struct cj_err *err)
 	r->sv.console.fd = r->sv.vmm_stderr.fd = -1;
 	r->log.fd = -1;
 	r->notify_fd = *notify_fd;
+	r->io.in_fd = -1;
 	sigprocmask(SIG_BLOCK, NULL, &r->old_mask);
 	cj_gc(spec->run_base, true);
 	if (stage_resolve(r, err) == 0 && stage_base_image(r, err) == 0 &&

@@ -64,7 +64,7 @@ static ssize_t bucket_read(int *fd, double *tokens, uint64_t *last_ns, uint64_t 
 static void console_write(struct console *c, const char *buf, size_t n)
 {
 	while (n && !c->out_gone) {
-		ssize_t w = write(STDOUT_FILENO, buf, n);
+		ssize_t w = write(c->out_fd, buf, n);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w < 0 && (errno == EPIPE || errno == EBADF || errno == EIO)) {
@@ -76,6 +76,45 @@ static void console_write(struct console *c, const char *buf, size_t n)
 			return;
 		buf += w;
 		n -= (size_t)w;
+	}
+}
+
+static void console_tail_add(struct console *c, const char *buf, size_t n)
+{
+	if (n > CJ_CONSOLE_TAIL) {
+		buf += n - CJ_CONSOLE_TAIL;
+		n = CJ_CONSOLE_TAIL;
+	}
+	if (c->tail_len + n > CJ_CONSOLE_TAIL) {
+		size_t drop = c->tail_len + n - CJ_CONSOLE_TAIL;
+		memmove(c->tail, c->tail + drop, c->tail_len - drop);
+		c->tail_len -= drop;
+	}
+	memcpy(c->tail + c->tail_len, buf, n);
+	c->tail_len += n;
+}
+
+void cj_console_tail_show(struct cj_supervision *sv)
+{
+	struct console *c = &sv->console;
+	char text[CJ_CONSOLE_TAIL + 1];
+	size_t n = 0;
+
+	for (size_t i = 0; i < c->tail_len; i++) {
+		unsigned char ch = (unsigned char)c->tail[i];
+		if (ch == '\r')
+			continue;
+		text[n++] = (ch < 0x20 && ch != '\n' && ch != '\t') || ch >= 0x7f ? '?' : (char)ch;
+	}
+	text[n] = '\0';
+	/* one notice a line: the sink keeps each on one line */
+	for (char *line = text, *nl; *line; line = nl ? nl + 1 : line + strlen(line)) {
+		if ((nl = strchr(line, '\n')))
+			*nl = '\0';
+		if (*line)
+			cj_notice("guest console: %s", line);
+		if (!nl)
+			break;
 	}
 }
 
@@ -92,6 +131,7 @@ static bool console_relay(struct console *c)
 			break;
 		if (c->log)
 			cj_log_write(c->log, buf, pass);
+		console_tail_add(c, buf, pass);
 		if (!c->no_stdout)
 			console_write(c, buf, pass);
 	}
@@ -163,6 +203,55 @@ static void vmm_stderr_relay(struct vmm_stderr *e)
 	}
 }
 
+/* Signals passed to the workload as they came (docker's --sig-proxy),
+ * when its stdio is on the agent channel and it has no terminal (with one,
+ * the terminal sends the keyboard's). SIGTERM stays a graceful stop. */
+static bool proxied(int sig)
+{
+	return sig == SIGINT || sig == SIGHUP || sig == SIGQUIT || sig == SIGUSR1 || sig == SIGUSR2;
+}
+
+/* After this many SIGINTs passed on, the next one stops the VM: a
+ * workload that ignores them does not hold the terminal hostage. */
+#define PROXIED_INTS_MAX 3
+
+/* A signal other than SIGCHLD: proxied, a terminal's new size, or the
+ * first stop signal (true: a graceful stop began) then a kill. */
+static bool on_signal(struct cj_vmm *vmm, int sig, struct cj_supervision *sv)
+{
+	if (sig == SIGWINCH) {
+		cj_agent_mux_workload_signal(sv->agent, 0);
+		return false;
+	}
+	if (sv->sig_proxy && proxied(sig) && !sv->stop_requested &&
+	    (sig != SIGINT || sv->proxied_ints < PROXIED_INTS_MAX) &&
+	    cj_agent_mux_workload_signal(sv->agent, sig) == 0) {
+		if (sig == SIGINT && ++sv->proxied_ints == PROXIED_INTS_MAX)
+			cj_notice("SIGINT passed on %d times; the next one stops the VM",
+			          PROXIED_INTS_MAX);
+		return false;
+	}
+	if (sig == SIGUSR1 || sig == SIGUSR2)
+		return false; /* nowhere to pass them: no stop either */
+	if (!sv->stop_requested) {
+		struct cj_err qerr = {0};
+		if (vmm->ops->request_stop(vmm, &qerr) < 0) {
+			char buf[CJ_ERR_STR_MAX];
+			cj_notice("graceful stop failed (%s); killing the VM",
+			          cj_err_str(&qerr, buf, sizeof buf));
+			cj_vmm_kill(vmm);
+			sv->killed = true;
+		}
+		return true;
+	}
+	if (!sv->killed) {
+		cj_notice("second signal; killing the VM");
+		cj_vmm_kill(vmm);
+		sv->killed = true;
+	}
+	return false;
+}
+
 /* Wait for the VMM; turn the first stop signal into Ctrl-Alt-Del, the
  * second (or the deadline) into SIGKILL. The deadline is checked on every
  * turn, not only when poll times out: a VMM that keeps its console or
@@ -221,22 +310,10 @@ int cj_supervise(struct cj_vmm *vmm, int sfd, unsigned grace_s, struct cj_superv
 			}
 			continue;
 		}
-		if (!sv->stop_requested) {
-			struct cj_err qerr = {0};
+		if (on_signal(vmm, (int)si.ssi_signo, sv)) {
 			sv->stop_requested = true;
 			deadline =
 			    cj_now_ns() + (uint64_t)(grace_s + STOP_MARGIN_S) * 1000000000ull;
-			if (vmm->ops->request_stop(vmm, &qerr) < 0) {
-				char buf[CJ_ERR_STR_MAX];
-				cj_notice("graceful stop failed (%s); killing the VM",
-				          cj_err_str(&qerr, buf, sizeof buf));
-				cj_vmm_kill(vmm);
-				sv->killed = true;
-			}
-		} else if (!sv->killed) {
-			cj_notice("second signal; killing the VM");
-			cj_vmm_kill(vmm);
-			sv->killed = true;
 		}
 	}
 }
@@ -244,7 +321,10 @@ int cj_supervise(struct cj_vmm *vmm, int sfd, unsigned grace_s, struct cj_superv
 void cj_supervision_open(struct cj_supervision *sv, int console_fd, int stderr_fd)
 {
 	*sv = (struct cj_supervision){
-	    .console = {.fd = console_fd, .tokens = CONSOLE_BURST, .last_ns = cj_now_ns()},
+	    .console = {.fd = console_fd,
+	                .out_fd = STDOUT_FILENO,
+	                .tokens = CONSOLE_BURST,
+	                .last_ns = cj_now_ns()},
 	    .vmm_stderr = {.fd = stderr_fd, .tokens = VMM_STDERR_BURST, .last_ns = cj_now_ns()},
 	};
 }

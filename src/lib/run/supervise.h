@@ -12,10 +12,16 @@
 
 struct cj_log;
 
+#define CJ_CONSOLE_TAIL 2048 /* the console's last bytes, for a failed boot */
+
 struct console {
 	int fd;             /* read end, -1 when closed */
 	struct cj_log *log; /* also to this log (run/logfile.h), or NULL */
-	bool no_stdout;     /* only to the log (a detached run) */
+	bool no_stdout;     /* not to out_fd (a detached run; hidden: the workload's
+	                     * stdio is on the agent channel, no --console) */
+	int out_fd;         /* stdout; stderr when the workload's stdio is apart */
+	char tail[CJ_CONSOLE_TAIL];
+	size_t tail_len;
 	double tokens;
 	uint64_t last_ns;
 	uint64_t dropped;
@@ -42,6 +48,8 @@ struct cj_supervision {
 	struct cj_agent_mux *agent; /* exec sessions (agent_mux.h), or NULL */
 	struct cj_health *health;   /* health checks (health.h), or NULL */
 	struct vmm_stderr vmm_stderr;
+	bool sig_proxy;        /* pass signals on to the workload (agent stdio, no -t) */
+	unsigned proxied_ints; /* SIGINTs passed on so far */
 	bool stop_requested;
 	bool killed;
 	int vmm_status;
@@ -58,6 +66,9 @@ int cj_supervise(struct cj_vmm *vmm, int sfd, unsigned grace_s, struct cj_superv
                  struct cj_err *err);
 /* The VMM's last non-empty line on stderr (already made printable), or "". */
 const char *cj_vmm_said(struct cj_supervision *sv);
+/* The console's last lines (made printable), as a warning: why a boot
+ * failed when the console was not shown. */
+void cj_console_tail_show(struct cj_supervision *sv);
 /* Drain what the VMM still said (why the jailer failed, say), close. */
 void cj_supervision_close(struct cj_supervision *sv);
 

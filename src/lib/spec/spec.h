@@ -96,10 +96,15 @@ struct cj_spec {
 	bool timings;
 	bool cold_boot; /* --cold-boot: no boot snapshot */
 	/* the lifecycle: --name, -d, --rm, -q, --restart */
-	char *name;           /* NULL: a random one */
-	bool detach;          /* -d: a supervisor keeps the VM; the id is printed */
-	bool auto_remove;     /* --rm: no record is kept once the run ended */
-	bool quiet;           /* -q: no address line at start */
+	char *name;       /* NULL: a random one */
+	bool detach;      /* -d: a supervisor keeps the VM; the id is printed */
+	bool auto_remove; /* --rm: no record is kept once the run ended */
+	bool quiet;       /* -q: no address line at start */
+	/* the workload's stdio (on the agent channel where the VMM has one) */
+	bool interactive;     /* -i: our stdin goes to the workload's */
+	bool tty;             /* -t: a terminal in the guest, ours in raw mode */
+	bool console;         /* --console: the serial console on stderr */
+	bool no_sig_proxy;    /* --sig-proxy=false: signals stop the VM as before */
 	char *restart;        /* the policy as given: "no", "on-failure[:N]", "always" */
 	bool restart_always;  /* restart whatever the exit code */
 	unsigned restart_max; /* on-failure's N (0: no limit); with neither, no restart */
