@@ -82,6 +82,9 @@ enum ctrj_rec_type {
 	CTRJ_REC_VOLUME = 0x800b, /* uuid[16] flags:le32 path */
 	CTRJ_REC_SECRET = 0x800c, /* name_len:le16 name value */
 	CTRJ_REC_NET = 0x800d,    /* struct ctrj_net, 32 bytes */
+	/* OCI runtime mode (0x58-0x6f): the init waits, its agent open, for the
+	 * host's RELEASE (ctrj/agent.h) before it starts the workload (empty) */
+	CTRJ_REC_HOLD = 0x8058,
 };
 #define CTRJ_REC_CRITICAL 0x8000u
 
@@ -107,6 +110,7 @@ struct ctrj_config {
 	size_t nsecrets;
 	bool has_net;
 	struct ctrj_net net;
+	bool hold; /* CTRJ_REC_HOLD: start the workload on the agent's RELEASE */
 };
 
 /* Is name acceptable as a secret file name? */
