@@ -18,8 +18,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
-#include <string.h>
 #include <signal.h>
+#include <string.h>
 #include <sys/reboot.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>

@@ -90,8 +90,9 @@ static void map_user(struct map *m, json_object *proc)
 static int map_process(struct map *m, json_object *cfg, json_object **args, struct cj_err *err)
 {
 	json_object *proc = get(cfg, "process"), *env = get(proc, "env");
-	static const char *const unmappable[] = {"capabilities", "rlimits", "noNewPrivileges",
-	                                         "oomScoreAdj", "apparmorProfile", "selinuxLabel"};
+	static const char *const unmappable[] = {"capabilities",    "rlimits",
+	                                         "noNewPrivileges", "oomScoreAdj",
+	                                         "apparmorProfile", "selinuxLabel"};
 
 	*args = get(proc, "args");
 	if (!*args || !json_object_is_type(*args, json_type_array) ||
@@ -113,8 +114,8 @@ static int map_process(struct map *m, json_object *cfg, json_object **args, stru
 
 static bool is_api_fs(const char *dest)
 {
-	static const char *const own[] = {"/proc",     "/sys",      "/dev",
-	                                  "/dev/pts",  "/dev/shm",  "/dev/mqueue",
+	static const char *const own[] = {"/proc",          "/sys",        "/dev",
+	                                  "/dev/pts",       "/dev/shm",    "/dev/mqueue",
 	                                  "/sys/fs/cgroup", "/run/secrets"};
 
 	for (size_t i = 0; i < sizeof own / sizeof *own; i++)

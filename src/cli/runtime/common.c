@@ -155,8 +155,7 @@ int rt_fail(const struct cj_err *err)
 
 /* ---- the state --------------------------------------------------------- */
 
-static int state_path(const char *id, const char *file, char *buf, size_t len,
-                      struct cj_err *err)
+static int state_path(const char *id, const char *file, char *buf, size_t len, struct cj_err *err)
 {
 	if (!id[0] || strchr(id, '/') || strcmp(id, ".") == 0 || strcmp(id, "..") == 0)
 		return cj_fail(err, 0, "invalid container id '%s'", id);
@@ -202,7 +201,8 @@ int rt_state_write(const char *id, json_object *state, struct cj_err *err)
 	if (state_path(id, "state.json", path, sizeof path, err) < 0)
 		return -1;
 	snprintf(tmp, sizeof tmp, "%s.tmp", path);
-	if (json_object_to_file_ext(tmp, state, JSON_C_TO_STRING_PLAIN) < 0 ||
+	if (json_object_to_file_ext(tmp, state,
+	                            JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE) < 0 ||
 	    rename(tmp, path) < 0)
 		return cj_fail(err, errno, "write %s", path);
 	return 0;
@@ -278,10 +278,8 @@ static int send_fd(int sock, int fd)
 		char buf[CMSG_SPACE(sizeof(int))];
 		struct cmsghdr align;
 	} u = {0};
-	struct msghdr m = {.msg_iov = &iov,
-	                   .msg_iovlen = 1,
-	                   .msg_control = u.buf,
-	                   .msg_controllen = sizeof u.buf};
+	struct msghdr m = {
+	    .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
 	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
 
 	c->cmsg_level = SOL_SOCKET;

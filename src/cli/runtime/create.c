@@ -63,8 +63,8 @@ static const struct rt_opt create_opts[] = {
 
 /* The spec of the run: config.json through `run`'s parsers, QEMU (the
  * agent and, later, virtiofs need it), the workload held. */
-static int make_spec(const char *bundle, const char *id, struct cj_spec *spec,
-                     json_object **config, struct cj_err *err)
+static int make_spec(const char *bundle, const char *id, struct cj_spec *spec, json_object **config,
+                     struct cj_err *err)
 {
 	char **argv;
 	int argc, r;

@@ -94,8 +94,7 @@ static void push2(struct cj_strv *v, const char *a, const char *b)
 }
 
 /* process.json onto `ctr-jailer exec`'s command line. */
-static int from_process(struct rexec *o, struct cj_strv *v, json_object **args,
-                        struct cj_err *err)
+static int from_process(struct rexec *o, struct cj_strv *v, json_object **args, struct cj_err *err)
 {
 	json_object *p = json_object_from_file(o->process), *x, *user;
 

@@ -34,7 +34,8 @@ static int features_main(const struct rt_verb *verb, int argc, char **argv)
 	json_object_object_add(linux_, "namespaces", strings(namespaces, 5));
 	json_object_object_add(o, "linux", linux_);
 	json_object_object_add(o, "annotations", json_object_new_object());
-	printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
+	printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
+	                                                     JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(o);
 	return fflush(stdout) == 0 ? 0 : 1;
 }

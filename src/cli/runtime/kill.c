@@ -26,8 +26,8 @@ static int parse_signal(const char *s, struct cj_err *err)
 	static const struct {
 		const char *name;
 		int sig;
-	} names[] = {{"KILL", SIGKILL}, {"TERM", SIGTERM}, {"INT", SIGINT},   {"HUP", SIGHUP},
-	             {"QUIT", SIGQUIT}, {"PWR", SIGPWR},   {"USR1", SIGUSR1}, {"USR2", SIGUSR2},
+	} names[] = {{"KILL", SIGKILL}, {"TERM", SIGTERM}, {"INT", SIGINT},    {"HUP", SIGHUP},
+	             {"QUIT", SIGQUIT}, {"PWR", SIGPWR},   {"USR1", SIGUSR1},  {"USR2", SIGUSR2},
 	             {"STOP", SIGSTOP}, {"CONT", SIGCONT}, {"WINCH", SIGWINCH}};
 	char *end;
 	long n = strtol(s, &end, 10);

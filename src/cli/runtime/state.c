@@ -26,7 +26,8 @@ static int state_main(const struct rt_verb *verb, int argc, char **argv)
 	json_object_object_add(out, "owner", json_object_new_string(""));
 	if (json_object_object_get_ex(st, "annotations", &v))
 		json_object_object_add(out, "annotations", json_object_get(v));
-	printf("%s\n", json_object_to_json_string_ext(out, JSON_C_TO_STRING_PRETTY));
+	printf("%s\n", json_object_to_json_string_ext(out, JSON_C_TO_STRING_PRETTY |
+	                                                       JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(out);
 	json_object_put(st);
 	return fflush(stdout) == 0 ? 0 : 1;
