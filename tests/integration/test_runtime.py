@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -200,3 +201,77 @@ def test_version_and_features():
     f = json.loads(subprocess.run([RUNTIME, "features"], capture_output=True, text=True,
                                   check=True).stdout)
     assert f["ociVersionMax"].startswith("1.") and "namespaces" in f["linux"]
+
+
+@pytest.fixture
+def netns_pair():
+    """An "engine" namespace and a container namespace joined by a veth, as
+    an engine leaves them before it calls the runtime: the container's end
+    has 10.99.0.2/24 and a default route via the engine's 10.99.0.1."""
+    tag = uuid.uuid4().hex[:6]
+    engine_ns, ctr_ns = f"cjre{tag}", f"cjrc{tag}"
+    made = []
+    try:
+        for ns in (engine_ns, ctr_ns):
+            subprocess.run(["ip", "netns", "add", ns], check=True)
+            made.append(ns)
+        sh = lambda *a: subprocess.run(["ip", *a], check=True, capture_output=True)
+        sh("link", "add", "ve", "netns", engine_ns, "type", "veth", "peer", "name", "eth0",
+           "netns", ctr_ns)
+        sh("-n", engine_ns, "addr", "add", "10.99.0.1/24", "dev", "ve")
+        sh("-n", ctr_ns, "addr", "add", "10.99.0.2/24", "dev", "eth0")
+        sh("-n", ctr_ns, "link", "set", "eth0", "mtu", "1400")
+        for ns, dev in ((engine_ns, "ve"), (ctr_ns, "eth0"), (ctr_ns, "lo"), (engine_ns, "lo")):
+            sh("-n", ns, "link", "set", dev, "up")
+        sh("-n", ctr_ns, "route", "add", "default", "via", "10.99.0.1")
+        yield engine_ns, ctr_ns
+    finally:
+        for ns in made:
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+def test_network_namespace_by_path(world, make_rootfs, netns_pair):
+    """The VM takes over the container namespace's interface: a server in
+    the guest answers from the engine's namespace at the container's
+    address; the guest has its address, gateway and MTU; the interface
+    keeps no address of its own."""
+    engine_ns, ctr_ns = netns_pair
+    world.rootfs = make_rootfs({"/www/index.html": ("served by the guest\n", 0o644)})
+    (world.rootfs / "bin/httpd").symlink_to("busybox")
+    (world.rootfs / "bin/ip").symlink_to("busybox")
+    b = world.bundle(["/bin/sh", "-c", "ip addr show eth0; ip route; cat /sys/class/net/eth0/mtu;"
+                      " cat /sys/class/net/eth0/address; httpd -f -p 80 -h /www"])
+    config = json.loads((b / "config.json").read_text())
+    config["linux"]["namespaces"].append({"type": "network",
+                                          "path": f"/var/run/netns/{ctr_ns}"})
+    (b / "config.json").write_text(json.dumps(config))
+    mac = subprocess.run(["ip", "-n", ctr_ns, "-j", "link", "show", "eth0"], check=True,
+                         capture_output=True, text=True).stdout
+    mac = json.loads(mac)[0]["address"]
+    out_file, pid_file = world.tmp / "stdout", world.tmp / "init.pid"
+    script = (f"exec {' '.join(world.rt())} create --bundle {b} --pid-file {pid_file} n1 "
+              f"> {out_file} 2>&1")
+    curl = ["ip", "netns", "exec", engine_ns, "curl", "-s", "--max-time", "5",
+            "--retry", "20", "--retry-connrefused", "--retry-delay", "2", "http://10.99.0.2/"]
+    steps = [["start", "n1"], ["sleep", 2], ["run", curl], ["kill", "n1", "KILL"], ["wait"],
+             ["delete", "n1"]]
+    drv = DRIVER.replace("for step in steps:", "subprocess.run(['sh', '-c', sys.argv[3]], "
+                         "check=True)\npid = int(open(sys.argv[4]).read())\nfor step in steps:")
+    drv = drv.replace("    p = subprocess.run(rt + step,", "    p = subprocess.run(step[1] if "
+                      "step[0] == 'run' else rt + step,")
+    p = subprocess.run([sys.executable, "-c", drv, json.dumps(world.rt()), json.dumps(steps),
+                        script, str(pid_file)], env=world.env, capture_output=True, timeout=900)
+    assert p.returncode == 0, p.stderr.decode()
+    start, fetched, kill, exited, delete = json.loads(p.stdout)
+    text = out_file.read_text(errors="replace")
+    assert start["rc"] == 0, (start, text)
+    assert fetched["stdout"] == "served by the guest\n", (fetched, text)
+    assert "10.99.0.2/24" in text and "default via 10.99.0.1" in text, text
+    assert "1400" in text and mac in text, text
+    assert exited["exit"] == 137 and delete["rc"] == 0
+    addrs = subprocess.run(["ip", "-n", ctr_ns, "-4", "-o", "addr", "show", "eth0"],
+                           capture_output=True, text=True).stdout
+    assert "10.99.0.2" not in addrs
+    links = subprocess.run(["ip", "-n", ctr_ns, "-o", "link"], capture_output=True,
+                           text=True).stdout
+    assert "cj-" not in links, links

@@ -164,9 +164,19 @@ static void map_linux(struct map *m, json_object *cfg)
 		unmapped(m, "seccomp (the VM is the boundary)");
 	if (get(lx, "devices") && json_object_array_length(get(lx, "devices")))
 		unmapped(m, "devices");
-	if (get(cfg, "hooks"))
-		unmapped(m, "hooks");
-	push2(m, "--network", "none");
+	push2(m, "--network", "none"); /* the engine's interface, if any: network.c */
+	json_object *hooks = get(cfg, "hooks");
+	if (!hooks || !json_object_is_type(hooks, json_type_object))
+		return;
+	json_object_object_foreach(hooks, kind, list)
+	{
+		char what[64];
+		if (strcmp(kind, "prestart") == 0 || strcmp(kind, "createRuntime") == 0 ||
+		    !json_object_array_length(list))
+			continue;
+		snprintf(what, sizeof what, "%s hooks", kind);
+		unmapped(m, what);
+	}
 }
 
 int rt_bundle_argv(const char *bundle, const char *id, char ***argv, int *argc,

@@ -75,6 +75,13 @@ int rt_console(const char *socket_path, struct cj_err *err);
 int rt_bundle_argv(const char *bundle, const char *id, char ***argv, int *argc,
                    json_object **config, struct cj_err *err);
 
+struct cj_spec;
+/* The container's network namespace entered (made, or joined by path), its
+ * prestart and createRuntime hooks run, its interface given to the VM
+ * (network.c). */
+int rt_network(json_object *config, const char *id, const char *bundle, struct cj_spec *spec,
+               struct cj_err *err);
+
 extern const struct rt_verb rt_create_verb, rt_start_verb, rt_state_verb, rt_kill_verb,
     rt_delete_verb, rt_exec_verb, rt_ps_verb, rt_features_verb;
 

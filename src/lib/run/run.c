@@ -544,7 +544,7 @@ static int stage_network(struct run *r, struct cj_err *err)
 	r->cfg.net.addr = net->guest_addr;
 	r->cfg.net.gateway = net->host_addr;
 	r->cfg.net.prefix = net->prefix;
-	r->cfg.net.mtu = 1500;
+	r->cfg.net.mtu = net->mtu ? net->mtu : 1500;
 	r->cfg.net.ndns = (uint32_t)net->ndns;
 	memcpy(r->cfg.net.dns, net->dns, net->ndns * sizeof net->dns[0]);
 	r->vm.tap = net->tap;
