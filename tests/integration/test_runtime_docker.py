@@ -14,7 +14,7 @@ import time
 import pytest
 
 from conftest import BUILD, qemu_processes_for, runs
-from test_docker import Engine, busybox_image_tar, require_tools
+from test_docker import HOST_IP, Engine, busybox_image_tar, require_tools
 
 RUNTIME = BUILD / "ctr-jailer-runtime"
 pytestmark = pytest.mark.xdist_group("docker")
@@ -44,6 +44,9 @@ def engine(kernel_ready):
     (e.root / "daemon.json").write_text(json.dumps(
         {"runtimes": {"ctrj": {"path": str(RUNTIME)}}}))
     e.dockerd_args = ["--config-file", str(e.root / "daemon.json")]
+    # Docker's own networking, inside the test's namespace: its bridge, NAT
+    # and published ports
+    e.dockerd_net_args = ["--ip6tables=false"]
     e.dockerd_env = {**os.environ, "CTR_JAILER_CACHE": str(kernel_ready),
                      "CTR_JAILER_RUN_DIR": str(e.run_dir),
                      "MEM_SIZE_MIB": "256", "VCPU_COUNT": "1"}
@@ -103,3 +106,26 @@ def test_docker_detached_exec_logs_stop_rm(docker):
     assert code == b"0", code
     docker.docker("rm", name)
     assert not runs(docker.run_dir)
+
+
+def test_published_port_answers_from_the_guest(docker):
+    """docker run -p 8080:80: Docker's DNAT to the container's address
+    reaches the guest (the VM took over the container's interface); curl
+    runs in the upstream namespace the test made."""
+    name = "ctrj-web"
+    r = run(docker, "-d", "--name", name, "-p", "8080:80", "busybox", "sh", "-c",
+            "mkdir -p /www && echo \"served by $(uname -r)\" > /www/index.html && "
+            "ip -4 -o addr show eth0 && echo serving && exec httpd -f -p 80 -h /www")
+    assert r.returncode == 0, r.stderr.decode()
+    deadline = time.monotonic() + 300
+    while "serving" not in docker.logs(name):
+        assert time.monotonic() < deadline, docker.logs(name)
+        time.sleep(1)
+    ip = docker.docker("inspect", "-f", "{{.NetworkSettings.IPAddress}}", name).stdout.strip()
+    assert ip and ip.decode() in docker.logs(name)   # the guest has the container's address
+    got = subprocess.run(["ip", "netns", "exec", docker.up, "curl", "-s", "--max-time", "5",
+                          "--retry", "10", "--retry-connrefused", "--retry-delay", "1",
+                          f"http://{HOST_IP}:8080/"], capture_output=True, text=True,
+                         timeout=120)
+    assert got.stdout.startswith("served by ") and os.uname().release not in got.stdout, got
+    docker.docker("rm", "-f", name)
