@@ -42,6 +42,23 @@ print(json.dumps(out))
 """
 
 
+def drive_created(world, bundle, cid, steps):
+    """create through sh with its stdout and stderr in a file (the shim's
+    pipe), then the driver's steps ("run" steps run a command as is).
+    Returns the steps' results and what the container printed."""
+    out_file, pid_file = world.tmp / "stdout", world.tmp / "init.pid"
+    script = (f"exec {' '.join(world.rt())} create --bundle {bundle} --pid-file {pid_file} "
+              f"{cid} > {out_file} 2>&1")
+    drv = DRIVER.replace("for step in steps:", "subprocess.run(['sh', '-c', sys.argv[3]], "
+                         "check=True)\npid = int(open(sys.argv[4]).read())\nfor step in steps:")
+    drv = drv.replace("    p = subprocess.run(rt + step,", "    p = subprocess.run(step[1] if "
+                      "step[0] == 'run' else rt + step,")
+    p = subprocess.run([sys.executable, "-c", drv, json.dumps(world.rt()), json.dumps(steps),
+                        script, str(pid_file)], env=world.env, capture_output=True, timeout=900)
+    assert p.returncode == 0, p.stderr.decode()
+    return json.loads(p.stdout), out_file.read_text(errors="replace")
+
+
 class World:
     def __init__(self, tmp: Path, cache: Path, rootfs: Path):
         self.tmp, self.cache, self.rootfs = tmp, cache, rootfs
@@ -126,20 +143,9 @@ def test_output_reaches_the_callers_stdout(world):
     """The workload's output goes to the stdout create was given (the shim's
     pipe), from the guest kernel."""
     b = world.bundle(["/bin/sh", "-c", 'echo "kernel $(uname -r) $GREETING $(hostname)"'])
-    out_file = world.tmp / "stdout"
-    pid_file = world.tmp / "init.pid"
-    script = (f"exec {' '.join(world.rt())} create --bundle {b} --pid-file {pid_file} c2 "
-              f"> {out_file} 2>&1")
-    # create runs through sh, its stdout the file; the driver then goes on
-    steps = [["start", "c2"], ["wait"], ["delete", "c2"]]
-    drv = DRIVER.replace("for step in steps:", "subprocess.run(['sh', '-c', sys.argv[3]], "
-                         "check=True)\npid = int(open(sys.argv[4]).read())\nfor step in steps:")
-    p = subprocess.run([sys.executable, "-c", drv, json.dumps(world.rt()), json.dumps(steps),
-                        script, str(pid_file)], env=world.env, capture_output=True, timeout=900)
-    assert p.returncode == 0, p.stderr.decode()
-    start, exited, delete = json.loads(p.stdout)
+    (start, exited, delete), text = drive_created(
+        world, b, "c2", [["start", "c2"], ["wait"], ["delete", "c2"]])
     assert start["rc"] == 0 and exited["exit"] == 0 and delete["rc"] == 0
-    text = out_file.read_text(errors="replace")
     assert "hello oci ocibox" in text, text
     guest_release = text.split("kernel ", 1)[1].split()[0]
     assert guest_release != os.uname().release
@@ -248,22 +254,11 @@ def test_network_namespace_by_path(world, make_rootfs, netns_pair):
     mac = subprocess.run(["ip", "-n", ctr_ns, "-j", "link", "show", "eth0"], check=True,
                          capture_output=True, text=True).stdout
     mac = json.loads(mac)[0]["address"]
-    out_file, pid_file = world.tmp / "stdout", world.tmp / "init.pid"
-    script = (f"exec {' '.join(world.rt())} create --bundle {b} --pid-file {pid_file} n1 "
-              f"> {out_file} 2>&1")
     curl = ["ip", "netns", "exec", engine_ns, "curl", "-s", "--max-time", "5",
             "--retry", "20", "--retry-connrefused", "--retry-delay", "2", "http://10.99.0.2/"]
     steps = [["start", "n1"], ["sleep", 2], ["run", curl], ["kill", "n1", "KILL"], ["wait"],
              ["delete", "n1"]]
-    drv = DRIVER.replace("for step in steps:", "subprocess.run(['sh', '-c', sys.argv[3]], "
-                         "check=True)\npid = int(open(sys.argv[4]).read())\nfor step in steps:")
-    drv = drv.replace("    p = subprocess.run(rt + step,", "    p = subprocess.run(step[1] if "
-                      "step[0] == 'run' else rt + step,")
-    p = subprocess.run([sys.executable, "-c", drv, json.dumps(world.rt()), json.dumps(steps),
-                        script, str(pid_file)], env=world.env, capture_output=True, timeout=900)
-    assert p.returncode == 0, p.stderr.decode()
-    start, fetched, kill, exited, delete = json.loads(p.stdout)
-    text = out_file.read_text(errors="replace")
+    (start, fetched, kill, exited, delete), text = drive_created(world, b, "n1", steps)
     assert start["rc"] == 0, (start, text)
     assert fetched["stdout"] == "served by the guest\n", (fetched, text)
     assert "10.99.0.2/24" in text and "default via 10.99.0.1" in text, text

@@ -219,6 +219,8 @@ void rt_state_remove(const char *id)
 	unlink(file);
 	snprintf(file, sizeof file, "%s/state.json.tmp", path);
 	unlink(file);
+	snprintf(file, sizeof file, "%s/boot.log", path);
+	unlink(file);
 	rmdir(path);
 }
 

@@ -11,6 +11,7 @@
 #include "util/strv.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -112,6 +113,29 @@ static int save_state(const char *id, const char *bundle, const char *run, pid_t
 	return r;
 }
 
+/* The run in its supervisor. Its notices until the VMM starts (the VMM
+ * chosen, TCG...) are not the container's output: they go to the
+ * container's boot.log under --root, not to the engine's stdio. */
+static int detached(const char *id, struct cj_spec *spec, char run[16], pid_t *pid,
+                    struct cj_err *err)
+{
+	char path[PATH_MAX];
+	int saved = dup(STDERR_FILENO), fd, r;
+
+	snprintf(path, sizeof path, "%s/%s/boot.log", rt_g.root, id);
+	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (fd >= 0) {
+		dup2(fd, STDERR_FILENO);
+		close(fd);
+	}
+	r = cj_run_detached(spec, run, pid, err);
+	if (saved >= 0) {
+		dup2(saved, STDERR_FILENO);
+		close(saved);
+	}
+	return r;
+}
+
 static int create_main(const struct rt_verb *verb, int argc, char **argv)
 {
 	struct create c = {.bundle = "."};
@@ -139,7 +163,7 @@ static int create_main(const struct rt_verb *verb, int argc, char **argv)
 		r = -1;
 	if (r == 0 && c.console_socket && rt_console(c.console_socket, &err) < 0)
 		r = -1;
-	if (r == 0 && cj_run_detached(&spec, run, &pid, &err) != 0)
+	if (r == 0 && detached(id, &spec, run, &pid, &err) != 0)
 		r = -1;
 	cj_spec_free(&spec);
 	if (r == 0 && save_state(id, bundle, run, pid, config, &err) < 0)
