@@ -131,3 +131,10 @@ def test_published_port_answers_from_the_guest(docker):
                          timeout=120)
     assert got.stdout.startswith("served by ") and os.uname().release not in got.stdout, got
     docker.docker("rm", "-f", name)
+
+
+def test_docker_run_with_a_terminal(docker):
+    """docker run -t: the engine's console socket gets a pty master; the
+    workload's output reaches it."""
+    r = run(docker, "--rm", "-t", "busybox", "sh", "-c", "echo tty-ok; exit 4")
+    assert r.returncode == 4 and b"tty-ok" in r.stdout, r
