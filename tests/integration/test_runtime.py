@@ -270,3 +270,15 @@ def test_network_namespace_by_path(world, make_rootfs, netns_pair):
     links = subprocess.run(["ip", "-n", ctr_ns, "-o", "link"], capture_output=True,
                            text=True).stdout
     assert "cj-" not in links, links
+
+
+def test_a_container_that_never_started(world):
+    """An engine that gives up after create deletes it: the held VM is
+    killed (137), the workload never runs and nothing is left."""
+    b = world.bundle(["/bin/sh", "-c", "echo must not run; exit 9"])
+    (delete, exited, again), text = drive_created(
+        world, b, "c6", [["sleep", 3], ["delete", "c6"], ["wait"], ["delete", "c6"]])
+    assert delete["rc"] == 0, delete
+    assert exited["exit"] == 137
+    assert again["rc"] != 0 and "does not exist" in again["stderr"]
+    assert "must not run" not in text
