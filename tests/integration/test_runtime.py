@@ -71,7 +71,7 @@ class World:
         return [str(RUNTIME), "--root", str(self.root), "--log", str(self.log),
                 "--log-format", "json"]
 
-    def bundle(self, args, name="b", terminal=False, **process):
+    def bundle(self, args, name="b", terminal=False, mounts=(), **process):
         b = self.tmp / name
         b.mkdir()
         config = {
@@ -81,7 +81,8 @@ class World:
             "root": {"path": str(self.rootfs)},
             "hostname": "ocibox",
             "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"},
-                       {"destination": "/data", "type": "bind", "source": "/tmp"}],
+                       {"destination": "/etc/x", "type": "bind", "source": "/etc/passwd",
+                        "options": ["rbind", "ro"]}, *mounts],
             "linux": {"namespaces": [{"type": "pid"}, {"type": "mount"}]},
         }
         (b / "config.json").write_text(json.dumps(config))
@@ -135,18 +136,29 @@ def test_lifecycle_exit_code_and_state(world):
     # the unknown flag and the unmappable mount are warned about in the log
     levels = [(l["level"], l["msg"]) for l in world.log_lines()]
     assert any(lv == "warning" and "--some-future-flag" in m for lv, m in levels)
-    assert any(lv == "warning" and "mount /data" in m for lv, m in levels)
+    assert any(lv == "warning" and "mount /etc/x" in m for lv, m in levels)
     assert any(lv == "error" and "does not exist" in m for lv, m in levels)
 
 
 def test_output_reaches_the_callers_stdout(world):
     """The workload's output goes to the stdout create was given (the shim's
     pipe), from the guest kernel."""
-    b = world.bundle(["/bin/sh", "-c", 'echo "kernel $(uname -r) $GREETING $(hostname)"'])
+    share = world.tmp / "share"
+    share.mkdir()
+    (share / "hello").write_text("from the host\n")
+    mounts = [{"destination": "/data", "type": "bind", "source": str(share),
+               "options": ["rbind", "rw"]},
+              {"destination": "/scratch", "type": "tmpfs", "source": "tmpfs",
+               "options": ["nosuid", "size=8m", "mode=1777"]}]
+    b = world.bundle(["/bin/sh", "-c", 'echo "kernel $(uname -r) $GREETING $(hostname)"; '
+                      'cat /data/hello; echo guest > /data/back; grep " /scratch " /proc/mounts'],
+                     mounts=mounts)
     (start, exited, delete), text = drive_created(
         world, b, "c2", [["start", "c2"], ["wait"], ["delete", "c2"]])
     assert start["rc"] == 0 and exited["exit"] == 0 and delete["rc"] == 0
     assert "hello oci ocibox" in text, text
+    assert "from the host" in text and (share / "back").read_text() == "guest\n", text
+    assert "tmpfs /scratch tmpfs" in text and "size=8192k" in text, text
     guest_release = text.split("kernel ", 1)[1].split()[0]
     assert guest_release != os.uname().release
 

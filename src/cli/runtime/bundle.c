@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 struct map {
 	struct cj_strv argv;
@@ -69,7 +70,7 @@ static int map_root(struct map *m, const char *bundle, json_object *cfg, struct 
 		path = buf;
 	}
 	if (json_object_get_boolean(get(root, "readonly")))
-		unmapped(m, "root.readonly (the guest's root is an ephemeral overlay)");
+		push(m, "--read-only");
 	push2(m, "--rootfs", path);
 	return 0;
 }
@@ -124,18 +125,64 @@ static bool is_api_fs(const char *dest)
 	return false;
 }
 
-/* mounts: the init's own filesystems need nothing; the rest waits for
- * shares into the guest and is named. */
+/* A tmpfs mount's size= and mode= as --tmpfs takes them. */
+static void map_tmpfs(struct map *m, const char *dest, json_object *opts)
+{
+	char arg[400];
+	size_t n = (size_t)snprintf(arg, sizeof arg, "%s", dest);
+	const char *sep = ":";
+
+	for (size_t i = 0; opts && i < json_object_array_length(opts); i++) {
+		const char *o = json_object_get_string(json_object_array_get_idx(opts, i));
+		if (o &&
+		    (strncmp(o, "size=", 5) == 0 || strncmp(o, "mode=", 5) == 0 ||
+		     strcmp(o, "exec") == 0) &&
+		    n < sizeof arg) {
+			n += (size_t)snprintf(arg + n, sizeof arg - n, "%s%s", sep, o);
+			sep = ",";
+		}
+	}
+	push2(m, "--tmpfs", arg);
+}
+
+static bool has_opt(json_object *opts, const char *want)
+{
+	for (size_t i = 0; opts && i < json_object_array_length(opts); i++) {
+		const char *o = json_object_get_string(json_object_array_get_idx(opts, i));
+		if (o && strcmp(o, want) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* mounts: the init's own filesystems need nothing; tmpfs mounts become
+ * the guest's tmpfs, bind mounts of host directories virtiofs shares;
+ * the rest (a bound file: Docker's /etc/hosts...) is named. */
 static void map_mounts(struct map *m, json_object *cfg)
 {
 	json_object *mounts = get(cfg, "mounts");
 
 	for (size_t i = 0; mounts && i < json_object_array_length(mounts); i++) {
-		json_object *mt = json_object_array_get_idx(mounts, i);
-		const char *dest = get_str(mt, "destination");
+		json_object *mt = json_object_array_get_idx(mounts, i), *opts = get(mt, "options");
+		const char *dest = get_str(mt, "destination"), *type = get_str(mt, "type");
+		const char *src = get_str(mt, "source");
 		char what[300];
+		struct stat st;
 		if (!dest || is_api_fs(dest))
 			continue;
+		if (type && strcmp(type, "tmpfs") == 0) {
+			map_tmpfs(m, dest, opts);
+			continue;
+		}
+		if (src && src[0] == '/' &&
+		    (has_opt(opts, "bind") || has_opt(opts, "rbind") ||
+		     (type && strcmp(type, "bind") == 0)) &&
+		    stat(src, &st) == 0 && S_ISDIR(st.st_mode)) {
+			snprintf(what, sizeof what, "%s:%s%s", src, dest,
+			         has_opt(opts, "ro") ? ":ro" : "");
+			push2(m, "--volume", what);
+			continue;
+		}
 		snprintf(what, sizeof what, "mount %s", dest);
 		unmapped(m, what);
 	}
