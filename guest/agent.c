@@ -52,6 +52,7 @@ static struct {
 	char **base_env;
 	const char *user, *workdir; /* the workload's: a request's defaults */
 	struct session s[MAX_SESSIONS];
+	bool released; /* RELEASE came */
 } A = {.fd = -1, .lfd = -1};
 
 static void send_frame(const uint8_t *f, size_t n)
@@ -523,6 +524,10 @@ static int on_frame(const struct ctrj_agent_frame *f, void *ctx)
 	(void)ctx;
 	if (f->type == CTRJ_AGENT_HELLO)
 		return f->a == CTRJ_AGENT_VERSION ? 0 : -1;
+	if (f->type == CTRJ_AGENT_RELEASE) {
+		A.released = true;
+		return 0;
+	}
 	if (f->type == CTRJ_AGENT_START) {
 		if (ctrj_agent_start_parse(f, &st, err, sizeof err) < 0) {
 			send_exit(f->session, CTRJ_AGENT_START_FAILED, 126, err);
@@ -535,6 +540,16 @@ static int on_frame(const struct ctrj_agent_frame *f, void *ctx)
 	if ((s = find(f->session)))
 		on_session_frame(s, f);
 	return 0;
+}
+
+bool agent_released(void)
+{
+	return A.released;
+}
+
+bool agent_up(void)
+{
+	return A.fd >= 0;
 }
 
 /* ---- the loop ------------------------------------------------------------ */

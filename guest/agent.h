@@ -30,6 +30,9 @@ bool agent_listen_fd(int lfd, char **base_env, const char *user, const char *wor
 /* pid1_opts.serve: wait up to timeout_ms for the channel, the sessions'
  * fds or sig_fd (readable when a signal is pending), and serve. */
 void agent_serve(void *ctx, int sig_fd, int timeout_ms);
+/* The host sent RELEASE (a held workload may start); is the channel up? */
+bool agent_released(void);
+bool agent_up(void);
 /* pid1_opts.reaped: a child that is not the workload ended. */
 void agent_reaped(void *ctx, pid_t pid, int wstatus);
 

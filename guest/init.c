@@ -18,8 +18,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/reboot.h>
+#include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -104,6 +106,37 @@ static pid_t start_workload(struct ctrj_config *cfg, const struct guest_user *u,
 	return pid;
 }
 
+/* OCI runtime mode: the VM is up, the workload waits for the host's
+ * RELEASE on the agent channel (`ctr-jailer-runtime start`). A stop
+ * signal meanwhile ends the VM with 128+N, the workload never started. */
+static void hold_for_release(bool agent)
+{
+	struct signalfd_siginfo si;
+	sigset_t set;
+	int sfd;
+
+	if (!agent)
+		guest_fail(0, "the host holds the workload for its release, but there is no "
+		              "agent channel");
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGPWR);
+	if ((sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK)) < 0)
+		guest_fail(0, "signalfd: %s", strerror(errno));
+	while (!agent_released()) {
+		agent_serve(NULL, sfd, 1000);
+		if (read(sfd, &si, sizeof si) == (ssize_t)sizeof si) {
+			guest_record_end((int)SIGTERM, guest_now_ns());
+			guest_finish();
+		}
+		if (!agent_up())
+			guest_fail(0, "the agent channel closed before the host released the "
+			              "workload");
+	}
+	close(sfd);
+}
+
 /* Drives, root and the filesystems the workload sees. */
 static void boot(struct ctrj_config *cfg, struct guest_disks *disks)
 {
@@ -154,8 +187,10 @@ int main(void)
 	boot_seal_root(&cfg);
 
 	char **env = config_workload_env(&cfg, &user);
-	bool agent =
-	    agent_open(env, cfg.user, cfg.workdir, cfg.stdio_flags ? AGENT_PORT_WAIT_MS : 0);
+	bool agent = agent_open(env, cfg.user, cfg.workdir,
+	                        cfg.stdio_flags || cfg.hold ? AGENT_PORT_WAIT_MS : 0);
+	if (cfg.hold) /* OCI runtime mode: `start` releases the workload */
+		hold_for_release(agent);
 	/* the workload's stdio on the channel when the host asks; else the console */
 	bool agent_stdio = agent && (cfg.stdio_flags & CTRJ_STDIO_AGENT) &&
 	                   agent_main_open(cfg.stdio_flags, cfg.tty_rows, cfg.tty_cols);

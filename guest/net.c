@@ -119,7 +119,8 @@ void net_setup(const struct ctrj_config *cfg)
 	if (fd < 0)
 		guest_fail(0, "socket: %s", strerror(errno));
 	eth0_address(fd, &cfg->net);
-	default_route(fd, &cfg->net);
+	if (cfg->net.gateway) /* an engine's network may have none */
+		default_route(fd, &cfg->net);
 	close(fd);
 	write_resolver_files(cfg);
 }

@@ -310,6 +310,8 @@ static bool frame_valid(enum ctrj_agent_dir dir, struct ctrj_agent_frame *f)
 	f->b = len >= 8 ? get_le32(f->payload + 4) : 0;
 	if (f->type == CTRJ_AGENT_HELLO)
 		return f->session == 0 && len == 4;
+	if (f->type == CTRJ_AGENT_RELEASE)
+		return host && f->session == 0 && len == 0;
 	if (f->session == 0)
 		return false;
 	switch (f->type) {

@@ -215,6 +215,8 @@ int ctrj_config_encode(const struct ctrj_config *cfg, uint8_t **out, size_t *out
 		r = enc_stdio(&e, cfg);
 	for (size_t i = 0; i < cfg->nsecrets && r == 0; i++)
 		r = enc_secret(&e, &cfg->secrets[i]);
+	if (r == 0 && cfg->hold)
+		r = enc_record(&e, CTRJ_REC_HOLD, NULL, 0);
 	if (r < 0) {
 		free(e.buf);
 		return wire_fail(err, errlen,
@@ -501,6 +503,11 @@ static int parse_record(struct ctrj_config *cfg, uint16_t type, const uint8_t *p
 		if (!(cfg->stdio_flags & CTRJ_STDIO_AGENT) || (cfg->stdio_flags & ~CTRJ_STDIO_ALL))
 			return wire_fail(err, errlen, "stdio record with flags 0x%x",
 			                 cfg->stdio_flags);
+		return 0;
+	case CTRJ_REC_HOLD:
+		if (n != 0 || cfg->hold)
+			return wire_fail(err, errlen, "invalid or duplicate hold record");
+		cfg->hold = true;
 		return 0;
 	default:
 		if (type & CTRJ_REC_CRITICAL)

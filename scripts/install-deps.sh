@@ -13,7 +13,7 @@ packages=(
   qemu-system-common
   # tests
   libcmocka-dev python3 python3-pytest python3-pytest-xdist busybox-static clang-format
-  iproute2 procps dnsmasq-base
+  iproute2 procps dnsmasq-base curl
   # gc race test: strace delays the runtime's flock() (syscall injection)
   strace
   # image tests: OCI images built offline (umoci), converted (skopeo),

@@ -55,6 +55,7 @@ enum ctrj_agent_type {
 	CTRJ_AGENT_STDIN_CLOSE = 18, /* empty */
 	CTRJ_AGENT_RESIZE = 19,      /* rows:le16 cols:le16 */
 	CTRJ_AGENT_SIGNAL = 20,      /* signo:le32 */
+	CTRJ_AGENT_RELEASE = 24,     /* empty, session 0: start the held workload */
 	/* guest → host */
 	CTRJ_AGENT_STDOUT = 32, /* data; empty = end of stream */
 	CTRJ_AGENT_STDERR = 33, /* data; empty = end of stream */

@@ -110,6 +110,9 @@ enum ctrj_rec_type {
 	CTRJ_REC_SECRET = 0x800c, /* name_len:le16 name value */
 	CTRJ_REC_NET = 0x800d,    /* struct ctrj_net, 32 bytes */
 	CTRJ_REC_STDIO = 0x8010,  /* flags:le32 rows:le16 cols:le16 (CTRJ_STDIO_*) */
+	/* OCI runtime mode (0x58-0x6f): the init waits, its agent open, for the
+	 * host's RELEASE (ctrj/agent.h) before it starts the workload (empty) */
+	CTRJ_REC_HOLD = 0x8058,
 	/* kind:le32 flags:le32 size:le64 mode:le32 tag_len:le16 tag path */
 	CTRJ_REC_MOUNT = 0x8038,
 	CTRJ_REC_READONLY_ROOT = 0x8039, /* empty: the root is mounted read-only */
@@ -146,6 +149,7 @@ struct ctrj_config {
 	size_t nsecrets;
 	bool has_net;
 	struct ctrj_net net;
+	bool hold;                 /* CTRJ_REC_HOLD: start the workload on the agent's RELEASE */
 	struct ctrj_mount *mounts; /* mounted after the volumes, in order */
 	size_t nmounts;
 	bool readonly_root;   /* no writable root; /tmp a tmpfs unless mounted */

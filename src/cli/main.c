@@ -3,9 +3,11 @@
  * parses its arguments with its option table and calls the library; only
  * the verbs and this file print and exit. */
 #include "cli.h"
+#include "runtime/runtime.h"
 
 #include "spec/spec.h"
 
+#include <libgen.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +55,8 @@ static void survive_sigpipe(void)
 int main(int argc, char **argv)
 {
 	survive_sigpipe();
+	if (argc > 0 && strcmp(basename(argv[0]), RT_NAME) == 0)
+		return cli_runtime_main(argc, argv); /* runc's role */
 	if (argc < 2) {
 		usage(stderr);
 		return CJ_EXIT_RUNTIME;

@@ -376,7 +376,7 @@ static int run_main(const struct cli_verb *verb, int argc, char **argv)
 	 * message may come with a workload's own status too. */
 	if (spec.detach) {
 		char id[16];
-		r = cj_run_detached(&spec, id, &err);
+		r = cj_run_detached(&spec, id, NULL, &err);
 		cj_spec_free(&spec);
 		if (r != 0)
 			return cli_report(&err, r);

@@ -169,6 +169,9 @@ class Engine:
         self.env = {**os.environ, "DOCKER_HOST": f"unix://{self.sock}",
                     "DOCKER_BUILDKIT": "0", "COMPOSE_DOCKER_CLI_BUILD": "0"}
         self.dockerd = None
+        self.dockerd_args, self.dockerd_env = [], None   # test_runtime_docker's runtime
+        self.dockerd_net_args = ["--bridge=none", "--iptables=false", "--ip6tables=false",
+                                 "--ip-masq=false"]
         self.netns_made = []
 
     # -- set up --------------------------------------------------------------
@@ -187,11 +190,11 @@ class Engine:
         # nsenter, not `ip netns exec`, which remounts /sys and hides the cgroups
         self.log = open(self.root / "dockerd.log", "wb")
         self.dockerd = subprocess.Popen(
-            ["nsenter", f"--net=/var/run/netns/{self.host}", "dockerd",
-             "--bridge=none", "--iptables=false", "--ip6tables=false", "--ip-masq=false",
+            ["nsenter", f"--net=/var/run/netns/{self.host}", "dockerd", *self.dockerd_net_args,
              "--data-root", str(self.root / "data"), "--exec-root", str(self.root / "exec"),
-             "--pidfile", str(self.root / "dockerd.pid"), "--host", f"unix://{self.sock}"],
-            stdout=self.log, stderr=subprocess.STDOUT)
+             "--pidfile", str(self.root / "dockerd.pid"), "--host", f"unix://{self.sock}",
+             *self.dockerd_args],
+            stdout=self.log, stderr=subprocess.STDOUT, env=self.dockerd_env)
         deadline = time.monotonic() + 120
         while self.docker("version", check=False).returncode != 0:
             if self.dockerd.poll() is not None or time.monotonic() > deadline:

@@ -174,6 +174,24 @@ static void test_rejects(void **state)
 	expect_bad(CTRJ_AGENT_FROM_HOST, buf, n);
 }
 
+/* RELEASE (runtime mode's start): the host's, on session 0, empty. */
+static void test_release(void **state)
+{
+	uint8_t buf[64];
+	size_t n = ctrj_agent_enc_data(buf, CTRJ_AGENT_RELEASE, 0, NULL, 0);
+	struct got g;
+
+	(void)state;
+	assert_int_equal(feed(CTRJ_AGENT_FROM_HOST, buf, n, n, &g), 0);
+	assert_int_equal(g.n, 1);
+	assert_int_equal(g.type[0], CTRJ_AGENT_RELEASE);
+	expect_bad(CTRJ_AGENT_FROM_GUEST, buf, n); /* never the guest's */
+	n = ctrj_agent_enc_data(buf, CTRJ_AGENT_RELEASE, 3, NULL, 0);
+	expect_bad(CTRJ_AGENT_FROM_HOST, buf, n); /* a session's */
+	n = ctrj_agent_enc_data(buf, CTRJ_AGENT_RELEASE, 0, "x", 1);
+	expect_bad(CTRJ_AGENT_FROM_HOST, buf, n); /* with a payload */
+}
+
 static void test_failed_decoder_stays_failed(void **state)
 {
 	struct ctrj_agent_dec d;
@@ -326,6 +344,7 @@ int main(void)
 	    cmocka_unit_test(test_guest_frames_any_chunking),
 	    cmocka_unit_test(test_host_frames),
 	    cmocka_unit_test(test_rejects),
+	    cmocka_unit_test(test_release),
 	    cmocka_unit_test(test_failed_decoder_stays_failed),
 	    cmocka_unit_test(test_start_round_trip),
 	    cmocka_unit_test(test_start_rejects),

@@ -351,6 +351,38 @@ static void test_workload_session(void **state)
 	cj_workload_io_close(&io);
 }
 
+/* `ctr-jailer-runtime start`: a client's RELEASE reaches the guest on
+ * session 0, and its leaving (no process of its own) kills nothing; after
+ * a START, a RELEASE drops the client. */
+static void test_release_goes_to_session_zero(void **state)
+{
+	struct world *w = *state;
+	uint8_t f[64];
+	int c = client(w);
+
+	greet(w);
+	drain(c, CTRJ_AGENT_FROM_GUEST);
+	put(c, f, ctrj_agent_enc_data(f, CTRJ_AGENT_RELEASE, 0, NULL, 0));
+	shutdown(c, SHUT_WR);
+	pump(w);
+	assert_true(drain(c, CTRJ_AGENT_FROM_GUEST).closed);
+	struct frames g = drain(w->chan[1], CTRJ_AGENT_FROM_HOST);
+	assert_int_equal(g.n, 1);
+	assert_int_equal(g.type[0], CTRJ_AGENT_RELEASE);
+	assert_int_equal(g.session[0], 0);
+	close(c);
+	c = client(w);
+	drain(c, CTRJ_AGENT_FROM_GUEST);
+	start(w, c);
+	put(c, f, ctrj_agent_enc_data(f, CTRJ_AGENT_RELEASE, 0, NULL, 0));
+	pump(w);
+	assert_true(drain(c, CTRJ_AGENT_FROM_GUEST).closed);
+	g = drain(w->chan[1], CTRJ_AGENT_FROM_HOST);
+	assert_int_equal(g.n, 1); /* only the kill of its process */
+	assert_int_equal(g.type[0], CTRJ_AGENT_SIGNAL);
+	close(c);
+}
+
 /* ---- a channel opened on demand (Firecracker's vsock) ------------------ */
 
 static int od_calls;
@@ -455,6 +487,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_client_leaving_kills_its_process, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_client_must_start_once, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_workload_session, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_release_goes_to_session_zero, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_on_demand_channel, setup_on_demand, teardown),
 	};
 	return cmocka_run_group_tests_name("agent_mux", tests, NULL, NULL);

@@ -232,6 +232,30 @@ static void test_config_round_trip_minimal(void **state)
 	free(buf);
 }
 
+/* The hold record (runtime mode): encoded only when set, parsed back. */
+static void test_config_hold(void **state)
+{
+	char *argv[] = {"/bin/true", NULL};
+	struct ctrj_config in = {.argv = argv, .argc = 1, .hold = true}, out;
+	uint8_t *buf = NULL;
+	size_t len = 0, plain;
+	char err[256] = "";
+
+	(void)state;
+	assert_int_equal(ctrj_config_encode(&in, &buf, &len, err, sizeof err), 0);
+	assert_int_equal(parse_exact(buf, len, &out, err, sizeof err), 0);
+	assert_true(out.hold);
+	ctrj_config_free(&out);
+	free(buf);
+	in.hold = false;
+	assert_int_equal(ctrj_config_encode(&in, &buf, &plain, err, sizeof err), 0);
+	assert_int_equal(plain + 8, len);
+	assert_int_equal(parse_exact(buf, plain, &out, err, sizeof err), 0);
+	assert_false(out.hold);
+	ctrj_config_free(&out);
+	free(buf);
+}
+
 /* Host directories, tmpfs and a read-only root round trip; a record the
  * host could not have written is refused. */
 static void test_config_mounts(void **state)
@@ -909,6 +933,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_config_round_trip),
 	    cmocka_unit_test(test_config_round_trip_minimal),
+	    cmocka_unit_test(test_config_hold),
 	    cmocka_unit_test(test_config_encode_rejects),
 	    cmocka_unit_test(test_parse_stdio_hostile),
 	    cmocka_unit_test(test_parse_empty),

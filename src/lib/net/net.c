@@ -988,6 +988,8 @@ int cj_net_setup(const struct cj_net_spec *spec, const char *id, const char *run
 	out->undo = undo;
 	if (spec->mode == CJ_NET_NONE)
 		return spec->own_netns ? empty_netns(out, run_dir, err) : 0;
+	if (spec->mode == CJ_NET_ADOPT)
+		return cj_net_adopt(spec, id, owner_uid, undo, out, err);
 	snprintf(out->id, sizeof out->id, "%s", id);
 	snprintf(out->tap, sizeof out->tap, "cj-%.12s", id);
 	if (spec->own_netns)

@@ -15,7 +15,9 @@
 #define CJ_MAX_PORTS 64
 #define CJ_MAX_DNS   3
 
-enum cj_net_mode { CJ_NET_TAP, CJ_NET_NONE };
+/* CJ_NET_ADOPT: the VM takes over an interface of the current network
+ * namespace (an OCI engine's container interface, adopt.c). */
+enum cj_net_mode { CJ_NET_TAP, CJ_NET_NONE, CJ_NET_ADOPT };
 enum cj_firewall { CJ_FW_AUTO, CJ_FW_NFT, CJ_FW_IPTABLES_LEGACY, CJ_FW_IPTABLES_NFT, CJ_FW_NONE };
 
 struct cj_port {
@@ -56,6 +58,7 @@ struct cj_net_spec {
 	 * name in a jail (Firecracker), which then gets a network namespace of
 	 * its own (net/netns.h), holding only its TAP (none with CJ_NET_NONE). */
 	bool own_netns;
+	char adopt_iface[IFNAMSIZ]; /* CJ_NET_ADOPT: the interface the guest takes over */
 };
 
 struct cj_net {
@@ -66,6 +69,7 @@ struct cj_net {
 	uint32_t host_addr, guest_addr; /* network order */
 	unsigned prefix;
 	uint8_t mac[6];
+	unsigned mtu; /* 0: 1500 */
 	uint32_t dns[CJ_MAX_DNS];
 	size_t ndns;
 	enum cj_firewall firewall;
@@ -125,7 +129,21 @@ int cj_net_undo(json_object *entry, bool verbose);
  * VMM attaches by name), and return 0. */
 int cj_tap_open(const char *name, uid_t owner, struct cj_err *err);
 
+/* CJ_NET_ADOPT (adopt.c): a TAP (cj-<id>, owned by owner_uid) bridged to
+ * spec->adopt_iface by tc redirects both ways; the guest takes the
+ * interface's MAC, address, gateway and MTU, and the interface loses its
+ * addresses (the host stack must not answer in the guest's place). */
+int cj_net_adopt(const struct cj_net_spec *spec, const char *id, uid_t owner_uid,
+                 struct cj_undo *undo, struct cj_net *out, struct cj_err *err);
+/* Frames received on link a leave through link b and back (an ingress
+ * qdisc on each, a match-all u32 filter with a mirred redirect; netns.c). */
+int cj_tc_bridge(unsigned a, unsigned b, struct cj_err *err);
+
 /* Netlink helpers (libmnl). */
+struct nlmsghdr;
+/* Send one request and wait for its ACK, or run cb over a dump's replies. */
+int cj_nl_talk(struct nlmsghdr *nlh, int (*cb)(const struct nlmsghdr *, void *), void *data,
+               struct cj_err *err);
 int cj_nl_link_index(const char *name);
 int cj_nl_link_up(int index, struct cj_err *err);
 int cj_nl_link_del(int index);

@@ -34,7 +34,7 @@ static struct mnl_socket *nl_open(struct cj_err *err)
 }
 
 /* Send one request and wait for its ACK (or run cb over a dump). */
-static int nl_talk(struct nlmsghdr *nlh, mnl_cb_t cb, void *data, struct cj_err *err)
+int cj_nl_talk(struct nlmsghdr *nlh, mnl_cb_t cb, void *data, struct cj_err *err)
 {
 	char buf[32768]; /* room for a whole dump message batch */
 	struct mnl_socket *nl = nl_open(err);
@@ -85,7 +85,7 @@ int cj_nl_link_up(int index, struct cj_err *err)
 	ifm->ifi_index = index;
 	ifm->ifi_change = IFF_UP;
 	ifm->ifi_flags = IFF_UP;
-	return nl_talk(nlh, NULL, NULL, err) < 0 ? cj_err_wrap(err, "bring the TAP up") : 0;
+	return cj_nl_talk(nlh, NULL, NULL, err) < 0 ? cj_err_wrap(err, "bring the TAP up") : 0;
 }
 
 int cj_nl_link_del(int index)
@@ -100,7 +100,7 @@ int cj_nl_link_del(int index)
 	ifm = mnl_nlmsg_put_extra_header(nlh, sizeof *ifm);
 	ifm->ifi_family = AF_UNSPEC;
 	ifm->ifi_index = index;
-	return nl_talk(nlh, NULL, NULL, &err);
+	return cj_nl_talk(nlh, NULL, NULL, &err);
 }
 
 int cj_nl_addr_add(int index, uint32_t addr, unsigned prefix, struct cj_err *err)
@@ -117,7 +117,7 @@ int cj_nl_addr_add(int index, uint32_t addr, unsigned prefix, struct cj_err *err
 	ifa->ifa_index = (unsigned)index;
 	mnl_attr_put_u32(nlh, IFA_LOCAL, addr);
 	mnl_attr_put_u32(nlh, IFA_ADDRESS, addr);
-	return nl_talk(nlh, NULL, NULL, err) < 0 ? cj_err_wrap(err, "address the TAP") : 0;
+	return cj_nl_talk(nlh, NULL, NULL, err) < 0 ? cj_err_wrap(err, "address the TAP") : 0;
 }
 
 static bool overlap(uint32_t a, unsigned pa, uint32_t b, unsigned pb)
@@ -207,7 +207,7 @@ static int dump(int type, mnl_cb_t cb, struct overlap_query *q, struct cj_err *e
 	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
 	g = mnl_nlmsg_put_extra_header(nlh, sizeof *g);
 	g->rtgen_family = AF_INET;
-	return nl_talk(nlh, cb, q, err);
+	return cj_nl_talk(nlh, cb, q, err);
 }
 
 int cj_nl_overlaps(uint32_t net, unsigned prefix, bool *hit, struct cj_err *err)
@@ -254,7 +254,7 @@ int cj_nl_link_ipv6_no_addr(int index, struct cj_err *err)
 	mnl_attr_put_u8(nlh, IFLA_INET6_ADDR_GEN_MODE, IN6_ADDR_GEN_MODE_NONE);
 	mnl_attr_nest_end(nlh, inet6);
 	mnl_attr_nest_end(nlh, af_spec);
-	return nl_talk(nlh, NULL, NULL, err) < 0
+	return cj_nl_talk(nlh, NULL, NULL, err) < 0
 	           ? cj_err_wrap(err, "switch off IPv6 addresses on the TAP")
 	           : 0;
 }

@@ -178,6 +178,21 @@ static int redirect_add(struct mnl_socket *nl, unsigned from, unsigned to, struc
 	return talk(nl, nlh, err, "add the tc redirect (the kernel needs cls_u32 and act_mirred)");
 }
 
+int cj_tc_bridge(unsigned a, unsigned b, struct cj_err *err)
+{
+	struct mnl_socket *nl = mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC);
+	int r = -1;
+
+	if (!nl || mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0)
+		cj_fail(err, errno, "netlink socket");
+	else if (ingress_add(nl, a, err) == 0 && ingress_add(nl, b, err) == 0 &&
+	         redirect_add(nl, a, b, err) == 0 && redirect_add(nl, b, a, err) == 0)
+		r = 0;
+	if (nl)
+		mnl_socket_close(nl);
+	return r;
+}
+
 /* ---- inside the namespace (on the worker thread) --------------------------- */
 
 /* No IPv6 on links created or moved here from now on: the namespace only

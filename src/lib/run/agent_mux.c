@@ -202,6 +202,8 @@ static int from_client(const struct ctrj_agent_frame *f, void *ctx)
 
 	if (f->type == CTRJ_AGENT_HELLO)
 		return 0;
+	if (f->type == CTRJ_AGENT_RELEASE) /* the channel's own: runtime mode's start */
+		return c->started ? -1 : 2;
 	if ((f->type == CTRJ_AGENT_START) == c->started)
 		return -1; /* START first, and once */
 	if (f->type == CTRJ_AGENT_START)
@@ -226,7 +228,7 @@ static int client_frame(const struct ctrj_agent_frame *f, void *ctx)
 
 	if (r <= 0)
 		return r;
-	return q_frame(&x->m->out, f, x->c->session) < 0 ? -1 : 0;
+	return q_frame(&x->m->out, f, r == 2 ? 0 : x->c->session) < 0 ? -1 : 0;
 }
 
 static void client_read(struct cj_agent_mux *m, struct client *c)

@@ -570,7 +570,7 @@ static int stage_network(struct run *r, struct cj_err *err)
 	r->cfg.net.addr = net->guest_addr;
 	r->cfg.net.gateway = net->host_addr;
 	r->cfg.net.prefix = net->prefix;
-	r->cfg.net.mtu = 1500;
+	r->cfg.net.mtu = net->mtu ? net->mtu : 1500;
 	r->cfg.net.ndns = (uint32_t)net->ndns;
 	memcpy(r->cfg.net.dns, net->dns, net->ndns * sizeof net->dns[0]);
 	r->vm.tap = net->tap;
@@ -613,6 +613,10 @@ static void stdio_config(struct run *r)
 	const struct cj_spec *spec = r->spec;
 	unsigned short rows = 24, cols = 80;
 
+	/* OCI runtime mode: the engine reads the workload's output on our
+	 * stdout, from the console (stdout and stderr as one stream for now) */
+	if (spec->console_stdout)
+		return;
 	if (!r->vmm.ops->agent_fd) {
 		if (spec->interactive || spec->tty)
 			cj_warn(
@@ -665,6 +669,7 @@ static int stage_control_disk(struct run *r, struct cj_err *err)
 	cfg->secrets = spec->secrets;
 	cfg->nsecrets = spec->nsecrets;
 	stdio_config(r);
+	cfg->hold = spec->hold;
 	r->ctl_fd = write_control_disk(cfg, err);
 	if (r->ctl_fd < 0 ||
 	    cj_vm_add_drive(&r->vm, CJ_DRIVE_CONTROL, 0, NULL, r->ctl_fd, false, err) < 0 ||
@@ -873,7 +878,7 @@ static int stage_start(struct run *r, struct cj_err *err)
 	cj_supervision_open(&r->sv, cpipe[0], epipe[0]);
 	if (r->log.fd >= 0) {
 		r->sv.console.log = &r->log;
-		r->sv.console.no_stdout = r->spec->detach;
+		r->sv.console.no_stdout = r->spec->detach && !r->spec->console_stdout;
 	}
 	if (r->cfg.stdio_flags) { /* the workload's output comes on the agent channel */
 		r->sv.console.no_stdout = r->spec->detach || !r->spec->console;
@@ -1005,7 +1010,8 @@ static void started(struct run *r)
 	snprintf(msg, sizeof msg, "%s/supervisor.log", r->run_dir);
 	fd = open(msg, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd >= 0) {
-		dup2(fd, STDOUT_FILENO);
+		if (!spec->console_stdout)
+			dup2(fd, STDOUT_FILENO);
 		dup2(fd, STDERR_FILENO);
 		close(fd);
 	}
@@ -1211,7 +1217,7 @@ static int detach_parent(pid_t child, int fd, char id[16], struct cj_err *err)
 	    buf[0] == 'E' && buf[1] ? buf + 1 : "the run's supervisor ended before the VM started");
 }
 
-int cj_run_detached(struct cj_spec *spec, char id[16], struct cj_err *err)
+int cj_run_detached(struct cj_spec *spec, char id[16], pid_t *supervisor, struct cj_err *err)
 {
 	int p[2], code, notify;
 	pid_t pid;
@@ -1227,6 +1233,8 @@ int cj_run_detached(struct cj_spec *spec, char id[16], struct cj_err *err)
 	}
 	if (pid > 0) {
 		close(p[1]);
+		if (supervisor)
+			*supervisor = pid;
 		return detach_parent(pid, p[0], id, err) < 0 ? err->exit_code : 0;
 	}
 	/* The supervisor: a session of its own, like conmon, in "/": the

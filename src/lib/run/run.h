@@ -23,8 +23,10 @@ int cj_run_snapshot_prepare(struct cj_spec *spec, char *path, size_t len, struct
  * reports the workload's status. */
 /* -d: the run goes on in a supervisor process of its own session (its
  * stdio then in the run directory's supervisor.log, the console in
- * console.log); this returns once the VMM started, 0 with the run's id,
- * or the exit code with err when the run could not start. */
-int cj_run_detached(struct cj_spec *spec, char id[16], struct cj_err *err);
+ * console.log; with spec->console_stdout the console stays on stdout too);
+ * this returns once the VMM started, 0 with the run's id and the
+ * supervisor's pid (when pid is not NULL), or the exit code with err when
+ * the run could not start. */
+int cj_run_detached(struct cj_spec *spec, char id[16], pid_t *pid, struct cj_err *err);
 
 #endif

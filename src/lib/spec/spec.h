@@ -109,6 +109,10 @@ struct cj_spec {
 	bool restart_always;  /* restart whatever the exit code */
 	unsigned restart_max; /* on-failure's N (0: no limit); with neither, no restart */
 	bool restart_on_failure;
+	/* OCI runtime mode (ctr-jailer-runtime): the workload waits for the
+	 * agent's RELEASE; a detached run's console stays on its stdout */
+	bool hold;
+	bool console_stdout;
 	struct cj_health_spec health; /* --health-*, merged with the image's Healthcheck */
 	char *cache_dir;
 	char *run_base;

@@ -1,0 +1,113 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* start ID: release the workload the guest holds (CTRJ_AGENT_RELEASE
+ * through the run's agent socket), once the guest's agent is up. */
+#include "runtime.h"
+
+#include "ctrj/agent.h"
+#include "run/agent_mux.h"
+#include "run/runs.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+/* The guest boots within this (TCG on a loaded machine included). */
+#define HELLO_TIMEOUT_MS 300000
+
+static int connect_agent(const char *run, struct cj_err *err)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd;
+
+	if ((size_t)snprintf(sa.sun_path, sizeof sa.sun_path, "%s/%s/%s", rt_run_base(), run,
+	                     CJ_AGENT_SOCK) >= sizeof sa.sun_path)
+		return cj_fail(err, ENAMETOOLONG, "run directory of %s", run);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		return cj_fail(err, e, "the container's VM takes no start (it ended?)");
+	}
+	return fd;
+}
+
+static int on_hello(const struct ctrj_agent_frame *f, void *ctx)
+{
+	if (f->type == CTRJ_AGENT_HELLO)
+		*(bool *)ctx = true;
+	return 0;
+}
+
+/* Wait for the guest's greeting (relayed by the run), then release. */
+static int release(int fd, struct cj_err *err)
+{
+	struct ctrj_agent_dec dec;
+	bool greeted = false;
+	uint8_t b[4096];
+
+	if (ctrj_agent_dec_init(&dec, CTRJ_AGENT_FROM_GUEST) < 0)
+		return cj_fail(err, ENOMEM, "start");
+	while (!greeted) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		int pr = poll(&p, 1, HELLO_TIMEOUT_MS);
+		ssize_t n = pr > 0 ? recv(fd, b, sizeof b, 0) : -1;
+		if (pr < 0 && errno == EINTR)
+			continue;
+		if (pr == 0 || n <= 0 ||
+		    ctrj_agent_dec_feed(&dec, b, (size_t)n, on_hello, &greeted, NULL, 0) != 0) {
+			ctrj_agent_dec_free(&dec);
+			return cj_fail(err, 0,
+			               pr == 0 ? "the container's VM did not come up in time"
+			                       : "the container's VM ended before it started");
+		}
+	}
+	ctrj_agent_dec_free(&dec);
+	size_t len = ctrj_agent_enc_data(b, CTRJ_AGENT_RELEASE, 0, NULL, 0);
+	if (send(fd, b, len, MSG_NOSIGNAL) != (ssize_t)len)
+		return cj_fail(err, errno, "release the workload");
+	shutdown(fd, SHUT_WR);
+	/* the run closes us once it has read the frame */
+	while (recv(fd, b, sizeof b, 0) > 0)
+		;
+	return 0;
+}
+
+static int start_main(const struct rt_verb *verb, int argc, char **argv)
+{
+	struct cj_err err = {0};
+	json_object *st;
+	pid_t pid;
+	int first, fd, r = rt_parse(verb, NULL, argc, argv, &first, &err);
+
+	if (r != 0 || rt_need(verb, argc - first, 1, &err) < 0)
+		return r > 0 ? 0 : rt_fail(&err);
+	if (!(st = rt_state_read(argv[first], &err)))
+		return rt_fail(&err);
+	const char *status = rt_status(st, &pid);
+	if (strcmp(status, "created") != 0) {
+		cj_fail(&err, 0, "cannot start a container in state %s", status);
+		json_object_put(st);
+		return rt_fail(&err);
+	}
+	fd = connect_agent(rt_state_str(st, "run"), &err);
+	r = fd < 0 ? -1 : release(fd, &err);
+	if (fd >= 0)
+		close(fd);
+	if (r == 0) {
+		json_object_object_add(st, "started", json_object_new_boolean(true));
+		r = rt_state_write(argv[first], st, &err);
+	}
+	json_object_put(st);
+	return r < 0 ? rt_fail(&err) : 0;
+}
+
+const struct rt_verb rt_start_verb = {
+    .name = "start",
+    .usage = "start ID",
+    .main = start_main,
+};
