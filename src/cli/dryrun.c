@@ -132,6 +132,7 @@ char *cli_spec_json(const struct cj_spec *s)
 	add(o, "rootfs", s->image ? NULL : str_or_null(s->rootfs));
 	add(o, "image", str_or_null(s->image));
 	add(o, "max_image_size", json_object_new_int64((int64_t)s->max_image_size));
+	add(o, "cache_max", json_object_new_int64((int64_t)s->cache_max));
 	add(o, "command", command_json(s));
 	add(o, "kernel", str_or_null(s->kernel));
 	add(o, "modules", str_or_null(s->modules_dir));

@@ -27,7 +27,7 @@ bool cli_run_env_is_own(const char *name, size_t len);
 /* The resolved spec as JSON (secrets by name only), for --dry-run. */
 char *cli_spec_json(const struct cj_spec *spec);
 
-cli_parse_fn opt_rootfs, opt_image, opt_image_env, opt_entrypoint, opt_max_image_size, opt_env,
+cli_parse_fn opt_rootfs, opt_image, opt_image_env, opt_entrypoint, opt_max_image_size, opt_cache_max, opt_env,
     opt_env_file, opt_no_passthrough, opt_workdir, opt_user, opt_hostname, opt_secret, opt_cpus,
     opt_memory, opt_kernel, opt_modules, opt_boot_args, opt_extra_boot_args, opt_rootfs_size,
     opt_accel, opt_stop_timeout, opt_volume, opt_volume_size, opt_volumes_dir, opt_data,

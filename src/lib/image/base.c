@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "base.h"
 
+#include "cache/cache.h"
 #include "image/tree.h"
 #include "util/util.h"
 
@@ -278,24 +279,16 @@ static int build_image(const struct tree_view *v, const char *dest, const struct
 	return 0;
 }
 
-/* cj_tree_image_get on an open view of the tree. */
-static int tree_image_get(const char *cache_dir, const char *subdir, const char *tag,
-                          const struct tree_view *view, bool shallow_key, struct cj_fsimage *out,
-                          struct cj_err *err)
+/* The image at cache_dir/subdir/<key>.ext4, built from the view when
+ * missing; ws sizes it (NULL: walk the tree for that first). */
+static int image_by_key(const char *cache_dir, const char *subdir, const char *key,
+                        const struct tree_view *view, const struct walk_state *sized,
+                        struct cj_fsimage *out, struct cj_err *err)
 {
-	struct walk_state ws = {.hash = cj_hash_new(), .shallow = shallow_key};
-	char key[65], folder[PATH_MAX], lock[PATH_MAX + 80];
+	char folder[PATH_MAX], lock[PATH_MAX + 80];
+	struct walk_state ws = {0};
 	struct stat st;
 	cj_autoclose int lock_fd = -1;
-	int r;
-
-	cj_hash_update(ws.hash, BASE_FORMAT, sizeof BASE_FORMAT);
-	cj_hash_update(ws.hash, tag, strlen(tag) + 1);
-	r = view_walk(view, &ws, err);
-	cj_hash_final_hex(ws.hash, key);
-	ws.hash = NULL;
-	if (r != 0)
-		return cj_err_wrap(err, "%s", view->dir);
 
 	snprintf(folder, sizeof folder, "%s/%s", cache_dir, subdir);
 	if (cj_mkdir_p(folder, 0700, err) < 0)
@@ -312,16 +305,105 @@ static int tree_image_get(const char *cache_dir, const char *subdir, const char 
 	if (lock_fd < 0)
 		return -1;
 	if (stat(out->path, &st) < 0) {
-		if (shallow_key) { /* the key walk did not see everything: size it now */
-			ws = (struct walk_state){0};
+		if (!sized) { /* the key walk did not see everything: size it now */
 			if (view_walk(view, &ws, err) != 0)
 				return cj_err_wrap(err, "%s", view->dir);
+			sized = &ws;
 		}
-		if (build_image(view, out->path, &ws, err) < 0)
+		if (build_image(view, out->path, sized, err) < 0)
 			return -1;
 		out->built = true;
 	}
 	return cj_ext4_uuid(out->path, out->uuid, err);
+}
+
+/* The metadata key of the view (and its size, in ws). */
+static int view_key(const char *tag, const struct tree_view *view, struct walk_state *ws,
+                    char key[65], struct cj_err *err)
+{
+	int r;
+
+	ws->hash = cj_hash_new();
+	cj_hash_update(ws->hash, BASE_FORMAT, sizeof BASE_FORMAT);
+	cj_hash_update(ws->hash, tag, strlen(tag) + 1);
+	r = view_walk(view, ws, err);
+	cj_hash_final_hex(ws->hash, key);
+	ws->hash = NULL;
+	return r != 0 ? cj_err_wrap(err, "%s", view->dir) : 0;
+}
+
+/* cj_tree_image_get on an open view of the tree. */
+static int tree_image_get(const char *cache_dir, const char *subdir, const char *tag,
+                          const struct tree_view *view, bool shallow_key, struct cj_fsimage *out,
+                          struct cj_err *err)
+{
+	struct walk_state ws = {.shallow = shallow_key};
+	char key[65];
+
+	if (view_key(tag, view, &ws, key, err) < 0)
+		return -1;
+	return image_by_key(cache_dir, subdir, key, view, shallow_key ? NULL : &ws, out, err);
+}
+
+/* ---- content keys ------------------------------------------------------------------ */
+
+/* Hash an entry by what an image of it holds: path, type and mode,
+ * owner, size, a symlink's target and a file's bytes (not its inode,
+ * times or place on the host). */
+static int content_entry(const struct cj_tree_entry *e, void *ctx, struct cj_err *err)
+{
+	struct cj_hash *h = ctx;
+	const struct stat *st = e->st;
+	char rec[128], buf[1 << 16];
+	int n =
+	    snprintf(rec, sizeof rec, "%o %u %u %llu|", (unsigned)st->st_mode, (unsigned)st->st_uid,
+	             (unsigned)st->st_gid, (unsigned long long)st->st_size);
+	ssize_t got;
+
+	cj_hash_update(h, e->path, e->pathlen + 1);
+	cj_hash_update(h, rec, (size_t)n);
+	if (S_ISLNK(st->st_mode)) {
+		got = readlinkat(e->dirfd, e->name, buf, sizeof buf);
+		cj_hash_update(h, buf, got > 0 ? (size_t)got : 0);
+	} else if (S_ISREG(st->st_mode)) {
+		cj_autoclose int fd = openat(e->dirfd, e->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			return cj_fail(err, errno, "read %s", e->path);
+		while ((got = read(fd, buf, sizeof buf)) > 0)
+			cj_hash_update(h, buf, (size_t)got);
+		if (got < 0)
+			return cj_fail(err, errno, "read %s", e->path);
+	}
+	return CJ_TREE_DESCEND;
+}
+
+int cj_tree_image_get_by_content(const char *cache_dir, const char *subdir, const char *tag,
+                                 const char *dir, struct cj_fsimage *out, struct cj_err *err)
+{
+	struct walk_state ws = {.shallow = true};
+	struct tree_view view;
+	char cheap[65], key[65];
+	int r;
+
+	memset(out, 0, sizeof *out);
+	if (view_open(dir, &view, err) < 0)
+		return cj_err_wrap(err, "%s", dir);
+	r = view_key(tag, &view, &ws, cheap, err);
+	if (r == 0 && cj_cache_memo_get(cache_dir, subdir, cheap, key) != 1) {
+		struct cj_hash *h = cj_hash_new();
+		cj_hash_update(h, BASE_FORMAT, sizeof BASE_FORMAT);
+		cj_hash_update(h, tag, strlen(tag) + 1);
+		r = cj_tree_walk(view.fd, CJ_TREE_MAX_DEPTH, content_entry, NULL, h, err);
+		cj_hash_final_hex(h, key);
+		if (r == 0)
+			cj_cache_memo_put(cache_dir, subdir, cheap, key);
+		else
+			cj_err_wrap(err, "%s", dir);
+	}
+	if (r == 0)
+		r = image_by_key(cache_dir, subdir, key, &view, NULL, out, err);
+	view_close(&view);
+	return r;
 }
 
 int cj_tree_image_get(const char *cache_dir, const char *subdir, const char *tag, const char *dir,

@@ -29,6 +29,14 @@ int cj_base_image_get(const char *cache_dir, const char *rootfs, struct cj_fsima
 int cj_tree_image_get(const char *cache_dir, const char *subdir, const char *tag, const char *dir,
                       bool shallow_key, struct cj_fsimage *out, struct cj_err *err);
 
+/* The same for a tree that changes only as a whole (a kernel's modules),
+ * keyed by its contents (paths, modes, owners, bytes), so every copy of
+ * one tree shares one image; the content key is remembered under the
+ * shallow metadata key (a memo in cache_dir/subdir/ids), so the contents
+ * are read once per copy. */
+int cj_tree_image_get_by_content(const char *cache_dir, const char *subdir, const char *tag,
+                                 const char *dir, struct cj_fsimage *out, struct cj_err *err);
+
 /* Build a read-only ext4 image of dir at dest (written to dest.tmp, then
  * renamed), with no cache key: for callers that key it themselves, such as
  * images keyed by their digest. Callers serialise builds of one dest (a

@@ -8,6 +8,7 @@
 #include "run.h"
 #include "run/inputs.h"
 
+#include "cache/cache.h"
 #include "ctrj/protocol.h"
 #include "image/base.h"
 #include "image/oci.h"
@@ -283,6 +284,8 @@ struct run {
 	struct cj_fsimage base, modules;
 	bool have_modules;
 	char initramfs[PATH_MAX];
+	int cache_fds[8]; /* shared flocks on the cache entries the run uses */
+	size_t ncache_fds;
 	/* the run record (its directory, id and undo log) */
 	struct cj_record *rec;
 	char run_dir[PATH_MAX], id[16];
@@ -407,6 +410,38 @@ static int stage_base_image(struct run *r, struct cj_err *err)
 	return 0;
 }
 
+/* The cache entries this run uses are in use until it has ended
+ * (cache/cache.h): prune and the LRU cap leave them alone. */
+static int cache_mark_used(struct run *r, struct cj_err *err)
+{
+	const char *paths[] = {r->kernel.image, r->boot_image, r->base.path, r->initramfs,
+	                       r->have_modules ? r->modules.path : NULL};
+
+	for (size_t i = 0; i < sizeof paths / sizeof *paths; i++) {
+		int fd;
+		if (!paths[i] || r->ncache_fds == sizeof r->cache_fds / sizeof *r->cache_fds)
+			continue;
+		if (cj_cache_use(r->spec->cache_dir, paths[i], &fd, err) < 0)
+			return -1;
+		if (fd >= 0)
+			r->cache_fds[r->ncache_fds++] = fd;
+	}
+	return 0;
+}
+
+/* After the run: let go of the cache entries, then apply the LRU cap. */
+static void cache_release(struct run *r)
+{
+	struct cj_cache_pruned pruned;
+	struct cj_err err = {0};
+
+	while (r->ncache_fds)
+		close(r->cache_fds[--r->ncache_fds]);
+	if (r->spec->cache_max &&
+	    cj_cache_trim(r->spec->cache_dir, r->spec->cache_max, &pruned, &err) < 0)
+		cj_warn("--cache-max: %s", err.msg);
+}
+
 /* The initramfs and, when the kernel has modules, their image. */
 static int stage_initramfs(struct run *r, struct cj_err *err)
 {
@@ -416,13 +451,13 @@ static int stage_initramfs(struct run *r, struct cj_err *err)
 	                     &r->t.initramfs_built, err) < 0)
 		return -1;
 	if (r->kernel.modules[0]) {
-		if (cj_tree_image_get(spec->cache_dir, "modules", r->kernel.release,
-		                      r->kernel.modules, true, &r->modules, err) < 0)
+		if (cj_tree_image_get_by_content(spec->cache_dir, "modules", r->kernel.release,
+		                                 r->kernel.modules, &r->modules, err) < 0)
 			return cj_err_wrap(err, "kernel modules image");
 		r->have_modules = true;
 	}
 	r->t.initramfs = cj_now_ns();
-	return 0;
+	return cache_mark_used(r, err);
 }
 
 /* The run record: the run's directory, its id, its undo log. From here
@@ -893,6 +928,7 @@ static int run_all(struct cj_spec *spec, int *notify_fd, struct cj_err *err)
 	if (stage_resolve(r, err) == 0 && stage_base_image(r, err) == 0 &&
 	    stage_initramfs(r, err) == 0 && stage_record(r, err) == 0)
 		code = run_stages(r, err);
+	cache_release(r);
 	*notify_fd = r->notify_fd;
 	free(r);
 	if (code < 0)
