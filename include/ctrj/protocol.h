@@ -35,6 +35,7 @@
 #define CTRJ_MAX_STRING      (256u * 1024u)
 #define CTRJ_STATUS_MSG_MAX  480u
 #define CTRJ_MAX_VOLUMES     16u
+#define CTRJ_MAX_LAYERS      16u /* layers above the base */
 #define CTRJ_MAX_SECRETS     64u
 #define CTRJ_MAX_SECRET_NAME 128u
 
@@ -82,6 +83,9 @@ enum ctrj_rec_type {
 	CTRJ_REC_VOLUME = 0x800b, /* uuid[16] flags:le32 path */
 	CTRJ_REC_SECRET = 0x800c, /* name_len:le16 name value */
 	CTRJ_REC_NET = 0x800d,    /* struct ctrj_net, 32 bytes */
+	/* uuid[16] of a read-only layer stacked above the base, one record a
+	 * layer, lowest first (range 0x28-0x37: image layers) */
+	CTRJ_REC_LAYER = 0x8028,
 };
 #define CTRJ_REC_CRITICAL 0x8000u
 
@@ -101,6 +105,8 @@ struct ctrj_config {
 	bool has_modules_uuid;
 	uint8_t base_uuid[16];
 	uint8_t modules_uuid[16];
+	uint8_t layer_uuids[CTRJ_MAX_LAYERS][16]; /* above the base, lowest first */
+	size_t nlayers;
 	struct ctrj_volume *volumes;
 	size_t nvolumes;
 	struct ctrj_secret *secrets;

@@ -1,0 +1,164 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Image layers shared, not flattened (issue 14): each layer of an image is a
+read-only filesystem image of its own, cached by its diff_id and shared by
+every image that has it, and the guest stacks them with overlayfs. Whiteouts
+and opaque directories become overlayfs's own marks in each layer's image;
+an image with more layers than the VM has drive slots has its lowest layers
+merged into one image."""
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import BINARY
+from test_oci import append_layer, entry, make_tar, sh
+
+
+def timings(stderr: bytes) -> dict:
+    for line in stderr.decode(errors="replace").splitlines():
+        if line.startswith("{") and "vmm_exec_ms" in line:
+            return json.loads(line)
+    raise AssertionError(f"no --timings line in {stderr!r}")
+
+
+@pytest.fixture
+def cache(kernel_ready, tmp_path):
+    c = tmp_path / "cache"
+    c.mkdir()
+    for sub in ("kernels", "vmlinux", "initramfs", "modules"):
+        (kernel_ready / sub).mkdir(exist_ok=True)
+        (c / sub).symlink_to(kernel_ready / sub)
+    return c
+
+
+@pytest.fixture
+def run(runner, cache):
+    def go(image, script, options=()):
+        argv = [str(BINARY), "run", "--image", image, "--memory", "256", "--cpus", "1",
+                "--network", "none", "--timings", "--entrypoint", "/bin/sh", *options,
+                "--", "-c", script]
+        return subprocess.run(argv, env=runner.env({"CTR_JAILER_CACHE": str(cache)}),
+                              capture_output=True, timeout=300)
+    return go
+
+
+@pytest.fixture
+def layout(tmp_path, busybox_rootfs):
+    """An OCI layout whose "base" tag is the busybox tree in one layer."""
+    top = tmp_path / "oci"
+    top.mkdir()
+    lay = top / "layout"
+    sh("umoci", "init", "--layout", lay)
+    sh("umoci", "new", "--image", f"{lay}:base")
+    bundle = top / "bundle"
+    sh("umoci", "unpack", "--image", f"{lay}:base", bundle)
+    root = bundle / "rootfs"
+    shutil.copytree(busybox_rootfs, root, symlinks=True, dirs_exist_ok=True)
+    (root / "data").mkdir()
+    (root / "data/keep").write_text("kept\n")
+    (root / "data/remove-me").write_text("lower layer\n")
+    (root / "olddir/sub").mkdir(parents=True)
+    (root / "olddir/a").write_text("a\n")
+    (root / "olddir/sub/b").write_text("b\n")
+    sh("umoci", "repack", "--image", f"{lay}:base", bundle)
+    shutil.rmtree(bundle)
+    return lay
+
+
+def layer_images(cache: Path):
+    d = cache / "layers"
+    return sorted(p for p in d.glob("*.ext4")) if d.exists() else []
+
+
+def du(paths):
+    return sum(int(subprocess.run(["du", "-sB1", str(p)], capture_output=True, text=True,
+                                  check=True).stdout.split()[0]) for p in paths)
+
+
+def debugfs(image: Path, request: str) -> str:
+    return subprocess.run(["debugfs", "-R", request, str(image)], capture_output=True,
+                          text=True).stdout
+
+
+LOOK = ("ls -1 /data | tr '\\n' ' '; echo; ls -1 /olddir | tr '\\n' ' '; echo; "
+        "cat /olddir/new-c /data/added; test -e /data/remove-me && echo still-there || "
+        "echo deleted")
+
+
+def test_layers_with_whiteout_and_opaque_dir(run, layout, cache):
+    image = append_layer(layout, "base", "app", make_tar([
+        entry("olddir", "dir"),
+        entry("olddir/new-c", data=b"c from layer 2\n"),
+        entry("olddir/.wh..wh..opq"),
+        entry("data", "dir"),
+        entry("data/.wh.remove-me"),
+        entry("data/added", data=b"added\n"),
+    ]))
+    r = run(image, LOOK)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.decode().splitlines()
+    assert lines[0].split() == ["added", "keep"]          # remove-me whited out
+    assert lines[1].split() == ["new-c"]                  # opaque: a and sub/ hidden
+    assert lines[2:5] == ["c from layer 2", "added", "deleted"]
+    t = timings(r.stderr)
+    assert t["layer_drives"] == 2 and t["layers_merged"] == 1 and t["layers_built"] == 2
+    # each layer is an image of its own; the top one holds overlayfs's marks
+    images = layer_images(cache)
+    assert len(images) == 2
+    top = next(p for p in images if "new-c" in debugfs(p, "ls -l /olddir"))
+    assert "character special" in debugfs(top, "stat /data/remove-me")
+    assert "trusted.overlay.opaque" in debugfs(top, "ea_list /olddir")
+    assert "keep" not in debugfs(top, "ls /data")         # only the layer's own files
+    # negative control: the base alone still has what the top layer deletes
+    r = run(f"oci:{layout}:base", "ls /data /olddir")
+    assert r.returncode == 0, r.stderr
+    assert b"remove-me" in r.stdout and b"sub" in r.stdout
+    assert timings(r.stderr)["layers_built"] == 0          # the base layer is shared
+
+
+def test_two_images_share_their_base_layers(run, layout, cache):
+    one = append_layer(layout, "base", "one", make_tar([entry("app/one", data=b"one\n")]))
+    two = append_layer(layout, "base", "two", make_tar([entry("app/two", data=b"two\n")]))
+    r = run(one, "cat /app/one")
+    assert r.returncode == 0 and r.stdout == b"one\n", r.stderr
+    after_one = layer_images(cache)
+    assert len(after_one) == 2
+    r = run(two, "cat /app/two; ls /app")
+    assert r.returncode == 0 and r.stdout == b"two\ntwo\n", r.stderr
+    assert timings(r.stderr)["layers_built"] == 1          # only its own layer
+    after_two = layer_images(cache)
+    assert len(after_two) == 3                             # the base layer once
+    base = [p for p in after_one if p in after_two]
+    assert len(base) == 2
+    # bytes on disk: the base layer's image is stored once, not per image
+    total = du(after_two)
+    base_bytes = max(du([p]) for p in after_one)
+    assert total < 2 * base_bytes, (total, base_bytes)
+    assert du([cache / "layers"]) - total < 64 * 1024     # nothing else kept there
+    # a new tag of the same app builds only its new layer
+    three = append_layer(layout, "one", "one-v2", make_tar([entry("app/v2", data=b"v2\n")]))
+    r = run(three, "cat /app/one /app/v2")
+    assert r.returncode == 0 and r.stdout == b"one\nv2\n", r.stderr
+    assert timings(r.stderr)["layers_built"] == 1
+    assert len(layer_images(cache)) == 4
+
+
+def test_more_layers_than_drive_slots_are_merged(run, layout, cache):
+    tag = "base"
+    for i in range(24):   # more than the 24 virtio devices of QEMU's microvm
+        files = [entry(f"stack/f{i}", data=f"{i}\n".encode())]
+        if i % 5 == 4:
+            files.append(entry(f"stack/.wh.f{i - 1}"))   # delete the one below
+        tag = append_layer(layout, tag.split(":")[-1], f"l{i}", make_tar(files)).split(":")[-1]
+    r = run(f"oci:{layout}:{tag}", "ls /stack | tr '\\n' ' '")
+    assert r.returncode == 0, r.stderr
+    want = [f"f{i}" for i in range(24) if not (i % 5 == 3 and i + 1 < 24)]
+    assert sorted(r.stdout.decode().split()) == sorted(want)
+    t = timings(r.stderr)
+    assert t["layers_merged"] > 1, t
+    assert t["layer_drives"] + t["layers_merged"] - 1 == 25
+    assert b"share one drive" in r.stderr
+    assert any(p.name.startswith("chain-") for p in layer_images(cache))
