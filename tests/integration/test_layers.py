@@ -162,3 +162,62 @@ def test_more_layers_than_drive_slots_are_merged(run, layout, cache):
     assert t["layer_drives"] + t["layers_merged"] - 1 == 25
     assert b"share one drive" in r.stderr
     assert any(p.name.startswith("chain-") for p in layer_images(cache))
+
+
+# ---- incremental root filesystem directories ------------------------------------------------
+
+def rootfs_run(runner, cache, root, script):
+    r = runner.run(["sh", "-c", script], rootfs=root, options=["--timings"],
+                   env={"CTR_JAILER_CACHE": str(cache)})
+    assert r.returncode == 0, r.stderr
+    return r.stdout.decode(), timings(r.stderr)
+
+
+def test_rootfs_change_builds_only_a_delta(runner, make_rootfs, cache):
+    root = make_rootfs({"/etc/a": ("one\n", 0o644), "/etc/gone": ("x\n", 0o644),
+                        "/data/big": (os.urandom(8 << 20), 0o644)})
+    look = ("cat /etc/a; test -e /etc/gone && echo gone-present || echo gone-absent; "
+            "cat /etc/new 2>/dev/null || echo no-new; md5sum /data/big | cut -c1-32")
+    out, t = rootfs_run(runner, cache, root, look)
+    big_md5 = subprocess.run(["md5sum", str(root / "data/big")], capture_output=True,
+                             text=True).stdout[:32]
+    assert out.split() == ["one", "gone-present", "no-new", big_md5]
+    assert t["base_image_built"] is True and "layer_drives" not in t
+    bases = list((cache / "base").glob("*.ext4"))
+    assert len(bases) == 1
+    # one file changed, one deleted, one added
+    (root / "etc/a").write_text("two\n")
+    (root / "etc/gone").unlink()
+    (root / "etc/new").write_text("new\n")
+    out, t = rootfs_run(runner, cache, root, look)
+    assert out.split() == ["two", "gone-absent", "new", big_md5]
+    assert t["layer_drives"] == 2 and t["layers_built"] == 1
+    assert list((cache / "base").glob("*.ext4")) == bases       # the base stays as it was
+    deltas = list((cache / "deltas").glob("*.ext4"))
+    assert len(deltas) == 1
+    delta = deltas[0]
+    # the delta holds the changed entries (and their directories) only
+    top = debugfs(delta, "ls /").split()
+    assert "etc" in top and "data" not in top and "bin" not in top
+    listing = debugfs(delta, "ls -l /etc")
+    assert " a" in listing or "a\n" in listing
+    assert "character special" in debugfs(delta, "stat /etc/gone")   # the deletion
+    assert "passwd" not in listing
+    assert delta.stat().st_blocks * 512 < bases[0].stat().st_blocks * 512 // 4
+    # unchanged since: nothing is built
+    out, t = rootfs_run(runner, cache, root, "cat /etc/a")
+    assert out == "two\n" and t["layers_built"] == 0 and t["base_image_built"] is False
+
+
+def test_rootfs_deltas_compact_into_a_new_base(runner, make_rootfs, cache):
+    root = make_rootfs({"/etc/n": ("0\n", 0o644)})
+    rootfs_run(runner, cache, root, "true")
+    for i in range(1, 6):
+        (root / "etc/n").write_text(f"{i}\n")
+        out, t = rootfs_run(runner, cache, root, "cat /etc/n")
+        assert out == f"{i}\n"
+        if i <= 4:
+            assert t["layer_drives"] == i + 1, t
+    # the fifth change came after four deltas: a new full base instead
+    assert "layer_drives" not in t and t["base_image_built"] is True
+    assert len(list((cache / "base").glob("*.ext4"))) == 2

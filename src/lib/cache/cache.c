@@ -81,16 +81,23 @@ struct entries {
 	size_t n, cap;
 };
 
+static bool has_suffix(const char *name, const char *suffix)
+{
+	size_t n = strlen(name), s = strlen(suffix);
+	return n > s && strcmp(name + n - s, suffix) == 0;
+}
+
 static bool bookkeeping(const char *kind_folder, const char *name, const char *dir)
 {
 	char link[PATH_MAX], target[PATH_MAX];
 	ssize_t n;
 
 	if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0 || strcmp(name, "ids") == 0 ||
-	    strcmp(name, "tar-ids") == 0)
+	    strcmp(name, "tar-ids") == 0 || strcmp(name, "lines") == 0)
 		return true;
-	size_t len = strlen(name);
-	if (len > 5 && strcmp(name + len - 5, ".lock") == 0)
+	/* a base's or delta's manifest and stack go with its image */
+	if (has_suffix(name, ".lock") || has_suffix(name, ".manifest") ||
+	    has_suffix(name, ".stack"))
 		return true;
 	if (strcmp(kind_folder, "kernels") != 0)
 		return false;
@@ -256,6 +263,14 @@ static bool remove_entry(const struct entry *e, struct cj_cache_pruned *out)
 	}
 	if (fd >= 0)
 		close(fd);
+	if (has_suffix(e->path, ".ext4")) {
+		char side[PATH_MAX + 16];
+		size_t stem = strlen(e->path) - 5;
+		snprintf(side, sizeof side, "%.*s.manifest", (int)stem, e->path);
+		unlink(side);
+		snprintf(side, sizeof side, "%.*s.stack", (int)stem, e->path);
+		unlink(side);
+	}
 	out->entries++;
 	out->bytes += e->bytes;
 	return true;

@@ -2,6 +2,7 @@
 #include "base.h"
 
 #include "cache/cache.h"
+#include "image/delta.h"
 #include "image/tree.h"
 #include "util/util.h"
 
@@ -20,7 +21,11 @@
 
 struct walk_state {
 	struct cj_hash *hash; /* NULL: only count */
-	const char *dir;      /* the tree's path, as the key hashes it */
+	char *manifest;       /* when set: "path\0rec\0" of every entry (delta.h) */
+	size_t mlen, mcap;
+	bool want_manifest;
+	bool oom;
+	const char *dir; /* the tree's path, as the key hashes it */
 	bool shallow;
 	uint64_t bytes;
 	uint64_t inodes;
@@ -80,6 +85,29 @@ static uint64_t entry_bytes(const struct stat *st)
 	return 0;
 }
 
+static void manifest_add(struct walk_state *ws, const char *path, size_t plen, const char *rec,
+                         size_t rlen)
+{
+	if (ws->mlen + plen + rlen + 2 > ws->mcap) {
+		size_t cap = ws->mcap ? 2 * ws->mcap : 1 << 16;
+		while (cap < ws->mlen + plen + rlen + 2)
+			cap *= 2;
+		char *grown = realloc(ws->manifest, cap);
+		if (!grown) {
+			ws->oom = true;
+			return;
+		}
+		ws->manifest = grown;
+		ws->mcap = cap;
+	}
+	memcpy(ws->manifest + ws->mlen, path, plen);
+	ws->manifest[ws->mlen + plen] = '\0';
+	ws->mlen += plen + 1;
+	memcpy(ws->manifest + ws->mlen, rec, rlen);
+	ws->manifest[ws->mlen + rlen] = '\0';
+	ws->mlen += rlen + 1;
+}
+
 /* Hash and count one entry; the walk is iterative and depth-bounded
  * (tree.c), and visits what nftw(FTW_PHYS | FTW_MOUNT) would on one file
  * system, in the same order with the same paths, so the cache keys of such
@@ -111,6 +139,8 @@ static int walk_entry(const struct cj_tree_entry *e, void *ctx, struct cj_err *e
 		cj_hash_update(ws->hash, "", 1);
 		cj_hash_update(ws->hash, rec, (size_t)n);
 	}
+	if (ws->want_manifest)
+		manifest_add(ws, e->path, e->pathlen, rec, (size_t)n);
 	ws->bytes += entry_bytes(st);
 	ws->inodes++;
 	if (ws->shallow && e->depth >= 1)
@@ -281,9 +311,9 @@ static int build_image(const struct tree_view *v, const char *dest, const struct
 
 /* The image at cache_dir/subdir/<key>.ext4, built from the view when
  * missing; ws sizes it (NULL: walk the tree for that first). */
-static int image_by_key(const char *cache_dir, const char *subdir, const char *key,
-                        const struct tree_view *view, const struct walk_state *sized,
-                        struct cj_fsimage *out, struct cj_err *err)
+static int image_by_key_as(const char *cache_dir, const char *subdir, const char *key,
+                           const struct tree_view *view, const struct walk_state *sized,
+                           bool locked, struct cj_fsimage *out, struct cj_err *err)
 {
 	char folder[PATH_MAX], lock[PATH_MAX + 80];
 	struct walk_state ws = {0};
@@ -301,8 +331,7 @@ static int image_by_key(const char *cache_dir, const char *subdir, const char *k
 	 * stays: unlinking it while another start waits on it would let a
 	 * third start take a new one and build alongside. */
 	snprintf(lock, sizeof lock, "%s/%s.lock", folder, key);
-	lock_fd = cj_lock_file(lock, err);
-	if (lock_fd < 0)
+	if (!locked && (lock_fd = cj_lock_file(lock, err)) < 0)
 		return -1;
 	if (stat(out->path, &st) < 0) {
 		if (!sized) { /* the key walk did not see everything: size it now */
@@ -315,6 +344,13 @@ static int image_by_key(const char *cache_dir, const char *subdir, const char *k
 		out->built = true;
 	}
 	return cj_ext4_uuid(out->path, out->uuid, err);
+}
+
+static int image_by_key(const char *cache_dir, const char *subdir, const char *key,
+                        const struct tree_view *view, const struct walk_state *sized,
+                        struct cj_fsimage *out, struct cj_err *err)
+{
+	return image_by_key_as(cache_dir, subdir, key, view, sized, false, out, err);
 }
 
 /* The metadata key of the view (and its size, in ws). */
@@ -449,12 +485,63 @@ int cj_dir_image_build_sized(const char *dir, const char *dest, uint64_t bytes, 
 	return r;
 }
 
-int cj_base_image_get(const char *cache_dir, const char *rootfs, struct cj_fsimage *out,
+/* The tree's stack: its full base image, or the delta state of its key,
+ * or a new delta on the line's last state, or a new full base (delta.h). */
+static int rootfs_stack(const char *cache_dir, const char *real, const struct tree_view *view,
+                        struct walk_state *ws, const char *key, struct cj_layer_stack *out,
+                        struct cj_err *err)
+{
+	struct cj_delta_in in = {.cache_dir = cache_dir,
+	                         .line = real,
+	                         .tree_fd = view->fd,
+	                         .key = key,
+	                         .manifest = ws->manifest,
+	                         .manifest_len = ws->mlen,
+	                         .bytes = ws->bytes};
+	char folder[PATH_MAX], path[PATH_MAX + 80], lock[PATH_MAX + 80];
+	struct stat st;
+	cj_autoclose int lock_fd = -1;
+	int r;
+
+	memset(out, 0, sizeof *out);
+	out->merged = out->n = 1;
+	snprintf(folder, sizeof folder, "%s/base", cache_dir);
+	if (cj_mkdir_p(folder, 0700, err) < 0)
+		return cj_err_wrap(err, "cache");
+	snprintf(path, sizeof path, "%s/%s.ext4", folder, key);
+	if (stat(path, &st) == 0 || (r = cj_delta_stack_load(cache_dir, key, out, err)) == 1) {
+		/* a full base, or none yet: the delta, else a full build, under its lock */
+		if (stat(path, &st) < 0) {
+			snprintf(lock, sizeof lock, "%s/%s.lock", folder, key);
+			if ((lock_fd = cj_lock_file(lock, err)) < 0)
+				return -1;
+			if (cj_delta_stack_load(cache_dir, key, out, err) == 0)
+				return 0;
+			if (ws->oom || (r = cj_delta_build(&in, out, err)) == 1) {
+				out->n = out->merged = 1;
+				r = image_by_key_as(cache_dir, "base", key, view, ws, true,
+				                    &out->layers[0], err);
+				if (r == 0 && out->layers[0].built && !ws->oom)
+					cj_delta_record_full(&in);
+				out->built = out->layers[0].built;
+			}
+			return r;
+		}
+		return image_by_key(cache_dir, "base", key, view, ws, &out->layers[0], err);
+	}
+	return r;
+}
+
+int cj_base_image_get(const char *cache_dir, const char *rootfs, struct cj_layer_stack *out,
                       struct cj_err *err)
 {
 	struct stat st;
-	char real[PATH_MAX];
+	char real[PATH_MAX], key[65];
+	struct walk_state ws = {.want_manifest = true};
+	struct tree_view view;
+	int r;
 
+	memset(out, 0, sizeof *out);
 	if (stat(rootfs, &st) < 0)
 		return cj_fail(err, errno, "rootfs %s", rootfs);
 	if (!S_ISDIR(st.st_mode))
@@ -464,5 +551,12 @@ int cj_base_image_get(const char *cache_dir, const char *rootfs, struct cj_fsima
 		               rootfs);
 	if (!realpath(rootfs, real))
 		return cj_fail(err, errno, "rootfs %s", rootfs);
-	return cj_tree_image_get(cache_dir, "base", real, real, false, out, err);
+	if (view_open(real, &view, err) < 0)
+		return cj_err_wrap(err, "%s", real);
+	r = view_key(real, &view, &ws, key, err);
+	if (r == 0)
+		r = rootfs_stack(cache_dir, real, &view, &ws, key, out, err);
+	free(ws.manifest);
+	view_close(&view);
+	return r;
 }

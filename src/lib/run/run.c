@@ -448,13 +448,28 @@ static int image_layers(struct run *r, struct cj_err *err)
 	return 0;
 }
 
+/* A root filesystem directory: its base image, with deltas on top after
+ * a change (image/delta.h). */
+static int rootfs_layers(struct run *r, struct cj_err *err)
+{
+	if (cj_base_image_get(r->spec->cache_dir, r->spec->rootfs, &r->stack, err) < 0)
+		return -1;
+	r->base = r->stack.layers[0];
+	if (r->stack.n > 1) {
+		r->t.layers = r->stack.n;
+		r->t.layers_merged = 1;
+		r->t.layers_built = r->stack.built;
+	}
+	r->base.built = r->stack.built > 0;
+	return 0;
+}
+
 static int stage_base_image(struct run *r, struct cj_err *err)
 {
 	const struct cj_spec *spec = r->spec;
 
 	r->t.image = spec->image_info != NULL;
-	if (r->t.image ? image_layers(r, err) < 0
-	               : cj_base_image_get(spec->cache_dir, spec->rootfs, &r->base, err) < 0)
+	if (r->t.image ? image_layers(r, err) < 0 : rootfs_layers(r, err) < 0)
 		return -1;
 	r->t.base = cj_now_ns();
 	r->t.base_built = r->base.built;
