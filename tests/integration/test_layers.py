@@ -221,3 +221,39 @@ def test_rootfs_deltas_compact_into_a_new_base(runner, make_rootfs, cache):
     # the fifth change came after four deltas: a new full base instead
     assert "layer_drives" not in t and t["base_image_built"] is True
     assert len(list((cache / "base").glob("*.ext4"))) == 2
+
+
+def test_ctrl_c_during_a_build_leaves_no_temporary_file_or_lock(runner, cache, make_rootfs):
+    import fcntl
+    import signal
+    import time
+    root = make_rootfs()
+    big = root / "big"
+    big.mkdir()
+    for i in range(12):     # enough data that mke2fs takes a while
+        (big / f"f{i}").write_bytes(os.urandom(16 << 20))
+    proc = subprocess.Popen(runner.argv(["true"], rootfs=root),
+                            env=runner.env({"CTR_JAILER_CACHE": str(cache)}),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not list((cache / "base").glob("*.tmp")) if (cache / "base").exists() else True:
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.monotonic() < deadline, "the build never started"
+            time.sleep(0.01)
+        os.killpg(proc.pid, signal.SIGINT)      # Ctrl-C: the whole foreground group
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert b"interrupted" in err
+    left = [p for p in cache.rglob("*") if p.name.endswith((".tmp", ".unpack"))]
+    assert not left, left
+    assert not list((cache / "base").glob("*.ext4"))
+    for lock in cache.rglob("*.lock"):       # no lock is held
+        with open(lock) as f:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    shutil.rmtree(big)

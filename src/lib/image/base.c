@@ -4,6 +4,7 @@
 #include "cache/cache.h"
 #include "image/delta.h"
 #include "image/tree.h"
+#include "util/interrupt.h"
 #include "util/util.h"
 
 #include <errno.h>
@@ -120,6 +121,8 @@ static int walk_entry(const struct cj_tree_entry *e, void *ctx, struct cj_err *e
 	char rec[256];
 	int n;
 
+	if (cj_interrupted())
+		return cj_fail(err, 0, "interrupted");
 	if (!cj_mke2fs_path_ok(e->pathlen))
 		return cj_fail(err, 0,
 		               "the path '/%.60s...' is %zu bytes long, which mke2fs -d "
@@ -285,7 +288,12 @@ static int build_image(const struct tree_view *v, const char *dest, const struct
 	format_uuid(uuid, uuid_str);
 	snprintf(tmp, sizeof tmp, "%s.tmp", dest);
 	for (int attempt = 1;; attempt++) {
-		if (run_mke2fs(v, tmp, size_kib, inodes, uuid_str, err) == 0)
+		int r = run_mke2fs(v, tmp, size_kib, inodes, uuid_str, err);
+		if (cj_interrupted()) { /* mke2fs got Ctrl-C too, or ran to its end */
+			unlink(tmp);
+			return cj_fail(err, 0, "build filesystem image of %s: interrupted", v->dir);
+		}
+		if (r == 0)
 			break;
 		if (attempt == BUILD_ATTEMPTS || !out_of_room(err)) {
 			unlink(tmp);

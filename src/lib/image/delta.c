@@ -4,6 +4,7 @@
 
 #include "image/layer.h"
 #include "image/tree.h"
+#include "util/interrupt.h"
 #include "util/util.h"
 
 #include <archive.h>
@@ -260,6 +261,10 @@ static int emit_entry(struct delta *d, const char *path, struct cj_err *err)
 
 	if (!e)
 		return cj_fail(err, ENOMEM, "delta");
+	if (cj_interrupted()) {
+		archive_entry_free(e);
+		return cj_fail(err, 0, "interrupted");
+	}
 	snprintf(src, sizeof src, "/proc/self/fd/%d/%s", d->in->tree_fd, path);
 	archive_entry_copy_pathname(e, src);
 	archive_entry_copy_sourcepath(e, src);

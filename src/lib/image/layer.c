@@ -55,6 +55,7 @@
 #include "layer.h"
 
 #include "image/tree.h"
+#include "util/interrupt.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -879,6 +880,10 @@ int cj_layer_apply(int root_fd, struct archive *a, const struct cj_layer_opts *o
 			break;
 		}
 		st->entries++;
+		if (cj_interrupted()) {
+			r = cj_fail(err, 0, "interrupted");
+			break;
+		}
 		if ((r = budget_header(opts->budget, a, e, err)) < 0)
 			break;
 		name = archive_entry_pathname(e);

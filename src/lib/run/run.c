@@ -19,6 +19,7 @@
 #include "run/logfile.h"
 #include "run/record.h"
 #include "run/supervise.h"
+#include "util/interrupt.h"
 #include "util/util.h"
 #include "vmm/vmm.h"
 #include "vmm_choice.h"
@@ -992,6 +993,28 @@ static int run_stages(struct run *r, struct cj_err *err)
 	return code;
 }
 
+/* Resolve, base image and initramfs, with the stop signals caught: one
+ * that comes while an image is built stops the build, which removes its
+ * temporary files and lets go of its locks (util/interrupt.h), and the
+ * run ends with 128+N before a VM exists. */
+static int stage_images(struct run *r, struct cj_err *err)
+{
+	int ret, signo;
+
+	cj_interrupt_catch();
+	ret = stage_resolve(r, err) == 0 && stage_base_image(r, err) == 0 &&
+	              stage_initramfs(r, err) == 0
+	          ? 0
+	          : -1;
+	cj_interrupt_release();
+	if ((signo = cj_interrupted()) != 0) {
+		return cj_fail_code(err, ctrj_signal_code(signo), 0,
+		                    "interrupted by %s while building images: nothing was kept",
+		                    strsignal(signo));
+	}
+	return ret;
+}
+
 /* The run; *notify_fd (a detached run's pipe to its parent, or -1) is
  * closed and set to -1 once the parent was told the VMM started. */
 static int run_all(struct cj_spec *spec, int *notify_fd, struct cj_err *err)
@@ -1011,8 +1034,7 @@ static int run_all(struct cj_spec *spec, int *notify_fd, struct cj_err *err)
 	                  .notify_fd = *notify_fd};
 	sigprocmask(SIG_BLOCK, NULL, &r->old_mask);
 	cj_gc(spec->run_base, true);
-	if (stage_resolve(r, err) == 0 && stage_base_image(r, err) == 0 &&
-	    stage_initramfs(r, err) == 0 && stage_record(r, err) == 0)
+	if (stage_images(r, err) == 0 && stage_record(r, err) == 0)
 		code = run_stages(r, err);
 	cache_release(r);
 	*notify_fd = r->notify_fd;
