@@ -4,10 +4,12 @@
 #include "run.h"
 
 #include "run/run.h"
+#include "util/progress.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 extern char **environ;
 
@@ -295,6 +297,7 @@ static int run_main(const struct cli_verb *verb, int argc, char **argv)
 		printf("%s\n", id);
 		return fflush(stdout) == 0 ? 0 : CJ_EXIT_RUNTIME;
 	}
+	cj_progress_setup(2, isatty(2) ? cj_progress_mode_for(2, spec.quiet) : CJ_PROGRESS_QUIET);
 	r = cj_run_vm(&spec, &err);
 	cj_spec_free(&spec);
 	cli_print_err(&err);

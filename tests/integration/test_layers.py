@@ -257,3 +257,20 @@ def test_ctrl_c_during_a_build_leaves_no_temporary_file_or_lock(runner, cache, m
         with open(lock) as f:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
     shutil.rmtree(big)
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_build_progress_on_a_terminal(runner, cache, make_rootfs, quiet):
+    from conftest import OnTerminal
+    root = make_rootfs({"/big": (os.urandom(48 << 20), 0o644)})
+    argv = runner.argv(["true"], rootfs=root, options=["-q"] if quiet else [])
+    term = OnTerminal(argv, runner.env({"CTR_JAILER_CACHE": str(cache)}))
+    try:
+        assert term.wait(timeout=300) == 0, bytes(term.out)
+    finally:
+        term.close()
+    out = bytes(term.out)
+    if quiet:
+        assert b"build image of" not in out
+    else:
+        assert b"build image of" in out and b"MiB" in out, out

@@ -5,10 +5,12 @@
 #include "image/delta.h"
 #include "image/tree.h"
 #include "util/interrupt.h"
+#include "util/progress.h"
 #include "util/util.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -267,6 +269,53 @@ static uint64_t image_kib(uint64_t bytes, uint64_t inodes)
 	return (bytes + bytes / 5) / 1024 + inodes * 4 + 16 * 1024;
 }
 
+/* mke2fs reports nothing while it copies: a thread follows the image's
+ * allocated bytes for the progress line. */
+struct build_watch {
+	const char *tmp;
+	struct cj_progress *p;
+	uint64_t seen;
+	volatile bool stop;
+	pthread_t thread;
+	bool running;
+};
+
+static void *watch_main(void *arg)
+{
+	struct build_watch *w = arg;
+	struct timespec tick = {0, 200000000};
+	struct stat st;
+
+	while (!w->stop) {
+		if (stat(w->tmp, &st) == 0 && (uint64_t)st.st_blocks * 512 > w->seen) {
+			cj_progress_add(w->p, (uint64_t)st.st_blocks * 512 - w->seen);
+			w->seen = (uint64_t)st.st_blocks * 512;
+		}
+		nanosleep(&tick, NULL);
+	}
+	return NULL;
+}
+
+static void watch_start(struct build_watch *w, const char *tmp, const char *dir, uint64_t bytes)
+{
+	char what[96];
+
+	snprintf(what, sizeof what, "build image of %.60s", dir);
+	*w = (struct build_watch){.tmp = tmp};
+	if (!(w->p = cj_progress_start(what, CJ_PROGRESS_BYTES, bytes)))
+		return;
+	w->running = pthread_create(&w->thread, NULL, watch_main, w) == 0;
+}
+
+static void watch_end(struct build_watch *w, bool ok)
+{
+	if (w->running) {
+		w->stop = true;
+		pthread_join(w->thread, NULL);
+	}
+	cj_progress_end(w->p, ok);
+}
+
 /* The walk sized the image; mke2fs -d cannot grow it, so when the tree
  * still did not fit (it grew since, or its files take more blocks here
  * than where they are, as compressed ones do) the next attempt has four
@@ -288,7 +337,10 @@ static int build_image(const struct tree_view *v, const char *dest, const struct
 	format_uuid(uuid, uuid_str);
 	snprintf(tmp, sizeof tmp, "%s.tmp", dest);
 	for (int attempt = 1;; attempt++) {
+		struct build_watch watch;
+		watch_start(&watch, tmp, v->dir, ws->bytes);
 		int r = run_mke2fs(v, tmp, size_kib, inodes, uuid_str, err);
+		watch_end(&watch, r == 0 && !cj_interrupted());
 		if (cj_interrupted()) { /* mke2fs got Ctrl-C too, or ran to its end */
 			unlink(tmp);
 			return cj_fail(err, 0, "build filesystem image of %s: interrupted", v->dir);

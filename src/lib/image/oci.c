@@ -16,6 +16,7 @@
 
 #include "image/layer.h"
 #include "image/tree.h"
+#include "util/progress.h"
 #include "util/util.h"
 
 #include <archive.h>
@@ -52,6 +53,7 @@ struct src {
 	int fd;                /* >= 0: a file */
 	struct archive *outer; /* else: the current member of an outer archive */
 	struct cj_hash *hash;  /* NULL: no hashing */
+	struct cj_progress *progress;
 	uint64_t bytes;
 	uint8_t buf[1 << 16];
 };
@@ -73,6 +75,7 @@ static ssize_t src_pull(struct src *s, char *msg, size_t msglen)
 	}
 	if (n > 0) {
 		s->bytes += (uint64_t)n;
+		cj_progress_add(s->progress, (uint64_t)n);
 		if (s->hash)
 			cj_hash_update(s->hash, s->buf, (size_t)n);
 	}
@@ -756,8 +759,16 @@ static int apply_member(struct archive *outer, void *ctx, struct cj_err *err)
 static int apply_fd(struct unpack *u, int fd, struct cj_err *err)
 {
 	cj_autofree struct src *s = src_new(fd, NULL, err);
+	struct stat st;
+	int r;
 
-	return s ? apply_stream(u, s, err) : -1;
+	if (!s)
+		return -1;
+	s->progress = cj_progress_start("unpack layer", CJ_PROGRESS_BYTES,
+	                                fstat(fd, &st) == 0 ? (uint64_t)st.st_size : 0);
+	r = apply_stream(u, s, err);
+	cj_progress_end(s->progress, r == 0);
+	return r;
 }
 
 struct member_hash {
