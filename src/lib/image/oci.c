@@ -1141,16 +1141,29 @@ static int layer_get(const struct cj_image *img, struct layer_job *job, size_t f
 			               img->ref_str);
 		snprintf(tree, sizeof tree, "%s/%s.unpack", job->dir, name);
 		if (unpack_range_and_build(img, tree, out->path, &job->budget, &range, err) < 0)
-			return cj_err_wrap(err, "layer %zu", first + count);
+			return -1;
 		out->built = true;
 	}
 	return cj_ext4_uuid(out->path, out->uuid, err);
 }
 
+static int layers_get(const struct cj_image *img, struct layer_job *job, size_t max_drives,
+                      struct cj_layer_stack *out, struct cj_err *err);
+
+/* A refused image keeps nothing: the layers it built go again. */
+static int layers_drop_built(struct cj_layer_stack *out, int r)
+{
+	for (size_t i = 0; i <= out->n && i < CJ_IMAGE_MAX_LAYER_DRIVES; i++)
+		if (out->layers[i].built)
+			unlink(out->layers[i].path);
+	out->n = out->built = 0;
+	return r;
+}
+
 int cj_image_layers_get(const char *cache_dir, const struct cj_image *img, size_t max_drives,
                         struct cj_layer_stack *out, struct cj_err *err)
 {
-	size_t n = image_nlayers(img), merged;
+	size_t n = image_nlayers(img);
 	cj_autofree struct layer_job *job = malloc(sizeof *job);
 	char dir[PATH_MAX];
 
@@ -1168,6 +1181,15 @@ int cj_image_layers_get(const char *cache_dir, const struct cj_image *img, size_
 		return cj_err_wrap(err, "cache");
 	job->dir = dir;
 	image_budget(img, dir, &job->budget, &job->text);
+	int r = layers_get(img, job, max_drives, out, err);
+	return r == 0 ? 0 : layers_drop_built(out, r);
+}
+
+static int layers_get(const struct cj_image *img, struct layer_job *job, size_t max_drives,
+                      struct cj_layer_stack *out, struct cj_err *err)
+{
+	size_t n = image_nlayers(img), merged;
+
 	/* More layers than drives: the lowest ones share one image. */
 	merged = n > max_drives ? n - max_drives + 1 : 1;
 	out->merged = merged;
