@@ -27,11 +27,11 @@ bool cli_run_env_is_own(const char *name, size_t len);
 /* The resolved spec as JSON (secrets by name only), for --dry-run. */
 char *cli_spec_json(const struct cj_spec *spec);
 
-cli_parse_fn opt_rootfs, opt_image, opt_image_env, opt_entrypoint, opt_max_image_size, opt_cache_max, opt_env,
-    opt_env_file, opt_no_passthrough, opt_workdir, opt_user, opt_hostname, opt_secret, opt_cpus,
-    opt_memory, opt_kernel, opt_modules, opt_boot_args, opt_extra_boot_args, opt_rootfs_size,
-    opt_accel, opt_stop_timeout, opt_volume, opt_volume_size, opt_volumes_dir, opt_data,
-    opt_data_mount, opt_data_size, opt_network, opt_publish, opt_publish_env, opt_tap_ip,
+cli_parse_fn opt_rootfs, opt_image, opt_image_env, opt_entrypoint, opt_max_image_size,
+    opt_cache_max, opt_env, opt_env_file, opt_no_passthrough, opt_workdir, opt_user, opt_hostname,
+    opt_secret, opt_cpus, opt_memory, opt_kernel, opt_modules, opt_boot_args, opt_extra_boot_args,
+    opt_rootfs_size, opt_accel, opt_stop_timeout, opt_volume, opt_volume_size, opt_volumes_dir,
+    opt_data, opt_data_mount, opt_data_size, opt_network, opt_publish, opt_publish_env, opt_tap_ip,
     opt_host_iface, opt_dns, opt_firewall, opt_egress, opt_allow_egress, opt_allow_egress_env,
     opt_allow_link_local, opt_allow_link_local_env, opt_vmm, opt_qemu, opt_firecracker, opt_jailer,
     opt_chroot_base, opt_no_jail, opt_jail_user, opt_jail_uid_range, opt_cpu_quota,

@@ -14,24 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import BINARY
-from test_oci import append_layer, entry, make_tar, sh
-
-
-def timings(stderr: bytes) -> dict:
-    for line in stderr.decode(errors="replace").splitlines():
-        if line.startswith("{") and "vmm_exec_ms" in line:
-            return json.loads(line)
-    raise AssertionError(f"no --timings line in {stderr!r}")
-
-
-@pytest.fixture
-def cache(kernel_ready, tmp_path):
-    c = tmp_path / "cache"
-    c.mkdir()
-    for sub in ("kernels", "vmlinux", "initramfs", "modules"):
-        (kernel_ready / sub).mkdir(exist_ok=True)
-        (c / sub).symlink_to(kernel_ready / sub)
-    return c
+from test_oci import append_layer, cache, entry, make_tar, sh, timings  # noqa: F401 (cache: a fixture)
 
 
 @pytest.fixture
