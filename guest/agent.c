@@ -6,6 +6,7 @@
 #include "agent.h"
 #include "init.h"
 #include "pid1.h"
+#include "vsock.h"
 
 #include "ctrj/agent.h"
 
@@ -19,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
@@ -42,12 +44,13 @@ struct session {
 
 static struct {
 	int fd;
+	int lfd; /* vsock: the listening socket, -1 on virtio-serial */
 	struct ctrj_agent_dec dec;
 	struct ctrj_agent_buf out;
 	char **base_env;
 	const char *user, *workdir; /* the workload's: a request's defaults */
 	struct session s[MAX_SESSIONS];
-} A = {.fd = -1};
+} A = {.fd = -1, .lfd = -1};
 
 static void send_frame(const uint8_t *f, size_t n)
 {
@@ -85,30 +88,100 @@ static int open_port(void)
 	return fd;
 }
 
+/* The vsock listener, when the VM has a virtio vsock device (its local
+ * CID is known) and no agent port: one host connection at a time, on
+ * CTRJ_AGENT_VSOCK_PORT. The guest only answers: it never connects. */
+static int vsock_listen(void)
+{
+	struct ctrj_sockaddr_vm sa = {.svm_family = AF_VSOCK,
+	                              .svm_cid = CTRJ_VMADDR_CID_ANY,
+	                              .svm_port = CTRJ_AGENT_VSOCK_PORT};
+	unsigned int cid = CTRJ_VMADDR_CID_ANY;
+	int dev = open("/dev/vsock", O_RDONLY | O_CLOEXEC), fd;
+
+	if (dev < 0)
+		return -1; /* no vsock modules */
+	if (ioctl(dev, CTRJ_VM_SOCKETS_GET_LOCAL_CID, &cid) < 0 || cid == CTRJ_VMADDR_CID_ANY) {
+		close(dev);
+		return -1; /* no device */
+	}
+	close(dev);
+	fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, 1) < 0) {
+		guest_say("agent: cannot listen on vsock port %u: %s", CTRJ_AGENT_VSOCK_PORT,
+		          strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void agent_init(char **base_env, const char *user, const char *workdir)
+{
+	for (size_t i = 0; i < MAX_SESSIONS; i++)
+		A.s[i].in_fd = A.s[i].out_fd = A.s[i].err_fd = -1;
+	A.base_env = base_env;
+	A.user = user;
+	A.workdir = workdir;
+}
+
+/* A host connection: a fresh decoder, the greeting first. */
+static bool attach(int fd)
+{
+	uint8_t f[32];
+
+	ctrj_agent_dec_free(&A.dec);
+	if (ctrj_agent_dec_init(&A.dec, CTRJ_AGENT_FROM_HOST) < 0) {
+		close(fd);
+		return false;
+	}
+	A.fd = fd;
+	send_frame(f, ctrj_agent_enc_u32(f, CTRJ_AGENT_HELLO, 0, CTRJ_AGENT_VERSION));
+	return true;
+}
+
 bool agent_open(char **base_env, const char *user, const char *workdir)
 {
 	int fd = open_port();
 
-	return fd >= 0 && agent_open_fd(fd, base_env, user, workdir);
+	if (fd >= 0)
+		return agent_open_fd(fd, base_env, user, workdir);
+	if ((A.lfd = vsock_listen()) < 0)
+		return false;
+	agent_init(base_env, user, workdir);
+	return true;
 }
 
 bool agent_open_fd(int fd, char **base_env, const char *user, const char *workdir)
 {
-	uint8_t f[32];
+	agent_init(base_env, user, workdir);
+	return attach(fd);
+}
 
-	A.fd = fd;
-	for (size_t i = 0; i < MAX_SESSIONS; i++)
-		A.s[i].in_fd = A.s[i].out_fd = A.s[i].err_fd = -1;
-	if (ctrj_agent_dec_init(&A.dec, CTRJ_AGENT_FROM_HOST) < 0) {
-		close(A.fd);
-		A.fd = -1;
-		return false;
-	}
-	A.base_env = base_env;
-	A.user = user;
-	A.workdir = workdir;
-	send_frame(f, ctrj_agent_enc_u32(f, CTRJ_AGENT_HELLO, 0, CTRJ_AGENT_VERSION));
+bool agent_listen_fd(int lfd, char **base_env, const char *user, const char *workdir)
+{
+	A.lfd = lfd;
+	agent_init(base_env, user, workdir);
 	return true;
+}
+
+/* The listener's next host connection (vsock: only the host, CID 2). */
+static void accept_host(void)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+	int fd = accept4(A.lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	if (ss.ss_family == AF_VSOCK &&
+	    ((struct ctrj_sockaddr_vm *)&ss)->svm_cid != CTRJ_VMADDR_CID_HOST) {
+		close(fd);
+		return;
+	}
+	attach(fd);
 }
 
 /* ---- sessions ------------------------------------------------------------ */
@@ -449,10 +522,15 @@ static int on_frame(const struct ctrj_agent_frame *f, void *ctx)
 static void channel_down(const char *why)
 {
 	guest_say("agent: %s; exec sessions end", why);
-	for (size_t i = 0; i < MAX_SESSIONS; i++)
+	for (size_t i = 0; i < MAX_SESSIONS; i++) {
 		if (A.s[i].id && A.s[i].pid > 0 && !A.s[i].exited)
 			kill(-A.s[i].pid, SIGKILL);
+		if (A.s[i].id)
+			session_free(&A.s[i]); /* PID 1 reaps the process */
+	}
 	close_fd(&A.fd);
+	if (A.out.len) /* half a frame must not reach the next host */
+		ctrj_agent_buf_drop(&A.out, A.out.len);
 }
 
 static void channel_read(void)
@@ -553,7 +631,10 @@ void agent_serve(void *ctx, int sig_fd, int timeout_ms)
 
 	(void)ctx;
 	if (A.fd < 0) {
-		poll(&(struct pollfd){.fd = sig_fd, .events = POLLIN}, 1, timeout_ms);
+		p[0] = (struct pollfd){.fd = sig_fd, .events = POLLIN};
+		p[1] = (struct pollfd){.fd = A.lfd, .events = POLLIN};
+		if (poll(p, 2, timeout_ms) > 0 && (p[1].revents & POLLIN))
+			accept_host();
 		return;
 	}
 	n = fill_poll(p, sig_fd);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The exec agent of the guest init: on the virtio-serial port ctrj.agent it
+ * The exec agent of the guest init: on the virtio-serial port ctrj.agent,
+ * or without one on AF_VSOCK port CTRJ_AGENT_VSOCK_PORT (Firecracker), it
  * starts the processes the host asks for (ctrj/agent.h), relays their
  * streams under the protocol's credit and reports how they ended. It only
  * answers: nothing it sends asks the host for anything. PID 1 runs it from
@@ -12,7 +13,8 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
-/* Open the port (none: the agent stays off) and greet the host. base_env
+/* Open the port and greet the host, or listen on vsock when the VM has a
+ * vsock device and no port (neither: the agent stays off). base_env
  * is the workload's environment, which a request's variables override;
  * user and workdir (NULL: root, "/") are the workload's, a request's
  * defaults, as docker exec has them. */
@@ -20,6 +22,10 @@ bool agent_open(char **base_env, const char *user, const char *workdir);
 /* The same on an open stream (non-blocking, close-on-exec; the tests give
  * a socket pair). */
 bool agent_open_fd(int fd, char **base_env, const char *user, const char *workdir);
+/* The same on a listening socket (vsock; the tests give a unix one): one
+ * connection at a time is served, greeted on arrival; when it goes, its
+ * sessions end and the next one is accepted. */
+bool agent_listen_fd(int lfd, char **base_env, const char *user, const char *workdir);
 /* pid1_opts.serve: wait up to timeout_ms for the channel, the sessions'
  * fds or sig_fd (readable when a signal is pending), and serve. */
 void agent_serve(void *ctx, int sig_fd, int timeout_ms);

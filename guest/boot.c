@@ -24,8 +24,9 @@
 #define BASE_MNT "/base"
 #define RW_MNT   "/rw"
 
-/* Volumes mounted in the new root, unmounted before the VM stops. */
-static char *g_mounted[CTRJ_MAX_VOLUMES];
+/* Volumes and shares mounted in the new root, unmounted before the VM
+ * stops. */
+static char *g_mounted[CTRJ_MAX_VOLUMES + CTRJ_MAX_MOUNTS];
 static size_t g_nmounted;
 
 void guest_mkdir_p(const char *path, mode_t mode)
@@ -81,9 +82,9 @@ void boot_early_mounts(void)
 
 /* ---- modules ---------------------------------------------------------- */
 
-uint64_t boot_load_modules(void)
+static uint64_t load_modules_listed(const char *list)
 {
-	FILE *f = fopen("/modules/order", "re");
+	FILE *f = fopen(list, "re");
 	char line[512];
 	uint64_t t0 = guest_now_ns();
 
@@ -106,6 +107,11 @@ uint64_t boot_load_modules(void)
 	}
 	fclose(f);
 	return guest_now_ns() - t0;
+}
+
+uint64_t boot_load_modules(void)
+{
+	return load_modules_listed("/modules/order");
 }
 
 /* ---- drives ----------------------------------------------------------- */
@@ -308,4 +314,76 @@ void boot_unmount_volumes(void)
 		if (mount(NULL, path, NULL, MS_REMOUNT | MS_RDONLY, NULL) < 0)
 			guest_say("remount %s read-only: %s", path, strerror(errno));
 	}
+}
+
+/* ---- host directories, tmpfs, a read-only root -------------------------- */
+
+/* virtiofs (and fuse) when a host directory is shared: listed apart in the
+ * initramfs, loaded only then. Before switch_root. */
+void boot_load_share_modules(const struct ctrj_config *cfg)
+{
+	for (size_t i = 0; i < cfg->nmounts; i++)
+		if (cfg->mounts[i].kind == CTRJ_MOUNT_VIRTIOFS) {
+			guest_status()->t_modules_ns +=
+			    load_modules_listed("/modules/order.virtiofs");
+			return;
+		}
+}
+
+static unsigned long mount_flags(uint32_t f)
+{
+	return ((f & CTRJ_MOUNT_READONLY) ? MS_RDONLY : 0) |
+	       ((f & CTRJ_MOUNT_NOEXEC) ? MS_NOEXEC : 0) |
+	       ((f & CTRJ_MOUNT_NOSUID) ? MS_NOSUID : 0) | ((f & CTRJ_MOUNT_NODEV) ? MS_NODEV : 0);
+}
+
+/* Host directories (virtiofs, by tag) and tmpfs, in the host's order,
+ * after the volumes. A share's files keep their host owners and modes. */
+void boot_mount_shares(const struct ctrj_config *cfg)
+{
+	for (size_t i = 0; i < cfg->nmounts; i++) {
+		const struct ctrj_mount *m = &cfg->mounts[i];
+		unsigned long flags = mount_flags(m->flags);
+		char opts[96];
+
+		guest_mkdir_p(m->path, 0755);
+		if (m->kind == CTRJ_MOUNT_VIRTIOFS) {
+			if (mount(m->tag, m->path, "virtiofs", flags, NULL) < 0)
+				guest_fail(0, "mount host directory %s on %s: %s", m->tag, m->path,
+				           strerror(errno));
+			g_mounted[g_nmounted++] = m->path;
+			continue;
+		}
+		int n = snprintf(opts, sizeof opts, "mode=%o", m->mode ? m->mode : 01777);
+		if (m->size)
+			snprintf(opts + n, sizeof opts - (size_t)n, ",size=%llu",
+			         (unsigned long long)m->size);
+		if (mount("tmpfs", m->path, "tmpfs", flags, opts) < 0)
+			guest_fail(0, "mount a tmpfs on %s: %s", m->path, strerror(errno));
+	}
+}
+
+static bool mounted_at(const struct ctrj_config *cfg, const char *path)
+{
+	for (size_t i = 0; i < cfg->nmounts; i++)
+		if (strcmp(cfg->mounts[i].path, path) == 0)
+			return true;
+	for (size_t i = 0; i < cfg->nvolumes; i++)
+		if (strcmp(cfg->volumes[i].path, path) == 0)
+			return true;
+	return false;
+}
+
+/* --read-only: once the init wrote what it writes in the root (the
+ * environment, the resolver files, mount points), the root is remounted
+ * read-only; /tmp becomes a tmpfs unless something is mounted there
+ * (/run is one already). */
+void boot_seal_root(const struct ctrj_config *cfg)
+{
+	if (!cfg->readonly_root)
+		return;
+	if (!mounted_at(cfg, "/tmp"))
+		must_mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+	if (mount(NULL, "/", NULL, MS_REMOUNT | MS_RDONLY, NULL) < 0)
+		guest_fail(0, "remount the root read-only: %s", strerror(errno));
 }

@@ -65,8 +65,6 @@ static pid_t start_workload(struct ctrj_config *cfg, const struct guest_user *u,
 	ssize_t r;
 	pid_t pid;
 
-	if (cfg->workdir)
-		guest_mkdir_p(cfg->workdir, 0755); /* docker creates a missing WORKDIR */
 	if (pipe2(pfd, O_CLOEXEC) < 0)
 		guest_fail(0, "pipe: %s", strerror(errno));
 	guest_status()->t_workload_start_ns = guest_now_ns();
@@ -103,6 +101,7 @@ static void boot(struct ctrj_config *cfg, struct guest_disks *disks)
 		guest_fail(0, "no control disk found after %d ms (%zu virtio disks seen)",
 		           GUEST_DISK_WAIT_MS, disks->n);
 	config_read(ctl->dev, cfg);
+	boot_load_share_modules(cfg);
 	if (!(base = boot_wait_disk(disks, cfg->base_uuid)))
 		guest_fail(0, "base image disk not found");
 	boot_mount_root(cfg, base, disks);
@@ -110,6 +109,7 @@ static void boot(struct ctrj_config *cfg, struct guest_disks *disks)
 	boot_mount_api_filesystems();
 	boot_mount_modules(cfg, disks);
 	boot_mount_volumes(cfg, disks);
+	boot_mount_shares(cfg);
 }
 
 int main(void)
@@ -133,6 +133,9 @@ int main(void)
 	config_resolve_user(&cfg, &user);
 	config_write_environment(cfg.envp, &user);
 	config_write_secrets(&cfg, &user);
+	if (cfg.workdir)
+		guest_mkdir_p(cfg.workdir, 0755); /* docker creates a missing WORKDIR */
+	boot_seal_root(&cfg);
 
 	char **env = config_workload_env(&cfg, &user);
 	pid = start_workload(&cfg, &user, env);

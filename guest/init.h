@@ -99,6 +99,12 @@ void boot_mount_api_filesystems(void);
 void boot_mount_modules(const struct ctrj_config *cfg, const struct guest_disks *set);
 void boot_mount_volumes(const struct ctrj_config *cfg, struct guest_disks *set);
 void boot_unmount_volumes(void);
+/* Load virtiofs when a host directory is shared (before switch_root). */
+void boot_load_share_modules(const struct ctrj_config *cfg);
+/* Host directories and tmpfs mounts, after the volumes. */
+void boot_mount_shares(const struct ctrj_config *cfg);
+/* --read-only: /tmp a tmpfs unless mounted, then the root read-only. */
+void boot_seal_root(const struct ctrj_config *cfg);
 
 /* ---- config.c ----------------------------------------------------------- */
 

@@ -84,6 +84,28 @@ static int enc_volume(struct enc *e, const struct ctrj_volume *v)
 	return r;
 }
 
+static int enc_mount(struct enc *e, const struct ctrj_mount *m)
+{
+	size_t tlen = m->tag ? strlen(m->tag) : 0, plen = strlen(m->path);
+	uint8_t *b = malloc(22 + tlen + plen);
+	int r;
+
+	if (!b || plen == 0 || m->path[0] != '/' || tlen > CTRJ_MAX_MOUNT_TAG) {
+		free(b);
+		return -1;
+	}
+	put_le32(b, m->kind);
+	put_le32(b + 4, m->flags);
+	put_le64(b + 8, m->size);
+	put_le32(b + 16, m->mode);
+	put_le16(b + 20, (uint16_t)tlen);
+	memcpy(b + 22, m->tag ? m->tag : "", tlen);
+	memcpy(b + 22 + tlen, m->path, plen);
+	r = enc_record(e, CTRJ_REC_MOUNT, b, 22 + tlen + plen);
+	free(b);
+	return r;
+}
+
 static int enc_secret(struct enc *e, const struct ctrj_secret *sec)
 {
 	size_t nlen = strlen(sec->name);
@@ -128,6 +150,8 @@ static int check_encodable(const struct ctrj_config *cfg, char *err, size_t errl
 	if (cfg->envc > CTRJ_MAX_ENV)
 		return wire_fail(err, errlen, "too many environment variables (%zu, at most %u)",
 		                 cfg->envc, CTRJ_MAX_ENV);
+	if (cfg->nmounts > CTRJ_MAX_MOUNTS)
+		return wire_fail(err, errlen, "too many mounts (at most %u)", CTRJ_MAX_MOUNTS);
 	if (cfg->nvolumes > CTRJ_MAX_VOLUMES || cfg->nsecrets > CTRJ_MAX_SECRETS)
 		return wire_fail(err, errlen, "too many volumes or secrets (at most %u and %u)",
 		                 CTRJ_MAX_VOLUMES, CTRJ_MAX_SECRETS);
@@ -173,6 +197,10 @@ int ctrj_config_encode(const struct ctrj_config *cfg, uint8_t **out, size_t *out
 		r = enc_record(&e, CTRJ_REC_LAYER, cfg->layer_uuids[i], 16);
 	for (size_t i = 0; i < cfg->nvolumes && r == 0; i++)
 		r = enc_volume(&e, &cfg->volumes[i]);
+	for (size_t i = 0; i < cfg->nmounts && r == 0; i++)
+		r = enc_mount(&e, &cfg->mounts[i]);
+	if (r == 0 && cfg->readonly_root)
+		r = enc_record(&e, CTRJ_REC_READONLY_ROOT, NULL, 0);
 	if (r == 0 && cfg->has_net)
 		r = enc_net(&e, &cfg->net);
 	for (size_t i = 0; i < cfg->nsecrets && r == 0; i++)
@@ -243,6 +271,11 @@ void ctrj_config_free(struct ctrj_config *cfg)
 	for (size_t i = 0; cfg->volumes && i < cfg->nvolumes; i++)
 		free(cfg->volumes[i].path);
 	free(cfg->volumes);
+	for (size_t i = 0; cfg->mounts && i < cfg->nmounts; i++) {
+		free(cfg->mounts[i].tag);
+		free(cfg->mounts[i].path);
+	}
+	free(cfg->mounts);
 	for (size_t i = 0; cfg->secrets && i < cfg->nsecrets; i++) {
 		free(cfg->secrets[i].name);
 		if (cfg->secrets[i].value)
@@ -286,6 +319,45 @@ static int parse_volume(struct ctrj_config *cfg, const uint8_t *p, size_t n, cha
 	if (!(nv[cfg->nvolumes].path = dup_string(p + 20, plen)))
 		return wire_fail(err, errlen, "out of memory");
 	cfg->nvolumes++;
+	return 0;
+}
+
+/* A mount record: a known kind and flags, a tag for virtiofs only (a
+ * tmpfs has none), an absolute path without NUL bytes. */
+static int parse_mount(struct ctrj_config *cfg, const uint8_t *p, size_t n, char *err,
+                       size_t errlen)
+{
+	struct ctrj_mount *nm, m = {0};
+	size_t tlen, plen;
+
+	if (n < 22)
+		return wire_fail(err, errlen, "truncated mount record");
+	m.kind = get_le32(p);
+	m.flags = get_le32(p + 4);
+	m.size = get_le64(p + 8);
+	m.mode = get_le32(p + 16);
+	tlen = get_le16(p + 20);
+	if ((m.kind != CTRJ_MOUNT_VIRTIOFS && m.kind != CTRJ_MOUNT_TMPFS) ||
+	    (m.flags & ~CTRJ_MOUNT_FLAGS) || m.mode > 07777)
+		return wire_fail(err, errlen, "mount record out of range");
+	if (tlen > CTRJ_MAX_MOUNT_TAG || tlen > n - 22 ||
+	    (m.kind == CTRJ_MOUNT_VIRTIOFS) != (tlen > 0) || memchr(p + 22, '\0', tlen))
+		return wire_fail(err, errlen, "mount record with an invalid tag");
+	plen = n - 22 - tlen;
+	if (plen == 0 || p[22 + tlen] != '/' || memchr(p + 22 + tlen, '\0', plen))
+		return wire_fail(err, errlen, "mount record without an absolute path");
+	if (cfg->nmounts >= CTRJ_MAX_MOUNTS)
+		return wire_fail(err, errlen, "too many mounts");
+	nm = realloc(cfg->mounts, (cfg->nmounts + 1) * sizeof *nm);
+	if (!nm)
+		return wire_fail(err, errlen, "out of memory");
+	cfg->mounts = nm;
+	if ((tlen && !(m.tag = dup_string(p + 22, tlen))) ||
+	    !(m.path = dup_string(p + 22 + tlen, plen))) {
+		free(m.tag);
+		return wire_fail(err, errlen, "out of memory");
+	}
+	nm[cfg->nmounts++] = m;
 	return 0;
 }
 
@@ -392,6 +464,13 @@ static int parse_record(struct ctrj_config *cfg, uint16_t type, const uint8_t *p
 		return 0;
 	case CTRJ_REC_VOLUME:
 		return parse_volume(cfg, p, n, err, errlen);
+	case CTRJ_REC_MOUNT:
+		return parse_mount(cfg, p, n, err, errlen);
+	case CTRJ_REC_READONLY_ROOT:
+		if (n != 0)
+			return wire_fail(err, errlen, "read-only root record with a payload");
+		cfg->readonly_root = true;
+		return 0;
 	case CTRJ_REC_NET:
 		if (n != 32 || cfg->has_net)
 			return wire_fail(err, errlen, "invalid or duplicate network record");

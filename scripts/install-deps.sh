@@ -9,6 +9,8 @@ packages=(
   libjson-c-dev libarchive-dev nettle-dev libmnl-dev libnftables-dev libcurl4-openssl-dev
   # run: VMM, filesystem images, kernel module index, kernel download
   qemu-system-x86 e2fsprogs kmod apt ca-certificates nftables iptables
+  # host directories (-v /dir:/path): QEMU's virtiofsd, /usr/lib/qemu/virtiofsd
+  qemu-system-common
   # tests
   libcmocka-dev python3 python3-pytest python3-pytest-xdist busybox-static clang-format
   iproute2 procps dnsmasq-base
@@ -17,6 +19,9 @@ packages=(
   # image tests: OCI images built offline (umoci), converted (skopeo),
   # a file capability (setcap), a zstd rootfs tarball
   umoci skopeo libcap2-bin zstd
+  # registry tests: a real registry (plain HTTP, TLS, htpasswd auth) in a test
+  # namespace, its password file, and a test CA
+  docker-registry apache2-utils openssl
   # Firecracker contract tests: its OpenAPI schema, read and applied
   python3-yaml python3-jsonschema
   # Docker end-to-end test: its own dockerd in a test namespace, Compose,

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Agent channel protocol: the host runtime and the guest init's agent talk
- * over one byte stream (a virtio-serial port) to run extra processes in the
- * guest (`ctr-jailer exec`). Host and guest both compile protocol/agent.c.
- * The guest treats host frames as trusted-but-bounded; the host treats guest
- * frames as hostile (the guest may be compromised): nothing the guest sends
+ * over one byte stream (a virtio-serial port, or a vsock connection) to
+ * run extra processes in the guest (`ctr-jailer exec`). Host and guest
+ * both compile protocol/agent.c. The guest treats host frames as
+ * trusted-but-bounded; the host treats guest frames as hostile (the
+ * guest may be compromised): nothing the guest sends
  * can make the host open or run anything, it only ever answers.
  *
  * A frame (integers little-endian):
@@ -33,6 +34,11 @@
 #define CTRJ_AGENT_MAX_ARGS  1024u
 #define CTRJ_AGENT_MAX_ENV   1024u
 #define CTRJ_AGENT_MSG_MAX   200u
+
+/* Where a VMM without the virtio-serial port (Firecracker) reaches the
+ * agent: the guest listens on this AF_VSOCK port and serves one host
+ * connection at a time; it never connects out. */
+#define CTRJ_AGENT_VSOCK_PORT 1024u
 
 enum ctrj_agent_type {
 	/* both directions */

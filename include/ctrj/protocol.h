@@ -40,6 +40,29 @@
 #define CTRJ_MAX_SECRET_NAME 128u
 
 #define CTRJ_VOLUME_READONLY 0x1u
+#define CTRJ_MAX_MOUNTS      32u
+#define CTRJ_MAX_MOUNT_TAG   36u
+
+/* A filesystem the init mounts that is no drive: a host directory shared
+ * with virtiofs (found by its tag) or a tmpfs. */
+enum ctrj_mount_kind {
+	CTRJ_MOUNT_VIRTIOFS = 1,
+	CTRJ_MOUNT_TMPFS = 2,
+};
+#define CTRJ_MOUNT_READONLY 0x1u
+#define CTRJ_MOUNT_NOEXEC   0x2u
+#define CTRJ_MOUNT_NOSUID   0x4u
+#define CTRJ_MOUNT_NODEV    0x8u
+#define CTRJ_MOUNT_FLAGS    0xfu
+
+struct ctrj_mount {
+	uint32_t kind;  /* enum ctrj_mount_kind */
+	uint32_t flags; /* CTRJ_MOUNT_* */
+	uint64_t size;  /* tmpfs: bytes, 0 = the kernel's default */
+	uint32_t mode;  /* tmpfs: its root's mode, 0 = 01777 */
+	char *tag;      /* virtiofs: the device's tag; NULL for a tmpfs */
+	char *path;     /* absolute path in the guest */
+};
 
 /* A filesystem drive the init mounts at path (found by its ext4 UUID). */
 struct ctrj_volume {
@@ -83,6 +106,9 @@ enum ctrj_rec_type {
 	CTRJ_REC_VOLUME = 0x800b, /* uuid[16] flags:le32 path */
 	CTRJ_REC_SECRET = 0x800c, /* name_len:le16 name value */
 	CTRJ_REC_NET = 0x800d,    /* struct ctrj_net, 32 bytes */
+	/* kind:le32 flags:le32 size:le64 mode:le32 tag_len:le16 tag path */
+	CTRJ_REC_MOUNT = 0x8038,
+	CTRJ_REC_READONLY_ROOT = 0x8039, /* empty: the root is mounted read-only */
 	/* uuid[16] of a read-only layer stacked above the base, one record a
 	 * layer, lowest first (range 0x28-0x37: image layers) */
 	CTRJ_REC_LAYER = 0x8028,
@@ -113,6 +139,9 @@ struct ctrj_config {
 	size_t nsecrets;
 	bool has_net;
 	struct ctrj_net net;
+	struct ctrj_mount *mounts; /* mounted after the volumes, in order */
+	size_t nmounts;
+	bool readonly_root; /* no writable root; /tmp a tmpfs unless mounted */
 };
 
 /* Is name acceptable as a secret file name? */

@@ -27,6 +27,36 @@ static void add(json_object *o, const char *key, json_object *v)
 	json_object_object_add(o, key, v);
 }
 
+static json_object *host_dirs_json(const struct cj_spec *s)
+{
+	json_object *a = json_object_new_array();
+
+	for (size_t i = 0; i < s->nshares; i++) {
+		json_object *v = json_object_new_object();
+		add(v, "source", str_or_null(s->shares[i].source));
+		add(v, "guest_path", str_or_null(s->shares[i].guest_path));
+		add(v, "read_only", json_object_new_boolean(s->shares[i].read_only));
+		add(v, "create", json_object_new_boolean(s->shares[i].create));
+		json_object_array_add(a, v);
+	}
+	return a;
+}
+
+static json_object *tmpfs_json(const struct cj_spec *s)
+{
+	json_object *a = json_object_new_array();
+
+	for (size_t i = 0; i < s->ntmpfs; i++) {
+		json_object *v = json_object_new_object();
+		add(v, "path", str_or_null(s->tmpfs[i].path));
+		add(v, "size", json_object_new_int64((int64_t)s->tmpfs[i].size));
+		add(v, "mode", json_object_new_int((int)s->tmpfs[i].mode));
+		add(v, "flags", json_object_new_int((int)s->tmpfs[i].flags));
+		json_object_array_add(a, v);
+	}
+	return a;
+}
+
 static json_object *storage_json(const struct cj_spec *s)
 {
 	json_object *o = json_object_new_object(), *vols = json_object_new_array();
@@ -40,6 +70,9 @@ static json_object *storage_json(const struct cj_spec *s)
 		json_object_array_add(vols, v);
 	}
 	add(o, "volumes", vols);
+	add(o, "host_dirs", host_dirs_json(s));
+	add(o, "tmpfs", tmpfs_json(s));
+	add(o, "read_only", json_object_new_boolean(s->read_only));
 	add(o, "volumes_dir", str_or_null(s->volumes_dir));
 	add(o, "volume_size", json_object_new_int64((int64_t)s->volume_size));
 	add(o, "data_dir", str_or_null(s->data_dir));
@@ -115,12 +148,44 @@ static json_object *command_json(const struct cj_spec *s)
 	add(o, "entrypoint", s->has_entrypoint ? str_or_null(s->entrypoint) : NULL);
 	add(o, "env", strv(&s->env));
 	add(o, "env_files", strv(&s->env_files));
+	add(o, "env_passthrough", json_object_new_boolean(cj_spec_passes_env(s)));
 	add(o, "workdir", str_or_null(s->workdir));
 	add(o, "user", str_or_null(s->user));
 	add(o, "hostname", str_or_null(s->hostname));
 	for (size_t i = 0; i < s->nsecrets; i++)
 		json_object_array_add(secrets, json_object_new_string(s->secrets[i].name));
 	add(o, "secrets", secrets);
+	return o;
+}
+
+/* The health check with docker's defaults filled in; null without one. */
+static json_object *health_json(const struct cj_spec *s)
+{
+	struct cj_health_spec h = s->health;
+	json_object *o;
+
+	if (!cj_health_defaults(&h))
+		return NULL;
+	o = json_object_new_object();
+	add(o, "test", strv(&h.test));
+	add(o, "interval_ms", json_object_new_int64((int64_t)h.interval_ms));
+	add(o, "timeout_ms", json_object_new_int64((int64_t)h.timeout_ms));
+	add(o, "start_period_ms", json_object_new_int64((int64_t)h.start_period_ms));
+	add(o, "retries", json_object_new_int((int)h.retries));
+	return o;
+}
+
+/* The registry settings (the credentials only as whether they were given). */
+static json_object *pull_json(const struct cj_pull_settings *p)
+{
+	static const char *const policies[] = {"missing", "always", "never"};
+	json_object *o = json_object_new_object();
+
+	add(o, "policy", json_object_new_string(policies[p->policy]));
+	add(o, "platform", str_or_null(p->platform));
+	add(o, "creds", json_object_new_boolean(p->creds != NULL));
+	add(o, "cert_dir", str_or_null(p->cert_dir));
+	add(o, "insecure_registries", str_or_null(p->insecure));
 	return o;
 }
 
@@ -132,6 +197,7 @@ char *cli_spec_json(const struct cj_spec *s)
 	add(o, "rootfs", s->image ? NULL : str_or_null(s->rootfs));
 	add(o, "image", str_or_null(s->image));
 	add(o, "max_image_size", json_object_new_int64((int64_t)s->max_image_size));
+	add(o, "pull", pull_json(&s->pull));
 	add(o, "cache_max", json_object_new_int64((int64_t)s->cache_max));
 	add(o, "command", command_json(s));
 	add(o, "kernel", str_or_null(s->kernel));
@@ -142,6 +208,7 @@ char *cli_spec_json(const struct cj_spec *s)
 	add(o, "boot_args", str_or_null(s->boot_args));
 	add(o, "extra_boot_args", str_or_null(s->extra_boot_args));
 	add(o, "stop_timeout", json_object_new_int((int)s->stop_timeout_s));
+	add(o, "health", health_json(s));
 	add(o, "storage", storage_json(s));
 	add(o, "network", net_json(&s->net));
 	add(o, "vmm", vmm_json(s));

@@ -33,6 +33,7 @@ struct exec_opts {
 	char *env[CTRJ_AGENT_MAX_ENV + 1];
 	size_t nenv;
 	const char *user, *workdir;
+	bool latest;
 };
 
 static int opt_i(void *ctx, const char *v, const char *what, struct cj_err *err)
@@ -76,7 +77,16 @@ static int opt_w(void *ctx, const char *v, const char *what, struct cj_err *err)
 	return 0;
 }
 
+static int opt_l(void *ctx, const char *v, const char *what, struct cj_err *err)
+{
+	(void)v, (void)what, (void)err;
+	((struct exec_opts *)ctx)->latest = true;
+	return 0;
+}
+
 static const struct cli_opt exec_opts[] = {
+    {"latest", 'l', NULL, NULL, opt_l, NULL, "Exec",
+     "the live run created last (no ID: a container's HEALTHCHECK reaches its one run)"},
     {"interactive", 'i', NULL, NULL, opt_i, NULL, "Exec", "relay stdin to COMMAND"},
     {"tty", 't', NULL, NULL, opt_t, NULL, "Exec", "give COMMAND a terminal"},
     {"env", 'e', "NAME=VAL", NULL, opt_e, NULL, "Exec",
@@ -87,13 +97,14 @@ static const struct cli_opt exec_opts[] = {
 
 /* ---- finding the run ------------------------------------------------------ */
 
+/* The run named want, or the latest (want NULL). */
 static int connect_run(const char *base, const char *want, struct cj_err *err)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	char id[16];
 	int fd;
 
-	if (cj_runs_find(base, want, id, err) < 0)
+	if ((want ? cj_runs_find(base, want, id, err) : cj_runs_latest(base, id, err)) < 0)
 		return -1;
 	if ((size_t)snprintf(sa.sun_path, sizeof sa.sun_path, "%s/%s/%s", base, id,
 	                     CJ_AGENT_SOCK) >= sizeof sa.sun_path)
@@ -203,9 +214,11 @@ static int send_start(struct session *s, const struct exec_opts *o, char **argv,
 		return cj_fail(err, EINVAL, "%s", msg);
 	r = write_all(s->fd, frame, len);
 	free(frame);
+	/* a quick command's exit status may already have closed the session:
+	 * no error, relay() reads it */
 	if (r == 0 && !o->interactive)
-		r = write_all(s->fd, c,
-		              ctrj_agent_enc_data(c, CTRJ_AGENT_STDIN_CLOSE, SESSION, NULL, 0));
+		(void)write_all(s->fd, c,
+		                ctrj_agent_enc_data(c, CTRJ_AGENT_STDIN_CLOSE, SESSION, NULL, 0));
 	return r < 0 ? cj_fail(err, errno, "send the command to the run") : 0;
 }
 
@@ -336,22 +349,24 @@ static int exec_main(const struct cli_verb *verb, int argc, char **argv)
 
 	if (r != 0)
 		return r > 0 ? 0 : cli_report(&err, CJ_EXIT_RUNTIME);
-	if (argc - first < 2) {
+	int cmd = first + (o.latest ? 0 : 1); /* --latest takes no ID */
+	if (argc - cmd < 1) {
 		cli_help(verb, stderr);
 		return CJ_EXIT_RUNTIME;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	fd = connect_run(base && *base ? base : CJ_DEFAULT_RUN_BASE, argv[first], &err);
+	fd = connect_run(base && *base ? base : CJ_DEFAULT_RUN_BASE, o.latest ? NULL : argv[first],
+	                 &err);
 	if (fd < 0)
 		return cli_report(&err, CJ_EXIT_RUNTIME);
-	r = exec_session(fd, &o, argv + first + 1, argc - first - 1, &err);
+	r = exec_session(fd, &o, argv + cmd, argc - cmd, &err);
 	close(fd);
 	return r < 0 ? cli_report(&err, CJ_EXIT_RUNTIME) : r;
 }
 
 const struct cli_verb cli_exec_verb = {
     .name = "exec",
-    .usage = "exec [OPTIONS] ID COMMAND [ARG...]",
+    .usage = "exec [OPTIONS] ID|--latest COMMAND [ARG...]",
     .about = "Run COMMAND in the running VM ID (its id, or a unique prefix of it), beside its "
              "workload; exit with COMMAND's status (128+N when signal N ended it, 126 or 127 "
              "when it could not be started).",

@@ -5,6 +5,7 @@
 #include "lifecycle.h"
 
 #include "image/oci.h"
+#include "registry/store.h"
 #include "run/runs.h"
 #include "util/sanitize.h"
 
@@ -63,10 +64,39 @@ static int inspect_run(const char *ref)
 	return print_json(rec, &err);
 }
 
+/* The image's HEALTHCHECK as it gives it (durations in ms); null without. */
+static json_object *healthcheck_json(const struct cj_image_config *c)
+{
+	json_object *h;
+
+	if (!c->health_test.n)
+		return NULL;
+	h = json_object_new_object();
+	json_object_object_add(h, "test", json_strv_or_null(&c->health_test, true));
+	json_object_object_add(h, "interval_ms",
+	                       json_object_new_int64((int64_t)c->health_interval_ms));
+	json_object_object_add(h, "timeout_ms",
+	                       json_object_new_int64((int64_t)c->health_timeout_ms));
+	json_object_object_add(h, "start_period_ms",
+	                       json_object_new_int64((int64_t)c->health_start_period_ms));
+	json_object_object_add(h, "retries", json_object_new_int((int)c->health_retries));
+	return h;
+}
+
+/* A file form, or (when no run has that name or id) a stored image. */
 static bool image_ref(const char *ref)
 {
-	return strncmp(ref, "oci:", 4) == 0 || strncmp(ref, "docker-archive:", 15) == 0 ||
-	       strncmp(ref, "tar:", 4) == 0;
+	struct cj_store st;
+	struct cj_store_entry e;
+	struct cj_err ignored = {0};
+	char id[16];
+
+	if (cj_image_ref_is_file_form(ref))
+		return true;
+	if (cj_runs_find(cli_run_base(), ref, id, &ignored) == 0)
+		return false;
+	cj_store_paths(cli_cache_dir(), &st);
+	return cj_store_find(&st, ref, &e, &ignored) == 1;
 }
 
 static int inspect_main(const struct cli_verb *verb, int argc, char **argv)
@@ -114,6 +144,7 @@ static int inspect_main(const struct cli_verb *verb, int argc, char **argv)
 	json_object_object_add(o, "stop_signal_number",
 	                       c->stop_signal ? json_object_new_int((int)c->stop_signal_num)
 	                                      : NULL);
+	json_object_object_add(o, "healthcheck", healthcheck_json(c));
 	labels = json_object_new_object();
 	for (size_t i = 0; i < c->label_keys.n; i++)
 		json_object_object_add(labels, c->label_keys.v[i],
@@ -131,9 +162,10 @@ static int inspect_main(const struct cli_verb *verb, int argc, char **argv)
 
 const struct cli_verb cli_inspect_verb = {
     .name = "inspect",
-    .usage = "inspect NAME|ID | oci:DIR[:TAG] | docker-archive:FILE | tar:FILE",
+    .usage = "inspect NAME|ID | IMAGE | oci:DIR[:TAG] | docker-archive:FILE | tar:FILE",
     .about = "Print, as JSON, a run's record (its command, state, times, exit code, OOM "
-             "flag, address and published ports), or what 'run --image IMAGE' would run: "
+             "flag, address and published ports), or what 'run --image IMAGE' would run (a "
+             "stored image, or a file form): "
              "the image's digests, config and command.",
     .main = inspect_main,
 };

@@ -62,6 +62,18 @@ static void join(json_object *rec, const char *key, const char *sep, char *buf, 
 		                      json_object_get_string(json_object_array_get_idx(a, i)));
 }
 
+/* The run's health status ("starting", "healthy", "unhealthy"), or NULL
+ * when it has no health check. */
+static const char *health_of(json_object *rec)
+{
+	json_object *h;
+
+	if (!json_object_object_get_ex(rec, "health", &h) ||
+	    !json_object_is_type(h, json_type_object))
+		return NULL;
+	return cj_undo_str(h, "status");
+}
+
 /* docker's State ("running", "exited", "dead": its supervisor is gone and
  * gc has yet to clean up) and Status ("Up 5 minutes", "Exited (0) 2
  * seconds ago"). */
@@ -77,7 +89,13 @@ static const char *status(const char *id, json_object *rec, char *buf, size_t le
 		if (!t)
 			return snprintf(buf, len, "Created"), "created";
 		cli_age(t, age, sizeof age);
-		snprintf(buf, len, "Up %s", age);
+		const char *health = health_of(rec);
+		if (!health)
+			snprintf(buf, len, "Up %s", age);
+		else if (strcmp(health, "starting") == 0)
+			snprintf(buf, len, "Up %s (health: starting)", age);
+		else
+			snprintf(buf, len, "Up %s (%s)", age, health);
 		return "running";
 	}
 	if (strcmp(state, "exited") != 0)
@@ -114,6 +132,8 @@ static int ps_one(const char *id, json_object *rec, void *ctx)
 		json_object_object_add(o, "Ports", json_object_new_string(pt));
 		if (json_object_object_get_ex(rec, "exit_code", &v))
 			json_object_object_add(o, "ExitCode", json_object_get(v));
+		if (health_of(rec) && strcmp(state, "running") == 0)
+			json_object_object_add(o, "Health", json_object_new_string(health_of(rec)));
 		char *out = cj_json_terminal_safe(json_object_to_json_string_ext(
 		    o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 		json_object_put(o);
@@ -123,7 +143,7 @@ static int ps_one(const char *id, json_object *rec, void *ctx)
 		return 0;
 	}
 	char line[1024], *safe;
-	snprintf(line, sizeof line, "%-12s  %-24.24s  %-16s  %-24s  %-28s  %s", id, cmd, created,
+	snprintf(line, sizeof line, "%-12s  %-24.24s  %-16s  %-32s  %-28s  %s", id, cmd, created,
 	         st, pt, str(rec, "name"));
 	safe = cj_json_terminal_safe(line);
 	printf("%s\n", safe ? safe : "");
@@ -144,7 +164,7 @@ static int ps_main(const struct cli_verb *verb, int argc, char **argv)
 		return CJ_EXIT_RUNTIME;
 	}
 	if (!ps.quiet && !ps.json)
-		printf("%-12s  %-24s  %-16s  %-24s  %-28s  %s\n", "ID", "COMMAND", "CREATED",
+		printf("%-12s  %-24s  %-16s  %-32s  %-28s  %s\n", "ID", "COMMAND", "CREATED",
 		       "STATUS", "PORTS", "NAMES");
 	if (cj_record_each(cli_run_base(), NULL, ps_one, &ps, &err) < 0)
 		return cli_report(&err, CJ_EXIT_RUNTIME);

@@ -3,6 +3,9 @@
  * grouped --help and the seed's environment variables all come from it. */
 #include "run.h"
 
+#include "image/oci.h"
+#include "registry/ref.h"
+#include "registry/store.h"
 #include "run/run.h"
 #include "util/progress.h"
 
@@ -26,8 +29,21 @@ static const struct cli_opt run_opts[] = {
     {"rootfs", 0, "DIR", NULL, opt_rootfs, NULL, G_WHAT,
      "root filesystem (default " CJ_DEFAULT_ROOTFS ")"},
     {"image", 0, "IMAGE", "CTR_JAILER_IMAGE", opt_image, opt_image_env, G_WHAT,
-     "a container image instead: oci:DIR[:TAG], docker-archive:FILE or tar:FILE; its "
-     "config is honoured and COMMAND, when given, replaces its Cmd"},
+     "a container image instead: a stored name, a registry reference, oci:DIR[:TAG], "
+     "docker-archive:FILE or tar:FILE; its config is honoured and COMMAND, when given, "
+     "replaces its Cmd"},
+    {"pull", 0, "missing|always|never", NULL, opt_pull, NULL, G_WHAT,
+     "pull a registry image when it is not stored (default), every time, or never"},
+    {"platform", 0, "OS/ARCH[/VARIANT]", NULL, opt_platform, NULL, G_WHAT,
+     "the image a multi-platform index is pulled for (default linux/amd64)"},
+    {"creds", 0, "USER:PASS", NULL, opt_creds, NULL, G_WHAT,
+     "registry credentials (else CTR_JAILER_REGISTRY_AUTH, else ~/.docker/config.json)"},
+    {"cert-dir", 0, "DIR", NULL, opt_cert_dir, NULL, G_WHAT,
+     "registry TLS material added to the system's CAs: ca.crt, client.cert, client.key in "
+     "DIR or DIR/HOST[:PORT]"},
+    {"insecure-registry", 0, "HOST[:PORT]", "CTR_JAILER_INSECURE_REGISTRIES", opt_insecure_registry,
+     NULL, G_WHAT,
+     "pull from this registry over plain HTTP; repeatable, the variable comma-separated"},
     {"entrypoint", 0, "CMD", NULL, opt_entrypoint, NULL, G_WHAT,
      "replace the image's Entrypoint ('' clears it) and its Cmd"},
     {"max-image-size", 0, "SIZE", "CTR_JAILER_MAX_IMAGE_SIZE", opt_max_image_size, NULL, G_WHAT,
@@ -40,6 +56,9 @@ static const struct cli_opt run_opts[] = {
      "set a guest environment variable; NAME alone takes this environment's value"},
     {"env-file", 0, "FILE", NULL, opt_env_file, NULL, G_ENV,
      "read NAME=VALUE lines (docker format)"},
+    {"env-passthrough", 0, NULL, NULL, opt_passthrough, NULL, G_ENV,
+     "pass the runtime's environment to the guest (the default only in the seed's "
+     "container mode: no --rootfs or --image)"},
     {"no-env-passthrough", 0, NULL, NULL, opt_no_passthrough, NULL, G_ENV,
      "do not pass the runtime's environment to the guest"},
     {"workdir", 'w', "DIR", NULL, opt_workdir, NULL, G_ENV, "working directory of COMMAND"},
@@ -68,7 +87,13 @@ static const struct cli_opt run_opts[] = {
     {"stop-timeout", 0, "SECS", NULL, opt_stop_timeout, NULL, G_VM,
      "grace period between the stop signal and SIGKILL (default 10)"},
     {"volume", 'v', "SRC:/PATH[:ro][:size=N]", NULL, opt_volume, NULL, G_STORAGE,
-     "named volume, image file or block device"},
+     "named volume, image file, block device or host directory (QEMU)"},
+    {"mount", 0, "type=bind|volume|tmpfs,...", NULL, opt_mount, NULL, G_STORAGE,
+     "docker's --mount: source=, target=, readonly, tmpfs-size=, tmpfs-mode="},
+    {"tmpfs", 0, "/PATH[:size=N,mode=M]", NULL, opt_tmpfs, NULL, G_STORAGE,
+     "a tmpfs in the guest (noexec,nosuid,nodev unless exec, suid, dev)"},
+    {"read-only", 0, NULL, NULL, opt_read_only, NULL, G_STORAGE,
+     "the guest's root is read-only (/tmp and /run stay writable tmpfs)"},
     {"volume-size", 0, "SIZE", NULL, opt_volume_size, NULL, G_STORAGE,
      "size of new volumes (default 1G)"},
     {"volumes-dir", 0, "DIR", "CTR_JAILER_VOLUMES", opt_volumes_dir, NULL, G_STORAGE,
@@ -129,6 +154,19 @@ static const struct cli_opt run_opts[] = {
     {"restart", 0, "no|on-failure[:N]|always", NULL, opt_restart, NULL, G_LIFE,
      "boot the VM again when it ends (on-failure: with a non-zero exit code, at most N "
      "times); kept by the supervisor; a stop ends it"},
+    {"health-cmd", 0, "CMD", NULL, opt_health_cmd, NULL, G_LIFE,
+     "check the workload's health: run /bin/sh -c CMD in the guest (as exec does); exit 0 is "
+     "healthy; 'ps' and 'inspect' show the state"},
+    {"health-interval", 0, "DURATION", NULL, opt_health_interval, NULL, G_LIFE,
+     "time between checks (default 30s)"},
+    {"health-timeout", 0, "DURATION", NULL, opt_health_timeout, NULL, G_LIFE,
+     "a check that runs longer fails (default 30s)"},
+    {"health-retries", 0, "N", NULL, opt_health_retries, NULL, G_LIFE,
+     "failures in a row that make the run unhealthy (default 3)"},
+    {"health-start-period", 0, "DURATION", NULL, opt_health_start_period, NULL, G_LIFE,
+     "failures this soon after a boot do not count until a check succeeded (default 0s)"},
+    {"no-healthcheck", 0, NULL, NULL, opt_no_healthcheck, NULL, G_LIFE,
+     "no health check, not even the image's HEALTHCHECK"},
     {"quiet", 'q', NULL, NULL, opt_quiet, NULL, G_LIFE,
      "do not print the guest's address and published ports at start"},
     {"cache-dir", 0, "DIR", "CTR_JAILER_CACHE", opt_cache_dir, NULL, G_RUNTIME,
@@ -146,7 +184,7 @@ static int run_main(const struct cli_verb *verb, int argc, char **argv);
 
 const struct cli_verb cli_run_verb = {
     .name = "run",
-    .usage = "run [OPTIONS] [--] [COMMAND [ARG...]]",
+    .usage = "run [OPTIONS] [IMAGE] [--] [COMMAND [ARG...]]",
     .about = "Boot the container root filesystem as a microVM and run COMMAND in it. Options "
              "override the seed's environment variables named in parentheses.",
     .opts = run_opts,
@@ -189,18 +227,19 @@ static bool in_list(const struct cj_strv *list, const char *name, size_t len)
 }
 
 /* Environment layers: passthrough < --env-file (read by the inputs stage)
- * < -e, whose names are kept so the files go under them. */
+ * < -e, whose names are kept so the files go under them. Whether the
+ * passthrough's candidates go in is the spec's rule (cj_spec_passes_env). */
 static int build_env(struct run_ctx *ctx, struct cj_err *err)
 {
 	struct cj_spec *spec = ctx->spec;
 
-	for (size_t i = 0; ctx->passthrough && ctx->env && ctx->env[i]; i++) {
+	for (size_t i = 0; ctx->env && ctx->env[i]; i++) {
 		const char *e = ctx->env[i], *eq = strchr(e, '=');
 		size_t len = eq ? (size_t)(eq - e) : 0;
 		if (!eq || !cj_env_name_valid(e, len) || cli_run_env_is_own(e, len) ||
 		    in_list(&ctx->hidden, e, len))
 			continue;
-		if (cj_env_set(&spec->env, e) < 0)
+		if (cj_env_set(&spec->passthrough_env, e) < 0)
 			return cj_fail(err, ENOMEM, "environment");
 	}
 	for (size_t i = 0; i < ctx->env_args.n; i++) {
@@ -219,13 +258,50 @@ static int build_env(struct run_ctx *ctx, struct cj_err *err)
 	return 0;
 }
 
+/* docker's `run IMAGE [COMMAND...]` next to the seed's `run [--] COMMAND`:
+ * the first operand is the image only when no --rootfs, --image or
+ * CTR_JAILER_IMAGE chose one, no "--" came before it, and it is an image
+ * for sure: a file form (oci:, docker-archive:, tar:), a stored image, or
+ * a registry reference naming a registry host, a tag or a digest. A plain
+ * word that is not stored stays the seed's command. A "--" right after
+ * the image is skipped. */
+static int image_operand(struct run_ctx *ctx, int argc, char **argv, int first)
+{
+	struct cj_spec *spec = ctx->spec;
+	const char *s = first < argc ? argv[first] : NULL;
+	struct cj_store st;
+	struct cj_store_entry e;
+	struct cj_err ignored = {0};
+
+	if (!s || ctx->rootfs_flag || spec->image ||
+	    (first > 0 && strcmp(argv[first - 1], "--") == 0))
+		return first;
+	cj_store_paths(spec->cache_dir ? spec->cache_dir : CJ_DEFAULT_CACHE, &st);
+	if (!cj_image_ref_is_file_form(s) && !cj_reg_ref_is_explicit(s) &&
+	    cj_store_find(&st, s, &e, &ignored) != 1)
+		return first;
+	if (!(spec->image = strdup(s)))
+		return -1;
+	spec->what_flag = true; /* docker's form: the host shell's env stays out */
+	first++;
+	return first < argc && strcmp(argv[first], "--") == 0 ? first + 1 : first;
+}
+
 static int finish(struct run_ctx *ctx, int argc, char **argv, int first, struct cj_err *err)
 {
 	struct cj_spec *spec = ctx->spec;
 
+	if ((first = image_operand(ctx, argc, argv, first)) < 0)
+		return cj_fail(err, ENOMEM, "image");
 	for (int i = first; i < argc; i++)
 		if (cj_strv_push(&spec->argv, argv[i]) < 0)
 			return cj_fail(err, ENOMEM, "argv");
+	if (spec->health.disabled &&
+	    (spec->health.test.n || spec->health.interval_ms || spec->health.timeout_ms ||
+	     spec->health.start_period_ms || spec->health.retries))
+		return cj_fail(err, 0,
+		               "--no-healthcheck conflicts with the --health-* options: give one "
+		               "or the other");
 	if (ctx->rootfs_flag && ctx->image_flag)
 		return cj_fail(err, 0, "give --rootfs or --image, not both");
 	if (ctx->rootfs_flag && spec->image) { /* the flag wins over CTR_JAILER_IMAGE */
@@ -242,7 +318,7 @@ static int finish(struct run_ctx *ctx, int argc, char **argv, int first, struct 
 int cli_run_parse(struct cj_spec *spec, int argc, char **argv, char **env,
                   const struct cj_host_facts *facts, bool *dry_run, struct cj_err *err)
 {
-	struct run_ctx ctx = {.spec = spec, .env = env, .passthrough = true};
+	struct run_ctx ctx = {.spec = spec, .env = env};
 	struct cj_host_facts gathered;
 	int first = argc, r;
 
@@ -277,6 +353,7 @@ static int run_main(const struct cli_verb *verb, int argc, char **argv)
 
 	if (r != 0)
 		return r > 0 ? 0 : cli_report(&err, CJ_EXIT_RUNTIME);
+	cj_progress_setup(2, cj_progress_mode_for(2, spec.quiet));
 	if (dry_run) {
 		char *json = cli_spec_json(&spec);
 		cj_spec_free(&spec);

@@ -3,6 +3,7 @@
  * spec. `what` names the flag or variable the value came from. */
 #include "run.h"
 
+#include "pull.h"
 #include "run/names.h"
 #include "util/util.h"
 
@@ -62,12 +63,14 @@ PATH_OPT(opt_workdir, workdir)
 int opt_rootfs(void *c, const char *v, const char *what, struct cj_err *err)
 {
 	((struct run_ctx *)c)->rootfs_flag = true;
+	SPEC(c)->what_flag = true;
 	return set_str(&SPEC(c)->rootfs, v, err);
 }
 
 int opt_image(void *c, const char *v, const char *what, struct cj_err *err)
 {
 	((struct run_ctx *)c)->image_flag = true;
+	SPEC(c)->what_flag = true;
 	return set_str(&SPEC(c)->image, v, err);
 }
 
@@ -239,9 +242,15 @@ int opt_dry_run(void *c, const char *v, const char *what, struct cj_err *err)
 	return 0;
 }
 
+int opt_passthrough(void *c, const char *v, const char *what, struct cj_err *err)
+{
+	SPEC(c)->env_passthrough = CJ_PASSTHROUGH_ON;
+	return 0;
+}
+
 int opt_no_passthrough(void *c, const char *v, const char *what, struct cj_err *err)
 {
-	((struct run_ctx *)c)->passthrough = false;
+	SPEC(c)->env_passthrough = CJ_PASSTHROUGH_OFF;
 	return 0;
 }
 
@@ -286,25 +295,11 @@ int opt_memory_limit(void *c, const char *v, const char *what, struct cj_err *er
 
 int opt_volume(void *c, const char *v, const char *what, struct cj_err *err)
 {
-	struct cj_spec *spec = SPEC(c);
-	struct cj_volume_spec *nv;
+	struct cj_volume_spec vs;
 
-	if (spec->nvolumes >= CTRJ_MAX_VOLUMES)
-		return cj_fail(err, 0, "too many volumes (at most %u)", CTRJ_MAX_VOLUMES);
-	nv = realloc(spec->volumes, (spec->nvolumes + 1) * sizeof *nv);
-	if (!nv)
-		return cj_fail(err, ENOMEM, "volume");
-	spec->volumes = nv;
-	if (cj_volume_spec_parse(v, &nv[spec->nvolumes], err) < 0)
+	if (cj_volume_spec_parse(v, &vs, err) < 0)
 		return -1;
-	for (size_t i = 0; i < spec->nvolumes; i++)
-		if (strcmp(nv[i].guest_path, nv[spec->nvolumes].guest_path) == 0) {
-			cj_fail(err, 0, "two volumes are mounted at %s", nv[i].guest_path);
-			cj_volume_spec_free(&nv[spec->nvolumes]);
-			return -1;
-		}
-	spec->nvolumes++;
-	return 0;
+	return run_add_volume(SPEC(c), &vs, err);
 }
 
 int opt_no_jail(void *c, const char *v, const char *what, struct cj_err *err)
@@ -514,4 +509,30 @@ int opt_secret(void *c, const char *v, const char *what, struct cj_err *err)
 	spec->secret_files[spec->nsecrets] = file;
 	ns[spec->nsecrets++] = sec;
 	return 0;
+}
+
+/* The registry options, shared with `pull`. */
+int opt_pull(void *c, const char *v, const char *what, struct cj_err *err)
+{
+	return cli_pull_policy(&SPEC(c)->pull, v, what, err);
+}
+
+int opt_platform(void *c, const char *v, const char *what, struct cj_err *err)
+{
+	return cli_pull_platform(&SPEC(c)->pull, v, what, err);
+}
+
+int opt_creds(void *c, const char *v, const char *what, struct cj_err *err)
+{
+	return cli_pull_creds(&SPEC(c)->pull, v, what, err);
+}
+
+int opt_cert_dir(void *c, const char *v, const char *what, struct cj_err *err)
+{
+	return cli_pull_cert_dir(&SPEC(c)->pull, v, what, err);
+}
+
+int opt_insecure_registry(void *c, const char *v, const char *what, struct cj_err *err)
+{
+	return cli_pull_insecure(&SPEC(c)->pull, v, what, err);
 }

@@ -144,13 +144,10 @@ def recorded_ids(run: Path):
 
 
 
-def qemu_processes_for(run_dir: Path):
-    """VMM processes started for runs under run_dir, alive or left over,
-    jailed or not: ctr-jailer names each QEMU after its run directory
-    (`-name ctr-jailer:<run_dir>/<id>`), so they are found even once that
-    directory is gone. (Not through their environment: VMMs get none.)"""
+def processes_with_arg(prefix: bytes):
+    """Processes (alive, not zombies) one of whose arguments starts with
+    prefix."""
     found = []
-    needle = f"ctr-jailer:{run_dir}/".encode()
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
@@ -158,9 +155,17 @@ def qemu_processes_for(run_dir: Path):
             args = (proc / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if any(a.startswith(needle) for a in args):
+        if any(a.startswith(prefix) for a in args):
             found.append(int(proc.name))
     return found
+
+
+def qemu_processes_for(run_dir: Path):
+    """VMM processes started for runs under run_dir, alive or left over,
+    jailed or not: ctr-jailer names each QEMU after its run directory
+    (`-name ctr-jailer:<run_dir>/<id>`), so they are found even once that
+    directory is gone. (Not through their environment: VMMs get none.)"""
+    return processes_with_arg(f"ctr-jailer:{run_dir}/".encode())
 
 
 class OnTerminal:

@@ -22,19 +22,25 @@ SAMPLES = {
     "--kernel": "/nonexistent", "--modules": "/nonexistent", "--boot-args": "quiet",
     "--extra-boot-args": "quiet", "--rootfs-size": "1G", "--accel": "tcg",
     "--stop-timeout": "3", "-v": "vol:/data", "--volume": "vol:/data",
+    "--mount": "type=tmpfs,target=/cache,tmpfs-size=8m", "--tmpfs": "/scratch:size=8m",
     "--volume-size": "1G", "--volumes-dir": "/tmp", "--data": "/tmp", "--data-mount": "/data",
     "--data-size": "1G", "--network": "none", "-p": "8080:80", "--publish": "8080:80",
     "--tap-ip": "10.9.0.1/30", "--host-iface": "eth9", "--dns": "192.0.2.53",
     "--firewall": "nft", "--egress": "deny", "--allow-egress": "192.0.2.0/24",
-    "--name": "web-1", "--restart": "on-failure:2",
+    "--name": "web-1", "--restart": "on-failure:2", "--health-cmd": "true",
+    "--health-interval": "5s", "--health-timeout": "1m", "--health-start-period": "500ms",
+    "--health-retries": "2",
     "--vmm": "qemu", "--qemu": "/usr/bin/qemu-system-x86_64", "--firecracker": "/fc",
     "--jailer": "/jailer", "--chroot-base": "/srv/jailer", "--jail-user": "nobody",
     "--jail-uid-range": "3000000000:100", "--cpu-quota": "1.5", "--memory-limit": "1G",
-    "--pids-limit": "100", "--cache-dir": "/tmp",
+    "--pids-limit": "100", "--cache-dir": "/tmp", "--pull": "never",
+    "--platform": "linux/arm64", "--creds": "u:p", "--cert-dir": "/tmp",
+    "--insecure-registry": "localhost:5000",
 }
 
 # Each seed variable: a value, and where it shows in --dry-run's JSON.
 SEED = {
+    "CTR_JAILER_INSECURE_REGISTRIES": ("a:5000,b", ["pull", "insecure_registries"], "a:5000,b"),
     "CTR_JAILER_IMAGE": ("oci:/x", ["image"], "oci:/x"),
     "CTR_JAILER_MAX_IMAGE_SIZE": ("2G", ["max_image_size"], 2 << 30),
     "CTR_JAILER_CACHE_MAX": ("20G", ["cache_max"], 20 << 30),
@@ -145,7 +151,8 @@ def test_dry_run_keeps_secret_values_out():
     assert "s3cr3t-value" not in json.dumps(spec)
 
 
-@pytest.mark.parametrize("verb", ["run", "kernel", "inspect", "gc", "version"])
+@pytest.mark.parametrize("verb", ["run", "kernel", "inspect", "gc", "version", "pull", "images",
+                                  "rmi", "tag", "load"])
 def test_every_verb_has_help(verb):
     r = subprocess.run([BINARY, verb, "--help"], capture_output=True, text=True, timeout=10)
     assert r.returncode == 0, r.stderr
@@ -169,3 +176,32 @@ def test_unknown_verb():
     assert r.returncode == 125
     assert r.stderr.strip() == ("ctr-jailer: unknown command 'frobnicate' "
                                 "(see 'ctr-jailer --help')")
+
+
+def test_env_passthrough_rule():
+    """The runtime's environment passes only in the seed's container mode
+    (no --rootfs, no --image), unless a flag says otherwise."""
+    env = {"FROM_SHELL": "x"}
+    passed = lambda spec: any(e.startswith("FROM_SHELL=") for e in spec["command"]["env"])
+    seed = dry_run([], env)
+    assert seed["command"]["env_passthrough"] and passed(seed)
+    assert not passed(dry_run(["--no-env-passthrough"], env))
+    shell = dry_run(["--rootfs", "/tmp"], env)
+    assert not shell["command"]["env_passthrough"] and not passed(shell)
+    assert passed(dry_run(["--rootfs", "/tmp", "--env-passthrough"], env))
+    # docker's `run IMAGE CMD` from a host shell is no container mode either
+    image = dry_run(["docker.io/library/busybox:1.36"], env)
+    assert not image["command"]["env_passthrough"] and not passed(image)
+
+
+def test_health_options_in_dry_run():
+    spec = dry_run(["--health-cmd", "curl -f localhost", "--health-interval", "1m30s",
+                    "--health-retries", "5"])
+    assert spec["health"] == {"test": ["/bin/sh", "-c", "curl -f localhost"],
+                              "interval_ms": 90000, "timeout_ms": 30000,
+                              "start_period_ms": 0, "retries": 5}
+    assert dry_run([])["health"] is None
+    assert dry_run(["--no-healthcheck"])["health"] is None
+    r = subprocess.run([BINARY, "run", "--dry-run", "--health-cmd", "true", "--no-healthcheck",
+                        "--", "/bin/true"], capture_output=True, text=True, timeout=10)
+    assert r.returncode == 125 and "conflicts" in r.stderr and r.stderr.count("\n") == 1

@@ -402,3 +402,42 @@ def test_docker_kill_then_the_next_start_is_clean(docker_env):
     assert "removed leftover run" in logs
     e.docker("stop", "-t", "60", name, timeout=180)
     assert e.wait_exit(name) == 0
+
+
+def test_dockerfile_healthcheck_through_exec_latest(docker_env):
+    """README's Health checks: a Dockerfile HEALTHCHECK that runs
+    `ctr-jailer exec --latest` reaches the container's VM; docker's health
+    follows what the guest answers (a file the test creates in the guest)."""
+    e = docker_env
+    compose_image = f"{e.project}_{SERVICE}"
+    e.docker("build", "-q", "-t", f"{e.project}-health", "-", input=(
+        f"FROM {compose_image}\n"
+        "HEALTHCHECK --interval=2s --timeout=60s --retries=2 "
+        "CMD ctr-jailer exec --latest -- test -f /ready\n").encode())
+    name = f"{e.project}-health"
+    # the least-privilege Compose file's settings, as docker run options
+    svc = yaml.safe_load((e.app / "docker-compose.yml").read_text())["services"][SERVICE]
+    opts = ["--network", "host", "--cap-drop", "ALL"]
+    opts += [x for c in svc["cap_add"] for x in ("--cap-add", c)]
+    opts += [x for d in svc["devices"] for x in ("--device", d)]
+    opts += [x for o in svc["security_opt"] for x in ("--security-opt", o)]
+    opts += [x for t in svc["tmpfs"] for x in ("--tmpfs", t)]
+    e.docker("run", "-d", "--name", name, *opts, "-e", "MEM_SIZE_MIB=256", "-e", "VCPU_COUNT=1",
+             f"{e.project}-health", "/start.sh", "sleep")
+    health = lambda: json.loads(e.docker("inspect", "-f", "{{json .State.Health}}", name).stdout)
+    try:
+        e.wait_for_log(name, "workload: sleeping")
+        deadline = time.monotonic() + WAIT
+        while (h := health())["Status"] != "unhealthy" and time.monotonic() < deadline:
+            time.sleep(1)
+        assert h["Status"] == "unhealthy", h
+        assert h["Log"][-1]["ExitCode"] == 1, h      # test -f's status, from the guest
+        made = e.docker("exec", name, "ctr-jailer", "exec", "--latest", "--", "touch", "/ready")
+        assert made.returncode == 0
+        while (h := health())["Status"] != "healthy" and time.monotonic() < deadline:
+            time.sleep(1)
+        assert h["Status"] == "healthy", h
+        assert h["Log"][-1]["ExitCode"] == 0
+    finally:
+        e.docker("stop", "-t", "60", name, timeout=180, check=False)
+        e.docker("rm", "-f", name, check=False)

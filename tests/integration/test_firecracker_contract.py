@@ -27,9 +27,12 @@ control, modules, three volumes), limits set and unset, the graceful stop
 (SendCtrlAltDel), a 400 turned into one clear error with full teardown, the
 version floor, the bind-mount fallback across filesystems, gc after a
 SIGKILLed run, a uid of its own per VM, a session of their own with no
-terminal fd and no environment for the jailer and Firecracker, and an API
+terminal fd and no environment for the jailer and Firecracker, an API
 socket swapped by a compromised Firecracker (symlink, or another process's
-socket) receiving no request. What is not: a real Firecracker booting the guest, its
+socket) receiving no request, and `exec` through the vsock device: the
+CONNECT/OK handshake on its socket in the jail, retried while the guest
+boots, to a fake guest agent, and a one-line failure, never a hang, when
+the vsock answers garbage, closes or stays silent. What is not: a real Firecracker booting the guest, its
 seccomp filters, its real cgroup writes.
 """
 import json
@@ -45,6 +48,7 @@ from pathlib import Path
 import pytest
 
 from conftest import BINARY, BUILD, REPO, DecoySocket, OnTerminal, runs, recorded_ids
+from test_exec import ctrj_exec, wait_for_agent
 
 STANDIN_DIR = REPO / "tests/integration/fc_standin"
 SCHEMA = Path(os.environ.get("CTRJ_FC_SCHEMA", REPO.parent / "shared/firecracker/firecracker.yaml"))
@@ -246,7 +250,7 @@ def test_requests_order_and_drives(fc, runner, jail):
         ("GET", "/version"), ("PUT", "/logger"), ("PUT", "/metrics"), ("PUT", "/machine-config"),
         ("PUT", "/boot-source"), ("PUT", "/drives/base"), ("PUT", "/drives/control"),
         ("PUT", "/drives/modules"), ("PUT", "/drives/vol0"), ("PUT", "/drives/vol1"),
-        ("PUT", "/drives/vol2"), ("PUT", "/entropy"), ("PUT", "/actions")]
+        ("PUT", "/drives/vol2"), ("PUT", "/vsock"), ("PUT", "/entropy"), ("PUT", "/actions")]
     body = {c["path"]: c["body"] for c in calls}
     assert body["/actions"] == {"action_type": "InstanceStart"}
     assert body["/machine-config"] == {"vcpu_count": 1, "mem_size_mib": 256, "smt": False}
@@ -623,10 +627,131 @@ def test_gc_after_sigkill(fc, runner):
         assert owner(v) == (0, 0, 0o600)
 
 
+def exec_socket(fc, runner, proc) -> Path:
+    """The run's directory once the VM started and its exec socket is there."""
+    fc.wait_for_call("/actions", "InstanceStart")
+    return wait_for_agent(runner, proc)
+
+
+def stop_run(proc):
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    return proc.communicate(timeout=60)
+
+
+@pytest.mark.parametrize("jail", [True, False], ids=["jail", "no-jail"])
+def test_exec_reaches_the_agent_through_vsock(fc, runner, jail):
+    """`exec` into a Firecracker run: the runtime connects to the vsock's
+    socket (in the jail), writes "CONNECT 1024\\n", and after Firecracker's
+    "OK" speaks the agent protocol to the guest: here the stand-in's fake
+    agent, which prints the argv it was sent and exits 5. A guest still
+    booting (Firecracker closes the first two connections) is waited for;
+    one connection then serves every exec."""
+    fc.configure(on_start="wait", vsock={"mode": "agent", "exit": 5, "closes": 2})
+    proc = fc.start(jail=jail)
+    try:
+        run = exec_socket(fc, runner, proc)
+        connects = lambda: [r for r in fc.records() if r["event"] == "vsock_connect"]
+        assert connects() == []  # nothing connects before an exec asks
+        r = ctrj_exec(runner, [run.name, "echo", "hi there"])
+        assert r.returncode == 5, r.stderr
+        assert r.stdout == b"standin-agent ran: echo hi there\n"
+        assert [c["line"] for c in connects()] == ["CONNECT 1024\n"] * 3
+        r = ctrj_exec(runner, [run.name, "id", "-u"])
+        assert (r.returncode, r.stdout) == (5, b"standin-agent ran: id -u\n"), r.stderr
+        assert len(connects()) == 3
+        started = [r["argv"] for r in fc.records() if r["event"] == "agent_start"]
+        assert started == [["echo", "hi there"], ["id", "-u"]]
+        body = next(c["body"] for c in fc.calls() if c["path"] == "/vsock")
+        assert body == {"guest_cid": 3,
+                        "uds_path": "run/agent.vsock" if jail else str(run / "agent.vsock")}
+        listen = [r for r in fc.records() if r["event"] == "vsock_listen"]
+        assert len(listen) == 1
+    finally:
+        out, err = stop_run(proc)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert not fc.violations(), fc.violations()
+
+
+@pytest.mark.parametrize("mode,says", [
+    ("garbage", "answered CONNECT 1024 with 'HTTP/1.1 400 Bad Request'"),
+    ("close", "nothing in the guest listens on that port"),
+    ("silent", "did not answer CONNECT"),
+])
+def test_exec_without_an_agent_fails_in_one_line(fc, runner, mode, says):
+    """A vsock that answers garbage, closes every connection or never
+    answers: `exec` fails with one line saying so, within the bound (2 s),
+    and the run goes on (a later stop is graceful)."""
+    fc.configure(on_start="wait", vsock={"mode": mode})
+    proc = fc.start()
+    try:
+        run = exec_socket(fc, runner, proc)
+        t0 = time.monotonic()
+        r = ctrj_exec(runner, [run.name, "true"], timeout=30)
+        took = time.monotonic() - t0
+        lines = r.stderr.decode().splitlines()
+        assert r.returncode == 126, r.stderr
+        assert len(lines) == 1 and says in lines[0], lines
+        assert took < 10, took
+        assert proc.poll() is None
+    finally:
+        out, err = stop_run(proc)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+
+
+@pytest.mark.parametrize("how", ["symlink", "socket"])
+def test_vsock_socket_hijack_refused(fc, runner, decoy, how):
+    """A compromised Firecracker replaces the vsock's socket (in run/, which
+    it owns) with a symlink to another socket, or with a socket a process of
+    its own uid serves: exec refuses in one line, and neither receives a
+    byte (no CONNECT, no agent frame)."""
+    fc.configure(on_start="wait", vsock={"mode": "agent"}, hijack_target="vsock",
+                 hijack={"symlink": str(decoy.path)} if how == "symlink" else "socket")
+    proc = fc.start()
+    try:
+        run = exec_socket(fc, runner, proc)
+        deadline = time.monotonic() + 30
+        while not any(r["event"] == "hijack" for r in fc.records()):
+            assert time.monotonic() < deadline, fc.records()
+            time.sleep(0.05)
+        r = ctrj_exec(runner, [run.name, "true"], timeout=30)
+        lines = r.stderr.decode().splitlines()
+        assert r.returncode == 126, r.stderr
+        assert len(lines) == 1 and "refusing" in lines[0], lines
+    finally:
+        out, err = stop_run(proc)
+    assert proc.returncode == 128 + signal.SIGTERM, err  # the API socket is intact
+    time.sleep(0.5)
+    assert decoy.received == [], f"root connected to the decoy socket: {decoy.received}"
+    hijacked = [r for r in fc.records() if r["event"] == "hijacked"]
+    assert all(h["received"] == "" for h in hijacked), f"the impostor got bytes: {hijacked}"
+    assert [r for r in fc.records() if r["event"] == "vsock_connect"] == []
+
+
+def test_exec_into_a_detached_run_through_vsock(fc, runner):
+    """`run -d`: the supervisor holds the VM, and exec reaches the fake
+    guest agent through it; `stop` ends it and leaves nothing."""
+    fc.configure(on_start="wait", vsock={"mode": "agent", "exit": 0})
+    r = subprocess.run(fc.argv(["-d", "--name", "fcvs"]), env=fc.env(), capture_output=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    fc.wait_for_call("/actions", "InstanceStart")
+    e = ctrj_exec(runner, ["fcvs", "uname", "-a"])
+    assert (e.returncode, e.stdout) == (0, b"standin-agent ran: uname -a\n"), e.stderr
+    s = subprocess.run([str(BINARY), "stop", "fcvs"], env=fc.env(), capture_output=True,
+                       timeout=120)
+    assert s.returncode == 0, s.stderr
+    assert not fc.jail_dirs()
+    assert subprocess.run([str(BINARY), "rm", "fcvs"], env=fc.env(),
+                          capture_output=True).returncode == 0
+    assert not runs(runner.run_dir)
+
+
 def test_request_bodies_with_network_validate():
     """The bodies for a configuration the CLI cannot make yet (a TAP and
-    guest MAC, for the networking work; the agent's vsock) still match the
-    schema."""
+    guest MAC, for the networking work) and the agent's vsock (every run
+    has one: checked against the stand-in in the tests above too) match
+    the schema."""
     dump = BUILD / "tests/unit/fc_plan_dump"
     out = subprocess.run([str(dump)], capture_output=True, check=True, text=True).stdout
     ops = firecracker_standin.load_api(str(SCHEMA))
@@ -661,3 +786,15 @@ def test_vmlinux_from_debian_bzimage(kernel_ready):
     assert r.returncode == 0, r.stdout + r.stderr
     assert "vmlinux_from_bzimage" in r.stdout + r.stderr
     assert "SKIPPED" not in r.stdout + r.stderr
+
+
+def test_host_directory_refused_naming_a_volume(fc, runner, tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    r = fc.run(["-v", f"{shared}:/h"])
+    assert r.returncode == 125, r.stderr
+    lines = error_lines(r.stderr)
+    assert len(lines) == 1, lines
+    assert "virtiofs" in lines[0] and "--vmm qemu" in lines[0] and "-v NAME:/h" in lines[0]
+    assert not fc.jail_dirs()
+    assert all(c["path"] == "/version" for c in fc.calls())

@@ -296,3 +296,80 @@ def test_exec_by_name_after_a_restart(runner, tmp_path):
     assert json.loads(verb(runner, "inspect", run_id).stdout)["restart_count"] == 1
     assert verb(runner, "rm", "-f", "life-exec").returncode == 0
     assert runs(runner.run_dir) == []
+
+
+def test_restarts_keep_the_undo_log_bounded(runner):
+    """Each boot's VMM entries (jail cgroups, files given to the jail's
+    user) are undone before the next boot pushes them again: the record's
+    undo log is as long at every boot (it grew by a boot's worth each time)."""
+    run_id = detach(runner, ["sh", "-c", "sleep 2; exit 3"], ["--restart", "on-failure:3"])
+    record = runner.run_dir / run_id / "record.json"
+    sizes = {}
+
+    def sample():
+        try:
+            rec = json.loads(record.read_text())
+        except (OSError, ValueError):
+            return False
+        if rec.get("state") == "running" and "vmm" in rec:
+            sizes.setdefault(rec.get("restart_count", 0), set()).add(len(rec["undo"]))
+        return rec.get("state") == "exited"
+    wait_for(sample, timeout=300, what="the run's end")
+    # (between boots the log is shorter: the last boot's entries undone)
+    assert sorted(sizes) == [0, 1, 2, 3], sizes
+    assert len({max(s) for s in sizes.values()}) == 1, sizes
+    assert max(sizes[0]) > 0  # negative control: the VMM stage does push entries
+    rec = json.loads(verb(runner, "inspect", run_id).stdout)
+    assert rec["restart_count"] == 3 and rec["exit_code"] == 3
+    assert verb(runner, "rm", run_id).returncode == 0
+    assert runs(runner.run_dir) == []
+
+
+def test_detached_supervisor_leaves_the_callers_cwd(runner, tmp_path):
+    """The supervisor works in "/": the directory it was started from can
+    go away while the run lives; relative paths given were made absolute
+    first (here --rootfs)."""
+    caller = tmp_path / "caller"
+    caller.mkdir()
+    rel_rootfs = os.path.relpath(runner.rootfs, caller)
+    argv = runner.argv(["sh", "-c", "echo cwd-run-up; sleep 600"], rootfs=rel_rootfs,
+                       options=["-d"])
+    r = subprocess.run(argv, env=runner.env(), cwd=caller, capture_output=True, timeout=180)
+    assert r.returncode == 0, r.stderr
+    run_id = r.stdout.decode().strip()
+    rec = json.loads(verb(runner, "inspect", run_id).stdout)
+    owner = rec["owner"]["pid"]
+    assert os.readlink(f"/proc/{owner}/cwd") == "/"
+    caller.rmdir()  # the caller's directory goes; the run does not care
+    wait_for(lambda: "cwd-run-up" in logs(runner, run_id), what="the workload's line")
+    assert ps(runner)[run_id]["State"] == "running"
+    assert verb(runner, "rm", "-f", run_id).returncode == 0
+
+
+@pytest.mark.parametrize("detached", [False, True])
+def test_relative_image_path_is_unpacked_by_the_detached_supervisor(runner, tmp_path, detached):
+    """--image tar:FILE relative to the caller: the image is unpacked by the
+    supervisor, which works in "/". The run is made to fail at a later
+    stage (a volume that cannot be created), so no VM boots: what it
+    reports must be the volume, never the image (the foreground run is the
+    control)."""
+    import tarfile
+    caller = tmp_path / "caller"
+    caller.mkdir()
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    for sub in ("kernels", "vmlinux", "initramfs", "modules"):
+        (runner.cache / sub).mkdir(exist_ok=True)
+        (cache / sub).symlink_to(runner.cache / sub)
+    with tarfile.open(caller / "img.tar", "w") as t:
+        t.add(runner.rootfs, arcname=".")
+    missing = tmp_path / "no-such-dir" / "x.img"
+    argv = [str(BINARY), "run", "--image", "tar:img.tar", "--memory", "256", "--cpus", "1",
+            "--network", "none", "-v", f"{missing}:/data", *(["-d"] if detached else []),
+            "--", "/bin/true"]
+    r = subprocess.run(argv, env=runner.env({"CTR_JAILER_CACHE": str(cache)}), cwd=caller,
+                       capture_output=True, timeout=180)
+    err = r.stderr.decode(errors="replace")
+    assert r.returncode == 125, err
+    assert "img.tar" not in err and str(missing) in err, err
+    assert list((cache / "images").rglob("*.ext4")), "the image was not unpacked"

@@ -301,7 +301,8 @@ def test_config_reaches_the_workload_exactly(run, images):
 def test_command_line_layers_on_top_of_the_config(run, images, tmp_path):
     env_file = tmp_path / "env"
     env_file.write_text("FROM_FILE=file\nOVERRIDE_ME=file\n")
-    result = run(images.app, options=["--env-file", str(env_file), "-e", "OVERRIDE_ME=cli"],
+    result = run(images.app, options=["--env-passthrough", "--env-file", str(env_file),
+                                      "-e", "OVERRIDE_ME=cli"],
                  env={"PASSED": "through"})
     assert result.returncode == 0, result.stderr
     env = env_of(parse_probe(result.stdout))
@@ -540,7 +541,7 @@ def test_inspect_shows_what_would_run(images, tmp_path):
 
 
 @pytest.mark.parametrize("options,args,needle", [
-    (["--image", "bogus:x"], ["/bin/true"], "oci:DIR"),
+    (["--image", "Bogus:x"], ["/bin/true"], "oci:DIR"),
     (["--image", "oci:/no/such/layout"], ["/bin/true"], "/no/such/layout"),
     (["--image", "tar:/no/such.tar"], ["/bin/true"], "/no/such.tar"),
     (["--image", "{layout}:no-such-tag"], ["/bin/true"], "tags: "),

@@ -93,7 +93,9 @@ def test_env_values_exact_in_process_and_var_environment(runner):
 def test_env_passthrough_and_layering(runner, tmp_path):
     env_file = tmp_path / "env"
     env_file.write_text("# comment\nFROM_FILE=file\nOVERRIDDEN=file\n\nLOOKED_UP\n")
-    result = runner.run(["/probe"], options=["--env-file", str(env_file), "-e", "OVERRIDDEN=flag"],
+    # --rootfs from a host shell passes nothing unless asked (test_env_passthrough.py)
+    result = runner.run(["/probe"], options=["--env-passthrough", "--env-file", str(env_file),
+                                             "-e", "OVERRIDDEN=flag"],
                         env={"PASSED": "through", "LOOKED_UP": "from-env", "TAP_IP": "10.9.9.1/30",
                              "OVERRIDDEN": "env"})
     assert result.returncode == 0, result.stderr

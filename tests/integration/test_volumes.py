@@ -189,11 +189,14 @@ def test_bad_volume_and_secret_input(runner, vols, options, needle):
     assert not vols.exists() or not list(vols.iterdir())
 
 
-def test_directory_source_refused_nothing_created(runner, vols, tmp_path):
+def test_missing_bind_source_refused_nothing_created(runner, vols, tmp_path):
+    # A directory is a host directory now (test_host_dirs.py); a bind
+    # mount's missing source is refused before any volume is made.
     d = tmp_path / "a-directory"
-    d.mkdir()
-    r = runner.run(["/bin/true"], options=vopts(vols, "ok:/ok", f"{d}:/d"))
+    r = runner.run(["/bin/true"], options=vopts(vols, "ok:/ok") +
+                   ["--mount", f"type=bind,source={d},target=/d"])
     lines = [l for l in r.stderr.decode().splitlines() if "KVM here" not in l]
     assert r.returncode == 125
-    assert len(lines) == 1 and "directory" in lines[0]
+    assert len(lines) == 1 and "does not create it" in lines[0], lines
+    assert not d.exists()
     assert not vols.exists() or not list(vols.iterdir())   # "ok" was not created either

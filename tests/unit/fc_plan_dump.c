@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Prints, one JSON object per line ({"path": ..., "body": ...}), the
  * Firecracker configuration calls for a VM with every optional part set
- * (a TAP with its guest MAC, the agent's vsock, which runs do not ask for yet),
- * then the two actions. The contract tests validate each body against
- * Firecracker's schema. Not a test by itself. */
+ * (a TAP with its guest MAC, the agent's vsock), then the two actions. The
+ * contract tests validate each body against Firecracker's schema. Not a
+ * test by itself. */
 #include "vmm/firecracker.h"
 
 #include <stdio.h>

@@ -8,6 +8,7 @@
 
 #include "ctrj/agent.h"
 
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -74,6 +75,23 @@ static struct frames drain(int fd, enum ctrj_agent_dir dir)
 	return fr;
 }
 
+struct exit_seen {
+	uint32_t kind, code;
+	char msg[CTRJ_AGENT_MSG_MAX + 1];
+};
+
+static int keep_exit(const struct ctrj_agent_frame *f, void *ctx)
+{
+	struct exit_seen *ex = ctx;
+
+	if (f->type == CTRJ_AGENT_EXIT) {
+		ex->kind = f->a;
+		ex->code = f->b;
+		ctrj_agent_exit_msg(f, ex->msg);
+	}
+	return 0;
+}
+
 static void put(int fd, const uint8_t *f, size_t n)
 {
 	assert_int_equal(write(fd, f, n), (ssize_t)n);
@@ -90,8 +108,8 @@ static int client(struct world *w)
 	return fd;
 }
 
-/* A client's START; returns the session the guest sees. */
-static uint32_t start(struct world *w, int c)
+/* A client's START, sent. */
+static void send_start(struct world *w, int c)
 {
 	char *argv[] = {"true", NULL};
 	struct ctrj_agent_start st = {.argv = argv, .argc = 1};
@@ -102,6 +120,12 @@ static uint32_t start(struct world *w, int c)
 	put(c, f, n);
 	free(f);
 	pump(w);
+}
+
+/* A client's START; returns the session the guest sees. */
+static uint32_t start(struct world *w, int c)
+{
+	send_start(w, c);
 	struct frames g = drain(w->chan[1], CTRJ_AGENT_FROM_HOST);
 	assert_int_equal(g.n, 1);
 	assert_int_equal(g.type[0], CTRJ_AGENT_START);
@@ -280,6 +304,100 @@ static void test_client_must_start_once(void **state)
 	close(c);
 }
 
+/* ---- a channel opened on demand (Firecracker's vsock) ------------------ */
+
+static int od_calls;
+static bool od_fail;
+
+/* The guest's end becomes w->chan[1]; the mux owns the other. */
+static int od_connect(void *ctx, struct cj_err *err)
+{
+	struct world *w = ctx;
+	int sp[2];
+
+	od_calls++;
+	if (od_fail)
+		return cj_fail(err, ECONNRESET, "nothing in the guest listens on vsock port 1024");
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
+	close(w->chan[1]);
+	w->chan[0] = -1;
+	w->chan[1] = sp[1];
+	return sp[0];
+}
+
+static int setup_on_demand(void **state)
+{
+	struct world *w = calloc(1, sizeof *w);
+	struct cj_err err = {0};
+
+	snprintf(w->dir, sizeof w->dir, "/tmp/ctrj-mux-XXXXXX");
+	assert_non_null(mkdtemp(w->dir));
+	w->chan[0] = w->chan[1] = -1;
+	w->m = cj_agent_mux_open(-1, w->dir, &err);
+	assert_non_null(w->m);
+	cj_agent_mux_on_demand(w->m, od_connect, w);
+	od_calls = 0;
+	od_fail = false;
+	*state = w;
+	return 0;
+}
+
+/* No connection before a client; one that fails is the client's start
+ * failure, with the reason; one that closes is opened anew for the next. */
+static void test_on_demand_channel(void **state)
+{
+	struct world *w = *state;
+	struct ctrj_agent_dec d;
+	struct frames fr;
+	uint8_t b[512];
+	int c;
+
+	pump(w);
+	assert_int_equal(od_calls, 0);
+	od_fail = true;
+	c = client(w);
+	assert_int_equal(od_calls, 1);
+	ssize_t n = recv(c, b, sizeof b, MSG_DONTWAIT);
+	assert_true(n > 0);
+	assert_int_equal(ctrj_agent_dec_init(&d, CTRJ_AGENT_FROM_GUEST), 0);
+	struct exit_seen ex = {0};
+	assert_int_equal(ctrj_agent_dec_feed(&d, b, (size_t)n, keep_exit, &ex, NULL, 0), 0);
+	ctrj_agent_dec_free(&d);
+	assert_int_equal(ex.kind, CTRJ_AGENT_START_FAILED);
+	assert_int_equal(ex.code, 126);
+	assert_non_null(strstr(ex.msg, "nothing in the guest listens"));
+	/* its START, sent meanwhile, goes nowhere and breaks nothing; the
+	 * mux lets it go once it has read the reason and left */
+	send_start(w, c);
+	assert_int_equal(recv(c, b, sizeof b, MSG_DONTWAIT), -1);
+	assert_int_equal(od_calls, 1);
+	close(c);
+	pump(w);
+
+	od_fail = false;
+	c = client(w);
+	assert_int_equal(od_calls, 2);
+	greet(w);
+	fr = drain(c, CTRJ_AGENT_FROM_GUEST);
+	assert_int_equal(fr.n, 1);
+	assert_int_equal(fr.type[0], CTRJ_AGENT_HELLO);
+	start(w, c);
+
+	/* the guest side goes: the session with it; the next client reconnects */
+	close(w->chan[1]);
+	w->chan[1] = -1;
+	pump(w);
+	fr = drain(c, CTRJ_AGENT_FROM_GUEST);
+	assert_true(fr.closed);
+	close(c);
+	c = client(w);
+	assert_int_equal(od_calls, 3);
+	greet(w);
+	fr = drain(c, CTRJ_AGENT_FROM_GUEST);
+	assert_int_equal(fr.type[0], CTRJ_AGENT_HELLO);
+	close(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -289,6 +407,7 @@ int main(void)
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_client_leaving_kills_its_process, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_client_must_start_once, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_on_demand_channel, setup_on_demand, teardown),
 	};
 	return cmocka_run_group_tests_name("agent_mux", tests, NULL, NULL);
 }

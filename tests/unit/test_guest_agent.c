@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -228,6 +229,65 @@ static void test_output_held_at_the_window(void **state)
 	assert_int_equal(s.out_len, 1000000);
 }
 
+/* A connection on a unix listener, as vsock's would come: greeted. */
+static void connect_host(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct seen s = {0};
+
+	snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+	host = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_int_equal(connect(host, (struct sockaddr *)&sa, sizeof sa), 0);
+	ctrj_agent_dec_free(&dec);
+	assert_int_equal(ctrj_agent_dec_init(&dec, CTRJ_AGENT_FROM_GUEST), 0);
+	pump(&s, 300);
+	assert_true(s.hello);
+}
+
+/* The vsock way (last: it leaves the agent listening): one host at a
+ * time, each greeted; a host that leaves takes its sessions with it and
+ * the next one starts clean, on the same session numbers. */
+static void test_listener_serves_one_host_after_another(void **state)
+{
+	static char *env[] = {"PATH=/usr/bin:/bin", NULL};
+	char *sleeper[] = {"sh", "-c", "echo $$ >/dev/null; exec sleep 30", NULL};
+	char *echo[] = {"echo", "again", NULL};
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	char dir[] = "/tmp/cj-gagent-XXXXXX";
+	struct seen s = {0};
+	int lfd;
+
+	(void)state;
+	close(host); /* the socket pair's host leaves: the agent drops it */
+	pump(&s, 100);
+	assert_non_null(mkdtemp(dir));
+	snprintf(sa.sun_path, sizeof sa.sun_path, "%s/agent.sock", dir);
+	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+	assert_int_equal(listen(lfd, 1), 0);
+	assert_true(agent_listen_fd(lfd, env, NULL, NULL));
+
+	connect_host(sa.sun_path);
+	start(1, sleeper, true);
+	pump(&s, 300);
+	assert_false(s.exited);
+	close(host); /* mid-session */
+	pump(&s, 200);
+
+	connect_host(sa.sun_path);
+	memset(&s, 0, sizeof s);
+	start(1, echo, true);
+	pump(&s, 10000);
+	assert_true(s.exited);
+	assert_int_equal(s.code, 0);
+	assert_int_equal(s.out_len, 6);
+	assert_memory_equal(s.out, "again\n", 6);
+	close(host);
+	pump(&s, 50);
+	unlink(sa.sun_path);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -235,6 +295,7 @@ int main(void)
 	    cmocka_unit_test(test_start_failures),
 	    cmocka_unit_test(test_stdin_and_signal),
 	    cmocka_unit_test(test_output_held_at_the_window),
+	    cmocka_unit_test(test_listener_serves_one_host_after_another),
 	};
 	signal(SIGPIPE, SIG_IGN);
 	return cmocka_run_group_tests_name("guest_agent", tests, setup, NULL);

@@ -157,6 +157,27 @@ static void test_config_parse_absent_and_null(void **state)
 	cj_image_config_free(&c);
 }
 
+/* HEALTHCHECK as docker writes it: Test and nanoseconds. */
+static void test_config_parse_healthcheck(void **state)
+{
+	static const char json[] =
+	    "{\"config\":{\"Healthcheck\":{\"Test\":[\"CMD-SHELL\",\"curl -f localhost\"],"
+	    "\"Interval\":5000000000,\"Timeout\":2500000000,\"StartPeriod\":60000000000,"
+	    "\"Retries\":4}}}";
+	struct cj_image_config c;
+	struct cj_err err = {0};
+
+	assert_int_equal(cj_image_config_parse(json, strlen(json), &c, &err), 0);
+	assert_int_equal(c.health_test.n, 2);
+	assert_string_equal(c.health_test.v[0], "CMD-SHELL");
+	assert_string_equal(c.health_test.v[1], "curl -f localhost");
+	assert_int_equal(c.health_interval_ms, 5000);
+	assert_int_equal(c.health_timeout_ms, 2500);
+	assert_int_equal(c.health_start_period_ms, 60000);
+	assert_int_equal(c.health_retries, 4);
+	cj_image_config_free(&c);
+}
+
 static void test_config_parse_hostile(void **state)
 {
 	static const struct {
@@ -183,6 +204,11 @@ static void test_config_parse_hostile(void **state)
 	    {"{\"rootfs\":{\"diff_ids\":[\"sha512:abc\"]}}", "unsupported digest"},
 	    {"{\"rootfs\":{\"diff_ids\":[\"sha256:../../../../etc/passwd\"]}}", "not a sha256"},
 	    {"{\"a\":\"\xff\xfe\"}", "JSON"},
+	    {"{\"config\":{\"Healthcheck\":[]}}", "Healthcheck must be an object"},
+	    {"{\"config\":{\"Healthcheck\":{\"Test\":[\"RUN\",\"x\"]}}}", "CMD-SHELL"},
+	    {"{\"config\":{\"Healthcheck\":{\"Interval\":-1}}}", "nanoseconds"},
+	    {"{\"config\":{\"Healthcheck\":{\"Timeout\":\"30s\"}}}", "nanoseconds"},
+	    {"{\"config\":{\"Healthcheck\":{\"Retries\":-3}}}", "Retries"},
 	};
 	for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
 		struct cj_image_config c;
@@ -1469,6 +1495,7 @@ int main(void)
 	    cmocka_unit_test(test_config_parse_full),
 	    cmocka_unit_test(test_config_parse_absent_and_null),
 	    cmocka_unit_test(test_config_parse_hostile),
+	    cmocka_unit_test(test_config_parse_healthcheck),
 	    cmocka_unit_test(test_signal_parse),
 	    cmocka_unit_test(test_index_and_manifest),
 	    cmocka_unit_test(test_index_and_manifest_hostile),

@@ -3,6 +3,7 @@
 #include "jail/jail.h"
 #include "util/util.h"
 
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -125,12 +127,40 @@ static void test_explicit_user_and_no_jail(void **state)
 	assert_int_equal(d.uid, d.gid);
 }
 
+/* The kvm group is /dev/kvm's own (a host whose kvm group is not in
+ * /etc/group, nss-altfiles' /usr/lib/group, still gets it); a device
+ * of root's group, or a file that is no device, is never taken. */
+static void test_kvm_gid_is_the_devices_group(void **state)
+{
+	char dir[] = "/tmp/ctrj-kvm-XXXXXX", dev[64], file[64];
+
+	(void)state;
+	if (geteuid() != 0)
+		skip();
+	assert_non_null(mkdtemp(dir));
+	snprintf(dev, sizeof dev, "%s/kvm", dir);
+	snprintf(file, sizeof file, "%s/file", dir);
+	assert_int_equal(mknod(dev, S_IFCHR | 0660, makedev(1, 3)), 0);
+	assert_int_equal(chown(dev, 0, 4242), 0);
+	assert_int_equal(chmod(dev, 0660), 0);
+	assert_int_equal(cj_jail_kvm_gid(dev), 4242);
+	assert_int_equal(chown(dev, 0, 0), 0);
+	assert_int_not_equal(cj_jail_kvm_gid(dev), 0); /* root's group: never */
+	assert_int_equal(close(open(file, O_CREAT | O_WRONLY, 0660)), 0);
+	assert_int_equal(chown(file, 0, 4242), 0);
+	assert_int_not_equal(cj_jail_kvm_gid(file), 4242); /* not a device */
+	unlink(dev);
+	unlink(file);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_uid_range_parse),
 	    cmocka_unit_test(test_pick_distinct_until_the_range_is_full),
 	    cmocka_unit_test(test_explicit_user_and_no_jail),
+	    cmocka_unit_test(test_kvm_gid_is_the_devices_group),
 	};
 	return cmocka_run_group_tests_name("jail_ids", tests, NULL, NULL);
 }

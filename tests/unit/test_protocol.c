@@ -232,6 +232,80 @@ static void test_config_round_trip_minimal(void **state)
 	free(buf);
 }
 
+/* Host directories, tmpfs and a read-only root round trip; a record the
+ * host could not have written is refused. */
+static void test_config_mounts(void **state)
+{
+	char *argv[] = {"true", NULL};
+	struct ctrj_mount m[] = {
+	    {.kind = CTRJ_MOUNT_VIRTIOFS,
+	     .flags = CTRJ_MOUNT_READONLY,
+	     .tag = "ctrj0",
+	     .path = "/h"},
+	    {.kind = CTRJ_MOUNT_TMPFS,
+	     .flags = CTRJ_MOUNT_NOEXEC | CTRJ_MOUNT_NODEV,
+	     .size = 8 << 20,
+	     .mode = 0700,
+	     .path = "/scratch dir"},
+	};
+	struct ctrj_config in = {.argv = argv,
+	                         .argc = 1,
+	                         .mounts = m,
+	                         .nmounts = 2,
+	                         .readonly_root = true},
+	                   out;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	char err[256] = "";
+
+	assert_int_equal(ctrj_config_encode(&in, &buf, &len, err, sizeof err), 0);
+	assert_int_equal(parse_exact(buf, len, &out, err, sizeof err), 0);
+	assert_int_equal(out.nmounts, 2);
+	assert_true(out.readonly_root);
+	assert_int_equal(out.mounts[0].kind, CTRJ_MOUNT_VIRTIOFS);
+	assert_int_equal(out.mounts[0].flags, CTRJ_MOUNT_READONLY);
+	assert_string_equal(out.mounts[0].tag, "ctrj0");
+	assert_string_equal(out.mounts[0].path, "/h");
+	assert_int_equal(out.mounts[1].kind, CTRJ_MOUNT_TMPFS);
+	assert_null(out.mounts[1].tag);
+	assert_true(out.mounts[1].size == 8 << 20);
+	assert_int_equal(out.mounts[1].mode, 0700);
+	assert_string_equal(out.mounts[1].path, "/scratch dir");
+	ctrj_config_free(&out);
+	free(buf);
+
+	/* refused: a tmpfs with a tag, a virtiofs without one, a relative
+	 * path, unknown flags or kind, a tag longer than its payload */
+	static const struct {
+		uint32_t kind, flags;
+		uint16_t tlen;
+		const char *rest;
+	} bad[] = {
+	    {CTRJ_MOUNT_TMPFS, 0, 1, "x/p"},
+	    {CTRJ_MOUNT_VIRTIOFS, 0, 0, "/p"},
+	    {CTRJ_MOUNT_VIRTIOFS, 0, 1, "tp"},
+	    {CTRJ_MOUNT_TMPFS, 0x100, 0, "/p"},
+	    {7, 0, 0, "/p"},
+	    {CTRJ_MOUNT_VIRTIOFS, 0, 200, "t/p"},
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		struct rawbuf b = {0};
+		uint8_t rec[64] = {0};
+		size_t n = strlen(bad[i].rest);
+		struct ctrj_config c;
+		rec[0] = (uint8_t)bad[i].kind;
+		rec[4] = (uint8_t)bad[i].flags;
+		rec[5] = (uint8_t)(bad[i].flags >> 8);
+		rec[20] = (uint8_t)bad[i].tlen;
+		memcpy(rec + 22, bad[i].rest, n);
+		raw_str(&b, CTRJ_REC_ARG, "true");
+		raw_rec(&b, CTRJ_REC_MOUNT, rec, 22 + n);
+		assert_int_equal(ctrj_config_parse(b.p, b.len, &c, err, sizeof err), -1);
+		ctrj_config_free(&c);
+		raw_free(&b);
+	}
+}
+
 static void test_config_encode_rejects(void **state)
 {
 	struct ctrj_config cfg = {0};
@@ -848,6 +922,7 @@ int main(void)
 	    cmocka_unit_test(test_parse_layers_bounded),
 	    cmocka_unit_test(test_parse_null_err),
 	    cmocka_unit_test(test_header),
+	    cmocka_unit_test(test_config_mounts),
 	    cmocka_unit_test(test_status_round_trip),
 	    cmocka_unit_test(test_status_absent),
 	    cmocka_unit_test(test_status_invalid),

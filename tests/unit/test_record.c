@@ -229,6 +229,28 @@ static void test_replay_is_newest_first_and_idempotent(void **state)
 	assert_int_equal(cj_undo_replay(NULL, test_kinds, false), 0);
 }
 
+/* A stage done again (a restart's VMM) replays only its own entries. */
+static void test_replay_from_a_mark(void **state)
+{
+	static const char *const kinds[] = {"t.net", "t.jail1", "t.jail2"};
+	json_object *log = log_of(kinds, 3);
+	(void)state;
+
+	ncalls = 0;
+	fail_kind_b = 0;
+	assert_int_equal(cj_undo_replay_from(log, 1, test_kinds, false), 0);
+	assert_int_equal(ncalls, 2);
+	assert_string_equal(calls[0], "t.jail2");
+	assert_string_equal(calls[1], "t.jail1");
+	assert_int_equal(json_object_array_length(log), 1);
+	assert_string_equal(cj_undo_str(json_object_array_get_idx(log, 0), "kind"), "t.net");
+	/* a mark at or past the end replays nothing */
+	assert_int_equal(cj_undo_replay_from(log, 1, test_kinds, false), 0);
+	assert_int_equal(cj_undo_replay_from(log, 5, test_kinds, false), 0);
+	assert_int_equal(ncalls, 2);
+	json_object_put(log);
+}
+
 /* A run directory as a killed runtime leaves it. */
 static void leftover(const char *name, const char *record, bool old)
 {
@@ -376,6 +398,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_create_publishes_a_locked_record, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_push_and_setters_persist, setup, teardown),
 	    cmocka_unit_test(test_replay_is_newest_first_and_idempotent),
+	    cmocka_unit_test(test_replay_from_a_mark),
 	    cmocka_unit_test_setup_teardown(test_gc_kills_the_vmm_and_removes_the_run, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_gc_survives_broken_records, setup, teardown),

@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 
+#include "run/health.h"
 #include "run/logfile.h"
 #include "run/names.h"
 #include "run/record.h"
@@ -156,6 +157,95 @@ static void test_find_by_id_name_and_prefix(void **state)
 	assert_int_equal(cj_runs_find(base, "run5", id, &err), -1); /* not kept */
 }
 
+/* exec --latest: the live, running run created last. */
+static void test_latest_is_the_newest_running_run(void **state)
+{
+	struct cj_record *old, *newer, *not_started;
+	struct cj_err err = {0};
+	char id[16];
+	(void)state;
+
+	assert_int_equal(cj_runs_latest(base, id, &err), -1);
+	assert_non_null(strstr(err.msg, "no run is running"));
+	old = named("old");
+	newer = named("newer");
+	not_started = named("notstarted"); /* created last, but no VMM yet */
+	assert_int_equal(cj_record_set_vmm(old, getpid(), &err), 0);
+	assert_int_equal(cj_record_set_vmm(newer, getpid(), &err), 0);
+	assert_int_equal(cj_runs_latest(base, id, &err), 0);
+	assert_string_equal(id, cj_record_id(newer));
+	/* the old one's restart does not make it the latest */
+	assert_int_equal(cj_record_set_vmm(old, getpid(), &err), 0);
+	assert_int_equal(cj_runs_latest(base, id, &err), 0);
+	assert_string_equal(id, cj_record_id(newer));
+	assert_int_equal(cj_record_teardown(newer, false), 0);
+	assert_int_equal(cj_runs_latest(base, id, &err), 0);
+	assert_string_equal(id, cj_record_id(old));
+	assert_int_equal(cj_record_teardown(old, false), 0);
+	assert_int_equal(cj_runs_latest(base, id, &err), -1);
+	assert_int_equal(cj_record_teardown(not_started, false), 0);
+}
+
+/* docker's health states: a success is healthy at once; failures in the
+ * start period do not count until the run was healthy; retries failures
+ * in a row make it unhealthy; a success resets the streak. */
+static void test_health_state_machine(void **state)
+{
+	struct cj_health_spec spec = {.retries = 2, .start_period_ms = 1000};
+	struct cj_health_state st = {CJ_HEALTH_STARTING, 0};
+	(void)state;
+
+	cj_health_account(&st, &spec, 10, false);
+	cj_health_account(&st, &spec, 500, false);
+	cj_health_account(&st, &spec, 999, false);
+	assert_int_equal(st.status, CJ_HEALTH_STARTING);
+	assert_int_equal(st.failing_streak, 0);
+	cj_health_account(&st, &spec, 1000, false); /* after the start period: counts */
+	assert_int_equal(st.failing_streak, 1);
+	assert_int_equal(st.status, CJ_HEALTH_STARTING);
+	cj_health_account(&st, &spec, 1200, true);
+	assert_int_equal(st.status, CJ_HEALTH_HEALTHY);
+	assert_int_equal(st.failing_streak, 0);
+	cj_health_account(&st, &spec, 1300, false); /* healthy: the start period is over */
+	assert_int_equal(st.status, CJ_HEALTH_HEALTHY);
+	assert_int_equal(st.failing_streak, 1);
+	cj_health_account(&st, &spec, 1400, false);
+	assert_int_equal(st.status, CJ_HEALTH_UNHEALTHY);
+	assert_string_equal(cj_health_status_name(st.status), "unhealthy");
+	cj_health_account(&st, &spec, 1500, true);
+	assert_int_equal(st.status, CJ_HEALTH_HEALTHY);
+	/* the defaults: interval 30 s, timeout 30 s, 3 retries */
+	struct cj_health_spec d = {0};
+	assert_false(cj_health_defaults(&d)); /* no test: no check */
+	assert_int_equal(d.interval_ms, 30000);
+	assert_int_equal(d.timeout_ms, 30000);
+	assert_int_equal(d.retries, 3);
+}
+
+/* The supervisor's poll timeout for a check weeks away stays a positive
+ * int (--health-interval takes up to years): never a negative "wait
+ * forever" or a wrapped short one. */
+static void test_health_long_interval_poll_timeout(void **state)
+{
+	struct cj_record *rec = named("longint");
+	struct cj_health_spec spec = {.interval_ms = 30ull * 24 * 3600 * 1000}; /* 30 days */
+	struct cj_health *h = NULL;
+	struct cj_err err = {0};
+	struct pollfd p;
+	(void)state;
+
+	assert_int_equal(cj_strv_push(&spec.test, "true"), 0);
+	assert_int_equal(cj_health_open(&spec, base, cj_record_id(rec), rec, &h, &err), 0);
+	assert_non_null(h);
+	cj_health_boot(h);
+	int ms = cj_health_pollfd(h, &p);
+	assert_true(ms > 24 * 3600 * 1000); /* more than a day, however it is capped */
+	assert_int_equal(p.fd, -1);
+	cj_health_close(h);
+	cj_strv_free(&spec.test);
+	assert_int_equal(cj_record_teardown(rec, false), 0);
+}
+
 static void test_kept_record_keeps_only_record_and_logs(void **state)
 {
 	struct cj_record *rec = named("kept");
@@ -220,9 +310,13 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_name_rule),
+	    cmocka_unit_test(test_health_state_machine),
+	    cmocka_unit_test_setup_teardown(test_health_long_interval_poll_timeout, setup,
+	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_names_are_unique_among_live_and_exited, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_find_by_id_name_and_prefix, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_latest_is_the_newest_running_run, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_kept_record_keeps_only_record_and_logs, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_console_log_rotation_is_bounded, setup, teardown),

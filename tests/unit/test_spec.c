@@ -746,6 +746,140 @@ static void test_spec_env_layers(void **state)
 	free(bad);
 }
 
+/* The passthrough rule: everything in the seed's container mode (no
+ * --rootfs, no --image), nothing from a host shell; the flags override
+ * either way; -e wins over the passthrough in both. */
+static bool passes(char **argv, char **env, const char *name, const char *want)
+{
+	struct cj_spec spec;
+	struct cj_err err = {0};
+	int argc = 0;
+	bool got;
+
+	while (argv[argc])
+		argc++;
+	assert_int_equal(cli_run_parse(&spec, argc, argv, env, NULL, NULL, &err), 0);
+	const char *v = env_get(&spec.env, name);
+	got = v != NULL;
+	if (v && want)
+		assert_string_equal(v, want);
+	assert_string_equal(env_get(&spec.env, "SET"), "flag");
+	assert_null(env_get(&spec.env, "CTR_JAILER_CACHE"));
+	cj_spec_free(&spec);
+	return got;
+}
+
+static void test_spec_env_passthrough_rule(void **state)
+{
+	char *env[] = {"AWS_KEY=host", "SET=host", "CTR_JAILER_CACHE=/c", NULL};
+	char *seed[] = {"run", "-e", "SET=flag", "/bin/env", NULL};
+	char *seed_off[] = {"run", "--no-env-passthrough", "-e", "SET=flag", "/bin/env", NULL};
+	char *shell[] = {"run", "--rootfs", "/r", "-e", "SET=flag", "/bin/env", NULL};
+	char *shell_on[] = {"run", "--rootfs", "/r",       "--env-passthrough",
+	                    "-e",  "SET=flag", "/bin/env", NULL};
+	char *image[] = {"run", "--image", "oci:/nowhere", "-e", "SET=flag", "/bin/env", NULL};
+	char *last_wins[] = {
+	    "run", "--env-passthrough", "--no-env-passthrough", "-e", "SET=flag", "/bin/env", NULL};
+
+	assert_true(passes(seed, env, "AWS_KEY", "host"));
+	assert_false(passes(seed_off, env, "AWS_KEY", NULL));
+	assert_false(passes(shell, env, "AWS_KEY", NULL));
+	assert_true(passes(shell_on, env, "AWS_KEY", "host"));
+	assert_false(passes(image, env, "AWS_KEY", NULL));
+	/* a container's CTR_JAILER_IMAGE is still the seed's container mode */
+	char *env_image[] = {"AWS_KEY=host", "SET=host", "CTR_JAILER_IMAGE=oci:/i", NULL};
+	assert_true(passes(seed, env_image, "AWS_KEY", "host"));
+	assert_false(passes(last_wins, env, "AWS_KEY", NULL));
+}
+
+static void test_health_options(void **state)
+{
+	uint64_t ms;
+	static const struct {
+		const char *s;
+		uint64_t ms;
+	} ok[] = {{"30s", 30000},  {"1m30s", 90000}, {"1.5s", 1500}, {"250ms", 250},
+	          {"1h", 3600000}, {"2", 2000},      {"0s", 0},      {"1500us", 2}};
+	static const char *const bad[] = {"", "s", "-1s", "1x", "1 s", "1s2", "abc", "1e3s"};
+
+	for (size_t i = 0; i < ARRAY_LEN(ok); i++) {
+		if (cj_duration_parse(ok[i].s, &ms) < 0)
+			fail_msg("'%s' refused", ok[i].s);
+		assert_int_equal(ms, ok[i].ms);
+	}
+	for (size_t i = 0; i < ARRAY_LEN(bad); i++)
+		if (cj_duration_parse(bad[i], &ms) == 0)
+			fail_msg("'%s' accepted", bad[i]);
+
+	char *env[] = {NULL};
+	char *argv[] = {"run",
+	                "--health-cmd",
+	                "curl -f localhost",
+	                "--health-interval",
+	                "5s",
+	                "--health-timeout",
+	                "1m",
+	                "--health-retries",
+	                "7",
+	                "--health-start-period",
+	                "500ms",
+	                "/bin/true",
+	                NULL};
+	struct cj_spec spec;
+	struct cj_err err;
+	assert_int_equal(spec_run(&spec, argv, env, &err), 0);
+	assert_int_equal(spec.health.test.n, 3);
+	assert_string_equal(spec.health.test.v[0], "/bin/sh");
+	assert_string_equal(spec.health.test.v[2], "curl -f localhost");
+	assert_int_equal(spec.health.interval_ms, 5000);
+	assert_int_equal(spec.health.timeout_ms, 60000);
+	assert_int_equal(spec.health.retries, 7);
+	assert_int_equal(spec.health.start_period_ms, 500);
+	assert_true(cj_health_wanted(&spec.health));
+	cj_spec_free(&spec);
+	char *off[] = {"run", "--no-healthcheck", "/bin/true", NULL};
+	assert_int_equal(spec_run(&spec, off, env, &err), 0);
+	assert_false(cj_health_wanted(&spec.health));
+	cj_spec_free(&spec);
+	char *both[] = {"run", "--health-cmd", "true", "--no-healthcheck", "/bin/true", NULL};
+	expect_spec_error(both, env, "conflicts with the --health-* options");
+	char *bad_retries[] = {"run", "--health-retries", "-1", "/bin/true", NULL};
+	expect_spec_error(bad_retries, env, "give a count");
+	char *bad_interval[] = {"run", "--health-interval", "soon", "/bin/true", NULL};
+	expect_spec_error(bad_interval, env, "not a duration");
+	char *empty[] = {"run", "--health-cmd", "", "/bin/true", NULL};
+	expect_spec_error(empty, env, "give a command");
+}
+
+static void test_spec_absolute_paths(void **state)
+{
+	struct cj_spec spec;
+	struct cj_err err = {0};
+	struct cj_volume_spec vols[2] = {{.source = strdup("named")},
+	                                 {.source = strdup("./a.img")}};
+
+	assert_int_equal(cj_spec_init(&spec, &err), 0);
+	free(spec.rootfs);
+	spec.rootfs = strdup("rootfs");
+	spec.kernel = strdup("/abs/vmlinux");
+	spec.firecracker_bin = strdup("firecracker"); /* looked up in PATH */
+	spec.jailer_bin = strdup("bin/jailer");
+	spec.volumes = vols;
+	spec.nvolumes = 2;
+	assert_int_equal(cj_spec_absolute_paths(&spec, "/home/u", &err), 0);
+	assert_string_equal(spec.rootfs, "/home/u/rootfs");
+	assert_string_equal(spec.kernel, "/abs/vmlinux");
+	assert_string_equal(spec.firecracker_bin, "firecracker");
+	assert_string_equal(spec.jailer_bin, "/home/u/bin/jailer");
+	assert_string_equal(vols[0].source, "named");
+	assert_string_equal(vols[1].source, "/home/u/./a.img");
+	free(vols[0].source);
+	free(vols[1].source);
+	spec.volumes = NULL;
+	spec.nvolumes = 0;
+	cj_spec_free(&spec);
+}
+
 static void test_spec_seed_env_overridden_by_flags(void **state)
 {
 	char *env[] = {"VCPU_COUNT=3",
@@ -796,6 +930,49 @@ static void test_spec_seed_env_overridden_by_flags(void **state)
 	expect_spec_error(argv2, bad_rootfs, "ROOTFS_SIZE");
 }
 
+/* `run IMAGE [CMD...]` next to the seed's `run [--] CMD`: which operand
+ * is the image (parse only: nothing is opened or pulled). */
+static void expect_operands(char **argv, const char *image, const char *cmd0, size_t argc_want)
+{
+	char *env[] = {"CTR_JAILER_CACHE=/nonexistent/cj-cache", NULL};
+	struct cj_spec spec;
+	struct cj_err err = {0};
+	int argc = 0;
+
+	while (argv[argc])
+		argc++;
+	assert_int_equal(cli_run_parse(&spec, argc, argv, env, NULL, NULL, &err), 0);
+	if (image)
+		assert_string_equal(spec.image, image);
+	else
+		assert_null(spec.image);
+	assert_int_equal(spec.argv.n, argc_want);
+	if (cmd0)
+		assert_string_equal(spec.argv.v[0], cmd0);
+	cj_spec_free(&spec);
+}
+
+static void test_spec_image_operand(void **state)
+{
+	(void)state;
+	/* the seed's forms: a command, with or without "--" */
+	expect_operands((char *[]){"run", "echo", "hi", NULL}, NULL, "echo", 2);
+	expect_operands((char *[]){"run", "/bin/echo", "hi", NULL}, NULL, "/bin/echo", 2);
+	expect_operands((char *[]){"run", "bin/sh", NULL}, NULL, "bin/sh", 1);
+	expect_operands((char *[]){"run", "--", "busybox:1", "x", NULL}, NULL, "busybox:1", 2);
+	expect_operands((char *[]){"run", "--rootfs", "/", "busybox:1", NULL}, NULL, "busybox:1",
+	                1);
+	/* docker's: a tag, a digest, a registry host, a file form */
+	expect_operands((char *[]){"run", "busybox:1", "echo", "hi", NULL}, "busybox:1", "echo", 2);
+	expect_operands((char *[]){"run", "localhost:5000/app", NULL}, "localhost:5000/app", NULL,
+	                0);
+	expect_operands((char *[]){"run", "quay.io/x/y", "--", "sh", NULL}, "quay.io/x/y", "sh", 1);
+	expect_operands((char *[]){"run", "oci:/l:t", "a", NULL}, "oci:/l:t", "a", 1);
+	/* --image (or CTR_JAILER_IMAGE) chose: the operands are the command */
+	expect_operands((char *[]){"run", "--image", "oci:/l", "busybox:1", NULL}, "oci:/l",
+	                "busybox:1", 1);
+}
+
 /* --image / --entrypoint / CTR_JAILER_IMAGE (the image parsing itself is
  * in test_image.c; the runs in tests/integration/test_oci.py). */
 static void test_spec_image_options(void **state)
@@ -806,8 +983,13 @@ static void test_spec_image_options(void **state)
 
 	char *both[] = {"run", "--rootfs", "/", "--image", "oci:/x", "--", "/bin/true", NULL};
 	expect_spec_error(both, noenv, "not both");
-	char *bogus[] = {"run", "--image", "bogus:x", "--", "/bin/true", NULL};
+	char *bogus[] = {"run", "--image", "Bogus:x", "--", "/bin/true", NULL};
 	expect_spec_error(bogus, noenv, "oci:DIR");
+	/* a registry reference that is not stored, with --pull never */
+	char *never[] = {"run", "--pull", "never", "--image", "bogus:x", "--", "/bin/true", NULL};
+	expect_spec_error(never, noenv, "ctr-jailer pull bogus:x");
+	char *policy[] = {"run", "--pull", "sometimes", "--image", "oci:/x", NULL};
+	expect_spec_error(policy, noenv, "missing, always or never");
 	char *missing[] = {"run", "--image", "oci:/no/such/layout", NULL};
 	expect_spec_error(missing, noenv, "/no/such/layout");
 
@@ -983,8 +1165,12 @@ int main(void)
 	    cmocka_unit_test(test_spec_host_facts),
 	    cmocka_unit_test(test_spec_guest_args_not_parsed),
 	    cmocka_unit_test(test_spec_env_layers),
+	    cmocka_unit_test(test_spec_env_passthrough_rule),
+	    cmocka_unit_test(test_spec_absolute_paths),
+	    cmocka_unit_test(test_health_options),
 	    cmocka_unit_test(test_spec_seed_env_overridden_by_flags),
 	    cmocka_unit_test(test_spec_image_options),
+	    cmocka_unit_test(test_spec_image_operand),
 	    cmocka_unit_test(test_spec_vmm_options),
 	    cmocka_unit_test(test_spec_egress_options),
 	};

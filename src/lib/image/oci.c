@@ -16,6 +16,8 @@
 
 #include "image/layer.h"
 #include "image/tree.h"
+#include "registry/ref.h"
+#include "registry/store.h"
 #include "util/progress.h"
 #include "util/util.h"
 
@@ -370,8 +372,9 @@ static int select_manifest(const struct cj_oci_index *idx, const char *tag, bool
 		}
 	} else if (tag) {
 		for (size_t i = 0; i < idx->n && !pick; i++)
-			if (idx->manifests[i].ref_name &&
-			    strcmp(idx->manifests[i].ref_name, tag) == 0)
+			if ((idx->manifests[i].ref_name &&
+			     strcmp(idx->manifests[i].ref_name, tag) == 0) ||
+			    strcmp(idx->manifests[i].digest, tag) == 0) /* the store's pick */
 				pick = &idx->manifests[i];
 		if (!pick) {
 			char have[512] = "";
@@ -404,9 +407,41 @@ static int check_platform(const struct cj_image_config *cfg, struct cj_err *err)
 	return 0;
 }
 
+/* "oci:DIR:NAME" where NAME itself has a ':' (a full reference, as the
+ * store names images: docker.io/library/busybox:latest): when DIR as
+ * split at the last ':' does not exist, split at the first ':' that ends
+ * an OCI layout's directory instead. */
+static int resplit_layout(struct cj_image_ref *ref, struct cj_err *err)
+{
+	cj_autofree char *whole = NULL;
+	char probe[PATH_MAX + 16];
+	struct stat st;
+
+	if (!ref->tag || stat(ref->path, &st) == 0 ||
+	    asprintf(&whole, "%s:%s", ref->path, ref->tag) < 0)
+		return 0;
+	for (char *c = strchr(whole, ':'); c; c = strchr(c + 1, ':')) {
+		snprintf(probe, sizeof probe, "%.*s/oci-layout", (int)(c - whole), whole);
+		if (access(probe, F_OK) < 0)
+			continue;
+		char *path = strndup(whole, (size_t)(c - whole)), *tag = strdup(c + 1);
+		if (!path || !tag) {
+			free(path);
+			free(tag);
+			return cj_fail(err, ENOMEM, "image reference");
+		}
+		free(ref->path);
+		free(ref->tag);
+		ref->path = path;
+		ref->tag = tag;
+		return 0;
+	}
+	return 0;
+}
+
 static int oci_open(struct cj_image *img, struct cj_err *err)
 {
-	const char *dir = img->ref.path;
+	const char *dir;
 	char path[PATH_MAX + 32], *text = NULL;
 	struct cj_descriptor d;
 	struct cj_oci_index idx;
@@ -414,6 +449,9 @@ static int oci_open(struct cj_image *img, struct cj_err *err)
 	size_t len;
 	int r;
 
+	if (resplit_layout(&img->ref, err) < 0)
+		return -1;
+	dir = img->ref.path;
 	if (stat(dir, &st) < 0)
 		return cj_fail(err, errno, "%s", dir);
 	snprintf(path, sizeof path, "%s/oci-layout", dir);
@@ -605,13 +643,70 @@ void cj_image_free(struct cj_image *img)
 	memset(img, 0, sizeof *img);
 }
 
+bool cj_image_ref_is_file_form(const char *s)
+{
+	return strncmp(s, "oci:", 4) == 0 || strncmp(s, "docker-archive:", 15) == 0 ||
+	       strncmp(s, "tar:", 4) == 0;
+}
+
+/* A stored name or digest: the store's layout, its manifest picked by
+ * digest. */
+static int store_ref(const char *s, const char *cache_dir, struct cj_image_ref *ref,
+                     struct cj_err *err)
+{
+	struct cj_store st;
+	struct cj_store_entry e;
+	struct cj_reg_ref parsed;
+	int r;
+
+	if (!cache_dir)
+		return cj_image_ref_parse(s, ref, err);
+	cj_store_paths(cache_dir, &st);
+	if ((r = cj_store_find(&st, s, &e, err)) < 0)
+		return -1;
+	if (r == 0 && cj_reg_ref_parse(s, &parsed, err) < 0)
+		return cj_fail(
+		    err, 0,
+		    "image '%s' is neither stored nor a registry reference: give "
+		    "[REGISTRY/]NAME[:TAG], oci:DIR[:TAG], docker-archive:FILE or tar:FILE",
+		    s);
+	if (r == 0)
+		return cj_fail(err, 0,
+		               "image '%s' is not stored: pull it ('ctr-jailer pull %s') or give "
+		               "oci:DIR[:TAG], docker-archive:FILE or tar:FILE",
+		               s, s);
+	memset(ref, 0, sizeof *ref);
+	ref->kind = CJ_IMAGE_OCI;
+	ref->path = strdup(st.dir);
+	ref->tag = strdup(e.digest);
+	if (!ref->path || !ref->tag) {
+		cj_image_ref_free(ref);
+		return cj_fail(err, ENOMEM, "image reference");
+	}
+	return 0;
+}
+
 int cj_image_open(const char *ref, const char *cache_dir, struct cj_image *img, struct cj_err *err)
 {
 	int r;
 
 	memset(img, 0, sizeof *img);
-	if (cj_image_ref_parse(ref, &img->ref, err) < 0)
+	img->from_store = !cj_image_ref_is_file_form(ref) && cache_dir;
+	if ((cj_image_ref_is_file_form(ref) ? cj_image_ref_parse(ref, &img->ref, err)
+	                                    : store_ref(ref, cache_dir, &img->ref, err)) < 0)
 		return -1;
+	/* Unpacking may come later, in a detached supervisor that has left
+	 * this working directory: a relative path is taken from here. */
+	if (img->ref.path[0] != '/') {
+		char cwd[PATH_MAX], *abs = NULL;
+		if (!getcwd(cwd, sizeof cwd) || asprintf(&abs, "%s/%s", cwd, img->ref.path) < 0) {
+			cj_image_free(img);
+			return cj_fail(err, errno ? errno : ENOMEM,
+			               "image %s: the working directory", ref);
+		}
+		free(img->ref.path);
+		img->ref.path = abs;
+	}
 	if (!(img->ref_str = strdup(ref))) {
 		cj_image_free(img);
 		return cj_fail(err, ENOMEM, "image");
@@ -1067,12 +1162,18 @@ int cj_image_base_get(const char *cache_dir, const struct cj_image *img, struct 
 	/* The lock file stays: unlinking it while another start waits on it
 	 * would let a third start take a new one and unpack alongside. */
 	if (stat(out->path, &st) < 0) {
+		struct cj_store store;
+		cj_autoclose int store_lock = -1;
 		if (geteuid() != 0)
 			return cj_fail(
 			    err, 0,
 			    "image %s: unpacking an image needs root (to keep its owners and "
 			    "file capabilities); once unpacked, it runs without",
 			    img->ref_str);
+		/* a stored image's blobs stay while they are read (rmi waits) */
+		cj_store_paths(cache_dir, &store);
+		if (img->from_store && (store_lock = cj_store_lock(&store, false, err)) < 0)
+			return -1;
 		snprintf(tree, sizeof tree, "%s/%s-%s.unpack", dir, kind, hex);
 		if (unpack_and_build(img, dir, tree, out->path, err) < 0)
 			return -1;
@@ -1108,6 +1209,7 @@ static void layer_name(const struct cj_image *img, size_t first, size_t count, c
 }
 
 struct layer_job {
+	const char *cache_dir;
 	const char *dir; /* cache_dir/layers */
 	struct cj_layer_budget budget;
 	struct budget_text text;
@@ -1134,11 +1236,17 @@ static int layer_get(const struct cj_image *img, struct layer_job *job, size_t f
 	if ((lock_fd = cj_lock_file(lock, err)) < 0)
 		return -1;
 	if (stat(out->path, &st) < 0) {
+		struct cj_store store;
+		cj_autoclose int store_lock = -1;
 		if (geteuid() != 0)
 			return cj_fail(err, 0,
 			               "image %s: unpacking a layer needs root (to keep its owners "
 			               "and file capabilities); once unpacked, it runs without",
 			               img->ref_str);
+		/* a stored image's blobs stay while they are read (rmi waits) */
+		cj_store_paths(job->cache_dir, &store);
+		if (img->from_store && (store_lock = cj_store_lock(&store, false, err)) < 0)
+			return -1;
 		snprintf(tree, sizeof tree, "%s/%s.unpack", job->dir, name);
 		if (unpack_range_and_build(img, tree, out->path, &job->budget, &range, err) < 0)
 			return -1;
@@ -1180,6 +1288,7 @@ int cj_image_layers_get(const char *cache_dir, const struct cj_image *img, size_
 	if (cj_mkdir_p(dir, 0700, err) < 0)
 		return cj_err_wrap(err, "cache");
 	job->dir = dir;
+	job->cache_dir = cache_dir;
 	image_budget(img, dir, &job->budget, &job->text);
 	int r = layers_get(img, job, max_drives, out, err);
 	return r == 0 ? 0 : layers_drop_built(out, r);

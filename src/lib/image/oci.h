@@ -70,6 +70,11 @@ struct cj_image_config {
 	struct cj_strv label_keys, label_values; /* sorted by key */
 	char *os, *architecture;                 /* NULL: not given */
 	struct cj_strv diff_ids;                 /* rootfs.diff_ids, validated digests */
+	/* Healthcheck: Test as the image gives it (["CMD", ...], ["CMD-SHELL",
+	 * s], ["NONE"]; empty: inherit), durations in ms (0: not set) */
+	struct cj_strv health_test;
+	uint64_t health_interval_ms, health_timeout_ms, health_start_period_ms;
+	unsigned health_retries;
 };
 
 /* An OCI/docker content descriptor. */
@@ -138,15 +143,21 @@ struct cj_image {
 	bool has_config;                     /* false for tar: */
 	struct cj_oci_manifest manifest;     /* oci: */
 	struct cj_docker_manifest dmanifest; /* docker-archive: */
+	bool from_store;                     /* a name of the local store (registry/store.h) */
 	/* --max-image-size: what unpacking may write, in bytes; 0: the default,
 	 * the smaller of CJ_IMAGE_DEFAULT_BUDGET and 90% of the cache's free
 	 * space. Entries: one per CJ_IMAGE_BYTES_PER_ENTRY of it. */
 	uint64_t max_size;
 };
 
+/* Is s one of the file forms (oci:, docker-archive:, tar:)? */
+bool cj_image_ref_is_file_form(const char *s);
+
 /* Read and verify the image's metadata (not its layers): cheap, and enough
  * for inspect and for resolving the command. cache_dir may be NULL; with
- * it, a tar: input's digest is remembered by file identity. */
+ * it, a tar: input's digest is remembered by file identity, and a ref that
+ * is not a file form names an image of the local store (registry/store.h):
+ * a full or short name ("busybox"), a manifest digest or a hex prefix. */
 int cj_image_open(const char *ref, const char *cache_dir, struct cj_image *img, struct cj_err *err);
 void cj_image_free(struct cj_image *img);
 

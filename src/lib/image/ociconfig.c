@@ -560,6 +560,7 @@ void cj_image_config_free(struct cj_image_config *cfg)
 	free(cfg->os);
 	free(cfg->architecture);
 	cj_strv_free(&cfg->diff_ids);
+	cj_strv_free(&cfg->health_test);
 	memset(cfg, 0, sizeof *cfg);
 }
 
@@ -698,6 +699,51 @@ static int parse_process(json_object *c, struct cj_image_config *cfg, struct cj_
 	return 0;
 }
 
+/* A Healthcheck duration: Go's nanoseconds. */
+static int health_ns(json_object *h, const char *key, uint64_t *ms, struct cj_err *err)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(h, key, &v) || json_object_is_type(v, json_type_null))
+		return 0;
+	if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 0)
+		return cj_fail(err, 0, "config Healthcheck.%s must be a count of nanoseconds", key);
+	*ms = (uint64_t)json_object_get_int64(v) / 1000000u;
+	return 0;
+}
+
+/* Healthcheck: {Test, Interval, Timeout, StartPeriod, Retries}. */
+static int parse_health(json_object *h, struct cj_image_config *cfg, struct cj_err *err)
+{
+	json_object *v;
+
+	if (json_object_is_type(h, json_type_null))
+		return 0;
+	if (!json_object_is_type(h, json_type_object))
+		return cj_fail(err, 0, "config Healthcheck must be an object");
+	if (opt_string_array(h, "Test", "config Healthcheck.Test", CTRJ_MAX_ARGS, &cfg->health_test,
+	                     NULL, err) < 0 ||
+	    health_ns(h, "Interval", &cfg->health_interval_ms, err) < 0 ||
+	    health_ns(h, "Timeout", &cfg->health_timeout_ms, err) < 0 ||
+	    health_ns(h, "StartPeriod", &cfg->health_start_period_ms, err) < 0)
+		return -1;
+	if (cfg->health_test.n && strcmp(cfg->health_test.v[0], "CMD") != 0 &&
+	    strcmp(cfg->health_test.v[0], "CMD-SHELL") != 0 &&
+	    strcmp(cfg->health_test.v[0], "NONE") != 0)
+		return cj_fail(err, 0,
+		               "config Healthcheck.Test starts with '%.20s': give CMD, "
+		               "CMD-SHELL or NONE",
+		               cfg->health_test.v[0]);
+	if (json_object_object_get_ex(h, "Retries", &v) &&
+	    !json_object_is_type(v, json_type_null)) {
+		if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 0 ||
+		    json_object_get_int64(v) > 1000000)
+			return cj_fail(err, 0, "config Healthcheck.Retries must be a count");
+		cfg->health_retries = (unsigned)json_object_get_int64(v);
+	}
+	return 0;
+}
+
 static int config_fields(json_object *root, void *out, struct cj_err *err)
 {
 	struct cj_image_config *cfg = out;
@@ -722,6 +768,8 @@ static int config_fields(json_object *root, void *out, struct cj_err *err)
 	    parse_env(c, cfg, err) < 0 || parse_process(c, cfg, err) < 0)
 		return -1;
 	if (json_object_object_get_ex(c, "Labels", &v) && parse_labels(v, cfg, err) < 0)
+		return -1;
+	if (json_object_object_get_ex(c, "Healthcheck", &v) && parse_health(v, cfg, err) < 0)
 		return -1;
 	return 0;
 }

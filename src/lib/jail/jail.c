@@ -10,9 +10,12 @@
 #include <linux/capability.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
@@ -27,15 +30,62 @@
 
 /* ---- user ------------------------------------------------------------- */
 
+/* The system accounts we look for by default (our user, the kvm group)
+ * are read from /etc/passwd and /etc/group themselves (fgetpwent and
+ * fgetgrent), not through NSS: its modules (libnss_systemd and what it
+ * pulls in) would stay loaded in every run's supervisor for its life. */
+static bool files_user(const char *name, uid_t *uid, gid_t *gid)
+{
+	FILE *f = fopen("/etc/passwd", "re");
+	struct passwd *pw;
+	bool found = false;
+
+	while (f && !found && (pw = fgetpwent(f)))
+		if (strcmp(pw->pw_name, name) == 0) {
+			*uid = pw->pw_uid;
+			*gid = pw->pw_gid;
+			found = true;
+		}
+	if (f)
+		fclose(f);
+	return found;
+}
+
+static gid_t files_group(const char *name)
+{
+	FILE *f = fopen("/etc/group", "re");
+	struct group *gr;
+	gid_t gid = (gid_t)-1;
+
+	while (f && gid == (gid_t)-1 && (gr = fgetgrent(f)))
+		if (strcmp(gr->gr_name, name) == 0)
+			gid = gr->gr_gid;
+	if (f)
+		fclose(f);
+	return gid;
+}
+
+gid_t cj_jail_kvm_gid(const char *dev)
+{
+	struct stat st;
+
+	/* the device's own group: what the VMM needs to be in, whatever
+	 * database (/etc/group, /usr/lib/group of nss-altfiles, LDAP) names
+	 * it; never root's group */
+	if (stat(dev, &st) == 0 && S_ISCHR(st.st_mode) && st.st_gid != 0 &&
+	    (st.st_mode & (S_IRGRP | S_IWGRP)) == (S_IRGRP | S_IWGRP))
+		return st.st_gid;
+	return files_group("kvm");
+}
+
 static int resolve_user(const char *spec, uid_t *uid, gid_t *gid, struct cj_err *err)
 {
 	struct passwd *pw;
 	char buf[256], *colon;
 
 	if (!spec) {
-		pw = getpwnam(DEFAULT_USER);
-		*uid = pw ? pw->pw_uid : NOBODY;
-		*gid = pw ? pw->pw_gid : NOBODY;
+		if (!files_user(DEFAULT_USER, uid, gid))
+			*uid = *gid = NOBODY;
 		return 0;
 	}
 	snprintf(buf, sizeof buf, "%s", spec);
@@ -230,11 +280,12 @@ static const char *mount_point(const char *path)
 	return real;
 }
 
-static int make_cgroup(struct cj_jail *j, const char *mnt, const char *controller, const char *id,
-                       struct cj_undo *undo, struct cj_err *err)
+static int make_cgroup(char (*dirs)[PATH_MAX], size_t *ndirs, const char *mnt,
+                       const char *controller, const char *id, struct cj_undo *undo,
+                       struct cj_err *err)
 {
 	char own[PATH_MAX];
-	char *dir = j->cgroups[j->ncgroups];
+	char *dir = dirs[*ndirs];
 
 	cj_own_cgroup(controller, own, sizeof own);
 	snprintf(dir, PATH_MAX, "%s%s", mnt, own);
@@ -258,7 +309,7 @@ static int make_cgroup(struct cj_jail *j, const char *mnt, const char *controlle
 		rc = mkdir(dir, 0755);
 	if (rc < 0)
 		return cj_fail(err, errno, "cgroup: create %s", dir);
-	j->ncgroups++;
+	(*ndirs)++;
 	return 0;
 }
 
@@ -280,7 +331,7 @@ static int setup_cgroups(struct cj_jail *j, const struct cj_vm_limits *lim, cons
 			               "cgroup: enable cpu, memory and pids in %s (in a container, "
 			               "give ctr-jailer a delegated cgroup)",
 			               parent);
-		if (make_cgroup(j, CGROUP_ROOT, NULL, id, undo, err) < 0)
+		if (make_cgroup(j->cgroups, &j->ncgroups, CGROUP_ROOT, NULL, id, undo, err) < 0)
 			return -1;
 		snprintf(v, sizeof v, "%llu", (unsigned long long)j->memory_limit);
 		if (cgroup_set(j->cgroups[0], "memory.max", v, err) < 0)
@@ -302,17 +353,18 @@ static int setup_cgroups(struct cj_jail *j, const struct cj_vm_limits *lim, cons
 		return 0;
 	}
 	/* v1 or hybrid: one directory per controller */
-	if (make_cgroup(j, CGROUP_ROOT "/memory", "memory", id, undo, err) < 0)
+	if (make_cgroup(j->cgroups, &j->ncgroups, CGROUP_ROOT "/memory", "memory", id, undo, err) <
+	    0)
 		return -1;
 	snprintf(v, sizeof v, "%llu", (unsigned long long)j->memory_limit);
 	if (cgroup_set(j->cgroups[j->ncgroups - 1], "memory.limit_in_bytes", v, err) < 0)
 		return -1;
-	if (make_cgroup(j, CGROUP_ROOT "/pids", "pids", id, undo, err) < 0)
+	if (make_cgroup(j->cgroups, &j->ncgroups, CGROUP_ROOT "/pids", "pids", id, undo, err) < 0)
 		return -1;
 	snprintf(v, sizeof v, "%llu", (unsigned long long)pids);
 	if (cgroup_set(j->cgroups[j->ncgroups - 1], "pids.max", v, err) < 0)
 		return -1;
-	if (make_cgroup(j, CGROUP_ROOT "/cpu", "cpu", id, undo, err) < 0)
+	if (make_cgroup(j->cgroups, &j->ncgroups, CGROUP_ROOT "/cpu", "cpu", id, undo, err) < 0)
 		return -1;
 	if (lim->cpu_quota_us) {
 		char period[32];
@@ -334,6 +386,50 @@ int cj_jail_attach(const struct cj_jail *jail, pid_t pid, struct cj_err *err)
 		if (cgroup_set(jail->cgroups[i], "cgroup.procs", v, err) < 0)
 			return -1;
 	return 0;
+}
+
+int cj_helper_cgroup_make(const char *id, uint64_t pids, struct cj_undo *undo,
+                          struct cj_helper_cgroup *out, struct cj_err *err)
+{
+	char v[32];
+	bool v2 = unified();
+
+	memset(out, 0, sizeof *out);
+	snprintf(v, sizeof v, "%llu", (unsigned long long)pids);
+	if (v2) {
+		char own[PATH_MAX], sub[PATH_MAX + 64];
+		cj_own_cgroup(NULL, own, sizeof own);
+		snprintf(sub, sizeof sub, "%s%s/cgroup.subtree_control", CGROUP_ROOT, own);
+		if (cj_write_text(sub, "+pids") < 0)
+			return cj_fail(err, errno, "cgroup: enable pids for the children of %s",
+			               own);
+	}
+	if (make_cgroup(out->dirs, &out->n, v2 ? CGROUP_ROOT : CGROUP_ROOT "/pids",
+	                v2 ? NULL : "pids", id, undo, err) < 0)
+		return -1;
+	return cgroup_set(out->dirs[0], "pids.max", v, err);
+}
+
+int cj_helper_cgroup_attach(const struct cj_helper_cgroup *cg, pid_t pid, struct cj_err *err)
+{
+	char v[32];
+
+	snprintf(v, sizeof v, "%d", (int)pid);
+	for (size_t i = 0; i < cg->n; i++)
+		if (cgroup_set(cg->dirs[i], "cgroup.procs", v, err) < 0)
+			return -1;
+	return 0;
+}
+
+static int cgroup_kill_remove(const char *dir, uint64_t deadline, bool verbose);
+
+void cj_helper_cgroup_remove(struct cj_helper_cgroup *cg)
+{
+	uint64_t deadline = cj_cgroup_kill_deadline();
+
+	for (size_t i = 0; i < cg->n; i++)
+		cgroup_kill_remove(cg->dirs[i], deadline, true);
+	cg->n = 0;
 }
 
 bool cj_jail_oom_killed(const struct cj_jail *jail)
@@ -401,17 +497,18 @@ int cj_jail_prepare(const struct cj_jail_plan *cfg, const char *run_dir, const c
                     const char *vmm_bin, struct cj_undo *undo, struct cj_jail *jail,
                     struct cj_err *err)
 {
-	struct group *kvm;
 	char bin[PATH_MAX];
 	int r = 0;
 
-	memset(jail, 0, sizeof *jail);
+	/* All but the binds (1 MiB, of which a few are used): zeroing them
+	 * would make all of it resident in the supervisor for the run's life */
+	memset(jail, 0, offsetof(struct cj_jail, binds));
+	memset(&jail->nbinds, 0, sizeof *jail - offsetof(struct cj_jail, nbinds));
 	if (!cfg->enabled)
 		return 0;
 	jail->uid = cfg->uid;
 	jail->gid = cfg->gid;
-	kvm = getgrnam("kvm");
-	jail->extra_gid = kvm ? kvm->gr_gid : (gid_t)-1;
+	jail->extra_gid = cj_jail_kvm_gid("/dev/kvm");
 	jail->memory_limit = cfg->limits.memory_bytes;
 	/* The VMM never needs to grow a file beyond the largest drive. */
 	jail->fsize_limit = cfg->fsize_limit ? cfg->fsize_limit : RLIM_INFINITY;
@@ -451,6 +548,17 @@ int cj_jail_prepare(const struct cj_jail_plan *cfg, const char *run_dir, const c
 		return -1;
 	}
 	return 0;
+}
+
+void cj_jail_binds_done(struct cj_jail *jail)
+{
+	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t from = ((uintptr_t)jail->binds + page - 1) & ~(page - 1);
+	uintptr_t to = (uintptr_t)(jail->binds + CJ_JAIL_MAX_BINDS) & ~(page - 1);
+
+	jail->nbinds = 0;
+	if (to > from) /* whole pages inside the array only: they read as zeros again */
+		madvise((void *)from, to - from, MADV_DONTNEED);
 }
 
 /* ---- the child's side ------------------------------------------------- */

@@ -136,10 +136,31 @@ int cj_jail_attach(const struct cj_jail *jail, pid_t pid, struct cj_err *err);
  * room. keep_fds stay open across exec. Returns -1 with errno set and a
  * static description in *what. */
 int cj_jail_enter(const struct cj_jail *jail, const int *keep_fds, size_t nkeep, const char **what);
+/* A cgroup of its own for a helper process of a run (a virtiofsd):
+ * "ctrj-<id>" where the VMM's are made, with a pids limit, pushed on undo
+ * first as "jail.cgroup" (replay kills what is in it and removes it). */
+struct cj_helper_cgroup {
+	char dirs[1][PATH_MAX];
+	size_t n;
+};
+int cj_helper_cgroup_make(const char *id, uint64_t pids, struct cj_undo *undo,
+                          struct cj_helper_cgroup *out, struct cj_err *err);
+/* Move pid (a child waiting before exec) into it. */
+int cj_helper_cgroup_attach(const struct cj_helper_cgroup *cg, pid_t pid, struct cj_err *err);
+/* Kill what is in it and remove it. */
+void cj_helper_cgroup_remove(struct cj_helper_cgroup *cg);
 /* Did the cgroup's memory limit kill something? */
 bool cj_jail_oom_killed(const struct cj_jail *jail);
 /* Kill what is left in the cgroup, then remove it and the root. */
 void cj_jail_cleanup(struct cj_jail *jail);
+/* The group a jailed VMM gets to open dev (/dev/kvm): the device's own
+ * group when it gives that group rw (and is not root's), else "kvm" of
+ * /etc/group; (gid_t)-1 without either. */
+gid_t cj_jail_kvm_gid(const char *dev);
+/* The jailed child has exec'd: the parent needs its binds no more. Their
+ * pages are given back (madvise; jail in anonymous memory, as on the heap)
+ * so that a detached run's supervisor does not keep them resident. */
+void cj_jail_binds_done(struct cj_jail *jail);
 /* The run record's kinds "jail.*": "jail.cgroup" {"path"} is a cgroup
  * this jail made (pushed before mkdir), "jail.cgroups" {"parent", "id"}
  * those a jailer makes under every mount (pushed before it starts): replay

@@ -22,8 +22,19 @@ extern const unsigned char ctrj_init_blob[];
 extern const unsigned char ctrj_init_blob_end[];
 
 const char *const cj_initramfs_modules[] = {
-    "virtio_mmio", "virtio_blk", "virtio_net", "virtio_console", "overlay", NULL,
+    "virtio_mmio",
+    "virtio_blk",
+    "virtio_net",
+    "virtio_console",
+    "overlay",
+    /* the agent's channel under Firecracker (guest/agent.c); see README */
+    "vsock",
+    "vmw_vsock_virtio_transport",
+    NULL,
 };
+
+/* Loaded only when a host directory is shared (modules/order.virtiofs). */
+const char *const cj_initramfs_share_modules[] = {"virtiofs", NULL};
 
 /* Module name of a modules.dep path: basename without .ko[.xz|.zst|.gz],
  * with '-' folded to '_' as the kernel does. */
@@ -197,8 +208,32 @@ static int add_file(struct archive *a, const char *dest, const char *src, struct
 	return r;
 }
 
+/* The files of one order list under modules/, with their directories. */
+static int add_modules(struct archive *a, const struct cj_kernel *k, const char *order,
+                       struct cj_err *err)
+{
+	for (const char *p = order; *p;) {
+		const char *nl = strchrnul(p, '\n');
+		char rel[PATH_MAX], src[PATH_MAX * 2], dst[PATH_MAX + 16];
+		snprintf(rel, sizeof rel, "%.*s", (int)(nl - p), p);
+		snprintf(src, sizeof src, "%s/%s", k->modules, rel);
+		snprintf(dst, sizeof dst, "modules/%s", rel);
+		/* parent directories, so the cpio unpacks cleanly */
+		for (char *s = strchr(dst + 8, '/'); s; s = strchr(s + 1, '/')) {
+			*s = '\0';
+			if (add_entry(a, dst, S_IFDIR | 0755, 0, NULL, 0, err) < 0)
+				return -1;
+			*s = '/';
+		}
+		if (add_file(a, dst, src, err) < 0)
+			return -1;
+		p = *nl ? nl + 1 : nl;
+	}
+	return 0;
+}
+
 static int write_cpio(const char *dest, const struct cj_kernel *k, const char *order,
-                      struct cj_err *err)
+                      const char *share_order, struct cj_err *err)
 {
 	struct archive *a = archive_write_new();
 	size_t init_len = (size_t)(ctrj_init_blob_end - ctrj_init_blob);
@@ -219,23 +254,10 @@ static int write_cpio(const char *dest, const struct cj_kernel *k, const char *o
 	    add_entry(a, "init", S_IFREG | 0755, 0, ctrj_init_blob, init_len, err) < 0 ||
 	    add_entry(a, "modules/order", S_IFREG | 0644, 0, order, strlen(order), err) < 0)
 		goto out;
-	for (const char *p = order; *p;) {
-		const char *nl = strchrnul(p, '\n');
-		char rel[PATH_MAX], src[PATH_MAX * 2], dst[PATH_MAX + 16];
-		snprintf(rel, sizeof rel, "%.*s", (int)(nl - p), p);
-		snprintf(src, sizeof src, "%s/%s", k->modules, rel);
-		snprintf(dst, sizeof dst, "modules/%s", rel);
-		/* parent directories, so the cpio unpacks cleanly */
-		for (char *s = strchr(dst + 8, '/'); s; s = strchr(s + 1, '/')) {
-			*s = '\0';
-			if (add_entry(a, dst, S_IFDIR | 0755, 0, NULL, 0, err) < 0)
-				goto out;
-			*s = '/';
-		}
-		if (add_file(a, dst, src, err) < 0)
-			goto out;
-		p = *nl ? nl + 1 : nl;
-	}
+	if (add_entry(a, "modules/order.virtiofs", S_IFREG | 0644, 0, share_order,
+	              strlen(share_order), err) < 0 ||
+	    add_modules(a, k, order, err) < 0 || add_modules(a, k, share_order, err) < 0)
+		goto out;
 	if (archive_write_close(a) != ARCHIVE_OK) {
 		cj_fail(err, 0, "finish %s: %s", dest, archive_error_string(a));
 		goto out;
@@ -248,7 +270,8 @@ out:
 
 /* The modules the init loads, in dependency order, one path a line ("" for
  * a kernel without modules); caller frees. */
-static char *initramfs_order(const struct cj_kernel *k, struct cj_err *err)
+static char *initramfs_order(const struct cj_kernel *k, const char *const *names,
+                             struct cj_err *err)
 {
 	char dep_path[PATH_MAX + 16], *order = NULL;
 	cj_autofree char *dep = NULL;
@@ -262,7 +285,7 @@ static char *initramfs_order(const struct cj_kernel *k, struct cj_err *err)
 		cj_err_wrap(err, "kernel modules (run depmod for the tree)");
 		return NULL;
 	}
-	if (cj_modules_order(dep, cj_initramfs_modules, &order, err) < 0)
+	if (cj_modules_order(dep, names, &order, err) < 0)
 		return NULL;
 	return order;
 }
@@ -274,7 +297,7 @@ static void initramfs_key(const struct cj_kernel *k, const char *order, char key
 	struct cj_hash *h = cj_hash_new();
 	struct stat st;
 
-	cj_hash_update(h, "initramfs-v1", 13);
+	cj_hash_update(h, "initramfs-v2", 13);
 	cj_hash_update(h, ctrj_init_blob, (size_t)(ctrj_init_blob_end - ctrj_init_blob));
 	cj_hash_update(h, k->modules, strlen(k->modules) + 1);
 	cj_hash_update(h, order, strlen(order) + 1);
@@ -294,14 +317,19 @@ static void initramfs_key(const struct cj_kernel *k, const char *order, char key
 int cj_initramfs_get(const char *cache_dir, const struct cj_kernel *k, char *out, size_t outlen,
                      bool *built, struct cj_err *err)
 {
-	cj_autofree char *order = NULL;
+	cj_autofree char *order = NULL, *share_order = NULL, *both = NULL;
 	char key[65], folder[PATH_MAX], tmp[PATH_MAX + 96];
 	struct stat st;
 
 	*built = false;
-	if (!(order = initramfs_order(k, err)))
+	if (!(order = initramfs_order(k, cj_initramfs_modules, err)) ||
+	    !(share_order = initramfs_order(k, cj_initramfs_share_modules, err)))
 		return -1;
-	initramfs_key(k, order, key);
+	if (asprintf(&both, "%s%s", order, share_order) < 0) {
+		both = NULL;
+		return cj_fail(err, ENOMEM, "initramfs");
+	}
+	initramfs_key(k, both, key);
 	snprintf(folder, sizeof folder, "%s/initramfs", cache_dir);
 	if (cj_mkdir_p(folder, 0700, err) < 0)
 		return -1;
@@ -309,7 +337,7 @@ int cj_initramfs_get(const char *cache_dir, const struct cj_kernel *k, char *out
 	if (stat(out, &st) == 0)
 		return 0;
 	snprintf(tmp, sizeof tmp, "%s/.%s.%d.tmp", folder, key, (int)getpid());
-	if (write_cpio(tmp, k, order, err) < 0) {
+	if (write_cpio(tmp, k, order, share_order, err) < 0) {
 		unlink(tmp);
 		return -1;
 	}

@@ -55,6 +55,8 @@ bool cj_kernel_is_modular(const char *cache_dir, const char *image, struct cj_ke
 
 /* Modules the init loads before it can find its disks, by module name. */
 extern const char *const cj_initramfs_modules[];
+/* Those loaded only when a host directory is shared (virtiofs). */
+extern const char *const cj_initramfs_share_modules[];
 
 /* Dependency-ordered module list from a modules.dep text (exposed for
  * tests). Writes paths relative to the modules tree, one per line, into

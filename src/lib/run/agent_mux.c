@@ -30,7 +30,8 @@ struct client {
 	int fd; /* -1: free slot */
 	uint32_t session;
 	bool started, ended;
-	bool eos[2]; /* stdout, stderr ended (an empty frame) */
+	bool refused; /* told why the guest is out of reach; closed once it leaves */
+	bool eos[2];  /* stdout, stderr ended (an empty frame) */
 	struct ctrj_agent_dec dec;
 	struct ctrj_agent_buf out;        /* frames for the client */
 	struct ctrj_agent_credit data[2]; /* stdout, stderr: what the client lets the guest send */
@@ -40,6 +41,9 @@ struct client {
 struct cj_agent_mux {
 	int chan, lfd;
 	bool hello, chan_down;
+	bool own_chan;               /* chan came from connect: closed here */
+	cj_agent_connect_fn connect; /* NULL: chan is the only channel there is */
+	void *connect_ctx;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	struct ctrj_agent_dec dec;
 	struct ctrj_agent_buf out; /* frames for the guest */
@@ -165,6 +169,11 @@ static void chan_down(struct cj_agent_mux *m, const char *why, bool broken)
 			sessions = true;
 			client_close(m, &m->c[i]);
 		}
+	if (m->own_chan) { /* the guest accepts the next connection, greets anew */
+		close(m->chan);
+		m->chan = -1;
+		m->own_chan = m->hello = false;
+	}
 	if (broken || sessions)
 		cj_warn("exec: %s; exec sessions end", why);
 }
@@ -225,21 +234,63 @@ static void client_read(struct cj_agent_mux *m, struct client *c)
 
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
+	if (n > 0 && c->refused)
+		return;
 	if (n <= 0 || ctrj_agent_dec_feed(&c->dec, b, (size_t)n, client_frame, &x, NULL, 0) != 0)
 		client_close(m, c);
+}
+
+/* An on-demand channel (Firecracker's vsock): a fresh connection, and a
+ * fresh protocol state on it. NULL, or the reason it failed. */
+static const char *chan_reopen(struct cj_agent_mux *m, char *why, size_t len)
+{
+	struct cj_err err = {0};
+	int fd = m->connect(m->connect_ctx, &err);
+
+	if (fd < 0)
+		return cj_err_str(&err, why, len);
+	ctrj_agent_dec_free(&m->dec);
+	if (ctrj_agent_dec_init(&m->dec, CTRJ_AGENT_FROM_GUEST) < 0) {
+		close(fd);
+		return "out of memory for the agent channel";
+	}
+	if (m->out.len)
+		ctrj_agent_buf_drop(&m->out, m->out.len);
+	m->chan = fd;
+	m->own_chan = true;
+	m->chan_down = m->hello = false;
+	return NULL;
+}
+
+/* A client the guest cannot be reached for: told why (its command cannot
+ * run, 126), then closed. */
+static void refuse(struct client *c, const char *why)
+{
+	uint8_t f[CTRJ_AGENT_HDR_SIZE + 8 + CTRJ_AGENT_MSG_MAX];
+	char msg[CTRJ_AGENT_MSG_MAX + 1];
+
+	snprintf(msg, sizeof msg, "exec: %s", why);
+	ctrj_agent_buf_add(&c->out, f,
+	                   ctrj_agent_enc_exit(f, 1, CTRJ_AGENT_START_FAILED, 126, msg));
+	c->ended = c->refused = true; /* what it sends is read and dropped */
 }
 
 static void accept_client(struct cj_agent_mux *m)
 {
 	int fd = accept4(m->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 	struct client *c = NULL;
+	char why[CJ_ERR_STR_MAX];
+	const char *failed = NULL;
 
 	if (fd < 0)
 		return;
 	for (size_t i = 0; i < CJ_AGENT_MUX_CLIENTS && !c; i++)
 		if (m->c[i].fd < 0)
 			c = &m->c[i];
-	if (!c || m->chan_down || ctrj_agent_dec_init(&c->dec, CTRJ_AGENT_FROM_HOST) < 0) {
+	if (c && m->chan_down && m->connect)
+		failed = chan_reopen(m, why, sizeof why);
+	if (!c || (m->chan_down && !failed) ||
+	    ctrj_agent_dec_init(&c->dec, CTRJ_AGENT_FROM_HOST) < 0) {
 		close(fd); /* the client sees the channel closed */
 		return;
 	}
@@ -252,6 +303,8 @@ static void accept_client(struct cj_agent_mux *m)
 	ctrj_agent_credit_init(&c->data[0]);
 	ctrj_agent_credit_init(&c->data[1]);
 	ctrj_agent_credit_init(&c->in);
+	if (failed)
+		refuse(c, failed);
 }
 
 /* ---- the loop's side -------------------------------------------------------- */
@@ -268,7 +321,8 @@ int cj_agent_mux_pollfds(struct cj_agent_mux *m, struct pollfd *p)
 	                         .events = POLLIN | (m->out.len ? POLLOUT : 0)};
 	for (size_t i = 0; i < CJ_AGENT_MUX_CLIENTS; i++) {
 		struct client *c = &m->c[i];
-		short ev = (short)((take && !c->ended ? POLLIN : 0) | (c->out.len ? POLLOUT : 0));
+		bool in = (take && !c->ended) || c->refused;
+		short ev = (short)((in ? POLLIN : 0) | (c->out.len ? POLLOUT : 0));
 		p[n++] = (struct pollfd){.fd = c->fd >= 0 ? c->fd : -1, .events = ev};
 	}
 	return n;
@@ -295,7 +349,7 @@ void cj_agent_mux_handle(struct cj_agent_mux *m, const struct pollfd *p, int n)
 		}
 		if (rv & (POLLIN | POLLHUP | POLLERR))
 			client_read(m, c);
-		if (c->fd >= 0 && c->ended && c->out.len == 0)
+		if (c->fd >= 0 && c->ended && !c->refused && c->out.len == 0)
 			client_close(m, c); /* its exit status is out */
 	}
 }
@@ -308,6 +362,7 @@ struct cj_agent_mux *cj_agent_mux_open(int chan_fd, const char *run_dir, struct 
 	if (!m)
 		return cj_fail(err, ENOMEM, "exec socket"), NULL;
 	m->chan = chan_fd;
+	m->chan_down = chan_fd < 0; /* until cj_agent_mux_on_demand's connect */
 	m->lfd = -1;
 	for (size_t i = 0; i < CJ_AGENT_MUX_CLIENTS; i++)
 		m->c[i].fd = -1;
@@ -328,6 +383,12 @@ struct cj_agent_mux *cj_agent_mux_open(int chan_fd, const char *run_dir, struct 
 	return m;
 }
 
+void cj_agent_mux_on_demand(struct cj_agent_mux *m, cj_agent_connect_fn connect, void *ctx)
+{
+	m->connect = connect;
+	m->connect_ctx = ctx;
+}
+
 void cj_agent_mux_close(struct cj_agent_mux *m)
 {
 	if (!m)
@@ -336,6 +397,8 @@ void cj_agent_mux_close(struct cj_agent_mux *m)
 	for (size_t i = 0; i < CJ_AGENT_MUX_CLIENTS; i++)
 		if (m->c[i].fd >= 0)
 			client_close(m, &m->c[i]);
+	if (m->own_chan)
+		close(m->chan);
 	if (m->lfd >= 0) {
 		close(m->lfd);
 		unlink(m->path);

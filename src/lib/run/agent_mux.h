@@ -20,8 +20,16 @@
 struct cj_agent_mux;
 
 /* Listen on <run_dir>/agent.sock and serve chan_fd (the VMM's agent
- * channel; not owned). NULL with err filled when it cannot. */
+ * channel; not owned; -1: none yet, see cj_agent_mux_on_demand). NULL with err filled when it
+ * cannot. */
 struct cj_agent_mux *cj_agent_mux_open(int chan_fd, const char *run_dir, struct cj_err *err);
+/* A channel opened on demand (Firecracker's vsock, which the host
+ * connects to once the guest listens): opened with chan_fd -1, the mux
+ * calls connect(ctx, err) for a fresh channel (the mux owns the fd) when
+ * a client comes and there is none, at first and after one closed; a
+ * client it fails for gets the reason as its command's start failure. */
+typedef int (*cj_agent_connect_fn)(void *ctx, struct cj_err *err);
+void cj_agent_mux_on_demand(struct cj_agent_mux *m, cj_agent_connect_fn connect, void *ctx);
 /* The fds to poll (at most CJ_AGENT_MUX_POLL_MAX); returns how many. */
 int cj_agent_mux_pollfds(struct cj_agent_mux *m, struct pollfd *p);
 /* Serve what poll reported on those fds. */

@@ -3,6 +3,7 @@
 
 #include "image/oci.h"
 #include "kernel/kernel.h"
+#include "registry/pull.h"
 #include "util/util.h"
 
 #include <errno.h>
@@ -79,12 +80,45 @@ static int open_image(struct cj_spec *spec, struct cj_err *err)
 
 	if (!img)
 		return cj_fail(err, ENOMEM, "image");
+	if (cj_pull_for_run(spec->image, &spec->pull, spec->cache_dir, spec->lookup_env, err) < 0) {
+		free(img);
+		return -1;
+	}
 	if (cj_image_open(spec->image, spec->cache_dir, img, err) < 0) {
 		free(img);
 		return -1;
 	}
 	img->max_size = spec->max_image_size;
 	spec->image_info = img;
+	return 0;
+}
+
+/* The image's Healthcheck under --health-*: the command unless one was
+ * given (NONE disables it), each value the flags left unset. */
+static int image_health(struct cj_health_spec *h, const struct cj_image_config *cfg,
+                        struct cj_err *err)
+{
+	const struct cj_strv *t = &cfg->health_test;
+
+	if (!h->test.n && t->n && strcmp(t->v[0], "NONE") == 0)
+		h->disabled = true;
+	else if (!h->test.n && t->n > 1 && strcmp(t->v[0], "CMD-SHELL") == 0) {
+		if (cj_strv_push(&h->test, "/bin/sh") < 0 || cj_strv_push(&h->test, "-c") < 0 ||
+		    cj_strv_push(&h->test, t->v[1]) < 0)
+			return cj_fail(err, ENOMEM, "Healthcheck");
+	} else if (!h->test.n && t->n > 1) {
+		for (size_t i = 1; i < t->n; i++)
+			if (cj_strv_push(&h->test, t->v[i]) < 0)
+				return cj_fail(err, ENOMEM, "Healthcheck");
+	}
+	if (!h->interval_ms)
+		h->interval_ms = cfg->health_interval_ms;
+	if (!h->timeout_ms)
+		h->timeout_ms = cfg->health_timeout_ms;
+	if (!h->start_period_ms)
+		h->start_period_ms = cfg->health_start_period_ms;
+	if (!h->retries)
+		h->retries = cfg->health_retries;
 	return 0;
 }
 
@@ -120,7 +154,7 @@ static int resolve_image(struct cj_spec *spec, struct cj_err *err)
 	if (!spec->user && cfg->user && set_str(&spec->user, cfg->user, err) < 0)
 		return -1;
 	spec->stop_signal = cfg->stop_signal_num;
-	return 0;
+	return image_health(&spec->health, cfg, err);
 }
 
 static int data_drive(struct cj_spec *spec, struct cj_err *err)

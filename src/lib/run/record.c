@@ -17,6 +17,7 @@
 #include "net/net.h"
 #include "util/util.h"
 #include "vmm/firecracker.h"
+#include "volume/share.h"
 #include "volume/volume.h"
 
 #include <dirent.h>
@@ -44,9 +45,9 @@
 
 /* The one table: undo kind "<module>.<what>" -> the module's replay. */
 static const struct cj_undo_kind undo_kinds[] = {
-    {"net", cj_net_undo},   {"volume", cj_volume_undo},
-    {"jail", cj_jail_undo}, {"firecracker", cj_firecracker_undo},
-    {NULL, NULL},
+    {"net", cj_net_undo},     {"volume", cj_volume_undo},
+    {"jail", cj_jail_undo},   {"firecracker", cj_firecracker_undo},
+    {"share", cj_share_undo}, {NULL, NULL},
 };
 
 struct cj_record {
@@ -385,9 +386,19 @@ int cj_record_set_ids(struct cj_record *rec, uid_t uid, gid_t gid, struct cj_err
 	return set_and_save(rec, "gid", json_object_new_int64(gid), err);
 }
 
+int cj_record_set_health(struct cj_record *rec, json_object *health, struct cj_err *err)
+{
+	return set_and_save(rec, "health", health, err);
+}
+
 int cj_record_set_state(struct cj_record *rec, const char *state, struct cj_err *err)
 {
 	return set_and_save(rec, "state", json_object_new_string(state), err);
+}
+
+int cj_record_set_image(struct cj_record *rec, const char *digest, struct cj_err *err)
+{
+	return set_and_save(rec, "image_digest", json_object_new_string(digest), err);
 }
 
 int cj_record_set_meta(struct cj_record *rec, char *const *argv, size_t argc, const char *restart,
@@ -556,6 +567,24 @@ static bool kept(json_object *root)
 	json_object *v;
 
 	return json_object_object_get_ex(root, "keep", &v) && json_object_get_boolean(v);
+}
+
+size_t cj_record_undo_mark(const struct cj_record *rec)
+{
+	return json_object_array_length(rec->undo.log);
+}
+
+int cj_record_undo_back_to(struct cj_record *rec, size_t mark, bool verbose, struct cj_err *err)
+{
+	int left = cj_undo_replay_from(rec->undo.log, mark, undo_kinds, verbose);
+
+	if (record_save(rec, err) < 0)
+		return -1;
+	return left ? cj_fail(err, 0,
+	                      "%d host changes of the last boot could not be undone "
+	                      "(see the warnings above; `ctr-jailer gc` retries them)",
+	                      left)
+	            : 0;
 }
 
 int cj_record_teardown(struct cj_record *rec, bool verbose)

@@ -6,7 +6,8 @@
  * and what the lifecycle verbs read (run/runs.h): "name", "command",
  * "created"/"started"/"finished" (RFC 3339, UTC), "keep" (the record
  * outlives the run, in state "exited", until `rm`), "exit_code",
- * "oom_killed", "address", "ports", "restart", "restart_count".
+ * "oom_killed", "address", "ports", "restart", "restart_count", "health"
+ * (run/health.h).
  * written whole and renamed into place, so a reader sees one version or
  * the next. The run is alive while its owner holds the lock on the run
  * directory; the directory appears under its name only once locked.
@@ -39,11 +40,15 @@ const char *cj_record_id(const struct cj_record *rec);
 /* The VMM started: its pid and start time, and state "running". */
 int cj_record_set_vmm(struct cj_record *rec, pid_t pid, struct cj_err *err);
 int cj_record_set_ids(struct cj_record *rec, uid_t uid, gid_t gid, struct cj_err *err);
+/* The health check's state (run/health.h; taken). */
+int cj_record_set_health(struct cj_record *rec, json_object *health, struct cj_err *err);
 int cj_record_set_state(struct cj_record *rec, const char *state, struct cj_err *err);
 
 /* The lifecycle fields: the command, the restart policy (NULL: "no"). */
 int cj_record_set_meta(struct cj_record *rec, char *const *argv, size_t argc, const char *restart,
                        struct cj_err *err);
+/* The manifest digest of the run's image (rmi refuses to remove it). */
+int cj_record_set_image(struct cj_record *rec, const char *digest, struct cj_err *err);
 /* Keep the record once the run ended (state "exited"), until `rm`. */
 int cj_record_set_keep(struct cj_record *rec, bool keep, struct cj_err *err);
 /* The run's name: name, or a random one when NULL; refused when another
@@ -62,6 +67,13 @@ bool cj_record_oom_killed(struct cj_record *rec);
 
 /* The run's undo log, for the stages to push to. */
 struct cj_undo *cj_record_undo(struct cj_record *rec);
+
+/* Where the undo log ends now; replay (newest first) and drop the entries
+ * pushed since mark: a stage that is done again (a restart's VMM) leaves
+ * the log as long as it found it. -1 when some could not be undone (they
+ * stay, for teardown and gc). */
+size_t cj_record_undo_mark(const struct cj_record *rec);
+int cj_record_undo_back_to(struct cj_record *rec, size_t mark, bool verbose, struct cj_err *err);
 
 /* Replay the undo log newest first, remove the directory (a kept record
  * stays, in state "exited", with its logs), then let go of the lock, and

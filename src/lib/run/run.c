@@ -16,6 +16,7 @@
 #include "kernel/kernel.h"
 #include "net/net.h"
 #include "run/agent_mux.h"
+#include "run/health.h"
 #include "run/logfile.h"
 #include "run/record.h"
 #include "run/supervise.h"
@@ -23,6 +24,7 @@
 #include "util/util.h"
 #include "vmm/vmm.h"
 #include "vmm_choice.h"
+#include "volume/share.h"
 #include "volume/volume.h"
 
 #include <arpa/inet.h>
@@ -309,12 +311,19 @@ struct run {
 	struct drives drives;
 	struct cj_net net;
 	struct ctrj_config cfg;
+	/* host directories (virtiofsd each, per boot) and tmpfs mounts */
+	struct ctrj_mount mounts[CTRJ_MAX_MOUNTS];
+	char tags[CJ_MAX_SHARES][CJ_SHARE_TAG_MAX + 1];
+	struct cj_virtiofsd vfs[CJ_MAX_SHARES];
+	size_t nvfs;
 	char hostname[65];
 	int ctl_fd;
 	/* start, supervise, collect */
 	sigset_t old_mask;
 	int sfd;
 	struct cj_supervision sv;
+	struct cj_health *health; /* --health-cmd, the image's HEALTHCHECK; NULL: none */
+	size_t vmm_mark;          /* the undo log's length before the VMM's entries */
 	struct ctrj_status st;
 	int have_status;
 	/* the lifecycle: the console log, the detached parent's pipe (-1: none) */
@@ -398,6 +407,12 @@ static int stage_resolve(struct run *r, struct cj_err *err)
 	        0 ||
 	    cj_vmm_choose(spec, &r->choice, &r->vmm, &r->use_kvm, err) < 0)
 		return -1;
+	if (spec->nshares && r->vmm.ops != &cj_qemu_ops)
+		return cj_fail(err, 0,
+		               "host directories (%s) need QEMU's virtiofs, which %s lacks: use "
+		               "--vmm qemu, or a named volume (-v NAME:%s)",
+		               spec->shares[0].source, r->vmm.ops->name,
+		               spec->shares[0].guest_path);
 	if (cj_kernel_vmlinux(spec->cache_dir, r->kernel.image, r->vmlinux, sizeof r->vmlinux,
 	                      &verr) == 0)
 		r->boot_image = r->vmlinux;
@@ -571,6 +586,8 @@ static int stage_identity(struct run *r, struct cj_err *err)
 
 	if (cj_record_claim_name(r->rec, spec->name, err) < 0)
 		return -1;
+	if (spec->image_info && cj_record_set_image(r->rec, spec->image_info->digest, err) < 0)
+		return -1;
 	return cj_record_set_meta(r->rec, spec->argv.v, spec->argv.n, spec->restart, err);
 }
 
@@ -636,6 +653,9 @@ static int stage_drives(struct run *r, struct cj_err *err)
 {
 	struct drives *d = &r->drives;
 
+	for (size_t i = 0; i < r->spec->nshares; i++)
+		if (cj_share_prepare_source(&r->spec->shares[i], err) < 0)
+			return -1;
 	if (drives_prepare(r->spec, &r->base, &r->tools, r->vm.undo, d, err) < 0 ||
 	    cj_vm_add_drive(&r->vm, CJ_DRIVE_BASE, 0, r->base.path, -1, true, err) < 0 ||
 	    (d->have_data &&
@@ -674,6 +694,33 @@ static int stage_network(struct run *r, struct cj_err *err)
 	return 0;
 }
 
+/* Host directories (by tag, in order) and tmpfs mounts for the guest,
+ * and --read-only. */
+static void storage_mounts(struct run *r)
+{
+	const struct cj_spec *spec = r->spec;
+	size_t n = 0;
+
+	for (size_t i = 0; i < spec->nshares; i++, n++) {
+		snprintf(r->tags[i], sizeof r->tags[i], "ctrj%zu", i);
+		r->mounts[n] = (struct ctrj_mount){
+		    .kind = CTRJ_MOUNT_VIRTIOFS,
+		    .flags = spec->shares[i].read_only ? CTRJ_MOUNT_READONLY : 0,
+		    .tag = r->tags[i],
+		    .path = spec->shares[i].guest_path,
+		};
+	}
+	for (size_t i = 0; i < spec->ntmpfs; i++, n++)
+		r->mounts[n] = (struct ctrj_mount){.kind = CTRJ_MOUNT_TMPFS,
+		                                   .flags = spec->tmpfs[i].flags,
+		                                   .size = spec->tmpfs[i].size,
+		                                   .mode = spec->tmpfs[i].mode,
+		                                   .path = spec->tmpfs[i].path};
+	r->cfg.mounts = r->mounts;
+	r->cfg.nmounts = n;
+	r->cfg.readonly_root = spec->read_only;
+}
+
 /* The guest's configuration into the control disk (a memfd), which joins
  * the drives with the modules and the volumes after it. */
 static int stage_control_disk(struct run *r, struct cj_err *err)
@@ -702,6 +749,7 @@ static int stage_control_disk(struct run *r, struct cj_err *err)
 	}
 	cfg->volumes = r->drives.mounts;
 	cfg->nvolumes = r->drives.nmounts;
+	storage_mounts(r);
 	cfg->secrets = spec->secrets;
 	cfg->nsecrets = spec->nsecrets;
 	r->ctl_fd = write_control_disk(cfg, err);
@@ -758,16 +806,72 @@ static int stopped_during_setup(int sfd, struct cj_err *err)
 	return 0;
 }
 
+static int agent_connect(void *vmm, struct cj_err *err)
+{
+	return ((struct cj_vmm *)vmm)->ops->agent_connect(vmm, err);
+}
+
 /* `ctr-jailer exec`: <run dir>/agent.sock, when the VMM has an agent
- * channel. Without it the run goes on (exec into it fails). */
+ * channel (or connects to one on demand). Without it the run goes on
+ * (exec into it fails). */
 static void agent_listen(struct run *r)
 {
 	struct cj_err aerr = {0};
 	char buf[CJ_ERR_STR_MAX];
 	int fd = cj_vmm_agent_fd(&r->vmm);
+	bool on_demand = r->vmm.ops->agent_connect != NULL;
 
-	if (fd >= 0 && !(r->sv.agent = cj_agent_mux_open(fd, r->run_dir, &aerr)))
+	if ((fd >= 0 || on_demand) && !(r->sv.agent = cj_agent_mux_open(fd, r->run_dir, &aerr)))
 		cj_warn("exec will not reach this run: %s", cj_err_str(&aerr, buf, sizeof buf));
+	else if (on_demand && r->sv.agent)
+		cj_agent_mux_on_demand(r->sv.agent, agent_connect, &r->vmm);
+}
+
+/* The health check (once per run), started over at each boot. It runs
+ * through the agent: without one, the run has no health state. */
+static void health_boot(struct run *r)
+{
+	struct cj_err herr = {0};
+
+	if (!r->health && cj_health_wanted(&r->spec->health) && !r->sv.agent) {
+		cj_warn("no health checks: this VM has no agent channel (use a kernel with "
+		        "virtio_console, "
+		        "or put the check in the workload)");
+		return;
+	}
+	if (!r->health && cj_health_open(&r->spec->health, r->spec->run_base, r->id, r->rec,
+	                                 &r->health, &herr) < 0)
+		cj_warn("no health checks: %s", herr.msg);
+	r->sv.health = r->health;
+	cj_health_boot(r->health);
+}
+
+/* One virtiofsd per host directory, for this boot; QEMU gets the
+ * connections, and guest memory it can share (the jail's file size limit
+ * lets its memfd be that large). */
+static int shares_start(struct run *r, struct cj_err *err)
+{
+	const struct cj_spec *spec = r->spec;
+	uint64_t mem = spec->memory_mib << 20;
+
+	for (size_t i = 0; i < spec->nshares; i++) {
+		if (cj_virtiofsd_start(&spec->shares[i], (unsigned)i, CJ_VIRTIOFSD, r->id,
+		                       r->run_dir, r->vm.undo, true, &r->vfs[i], err) < 0)
+			return cj_err_wrap(err, "share %s", spec->shares[i].source);
+		r->nvfs = i + 1;
+		r->vm.shares[i] = (struct cj_vm_share){.tag = r->tags[i], .fd = r->vfs[i].fd};
+	}
+	r->vm.nshares = spec->nshares;
+	if (spec->nshares && r->vm.jail.fsize_limit && r->vm.jail.fsize_limit < mem)
+		r->vm.jail.fsize_limit = mem;
+	return 0;
+}
+
+static void shares_stop(struct run *r)
+{
+	while (r->nvfs)
+		cj_virtiofsd_stop(&r->vfs[--r->nvfs]);
+	r->vm.nshares = 0;
 }
 
 /* The console and stderr pipes, then the VMM. */
@@ -775,7 +879,9 @@ static int stage_start(struct run *r, struct cj_err *err)
 {
 	int cpipe[2], epipe[2], rc;
 
-	if (stopped_during_setup(r->sfd, err) < 0 || vm_machine(r, err) < 0)
+	r->vmm_mark = cj_record_undo_mark(r->rec);
+	if (stopped_during_setup(r->sfd, err) < 0 || vm_machine(r, err) < 0 ||
+	    shares_start(r, err) < 0)
 		return -1;
 	r->t.prepared = cj_now_ns();
 	if (pipe2(cpipe, O_CLOEXEC) < 0)
@@ -797,6 +903,10 @@ static int stage_start(struct run *r, struct cj_err *err)
 	r->vm.stderr_fd = epipe[1];
 	r->vm.has_stderr_fd = true;
 	rc = r->vmm.ops->start(&r->vmm, &r->vm, err);
+	for (size_t i = 0; i < r->nvfs; i++) { /* QEMU holds the connections now */
+		close(r->vfs[i].fd);
+		r->vfs[i].fd = -1;
+	}
 	close(cpipe[1]);
 	close(epipe[1]);
 	fcntl(cpipe[0], F_SETFL, O_NONBLOCK);
@@ -810,6 +920,7 @@ static int stage_start(struct run *r, struct cj_err *err)
 			waitpid(r->vmm.pid, NULL, 0);
 		return -1;
 	}
+	health_boot(r);
 	return 0;
 }
 
@@ -817,7 +928,10 @@ static int stage_start(struct run *r, struct cj_err *err)
  * status: the exit code. */
 static int stage_supervise_collect(struct run *r, struct cj_err *err)
 {
-	if (cj_supervise(&r->vmm, r->sfd, r->spec->stop_timeout_s, &r->sv, err) < 0) {
+	int rc = cj_supervise(&r->vmm, r->sfd, r->spec->stop_timeout_s, &r->sv, err);
+
+	cj_health_stop(r->health); /* a check in flight ends with the VM */
+	if (rc < 0) {
 		cj_vmm_kill(&r->vmm);
 		if (r->vmm.pid > 0)
 			waitpid(r->vmm.pid, NULL, 0);
@@ -838,11 +952,14 @@ static void stage_teardown(struct run *r)
 {
 	cj_agent_mux_close(r->sv.agent);
 	r->sv.agent = NULL;
+	cj_health_close(r->health);
+	r->health = r->sv.health = NULL;
 	cj_supervision_close(&r->sv);
 	if (r->ctl_fd >= 0)
 		close(r->ctl_fd);
 	if (r->vmm.ops)
 		r->vmm.ops->cleanup(&r->vmm);
+	shares_stop(r);
 	cj_record_teardown(r->rec, true); /* the lock last: gc never sees a live run as dead */
 	/* The volumes' locks only once their owners are restored, so that no
 	 * other run takes one while it still belongs to this run's uid. */
@@ -934,9 +1051,14 @@ static int restart_vm(struct run *r, unsigned restarts, struct cj_err *err)
 	r->vmm.ops->cleanup(&r->vmm);
 	r->vmm.priv = NULL;
 	r->vmm.pid = 0;
+	shares_stop(r);
 	r->have_status = 0;
 	memset(&r->st, 0, sizeof r->st);
-	if (cj_record_set_restarts(r->rec, restarts, err) < 0 ||
+	/* the last boot's VMM entries (jail, cgroups, files given to its
+	 * user) are undone here and pushed again by the next: the record
+	 * stays bounded however often the VM restarts */
+	if (cj_record_undo_back_to(r->rec, r->vmm_mark, false, err) < 0 ||
+	    cj_record_set_restarts(r->rec, restarts, err) < 0 ||
 	    fill_control_disk(r->ctl_fd, &r->cfg, err) < 0)
 		return -1;
 	cj_notice("restarting the VM (restart %u, --restart %s)", restarts, r->spec->restart);
@@ -1025,13 +1147,14 @@ static int run_all(struct cj_spec *spec, int *notify_fd, struct cj_err *err)
 	r = calloc(1, sizeof *r);
 	if (!r)
 		return cj_fail(err, ENOMEM, "run"), CJ_EXIT_RUNTIME;
-	*r = (struct run){.spec = spec,
-	                  .t.start = cj_now_ns(),
-	                  .ctl_fd = -1,
-	                  .sfd = -1,
-	                  .sv = {.console.fd = -1, .vmm_stderr.fd = -1},
-	                  .log = {.fd = -1},
-	                  .notify_fd = *notify_fd};
+	/* field by field: a compound literal would write all of it (over
+	 * 100 KiB, resident in a detached run's supervisor for its life) */
+	r->spec = spec;
+	r->t.start = cj_now_ns();
+	r->ctl_fd = r->sfd = -1;
+	r->sv.console.fd = r->sv.vmm_stderr.fd = -1;
+	r->log.fd = -1;
+	r->notify_fd = *notify_fd;
 	sigprocmask(SIG_BLOCK, NULL, &r->old_mask);
 	cj_gc(spec->run_base, true);
 	if (stage_images(r, err) == 0 && stage_record(r, err) == 0)
@@ -1098,11 +1221,20 @@ int cj_run_detached(struct cj_spec *spec, char id[16], struct cj_err *err)
 		close(p[1]);
 		return detach_parent(pid, p[0], id, err) < 0 ? err->exit_code : 0;
 	}
-	/* The supervisor: a session of its own, like conmon. */
+	/* The supervisor: a session of its own, like conmon, in "/": the
+	 * caller's working directory may go away (or be unmounted) while the
+	 * run lives, so its relative paths are made absolute first. */
 	close(p[0]);
 	setsid();
 	notify = p[1];
-	code = run_all(spec, &notify, err);
+	char cwd[PATH_MAX];
+	code = CJ_EXIT_RUNTIME;
+	if (!getcwd(cwd, sizeof cwd) || chdir("/") < 0)
+		cj_fail(
+		    err, errno,
+		    "cannot resolve the working directory (start the run from one that exists)");
+	else if (cj_spec_absolute_paths(spec, cwd, err) == 0)
+		code = run_all(spec, &notify, err);
 	char buf[CJ_ERR_STR_MAX + 2];
 	buf[0] = 'E';
 	cj_err_str(err, buf + 1, sizeof buf - 1);

@@ -53,6 +53,37 @@ int cj_runs_find(const char *run_base, const char *ref, char id[16], struct cj_e
 	return 0;
 }
 
+struct latest {
+	const char *run_base;
+	char id[16], created[64];
+};
+
+static int latest_one(const char *id, json_object *record, void *ctx)
+{
+	struct latest *l = ctx;
+	const char *state = cj_undo_str(record, "state"), *created = cj_undo_str(record, "created");
+
+	/* RFC 3339 in UTC with nanoseconds: the strings sort as the times */
+	if (!state || strcmp(state, "running") != 0 || !created ||
+	    strcmp(created, l->created) <= 0 || !cj_runs_alive(l->run_base, id))
+		return 0;
+	snprintf(l->id, sizeof l->id, "%s", id);
+	snprintf(l->created, sizeof l->created, "%s", created);
+	return 0;
+}
+
+int cj_runs_latest(const char *run_base, char id[16], struct cj_err *err)
+{
+	struct latest l = {.run_base = run_base};
+
+	if (cj_record_each(run_base, NULL, latest_one, &l, err) < 0)
+		return -1;
+	if (!l.id[0])
+		return cj_fail(err, ENOENT, "no run is running (see 'ctr-jailer ps -a')");
+	snprintf(id, 16, "%s", l.id);
+	return 0;
+}
+
 json_object *cj_runs_read(const char *run_base, const char *id, struct cj_err *err)
 {
 	char path[PATH_MAX];

@@ -13,6 +13,9 @@
 /* The id of the run ref names: an exact id, then an exact name, then a
  * unique id prefix (docker's order). */
 int cj_runs_find(const char *run_base, const char *ref, char id[16], struct cj_err *err);
+/* The id of the live run created last (exec --latest); a restart does
+ * not make a run newer. */
+int cj_runs_latest(const char *run_base, char id[16], struct cj_err *err);
 /* The record of run id (NULL with err when it has none). */
 json_object *cj_runs_read(const char *run_base, const char *id, struct cj_err *err);
 /* Does the run's supervisor still hold its owner lock? */

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "supervise.h"
 #include "agent_mux.h"
+#include "health.h"
 
 #include "logfile.h"
 #include "util/util.h"
@@ -183,16 +184,20 @@ int cj_supervise(struct cj_vmm *vmm, int sfd, unsigned grace_s, struct cj_superv
 		if (deadline)
 			timeout = (int)((deadline - now) / 1000000 + 1);
 		/* poll skips the entries of closed (-1) pipes */
-		struct pollfd p[3 + CJ_AGENT_MUX_POLL_MAX] = {
+		struct pollfd p[4 + CJ_AGENT_MUX_POLL_MAX] = {
 		    {.fd = sfd, .events = POLLIN},
 		    {.fd = sv->console.fd, .events = POLLIN},
 		    {.fd = sv->vmm_stderr.fd, .events = POLLIN}};
-		int na = sv->agent ? cj_agent_mux_pollfds(sv->agent, p + 3) : 0;
-		int pr = poll(p, (nfds_t)(3 + na), timeout);
+		int ht = cj_health_pollfd(sv->health, &p[3]);
+		if (ht >= 0 && (timeout < 0 || ht < timeout))
+			timeout = ht;
+		int na = sv->agent ? cj_agent_mux_pollfds(sv->agent, p + 4) : 0;
+		int pr = poll(p, (nfds_t)(4 + na), timeout);
 		if (pr < 0 && errno != EINTR)
 			return cj_fail(err, errno, "poll");
 		if (pr > 0 && na) /* exec sessions */
-			cj_agent_mux_handle(sv->agent, p + 3, na);
+			cj_agent_mux_handle(sv->agent, p + 4, na);
+		cj_health_handle(sv->health, pr > 0 ? &p[3] : NULL);
 		if (pr > 0 && p[1].revents)
 			console_relay(&sv->console);
 		if (pr > 0 && p[2].revents)
@@ -204,6 +209,7 @@ int cj_supervise(struct cj_vmm *vmm, int sfd, unsigned grace_s, struct cj_superv
 			continue;
 		if (si.ssi_signo == SIGCHLD) {
 			int st;
+			cj_health_reap(sv->health); /* a check's end */
 			pid_t w = waitpid(vmm->pid, &st, WNOHANG);
 			if (w == vmm->pid) {
 				sv->vmm_status = st;

@@ -35,10 +35,12 @@ struct vmm_stderr {
 };
 
 struct cj_agent_mux;
+struct cj_health;
 
 struct cj_supervision {
 	struct console console;
 	struct cj_agent_mux *agent; /* exec sessions (agent_mux.h), or NULL */
+	struct cj_health *health;   /* health checks (health.h), or NULL */
 	struct vmm_stderr vmm_stderr;
 	bool stop_requested;
 	bool killed;

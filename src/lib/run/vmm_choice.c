@@ -113,6 +113,9 @@ int cj_vmm_choose(const struct cj_spec *spec, struct cj_vmm_choice *c, struct cj
 	default:
 		if (spec->accel == CJ_ACCEL_TCG)
 			cj_notice("--accel tcg: using QEMU");
+		else if (fc_found && kvm_ok && spec->nshares)
+			cj_notice("host directories need virtiofs, which Firecracker lacks: using "
+			          "QEMU with KVM");
 		else if (fc_found && kvm_ok)
 			cj_notice("using Firecracker (%s)", c->bin);
 		else if (fc_found && spec->accel != CJ_ACCEL_KVM)
@@ -125,7 +128,7 @@ int cj_vmm_choose(const struct cj_spec *spec, struct cj_vmm_choice *c, struct cj
 			    "QEMU with KVM");
 		else if (spec->accel != CJ_ACCEL_KVM)
 			cj_notice("%s; using QEMU with TCG (software emulation)", why);
-		if (spec->accel != CJ_ACCEL_TCG && fc_found && kvm_ok)
+		if (spec->accel != CJ_ACCEL_TCG && fc_found && kvm_ok && !spec->nshares)
 			return use_firecracker(spec, c, vmm, kvm_ok, why, use_kvm, err);
 		if (qemu_accel(spec->accel, kvm_ok, why, true, use_kvm, err) < 0)
 			return -1;

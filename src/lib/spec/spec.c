@@ -139,6 +139,137 @@ static int check_memory(const struct cj_spec *spec, struct cj_err *err)
 	return 0;
 }
 
+bool cj_health_defaults(struct cj_health_spec *h)
+{
+	if (!h->interval_ms)
+		h->interval_ms = CJ_HEALTH_INTERVAL_MS;
+	if (!h->timeout_ms)
+		h->timeout_ms = CJ_HEALTH_TIMEOUT_MS;
+	if (!h->retries)
+		h->retries = CJ_HEALTH_RETRIES;
+	return cj_health_wanted(h);
+}
+
+bool cj_health_wanted(const struct cj_health_spec *h)
+{
+	return !h->disabled && h->test.n > 0;
+}
+
+static const struct {
+	const char *unit;
+	double ms;
+} duration_units[] = {{"ns", 1e-6}, {"us", 1e-3}, {"ms", 1}, {"s", 1e3}, {"m", 6e4}, {"h", 3.6e6}};
+
+/* Digits, then '.' and digits: *v, the end in *end; -1 without digits. */
+static int decimal(const char *s, double *v, const char **end)
+{
+	double scale = 1;
+	bool digits = false, point = false;
+
+	for (*v = 0; isdigit((unsigned char)*s) || (*s == '.' && !point); s++) {
+		if (*s == '.') {
+			point = true;
+			continue;
+		}
+		digits = true;
+		if (point)
+			*v += (*s - '0') * (scale /= 10);
+		else
+			*v = *v * 10 + (*s - '0');
+	}
+	*end = s;
+	return digits ? 0 : -1;
+}
+
+int cj_duration_parse(const char *s, uint64_t *ms)
+{
+	double total = 0, v;
+	const char *end;
+
+	if (!*s)
+		return -1;
+	while (*s) {
+		size_t ulen = 0, best = SIZE_MAX;
+		if (decimal(s, &v, &end) < 0 || v > 1e12)
+			return -1;
+		while (isalpha((unsigned char)end[ulen]))
+			ulen++;
+		if (ulen == 0 && !*end && total == 0) { /* a bare number: seconds */
+			total = v * 1e3;
+			break;
+		}
+		for (size_t i = 0; i < sizeof duration_units / sizeof *duration_units; i++)
+			if (strlen(duration_units[i].unit) == ulen &&
+			    strncmp(duration_units[i].unit, end, ulen) == 0)
+				best = i;
+		if (best == SIZE_MAX)
+			return -1;
+		total += v * duration_units[best].ms;
+		s = end + ulen;
+	}
+	if (total > 1e12)
+		return -1;
+	*ms = (uint64_t)(total + 0.5);
+	return 0;
+}
+
+bool cj_spec_container_mode(const struct cj_spec *spec)
+{
+	return !spec->what_flag;
+}
+
+bool cj_spec_passes_env(const struct cj_spec *spec)
+{
+	if (spec->env_passthrough != CJ_PASSTHROUGH_AUTO)
+		return spec->env_passthrough == CJ_PASSTHROUGH_ON;
+	return cj_spec_container_mode(spec);
+}
+
+/* The passthrough goes under what -e set (env files come later, over it). */
+static int pass_env(struct cj_spec *spec, struct cj_err *err)
+{
+	for (size_t i = 0; cj_spec_passes_env(spec) && i < spec->passthrough_env.n; i++) {
+		const char *e = spec->passthrough_env.v[i], *eq = strchr(e, '=');
+		if (!eq || (spec->env.v && cj_env_lookup(spec->env.v, e, (size_t)(eq - e))))
+			continue;
+		if (cj_env_set(&spec->env, e) < 0)
+			return cj_fail(err, ENOMEM, "environment");
+	}
+	return 0;
+}
+
+static int absolute(char **slot, const char *cwd, bool only_paths, struct cj_err *err)
+{
+	char *abs;
+
+	if (!*slot || (*slot)[0] == '/' || (only_paths && !strchr(*slot, '/')))
+		return 0;
+	if (asprintf(&abs, "%s/%s", cwd, *slot) < 0)
+		return cj_fail(err, ENOMEM, "out of memory");
+	free(*slot);
+	*slot = abs;
+	return 0;
+}
+
+int cj_spec_absolute_paths(struct cj_spec *spec, const char *cwd, struct cj_err *err)
+{
+	char **dirs[] = {&spec->rootfs,    &spec->kernel,     &spec->modules_dir,
+	                 &spec->cache_dir, &spec->run_base,   &spec->volumes_dir,
+	                 &spec->data_dir,  &spec->chroot_base};
+	char **bins[] = {&spec->qemu_bin, &spec->firecracker_bin, &spec->jailer_bin};
+
+	for (size_t i = 0; i < sizeof dirs / sizeof *dirs; i++)
+		if (absolute(dirs[i], cwd, false, err) < 0)
+			return -1;
+	for (size_t i = 0; i < sizeof bins / sizeof *bins; i++)
+		if (absolute(bins[i], cwd, true, err) < 0) /* a bare name is looked up in PATH */
+			return -1;
+	for (size_t i = 0; i < spec->nvolumes; i++) /* a bare name is a named volume */
+		if (absolute(&spec->volumes[i].source, cwd, true, err) < 0)
+			return -1;
+	return 0;
+}
+
 int cj_spec_resolve(struct cj_spec *spec, const struct cj_host_facts *facts, struct cj_err *err)
 {
 	spec->host = *facts;
@@ -149,6 +280,8 @@ int cj_spec_resolve(struct cj_spec *spec, const struct cj_host_facts *facts, str
 	if (!spec->memory_mib)
 		spec->memory_mib = cj_host_memory_default_mib(&spec->host);
 	else if (check_memory(spec, err) < 0)
+		return -1;
+	if (pass_env(spec, err) < 0)
 		return -1;
 	if (!spec->env.v && cj_strv_push(&spec->env, "") == 0) {
 		free(spec->env.v[0]); /* keep a valid, empty, NULL-terminated vector */
@@ -162,6 +295,7 @@ void cj_spec_free(struct cj_spec *spec)
 {
 	free(spec->rootfs);
 	free(spec->image);
+	cj_pull_settings_free(&spec->pull);
 	free(spec->entrypoint);
 	if (spec->image_info) {
 		cj_image_free(spec->image_info);
@@ -173,6 +307,8 @@ void cj_spec_free(struct cj_spec *spec)
 	cj_strv_free(&spec->env);
 	cj_strv_free(&spec->env_files);
 	cj_strv_free(&spec->env_flag_names);
+	cj_strv_free(&spec->passthrough_env);
+	cj_strv_free(&spec->health.test);
 	free(spec->workdir);
 	free(spec->user);
 	free(spec->hostname);
@@ -189,6 +325,12 @@ void cj_spec_free(struct cj_spec *spec)
 	for (size_t i = 0; i < spec->nvolumes; i++)
 		cj_volume_spec_free(&spec->volumes[i]);
 	free(spec->volumes);
+	for (size_t i = 0; i < spec->nshares; i++)
+		cj_share_spec_free(&spec->shares[i]);
+	free(spec->shares);
+	for (size_t i = 0; i < spec->ntmpfs; i++)
+		cj_tmpfs_spec_free(&spec->tmpfs[i]);
+	free(spec->tmpfs);
 	free(spec->volumes_dir);
 	free(spec->data_dir);
 	free(spec->data_mount);

@@ -12,8 +12,10 @@
 #include "host/facts.h"
 #include "jail/jail.h"
 #include "net/net.h"
+#include "registry/pull.h"
 #include "util/err.h"
 #include "util/strv.h"
+#include "volume/share.h"
 #include "volume/volume.h"
 
 #include <stdbool.h>
@@ -32,16 +34,41 @@ enum cj_vmm_kind { CJ_VMM_AUTO, CJ_VMM_QEMU, CJ_VMM_FIRECRACKER };
 
 struct cj_image;
 
+/* Health checks (docker's HEALTHCHECK): a command run in the guest through
+ * the agent every interval; 0 means "not given" (the image's value, else
+ * docker's default: cj_health_defaults). */
+struct cj_health_spec {
+	struct cj_strv test;      /* the command's argv; empty: none */
+	bool disabled;            /* --no-healthcheck, or the image's NONE */
+	uint64_t interval_ms;     /* between the end of a check and the next */
+	uint64_t timeout_ms;      /* a check that runs longer fails */
+	uint64_t start_period_ms; /* failures in it do not count until one succeeded */
+	unsigned retries;         /* failures in a row that make the run unhealthy */
+};
+#define CJ_HEALTH_INTERVAL_MS 30000u
+#define CJ_HEALTH_TIMEOUT_MS  30000u
+#define CJ_HEALTH_RETRIES     3u
+
+/* Whether the runtime's environment passes into the guest. */
+enum cj_passthrough {
+	CJ_PASSTHROUGH_AUTO, /* the seed's container mode (no --rootfs or --image): all; else none
+	                      */
+	CJ_PASSTHROUGH_ON,   /* --env-passthrough */
+	CJ_PASSTHROUGH_OFF,  /* --no-env-passthrough */
+};
+
 struct cj_spec {
 	char *rootfs;
 	/* --image (CTR_JAILER_IMAGE): a container image instead of rootfs */
-	char *image;                 /* "oci:DIR[:TAG]", "docker-archive:FILE" or "tar:FILE" */
-	char *entrypoint;            /* --entrypoint: one argument; "" clears the image's */
-	bool has_entrypoint;         /* --entrypoint given */
-	uint32_t stop_signal;        /* the image's StopSignal; 0: SIGTERM */
-	uint64_t max_image_size;     /* --max-image-size: unpack budget in bytes; 0: default */
-	uint64_t cache_max;          /* --cache-max: LRU cap on the cache after the run; 0: none */
-	struct cj_image *image_info; /* the opened image (run/inputs.c), else NULL */
+	char *image;                  /* "oci:DIR[:TAG]", "docker-archive:FILE", "tar:FILE" or a
+	                                 stored name / registry reference */
+	struct cj_pull_settings pull; /* --pull, --platform, --creds, ... */
+	char *entrypoint;             /* --entrypoint: one argument; "" clears the image's */
+	bool has_entrypoint;          /* --entrypoint given */
+	uint32_t stop_signal;         /* the image's StopSignal; 0: SIGTERM */
+	uint64_t max_image_size;      /* --max-image-size: unpack budget in bytes; 0: default */
+	uint64_t cache_max;           /* --cache-max: LRU cap on the cache after the run; 0: none */
+	struct cj_image *image_info;  /* the opened image (run/inputs.c), else NULL */
 
 	char *kernel;      /* NULL: the fetched default kernel in the cache */
 	char *modules_dir; /* lib/modules/<release> tree for the kernel, or NULL */
@@ -52,6 +79,11 @@ struct cj_spec {
 	struct cj_strv env_files;
 	struct cj_strv env_flag_names;
 	char **lookup_env; /* borrowed: the runtime's environment, for NAME alone */
+	/* the runtime's variables that may pass into the guest (the CLI left
+	 * out its own); cj_spec_resolve adds them under the rest or not */
+	enum cj_passthrough env_passthrough;
+	bool what_flag; /* --rootfs, --image or an image operand on the command line */
+	struct cj_strv passthrough_env;
 	char *workdir;
 	char *user;
 	char *hostname;
@@ -72,6 +104,7 @@ struct cj_spec {
 	bool restart_always;  /* restart whatever the exit code */
 	unsigned restart_max; /* on-failure's N (0: no limit); with neither, no restart */
 	bool restart_on_failure;
+	struct cj_health_spec health; /* --health-*, merged with the image's Healthcheck */
 	char *cache_dir;
 	char *run_base;
 	char *qemu_bin;
@@ -88,6 +121,12 @@ struct cj_spec {
 	char *data_dir;       /* the seed's /jail/data, when present or given */
 	char *data_mount;     /* DATA_MOUNT: where the init mounts the data drive */
 	uint64_t datafs_size; /* DATAFS_SIZE; 0 = default */
+	/* host directories (virtiofs), tmpfs mounts, --read-only */
+	struct cj_share_spec *shares;
+	size_t nshares;
+	struct cj_tmpfs_spec *tmpfs;
+	size_t ntmpfs;
+	bool read_only;
 	/* secrets: values held in memory only */
 	struct ctrj_secret *secrets;
 	size_t nsecrets;
@@ -106,6 +145,23 @@ int cj_spec_init(struct cj_spec *spec, struct cj_err *err);
  * called by the front end) and check the spec against them; no I/O. */
 int cj_spec_resolve(struct cj_spec *spec, const struct cj_host_facts *facts, struct cj_err *err);
 void cj_spec_free(struct cj_spec *spec);
+/* Does the run have a health check? Fills docker's defaults into the
+ * values not given. */
+bool cj_health_defaults(struct cj_health_spec *h);
+bool cj_health_wanted(const struct cj_health_spec *h);
+/* A duration as docker takes it ("30s", "1m30s", "1.5s", "250ms", "1h";
+ * a bare number is seconds) in milliseconds; -1 when malformed. */
+int cj_duration_parse(const char *s, uint64_t *ms);
+
+/* The seed's container mode: neither --rootfs nor --image on the command
+ * line (ctr-jailer as a container's ENTRYPOINT, configured by the
+ * container's variables, CTR_JAILER_IMAGE included). */
+bool cj_spec_container_mode(const struct cj_spec *spec);
+/* Does the runtime's environment pass into the guest (the rule above)? */
+bool cj_spec_passes_env(const struct cj_spec *spec);
+/* Make the spec's relative host paths absolute under cwd (a detached
+ * supervisor leaves its caller's working directory). */
+int cj_spec_absolute_paths(struct cj_spec *spec, const char *cwd, struct cj_err *err);
 
 /* -e semantics: NAME=VALUE, or NAME alone taking the value from lookup_env
  * (skipped when unset, like docker). */

@@ -82,13 +82,19 @@ static cj_undo_fn find_kind(const struct cj_undo_kind *kinds, const char *kind)
 
 int cj_undo_replay(json_object *log, const struct cj_undo_kind *kinds, bool verbose)
 {
+	return cj_undo_replay_from(log, 0, kinds, verbose);
+}
+
+int cj_undo_replay_from(json_object *log, size_t from, const struct cj_undo_kind *kinds,
+                        bool verbose)
+{
 	size_t n;
 	int left = 0;
 
 	if (!log || !json_object_is_type(log, json_type_array))
 		return 0;
 	n = json_object_array_length(log);
-	while (n-- > 0) {
+	while (n-- > from) {
 		json_object *entry = json_object_array_get_idx(log, n);
 		const char *kind = json_object_is_type(entry, json_type_object)
 		                       ? cj_undo_str(entry, "kind")

@@ -50,6 +50,9 @@ struct cj_undo_kind {
  * each entry undone. An entry of no known kind is kept, with a warning.
  * Returns the number of entries left (0: all undone). */
 int cj_undo_replay(json_object *log, const struct cj_undo_kind *kinds, bool verbose);
+/* The same for the entries from index from on (a stage's own, done again). */
+int cj_undo_replay_from(json_object *log, size_t from, const struct cj_undo_kind *kinds,
+                        bool verbose);
 
 /* Entry field readers: NULL / false when absent or of another type. */
 const char *cj_undo_str(json_object *entry, const char *key);

@@ -11,9 +11,25 @@ int cj_curl_load(struct cj_err *err)
 {
 	static bool loaded;
 	static const char *const names[] = {
-	    "curl_easy_init",    "curl_easy_setopt",    "curl_easy_perform", "curl_easy_getinfo",
-	    "curl_easy_cleanup", "curl_easy_strerror",  "curl_slist_append", "curl_slist_free_all",
-	    "curl_global_init",  "curl_global_cleanup",
+	    "curl_easy_init",
+	    "curl_easy_setopt",
+	    "curl_easy_perform",
+	    "curl_easy_getinfo",
+	    "curl_easy_cleanup",
+	    "curl_easy_strerror",
+	    "curl_slist_append",
+	    "curl_slist_free_all",
+	    "curl_global_init",
+	    "curl_global_cleanup",
+	    "curl_multi_init",
+	    "curl_multi_add_handle",
+	    "curl_multi_remove_handle",
+	    "curl_multi_perform",
+	    "curl_multi_poll",
+	    "curl_multi_info_read",
+	    "curl_multi_cleanup",
+	    "curl_easy_escape",
+	    "curl_free",
 	};
 	void *slots[sizeof names / sizeof names[0]];
 	void *lib;
@@ -22,9 +38,7 @@ int cj_curl_load(struct cj_err *err)
 		return 0;
 	lib = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
 	if (!lib)
-		return cj_fail(err, 0,
-		               "the Firecracker backend needs libcurl (install libcurl4): %s",
-		               dlerror());
+		return cj_fail(err, 0, "libcurl is needed here (install libcurl4): %s", dlerror());
 	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
 		if (!(slots[i] = dlsym(lib, names[i])))
 			return cj_fail(err, 0, "libcurl lacks %s", names[i]);

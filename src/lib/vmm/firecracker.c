@@ -30,7 +30,9 @@
 #include "util/spawn.h"
 #include "util/util.h"
 
+#include "ctrj/agent.h"
 #include "curl_dl.h"
+#include "fc_vsock.h"
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -58,6 +60,10 @@
 #define METRICS_LINE_MAX (1024 * 1024)
 /* The jail's run/ tmpfs: the control disk (1 MiB + 8 KiB) and fifos. */
 #define JAIL_RUN_TMPFS_SIZE "8m"
+/* The agent's vsock socket, next to the API socket; how long an exec
+ * waits for the guest's agent to listen (a guest still booting). */
+#define AGENT_VSOCK      "agent.vsock"
+#define AGENT_CONNECT_MS 2000
 
 struct fc_priv {
 	bool jailed;
@@ -366,30 +372,10 @@ static int api_check_peer(const struct fc_priv *p, int fd, struct cj_err *err)
 /* A checked connection (errnum ENOENT or ECONNREFUSED: not up yet). */
 static int api_connect(const struct fc_priv *p, struct cj_err *err)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	int path_fd, fd, r, e;
+	char what[sizeof p->connect_path + 32];
 
-	if ((path_fd = api_socket_open(p, err)) < 0)
-		return -1;
-	snprintf(sa.sun_path, sizeof sa.sun_path, "/proc/self/fd/%d", path_fd);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		e = errno;
-		close(path_fd);
-		return cj_fail(err, e, "socket");
-	}
-	r = connect(fd, (struct sockaddr *)&sa, sizeof sa);
-	e = errno;
-	close(path_fd);
-	if (r < 0) {
-		close(fd);
-		return cj_fail(err, e, "connect to Firecracker's API socket");
-	}
-	if (api_check_peer(p, fd, err) < 0) {
-		close(fd);
-		return -1;
-	}
-	return fd;
+	snprintf(what, sizeof what, "Firecracker's API socket %s", p->connect_path);
+	return cj_fc_uds_connect(p->sock_dirfd, p->sock_name, api_uid(p), p->vmm_pid, what, err);
 }
 
 /* libcurl connects to the path of api_socket_open's fd; the socket it
@@ -952,6 +938,7 @@ static int fc_start(struct cj_vmm *vmm, const struct cj_vm_config *cfg, struct c
 	struct cj_fc_paths paths = {0};
 	char names[CJ_MAX_DRIVES][64], real[PATH_MAX], exec_name[NAME_MAX + 1];
 	char log_path[PATH_MAX + 16], metrics_path[PATH_MAX + 16], sock_dir[PATH_MAX + 8];
+	char vsock_path[PATH_MAX + 16];
 	const char *sock_name;
 
 	if (!p)
@@ -993,6 +980,7 @@ static int fc_start(struct cj_vmm *vmm, const struct cj_vm_config *cfg, struct c
 		snprintf(metrics_path, sizeof metrics_path, "%s/run/metrics.fifo", p->root);
 		paths.log = "run/log.fifo";
 		paths.metrics = "run/metrics.fifo";
+		paths.vsock = "run/" AGENT_VSOCK;
 	} else {
 		/* --no-jail (the run has warned): Firecracker as root, host paths. */
 		snprintf(sock_dir, sizeof sock_dir, "%s", cfg->run_dir);
@@ -1005,6 +993,9 @@ static int fc_start(struct cj_vmm *vmm, const struct cj_vm_config *cfg, struct c
 			paths.drives[i] = cj_drive_path(&cfg->drives[i], names[i], sizeof names[i]);
 		paths.log = log_path;
 		paths.metrics = metrics_path;
+		snprintf(vsock_path, sizeof vsock_path, "%s/" AGENT_VSOCK, cfg->run_dir);
+		(void)unlink(vsock_path); /* a previous boot's, in our own run directory */
+		paths.vsock = vsock_path;
 	}
 	snprintf(vmm->api_socket, sizeof vmm->api_socket, "%s/%s", sock_dir, sock_name);
 	p->sock_dirfd = open(sock_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -1076,6 +1067,23 @@ static void fc_boot_args(const struct cj_vm_config *cfg, bool defaults, char *ou
 		snprintf(out + n, len - n, " i8042.noaux i8042.nomux");
 }
 
+/* Firecracker's vsock socket is in the directory we hold the API socket's
+ * by (the jail's run/, or the run directory without a jail), made by the
+ * VMM's uid: opened like the API socket, never through a symlink. */
+static int fc_agent_connect(const struct cj_vmm *vmm, struct cj_err *err)
+{
+	const struct fc_priv *p = vmm->priv;
+
+	if (!p || p->sock_dirfd < 0 || p->vmm_pid <= 0)
+		return cj_fail(err, 0, "Firecracker is not running");
+	struct cj_fc_vsock_target t = {.dirfd = p->sock_dirfd,
+	                               .name = AGENT_VSOCK,
+	                               .uid = api_uid(p),
+	                               .pid = p->vmm_pid,
+	                               .port = CTRJ_AGENT_VSOCK_PORT};
+	return cj_fc_vsock_connect(&t, AGENT_CONNECT_MS, err);
+}
+
 static void fc_cleanup(struct cj_vmm *vmm)
 {
 	struct fc_priv *p = vmm->priv;
@@ -1110,5 +1118,6 @@ const struct cj_vmm_ops cj_firecracker_ops = {
     .request_stop = fc_request_stop,
     .collect = fc_collect,
     .exit_error = fc_exit_error,
+    .agent_connect = fc_agent_connect,
     .cleanup = fc_cleanup,
 };

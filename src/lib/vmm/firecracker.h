@@ -34,8 +34,8 @@ struct cj_fc_paths {
 	const char *log;                   /* logger fifo */
 	const char *metrics;               /* metrics fifo */
 	/* the agent channel's vsock socket (inside the jail: relative to its
-	 * root, e.g. "run/agent.vsock"); NULL: no vsock device. The guest
-	 * agent does not serve vsock yet, so runs leave it NULL for now. */
+	 * root, "run/agent.vsock"); NULL: no vsock device. The guest agent
+	 * listens on CTRJ_AGENT_VSOCK_PORT behind it (fc_vsock.h). */
 	const char *vsock;
 };
 

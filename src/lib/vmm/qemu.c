@@ -63,6 +63,20 @@ static int push_opt(char ***v, size_t *n, const char *name, const char *fmt, ...
 	return r;
 }
 
+/* Guest memory: anonymous, unless a vhost-user device (virtiofsd) must
+ * map it, which takes a shared memfd backend of the same size. */
+static int argv_memory(char ***v, size_t *n, const struct cj_vm_config *cfg)
+{
+	int r = push_opt(v, n, "-m", "%llu", (unsigned long long)cfg->memory_mib);
+
+	if (!cfg->nshares)
+		return r;
+	r |= push_opt(v, n, "-object", "memory-backend-memfd,id=mem,size=%lluM,share=on",
+	              (unsigned long long)cfg->memory_mib);
+	r |= push_opt(v, n, "-machine", "memory-backend=mem");
+	return r;
+}
+
 /* The machine, the kernel and the console: what every QEMU run gets. */
 static int argv_machine(char ***v, size_t *n, const char *bin, const struct cj_vm_config *cfg,
                         bool jailed)
@@ -85,7 +99,7 @@ static int argv_machine(char ***v, size_t *n, const char *bin, const struct cj_v
 		r |= push_opt(v, n, "-accel", "tcg,tb-size=%u", CJ_TCG_CACHE_MIB);
 	r |= push_opt(v, n, "-cpu", "%s", cfg->use_kvm ? "host" : "max");
 	r |= push_opt(v, n, "-smp", "%u", cfg->cpus);
-	r |= push_opt(v, n, "-m", "%llu", (unsigned long long)cfg->memory_mib);
+	r |= argv_memory(v, n, cfg);
 	r |= cj_argv_push(v, n, "-nodefaults");
 	r |= cj_argv_push(v, n, "-no-user-config");
 	r |= push_opt(v, n, "-display", "none");
@@ -128,6 +142,24 @@ static int argv_qmp_net(char ***v, size_t *n, const struct cj_vm_config *cfg, in
 		r |= push_opt(v, n, "-device",
 		              "virtio-net-device,netdev=net0,mac=%02x:%02x:%02x:%02x:%02x:%02x",
 		              m[0], m[1], m[2], m[3], m[4], m[5]);
+	}
+	return r;
+}
+
+/* Host directories: a vhost-user-fs device per share, its chardev the
+ * connection to its virtiofsd, inherited as an fd. virtiofsd serves only
+ * virtio 1.0 devices: the microvm's virtio-mmio transports drop legacy
+ * mode then (the guest kernel drives both). */
+static int argv_shares(char ***v, size_t *n, const struct cj_vm_config *cfg)
+{
+	int r = 0;
+
+	if (cfg->nshares)
+		r |= push_opt(v, n, "-global", "virtio-mmio.force-legacy=false");
+	for (size_t i = 0; i < cfg->nshares; i++) {
+		r |= push_opt(v, n, "-chardev", "socket,id=vfs%zu,fd=%d", i, cfg->shares[i].fd);
+		r |= push_opt(v, n, "-device", "vhost-user-fs-device,chardev=vfs%zu,tag=%s", i,
+		              cfg->shares[i].tag);
 	}
 	return r;
 }
@@ -178,6 +210,7 @@ static char **qemu_argv(const char *bin, const struct cj_vm_config *cfg, int qmp
 	int r = argv_machine(&v, &n, bin, cfg, drive_fds != NULL);
 
 	r |= argv_qmp_net(&v, &n, cfg, qmp_fd, agent_fd, tap_fd);
+	r |= argv_shares(&v, &n, cfg);
 	for (size_t i = 0; i < cfg->ndrives && !r; i++)
 		r |= argv_drive(&v, &n, &cfg->drives[i], i, drive_fds);
 	if (r) {
@@ -201,7 +234,7 @@ void cj_qemu_argv_free(char **argv)
 
 /* The fds QEMU inherits: its end of QMP and of the agent channel, the
  * TAP, two per drive (the drive, and a read-only one). */
-#define KEEP_FDS_MAX (1 + 1 + 1 + 2 * CJ_MAX_DRIVES)
+#define KEEP_FDS_MAX (1 + 1 + 1 + 2 * CJ_MAX_DRIVES + CJ_MAX_VM_SHARES)
 /* A graceful stop's whole QMP exchange (greeting, capabilities, the keys)
  * must be done within this, however a hostile QEMU paces its replies. */
 #define QMP_TIMEOUT_MS 3000
@@ -310,6 +343,8 @@ static char **prepare_jailed(struct qemu_priv *p, const struct cj_vm_config *cfg
 		return NULL;
 	if (p->tap_fd >= 0)
 		p->keep[p->nkeep++] = p->tap_fd;
+	for (size_t i = 0; i < cfg->nshares; i++)
+		p->keep[p->nkeep++] = cfg->shares[i].fd;
 	for (size_t i = 0; i < 2 * cfg->ndrives; i++)
 		if (p->fds[i] >= 0)
 			p->keep[p->nkeep++] = p->fds[i];
@@ -322,6 +357,8 @@ static char **prepare_unjailed(struct qemu_priv *p, const struct cj_vm_config *c
 	for (size_t i = 0; i < cfg->ndrives; i++)
 		if (cfg->drives[i].fd >= 0)
 			p->keep[p->nkeep++] = cfg->drives[i].fd;
+	for (size_t i = 0; i < cfg->nshares; i++)
+		p->keep[p->nkeep++] = cfg->shares[i].fd;
 	return qemu_argv(path, cfg, p->qmp_vmm_fd, p->agent_vmm_fd, NULL, -1);
 }
 
@@ -376,7 +413,8 @@ static int qemu_start(struct cj_vmm *vmm, const struct cj_vm_config *cfg, struct
 	};
 	vmm->pid = cj_spawn(&s, step, err);
 	cj_qemu_argv_free(argv);
-	close(p->qmp_vmm_fd); /* QEMU holds it now, and its end of the agent channel */
+	cj_jail_binds_done(&p->jail); /* QEMU is in its jail (or failed) */
+	close(p->qmp_vmm_fd);         /* QEMU holds it now, and its end of the agent channel */
 	p->qmp_vmm_fd = -1;
 	close(p->agent_vmm_fd);
 	p->agent_vmm_fd = -1;

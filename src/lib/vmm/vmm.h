@@ -31,7 +31,15 @@ struct cj_drive {
 	bool read_only;
 };
 
-#define CJ_MAX_DRIVES 24
+#define CJ_MAX_DRIVES    24
+#define CJ_MAX_VM_SHARES 16
+
+/* A host directory the guest mounts by tag: a vhost-user-fs device on a
+ * connection to its virtiofsd (QEMU only). */
+struct cj_vm_share {
+	const char *tag;
+	int fd; /* connected to the virtiofsd's socket */
+};
 
 /* What a VMM needs to boot the guest; backend-neutral. */
 struct cj_vm_config {
@@ -44,6 +52,8 @@ struct cj_vm_config {
 	unsigned long tsc_khz; /* the host's TSC frequency (host facts); 0: unknown */
 	struct cj_drive drives[CJ_MAX_DRIVES];
 	size_t ndrives;
+	struct cj_vm_share shares[CJ_MAX_VM_SHARES];
+	size_t nshares;      /* any: guest memory from a shareable memfd */
 	const char *run_dir; /* sockets live here */
 	const char *tap;     /* TAP device name, NULL: no network */
 	uint8_t mac[6];      /* guest MAC */
@@ -77,6 +87,10 @@ struct cj_vmm;
  *    failed, CJ_EXIT_VM_LOST when the guest ended without a status;
  *  - agent_fd(), when set, returns the host end of the agent channel
  *    (a stream to the guest init's agent; see ctrj/agent.h), or -1;
+ *  - agent_connect(), when set instead, opens a new connection to the
+ *    guest's agent once it listens (Firecracker's vsock), the caller's to
+ *    close, or returns -1 with err (bounded: it waits a little for a
+ *    guest that is still booting);
  *  - cleanup() closes what start() holds (the record's undo log takes the
  *    host changes back). */
 struct cj_vmm_ops {
@@ -95,6 +109,7 @@ struct cj_vmm_ops {
 	int (*exit_error)(const struct cj_vmm *vmm, int wait_status, const char *vmm_said,
 	                  struct cj_err *err);
 	int (*agent_fd)(const struct cj_vmm *vmm);
+	int (*agent_connect)(const struct cj_vmm *vmm, struct cj_err *err);
 	void (*cleanup)(struct cj_vmm *vmm);
 };
 

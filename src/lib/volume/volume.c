@@ -25,7 +25,7 @@
  * own: the default run base (tmpfs); absent, ldd runs each time. */
 #define TOOL_CACHE_DIR CJ_DEFAULT_RUN_BASE
 
-static void human(uint64_t bytes, char *out, size_t len)
+void cj_volume_human(uint64_t bytes, char *out, size_t len)
 {
 	const char *units = "BKMGT";
 	double v = (double)bytes;
@@ -95,7 +95,7 @@ fail:
 	return -1;
 }
 
-static bool valid_name(const char *s)
+bool cj_volume_name_valid(const char *s)
 {
 	if (!isalnum((unsigned char)s[0]))
 		return false;
@@ -163,8 +163,8 @@ static int grow(struct cj_volume *v, int fd, uint64_t current, uint64_t want, bo
 
 	if (want == current)
 		return 0;
-	human(current, a, sizeof a);
-	human(want, b, sizeof b);
+	cj_volume_human(current, a, sizeof a);
+	cj_volume_human(want, b, sizeof b);
 	if (want < current)
 		return cj_fail(err, 0, "volume %s is %s; shrinking it to %s is not supported",
 		               v->name, a, b);
@@ -354,7 +354,7 @@ int cj_volume_resolve(const struct cj_volume_spec *spec, const char *volumes_dir
 		const char *base = strrchr(spec->source, '/') + 1;
 		snprintf(out->name, sizeof out->name, "%s", *base ? base : spec->source);
 	} else {
-		if (!valid_name(spec->source))
+		if (!cj_volume_name_valid(spec->source))
 			return cj_fail(
 			    err, 0,
 			    "volume name '%s' is invalid: use letters, digits, '_', '.' and "
@@ -407,8 +407,8 @@ int cj_volume_prepare_data(const char *dir, uint64_t size, const struct cj_volum
 	/* A sparse image may never outgrow the filesystem that holds it. */
 	if (want > existing && want - existing > free_bytes) {
 		if (size) {
-			human(want, a, sizeof a);
-			human(free_bytes + existing, b, sizeof b);
+			cj_volume_human(want, a, sizeof a);
+			cj_volume_human(free_bytes + existing, b, sizeof b);
 			return cj_fail(
 			    err, 0,
 			    "DATAFS_SIZE %s is larger than the %s the filesystem of %s can "

@@ -46,6 +46,11 @@ struct cj_volume_tool_user {
 	gid_t gid;
 };
 
+/* bytes as "1.5G" (one decimal, B/K/M/G/T). */
+void cj_volume_human(uint64_t bytes, char *out, size_t len);
+/* A volume name: letters, digits, '_', '.', '-', starting with a letter
+ * or digit, under 200 bytes. */
+bool cj_volume_name_valid(const char *s);
 /* Parse "SOURCE:/guest/path[:ro|:rw][:size=N]". */
 int cj_volume_spec_parse(const char *arg, struct cj_volume_spec *out, struct cj_err *err);
 void cj_volume_spec_free(struct cj_volume_spec *v);

@@ -26,6 +26,12 @@ REST API on the --api-sock unix socket. It
   replies to the host's loopback conversations (forge_loopback_replies);
 - ends the "VM" like a guest that rebooted: it writes a status record into
   the control-disk drive (include/ctrj/protocol.h) and exits 0;
+- with a vsock device (PUT /vsock), listens on its uds_path after
+  InstanceStart and answers the host's "CONNECT <port>\n" as "vsock" in its
+  configuration says: "agent" ("OK <port>\n", then a fake guest agent that
+  greets (HELLO) and answers each START with its argv on stdout and a set
+  exit code), "garbage", "close" (no listener in the guest) or "silent";
+  "closes": N closes the first N connections (a guest still booting);
 - when told to ("hijack"), plays a compromised Firecracker after
   InstanceStart: it replaces its API socket by a symlink to another socket,
   or by a socket a child process of its own serves (see Firecracker.hijack).
@@ -63,6 +69,10 @@ STATE_EXITED, STATE_SIGNALED = 1, 2
 TUNSETIFF, TUNSETVNETHDRSZ = 0x400454CA, 0x400454D8
 IFF_TAP, IFF_NO_PI, IFF_VNET_HDR = 0x0002, 0x1000, 0x4000
 VNET_HDR_LEN = 12  # what Firecracker sets (virtio_net_hdr_v1)
+
+# include/ctrj/agent.h
+AGENT_HELLO, AGENT_START, AGENT_STDOUT, AGENT_STDERR, AGENT_EXIT = 1, 16, 32, 33, 34
+AGENT_REC_ARG, AGENT_EXITED, AGENT_VERSION, AGENT_VSOCK_PORT = 1, 1, 1, 1024
 
 PRE_BOOT = ("/logger", "/metrics", "/machine-config", "/boot-source", "/drives/",
             "/network-interfaces/", "/entropy")
@@ -121,6 +131,8 @@ class Firecracker:
         self.drives = {}
         self.files = []  # keep opened files open, as Firecracker does
         self.tap = None  # (fd, guest MAC) once attached
+        self.vsock = None  # the PUT /vsock body
+        self.vsock_conns = 0
 
     # -- recording ------------------------------------------------------------
     def record(self, **entry):
@@ -209,6 +221,8 @@ class Firecracker:
             if path.split("/")[-1] != body["iface_id"]:
                 return 400, {"fault_message": "The id from the path does not match the id from the body!"}, None
             self.attach_tap(body["host_dev_name"], body.get("guest_mac"))
+        elif path == "/vsock":
+            self.vsock = body
         elif path == "/actions":
             return self.action(body["action_type"])
         self.record(event="files", path=path, files=files)
@@ -334,6 +348,8 @@ class Firecracker:
                     # Released Firecracker (<= 1.16) boots only an ELF vmlinux.
                     return 400, {"fault_message": "Cannot load kernel due to invalid memory configuration or invalid kernel image: Invalid Elf magic number"}, None
             self.started = True
+            if self.vsock:
+                self.start_vsock()
             if self.config.get("guest_probe") and self.tap:
                 threading.Thread(target=self.guest_probe, args=(self.config["guest_probe"],),
                                  daemon=True).start()
@@ -349,13 +365,84 @@ class Firecracker:
             return 204, None, lambda: self.reboot(status_record(STATE_SIGNALED, signal=15))
         return 204, None, None
 
+    # -- the vsock device -------------------------------------------------------
+    def start_vsock(self):
+        """Firecracker binds uds_path (in the jail, relative to its root) and
+        listens; every connection is the host's, asking for a guest port."""
+        srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        srv.bind(self.resolve(self.vsock["uds_path"]))
+        srv.listen(8)  # in this process: its pid is the peer's
+        self.record(event="vsock_listen", uds_path=self.vsock["uds_path"])
+
+        def accept():
+            while True:
+                conn, _ = srv.accept()
+                threading.Thread(target=self.vsock_conn, args=(conn,), daemon=True).start()
+        threading.Thread(target=accept, daemon=True).start()
+
+    def vsock_conn(self, conn):
+        line = b""
+        while not line.endswith(b"\n") and len(line) < 64:
+            b = conn.recv(1)
+            if not b:
+                break
+            line += b
+        self.vsock_conns += 1
+        spec = self.config.get("vsock", {"mode": "close"})
+        self.record(event="vsock_connect", line=line.decode("latin-1"), n=self.vsock_conns)
+        mode = spec["mode"]
+        if self.vsock_conns <= spec.get("closes", 0) or mode == "close" or \
+                (mode == "agent" and line != b"CONNECT %d\n" % AGENT_VSOCK_PORT):
+            conn.close()  # as Firecracker when nothing in the guest listens
+        elif mode == "garbage":
+            conn.sendall(b"HTTP/1.1 400 Bad Request\n")
+            conn.close()
+        elif mode == "silent":
+            time.sleep(3600)
+        else:
+            conn.sendall(b"OK 1073741824\n")
+            self.fake_agent(conn, spec.get("exit", 0))
+
+    def fake_agent(self, conn, code):
+        """The guest agent's side of the protocol, as little as exec needs."""
+        def frame(kind, session, payload=b""):
+            return struct.pack("<HHII", kind, 0, session, len(payload)) + payload
+
+        conn.sendall(frame(AGENT_HELLO, 0, struct.pack("<I", AGENT_VERSION)))
+        buf = b""
+        while True:
+            data = conn.recv(65536)
+            if not data:
+                return
+            buf += data
+            while len(buf) >= 12:
+                kind, _, session, n = struct.unpack_from("<HHII", buf)
+                if len(buf) < 12 + n:
+                    break
+                payload, buf = buf[12:12 + n], buf[12 + n:]
+                if kind != AGENT_START:
+                    continue
+                args, off = [], 0
+                while off + 8 <= len(payload):
+                    rtype, _, rlen = struct.unpack_from("<HHI", payload, off)
+                    if rtype == AGENT_REC_ARG:
+                        args.append(payload[off + 8:off + 8 + rlen].decode())
+                    off += 8 + rlen
+                self.record(event="agent_start", argv=args)
+                out = ("standin-agent ran: " + " ".join(args) + "\n").encode()
+                conn.sendall(frame(AGENT_STDOUT, session, out) + frame(AGENT_STDOUT, session) +
+                             frame(AGENT_STDERR, session) +
+                             frame(AGENT_EXIT, session, struct.pack("<II", AGENT_EXITED, code)))
+
     # -- a compromised Firecracker ---------------------------------------------
     def hijack(self):
         """Replace the API socket, which lives in a directory the VMM owns:
         {"symlink": PATH} by a symlink to another socket, "socket" by a
         socket a child process serves (same uid, another pid). That child
         records every connection and what it received."""
-        sock = self.resolve(self.sock_path)
+        target = self.vsock["uds_path"] if self.config.get("hijack_target") == "vsock" \
+            else self.sock_path
+        sock = self.resolve(target)
         how = self.config["hijack"]
         if how == "socket":
             tmp = sock + ".new"
