@@ -257,6 +257,83 @@ def snapshot_vs_cold(cache: Path, rootfs: Path, run_dir: Path, runs: int) -> dic
     return out
 
 
+def private_cache(tmp: Path, cache: Path, name: str) -> Path:
+    """A cache of its own sharing the kernel and what is built from it."""
+    c = tmp / f"cache-{name}"
+    c.mkdir()
+    for sub in ("kernels", "vmlinux", "initramfs", "modules"):
+        (cache / sub).mkdir(exist_ok=True)
+        (c / sub).symlink_to(cache / sub)
+    return c
+
+
+def rootfs_delta(tmp: Path, cache: Path, megabytes: int) -> dict:
+    """Full build of a tree against the delta after a one-file change
+    (issue 14's target: the delta costs under 5% of the full build)."""
+    root = tmp / "rootfs-delta"
+    make_rootfs(root, megabytes)
+    c = private_cache(tmp, cache, "delta")
+    full = run_once(c, root, tmp / "run")
+    (root / "data/d00/f0").write_bytes(os.urandom(1 << 20))
+    delta = run_once(c, root, tmp / "run")
+    assert delta.get("layer_drives") == 2, delta
+    shutil.rmtree(root)
+    shutil.rmtree(c)
+    return {f"full_base_ms_{megabytes}mb": full["base_image_ms"],
+            f"delta_base_ms_{megabytes}mb_one_file": delta["base_image_ms"],
+            "delta_over_full_pct": round(100 * delta["base_image_ms"] / full["base_image_ms"], 2)}
+
+
+def timed(argv) -> float:
+    t0 = time.monotonic()
+    subprocess.run(argv, check=True, capture_output=True)
+    return round((time.monotonic() - t0) * 1000, 1)
+
+
+def layer_filesystems(tmp: Path, cache: Path, megabytes: int) -> dict:
+    """ext4 (mke2fs -d) against erofs (mkfs.erofs) for a layer: build time,
+    size on disk, and the guest's read throughput of the ext4 one (the
+    guest mounts its layers as ext4)."""
+    root = tmp / "rootfs-fs"
+    make_rootfs(root, megabytes)
+    small = root / "small"
+    small.mkdir()
+    for i in range(5000):          # many small files, as in a distribution's layer
+        (small / f"s{i}").write_bytes(os.urandom(2000))
+    out = {}
+    ext4, erofs = tmp / "layer.ext4", tmp / "layer.erofs"
+    size = megabytes + 64
+    out["ext4_build_ms"] = timed(["mke2fs", "-q", "-F", "-t", "ext4", "-b", "4096", "-O",
+                                  "^has_journal", "-m", "0", "-d", str(root), str(ext4),
+                                  f"{size}M"])
+    subprocess.run(["resize2fs", "-M", str(ext4)], capture_output=True)
+    out["ext4_bytes"] = ext4.stat().st_blocks * 512
+    if shutil.which("mkfs.erofs"):
+        out["erofs_build_ms"] = timed(["mkfs.erofs", str(erofs), str(root)])
+        out["erofs_bytes"] = erofs.stat().st_blocks * 512
+        out["erofs_lz4_build_ms"] = timed(["mkfs.erofs", "-zlz4hc", str(erofs), str(root)])
+        out["erofs_lz4_bytes"] = erofs.stat().st_blocks * 512
+    c = private_cache(tmp, cache, "fs")
+    t = run_once(c, root, tmp / "run", (), ("/bin/sh", "-c", "cat /data/*/* /small/* >/dev/null"))
+    secs = (t["workload_end_ms"] - t["workload_start_ms"]) / 1000
+    out["guest_read_mib_s_ext4_tcg"] = round((megabytes + 10) / secs, 1)
+    for p in (ext4, erofs):
+        if p.exists():
+            p.unlink()
+    shutil.rmtree(root)
+    shutil.rmtree(c)
+    return out
+
+
+def layers_main(args, cache: Path):
+    with tempfile.TemporaryDirectory(dir="/var/tmp") as tmp:
+        tmp = Path(tmp)
+        results = layer_filesystems(tmp, cache, args.fs_mb)
+        results.update(rootfs_delta(tmp, cache, args.delta_mb))
+    print(json.dumps(results, indent=2))
+    print("target: delta_over_full_pct < 5 (a one-file change in a 2 GB tree)")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--only", choices=["storage"], help="run only this group")
@@ -267,8 +344,15 @@ def main():
     ap.add_argument("--big-mb", type=int, default=500)
     ap.add_argument("--cache", default=os.environ.get("CTR_JAILER_CACHE",
                                                       "/var/tmp/ctr-jailer-test-cache"))
+    ap.add_argument("--layers", action="store_true",
+                    help="only the layer benchmarks: ext4 vs erofs for a layer, full vs "
+                         "delta build of a --rootfs tree")
+    ap.add_argument("--delta-mb", type=int, default=2048)
+    ap.add_argument("--fs-mb", type=int, default=256)
     args = ap.parse_args()
     cache = Path(args.cache)
+    if args.layers:
+        return layers_main(args, cache)
     if not (cache / "kernels/default").exists():
         subprocess.run([BIN, "kernel", "fetch"], check=True,
                        env={**os.environ, "CTR_JAILER_CACHE": str(cache)})

@@ -217,11 +217,33 @@ const struct guest_disk *boot_wait_disk(struct guest_disks *set, const uint8_t *
 
 /* ---- root filesystem -------------------------------------------------- */
 
-void boot_mount_root(const struct ctrj_config *cfg, const struct guest_disk *base)
+/* Mount each layer read-only at /layers/N and list them for overlayfs,
+ * highest first, down to the base: "/layers/2:/layers/1:/base". */
+static void mount_layers(const struct ctrj_config *cfg, struct guest_disks *set, char *lower,
+                         size_t len)
 {
-	char opts[128];
+	size_t off = 0;
+
+	for (size_t i = cfg->nlayers; i-- > 0;) {
+		char dir[32];
+		const struct guest_disk *d = boot_wait_disk(set, cfg->layer_uuids[i]);
+
+		if (!d)
+			guest_fail(0, "image layer %zu's disk not found", i + 1);
+		snprintf(dir, sizeof dir, "/layers/%zu", i + 1);
+		must_mount(d->dev, dir, "ext4", MS_RDONLY | MS_NODEV, "noload");
+		off += (size_t)snprintf(lower + off, len - off, "%s:", dir);
+	}
+	snprintf(lower + off, len - off, "%s", BASE_MNT);
+}
+
+void boot_mount_root(const struct ctrj_config *cfg, const struct guest_disk *base,
+                     struct guest_disks *set)
+{
+	char opts[128], lower[CTRJ_MAX_LAYERS * 16 + 16], ovl[sizeof lower + 96];
 
 	must_mount(base->dev, BASE_MNT, "ext4", MS_RDONLY | MS_NODEV, "noload");
+	mount_layers(cfg, set, lower, sizeof lower);
 	if (cfg->upper_size)
 		snprintf(opts, sizeof opts, "mode=0755,size=%llu",
 		         (unsigned long long)cfg->upper_size);
@@ -230,8 +252,9 @@ void boot_mount_root(const struct ctrj_config *cfg, const struct guest_disk *bas
 	must_mount("ctrj-upper", RW_MNT, "tmpfs", 0, opts);
 	guest_mkdir_p(RW_MNT "/upper", 0755);
 	guest_mkdir_p(RW_MNT "/work", 0755);
-	must_mount("overlay", NEWROOT, "overlay", 0,
-	           "lowerdir=" BASE_MNT ",upperdir=" RW_MNT "/upper,workdir=" RW_MNT "/work");
+	snprintf(ovl, sizeof ovl, "lowerdir=%s,upperdir=" RW_MNT "/upper,workdir=" RW_MNT "/work",
+	         lower);
+	must_mount("overlay", NEWROOT, "overlay", 0, ovl);
 }
 
 void boot_switch_root(void)

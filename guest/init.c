@@ -152,7 +152,7 @@ static void boot(struct ctrj_config *cfg, struct guest_disks *disks)
 	boot_load_share_modules(cfg);
 	if (!(base = boot_wait_disk(disks, cfg->base_uuid)))
 		guest_fail(0, "base image disk not found");
-	boot_mount_root(cfg, base);
+	boot_mount_root(cfg, base, disks);
 	boot_switch_root();
 	boot_mount_api_filesystems();
 	boot_mount_modules(cfg, disks);

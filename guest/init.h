@@ -104,7 +104,10 @@ uint64_t boot_load_modules(void);
  * control disk when uuid is NULL), rescanning set; NULL when it never
  * appears. The result points into set. */
 const struct guest_disk *boot_wait_disk(struct guest_disks *set, const uint8_t *uuid);
-void boot_mount_root(const struct ctrj_config *cfg, const struct guest_disk *base);
+/* The root: the base, the layers above it (read-only, lowest first) and a
+ * tmpfs upper under one overlay. */
+void boot_mount_root(const struct ctrj_config *cfg, const struct guest_disk *base,
+                     struct guest_disks *set);
 void boot_switch_root(void);
 void boot_mount_api_filesystems(void);
 void boot_mount_modules(const struct ctrj_config *cfg, const struct guest_disks *set);

@@ -203,6 +203,8 @@ int ctrj_config_encode(const struct ctrj_config *cfg, uint8_t **out, size_t *out
 		r = enc_record(&e, CTRJ_REC_BASE_UUID, cfg->base_uuid, 16);
 	if (r == 0 && cfg->has_modules_uuid)
 		r = enc_record(&e, CTRJ_REC_MODULES_UUID, cfg->modules_uuid, 16);
+	for (size_t i = 0; r == 0 && i < cfg->nlayers && i < CTRJ_MAX_LAYERS; i++)
+		r = enc_record(&e, CTRJ_REC_LAYER, cfg->layer_uuids[i], 16);
 	for (size_t i = 0; i < cfg->nvolumes && r == 0; i++)
 		r = enc_volume(&e, &cfg->volumes[i]);
 	for (size_t i = 0; i < cfg->nmounts && r == 0; i++)
@@ -467,6 +469,12 @@ static int parse_record(struct ctrj_config *cfg, uint16_t type, const uint8_t *p
 			memcpy(cfg->modules_uuid, p, 16);
 			cfg->has_modules_uuid = true;
 		}
+		return 0;
+	case CTRJ_REC_LAYER:
+		if (n != 16 || cfg->nlayers >= CTRJ_MAX_LAYERS)
+			return wire_fail(err, errlen, "layer record of length %zu, or more than %u",
+			                 n, CTRJ_MAX_LAYERS);
+		memcpy(cfg->layer_uuids[cfg->nlayers++], p, 16);
 		return 0;
 	case CTRJ_REC_VOLUME:
 		return parse_volume(cfg, p, n, err, errlen);

@@ -39,6 +39,7 @@
 #define CTRJ_MAX_STRING      (256u * 1024u)
 #define CTRJ_STATUS_MSG_MAX  480u
 #define CTRJ_MAX_VOLUMES     16u
+#define CTRJ_MAX_LAYERS      16u /* layers above the base */
 #define CTRJ_MAX_SECRETS     64u
 #define CTRJ_MAX_SECRET_NAME 128u
 
@@ -116,6 +117,9 @@ enum ctrj_rec_type {
 	/* kind:le32 flags:le32 size:le64 mode:le32 tag_len:le16 tag path */
 	CTRJ_REC_MOUNT = 0x8038,
 	CTRJ_REC_READONLY_ROOT = 0x8039, /* empty: the root is mounted read-only */
+	/* uuid[16] of a read-only layer stacked above the base, one record a
+	 * layer, lowest first (range 0x28-0x37: image layers) */
+	CTRJ_REC_LAYER = 0x8028,
 };
 
 /* The workload's stdio (CTRJ_REC_STDIO): without the record it is the
@@ -143,6 +147,8 @@ struct ctrj_config {
 	bool has_modules_uuid;
 	uint8_t base_uuid[16];
 	uint8_t modules_uuid[16];
+	uint8_t layer_uuids[CTRJ_MAX_LAYERS][16]; /* above the base, lowest first */
+	size_t nlayers;
 	struct ctrj_volume *volumes;
 	size_t nvolumes;
 	struct ctrj_secret *secrets;

@@ -198,6 +198,7 @@ char *cli_spec_json(const struct cj_spec *s)
 	add(o, "image", str_or_null(s->image));
 	add(o, "max_image_size", json_object_new_int64((int64_t)s->max_image_size));
 	add(o, "pull", pull_json(&s->pull));
+	add(o, "cache_max", json_object_new_int64((int64_t)s->cache_max));
 	add(o, "command", command_json(s));
 	add(o, "kernel", str_or_null(s->kernel));
 	add(o, "modules", str_or_null(s->modules_dir));

@@ -16,7 +16,7 @@ static const struct cli_verb *const verbs[] = {
     &cli_run_verb,  &cli_exec_verb,    &cli_ps_verb,     &cli_stop_verb,     &cli_kill_verb,
     &cli_wait_verb, &cli_rm_verb,      &cli_logs_verb,   &cli_inspect_verb,  &cli_kernel_verb,
     &cli_gc_verb,   &cli_version_verb, &cli_pull_verb,   &cli_images_verb,   &cli_rmi_verb,
-    &cli_tag_verb,  &cli_load_verb,    &cli_volume_verb, &cli_snapshot_verb,
+    &cli_tag_verb,  &cli_load_verb,    &cli_volume_verb, &cli_snapshot_verb, &cli_system_verb,
 };
 
 const char *cli_cache_dir(void)

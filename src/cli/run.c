@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 extern char **environ;
 
@@ -49,6 +50,9 @@ static const struct cli_opt run_opts[] = {
     {"max-image-size", 0, "SIZE", "CTR_JAILER_MAX_IMAGE_SIZE", opt_max_image_size, NULL, G_WHAT,
      "the most an image may unpack to, and one file per 4 KiB of it (default: 64G or 90% of "
      "the cache's free space, whichever is smaller)"},
+    {"cache-max", 0, "SIZE", "CTR_JAILER_CACHE_MAX", opt_cache_max, NULL, G_WHAT,
+     "after the run, remove the least recently used cache entries no live run uses until "
+     "the cache holds at most SIZE (see 'system df')"},
     {"env", 'e', "NAME[=VAL]", NULL, opt_env, NULL, G_ENV,
      "set a guest environment variable; NAME alone takes this environment's value"},
     {"env-file", 0, "FILE", NULL, opt_env_file, NULL, G_ENV,
@@ -383,6 +387,7 @@ static int run_main(const struct cli_verb *verb, int argc, char **argv)
 		printf("%s\n", id);
 		return fflush(stdout) == 0 ? 0 : CJ_EXIT_RUNTIME;
 	}
+	cj_progress_setup(2, isatty(2) ? cj_progress_mode_for(2, spec.quiet) : CJ_PROGRESS_QUIET);
 	r = cj_run_vm(&spec, &err);
 	cj_spec_free(&spec);
 	cli_print_err(&err);

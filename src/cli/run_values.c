@@ -478,6 +478,15 @@ int opt_max_image_size(void *c, const char *v, const char *what, struct cj_err *
 	return 0;
 }
 
+int opt_cache_max(void *c, const char *v, const char *what, struct cj_err *err)
+{
+	if (cj_parse_size(v, 1ull << 20, &SPEC(c)->cache_max) < 0 || !SPEC(c)->cache_max)
+		return cj_fail(err, 0,
+		               "%s '%s' is invalid: give the most the cache may hold, e.g. 20G",
+		               what, v);
+	return 0;
+}
+
 /* NAME=@FILE or NAME=env:VAR. A variable's value is taken now and the
  * variable is not passed through to the guest's environment; a file is
  * read by the inputs stage (run/inputs.c). */

@@ -16,7 +16,7 @@ from conftest import BINARY, REPO
 # A valid value for each option that takes one.
 SAMPLES = {
     "--rootfs": "/tmp", "--image": "oci:/nonexistent", "--entrypoint": "/bin/sh",
-    "--max-image-size": "2G", "-e": "A=1", "--env": "A=1", "--env-file": "/nonexistent",
+    "--max-image-size": "2G", "--cache-max": "20G", "-e": "A=1", "--env": "A=1", "--env-file": "/nonexistent",
     "-u": "1000", "--user": "app", "-w": "/", "--workdir": "/srv", "--hostname": "h",
     "--secret": "token=@/nonexistent", "--cpus": "1", "--memory": "256",
     "--kernel": "/nonexistent", "--modules": "/nonexistent", "--boot-args": "quiet",
@@ -43,6 +43,7 @@ SEED = {
     "CTR_JAILER_INSECURE_REGISTRIES": ("a:5000,b", ["pull", "insecure_registries"], "a:5000,b"),
     "CTR_JAILER_IMAGE": ("oci:/x", ["image"], "oci:/x"),
     "CTR_JAILER_MAX_IMAGE_SIZE": ("2G", ["max_image_size"], 2 << 30),
+    "CTR_JAILER_CACHE_MAX": ("20G", ["cache_max"], 20 << 30),
     "VCPU_COUNT": ("3", ["cpus"], 3),
     "MEM_SIZE_MIB": ("300", ["memory_mib"], 300),
     "CTR_JAILER_KERNEL": ("/k", ["kernel"], "/k"),

@@ -1430,6 +1430,7 @@ static void test_tree_image_concurrent_first_builds(void **state)
 	struct tree *t = *state;
 	struct concurrent_result res[STARTS];
 	struct cj_fsimage img;
+	struct cj_layer_stack stack;
 	struct cj_err err = {0};
 	char cache[160], lock[PATH_MAX + 8];
 	int go[2], done[2], built = 0, st;
@@ -1451,9 +1452,9 @@ static void test_tree_image_concurrent_first_builds(void **state)
 			close(go[1]);
 			if (read(go[0], &c, 1) != 0) /* all start when the pipe closes */
 				_exit(2);
-			r.ok = cj_base_image_get(cache, t->root, &img, &err) == 0;
-			r.built = img.built;
-			memcpy(r.uuid, img.uuid, sizeof r.uuid);
+			r.ok = cj_base_image_get(cache, t->root, &stack, &err) == 0;
+			r.built = stack.layers[0].built;
+			memcpy(r.uuid, stack.layers[0].uuid, sizeof r.uuid);
 			if (!r.ok)
 				fprintf(stderr, "%s\n", err.msg);
 			_exit(write(done[1], &r, sizeof r) == (ssize_t)sizeof r ? 0 : 2);
@@ -1469,8 +1470,9 @@ static void test_tree_image_concurrent_first_builds(void **state)
 	}
 	close(done[0]);
 
-	if (cj_base_image_get(cache, t->root, &img, &err) < 0)
+	if (cj_base_image_get(cache, t->root, &stack, &err) < 0)
 		fail_msg("%s", err.msg);
+	img = stack.layers[0];
 	assert_false(img.built);
 	assert_int_equal(cj_ext4_uuid(img.path, on_disk, &err), 0);
 	for (int i = 0; i < STARTS; i++) {

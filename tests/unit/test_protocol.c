@@ -141,7 +141,10 @@ static void fill_config(struct ctrj_config *cfg)
 	for (int i = 0; i < 16; i++) {
 		cfg->base_uuid[i] = (uint8_t)(0xa0 + i);
 		cfg->modules_uuid[i] = (uint8_t)(0x10 * i + 1);
+		cfg->layer_uuids[0][i] = (uint8_t)(0x30 + i);
+		cfg->layer_uuids[1][i] = (uint8_t)(0x50 + i);
 	}
+	cfg->nlayers = 2;
 }
 
 static void assert_config_equal(const struct ctrj_config *a, const struct ctrj_config *b)
@@ -179,6 +182,9 @@ static void assert_config_equal(const struct ctrj_config *a, const struct ctrj_c
 		assert_memory_equal(a->base_uuid, b->base_uuid, 16);
 	if (a->has_modules_uuid)
 		assert_memory_equal(a->modules_uuid, b->modules_uuid, 16);
+	assert_int_equal(a->nlayers, b->nlayers);
+	for (size_t i = 0; i < a->nlayers; i++) /* in order: lowest first */
+		assert_memory_equal(a->layer_uuids[i], b->layer_uuids[i], 16);
 }
 
 static void test_config_round_trip(void **state)
@@ -674,6 +680,31 @@ static void test_parse_too_many_args(void **state)
 	raw_free(&b);
 }
 
+/* Layer records: 16 bytes each, at most CTRJ_MAX_LAYERS. */
+static void test_parse_layers_bounded(void **state)
+{
+	struct rawbuf b = {0};
+	struct ctrj_config cfg;
+	uint8_t uuid[17] = {0};
+	char err[256] = "";
+
+	(void)state;
+	raw_str(&b, CTRJ_REC_ARG, "x");
+	for (unsigned i = 0; i < CTRJ_MAX_LAYERS; i++)
+		raw_rec(&b, CTRJ_REC_LAYER, uuid, 16);
+	assert_int_equal(parse_exact(b.p, b.len, &cfg, err, sizeof err), 0);
+	assert_int_equal(cfg.nlayers, CTRJ_MAX_LAYERS);
+	ctrj_config_free(&cfg);
+	raw_rec(&b, CTRJ_REC_LAYER, uuid, 16);
+	expect_parse_error(&b, "layer record");
+	raw_free(&b);
+
+	raw_str(&b, CTRJ_REC_ARG, "x");
+	raw_rec(&b, CTRJ_REC_LAYER, uuid, 17);
+	expect_parse_error(&b, "layer record");
+	raw_free(&b);
+}
+
 static void test_parse_null_err(void **state)
 {
 	struct rawbuf b = {0};
@@ -947,6 +978,7 @@ int main(void)
 	    cmocka_unit_test(test_parse_workdir_rules),
 	    cmocka_unit_test(test_parse_fixed_size_records),
 	    cmocka_unit_test(test_parse_too_many_args),
+	    cmocka_unit_test(test_parse_layers_bounded),
 	    cmocka_unit_test(test_parse_null_err),
 	    cmocka_unit_test(test_header),
 	    cmocka_unit_test(test_config_mounts),

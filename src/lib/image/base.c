@@ -1,11 +1,16 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "base.h"
 
+#include "cache/cache.h"
+#include "image/delta.h"
 #include "image/tree.h"
+#include "util/interrupt.h"
+#include "util/progress.h"
 #include "util/util.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +24,11 @@
 
 struct walk_state {
 	struct cj_hash *hash; /* NULL: only count */
-	const char *dir;      /* the tree's path, as the key hashes it */
+	char *manifest;       /* when set: "path\0rec\0" of every entry (delta.h) */
+	size_t mlen, mcap;
+	bool want_manifest;
+	bool oom;
+	const char *dir; /* the tree's path, as the key hashes it */
 	bool shallow;
 	uint64_t bytes;
 	uint64_t inodes;
@@ -79,6 +88,29 @@ static uint64_t entry_bytes(const struct stat *st)
 	return 0;
 }
 
+static void manifest_add(struct walk_state *ws, const char *path, size_t plen, const char *rec,
+                         size_t rlen)
+{
+	if (ws->mlen + plen + rlen + 2 > ws->mcap) {
+		size_t cap = ws->mcap ? 2 * ws->mcap : 1 << 16;
+		while (cap < ws->mlen + plen + rlen + 2)
+			cap *= 2;
+		char *grown = realloc(ws->manifest, cap);
+		if (!grown) {
+			ws->oom = true;
+			return;
+		}
+		ws->manifest = grown;
+		ws->mcap = cap;
+	}
+	memcpy(ws->manifest + ws->mlen, path, plen);
+	ws->manifest[ws->mlen + plen] = '\0';
+	ws->mlen += plen + 1;
+	memcpy(ws->manifest + ws->mlen, rec, rlen);
+	ws->manifest[ws->mlen + rlen] = '\0';
+	ws->mlen += rlen + 1;
+}
+
 /* Hash and count one entry; the walk is iterative and depth-bounded
  * (tree.c), and visits what nftw(FTW_PHYS | FTW_MOUNT) would on one file
  * system, in the same order with the same paths, so the cache keys of such
@@ -91,6 +123,8 @@ static int walk_entry(const struct cj_tree_entry *e, void *ctx, struct cj_err *e
 	char rec[256];
 	int n;
 
+	if (cj_interrupted())
+		return cj_fail(err, 0, "interrupted");
 	if (!cj_mke2fs_path_ok(e->pathlen))
 		return cj_fail(err, 0,
 		               "the path '/%.60s...' is %zu bytes long, which mke2fs -d "
@@ -110,6 +144,8 @@ static int walk_entry(const struct cj_tree_entry *e, void *ctx, struct cj_err *e
 		cj_hash_update(ws->hash, "", 1);
 		cj_hash_update(ws->hash, rec, (size_t)n);
 	}
+	if (ws->want_manifest)
+		manifest_add(ws, e->path, e->pathlen, rec, (size_t)n);
 	ws->bytes += entry_bytes(st);
 	ws->inodes++;
 	if (ws->shallow && e->depth >= 1)
@@ -233,6 +269,53 @@ static uint64_t image_kib(uint64_t bytes, uint64_t inodes)
 	return (bytes + bytes / 5) / 1024 + inodes * 4 + 16 * 1024;
 }
 
+/* mke2fs reports nothing while it copies: a thread follows the image's
+ * allocated bytes for the progress line. */
+struct build_watch {
+	const char *tmp;
+	struct cj_progress *p;
+	uint64_t seen;
+	volatile bool stop;
+	pthread_t thread;
+	bool running;
+};
+
+static void *watch_main(void *arg)
+{
+	struct build_watch *w = arg;
+	struct timespec tick = {0, 200000000};
+	struct stat st;
+
+	while (!w->stop) {
+		if (stat(w->tmp, &st) == 0 && (uint64_t)st.st_blocks * 512 > w->seen) {
+			cj_progress_add(w->p, (uint64_t)st.st_blocks * 512 - w->seen);
+			w->seen = (uint64_t)st.st_blocks * 512;
+		}
+		nanosleep(&tick, NULL);
+	}
+	return NULL;
+}
+
+static void watch_start(struct build_watch *w, const char *tmp, const char *dir, uint64_t bytes)
+{
+	char what[96];
+
+	snprintf(what, sizeof what, "build image of %.60s", dir);
+	*w = (struct build_watch){.tmp = tmp};
+	if (!(w->p = cj_progress_start(what, CJ_PROGRESS_BYTES, bytes)))
+		return;
+	w->running = pthread_create(&w->thread, NULL, watch_main, w) == 0;
+}
+
+static void watch_end(struct build_watch *w, bool ok)
+{
+	if (w->running) {
+		w->stop = true;
+		pthread_join(w->thread, NULL);
+	}
+	cj_progress_end(w->p, ok);
+}
+
 /* The walk sized the image; mke2fs -d cannot grow it, so when the tree
  * still did not fit (it grew since, or its files take more blocks here
  * than where they are, as compressed ones do) the next attempt has four
@@ -254,7 +337,15 @@ static int build_image(const struct tree_view *v, const char *dest, const struct
 	format_uuid(uuid, uuid_str);
 	snprintf(tmp, sizeof tmp, "%s.tmp", dest);
 	for (int attempt = 1;; attempt++) {
-		if (run_mke2fs(v, tmp, size_kib, inodes, uuid_str, err) == 0)
+		struct build_watch watch;
+		watch_start(&watch, tmp, v->dir, ws->bytes);
+		int r = run_mke2fs(v, tmp, size_kib, inodes, uuid_str, err);
+		watch_end(&watch, r == 0 && !cj_interrupted());
+		if (cj_interrupted()) { /* mke2fs got Ctrl-C too, or ran to its end */
+			unlink(tmp);
+			return cj_fail(err, 0, "build filesystem image of %s: interrupted", v->dir);
+		}
+		if (r == 0)
 			break;
 		if (attempt == BUILD_ATTEMPTS || !out_of_room(err)) {
 			unlink(tmp);
@@ -278,24 +369,16 @@ static int build_image(const struct tree_view *v, const char *dest, const struct
 	return 0;
 }
 
-/* cj_tree_image_get on an open view of the tree. */
-static int tree_image_get(const char *cache_dir, const char *subdir, const char *tag,
-                          const struct tree_view *view, bool shallow_key, struct cj_fsimage *out,
-                          struct cj_err *err)
+/* The image at cache_dir/subdir/<key>.ext4, built from the view when
+ * missing; ws sizes it (NULL: walk the tree for that first). */
+static int image_by_key_as(const char *cache_dir, const char *subdir, const char *key,
+                           const struct tree_view *view, const struct walk_state *sized,
+                           bool locked, struct cj_fsimage *out, struct cj_err *err)
 {
-	struct walk_state ws = {.hash = cj_hash_new(), .shallow = shallow_key};
-	char key[65], folder[PATH_MAX], lock[PATH_MAX + 80];
+	char folder[PATH_MAX], lock[PATH_MAX + 80];
+	struct walk_state ws = {0};
 	struct stat st;
 	cj_autoclose int lock_fd = -1;
-	int r;
-
-	cj_hash_update(ws.hash, BASE_FORMAT, sizeof BASE_FORMAT);
-	cj_hash_update(ws.hash, tag, strlen(tag) + 1);
-	r = view_walk(view, &ws, err);
-	cj_hash_final_hex(ws.hash, key);
-	ws.hash = NULL;
-	if (r != 0)
-		return cj_err_wrap(err, "%s", view->dir);
 
 	snprintf(folder, sizeof folder, "%s/%s", cache_dir, subdir);
 	if (cj_mkdir_p(folder, 0700, err) < 0)
@@ -308,20 +391,115 @@ static int tree_image_get(const char *cache_dir, const char *subdir, const char 
 	 * stays: unlinking it while another start waits on it would let a
 	 * third start take a new one and build alongside. */
 	snprintf(lock, sizeof lock, "%s/%s.lock", folder, key);
-	lock_fd = cj_lock_file(lock, err);
-	if (lock_fd < 0)
+	if (!locked && (lock_fd = cj_lock_file(lock, err)) < 0)
 		return -1;
 	if (stat(out->path, &st) < 0) {
-		if (shallow_key) { /* the key walk did not see everything: size it now */
-			ws = (struct walk_state){0};
+		if (!sized) { /* the key walk did not see everything: size it now */
 			if (view_walk(view, &ws, err) != 0)
 				return cj_err_wrap(err, "%s", view->dir);
+			sized = &ws;
 		}
-		if (build_image(view, out->path, &ws, err) < 0)
+		if (build_image(view, out->path, sized, err) < 0)
 			return -1;
 		out->built = true;
 	}
 	return cj_ext4_uuid(out->path, out->uuid, err);
+}
+
+static int image_by_key(const char *cache_dir, const char *subdir, const char *key,
+                        const struct tree_view *view, const struct walk_state *sized,
+                        struct cj_fsimage *out, struct cj_err *err)
+{
+	return image_by_key_as(cache_dir, subdir, key, view, sized, false, out, err);
+}
+
+/* The metadata key of the view (and its size, in ws). */
+static int view_key(const char *tag, const struct tree_view *view, struct walk_state *ws,
+                    char key[65], struct cj_err *err)
+{
+	int r;
+
+	ws->hash = cj_hash_new();
+	cj_hash_update(ws->hash, BASE_FORMAT, sizeof BASE_FORMAT);
+	cj_hash_update(ws->hash, tag, strlen(tag) + 1);
+	r = view_walk(view, ws, err);
+	cj_hash_final_hex(ws->hash, key);
+	ws->hash = NULL;
+	return r != 0 ? cj_err_wrap(err, "%s", view->dir) : 0;
+}
+
+/* cj_tree_image_get on an open view of the tree. */
+static int tree_image_get(const char *cache_dir, const char *subdir, const char *tag,
+                          const struct tree_view *view, bool shallow_key, struct cj_fsimage *out,
+                          struct cj_err *err)
+{
+	struct walk_state ws = {.shallow = shallow_key};
+	char key[65];
+
+	if (view_key(tag, view, &ws, key, err) < 0)
+		return -1;
+	return image_by_key(cache_dir, subdir, key, view, shallow_key ? NULL : &ws, out, err);
+}
+
+/* ---- content keys ------------------------------------------------------------------ */
+
+/* Hash an entry by what an image of it holds: path, type and mode,
+ * owner, size, a symlink's target and a file's bytes (not its inode,
+ * times or place on the host). */
+static int content_entry(const struct cj_tree_entry *e, void *ctx, struct cj_err *err)
+{
+	struct cj_hash *h = ctx;
+	const struct stat *st = e->st;
+	char rec[128], buf[1 << 16];
+	int n =
+	    snprintf(rec, sizeof rec, "%o %u %u %llu|", (unsigned)st->st_mode, (unsigned)st->st_uid,
+	             (unsigned)st->st_gid, (unsigned long long)st->st_size);
+	ssize_t got;
+
+	cj_hash_update(h, e->path, e->pathlen + 1);
+	cj_hash_update(h, rec, (size_t)n);
+	if (S_ISLNK(st->st_mode)) {
+		got = readlinkat(e->dirfd, e->name, buf, sizeof buf);
+		cj_hash_update(h, buf, got > 0 ? (size_t)got : 0);
+	} else if (S_ISREG(st->st_mode)) {
+		cj_autoclose int fd = openat(e->dirfd, e->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			return cj_fail(err, errno, "read %s", e->path);
+		while ((got = read(fd, buf, sizeof buf)) > 0)
+			cj_hash_update(h, buf, (size_t)got);
+		if (got < 0)
+			return cj_fail(err, errno, "read %s", e->path);
+	}
+	return CJ_TREE_DESCEND;
+}
+
+int cj_tree_image_get_by_content(const char *cache_dir, const char *subdir, const char *tag,
+                                 const char *dir, struct cj_fsimage *out, struct cj_err *err)
+{
+	struct walk_state ws = {.shallow = true};
+	struct tree_view view;
+	char cheap[65], key[65];
+	int r;
+
+	memset(out, 0, sizeof *out);
+	if (view_open(dir, &view, err) < 0)
+		return cj_err_wrap(err, "%s", dir);
+	r = view_key(tag, &view, &ws, cheap, err);
+	if (r == 0 && cj_cache_memo_get(cache_dir, subdir, cheap, key) != 1) {
+		struct cj_hash *h = cj_hash_new();
+		cj_hash_update(h, BASE_FORMAT, sizeof BASE_FORMAT);
+		cj_hash_update(h, tag, strlen(tag) + 1);
+		r = cj_tree_walk(view.fd, CJ_TREE_MAX_DEPTH, content_entry, NULL, h, err);
+		cj_hash_final_hex(h, key);
+		if (r == 0)
+			cj_cache_memo_put(cache_dir, subdir, cheap, key);
+		else
+			cj_err_wrap(err, "%s", dir);
+	}
+	if (r == 0)
+		r = image_by_key(cache_dir, subdir, key, &view, NULL, out, err);
+	view_close(&view);
+	return r;
 }
 
 int cj_tree_image_get(const char *cache_dir, const char *subdir, const char *tag, const char *dir,
@@ -367,12 +545,63 @@ int cj_dir_image_build_sized(const char *dir, const char *dest, uint64_t bytes, 
 	return r;
 }
 
-int cj_base_image_get(const char *cache_dir, const char *rootfs, struct cj_fsimage *out,
+/* The tree's stack: its full base image, or the delta state of its key,
+ * or a new delta on the line's last state, or a new full base (delta.h). */
+static int rootfs_stack(const char *cache_dir, const char *real, const struct tree_view *view,
+                        struct walk_state *ws, const char *key, struct cj_layer_stack *out,
+                        struct cj_err *err)
+{
+	struct cj_delta_in in = {.cache_dir = cache_dir,
+	                         .line = real,
+	                         .tree_fd = view->fd,
+	                         .key = key,
+	                         .manifest = ws->manifest,
+	                         .manifest_len = ws->mlen,
+	                         .bytes = ws->bytes};
+	char folder[PATH_MAX], path[PATH_MAX + 80], lock[PATH_MAX + 80];
+	struct stat st;
+	cj_autoclose int lock_fd = -1;
+	int r;
+
+	memset(out, 0, sizeof *out);
+	out->merged = out->n = 1;
+	snprintf(folder, sizeof folder, "%s/base", cache_dir);
+	if (cj_mkdir_p(folder, 0700, err) < 0)
+		return cj_err_wrap(err, "cache");
+	snprintf(path, sizeof path, "%s/%s.ext4", folder, key);
+	if (stat(path, &st) == 0 || (r = cj_delta_stack_load(cache_dir, key, out, err)) == 1) {
+		/* a full base, or none yet: the delta, else a full build, under its lock */
+		if (stat(path, &st) < 0) {
+			snprintf(lock, sizeof lock, "%s/%s.lock", folder, key);
+			if ((lock_fd = cj_lock_file(lock, err)) < 0)
+				return -1;
+			if (cj_delta_stack_load(cache_dir, key, out, err) == 0)
+				return 0;
+			if (ws->oom || (r = cj_delta_build(&in, out, err)) == 1) {
+				out->n = out->merged = 1;
+				r = image_by_key_as(cache_dir, "base", key, view, ws, true,
+				                    &out->layers[0], err);
+				if (r == 0 && out->layers[0].built && !ws->oom)
+					cj_delta_record_full(&in);
+				out->built = out->layers[0].built;
+			}
+			return r;
+		}
+		return image_by_key(cache_dir, "base", key, view, ws, &out->layers[0], err);
+	}
+	return r;
+}
+
+int cj_base_image_get(const char *cache_dir, const char *rootfs, struct cj_layer_stack *out,
                       struct cj_err *err)
 {
 	struct stat st;
-	char real[PATH_MAX];
+	char real[PATH_MAX], key[65];
+	struct walk_state ws = {.want_manifest = true};
+	struct tree_view view;
+	int r;
 
+	memset(out, 0, sizeof *out);
 	if (stat(rootfs, &st) < 0)
 		return cj_fail(err, errno, "rootfs %s", rootfs);
 	if (!S_ISDIR(st.st_mode))
@@ -382,5 +611,12 @@ int cj_base_image_get(const char *cache_dir, const char *rootfs, struct cj_fsima
 		               rootfs);
 	if (!realpath(rootfs, real))
 		return cj_fail(err, errno, "rootfs %s", rootfs);
-	return cj_tree_image_get(cache_dir, "base", real, real, false, out, err);
+	if (view_open(real, &view, err) < 0)
+		return cj_err_wrap(err, "%s", real);
+	r = view_key(real, &view, &ws, key, err);
+	if (r == 0)
+		r = rootfs_stack(cache_dir, real, &view, &ws, key, out, err);
+	free(ws.manifest);
+	view_close(&view);
+	return r;
 }

@@ -18,8 +18,19 @@ struct cj_fsimage {
 	bool built; /* false: taken from the cache */
 };
 
-/* Build or reuse the image of rootfs (a directory) under cache_dir/base. */
-int cj_base_image_get(const char *cache_dir, const char *rootfs, struct cj_fsimage *out,
+/* Read-only images the guest's overlay stacks, lowest first. */
+#define CJ_IMAGE_MAX_LAYER_DRIVES 16u
+struct cj_layer_stack {
+	struct cj_fsimage layers[CJ_IMAGE_MAX_LAYER_DRIVES];
+	size_t n;
+	size_t merged; /* image layers in layers[0] (1: none merged) */
+	size_t built;  /* images built by this call */
+};
+
+/* Build or reuse the image of rootfs (a directory): a full base image in
+ * cache_dir/base, or, after a change to a tree built before, the last
+ * base with delta images on top (delta.h). out->layers[0] is the base. */
+int cj_base_image_get(const char *cache_dir, const char *rootfs, struct cj_layer_stack *out,
                       struct cj_err *err);
 
 /* Build or reuse a read-only ext4 image of dir at cache_dir/subdir/<key>.ext4,
@@ -28,6 +39,14 @@ int cj_base_image_get(const char *cache_dir, const char *rootfs, struct cj_fsima
  * kernel's modules, whose modules.dep depmod rewrites on any change). */
 int cj_tree_image_get(const char *cache_dir, const char *subdir, const char *tag, const char *dir,
                       bool shallow_key, struct cj_fsimage *out, struct cj_err *err);
+
+/* The same for a tree that changes only as a whole (a kernel's modules),
+ * keyed by its contents (paths, modes, owners, bytes), so every copy of
+ * one tree shares one image; the content key is remembered under the
+ * shallow metadata key (a memo in cache_dir/subdir/ids), so the contents
+ * are read once per copy. */
+int cj_tree_image_get_by_content(const char *cache_dir, const char *subdir, const char *tag,
+                                 const char *dir, struct cj_fsimage *out, struct cj_err *err);
 
 /* Build a read-only ext4 image of dir at dest (written to dest.tmp, then
  * renamed), with no cache key: for callers that key it themselves, such as

@@ -55,6 +55,7 @@
 #include "layer.h"
 
 #include "image/tree.h"
+#include "util/interrupt.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -68,6 +69,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -584,6 +586,14 @@ static int split(const char *clean, char *dir, size_t len, const char **base)
 	return 0;
 }
 
+/* A layer unpacked alone cannot reach a file of the layers below it (a
+ * hard link to one, or a path through a symlink into one): EXDEV tells the
+ * caller to flatten the image. */
+static int lower_link(const char *clean, const char *target, struct cj_err *err)
+{
+	return cj_fail(err, EXDEV, "'/%s' reaches '/%s' in a lower layer", clean, target);
+}
+
 static int apply_hardlink(struct layer_state *ls, int parent, const char *base, const char *clean,
                           const char *link, struct cj_err *err)
 {
@@ -600,10 +610,15 @@ static int apply_hardlink(struct layer_state *ls, int parent, const char *base, 
 	if (strcmp(tclean, clean) == 0)
 		return 0; /* a link to itself: already there */
 	tparent = cj_open_in_root(ls->root_fd, tdir, false, err);
+	if (tparent < 0 && ls->opts->overlay_whiteouts && err->errnum == ENOENT)
+		return lower_link(clean, tclean, err);
 	if (tparent < 0)
 		return cj_err_wrap(err, "hard link '%s' -> '%s'", clean, link);
-	if (linkat(tparent, tbase, parent, base, 0) < 0)
+	if (linkat(tparent, tbase, parent, base, 0) < 0) {
+		if (errno == ENOENT && ls->opts->overlay_whiteouts)
+			return lower_link(clean, tclean, err);
 		return cj_fail(err, errno, "hard link '/%s' -> '/%s'", clean, tclean);
+	}
 	return 0;
 }
 
@@ -724,6 +739,9 @@ static int apply_entry(struct layer_state *ls, struct archive *a, struct archive
 	if (split(clean, dir, sizeof dir, &base) < 0)
 		return cj_fail(err, ENAMETOOLONG, "entry '%s'", clean);
 	parent = open_in_root(ls->root_fd, dir, true, &made, err);
+	if (parent < 0 && ls->opts->overlay_whiteouts && err->errnum == ENOENT)
+		/* a symlink into the layers below (etc -> /etc, then etc/x) */
+		return lower_link(clean, dir, err);
 	if (parent < 0)
 		return cj_err_wrap(err, "entry '%s'", clean);
 	if (made && budget_entries(ls->opts->budget, made, err) < 0)
@@ -743,6 +761,40 @@ static int apply_entry(struct layer_state *ls, struct archive *a, struct archive
 	return set_meta_fd(ls, e, fd, clean, type == AE_IFDIR, err);
 }
 
+/* A whiteout kept for the guest's overlayfs: the layer's tree gets the
+ * overlay's own marks, in directories made for them when the layer has
+ * none (which the budget charges). trusted.overlay.* from the image itself
+ * is dropped (set_xattrs): only a whiteout entry makes these. */
+static int overlay_whiteout(struct layer_state *ls, enum cj_whiteout kind, const char *target,
+                            const char *clean, struct cj_err *err)
+{
+	char dir[PATH_MAX];
+	const char *base;
+	uint64_t made = 0;
+	cj_autoclose int fd = -1;
+	cj_autoclose int dfd = -1;
+
+	if (kind == CJ_WH_OPAQUE) {
+		fd = open_in_root(ls->root_fd, target, true, &made, err);
+		if (fd < 0 || (made && budget_entries(ls->opts->budget, made, err) < 0))
+			return cj_err_wrap(err, "opaque whiteout '%s'", clean);
+		dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd < 0 || fsetxattr(dfd, "trusted.overlay.opaque", "y", 1, 0) < 0)
+			return cj_fail(err, errno, "mark '/%s' opaque", target);
+		return 0;
+	}
+	if (pathset_has(&ls->seen, target))
+		return 0; /* whiteouts apply to lower layers only */
+	if (split(target, dir, sizeof dir, &base) < 0)
+		return cj_fail(err, ENAMETOOLONG, "whiteout '%s'", clean);
+	fd = open_in_root(ls->root_fd, dir, true, &made, err);
+	if (fd < 0 || (made && budget_entries(ls->opts->budget, made, err) < 0))
+		return cj_err_wrap(err, "whiteout '%s'", clean);
+	if (cj_tree_remove_at(fd, base) < 0 || mknodat(fd, base, S_IFCHR | 0600, makedev(0, 0)) < 0)
+		return cj_fail(err, errno, "whiteout '/%s'", target);
+	return 0;
+}
+
 static int apply_whiteout(struct layer_state *ls, enum cj_whiteout kind, const char *target,
                           const char *clean, struct cj_err *err)
 {
@@ -753,6 +805,8 @@ static int apply_whiteout(struct layer_state *ls, enum cj_whiteout kind, const c
 	cj_autoclose int dfd = -1;
 
 	ls->st->whiteouts++;
+	if (ls->opts->overlay_whiteouts)
+		return overlay_whiteout(ls, kind, target, clean, err);
 	if (kind == CJ_WH_OPAQUE) {
 		fd = cj_open_in_root(ls->root_fd, target, false, &ignored);
 		if (fd < 0)
@@ -826,6 +880,10 @@ int cj_layer_apply(int root_fd, struct archive *a, const struct cj_layer_opts *o
 			break;
 		}
 		st->entries++;
+		if (cj_interrupted()) {
+			r = cj_fail(err, 0, "interrupted");
+			break;
+		}
 		if ((r = budget_header(opts->budget, a, e, err)) < 0)
 			break;
 		name = archive_entry_pathname(e);

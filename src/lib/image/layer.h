@@ -31,7 +31,13 @@ struct cj_layer_budget {
 
 struct cj_layer_opts {
 	bool whiteouts; /* OCI whiteouts (image layers); false: names taken literally (tar:) */
-	bool set_owner; /* chown to the entries' numeric uid/gid (needs root) */
+	/* With whiteouts: write them as overlayfs does (a character device
+	 * 0/0 for ".wh.NAME", trusted.overlay.opaque=y on the directory of
+	 * ".wh..wh..opq") instead of deleting, for a layer that is its own
+	 * filesystem image under the guest's overlay. A hard link to a file
+	 * the layer does not hold then fails with errnum EXDEV. */
+	bool overlay_whiteouts;
+	bool set_owner;                 /* chown to the entries' numeric uid/gid (needs root) */
 	struct cj_layer_budget *budget; /* NULL: no limit */
 };
 

@@ -18,6 +18,7 @@
 #include "image/tree.h"
 #include "registry/ref.h"
 #include "registry/store.h"
+#include "util/progress.h"
 #include "util/util.h"
 
 #include <archive.h>
@@ -54,6 +55,7 @@ struct src {
 	int fd;                /* >= 0: a file */
 	struct archive *outer; /* else: the current member of an outer archive */
 	struct cj_hash *hash;  /* NULL: no hashing */
+	struct cj_progress *progress;
 	uint64_t bytes;
 	uint8_t buf[1 << 16];
 };
@@ -75,6 +77,7 @@ static ssize_t src_pull(struct src *s, char *msg, size_t msglen)
 	}
 	if (n > 0) {
 		s->bytes += (uint64_t)n;
+		cj_progress_add(s->progress, (uint64_t)n);
 		if (s->hash)
 			cj_hash_update(s->hash, s->buf, (size_t)n);
 	}
@@ -737,25 +740,100 @@ struct unpack {
 	const char *expect; /* digest the streamed bytes must have */
 	char got[CJ_DIGEST_LEN + 1];
 	bool whiteouts;
+	/* the layers applied: [first, first + count); all when count is 0 */
+	size_t first, count;
+	bool overlay;            /* whiteouts kept for the guest's overlay (layer.h) */
+	const char *expect_diff; /* digest the decompressed tar must have, or NULL */
+	char got_diff[CJ_DIGEST_LEN + 1];
 };
+
+static bool in_range(const struct unpack *u, size_t i)
+{
+	return u->count == 0 || (i >= u->first && i < u->first + u->count);
+}
+
+/* A reader of one decompressed stream (gzip, zstd, xz, bzip2 or none). */
+static struct archive *raw_reader(void)
+{
+	struct archive *raw = archive_read_new();
+
+	if (raw && (archive_read_support_format_raw(raw) != ARCHIVE_OK ||
+	            archive_read_support_filter_gzip(raw) < ARCHIVE_WARN ||
+	            archive_read_support_filter_zstd(raw) < ARCHIVE_WARN ||
+	            archive_read_support_filter_xz(raw) < ARCHIVE_WARN ||
+	            archive_read_support_filter_bzip2(raw) < ARCHIVE_WARN)) {
+		archive_read_free(raw);
+		return NULL;
+	}
+	return raw;
+}
+
+/* Apply the tar of a layer whose decompressed bytes must hash to
+ * u->expect_diff (its diff_id, the key of its cached image): the layer's
+ * bytes (s, hashed against u->expect) go through a decompressing raw
+ * reader, whose output (hashed too) feeds the tar reader. */
+static int apply_decompressed(struct unpack *u, struct src *s, const struct cj_layer_opts *opts,
+                              struct cj_err *err)
+{
+	struct archive *raw = raw_reader(), *a = NULL;
+	struct archive_entry *e;
+	cj_autofree struct src *inner = src_new(-1, raw, err);
+	int r;
+
+	if (!raw || !inner) {
+		if (raw)
+			archive_read_free(raw);
+		return inner ? cj_fail(err, ENOMEM, "libarchive") : -1;
+	}
+	inner->hash = cj_hash_new();
+	if (archive_read_open(raw, s, NULL, src_read, NULL) != ARCHIVE_OK ||
+	    archive_read_next_header(raw, &e) != ARCHIVE_OK) {
+		r = cj_fail(err, 0, "%s", archive_error_string(raw));
+	} else if (!(a = cj_layer_reader_new())) {
+		r = cj_fail(err, ENOMEM, "libarchive");
+	} else if (archive_read_open(a, inner, NULL, src_read, NULL) != ARCHIVE_OK) {
+		r = cj_fail(err, 0, "%s", archive_error_string(a));
+	} else {
+		r = cj_layer_apply(u->root_fd, a, opts, &u->st, err);
+	}
+	if (a)
+		archive_read_free(a);
+	if (r == 0)
+		r = src_drain(inner, err);
+	digest_of(inner->hash, u->got_diff);
+	archive_read_free(raw);
+	if (r == 0 && strcmp(u->got_diff, u->expect_diff) != 0)
+		r = cj_fail(err, 0,
+		            "its content hashes to %s, not to %s as the image config's "
+		            "rootfs.diff_ids says",
+		            u->got_diff, u->expect_diff);
+	return r;
+}
 
 /* Apply the archive that src delivers, hashing every byte of it. */
 static int apply_stream(struct unpack *u, struct src *s, struct cj_err *err)
 {
-	struct cj_layer_opts opts = {
-	    .whiteouts = u->whiteouts, .set_owner = true, .budget = u->budget};
+	struct cj_layer_opts opts = {.whiteouts = u->whiteouts,
+	                             .overlay_whiteouts = u->overlay,
+	                             .set_owner = true,
+	                             .budget = u->budget};
 	struct archive *a = cj_layer_reader_new();
 	int r;
 
 	if (!a)
 		return cj_fail(err, ENOMEM, "libarchive");
 	s->hash = cj_hash_new();
-	if (archive_read_open(a, s, NULL, src_read, NULL) != ARCHIVE_OK) {
+	if (u->expect_diff) {
+		archive_read_free(a);
+		a = NULL;
+		r = apply_decompressed(u, s, &opts, err);
+	} else if (archive_read_open(a, s, NULL, src_read, NULL) != ARCHIVE_OK) {
 		r = cj_fail(err, 0, "%s", archive_error_string(a));
 	} else {
 		r = cj_layer_apply(u->root_fd, a, &opts, &u->st, err);
 	}
-	archive_read_free(a);
+	if (a)
+		archive_read_free(a);
 	if (r == 0)
 		r = src_drain(s, err);
 	digest_of(s->hash, u->got);
@@ -776,8 +854,16 @@ static int apply_member(struct archive *outer, void *ctx, struct cj_err *err)
 static int apply_fd(struct unpack *u, int fd, struct cj_err *err)
 {
 	cj_autofree struct src *s = src_new(fd, NULL, err);
+	struct stat st;
+	int r;
 
-	return s ? apply_stream(u, s, err) : -1;
+	if (!s)
+		return -1;
+	s->progress = cj_progress_start("unpack layer", CJ_PROGRESS_BYTES,
+	                                fstat(fd, &st) == 0 ? (uint64_t)st.st_size : 0);
+	r = apply_stream(u, s, err);
+	cj_progress_end(s->progress, r == 0);
+	return r;
 }
 
 struct member_hash {
@@ -852,6 +938,8 @@ static int unpack_oci(struct unpack *u, struct cj_err *err)
 	/* Every layer verified before any is applied. */
 	for (size_t i = 0; i < m->nlayers; i++) {
 		char got[CJ_DIGEST_LEN + 1];
+		if (!in_range(u, i))
+			continue;
 		cj_autoclose int fd = open_blob(dir, &m->layers[i], "layer", err);
 		if (fd < 0)
 			return cj_err_wrap(err, "layer %zu", i + 1);
@@ -862,10 +950,13 @@ static int unpack_oci(struct unpack *u, struct cj_err *err)
 	}
 	u->whiteouts = true;
 	for (size_t i = 0; i < m->nlayers; i++) {
+		if (!in_range(u, i))
+			continue;
 		cj_autoclose int fd = open_blob(dir, &m->layers[i], "layer", err);
 		if (fd < 0)
 			return -1;
 		u->expect = m->layers[i].digest;
+		u->expect_diff = u->count ? u->img->config.diff_ids.v[i] : NULL;
 		if (apply_fd(u, fd, err) < 0)
 			return cj_err_wrap(err, "layer %zu (%s)", i + 1, m->layers[i].digest);
 	}
@@ -884,6 +975,8 @@ static int unpack_docker(struct unpack *u, struct cj_err *err)
 	for (size_t i = 0; r == 0 && i < m->layers.n; i++) {
 		const char *want = u->img->config.diff_ids.v[i];
 		struct member_hash mh = {.budget = u->budget};
+		if (!in_range(u, i))
+			continue;
 		r = with_member(file, m->layers.v[i], hash_member, &mh, err);
 		if (r == 0 && strcmp(mh.raw, want) != 0) {
 			mh.want_decompressed = true;
@@ -899,7 +992,10 @@ static int unpack_docker(struct unpack *u, struct cj_err *err)
 	}
 	u->whiteouts = true;
 	for (size_t i = 0; r == 0 && i < m->layers.n; i++) {
+		if (!in_range(u, i))
+			continue;
 		u->expect = raw[i];
+		u->expect_diff = u->count ? u->img->config.diff_ids.v[i] : NULL;
 		r = with_member(file, m->layers.v[i], apply_member, u, err);
 		if (r == 1)
 			r = cj_fail(err, 0, "layer %s disappeared from %s", m->layers.v[i], file);
@@ -922,10 +1018,21 @@ static int unpack_tar(struct unpack *u, struct cj_err *err)
 	return apply_fd(u, fd, err);
 }
 
+/* Which layers go into one tree: [first, first + count), all when count
+ * is 0; overlay: whiteouts kept for the guest's overlay. */
+struct layer_range {
+	size_t first, count;
+	bool overlay;
+};
+
 static int unpack(const struct cj_image *img, const char *tree, struct cj_layer_budget *budget,
-                  struct cj_err *err)
+                  const struct layer_range *range, struct cj_err *err)
 {
-	struct unpack u = {.img = img, .budget = budget};
+	struct unpack u = {.img = img,
+	                   .budget = budget,
+	                   .first = range->first,
+	                   .count = range->count,
+	                   .overlay = range->overlay};
 	int r;
 
 	if (mkdir(tree, 0755) < 0 || chmod(tree, 0755) < 0)
@@ -994,22 +1101,18 @@ static void image_budget(const struct cj_image *img, const char *dir, struct cj_
 	b->explain_entries = t->entries;
 }
 
-/* Unpack img into tree and build the base image at dest from it; the tree
- * is gone afterwards, whatever happened (tree.c removes it at any depth). */
-static int unpack_and_build(const struct cj_image *img, const char *dir, const char *tree,
-                            const char *dest, struct cj_err *err)
+/* Unpack the range of img's layers into tree within budget and build the
+ * image at dest from it; the tree is gone afterwards. */
+static int unpack_range_and_build(const struct cj_image *img, const char *tree, const char *dest,
+                                  struct cj_layer_budget *budget, const struct layer_range *range,
+                                  struct cj_err *err)
 {
-	struct cj_layer_budget budget;
-	cj_autofree struct budget_text *text = malloc(sizeof *text);
 	int r;
 
-	if (!text)
-		return cj_fail(err, ENOMEM, "image");
-	image_budget(img, dir, &budget, text);
 	/* A run killed while unpacking leaves its tree: start afresh. */
 	if (cj_tree_remove(tree) < 0)
 		return cj_fail(err, errno, "remove the unfinished unpack %s", tree);
-	r = unpack(img, tree, &budget, err);
+	r = unpack(img, tree, budget, range, err);
 	if (r == 0)
 		r = cj_dir_image_build(tree, dest, err);
 	if (r < 0)
@@ -1017,6 +1120,21 @@ static int unpack_and_build(const struct cj_image *img, const char *dir, const c
 	if (cj_tree_remove(tree) < 0)
 		cj_warn("could not remove %s: %s", tree, strerror(errno));
 	return r;
+}
+
+/* Unpack img into tree and build the base image at dest from it; the tree
+ * is gone afterwards, whatever happened (tree.c removes it at any depth). */
+static int unpack_and_build(const struct cj_image *img, const char *dir, const char *tree,
+                            const char *dest, struct cj_err *err)
+{
+	struct cj_layer_budget budget;
+	cj_autofree struct budget_text *text = malloc(sizeof *text);
+	static const struct layer_range all = {0};
+
+	if (!text)
+		return cj_fail(err, ENOMEM, "image");
+	image_budget(img, dir, &budget, text);
+	return unpack_range_and_build(img, tree, dest, &budget, &all, err);
 }
 
 int cj_image_base_get(const char *cache_dir, const struct cj_image *img, struct cj_fsimage *out,
@@ -1062,4 +1180,143 @@ int cj_image_base_get(const char *cache_dir, const struct cj_image *img, struct 
 		*unpacked = out->built = true;
 	}
 	return cj_ext4_uuid(out->path, out->uuid, err);
+}
+
+/* ---- one image per layer ------------------------------------------------------------ */
+
+static size_t image_nlayers(const struct cj_image *img)
+{
+	return img->ref.kind == CJ_IMAGE_OCI ? img->manifest.nlayers : img->dmanifest.layers.n;
+}
+
+/* The cache name of layers [first, first + count): a layer's diff_id, or
+ * the digest of the chain of diff_ids that a merged group holds. */
+static void layer_name(const struct cj_image *img, size_t first, size_t count, char *out,
+                       size_t len)
+{
+	char hex[65];
+
+	if (count == 1) {
+		snprintf(out, len, "%s", img->config.diff_ids.v[first] + 7);
+		return;
+	}
+	struct cj_hash *h = cj_hash_new();
+	cj_hash_update(h, "chain-v1", 8);
+	for (size_t i = first; i < first + count; i++)
+		cj_hash_update(h, img->config.diff_ids.v[i], strlen(img->config.diff_ids.v[i]) + 1);
+	cj_hash_final_hex(h, hex);
+	snprintf(out, len, "chain-%s", hex);
+}
+
+struct layer_job {
+	const char *cache_dir;
+	const char *dir; /* cache_dir/layers */
+	struct cj_layer_budget budget;
+	struct budget_text text;
+};
+
+/* The image of layers [first, first + count) at layers/<name>.ext4, built
+ * when missing under its lock. One layer keeps its whiteouts for the
+ * overlay, wherever it sits in a stack (its image is shared); a merged
+ * group, always the bottom of its stack, applies them by deleting. */
+static int layer_get(const struct cj_image *img, struct layer_job *job, size_t first, size_t count,
+                     struct cj_fsimage *out, struct cj_err *err)
+{
+	char name[80], lock[PATH_MAX + 100], tree[PATH_MAX + 100];
+	struct layer_range range = {.first = first, .count = count, .overlay = count == 1};
+	struct stat st;
+	cj_autoclose int lock_fd = -1;
+
+	memset(out, 0, sizeof *out);
+	layer_name(img, first, count, name, sizeof name);
+	snprintf(out->path, sizeof out->path, "%s/%s.ext4", job->dir, name);
+	if (stat(out->path, &st) == 0)
+		return cj_ext4_uuid(out->path, out->uuid, err);
+	snprintf(lock, sizeof lock, "%s/%s.lock", job->dir, name);
+	if ((lock_fd = cj_lock_file(lock, err)) < 0)
+		return -1;
+	if (stat(out->path, &st) < 0) {
+		struct cj_store store;
+		cj_autoclose int store_lock = -1;
+		if (geteuid() != 0)
+			return cj_fail(err, 0,
+			               "image %s: unpacking a layer needs root (to keep its owners "
+			               "and file capabilities); once unpacked, it runs without",
+			               img->ref_str);
+		/* a stored image's blobs stay while they are read (rmi waits) */
+		cj_store_paths(job->cache_dir, &store);
+		if (img->from_store && (store_lock = cj_store_lock(&store, false, err)) < 0)
+			return -1;
+		snprintf(tree, sizeof tree, "%s/%s.unpack", job->dir, name);
+		if (unpack_range_and_build(img, tree, out->path, &job->budget, &range, err) < 0)
+			return -1;
+		out->built = true;
+	}
+	return cj_ext4_uuid(out->path, out->uuid, err);
+}
+
+static int layers_get(const struct cj_image *img, struct layer_job *job, size_t max_drives,
+                      struct cj_layer_stack *out, struct cj_err *err);
+
+/* A refused image keeps nothing: the layers it built go again. */
+static int layers_drop_built(struct cj_layer_stack *out, int r)
+{
+	for (size_t i = 0; i <= out->n && i < CJ_IMAGE_MAX_LAYER_DRIVES; i++)
+		if (out->layers[i].built)
+			unlink(out->layers[i].path);
+	out->n = out->built = 0;
+	return r;
+}
+
+int cj_image_layers_get(const char *cache_dir, const struct cj_image *img, size_t max_drives,
+                        struct cj_layer_stack *out, struct cj_err *err)
+{
+	size_t n = image_nlayers(img);
+	cj_autofree struct layer_job *job = malloc(sizeof *job);
+	char dir[PATH_MAX];
+
+	memset(out, 0, sizeof *out);
+	if (img->ref.kind == CJ_IMAGE_TAR || n == 0 || img->config.diff_ids.n != n)
+		return 1; /* one flat tree: the base image */
+	if (!job)
+		return cj_fail(err, ENOMEM, "image");
+	if (max_drives > CJ_IMAGE_MAX_LAYER_DRIVES)
+		max_drives = CJ_IMAGE_MAX_LAYER_DRIVES;
+	if (max_drives == 0)
+		max_drives = 1;
+	snprintf(dir, sizeof dir, "%s/layers", cache_dir);
+	if (cj_mkdir_p(dir, 0700, err) < 0)
+		return cj_err_wrap(err, "cache");
+	job->dir = dir;
+	job->cache_dir = cache_dir;
+	image_budget(img, dir, &job->budget, &job->text);
+	int r = layers_get(img, job, max_drives, out, err);
+	return r == 0 ? 0 : layers_drop_built(out, r);
+}
+
+static int layers_get(const struct cj_image *img, struct layer_job *job, size_t max_drives,
+                      struct cj_layer_stack *out, struct cj_err *err)
+{
+	size_t n = image_nlayers(img), merged;
+
+	/* More layers than drives: the lowest ones share one image. */
+	merged = n > max_drives ? n - max_drives + 1 : 1;
+	out->merged = merged;
+	if (layer_get(img, job, 0, merged, &out->layers[0], err) < 0)
+		return err->errnum == EXDEV ? 1 : -1;
+	out->n = 1;
+	out->built += out->layers[0].built;
+	for (size_t i = merged; i < n; i++) {
+		if (layer_get(img, job, i, 1, &out->layers[out->n], err) < 0) {
+			if (err->errnum != EXDEV)
+				return -1;
+			cj_notice("notice: image %s: layer %zu links to a file of a lower layer: "
+			          "the image is flattened into one base image",
+			          img->ref_str, i + 1);
+			*err = (struct cj_err){0};
+			return 1;
+		}
+		out->built += out->layers[out->n++].built;
+	}
+	return 0;
 }

@@ -167,4 +167,14 @@ void cj_image_free(struct cj_image *img);
 int cj_image_base_get(const char *cache_dir, const struct cj_image *img, struct cj_fsimage *out,
                       bool *unpacked, struct cj_err *err);
 
+/* An image as a stack of read-only layer images (base.h), bottom first,
+ * for the guest's overlay: each layer's image is cached under its diff_id
+ * in cache_dir/layers and shared by every image that has it. When the
+ * image has more layers than max_drives, its lowest layers are merged into
+ * one image (cached under the digest of their chain of diff_ids). */
+/* 0 and the stack; 1 when the image has no layers of its own to share
+ * (tar:, or a config without rootfs.diff_ids): use cj_image_base_get. */
+int cj_image_layers_get(const char *cache_dir, const struct cj_image *img, size_t max_drives,
+                        struct cj_layer_stack *out, struct cj_err *err);
+
 #endif

@@ -7,6 +7,7 @@
  * as Debian uses). Cached by the bzImage's identity. */
 #include "kernel.h"
 
+#include "cache/cache.h"
 #include "util/util.h"
 
 #include <archive.h>
@@ -134,29 +135,49 @@ static int map_file(const char *path, uint8_t **img, size_t *len, struct cj_err 
 	return 0;
 }
 
+/* The cache key of a kernel is a digest of its bytes, so every copy of
+ * one kernel shares one vmlinux; the digest is remembered under the copy's
+ * path and identity (a memo in vmlinux/ids), so a run hashes a kernel only
+ * the first time it sees that file. */
+static void vmlinux_cheap_key(const char *image, const struct stat *st, char key[65])
+{
+	struct cj_hash *h = cj_hash_new();
+
+	cj_hash_update(h, "vmlinux-id-v1", 13);
+	cj_hash_update(h, image, strlen(image) + 1);
+	cj_hash_update(h, &st->st_size, sizeof st->st_size);
+	cj_hash_update(h, &st->st_mtim, sizeof st->st_mtim);
+	cj_hash_update(h, &st->st_ino, sizeof st->st_ino);
+	cj_hash_final_hex(h, key);
+}
+
+static void vmlinux_content_key(const uint8_t *img, size_t len, char key[65])
+{
+	struct cj_hash *h = cj_hash_new();
+
+	cj_hash_update(h, "vmlinux-v2", 10);
+	cj_hash_update(h, img, len);
+	cj_hash_final_hex(h, key);
+}
+
 int cj_kernel_vmlinux(const char *cache_dir, const char *image, char *out, size_t outlen,
                       struct cj_err *err)
 {
 	struct stat st;
-	struct cj_hash *h;
-	char key[65], folder[PATH_MAX], tmp[PATH_MAX + 32];
+	char cheap[65], key[65], folder[PATH_MAX], tmp[PATH_MAX + 32];
 	uint8_t *img, *elf;
 	size_t len, elf_len;
 	bool pvh;
 
 	if (stat(image, &st) < 0)
 		return cj_fail(err, errno, "kernel %s", image);
-	h = cj_hash_new();
-	cj_hash_update(h, "vmlinux-v1", 10);
-	cj_hash_update(h, image, strlen(image) + 1);
-	cj_hash_update(h, &st.st_size, sizeof st.st_size);
-	cj_hash_update(h, &st.st_mtim, sizeof st.st_mtim);
-	cj_hash_update(h, &st.st_ino, sizeof st.st_ino);
-	cj_hash_final_hex(h, key);
+	vmlinux_cheap_key(image, &st, cheap);
 	snprintf(folder, sizeof folder, "%s/vmlinux", cache_dir);
-	snprintf(out, outlen, "%s/%s", folder, key);
-	if (access(out, R_OK) == 0)
-		return 0;
+	if (cj_cache_memo_get(cache_dir, "vmlinux", cheap, key) == 1) {
+		snprintf(out, outlen, "%s/%s", folder, key);
+		if (access(out, R_OK) == 0)
+			return 0;
+	}
 
 	if (map_file(image, &img, &len, err) < 0)
 		return -1;
@@ -169,6 +190,13 @@ int cj_kernel_vmlinux(const char *cache_dir, const char *image, char *out, size_
 			               "is needed to boot it directly)",
 			               image);
 		snprintf(out, outlen, "%s", image);
+		return 0;
+	}
+	vmlinux_content_key(img, len, key);
+	cj_cache_memo_put(cache_dir, "vmlinux", cheap, key);
+	snprintf(out, outlen, "%s/%s", folder, key);
+	if (access(out, R_OK) == 0) {
+		munmap(img, len);
 		return 0;
 	}
 	if (cj_mkdir_p(folder, 0755, err) < 0) {

@@ -8,6 +8,7 @@
 #include "run.h"
 #include "run/inputs.h"
 
+#include "cache/cache.h"
 #include "ctrj/protocol.h"
 #include "image/base.h"
 #include "image/oci.h"
@@ -20,6 +21,7 @@
 #include "run/record.h"
 #include "run/supervise.h"
 #include "run/workload_io.h"
+#include "util/interrupt.h"
 #include "util/util.h"
 #include "vmm/snapshot.h"
 #include "vmm/vmm.h"
@@ -53,6 +55,7 @@ struct timings {
 	uint64_t start, resolved, base, initramfs, prepared, vmm_exec, vm_exit, done;
 	bool base_built, initramfs_built;
 	bool image, image_unpacked; /* --image; its layers were unpacked by this run */
+	size_t layers, layers_merged, layers_built; /* an image as layers (0: one base) */
 };
 
 static double ms(uint64_t from, uint64_t to)
@@ -73,6 +76,17 @@ static void print_timings(const struct timings *t, const struct ctrj_status *st,
 	if (t->image)
 		json_object_object_add(o, "image_unpacked",
 		                       json_object_new_boolean(t->image_unpacked));
+	if (t->layers) {
+		/* the image's layers as drives; merged: how many of its lowest
+		 * layers share the bottom drive (1: none), when the VMM has too
+		 * few drive slots for one each */
+		json_object_object_add(o, "layer_drives",
+		                       json_object_new_int64((int64_t)t->layers));
+		json_object_object_add(o, "layers_merged",
+		                       json_object_new_int64((int64_t)t->layers_merged));
+		json_object_object_add(o, "layers_built",
+		                       json_object_new_int64((int64_t)t->layers_built));
+	}
 	json_object_object_add(o, "initramfs_ms",
 	                       json_object_new_double(ms(t->base, t->initramfs)));
 	json_object_object_add(o, "initramfs_built", json_object_new_boolean(t->initramfs_built));
@@ -287,6 +301,9 @@ struct run {
 	struct cj_fsimage base, modules;
 	bool have_modules;
 	char initramfs[PATH_MAX];
+	struct cj_layer_stack stack; /* an image as layers: stack.layers[0] is base */
+	int cache_fds[8 + CJ_IMAGE_MAX_LAYER_DRIVES]; /* shared flocks on the cache entries used */
+	size_t ncache_fds;
 	/* the run record (its directory, id and undo log) */
 	struct cj_record *rec;
 	char run_dir[PATH_MAX], id[16];
@@ -411,18 +428,106 @@ static int stage_resolve(struct run *r, struct cj_err *err)
 	return 0;
 }
 
+/* Drive slots an image's layers may take: the backend's virtio devices
+ * less the control disk, the modules, the data drive, the volumes, the
+ * network, the agent channel and two spare (a host directory share). */
+static size_t layer_slots(const struct run *r)
+{
+	size_t used = 1 + (r->kernel.modules[0] != 0) + (r->spec->data_dir != NULL) +
+	              r->spec->nvolumes + 1 + 1 + 2;
+	unsigned max = r->vmm.ops->max_devices;
+
+	return max > used ? max - used : 1;
+}
+
+/* An image as a stack of shared layer images when it has layers of its
+ * own; else (tar:) one base image. */
+static int image_layers(struct run *r, struct cj_err *err)
+{
+	const struct cj_spec *spec = r->spec;
+	int k =
+	    cj_image_layers_get(spec->cache_dir, spec->image_info, layer_slots(r), &r->stack, err);
+
+	if (k < 0)
+		return -1;
+	if (k == 1) {
+		r->stack.n = 0;
+		return cj_image_base_get(spec->cache_dir, spec->image_info, &r->base,
+		                         &r->t.image_unpacked, err);
+	}
+	r->base = r->stack.layers[0];
+	r->t.image_unpacked = r->stack.built > 0;
+	r->t.layers = r->stack.n;
+	r->t.layers_merged = r->stack.merged;
+	r->t.layers_built = r->stack.built;
+	if (r->stack.merged > 1 && spec->timings)
+		cj_notice("notice: the image has %zu layers, more than the %zu drives the VM has "
+		          "room for: its lowest %zu share one drive",
+		          r->stack.merged + r->stack.n - 1, r->stack.n, r->stack.merged);
+	return 0;
+}
+
+/* A root filesystem directory: its base image, with deltas on top after
+ * a change (image/delta.h). */
+static int rootfs_layers(struct run *r, struct cj_err *err)
+{
+	if (cj_base_image_get(r->spec->cache_dir, r->spec->rootfs, &r->stack, err) < 0)
+		return -1;
+	r->base = r->stack.layers[0];
+	if (r->stack.n > 1) {
+		r->t.layers = r->stack.n;
+		r->t.layers_merged = 1;
+		r->t.layers_built = r->stack.built;
+	}
+	r->base.built = r->stack.built > 0;
+	return 0;
+}
+
 static int stage_base_image(struct run *r, struct cj_err *err)
 {
 	const struct cj_spec *spec = r->spec;
 
 	r->t.image = spec->image_info != NULL;
-	if (r->t.image ? cj_image_base_get(spec->cache_dir, spec->image_info, &r->base,
-	                                   &r->t.image_unpacked, err) < 0
-	               : cj_base_image_get(spec->cache_dir, spec->rootfs, &r->base, err) < 0)
+	if (r->t.image ? image_layers(r, err) < 0 : rootfs_layers(r, err) < 0)
 		return -1;
 	r->t.base = cj_now_ns();
 	r->t.base_built = r->base.built;
 	return 0;
+}
+
+/* The cache entries this run uses are in use until it has ended
+ * (cache/cache.h): prune and the LRU cap leave them alone. */
+static int cache_mark_used(struct run *r, struct cj_err *err)
+{
+	const char *paths[5 + CJ_IMAGE_MAX_LAYER_DRIVES] = {
+	    r->kernel.image, r->boot_image, r->base.path, r->initramfs,
+	    r->have_modules ? r->modules.path : NULL};
+
+	for (size_t i = 1; i < r->stack.n; i++)
+		paths[4 + i] = r->stack.layers[i].path;
+	for (size_t i = 0; i < sizeof paths / sizeof *paths; i++) {
+		int fd;
+		if (!paths[i] || r->ncache_fds == sizeof r->cache_fds / sizeof *r->cache_fds)
+			continue;
+		if (cj_cache_use(r->spec->cache_dir, paths[i], &fd, err) < 0)
+			return -1;
+		if (fd >= 0)
+			r->cache_fds[r->ncache_fds++] = fd;
+	}
+	return 0;
+}
+
+/* After the run: let go of the cache entries, then apply the LRU cap. */
+static void cache_release(struct run *r)
+{
+	struct cj_cache_pruned pruned;
+	struct cj_err err = {0};
+
+	while (r->ncache_fds)
+		close(r->cache_fds[--r->ncache_fds]);
+	if (r->spec->cache_max &&
+	    cj_cache_trim(r->spec->cache_dir, r->spec->cache_max, &pruned, &err) < 0)
+		cj_warn("--cache-max: %s", err.msg);
 }
 
 /* The initramfs and, when the kernel has modules, their image. */
@@ -434,13 +539,13 @@ static int stage_initramfs(struct run *r, struct cj_err *err)
 	                     &r->t.initramfs_built, err) < 0)
 		return -1;
 	if (r->kernel.modules[0]) {
-		if (cj_tree_image_get(spec->cache_dir, "modules", r->kernel.release,
-		                      r->kernel.modules, true, &r->modules, err) < 0)
+		if (cj_tree_image_get_by_content(spec->cache_dir, "modules", r->kernel.release,
+		                                 r->kernel.modules, &r->modules, err) < 0)
 			return cj_err_wrap(err, "kernel modules image");
 		r->have_modules = true;
 	}
 	r->t.initramfs = cj_now_ns();
-	return 0;
+	return cache_mark_used(r, err);
 }
 
 /* The run record: the run's directory, its id, its undo log. From here
@@ -529,6 +634,23 @@ static int stage_jail_plan(struct run *r, struct cj_err *err)
 	return 0;
 }
 
+/* The image's layers above the base, one drive each (a layer the image
+ * has twice, such as an empty one, is one drive the guest mounts twice). */
+static int layer_drives(struct run *r, struct cj_err *err)
+{
+	for (size_t i = 1; i < r->stack.n; i++) {
+		bool seen = strcmp(r->stack.layers[i].path, r->base.path) == 0;
+		for (size_t j = 1; j < i && !seen; j++)
+			seen = strcmp(r->stack.layers[i].path, r->stack.layers[j].path) == 0;
+		if (!seen && cj_vm_add_drive(&r->vm, CJ_DRIVE_LAYER, (unsigned)(i - 1),
+		                             r->stack.layers[i].path, -1, true, err) < 0)
+			return -1;
+		memcpy(r->cfg.layer_uuids[i - 1], r->stack.layers[i].uuid, 16);
+	}
+	r->cfg.nlayers = r->stack.n ? r->stack.n - 1 : 0;
+	return 0;
+}
+
 /* The data drive and the volumes, checked and locked; then every drive of
  * the VM in the seed's order (the root /dev/vda, the data drive /dev/vdb;
  * the init finds the others by content). The control disk follows once
@@ -545,7 +667,7 @@ static int stage_drives(struct run *r, struct cj_err *err)
 	    (d->have_data &&
 	     cj_vm_add_drive(&r->vm, CJ_DRIVE_DATA, 0, d->data.path, -1, false, err) < 0))
 		return -1;
-	return 0;
+	return layer_drives(r, err);
 }
 
 static int stage_network(struct run *r, struct cj_err *err)
@@ -1110,6 +1232,28 @@ static int run_stages(struct run *r, struct cj_err *err)
 	return code;
 }
 
+/* Resolve, base image and initramfs, with the stop signals caught: one
+ * that comes while an image is built stops the build, which removes its
+ * temporary files and lets go of its locks (util/interrupt.h), and the
+ * run ends with 128+N before a VM exists. */
+static int stage_images(struct run *r, struct cj_err *err)
+{
+	int ret, signo;
+
+	cj_interrupt_catch();
+	ret = stage_resolve(r, err) == 0 && stage_base_image(r, err) == 0 &&
+	              stage_initramfs(r, err) == 0
+	          ? 0
+	          : -1;
+	cj_interrupt_release();
+	if ((signo = cj_interrupted()) != 0) {
+		return cj_fail_code(err, ctrj_signal_code(signo), 0,
+		                    "interrupted by %s while building images: nothing was kept",
+		                    strsignal(signo));
+	}
+	return ret;
+}
+
 /* The run; *notify_fd (a detached run's pipe to its parent, or -1) is
  * closed and set to -1 once the parent was told the VMM started. */
 static int run_all(struct cj_spec *spec, int *notify_fd, struct cj_err *err)
@@ -1131,9 +1275,9 @@ static int run_all(struct cj_spec *spec, int *notify_fd, struct cj_err *err)
 	r->io.in_fd = -1;
 	sigprocmask(SIG_BLOCK, NULL, &r->old_mask);
 	cj_gc(spec->run_base, true);
-	if (stage_resolve(r, err) == 0 && stage_base_image(r, err) == 0 &&
-	    stage_initramfs(r, err) == 0 && stage_record(r, err) == 0)
+	if (stage_images(r, err) == 0 && stage_record(r, err) == 0)
 		code = run_stages(r, err);
+	cache_release(r);
 	*notify_fd = r->notify_fd;
 	free(r);
 	if (code < 0)

@@ -67,6 +67,7 @@ struct cj_spec {
 	bool has_entrypoint;          /* --entrypoint given */
 	uint32_t stop_signal;         /* the image's StopSignal; 0: SIGTERM */
 	uint64_t max_image_size;      /* --max-image-size: unpack budget in bytes; 0: default */
+	uint64_t cache_max;           /* --cache-max: LRU cap on the cache after the run; 0: none */
 	struct cj_image *image_info;  /* the opened image (run/inputs.c), else NULL */
 
 	char *kernel;      /* NULL: the fetched default kernel in the cache */

@@ -1110,6 +1110,7 @@ static void fc_cleanup(struct cj_vmm *vmm)
 
 const struct cj_vmm_ops cj_firecracker_ops = {
     .name = "firecracker",
+    .max_devices = 19,
     .needs_vmlinux = true,
     .jail_own_netns = true,
     .boot_args = fc_boot_args,

@@ -800,6 +800,7 @@ static int qemu_snapshot_take(struct cj_vmm *vmm, const struct cj_vm_config *cfg
 
 const struct cj_vmm_ops cj_qemu_ops = {
     .name = "qemu",
+    .max_devices = 24,
     .boot_args = qemu_boot_args,
     .start = qemu_start,
     .request_stop = qemu_request_stop,

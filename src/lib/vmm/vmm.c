@@ -18,14 +18,19 @@ int cj_vm_add_drive(struct cj_vm_config *cfg, enum cj_drive_role role, unsigned 
 	static const char *const role_ids[] = {
 	    [CJ_DRIVE_BASE] = "base",       [CJ_DRIVE_DATA] = "data",
 	    [CJ_DRIVE_CONTROL] = "control", [CJ_DRIVE_MODULES] = "modules",
-	    [CJ_DRIVE_VOLUME] = NULL,
+	    [CJ_DRIVE_VOLUME] = NULL,       [CJ_DRIVE_LAYER] = NULL,
 	};
+	static const char *const layer_ids[] = {
+	    "layer1", "layer2",  "layer3",  "layer4",  "layer5",  "layer6",  "layer7",  "layer8",
+	    "layer9", "layer10", "layer11", "layer12", "layer13", "layer14", "layer15", "layer16"};
 	static const char *const vol_ids[] = {"vol0",  "vol1",  "vol2",  "vol3",  "vol4",
 	                                      "vol5",  "vol6",  "vol7",  "vol8",  "vol9",
 	                                      "vol10", "vol11", "vol12", "vol13", "vol14",
 	                                      "vol15", "vol16", "vol17", "vol18", "vol19"};
 	const char *id = role == CJ_DRIVE_VOLUME
 	                     ? (n < sizeof vol_ids / sizeof *vol_ids ? vol_ids[n] : NULL)
+	                 : role == CJ_DRIVE_LAYER
+	                     ? (n < sizeof layer_ids / sizeof *layer_ids ? layer_ids[n] : NULL)
 	                     : role_ids[role];
 
 	if (!id || cfg->ndrives >= CJ_MAX_DRIVES)

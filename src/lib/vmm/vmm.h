@@ -20,6 +20,7 @@ enum cj_drive_role {
 	CJ_DRIVE_CONTROL,
 	CJ_DRIVE_MODULES,
 	CJ_DRIVE_VOLUME,
+	CJ_DRIVE_LAYER, /* an image layer above the base, read-only */
 };
 
 struct cj_drive {
@@ -101,6 +102,11 @@ struct cj_vmm_ops {
 	const char *name;
 	bool needs_vmlinux;  /* boots only an uncompressed vmlinux */
 	bool jail_own_netns; /* jailed, it opens its TAP by name in a netns of its own */
+	/* virtio devices the VM can have (drives, network, agent channel):
+	 * QEMU 7.2 microvm has 24 virtio-mmio transports (a 25th device is
+	 * refused: "No 'virtio-bus' bus found"); Firecracker gives each
+	 * virtio device a legacy IRQ of 5-23 on x86_64, 19 in all. */
+	unsigned max_devices;
 	void (*boot_args)(const struct cj_vm_config *cfg, bool defaults, char *out, size_t len);
 	int (*start)(struct cj_vmm *vmm, const struct cj_vm_config *cfg, struct cj_err *err);
 	int (*request_stop)(struct cj_vmm *vmm, struct cj_err *err);
