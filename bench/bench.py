@@ -141,15 +141,17 @@ def main():
             t = run_once(cold, root, tmp / "run")
             results[f"warm_vmm_exec_ms_{name}"] = t["vmm_exec_ms"]
         med = lambda rs, k: statistics.median(r[k] for r in rs)
+        # the first warms the caches; with --only, the jail's runs below
+        # are interleaved with --no-jail ones
         runs = [run_once(cache, small, tmp / "run")
-                for _ in range(args.runs + 1 if want("jail") else 0)][1:]
+                for _ in range(1 if only else args.runs + 1)][1:]
         # the jail: setup + teardown, against --no-jail, the two interleaved
         if want("jail"):
             free = []
             for i in range(args.runs):
                 free.append(run_once(cache, small, tmp / "run", ["--no-jail"]))
                 if only:
-                    runs[i] = run_once(cache, small, tmp / "run")
+                    runs.append(run_once(cache, small, tmp / "run"))
             results["jail_setup_ms"] = round(med(runs, "vmm_exec_ms") - med(free, "vmm_exec_ms"), 3)
             results["jail_teardown_ms"] = round(med(runs, "teardown_ms") - med(free, "teardown_ms"), 3)
         if not only:
