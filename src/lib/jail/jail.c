@@ -491,10 +491,9 @@ static unsigned long bind_flags(const struct cj_jail_bind *b)
 	return MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV;
 }
 
-/* The mount point in the room, and the bind; remounted with its flags
- * (bind_flags) when remount is set. */
-static int bind_into(const char *root, const struct cj_jail_bind *b, bool remount, char *made,
-                     size_t len)
+/* The mount point in the room, and the bind, remounted with its flags
+ * (bind_flags). */
+static int bind_into(const char *root, const struct cj_jail_bind *b, char *made, size_t len)
 {
 	char dst[PATH_MAX * 2];
 
@@ -505,41 +504,19 @@ static int bind_into(const char *root, const struct cj_jail_bind *b, bool remoun
 		return -1;
 	if (mount(b->src, dst, NULL, MS_BIND | MS_REC, NULL) < 0)
 		return -1;
-	return remount ? mount(NULL, dst, NULL, bind_flags(b), NULL) : 0;
+	return mount(NULL, dst, NULL, bind_flags(b), NULL);
 }
 
 /* Every bind in the room: the files (libraries, firmware...) read-only,
- * nosuid, nodev; the device nodes nosuid, noexec. The files are made
- * read-only all at once (one mount_setattr over the room instead of a
- * remount each, a hundred for QEMU); the room's own mount stays writable
- * until cj_jail_enter makes it read-only. Without mount_setattr (older
- * kernel, seccomp), one remount each as before. */
+ * nosuid, nodev; the device nodes nosuid, noexec. One remount each: a
+ * single mount_setattr over the room would also reach the mounts the
+ * caller placed in it before (a tool's image, which stays writable). */
 static int bind_all(const struct cj_jail *j)
 {
-	struct mount_attr ro = {.attr_set =
-	                            MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV};
-	struct mount_attr rw = {.attr_clr = MOUNT_ATTR_RDONLY};
 	char made[PATH_MAX * 2] = "";
-	bool each = false;
 
 	for (size_t i = 0; i < j->nbinds; i++)
-		if (!j->binds[i].device &&
-		    bind_into(j->root, &j->binds[i], false, made, sizeof made) < 0)
-			return -1;
-	if (mount_setattr(AT_FDCWD, j->root, AT_RECURSIVE, &ro, sizeof ro) < 0)
-		each = true;
-	else if (mount_setattr(AT_FDCWD, j->root, 0, &rw, sizeof rw) < 0)
-		return -1;
-	for (size_t i = 0; i < j->nbinds && each; i++) {
-		char dst[PATH_MAX * 2];
-		snprintf(dst, sizeof dst, "%s%s", j->root, j->binds[i].dst);
-		if (!j->binds[i].device &&
-		    mount(NULL, dst, NULL, bind_flags(&j->binds[i]), NULL) < 0)
-			return -1;
-	}
-	for (size_t i = 0; i < j->nbinds; i++)
-		if (j->binds[i].device &&
-		    bind_into(j->root, &j->binds[i], true, made, sizeof made) < 0)
+		if (bind_into(j->root, &j->binds[i], made, sizeof made) < 0)
 			return -1;
 	return 0;
 }
