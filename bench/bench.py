@@ -336,12 +336,13 @@ def layers_main(args, cache: Path):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--only", choices=["storage"], help="run only this group")
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--registry-mb", type=int, default=200)
-    ap.add_argument("--only", choices=["all", "registry"], default="all",
-                    help="registry: only the pull + unpack throughput")
     ap.add_argument("--big-mb", type=int, default=500)
+    ap.add_argument("--only", default="",
+                    help="comma-separated parts: registry (pull + unpack throughput), storage "
+                         "(virtiofs vs block reads), jail, network, iptables (the network with "
+                         "--firewall iptables-nft too); default: everything but iptables")
     ap.add_argument("--cache", default=os.environ.get("CTR_JAILER_CACHE",
                                                       "/var/tmp/ctr-jailer-test-cache"))
     ap.add_argument("--layers", action="store_true",
@@ -350,6 +351,8 @@ def main():
     ap.add_argument("--delta-mb", type=int, default=2048)
     ap.add_argument("--fs-mb", type=int, default=256)
     args = ap.parse_args()
+    only = set(filter(None, args.only.split(",")))
+    want = lambda part: not only or part in only
     cache = Path(args.cache)
     if args.layers:
         return layers_main(args, cache)
@@ -357,24 +360,27 @@ def main():
         subprocess.run([BIN, "kernel", "fetch"], check=True,
                        env={**os.environ, "CTR_JAILER_CACHE": str(cache)})
     results = {}
-    if args.only == "registry":
+    if only == {"registry"}:
         with tempfile.TemporaryDirectory(dir="/var/tmp") as tmp:
             print(json.dumps(registry_pull(cache, Path(tmp), args.registry_mb), indent=2))
         return
     with tempfile.TemporaryDirectory(dir="/var/tmp") as tmp:
         tmp = Path(tmp)
-        results.update(registry_pull(cache, tmp, args.registry_mb))
+        if want("registry"):
+            results.update(registry_pull(cache, tmp, args.registry_mb))
         small, big = tmp / "rootfs-10mb", tmp / "rootfs-big"
         make_rootfs(small, 10)
         for a in ("dd", "sync"):
             (small / "bin" / a).symlink_to("busybox")
-        results.update(storage(cache, small, tmp, min(args.runs, 3)))
-        if args.only == "storage":
+        if want("storage"):
+            results.update(storage(cache, small, tmp, min(args.runs, 3)))
+        if only == {"storage"}:
             print(json.dumps(results, indent=2))
             return
-        make_rootfs(big, args.big_mb)
+        if not only:
+            make_rootfs(big, args.big_mb)
         # cold builds: a fresh base-image cache, the shared kernel cache
-        for name, root in (("10mb", small), (f"{args.big_mb}mb", big)):
+        for name, root in (("10mb", small), (f"{args.big_mb}mb", big)) if not only else ():
             cold = tmp / f"cache-{name}"
             cold.mkdir()
             (cold / "kernels").symlink_to(cache / "kernels")
@@ -382,38 +388,30 @@ def main():
             results[f"cold_base_image_ms_{name}"] = t["base_image_ms"]
             t = run_once(cold, root, tmp / "run")
             results[f"warm_vmm_exec_ms_{name}"] = t["vmm_exec_ms"]
-        runs = [run_once(cache, small, tmp / "run") for _ in range(args.runs + 1)][1:]
-        # the jail: setup + teardown, against --no-jail
-        free = [run_once(cache, small, tmp / "run", ["--no-jail"]) for _ in range(args.runs)]
         med = lambda rs, k: statistics.median(r[k] for r in rs)
-        results["jail_setup_ms"] = round(med(runs, "vmm_exec_ms") - med(free, "vmm_exec_ms"), 3)
-        results["jail_teardown_ms"] = round(med(runs, "teardown_ms") - med(free, "teardown_ms"), 3)
-        results.update(snapshot_vs_cold(cache, small, tmp / "run", args.runs))
-        # exec into a running guest, and the supervisor of a detached run
-        results.update(exec_and_supervisor(cache, small, tmp / "run", args.runs))
-        # the VMM's memory above guest RAM: RSS for a 128 MiB guest
-        t = run_once(cache, small, tmp / "run", ["--memory", "128"], ("/bin/sleep", "2"))
-        results["vmm_rss_kib_128mib_guest"] = t["vmm_rss_kib"]
-        # networking: setup + teardown per VM, in a namespace of our own
-        ns = f"cjbench{os.getpid()}"
-        subprocess.run(["ip", "netns", "add", ns], check=True)
-        try:
-            for cmd in (["ip", "-n", ns, "link", "add", "up0", "type", "veth", "peer", "name",
-                         "up1"],
-                        ["ip", "-n", ns, "addr", "add", "192.0.2.1/24", "dev", "up0"],
-                        ["ip", "-n", ns, "link", "set", "up0", "up"],
-                        ["ip", "-n", ns, "link", "set", "up1", "up"],
-                        ["ip", "-n", ns, "route", "add", "default", "via", "192.0.2.2"]):
-                subprocess.run(cmd, check=True)
-            enter = ["nsenter", f"--net=/var/run/netns/{ns}"]
-            tap = [run_once(cache, small, tmp / "run", ["--network", "tap", "--dns", "192.0.2.2"],
-                            prefix=enter) for _ in range(args.runs)]
-            none = [run_once(cache, small, tmp / "run", prefix=enter) for _ in range(args.runs)]
-            results["network_setup_ms"] = round(med(tap, "vmm_exec_ms") - med(none, "vmm_exec_ms"), 3)
-            results["network_teardown_ms"] = round(med(tap, "teardown_ms") - med(none, "teardown_ms"), 3)
-        finally:
-            subprocess.run(["ip", "netns", "del", ns])
-    phases = [k for k in runs[0] if isinstance(runs[0][k], (int, float))
+        # the first warms the caches; with --only, the jail's runs below
+        # are interleaved with --no-jail ones
+        runs = [run_once(cache, small, tmp / "run")
+                for _ in range(1 if only else args.runs + 1)][1:]
+        # the jail: setup + teardown, against --no-jail, the two interleaved
+        if want("jail"):
+            free = []
+            for i in range(args.runs):
+                free.append(run_once(cache, small, tmp / "run", ["--no-jail"]))
+                if only:
+                    runs.append(run_once(cache, small, tmp / "run"))
+            results["jail_setup_ms"] = round(med(runs, "vmm_exec_ms") - med(free, "vmm_exec_ms"), 3)
+            results["jail_teardown_ms"] = round(med(runs, "teardown_ms") - med(free, "teardown_ms"), 3)
+        if not only:
+            results.update(snapshot_vs_cold(cache, small, tmp / "run", args.runs))
+            # exec into a running guest, and the supervisor of a detached run
+            results.update(exec_and_supervisor(cache, small, tmp / "run", args.runs))
+            # the VMM's memory above guest RAM: RSS for a 128 MiB guest
+            t = run_once(cache, small, tmp / "run", ["--memory", "128"], ("/bin/sleep", "2"))
+            results["vmm_rss_kib_128mib_guest"] = t["vmm_rss_kib"]
+        if want("network"):
+            results.update(network(cache, small, tmp, args.runs, "iptables" in only))
+    phases = [k for k in (runs[0] if runs else {}) if isinstance(runs[0][k], (int, float))
               and not isinstance(runs[0][k], bool)]
     for k in phases:
         results[f"median_{k}"] = round(statistics.median(r[k] for r in runs if k in r), 3)
@@ -423,6 +421,42 @@ def main():
           "jail_setup_ms + jail_teardown_ms <= 10; network_setup_ms + network_teardown_ms <= 15; "
           "exec_round_trip_ms <= 30; supervisor_rss_kib <= 4096; "
           "snapshot_workload_start_ms <= 400, snapshot_total_ms <= 700 (TCG)")
+
+
+def network(cache: Path, small: Path, tmp: Path, runs: int, with_iptables: bool) -> dict:
+    """Networking: setup + teardown per VM, in a namespace of our own; runs
+    with and without a TAP interleaved, so that the machine's load weighs on
+    both alike."""
+    med = lambda rs, k: statistics.median(r[k] for r in rs)
+    results = {}
+    ns = f"cjbench{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        for cmd in (["ip", "-n", ns, "link", "add", "up0", "type", "veth", "peer", "name", "up1"],
+                    ["ip", "-n", ns, "addr", "add", "192.0.2.1/24", "dev", "up0"],
+                    ["ip", "-n", ns, "link", "set", "up0", "up"],
+                    ["ip", "-n", ns, "link", "set", "up1", "up"],
+                    ["ip", "-n", ns, "route", "add", "default", "via", "192.0.2.2"]):
+            subprocess.run(cmd, check=True)
+        enter = ["nsenter", f"--net=/var/run/netns/{ns}"]
+        tap_opts = ["--network", "tap", "--dns", "192.0.2.2"]
+        kinds = {"": tap_opts}
+        if with_iptables:
+            kinds["_iptables"] = [*tap_opts, "--firewall", "iptables"]
+        got = {k: [] for k in kinds}
+        none = []
+        for _ in range(runs):
+            for k, opts in kinds.items():
+                got[k].append(run_once(cache, small, tmp / "run", opts, prefix=enter))
+            none.append(run_once(cache, small, tmp / "run", prefix=enter))
+        for k in kinds:
+            results[f"network_setup_ms{k}"] = round(
+                med(got[k], "vmm_exec_ms") - med(none, "vmm_exec_ms"), 3)
+            results[f"network_teardown_ms{k}"] = round(
+                med(got[k], "teardown_ms") - med(none, "teardown_ms"), 3)
+    finally:
+        subprocess.run(["ip", "netns", "del", ns])
+    return results
 
 
 if __name__ == "__main__":

@@ -340,6 +340,8 @@ static void test_net_undo_refuses_foreign_entries(void **state)
 	    "{\"kind\": \"net.table\", \"family\": \"inet\", \"name\": \"ctrj_0\"}",
 	    "{\"kind\": \"net.table\", \"family\": \"ip\"}",
 	    "{\"kind\": \"net.table\", \"family\": \"ip\", \"name\": \"a b\"}",
+	    "{\"kind\": \"net.table\", \"family\": \"ip\", \"name\": \"ctrj_0\", \"also\": "
+	    "\"inet; flush ruleset\"}",
 	    "{\"kind\": \"net.chain\", \"fw\": \"nft\", \"table\": \"filter\", \"chain\": "
 	    "\"a\\nb\"}",
 	    "{\"kind\": \"net.host-chain\", \"family\": \"ip\", \"chain\": \"filter\\\"; x\"}",

@@ -563,11 +563,21 @@ void cj_jail_binds_done(struct cj_jail *jail)
 
 /* ---- the child's side ------------------------------------------------- */
 
-static int mkdirs(const char *path)
+/* The parents of path. Most binds share theirs with the one before (the
+ * libraries' directory): made is the last parent made, which needs
+ * nothing more. */
+static int mkdirs(const char *path, char *made, size_t len)
 {
 	char buf[PATH_MAX];
+	char *last;
 
 	snprintf(buf, sizeof buf, "%s", path);
+	last = strrchr(buf, '/');
+	if (!last || last == buf)
+		return 0;
+	*last = '\0';
+	if (strcmp(buf, made) == 0)
+		return 0;
 	for (char *p = buf + 1; *p; p++) {
 		if (*p == '/') {
 			*p = '\0';
@@ -576,33 +586,47 @@ static int mkdirs(const char *path)
 			*p = '/';
 		}
 	}
+	if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+		return -1;
+	snprintf(made, len, "%s", buf);
 	return 0;
 }
 
-static int bind_into(const char *root, const struct cj_jail_bind *b)
+static unsigned long bind_flags(const struct cj_jail_bind *b)
+{
+	if (b->device)
+		return MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NOEXEC;
+	return MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV;
+}
+
+/* The mount point in the room, and the bind, remounted with its flags
+ * (bind_flags). */
+static int bind_into(const char *root, const struct cj_jail_bind *b, char *made, size_t len)
 {
 	char dst[PATH_MAX * 2];
-	unsigned long flags = MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID;
 
 	snprintf(dst, sizeof dst, "%s%s", root, b->dst);
-	if (mkdirs(dst) < 0)
+	if (mkdirs(dst, made, len) < 0)
 		return -1;
-	if (b->is_dir) {
-		if (mkdir(dst, 0755) < 0 && errno != EEXIST)
-			return -1;
-	} else {
-		int fd = open(dst, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-		if (fd < 0)
-			return -1;
-		close(fd);
-	}
+	if ((b->is_dir ? mkdir(dst, 0755) : mknod(dst, S_IFREG | 0644, 0)) < 0 && errno != EEXIST)
+		return -1;
 	if (mount(b->src, dst, NULL, MS_BIND | MS_REC, NULL) < 0)
 		return -1;
-	if (b->device)
-		flags = MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NOEXEC;
-	else
-		flags |= MS_NODEV;
-	return mount(NULL, dst, NULL, flags, NULL);
+	return mount(NULL, dst, NULL, bind_flags(b), NULL);
+}
+
+/* Every bind in the room: the files (libraries, firmware...) read-only,
+ * nosuid, nodev; the device nodes nosuid, noexec. One remount each: a
+ * single mount_setattr over the room would also reach the mounts the
+ * caller placed in it before (a tool's image, which stays writable). */
+static int bind_all(const struct cj_jail *j)
+{
+	char made[PATH_MAX * 2] = "";
+
+	for (size_t i = 0; i < j->nbinds; i++)
+		if (bind_into(j->root, &j->binds[i], made, sizeof made) < 0)
+			return -1;
+	return 0;
 }
 
 /*
@@ -640,9 +664,8 @@ int cj_jail_enter(const struct cj_jail *j, const int *keep_fds, size_t nkeep, co
 	if (mount(j->root, j->root, NULL, MS_BIND | MS_REC, NULL) < 0)
 		return -1;
 	*what = "bind files into the jail";
-	for (size_t i = 0; i < j->nbinds; i++)
-		if (bind_into(j->root, &j->binds[i]) < 0)
-			return -1;
+	if (bind_all(j) < 0)
+		return -1;
 	*what = "pivot_root";
 	snprintf(old, sizeof old, "%s/.old", j->root);
 	if ((mkdir(old, 0700) < 0 && errno != EEXIST) || chdir(j->root) < 0)

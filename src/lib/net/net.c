@@ -201,7 +201,7 @@ static const char *fw_name(enum cj_firewall fw)
 /* ---- firewall: iptables ----------------------------------------------- */
 
 static int nft_run(const char *cmd, struct cj_err *err);
-static int nft_ipv6_wall_text(struct cj_net *net, char *rules, size_t len, struct cj_err *err);
+static void nft_ipv6_wall_text(struct cj_net *net, char *rules, size_t len);
 
 /* iptables-nft creates the tables and base chains it needs on first use and
  * leaves them behind. Which of ours did not exist before is recorded, so
@@ -506,13 +506,13 @@ static int nft_setup(struct cj_net *net, const struct cj_net_spec *spec, struct 
 	fclose(f);
 	free(dnat);
 	char table[32];
-	snprintf(table, sizeof table, "ctrj_%s", net->id);
-	if (push(net, "table", err, "family", "ip", "name", table, NULL) < 0) {
-		free(rules);
-		return -1;
-	}
 	char six[1024], *all = NULL;
-	if (nft_ipv6_wall_text(net, six, sizeof six, err) < 0) {
+	snprintf(table, sizeof table, "ctrj_%s", net->id);
+	nft_ipv6_wall_text(net, six, sizeof six);
+	/* One entry for both tables, which undo deletes in one transaction:
+	 * each deletion costs the kernel an RCU grace period. */
+	if (push(net, "table", err, "family", "ip", "name", table, six[0] ? "also" : NULL, "ip6",
+	         NULL) < 0) {
 		free(rules);
 		return -1;
 	}
@@ -538,16 +538,13 @@ static bool host_has_ipv6(void)
 
 /* The IPv6 wall as nft text, for nft_setup to add in the same transaction
  * as the IPv4 table (one libnftables run costs milliseconds); "" on a host
- * without IPv6. Recorded before it exists, as every rule is. */
-static int nft_ipv6_wall_text(struct cj_net *net, char *rules, size_t len, struct cj_err *err)
+ * without IPv6. nft_setup records it with the IPv4 table, before both
+ * exist. */
+static void nft_ipv6_wall_text(struct cj_net *net, char *rules, size_t len)
 {
 	rules[0] = '\0';
 	if (!host_has_ipv6())
-		return 0;
-	char table[32];
-	snprintf(table, sizeof table, "ctrj_%s", net->id);
-	if (push(net, "table", err, "family", "ip6", "name", table, NULL) < 0)
-		return -1;
+		return;
 	snprintf(rules, len,
 	         "table ip6 ctrj_%s {\n"
 	         "  chain input {\n"
@@ -565,7 +562,6 @@ static int nft_ipv6_wall_text(struct cj_net *net, char *rules, size_t len, struc
 	         "  }\n"
 	         "}\n",
 	         net->id, net->tap, net->tap, net->tap, net->tap);
-	return 0;
 }
 
 static int ip6t_wall(struct cj_net *net, struct cj_err *err)
@@ -686,11 +682,51 @@ static bool iptables_in_use(const char *save_bin)
 	return used;
 }
 
+/* Without spawning iptables-*-save (two fork+execs, most of the network
+ * setup's time) where the answer is plain: the legacy tables this
+ * namespace has are listed in /proc/net/ip_tables_names (absent: the
+ * module is not even loaded), and iptables-nft keeps its rules in nftables
+ * tables of the ip family named after iptables' own. Only when such a
+ * table exists does the save tool look at its rules. */
+static bool legacy_tables_exist(void)
+{
+	char buf[64];
+	cj_autoclose int fd = open("/proc/net/ip_tables_names", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return errno != ENOENT; /* unreadable: ask the tool */
+	return read(fd, buf, sizeof buf) != 0;
+}
+
+static bool nft_ip_tables_exist(void)
+{
+	static const char *const names[] = {"filter", "nat", "mangle", "raw", "security"};
+	struct nft_ctx *ctx = nft_ctx_new(NFT_CTX_DEFAULT);
+	const char *out;
+	bool found = true; /* when in doubt, ask the tool */
+
+	if (!ctx)
+		return true;
+	nft_ctx_buffer_output(ctx);
+	nft_ctx_buffer_error(ctx);
+	if (nft_run_cmd_from_buffer(ctx, "list tables ip") == 0 &&
+	    (out = nft_ctx_get_output_buffer(ctx))) {
+		found = false;
+		for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+			char line[32];
+			snprintf(line, sizeof line, "table ip %s\n", names[i]);
+			found |= strstr(out, line) != NULL;
+		}
+	}
+	nft_ctx_free(ctx);
+	return found;
+}
+
 static enum cj_firewall detect_firewall(void)
 {
-	if (iptables_in_use("iptables-legacy-save"))
+	if (legacy_tables_exist() && iptables_in_use("iptables-legacy-save"))
 		return CJ_FW_IPTABLES_LEGACY;
-	if (iptables_in_use("iptables-nft-save"))
+	if (nft_ip_tables_exist() && iptables_in_use("iptables-nft-save"))
 		return CJ_FW_IPTABLES_NFT;
 	return CJ_FW_NFT;
 }
@@ -1121,16 +1157,27 @@ static int undo_netns(const char *path)
 	return cj_netns_remove(path);
 }
 
+/* The run's table of family, and of "also" (ip6) when it names a second
+ * one, in one transaction. "add" first makes "delete" succeed whether or
+ * not the table was ever added (nft of Debian 12 has no "destroy"). */
 static int undo_table(json_object *e)
 {
 	const char *family = cj_undo_str(e, "family"), *name = cj_undo_str(e, "name");
+	const char *also = cj_undo_str(e, "also");
 	struct cj_err err = {0};
-	char cmd[128];
+	char cmd[320];
 
-	if (!family_ok(family) || !plain_name(name) || strchr(name, ' '))
+	if (!family_ok(family) || !plain_name(name) || strchr(name, ' ') ||
+	    (also && !family_ok(also)))
 		return -1;
-	snprintf(cmd, sizeof cmd, "delete table %s %s", family, name);
-	nft_run(cmd, &err); /* a table never added fails quietly */
+	snprintf(cmd, sizeof cmd, "add table %s %s\ndelete table %s %s\n", family, name, family,
+	         name);
+	if (also) {
+		size_t n = strlen(cmd);
+		snprintf(cmd + n, sizeof cmd - n, "add table %s %s\ndelete table %s %s\n", also,
+		         name, also, name);
+	}
+	nft_run(cmd, &err); /* no nftables at all: nothing was added */
 	return 0;
 }
 
