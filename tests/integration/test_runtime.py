@@ -163,6 +163,35 @@ def test_output_reaches_the_callers_stdout(world):
     assert guest_release != os.uname().release
 
 
+def test_read_only_bind_with_a_long_destination(world):
+    """A read-only bind mount stays read-only whatever its paths' length
+    (the mapping cut SRC:DEST:ro at 299 bytes: exactly there ":ro" was lost
+    and the guest wrote the host directory). Control: a short read-only
+    share refuses the write too, a writable one takes it."""
+    ro, rw = world.tmp / "ro", world.tmp / "rw"
+    ro.mkdir(), rw.mkdir()
+    room = 299 - len(str(ro)) - 1  # SRC ":" DEST fills the old buffer to the byte
+    dest = ""
+    while len(dest) < room:
+        dest += "/" + "d" * min(50, room - len(dest) - 1)
+    assert len(f"{ro}:{dest}") == 299 and "//" not in dest
+    mounts = [{"destination": dest, "type": "bind", "source": str(ro),
+               "options": ["rbind", "ro"]},
+              {"destination": "/short", "type": "bind", "source": str(ro),
+               "options": ["rbind", "ro"]},
+              {"destination": "/w", "type": "bind", "source": str(rw),
+               "options": ["rbind", "rw"]}]
+    b = world.bundle(["/bin/sh", "-c", f"echo x > {dest}/long; echo x > /short/short; "
+                      "echo x > /w/rw; echo done"], mounts=mounts)
+    (start, exited, delete), text = drive_created(
+        world, b, "c9", [["start", "c9"], ["wait"], ["delete", "c9"]])
+    assert start["rc"] == 0 and delete["rc"] == 0, text
+    assert "done" in text, text
+    assert (rw / "rw").exists(), text
+    assert not (ro / "short").exists(), text
+    assert not (ro / "long").exists(), "the guest wrote a read-only bind mount"
+
+
 @pytest.mark.parametrize("sig,code", [("TERM", 143), ("KILL", 137)])
 def test_kill(world, sig, code):
     """kill TERM is the graceful stop (the workload gets SIGTERM: 143), KILL
