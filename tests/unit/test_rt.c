@@ -4,6 +4,7 @@
 #include "runtime/runtime.h"
 #include "util/strv.h"
 
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -66,10 +67,44 @@ static void test_bundle_long_read_only_bind(void **state)
 	unlink(path);
 }
 
+/* The pid file's temporary name is never followed: a symlink planted
+ * there does not make root write through it. */
+static void test_pid_file_no_follow(void **state)
+{
+	char pidf[600], tmp[700], victim[600], buf[64] = "";
+	struct cj_err err = {0};
+	int fd;
+
+	(void)state;
+	snprintf(pidf, sizeof pidf, "%s/init.pid", g_dir);
+	snprintf(tmp, sizeof tmp, "%s.%d.tmp", pidf, (int)getpid());
+	snprintf(victim, sizeof victim, "%s/victim", g_dir);
+	write_text(victim, "precious");
+	assert_int_equal(symlink(victim, tmp), 0);
+	rt_write_pid(pidf, 1234, &err);
+	fd = open(victim, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_true(read(fd, buf, sizeof buf - 1) > 0);
+	close(fd);
+	assert_string_equal(buf, "precious");
+	unlink(tmp);
+	unlink(pidf);
+	/* control: without the plant the pid is written */
+	assert_int_equal(rt_write_pid(pidf, 1234, &err), 0);
+	fd = open(pidf, O_RDONLY);
+	memset(buf, 0, sizeof buf);
+	assert_true(fd >= 0 && read(fd, buf, sizeof buf - 1) > 0);
+	close(fd);
+	assert_string_equal(buf, "1234");
+	unlink(pidf);
+	unlink(victim);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_bundle_long_read_only_bind),
+	    cmocka_unit_test(test_pid_file_no_follow),
 	};
 	int r;
 
