@@ -297,24 +297,23 @@ def test_network_namespace_by_path(world, make_rootfs, netns_pair):
     mac = json.loads(mac)[0]["address"]
     curl = ["ip", "netns", "exec", engine_ns, "curl", "-s", "--max-time", "5",
             "--retry", "20", "--retry-connrefused", "--retry-delay", "2", "http://10.99.0.2/"]
-    steps = [["start", "n1"], ["sleep", 2], ["run", curl], ["kill", "n1", "KILL"], ["wait"],
-             ["delete", "n1"]]
-    (start, fetched, kill, exited, delete), text = drive_created(world, b, "n1", steps)
+    show = ["ip", "-n", ctr_ns, "-4", "-o", "addr", "show", "eth0"]
+    steps = [["start", "n1"], ["sleep", 2], ["run", curl], ["run", show], ["kill", "n1", "KILL"],
+             ["wait"], ["delete", "n1"]]
+    (start, fetched, during, kill, exited, delete), text = drive_created(world, b, "n1", steps)
     assert start["rc"] == 0, (start, text)
     assert fetched["stdout"] == "served by the guest\n", (fetched, text)
     assert "10.99.0.2/24" in text and "default via 10.99.0.1" in text, text
     assert "1400" in text and mac in text, text
     assert exited["exit"] == 137 and delete["rc"] == 0
-    addrs = subprocess.run(["ip", "-n", ctr_ns, "-4", "-o", "addr", "show", "eth0"],
-                           capture_output=True, text=True).stdout
-    assert "10.99.0.2" not in addrs
+    assert "10.99.0.2" not in during["stdout"], during  # the guest's while it runs
+    addrs = subprocess.run(show, capture_output=True, text=True).stdout
+    assert "10.99.0.2/24" in addrs, addrs  # the engine's again once the VM ended
     links = subprocess.run(["ip", "-n", ctr_ns, "-o", "link"], capture_output=True,
                            text=True).stdout
     assert "cj-" not in links, links
 
 
-@pytest.mark.xfail(strict=True, reason="review3: net/adopt.c does not give the interface "
-                   "back (address, default route, tc ingress) when the VM ends")
 def test_network_namespace_reusable_after_delete(world, netns_pair):
     """A namespace joined by path outlives the container (a pod's sandbox,
     docker's --network container:X, a restart in it): once the container
