@@ -342,6 +342,58 @@ def test_network_namespace_reusable_after_delete(world, netns_pair):
     assert "10.99.0.2/24" in addrs and "default via 10.99.0.1" in routes, (addrs, routes)
 
 
+def test_adopt_keeps_the_engines_ingress_qdisc(world, netns_pair):
+    """An interface with an ingress qdisc of the engine's own cannot be
+    bridged (create fails) and keeps that qdisc and its address: the undo
+    gives back only what the run changed."""
+    engine_ns, ctr_ns = netns_pair
+    subprocess.run(["tc", "-n", ctr_ns, "qdisc", "add", "dev", "eth0", "ingress"], check=True)
+    b = world.bundle(["/bin/sh", "-c", "echo never"])
+    config = json.loads((b / "config.json").read_text())
+    config["linux"]["namespaces"].append({"type": "network",
+                                          "path": f"/var/run/netns/{ctr_ns}"})
+    (b / "config.json").write_text(json.dumps(config))
+    (create,) = world.drive(["create", "--bundle", str(b), "--pid-file",
+                             str(world.tmp / "init.pid"), "q1"])
+    assert create["rc"] != 0, create
+    qdiscs = subprocess.run(["tc", "-n", ctr_ns, "qdisc", "show", "dev", "eth0", "ingress"],
+                            capture_output=True, text=True).stdout
+    addrs = subprocess.run(["ip", "-n", ctr_ns, "-4", "-o", "addr", "show", "eth0"],
+                           capture_output=True, text=True).stdout
+    assert "ingress" in qdiscs, qdiscs
+    assert "10.99.0.2/24" in addrs, addrs
+
+
+def test_delete_force_after_an_interrupted_create(world):
+    """An engine that gives up on a slow create (killed while the run's
+    supervisor makes the shape's boot snapshot, before any state.json)
+    then deletes the container with --force: its held VM goes too, and the
+    id is free again. (A memory size of its own: a snapshot to make.)"""
+    import random
+    import signal
+    import time
+    world.env["MEM_SIZE_MIB"] = str(random.randrange(300, 400))
+    b = world.bundle(["/bin/sh", "-c", "echo never"])
+    create = subprocess.Popen(world.rt() + ["create", "--bundle", str(b), "k1"], env=world.env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and create.poll() is None:
+        if any((r / "record.json").exists() for r in runs(world.run_dir)):
+            break
+        time.sleep(0.05)
+    assert create.poll() is None, "create ended before its run was made"
+    create.send_signal(signal.SIGKILL)
+    create.wait()
+    assert not (world.root / "k1" / "state.json").exists()
+    out = world.drive(["delete", "--force", "k1"])
+    assert out[0]["rc"] == 0, out
+    deadline = time.time() + 300
+    while time.time() < deadline and (runs(world.run_dir) or qemu_processes_for(world.run_dir)):
+        time.sleep(0.5)
+    assert not qemu_processes_for(world.run_dir), "the held VM was left running"
+    assert not (world.root / "k1").exists(), "the container's state was left"
+
+
 def test_a_container_that_never_started(world):
     """An engine that gives up after create deletes it: the held VM is
     killed (137), the workload never runs and nothing is left."""

@@ -32,6 +32,7 @@ struct iface {
 	unsigned prefix;
 	bool have_addr;
 	uint32_t gateway;
+	bool had_ingress;
 };
 
 static struct nlmsghdr *request(char *buf, uint16_t type, uint16_t flags)
@@ -170,16 +171,39 @@ static int netns_id(char *buf, size_t len)
 	return 0;
 }
 
+static int qdisc_cb(const struct nlmsghdr *nlh, void *data)
+{
+	const struct tcmsg *tcm = mnl_nlmsg_get_payload(nlh);
+	struct iface *f = data;
+
+	if (tcm->tcm_ifindex == f->index && tcm->tcm_parent == TC_H_INGRESS)
+		f->had_ingress = true;
+	return MNL_CB_OK;
+}
+
+/* Has the interface an ingress qdisc (the engine's: then ours cannot be
+ * added, and the undo must not remove it)? */
+static int ingress_read(struct iface *f, struct cj_err *err)
+{
+	char buf[8192];
+	struct nlmsghdr *nlh = request(buf, RTM_GETQDISC, NLM_F_DUMP);
+	struct tcmsg *tcm = mnl_nlmsg_put_extra_header(nlh, sizeof *tcm);
+
+	tcm->tcm_family = AF_UNSPEC;
+	return cj_nl_talk(nlh, qdisc_cb, f, err);
+}
+
 /* "net.adopt": the interface as the engine gave it (its address, prefix
  * and gateway, in this namespace), pushed before it is changed. */
-static int push_undo(const char *name, const struct iface *f, struct cj_undo *undo,
-                     struct cj_err *err)
+static int push_undo(const char *name, struct iface *f, struct cj_undo *undo, struct cj_err *err)
 {
 	char addr[INET_ADDRSTRLEN], gw[INET_ADDRSTRLEN] = "", ns[64], prefix[8];
 	json_object *e;
 
 	if (netns_id(ns, sizeof ns) < 0)
 		return cj_fail(err, errno, "the network namespace of %s", name);
+	if (ingress_read(f, err) < 0)
+		return cj_err_wrap(err, "read the qdiscs of %s", name);
 	inet_ntop(AF_INET, &f->addr, addr, sizeof addr);
 	if (f->gateway)
 		inet_ntop(AF_INET, &f->gateway, gw, sizeof gw);
@@ -190,6 +214,8 @@ static int push_undo(const char *name, const struct iface *f, struct cj_undo *un
 	json_object_object_add(e, "prefix", json_object_new_string(prefix));
 	json_object_object_add(e, "gateway", json_object_new_string(gw));
 	json_object_object_add(e, "netns", json_object_new_string(ns));
+	json_object_object_add(e, "ingress",
+	                       json_object_new_string(f->had_ingress ? "engine" : "ours"));
 	return cj_undo_push(undo, "net.adopt", e, err);
 }
 
@@ -254,7 +280,9 @@ int cj_net_adopt_undo(json_object *entry)
 	    !(f.index = (int)if_nametoindex(name)))
 		return 0;
 	f.prefix = (unsigned)atoi(prefix);
-	ingress_del(f.index); /* its redirect to the VM's TAP with it */
+	const char *ingress = cj_undo_str(entry, "ingress");
+	if (ingress && strcmp(ingress, "ours") == 0)
+		ingress_del(f.index); /* its redirect to the VM's TAP with it */
 	addr_add(&f);
 	if (gw && *gw && inet_pton(AF_INET, gw, &f.gateway) == 1)
 		default_route_add(&f);
