@@ -163,6 +163,35 @@ def test_output_reaches_the_callers_stdout(world):
     assert guest_release != os.uname().release
 
 
+def test_read_only_bind_with_a_long_destination(world):
+    """A read-only bind mount stays read-only whatever its paths' length
+    (the mapping cut SRC:DEST:ro at 299 bytes: exactly there ":ro" was lost
+    and the guest wrote the host directory). Control: a short read-only
+    share refuses the write too, a writable one takes it."""
+    ro, rw = world.tmp / "ro", world.tmp / "rw"
+    ro.mkdir(), rw.mkdir()
+    room = 299 - len(str(ro)) - 1  # SRC ":" DEST fills the old buffer to the byte
+    dest = ""
+    while len(dest) < room:
+        dest += "/" + "d" * min(50, room - len(dest) - 1)
+    assert len(f"{ro}:{dest}") == 299 and "//" not in dest
+    mounts = [{"destination": dest, "type": "bind", "source": str(ro),
+               "options": ["rbind", "ro"]},
+              {"destination": "/short", "type": "bind", "source": str(ro),
+               "options": ["rbind", "ro"]},
+              {"destination": "/w", "type": "bind", "source": str(rw),
+               "options": ["rbind", "rw"]}]
+    b = world.bundle(["/bin/sh", "-c", f"echo x > {dest}/long; echo x > /short/short; "
+                      "echo x > /w/rw; echo done"], mounts=mounts)
+    (start, exited, delete), text = drive_created(
+        world, b, "c9", [["start", "c9"], ["wait"], ["delete", "c9"]])
+    assert start["rc"] == 0 and delete["rc"] == 0, text
+    assert "done" in text, text
+    assert (rw / "rw").exists(), text
+    assert not (ro / "short").exists(), text
+    assert not (ro / "long").exists(), "the guest wrote a read-only bind mount"
+
+
 @pytest.mark.parametrize("sig,code", [("TERM", 143), ("KILL", 137)])
 def test_kill(world, sig, code):
     """kill TERM is the graceful stop (the workload gets SIGTERM: 143), KILL
@@ -268,20 +297,101 @@ def test_network_namespace_by_path(world, make_rootfs, netns_pair):
     mac = json.loads(mac)[0]["address"]
     curl = ["ip", "netns", "exec", engine_ns, "curl", "-s", "--max-time", "5",
             "--retry", "20", "--retry-connrefused", "--retry-delay", "2", "http://10.99.0.2/"]
-    steps = [["start", "n1"], ["sleep", 2], ["run", curl], ["kill", "n1", "KILL"], ["wait"],
-             ["delete", "n1"]]
-    (start, fetched, kill, exited, delete), text = drive_created(world, b, "n1", steps)
+    show = ["ip", "-n", ctr_ns, "-4", "-o", "addr", "show", "eth0"]
+    steps = [["start", "n1"], ["sleep", 2], ["run", curl], ["run", show], ["kill", "n1", "KILL"],
+             ["wait"], ["delete", "n1"]]
+    (start, fetched, during, kill, exited, delete), text = drive_created(world, b, "n1", steps)
     assert start["rc"] == 0, (start, text)
     assert fetched["stdout"] == "served by the guest\n", (fetched, text)
     assert "10.99.0.2/24" in text and "default via 10.99.0.1" in text, text
     assert "1400" in text and mac in text, text
     assert exited["exit"] == 137 and delete["rc"] == 0
-    addrs = subprocess.run(["ip", "-n", ctr_ns, "-4", "-o", "addr", "show", "eth0"],
-                           capture_output=True, text=True).stdout
-    assert "10.99.0.2" not in addrs
+    assert "10.99.0.2" not in during["stdout"], during  # the guest's while it runs
+    addrs = subprocess.run(show, capture_output=True, text=True).stdout
+    assert "10.99.0.2/24" in addrs, addrs  # the engine's again once the VM ended
     links = subprocess.run(["ip", "-n", ctr_ns, "-o", "link"], capture_output=True,
                            text=True).stdout
     assert "cj-" not in links, links
+
+
+def test_network_namespace_reusable_after_delete(world, netns_pair):
+    """A namespace joined by path outlives the container (a pod's sandbox,
+    docker's --network container:X, a restart in it): once the container
+    is deleted, the next container created in it takes its interface again,
+    and the engine's namespace has its address and default route back."""
+    engine_ns, ctr_ns = netns_pair
+    b = world.bundle(["/bin/sh", "-c", "echo up; sleep 600"])
+    config = json.loads((b / "config.json").read_text())
+    config["linux"]["namespaces"].append({"type": "network",
+                                          "path": f"/var/run/netns/{ctr_ns}"})
+    (b / "config.json").write_text(json.dumps(config))
+    pid_file = world.tmp / "init.pid"
+    out = world.drive(["create", "--bundle", str(b), "--pid-file", str(pid_file), "r1"],
+                      ["start", "r1"], ["kill", "r1", "KILL"], ["wait"], ["delete", "r1"],
+                      ["create", "--bundle", str(b), "--pid-file", str(pid_file), "r2"],
+                      ["delete", "--force", "r2"])
+    create1, start1, _, exited, delete1, create2, delete2 = out
+    assert create1["rc"] == 0 and start1["rc"] == 0 and delete1["rc"] == 0, out
+    assert exited["exit"] == 137, out
+    addrs = subprocess.run(["ip", "-n", ctr_ns, "-4", "-o", "addr", "show", "eth0"],
+                           capture_output=True, text=True).stdout
+    routes = subprocess.run(["ip", "-n", ctr_ns, "route"], capture_output=True,
+                            text=True).stdout
+    assert delete2["rc"] == 0, out
+    assert create2["rc"] == 0, create2["stderr"]
+    assert "10.99.0.2/24" in addrs and "default via 10.99.0.1" in routes, (addrs, routes)
+
+
+def test_adopt_keeps_the_engines_ingress_qdisc(world, netns_pair):
+    """An interface with an ingress qdisc of the engine's own cannot be
+    bridged (create fails) and keeps that qdisc and its address: the undo
+    gives back only what the run changed."""
+    engine_ns, ctr_ns = netns_pair
+    subprocess.run(["tc", "-n", ctr_ns, "qdisc", "add", "dev", "eth0", "ingress"], check=True)
+    b = world.bundle(["/bin/sh", "-c", "echo never"])
+    config = json.loads((b / "config.json").read_text())
+    config["linux"]["namespaces"].append({"type": "network",
+                                          "path": f"/var/run/netns/{ctr_ns}"})
+    (b / "config.json").write_text(json.dumps(config))
+    (create,) = world.drive(["create", "--bundle", str(b), "--pid-file",
+                             str(world.tmp / "init.pid"), "q1"])
+    assert create["rc"] != 0, create
+    qdiscs = subprocess.run(["tc", "-n", ctr_ns, "qdisc", "show", "dev", "eth0", "ingress"],
+                            capture_output=True, text=True).stdout
+    addrs = subprocess.run(["ip", "-n", ctr_ns, "-4", "-o", "addr", "show", "eth0"],
+                           capture_output=True, text=True).stdout
+    assert "ingress" in qdiscs, qdiscs
+    assert "10.99.0.2/24" in addrs, addrs
+
+
+def test_delete_force_after_an_interrupted_create(world):
+    """An engine that gives up on a slow create (killed while the run's
+    supervisor makes the shape's boot snapshot, before any state.json)
+    then deletes the container with --force: its held VM goes too, and the
+    id is free again. (A memory size of its own: a snapshot to make.)"""
+    import random
+    import signal
+    import time
+    world.env["MEM_SIZE_MIB"] = str(random.randrange(300, 400))
+    b = world.bundle(["/bin/sh", "-c", "echo never"])
+    create = subprocess.Popen(world.rt() + ["create", "--bundle", str(b), "k1"], env=world.env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and create.poll() is None:
+        if any((r / "record.json").exists() for r in runs(world.run_dir)):
+            break
+        time.sleep(0.05)
+    assert create.poll() is None, "create ended before its run was made"
+    create.send_signal(signal.SIGKILL)
+    create.wait()
+    assert not (world.root / "k1" / "state.json").exists()
+    out = world.drive(["delete", "--force", "k1"])
+    assert out[0]["rc"] == 0, out
+    deadline = time.time() + 30  # delete waits for the run's end: at most its teardown
+    while time.time() < deadline and (runs(world.run_dir) or qemu_processes_for(world.run_dir)):
+        time.sleep(0.5)
+    assert not qemu_processes_for(world.run_dir), "the held VM was left running"
+    assert not (world.root / "k1").exists(), "the container's state was left"
 
 
 def test_a_container_that_never_started(world):

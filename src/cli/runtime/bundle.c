@@ -178,9 +178,14 @@ static void map_mounts(struct map *m, json_object *cfg)
 		    (has_opt(opts, "bind") || has_opt(opts, "rbind") ||
 		     (type && strcmp(type, "bind") == 0)) &&
 		    stat(src, &st) == 0 && S_ISDIR(st.st_mode)) {
-			snprintf(what, sizeof what, "%s:%s%s", src, dest,
-			         has_opt(opts, "ro") ? ":ro" : "");
-			push2(m, "--volume", what);
+			/* whole, however long: a cut value could lose its ":ro" */
+			char *vol = NULL;
+			if (asprintf(&vol, "%s:%s%s", src, dest, has_opt(opts, "ro") ? ":ro" : "") <
+			    0)
+				m->fail = ENOMEM;
+			else
+				push2(m, "--volume", vol);
+			free(vol);
 			continue;
 		}
 		snprintf(what, sizeof what, "mount %s", dest);

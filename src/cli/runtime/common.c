@@ -261,8 +261,14 @@ int rt_write_pid(const char *path, pid_t pid, struct cj_err *err)
 	int fd, n = snprintf(text, sizeof text, "%d", (int)pid);
 
 	snprintf(tmp, sizeof tmp, "%s.%d.tmp", path, (int)getpid());
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0 || write(fd, text, (size_t)n) != n || close(fd) < 0 || rename(tmp, path) < 0) {
+	/* a new file of ours, never what a name planted there points to */
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return cj_fail(err, errno, "pid file %s", tmp);
+	bool ok = write(fd, text, (size_t)n) == n;
+	if (close(fd) < 0)
+		ok = false;
+	if (!ok || rename(tmp, path) < 0) {
 		int e = errno;
 		unlink(tmp);
 		return cj_fail(err, e, "pid file %s", path);

@@ -5,6 +5,7 @@
 #include "runtime.h"
 
 #include "run/runs.h"
+#include "util/undo.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -50,6 +51,31 @@ static int remove_run(json_object *st, bool force, struct cj_err *err)
 	return 0;
 }
 
+/* A create that ended (killed by its engine) before it wrote the state:
+ * its run, named after the container, may live on, its VM held. Found by
+ * that exact name (never an id or a prefix), stopped and removed. */
+static int remove_orphan(const char *cid, struct cj_err *err)
+{
+	const char *base = rt_run_base();
+	struct cj_err ignored = {0};
+	json_object *rec;
+	char run[16];
+	bool named;
+
+	if (cj_runs_find(base, cid, run, &ignored) < 0 ||
+	    !(rec = cj_runs_read(base, run, &ignored)))
+		return 0;
+	named = cj_undo_str(rec, "name") && strcmp(cj_undo_str(rec, "name"), cid) == 0;
+	json_object_put(rec);
+	if (!named)
+		return 0;
+	json_object *st = json_object_new_object();
+	json_object_object_add(st, "run", json_object_new_string(run));
+	int r = remove_run(st, true, err);
+	json_object_put(st);
+	return r;
+}
+
 static int delete_main(const struct rt_verb *verb, int argc, char **argv)
 {
 	struct del d = {0};
@@ -59,8 +85,14 @@ static int delete_main(const struct rt_verb *verb, int argc, char **argv)
 
 	if (r != 0 || rt_need(verb, argc - first, 1, &err) < 0)
 		return r > 0 ? 0 : rt_fail(&err);
-	if (!(st = rt_state_read(argv[first], &err)))
-		return d.force ? 0 : rt_fail(&err);
+	if (!(st = rt_state_read(argv[first], &err))) {
+		if (!d.force)
+			return rt_fail(&err);
+		if (remove_orphan(argv[first], &err) < 0)
+			return rt_fail(&err);
+		rt_state_remove(argv[first]); /* what the create left */
+		return 0;
+	}
 	r = remove_run(st, d.force, &err);
 	json_object_put(st);
 	if (r == 0)

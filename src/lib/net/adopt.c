@@ -14,10 +14,13 @@
 #include <errno.h>
 #include <libmnl/libmnl.h>
 #include <linux/if_link.h>
+#include <linux/pkt_sched.h>
 #include <linux/rtnetlink.h>
 #include <net/if.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 struct iface {
@@ -29,6 +32,7 @@ struct iface {
 	unsigned prefix;
 	bool have_addr;
 	uint32_t gateway;
+	bool had_ingress;
 };
 
 static struct nlmsghdr *request(char *buf, uint16_t type, uint16_t flags)
@@ -155,6 +159,136 @@ static int link_mtu(int index, unsigned mtu, struct cj_err *err)
 	return cj_nl_talk(nlh, NULL, NULL, err);
 }
 
+/* This network namespace, as "dev:ino". */
+static int netns_id(char *buf, size_t len)
+{
+	struct stat st;
+
+	if (stat("/proc/self/ns/net", &st) < 0)
+		return -1;
+	snprintf(buf, len, "%llu:%llu", (unsigned long long)st.st_dev,
+	         (unsigned long long)st.st_ino);
+	return 0;
+}
+
+static int qdisc_cb(const struct nlmsghdr *nlh, void *data)
+{
+	const struct tcmsg *tcm = mnl_nlmsg_get_payload(nlh);
+	struct iface *f = data;
+
+	if (tcm->tcm_ifindex == f->index && tcm->tcm_parent == TC_H_INGRESS)
+		f->had_ingress = true;
+	return MNL_CB_OK;
+}
+
+/* Has the interface an ingress qdisc (the engine's: then ours cannot be
+ * added, and the undo must not remove it)? */
+static int ingress_read(struct iface *f, struct cj_err *err)
+{
+	char buf[8192];
+	struct nlmsghdr *nlh = request(buf, RTM_GETQDISC, NLM_F_DUMP);
+	struct tcmsg *tcm = mnl_nlmsg_put_extra_header(nlh, sizeof *tcm);
+
+	tcm->tcm_family = AF_UNSPEC;
+	return cj_nl_talk(nlh, qdisc_cb, f, err);
+}
+
+/* "net.adopt": the interface as the engine gave it (its address, prefix
+ * and gateway, in this namespace), pushed before it is changed. */
+static int push_undo(const char *name, struct iface *f, struct cj_undo *undo, struct cj_err *err)
+{
+	char addr[INET_ADDRSTRLEN], gw[INET_ADDRSTRLEN] = "", ns[64], prefix[8];
+	json_object *e;
+
+	if (netns_id(ns, sizeof ns) < 0)
+		return cj_fail(err, errno, "the network namespace of %s", name);
+	if (ingress_read(f, err) < 0)
+		return cj_err_wrap(err, "read the qdiscs of %s", name);
+	inet_ntop(AF_INET, &f->addr, addr, sizeof addr);
+	if (f->gateway)
+		inet_ntop(AF_INET, &f->gateway, gw, sizeof gw);
+	snprintf(prefix, sizeof prefix, "%u", f->prefix);
+	e = json_object_new_object();
+	json_object_object_add(e, "iface", json_object_new_string(name));
+	json_object_object_add(e, "addr", json_object_new_string(addr));
+	json_object_object_add(e, "prefix", json_object_new_string(prefix));
+	json_object_object_add(e, "gateway", json_object_new_string(gw));
+	json_object_object_add(e, "netns", json_object_new_string(ns));
+	json_object_object_add(e, "ingress",
+	                       json_object_new_string(f->had_ingress ? "engine" : "ours"));
+	return cj_undo_push(undo, "net.adopt", e, err);
+}
+
+static void ingress_del(int index)
+{
+	char buf[8192];
+	struct cj_err ignored = {0};
+	struct nlmsghdr *nlh = request(buf, RTM_DELQDISC, NLM_F_ACK);
+	struct tcmsg *tcm = mnl_nlmsg_put_extra_header(nlh, sizeof *tcm);
+
+	tcm->tcm_family = AF_UNSPEC;
+	tcm->tcm_ifindex = index;
+	tcm->tcm_handle = TC_H_MAKE(TC_H_INGRESS, 0);
+	tcm->tcm_parent = TC_H_INGRESS;
+	cj_nl_talk(nlh, NULL, NULL, &ignored);
+}
+
+static void addr_add(const struct iface *f)
+{
+	char buf[8192];
+	struct cj_err ignored = {0};
+	struct nlmsghdr *nlh = request(buf, RTM_NEWADDR, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL);
+	struct ifaddrmsg *ifa = mnl_nlmsg_put_extra_header(nlh, sizeof *ifa);
+
+	ifa->ifa_family = AF_INET;
+	ifa->ifa_prefixlen = (unsigned char)f->prefix;
+	ifa->ifa_index = (unsigned)f->index;
+	mnl_attr_put(nlh, IFA_LOCAL, 4, &f->addr);
+	mnl_attr_put(nlh, IFA_ADDRESS, 4, &f->addr);
+	cj_nl_talk(nlh, NULL, NULL, &ignored); /* EEXIST: it is back already */
+}
+
+static void default_route_add(const struct iface *f)
+{
+	char buf[8192];
+	struct cj_err ignored = {0};
+	struct nlmsghdr *nlh = request(buf, RTM_NEWROUTE, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL);
+	struct rtmsg *rt = mnl_nlmsg_put_extra_header(nlh, sizeof *rt);
+
+	rt->rtm_family = AF_INET;
+	rt->rtm_table = RT_TABLE_MAIN;
+	rt->rtm_protocol = RTPROT_BOOT;
+	rt->rtm_scope = RT_SCOPE_UNIVERSE;
+	rt->rtm_type = RTN_UNICAST;
+	mnl_attr_put(nlh, RTA_GATEWAY, 4, &f->gateway);
+	mnl_attr_put_u32(nlh, RTA_OIF, (uint32_t)f->index);
+	cj_nl_talk(nlh, NULL, NULL, &ignored);
+}
+
+int cj_net_adopt_undo(json_object *entry)
+{
+	const char *name = cj_undo_str(entry, "iface"), *addr = cj_undo_str(entry, "addr");
+	const char *gw = cj_undo_str(entry, "gateway"), *ns = cj_undo_str(entry, "netns");
+	const char *prefix = cj_undo_str(entry, "prefix");
+	struct iface f = {0};
+	char here[64];
+
+	/* only in its namespace (the run's teardown is there; gc elsewhere
+	 * has nothing of it to give back: the engine owns that namespace) */
+	if (!name || !addr || !ns || !prefix || netns_id(here, sizeof here) < 0 ||
+	    strcmp(here, ns) != 0 || inet_pton(AF_INET, addr, &f.addr) != 1 ||
+	    !(f.index = (int)if_nametoindex(name)))
+		return 0;
+	f.prefix = (unsigned)atoi(prefix);
+	const char *ingress = cj_undo_str(entry, "ingress");
+	if (ingress && strcmp(ingress, "ours") == 0)
+		ingress_del(f.index); /* its redirect to the VM's TAP with it */
+	addr_add(&f);
+	if (gw && *gw && inet_pton(AF_INET, gw, &f.gateway) == 1)
+		default_route_add(&f);
+	return 0;
+}
+
 int cj_net_adopt(const struct cj_net_spec *spec, const char *id, uid_t owner_uid,
                  struct cj_undo *undo, struct cj_net *out, struct cj_err *err)
 {
@@ -174,6 +308,8 @@ int cj_net_adopt(const struct cj_net_spec *spec, const char *id, uid_t owner_uid
 	out->active = true;
 	if ((tap = cj_nl_link_index(out->tap)) < 0)
 		return cj_fail(err, errno, "the VM's TAP %s", out->tap);
+	if (push_undo(spec->adopt_iface, &f, undo, err) < 0)
+		return -1;
 	if ((f.mtu && link_mtu(tap, f.mtu, err) < 0) || cj_nl_link_ipv6_no_addr(tap, err) < 0 ||
 	    cj_nl_link_up(tap, err) < 0 ||
 	    cj_tc_bridge((unsigned)f.index, (unsigned)tap, err) < 0 || addr_del(&f, err) < 0)

@@ -1236,6 +1236,8 @@ int cj_net_undo(json_object *entry, bool verbose)
 		return undo_tap(cj_undo_str(entry, "name") ? cj_undo_str(entry, "name") : "");
 	if (strcmp(what, "netns") == 0)
 		return undo_netns(cj_undo_str(entry, "path"));
+	if (strcmp(what, "adopt") == 0)
+		return cj_net_adopt_undo(entry);
 	if (strcmp(what, "port") == 0)
 		return 0; /* a claim, for the other runs to see: nothing to undo */
 	if (strcmp(what, "table") == 0)

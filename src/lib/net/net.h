@@ -135,6 +135,10 @@ int cj_tap_open(const char *name, uid_t owner, struct cj_err *err);
  * addresses (the host stack must not answer in the guest's place). */
 int cj_net_adopt(const struct cj_net_spec *spec, const char *id, uid_t owner_uid,
                  struct cj_undo *undo, struct cj_net *out, struct cj_err *err);
+/* Undo a "net.adopt" entry: in the namespace it was made in, the
+ * interface gets its address and default route back, without the ingress
+ * qdisc that redirected it to the VM; elsewhere nothing. */
+int cj_net_adopt_undo(json_object *entry);
 /* Frames received on link a leave through link b and back (an ingress
  * qdisc on each, a match-all u32 filter with a mirred redirect; netns.c). */
 int cj_tc_bridge(unsigned a, unsigned b, struct cj_err *err);
