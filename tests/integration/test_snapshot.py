@@ -208,3 +208,42 @@ def test_concurrent_first_runs_make_one_snapshot(runner):
         assert RESTORED in cmdline_of(out)  # the second waited for the first's snapshot
     assert len(set(snapshots(runner.cache)) - before) == 1
     assert not list((runner.cache / "snapshots").glob("*/vmstate.tmp"))
+
+
+def snapshot_makers(cache: Path):
+    """QEMU processes making a boot snapshot for this cache (ctrj.snap=1, no
+    -incoming, its initramfs in the cache): other tests run next to this one."""
+    found = []
+    for p in Path("/proc").iterdir():
+        try:
+            argv = (p / "cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            continue
+        if argv and b"qemu" in argv[0] and any(RESTORED in a for a in argv) \
+                and b"-incoming" not in argv and any(bytes(cache) in a for a in argv):
+            found.append(p.name)
+    return found
+
+
+def test_a_stop_while_the_snapshot_is_made_ends_the_run_at_once(runner):
+    """SIGTERM during the first run of a shape (its snapshot being made)
+    ends the run then, with 143, the snapshot VM gone and no VMM started;
+    the next run of the shape makes the snapshot whole."""
+    opts = ["--memory", "184"]  # a shape of this test's own
+    proc = runner.start(["/bin/true"], options=opts)
+    deadline = time.monotonic() + 120
+    while not snapshot_makers(runner.cache) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert proc.poll() is None and snapshot_makers(runner.cache), "the run was making its snapshot"
+    proc.send_signal(signal.SIGTERM)
+    t0 = time.monotonic()
+    _, err = proc.communicate(timeout=120)
+    took = time.monotonic() - t0
+    assert proc.returncode == 143, err
+    # before the fix the stop waited for the snapshot VM's boot and save,
+    # then a restored VM's start and graceful stop
+    assert took < 3, f"the stop waited {took:.1f}s for the snapshot"
+    assert not snapshot_makers(runner.cache)
+    assert not list((runner.cache / "snapshots").glob("*/vmstate.tmp"))
+    r = runner.run(["/bin/true"], options=opts)
+    assert r.returncode == 0, r.stderr

@@ -942,7 +942,11 @@ static void snapshot_choose(struct run *r, char *path, size_t len)
 	if (r->spec->cold_boot || !r->vmm.ops->snapshot_take || !r->spec->cache_dir ||
 	    r->vm.nshares)
 		return;
+	cj_snapshot_stop_fd(r->sfd);
 	fd = cj_snapshot_open(r->spec->cache_dir, &r->vmm, &r->vm, path, len, &serr);
+	cj_snapshot_stop_fd(-1);
+	if (fd < 0 && serr.errnum == EINTR)
+		return; /* a stop came: start_vmm ends the run before a VMM exists */
 	if (fd < 0) {
 		cj_notice("booting cold: %s", cj_err_str(&serr, buf, sizeof buf));
 		return;
@@ -959,6 +963,12 @@ static int start_vmm(struct run *r, struct cj_err *err)
 	int rc;
 
 	snapshot_choose(r, path, sizeof path);
+	if (stopped_during_setup(r->sfd, err) < 0) { /* e.g. while the snapshot was made */
+		if (r->vm.snap.restore)
+			close(r->vm.snap.fd);
+		r->vm.snap.restore = false;
+		return -1;
+	}
 	rc = r->vmm.ops->start(&r->vmm, &r->vm, err);
 	if (r->vm.snap.restore)
 		close(r->vm.snap.fd);

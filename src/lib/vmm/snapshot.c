@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -78,6 +79,48 @@ int cj_snapshot_go_line(char *buf, size_t len, const uint8_t *mac, struct cj_err
 	return 0;
 }
 
+static int g_stop_fd = -1;
+
+void cj_snapshot_stop_fd(int fd)
+{
+	g_stop_fd = fd;
+}
+
+/* A stop asked for (the signal stays queued: poll only looks). */
+static bool stop_pending(void)
+{
+	struct pollfd p = {.fd = g_stop_fd, .events = POLLIN};
+
+	return g_stop_fd >= 0 && poll(&p, 1, 0) == 1;
+}
+
+static int stopped(struct cj_err *err)
+{
+	return cj_fail(err, EINTR, "stopped while the boot snapshot was being made");
+}
+
+/* dir/lock, waited for in steps so that a stop ends the wait. */
+static int lock_stoppable(const char *path, struct cj_err *err)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+
+	if (fd < 0)
+		return cj_fail(err, errno, "open lock %s", path);
+	while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int e = errno;
+		if (e != EWOULDBLOCK && e != EINTR) {
+			close(fd);
+			return cj_fail(err, e, "lock %s", path);
+		}
+		if (stop_pending()) {
+			close(fd);
+			return stopped(err);
+		}
+		usleep(50000);
+	}
+	return fd;
+}
+
 /* Reads the console until the guest says it reached its snapshot point. */
 static int wait_point(int fd, struct cj_err *err)
 {
@@ -86,13 +129,19 @@ static int wait_point(int fd, struct cj_err *err)
 	uint64_t deadline = cj_now_ns() + POINT_TIMEOUT_MS * 1000000ull;
 
 	for (;;) {
-		struct pollfd p = {.fd = fd, .events = POLLIN};
+		struct pollfd p[2] = {{.fd = fd, .events = POLLIN},
+		                      {.fd = g_stop_fd, .events = POLLIN}};
 		uint64_t now = cj_now_ns();
 		if (now >= deadline)
 			return cj_fail(err, ETIMEDOUT,
 			               "the guest never reached its snapshot point");
-		if (poll(&p, 1, (int)((deadline - now) / 1000000 + 1)) < 0 && errno != EINTR)
+		if (poll(p, g_stop_fd >= 0 ? 2 : 1, (int)((deadline - now) / 1000000 + 1)) < 0 &&
+		    errno != EINTR)
 			return cj_fail(err, errno, "snapshot: console");
+		if (g_stop_fd >= 0 && (p[1].revents & POLLIN))
+			return stopped(err);
+		if (!(p[0].revents & (POLLIN | POLLHUP | POLLERR)))
+			continue;
 		ssize_t n = read(fd, buf + used, sizeof buf - 1 - used);
 		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
@@ -175,7 +224,7 @@ static int open_or_make(const char *dir, const struct cj_vmm *vmm, const struct 
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0)
 		return fd;
 	snprintf(lock, sizeof lock, "%s/lock", dir);
-	if ((lfd = cj_lock_file(lock, err)) < 0)
+	if ((lfd = lock_stoppable(lock, err)) < 0)
 		return -1;
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) { /* nobody made it meanwhile */
 		snprintf(tmp, sizeof tmp, "%s/vmstate.tmp", dir);

@@ -23,6 +23,10 @@
 int cj_snapshot_open(const char *cache_dir, const struct cj_vmm *vmm,
                      const struct cj_vm_config *cfg, char *path, size_t pathlen,
                      struct cj_err *err);
+/* A descriptor that becomes readable when the run is asked to stop (its
+ * signalfd; -1: none): making a snapshot, or waiting for another run to
+ * make it, ends at once then (the signal stays pending for the caller). */
+void cj_snapshot_stop_fd(int fd);
 /* "go SEED SEC NSEC MAC\n": 32 fresh random bytes, the wall clock now,
  * the MAC (NULL: "-"). */
 int cj_snapshot_go_line(char *buf, size_t len, const uint8_t *mac, struct cj_err *err);
