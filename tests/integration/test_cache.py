@@ -152,3 +152,28 @@ def test_kernel_copies_share_one_vmlinux_and_modules_image(private, tmp_path):
     r = private.run(["true"], options=["--kernel", str(k), "--modules", str(m)])
     assert r.returncode == 0, r.stderr
     assert kind(df(private), "vmlinux")["entries"] == 2
+
+
+def test_snapshots_listed_and_pruned_unless_locked(private):
+    """Boot snapshots are a kind of their own in df; prune --all removes an
+    unused one but never one whose build lock is held (being taken)."""
+    import fcntl
+    shape = ["--memory", "128", "--cpus", "1", "--network", "none"]
+    r = subprocess.run([str(BINARY), "snapshot", "prepare", *shape], env=private.env(),
+                       capture_output=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    snap = Path(r.stdout.decode().strip()).parent
+    assert snap.parent == private.cache / "snapshots"
+    usage = df(private)
+    assert kind(usage, "snapshots")["prunable"]
+    assert kind(usage, "snapshots")["entries"] == 1
+    assert kind(usage, "snapshots")["bytes"] == du(snap) > 1 << 20
+    assert "snapshots" in system(private, "df")
+    with open(snap / "lock", "a") as lock:          # a snapshot being taken
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        assert kind(df(private), "snapshots")["in_use"] == 1
+        system(private, "prune", "--all")
+        assert (snap / "vmstate").exists(), "prune removed a snapshot being taken"
+    system(private, "prune", "--all")                # lock let go: it goes
+    assert not snap.exists()
+    assert kind(df(private), "snapshots")["entries"] == 0
