@@ -5,8 +5,9 @@
  *
  * An entry is one item directly below a kind's folder: a file (a base
  * image, a vmlinux, an initramfs, a modules image) or a folder (a fetched
- * kernel, a boot snapshot <key>/ of vmm/snapshot.h). Build locks (*.lock) and memo files (ids/) are bookkeeping, not
- * entries; a build's leftovers (*.tmp, *.unpack) are entries of their kind
+ * kernel, a boot snapshot <key>/ of vmm/snapshot.h). Build locks
+ * (*.lock) and memo files (ids/) are bookkeeping, not entries; a build's
+ * leftovers (*.tmp, *.unpack) are entries of their kind
  * that prune removes once their build lock is free.
  *
  * In use: a run holds a shared flock on every entry it opens
