@@ -503,6 +503,32 @@ def test_interrupted_pull_resumes(world, layout):
     assert partials(world) == []
 
 
+def test_run_interrupted_pull_cleans_up(world, layout):
+    """Ctrl-C while `run REF` pulls: the run stops the downloads as `pull`
+    does and exits 130 (128+SIGINT) instead of dying by the signal; no lock
+    held, no temporary file in the cache, the partial blobs kept."""
+    reg, log = fake_registry(world, layout, "slow")
+    argv = [*world.nsexec(), str(BINARY), "run", "--memory", "256", "--cpus", "1",
+            "--network", "none", "--insecure-registry", reg, f"{reg}/test/app:app", "true"]
+    p = subprocess.Popen(argv, env=world.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        sizes = [(world.cache / "store/blobs/sha256" / n).stat().st_size
+                 for n in partials(world)]
+        if sizes and max(sizes) > 65536:
+            break
+        time.sleep(0.05)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=10)
+    assert p.returncode == 130 and b"interrupted" in err, (p.returncode, err)
+    assert partials(world)
+    assert not [q for q in world.cache.rglob("*") if q.name.endswith((".tmp", ".unpack"))]
+    with open(world.cache / "store.lock", "w") as f:  # nobody holds the lock
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    names = world.cj("images", "--format", "json").stdout.splitlines()
+    assert names == []  # nothing half-pulled is named
+
+
 def test_run_pulls_when_missing(world, layout):
     """run REGISTRY/NAME:TAG pulls what is not stored (--pull missing, the
     default); --pull never refuses it with the fix named."""
