@@ -83,7 +83,11 @@ def test_prune_spares_what_a_live_run_uses(private, make_rootfs):
         usage = df(private)
         assert kind(usage, "base")["in_use"] == 1
         assert kind(usage, "vmlinux")["in_use"] == 1
+        snaps = sorted((private.cache / "snapshots").glob("*/vmstate"))
+        # the boot snapshot the live run restored (QEMU makes one per shape)
+        assert kind(usage, "snapshots")["in_use"] == len(snaps) == 1
         system(private, "prune", "--all")
+        assert all(p.exists() for p in snaps), "prune removed the live run's snapshot"
         left = bases(private)
         assert len(left) == 1, "prune --all removed the live run's base image or kept the other"
         assert (private.cache / "vmlinux").exists() and any(
