@@ -181,7 +181,7 @@ static const struct cli_opt run_opts[] = {
     {"no-healthcheck", 0, NULL, NULL, opt_no_healthcheck, NULL, G_LIFE,
      "no health check, not even the image's HEALTHCHECK"},
     {"quiet", 'q', NULL, NULL, opt_quiet, NULL, G_LIFE,
-     "do not print the guest's address and published ports at start"},
+     "do not print the guest's address and published ports at start, nor progress"},
     {"cache-dir", 0, "DIR", "CTR_JAILER_CACHE", opt_cache_dir, NULL, G_RUNTIME,
      "cache of kernels, base images and initramfs (default " CJ_DEFAULT_CACHE ")"},
     {NULL, 0, "DIR", "CTR_JAILER_RUN_DIR", opt_run_dir, NULL, G_RUNTIME,
@@ -387,7 +387,6 @@ static int run_main(const struct cli_verb *verb, int argc, char **argv)
 		printf("%s\n", id);
 		return fflush(stdout) == 0 ? 0 : CJ_EXIT_RUNTIME;
 	}
-	cj_progress_setup(2, isatty(2) ? cj_progress_mode_for(2, spec.quiet) : CJ_PROGRESS_QUIET);
 	r = cj_run_vm(&spec, &err);
 	cj_spec_free(&spec);
 	cli_print_err(&err);

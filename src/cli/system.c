@@ -143,8 +143,9 @@ const struct cli_verb cli_system_verb = {
              "allocated sizes as du counts them and what live runs use. prune: remove the "
              "entries no live run uses and that were last used more than 24 hours ago; "
              "--all: every entry no live run uses. A live run holds a shared lock on each "
-             "entry it uses until it ends; the kernel 'kernel fetch' made the default, the "
-             "image store and snapshots are never pruned here.",
+             "entry it uses until it ends (a boot snapshot being taken holds its build lock); "
+             "the kernel 'kernel fetch' made the default and the image store are never "
+             "pruned here.",
     .opts = system_opts,
     .nopts = sizeof system_opts / sizeof *system_opts,
     .main = system_main,

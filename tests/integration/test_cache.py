@@ -83,7 +83,11 @@ def test_prune_spares_what_a_live_run_uses(private, make_rootfs):
         usage = df(private)
         assert kind(usage, "base")["in_use"] == 1
         assert kind(usage, "vmlinux")["in_use"] == 1
+        snaps = sorted((private.cache / "snapshots").glob("*/vmstate"))
+        # the boot snapshot the live run restored (QEMU makes one per shape)
+        assert kind(usage, "snapshots")["in_use"] == len(snaps) == 1
         system(private, "prune", "--all")
+        assert all(p.exists() for p in snaps), "prune removed the live run's snapshot"
         left = bases(private)
         assert len(left) == 1, "prune --all removed the live run's base image or kept the other"
         assert (private.cache / "vmlinux").exists() and any(
@@ -152,3 +156,28 @@ def test_kernel_copies_share_one_vmlinux_and_modules_image(private, tmp_path):
     r = private.run(["true"], options=["--kernel", str(k), "--modules", str(m)])
     assert r.returncode == 0, r.stderr
     assert kind(df(private), "vmlinux")["entries"] == 2
+
+
+def test_snapshots_listed_and_pruned_unless_locked(private):
+    """Boot snapshots are a kind of their own in df; prune --all removes an
+    unused one but never one whose build lock is held (being taken)."""
+    import fcntl
+    shape = ["--memory", "128", "--cpus", "1", "--network", "none"]
+    r = subprocess.run([str(BINARY), "snapshot", "prepare", *shape], env=private.env(),
+                       capture_output=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    snap = Path(r.stdout.decode().strip()).parent
+    assert snap.parent == private.cache / "snapshots"
+    usage = df(private)
+    assert kind(usage, "snapshots")["prunable"]
+    assert kind(usage, "snapshots")["entries"] == 1
+    assert kind(usage, "snapshots")["bytes"] == du(snap) > 1 << 20
+    assert "snapshots" in system(private, "df")
+    with open(snap / "lock", "a") as lock:          # a snapshot being taken
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        assert kind(df(private), "snapshots")["in_use"] == 1
+        system(private, "prune", "--all")
+        assert (snap / "vmstate").exists(), "prune removed a snapshot being taken"
+    system(private, "prune", "--all")                # lock let go: it goes
+    assert not snap.exists()
+    assert kind(df(private), "snapshots")["entries"] == 0

@@ -257,3 +257,27 @@ def test_build_progress_on_a_terminal(runner, cache, make_rootfs, quiet):
         assert b"build image of" not in out
     else:
         assert b"build image of" in out and b"MiB" in out, out
+
+
+def test_build_progress_lines_when_not_a_terminal(runner, cache, make_rootfs):
+    """stderr not a terminal: a base-image build that runs over a second
+    writes one line when it has and one when it ends (both once); -q none;
+    a quick build writes nothing (README "Progress")."""
+    env = {"CTR_JAILER_CACHE": str(cache)}
+    small = runner.run(["true"], rootfs=make_rootfs({"/etc/s": ("s\n", 0o644)}), env=env)
+    assert small.returncode == 0, small.stderr
+    assert b"build image of" not in small.stderr, small.stderr
+    big = os.urandom(1 << 20) * 400  # over a second to build, even here
+    for quiet in (True, False):
+        root = make_rootfs({"/big": (big + str(quiet).encode(), 0o644)})
+        r = runner.run(["true"], rootfs=root, options=["-q"] if quiet else [], env=env,
+                       timeout=600)
+        assert r.returncode == 0, r.stderr
+        lines = [l for l in r.stderr.splitlines() if b"build image of" in l]
+        if quiet:
+            assert lines == [], r.stderr
+        else:
+            assert len(lines) == 2 and b"done" in lines[1] and b"MiB" in lines[1], r.stderr
+            assert b"\r" not in r.stderr and b"\033" not in r.stderr
+        shutil.rmtree(root)
+    shutil.rmtree(cache / "base", ignore_errors=True)  # 800 MB of images

@@ -467,12 +467,8 @@ def test_run_image_operand_and_rmi_in_use(world, layout):
     assert world.store_blobs() == {}
 
 
-def test_interrupted_pull_resumes(world, layout):
-    """Ctrl-C mid-download: exit 125 at once, no lock held, no temporary
-    file, the partial blob kept; the next pull asks only for the rest."""
-    reg, log = fake_registry(world, layout, "slow")
-    argv = [*world.nsexec(), str(BINARY), "pull", "--insecure-registry", reg,
-            f"{reg}/test/app:app"]
+def interrupt_mid_download(world, argv):
+    """Start argv, SIGINT it once a blob has 64 KiB on disk: (process, stderr)."""
     p = subprocess.Popen(argv, env=world.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -482,7 +478,17 @@ def test_interrupted_pull_resumes(world, layout):
             break
         time.sleep(0.05)
     p.send_signal(signal.SIGINT)
-    out, err = p.communicate(timeout=10)
+    _, err = p.communicate(timeout=10)
+    return p, err
+
+
+def test_interrupted_pull_resumes(world, layout):
+    """Ctrl-C mid-download: exit 125 at once, no lock held, no temporary
+    file, the partial blob kept; the next pull asks only for the rest."""
+    reg, log = fake_registry(world, layout, "slow")
+    argv = [*world.nsexec(), str(BINARY), "pull", "--insecure-registry", reg,
+            f"{reg}/test/app:app"]
+    p, err = interrupt_mid_download(world, argv)
     assert p.returncode == 125 and b"interrupted" in err, err
     left = partials(world)
     assert left
@@ -501,6 +507,23 @@ def test_interrupted_pull_resumes(world, layout):
         data = (store / "blobs/sha256" / hexd).read_bytes()
         assert hashlib.sha256(data).hexdigest() == hexd
     assert partials(world) == []
+
+
+def test_run_interrupted_pull_cleans_up(world, layout):
+    """Ctrl-C while `run REF` pulls: the run stops the downloads as `pull`
+    does and exits 130 (128+SIGINT) instead of dying by the signal; no lock
+    held, no temporary file in the cache, the partial blobs kept."""
+    reg, log = fake_registry(world, layout, "slow")
+    argv = [*world.nsexec(), str(BINARY), "run", "--memory", "256", "--cpus", "1",
+            "--network", "none", "--insecure-registry", reg, f"{reg}/test/app:app", "true"]
+    p, err = interrupt_mid_download(world, argv)
+    assert p.returncode == 130 and b"interrupted" in err, (p.returncode, err)
+    assert partials(world)
+    assert not [q for q in world.cache.rglob("*") if q.name.endswith((".tmp", ".unpack"))]
+    with open(world.cache / "store.lock", "w") as f:  # nobody holds the lock
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    names = world.cj("images", "--format", "json").stdout.splitlines()
+    assert names == []  # nothing half-pulled is named
 
 
 def test_run_pulls_when_missing(world, layout):

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static int pipe_fds[2];
@@ -56,17 +57,32 @@ static void test_silent_until_set_up(void **state)
 
 static void test_lines_mode_writes_start_and_end(void **state)
 {
+	struct timespec second = {1, 100000000};
+
 	(void)state;
 	cj_progress_setup(pipe_fds[1], CJ_PROGRESS_LINES);
 	struct cj_progress *p = cj_progress_start("unpack", CJ_PROGRESS_BYTES, 2048);
 	assert_non_null(p);
 	cj_progress_add(p, 1024);
+	assert_string_equal(drain(), ""); /* not yet a second */
+	nanosleep(&second, NULL);
 	cj_progress_add(p, 1024);
+	assert_string_equal(drain(), "ctr-jailer: unpack: 2.0 KiB\n");
 	cj_progress_end(p, true);
 	char *out = drain();
-	assert_non_null(strstr(out, "ctr-jailer: unpack: 2.0 KiB\n"));
 	assert_non_null(strstr(out, "ctr-jailer: unpack done: 2.0 KiB"));
 	assert_null(strchr(out, '\r'));
+}
+
+static void test_lines_mode_short_step_is_silent(void **state)
+{
+	(void)state;
+	cj_progress_setup(pipe_fds[1], CJ_PROGRESS_LINES);
+	struct cj_progress *p = cj_progress_start("build base image", CJ_PROGRESS_BYTES, 2048);
+	assert_non_null(p);
+	cj_progress_add(p, 2048);
+	cj_progress_end(p, true);
+	assert_string_equal(drain(), "");
 }
 
 static void test_tty_mode_redraws_and_sums_steps(void **state)
@@ -88,6 +104,8 @@ static void test_labels_are_sanitized(void **state)
 	(void)state;
 	cj_progress_setup(pipe_fds[1], CJ_PROGRESS_LINES);
 	struct cj_progress *p = cj_progress_start("evil\033]0;x\a", CJ_PROGRESS_FILES, 0);
+	struct timespec second = {1, 100000000};
+	nanosleep(&second, NULL); /* a long step: its lines are written */
 	cj_progress_add(p, 3);
 	cj_progress_end(p, true);
 	char *out = drain();
@@ -110,6 +128,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_silent_until_set_up, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_lines_mode_writes_start_and_end, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_lines_mode_short_step_is_silent, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_tty_mode_redraws_and_sums_steps, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_labels_are_sanitized, setup, teardown),
 	    cmocka_unit_test(test_sizes),

@@ -26,7 +26,7 @@ static const struct {
     {"initramfs", "initramfs", true}, {"modules", "modules", true},
     {"base", "base", true},           {"images", "images/v1", true},
     {"layers", "layers", true},       {"deltas", "deltas", true},
-    {"store", "store", false},        {"snapshots", "snapshots", false},
+    {"store", "store", false},        {"snapshots", "snapshots", true},
 };
 
 /* ---- sizes ------------------------------------------------------------------------ */
@@ -145,6 +145,25 @@ static bool leftover_building(const char *dir, const char *name)
 	return false;
 }
 
+/* A folder entry built under <entry>/lock (a boot snapshot): is that lock
+ * held? With hold, the exclusive lock is taken and kept in *fd. */
+static bool build_lock_held(const char *path, int *fd)
+{
+	char lock[PATH_MAX + 8];
+	int f;
+
+	*fd = -1;
+	snprintf(lock, sizeof lock, "%s/lock", path);
+	if ((f = open(lock, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)) < 0)
+		return false;
+	if (flock(f, LOCK_EX | LOCK_NB) < 0) {
+		close(f);
+		return true;
+	}
+	*fd = f;
+	return false;
+}
+
 /* Is the entry free? With take, the exclusive lock is kept in *fd. */
 static bool entry_free(const char *path, int *fd)
 {
@@ -165,7 +184,7 @@ static int entries_add(struct entries *es, const char *dir, const char *name, st
 {
 	struct entry *e;
 	struct stat st;
-	int fd;
+	int fd = -1;
 
 	if (es->n == es->cap) {
 		struct entry *grown =
@@ -183,6 +202,11 @@ static int entries_add(struct entries *es, const char *dir, const char *name, st
 	e->in_use = leftover_building(dir, name) || !entry_free(e->path, &fd);
 	if (fd >= 0)
 		close(fd);
+	if (!e->in_use && S_ISDIR(st.st_mode)) {
+		e->in_use = build_lock_held(e->path, &fd);
+		if (fd >= 0)
+			close(fd);
+	}
 	es->n++;
 	return 0;
 }
@@ -251,18 +275,25 @@ static int all_entries(const char *cache_dir, struct entries *es, struct cj_err 
 /* Remove e unless a run took it since it was listed. */
 static bool remove_entry(const struct entry *e, struct cj_cache_pruned *out)
 {
-	int fd;
+	int fd, bfd = -1;
 
 	if (e->in_use || !entry_free(e->path, &fd))
 		return false;
-	if (cj_tree_remove(e->path) < 0) {
-		cj_warn("could not remove %s from the cache: %s", e->path, strerror(errno));
+	if (build_lock_held(e->path, &bfd)) {
 		if (fd >= 0)
 			close(fd);
 		return false;
 	}
+	int r = cj_tree_remove(e->path);
+	int saved = errno;
 	if (fd >= 0)
 		close(fd);
+	if (bfd >= 0)
+		close(bfd);
+	if (r < 0) {
+		cj_warn("could not remove %s from the cache: %s", e->path, strerror(saved));
+		return false;
+	}
 	if (has_suffix(e->path, ".ext4")) {
 		char side[PATH_MAX + 16];
 		size_t stem = strlen(e->path) - 5;

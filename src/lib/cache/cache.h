@@ -5,15 +5,18 @@
  *
  * An entry is one item directly below a kind's folder: a file (a base
  * image, a vmlinux, an initramfs, a modules image) or a folder (a fetched
- * kernel). Build locks (*.lock) and memo files (ids/) are bookkeeping, not
- * entries; a build's leftovers (*.tmp, *.unpack) are entries of their kind
+ * kernel, a boot snapshot <key>/ of vmm/snapshot.h). Build locks
+ * (*.lock) and memo files (ids/) are bookkeeping, not entries; a build's
+ * leftovers (*.tmp, *.unpack) are entries of their kind
  * that prune removes once their build lock is free.
  *
  * In use: a run holds a shared flock on every entry it opens
  * (cj_cache_use), from the moment it picks it until the run has ended, in
  * the process that supervises it (a detached run's supervisor too). Prune
  * and the LRU cap take an exclusive flock without waiting before they
- * remove an entry: an entry a live run holds is never removed. Last use is
+ * remove an entry: an entry a live run holds is never removed. A folder
+ * entry with a held build lock inside (<entry>/lock: a snapshot being
+ * taken) is in use too; prune takes that lock as well. Last use is
  * the entry's access time, which cj_cache_use sets to now (whatever the
  * file system's atime policy).
  *
@@ -21,8 +24,8 @@
  * used more than CJ_CACHE_PRUNE_AGE ago; with --all, every entry no live
  * run uses. The LRU cap (--cache-max SIZE, CTR_JAILER_CACHE_MAX), applied
  * after each run, removes the least recently used entries no live run
- * uses until the whole cache fits. Kinds other helpers own (the image
- * store, snapshots) are counted but never removed here.
+ * uses until the whole cache fits. The image store (registry/store.h, with
+ * its own rmi and lock) is counted but never removed here.
  */
 #ifndef CJ_CACHE_H
 #define CJ_CACHE_H

@@ -6,6 +6,7 @@
 #include "image/oci.h"
 #include "registry/http.h"
 #include "registry/store.h"
+#include "util/interrupt.h"
 #include "util/progress.h"
 #include "util/util.h"
 
@@ -583,6 +584,19 @@ int cj_pull_for_run(const char *ref, const struct cj_pull_settings *s, const cha
 		return -1;
 	if (s->policy == CJ_PULL_NEVER || (found && s->policy == CJ_PULL_MISSING))
 		return 0;
+	/* A stop signal stops the downloads as `pull`'s does: what is whole
+	 * is kept, what is not stays resumable (.partial), the store's lock is
+	 * let go, and the run ends with 128+N. */
 	cj_pull_opts_from(s, cache_dir, env, &o);
-	return cj_pull(ref, &o, name, digest, err);
+	o.cancel = cj_interrupt_flag();
+	cj_interrupt_catch();
+	int r = cj_pull(ref, &o, name, digest, err);
+	cj_interrupt_release();
+	int signo = cj_interrupted();
+	if (signo)
+		return cj_fail_code(err, 128 + signo, 0,
+		                    "interrupted by %s while pulling %s (the download resumes "
+		                    "next time)",
+		                    strsignal(signo), ref);
+	return r;
 }

@@ -947,6 +947,16 @@ static void snapshot_choose(struct run *r, char *path, size_t len)
 	cj_snapshot_stop_fd(-1);
 	if (fd < 0 && serr.errnum == EINTR)
 		return; /* a stop came: start_vmm ends the run before a VMM exists */
+	/* in use until the run ends: prune and the LRU cap leave it alone */
+	if (fd >= 0 && r->ncache_fds < sizeof r->cache_fds / sizeof *r->cache_fds) {
+		int ufd = -1;
+		if (cj_cache_use(r->spec->cache_dir, path, &ufd, &serr) < 0) {
+			close(fd);
+			fd = -1;
+		} else if (ufd >= 0) {
+			r->cache_fds[r->ncache_fds++] = ufd;
+		}
+	}
 	if (fd < 0) {
 		cj_notice("booting cold: %s", cj_err_str(&serr, buf, sizeof buf));
 		return;

@@ -38,3 +38,8 @@ int cj_interrupted(void)
 {
 	return caught;
 }
+
+const volatile sig_atomic_t *cj_interrupt_flag(void)
+{
+	return &caught;
+}

@@ -10,11 +10,15 @@
 #ifndef CJ_INTERRUPT_H
 #define CJ_INTERRUPT_H
 
+#include <signal.h>
+
 /* Catch the stop signals from now on (no SA_RESTART: a wait returns). */
 void cj_interrupt_catch(void);
 /* Their default action again (a caught one stays recorded). */
 void cj_interrupt_release(void);
 /* The stop signal caught since cj_interrupt_catch, or 0. */
 int cj_interrupted(void);
+/* The same as a flag a loop may poll (a pull's cancel). */
+const volatile sig_atomic_t *cj_interrupt_flag(void);
 
 #endif

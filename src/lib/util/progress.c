@@ -11,13 +11,15 @@
 
 #include "util/sanitize.h"
 
-#define REDRAW_NS 100000000ull
+#define REDRAW_NS      100000000ull
+#define LINES_AFTER_NS 1000000000ull /* a shorter step writes no line */
 
 struct cj_progress {
 	struct cj_progress *next;
 	char what[96];
 	enum cj_progress_unit unit;
 	uint64_t total, done, start_ns;
+	bool announced; /* its start line was written (lines mode) */
 };
 
 static struct {
@@ -159,7 +161,6 @@ static void line_locked(const char *text)
 struct cj_progress *cj_progress_start(const char *what, enum cj_progress_unit unit, uint64_t total)
 {
 	struct cj_progress *p;
-	char line[160];
 
 	if (g.mode == CJ_PROGRESS_QUIET)
 		return NULL;
@@ -172,19 +173,26 @@ struct cj_progress *cj_progress_start(const char *what, enum cj_progress_unit un
 	pthread_mutex_lock(&g.lock);
 	p->next = g.open;
 	g.open = p;
-	if (g.mode == CJ_PROGRESS_LINES) {
-		char t[32];
-		fmt_amount(unit, total, t, sizeof t);
-		if (total)
-			snprintf(line, sizeof line, "%s: %s", what, t);
-		else
-			snprintf(line, sizeof line, "%s", what);
-		line_locked(line);
-	} else {
+	if (g.mode == CJ_PROGRESS_TTY)
 		draw_locked(p->start_ns);
-	}
 	pthread_mutex_unlock(&g.lock);
 	return p;
+}
+
+/* Lines mode: the start line, once the step has run LINES_AFTER_NS. */
+static void announce_locked(struct cj_progress *p, uint64_t now)
+{
+	char line[160], t[32];
+
+	if (g.mode != CJ_PROGRESS_LINES || p->announced || now - p->start_ns < LINES_AFTER_NS)
+		return;
+	fmt_amount(p->unit, p->total, t, sizeof t);
+	if (p->total)
+		snprintf(line, sizeof line, "%s: %s", p->what, t);
+	else
+		snprintf(line, sizeof line, "%s", p->what);
+	line_locked(line);
+	p->announced = true;
 }
 
 void cj_progress_add(struct cj_progress *p, uint64_t n)
@@ -195,8 +203,10 @@ void cj_progress_add(struct cj_progress *p, uint64_t n)
 		return;
 	pthread_mutex_lock(&g.lock);
 	p->done += n;
-	if (g.mode == CJ_PROGRESS_TTY && (now = now_ns()) - g.last_draw_ns >= REDRAW_NS)
+	now = now_ns();
+	if (g.mode == CJ_PROGRESS_TTY && now - g.last_draw_ns >= REDRAW_NS)
 		draw_locked(now);
+	announce_locked(p, now);
 	pthread_mutex_unlock(&g.lock);
 }
 
@@ -212,6 +222,7 @@ void cj_progress_total(struct cj_progress *p, uint64_t total)
 void cj_progress_end(struct cj_progress *p, bool ok)
 {
 	char line[256], what[128];
+	uint64_t now = now_ns();
 
 	if (!p)
 		return;
@@ -223,10 +234,12 @@ void cj_progress_end(struct cj_progress *p, bool ok)
 		}
 	}
 	snprintf(what, sizeof what, "%s %s", p->what, ok ? "done" : "failed");
-	describe(what, p->unit, p->done, 0, now_ns() - p->start_ns, line, sizeof line);
-	line_locked(line);
+	describe(what, p->unit, p->done, 0, now - p->start_ns, line, sizeof line);
+	announce_locked(p, now); /* a long step with no progress since its second */
+	if (g.mode == CJ_PROGRESS_TTY || p->announced)
+		line_locked(line);
 	if (g.mode == CJ_PROGRESS_TTY && g.open)
-		draw_locked(now_ns());
+		draw_locked(now);
 	pthread_mutex_unlock(&g.lock);
 	free(p);
 }

@@ -6,8 +6,11 @@
  * cj_progress_setup() is called nothing is written (a library user and the
  * tests see silence). With CJ_PROGRESS_TTY the step's line is redrawn in
  * place at most every 100 ms: what, done/total, rate and time left. With
- * CJ_PROGRESS_LINES (stderr is not a terminal) each step writes one line
- * when it starts and one when it ends, with its size and rate. Quiet writes
+ * CJ_PROGRESS_LINES (stderr is not a terminal) a step that runs longer
+ * than a second writes one line once it has (on its first progress after
+ * that second, at the latest when it ends) and one when it ends, with its
+ * size and rate; a shorter step writes nothing, so quick builds and pulls
+ * stay silent. Quiet writes
  * nothing.
  *
  * Several steps may be open at once (concurrent layer downloads): each
