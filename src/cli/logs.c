@@ -20,8 +20,14 @@ struct logs {
 	bool follow, timestamps;
 	long tail; /* -1: all */
 	bool line_start;
-	FILE *out; /* the current line's stream */
+	FILE *out;      /* the current line's stream */
+	char carry[64]; /* a line's head cut by the end of a read (-f) */
+	size_t ncarry;
+	bool skip; /* dropping the rest of a line whose head rotation cut */
 };
+
+/* A line's head: "<time stamp> <mark> ", the stamp well under this. */
+#define HEAD_MAX 48
 
 static int opt_follow(void *c, const char *v, const char *what, struct cj_err *err)
 {
@@ -64,14 +70,31 @@ static const struct cli_opt logs_opts[] = {
 /* Out with the lines of buf on their stream's fd (stdout's lines on
  * stdout, stderr's and the console's on stderr), each line's time stamp
  * dropped unless --timestamps and its stream mark dropped; a line may
- * span calls. A head cut by rotation (no mark yet) is dropped. */
-static void emit(struct logs *l, const char *buf, size_t len)
+ * span calls, and so may its head (kept in carry until it is whole). A
+ * head cut by rotation (no mark) drops its line. */
+static void emit_lines(struct logs *l, const char *buf, size_t len)
 {
 	while (len) {
+		if (l->skip) { /* the rest of a line whose head was cut */
+			const char *nl = memchr(buf, '\n', len);
+			if (!nl)
+				return;
+			len -= (size_t)(nl + 1 - buf);
+			buf = nl + 1;
+			l->skip = false;
+			continue;
+		}
 		if (l->line_start) {
-			const char *sp = memchr(buf, ' ', len);
-			if (!sp || (size_t)(sp - buf) + 3 > len || sp[2] != ' ')
-				return; /* a stamp cut by rotation (or an older log) */
+			const char *sp = memchr(buf, ' ', len < HEAD_MAX ? len : HEAD_MAX);
+			if ((!sp && len < HEAD_MAX) || (sp && (size_t)(sp - buf) + 3 > len)) {
+				memcpy(l->carry, buf, len); /* the rest of the head comes next */
+				l->ncarry = len;
+				return;
+			}
+			if (!sp || sp[2] != ' ') {
+				l->skip = true;
+				continue;
+			}
 			size_t stamp = (size_t)(sp + 1 - buf);
 			l->out = sp[1] == CJ_LOG_STDOUT ? stdout : stderr;
 			fflush(l->out == stdout ? stderr : stdout);
@@ -89,6 +112,24 @@ static void emit(struct logs *l, const char *buf, size_t len)
 		buf += n;
 		len -= n;
 	}
+}
+
+static void emit(struct logs *l, const char *buf, size_t len)
+{
+	/* a head begun in the last read: completed byte by byte (it is short) */
+	while (l->ncarry && len) {
+		l->carry[l->ncarry++] = *buf++;
+		len--;
+		const char *sp = memchr(l->carry, ' ', l->ncarry);
+		if ((sp && (size_t)(sp - l->carry) + 3 <= l->ncarry) || l->ncarry >= HEAD_MAX) {
+			size_t n = l->ncarry;
+			char head[sizeof l->carry];
+			memcpy(head, l->carry, n);
+			l->ncarry = 0;
+			emit_lines(l, head, n);
+		}
+	}
+	emit_lines(l, buf, len);
 }
 
 /* The whole of both files, for --tail: at most 2 * CJ_LOG_MAX and a line. */
