@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -276,6 +277,114 @@ static void missing_socket(void **state)
 	assert_true(ms_since(t0) >= 150 && ms_since(t0) < 1000);
 }
 
+/* Step by step, as the supervisor's poll loop drives it: no step waits
+ * (the listener is late, then silent for a while, then answers), the
+ * loop's waits are bounded by what pollfd says, and the outcome is that
+ * of the blocking connect. */
+static int drive(struct cj_fc_vsock_conn *c, struct cj_err *err, uint64_t *slowest_ms, int *steps)
+{
+	int r;
+
+	*slowest_ms = 0;
+	*steps = 0;
+	for (;;) {
+		uint64_t t0 = cj_now_ns();
+		r = cj_fc_vsock_conn_step(c, err);
+		if (ms_since(t0) > *slowest_ms)
+			*slowest_ms = ms_since(t0);
+		++*steps;
+		if (r != CJ_FC_VSOCK_PENDING)
+			return r;
+		struct pollfd pf;
+		int ms = cj_fc_vsock_conn_pollfd(c, &pf);
+		assert_true(ms >= 0);
+		poll(&pf, 1, ms);
+	}
+}
+
+static void steps_late_listener(void **state)
+{
+	struct peer *p = *state;
+	struct cj_fc_vsock_target t = target(p, "v.sock");
+	struct cj_fc_vsock_conn c;
+	struct cj_err err = {0};
+	uint64_t slowest;
+	int steps;
+	char b[8] = "";
+
+	p->closes = 3;
+	start(p, LATE);
+	cj_fc_vsock_conn_init(&c);
+	assert_int_equal(cj_fc_vsock_conn_pollfd(&c, &(struct pollfd){0}), -1); /* idle */
+	cj_fc_vsock_conn_start(&c, &t, 5000);
+	int fd = drive(&c, &err, &slowest, &steps);
+	assert_true(fd >= 0);
+	assert_true(slowest < 20);
+	assert_true(steps > 4); /* retried: the loop had its turns meanwhile */
+	assert_false(cj_fc_vsock_conn_active(&c));
+	assert_int_equal(recv(fd, b, 5, MSG_WAITALL), 5);
+	assert_memory_equal(b, "HELLO", 5);
+	assert_string_equal(p->got, "CONNECT 1024\n");
+	close(fd);
+}
+
+static void steps_silent_then_timeout(void **state)
+{
+	struct peer *p = *state;
+	struct cj_fc_vsock_target t = target(p, "v.sock");
+	struct cj_fc_vsock_conn c;
+	struct cj_err err = {0};
+	uint64_t slowest, t0 = cj_now_ns();
+	int steps;
+
+	start(p, SILENT);
+	cj_fc_vsock_conn_init(&c);
+	cj_fc_vsock_conn_start(&c, &t, 200);
+	assert_int_equal(drive(&c, &err, &slowest, &steps), -1);
+	assert_true(slowest < 20);
+	assert_true(ms_since(t0) >= 200 && ms_since(t0) < 1000);
+	assert_int_equal(err.errnum, ETIMEDOUT);
+	assert_false(cj_fc_vsock_conn_active(&c));
+}
+
+static void steps_garbage_fails_at_once(void **state)
+{
+	struct peer *p = *state;
+	struct cj_fc_vsock_target t = target(p, "v.sock");
+	struct cj_fc_vsock_conn c;
+	struct cj_err err = {0};
+	uint64_t slowest, t0 = cj_now_ns();
+	int steps;
+
+	start(p, GARBAGE);
+	cj_fc_vsock_conn_init(&c);
+	cj_fc_vsock_conn_start(&c, &t, 5000);
+	assert_int_equal(drive(&c, &err, &slowest, &steps), -1);
+	assert_int_equal(err.errnum, EPROTO);
+	assert_true(ms_since(t0) < 1000);
+	assert_int_equal(p->accepted, 1);
+}
+
+/* A connection under way, cancelled: its socket closed, idle again. */
+static void steps_cancel(void **state)
+{
+	struct peer *p = *state;
+	struct cj_fc_vsock_target t = target(p, "v.sock");
+	struct cj_fc_vsock_conn c;
+	struct cj_err err = {0};
+	struct pollfd pf;
+
+	start(p, SILENT);
+	cj_fc_vsock_conn_init(&c);
+	cj_fc_vsock_conn_start(&c, &t, 5000);
+	assert_int_equal(cj_fc_vsock_conn_step(&c, &err), CJ_FC_VSOCK_PENDING);
+	cj_fc_vsock_conn_pollfd(&c, &pf);
+	assert_true(pf.fd >= 0);
+	cj_fc_vsock_conn_cancel(&c);
+	assert_int_equal(fcntl(pf.fd, F_GETFD), -1);
+	assert_false(cj_fc_vsock_conn_active(&c));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -289,6 +398,10 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(symlink_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(foreign_listener, setup, teardown),
 	    cmocka_unit_test_setup_teardown(missing_socket, setup, teardown),
+	    cmocka_unit_test_setup_teardown(steps_late_listener, setup, teardown),
+	    cmocka_unit_test_setup_teardown(steps_silent_then_timeout, setup, teardown),
+	    cmocka_unit_test_setup_teardown(steps_garbage_fails_at_once, setup, teardown),
+	    cmocka_unit_test_setup_teardown(steps_cancel, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
