@@ -33,7 +33,8 @@ struct peer {
 	enum mode mode;
 	int closes; /* LATE: connections closed before the listener is "up" */
 	int accepted;
-	char got[64]; /* the last request */
+	int silent_ms; /* SILENT: how long (400 ms when 0) */
+	char got[64];  /* the last request */
 	pthread_t thread;
 };
 
@@ -60,7 +61,7 @@ static void serve_one(struct peer *p, int fd)
 		memset(a, 'A', sizeof a);
 		send(fd, a, sizeof a, MSG_NOSIGNAL);
 	} else if (p->mode == SILENT) {
-		usleep(400 * 1000);
+		usleep(p->silent_ms ? (useconds_t)p->silent_ms * 1000 : 400 * 1000);
 	}
 	usleep(50 * 1000); /* let the client read before the close */
 }
@@ -365,6 +366,28 @@ static void steps_garbage_fails_at_once(void **state)
 	assert_int_equal(p->accepted, 1);
 }
 
+/* A Firecracker silent for longer than an attempt's reply bound (2 s)
+ * fails the connection then, long before its overall bound, and is not
+ * asked again. */
+static void steps_silence_bounded_per_attempt(void **state)
+{
+	struct peer *p = *state;
+	struct cj_fc_vsock_target t = target(p, "v.sock");
+	struct cj_fc_vsock_conn c;
+	struct cj_err err = {0};
+	uint64_t slowest, t0 = cj_now_ns();
+	int steps;
+
+	p->silent_ms = 2600;
+	start(p, SILENT);
+	cj_fc_vsock_conn_init(&c);
+	cj_fc_vsock_conn_start(&c, &t, 30000);
+	assert_int_equal(drive(&c, &err, &slowest, &steps), -1);
+	assert_int_equal(err.errnum, ETIMEDOUT);
+	assert_true(ms_since(t0) >= 2000 && ms_since(t0) < 2500);
+	assert_int_equal(p->accepted, 1);
+}
+
 /* A connection under way, cancelled: its socket closed, idle again. */
 static void steps_cancel(void **state)
 {
@@ -401,6 +424,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(steps_late_listener, setup, teardown),
 	    cmocka_unit_test_setup_teardown(steps_silent_then_timeout, setup, teardown),
 	    cmocka_unit_test_setup_teardown(steps_garbage_fails_at_once, setup, teardown),
+	    cmocka_unit_test_setup_teardown(steps_silence_bounded_per_attempt, setup, teardown),
 	    cmocka_unit_test_setup_teardown(steps_cancel, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -152,6 +152,9 @@ int cj_fc_uds_connect(int dirfd, const char *name, uid_t uid, pid_t pid, const c
 
 #define PAUSE_FIRST_MS 10
 #define PAUSE_MAX_MS   200
+/* Firecracker answers at once, OK or closing: one that keeps silent this
+ * long is not waited for again. */
+#define REPLY_MS 2000
 
 void cj_fc_vsock_conn_init(struct cj_fc_vsock_conn *c)
 {
@@ -190,7 +193,7 @@ int cj_fc_vsock_conn_pollfd(const struct cj_fc_vsock_conn *c, struct pollfd *p)
 		return -1;
 	if (c->fd >= 0) {
 		*p = (struct pollfd){.fd = c->fd, .events = c->sent ? POLLIN : POLLOUT};
-		return ms_left(c->deadline);
+		return ms_left(c->reply_by < c->deadline ? c->reply_by : c->deadline);
 	}
 	return ms_left(c->retry_at < c->deadline ? c->retry_at : c->deadline);
 }
@@ -208,8 +211,10 @@ static int retry_or_fail(struct cj_fc_vsock_conn *c, struct cj_err *err)
 		close(c->fd);
 	c->fd = -1;
 	c->closed |= err->errnum == ECONNRESET;
-	if (early && now + (uint64_t)c->pause_ms * 1000000u < c->deadline) {
+	if (early && now < c->deadline) { /* the last attempt at the deadline */
 		c->retry_at = now + (uint64_t)c->pause_ms * 1000000u;
+		if (c->retry_at > c->deadline)
+			c->retry_at = c->deadline;
 		c->pause_ms = c->pause_ms * 2 > PAUSE_MAX_MS ? PAUSE_MAX_MS : c->pause_ms * 2;
 		return CJ_FC_VSOCK_PENDING;
 	}
@@ -273,6 +278,7 @@ static int attempt_step(struct cj_fc_vsock_conn *c, struct cj_err *err)
 			return -1;
 		c->sent = false;
 		c->n = 0;
+		c->reply_by = cj_now_ns() + (uint64_t)REPLY_MS * 1000000u;
 	}
 	if (!c->sent) {
 		len = snprintf(req, sizeof req, "CONNECT %u\n", c->t.port);
@@ -298,7 +304,8 @@ int cj_fc_vsock_conn_step(struct cj_fc_vsock_conn *c, struct cj_err *err)
 	if (c->fd < 0 && now < c->retry_at)
 		return CJ_FC_VSOCK_PENDING;
 	r = attempt_step(c, err);
-	if (r == CJ_FC_VSOCK_PENDING && now >= c->deadline) {
+	if (r == CJ_FC_VSOCK_PENDING &&
+	    (now >= c->deadline || (c->fd >= 0 && now >= c->reply_by))) {
 		cj_fail(err, ETIMEDOUT, "Firecracker's vsock did not answer CONNECT");
 		return retry_or_fail(c, err);
 	}

@@ -60,13 +60,15 @@ int cj_fc_vsock_connect(const struct cj_fc_vsock_target *t, int timeout_ms, stru
  * poll, whatever it reported. step returns CJ_FC_VSOCK_PENDING while the
  * connection is under way, the connected fd (the caller's; c is idle
  * again) or -1 with err (idle again). The socket's checks are those of
- * cj_fc_uds_connect at each attempt. */
+ * cj_fc_uds_connect at each attempt; a Firecracker that does not answer
+ * an attempt's CONNECT within 2 s fails it (ETIMEDOUT), however long
+ * timeout_ms is. */
 #define CJ_FC_VSOCK_PENDING (-2)
 struct cj_fc_vsock_conn {
 	struct cj_fc_vsock_target t; /* t.name is not copied */
 	int fd;                      /* this attempt's socket, or -1 */
 	bool active, sent, closed;
-	uint64_t deadline, retry_at;
+	uint64_t deadline, retry_at, reply_by;
 	int pause_ms;
 	size_t n; /* of the reply line so far */
 	char line[CJ_FC_VSOCK_LINE_MAX];
