@@ -698,6 +698,26 @@ def test_exec_without_an_agent_fails_in_one_line(fc, runner, mode, says):
     assert proc.returncode == 128 + signal.SIGTERM, err
 
 
+def test_workload_stdio_through_vsock(fc, runner):
+    """A Firecracker run's workload stdio is on the agent channel, which
+    the runtime connects at once (the guest's init waits for it before
+    starting the workload): here the stand-in's fake guest, which listens
+    only after a few closed connections, then sends the workload's stdout
+    and stderr on the main session. They arrive apart, on ctr-jailer's
+    stdout and stderr, and the status comes from the control disk."""
+    fc.configure(on_start="wait", vsock={
+        "mode": "agent", "closes": 3,
+        "workload": {"stdout": "to stdout\n", "stderr": "to stderr\n", "exit": 6}})
+    r = subprocess.run(fc.argv(), env=fc.env(), capture_output=True, timeout=120)
+    assert r.returncode == 6, r.stderr
+    assert r.stdout == b"to stdout\n", (r.stdout, r.stderr)
+    assert b"to stderr\n" in r.stderr and b"to stdout" not in r.stderr, r.stderr
+    assert [e["owed"] for e in fc.records() if e["event"] == "workload_drained"] == [0]
+    # the control disk asked for the workload's stdio on the channel
+    assert len([e for e in fc.records() if e["event"] == "vsock_connect"]) == 4
+    assert not fc.violations(), fc.violations()
+
+
 def test_exec_waits_for_a_late_guest_listener(fc, runner):
     """A guest whose agent listens only seconds later (Firecracker closes
     the first 25 connections, some 4 s of retries, past the old 2 s

@@ -743,7 +743,7 @@ static void stdio_config(struct run *r)
 	 * stdout, from the console (stdout and stderr as one stream for now) */
 	if (spec->console_stdout)
 		return;
-	if (!r->vmm.ops->agent_fd) {
+	if (!r->vmm.ops->agent_fd && !r->vmm.ops->agent_target) {
 		if (spec->interactive || spec->tty)
 			cj_warn(
 			    "-i and -t need an agent channel from boot on, which %s does not "
@@ -874,6 +874,10 @@ static void agent_listen(struct run *r)
 		                    r->log.fd >= 0 ? &r->log : NULL, r->spec->detach);
 		cj_agent_mux_workload(r->sv.agent, &r->io);
 		r->sv.sig_proxy = !r->spec->tty && !r->spec->no_sig_proxy;
+		/* an on-demand channel is made at once: the workload waits for it */
+		if (on_demand && cj_agent_mux_connect(r->sv.agent, &aerr) < 0)
+			cj_warn("the workload's stdio will not reach this run: %s",
+			        cj_err_str(&aerr, buf, sizeof buf));
 	}
 }
 
