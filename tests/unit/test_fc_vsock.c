@@ -303,26 +303,36 @@ static int drive(struct cj_fc_vsock_conn *c, struct cj_err *err, uint64_t *slowe
 	}
 }
 
+/* The peer in mode, a connection to it driven to its end within
+ * timeout_ms: its result; the slowest step in *slowest, how many in *steps. */
+static int drive_mode(struct peer *p, enum mode mode, int timeout_ms, struct cj_err *err,
+                      uint64_t *slowest, int *steps)
+{
+	struct cj_fc_vsock_target t = target(p, "v.sock");
+	struct cj_fc_vsock_conn c;
+
+	start(p, mode);
+	cj_fc_vsock_conn_init(&c);
+	assert_int_equal(cj_fc_vsock_conn_pollfd(&c, &(struct pollfd){0}), -1); /* idle */
+	cj_fc_vsock_conn_start(&c, &t, timeout_ms);
+	int r = drive(&c, err, slowest, steps);
+	assert_false(cj_fc_vsock_conn_active(&c)); /* idle again */
+	return r;
+}
+
 static void steps_late_listener(void **state)
 {
 	struct peer *p = *state;
-	struct cj_fc_vsock_target t = target(p, "v.sock");
-	struct cj_fc_vsock_conn c;
 	struct cj_err err = {0};
 	uint64_t slowest;
 	int steps;
 	char b[8] = "";
 
 	p->closes = 3;
-	start(p, LATE);
-	cj_fc_vsock_conn_init(&c);
-	assert_int_equal(cj_fc_vsock_conn_pollfd(&c, &(struct pollfd){0}), -1); /* idle */
-	cj_fc_vsock_conn_start(&c, &t, 5000);
-	int fd = drive(&c, &err, &slowest, &steps);
+	int fd = drive_mode(p, LATE, 5000, &err, &slowest, &steps);
 	assert_true(fd >= 0);
-	assert_true(slowest < 20);
-	assert_true(steps > 4); /* retried: the loop had its turns meanwhile */
-	assert_false(cj_fc_vsock_conn_active(&c));
+	assert_true(slowest < 100); /* no step waits (a loaded machine may pause one) */
+	assert_true(steps > 4);     /* retried: the loop had its turns meanwhile */
 	assert_int_equal(recv(fd, b, 5, MSG_WAITALL), 5);
 	assert_memory_equal(b, "HELLO", 5);
 	assert_string_equal(p->got, "CONNECT 1024\n");
@@ -331,36 +341,24 @@ static void steps_late_listener(void **state)
 
 static void steps_silent_then_timeout(void **state)
 {
-	struct peer *p = *state;
-	struct cj_fc_vsock_target t = target(p, "v.sock");
-	struct cj_fc_vsock_conn c;
 	struct cj_err err = {0};
 	uint64_t slowest, t0 = cj_now_ns();
 	int steps;
 
-	start(p, SILENT);
-	cj_fc_vsock_conn_init(&c);
-	cj_fc_vsock_conn_start(&c, &t, 200);
-	assert_int_equal(drive(&c, &err, &slowest, &steps), -1);
-	assert_true(slowest < 20);
+	assert_int_equal(drive_mode(*state, SILENT, 200, &err, &slowest, &steps), -1);
+	assert_true(slowest < 100); /* no step waits (a loaded machine may pause one) */
 	assert_true(ms_since(t0) >= 200 && ms_since(t0) < 1000);
 	assert_int_equal(err.errnum, ETIMEDOUT);
-	assert_false(cj_fc_vsock_conn_active(&c));
 }
 
 static void steps_garbage_fails_at_once(void **state)
 {
 	struct peer *p = *state;
-	struct cj_fc_vsock_target t = target(p, "v.sock");
-	struct cj_fc_vsock_conn c;
 	struct cj_err err = {0};
 	uint64_t slowest, t0 = cj_now_ns();
 	int steps;
 
-	start(p, GARBAGE);
-	cj_fc_vsock_conn_init(&c);
-	cj_fc_vsock_conn_start(&c, &t, 5000);
-	assert_int_equal(drive(&c, &err, &slowest, &steps), -1);
+	assert_int_equal(drive_mode(p, GARBAGE, 5000, &err, &slowest, &steps), -1);
 	assert_int_equal(err.errnum, EPROTO);
 	assert_true(ms_since(t0) < 1000);
 	assert_int_equal(p->accepted, 1);
@@ -372,19 +370,14 @@ static void steps_garbage_fails_at_once(void **state)
 static void steps_silence_bounded_per_attempt(void **state)
 {
 	struct peer *p = *state;
-	struct cj_fc_vsock_target t = target(p, "v.sock");
-	struct cj_fc_vsock_conn c;
 	struct cj_err err = {0};
 	uint64_t slowest, t0 = cj_now_ns();
 	int steps;
 
-	p->silent_ms = 2600;
-	start(p, SILENT);
-	cj_fc_vsock_conn_init(&c);
-	cj_fc_vsock_conn_start(&c, &t, 30000);
-	assert_int_equal(drive(&c, &err, &slowest, &steps), -1);
+	p->silent_ms = 3500;
+	assert_int_equal(drive_mode(p, SILENT, 30000, &err, &slowest, &steps), -1);
 	assert_int_equal(err.errnum, ETIMEDOUT);
-	assert_true(ms_since(t0) >= 2000 && ms_since(t0) < 2500);
+	assert_true(ms_since(t0) >= 2000 && ms_since(t0) < 3200);
 	assert_int_equal(p->accepted, 1);
 }
 

@@ -41,55 +41,65 @@ static int ms_left(uint64_t deadline)
 	return now >= deadline ? 0 : (int)((deadline - now + 999999) / 1000000);
 }
 
-/* The reply line, without its '\n'; its length, or -1 with err. */
-static int read_line(int fd, char *line, uint64_t deadline, struct cj_err *err)
+/* What there is of the reply line, one byte at a time so that nothing of
+ * the guest's stream behind it is taken: its length without the '\n' once
+ * it is whole, CJ_FC_VSOCK_PENDING for more, or -1 with err. */
+static int line_more(int fd, char *line, size_t *n, struct cj_err *err)
 {
-	for (size_t n = 0; n < CJ_FC_VSOCK_LINE_MAX;) {
-		struct pollfd p = {.fd = fd, .events = POLLIN};
-		int pr = poll(&p, 1, ms_left(deadline));
-		if (pr < 0 && errno == EINTR)
+	while (*n < CJ_FC_VSOCK_LINE_MAX) {
+		ssize_t r = recv(fd, line + *n, 1, MSG_DONTWAIT);
+		if (r < 0 && errno == EINTR)
 			continue;
-		if (pr < 0)
-			return cj_fail(err, errno, "wait for Firecracker's vsock reply");
-		if (pr == 0)
-			return cj_fail(err, ETIMEDOUT,
-			               "Firecracker's vsock did not answer CONNECT");
-		ssize_t r = recv(fd, line + n, 1, MSG_DONTWAIT);
-		if (r < 0 && (errno == EINTR || errno == EAGAIN))
-			continue;
+		if (r < 0 && errno == EAGAIN)
+			return CJ_FC_VSOCK_PENDING;
 		if (r < 0 && errno != ECONNRESET)
 			return cj_fail(err, errno, "read Firecracker's vsock reply");
 		if (r <= 0)
 			return cj_fail(err, ECONNRESET,
 			               "Firecracker closed the connection: nothing in the guest "
 			               "listens on that port (yet)");
-		if (line[n] == '\n')
-			return (int)n;
-		n++;
+		if (line[*n] == '\n')
+			return (int)*n;
+		++*n;
 	}
 	return cj_fail(err, EPROTO, "Firecracker's vsock reply is longer than %d bytes",
 	               CJ_FC_VSOCK_LINE_MAX);
 }
 
+/* 0 when the line (len bytes) is OK, else -1 with err (EPROTO). */
+static int check_reply(const char *line, int len, uint32_t port, struct cj_err *err)
+{
+	char shown[CJ_FC_VSOCK_LINE_MAX * 4];
+	uint32_t host_port;
+
+	if (cj_fc_vsock_parse_ok(line, (size_t)len, &host_port) == 0)
+		return 0;
+	cj_sanitize(line, (size_t)len, shown, sizeof shown);
+	return cj_fail(err, EPROTO, "Firecracker's vsock answered CONNECT %u with '%s'", port,
+	               shown);
+}
+
 int cj_fc_vsock_handshake(int fd, uint32_t port, int timeout_ms, struct cj_err *err)
 {
 	uint64_t deadline = cj_now_ns() + (uint64_t)timeout_ms * 1000000u;
-	char req[32], line[CJ_FC_VSOCK_LINE_MAX], shown[CJ_FC_VSOCK_LINE_MAX * 4];
+	char req[32], line[CJ_FC_VSOCK_LINE_MAX];
 	int len = snprintf(req, sizeof req, "CONNECT %u\n", port);
-	uint32_t host_port;
+	size_t n = 0;
 
 	/* a fresh unix socket's buffer takes these few bytes at once */
 	if (send(fd, req, (size_t)len, MSG_NOSIGNAL | MSG_DONTWAIT) != len)
 		return cj_fail(err, errno == EPIPE ? ECONNRESET : errno,
 		               "send CONNECT to Firecracker's vsock");
-	if ((len = read_line(fd, line, deadline, err)) < 0)
-		return -1;
-	if (cj_fc_vsock_parse_ok(line, (size_t)len, &host_port) < 0) {
-		cj_sanitize(line, (size_t)len, shown, sizeof shown);
-		return cj_fail(err, EPROTO, "Firecracker's vsock answered CONNECT %u with '%s'",
-		               port, shown);
+	while ((len = line_more(fd, line, &n, err)) == CJ_FC_VSOCK_PENDING) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		int pr = poll(&p, 1, ms_left(deadline));
+		if (pr < 0 && errno != EINTR)
+			return cj_fail(err, errno, "wait for Firecracker's vsock reply");
+		if (pr == 0)
+			return cj_fail(err, ETIMEDOUT,
+			               "Firecracker's vsock did not answer CONNECT");
 	}
-	return 0;
+	return len < 0 ? -1 : check_reply(line, len, port, err);
 }
 
 static int check_peer(int fd, pid_t pid, uid_t uid, const char *what, struct cj_err *err)
@@ -231,34 +241,12 @@ static int retry_or_fail(struct cj_fc_vsock_conn *c, struct cj_err *err)
  * it is not complete, -1 (with err) otherwise. */
 static int reply_step(struct cj_fc_vsock_conn *c, struct cj_err *err)
 {
-	char shown[CJ_FC_VSOCK_LINE_MAX * 4];
-	uint32_t host_port;
+	int len = line_more(c->fd, c->line, &c->n, err);
 
-	/* one byte at a time: nothing of the guest's stream behind it is taken */
-	while (c->n < CJ_FC_VSOCK_LINE_MAX) {
-		ssize_t r = recv(c->fd, c->line + c->n, 1, MSG_DONTWAIT);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0 && errno == EAGAIN)
-			return CJ_FC_VSOCK_PENDING;
-		if (r < 0 && errno != ECONNRESET)
-			return cj_fail(err, errno, "read Firecracker's vsock reply");
-		if (r <= 0)
-			return cj_fail(err, ECONNRESET,
-			               "Firecracker closed the connection: nothing in the guest "
-			               "listens on that port (yet)");
-		if (c->line[c->n] == '\n')
-			break;
-		c->n++;
-	}
-	if (c->n == CJ_FC_VSOCK_LINE_MAX)
-		return cj_fail(err, EPROTO, "Firecracker's vsock reply is longer than %d bytes",
-		               CJ_FC_VSOCK_LINE_MAX);
-	if (cj_fc_vsock_parse_ok(c->line, c->n, &host_port) < 0) {
-		cj_sanitize(c->line, c->n, shown, sizeof shown);
-		return cj_fail(err, EPROTO, "Firecracker's vsock answered CONNECT %u with '%s'",
-		               c->t.port, shown);
-	}
+	if (len < 0)
+		return len;
+	if (check_reply(c->line, len, c->t.port, err) < 0)
+		return -1;
 	int fd = c->fd;
 	c->fd = -1;
 	cj_fc_vsock_conn_init(c);
