@@ -349,14 +349,19 @@ class Firecracker:
                     # Released Firecracker (<= 1.16) boots only an ELF vmlinux.
                     return 400, {"fault_message": "Cannot load kernel due to invalid memory configuration or invalid kernel image: Invalid Elf magic number"}, None
             self.started = True
+            vsock_hijack = self.config.get("hijack") and \
+                self.config.get("hijack_target") == "vsock"
             if self.vsock:
                 self.start_vsock()
+                if vsock_hijack:  # before the host, which connects at once, can
+                    self.hijack()
             if self.config.get("guest_probe") and self.tap:
                 threading.Thread(target=self.guest_probe, args=(self.config["guest_probe"],),
                                  daemon=True).start()
             on_start = self.config.get("on_start", "wait")
             if on_start == "wait":
-                return 204, None, self.hijack if self.config.get("hijack") else None
+                return 204, None, self.hijack if self.config.get("hijack") and \
+                    not vsock_hijack else None
             return 204, None, lambda: self.reboot(status_record(STATE_EXITED, code=on_start["exit"]))
         if kind == "SendCtrlAltDel":
             if not self.started:
