@@ -203,6 +203,12 @@ bool agent_wait_host(unsigned wait_ms)
 
 	while (A.fd < 0 && A.lfd >= 0 && guest_now_ns() < end) {
 		struct pollfd p = {.fd = A.lfd, .events = POLLIN};
+		sigset_t pending;
+		/* a stop (Ctrl-Alt-Del's SIGINT, SIGTERM) is not kept waiting:
+		 * PID 1 blocks them until it supervises the workload */
+		if (sigpending(&pending) == 0 &&
+		    (sigismember(&pending, SIGINT) || sigismember(&pending, SIGTERM)))
+			break;
 		if (poll(&p, 1, 100) > 0)
 			accept_host();
 	}

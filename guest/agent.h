@@ -28,8 +28,8 @@ bool agent_open_fd(int fd, char **base_env, const char *user, const char *workdi
  * sessions end and the next one is accepted. */
 bool agent_listen_fd(int lfd, char **base_env, const char *user, const char *workdir);
 /* The host's connection, on a listening socket, waited for up to wait_ms
- * (the workload's stdio goes on it, so the host connects at once); is
- * the channel up? */
+ * (the workload's stdio goes on it, so the host connects at once), or
+ * until a SIGINT or SIGTERM is pending (blocked); is the channel up? */
 bool agent_wait_host(unsigned wait_ms);
 /* pid1_opts.serve: wait up to timeout_ms for the channel, the sessions'
  * fds or sig_fd (readable when a signal is pending), and serve. */

@@ -387,6 +387,21 @@ static void test_wait_host_bounded(void **state)
 	long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
 	assert_true(ms >= 300 && ms < 2000);
 
+	/* a stop pending (blocked, as PID 1 has it) ends the wait at once */
+	sigset_t term, old;
+	int sig;
+	sigemptyset(&term);
+	sigaddset(&term, SIGTERM);
+	assert_int_equal(sigprocmask(SIG_BLOCK, &term, &old), 0);
+	raise(SIGTERM);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_false(agent_wait_host(5000));
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	assert_true(t1.tv_sec - t0.tv_sec < 2);
+	assert_int_equal(sigwait(&term, &sig), 0);
+	assert_int_equal(sig, SIGTERM);
+	sigprocmask(SIG_SETMASK, &old, NULL);
+
 	host = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	assert_int_equal(connect(host, (struct sockaddr *)&sa, sizeof sa), 0);
 	assert_true(agent_wait_host(5000));
