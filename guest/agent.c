@@ -150,6 +150,11 @@ bool agent_open(char **base_env, const char *user, const char *workdir, unsigned
 	uint64_t end = guest_now_ns() + (uint64_t)wait_ms * 1000000ull;
 	int fd = open_port();
 
+	/* a vsock device and no port (Firecracker): no port is coming */
+	if (fd < 0 && (A.lfd = vsock_listen()) >= 0) {
+		agent_init(base_env, user, workdir);
+		return true;
+	}
 	while (fd < 0 && guest_now_ns() < end) { /* the port may come after the driver */
 		usleep(10000);
 		fd = open_port();
@@ -190,6 +195,24 @@ static void accept_host(void)
 		return;
 	}
 	attach(fd);
+}
+
+bool agent_wait_host(unsigned wait_ms)
+{
+	uint64_t end = guest_now_ns() + (uint64_t)wait_ms * 1000000ull;
+
+	while (A.fd < 0 && A.lfd >= 0 && guest_now_ns() < end) {
+		struct pollfd p = {.fd = A.lfd, .events = POLLIN};
+		sigset_t pending;
+		/* a stop (Ctrl-Alt-Del's SIGINT, SIGTERM) is not kept waiting:
+		 * PID 1 blocks them until it supervises the workload */
+		if (sigpending(&pending) == 0 &&
+		    (sigismember(&pending, SIGINT) || sigismember(&pending, SIGTERM)))
+			break;
+		if (poll(&p, 1, 100) > 0)
+			accept_host();
+	}
+	return A.fd >= 0;
 }
 
 /* ---- sessions ------------------------------------------------------------ */

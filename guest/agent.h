@@ -27,6 +27,10 @@ bool agent_open_fd(int fd, char **base_env, const char *user, const char *workdi
  * connection at a time is served, greeted on arrival; when it goes, its
  * sessions end and the next one is accepted. */
 bool agent_listen_fd(int lfd, char **base_env, const char *user, const char *workdir);
+/* The host's connection, on a listening socket, waited for up to wait_ms
+ * (the workload's stdio goes on it, so the host connects at once), or
+ * until a SIGINT or SIGTERM is pending (blocked); is the channel up? */
+bool agent_wait_host(unsigned wait_ms);
 /* pid1_opts.serve: wait up to timeout_ms for the channel, the sessions'
  * fds or sig_fd (readable when a signal is pending), and serve. */
 void agent_serve(void *ctx, int sig_fd, int timeout_ms);

@@ -31,6 +31,10 @@ extern char **environ;
  * needs it, and how long its last output may take to reach the host. */
 #define AGENT_PORT_WAIT_MS 3000
 #define AGENT_DRAIN_MS     10000
+/* How long the workload waits for the host to connect to the agent's
+ * vsock listener (Firecracker): longer than the host tries (50 s), so that
+ * a host that connects finds the workload's stdio there. */
+#define AGENT_HOST_WAIT_MS 55000
 
 /* In the child: become the user, enter workdir, exec. Reports errno on
  * err_fd (close-on-exec, so success closes it silently). */
@@ -193,6 +197,7 @@ int main(void)
 		hold_for_release(agent);
 	/* the workload's stdio on the channel when the host asks; else the console */
 	bool agent_stdio = agent && (cfg.stdio_flags & CTRJ_STDIO_AGENT) &&
+	                   agent_wait_host(AGENT_HOST_WAIT_MS) &&
 	                   agent_main_open(cfg.stdio_flags, cfg.tty_rows, cfg.tty_cols);
 	if (cfg.stdio_flags && !agent_stdio)
 		guest_say(

@@ -7,8 +7,10 @@
 #include "run/agent_mux.h"
 
 #include "ctrj/agent.h"
+#include "util/util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -29,13 +31,20 @@ struct world {
 	struct cj_agent_mux *m;
 };
 
+static int od_lfd = -1; /* the fake Firecracker's vsock listener, if any */
+static void od_serve(struct world *w);
+
+/* The loop's turns, as the supervisor gives them: handle after every
+ * poll (the mux has timers too). */
 static void pump(struct world *w)
 {
 	for (int i = 0; i < 20; i++) {
 		struct pollfd p[CJ_AGENT_MUX_POLL_MAX];
 		int n = cj_agent_mux_pollfds(w->m, p);
-		if (poll(p, (nfds_t)n, 10) > 0)
-			cj_agent_mux_handle(w->m, p, n);
+		poll(p, (nfds_t)n, 10);
+		cj_agent_mux_handle(w->m, p, n);
+		if (od_lfd >= 0)
+			od_serve(w);
 	}
 }
 
@@ -385,28 +394,78 @@ static void test_release_goes_to_session_zero(void **state)
 
 /* ---- a channel opened on demand (Firecracker's vsock) ------------------ */
 
-static int od_calls;
-static bool od_fail;
+/* A fake Firecracker in the run's directory (agent.vsock): served from
+ * pump, it answers CONNECT with OK (the guest's end becomes w->chan[1]),
+ * closes (no guest listener yet), or answers garbage. */
+enum od_mode { OD_OK, OD_CLOSE, OD_GARBAGE, OD_SILENT };
+static enum od_mode od_mode;
+static int od_calls, od_dirfd = -1, od_silent_fd = -1;
 
-/* The guest's end becomes w->chan[1]; the mux owns the other. */
-static int od_connect(void *ctx, struct cj_err *err)
+static int od_target(void *ctx, struct cj_fc_vsock_target *t, struct cj_err *err)
 {
-	struct world *w = ctx;
-	int sp[2];
+	(void)err;
+	(void)ctx;
+	*t = (struct cj_fc_vsock_target){.dirfd = od_dirfd,
+	                                 .name = "agent.vsock",
+	                                 .uid = geteuid(),
+	                                 .pid = getpid(),
+	                                 .port = 1024};
+	return 0;
+}
 
+static void od_serve(struct world *w)
+{
+	char req[32] = "";
+	int fd = accept4(od_lfd, NULL, NULL, SOCK_CLOEXEC);
+
+	if (fd < 0)
+		return;
 	od_calls++;
-	if (od_fail)
-		return cj_fail(err, ECONNRESET, "nothing in the guest listens on vsock port 1024");
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
-	close(w->chan[1]);
-	w->chan[0] = -1;
-	w->chan[1] = sp[1];
-	return sp[0];
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	assert_int_equal(poll(&p, 1, 1000), 1);
+	assert_int_equal(recv(fd, req, sizeof req - 1, 0), 13);
+	assert_string_equal(req, "CONNECT 1024\n");
+	if (od_mode == OD_SILENT) {
+		od_silent_fd = fd;
+		return;
+	}
+	if (od_mode == OD_OK)
+		assert_int_equal(send(fd, "OK 7\n", 5, 0), 5);
+	else if (od_mode == OD_GARBAGE)
+		assert_int_equal(send(fd, "NO\n", 3, 0), 3);
+	if (od_mode != OD_OK) {
+		close(fd);
+		return;
+	}
+	if (w->chan[1] >= 0)
+		close(w->chan[1]);
+	w->chan[1] = fd;
+}
+
+/* The loop's turns for ms, as the supervisor gives them (handle after
+ * every poll, its timeout bounded by the mux's); the slowest turn. */
+static uint64_t od_pump(struct world *w, int ms)
+{
+	uint64_t end = cj_now_ns() + (uint64_t)ms * 1000000u, slowest = 0;
+
+	while (cj_now_ns() < end) {
+		struct pollfd p[CJ_AGENT_MUX_POLL_MAX + 1];
+		int n = cj_agent_mux_pollfds(w->m, p), t = cj_agent_mux_timeout(w->m);
+		p[n] = (struct pollfd){.fd = od_lfd, .events = POLLIN};
+		poll(p, (nfds_t)n + 1, t < 0 || t > 5 ? 5 : t);
+		uint64_t t0 = cj_now_ns();
+		cj_agent_mux_handle(w->m, p, n);
+		if (cj_now_ns() - t0 > slowest)
+			slowest = cj_now_ns() - t0;
+		od_serve(w);
+	}
+	return slowest / 1000000u;
 }
 
 static int setup_on_demand(void **state)
 {
 	struct world *w = calloc(1, sizeof *w);
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	struct cj_err err = {0};
 
 	snprintf(w->dir, sizeof w->dir, "/tmp/ctrj-mux-XXXXXX");
@@ -414,48 +473,86 @@ static int setup_on_demand(void **state)
 	w->chan[0] = w->chan[1] = -1;
 	w->m = cj_agent_mux_open(-1, w->dir, &err);
 	assert_non_null(w->m);
-	cj_agent_mux_on_demand(w->m, od_connect, w);
+	cj_agent_mux_on_demand(w->m, od_target, w, 600);
+	snprintf(sa.sun_path, sizeof sa.sun_path, "%s/agent.vsock", w->dir);
+	od_lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	assert_int_equal(bind(od_lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+	assert_int_equal(listen(od_lfd, 8), 0);
+	od_dirfd = open(w->dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	od_calls = 0;
-	od_fail = false;
+	od_mode = OD_OK;
 	*state = w;
 	return 0;
 }
 
-/* No connection before a client; one that fails is the client's start
- * failure, with the reason; one that closes is opened anew for the next. */
+static int teardown_on_demand(void **state)
+{
+	struct world *w = *state;
+	char path[96];
+
+	close(od_lfd);
+	od_lfd = -1;
+	close(od_dirfd);
+	if (od_silent_fd >= 0)
+		close(od_silent_fd);
+	od_silent_fd = -1;
+	snprintf(path, sizeof path, "%s/agent.vsock", w->dir);
+	unlink(path);
+	return teardown(state);
+}
+
+static struct exit_seen refusal(int c)
+{
+	struct ctrj_agent_dec d;
+	struct exit_seen ex = {0};
+	uint8_t b[512];
+	ssize_t n = recv(c, b, sizeof b, MSG_DONTWAIT);
+
+	assert_true(n > 0);
+	assert_int_equal(ctrj_agent_dec_init(&d, CTRJ_AGENT_FROM_GUEST), 0);
+	assert_int_equal(ctrj_agent_dec_feed(&d, b, (size_t)n, keep_exit, &ex, NULL, 0), 0);
+	ctrj_agent_dec_free(&d);
+	return ex;
+}
+
+/* No connection before a client; while the guest does not listen the
+ * client waits and the loop goes on (no turn blocks), retried until the
+ * bound; then the client's start failure says why. */
 static void test_on_demand_channel(void **state)
 {
 	struct world *w = *state;
-	struct ctrj_agent_dec d;
 	struct frames fr;
 	uint8_t b[512];
 	int c;
 
-	pump(w);
+	od_pump(w, 20);
 	assert_int_equal(od_calls, 0);
-	od_fail = true;
+	assert_int_equal(cj_agent_mux_timeout(w->m), -1);
+	od_mode = OD_CLOSE;
 	c = client(w);
-	assert_int_equal(od_calls, 1);
-	ssize_t n = recv(c, b, sizeof b, MSG_DONTWAIT);
-	assert_true(n > 0);
-	assert_int_equal(ctrj_agent_dec_init(&d, CTRJ_AGENT_FROM_GUEST), 0);
-	struct exit_seen ex = {0};
-	assert_int_equal(ctrj_agent_dec_feed(&d, b, (size_t)n, keep_exit, &ex, NULL, 0), 0);
-	ctrj_agent_dec_free(&d);
+	assert_true(od_pump(w, 150) < 100);
+	assert_true(od_calls >= 2);                               /* retried */
+	assert_int_equal(recv(c, b, sizeof b, MSG_DONTWAIT), -1); /* waiting */
+	od_pump(w, 400);
+	struct exit_seen ex = refusal(c);
 	assert_int_equal(ex.kind, CTRJ_AGENT_START_FAILED);
 	assert_int_equal(ex.code, 126);
 	assert_non_null(strstr(ex.msg, "nothing in the guest listens"));
-	/* its START, sent meanwhile, goes nowhere and breaks nothing; the
-	 * mux lets it go once it has read the reason and left */
+	/* its START, sent meanwhile, goes nowhere and breaks nothing */
 	send_start(w, c);
 	assert_int_equal(recv(c, b, sizeof b, MSG_DONTWAIT), -1);
-	assert_int_equal(od_calls, 1);
 	close(c);
-	pump(w);
+	od_pump(w, 20);
 
-	od_fail = false;
+	/* the guest listens late: the waiting client is served then */
+	int calls = od_calls;
 	c = client(w);
-	assert_int_equal(od_calls, 2);
+	od_pump(w, 60);
+	od_mode = OD_OK;
+	od_pump(w, 250);
+	assert_true(od_calls > calls + 1);
+	assert_true(w->chan[1] >= 0);
+	assert_int_equal(cj_agent_mux_timeout(w->m), -1);
 	greet(w);
 	fr = drain(c, CTRJ_AGENT_FROM_GUEST);
 	assert_int_equal(fr.n, 1);
@@ -465,15 +562,45 @@ static void test_on_demand_channel(void **state)
 	/* the guest side goes: the session with it; the next client reconnects */
 	close(w->chan[1]);
 	w->chan[1] = -1;
-	pump(w);
+	od_pump(w, 20);
 	fr = drain(c, CTRJ_AGENT_FROM_GUEST);
 	assert_true(fr.closed);
 	close(c);
+	calls = od_calls;
 	c = client(w);
-	assert_int_equal(od_calls, 3);
+	od_pump(w, 30);
+	assert_int_equal(od_calls, calls + 1);
 	greet(w);
 	fr = drain(c, CTRJ_AGENT_FROM_GUEST);
 	assert_int_equal(fr.type[0], CTRJ_AGENT_HELLO);
+	close(c);
+}
+
+/* Garbage for an answer fails at once, not after the bound; a silent
+ * Firecracker is given up at the bound; neither blocks a turn. */
+static void test_on_demand_garbage_and_silence(void **state)
+{
+	struct world *w = *state;
+	int c;
+
+	od_mode = OD_GARBAGE;
+	c = client(w);
+	assert_true(od_pump(w, 60) < 100);
+	assert_int_equal(od_calls, 1);
+	struct exit_seen ex = refusal(c);
+	assert_int_equal(ex.code, 126);
+	assert_non_null(strstr(ex.msg, "answered CONNECT 1024 with 'NO'"));
+	close(c);
+
+	od_mode = OD_SILENT;
+	c = client(w);
+	uint64_t t0 = cj_now_ns();
+	assert_true(od_pump(w, 200) < 100);
+	assert_int_equal(recv(c, (uint8_t[8]){0}, 8, MSG_DONTWAIT), -1); /* still waiting */
+	od_pump(w, 400);
+	ex = refusal(c);
+	assert_non_null(strstr(ex.msg, "did not answer"));
+	assert_true((cj_now_ns() - t0) / 1000000u < 1000);
 	close(c);
 }
 
@@ -488,7 +615,10 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_client_must_start_once, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_workload_session, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_release_goes_to_session_zero, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_on_demand_channel, setup_on_demand, teardown),
+	    cmocka_unit_test_setup_teardown(test_on_demand_channel, setup_on_demand,
+	                                    teardown_on_demand),
+	    cmocka_unit_test_setup_teardown(test_on_demand_garbage_and_silence, setup_on_demand,
+	                                    teardown_on_demand),
 	};
 	return cmocka_run_group_tests_name("agent_mux", tests, NULL, NULL);
 }

@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -32,7 +33,8 @@ struct peer {
 	enum mode mode;
 	int closes; /* LATE: connections closed before the listener is "up" */
 	int accepted;
-	char got[64]; /* the last request */
+	int silent_ms; /* SILENT: how long (400 ms when 0) */
+	char got[64];  /* the last request */
 	pthread_t thread;
 };
 
@@ -59,7 +61,7 @@ static void serve_one(struct peer *p, int fd)
 		memset(a, 'A', sizeof a);
 		send(fd, a, sizeof a, MSG_NOSIGNAL);
 	} else if (p->mode == SILENT) {
-		usleep(400 * 1000);
+		usleep(p->silent_ms ? (useconds_t)p->silent_ms * 1000 : 400 * 1000);
 	}
 	usleep(50 * 1000); /* let the client read before the close */
 }
@@ -276,6 +278,129 @@ static void missing_socket(void **state)
 	assert_true(ms_since(t0) >= 150 && ms_since(t0) < 1000);
 }
 
+/* Step by step, as the supervisor's poll loop drives it: no step waits
+ * (the listener is late, then silent for a while, then answers), the
+ * loop's waits are bounded by what pollfd says, and the outcome is that
+ * of the blocking connect. */
+static int drive(struct cj_fc_vsock_conn *c, struct cj_err *err, uint64_t *slowest_ms, int *steps)
+{
+	int r;
+
+	*slowest_ms = 0;
+	*steps = 0;
+	for (;;) {
+		uint64_t t0 = cj_now_ns();
+		r = cj_fc_vsock_conn_step(c, err);
+		if (ms_since(t0) > *slowest_ms)
+			*slowest_ms = ms_since(t0);
+		++*steps;
+		if (r != CJ_FC_VSOCK_PENDING)
+			return r;
+		struct pollfd pf;
+		int ms = cj_fc_vsock_conn_pollfd(c, &pf);
+		assert_true(ms >= 0);
+		poll(&pf, 1, ms);
+	}
+}
+
+/* The peer in mode, a connection to it driven to its end within
+ * timeout_ms: its result; the slowest step in *slowest, how many in *steps. */
+static int drive_mode(struct peer *p, enum mode mode, int timeout_ms, struct cj_err *err,
+                      uint64_t *slowest, int *steps)
+{
+	struct cj_fc_vsock_target t = target(p, "v.sock");
+	struct cj_fc_vsock_conn c;
+
+	start(p, mode);
+	cj_fc_vsock_conn_init(&c);
+	assert_int_equal(cj_fc_vsock_conn_pollfd(&c, &(struct pollfd){0}), -1); /* idle */
+	cj_fc_vsock_conn_start(&c, &t, timeout_ms);
+	int r = drive(&c, err, slowest, steps);
+	assert_false(cj_fc_vsock_conn_active(&c)); /* idle again */
+	return r;
+}
+
+static void steps_late_listener(void **state)
+{
+	struct peer *p = *state;
+	struct cj_err err = {0};
+	uint64_t slowest;
+	int steps;
+	char b[8] = "";
+
+	p->closes = 3;
+	int fd = drive_mode(p, LATE, 5000, &err, &slowest, &steps);
+	assert_true(fd >= 0);
+	assert_true(slowest < 100); /* no step waits (a loaded machine may pause one) */
+	assert_true(steps > 4);     /* retried: the loop had its turns meanwhile */
+	assert_int_equal(recv(fd, b, 5, MSG_WAITALL), 5);
+	assert_memory_equal(b, "HELLO", 5);
+	assert_string_equal(p->got, "CONNECT 1024\n");
+	close(fd);
+}
+
+static void steps_silent_then_timeout(void **state)
+{
+	struct cj_err err = {0};
+	uint64_t slowest, t0 = cj_now_ns();
+	int steps;
+
+	assert_int_equal(drive_mode(*state, SILENT, 200, &err, &slowest, &steps), -1);
+	assert_true(slowest < 100); /* no step waits (a loaded machine may pause one) */
+	assert_true(ms_since(t0) >= 200 && ms_since(t0) < 1000);
+	assert_int_equal(err.errnum, ETIMEDOUT);
+}
+
+static void steps_garbage_fails_at_once(void **state)
+{
+	struct peer *p = *state;
+	struct cj_err err = {0};
+	uint64_t slowest, t0 = cj_now_ns();
+	int steps;
+
+	assert_int_equal(drive_mode(p, GARBAGE, 5000, &err, &slowest, &steps), -1);
+	assert_int_equal(err.errnum, EPROTO);
+	assert_true(ms_since(t0) < 1000);
+	assert_int_equal(p->accepted, 1);
+}
+
+/* A Firecracker silent for longer than an attempt's reply bound (2 s)
+ * fails the connection then, long before its overall bound, and is not
+ * asked again. */
+static void steps_silence_bounded_per_attempt(void **state)
+{
+	struct peer *p = *state;
+	struct cj_err err = {0};
+	uint64_t slowest, t0 = cj_now_ns();
+	int steps;
+
+	p->silent_ms = 3500;
+	assert_int_equal(drive_mode(p, SILENT, 30000, &err, &slowest, &steps), -1);
+	assert_int_equal(err.errnum, ETIMEDOUT);
+	assert_true(ms_since(t0) >= 2000 && ms_since(t0) < 3200);
+	assert_int_equal(p->accepted, 1);
+}
+
+/* A connection under way, cancelled: its socket closed, idle again. */
+static void steps_cancel(void **state)
+{
+	struct peer *p = *state;
+	struct cj_fc_vsock_target t = target(p, "v.sock");
+	struct cj_fc_vsock_conn c;
+	struct cj_err err = {0};
+	struct pollfd pf;
+
+	start(p, SILENT);
+	cj_fc_vsock_conn_init(&c);
+	cj_fc_vsock_conn_start(&c, &t, 5000);
+	assert_int_equal(cj_fc_vsock_conn_step(&c, &err), CJ_FC_VSOCK_PENDING);
+	cj_fc_vsock_conn_pollfd(&c, &pf);
+	assert_true(pf.fd >= 0);
+	cj_fc_vsock_conn_cancel(&c);
+	assert_int_equal(fcntl(pf.fd, F_GETFD), -1);
+	assert_false(cj_fc_vsock_conn_active(&c));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -289,6 +414,11 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(symlink_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(foreign_listener, setup, teardown),
 	    cmocka_unit_test_setup_teardown(missing_socket, setup, teardown),
+	    cmocka_unit_test_setup_teardown(steps_late_listener, setup, teardown),
+	    cmocka_unit_test_setup_teardown(steps_silent_then_timeout, setup, teardown),
+	    cmocka_unit_test_setup_teardown(steps_garbage_fails_at_once, setup, teardown),
+	    cmocka_unit_test_setup_teardown(steps_silence_bounded_per_attempt, setup, teardown),
+	    cmocka_unit_test_setup_teardown(steps_cancel, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

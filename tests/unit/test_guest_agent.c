@@ -359,6 +359,64 @@ static void test_listener_serves_one_host_after_another(void **state)
 	rmdir(dir);
 }
 
+/* Before the workload starts with its stdio on a listener (vsock), the
+ * host's connection is waited for, bounded: none within the bound is
+ * false (the workload keeps the console); one that comes is greeted. */
+static void test_wait_host_bounded(void **state)
+{
+	static char *env[] = {"PATH=/usr/bin:/bin", NULL};
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	char dir[] = "/tmp/cj-gagent-XXXXXX";
+	struct seen s = {0};
+	struct timespec t0, t1;
+	int lfd;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(sa.sun_path, sizeof sa.sun_path, "%s/agent.sock", dir);
+	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+	assert_int_equal(listen(lfd, 1), 0);
+	pump(&s, 200); /* the last test's host is gone */
+	assert_false(agent_up());
+	assert_true(agent_listen_fd(lfd, env, NULL, NULL));
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_false(agent_wait_host(300));
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	assert_true(ms >= 300 && ms < 2000);
+
+	/* a stop pending (blocked, as PID 1 has it) ends the wait at once */
+	sigset_t term, old;
+	int sig;
+	sigemptyset(&term);
+	sigaddset(&term, SIGTERM);
+	assert_int_equal(sigprocmask(SIG_BLOCK, &term, &old), 0);
+	raise(SIGTERM);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_false(agent_wait_host(5000));
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	assert_true(t1.tv_sec - t0.tv_sec < 2);
+	assert_int_equal(sigwait(&term, &sig), 0);
+	assert_int_equal(sig, SIGTERM);
+	sigprocmask(SIG_SETMASK, &old, NULL);
+
+	host = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_int_equal(connect(host, (struct sockaddr *)&sa, sizeof sa), 0);
+	assert_true(agent_wait_host(5000));
+	assert_true(agent_up());
+	ctrj_agent_dec_free(&dec);
+	assert_int_equal(ctrj_agent_dec_init(&dec, CTRJ_AGENT_FROM_GUEST), 0);
+	pump(&s, 300);
+	assert_true(s.hello);
+	close(host);
+	pump(&s, 50);
+	close(lfd);
+	unlink(sa.sun_path);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -369,6 +427,7 @@ int main(void)
 	    cmocka_unit_test(test_main_session),
 	    cmocka_unit_test(test_main_session_without_stdin_reads_eof_and_drain_times_out),
 	    cmocka_unit_test(test_listener_serves_one_host_after_another),
+	    cmocka_unit_test(test_wait_host_bounded),
 	};
 	signal(SIGPIPE, SIG_IGN);
 	return cmocka_run_group_tests_name("guest_agent", tests, setup, NULL);

@@ -7,6 +7,7 @@
 #include "agent_mux.h"
 
 #include "ctrj/agent.h"
+#include "vmm/fc_vsock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -41,15 +42,18 @@ struct client {
 struct cj_agent_mux {
 	int chan, lfd;
 	bool hello, chan_down;
-	bool own_chan;               /* chan came from connect: closed here */
-	cj_agent_connect_fn connect; /* NULL: chan is the only channel there is */
-	void *connect_ctx;
+	bool own_chan;             /* chan came from connect: closed here */
+	cj_agent_target_fn target; /* NULL: chan is the only channel there is */
+	void *target_ctx;
+	int connect_ms;               /* how long a connection may take */
+	struct cj_fc_vsock_conn conn; /* the connection under way */
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	struct ctrj_agent_dec dec;
 	struct ctrj_agent_buf out; /* frames for the guest */
 	uint32_t next_session;
 	struct client c[CJ_AGENT_MUX_CLIENTS];
 	struct cj_workload_io *io; /* the workload's stdio, or NULL */
+	bool io_warned;
 };
 
 static int q_add(struct ctrj_agent_buf *q, const uint8_t *hdr, const uint8_t *payload, size_t len)
@@ -245,15 +249,10 @@ static void client_read(struct cj_agent_mux *m, struct client *c)
 		client_close(m, c);
 }
 
-/* An on-demand channel (Firecracker's vsock): a fresh connection, and a
- * fresh protocol state on it. NULL, or the reason it failed. */
-static const char *chan_reopen(struct cj_agent_mux *m, char *why, size_t len)
+/* An on-demand channel (Firecracker's vsock), connected: a fresh
+ * protocol state on it. NULL, or the reason it failed. */
+static const char *chan_install(struct cj_agent_mux *m, int fd)
 {
-	struct cj_err err = {0};
-	int fd = m->connect(m->connect_ctx, &err);
-
-	if (fd < 0)
-		return cj_err_str(&err, why, len);
 	ctrj_agent_dec_free(&m->dec);
 	if (ctrj_agent_dec_init(&m->dec, CTRJ_AGENT_FROM_GUEST) < 0) {
 		close(fd);
@@ -286,15 +285,16 @@ static void accept_client(struct cj_agent_mux *m)
 	struct client *c = NULL;
 	char why[CJ_ERR_STR_MAX];
 	const char *failed = NULL;
+	struct cj_err err = {0};
 
 	if (fd < 0)
 		return;
 	for (size_t i = 0; i < CJ_AGENT_MUX_CLIENTS && !c; i++)
 		if (m->c[i].fd < 0)
 			c = &m->c[i];
-	if (c && m->chan_down && m->connect)
-		failed = chan_reopen(m, why, sizeof why);
-	if (!c || (m->chan_down && !failed) ||
+	if (c && m->chan_down && m->target && cj_agent_mux_connect(m, &err) < 0)
+		failed = cj_err_str(&err, why, sizeof why);
+	if (!c || (m->chan_down && !m->target) ||
 	    ctrj_agent_dec_init(&c->dec, CTRJ_AGENT_FROM_HOST) < 0) {
 		close(fd); /* the client sees the channel closed */
 		return;
@@ -312,6 +312,52 @@ static void accept_client(struct cj_agent_mux *m)
 	ctrj_agent_credit_init(&c->in);
 	if (failed)
 		refuse(c, failed);
+}
+
+/* ---- the on-demand channel ------------------------------------------------ */
+
+int cj_agent_mux_connect(struct cj_agent_mux *m, struct cj_err *err)
+{
+	struct cj_fc_vsock_target t;
+
+	if (!m->target || !m->chan_down || cj_fc_vsock_conn_active(&m->conn))
+		return 0;
+	if (m->target(m->target_ctx, &t, err) < 0)
+		return -1;
+	cj_fc_vsock_conn_start(&m->conn, &t, m->connect_ms);
+	return 0;
+}
+
+/* The connection under way went on: the channel once it is made; the
+ * clients waiting for it told why when it failed. */
+static void connect_step(struct cj_agent_mux *m)
+{
+	struct cj_err err = {0};
+	char why[CJ_ERR_STR_MAX];
+	const char *failed = NULL;
+	int fd;
+
+	if (!cj_fc_vsock_conn_active(&m->conn))
+		return;
+	fd = cj_fc_vsock_conn_step(&m->conn, &err);
+	if (fd == CJ_FC_VSOCK_PENDING)
+		return;
+	failed = fd < 0 ? cj_err_str(&err, why, sizeof why) : chan_install(m, fd);
+	if (!failed)
+		return;
+	if (m->io && !m->io_warned) {
+		cj_warn("the workload's stdio will not reach this run: %s", failed);
+		m->io_warned = true;
+	}
+	for (size_t i = 0; i < CJ_AGENT_MUX_CLIENTS; i++)
+		if (m->c[i].fd >= 0 && !m->c[i].refused)
+			refuse(&m->c[i], failed);
+}
+
+int cj_agent_mux_timeout(const struct cj_agent_mux *m)
+{
+	struct pollfd p;
+	return m ? cj_fc_vsock_conn_pollfd(&m->conn, &p) : -1;
 }
 
 /* ---- the loop's side -------------------------------------------------------- */
@@ -332,6 +378,7 @@ int cj_agent_mux_pollfds(struct cj_agent_mux *m, struct pollfd *p)
 		short ev = (short)((in ? POLLIN : 0) | (c->out.len ? POLLOUT : 0));
 		p[n++] = (struct pollfd){.fd = c->fd >= 0 ? c->fd : -1, .events = ev};
 	}
+	cj_fc_vsock_conn_pollfd(&m->conn, &p[n++]);
 	if (m->io)
 		cj_workload_io_pollfds(m->io, p + n, take);
 	else
@@ -364,8 +411,9 @@ void cj_agent_mux_handle(struct cj_agent_mux *m, const struct pollfd *p, int n)
 		if (c->fd >= 0 && c->ended && !c->refused && c->out.len == 0)
 			client_close(m, c); /* its exit status is out */
 	}
+	connect_step(m); /* its timer as much as its socket */
 	if (m->io && !m->chan_down)
-		cj_workload_io_handle(m->io, p + 2 + CJ_AGENT_MUX_CLIENTS);
+		cj_workload_io_handle(m->io, p + 3 + CJ_AGENT_MUX_CLIENTS);
 }
 
 void cj_agent_mux_workload(struct cj_agent_mux *m, struct cj_workload_io *io)
@@ -396,6 +444,7 @@ struct cj_agent_mux *cj_agent_mux_open(int chan_fd, const char *run_dir, struct 
 	m->chan = chan_fd;
 	m->chan_down = chan_fd < 0; /* until cj_agent_mux_on_demand's connect */
 	m->lfd = -1;
+	cj_fc_vsock_conn_init(&m->conn);
 	for (size_t i = 0; i < CJ_AGENT_MUX_CLIENTS; i++)
 		m->c[i].fd = -1;
 	if ((size_t)snprintf(m->path, sizeof m->path, "%s/%s", run_dir, CJ_AGENT_SOCK) >=
@@ -415,10 +464,12 @@ struct cj_agent_mux *cj_agent_mux_open(int chan_fd, const char *run_dir, struct 
 	return m;
 }
 
-void cj_agent_mux_on_demand(struct cj_agent_mux *m, cj_agent_connect_fn connect, void *ctx)
+void cj_agent_mux_on_demand(struct cj_agent_mux *m, cj_agent_target_fn target, void *ctx,
+                            int timeout_ms)
 {
-	m->connect = connect;
-	m->connect_ctx = ctx;
+	m->target = target;
+	m->target_ctx = ctx;
+	m->connect_ms = timeout_ms;
 }
 
 void cj_agent_mux_close(struct cj_agent_mux *m)
@@ -426,6 +477,7 @@ void cj_agent_mux_close(struct cj_agent_mux *m)
 	if (!m)
 		return;
 	m->chan_down = true; /* the VM is gone: nothing more to tell it */
+	cj_fc_vsock_conn_cancel(&m->conn);
 	for (size_t i = 0; i < CJ_AGENT_MUX_CLIENTS; i++)
 		if (m->c[i].fd >= 0)
 			client_close(m, &m->c[i]);

@@ -10,13 +10,14 @@
 #define CJ_AGENT_MUX_H
 
 #include "util/err.h"
+#include "vmm/fc_vsock.h"
 #include "workload_io.h"
 
 #include <poll.h>
 
 #define CJ_AGENT_SOCK         "agent.sock"
 #define CJ_AGENT_MUX_CLIENTS  16
-#define CJ_AGENT_MUX_POLL_MAX (2 + CJ_AGENT_MUX_CLIENTS + CJ_WORKLOAD_IO_POLL)
+#define CJ_AGENT_MUX_POLL_MAX (3 + CJ_AGENT_MUX_CLIENTS + CJ_WORKLOAD_IO_POLL)
 
 struct cj_agent_mux;
 
@@ -26,11 +27,22 @@ struct cj_agent_mux;
 struct cj_agent_mux *cj_agent_mux_open(int chan_fd, const char *run_dir, struct cj_err *err);
 /* A channel opened on demand (Firecracker's vsock, which the host
  * connects to once the guest listens): opened with chan_fd -1, the mux
- * calls connect(ctx, err) for a fresh channel (the mux owns the fd) when
- * a client comes and there is none, at first and after one closed; a
- * client it fails for gets the reason as its command's start failure. */
-typedef int (*cj_agent_connect_fn)(void *ctx, struct cj_err *err);
-void cj_agent_mux_on_demand(struct cj_agent_mux *m, cj_agent_connect_fn connect, void *ctx);
+ * asks target(ctx, t, err) where to connect and connects (the mux owns
+ * the fd) when a client comes and there is none, at first and after one
+ * closed, or when cj_agent_mux_connect asks. The connection is made in
+ * steps of the poll loop (see cj_agent_mux_timeout), retried while the
+ * guest does not listen yet, for at most timeout_ms; the clients wait
+ * meanwhile, and one it fails for gets the reason as its command's
+ * start failure. */
+typedef int (*cj_agent_target_fn)(void *ctx, struct cj_fc_vsock_target *t, struct cj_err *err);
+void cj_agent_mux_on_demand(struct cj_agent_mux *m, cj_agent_target_fn target, void *ctx,
+                            int timeout_ms);
+/* Begin connecting the on-demand channel now, unless it is up or under
+ * way (the workload's stdio is on it); -1 with err when target fails. */
+int cj_agent_mux_connect(struct cj_agent_mux *m, struct cj_err *err);
+/* The ms the loop may wait in poll at most for the mux's timers (-1: no
+ * limit); cj_agent_mux_handle must then run even when poll saw nothing. */
+int cj_agent_mux_timeout(const struct cj_agent_mux *m);
 /* The fds to poll (at most CJ_AGENT_MUX_POLL_MAX); returns how many. */
 int cj_agent_mux_pollfds(struct cj_agent_mux *m, struct pollfd *p);
 /* Serve what poll reported on those fds. */

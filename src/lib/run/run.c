@@ -49,6 +49,10 @@
 
 /* The kernel arguments every backend starts from (each adds its own:
  * ops->boot_args), unless --boot-args replaces them. */
+/* How long the on-demand agent channel (Firecracker's vsock) is retried
+ * while the guest's agent does not listen yet (a guest still booting):
+ * under exec's own 60 s wait for HELLO, so that its client hears why. */
+#define AGENT_CONNECT_MS  50000
 #define DEFAULT_BOOT_ARGS "console=ttyS0 reboot=k panic=1 pci=off quiet loglevel=1"
 
 struct timings {
@@ -739,7 +743,7 @@ static void stdio_config(struct run *r)
 	 * stdout, from the console (stdout and stderr as one stream for now) */
 	if (spec->console_stdout)
 		return;
-	if (!r->vmm.ops->agent_fd) {
+	if (!r->vmm.ops->agent_fd && !r->vmm.ops->agent_target) {
 		if (spec->interactive || spec->tty)
 			cj_warn(
 			    "-i and -t need an agent channel from boot on, which %s does not "
@@ -846,9 +850,9 @@ static int stopped_during_setup(int sfd, struct cj_err *err)
 	return 0;
 }
 
-static int agent_connect(void *vmm, struct cj_err *err)
+static int agent_target(void *vmm, struct cj_fc_vsock_target *t, struct cj_err *err)
 {
-	return ((struct cj_vmm *)vmm)->ops->agent_connect(vmm, err);
+	return ((struct cj_vmm *)vmm)->ops->agent_target(vmm, t, err);
 }
 
 /* `ctr-jailer exec`: <run dir>/agent.sock, when the VMM has an agent
@@ -859,17 +863,21 @@ static void agent_listen(struct run *r)
 	struct cj_err aerr = {0};
 	char buf[CJ_ERR_STR_MAX];
 	int fd = cj_vmm_agent_fd(&r->vmm);
-	bool on_demand = r->vmm.ops->agent_connect != NULL;
+	bool on_demand = r->vmm.ops->agent_target != NULL;
 
 	if ((fd >= 0 || on_demand) && !(r->sv.agent = cj_agent_mux_open(fd, r->run_dir, &aerr)))
 		cj_warn("exec will not reach this run: %s", cj_err_str(&aerr, buf, sizeof buf));
 	else if (on_demand && r->sv.agent)
-		cj_agent_mux_on_demand(r->sv.agent, agent_connect, &r->vmm);
+		cj_agent_mux_on_demand(r->sv.agent, agent_target, &r->vmm, AGENT_CONNECT_MS);
 	if (r->sv.agent && r->cfg.stdio_flags) { /* the workload's stdio */
 		cj_workload_io_open(&r->io, r->cfg.stdio_flags & CTRJ_STDIO_STDIN, r->spec->tty,
 		                    r->log.fd >= 0 ? &r->log : NULL, r->spec->detach);
 		cj_agent_mux_workload(r->sv.agent, &r->io);
 		r->sv.sig_proxy = !r->spec->tty && !r->spec->no_sig_proxy;
+		/* an on-demand channel is made at once: the workload waits for it */
+		if (on_demand && cj_agent_mux_connect(r->sv.agent, &aerr) < 0)
+			cj_warn("the workload's stdio will not reach this run: %s",
+			        cj_err_str(&aerr, buf, sizeof buf));
 	}
 }
 

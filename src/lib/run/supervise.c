@@ -281,10 +281,13 @@ int cj_supervise(struct cj_vmm *vmm, int sfd, unsigned grace_s, struct cj_superv
 		if (ht >= 0 && (timeout < 0 || ht < timeout))
 			timeout = ht;
 		int na = sv->agent ? cj_agent_mux_pollfds(sv->agent, p + 4) : 0;
+		int at = cj_agent_mux_timeout(sv->agent);
+		if (at >= 0 && (timeout < 0 || at < timeout))
+			timeout = at;
 		int pr = poll(p, (nfds_t)(4 + na), timeout);
 		if (pr < 0 && errno != EINTR)
 			return cj_fail(err, errno, "poll");
-		if (pr > 0 && na) /* exec sessions */
+		if (na) /* exec sessions, and the agent channel's timers */
 			cj_agent_mux_handle(sv->agent, p + 4, na);
 		cj_health_handle(sv->health, pr > 0 ? &p[3] : NULL);
 		if (pr > 0 && p[1].revents)

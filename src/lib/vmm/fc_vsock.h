@@ -10,6 +10,8 @@
 
 #include "util/err.h"
 
+#include <poll.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -51,5 +53,34 @@ int cj_fc_uds_connect(int dirfd, const char *name, uid_t uid, pid_t pid, const c
  * guest does not listen yet); a reply that is not OK fails at once.
  * Returns the fd or -1 with a one-line error. */
 int cj_fc_vsock_connect(const struct cj_fc_vsock_target *t, int timeout_ms, struct cj_err *err);
+
+/* The same, step by step, for a poll loop that must not wait on it:
+ * start it, poll the fd cj_fc_vsock_conn_pollfd gives (-1: none) for at
+ * most the ms it returns, and call cj_fc_vsock_conn_step after that
+ * poll, whatever it reported. step returns CJ_FC_VSOCK_PENDING while the
+ * connection is under way, the connected fd (the caller's; c is idle
+ * again) or -1 with err (idle again). The socket's checks are those of
+ * cj_fc_uds_connect at each attempt; a Firecracker that does not answer
+ * an attempt's CONNECT within 2 s fails it (ETIMEDOUT), however long
+ * timeout_ms is. */
+#define CJ_FC_VSOCK_PENDING (-2)
+struct cj_fc_vsock_conn {
+	struct cj_fc_vsock_target t; /* t.name is not copied */
+	int fd;                      /* this attempt's socket, or -1 */
+	bool active, sent, closed;
+	uint64_t deadline, retry_at, reply_by;
+	int pause_ms;
+	size_t n; /* of the reply line so far */
+	char line[CJ_FC_VSOCK_LINE_MAX];
+};
+void cj_fc_vsock_conn_init(struct cj_fc_vsock_conn *c);
+void cj_fc_vsock_conn_start(struct cj_fc_vsock_conn *c, const struct cj_fc_vsock_target *t,
+                            int timeout_ms);
+bool cj_fc_vsock_conn_active(const struct cj_fc_vsock_conn *c);
+/* *p to poll (fd -1: only the timer); the ms to wait at most, -1 when idle. */
+int cj_fc_vsock_conn_pollfd(const struct cj_fc_vsock_conn *c, struct pollfd *p);
+int cj_fc_vsock_conn_step(struct cj_fc_vsock_conn *c, struct cj_err *err);
+/* Stop it (its socket closed); idle again. */
+void cj_fc_vsock_conn_cancel(struct cj_fc_vsock_conn *c);
 
 #endif

@@ -60,10 +60,8 @@
 #define METRICS_LINE_MAX (1024 * 1024)
 /* The jail's run/ tmpfs: the control disk (1 MiB + 8 KiB) and fifos. */
 #define JAIL_RUN_TMPFS_SIZE "8m"
-/* The agent's vsock socket, next to the API socket; how long an exec
- * waits for the guest's agent to listen (a guest still booting). */
-#define AGENT_VSOCK      "agent.vsock"
-#define AGENT_CONNECT_MS 2000
+/* The agent's vsock socket, next to the API socket. */
+#define AGENT_VSOCK "agent.vsock"
 
 struct fc_priv {
 	bool jailed;
@@ -1070,18 +1068,19 @@ static void fc_boot_args(const struct cj_vm_config *cfg, bool defaults, char *ou
 /* Firecracker's vsock socket is in the directory we hold the API socket's
  * by (the jail's run/, or the run directory without a jail), made by the
  * VMM's uid: opened like the API socket, never through a symlink. */
-static int fc_agent_connect(const struct cj_vmm *vmm, struct cj_err *err)
+static int fc_agent_target(const struct cj_vmm *vmm, struct cj_fc_vsock_target *t,
+                           struct cj_err *err)
 {
 	const struct fc_priv *p = vmm->priv;
 
 	if (!p || p->sock_dirfd < 0 || p->vmm_pid <= 0)
 		return cj_fail(err, 0, "Firecracker is not running");
-	struct cj_fc_vsock_target t = {.dirfd = p->sock_dirfd,
-	                               .name = AGENT_VSOCK,
-	                               .uid = api_uid(p),
-	                               .pid = p->vmm_pid,
-	                               .port = CTRJ_AGENT_VSOCK_PORT};
-	return cj_fc_vsock_connect(&t, AGENT_CONNECT_MS, err);
+	*t = (struct cj_fc_vsock_target){.dirfd = p->sock_dirfd,
+	                                 .name = AGENT_VSOCK,
+	                                 .uid = api_uid(p),
+	                                 .pid = p->vmm_pid,
+	                                 .port = CTRJ_AGENT_VSOCK_PORT};
+	return 0;
 }
 
 static void fc_cleanup(struct cj_vmm *vmm)
@@ -1118,6 +1117,6 @@ const struct cj_vmm_ops cj_firecracker_ops = {
     .request_stop = fc_request_stop,
     .collect = fc_collect,
     .exit_error = fc_exit_error,
-    .agent_connect = fc_agent_connect,
+    .agent_target = fc_agent_target,
     .cleanup = fc_cleanup,
 };

@@ -6,6 +6,7 @@
 
 #include "jail/jail.h"
 #include "util/err.h"
+#include "vmm/fc_vsock.h"
 
 #include <limits.h>
 #include <stdbool.h>
@@ -92,10 +93,9 @@ struct cj_vmm;
  *    failed, CJ_EXIT_VM_LOST when the guest ended without a status;
  *  - agent_fd(), when set, returns the host end of the agent channel
  *    (a stream to the guest init's agent; see ctrj/agent.h), or -1;
- *  - agent_connect(), when set instead, opens a new connection to the
- *    guest's agent once it listens (Firecracker's vsock), the caller's to
- *    close, or returns -1 with err (bounded: it waits a little for a
- *    guest that is still booting);
+ *  - agent_target(), when set instead, says where a connection to the
+ *    guest's agent is made (Firecracker's vsock: its socket and the
+ *    guest's port; see vmm/fc_vsock.h), or returns -1 with err;
  *  - cleanup() closes what start() holds (the record's undo log takes the
  *    host changes back). */
 struct cj_vmm_ops {
@@ -114,7 +114,8 @@ struct cj_vmm_ops {
 	int (*exit_error)(const struct cj_vmm *vmm, int wait_status, const char *vmm_said,
 	                  struct cj_err *err);
 	int (*agent_fd)(const struct cj_vmm *vmm);
-	int (*agent_connect)(const struct cj_vmm *vmm, struct cj_err *err);
+	int (*agent_target)(const struct cj_vmm *vmm, struct cj_fc_vsock_target *t,
+	                    struct cj_err *err);
 	void (*cleanup)(struct cj_vmm *vmm);
 	/* Boot snapshots (NULL: none): on a VM started with cfg->snap.prepare
 	 * whose guest reached its snapshot point, pause it and save its state

@@ -72,6 +72,7 @@ VNET_HDR_LEN = 12  # what Firecracker sets (virtio_net_hdr_v1)
 
 # include/ctrj/agent.h
 AGENT_HELLO, AGENT_START, AGENT_STDOUT, AGENT_STDERR, AGENT_EXIT = 1, 16, 32, 33, 34
+AGENT_CREDIT, AGENT_MAIN_SESSION = 2, 0xFFFFFFFF
 AGENT_REC_ARG, AGENT_EXITED, AGENT_VERSION, AGENT_VSOCK_PORT = 1, 1, 1, 1024
 
 PRE_BOOT = ("/logger", "/metrics", "/machine-config", "/boot-source", "/drives/",
@@ -348,14 +349,19 @@ class Firecracker:
                     # Released Firecracker (<= 1.16) boots only an ELF vmlinux.
                     return 400, {"fault_message": "Cannot load kernel due to invalid memory configuration or invalid kernel image: Invalid Elf magic number"}, None
             self.started = True
+            vsock_hijack = self.config.get("hijack") and \
+                self.config.get("hijack_target") == "vsock"
             if self.vsock:
                 self.start_vsock()
+                if vsock_hijack:  # before the host, which connects at once, can
+                    self.hijack()
             if self.config.get("guest_probe") and self.tap:
                 threading.Thread(target=self.guest_probe, args=(self.config["guest_probe"],),
                                  daemon=True).start()
             on_start = self.config.get("on_start", "wait")
             if on_start == "wait":
-                return 204, None, self.hijack if self.config.get("hijack") else None
+                return 204, None, self.hijack if self.config.get("hijack") and \
+                    not vsock_hijack else None
             return 204, None, lambda: self.reboot(status_record(STATE_EXITED, code=on_start["exit"]))
         if kind == "SendCtrlAltDel":
             if not self.started:
@@ -401,6 +407,8 @@ class Firecracker:
             time.sleep(3600)
         else:
             conn.sendall(b"OK 1073741824\n")
+            if spec.get("workload"):
+                self.fake_workload(conn, spec["workload"])
             self.fake_agent(conn, spec.get("exit", 0))
 
     def fake_agent(self, conn, code):
@@ -433,6 +441,39 @@ class Firecracker:
                 conn.sendall(frame(AGENT_STDOUT, session, out) + frame(AGENT_STDOUT, session) +
                              frame(AGENT_STDERR, session) +
                              frame(AGENT_EXIT, session, struct.pack("<II", AGENT_EXITED, code)))
+
+    def fake_workload(self, conn, w):
+        """The guest init with the workload's stdio on the channel: its
+        output on the main session, stdout and stderr apart; once the host
+        gave all the credit back (it wrote the output out), the status on
+        the control disk and the VM's end."""
+        def frame(kind, payload=b""):
+            return struct.pack("<HHII", kind, 0, AGENT_MAIN_SESSION, len(payload)) + payload
+
+        out, err = w["stdout"].encode(), w["stderr"].encode()
+        conn.sendall(struct.pack("<HHII", AGENT_HELLO, 0, 0, 4) + struct.pack("<I", AGENT_VERSION))
+        conn.sendall(frame(AGENT_STDOUT, out) + frame(AGENT_STDERR, err) +
+                     frame(AGENT_STDOUT) + frame(AGENT_STDERR))
+        self.record(event="workload_output")
+        owed, buf, deadline = len(out) + len(err), b"", time.monotonic() + 10
+        conn.settimeout(1)
+        while owed > 0 and time.monotonic() < deadline:
+            try:
+                data = conn.recv(65536)
+            except socket.timeout:
+                continue
+            if not data:
+                break
+            buf += data
+            while len(buf) >= 12:
+                kind, _, session, n = struct.unpack_from("<HHII", buf)
+                if len(buf) < 12 + n:
+                    break
+                if kind == AGENT_CREDIT and session == AGENT_MAIN_SESSION and n == 8:
+                    owed -= struct.unpack_from("<II", buf, 12)[1]
+                buf = buf[12 + n:]
+        self.record(event="workload_drained", owed=owed)
+        self.reboot(status_record(STATE_EXITED, code=w.get("exit", 0)))
 
     # -- a compromised Firecracker ---------------------------------------------
     def hijack(self):
