@@ -72,7 +72,9 @@ def fake_report(output: bytes):
 @pytest.mark.parametrize("jail", [True, False], ids=["jail", "no-jail"])
 def test_hostile_vmm_gets_no_terminal_room_or_environment(runner, fake_vmm, jail):
     secret = "s3cr3t-" + os.urandom(6).hex()
-    options = ["--qemu", str(fake_vmm), "--secret", "token=env:CJ_TEST_SECRET"]
+    # --console: the fake reports on the console, which is shown only when asked
+    options = ["--qemu", str(fake_vmm), "--secret", "token=env:CJ_TEST_SECRET", "--console",
+               "--cold-boot"]
     if not jail:
         options.append("--no-jail")
     term = OnTerminal(runner.argv(["/bin/true"], options=options),
@@ -271,24 +273,35 @@ def read_slowly(stream):
 
 
 def stop_time(runner, vmm, options=()):
-    """SIGTERM a run of vmm once it is up, its stdout read slowly; how long
+    """SIGTERM a run of vmm once it is up, its console read slowly; how long
     until ctr-jailer exits (None: not within 120 s), its exit code and its
-    stderr (the VMM's own, of which only the tail is kept, and its own
-    messages)."""
+    messages (the VMM's stderr, of which only the tail is kept, and its
+    own). --console shows the console on stderr (stdout is the workload's),
+    so stderr is the slow stream and carries the messages."""
     # --cold-boot: the stand-ins play a QEMU booting a kernel, not restoring
-    proc = runner.start(["/bin/true"], options=["--qemu", str(vmm), "--cold-boot", *options])
+    proc = runner.start(["/bin/true"], options=["--qemu", str(vmm), "--cold-boot", "--console",
+                                                *options])
     said = []
 
-    def keep_messages(stream):
-        tail = b""  # a message split between two reads
-        while chunk := stream.read1(65536):
+    def read_slowly_keeping_messages(stream, tail=b""):
+        # as a terminal or a loaded log pipeline is: 400 KiB/s, slower than
+        # ctr-jailer's console budget (1 MiB/s)
+        while chunk := stream.read1(4096):
             said.extend(re.findall(rb"ctr-jailer: [^\n]*\n", tail + chunk))
             tail = chunk[-200:]
+            time.sleep(0.01)
 
     try:
-        wait_for_output(proc, b"STUBBORN-VMM up", timeout=60)
-        readers = [threading.Thread(target=read_slowly, args=(proc.stdout,), daemon=True),
-                   threading.Thread(target=keep_messages, args=(proc.stderr,), daemon=True)]
+        seen = b""
+        deadline = time.monotonic() + 60
+        while b"STUBBORN-VMM up" not in seen:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise AssertionError(f"the stub never came up: {seen[-2000:]!r}")
+            seen = seen[-4096:] + proc.stderr.read1(4096)
+        said.extend(re.findall(rb"ctr-jailer: [^\n]*\n", seen))
+        readers = [threading.Thread(target=read_slowly_keeping_messages, args=(proc.stderr,),
+                                    daemon=True),
+                   threading.Thread(target=read_slowly, args=(proc.stdout,), daemon=True)]
         for t in readers:
             t.start()
         start = time.monotonic()
