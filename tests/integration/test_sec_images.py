@@ -9,6 +9,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import subprocess
 import tarfile
 from pathlib import Path
@@ -196,9 +197,15 @@ def run(runner, cache):
     return go
 
 
+PROGRESS = re.compile(r"ctr-jailer: (unpack|build|pull)[^:]*( done| failed)?: [0-9.]+ "
+                      r"(B|KiB|MiB|GiB|files)\b")
+
+
 def error_lines(stderr: bytes):
+    """What the run said, but the TCG notice and the progress lines of
+    steps that took over a second (a slow machine's unpack of a deep tree)."""
     return [l for l in stderr.decode(errors="replace").splitlines()
-            if l and not l.startswith("ctr-jailer: the KVM here")]
+            if l and not l.startswith("ctr-jailer: the KVM here") and not PROGRESS.match(l)]
 
 
 def cache_leftovers(cache: Path):
