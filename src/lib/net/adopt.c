@@ -233,21 +233,6 @@ static void ingress_del(int index)
 	cj_nl_talk(nlh, NULL, NULL, &ignored);
 }
 
-static void addr_add(const struct iface *f)
-{
-	char buf[8192];
-	struct cj_err ignored = {0};
-	struct nlmsghdr *nlh = request(buf, RTM_NEWADDR, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL);
-	struct ifaddrmsg *ifa = mnl_nlmsg_put_extra_header(nlh, sizeof *ifa);
-
-	ifa->ifa_family = AF_INET;
-	ifa->ifa_prefixlen = (unsigned char)f->prefix;
-	ifa->ifa_index = (unsigned)f->index;
-	mnl_attr_put(nlh, IFA_LOCAL, 4, &f->addr);
-	mnl_attr_put(nlh, IFA_ADDRESS, 4, &f->addr);
-	cj_nl_talk(nlh, NULL, NULL, &ignored); /* EEXIST: it is back already */
-}
-
 static void default_route_add(const struct iface *f)
 {
 	char buf[8192];
@@ -283,7 +268,8 @@ int cj_net_adopt_undo(json_object *entry)
 	const char *ingress = cj_undo_str(entry, "ingress");
 	if (ingress && strcmp(ingress, "ours") == 0)
 		ingress_del(f.index); /* its redirect to the VM's TAP with it */
-	addr_add(&f);
+	struct cj_err ignored = {0};
+	cj_nl_addr_add(f.index, f.addr, (unsigned)f.prefix, &ignored); /* EEXIST: back already */
 	if (gw && *gw && inet_pton(AF_INET, gw, &f.gateway) == 1)
 		default_route_add(&f);
 	return 0;
