@@ -27,6 +27,8 @@ packages=(
   # Docker end-to-end test: its own dockerd in a test namespace, Compose,
   # and a Debian base image made without a registry
   docker.io docker-compose mmdebstrap
+  # runtime mode under containerd without Docker (ctr run --runc-binary)
+  containerd
 )
 
 # The jail's unprivileged user (ctr-jailer falls back to nobody without it).
