@@ -269,3 +269,24 @@ def test_ctr_detached_exec_kill_delete(ctrd):
     assert b"non-zero exit code 7" in d.stderr, d   # the trap's exit status
     ctrd.ctr("container", "rm", cid)
     assert ctrd.ctr("container", "ls", "-q").stdout.strip() == b""
+
+
+def test_a_killed_shim_leaves_nothing(ctrd):
+    """The shim SIGKILLed under a running container: containerd's cleanup
+    (`containerd-shim-runc-v2 delete`, which runs the runtime's `delete
+    --force`) stops the VM and removes the run; the fixture checks the
+    host."""
+    cid = "ctrj-orphan"
+    r = ctrd.run("-d", "--null-io", IMAGE, cid, "sh", "-c", "while :; do sleep 1; done")
+    assert r.returncode == 0, (r, ctrd.log_tail())
+    wait_for("running task", lambda: task_status(ctrd, cid) == "RUNNING")
+    live = ctrd.leftovers()
+    assert live["runs"] and live["vmms"], live
+    shim = processes_with_arg(f"{ctrd.sock}".encode())
+    shims = [p for p in shim if Path(f"/proc/{p}/exe").resolve().name ==
+             "containerd-shim-runc-v2"]
+    assert len(shims) == 1, shim
+    os.kill(shims[0], signal.SIGKILL)
+    wait_for("stopped task", lambda: task_status(ctrd, cid) in (None, "STOPPED"), timeout=60)
+    ctrd.ctr("task", "delete", "-f", cid, check=False)
+    ctrd.ctr("container", "rm", cid)
