@@ -176,7 +176,7 @@ def containerd(kernel_ready):
 @pytest.fixture
 def ctrd(containerd):
     yield containerd
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while (left := containerd.leftovers()) != {k: [] for k in left} and \
             time.monotonic() < deadline:
         time.sleep(0.5)
@@ -246,7 +246,7 @@ def test_ctr_detached_exec_kill_delete(ctrd):
     assert ps[0] == "PID" and ps[2].isdigit() and ps[2] == task_pid(ctrd, cid), ps
     live = ctrd.leftovers()           # positive control for the fixture's final check
     assert all(live[k] for k in ("runs", "vmms", "virtiofsd", "mounts", "states")), live
-    e = ctrd.ctr("task", "exec", "--exec-id", "x1", cid, "sh", "-c",
+    e = ctrd.ctr("task", "exec", "--fifo-dir", ctrd.fifo, "--exec-id", "x1", cid, "sh", "-c",
                  "echo in the vm $(uname -r); ip -o link | grep -c ': '; exit 5", check=False)
     assert e.returncode == 5, e
     vm, release, links = e.stdout.decode().rsplit(maxsplit=2)
