@@ -241,7 +241,9 @@ def test_ctr_detached_exec_kill_delete(ctrd):
                  "echo serving; echo serving > /data/ready; while :; do sleep 1 & wait $!; done")
     assert r.returncode == 0, (r, ctrd.log_tail())
     wait_for("ready file from the guest", (data / "ready").exists)
-    assert log.read_text() == "serving\n"   # the workload's stdout, through the shim
+    # the workload's stdout, through the shim (the console relay may lag the file)
+    wait_for("output in the log", lambda: log.exists() and log.read_text() == "serving\n",
+             timeout=60)
     ps = ctrd.ctr("task", "ps", cid).stdout.decode().split()   # runtime's ps --format json
     assert ps[0] == "PID" and ps[2].isdigit() and ps[2] == task_pid(ctrd, cid), ps
     live = ctrd.leftovers()           # positive control for the fixture's final check
