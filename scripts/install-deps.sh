@@ -27,6 +27,9 @@ packages=(
   # Docker end-to-end test: its own dockerd in a test namespace, Compose,
   # and a Debian base image made without a registry
   docker.io docker-compose mmdebstrap
+  # Podman runtime-mode test: podman, its conmon and netavark networking
+  # (aardvark-dns for named networks' DNS)
+  podman conmon netavark aardvark-dns
 )
 
 # The jail's unprivileged user (ctr-jailer falls back to nobody without it).
