@@ -22,6 +22,7 @@ import pytest
 
 from conftest import BUILD, processes_with_arg, qemu_processes_for, runs
 from test_docker import busybox_image_tar
+from test_runtime_docker import wait_log
 
 RUNTIME = BUILD / "ctr-jailer-runtime"
 pytestmark = pytest.mark.xdist_group("podman")
@@ -168,21 +169,15 @@ def test_podman_run_shows_the_guest_kernel_and_exit_code(podman):
     r = run(podman, "--rm", "busybox", "sh", "-c", "uname -r; exit 3")
     assert r.returncode == 3, r.stderr.decode()
     release = r.stdout.decode().strip()   # the workload's output only: no notices
-    assert "\n" not in release, r
+    assert "\n" not in release and not r.stderr.strip(), r   # warnings: in --log
     assert release != os.uname().release
     assert release in podman.kernel or "cloud" in release, release
 
 
-def wait_log(engine, name, marker, timeout=300):
-    deadline = time.monotonic() + timeout
-    while marker not in engine.logs(name):
-        assert time.monotonic() < deadline, engine.logs(name)
-        time.sleep(1)
-
-
 def test_podman_detached_exec_logs_network_stop_rm(podman):
     """One VM: podman run -d with a host directory volume and podman's
-    bridge network; exec (its output and status), the guest's httpd
+    bridge network; exec (its output and status, -t, -i, --user, -e, -w),
+    the guest's httpd
     reached from the test's namespace at the container's address, logs,
     a graceful stop (the workload's TERM trap writes to the volume), rm."""
     name, data = "ctrj-life", podman.root / "data"
@@ -196,6 +191,13 @@ def test_podman_detached_exec_logs_network_stop_rm(podman):
     e = podman.podman("exec", name, "sh", "-c", "echo in the vm $(uname -r); exit 5",
                       check=False)
     assert e.returncode == 5 and e.stdout.decode() == f"in the vm {podman.kernel}\n", e
+    # -t: a pty through the console socket; -i: stdin; --user, -e, -w
+    e = podman.podman("exec", "-t", name, "sh", "-c", "tty; exit 4", check=False)
+    assert e.returncode == 4 and e.stdout.startswith(b"/dev/pts/"), e
+    e = podman.podman("exec", "-i", "--user", "1:2", "-e", "V=v1", "-w", "/tmp", name, "sh",
+                      "-c", "read line; echo $line $(id -u):$(id -g) $V $(pwd)",
+                      input=b"from-stdin\n")
+    assert e.stdout == b"from-stdin 1:2 v1 /tmp\n", e
     ip = podman.podman("inspect", "-f", "{{.NetworkSettings.IPAddress}}", name).stdout
     got = subprocess.run(["nsenter", f"--net=/run/netns/{podman.netns}", "curl", "-s",
                           "--max-time", "5", "--retry", "10", "--retry-connrefused",
