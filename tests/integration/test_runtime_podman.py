@@ -161,8 +161,8 @@ def podman(engine):
     assert (links(engine.netns), podman_netns(), runtime_state()) == before
 
 
-def run(engine, *args, timeout=600):
-    return engine.podman("run", *args, check=False, timeout=timeout)
+def run(engine, *args, timeout=600, input=None):
+    return engine.podman("run", *args, check=False, timeout=timeout, input=input)
 
 
 def test_podman_run_shows_the_guest_kernel_and_exit_code(podman):
@@ -213,3 +213,15 @@ def test_podman_detached_exec_logs_network_stop_rm(podman):
     assert code == b"0", code
     podman.podman("rm", name)
     assert podman.podman("ps", "-aq").stdout.strip() == b""
+
+
+def test_podman_run_interactive_terminal(podman):
+    """podman run -i -t: conmon's console socket gets the pty master; its
+    slave is the guest workload's terminal (through the agent), its input
+    what the test typed."""
+    r = run(podman, "--rm", "-i", "-t", "busybox", "sh", "-c",
+            "tty; read line; echo \"got $line\"; exit 5", input=b"typed\n")
+    assert r.returncode == 5, r
+    lines = r.stdout.decode().splitlines()
+    # the guest terminal's echo of the input may come first
+    assert any(x.startswith("/dev/pts/") for x in lines) and "got typed" in lines, r
