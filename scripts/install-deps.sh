@@ -29,6 +29,9 @@ packages=(
   docker.io docker-compose mmdebstrap
   # runtime mode under containerd without Docker (ctr run --runc-binary)
   containerd
+  # Podman runtime-mode test: podman, its conmon and netavark networking
+  # (aardvark-dns for named networks' DNS)
+  podman conmon netavark aardvark-dns
 )
 
 # The jail's unprivileged user (ctr-jailer falls back to nobody without it).

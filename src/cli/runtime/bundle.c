@@ -104,6 +104,10 @@ static int map_process(struct map *m, json_object *cfg, json_object **args, stru
 		if (e && strchr(e, '=') && e[0] != '=')
 			push2(m, "--env", e);
 	}
+	if (json_object_get_boolean(get(proc, "terminal"))) {
+		push(m, "--tty"); /* the console socket's pty: the guest's terminal */
+		push(m, "--interactive");
+	}
 	if (get_str(proc, "cwd"))
 		push2(m, "--workdir", get_str(proc, "cwd"));
 	map_user(m, proc);

@@ -191,6 +191,11 @@ json_object *rt_state_read(const char *id, struct cj_err *err)
 		json_object_put(o);
 		return cj_fail(err, 0, "container %s: unreadable state %s", id, path), NULL;
 	}
+	/* the run base of its create: podman runs the verbs other than create
+	 * and exec with an environment of its own, without CTR_JAILER_RUN_DIR */
+	const char *runs = rt_state_str(o, "runs");
+	if (runs && *runs)
+		setenv("CTR_JAILER_RUN_DIR", runs, 1);
 	return o;
 }
 

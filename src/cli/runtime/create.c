@@ -103,6 +103,7 @@ static int save_state(const char *id, const char *bundle, const char *run, pid_t
 	json_object_object_add(st, "id", json_object_new_string(id));
 	json_object_object_add(st, "bundle", json_object_new_string(bundle));
 	json_object_object_add(st, "run", json_object_new_string(run));
+	json_object_object_add(st, "runs", json_object_new_string(rt_run_base()));
 	json_object_object_add(st, "pid", json_object_new_int(pid));
 	json_object_object_add(st, "created", json_object_new_string(now));
 	json_object_object_add(st, "started", json_object_new_boolean(false));
@@ -120,7 +121,8 @@ static int detached(const char *id, struct cj_spec *spec, char run[16], pid_t *p
                     struct cj_err *err)
 {
 	char path[PATH_MAX];
-	int saved = dup(STDERR_FILENO), fd, r;
+	/* close-on-exec: the supervisor must not hold the engine's stderr */
+	int saved = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 0), fd, r;
 
 	snprintf(path, sizeof path, "%s/%s/boot.log", rt_g.root, id);
 	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);

@@ -55,7 +55,8 @@ __attribute__((format(printf, 2, 3))) void rt_log(const char *level, const char 
 /* err into the log (level error) and on stderr; returns 1 (runc's status). */
 int rt_fail(const struct cj_err *err);
 
-/* The container's state file, <root>/<id>/state.json. */
+/* The container's state file, <root>/<id>/state.json. Reading it makes
+ * the run base it was created with this process's (CTR_JAILER_RUN_DIR). */
 json_object *rt_state_read(const char *id, struct cj_err *err);
 int rt_state_write(const char *id, json_object *state, struct cj_err *err);
 int rt_state_create_dir(const char *id, struct cj_err *err);

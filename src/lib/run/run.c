@@ -740,8 +740,9 @@ static void stdio_config(struct run *r)
 	unsigned short rows = 24, cols = 80;
 
 	/* OCI runtime mode: the engine reads the workload's output on our
-	 * stdout, from the console (stdout and stderr as one stream for now) */
-	if (spec->console_stdout)
+	 * stdout, from the console (stdout and stderr as one stream for now);
+	 * a terminal (the engine's pty on our stdio) goes through the agent */
+	if (spec->console_stdout && !spec->tty)
 		return;
 	if (!r->vmm.ops->agent_fd && !r->vmm.ops->agent_target) {
 		if (spec->interactive || spec->tty)
@@ -752,11 +753,12 @@ static void stdio_config(struct run *r)
 		return;
 	}
 	r->cfg.stdio_flags = CTRJ_STDIO_AGENT;
-	if (spec->interactive && !spec->detach)
+	bool attached = !spec->detach || spec->console_stdout; /* our stdio is the workload's */
+	if (spec->interactive && attached)
 		r->cfg.stdio_flags |= CTRJ_STDIO_STDIN;
 	if (spec->tty) {
 		r->cfg.stdio_flags |= CTRJ_STDIO_TTY;
-		if (!spec->detach && cj_terminal_size(&rows, &cols) && (!rows || !cols))
+		if (attached && cj_terminal_size(&rows, &cols) && (!rows || !cols))
 			rows = 24, cols = 80;
 		r->cfg.tty_rows = rows;
 		r->cfg.tty_cols = cols;
@@ -871,7 +873,8 @@ static void agent_listen(struct run *r)
 		cj_agent_mux_on_demand(r->sv.agent, agent_target, &r->vmm, AGENT_CONNECT_MS);
 	if (r->sv.agent && r->cfg.stdio_flags) { /* the workload's stdio */
 		cj_workload_io_open(&r->io, r->cfg.stdio_flags & CTRJ_STDIO_STDIN, r->spec->tty,
-		                    r->log.fd >= 0 ? &r->log : NULL, r->spec->detach);
+		                    r->log.fd >= 0 ? &r->log : NULL,
+		                    r->spec->detach && !r->spec->console_stdout);
 		cj_agent_mux_workload(r->sv.agent, &r->io);
 		r->sv.sig_proxy = !r->spec->tty && !r->spec->no_sig_proxy;
 		/* an on-demand channel is made at once: the workload waits for it */
@@ -1152,7 +1155,9 @@ static void started(struct run *r)
 			cj_notice("guest address %s", r->netline);
 		return;
 	}
-	fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	/* runtime mode's terminal: our stdin is the engine's pty, the workload's */
+	fd = spec->console_stdout && spec->interactive ? -1
+	                                               : open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (fd >= 0) {
 		dup2(fd, STDIN_FILENO);
 		close(fd);
