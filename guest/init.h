@@ -44,6 +44,17 @@ int guest_user_resolve_at(const char *etc, const char *spec, struct guest_user *
  * exact bytes; returns 0 or -1 with errno set. */
 int guest_env_write_file(int fd, char *const *envp);
 
+/* ---- procsec.c ---------------------------------------------------------- */
+
+/* The workload's pids cgroup: every process the init starts joins it. */
+#define GUEST_PIDS_CGROUP "/sys/fs/cgroup/workload"
+/* PID 1: make it, with pids.max = limit. 0 or -1 with errno. */
+int guest_pids_cgroup(uint64_t limit);
+/* In a child before exec: the pids cgroup (when made), p's rlimits,
+ * oom_score_adj and bounding set, the user u with p's groups (else u's),
+ * then p's capability sets and no_new_privs. 0 or -1 with errno. */
+int guest_proc_enter(const struct ctrj_proc *p, const struct guest_user *u);
+
 /* ---- report.c ----------------------------------------------------------- */
 
 /* The status record written back at the end. */

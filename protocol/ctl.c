@@ -155,6 +155,8 @@ static int check_encodable(const struct ctrj_config *cfg, char *err, size_t errl
 	if (cfg->nvolumes > CTRJ_MAX_VOLUMES || cfg->nsecrets > CTRJ_MAX_SECRETS)
 		return wire_fail(err, errlen, "too many volumes or secrets (at most %u and %u)",
 		                 CTRJ_MAX_VOLUMES, CTRJ_MAX_SECRETS);
+	if (!ctrj_proc_valid(&cfg->proc))
+		return wire_fail(err, errlen, "invalid process privileges or limits");
 	if (cfg->has_net && (cfg->net.ndns > CTRJ_MAX_DNS || cfg->net.prefix > 32))
 		return wire_fail(err, errlen, "invalid network settings");
 	for (size_t i = 0; i < cfg->nsecrets; i++) {
@@ -163,6 +165,26 @@ static int check_encodable(const struct ctrj_config *cfg, char *err, size_t errl
 			return wire_fail(err, errlen, "invalid secret name '%s'", name);
 	}
 	return 0;
+}
+
+static const uint16_t proc_tags[] = {
+    [CTRJ_PROC_REC_CAPS] = CTRJ_REC_CAPS,
+    [CTRJ_PROC_REC_RLIMIT] = CTRJ_REC_RLIMIT,
+    [CTRJ_PROC_REC_GROUPS] = CTRJ_REC_GROUPS,
+    [CTRJ_PROC_REC_FLAGS] = CTRJ_REC_PROC_FLAGS,
+};
+
+static int enc_proc_rec(void *e, enum ctrj_proc_rec kind, const void *v, size_t n)
+{
+	return enc_record(e, proc_tags[kind], v, n);
+}
+
+/* The workload's privileges and limits, its pids limit. */
+static int enc_proc(struct enc *e, const struct ctrj_config *cfg)
+{
+	if (ctrj_proc_encode(&cfg->proc, enc_proc_rec, e) < 0)
+		return -1;
+	return cfg->pids_limit ? enc_u64(e, CTRJ_REC_PIDS_LIMIT, cfg->pids_limit) : 0;
 }
 
 static int enc_stdio(struct enc *e, const struct ctrj_config *cfg)
@@ -219,6 +241,8 @@ int ctrj_config_encode(const struct ctrj_config *cfg, uint8_t **out, size_t *out
 		r = enc_secret(&e, &cfg->secrets[i]);
 	if (r == 0 && cfg->hold)
 		r = enc_record(&e, CTRJ_REC_HOLD, NULL, 0);
+	if (r == 0)
+		r = enc_proc(&e, cfg);
 	if (r < 0) {
 		free(e.buf);
 		return wire_fail(err, errlen,
@@ -411,6 +435,58 @@ static int parse_secret(struct ctrj_config *cfg, const uint8_t *p, size_t n, cha
 	return 0;
 }
 
+static int parse_net(struct ctrj_config *cfg, const uint8_t *p, size_t n, char *err, size_t errlen)
+{
+	if (n != 32 || cfg->has_net)
+		return wire_fail(err, errlen, "invalid or duplicate network record");
+	memcpy(&cfg->net.addr, p, 4);
+	memcpy(&cfg->net.gateway, p + 4, 4);
+	cfg->net.prefix = get_le32(p + 8);
+	cfg->net.mtu = get_le32(p + 12);
+	cfg->net.ndns = get_le32(p + 16);
+	if (cfg->net.prefix == 0 || cfg->net.prefix > 32 || cfg->net.ndns > CTRJ_MAX_DNS ||
+	    cfg->net.mtu < 576 || cfg->net.mtu > 65535)
+		return wire_fail(err, errlen, "network record out of range");
+	for (uint32_t i = 0; i < cfg->net.ndns; i++)
+		memcpy(&cfg->net.dns[i], p + 20 + 4 * i, 4);
+	cfg->has_net = true;
+	return 0;
+}
+
+static int parse_stdio(struct ctrj_config *cfg, const uint8_t *p, size_t n, char *err,
+                       size_t errlen)
+{
+	if (n != 8 || cfg->stdio_flags)
+		return wire_fail(err, errlen, "invalid or duplicate stdio record");
+	cfg->stdio_flags = get_le32(p);
+	cfg->tty_rows = get_le16(p + 4);
+	cfg->tty_cols = get_le16(p + 6);
+	if (!(cfg->stdio_flags & CTRJ_STDIO_AGENT) || (cfg->stdio_flags & ~CTRJ_STDIO_ALL))
+		return wire_fail(err, errlen, "stdio record with flags 0x%x", cfg->stdio_flags);
+	return 0;
+}
+
+/* The workload's privileges and limits (CTRJ_REC_CAPS...PIDS_LIMIT). */
+static int parse_proc(struct ctrj_config *cfg, uint16_t type, const uint8_t *p, size_t n, char *err,
+                      size_t errlen)
+{
+	switch (type) {
+	case CTRJ_REC_CAPS:
+		return ctrj_proc_parse(&cfg->proc, CTRJ_PROC_REC_CAPS, p, n, err, errlen);
+	case CTRJ_REC_RLIMIT:
+		return ctrj_proc_parse(&cfg->proc, CTRJ_PROC_REC_RLIMIT, p, n, err, errlen);
+	case CTRJ_REC_GROUPS:
+		return ctrj_proc_parse(&cfg->proc, CTRJ_PROC_REC_GROUPS, p, n, err, errlen);
+	case CTRJ_REC_PROC_FLAGS:
+		return ctrj_proc_parse(&cfg->proc, CTRJ_PROC_REC_FLAGS, p, n, err, errlen);
+	default: /* CTRJ_REC_PIDS_LIMIT */
+		if (n != 8 || cfg->pids_limit || !get_le64(p))
+			return wire_fail(err, errlen, "invalid or duplicate pids limit record");
+		cfg->pids_limit = get_le64(p);
+		return 0;
+	}
+}
+
 static int parse_record(struct ctrj_config *cfg, uint16_t type, const uint8_t *p, size_t n,
                         char *err, size_t errlen)
 {
@@ -419,6 +495,8 @@ static int parse_record(struct ctrj_config *cfg, uint16_t type, const uint8_t *p
 
 	if (is_string && memchr(p, '\0', n))
 		return wire_fail(err, errlen, "record 0x%04x contains a NUL byte", type);
+	if (type >= CTRJ_REC_CAPS && type <= CTRJ_REC_PIDS_LIMIT)
+		return parse_proc(cfg, type, p, n, err, errlen);
 
 	switch (type) {
 	case CTRJ_REC_ARG:
@@ -486,32 +564,11 @@ static int parse_record(struct ctrj_config *cfg, uint16_t type, const uint8_t *p
 		cfg->readonly_root = true;
 		return 0;
 	case CTRJ_REC_NET:
-		if (n != 32 || cfg->has_net)
-			return wire_fail(err, errlen, "invalid or duplicate network record");
-		memcpy(&cfg->net.addr, p, 4);
-		memcpy(&cfg->net.gateway, p + 4, 4);
-		cfg->net.prefix = get_le32(p + 8);
-		cfg->net.mtu = get_le32(p + 12);
-		cfg->net.ndns = get_le32(p + 16);
-		if (cfg->net.prefix == 0 || cfg->net.prefix > 32 || cfg->net.ndns > CTRJ_MAX_DNS ||
-		    cfg->net.mtu < 576 || cfg->net.mtu > 65535)
-			return wire_fail(err, errlen, "network record out of range");
-		for (uint32_t i = 0; i < cfg->net.ndns; i++)
-			memcpy(&cfg->net.dns[i], p + 20 + 4 * i, 4);
-		cfg->has_net = true;
-		return 0;
+		return parse_net(cfg, p, n, err, errlen);
 	case CTRJ_REC_SECRET:
 		return parse_secret(cfg, p, n, err, errlen);
 	case CTRJ_REC_STDIO:
-		if (n != 8 || cfg->stdio_flags)
-			return wire_fail(err, errlen, "invalid or duplicate stdio record");
-		cfg->stdio_flags = get_le32(p);
-		cfg->tty_rows = get_le16(p + 4);
-		cfg->tty_cols = get_le16(p + 6);
-		if (!(cfg->stdio_flags & CTRJ_STDIO_AGENT) || (cfg->stdio_flags & ~CTRJ_STDIO_ALL))
-			return wire_fail(err, errlen, "stdio record with flags 0x%x",
-			                 cfg->stdio_flags);
-		return 0;
+		return parse_stdio(cfg, p, n, err, errlen);
 	case CTRJ_REC_HOLD:
 		if (n != 0 || cfg->hold)
 			return wire_fail(err, errlen, "invalid or duplicate hold record");
