@@ -91,9 +91,8 @@ static void map_user(struct map *m, json_object *proc)
 static int map_process(struct map *m, json_object *cfg, json_object **args, struct cj_err *err)
 {
 	json_object *proc = get(cfg, "process"), *env = get(proc, "env");
-	static const char *const unmappable[] = {"capabilities",    "rlimits",
-	                                         "noNewPrivileges", "oomScoreAdj",
-	                                         "apparmorProfile", "selinuxLabel"};
+	/* capabilities, rlimits, noNewPrivileges, oomScoreAdj: process.c */
+	static const char *const unmappable[] = {"apparmorProfile", "selinuxLabel"};
 
 	*args = get(proc, "args");
 	if (!*args || !json_object_is_type(*args, json_type_array) ||

@@ -89,6 +89,14 @@ static int make_spec(const char *bundle, const char *id, struct cj_spec *spec, j
 	spec->vmm = CJ_VMM_QEMU;
 	spec->hold = true;
 	spec->console_stdout = true;
+	spec->pids_limit = rt_pids_limit(*config);
+	json_object *proc = NULL;
+	json_object_object_get_ex(*config, "process", &proc);
+	if (rt_process_proc(proc, &spec->proc, err) < 0) {
+		cj_spec_free(spec);
+		json_object_put(*config);
+		return -1;
+	}
 	return 0;
 }
 

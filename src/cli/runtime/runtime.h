@@ -12,6 +12,7 @@
 #include <json-c/json.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #define RT_NAME         "ctr-jailer-runtime"
@@ -74,6 +75,14 @@ int rt_console(const char *socket_path, struct cj_err *err);
 /* The bundle's config.json as the argv of `ctr-jailer run` (bundle.c). */
 int rt_bundle_argv(const char *bundle, const char *id, char ***argv, int *argc,
                    json_object **config, struct cj_err *err);
+
+struct ctrj_proc;
+/* A spec's process (config.json's or an exec's process.json): its
+ * capabilities, rlimits, additionalGids, noNewPrivileges and oomScoreAdj
+ * as the guest applies them (process.c). */
+int rt_process_proc(json_object *proc, struct ctrj_proc *p, struct cj_err *err);
+/* linux.resources.pids.limit; 0: none. */
+uint64_t rt_pids_limit(json_object *config);
 
 struct cj_spec;
 /* The container's network namespace entered (made, or joined by path), its
