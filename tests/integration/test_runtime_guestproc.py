@@ -1,0 +1,129 @@
+# SPDX-License-Identifier: Apache-2.0
+"""config.json's process privileges and limits applied in the guest, as
+runc applies them (defence in depth behind the VM): capabilities (the
+bounding set dropped, then exactly the spec's sets), rlimits,
+user.additionalGids, noNewPrivileges, oomScoreAdj, and
+linux.resources.pids.limit as a pids cgroup in the guest. Asserted on what
+the workload and `exec --process` sessions read from /proc in the VM; one
+VM for all of it (CI time), the exec without those fields the negative
+control."""
+import json
+
+from test_runtime import drive_created, world  # noqa: F401 (the fixture)
+
+# Bit numbers (linux/capability.h)
+CAPS = {"CAP_CHOWN": 0, "CAP_DAC_OVERRIDE": 1, "CAP_FOWNER": 3, "CAP_FSETID": 4,
+        "CAP_KILL": 5, "CAP_SETGID": 6, "CAP_SETUID": 7, "CAP_SETPCAP": 8,
+        "CAP_NET_BIND_SERVICE": 10, "CAP_NET_RAW": 13, "CAP_SYS_CHROOT": 18,
+        "CAP_MKNOD": 27, "CAP_AUDIT_WRITE": 29, "CAP_SETFCAP": 31}
+# docker's default set without NET_RAW (--cap-drop NET_RAW)
+WORKLOAD_CAPS = [c for c in CAPS if c != "CAP_NET_RAW"]
+
+
+def mask(names):
+    return sum(1 << CAPS[n] for n in names)
+
+
+# What a process reports about itself: its status lines, rlimits, oom
+# score, cgroup and (the workload) how many of 40 children it could fork.
+REPORT = ("grep -E '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs|Groups):' /proc/self/status;"
+          " echo nofile=$(ulimit -n) nofile_hard=$(ulimit -Hn);"
+          " echo oom=$(cat /proc/self/oom_score_adj);"
+          " echo cgroup=$(awk -F: '{print $3}' /proc/self/cgroup)")
+FORKS = ("cg=$(awk -F: '{print $3}' /proc/self/cgroup); echo pids_max=$(cat /sys/fs/cgroup$cg/pids.max);"
+         # forks until the limit stops them (the subshell ends there), each
+         # child's pid noted; then killed with builtins only (no fork to fail)
+         " (i=0; while [ $i -lt 40 ]; do sleep 600 & echo $! >> /run/forked; i=$((i+1)); done)"
+         " 2>/dev/null; n=0; while read p; do kill $p; n=$((n+1)); done < /run/forked;"
+         " echo forked=$n;")
+
+
+def parse(text, tag):
+    """The KEY: value and KEY=value lines a report printed after "tag"."""
+    out = {}
+    for line in text.split(f"<{tag}>", 1)[1].split(f"</{tag}>", 1)[0].splitlines():
+        for part in line.replace(":\t", "=").split():
+            if "=" in part:
+                k, v = part.split("=", 1)
+                out[k] = v
+        if line.startswith("Groups:"):
+            out["Groups"] = line.split(":", 1)[1].split()
+    return out
+
+
+def report(tag, extra=""):
+    return f"echo '<{tag}>'; {REPORT}; {extra} echo '</{tag}>'"
+
+
+def test_process_privileges_and_limits(world):  # noqa: F811
+    """The workload runs with exactly the spec's capability sets (NET_RAW
+    dropped from docker's defaults), its groups, nofile limit,
+    no_new_privs and oom_score_adj, in a pids cgroup of pids.max 20 that
+    stops its forks. An exec whose process.json names other sets (a
+    non-root user with an ambient capability) gets those; one without any
+    gets root's full sets and the guest's defaults, as before."""
+    caps = {s: WORKLOAD_CAPS for s in ("bounding", "effective", "permitted")}
+    caps["inheritable"] = caps["ambient"] = []
+    b = world.bundle(["/bin/sh", "-c", report("w", FORKS) + "; echo ready; exec sleep 100000"],
+                     capabilities=caps, noNewPrivileges=True, oomScoreAdj=300,
+                     rlimits=[{"type": "RLIMIT_NOFILE", "hard": 1000, "soft": 1000}],
+                     user={"uid": 0, "gid": 0, "additionalGids": [10, 1234]})
+    config = json.loads((b / "config.json").read_text())
+    config["linux"]["resources"] = {"pids": {"limit": 20}}
+    config["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ERRNO"}
+    (b / "config.json").write_text(json.dumps(config))
+
+    exec_caps = {"bounding": ["CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_CHOWN"],
+                 "effective": ["CAP_NET_BIND_SERVICE"],
+                 "permitted": ["CAP_NET_BIND_SERVICE", "CAP_CHOWN"],
+                 "inheritable": ["CAP_NET_BIND_SERVICE"],
+                 "ambient": ["CAP_NET_BIND_SERVICE"]}
+    with_fields = world.tmp / "exec-caps.json"
+    with_fields.write_text(json.dumps({
+        "args": ["/bin/sh", "-c", report("e")], "env": ["PATH=/bin"], "cwd": "/",
+        "user": {"uid": 1000, "gid": 1000, "additionalGids": [2000, 3000]},
+        "capabilities": exec_caps, "noNewPrivileges": True,
+        "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 600, "soft": 500}]}))
+    without = world.tmp / "exec-plain.json"
+    without.write_text(json.dumps({"args": ["/bin/sh", "-c", report("p")], "env": ["PATH=/bin"],
+                                   "cwd": "/", "user": {"uid": 0, "gid": 0}}))
+    out_file = world.tmp / "stdout"
+    ready = ["sh", "-c", f"for i in $(seq 600); do grep -q ready {out_file} && exit 0; "
+             "sleep 1; done; exit 1"]
+    steps = [["start", "g1"], ["run", ready], ["exec", "--process", str(with_fields), "g1"],
+             ["exec", "--process", str(without), "g1"], ["kill", "g1", "KILL"], ["wait"],
+             ["delete", "g1"]]
+    (start, up, ex, plain, _, exited, delete), text = drive_created(world, b, "g1", steps)
+    assert start["rc"] == 0 and up["rc"] == 0, (start, up, text)
+    assert exited["exit"] == 137 and delete["rc"] == 0, text
+
+    w = parse(text, "w")
+    want = f"{mask(WORKLOAD_CAPS):016x}"
+    assert (w["CapBnd"], w["CapEff"], w["CapPrm"]) == (want, want, want), text
+    assert w["CapInh"] == w["CapAmb"] == f"{0:016x}", text
+    assert w["NoNewPrivs"] == "1" and w["Groups"] == ["10", "1234"], text
+    assert w["nofile"] == w["nofile_hard"] == "1000" and w["oom"] == "300", text
+    assert w["cgroup"] == "/workload" and w["pids_max"] == "20", text
+    assert 0 < int(w["forked"]) < 20, text  # the limit stopped the forks
+
+    e = parse(ex["stdout"], "e")
+    assert ex["rc"] == 0, ex
+    assert e["CapBnd"] == f"{mask(exec_caps['bounding']):016x}", ex
+    nbs = f"{mask(['CAP_NET_BIND_SERVICE']):016x}"  # a non-root user keeps the ambient set
+    assert (e["CapEff"], e["CapPrm"], e["CapInh"], e["CapAmb"]) == (nbs, nbs, nbs, nbs), ex
+    assert e["NoNewPrivs"] == "1" and e["Groups"] == ["2000", "3000"], ex
+    assert (e["nofile"], e["nofile_hard"]) == ("500", "600"), ex
+    assert e["cgroup"] == "/workload", ex  # exec sessions count against the pids limit
+
+    p = parse(plain["stdout"], "p")  # the negative control: nothing asked
+    assert plain["rc"] == 0, plain
+    full = int(p["CapBnd"], 16)
+    assert full & mask(CAPS) == mask(CAPS) and full >> 21 & 1, plain  # CAP_SYS_ADMIN too
+    assert p["CapEff"] == p["CapPrm"] == p["CapBnd"], plain
+    assert p["NoNewPrivs"] == "0" and p["oom"] == "0" and p["nofile"] != "1000", plain
+
+    # what is applied is no longer named as not applied; seccomp still is
+    warned = [l["msg"] for l in world.log_lines() if "not applied" in l.get("msg", "")]
+    assert warned and "seccomp" in warned[0], warned
+    assert not any(w in warned[0] for w in ("capabilities", "rlimits", "noNewPrivileges",
+                                             "oomScoreAdj")), warned
