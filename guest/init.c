@@ -181,6 +181,7 @@ int main(void)
 	boot(&cfg, &disks);
 	resume_identity(cfg.has_net);
 	net_setup(&cfg);
+	boot_bind_files(&cfg);
 	config_resolve_user(&cfg, &user);
 	config_write_environment(cfg.envp, &user);
 	config_write_secrets(&cfg, &user);

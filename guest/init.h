@@ -128,6 +128,9 @@ void boot_unmount_volumes(void);
 void boot_load_share_modules(const struct ctrj_config *cfg);
 /* Host directories and tmpfs mounts, after the volumes. */
 void boot_mount_shares(const struct ctrj_config *cfg);
+/* Files of shared directories bound over theirs (/etc/hosts...), after
+ * net_setup wrote the guest's own; the shares then detached. */
+void boot_bind_files(const struct ctrj_config *cfg);
 /* --read-only: /tmp a tmpfs unless mounted, then the root read-only. */
 void boot_seal_root(const struct ctrj_config *cfg);
 

@@ -124,6 +124,24 @@ static int enc_secret(struct enc *e, const struct ctrj_secret *sec)
 	return r;
 }
 
+static int enc_bind(struct enc *e, const struct ctrj_bind_file *b)
+{
+	size_t slen = strlen(b->src), dlen = strlen(b->dst);
+	uint8_t *v = malloc(2 + slen + dlen);
+	int r;
+
+	if (!v || slen > CTRJ_MAX_STRING) {
+		free(v);
+		return -1;
+	}
+	put_le16(v, (uint16_t)slen);
+	memcpy(v + 2, b->src, slen);
+	memcpy(v + 2 + slen, b->dst, dlen);
+	r = enc_record(e, CTRJ_REC_BIND_FILE, v, 2 + slen + dlen);
+	free(v);
+	return r;
+}
+
 static int enc_net(struct enc *e, const struct ctrj_net *net)
 {
 	uint8_t b[32] = {0};
@@ -155,6 +173,13 @@ static int check_encodable(const struct ctrj_config *cfg, char *err, size_t errl
 	if (cfg->nvolumes > CTRJ_MAX_VOLUMES || cfg->nsecrets > CTRJ_MAX_SECRETS)
 		return wire_fail(err, errlen, "too many volumes or secrets (at most %u and %u)",
 		                 CTRJ_MAX_VOLUMES, CTRJ_MAX_SECRETS);
+	if (cfg->nbinds > CTRJ_MAX_BIND_FILES)
+		return wire_fail(err, errlen, "too many bound files (at most %u)",
+		                 CTRJ_MAX_BIND_FILES);
+	for (size_t i = 0; i < cfg->nbinds; i++)
+		if (cfg->binds[i].src[0] != '/' || cfg->binds[i].dst[0] != '/' ||
+		    strlen(cfg->binds[i].src) > UINT16_MAX)
+			return wire_fail(err, errlen, "a bound file's paths must be absolute");
 	if (!ctrj_proc_valid(&cfg->proc))
 		return wire_fail(err, errlen, "invalid process privileges or limits");
 	if (cfg->has_net && (cfg->net.ndns > CTRJ_MAX_DNS || cfg->net.prefix > 32))
@@ -243,6 +268,8 @@ int ctrj_config_encode(const struct ctrj_config *cfg, uint8_t **out, size_t *out
 		r = enc_record(&e, CTRJ_REC_HOLD, NULL, 0);
 	if (r == 0)
 		r = enc_proc(&e, cfg);
+	for (size_t i = 0; i < cfg->nbinds && r == 0; i++)
+		r = enc_bind(&e, &cfg->binds[i]);
 	if (r < 0) {
 		free(e.buf);
 		return wire_fail(err, errlen,
@@ -321,6 +348,10 @@ void ctrj_config_free(struct ctrj_config *cfg)
 		free(cfg->secrets[i].value);
 	}
 	free(cfg->secrets);
+	for (size_t i = 0; i < cfg->nbinds && i < CTRJ_MAX_BIND_FILES; i++) {
+		free(cfg->binds[i].src);
+		free(cfg->binds[i].dst);
+	}
 	memset(cfg, 0, sizeof *cfg);
 }
 
@@ -466,6 +497,23 @@ static int parse_stdio(struct ctrj_config *cfg, const uint8_t *p, size_t n, char
 	return 0;
 }
 
+static int parse_bind(struct ctrj_config *cfg, const uint8_t *p, size_t n, char *err, size_t errlen)
+{
+	size_t slen = n >= 2 ? get_le16(p) : 0;
+	struct ctrj_bind_file *b = &cfg->binds[cfg->nbinds];
+
+	if (n < 2 || slen == 0 || slen >= n - 2 || p[2] != '/' || p[2 + slen] != '/' ||
+	    memchr(p + 2, '\0', n - 2) || cfg->nbinds >= CTRJ_MAX_BIND_FILES)
+		return wire_fail(err, errlen, "invalid bound file record, or more than %u",
+		                 CTRJ_MAX_BIND_FILES);
+	b->src = dup_string(p + 2, slen);
+	b->dst = dup_string(p + 2 + slen, n - 2 - slen);
+	cfg->nbinds++; /* freed with the config, whatever failed */
+	if (!b->src || !b->dst)
+		return wire_fail(err, errlen, "out of memory");
+	return 0;
+}
+
 /* The workload's privileges and limits (CTRJ_REC_CAPS...PIDS_LIMIT). */
 static int parse_proc(struct ctrj_config *cfg, uint16_t type, const uint8_t *p, size_t n, char *err,
                       size_t errlen)
@@ -497,6 +545,8 @@ static int parse_record(struct ctrj_config *cfg, uint16_t type, const uint8_t *p
 		return wire_fail(err, errlen, "record 0x%04x contains a NUL byte", type);
 	if (type >= CTRJ_REC_CAPS && type <= CTRJ_REC_PIDS_LIMIT)
 		return parse_proc(cfg, type, p, n, err, errlen);
+	if (type == CTRJ_REC_BIND_FILE)
+		return parse_bind(cfg, p, n, err, errlen);
 
 	switch (type) {
 	case CTRJ_REC_ARG:

@@ -68,6 +68,16 @@ struct ctrj_mount {
 	char *path;     /* absolute path in the guest */
 };
 
+/* A file bound over another after the network's files are written (the
+ * engine's /etc/hosts, /etc/resolv.conf, /etc/hostname): src lies in a
+ * host directory shared read-only (a CTRJ_REC_MOUNT), which the init
+ * detaches once its files are bound, so that only they are seen. */
+#define CTRJ_MAX_BIND_FILES 8u
+struct ctrj_bind_file {
+	char *src; /* absolute, in a shared directory's mount */
+	char *dst; /* absolute; made (empty) when missing */
+};
+
 /* A filesystem drive the init mounts at path (found by its ext4 UUID). */
 struct ctrj_volume {
 	uint8_t uuid[16];
@@ -127,6 +137,7 @@ enum ctrj_rec_type {
 	CTRJ_REC_GROUPS = 0x8062,
 	CTRJ_REC_PROC_FLAGS = 0x8063,
 	CTRJ_REC_PIDS_LIMIT = 0x8064, /* le64: the guest's pids cgroup for the workload */
+	CTRJ_REC_BIND_FILE = 0x8065,  /* src_len:le16 src dst (struct ctrj_bind_file) */
 };
 
 /* A process's privileges and limits (config.json's process, applied in
@@ -219,6 +230,8 @@ struct ctrj_config {
 	uint16_t tty_rows, tty_cols;
 	struct ctrj_proc proc; /* the workload's privileges and limits */
 	uint64_t pids_limit;   /* 0: none */
+	struct ctrj_bind_file binds[CTRJ_MAX_BIND_FILES];
+	size_t nbinds;
 };
 
 /* Is name acceptable as a secret file name? */

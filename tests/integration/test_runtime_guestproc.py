@@ -6,8 +6,11 @@ user.additionalGids, noNewPrivileges, oomScoreAdj, and
 linux.resources.pids.limit as a pids cgroup in the guest. Asserted on what
 the workload and `exec --process` sessions read from /proc in the VM; one
 VM for all of it (CI time), the exec without those fields the negative
-control."""
+control. The engine's /etc/hosts, /etc/hostname and /etc/resolv.conf
+(bind mounts of files) are the guest's, rewrites included, and nothing
+else of their directory."""
 import json
+import re
 
 from test_runtime import drive_created, world  # noqa: F401 (the fixture)
 
@@ -62,9 +65,22 @@ def test_process_privileges_and_limits(world):  # noqa: F811
     stops its forks. An exec whose process.json names other sets (a
     non-root user with an ambient capability) gets those; one without any
     gets root's full sets and the guest's defaults, as before."""
+    # the engine's files for the container, and what else its directory holds
+    ctr_dir = world.tmp / "containers" / "abc123"
+    ctr_dir.mkdir(parents=True)
+    (ctr_dir / "hosts").write_text("127.0.0.1\tlocalhost\n10.88.0.5\tengine-made\n")
+    (ctr_dir / "hostname").write_text("engine-hostname\n")
+    (ctr_dir / "resolv.conf").write_text("nameserver 192.0.2.53\nsearch engine.example\n")
+    (ctr_dir / "config.v2.json").write_text("engine-private\n")
+    files = [{"destination": f"/etc/{n}", "type": "bind", "source": str(ctr_dir / n),
+              "options": ["rbind", "rprivate"]} for n in ("hosts", "hostname", "resolv.conf")]
+    etc = ("echo '<f>'; cat /etc/hosts /etc/hostname /etc/resolv.conf;"
+           " grep -E ' /etc/(hosts|hostname|resolv.conf) ' /proc/mounts;"
+           " ls -A /run/ctrj-files/*; grep -rl engine-private /run /etc; echo '</f>';")
     caps = {s: WORKLOAD_CAPS for s in ("bounding", "effective", "permitted")}
     caps["inheritable"] = caps["ambient"] = []
-    b = world.bundle(["/bin/sh", "-c", report("w", FORKS) + "; echo ready; exec sleep 100000"],
+    b = world.bundle(["/bin/sh", "-c", etc + report("w", FORKS) + "; echo ready; "
+                      "exec sleep 100000"], mounts=files,
                      capabilities=caps, noNewPrivileges=True, oomScoreAdj=300,
                      rlimits=[{"type": "RLIMIT_NOFILE", "hard": 1000, "soft": 1000}],
                      user={"uid": 0, "gid": 0, "additionalGids": [10, 1234]})
@@ -85,17 +101,27 @@ def test_process_privileges_and_limits(world):  # noqa: F811
         "capabilities": exec_caps, "noNewPrivileges": True,
         "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 600, "soft": 500}]}))
     without = world.tmp / "exec-plain.json"
-    without.write_text(json.dumps({"args": ["/bin/sh", "-c", report("p")], "env": ["PATH=/bin"],
+    without.write_text(json.dumps({"args": ["/bin/sh", "-c", report("p", "cat /etc/hosts;")],
+                                   "env": ["PATH=/bin"],
                                    "cwd": "/", "user": {"uid": 0, "gid": 0}}))
     out_file = world.tmp / "stdout"
     ready = ["sh", "-c", f"for i in $(seq 600); do grep -q ready {out_file} && exit 0; "
              "sleep 1; done; exit 1"]
-    steps = [["start", "g1"], ["run", ready], ["exec", "--process", str(with_fields), "g1"],
+    rewrite = ["sh", "-c", f"echo '10.88.0.9 rewritten' > {ctr_dir}/hosts; sleep 2"]  # in place
+    steps = [["start", "g1"], ["run", ready], ["run", rewrite],
+             ["exec", "--process", str(with_fields), "g1"],
              ["exec", "--process", str(without), "g1"], ["kill", "g1", "KILL"], ["wait"],
              ["delete", "g1"]]
-    (start, up, ex, plain, _, exited, delete), text = drive_created(world, b, "g1", steps)
+    (start, up, _, ex, plain, _, exited, delete), text = drive_created(world, b, "g1", steps)
     assert start["rc"] == 0 and up["rc"] == 0, (start, up, text)
     assert exited["exit"] == 137 and delete["rc"] == 0, text
+
+    f = text.split("<f>", 1)[1].split("</f>", 1)[0]
+    assert "10.88.0.5\tengine-made" in f and "engine-hostname" in f, text
+    assert "nameserver 192.0.2.53" in f and "search engine.example" in f, text
+    for n in ("hosts", "hostname", "resolv.conf"):  # bound, read-only, as mounts
+        assert re.search(rf"^\S+ /etc/{n} virtiofs ro,", f, re.M), text
+    assert "config.v2.json" not in f and "engine-private" not in f, text
 
     w = parse(text, "w")
     want = f"{mask(WORKLOAD_CAPS):016x}"
@@ -121,6 +147,7 @@ def test_process_privileges_and_limits(world):  # noqa: F811
     assert full & mask(CAPS) == mask(CAPS) and full >> 21 & 1, plain  # CAP_SYS_ADMIN too
     assert p["CapEff"] == p["CapPrm"] == p["CapBnd"], plain
     assert p["NoNewPrivs"] == "0" and p["oom"] == "0" and p["nofile"] != "1000", plain
+    assert "10.88.0.9 rewritten" in plain["stdout"], plain  # the engine's rewrite
 
     # what is applied is no longer named as not applied; seccomp still is
     warned = [l["msg"] for l in world.log_lines() if "not applied" in l.get("msg", "")]

@@ -289,16 +289,25 @@ static void test_config_proc(void **state)
 	p->rlimits[0] = (struct ctrj_rlimit){7, 1000, 1000};
 	p->rlimits[1] = (struct ctrj_rlimit){6, 10, UINT64_MAX};
 	in.pids_limit = 50;
+	in.binds[0] = (struct ctrj_bind_file){"/run/f/0/hosts", "/etc/hosts"};
+	in.nbinds = 1;
 	assert_int_equal(ctrj_config_encode(&in, &buf, &len, err, sizeof err), 0);
-	/* caps 8+40, two rlimits 2*(8+20), groups 8+8, flags 8+8, pids 8+8 */
-	assert_int_equal(len, plain + 48 + 56 + 16 + 16 + 16);
+	/* caps 8+40, two rlimits 2*(8+20), groups 8+8, flags 8+8, pids 8+8,
+	 * the bound file 8+2+14+10 */
+	assert_int_equal(len, plain + 48 + 56 + 16 + 16 + 16 + 34);
 	assert_int_equal(parse_exact(buf, len, &out, err, sizeof err), 0);
 	assert_memory_equal(&out.proc, p, sizeof *p);
 	assert_int_equal(out.pids_limit, 50);
+	assert_int_equal(out.nbinds, 1);
+	assert_string_equal(out.binds[0].src, "/run/f/0/hosts");
+	assert_string_equal(out.binds[0].dst, "/etc/hosts");
 	ctrj_config_free(&out);
 	free(buf);
 
 	/* what the parser would refuse is not encoded */
+	in.binds[0].dst = "etc/hosts";
+	assert_int_equal(ctrj_config_encode(&in, &buf, &len, err, sizeof err), -1);
+	in.nbinds = 0;
 	p->rlimits[1].soft = UINT64_MAX, p->rlimits[1].hard = 1;
 	assert_int_equal(ctrj_config_encode(&in, &buf, &len, err, sizeof err), -1);
 	p->rlimits[1] = (struct ctrj_rlimit){7, 1, 1}; /* twice */
@@ -331,6 +340,11 @@ static void test_parse_proc_hostile(void **state)
 	    {CTRJ_REC_PROC_FLAGS, {8, 0, 0, 0, 0xe9, 3}, 8, "flags"}, /* 1001 */
 	    {CTRJ_REC_PIDS_LIMIT, {0}, 8, "pids"},
 	    {CTRJ_REC_PIDS_LIMIT, {1}, 4, "pids"},
+	    {CTRJ_REC_BIND_FILE, {2, 0, '/', 'a', 'b'}, 5, "bound file"},      /* dst relative */
+	    {CTRJ_REC_BIND_FILE, {3, 0, '/', 'a', '/'}, 5, "bound file"},      /* no dst */
+	    {CTRJ_REC_BIND_FILE, {9, 0, '/', 'a', '/', 'b'}, 6, "bound file"}, /* src overruns */
+	    {CTRJ_REC_BIND_FILE, {2, 0, '/', 0, '/', 'b'}, 6, "bound file"},   /* NUL */
+	    {CTRJ_REC_BIND_FILE, {1}, 1, "bound file"},
 	};
 	struct rawbuf b = {0};
 
@@ -357,6 +371,13 @@ static void test_parse_proc_hostile(void **state)
 	raw_rec(&b, CTRJ_REC_GROUPS, NULL, 0);
 	raw_rec(&b, CTRJ_REC_GROUPS, NULL, 0);
 	expect_parse_error(&b, "groups");
+	raw_free(&b);
+	/* at most CTRJ_MAX_BIND_FILES bound files */
+	static const uint8_t bind[] = {2, 0, '/', 'a', '/', 'b'};
+	raw_str(&b, CTRJ_REC_ARG, "/bin/true");
+	for (unsigned i = 0; i <= CTRJ_MAX_BIND_FILES; i++)
+		raw_rec(&b, CTRJ_REC_BIND_FILE, bind, sizeof bind);
+	expect_parse_error(&b, "more than");
 	raw_free(&b);
 }
 
