@@ -12,7 +12,10 @@ else of their directory."""
 import json
 import re
 
-from test_runtime import drive_created, world  # noqa: F401 (the fixture)
+import pytest
+
+from test_runtime import drive_created, world  # noqa: F401 (fixtures)
+from test_runtime_docker import docker, engine, run  # noqa: F401
 
 # Bit numbers (linux/capability.h)
 CAPS = {"CAP_CHOWN": 0, "CAP_DAC_OVERRIDE": 1, "CAP_FOWNER": 3, "CAP_FSETID": 4,
@@ -154,3 +157,27 @@ def test_process_privileges_and_limits(world):  # noqa: F811
     assert warned and "seccomp" in warned[0], warned
     assert not any(w in warned[0] for w in ("capabilities", "rlimits", "noNewPrivileges",
                                              "oomScoreAdj")), warned
+
+
+@pytest.mark.xdist_group("docker")
+def test_docker_run_process_options(docker):  # noqa: F811
+    """A real dockerd's spec: --cap-drop, --ulimit, --group-add,
+    --security-opt no-new-privileges, --oom-score-adj and --pids-limit
+    reach the guest in one run; the engine's /etc/hosts and /etc/hostname
+    are bound there."""
+    r = run(docker, "--rm", "--hostname", "dockbox", "--cap-drop", "NET_RAW",
+            "--ulimit", "nofile=1000:1000", "--group-add", "1234",
+            "--security-opt", "no-new-privileges", "--oom-score-adj", "300",
+            "--pids-limit", "50", "busybox", "sh", "-c",
+            report("w", "echo pids_max=$(cat /sys/fs/cgroup/workload/pids.max);") +
+            "; cat /etc/hostname; grep -E ' /etc/(hosts|hostname|resolv.conf) ' /proc/mounts")
+    out = r.stdout.decode()
+    assert r.returncode == 0, r.stderr.decode() + docker.log_tail()
+    w = parse(out, "w")
+    want = f"{mask(WORKLOAD_CAPS):016x}"  # docker's defaults without NET_RAW
+    assert (w["CapBnd"], w["CapEff"], w["CapPrm"]) == (want, want, want), out
+    assert "1234" in w["Groups"] and w["NoNewPrivs"] == "1", out
+    assert w["nofile"] == w["nofile_hard"] == "1000" and w["oom"] == "300", out
+    assert w["cgroup"] == "/workload" and w["pids_max"] == "50", out
+    assert "dockbox" in out.split("</w>", 1)[1], out  # docker's /etc/hostname
+    assert re.search(r"^\S+ /etc/hosts virtiofs ro,", out, re.M), out
