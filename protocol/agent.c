@@ -104,16 +104,9 @@ static int rec_str(struct ctrj_agent_buf *b, uint16_t type, const char *s)
 	return s ? rec_put(b, type, s, strlen(s)) : 0;
 }
 
-static const uint16_t proc_tags[] = {
-    [CTRJ_PROC_REC_CAPS] = CTRJ_AGENT_REC_CAPS,
-    [CTRJ_PROC_REC_RLIMIT] = CTRJ_AGENT_REC_RLIMIT,
-    [CTRJ_PROC_REC_GROUPS] = CTRJ_AGENT_REC_GROUPS,
-    [CTRJ_PROC_REC_FLAGS] = CTRJ_AGENT_REC_PROC_FLAGS,
-};
-
-static int rec_proc(void *b, enum ctrj_proc_rec kind, const void *v, size_t n)
+static int rec_proc(void *b, uint16_t type, const void *v, size_t n)
 {
-	return rec_put(b, proc_tags[kind], v, n);
+	return rec_put(b, type, v, n);
 }
 
 static int enc_start_recs(const struct ctrj_agent_start *s, struct ctrj_agent_buf *b)
@@ -134,7 +127,7 @@ static int enc_start_recs(const struct ctrj_agent_start *s, struct ctrj_agent_bu
 		put_le16(ws + 2, s->cols);
 		r = rec_put(b, CTRJ_AGENT_REC_TTY, ws, sizeof ws);
 	}
-	return r == 0 ? ctrj_proc_encode(&s->proc, rec_proc, b) : r;
+	return r == 0 ? ctrj_proc_encode(&s->proc, CTRJ_AGENT_REC_CAPS, rec_proc, b) : r;
 }
 
 int ctrj_agent_enc_start(const struct ctrj_agent_start *s, uint32_t session, uint8_t **out,

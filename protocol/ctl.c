@@ -192,22 +192,15 @@ static int check_encodable(const struct ctrj_config *cfg, char *err, size_t errl
 	return 0;
 }
 
-static const uint16_t proc_tags[] = {
-    [CTRJ_PROC_REC_CAPS] = CTRJ_REC_CAPS,
-    [CTRJ_PROC_REC_RLIMIT] = CTRJ_REC_RLIMIT,
-    [CTRJ_PROC_REC_GROUPS] = CTRJ_REC_GROUPS,
-    [CTRJ_PROC_REC_FLAGS] = CTRJ_REC_PROC_FLAGS,
-};
-
-static int enc_proc_rec(void *e, enum ctrj_proc_rec kind, const void *v, size_t n)
+static int enc_proc_rec(void *e, uint16_t type, const void *v, size_t n)
 {
-	return enc_record(e, proc_tags[kind], v, n);
+	return enc_record(e, type, v, n);
 }
 
 /* The workload's privileges and limits, its pids limit. */
 static int enc_proc(struct enc *e, const struct ctrj_config *cfg)
 {
-	if (ctrj_proc_encode(&cfg->proc, enc_proc_rec, e) < 0)
+	if (ctrj_proc_encode(&cfg->proc, CTRJ_REC_CAPS, enc_proc_rec, e) < 0)
 		return -1;
 	return cfg->pids_limit ? enc_u64(e, CTRJ_REC_PIDS_LIMIT, cfg->pids_limit) : 0;
 }
@@ -514,25 +507,18 @@ static int parse_bind(struct ctrj_config *cfg, const uint8_t *p, size_t n, char 
 	return 0;
 }
 
-/* The workload's privileges and limits (CTRJ_REC_CAPS...PIDS_LIMIT). */
+/* The workload's privileges and limits (CTRJ_REC_CAPS...PROC_FLAGS: enum
+ * ctrj_proc_rec's order), its pids limit. */
 static int parse_proc(struct ctrj_config *cfg, uint16_t type, const uint8_t *p, size_t n, char *err,
                       size_t errlen)
 {
-	switch (type) {
-	case CTRJ_REC_CAPS:
-		return ctrj_proc_parse(&cfg->proc, CTRJ_PROC_REC_CAPS, p, n, err, errlen);
-	case CTRJ_REC_RLIMIT:
-		return ctrj_proc_parse(&cfg->proc, CTRJ_PROC_REC_RLIMIT, p, n, err, errlen);
-	case CTRJ_REC_GROUPS:
-		return ctrj_proc_parse(&cfg->proc, CTRJ_PROC_REC_GROUPS, p, n, err, errlen);
-	case CTRJ_REC_PROC_FLAGS:
-		return ctrj_proc_parse(&cfg->proc, CTRJ_PROC_REC_FLAGS, p, n, err, errlen);
-	default: /* CTRJ_REC_PIDS_LIMIT */
-		if (n != 8 || cfg->pids_limit || !get_le64(p))
-			return wire_fail(err, errlen, "invalid or duplicate pids limit record");
-		cfg->pids_limit = get_le64(p);
-		return 0;
-	}
+	if (type != CTRJ_REC_PIDS_LIMIT)
+		return ctrj_proc_parse(&cfg->proc, (enum ctrj_proc_rec)(type - CTRJ_REC_CAPS + 1),
+		                       p, n, err, errlen);
+	if (n != 8 || cfg->pids_limit || !get_le64(p))
+		return wire_fail(err, errlen, "invalid or duplicate pids limit record");
+	cfg->pids_limit = get_le64(p);
+	return 0;
 }
 
 static int parse_record(struct ctrj_config *cfg, uint16_t type, const uint8_t *p, size_t n,

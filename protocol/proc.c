@@ -7,9 +7,8 @@
 
 #include <string.h>
 
-int ctrj_proc_encode(const struct ctrj_proc *p,
-                     int (*put)(void *ctx, enum ctrj_proc_rec kind, const void *v, size_t n),
-                     void *ctx)
+int ctrj_proc_encode(const struct ctrj_proc *p, uint16_t first,
+                     int (*put)(void *ctx, uint16_t type, const void *v, size_t n), void *ctx)
 {
 	uint8_t b[4 * CTRJ_MAX_GROUPS];
 	int r = 0;
@@ -19,24 +18,24 @@ int ctrj_proc_encode(const struct ctrj_proc *p,
 		                          p->cap_inheritable, p->cap_ambient};
 		for (int i = 0; i < 5; i++)
 			put_le64(b + 8 * i, sets[i]);
-		r = put(ctx, CTRJ_PROC_REC_CAPS, b, 40);
+		r = put(ctx, first + CTRJ_PROC_REC_CAPS - 1, b, 40);
 	}
 	for (uint32_t i = 0; r == 0 && i < p->nrlimits && i < CTRJ_MAX_RLIMITS; i++) {
 		put_le32(b, p->rlimits[i].resource);
 		put_le64(b + 4, p->rlimits[i].soft);
 		put_le64(b + 12, p->rlimits[i].hard);
-		r = put(ctx, CTRJ_PROC_REC_RLIMIT, b, 20);
+		r = put(ctx, first + CTRJ_PROC_REC_RLIMIT - 1, b, 20);
 	}
 	if (r == 0 && (p->flags & CTRJ_PROC_GROUPS)) {
 		uint32_t n = p->ngroups < CTRJ_MAX_GROUPS ? p->ngroups : CTRJ_MAX_GROUPS;
 		for (uint32_t i = 0; i < n; i++)
 			put_le32(b + 4 * i, p->groups[i]);
-		r = put(ctx, CTRJ_PROC_REC_GROUPS, b, 4 * (size_t)n);
+		r = put(ctx, first + CTRJ_PROC_REC_GROUPS - 1, b, 4 * (size_t)n);
 	}
 	if (r == 0 && (p->flags & CTRJ_PROC_WIRE_FLAGS)) {
 		put_le32(b, p->flags & CTRJ_PROC_WIRE_FLAGS);
 		put_le32(b + 4, (uint32_t)p->oom_score_adj);
-		r = put(ctx, CTRJ_PROC_REC_FLAGS, b, 8);
+		r = put(ctx, first + CTRJ_PROC_REC_FLAGS - 1, b, 8);
 	}
 	return r;
 }

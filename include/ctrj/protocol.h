@@ -178,11 +178,12 @@ struct ctrj_proc {
 	struct ctrj_rlimit rlimits[CTRJ_MAX_RLIMITS];
 };
 
-/* The records of p: put(ctx, kind, payload, len) for each, in order;
- * returns 0 or put's first nonzero value. */
-int ctrj_proc_encode(const struct ctrj_proc *p,
-                     int (*put)(void *ctx, enum ctrj_proc_rec kind, const void *v, size_t n),
-                     void *ctx);
+/* The records of p: put(ctx, type, payload, len) for each, in order;
+ * a protocol numbers them consecutively in enum ctrj_proc_rec's order,
+ * from first (type = first + kind - 1). Returns 0 or put's first nonzero
+ * value. */
+int ctrj_proc_encode(const struct ctrj_proc *p, uint16_t first,
+                     int (*put)(void *ctx, uint16_t type, const void *v, size_t n), void *ctx);
 /* One record into p, checked (bounds, no duplicate); 0 or -1 with err. */
 int ctrj_proc_parse(struct ctrj_proc *p, enum ctrj_proc_rec kind, const uint8_t *v, size_t n,
                     char *err, size_t errlen);
