@@ -48,7 +48,9 @@ int guest_env_write_file(int fd, char *const *envp);
 
 /* The workload's pids cgroup: every process the init starts joins it. */
 #define GUEST_PIDS_CGROUP "/sys/fs/cgroup/workload"
-/* PID 1: make it, with pids.max = limit. 0 or -1 with errno. */
+/* PID 1: make it, with pids.max = limit, joined through a detached mount
+ * of cgroup2 of the init's own; /sys/fs/cgroup is then read-only. 0 or
+ * -1 with errno. */
 int guest_pids_cgroup(uint64_t limit);
 /* In a child before exec: the pids cgroup (when made), p's rlimits,
  * oom_score_adj and bounding set, the user u with p's groups (else u's),

@@ -12,6 +12,7 @@
 #include <grp.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -28,9 +29,13 @@ struct cap_data {
 	uint32_t effective, permitted, inheritable;
 };
 
-static int write_file(const char *path, const char *text)
+/* The workload's cgroup, reached through a mount of cgroup2 that only
+ * this fd still holds (-1: none). Children join by it before exec. */
+static int g_pids_dir = -1;
+
+static int write_at(int dir, const char *name, const char *text)
 {
-	int fd = open(path, O_WRONLY | O_CLOEXEC), e;
+	int fd = openat(dir, name, O_WRONLY | O_CLOEXEC), e;
 	ssize_t n;
 
 	if (fd < 0)
@@ -42,16 +47,40 @@ static int write_file(const char *path, const char *text)
 	return n == (ssize_t)strlen(text) ? 0 : -1;
 }
 
+static int write_file(const char *path, const char *text)
+{
+	return write_at(AT_FDCWD, path, text);
+}
+
 int guest_pids_cgroup(uint64_t limit)
 {
+	const char *mnt = "/run/ctrj-cgroup";
 	char max[32];
+	int e;
 
 	/* the controller for the root's children, then the workload's group */
 	if (write_file("/sys/fs/cgroup/cgroup.subtree_control", "+pids") < 0 ||
 	    (mkdir(GUEST_PIDS_CGROUP, 0755) < 0 && errno != EEXIST))
 		return -1;
 	snprintf(max, sizeof max, "%llu", (unsigned long long)limit);
-	return write_file(GUEST_PIDS_CGROUP "/pids.max", max);
+	if (write_file(GUEST_PIDS_CGROUP "/pids.max", max) < 0)
+		return -1;
+	/* a writable mount of our own, detached: the one the init and its
+	 * children join by; /sys/fs/cgroup then read-only, so that the
+	 * workload (without CAP_SYS_ADMIN) can neither raise the limit nor
+	 * leave the group */
+	if (mkdir(mnt, 0700) < 0 && errno != EEXIST)
+		return -1;
+	if (mount("cgroup2", mnt, "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+		return -1;
+	g_pids_dir = open("/run/ctrj-cgroup/workload", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	e = errno;
+	umount2(mnt, MNT_DETACH);
+	rmdir(mnt);
+	if (g_pids_dir < 0)
+		return errno = e, -1;
+	return mount(NULL, "/sys/fs/cgroup", NULL,
+	             MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
 }
 
 /* The kernel's capabilities as a mask (what PR_CAPBSET_READ knows). */
@@ -98,8 +127,7 @@ static int set_caps(const struct ctrj_proc *p, uint64_t known)
 /* Before the user changes: what needs root. */
 static int as_root(const struct ctrj_proc *p, uint64_t known)
 {
-	if (access(GUEST_PIDS_CGROUP "/cgroup.procs", F_OK) == 0 &&
-	    write_file(GUEST_PIDS_CGROUP "/cgroup.procs", "0") < 0)
+	if (g_pids_dir >= 0 && write_at(g_pids_dir, "cgroup.procs", "0") < 0)
 		return -1;
 	for (uint32_t i = 0; i < p->nrlimits; i++) {
 		const struct ctrj_rlimit *rl = &p->rlimits[i];
