@@ -15,7 +15,7 @@ import re
 import pytest
 
 from test_runtime import drive_created, world  # noqa: F401 (fixtures)
-from test_runtime_docker import docker, engine, run  # noqa: F401
+from test_runtime_docker import docker, engine, run, wait_log  # noqa: F401
 
 # Bit numbers (linux/capability.h)
 CAPS = {"CAP_CHOWN": 0, "CAP_DAC_OVERRIDE": 1, "CAP_FOWNER": 3, "CAP_FSETID": 4,
@@ -168,21 +168,30 @@ def test_process_privileges_and_limits(world):  # noqa: F811
 def test_docker_run_process_options(docker):  # noqa: F811
     """A real dockerd's spec: --cap-drop, --ulimit, --group-add,
     --security-opt no-new-privileges, --oom-score-adj and --pids-limit
-    reach the guest in one run; the engine's /etc/hosts and /etc/hostname
-    are bound there."""
-    r = run(docker, "--rm", "--hostname", "dockbox", "--cap-drop", "NET_RAW",
+    reach the guest, for the workload and for `docker exec` (docker's
+    process.json carries the container's sets); the engine's /etc/hosts
+    and /etc/hostname are bound there. One VM."""
+    name = "ctrj-guestproc"
+    r = run(docker, "-d", "--name", name, "--hostname", "dockbox", "--cap-drop", "NET_RAW",
             "--ulimit", "nofile=1000:1000", "--group-add", "1234",
             "--security-opt", "no-new-privileges", "--oom-score-adj", "300",
             "--pids-limit", "50", "busybox", "sh", "-c",
             report("w", "echo pids_max=$(cat /sys/fs/cgroup/workload/pids.max);") +
-            "; cat /etc/hostname; grep -E ' /etc/(hosts|hostname|resolv.conf) ' /proc/mounts")
-    out = r.stdout.decode()
+            "; cat /etc/hostname; grep -E ' /etc/(hosts|hostname|resolv.conf) ' /proc/mounts;"
+            " echo serving; exec sleep 100000")
     assert r.returncode == 0, r.stderr.decode() + docker.log_tail()
-    w = parse(out, "w")
+    wait_log(docker, name, "serving")
+    ex = docker.docker("exec", name, "sh", "-c", report("e"), check=False)
+    out = docker.logs(name)
+    docker.docker("rm", "-f", name)
     want = f"{mask(WORKLOAD_CAPS):016x}"  # docker's defaults without NET_RAW
-    assert (w["CapBnd"], w["CapEff"], w["CapPrm"]) == (want, want, want), out
-    assert "1234" in w["Groups"] and w["NoNewPrivs"] == "1", out
+    for tag, text in (("w", out), ("e", ex.stdout.decode())):
+        w = parse(text, tag)
+        assert (w["CapBnd"], w["CapEff"], w["CapPrm"]) == (want, want, want), (tag, text)
+        assert "1234" in w["Groups"] and w["NoNewPrivs"] == "1", (tag, text)
+        assert w["cgroup"] == "/workload", (tag, text)
+    w = parse(out, "w")
     assert w["nofile"] == w["nofile_hard"] == "1000" and w["oom"] == "300", out
-    assert w["cgroup"] == "/workload" and w["pids_max"] == "50", out
+    assert w["pids_max"] == "50", out
     assert "dockbox" in out.split("</w>", 1)[1], out  # docker's /etc/hostname
     assert re.search(r"^\S+ /etc/hosts virtiofs ro,", out, re.M), out
