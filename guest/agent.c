@@ -335,11 +335,7 @@ static __attribute__((noreturn)) void child(const struct ctrj_agent_start *st,
 	pid1_child_setup(); /* a session of its own, signals unblocked */
 	if (child_stdio(io) < 0)
 		goto report;
-	gid_t groups[GUEST_MAX_GROUPS];
-	for (size_t i = 0; i < u->ngroups; i++)
-		groups[i] = u->groups[i];
-	if (setgroups(u->ngroups, groups) < 0 || setresgid(u->gid, u->gid, u->gid) < 0 ||
-	    setresuid(u->uid, u->uid, u->uid) < 0 || chdir(st->workdir ? st->workdir : "/") < 0)
+	if (guest_proc_enter(&st->proc, u) < 0 || chdir(st->workdir ? st->workdir : "/") < 0)
 		goto report;
 	environ = env;
 	msg[0] = 1;
@@ -425,9 +421,9 @@ static int spawn(struct session *s, const struct ctrj_agent_start *st, const str
 	if (m[0] == 1)
 		snprintf(msg, msglen, "exec \"%s\": %s", st->argv[0], strerror(m[1]));
 	else
-		snprintf(msg, msglen, "cannot become user %s in directory %s: %s",
-		         st->user ? st->user : "0", st->workdir ? st->workdir : "/",
-		         strerror(m[1]));
+		snprintf(
+		    msg, msglen, "cannot become user %s (privileges, limits) in directory %s: %s",
+		    st->user ? st->user : "0", st->workdir ? st->workdir : "/", strerror(m[1]));
 	return -1; /* the child is reaped by PID 1 (agent_reaped finds no session) */
 }
 

@@ -385,6 +385,51 @@ void boot_mount_shares(const struct ctrj_config *cfg)
 	}
 }
 
+/* The share mounted at path, detached (its bound files stay): no longer
+ * unmounted at the end. */
+static void detach_share(const char *path)
+{
+	for (size_t i = 0; i < g_nmounted; i++)
+		if (strcmp(g_mounted[i], path) == 0) {
+			if (umount2(path, MNT_DETACH) < 0)
+				guest_say("detach %s: %s", path, strerror(errno));
+			memmove(&g_mounted[i], &g_mounted[i + 1],
+			        (g_nmounted - i - 1) * sizeof *g_mounted);
+			g_nmounted--;
+			return;
+		}
+}
+
+void boot_bind_files(const struct ctrj_config *cfg)
+{
+	char dir[4096], *slash;
+	struct stat st;
+
+	for (size_t i = 0; i < cfg->nbinds; i++) {
+		const struct ctrj_bind_file *b = &cfg->binds[i];
+		snprintf(dir, sizeof dir, "%s", b->dst);
+		if ((slash = strrchr(dir, '/')) && slash != dir) {
+			*slash = '\0';
+			guest_mkdir_p(dir, 0755);
+		}
+		if (lstat(b->dst, &st) == 0 && S_ISLNK(st.st_mode))
+			unlink(b->dst); /* a link to a resolver stub: the file itself */
+		int fd = open(b->dst, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+		if (fd >= 0)
+			close(fd);
+		if (mount(b->src, b->dst, NULL, MS_BIND, NULL) < 0 ||
+		    mount(NULL, b->dst, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0)
+			guest_fail(0, "bind the host's %s on %s: %s", b->src, b->dst,
+			           strerror(errno));
+	}
+	for (size_t i = 0; i < cfg->nbinds; i++) {
+		snprintf(dir, sizeof dir, "%s", cfg->binds[i].src);
+		if ((slash = strrchr(dir, '/')) && slash != dir)
+			*slash = '\0';
+		detach_share(dir);
+	}
+}
+
 static bool mounted_at(const struct ctrj_config *cfg, const char *path)
 {
 	for (size_t i = 0; i < cfg->nmounts; i++)

@@ -54,11 +54,7 @@ static __attribute__((noreturn)) void exec_workload(struct ctrj_config *cfg,
 		if (null >= 0 && null != STDIN_FILENO)
 			dup2(null, STDIN_FILENO);
 	}
-	gid_t groups[GUEST_MAX_GROUPS];
-	for (size_t i = 0; i < u->ngroups; i++)
-		groups[i] = u->groups[i];
-	if (setgroups(u->ngroups, groups) < 0 || setresgid(u->gid, u->gid, u->gid) < 0 ||
-	    setresuid(u->uid, u->uid, u->uid) < 0)
+	if (guest_proc_enter(&cfg->proc, u) < 0)
 		goto report;
 	if (chdir(cfg->workdir ? cfg->workdir : "/") < 0)
 		goto report;
@@ -101,9 +97,11 @@ static pid_t start_workload(struct ctrj_config *cfg, const struct guest_user *u,
 	if (r == (ssize_t)sizeof msg) {
 		waitpid(pid, NULL, 0);
 		if (msg[0] == 0)
-			guest_fail(0, "cannot enter user %s or directory %s: %s",
-			           cfg->user ? cfg->user : "0", cfg->workdir ? cfg->workdir : "/",
-			           strerror(msg[1]));
+			guest_fail(
+			    0,
+			    "cannot enter user %s, its privileges and limits or directory %s: %s",
+			    cfg->user ? cfg->user : "0", cfg->workdir ? cfg->workdir : "/",
+			    strerror(msg[1]));
 		guest_fail(msg[1] == ENOENT ? 127 : 126, "exec \"%s\": %s", cfg->argv[0],
 		           strerror(msg[1]));
 	}
@@ -183,11 +181,15 @@ int main(void)
 	boot(&cfg, &disks);
 	resume_identity(cfg.has_net);
 	net_setup(&cfg);
+	boot_bind_files(&cfg);
 	config_resolve_user(&cfg, &user);
 	config_write_environment(cfg.envp, &user);
 	config_write_secrets(&cfg, &user);
 	if (cfg.workdir)
 		guest_mkdir_p(cfg.workdir, 0755); /* docker creates a missing WORKDIR */
+	if (cfg.pids_limit && guest_pids_cgroup(cfg.pids_limit) < 0)
+		guest_fail(0, "the workload's pids limit (%llu): %s",
+		           (unsigned long long)cfg.pids_limit, strerror(errno));
 	boot_seal_root(&cfg);
 
 	char **env = config_workload_env(&cfg, &user);

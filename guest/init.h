@@ -44,6 +44,19 @@ int guest_user_resolve_at(const char *etc, const char *spec, struct guest_user *
  * exact bytes; returns 0 or -1 with errno set. */
 int guest_env_write_file(int fd, char *const *envp);
 
+/* ---- procsec.c ---------------------------------------------------------- */
+
+/* The workload's pids cgroup: every process the init starts joins it. */
+#define GUEST_PIDS_CGROUP "/sys/fs/cgroup/workload"
+/* PID 1: make it, with pids.max = limit, joined through a detached mount
+ * of cgroup2 of the init's own; /sys/fs/cgroup is then read-only. 0 or
+ * -1 with errno. */
+int guest_pids_cgroup(uint64_t limit);
+/* In a child before exec: the pids cgroup (when made), p's rlimits,
+ * oom_score_adj and bounding set, the user u with p's groups (else u's),
+ * then p's capability sets and no_new_privs. 0 or -1 with errno. */
+int guest_proc_enter(const struct ctrj_proc *p, const struct guest_user *u);
+
 /* ---- report.c ----------------------------------------------------------- */
 
 /* The status record written back at the end. */
@@ -117,6 +130,9 @@ void boot_unmount_volumes(void);
 void boot_load_share_modules(const struct ctrj_config *cfg);
 /* Host directories and tmpfs mounts, after the volumes. */
 void boot_mount_shares(const struct ctrj_config *cfg);
+/* Files of shared directories bound over theirs (/etc/hosts...), after
+ * net_setup wrote the guest's own; the shares then detached. */
+void boot_bind_files(const struct ctrj_config *cfg);
 /* --read-only: /tmp a tmpfs unless mounted, then the root read-only. */
 void boot_seal_root(const struct ctrj_config *cfg);
 

@@ -104,6 +104,11 @@ static int rec_str(struct ctrj_agent_buf *b, uint16_t type, const char *s)
 	return s ? rec_put(b, type, s, strlen(s)) : 0;
 }
 
+static int rec_proc(void *b, uint16_t type, const void *v, size_t n)
+{
+	return rec_put(b, type, v, n);
+}
+
 static int enc_start_recs(const struct ctrj_agent_start *s, struct ctrj_agent_buf *b)
 {
 	int r = 0;
@@ -122,7 +127,7 @@ static int enc_start_recs(const struct ctrj_agent_start *s, struct ctrj_agent_bu
 		put_le16(ws + 2, s->cols);
 		r = rec_put(b, CTRJ_AGENT_REC_TTY, ws, sizeof ws);
 	}
-	return r;
+	return r == 0 ? ctrj_proc_encode(&s->proc, CTRJ_AGENT_REC_CAPS, rec_proc, b) : r;
 }
 
 int ctrj_agent_enc_start(const struct ctrj_agent_start *s, uint32_t session, uint8_t **out,
@@ -136,6 +141,8 @@ int ctrj_agent_enc_start(const struct ctrj_agent_start *s, uint32_t session, uin
 		                 CTRJ_AGENT_MAX_ARGS, CTRJ_AGENT_MAX_ENV);
 	if (session == 0)
 		return wire_fail(err, errlen, "session 0 is the channel's own");
+	if (!ctrj_proc_valid(&s->proc))
+		return wire_fail(err, errlen, "invalid process privileges or limits");
 	if (rec_put(&b, 0, NULL, 0) < 0 || enc_start_recs(s, &b) < 0) {
 		free(b.p);
 		return wire_fail(err, errlen, "the command and its environment exceed %u bytes",
@@ -183,6 +190,9 @@ static int set_str(char **dst, const uint8_t *s, uint32_t len)
 
 static int start_rec(struct ctrj_agent_start *s, uint16_t type, const uint8_t *v, uint32_t n)
 {
+	if (type >= CTRJ_AGENT_REC_CAPS && type <= CTRJ_AGENT_REC_PROC_FLAGS)
+		return ctrj_proc_parse(
+		    &s->proc, (enum ctrj_proc_rec)(type - CTRJ_AGENT_REC_CAPS + 1), v, n, NULL, 0);
 	if (type != CTRJ_AGENT_REC_TTY && memchr(v, '\0', n))
 		return -1;
 	switch (type) {

@@ -124,6 +124,24 @@ static int enc_secret(struct enc *e, const struct ctrj_secret *sec)
 	return r;
 }
 
+static int enc_bind(struct enc *e, const struct ctrj_bind_file *b)
+{
+	size_t slen = strlen(b->src), dlen = strlen(b->dst);
+	uint8_t *v = malloc(2 + slen + dlen);
+	int r;
+
+	if (!v || slen > CTRJ_MAX_STRING) {
+		free(v);
+		return -1;
+	}
+	put_le16(v, (uint16_t)slen);
+	memcpy(v + 2, b->src, slen);
+	memcpy(v + 2 + slen, b->dst, dlen);
+	r = enc_record(e, CTRJ_REC_BIND_FILE, v, 2 + slen + dlen);
+	free(v);
+	return r;
+}
+
 static int enc_net(struct enc *e, const struct ctrj_net *net)
 {
 	uint8_t b[32] = {0};
@@ -155,6 +173,15 @@ static int check_encodable(const struct ctrj_config *cfg, char *err, size_t errl
 	if (cfg->nvolumes > CTRJ_MAX_VOLUMES || cfg->nsecrets > CTRJ_MAX_SECRETS)
 		return wire_fail(err, errlen, "too many volumes or secrets (at most %u and %u)",
 		                 CTRJ_MAX_VOLUMES, CTRJ_MAX_SECRETS);
+	if (cfg->nbinds > CTRJ_MAX_BIND_FILES)
+		return wire_fail(err, errlen, "too many bound files (at most %u)",
+		                 CTRJ_MAX_BIND_FILES);
+	for (size_t i = 0; i < cfg->nbinds; i++)
+		if (cfg->binds[i].src[0] != '/' || cfg->binds[i].dst[0] != '/' ||
+		    strlen(cfg->binds[i].src) > UINT16_MAX)
+			return wire_fail(err, errlen, "a bound file's paths must be absolute");
+	if (!ctrj_proc_valid(&cfg->proc))
+		return wire_fail(err, errlen, "invalid process privileges or limits");
 	if (cfg->has_net && (cfg->net.ndns > CTRJ_MAX_DNS || cfg->net.prefix > 32))
 		return wire_fail(err, errlen, "invalid network settings");
 	for (size_t i = 0; i < cfg->nsecrets; i++) {
@@ -163,6 +190,19 @@ static int check_encodable(const struct ctrj_config *cfg, char *err, size_t errl
 			return wire_fail(err, errlen, "invalid secret name '%s'", name);
 	}
 	return 0;
+}
+
+static int enc_proc_rec(void *e, uint16_t type, const void *v, size_t n)
+{
+	return enc_record(e, type, v, n);
+}
+
+/* The workload's privileges and limits, its pids limit. */
+static int enc_proc(struct enc *e, const struct ctrj_config *cfg)
+{
+	if (ctrj_proc_encode(&cfg->proc, CTRJ_REC_CAPS, enc_proc_rec, e) < 0)
+		return -1;
+	return cfg->pids_limit ? enc_u64(e, CTRJ_REC_PIDS_LIMIT, cfg->pids_limit) : 0;
 }
 
 static int enc_stdio(struct enc *e, const struct ctrj_config *cfg)
@@ -219,6 +259,10 @@ int ctrj_config_encode(const struct ctrj_config *cfg, uint8_t **out, size_t *out
 		r = enc_secret(&e, &cfg->secrets[i]);
 	if (r == 0 && cfg->hold)
 		r = enc_record(&e, CTRJ_REC_HOLD, NULL, 0);
+	if (r == 0)
+		r = enc_proc(&e, cfg);
+	for (size_t i = 0; i < cfg->nbinds && r == 0; i++)
+		r = enc_bind(&e, &cfg->binds[i]);
 	if (r < 0) {
 		free(e.buf);
 		return wire_fail(err, errlen,
@@ -297,6 +341,10 @@ void ctrj_config_free(struct ctrj_config *cfg)
 		free(cfg->secrets[i].value);
 	}
 	free(cfg->secrets);
+	for (size_t i = 0; i < cfg->nbinds && i < CTRJ_MAX_BIND_FILES; i++) {
+		free(cfg->binds[i].src);
+		free(cfg->binds[i].dst);
+	}
 	memset(cfg, 0, sizeof *cfg);
 }
 
@@ -411,6 +459,68 @@ static int parse_secret(struct ctrj_config *cfg, const uint8_t *p, size_t n, cha
 	return 0;
 }
 
+static int parse_net(struct ctrj_config *cfg, const uint8_t *p, size_t n, char *err, size_t errlen)
+{
+	if (n != 32 || cfg->has_net)
+		return wire_fail(err, errlen, "invalid or duplicate network record");
+	memcpy(&cfg->net.addr, p, 4);
+	memcpy(&cfg->net.gateway, p + 4, 4);
+	cfg->net.prefix = get_le32(p + 8);
+	cfg->net.mtu = get_le32(p + 12);
+	cfg->net.ndns = get_le32(p + 16);
+	if (cfg->net.prefix == 0 || cfg->net.prefix > 32 || cfg->net.ndns > CTRJ_MAX_DNS ||
+	    cfg->net.mtu < 576 || cfg->net.mtu > 65535)
+		return wire_fail(err, errlen, "network record out of range");
+	for (uint32_t i = 0; i < cfg->net.ndns; i++)
+		memcpy(&cfg->net.dns[i], p + 20 + 4 * i, 4);
+	cfg->has_net = true;
+	return 0;
+}
+
+static int parse_stdio(struct ctrj_config *cfg, const uint8_t *p, size_t n, char *err,
+                       size_t errlen)
+{
+	if (n != 8 || cfg->stdio_flags)
+		return wire_fail(err, errlen, "invalid or duplicate stdio record");
+	cfg->stdio_flags = get_le32(p);
+	cfg->tty_rows = get_le16(p + 4);
+	cfg->tty_cols = get_le16(p + 6);
+	if (!(cfg->stdio_flags & CTRJ_STDIO_AGENT) || (cfg->stdio_flags & ~CTRJ_STDIO_ALL))
+		return wire_fail(err, errlen, "stdio record with flags 0x%x", cfg->stdio_flags);
+	return 0;
+}
+
+static int parse_bind(struct ctrj_config *cfg, const uint8_t *p, size_t n, char *err, size_t errlen)
+{
+	size_t slen = n >= 2 ? get_le16(p) : 0;
+	struct ctrj_bind_file *b = &cfg->binds[cfg->nbinds];
+
+	if (n < 2 || slen == 0 || slen >= n - 2 || p[2] != '/' || p[2 + slen] != '/' ||
+	    memchr(p + 2, '\0', n - 2) || cfg->nbinds >= CTRJ_MAX_BIND_FILES)
+		return wire_fail(err, errlen, "invalid bound file record, or more than %u",
+		                 CTRJ_MAX_BIND_FILES);
+	b->src = dup_string(p + 2, slen);
+	b->dst = dup_string(p + 2 + slen, n - 2 - slen);
+	cfg->nbinds++; /* freed with the config, whatever failed */
+	if (!b->src || !b->dst)
+		return wire_fail(err, errlen, "out of memory");
+	return 0;
+}
+
+/* The workload's privileges and limits (CTRJ_REC_CAPS...PROC_FLAGS: enum
+ * ctrj_proc_rec's order), its pids limit. */
+static int parse_proc(struct ctrj_config *cfg, uint16_t type, const uint8_t *p, size_t n, char *err,
+                      size_t errlen)
+{
+	if (type != CTRJ_REC_PIDS_LIMIT)
+		return ctrj_proc_parse(&cfg->proc, (enum ctrj_proc_rec)(type - CTRJ_REC_CAPS + 1),
+		                       p, n, err, errlen);
+	if (n != 8 || cfg->pids_limit || !get_le64(p))
+		return wire_fail(err, errlen, "invalid or duplicate pids limit record");
+	cfg->pids_limit = get_le64(p);
+	return 0;
+}
+
 static int parse_record(struct ctrj_config *cfg, uint16_t type, const uint8_t *p, size_t n,
                         char *err, size_t errlen)
 {
@@ -419,6 +529,10 @@ static int parse_record(struct ctrj_config *cfg, uint16_t type, const uint8_t *p
 
 	if (is_string && memchr(p, '\0', n))
 		return wire_fail(err, errlen, "record 0x%04x contains a NUL byte", type);
+	if (type >= CTRJ_REC_CAPS && type <= CTRJ_REC_PIDS_LIMIT)
+		return parse_proc(cfg, type, p, n, err, errlen);
+	if (type == CTRJ_REC_BIND_FILE)
+		return parse_bind(cfg, p, n, err, errlen);
 
 	switch (type) {
 	case CTRJ_REC_ARG:
@@ -486,32 +600,11 @@ static int parse_record(struct ctrj_config *cfg, uint16_t type, const uint8_t *p
 		cfg->readonly_root = true;
 		return 0;
 	case CTRJ_REC_NET:
-		if (n != 32 || cfg->has_net)
-			return wire_fail(err, errlen, "invalid or duplicate network record");
-		memcpy(&cfg->net.addr, p, 4);
-		memcpy(&cfg->net.gateway, p + 4, 4);
-		cfg->net.prefix = get_le32(p + 8);
-		cfg->net.mtu = get_le32(p + 12);
-		cfg->net.ndns = get_le32(p + 16);
-		if (cfg->net.prefix == 0 || cfg->net.prefix > 32 || cfg->net.ndns > CTRJ_MAX_DNS ||
-		    cfg->net.mtu < 576 || cfg->net.mtu > 65535)
-			return wire_fail(err, errlen, "network record out of range");
-		for (uint32_t i = 0; i < cfg->net.ndns; i++)
-			memcpy(&cfg->net.dns[i], p + 20 + 4 * i, 4);
-		cfg->has_net = true;
-		return 0;
+		return parse_net(cfg, p, n, err, errlen);
 	case CTRJ_REC_SECRET:
 		return parse_secret(cfg, p, n, err, errlen);
 	case CTRJ_REC_STDIO:
-		if (n != 8 || cfg->stdio_flags)
-			return wire_fail(err, errlen, "invalid or duplicate stdio record");
-		cfg->stdio_flags = get_le32(p);
-		cfg->tty_rows = get_le16(p + 4);
-		cfg->tty_cols = get_le16(p + 6);
-		if (!(cfg->stdio_flags & CTRJ_STDIO_AGENT) || (cfg->stdio_flags & ~CTRJ_STDIO_ALL))
-			return wire_fail(err, errlen, "stdio record with flags 0x%x",
-			                 cfg->stdio_flags);
-		return 0;
+		return parse_stdio(cfg, p, n, err, errlen);
 	case CTRJ_REC_HOLD:
 		if (n != 0 || cfg->hold)
 			return wire_fail(err, errlen, "invalid or duplicate hold record");

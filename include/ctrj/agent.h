@@ -22,6 +22,8 @@
 #ifndef CTRJ_AGENT_H
 #define CTRJ_AGENT_H
 
+#include "ctrj/protocol.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -81,6 +83,12 @@ enum ctrj_agent_rec {
 	CTRJ_AGENT_REC_USER = 3,
 	CTRJ_AGENT_REC_WORKDIR = 4,
 	CTRJ_AGENT_REC_TTY = 5, /* rows:le16 cols:le16: allocate a terminal */
+	/* the process's privileges and limits: struct ctrj_proc's records
+	 * (ctrj/protocol.h), payloads as on the control disk */
+	CTRJ_AGENT_REC_CAPS = 13,
+	CTRJ_AGENT_REC_RLIMIT = 14,
+	CTRJ_AGENT_REC_GROUPS = 15,
+	CTRJ_AGENT_REC_PROC_FLAGS = 16,
 };
 
 /* What a START frame asks for. */
@@ -93,6 +101,7 @@ struct ctrj_agent_start {
 	char *workdir; /* NULL: "/" */
 	bool tty;
 	uint16_t rows, cols;
+	struct ctrj_proc proc; /* flags 0: as the workload's user, root's caps */
 };
 
 /* One decoded frame; payload points into the decoder's buffer and is valid

@@ -68,6 +68,16 @@ struct ctrj_mount {
 	char *path;     /* absolute path in the guest */
 };
 
+/* A file bound over another after the network's files are written (the
+ * engine's /etc/hosts, /etc/resolv.conf, /etc/hostname): src lies in a
+ * host directory shared read-only (a CTRJ_REC_MOUNT), which the init
+ * detaches once its files are bound, so that only they are seen. */
+#define CTRJ_MAX_BIND_FILES 8u
+struct ctrj_bind_file {
+	char *src; /* absolute, in a shared directory's mount */
+	char *dst; /* absolute; made (empty) when missing */
+};
+
 /* A filesystem drive the init mounts at path (found by its ext4 UUID). */
 struct ctrj_volume {
 	uint8_t uuid[16];
@@ -120,7 +130,65 @@ enum ctrj_rec_type {
 	/* uuid[16] of a read-only layer stacked above the base, one record a
 	 * layer, lowest first (range 0x28-0x37: image layers) */
 	CTRJ_REC_LAYER = 0x8028,
+	/* the workload's privileges and limits (struct ctrj_proc, range
+	 * 0x60-0x67): payloads as CTRJ_PROC_REC_* below */
+	CTRJ_REC_CAPS = 0x8060,
+	CTRJ_REC_RLIMIT = 0x8061,
+	CTRJ_REC_GROUPS = 0x8062,
+	CTRJ_REC_PROC_FLAGS = 0x8063,
+	CTRJ_REC_PIDS_LIMIT = 0x8064, /* le64: the guest's pids cgroup for the workload */
+	CTRJ_REC_BIND_FILE = 0x8065,  /* src_len:le16 src dst (struct ctrj_bind_file) */
 };
+
+/* A process's privileges and limits (config.json's process, applied in
+ * the guest as defence in depth): the workload's on the control disk,
+ * an exec's in its START (ctrj/agent.h). Both carry the same payloads:
+ *   CAPS       bounding effective permitted inheritable ambient, le64 each
+ *   RLIMIT     resource:le32 soft:le64 hard:le64 (one record a resource)
+ *   GROUPS     gid:le32 ... (the supplementary groups, replacing the
+ *              user's from the image's /etc/group)
+ *   PROC_FLAGS flags:le32 (CTRJ_PROC_NO_NEW_PRIVS, CTRJ_PROC_OOM)
+ *              oom_score_adj:le32 (signed) */
+enum ctrj_proc_rec {
+	CTRJ_PROC_REC_CAPS = 1,
+	CTRJ_PROC_REC_RLIMIT = 2,
+	CTRJ_PROC_REC_GROUPS = 3,
+	CTRJ_PROC_REC_FLAGS = 4,
+};
+#define CTRJ_MAX_GROUPS        64u
+#define CTRJ_MAX_RLIMITS       16u  /* resources 0-15 (RLIM_NLIMITS) */
+#define CTRJ_PROC_CAPS         0x1u /* the five sets replace root's */
+#define CTRJ_PROC_GROUPS       0x2u /* groups replace the user's */
+#define CTRJ_PROC_NO_NEW_PRIVS 0x4u
+#define CTRJ_PROC_OOM          0x8u /* oom_score_adj is set */
+#define CTRJ_PROC_WIRE_FLAGS   (CTRJ_PROC_NO_NEW_PRIVS | CTRJ_PROC_OOM)
+
+struct ctrj_rlimit {
+	uint32_t resource;
+	uint64_t soft, hard; /* UINT64_MAX: unlimited */
+};
+
+struct ctrj_proc {
+	uint32_t flags; /* CTRJ_PROC_*; 0: nothing to apply */
+	uint64_t cap_bounding, cap_effective, cap_permitted, cap_inheritable, cap_ambient;
+	int32_t oom_score_adj; /* -1000..1000 */
+	uint32_t ngroups;
+	uint32_t groups[CTRJ_MAX_GROUPS];
+	uint32_t nrlimits;
+	struct ctrj_rlimit rlimits[CTRJ_MAX_RLIMITS];
+};
+
+/* The records of p: put(ctx, type, payload, len) for each, in order;
+ * a protocol numbers them consecutively in enum ctrj_proc_rec's order,
+ * from first (type = first + kind - 1). Returns 0 or put's first nonzero
+ * value. */
+int ctrj_proc_encode(const struct ctrj_proc *p, uint16_t first,
+                     int (*put)(void *ctx, uint16_t type, const void *v, size_t n), void *ctx);
+/* One record into p, checked (bounds, no duplicate); 0 or -1 with err. */
+int ctrj_proc_parse(struct ctrj_proc *p, enum ctrj_proc_rec kind, const uint8_t *v, size_t n,
+                    char *err, size_t errlen);
+/* Would the parser take p (the encoder's check)? */
+bool ctrj_proc_valid(const struct ctrj_proc *p);
 
 /* The workload's stdio (CTRJ_REC_STDIO): without the record it is the
  * console's (stdin /dev/null); with it, the agent channel's session
@@ -161,6 +229,10 @@ struct ctrj_config {
 	bool readonly_root;   /* no writable root; /tmp a tmpfs unless mounted */
 	uint32_t stdio_flags; /* CTRJ_STDIO_*; 0: the console */
 	uint16_t tty_rows, tty_cols;
+	struct ctrj_proc proc; /* the workload's privileges and limits */
+	uint64_t pids_limit;   /* 0: none */
+	struct ctrj_bind_file binds[CTRJ_MAX_BIND_FILES];
+	size_t nbinds;
 };
 
 /* Is name acceptable as a secret file name? */

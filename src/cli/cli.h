@@ -50,6 +50,11 @@ void cli_print_err(const struct cj_err *err);
 int cli_report(const struct cj_err *err, int code);
 const char *cli_cache_dir(void);
 
+struct ctrj_proc;
+/* ctr-jailer-runtime exec: process.json's privileges and limits for the
+ * command `exec` starts (NULL: the guest's defaults). */
+extern const struct ctrj_proc *cli_exec_proc;
+
 extern const struct cli_verb cli_run_verb, cli_kernel_verb, cli_inspect_verb, cli_gc_verb,
     cli_version_verb, cli_ps_verb, cli_stop_verb, cli_kill_verb, cli_wait_verb, cli_rm_verb,
     cli_logs_verb, cli_exec_verb, cli_pull_verb, cli_images_verb, cli_rmi_verb, cli_tag_verb,

@@ -24,6 +24,8 @@
 #include <unistd.h>
 
 #define SESSION 1 /* a client's one session; the run renumbers it */
+
+const struct ctrj_proc *cli_exec_proc;
 /* The guest's agent greets within this of the VM's start (TCG included),
  * or it has none (a kernel without virtio_console, say). */
 #define HELLO_TIMEOUT_MS 60000
@@ -210,6 +212,8 @@ static int send_start(struct session *s, const struct exec_opts *o, char **argv,
 		ws = (struct winsize){.ws_row = 24, .ws_col = 80};
 	st.rows = ws.ws_row;
 	st.cols = ws.ws_col;
+	if (cli_exec_proc)
+		st.proc = *cli_exec_proc;
 	if (ctrj_agent_enc_start(&st, SESSION, &frame, &len, msg, sizeof msg) < 0)
 		return cj_fail(err, EINVAL, "%s", msg);
 	r = write_all(s->fd, frame, len);

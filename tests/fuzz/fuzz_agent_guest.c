@@ -17,6 +17,7 @@ static void check_start(const struct ctrj_agent_start *s)
 	for (size_t i = 0; i < s->envc; i++)
 		FUZZ_CHECK(s->envp[i][0] != '=' && strchr(s->envp[i], '='));
 	FUZZ_CHECK(!s->workdir || s->workdir[0] == '/');
+	FUZZ_CHECK(ctrj_proc_valid(&s->proc));
 }
 
 static int on_frame(const struct ctrj_agent_frame *f, void *ctx)
@@ -90,4 +91,19 @@ void fuzz_seeds(fuzz_emit_fn emit, void *ctx)
 	buf[0] = 0;
 	emit(buf, n, ctx);
 	emit(buf, 1 + CTRJ_AGENT_HDR_SIZE + 3, ctx);
+
+	/* an exec with process.json's privileges and limits */
+	s.proc.flags = CTRJ_PROC_CAPS | CTRJ_PROC_GROUPS | CTRJ_PROC_NO_NEW_PRIVS;
+	s.proc.cap_bounding = s.proc.cap_effective = s.proc.cap_permitted = 0xa80425fbull;
+	s.proc.ngroups = 1;
+	s.proc.groups[0] = 1234;
+	s.proc.nrlimits = 1;
+	s.proc.rlimits[0] = (struct ctrj_rlimit){7, 1000, 1000};
+	n = 1;
+	n += ctrj_agent_enc_u32(buf + n, CTRJ_AGENT_HELLO, 0, CTRJ_AGENT_VERSION);
+	FUZZ_CHECK(ctrj_agent_enc_start(&s, 1, &start, &len, NULL, 0) == 0);
+	FUZZ_CHECK(n + len <= sizeof buf);
+	memcpy(buf + n, start, len);
+	free(start);
+	emit(buf, n + len, ctx);
 }

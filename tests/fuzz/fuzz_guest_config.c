@@ -27,6 +27,10 @@ static void check_invariants(const struct ctrj_config *c)
 	FUZZ_CHECK(!c->user || c->user[0]);
 	FUZZ_CHECK(!c->hostname || (c->hostname[0] && strlen(c->hostname) <= 64));
 	FUZZ_CHECK(c->stop_signal <= 64);
+	FUZZ_CHECK(ctrj_proc_valid(&c->proc));
+	FUZZ_CHECK(c->nbinds <= CTRJ_MAX_BIND_FILES);
+	for (size_t i = 0; i < c->nbinds; i++)
+		FUZZ_CHECK(c->binds[i].src[0] == '/' && c->binds[i].dst[0] == '/');
 }
 
 static bool str_eq(const char *a, const char *b)
@@ -51,6 +55,12 @@ static void check_equal(const struct ctrj_config *a, const struct ctrj_config *b
 	FUZZ_CHECK(a->has_modules_uuid == b->has_modules_uuid);
 	FUZZ_CHECK(!a->has_base_uuid || memcmp(a->base_uuid, b->base_uuid, 16) == 0);
 	FUZZ_CHECK(!a->has_modules_uuid || memcmp(a->modules_uuid, b->modules_uuid, 16) == 0);
+	FUZZ_CHECK(memcmp(&a->proc, &b->proc, sizeof a->proc) == 0);
+	FUZZ_CHECK(a->pids_limit == b->pids_limit);
+	FUZZ_CHECK(a->nbinds == b->nbinds);
+	for (size_t i = 0; i < a->nbinds; i++)
+		FUZZ_CHECK(str_eq(a->binds[i].src, b->binds[i].src) &&
+		           str_eq(a->binds[i].dst, b->binds[i].dst));
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -145,6 +155,22 @@ void fuzz_seeds(fuzz_emit_fn emit, void *ctx)
 	cfg.tty_rows = 24;
 	cfg.tty_cols = 80;
 	emit_config(&cfg, NULL, 0, emit, ctx);
+
+	/* config.json's process: capabilities, rlimits, groups, flags, pids */
+	struct ctrj_config pc = cfg;
+	pc.proc.flags = CTRJ_PROC_CAPS | CTRJ_PROC_GROUPS | CTRJ_PROC_NO_NEW_PRIVS | CTRJ_PROC_OOM;
+	pc.proc.cap_bounding = pc.proc.cap_effective = pc.proc.cap_permitted = 0xa80425fbull;
+	pc.proc.oom_score_adj = 300;
+	pc.proc.ngroups = 2;
+	pc.proc.groups[1] = 1234;
+	pc.proc.nrlimits = 2;
+	pc.proc.rlimits[0] = (struct ctrj_rlimit){7, 1000, 1000};
+	pc.proc.rlimits[1] = (struct ctrj_rlimit){6, 50, UINT64_MAX};
+	pc.pids_limit = 50;
+	pc.binds[0] = (struct ctrj_bind_file){"/run/ctrj-files/0/hosts", "/etc/hosts"};
+	pc.binds[1] = (struct ctrj_bind_file){"/run/ctrj-files/0/resolv.conf", "/etc/resolv.conf"};
+	pc.nbinds = 2;
+	emit_config(&pc, NULL, 0, emit, ctx);
 
 	/* Unknown optional and unknown critical records after a valid config. */
 	static const uint8_t optional[] = {0xff, 0x00, 0, 0, 3, 0, 0, 0, 'a', 'b', 'c'};

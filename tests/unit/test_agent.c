@@ -285,6 +285,42 @@ static void test_start_round_trip(void **state)
 	ctrj_agent_start_free(&c.s);
 }
 
+/* An exec's privileges and limits (process.json) round trip; a record
+ * out of bounds refuses the START. */
+static void test_start_proc(void **state)
+{
+	char *argv[] = {"true", NULL};
+	struct ctrj_agent_start in = {.argv = argv, .argc = 1};
+	struct start_ctx c;
+	uint8_t *frame;
+	size_t len;
+
+	(void)state;
+	in.proc.flags = CTRJ_PROC_CAPS | CTRJ_PROC_GROUPS | CTRJ_PROC_NO_NEW_PRIVS;
+	in.proc.cap_bounding = in.proc.cap_effective = in.proc.cap_permitted = 0x3ull;
+	in.proc.ngroups = 1;
+	in.proc.groups[0] = 1234;
+	in.proc.nrlimits = 1;
+	in.proc.rlimits[0] = (struct ctrj_rlimit){7, 1000, 1000};
+	assert_int_equal(start_round_trip(&in, &c), 0);
+	assert_memory_equal(&c.s.proc, &in.proc, sizeof in.proc);
+	ctrj_agent_start_free(&c.s);
+	in.proc.rlimits[0].resource = 99;
+	assert_int_equal(ctrj_agent_enc_start(&in, 42, &frame, &len, NULL, 0), -1);
+	/* the same, written by a hostile host past the encoder's check */
+	in.proc.rlimits[0].resource = 7;
+	assert_int_equal(ctrj_agent_enc_start(&in, 42, &frame, &len, NULL, 0), 0);
+	for (size_t off = CTRJ_AGENT_HDR_SIZE; off + 8 <= len; off += 8 + frame[off + 4])
+		if (frame[off] == CTRJ_AGENT_REC_RLIMIT)
+			frame[off + 8] = 99;
+	struct ctrj_agent_frame f = {.type = CTRJ_AGENT_START,
+	                             .session = 42,
+	                             .payload = frame + CTRJ_AGENT_HDR_SIZE,
+	                             .len = (uint32_t)(len - CTRJ_AGENT_HDR_SIZE)};
+	assert_int_equal(ctrj_agent_start_parse(&f, &c.s, NULL, 0), -1);
+	free(frame);
+}
+
 static void test_start_rejects(void **state)
 {
 	char *argv[] = {"true", NULL};
@@ -348,6 +384,7 @@ int main(void)
 	    cmocka_unit_test(test_failed_decoder_stays_failed),
 	    cmocka_unit_test(test_start_round_trip),
 	    cmocka_unit_test(test_start_rejects),
+	    cmocka_unit_test(test_start_proc),
 	    cmocka_unit_test(test_credit),
 	};
 	return cmocka_run_group_tests_name("agent", tests, NULL, NULL);

@@ -262,6 +262,125 @@ static void test_config_hold(void **state)
 	free(buf);
 }
 
+/* config.json's process: capabilities, rlimits, groups, no_new_privs,
+ * oom_score_adj and the pids limit round trip; without them nothing is
+ * written. */
+static void test_config_proc(void **state)
+{
+	char *argv[] = {"/bin/true", NULL};
+	struct ctrj_config in = {.argv = argv, .argc = 1}, out;
+	struct ctrj_proc *p = &in.proc;
+	uint8_t *buf = NULL;
+	size_t len = 0, plain = 0;
+	char err[256] = "";
+
+	(void)state;
+	assert_int_equal(ctrj_config_encode(&in, &buf, &plain, err, sizeof err), 0);
+	free(buf);
+	p->flags = CTRJ_PROC_CAPS | CTRJ_PROC_GROUPS | CTRJ_PROC_NO_NEW_PRIVS | CTRJ_PROC_OOM;
+	p->cap_bounding = p->cap_effective = p->cap_permitted = 0xa80425fbull;
+	p->cap_inheritable = 0;
+	p->cap_ambient = 1ull << 40;
+	p->oom_score_adj = -999;
+	p->ngroups = 2;
+	p->groups[0] = 0;
+	p->groups[1] = 4294967294u;
+	p->nrlimits = 2;
+	p->rlimits[0] = (struct ctrj_rlimit){7, 1000, 1000};
+	p->rlimits[1] = (struct ctrj_rlimit){6, 10, UINT64_MAX};
+	in.pids_limit = 50;
+	in.binds[0] = (struct ctrj_bind_file){"/run/f/0/hosts", "/etc/hosts"};
+	in.nbinds = 1;
+	assert_int_equal(ctrj_config_encode(&in, &buf, &len, err, sizeof err), 0);
+	/* caps 8+40, two rlimits 2*(8+20), groups 8+8, flags 8+8, pids 8+8,
+	 * the bound file 8+2+14+10 */
+	assert_int_equal(len, plain + 48 + 56 + 16 + 16 + 16 + 34);
+	assert_int_equal(parse_exact(buf, len, &out, err, sizeof err), 0);
+	assert_memory_equal(&out.proc, p, sizeof *p);
+	assert_int_equal(out.pids_limit, 50);
+	assert_int_equal(out.nbinds, 1);
+	assert_string_equal(out.binds[0].src, "/run/f/0/hosts");
+	assert_string_equal(out.binds[0].dst, "/etc/hosts");
+	ctrj_config_free(&out);
+	free(buf);
+
+	/* what the parser would refuse is not encoded */
+	in.binds[0].dst = "etc/hosts";
+	assert_int_equal(ctrj_config_encode(&in, &buf, &len, err, sizeof err), -1);
+	in.nbinds = 0;
+	p->rlimits[1].soft = UINT64_MAX, p->rlimits[1].hard = 1;
+	assert_int_equal(ctrj_config_encode(&in, &buf, &len, err, sizeof err), -1);
+	p->rlimits[1] = (struct ctrj_rlimit){7, 1, 1}; /* twice */
+	assert_int_equal(ctrj_config_encode(&in, &buf, &len, err, sizeof err), -1);
+	p->nrlimits = 1;
+	p->oom_score_adj = 1001;
+	assert_int_equal(ctrj_config_encode(&in, &buf, &len, err, sizeof err), -1);
+	p->oom_score_adj = 0;
+	p->ngroups = CTRJ_MAX_GROUPS + 1;
+	assert_int_equal(ctrj_config_encode(&in, &buf, &len, err, sizeof err), -1);
+}
+
+/* Process records a host could not have written are refused. */
+static void test_parse_proc_hostile(void **state)
+{
+	static const struct {
+		uint16_t type;
+		uint8_t v[24];
+		size_t n;
+		const char *needle;
+	} bad[] = {
+	    {CTRJ_REC_CAPS, {0}, 39, "capabilities"},
+	    {CTRJ_REC_RLIMIT, {16}, 20, "rlimit 16"},       /* RLIM_NLIMITS */
+	    {CTRJ_REC_RLIMIT, {7, 0, 0, 0, 2}, 20, "soft"}, /* soft 2 > hard 0 */
+	    {CTRJ_REC_RLIMIT, {7}, 19, "length"},
+	    {CTRJ_REC_GROUPS, {0}, 6, "groups"},
+	    {CTRJ_REC_PROC_FLAGS, {0x10}, 8, "flags"},                /* unknown flag */
+	    {CTRJ_REC_PROC_FLAGS, {0}, 8, "flags"},                   /* none */
+	    {CTRJ_REC_PROC_FLAGS, {4, 0, 0, 0, 1}, 8, "flags"},       /* oom without OOM */
+	    {CTRJ_REC_PROC_FLAGS, {8, 0, 0, 0, 0xe9, 3}, 8, "flags"}, /* 1001 */
+	    {CTRJ_REC_PIDS_LIMIT, {0}, 8, "pids"},
+	    {CTRJ_REC_PIDS_LIMIT, {1}, 4, "pids"},
+	    {CTRJ_REC_BIND_FILE, {2, 0, '/', 'a', 'b'}, 5, "bound file"},      /* dst relative */
+	    {CTRJ_REC_BIND_FILE, {3, 0, '/', 'a', '/'}, 5, "bound file"},      /* no dst */
+	    {CTRJ_REC_BIND_FILE, {9, 0, '/', 'a', '/', 'b'}, 6, "bound file"}, /* src overruns */
+	    {CTRJ_REC_BIND_FILE, {2, 0, '/', 0, '/', 'b'}, 6, "bound file"},   /* NUL */
+	    {CTRJ_REC_BIND_FILE, {1}, 1, "bound file"},
+	};
+	struct rawbuf b = {0};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		raw_str(&b, CTRJ_REC_ARG, "/bin/true");
+		raw_rec(&b, bad[i].type, bad[i].v, bad[i].n);
+		expect_parse_error(&b, bad[i].needle);
+		raw_free(&b);
+	}
+	/* a second capabilities or groups record, a second rlimit of a kind */
+	static const uint8_t caps[40] = {1}, rl[20] = {7};
+	raw_str(&b, CTRJ_REC_ARG, "/bin/true");
+	raw_rec(&b, CTRJ_REC_CAPS, caps, sizeof caps);
+	raw_rec(&b, CTRJ_REC_CAPS, caps, sizeof caps);
+	expect_parse_error(&b, "duplicate");
+	raw_free(&b);
+	raw_str(&b, CTRJ_REC_ARG, "/bin/true");
+	raw_rec(&b, CTRJ_REC_RLIMIT, rl, sizeof rl);
+	raw_rec(&b, CTRJ_REC_RLIMIT, rl, sizeof rl);
+	expect_parse_error(&b, "twice");
+	raw_free(&b);
+	raw_str(&b, CTRJ_REC_ARG, "/bin/true");
+	raw_rec(&b, CTRJ_REC_GROUPS, NULL, 0);
+	raw_rec(&b, CTRJ_REC_GROUPS, NULL, 0);
+	expect_parse_error(&b, "groups");
+	raw_free(&b);
+	/* at most CTRJ_MAX_BIND_FILES bound files */
+	static const uint8_t bind[] = {2, 0, '/', 'a', '/', 'b'};
+	raw_str(&b, CTRJ_REC_ARG, "/bin/true");
+	for (unsigned i = 0; i <= CTRJ_MAX_BIND_FILES; i++)
+		raw_rec(&b, CTRJ_REC_BIND_FILE, bind, sizeof bind);
+	expect_parse_error(&b, "more than");
+	raw_free(&b);
+}
+
 /* Host directories, tmpfs and a read-only root round trip; a record the
  * host could not have written is refused. */
 static void test_config_mounts(void **state)
@@ -965,6 +1084,8 @@ int main(void)
 	    cmocka_unit_test(test_config_round_trip),
 	    cmocka_unit_test(test_config_round_trip_minimal),
 	    cmocka_unit_test(test_config_hold),
+	    cmocka_unit_test(test_config_proc),
+	    cmocka_unit_test(test_parse_proc_hostile),
 	    cmocka_unit_test(test_config_encode_rejects),
 	    cmocka_unit_test(test_parse_stdio_hostile),
 	    cmocka_unit_test(test_parse_empty),

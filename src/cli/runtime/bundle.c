@@ -91,9 +91,8 @@ static void map_user(struct map *m, json_object *proc)
 static int map_process(struct map *m, json_object *cfg, json_object **args, struct cj_err *err)
 {
 	json_object *proc = get(cfg, "process"), *env = get(proc, "env");
-	static const char *const unmappable[] = {"capabilities",    "rlimits",
-	                                         "noNewPrivileges", "oomScoreAdj",
-	                                         "apparmorProfile", "selinuxLabel"};
+	/* capabilities, rlimits, noNewPrivileges, oomScoreAdj: process.c */
+	static const char *const unmappable[] = {"apparmorProfile", "selinuxLabel"};
 
 	*args = get(proc, "args");
 	if (!*args || !json_object_is_type(*args, json_type_array) ||
@@ -160,19 +159,30 @@ static bool has_opt(json_object *opts, const char *want)
 }
 
 /* mounts: the init's own filesystems need nothing; tmpfs mounts become
- * the guest's tmpfs, bind mounts of host directories virtiofs shares;
- * the rest (a bound file: Docker's /etc/hosts...) is named. */
+ * the guest's tmpfs, bind mounts of host directories virtiofs shares, the
+ * engine's /etc/hosts, /etc/hostname, /etc/resolv.conf bound files from
+ * a hidden share; the rest (other bound files) is named. */
 static void map_mounts(struct map *m, json_object *cfg)
 {
 	json_object *mounts = get(cfg, "mounts");
+	struct rt_etc_files ef;
 
+	rt_etc_files(cfg, &ef); /* their directories shared, hidden (etcfiles.c) */
+	for (size_t i = 0; i < ef.ndirs; i++) {
+		char *vol = NULL;
+		if (asprintf(&vol, "%s:%s:ro", ef.dirs[i], ef.guest_dirs[i]) < 0)
+			m->fail = ENOMEM;
+		else
+			push2(m, "--volume", vol);
+		free(vol);
+	}
 	for (size_t i = 0; mounts && i < json_object_array_length(mounts); i++) {
 		json_object *mt = json_object_array_get_idx(mounts, i), *opts = get(mt, "options");
 		const char *dest = get_str(mt, "destination"), *type = get_str(mt, "type");
 		const char *src = get_str(mt, "source");
 		char what[300];
 		struct stat st;
-		if (!dest || is_api_fs(dest))
+		if (!dest || is_api_fs(dest) || rt_etc_file(dest, src))
 			continue;
 		if (type && strcmp(type, "tmpfs") == 0) {
 			map_tmpfs(m, dest, opts);

@@ -89,6 +89,26 @@ static int make_spec(const char *bundle, const char *id, struct cj_spec *spec, j
 	spec->vmm = CJ_VMM_QEMU;
 	spec->hold = true;
 	spec->console_stdout = true;
+	spec->pids_limit = rt_pids_limit(*config);
+	struct rt_etc_files ef;
+	rt_etc_files(*config, &ef); /* bound from the shares bundle.c made */
+	for (size_t i = 0; i < ef.nbinds; i++) {
+		struct ctrj_bind_file *b = &spec->binds[spec->nbinds];
+		if (!(b->src = strdup(ef.src[i])) || !(b->dst = strdup(ef.dst[i]))) {
+			free(b->src);
+			cj_spec_free(spec);
+			json_object_put(*config);
+			return cj_fail(err, ENOMEM, "config.json");
+		}
+		spec->nbinds++;
+	}
+	json_object *proc = NULL;
+	json_object_object_get_ex(*config, "process", &proc);
+	if (rt_process_proc(proc, &spec->proc, err) < 0) {
+		cj_spec_free(spec);
+		json_object_put(*config);
+		return -1;
+	}
 	return 0;
 }
 

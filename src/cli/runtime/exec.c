@@ -6,6 +6,7 @@
 #include "runtime.h"
 
 #include "../cli.h"
+#include "ctrj/protocol.h"
 #include "util/strv.h"
 
 #include <errno.h>
@@ -19,6 +20,7 @@ struct rexec {
 	const char *process, *pid_file, *console_socket, *cwd;
 	bool detach, tty;
 	struct cj_strv env;
+	struct ctrj_proc proc; /* process.json's privileges and limits */
 };
 
 static int o_process(void *c, const char *v, struct cj_err *err)
@@ -126,6 +128,11 @@ static int from_process(struct rexec *o, struct cj_strv *v, json_object **args, 
 		json_object_put(p);
 		return cj_fail(err, 0, "%s: process.args is empty", o->process);
 	}
+	if (rt_process_proc(p, &o->proc, err) < 0) {
+		json_object_put(p);
+		return -1;
+	}
+	cli_exec_proc = &o->proc;
 	*args = json_object_get(x);
 	json_object_put(p);
 	return 0;

@@ -10,8 +10,10 @@
 #include "util/err.h"
 
 #include <json-c/json.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #define RT_NAME         "ctr-jailer-runtime"
@@ -75,6 +77,30 @@ int rt_console(const char *socket_path, struct cj_err *err);
 /* The bundle's config.json as the argv of `ctr-jailer run` (bundle.c). */
 int rt_bundle_argv(const char *bundle, const char *id, char ***argv, int *argc,
                    json_object **config, struct cj_err *err);
+
+struct ctrj_proc;
+/* A spec's process (config.json's or an exec's process.json): its
+ * capabilities, rlimits, additionalGids, noNewPrivileges and oomScoreAdj
+ * as the guest applies them (process.c). */
+int rt_process_proc(json_object *proc, struct ctrj_proc *p, struct cj_err *err);
+/* linux.resources.pids.limit; 0: none. */
+uint64_t rt_pids_limit(json_object *config);
+
+/* The engine's /etc/hosts, /etc/hostname and /etc/resolv.conf (bind
+ * mounts of files, etcfiles.c): their directories, shared read-only at
+ * guest_dirs, and the files bound from there over theirs. */
+#define RT_ETC_FILES 3
+struct rt_etc_files {
+	char dirs[RT_ETC_FILES][PATH_MAX];
+	char guest_dirs[RT_ETC_FILES][32];
+	size_t ndirs;
+	char src[RT_ETC_FILES][320]; /* in the guest: guest_dirs[i]/NAME */
+	char dst[RT_ETC_FILES][32];
+	size_t nbinds;
+};
+/* Is this mount one of them (a regular file bound at one of the paths)? */
+bool rt_etc_file(const char *dest, const char *src);
+void rt_etc_files(json_object *config, struct rt_etc_files *f);
 
 struct cj_spec;
 /* The container's network namespace entered (made, or joined by path), its

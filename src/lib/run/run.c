@@ -798,6 +798,10 @@ static int stage_control_disk(struct run *r, struct cj_err *err)
 	cfg->nsecrets = spec->nsecrets;
 	stdio_config(r);
 	cfg->hold = spec->hold;
+	cfg->proc = spec->proc;
+	cfg->pids_limit = spec->pids_limit;
+	memcpy(cfg->binds, spec->binds, sizeof cfg->binds);
+	cfg->nbinds = spec->nbinds;
 	r->ctl_fd = write_control_disk(cfg, err);
 	if (r->ctl_fd < 0 ||
 	    cj_vm_add_drive(&r->vm, CJ_DRIVE_CONTROL, 0, NULL, r->ctl_fd, false, err) < 0 ||

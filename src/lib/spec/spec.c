@@ -293,6 +293,10 @@ int cj_spec_resolve(struct cj_spec *spec, const struct cj_host_facts *facts, str
 
 void cj_spec_free(struct cj_spec *spec)
 {
+	for (size_t i = 0; i < spec->nbinds && i < CTRJ_MAX_BIND_FILES; i++) {
+		free(spec->binds[i].src);
+		free(spec->binds[i].dst);
+	}
 	free(spec->rootfs);
 	free(spec->image);
 	cj_pull_settings_free(&spec->pull);

@@ -114,6 +114,11 @@ struct cj_spec {
 	 * agent's RELEASE; a detached run's console stays on its stdout */
 	bool hold;
 	bool console_stdout;
+	struct ctrj_proc proc; /* the workload's privileges and limits (config.json's process) */
+	uint64_t pids_limit;   /* the guest's pids cgroup for the workload; 0: none */
+	/* files of shared directories bound over the guest's (allocated) */
+	struct ctrj_bind_file binds[CTRJ_MAX_BIND_FILES];
+	size_t nbinds;
 	struct cj_health_spec health; /* --health-*, merged with the image's Healthcheck */
 	char *cache_dir;
 	char *run_base;

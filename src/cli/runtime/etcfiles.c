@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The engine's /etc/hosts, /etc/hostname and /etc/resolv.conf: bind
+ * mounts of single files, which virtiofs cannot share. Their directory
+ * (the engine's own for this container) is shared read-only at a hidden
+ * guest path, the files are bound over the guest's, and the share is
+ * detached (guest boot_bind_files): the workload sees the engine's files,
+ * rewrites in place included, and nothing else of that directory. Only
+ * these three: any other file's directory could hold what the guest must
+ * not read. */
+#include "runtime.h"
+
+#include "ctrj/protocol.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define FILES_GUEST "/run/ctrj-files" /* share N at FILES_GUEST/N */
+
+static json_object *member(json_object *o, const char *key)
+{
+	json_object *v = NULL;
+
+	return o && json_object_object_get_ex(o, key, &v) ? v : NULL;
+}
+
+bool rt_etc_file(const char *dest, const char *src)
+{
+	static const char *const files[] = {"/etc/hosts", "/etc/hostname", "/etc/resolv.conf"};
+	struct stat st;
+
+	if (!dest || !src || src[0] != '/' || strchr(src, ':') || strlen(src) >= PATH_MAX ||
+	    strlen(strrchr(src, '/')) > 256 || stat(src, &st) < 0 || !S_ISREG(st.st_mode))
+		return false; /* (a ':' would cut the --volume argument) */
+	for (size_t i = 0; i < sizeof files / sizeof *files; i++)
+		if (strcmp(dest, files[i]) == 0)
+			return true;
+	return false;
+}
+
+/* The directory of src into dirs (once); its index. */
+static size_t dir_index(struct rt_etc_files *f, const char *src)
+{
+	const char *slash = strrchr(src, '/');
+	size_t len = slash > src ? (size_t)(slash - src) : 1, i;
+
+	for (i = 0; i < f->ndirs; i++)
+		if (strlen(f->dirs[i]) == len && strncmp(f->dirs[i], src, len) == 0)
+			return i;
+	snprintf(f->dirs[i], sizeof f->dirs[i], "%.*s", (int)len, src);
+	snprintf(f->guest_dirs[i], sizeof f->guest_dirs[i], FILES_GUEST "/%zu", i);
+	f->ndirs++;
+	return i;
+}
+
+void rt_etc_files(json_object *cfg, struct rt_etc_files *f)
+{
+	json_object *mounts = member(cfg, "mounts");
+
+	memset(f, 0, sizeof *f);
+	for (size_t i = 0; mounts && i < json_object_array_length(mounts); i++) {
+		json_object *m = json_object_array_get_idx(mounts, i);
+		const char *dest = json_object_get_string(member(m, "destination"));
+		const char *src = json_object_get_string(member(m, "source"));
+		if (f->nbinds == RT_ETC_FILES || !rt_etc_file(dest, src))
+			continue;
+		size_t d = dir_index(f, src);
+		snprintf(f->src[f->nbinds], sizeof f->src[0], "%s/%s", f->guest_dirs[d],
+		         strrchr(src, '/') + 1);
+		snprintf(f->dst[f->nbinds], sizeof f->dst[0], "%s", dest);
+		f->nbinds++;
+	}
+}
