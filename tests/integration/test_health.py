@@ -97,7 +97,9 @@ def test_no_health_check_and_exec_latest(runner):
         r = ctrj_exec(runner, "-l", "sh", "-c", "exit 5")
         assert r.returncode == 5
         assert verb(runner, "rm", "-f", second).returncode == 0
-        r = ctrj_exec(runner, "--latest", "cat", "/who")
+        r = wait_for(lambda: (lambda x: x if x.stdout else None)(
+            ctrj_exec(runner, "--latest", "cat", "/who")),
+            what="the first run's file")
         assert r.returncode == 0 and r.stdout == b"first\n", r
         assert verb(runner, "rm", "-f", first).returncode == 0
         r = ctrj_exec(runner, "--latest", "true")
