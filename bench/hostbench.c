@@ -6,7 +6,8 @@
  * machine inflates far less than wall time. bench.py runs it in a network
  * namespace of its own (network) and counts its syscalls with strace.
  *
- *   ctrj-hostbench net [--runs N] [--firewall nft|iptables-nft|iptables-legacy] [--ports N]
+ *   ctrj-hostbench net [--runs N] [--firewall auto|nft|iptables-nft|iptables-legacy]
+ *                      [--ports N]
  *   ctrj-hostbench jail [--runs N] [--vmm PATH]
  */
 #include "jail/jail.h"
@@ -225,8 +226,8 @@ static int bench_jail(int runs, const char *vmm)
 int main(int argc, char **argv)
 {
 	int runs = 20;
-	size_t ports = 1;
-	enum cj_firewall fw = CJ_FW_NFT;
+	size_t ports = 0;
+	enum cj_firewall fw = CJ_FW_AUTO;
 	const char *vmm = "/usr/bin/qemu-system-x86_64";
 
 	for (int i = 2; i + 1 < argc; i += 2) {
@@ -239,7 +240,8 @@ int main(int argc, char **argv)
 		else if (strcmp(argv[i], "--firewall") == 0)
 			fw = strcmp(argv[i + 1], "iptables-legacy") == 0 ? CJ_FW_IPTABLES_LEGACY
 			     : strcmp(argv[i + 1], "iptables-nft") == 0  ? CJ_FW_IPTABLES_NFT
-			                                                 : CJ_FW_NFT;
+			     : strcmp(argv[i + 1], "nft") == 0           ? CJ_FW_NFT
+			                                                 : CJ_FW_AUTO;
 	}
 	if (runs < 1 || runs > MAX_RUNS)
 		runs = 20;
