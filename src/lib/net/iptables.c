@@ -10,6 +10,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <nftables/libnftables.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -244,5 +245,184 @@ int cj_ipt_rules_undo(json_object *e)
 		cj_ipt_exec(fw, six, "-F", arg, &err);
 		cj_ipt_exec(fw, six, "-X", arg, &err);
 	}
+	return 0;
+}
+
+/* ---- iptables-nft's own tables and base chains ------------------------ */
+
+/* The JSON of one libnftables listing, or NULL. */
+static json_object *nft_list(struct nft_ctx *ctx, const char *cmd)
+{
+	json_object *root = NULL, *items = NULL;
+
+	if (nft_run_cmd_from_buffer(ctx, cmd) == 0)
+		root = json_tokener_parse(nft_ctx_get_output_buffer(ctx));
+	if (root && json_object_object_get_ex(root, "nftables", &items) &&
+	    json_object_is_type(items, json_type_array))
+		json_object_get(items);
+	else
+		items = NULL;
+	json_object_put(root);
+	return items;
+}
+
+static struct nft_ctx *nft_json_ctx(void)
+{
+	struct nft_ctx *ctx = nft_ctx_new(NFT_CTX_DEFAULT);
+
+	if (ctx) {
+		nft_ctx_output_set_flags(ctx, NFT_CTX_OUTPUT_JSON);
+		nft_ctx_buffer_output(ctx);
+		nft_ctx_buffer_error(ctx);
+	}
+	return ctx;
+}
+
+/* Is there an object of type ("table", "chain", "rule") in table (and
+ * chain, when not NULL) among items? */
+static bool listed(json_object *items, const char *type, const char *table, const char *chain)
+{
+	for (size_t i = 0; items && i < json_object_array_length(items); i++) {
+		json_object *o, *t, *c;
+		if (!json_object_object_get_ex(json_object_array_get_idx(items, i), type, &o) ||
+		    !json_object_object_get_ex(o, strcmp(type, "table") == 0 ? "name" : "table",
+		                               &t) ||
+		    strcmp(json_object_get_string(t), table) != 0)
+			continue;
+		if (!chain)
+			return true;
+		if (json_object_object_get_ex(o, strcmp(type, "chain") == 0 ? "name" : "chain",
+		                              &c) &&
+		    strcmp(json_object_get_string(c), chain) == 0)
+			return true;
+	}
+	return false;
+}
+
+json_object *cj_ipt_missing(const char *family, const char *const *tables,
+                            const char *const *chains)
+{
+	struct nft_ctx *ctx = nft_json_ctx();
+	json_object *e = json_object_new_object(), *t = json_object_new_array(),
+	            *c = json_object_new_array(), *have;
+	char cmd[64];
+	bool any = false;
+
+	snprintf(cmd, sizeof cmd, "list chains %s", family);
+	have = ctx ? nft_list(ctx, cmd) : NULL;
+	snprintf(cmd, sizeof cmd, "list tables %s", family);
+	json_object *have_t = ctx ? nft_list(ctx, cmd) : NULL;
+	for (; *tables; tables++)
+		if (!listed(have_t, "table", *tables, NULL)) {
+			json_object_array_add(t, json_object_new_string(*tables));
+			any = true;
+		}
+	for (; *chains; chains++) { /* "TABLE CHAIN" */
+		char table[32];
+		const char *sp = strchr(*chains, ' ');
+		snprintf(table, sizeof table, "%.*s", sp ? (int)(sp - *chains) : 0, *chains);
+		if (sp && !listed(have, "chain", table, sp + 1)) {
+			json_object_array_add(c, json_object_new_string(*chains));
+			any = true;
+		}
+	}
+	json_object_put(have);
+	json_object_put(have_t);
+	if (ctx)
+		nft_ctx_free(ctx);
+	json_object_object_add(e, "family", json_object_new_string(family));
+	json_object_object_add(e, "tables", t);
+	json_object_object_add(e, "chains", c);
+	if (!any) {
+		json_object_put(e);
+		return NULL;
+	}
+	return e;
+}
+
+static bool plain_word(const char *v)
+{
+	if (!v || !*v || strlen(v) > 31)
+		return false;
+	for (; *v; v++)
+		if (!(isalnum((unsigned char)*v) || *v == '_' || *v == '-'))
+			return false;
+	return true;
+}
+
+/* Append "delete chain FAMILY TABLE CHAIN" for each recorded chain that
+ * exists without a rule, and for each table whose every chain goes (or
+ * that has none), "delete table FAMILY TABLE" instead. */
+static void host_deletions(FILE *f, const char *family, json_object *tables, json_object *chains,
+                           json_object *now)
+{
+	for (size_t i = 0; i < json_object_array_length(chains); i++) {
+		const char *tc = json_object_get_string(json_object_array_get_idx(chains, i));
+		const char *sp = tc ? strchr(tc, ' ') : NULL;
+		char table[32];
+		if (!sp || sp - tc >= 32)
+			continue;
+		snprintf(table, sizeof table, "%.*s", (int)(sp - tc), tc);
+		if (plain_word(table) && plain_word(sp + 1) && listed(now, "chain", table, sp + 1) &&
+		    !listed(now, "rule", table, sp + 1))
+			fprintf(f, "delete chain %s %s %s\n", family, table, sp + 1);
+	}
+	for (size_t i = 0; i < json_object_array_length(tables); i++) {
+		const char *t = json_object_get_string(json_object_array_get_idx(tables, i));
+		bool left = false;
+		if (!plain_word(t) || !listed(now, "table", t, NULL) || listed(now, "rule", t, NULL))
+			continue;
+		/* a chain we did not record, or one of ours that stays: the table stays */
+		for (size_t k = 0; now && k < json_object_array_length(now); k++) {
+			json_object *o, *tn, *cn;
+			char tc[80];
+			if (!json_object_object_get_ex(json_object_array_get_idx(now, k), "chain",
+			                               &o) ||
+			    !json_object_object_get_ex(o, "table", &tn) ||
+			    strcmp(json_object_get_string(tn), t) != 0 ||
+			    !json_object_object_get_ex(o, "name", &cn))
+				continue;
+			snprintf(tc, sizeof tc, "%s %s", t, json_object_get_string(cn));
+			bool ours = false;
+			for (size_t j = 0; j < json_object_array_length(chains); j++)
+				ours |= strcmp(json_object_get_string(
+				                   json_object_array_get_idx(chains, j)),
+				               tc) == 0;
+			left |= !ours;
+		}
+		if (!left)
+			fprintf(f, "delete table %s %s\n", family, t);
+	}
+}
+
+int cj_ipt_host_undo(json_object *e)
+{
+	const char *family = cj_undo_str(e, "family");
+	json_object *tables, *chains, *now;
+	struct nft_ctx *ctx;
+	char *cmd = NULL, list[32];
+	size_t len = 0;
+	FILE *f;
+
+	if (!family || (strcmp(family, "ip") != 0 && strcmp(family, "ip6") != 0) ||
+	    !json_object_object_get_ex(e, "tables", &tables) ||
+	    !json_object_object_get_ex(e, "chains", &chains) ||
+	    !json_object_is_type(tables, json_type_array) ||
+	    !json_object_is_type(chains, json_type_array))
+		return -1;
+	if (!(ctx = nft_json_ctx()))
+		return 0; /* no nftables: nothing to remove */
+	snprintf(list, sizeof list, "list ruleset %s", family);
+	now = nft_list(ctx, list);
+	if ((f = open_memstream(&cmd, &len))) {
+		host_deletions(f, family, tables, chains, now);
+		fclose(f);
+	}
+	/* what iptables-nft or the host added since stays; a failure is quiet */
+	if (cmd && *cmd)
+		nft_run_cmd_from_buffer(ctx, cmd);
+	free(cmd);
+	json_object_put(now);
+	nft_ctx_free(ctx);
 	return 0;
 }

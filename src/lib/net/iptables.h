@@ -45,6 +45,16 @@ char *cj_ipt_restore_text(json_object *lines, const char *chain, bool create);
  * chain one by one, quietly. */
 int cj_ipt_rules_undo(json_object *entry);
 
+/* iptables-nft makes the tables and base chains it needs on first use and
+ * leaves them behind. The undo entry "net.host" ({"family", "tables",
+ * "chains": ["TABLE CHAIN"...]}) of those of tables and chains that do not
+ * exist yet (one libnftables listing), or NULL when all do. */
+json_object *cj_ipt_missing(const char *family, const char *const *tables,
+                            const char *const *chains);
+/* Its undo: the recorded chains that hold no rule, and the recorded
+ * tables left with no chain but those, in one transaction. */
+int cj_ipt_host_undo(json_object *entry);
+
 /* Run "BIN -w -t TABLE op CHAIN args" for a rule "-t TABLE CHAIN args". */
 int cj_ipt_exec(enum cj_firewall fw, bool six, const char *op, const char *rule,
                 struct cj_err *err);

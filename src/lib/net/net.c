@@ -201,31 +201,16 @@ static int nft_run(const char *cmd, struct cj_err *err);
 static void nft_ipv6_wall_text(struct cj_net *net, char *rules, size_t len);
 
 /* iptables-nft creates the tables and base chains it needs on first use and
- * leaves them behind. Which of ours did not exist before is recorded, so
- * undo can remove them again when they are empty: the tables first, so
- * that undo (newest first) empties them of the chains before. */
+ * leaves them behind: which of ours do not exist yet is recorded (one
+ * "net.host" entry), so undo can remove them again when they are empty. */
 static int push_missing_chains(struct cj_net *net, const char *family, const char *const *tables,
                                const char *const *chains, struct cj_err *err)
 {
-	char cmd[128];
+	json_object *e;
 
-	if (net->firewall != CJ_FW_IPTABLES_NFT)
+	if (net->firewall != CJ_FW_IPTABLES_NFT || !(e = cj_ipt_missing(family, tables, chains)))
 		return 0;
-	for (; *tables; tables++) {
-		struct cj_err quiet = {0};
-		snprintf(cmd, sizeof cmd, "list table %s %s", family, *tables);
-		if (nft_run(cmd, &quiet) < 0 &&
-		    push(net, "host-table", err, "family", family, "table", *tables, NULL) < 0)
-			return -1;
-	}
-	for (; *chains; chains++) { /* "TABLE CHAIN" */
-		struct cj_err quiet = {0};
-		snprintf(cmd, sizeof cmd, "list chain %s %s", family, *chains);
-		if (nft_run(cmd, &quiet) < 0 &&
-		    push(net, "host-chain", err, "family", family, "chain", *chains, NULL) < 0)
-			return -1;
-	}
-	return 0;
+	return cj_undo_push(net->undo, "net.host", e, err);
 }
 
 /* Add one rule to batch, tagged with the run's comment. */
@@ -1234,6 +1219,8 @@ int cj_net_undo(json_object *entry, bool verbose)
 		return undo_table(entry);
 	if (strcmp(what, "rules") == 0)
 		return cj_ipt_rules_undo(entry);
+	if (strcmp(what, "host") == 0)
+		return cj_ipt_host_undo(entry);
 	if (strcmp(what, "rule") == 0)
 		return undo_rule(entry);
 	if (strcmp(what, "chain") == 0)
