@@ -174,8 +174,7 @@ static int jail_once(const char *vmm, struct stage *setup, struct stage *down, s
 	    cj_jail_pick_ids(&spec, NULL, 0, &plan, err) < 0 ||
 	    cj_jail_plan_add(&plan, CJ_JAIL_KERNEL, "kernel", "/etc/hostname", -1, false, err) <
 	        0 ||
-	    cj_jail_plan_add(&plan, CJ_JAIL_INITRD, "initrd", "/etc/hostname", -1, false, err) <
-	        0)
+	    cj_jail_plan_add(&plan, CJ_JAIL_INITRD, "initrd", "/etc/hostname", -1, false, err) < 0)
 		goto out;
 	begin(&s);
 	struct cj_spawn sp = {.path = vmm,

@@ -26,8 +26,7 @@ static const char *bin(enum cj_firewall fw, bool six, bool restore)
 	return names[fw == CJ_FW_IPTABLES_LEGACY][six][restore];
 }
 
-int cj_ipt_exec(enum cj_firewall fw, bool six, const char *op, const char *rule,
-                struct cj_err *err)
+int cj_ipt_exec(enum cj_firewall fw, bool six, const char *op, const char *rule, struct cj_err *err)
 {
 	char *argv[66], copy[1024], *save = NULL;
 	size_t n = 0;
@@ -87,9 +86,8 @@ json_object *cj_ipt_batch_entry(const struct cj_ipt_batch *b)
 {
 	json_object *e = json_object_new_object();
 
-	json_object_object_add(e, "fw",
-	                       json_object_new_string(b->fw == CJ_FW_IPTABLES_LEGACY ? "legacy"
-	                                                                             : "nft"));
+	json_object_object_add(
+	    e, "fw", json_object_new_string(b->fw == CJ_FW_IPTABLES_LEGACY ? "legacy" : "nft"));
 	json_object_object_add(e, "family", json_object_new_string(b->six ? "ip6" : "ip"));
 	json_object_object_add(e, "rules", json_object_get(b->rules));
 	if (b->chain[0])
@@ -183,8 +181,7 @@ static int restore(enum cj_firewall fw, bool six, const char *text, struct cj_er
 
 int cj_ipt_batch_run(const struct cj_ipt_batch *b, struct cj_err *err)
 {
-	cj_autofree char *text =
-	    cj_ipt_restore_text(b->lines, b->chain[0] ? b->chain : NULL, true);
+	cj_autofree char *text = cj_ipt_restore_text(b->lines, b->chain[0] ? b->chain : NULL, true);
 
 	if (!text)
 		return cj_fail(err, ENOMEM, "firewall rules");
@@ -363,14 +360,15 @@ static void host_deletions(FILE *f, const char *family, json_object *tables, jso
 		if (!sp || sp - tc >= 32)
 			continue;
 		snprintf(table, sizeof table, "%.*s", (int)(sp - tc), tc);
-		if (plain_word(table) && plain_word(sp + 1) && listed(now, "chain", table, sp + 1) &&
-		    !listed(now, "rule", table, sp + 1))
+		if (plain_word(table) && plain_word(sp + 1) &&
+		    listed(now, "chain", table, sp + 1) && !listed(now, "rule", table, sp + 1))
 			fprintf(f, "delete chain %s %s %s\n", family, table, sp + 1);
 	}
 	for (size_t i = 0; i < json_object_array_length(tables); i++) {
 		const char *t = json_object_get_string(json_object_array_get_idx(tables, i));
 		bool left = false;
-		if (!plain_word(t) || !listed(now, "table", t, NULL) || listed(now, "rule", t, NULL))
+		if (!plain_word(t) || !listed(now, "table", t, NULL) ||
+		    listed(now, "rule", t, NULL))
 			continue;
 		/* a chain we did not record, or one of ours that stays: the table stays */
 		for (size_t k = 0; now && k < json_object_array_length(now); k++) {

@@ -214,10 +214,10 @@ static int push_missing_chains(struct cj_net *net, const char *family, const cha
 }
 
 /* Add one rule to batch, tagged with the run's comment. */
-static int ipt_add(struct cj_net *net, struct cj_ipt_batch *b, const char *op,
-                   struct cj_err *err, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-static int ipt_add(struct cj_net *net, struct cj_ipt_batch *b, const char *op,
-                   struct cj_err *err, const char *fmt, ...)
+static int ipt_add(struct cj_net *net, struct cj_ipt_batch *b, const char *op, struct cj_err *err,
+                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static int ipt_add(struct cj_net *net, struct cj_ipt_batch *b, const char *op, struct cj_err *err,
+                   const char *fmt, ...)
 {
 	char rule[1024];
 	va_list ap;
@@ -324,16 +324,16 @@ static int ipt_setup(struct cj_net *net, const struct cj_net_spec *spec, struct 
 	inet_ntop(AF_INET, &net->guest_addr, g, sizeof g);
 	/* see tap_route_localnet: no loopback address in from the guest, before
 	 * conntrack could take such a packet for a reply */
-	r |= ipt_add(net, &b, "-I", err, "-t raw PREROUTING -i %s -s 127.0.0.0/8 -j DROP",
-	             net->tap);
-	r |= ipt_add(net, &b, "-I", err, "-t raw PREROUTING -i %s -d 127.0.0.0/8 -j DROP",
-	             net->tap);
+	r |=
+	    ipt_add(net, &b, "-I", err, "-t raw PREROUTING -i %s -s 127.0.0.0/8 -j DROP", net->tap);
+	r |=
+	    ipt_add(net, &b, "-I", err, "-t raw PREROUTING -i %s -d 127.0.0.0/8 -j DROP", net->tap);
 	/* FORWARD: inserted at the top, so the drops go in first and the
 	 * accepts land above them (Docker's DROP policy stays for the rest). */
 	r |= ipt_add(net, &b, "-I", err, "-t filter FORWARD -i %s -j DROP", net->tap);
 	r |= ipt_add(net, &b, "-I", err, "-t filter FORWARD -o %s -j DROP", net->tap);
-	r |= ipt_add(net, &b, "-I", err, "-t filter FORWARD -i %s -s %s -o %s -j ACCEPT",
-	             net->tap, g, net->uplink);
+	r |= ipt_add(net, &b, "-I", err, "-t filter FORWARD -i %s -s %s -o %s -j ACCEPT", net->tap,
+	             g, net->uplink);
 	r |= ipt_add(net, &b, "-I", err,
 	             "-t filter FORWARD -o %s -d %s -m conntrack --ctstate "
 	             "ESTABLISHED,RELATED,DNAT -j ACCEPT",
@@ -345,8 +345,8 @@ static int ipt_setup(struct cj_net *net, const struct cj_net_spec *spec, struct 
 	             net->uplink);
 	/* published ports reached through the host's loopback (see
 	 * tap_route_localnet): the guest answers the TAP's address */
-	r |= ipt_add(net, &b, "-A", err,
-	             "-t nat POSTROUTING -s 127.0.0.0/8 -o %s -j MASQUERADE", net->tap);
+	r |= ipt_add(net, &b, "-A", err, "-t nat POSTROUTING -s 127.0.0.0/8 -o %s -j MASQUERADE",
+	             net->tap);
 	if (r == 0)
 		r = ipt_ports(net, &b, spec, g, err);
 	if (r == 0)
