@@ -97,6 +97,14 @@ static void report(const struct stage *st, bool last)
 	       st->n ? sum / st->n : 0, last ? "" : ",");
 }
 
+static void report_pair(const struct stage *setup, const struct stage *down)
+{
+	printf("{\n");
+	report(setup, false);
+	report(down, true);
+	printf("}\n");
+}
+
 static int no_save(void *ctx, struct cj_err *err)
 {
 	return 0;
@@ -139,10 +147,7 @@ static int bench_net(int runs, enum cj_firewall fw, size_t nports)
 			return 1;
 		}
 	}
-	printf("{\n");
-	report(&setup, false);
-	report(&down, true);
-	printf("}\n");
+	report_pair(&setup, &down);
 	return 0;
 }
 
@@ -215,10 +220,7 @@ static int bench_jail(int runs, const char *vmm)
 			return 1;
 		}
 	}
-	printf("{\n");
-	report(&setup, false);
-	report(&down, true);
-	printf("}\n");
+	report_pair(&setup, &down);
 	return 0;
 }
 
