@@ -190,14 +190,19 @@ int cj_ipt_batch_run(const struct cj_ipt_batch *b, struct cj_err *err)
 	return 0;
 }
 
-static bool plain_chain(const char *v)
+static bool plain_word(const char *v)
 {
-	if (!v || strncmp(v, "ctrj-", 5) != 0 || strlen(v) >= 32)
+	if (!v || !*v || strlen(v) > 31)
 		return false;
 	for (; *v; v++)
-		if (!(isalnum((unsigned char)*v) || *v == '-' || *v == '_'))
+		if (!(isalnum((unsigned char)*v) || *v == '_' || *v == '-'))
 			return false;
 	return true;
+}
+
+static bool plain_chain(const char *v)
+{
+	return v && strncmp(v, "ctrj-", 5) == 0 && plain_word(v);
 }
 
 int cj_ipt_rules_undo(json_object *e)
@@ -335,16 +340,6 @@ json_object *cj_ipt_missing(const char *family, const char *const *tables,
 		return NULL;
 	}
 	return e;
-}
-
-static bool plain_word(const char *v)
-{
-	if (!v || !*v || strlen(v) > 31)
-		return false;
-	for (; *v; v++)
-		if (!(isalnum((unsigned char)*v) || *v == '_' || *v == '-'))
-			return false;
-	return true;
 }
 
 /* Append "delete chain FAMILY TABLE CHAIN" for each recorded chain that
