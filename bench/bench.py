@@ -402,6 +402,7 @@ def main():
                     runs.append(run_once(cache, small, tmp / "run"))
             results["jail_setup_ms"] = round(med(runs, "vmm_exec_ms") - med(free, "vmm_exec_ms"), 3)
             results["jail_teardown_ms"] = round(med(runs, "teardown_ms") - med(free, "teardown_ms"), 3)
+            results.update(hostbench("jail", max(args.runs, 20)))
         if not only:
             results.update(snapshot_vs_cold(cache, small, tmp / "run", args.runs))
             # exec into a running guest, and the supervisor of a detached run
@@ -419,8 +420,47 @@ def main():
     print("targets: median_vmm_exec_ms <= 20 (host work before exec, warm); "
           "median_guest_init_work_ms <= 10; median_peak_rss_kib <= 8192; "
           "jail_setup_ms + jail_teardown_ms <= 10; network_setup_ms + network_teardown_ms <= 15; "
+          "(host_*: the same stages without a VM, ctrj-hostbench; *_cpu_ms hold on a loaded host) "
           "exec_round_trip_ms <= 30; supervisor_rss_kib <= 4096; "
           "snapshot_workload_start_ms <= 400, snapshot_total_ms <= 700 (TCG)")
+
+
+HOSTBENCH = BIN.parent / "ctrj-hostbench"
+
+
+def syscall_counts(argv, runs: int, prefix=()) -> dict:
+    """What one setup + teardown costs in countable steps (the machine's
+    load does not change them): processes started, netlink sockets opened
+    (nftables contexts are the netfilter ones) and requests sent, mounts and
+    names made on a filesystem, from strace -f of ctrj-hostbench."""
+    with tempfile.NamedTemporaryFile(dir="/var/tmp") as out:
+        subprocess.run([*prefix, "strace", "-f", "-qq", "-o", out.name, "-e",
+                        "trace=execve,socket,sendto,sendmsg,mount,mkdir,mknod,mknodat,unlink",
+                        *argv, "--runs", str(runs)], check=True, capture_output=True)
+        lines = Path(out.name).read_text(errors="replace").splitlines()
+    count = lambda f: round(sum(1 for l in lines if f(l)) / runs, 2)
+    sent = lambda l: " send" in l and "nlmsg_type" in l
+    spawned = lambda l: (" execve(" in l and l.rstrip().endswith("= 0")
+                         and "ctrj-hostbench" not in l and "nsenter" not in l)
+    return {"processes": count(spawned),
+            "nft_sockets": count(lambda l: "NETLINK_NETFILTER" in l and " socket(" in l),
+            "rtnetlink_sockets": count(lambda l: "NETLINK_ROUTE" in l and " socket(" in l),
+            "nfnetlink_requests": count(lambda l: sent(l) and "NFNL" in l),
+            "rtnetlink_requests": count(lambda l: sent(l) and "RTM_" in l),
+            "mounts": count(lambda l: " mount(" in l),
+            "names_made": count(lambda l: " mkdir(" in l or " mknod" in l),
+            "names_removed": count(lambda l: " unlink(" in l)}
+
+
+def hostbench(kind: str, runs: int, prefix=(), options=()) -> dict:
+    """ctrj-hostbench: the stage's setup and teardown without a VM, median
+    wall ms and CPU ms (user + sys of the process and its children), and
+    its syscall_counts; keys prefixed host_."""
+    argv = [str(HOSTBENCH), kind, *options]
+    r = json.loads(subprocess.run([*prefix, *argv, "--runs", str(runs)], check=True,
+                                  capture_output=True).stdout)
+    r.update({f"{kind}_{k}": v for k, v in syscall_counts(argv, 3, prefix).items()})
+    return {f"host_{k}": v for k, v in r.items()}
 
 
 def network(cache: Path, small: Path, tmp: Path, runs: int, with_iptables: bool) -> dict:
@@ -439,6 +479,11 @@ def network(cache: Path, small: Path, tmp: Path, runs: int, with_iptables: bool)
                     ["ip", "-n", ns, "route", "add", "default", "via", "192.0.2.2"]):
             subprocess.run(cmd, check=True)
         enter = ["nsenter", f"--net=/var/run/netns/{ns}"]
+        results.update(hostbench("net", max(runs, 20), enter))
+        if with_iptables:
+            for fw in ("iptables-nft", "iptables-legacy"):
+                r = hostbench("net", max(runs, 10), enter, ["--firewall", fw])
+                results.update({f"{k}_{fw}": v for k, v in r.items()})
         tap_opts = ["--network", "tap", "--dns", "192.0.2.2"]
         kinds = {"": tap_opts}
         if with_iptables:

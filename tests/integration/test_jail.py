@@ -43,6 +43,10 @@ def observe(runner, options):
             "root": sorted(os.listdir(f"/proc/{pid}/root")),
             "pidns": os.readlink(f"/proc/{pid}/ns/pid"),
             "cgroups": cgroup_dirs(pid),
+            # the room is a tmpfs of QEMU's mount namespace: nothing of it
+            # is made in the host's run directory
+            "host_room": [sorted(os.listdir(r / "root")) for r in runs(runner.run_dir)
+                          if (r / "root").is_dir()],
         }
         limits = {}
         for d in seen["cgroups"]:
@@ -68,6 +72,7 @@ def test_vmm_is_jailed_and_limited(runner):
     assert st["Seccomp"] == "2"
     assert set(seen["root"]) <= {"boot", "dev", "etc", "lib", "lib64", "usr", "qmp.sock"}
     assert "home" not in seen["root"] and "root" not in seen["root"]
+    assert seen["host_room"] == [[]]
     assert seen["pidns"] != os.readlink("/proc/self/ns/pid")
     assert seen["cgroups"], "the VMM is not in a ctr-jailer cgroup"
     limits = seen["limits"]

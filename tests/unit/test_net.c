@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include "ctrj/protocol.h"
+#include "net/iptables.h"
 #include "net/net.h"
 #include "volume/volume.h"
 
@@ -349,6 +350,18 @@ static void test_net_undo_refuses_foreign_entries(void **state)
 	    "{\"kind\": \"net.rule\", \"family\": \"arp\", \"rule\": \"-t filter INPUT\"}",
 	    "{\"kind\": \"net.rule\", \"family\": \"ip\"}",
 	    "{\"kind\": \"net.rule\", \"family\": \"ip\", \"rule\": \"-t filter INPUT -j DROP\"}",
+	    "{\"kind\": \"net.rules\", \"family\": \"arp\", \"rules\": []}",
+	    "{\"kind\": \"net.rules\", \"family\": \"ip\"}",
+	    "{\"kind\": \"net.rules\", \"family\": \"ip\", \"rules\": [\"-t filter INPUT -j "
+	    "DROP\"]}",
+	    "{\"kind\": \"net.rules\", \"family\": \"ip\", \"rules\": [\"-t filter INPUT -j DROP "
+	    "-m comment --comment ctr-jailer:x\\nCOMMIT\"]}",
+	    "{\"kind\": \"net.rules\", \"family\": \"ip\", \"rules\": [], \"chain\": "
+	    "\"INPUT\"}",
+	    "{\"kind\": \"net.rules\", \"family\": \"ip\", \"rules\": [], \"chain\": "
+	    "\"ctrj-x\\n-F\"}",
+	    "{\"kind\": \"net.host\", \"family\": \"inet\", \"tables\": [], \"chains\": []}",
+	    "{\"kind\": \"net.host\", \"family\": \"ip\", \"tables\": []}",
 	    "{\"kind\": \"net.netns\", \"path\": \"/etc/passwd\"}",
 	    "{\"kind\": \"net.netns\", \"path\": \"relative/netns\"}",
 	    "{\"kind\": \"net.netns\"}",
@@ -368,6 +381,43 @@ static void test_net_undo_refuses_foreign_entries(void **state)
 	json_object_put(port);
 }
 
+/* One iptables-restore script per family: tables in a fixed order, the
+ * lines of each in the order given, the run's own chain declared first
+ * (setup) or flushed and deleted last (undo). */
+static void test_ipt_restore_text(void **state)
+{
+	json_object *lines = json_object_new_array();
+	static const char *const in[] = {
+	    "-I -t filter FORWARD -i cj-a -j DROP",
+	    "-A -t nat POSTROUTING -s 10.0.0.2 -o eth0 -j MASQUERADE",
+	    "-I -t raw PREROUTING -i cj-a -s 127.0.0.0/8 -j DROP",
+	    "-A -t filter ctrj-egress-a -j RETURN",
+	    "-I -t filter FORWARD -i cj-a -o eth0 -j ctrj-egress-a",
+	};
+	(void)state;
+
+	for (size_t i = 0; i < sizeof in / sizeof *in; i++)
+		json_object_array_add(lines, json_object_new_string(in[i]));
+	char *t = cj_ipt_restore_text(lines, "ctrj-egress-a", true);
+	assert_non_null(t);
+	assert_string_equal(t, "*raw\n-I PREROUTING -i cj-a -s 127.0.0.0/8 -j DROP\nCOMMIT\n"
+	                       "*filter\n:ctrj-egress-a - [0:0]\n-I FORWARD -i cj-a -j DROP\n"
+	                       "-A ctrj-egress-a -j RETURN\n"
+	                       "-I FORWARD -i cj-a -o eth0 -j ctrj-egress-a\nCOMMIT\n"
+	                       "*nat\n-A POSTROUTING -s 10.0.0.2 -o eth0 -j MASQUERADE\nCOMMIT\n");
+	free(t);
+	json_object *del = json_object_new_array();
+	json_object_array_add(del, json_object_new_string("-D -t filter FORWARD -i cj-a -j DROP"));
+	t = cj_ipt_restore_text(del, "ctrj-egress-a", false);
+	assert_string_equal(t, "*filter\n-D FORWARD -i cj-a -j DROP\n-F ctrj-egress-a\n"
+	                       "-X ctrj-egress-a\nCOMMIT\n");
+	free(t);
+	json_object_array_add(del, json_object_new_string("not a rule"));
+	assert_null(cj_ipt_restore_text(del, NULL, false));
+	json_object_put(del);
+	json_object_put(lines);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -381,6 +431,7 @@ int main(void)
 	    cmocka_unit_test(test_egress_resolve),
 	    cmocka_unit_test(test_egress_rules_text),
 	    cmocka_unit_test(test_net_undo_refuses_foreign_entries),
+	    cmocka_unit_test(test_ipt_restore_text),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

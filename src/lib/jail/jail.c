@@ -521,6 +521,7 @@ int cj_jail_prepare(const struct cj_jail_plan *cfg, const char *run_dir, const c
 	if (mkdir(jail->root, 0755) < 0 || chmod(jail->root, 0755) < 0)
 		return cj_fail(err, errno, "jail: create %s", jail->root);
 	jail->active = true;
+	jail->tmpfs_room = true;
 	r |= add_bind(jail, bin, bin, false, err);
 	char base[PATH_MAX];
 	snprintf(base, sizeof base, "%s", run_dir);
@@ -660,8 +661,10 @@ int cj_jail_enter(const struct cj_jail *j, const int *keep_fds, size_t nkeep, co
 	*what = "make mounts private";
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		return -1;
-	*what = "bind the jail root";
-	if (mount(j->root, j->root, NULL, MS_BIND | MS_REC, NULL) < 0)
+	*what = "mount the jail root";
+	if ((j->tmpfs_room ? mount("tmpfs", j->root, "tmpfs", MS_NOSUID | MS_NODEV,
+	                           "size=64k,nr_inodes=1024,mode=0755")
+	                   : mount(j->root, j->root, NULL, MS_BIND | MS_REC, NULL)) < 0)
 		return -1;
 	*what = "bind files into the jail";
 	if (bind_all(j) < 0)

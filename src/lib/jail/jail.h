@@ -95,6 +95,12 @@ struct cj_jail_bind {
 struct cj_jail {
 	bool active;
 	char root[PATH_MAX]; /* run_dir/root */
+	/* The child mounts a tmpfs of its own mount namespace over root and
+	 * builds the room in it: the host's run_dir/root stays an empty
+	 * directory, with no mount points to create on its filesystem nor to
+	 * remove at teardown. Off for a caller that placed mounts in root
+	 * first (a tool's room, tool.c). */
+	bool tmpfs_room;
 	uid_t uid;
 	gid_t gid;
 	gid_t extra_gid; /* kvm group for /dev/kvm, or (gid_t)-1 */

@@ -8,10 +8,12 @@
  * Firewall: nftables (one table per VM, "ctrj_<id>", removed as a whole) or,
  * where the host already uses iptables (Docker leaves FORWARD at DROP, which
  * an nftables table of ours could not override), iptables rules tagged with
- * a "ctr-jailer:<id>" comment and removed one by one.
+ * a "ctr-jailer:<id>" comment, added and removed with one iptables-restore
+ * per family (iptables.c).
  */
 #include "net.h"
 
+#include "iptables.h"
 #include "netns.h"
 #include "sockdiag.h"
 #include "util/util.h"
@@ -193,105 +195,30 @@ static int push(struct cj_net *net, const char *what, struct cj_err *err, ...)
 	return cj_undo_push(net->undo, kind, entry, err);
 }
 
-static const char *fw_name(enum cj_firewall fw)
-{
-	return fw == CJ_FW_IPTABLES_LEGACY ? "legacy" : "nft";
-}
-
 /* ---- firewall: iptables ----------------------------------------------- */
 
 static int nft_run(const char *cmd, struct cj_err *err);
 static void nft_ipv6_wall_text(struct cj_net *net, char *rules, size_t len);
 
 /* iptables-nft creates the tables and base chains it needs on first use and
- * leaves them behind. Which of ours did not exist before is recorded, so
- * undo can remove them again when they are empty: the tables first, so
- * that undo (newest first) empties them of the chains before. */
+ * leaves them behind: which of ours do not exist yet is recorded (one
+ * "net.host" entry), so undo can remove them again when they are empty. */
 static int push_missing_chains(struct cj_net *net, const char *family, const char *const *tables,
                                const char *const *chains, struct cj_err *err)
 {
-	char cmd[128];
+	json_object *e;
 
-	if (net->firewall != CJ_FW_IPTABLES_NFT)
+	if (net->firewall != CJ_FW_IPTABLES_NFT || !(e = cj_ipt_missing(family, tables, chains)))
 		return 0;
-	for (; *tables; tables++) {
-		struct cj_err quiet = {0};
-		snprintf(cmd, sizeof cmd, "list table %s %s", family, *tables);
-		if (nft_run(cmd, &quiet) < 0 &&
-		    push(net, "host-table", err, "family", family, "table", *tables, NULL) < 0)
-			return -1;
-	}
-	for (; *chains; chains++) { /* "TABLE CHAIN" */
-		struct cj_err quiet = {0};
-		snprintf(cmd, sizeof cmd, "list chain %s %s", family, *chains);
-		if (nft_run(cmd, &quiet) < 0 &&
-		    push(net, "host-chain", err, "family", family, "chain", *chains, NULL) < 0)
-			return -1;
-	}
-	return 0;
+	return cj_undo_push(net->undo, "net.host", e, err);
 }
 
-static const char *ipt_bin(enum cj_firewall fw)
-{
-	return fw == CJ_FW_IPTABLES_LEGACY ? "iptables-legacy" : "iptables-nft";
-}
-
-static const char *ip6t_bin(enum cj_firewall fw)
-{
-	return fw == CJ_FW_IPTABLES_LEGACY ? "ip6tables-legacy" : "ip6tables-nft";
-}
-
-/* Run "BIN -w <op> <rule...>" with the rule given as one line of
- * space-separated words (ours never contain spaces). */
-static int ipt_exec(const char *bin, const char *op, const char *rule, struct cj_err *err)
-{
-	char *words[64], copy[1024], *save = NULL;
-	size_t n = 0;
-	char table[32] = "filter", chain[32] = "";
-
-	if (strlen(rule) >= sizeof copy)
-		return cj_fail(err, 0, "internal: firewall rule too long: '%.64s...'", rule);
-	snprintf(copy, sizeof copy, "%s", rule);
-	words[n++] = (char *)bin;
-	words[n++] = "-w";
-	for (char *w = strtok_r(copy, " ", &save); w; w = strtok_r(NULL, " ", &save)) {
-		if (n == 62)
-			return cj_fail(
-			    err, 0, "internal: firewall rule has too many words: '%.64s...'", rule);
-		words[n++] = w;
-	}
-	words[n] = NULL;
-	/* the rule is "-t TABLE CHAIN args...": put op before CHAIN */
-	if (n < 5 || strcmp(words[2], "-t") != 0)
-		return cj_fail(err, 0, "internal: bad rule '%s'", rule);
-	snprintf(table, sizeof table, "%s", words[3]);
-	snprintf(chain, sizeof chain, "%s", words[4]);
-	char *argv[66];
-	size_t k = 0;
-	argv[k++] = words[0];
-	argv[k++] = "-w";
-	argv[k++] = "-t";
-	argv[k++] = table;
-	argv[k++] = (char *)op;
-	argv[k++] = chain;
-	for (size_t i = 5; i < n; i++)
-		argv[k++] = words[i];
-	argv[k] = NULL;
-	return cj_run(argv, NULL, err);
-}
-
-static int ipt(enum cj_firewall fw, const char *op, const char *rule, struct cj_err *err)
-{
-	return ipt_exec(ipt_bin(fw), op, rule, err);
-}
-
-/* Add one rule, tagged with the run's comment; family "ip" or "ip6". */
-static int ipt_add(struct cj_net *net, const char *family, const char *op, struct cj_err *err,
+/* Add one rule to batch, tagged with the run's comment. */
+static int ipt_add(struct cj_net *net, struct cj_ipt_batch *b, const char *op, struct cj_err *err,
                    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-static int ipt_add(struct cj_net *net, const char *family, const char *op, struct cj_err *err,
+static int ipt_add(struct cj_net *net, struct cj_ipt_batch *b, const char *op, struct cj_err *err,
                    const char *fmt, ...)
 {
-	bool six = strcmp(family, "ip6") == 0;
 	char rule[1024];
 	va_list ap;
 	int n;
@@ -304,53 +231,79 @@ static int ipt_add(struct cj_net *net, const char *family, const char *op, struc
 	                     " -m comment --comment ctr-jailer:%s",
 	                     net->id) >= sizeof rule - (size_t)n)
 		return cj_fail(err, 0, "internal: firewall rule too long");
-	/* recorded first: a rule that may exist is removed by gc */
-	if (push(net, "rule", err, "fw", fw_name(net->firewall), "family", family, "rule", rule,
-	         NULL) < 0)
-		return -1;
-	if (ipt_exec(six ? ip6t_bin(net->firewall) : ipt_bin(net->firewall), op, rule, err) < 0)
-		return cj_err_wrap(err, six ? "add IPv6 firewall rule" : "add firewall rule");
-	return 0;
+	return cj_ipt_batch_add(b, op, rule, true, err);
+}
+
+/* The batch in: its undo entry first (a rule that may exist is removed by
+ * gc), then one iptables-restore. */
+static int ipt_commit(struct cj_net *net, struct cj_ipt_batch *b, struct cj_err *err)
+{
+	int r = cj_undo_push(net->undo, "net.rules", cj_ipt_batch_entry(b), err);
+
+	if (r == 0)
+		r = cj_ipt_batch_run(b, err);
+	cj_ipt_batch_free(b);
+	return r;
 }
 
 /* The egress policy (egress.c) in a chain of this VM's own, which the
  * guest's outgoing traffic jumps to from the top of FORWARD; the chain is
- * recorded before it exists and removed whole (flush, delete) by undo,
- * after the jump. */
-static int ipt_egress_setup(struct cj_net *net, const struct cj_net_spec *spec, struct cj_err *err)
+ * made with the batch and removed whole (flush, delete) by undo, after
+ * the jump. */
+static int ipt_egress_setup(struct cj_net *net, struct cj_ipt_batch *b,
+                            const struct cj_net_spec *spec, struct cj_err *err)
 {
 	cj_autofree char *lines = cj_egress_ipt_rules(spec, net->dns, net->ndns);
-	char g[INET_ADDRSTRLEN], chain[32], rule[1024], *save = NULL;
+	char g[INET_ADDRSTRLEN], rule[1024], *save = NULL;
 
 	if (!lines)
 		return cj_fail(err, ENOMEM, "firewall rules");
 	inet_ntop(AF_INET, &net->guest_addr, g, sizeof g);
-	snprintf(chain, sizeof chain, "ctrj-egress-%s", net->id);
-	if (push(net, "chain", err, "fw", fw_name(net->firewall), "table", "filter", "chain", chain,
-	         NULL) < 0)
-		return -1;
-	snprintf(rule, sizeof rule, "-t filter %s", chain);
-	if (ipt(net->firewall, "-N", rule, err) < 0)
-		return cj_err_wrap(err, "add firewall chain");
+	snprintf(b->chain, sizeof b->chain, "ctrj-egress-%s", net->id);
 	for (char *l = strtok_r(lines, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
 		snprintf(rule, sizeof rule, "-t filter %s %s -m comment --comment ctr-jailer:%s",
-		         chain, l, net->id);
-		if (ipt(net->firewall, "-A", rule, err) < 0)
-			return cj_err_wrap(err, "add firewall rule");
+		         b->chain, l, net->id);
+		if (cj_ipt_batch_add(b, "-A", rule, false, err) < 0)
+			return -1;
 	}
-	if (ipt_add(net, "ip", "-I", err, "-t filter FORWARD -i %s -s %s -o %s -j %s", net->tap, g,
-	            net->uplink, chain) < 0)
+	if (ipt_add(net, b, "-I", err, "-t filter FORWARD -i %s -s %s -o %s -j %s", net->tap, g,
+	            net->uplink, b->chain) < 0)
 		return -1;
 	if (!spec->allow_link_local &&
-	    ipt_add(net, "ip", "-I", err, "-t filter INPUT -i %s -d 169.254.0.0/16 -j DROP",
+	    ipt_add(net, b, "-I", err, "-t filter INPUT -i %s -d 169.254.0.0/16 -j DROP",
 	            net->tap) < 0)
 		return -1;
 	return 0;
 }
 
+static int ipt_ports(struct cj_net *net, struct cj_ipt_batch *b, const struct cj_net_spec *spec,
+                     const char *g, struct cj_err *err)
+{
+	char h[INET_ADDRSTRLEN];
+	int r = 0;
+
+	for (size_t i = 0; i < spec->nports && r == 0; i++) {
+		const struct cj_port *p = &spec->ports[i];
+		char dst[64] = "";
+		if (p->host_ip) {
+			inet_ntop(AF_INET, &p->host_ip, h, sizeof h);
+			snprintf(dst, sizeof dst, " -d %s", h);
+		}
+		r |= ipt_add(net, b, "-A", err,
+		             "-t nat PREROUTING -m addrtype --dst-type LOCAL%s -p %s --dport %u "
+		             "-j DNAT --to-destination %s:%u",
+		             dst, p->udp ? "udp" : "tcp", p->host_port, g, p->guest_port);
+		r |= ipt_add(net, b, "-A", err,
+		             "-t nat OUTPUT -m addrtype --dst-type LOCAL%s -p %s "
+		             "--dport %u -j DNAT --to-destination %s:%u",
+		             dst, p->udp ? "udp" : "tcp", p->host_port, g, p->guest_port);
+	}
+	return r;
+}
+
 static int ipt_setup(struct cj_net *net, const struct cj_net_spec *spec, struct cj_err *err)
 {
-	char g[INET_ADDRSTRLEN], h[INET_ADDRSTRLEN];
+	char g[INET_ADDRSTRLEN];
 	static const char *const tables[] = {"filter", "nat", "raw", NULL};
 	static const char *const chains[] = {"filter FORWARD",
 	                                     "filter INPUT",
@@ -359,56 +312,50 @@ static int ipt_setup(struct cj_net *net, const struct cj_net_spec *spec, struct 
 	                                     "nat OUTPUT",
 	                                     "raw PREROUTING",
 	                                     NULL};
+	struct cj_ipt_batch b;
 	int r = 0;
 
 	if (push_missing_chains(net, "ip", tables, chains, err) < 0)
 		return -1;
+	if (cj_ipt_batch_init(&b, net->firewall, false) < 0) {
+		cj_ipt_batch_free(&b);
+		return cj_fail(err, ENOMEM, "firewall rules");
+	}
 	inet_ntop(AF_INET, &net->guest_addr, g, sizeof g);
 	/* see tap_route_localnet: no loopback address in from the guest, before
 	 * conntrack could take such a packet for a reply */
-	r |= ipt_add(net, "ip", "-I", err, "-t raw PREROUTING -i %s -s 127.0.0.0/8 -j DROP",
-	             net->tap);
-	r |= ipt_add(net, "ip", "-I", err, "-t raw PREROUTING -i %s -d 127.0.0.0/8 -j DROP",
-	             net->tap);
+	r |=
+	    ipt_add(net, &b, "-I", err, "-t raw PREROUTING -i %s -s 127.0.0.0/8 -j DROP", net->tap);
+	r |=
+	    ipt_add(net, &b, "-I", err, "-t raw PREROUTING -i %s -d 127.0.0.0/8 -j DROP", net->tap);
 	/* FORWARD: inserted at the top, so the drops go in first and the
 	 * accepts land above them (Docker's DROP policy stays for the rest). */
-	r |= ipt_add(net, "ip", "-I", err, "-t filter FORWARD -i %s -j DROP", net->tap);
-	r |= ipt_add(net, "ip", "-I", err, "-t filter FORWARD -o %s -j DROP", net->tap);
-	r |= ipt_add(net, "ip", "-I", err, "-t filter FORWARD -i %s -s %s -o %s -j ACCEPT",
-	             net->tap, g, net->uplink);
-	r |=
-	    ipt_add(net, "ip", "-I", err,
-	            "-t filter FORWARD -o %s -d %s -m conntrack --ctstate ESTABLISHED,RELATED,DNAT "
-	            "-j ACCEPT",
-	            net->tap, g);
-	r |= ipt_add(net, "ip", "-I", err,
+	r |= ipt_add(net, &b, "-I", err, "-t filter FORWARD -i %s -j DROP", net->tap);
+	r |= ipt_add(net, &b, "-I", err, "-t filter FORWARD -o %s -j DROP", net->tap);
+	r |= ipt_add(net, &b, "-I", err, "-t filter FORWARD -i %s -s %s -o %s -j ACCEPT", net->tap,
+	             g, net->uplink);
+	r |= ipt_add(net, &b, "-I", err,
+	             "-t filter FORWARD -o %s -d %s -m conntrack --ctstate "
+	             "ESTABLISHED,RELATED,DNAT -j ACCEPT",
+	             net->tap, g);
+	r |= ipt_add(net, &b, "-I", err,
 	             "-t filter INPUT -i %s -m conntrack ! --ctstate ESTABLISHED,RELATED -j DROP",
 	             net->tap);
-	r |= ipt_add(net, "ip", "-A", err, "-t nat POSTROUTING -s %s -o %s -j MASQUERADE", g,
+	r |= ipt_add(net, &b, "-A", err, "-t nat POSTROUTING -s %s -o %s -j MASQUERADE", g,
 	             net->uplink);
 	/* published ports reached through the host's loopback (see
 	 * tap_route_localnet): the guest answers the TAP's address */
-	r |= ipt_add(net, "ip", "-A", err, "-t nat POSTROUTING -s 127.0.0.0/8 -o %s -j MASQUERADE",
+	r |= ipt_add(net, &b, "-A", err, "-t nat POSTROUTING -s 127.0.0.0/8 -o %s -j MASQUERADE",
 	             net->tap);
-	for (size_t i = 0; i < spec->nports && r == 0; i++) {
-		const struct cj_port *p = &spec->ports[i];
-		char dst[64] = "";
-		if (p->host_ip) {
-			inet_ntop(AF_INET, &p->host_ip, h, sizeof h);
-			snprintf(dst, sizeof dst, " -d %s", h);
-		}
-		r |= ipt_add(net, "ip", "-A", err,
-		             "-t nat PREROUTING -m addrtype --dst-type LOCAL%s -p %s --dport %u "
-		             "-j DNAT --to-destination %s:%u",
-		             dst, p->udp ? "udp" : "tcp", p->host_port, g, p->guest_port);
-		r |= ipt_add(net, "ip", "-A", err,
-		             "-t nat OUTPUT -m addrtype --dst-type LOCAL%s -p %s "
-		             "--dport %u -j DNAT --to-destination %s:%u",
-		             dst, p->udp ? "udp" : "tcp", p->host_port, g, p->guest_port);
-	}
 	if (r == 0)
-		r = ipt_egress_setup(net, spec, err);
-	return r ? -1 : 0;
+		r = ipt_ports(net, &b, spec, g, err);
+	if (r == 0)
+		r = ipt_egress_setup(net, &b, spec, err);
+	if (r != 0) {
+		cj_ipt_batch_free(&b);
+		return -1;
+	}
+	return ipt_commit(net, &b, err);
 }
 
 /* ---- firewall: nftables ----------------------------------------------- */
@@ -569,14 +516,19 @@ static int ip6t_wall(struct cj_net *net, struct cj_err *err)
 	static const char *const tables[] = {"filter", NULL};
 	static const char *const chains[] = {"filter INPUT", "filter FORWARD", "filter OUTPUT",
 	                                     NULL};
+	struct cj_ipt_batch b;
 
-	if (push_missing_chains(net, "ip6", tables, chains, err) < 0 ||
-	    ipt_add(net, "ip6", "-I", err, "-t filter INPUT -i %s -j DROP", net->tap) < 0 ||
-	    ipt_add(net, "ip6", "-I", err, "-t filter FORWARD -i %s -j DROP", net->tap) < 0 ||
-	    ipt_add(net, "ip6", "-I", err, "-t filter FORWARD -o %s -j DROP", net->tap) < 0 ||
-	    ipt_add(net, "ip6", "-I", err, "-t filter OUTPUT -o %s -j DROP", net->tap) < 0)
+	if (push_missing_chains(net, "ip6", tables, chains, err) < 0)
 		return -1;
-	return 0;
+	if (cj_ipt_batch_init(&b, net->firewall, true) < 0 ||
+	    ipt_add(net, &b, "-I", err, "-t filter INPUT -i %s -j DROP", net->tap) < 0 ||
+	    ipt_add(net, &b, "-I", err, "-t filter FORWARD -i %s -j DROP", net->tap) < 0 ||
+	    ipt_add(net, &b, "-I", err, "-t filter FORWARD -o %s -j DROP", net->tap) < 0 ||
+	    ipt_add(net, &b, "-I", err, "-t filter OUTPUT -o %s -j DROP", net->tap) < 0) {
+		cj_ipt_batch_free(&b);
+		return err->msg[0] ? -1 : cj_fail(err, ENOMEM, "firewall rules");
+	}
+	return ipt_commit(net, &b, err);
 }
 
 static int fw_ipv6_wall(struct cj_net *net, struct cj_err *err)
@@ -1157,6 +1109,20 @@ static int undo_netns(const char *path)
 	return cj_netns_remove(path);
 }
 
+/* A deleted table's memory is freed by the kernel after an RCU grace
+ * period, and closing an nftables socket while that is pending waits for
+ * it (tens of ms on a loaded host). The context of the last deletion stays
+ * open until the TAP, older in the log, is gone: the TAP's removal waits
+ * for grace periods of its own, and the two waits overlap. */
+static struct nft_ctx *closing;
+
+static void close_pending(void)
+{
+	if (closing)
+		nft_ctx_free(closing);
+	closing = NULL;
+}
+
 /* The run's table of family, and of "also" (ip6) when it names a second
  * one, in one transaction. "add" first makes "delete" succeed whether or
  * not the table was ever added (nft of Debian 12 has no "destroy"). */
@@ -1164,7 +1130,6 @@ static int undo_table(json_object *e)
 {
 	const char *family = cj_undo_str(e, "family"), *name = cj_undo_str(e, "name");
 	const char *also = cj_undo_str(e, "also");
-	struct cj_err err = {0};
 	char cmd[320];
 
 	if (!family_ok(family) || !plain_name(name) || strchr(name, ' ') ||
@@ -1177,21 +1142,28 @@ static int undo_table(json_object *e)
 		snprintf(cmd + n, sizeof cmd - n, "add table %s %s\ndelete table %s %s\n", also,
 		         name, also, name);
 	}
-	nft_run(cmd, &err); /* no nftables at all: nothing was added */
+	close_pending();
+	/* no nftables at all: nothing was added */
+	if ((closing = nft_ctx_new(NFT_CTX_DEFAULT))) {
+		nft_ctx_buffer_output(closing);
+		nft_ctx_buffer_error(closing);
+		nft_run_cmd_from_buffer(closing, cmd);
+	}
 	return 0;
 }
 
+/* Records of older versions: one "net.rule" entry per rule, and the
+ * egress chain in a "net.chain" entry. */
 static int undo_rule(json_object *e)
 {
 	const char *family = cj_undo_str(e, "family"), *rule = cj_undo_str(e, "rule");
-	enum cj_firewall fw = entry_fw(e);
 	struct cj_err err = {0};
 
 	/* only ever a rule this file tagged as a run's */
 	if (!family_ok(family) || !rule || !strstr(rule, " -m comment --comment ctr-jailer:"))
 		return -1;
 	/* a rule never added fails quietly */
-	ipt_exec(strcmp(family, "ip6") == 0 ? ip6t_bin(fw) : ipt_bin(fw), "-D", rule, &err);
+	cj_ipt_exec(entry_fw(e), strcmp(family, "ip6") == 0, "-D", rule, &err);
 	return 0;
 }
 
@@ -1206,8 +1178,8 @@ static int undo_chain(json_object *e)
 	if (!plain_name(table) || !plain_name(chain) || strchr(table, ' ') || strchr(chain, ' '))
 		return -1;
 	snprintf(arg, sizeof arg, "-t %s %s", table, chain);
-	ipt(fw, "-F", arg, &err);
-	ipt(fw, "-X", arg, &err);
+	cj_ipt_exec(fw, false, "-F", arg, &err);
+	cj_ipt_exec(fw, false, "-X", arg, &err);
 	return 0;
 }
 
@@ -1232,8 +1204,11 @@ int cj_net_undo(json_object *entry, bool verbose)
 	const char *what = kind && strncmp(kind, "net.", 4) == 0 ? kind + 4 : "";
 
 	(void)verbose;
-	if (strcmp(what, "tap") == 0)
-		return undo_tap(cj_undo_str(entry, "name") ? cj_undo_str(entry, "name") : "");
+	if (strcmp(what, "tap") == 0) {
+		int r = undo_tap(cj_undo_str(entry, "name") ? cj_undo_str(entry, "name") : "");
+		close_pending();
+		return r;
+	}
 	if (strcmp(what, "netns") == 0)
 		return undo_netns(cj_undo_str(entry, "path"));
 	if (strcmp(what, "adopt") == 0)
@@ -1242,6 +1217,10 @@ int cj_net_undo(json_object *entry, bool verbose)
 		return 0; /* a claim, for the other runs to see: nothing to undo */
 	if (strcmp(what, "table") == 0)
 		return undo_table(entry);
+	if (strcmp(what, "rules") == 0)
+		return cj_ipt_rules_undo(entry);
+	if (strcmp(what, "host") == 0)
+		return cj_ipt_host_undo(entry);
 	if (strcmp(what, "rule") == 0)
 		return undo_rule(entry);
 	if (strcmp(what, "chain") == 0)
