@@ -102,6 +102,11 @@ static int make_spec(const char *bundle, const char *id, struct cj_spec *spec, j
 		}
 		spec->nbinds++;
 	}
+	if (rt_etc_shares(&ef, spec, err) < 0) { /* those files alone */
+		cj_spec_free(spec);
+		json_object_put(*config);
+		return -1;
+	}
 	json_object *proc = NULL;
 	json_object_object_get_ex(*config, "process", &proc);
 	if (rt_process_proc(proc, &spec->proc, err) < 0) {

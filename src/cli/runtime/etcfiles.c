@@ -10,9 +10,12 @@
 #include "runtime.h"
 
 #include "ctrj/protocol.h"
+#include "spec/spec.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -66,9 +69,30 @@ void rt_etc_files(json_object *cfg, struct rt_etc_files *f)
 		if (f->nbinds == RT_ETC_FILES || !rt_etc_file(dest, src))
 			continue;
 		size_t d = dir_index(f, src);
+		f->dir_of[f->nbinds] = d;
 		snprintf(f->src[f->nbinds], sizeof f->src[0], "%s/%s", f->guest_dirs[d],
 		         strrchr(src, '/') + 1);
 		snprintf(f->dst[f->nbinds], sizeof f->dst[0], "%s", dest);
 		f->nbinds++;
 	}
+}
+
+int rt_etc_shares(const struct rt_etc_files *f, struct cj_spec *spec, struct cj_err *err)
+{
+	for (size_t d = 0; d < f->ndirs; d++) {
+		struct cj_share_spec *sh = NULL;
+		size_t n = 0;
+		for (size_t k = 0; k < spec->nshares && !sh; k++)
+			if (strcmp(spec->shares[k].guest_path, f->guest_dirs[d]) == 0)
+				sh = &spec->shares[k];
+		if (!sh)
+			return cj_fail(err, 0, "internal: no share of %s", f->dirs[d]);
+		for (size_t i = 0; i < f->nbinds; i++) {
+			if (f->dir_of[i] != d || n == CJ_SHARE_FILES)
+				continue;
+			if (!(sh->files[n++] = strdup(strrchr(f->src[i], '/') + 1)))
+				return cj_fail(err, ENOMEM, "config.json");
+		}
+	}
+	return 0;
 }

@@ -96,11 +96,16 @@ struct rt_etc_files {
 	size_t ndirs;
 	char src[RT_ETC_FILES][320]; /* in the guest: guest_dirs[i]/NAME */
 	char dst[RT_ETC_FILES][32];
+	size_t dir_of[RT_ETC_FILES]; /* bind i's directory: dirs[dir_of[i]] */
 	size_t nbinds;
 };
 /* Is this mount one of them (a regular file bound at one of the paths)? */
 bool rt_etc_file(const char *dest, const char *src);
 void rt_etc_files(json_object *config, struct rt_etc_files *f);
+struct cj_spec;
+/* The shares of f's directories (bundle.c's --volume) made to serve only
+ * the bound files: 0, or -1 (out of memory, or a share missing). */
+int rt_etc_shares(const struct rt_etc_files *f, struct cj_spec *spec, struct cj_err *err);
 
 struct cj_spec;
 /* The container's network namespace entered (made, or joined by path), its

@@ -33,6 +33,8 @@ void cj_share_spec_free(struct cj_share_spec *s)
 {
 	free(s->source);
 	free(s->guest_path);
+	for (size_t i = 0; i < CJ_SHARE_FILES && s->files[i]; i++)
+		free(s->files[i]);
 	memset(s, 0, sizeof *s);
 }
 
@@ -354,12 +356,77 @@ static int push_share_undo(struct cj_undo *undo, const char *sock, struct cj_err
 struct vfs_child {
 	const struct cj_helper_cgroup *cg;
 	const char *source;
+	char *const *files;
 	bool read_only;
 };
 
 static int attach_to_cgroup(void *ctx, pid_t pid, struct cj_err *err)
 {
 	return cj_helper_cgroup_attach(((struct vfs_child *)ctx)->cg, pid, err);
+}
+
+#define RO_BIND (MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+
+/* source/name, bound read-only from fd (an O_PATH of the file). */
+static int bind_file(const char *source, const char *name, int fd)
+{
+	char path[PATH_MAX], from[32];
+	int made;
+
+	snprintf(from, sizeof from, "/proc/self/fd/%d", fd);
+	if ((size_t)snprintf(path, sizeof path, "%s/%s", source, name) >= sizeof path)
+		return errno = ENAMETOOLONG, -1;
+	if ((made = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) < 0)
+		return -1;
+	close(made);
+	if (mount(from, path, NULL, MS_BIND, NULL) < 0 ||
+	    mount(NULL, path, NULL, RO_BIND, NULL) < 0)
+		return -1;
+	return 0;
+}
+
+/* Only c->files of the source: each opened (a link followed), then source
+ * covered by a small read-only tmpfs holding binds of just those. */
+static int files_only(const struct vfs_child *c, const char **what)
+{
+	int fds[CJ_SHARE_FILES], r = -1, e;
+	size_t n = 0;
+	char path[PATH_MAX];
+	struct stat st;
+
+	*what = "open the shared files";
+	for (; n < CJ_SHARE_FILES && c->files[n]; n++) {
+		fds[n] = -1;
+		if (strchr(c->files[n], '/') || !strcmp(c->files[n], "..") ||
+		    (size_t)snprintf(path, sizeof path, "%s/%s", c->source, c->files[n]) >=
+		        sizeof path) {
+			errno = EINVAL;
+			n++;
+			goto out;
+		}
+		fds[n] = open(path, O_PATH | O_CLOEXEC);
+		if (fds[n] < 0 || fstat(fds[n], &st) < 0 || !S_ISREG(st.st_mode)) {
+			errno = fds[n] < 0 ? errno : EINVAL;
+			n++;
+			goto out;
+		}
+	}
+	*what = "cover the shared directory";
+	if (mount("tmpfs", c->source, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+	          "size=16k,nr_inodes=16,mode=0755") < 0)
+		goto out;
+	*what = "bind the shared files";
+	for (size_t i = 0; i < n; i++)
+		if (bind_file(c->source, c->files[i], fds[i]) < 0)
+			goto out;
+	r = mount(NULL, c->source, NULL, RO_BIND, NULL);
+out:
+	e = errno;
+	for (size_t i = 0; i < n; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	errno = e;
+	return r;
 }
 
 /* In virtiofsd's own mount namespace (a slave of the host's), a read-only
@@ -374,6 +441,8 @@ static int read_only_source(void *ctx, const char **what)
 	*what = "mount namespace";
 	if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
 		return -1;
+	if (c->files[0])
+		return files_only(c, what);
 	*what = "bind the source read-only";
 	if (mount(c->source, c->source, NULL, MS_BIND | MS_REC, NULL) < 0 ||
 	    mount(NULL, c->source, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0)
@@ -395,7 +464,10 @@ int cj_virtiofsd_start(const struct cj_share_spec *s, unsigned n, const char *bi
 	                "-o",        "log_level=warn",
 	                NULL};
 	cj_autoclose int log = -1;
-	struct vfs_child child = {.cg = &out->cg, .source = s->source, .read_only = s->read_only};
+	/* a share of some files is read-only whatever asked */
+	bool ro = s->read_only || s->files[0];
+	struct vfs_child child = {
+	    .cg = &out->cg, .source = s->source, .files = s->files, .read_only = ro};
 
 	*out = (struct cj_virtiofsd){.fd = -1};
 	snprintf(out->tag, sizeof out->tag, "ctrj%u", n);
@@ -427,7 +499,7 @@ int cj_virtiofsd_start(const struct cj_share_spec *s, unsigned n, const char *bi
 	    .stdout_fd = log,
 	    .stderr_fd = log,
 	    .new_session = true, /* and death with the runtime */
-	    .clone_flags = CLONE_NEWIPC | CLONE_NEWUTS | (s->read_only ? CLONE_NEWNS : 0),
+	    .clone_flags = CLONE_NEWIPC | CLONE_NEWUTS | (ro ? CLONE_NEWNS : 0),
 	    .on_fork = attach_to_cgroup,
 	    .pre_exec = read_only_source,
 	    .ctx = &child,

@@ -27,12 +27,19 @@
 #define CJ_MAX_SHARES    16
 #define CJ_VIRTIOFSD     "/usr/lib/qemu/virtiofsd"
 #define CJ_SHARE_TAG_MAX 36
+#define CJ_SHARE_FILES   4
 
 struct cj_share_spec {
 	char *source;     /* absolute host directory */
 	char *guest_path; /* absolute */
 	bool read_only;
 	bool create; /* -v: a missing directory is created (not --mount) */
+	/* Names in source (NULL-ended, allocated) that alone are served,
+	 * read-only, the files they name when links; files[0] NULL: all of
+	 * source. virtiofsd's mount namespace covers source with a tmpfs
+	 * holding binds of just those files: a guest that mounts the share
+	 * again sees nothing else of the directory. */
+	char *files[CJ_SHARE_FILES + 1];
 };
 
 struct cj_tmpfs_spec {

@@ -1,0 +1,44 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The engine's /etc/hosts, /etc/hostname and /etc/resolv.conf reach the
+guest through a read-only share of their directory: what that share
+serves must be those files alone, even to a guest that mounts the share's
+tag again (root with CAP_SYS_ADMIN, or a hostile guest kernel), and a file
+that is a symlink out of that directory (a host's /etc/resolv.conf) is
+the file it names. One VM."""
+import os
+import re
+
+from test_runtime import drive_created, world  # noqa: F401 (fixtures)
+
+
+def test_etc_files_share_serves_only_those_files(world):  # noqa: F811
+    ctr_dir = world.tmp / "containers" / "abc123"
+    ctr_dir.mkdir(parents=True)
+    (ctr_dir / "hosts").write_text("127.0.0.1\tlocalhost\n10.88.0.5\tengine-made\n")
+    (ctr_dir / "hostname").write_text("engine-hostname\n")
+    real = world.tmp / "resolve"  # systemd-resolved's layout: a link out of the directory
+    real.mkdir()
+    (real / "stub-resolv.conf").write_text("nameserver 192.0.2.53\n")
+    os.symlink("../../resolve/stub-resolv.conf", ctr_dir / "resolv.conf")
+    (ctr_dir / "config.v2.json").write_text("engine-private\n")
+    (ctr_dir / "secrets").mkdir()
+    (ctr_dir / "secrets" / "token").write_text("engine-private\n")
+    files = [{"destination": f"/etc/{n}", "type": "bind", "source": str(ctr_dir / n),
+              "options": ["rbind", "rprivate"]} for n in ("hosts", "hostname", "resolv.conf")]
+    # the workload (root, all capabilities: none named) mounts every tag again
+    probe = ("echo '<f>'; cat /etc/hosts /etc/hostname /etc/resolv.conf; mkdir -p /mnt/t;"
+             " for i in 0 1 2 3 4 5 6 7; do mount -t virtiofs ctrj$i /mnt/t 2>/dev/null &&"
+             " { echo tag$i: $(ls -A /mnt/t); cat /mnt/t/config.v2.json /mnt/t/secrets/token;"
+             " touch /mnt/t/new && echo wrote; umount /mnt/t; }; done 2>&1; echo '</f>'")
+    b = world.bundle(["/bin/sh", "-c", probe], mounts=files)
+    steps = [["start", "r1"], ["wait"], ["delete", "r1"]]
+    (start, exited, delete), text = drive_created(world, b, "r1", steps)
+    assert start["rc"] == 0 and delete["rc"] == 0, (start, text)
+    assert "<f>" in text, text
+    f = text.split("<f>", 1)[1].split("</f>", 1)[0]
+    assert "10.88.0.5\tengine-made" in f and "engine-hostname" in f, text
+    assert "nameserver 192.0.2.53" in f, text  # the symlink's target
+    # the share mounted again: the three files, nothing else, read-only
+    assert re.search(r"^tag\d: hostname hosts resolv.conf$", f, re.M), text
+    assert "engine-private" not in f and "wrote" not in f, text
+    assert exited["exit"] == 0, text
