@@ -2,11 +2,11 @@
 /* The engine's /etc/hosts, /etc/hostname and /etc/resolv.conf: bind
  * mounts of single files, which virtiofs cannot share. Their directory
  * (the engine's own for this container) is shared read-only at a hidden
- * guest path, the files are bound over the guest's, and the share is
- * detached (guest boot_bind_files): the workload sees the engine's files,
- * rewrites in place included, and nothing else of that directory. Only
- * these three: any other file's directory could hold what the guest must
- * not read. */
+ * guest path, serving those files alone (rt_etc_shares: virtiofsd covers
+ * the directory with binds of just them, so a guest mounting the share
+ * again sees nothing else), the files are bound over the guest's, and the
+ * share is detached (guest boot_bind_files): the workload sees the
+ * engine's files, rewrites in place included. Only these three. */
 #include "runtime.h"
 
 #include "ctrj/protocol.h"
