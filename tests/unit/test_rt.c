@@ -3,7 +3,9 @@
  * run's command line, the pid file. */
 #include "ctrj/protocol.h"
 #include "runtime/runtime.h"
+#include "spec/spec.h"
 #include "util/strv.h"
+#include "volume/share.h"
 
 #include <fcntl.h>
 #include <setjmp.h>
@@ -183,6 +185,54 @@ static void test_etc_files(void **state)
 	unlink(path);
 }
 
+/* The share of the engine's files' directory serves only those files
+ * (virtiofsd covers the rest): each named once, a file bound twice
+ * included; other shares untouched; no share of the directory fails. */
+static void test_etc_shares(void **state)
+{
+	char dir[600], cfg[2048], path[700];
+	const char *names[] = {"hosts", "hostname", "config.v2.json"};
+	struct cj_share_spec shares[2] = {{.guest_path = "/data"},
+	                                  {.guest_path = "/run/ctrj-files/0", .read_only = true}};
+	struct cj_spec spec = {.shares = shares, .nshares = 2};
+	struct cj_err err = {0};
+	struct rt_etc_files f;
+	json_object *config;
+
+	(void)state;
+	snprintf(dir, sizeof dir, "%s/ctr2", g_dir);
+	mkdir(dir, 0700);
+	for (int i = 0; i < 3; i++) {
+		snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+		write_text(path, "x\n");
+	}
+	snprintf(cfg, sizeof cfg,
+	         "{\"mounts\":[{\"destination\":\"/etc/hosts\",\"source\":\"%s/hosts\"},"
+	         "{\"destination\":\"/etc/hostname\",\"source\":\"%s/hostname\"},"
+	         "{\"destination\":\"/etc/hosts\",\"source\":\"%s/hosts\"}]}",
+	         dir, dir, dir);
+	config = json_tokener_parse(cfg);
+	rt_etc_files(config, &f);
+	json_object_put(config);
+	assert_int_equal(rt_etc_shares(&f, &spec, &err), 0);
+	assert_null(shares[0].files[0]);
+	assert_non_null(shares[1].files[0]);
+	assert_string_equal(shares[1].files[0], "hosts");
+	assert_non_null(shares[1].files[1]);
+	assert_string_equal(shares[1].files[1], "hostname");
+	assert_null(shares[1].files[2]);
+	for (int i = 0; shares[1].files[i]; i++)
+		free(shares[1].files[i]);
+	memset(shares[1].files, 0, sizeof shares[1].files);
+	spec.nshares = 1; /* the directory's share missing: refused */
+	assert_int_equal(rt_etc_shares(&f, &spec, &err), -1);
+	for (int i = 0; i < 3; i++) {
+		snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+		unlink(path);
+	}
+	rmdir(dir);
+}
+
 /* The pid file's temporary name is never followed: a symlink planted
  * there does not make root write through it. */
 static void test_pid_file_no_follow(void **state)
@@ -223,6 +273,7 @@ int main(void)
 	    cmocka_unit_test(test_pid_file_no_follow),
 	    cmocka_unit_test(test_process_mapping),
 	    cmocka_unit_test(test_etc_files),
+	    cmocka_unit_test(test_etc_shares),
 	};
 	int r;
 

@@ -88,9 +88,13 @@ int rt_etc_shares(const struct rt_etc_files *f, struct cj_spec *spec, struct cj_
 		if (!sh)
 			return cj_fail(err, 0, "internal: no share of %s", f->dirs[d]);
 		for (size_t i = 0; i < f->nbinds; i++) {
-			if (f->dir_of[i] != d || n == CJ_SHARE_FILES)
-				continue;
-			if (!(sh->files[n++] = strdup(strrchr(f->src[i], '/') + 1)))
+			const char *name = strrchr(f->src[i], '/') + 1;
+			bool seen = false;
+			for (size_t k = 0; k < n; k++)
+				seen |= strcmp(sh->files[k], name) == 0;
+			if (f->dir_of[i] != d || n == CJ_SHARE_FILES || seen)
+				continue; /* (a file bound twice is served once) */
+			if (!(sh->files[n++] = strdup(name)))
 				return cj_fail(err, ENOMEM, "config.json");
 		}
 	}
