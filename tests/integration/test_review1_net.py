@@ -29,3 +29,26 @@ def test_iptables_sigkill_then_gc_leaves_nothing(world):  # noqa: F811
     sh("nsenter", f"--net=/var/run/netns/{world.host}", str(BINARY), "gc",
        env=world.runner.env())
     assert not runs(world.runner.run_dir)
+
+
+def test_iptables_teardown_keeps_a_drop_policy_set_since(world):  # noqa: F811
+    """iptables-nft made the filter table and FORWARD for the run (none
+    before); the host set FORWARD's policy to DROP while it ran: teardown
+    removes the run's rules but leaves the chain and its policy (deleting
+    the emptied chain would open forwarding)."""
+    proc = world.start(["/bin/sh", "-c", "echo ready; sleep 1000"],
+                       options=["--firewall", "iptables"])
+    try:
+        wait_for_output(proc, b"ready")
+        sh("ip", "netns", "exec", world.host, "iptables-nft", "-P", "FORWARD", "DROP")
+    finally:
+        proc.terminate()
+        proc.wait()
+    assert not runs(world.runner.run_dir)
+    chain = sh("ip", "netns", "exec", world.host, "nft", "-j", "list", "chain", "ip", "filter",
+               "FORWARD", check=False)
+    policy = sh("ip", "netns", "exec", world.host, "iptables-nft", "-S", "FORWARD").stdout
+    sh("ip", "netns", "exec", world.host, "nft", "flush", "ruleset")  # as the world was
+    assert chain.returncode == 0, chain.stderr  # the chain is still there
+    assert b"-P FORWARD DROP" in policy, policy
+    assert b"ctr-jailer" not in policy, policy  # the run's rules are gone

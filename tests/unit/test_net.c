@@ -418,6 +418,50 @@ static void test_ipt_restore_text(void **state)
 	json_object_put(lines);
 }
 
+/* iptables-nft's tables and base chains a run recorded go only when
+ * nothing else came to depend on them: a chain with a rule, or whose
+ * policy the host set to drop since (iptables -P FORWARD DROP), stays,
+ * and so does its table; an empty accepting chain goes. */
+static void test_ipt_host_script(void **state)
+{
+	static const char *const chain_fmt =
+	    "{\"chain\": {\"family\": \"ip\", \"table\": \"filter\", \"name\": \"%s\", "
+	    "\"handle\": %d, \"type\": \"filter\", \"hook\": \"%s\", \"prio\": 0, "
+	    "\"policy\": \"%s\"}}";
+	char c1[300], c2[300], c3[300], all[1200];
+	(void)state;
+
+	snprintf(c1, sizeof c1, chain_fmt, "FORWARD", 1, "forward", "drop");
+	snprintf(c2, sizeof c2, chain_fmt, "INPUT", 2, "input", "accept");
+	snprintf(c3, sizeof c3, chain_fmt, "FORWARD", 1, "forward", "accept");
+	json_object *tables = json_tokener_parse("[\"filter\"]");
+	json_object *chains = json_tokener_parse("[\"filter FORWARD\", \"filter INPUT\"]");
+	snprintf(all, sizeof all,
+	         "[{\"table\": {\"family\": \"ip\", \"name\": \"filter\", \"handle\": 1}}, %s, "
+	         "%s]",
+	         c1, c2);
+	json_object *now = json_tokener_parse(all);
+	assert_non_null(now);
+	char *t = cj_ipt_host_script("ip", tables, chains, now);
+	assert_non_null(t);
+	assert_string_equal(t, "delete chain ip filter INPUT\n");
+	free(t);
+	json_object_put(now);
+	/* control: both accepting and empty, the table goes whole */
+	snprintf(all, sizeof all,
+	         "[{\"table\": {\"family\": \"ip\", \"name\": \"filter\", \"handle\": 1}}, %s, "
+	         "%s]",
+	         c3, c2);
+	now = json_tokener_parse(all);
+	t = cj_ipt_host_script("ip", tables, chains, now);
+	assert_non_null(t);
+	assert_non_null(strstr(t, "delete table ip filter\n"));
+	free(t);
+	json_object_put(now);
+	json_object_put(tables);
+	json_object_put(chains);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -432,6 +476,7 @@ int main(void)
 	    cmocka_unit_test(test_egress_rules_text),
 	    cmocka_unit_test(test_net_undo_refuses_foreign_entries),
 	    cmocka_unit_test(test_ipt_restore_text),
+	    cmocka_unit_test(test_ipt_host_script),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -342,12 +342,75 @@ json_object *cj_ipt_missing(const char *family, const char *const *tables,
 	return e;
 }
 
-/* Append "delete chain FAMILY TABLE CHAIN" for each recorded chain that
- * exists without a rule, and for each table whose every chain goes (or
- * that has none), "delete table FAMILY TABLE" instead. */
-static void host_deletions(FILE *f, const char *family, json_object *tables, json_object *chains,
-                           json_object *now)
+/* The chain TABLE CHAIN of now as listed, or NULL. */
+static json_object *chain_of(json_object *now, const char *table, const char *chain)
 {
+	for (size_t i = 0; now && i < json_object_array_length(now); i++) {
+		json_object *o, *t, *n;
+		if (json_object_object_get_ex(json_object_array_get_idx(now, i), "chain", &o) &&
+		    json_object_object_get_ex(o, "table", &t) &&
+		    json_object_object_get_ex(o, "name", &n) &&
+		    strcmp(json_object_get_string(t), table) == 0 &&
+		    strcmp(json_object_get_string(n), chain) == 0)
+			return o;
+	}
+	return NULL;
+}
+
+/* Does a recorded chain go: it exists and holds no rule, and its policy
+ * (a base chain's) is still accept: a drop the host set since stays. */
+static bool chain_goes(json_object *now, const char *table, const char *chain)
+{
+	json_object *c = chain_of(now, table, chain), *policy = NULL;
+
+	if (!c || listed(now, "rule", table, chain))
+		return false;
+	return !json_object_object_get_ex(c, "policy", &policy) ||
+	       strcmp(json_object_get_string(policy), "accept") == 0;
+}
+
+static bool recorded(json_object *chains, const char *table, const char *chain)
+{
+	char tc[80];
+
+	snprintf(tc, sizeof tc, "%s %s", table, chain);
+	for (size_t j = 0; j < json_object_array_length(chains); j++) {
+		const char *r = json_object_get_string(json_object_array_get_idx(chains, j));
+		if (r && strcmp(r, tc) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Does every chain of table go (all recorded, all going)? */
+static bool table_goes(json_object *now, json_object *chains, const char *t)
+{
+	if (!listed(now, "table", t, NULL) || listed(now, "rule", t, NULL))
+		return false;
+	for (size_t k = 0; now && k < json_object_array_length(now); k++) {
+		json_object *o, *tn, *cn;
+		if (!json_object_object_get_ex(json_object_array_get_idx(now, k), "chain", &o) ||
+		    !json_object_object_get_ex(o, "table", &tn) ||
+		    strcmp(json_object_get_string(tn), t) != 0 ||
+		    !json_object_object_get_ex(o, "name", &cn))
+			continue;
+		const char *name = json_object_get_string(cn);
+		/* a chain we did not record, or one of ours that stays */
+		if (!recorded(chains, t, name) || !chain_goes(now, t, name))
+			return false;
+	}
+	return true;
+}
+
+char *cj_ipt_host_script(const char *family, json_object *tables, json_object *chains,
+                         json_object *now)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+
+	if (!f)
+		return NULL;
 	for (size_t i = 0; i < json_object_array_length(chains); i++) {
 		const char *tc = json_object_get_string(json_object_array_get_idx(chains, i));
 		const char *sp = tc ? strchr(tc, ' ') : NULL;
@@ -355,37 +418,19 @@ static void host_deletions(FILE *f, const char *family, json_object *tables, jso
 		if (!sp || sp - tc >= 32)
 			continue;
 		snprintf(table, sizeof table, "%.*s", (int)(sp - tc), tc);
-		if (plain_word(table) && plain_word(sp + 1) &&
-		    listed(now, "chain", table, sp + 1) && !listed(now, "rule", table, sp + 1))
+		if (plain_word(table) && plain_word(sp + 1) && chain_goes(now, table, sp + 1))
 			fprintf(f, "delete chain %s %s %s\n", family, table, sp + 1);
 	}
 	for (size_t i = 0; i < json_object_array_length(tables); i++) {
 		const char *t = json_object_get_string(json_object_array_get_idx(tables, i));
-		bool left = false;
-		if (!plain_word(t) || !listed(now, "table", t, NULL) ||
-		    listed(now, "rule", t, NULL))
-			continue;
-		/* a chain we did not record, or one of ours that stays: the table stays */
-		for (size_t k = 0; now && k < json_object_array_length(now); k++) {
-			json_object *o, *tn, *cn;
-			char tc[80];
-			if (!json_object_object_get_ex(json_object_array_get_idx(now, k), "chain",
-			                               &o) ||
-			    !json_object_object_get_ex(o, "table", &tn) ||
-			    strcmp(json_object_get_string(tn), t) != 0 ||
-			    !json_object_object_get_ex(o, "name", &cn))
-				continue;
-			snprintf(tc, sizeof tc, "%s %s", t, json_object_get_string(cn));
-			bool ours = false;
-			for (size_t j = 0; j < json_object_array_length(chains); j++)
-				ours |= strcmp(json_object_get_string(
-				                   json_object_array_get_idx(chains, j)),
-				               tc) == 0;
-			left |= !ours;
-		}
-		if (!left)
+		if (plain_word(t) && table_goes(now, chains, t))
 			fprintf(f, "delete table %s %s\n", family, t);
 	}
+	if (fclose(f) != 0) {
+		free(text);
+		return NULL;
+	}
+	return text;
 }
 
 int cj_ipt_host_undo(json_object *e)
@@ -394,8 +439,6 @@ int cj_ipt_host_undo(json_object *e)
 	json_object *tables, *chains, *now;
 	struct nft_ctx *ctx;
 	char *cmd = NULL, list[32];
-	size_t len = 0;
-	FILE *f;
 
 	if (!family || (strcmp(family, "ip") != 0 && strcmp(family, "ip6") != 0) ||
 	    !json_object_object_get_ex(e, "tables", &tables) ||
@@ -407,10 +450,7 @@ int cj_ipt_host_undo(json_object *e)
 		return 0; /* no nftables: nothing to remove */
 	snprintf(list, sizeof list, "list ruleset %s", family);
 	now = nft_list(ctx, list);
-	if ((f = open_memstream(&cmd, &len))) {
-		host_deletions(f, family, tables, chains, now);
-		fclose(f);
-	}
+	cmd = cj_ipt_host_script(family, tables, chains, now);
 	/* what iptables-nft or the host added since stays; a failure is quiet */
 	if (cmd && *cmd)
 		nft_run_cmd_from_buffer(ctx, cmd);

@@ -51,8 +51,14 @@ int cj_ipt_rules_undo(json_object *entry);
  * exist yet (one libnftables listing), or NULL when all do. */
 json_object *cj_ipt_missing(const char *family, const char *const *tables,
                             const char *const *chains);
-/* Its undo: the recorded chains that hold no rule, and the recorded
- * tables left with no chain but those, in one transaction. */
+/* The nft script of that undo, from now (the family's ruleset listed,
+ * libnftables' JSON "nftables" array): each recorded chain that exists
+ * with no rule and an accept policy is deleted, and each recorded table
+ * whose chains are all such is deleted whole instead. NULL: out of
+ * memory. Caller frees. */
+char *cj_ipt_host_script(const char *family, json_object *tables, json_object *chains,
+                         json_object *now);
+/* Its undo: cj_ipt_host_script's deletions, in one transaction. */
 int cj_ipt_host_undo(json_object *entry);
 
 /* Run "BIN -w -t TABLE op CHAIN args" for a rule "-t TABLE CHAIN args". */
