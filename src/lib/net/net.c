@@ -1002,69 +1002,6 @@ int cj_net_setup(const struct cj_net_spec *spec, const char *id, const char *run
 
 /* ---- undo ----------------------------------------------------------------- */
 
-static void delete_table_if_empty(const char *family, const char *table)
-{
-	struct nft_ctx *ctx = nft_ctx_new(NFT_CTX_DEFAULT);
-	char cmd[128];
-
-	if (!ctx)
-		return;
-	nft_ctx_buffer_output(ctx);
-	nft_ctx_buffer_error(ctx);
-	snprintf(cmd, sizeof cmd, "list table %s %s", family, table);
-	if (nft_run_cmd_from_buffer(ctx, cmd) == 0) {
-		const char *out = nft_ctx_get_output_buffer(ctx);
-		if (out && !strstr(out, "chain ")) {
-			snprintf(cmd, sizeof cmd, "delete table %s %s", family, table);
-			nft_run_cmd_from_buffer(ctx, cmd);
-		}
-	}
-	nft_ctx_free(ctx);
-}
-
-/* Does the chain ("TABLE CHAIN") exist and hold no rule? nft deletes a
- * base chain together with its rules, so a chain iptables-nft created for
- * a run goes only when nothing else (the host's own iptables, since) has
- * put a rule in it. Read from libnftables' JSON: one "rule" object each. */
-static bool nft_chain_empty(const char *family, const char *chain)
-{
-	struct nft_ctx *ctx = nft_ctx_new(NFT_CTX_DEFAULT);
-	json_object *root = NULL, *items;
-	bool empty = false;
-	char cmd[160];
-
-	if (!ctx)
-		return false;
-	nft_ctx_output_set_flags(ctx, NFT_CTX_OUTPUT_JSON);
-	nft_ctx_buffer_output(ctx);
-	nft_ctx_buffer_error(ctx);
-	snprintf(cmd, sizeof cmd, "list chain %s %s", family, chain);
-	if (nft_run_cmd_from_buffer(ctx, cmd) == 0)
-		root = json_tokener_parse(nft_ctx_get_output_buffer(ctx));
-	if (root && json_object_object_get_ex(root, "nftables", &items) &&
-	    json_object_is_type(items, json_type_array)) {
-		empty = true;
-		for (size_t i = 0; i < json_object_array_length(items); i++)
-			if (json_object_object_get_ex(json_object_array_get_idx(items, i), "rule",
-			                              NULL))
-				empty = false;
-	}
-	json_object_put(root);
-	nft_ctx_free(ctx);
-	return empty;
-}
-
-static void delete_chain_if_empty(const char *family, const char *chain)
-{
-	struct cj_err err = {0};
-	char cmd[160];
-
-	if (!nft_chain_empty(family, chain))
-		return;
-	snprintf(cmd, sizeof cmd, "delete chain %s %s", family, chain);
-	nft_run(cmd, &err);
-}
-
 /* Names that go into nft commands and iptables arguments: as this file
  * writes them, nothing else (the record is root's, but a torn or foreign
  * one must not become a command). */
@@ -1183,19 +1120,28 @@ static int undo_chain(json_object *e)
 	return 0;
 }
 
-/* Chains and tables iptables-nft created for the run: removed when empty. */
+/* Records of older versions: a chain or a table iptables-nft created for
+ * the run, one entry each, undone as a "net.host" entry naming it (a
+ * chain goes when empty and accepting, a table when it has no chain). */
 static int undo_host(json_object *e, bool table)
 {
 	const char *family = cj_undo_str(e, "family");
 	const char *name = cj_undo_str(e, table ? "table" : "chain");
+	json_object *host = json_object_new_object(), *tables = json_object_new_array(),
+	            *chains = json_object_new_array();
+	int r = -1;
 
-	if (!family_ok(family) || !plain_name(name))
-		return -1;
-	if (table)
-		delete_table_if_empty(family, name);
-	else
-		delete_chain_if_empty(family, name);
-	return 0;
+	if (family_ok(family) && plain_name(name) && host && tables && chains &&
+	    json_object_array_add(table ? tables : chains, json_object_new_string(name)) == 0) {
+		json_object_object_add(host, "family", json_object_new_string(family));
+		json_object_object_add(host, "tables", json_object_get(tables));
+		json_object_object_add(host, "chains", json_object_get(chains));
+		r = cj_ipt_host_undo(host);
+	}
+	json_object_put(tables);
+	json_object_put(chains);
+	json_object_put(host);
+	return r;
 }
 
 int cj_net_undo(json_object *entry, bool verbose)
