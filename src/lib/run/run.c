@@ -704,8 +704,32 @@ static int stage_network(struct run *r, struct cj_err *err)
 	return 0;
 }
 
-/* Host directories (by tag, in order) and tmpfs mounts for the guest,
- * and --read-only. */
+/* How many components path has ("/run/x": 2). */
+static size_t path_depth(const char *path)
+{
+	size_t n = 0;
+
+	for (const char *p = path; *p; p++)
+		n += *p != '/' && (p == path || p[-1] == '/');
+	return n;
+}
+
+/* Mounts in the order the guest makes them: shallower paths first, so that
+ * a tmpfs on /run does not cover a share at /run/x given before it (as
+ * docker sorts); the order given otherwise. */
+static void sort_mounts(struct ctrj_mount *m, size_t n)
+{
+	for (size_t i = 1; i < n; i++)
+		for (size_t k = i; k > 0 && path_depth(m[k - 1].path) > path_depth(m[k].path);
+		     k--) {
+			struct ctrj_mount t = m[k];
+			m[k] = m[k - 1];
+			m[k - 1] = t;
+		}
+}
+
+/* Host directories (by tag) and tmpfs mounts for the guest, parents
+ * first, and --read-only. */
 static void storage_mounts(struct run *r)
 {
 	const struct cj_spec *spec = r->spec;
@@ -726,6 +750,7 @@ static void storage_mounts(struct run *r)
 		                                   .size = spec->tmpfs[i].size,
 		                                   .mode = spec->tmpfs[i].mode,
 		                                   .path = spec->tmpfs[i].path};
+	sort_mounts(r->mounts, n);
 	r->cfg.mounts = r->mounts;
 	r->cfg.nmounts = n;
 	r->cfg.readonly_root = spec->read_only;
