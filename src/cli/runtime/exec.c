@@ -10,6 +10,7 @@
 #include "util/strv.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -138,8 +139,30 @@ static int from_process(struct rexec *o, struct cj_strv *v, json_object **args, 
 	return 0;
 }
 
+/* Without --process, the container's own process privileges and limits
+ * (its bundle's config.json), as runc's exec takes them: never root's
+ * full sets in a container whose spec dropped some. */
+static int from_config(struct rexec *o, const char *bundle, struct cj_err *err)
+{
+	char path[PATH_MAX];
+	json_object *c, *p = NULL;
+
+	if (!bundle || (size_t)snprintf(path, sizeof path, "%s/config.json", bundle) >= sizeof path)
+		return cj_fail(err, 0, "exec: the container's state names no bundle");
+	if (!(c = json_object_from_file(path)))
+		return cj_fail(err, 0, "exec: cannot read %s: %s (the container's spec)", path,
+		               json_util_get_last_err());
+	json_object_object_get_ex(c, "process", &p);
+	int r = rt_process_proc(p, &o->proc, err);
+	json_object_put(c);
+	if (r < 0)
+		return cj_err_wrap(err, "%s", path);
+	cli_exec_proc = &o->proc;
+	return 0;
+}
+
 /* argv of `ctr-jailer exec` for this request. */
-static int exec_argv(struct rexec *o, const char *run, char **cmd, int ncmd, struct cj_strv *v,
+static int exec_argv(struct rexec *o, json_object *st, char **cmd, int ncmd, struct cj_strv *v,
                      struct cj_err *err)
 {
 	json_object *args = NULL;
@@ -150,13 +173,15 @@ static int exec_argv(struct rexec *o, const char *run, char **cmd, int ncmd, str
 		return -1;
 	if (!o->process && ncmd == 0)
 		return cj_fail(err, 0, "exec: give --process FILE or a command");
+	if (!o->process && from_config(o, rt_state_str(st, "bundle"), err) < 0)
+		return -1;
 	for (size_t i = 0; i < o->env.n; i++)
 		push2(v, "-e", o->env.v[i]);
 	if (o->cwd)
 		push2(v, "-w", o->cwd);
 	if (o->tty)
 		cj_strv_push(v, "-t");
-	cj_strv_push(v, run);
+	cj_strv_push(v, rt_state_str(st, "run"));
 	for (size_t i = 0; args && i < json_object_array_length(args); i++)
 		cj_strv_push(v, json_object_get_string(json_object_array_get_idx(args, i)));
 	for (int i = 0; !args && i < ncmd; i++)
@@ -201,8 +226,7 @@ static int exec_main(const struct rt_verb *verb, int argc, char **argv)
 		r = -1;
 	else if (strcmp(rt_status(st, &pid), "running") != 0)
 		r = cj_fail(&err, 0, "cannot exec in a container that is not running");
-	else if (exec_argv(&o, rt_state_str(st, "run"), argv + first + 1, argc - first - 1, &v,
-	                   &err) < 0)
+	else if (exec_argv(&o, st, argv + first + 1, argc - first - 1, &v, &err) < 0)
 		r = -1;
 	else
 		r = run_exec(&o, &v, &err);
