@@ -7,7 +7,7 @@ that is a symlink out of that directory (a host's /etc/resolv.conf) is
 the file it names; a tmpfs the spec mounts on /run (containerd's) does not
 cover the share's hidden path. An exec without --process gets the
 container's process privileges (its capability sets), as runc's exec
-does, not root's full sets. One VM."""
+does, not root's full sets; its --user and --no-new-privs apply. One VM."""
 import os
 import re
 
@@ -50,12 +50,17 @@ def test_etc_files_share_serves_only_those_files(world):  # noqa: F811
     # exec without --process: config.json's process privileges, as runc's
     steps = [["start", "r1"], ["run", ready],
              ["exec", "r1", "/bin/sh", "-c", "grep -E '^Cap(Bnd|Eff)' /proc/self/status"],
+             ["exec", "--user", "1000:1000", "--no-new-privs", "r1", "/bin/sh", "-c",
+              "echo uid=$(id -u) gid=$(id -g); grep NoNewPrivs /proc/self/status"],
              ["kill", "r1", "KILL"], ["wait"], ["delete", "r1"]]
-    (start, up, ex, _, exited, delete), text = drive_created(world, b, "r1", steps)
+    (start, up, ex, ex2, _, exited, delete), text = drive_created(world, b, "r1", steps)
     assert start["rc"] == 0 and up["rc"] == 0 and delete["rc"] == 0, (start, text)
     want = f"{sum(1 << CAP_BITS[c] for c in CAPS):016x}"
     assert ex["rc"] == 0, ex
     assert f"CapBnd:\t{want}" in ex["stdout"] and f"CapEff:\t{want}" in ex["stdout"], ex
+    # runc exec's --user and --no-new-privs are applied, not ignored
+    assert ex2["rc"] == 0 and "uid=1000 gid=1000" in ex2["stdout"], ex2
+    assert "NoNewPrivs:\t1" in ex2["stdout"], ex2
     assert "<f>" in text, text
     f = text.split("<f>", 1)[1].split("</f>", 1)[0]
     assert "10.88.0.5\tengine-made" in f and "engine-hostname" in f, text

@@ -18,8 +18,8 @@
 #include <unistd.h>
 
 struct rexec {
-	const char *process, *pid_file, *console_socket, *cwd;
-	bool detach, tty;
+	const char *process, *pid_file, *console_socket, *cwd, *user;
+	bool detach, tty, no_new_privs;
 	struct cj_strv env;
 	struct ctrj_proc proc; /* process.json's privileges and limits */
 };
@@ -52,6 +52,20 @@ static int o_detach(void *c, const char *v, struct cj_err *err)
 	return 0;
 }
 
+static int o_user(void *c, const char *v, struct cj_err *err)
+{
+	(void)err;
+	((struct rexec *)c)->user = v;
+	return 0;
+}
+
+static int o_no_new_privs(void *c, const char *v, struct cj_err *err)
+{
+	(void)v, (void)err;
+	((struct rexec *)c)->no_new_privs = true;
+	return 0;
+}
+
 static int o_tty(void *c, const char *v, struct cj_err *err)
 {
 	(void)v, (void)err;
@@ -79,9 +93,9 @@ static const struct rt_opt exec_opts[] = {
     {"tty", 't', NULL, o_tty, "a terminal for the process"},
     {"cwd", 0, "DIR", o_cwd, "working directory (without --process)"},
     {"env", 'e', "NAME=VALUE", o_env, "environment (without --process)"},
-    {"user", 'u', "UID[:GID]", NULL, NULL},
+    {"user", 'u', "UID[:GID]", o_user, "user (without --process)"},
     {"cap", 'c', "CAP", NULL, NULL},
-    {"no-new-privs", 0, NULL, NULL, NULL},
+    {"no-new-privs", 0, NULL, o_no_new_privs, "no_new_privs for the process"},
     {"additional-gids", 'g', "GID", NULL, NULL},
     {"process-label", 0, "LABEL", NULL, NULL},
     {"apparmor", 0, "PROFILE", NULL, NULL},
@@ -175,6 +189,10 @@ static int exec_argv(struct rexec *o, json_object *st, char **cmd, int ncmd, str
 		return cj_fail(err, 0, "exec: give --process FILE or a command");
 	if (!o->process && from_config(o, rt_state_str(st, "bundle"), err) < 0)
 		return -1;
+	if (o->no_new_privs)
+		o->proc.flags |= CTRJ_PROC_NO_NEW_PRIVS;
+	if (!o->process && o->user)
+		push2(v, "-u", o->user);
 	for (size_t i = 0; i < o->env.n; i++)
 		push2(v, "-e", o->env.v[i]);
 	if (o->cwd)
