@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -29,6 +30,24 @@ static void write_text(const char *path, const char *text)
 	assert_non_null(f);
 	fputs(text, f);
 	fclose(f);
+}
+
+/* dir/NAME for each name, made (with dir) or removed (and dir). */
+static void files_in(const char *dir, const char *const *names, int n, bool make)
+{
+	char path[700];
+
+	if (make)
+		mkdir(dir, 0700);
+	for (int i = 0; i < n; i++) {
+		snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+		if (make)
+			write_text(path, "x\n");
+		else
+			unlink(path);
+	}
+	if (!make)
+		rmdir(dir);
 }
 
 /* A bind mount read-only whatever its paths' length: SRC:DEST just under
@@ -190,8 +209,8 @@ static void test_etc_files(void **state)
  * included; other shares untouched; no share of the directory fails. */
 static void test_etc_shares(void **state)
 {
-	char dir[600], cfg[2048], path[700];
-	const char *names[] = {"hosts", "hostname", "config.v2.json"};
+	char dir[600], cfg[2048];
+	const char *const names[] = {"hosts", "hostname", "config.v2.json"};
 	struct cj_share_spec shares[2] = {{.guest_path = "/data"},
 	                                  {.guest_path = "/run/ctrj-files/0", .read_only = true}};
 	struct cj_spec spec = {.shares = shares, .nshares = 2};
@@ -201,11 +220,7 @@ static void test_etc_shares(void **state)
 
 	(void)state;
 	snprintf(dir, sizeof dir, "%s/ctr2", g_dir);
-	mkdir(dir, 0700);
-	for (int i = 0; i < 3; i++) {
-		snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-		write_text(path, "x\n");
-	}
+	files_in(dir, names, 3, true);
 	snprintf(cfg, sizeof cfg,
 	         "{\"mounts\":[{\"destination\":\"/etc/hosts\",\"source\":\"%s/hosts\"},"
 	         "{\"destination\":\"/etc/hostname\",\"source\":\"%s/hostname\"},"
@@ -226,11 +241,7 @@ static void test_etc_shares(void **state)
 	memset(shares[1].files, 0, sizeof shares[1].files);
 	spec.nshares = 1; /* the directory's share missing: refused */
 	assert_int_equal(rt_etc_shares(&f, &spec, &err), -1);
-	for (int i = 0; i < 3; i++) {
-		snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-		unlink(path);
-	}
-	rmdir(dir);
+	files_in(dir, names, 3, false);
 }
 
 /* The pid file's temporary name is never followed: a symlink planted
