@@ -193,7 +193,8 @@ static void map_mounts(struct map *m, json_object *cfg)
 	}
 }
 
-/* linux: memory limit -> guest memory, CPU quota -> vCPUs (rounded up);
+/* linux: memory limit -> guest memory (the VMM's cgroup: that plus the
+ * margin), CPU quota -> vCPUs (rounded up) and the VMM's cgroup's quota;
  * the network namespace is the engine's; the rest is named. */
 static void map_linux(struct map *m, json_object *cfg)
 {
@@ -211,6 +212,10 @@ static void map_linux(struct map *m, json_object *cfg)
 	if (quota > 0 && period > 0) {
 		snprintf(buf, sizeof buf, "%lld", (long long)((quota + period - 1) / period));
 		push2(m, "--cpus", buf);
+		/* and the VMM's cgroup gets the quota itself (100 ms periods) */
+		double cpus = (double)quota / (double)period;
+		snprintf(buf, sizeof buf, "%.4f", cpus < 0.01 ? 0.01 : cpus);
+		push2(m, "--cpu-quota", buf);
 	}
 	if (get(lx, "seccomp"))
 		unmapped(m, "seccomp (the VM is the boundary)");

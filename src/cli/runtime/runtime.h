@@ -75,6 +75,11 @@ int rt_console(const char *socket_path, struct cj_err *err);
 int rt_bundle_argv(const char *bundle, const char *id, char ***argv, int *argc,
                    json_object **config, struct cj_err *err);
 
+/* linux.cgroupsPath as a path under each cgroup hierarchy's root ("" when
+ * none is named), systemd's slice:prefix:name with --systemd-cgroup
+ * (cgroup.c). */
+int rt_cgroup_path(json_object *config, char *out, size_t len, struct cj_err *err);
+
 struct cj_spec;
 /* The container's network namespace entered (made, or joined by path), its
  * prestart and createRuntime hooks run, its interface given to the VM

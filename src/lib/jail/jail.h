@@ -62,6 +62,7 @@ struct cj_jail_plan {
 	gid_t gid;
 	const char *netns; /* network namespace to join (path), or NULL */
 	struct cj_vm_limits limits;
+	const char *cgroup_path; /* the engine's cgroup (cj_jail_spec), or NULL */
 	/* What goes in, and the largest file the VMM legitimately writes, its
 	 * largest writable drive (0: none): its RLIMIT_FSIZE bounds every file
 	 * a compromised VMM could grow. Set by cj_jail_plan_files once the
@@ -83,6 +84,13 @@ struct cj_jail_spec {
 	double cpu_quota;      /* cores; 0 = unlimited */
 	uint64_t memory_limit; /* bytes; 0 = guest memory + margin */
 	uint64_t pids_limit;   /* 0 = default */
+	/* The cgroup an engine names for the VMM (runtime mode's cgroupsPath,
+	 * in cgroupfs form: "/docker/ID" under each hierarchy's root, or
+	 * relative to our own cgroup), or NULL: "ctrj-<id>" under our own.
+	 * Missing directories are made; only the leaf, when made by us, goes
+	 * on the undo log (its parents are the engine's to share, as runc
+	 * leaves them). */
+	const char *cgroup_path;
 };
 
 struct cj_jail_bind {
@@ -104,6 +112,9 @@ struct cj_jail {
 	/* cgroup directories (one for v2, one per controller for v1) */
 	char cgroups[4][PATH_MAX];
 	size_t ncgroups;
+	/* bit i: cgroups[i] existed before the run (an engine's): never
+	 * emptied nor removed by the jail */
+	unsigned cgroups_kept;
 	uint64_t memory_limit;
 };
 
