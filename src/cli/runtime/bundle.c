@@ -221,6 +221,9 @@ static void map_linux(struct map *m, json_object *cfg)
 		unmapped(m, "seccomp (the VM is the boundary)");
 	if (get(lx, "devices") && json_object_array_length(get(lx, "devices")))
 		unmapped(m, "devices");
+	if (json_object_is_type(get(lx, "sysctl"), json_type_object) &&
+	    json_object_object_length(get(lx, "sysctl")))
+		unmapped(m, "sysctl");
 	push2(m, "--network", "none"); /* the engine's interface, if any: network.c */
 	json_object *hooks = get(cfg, "hooks");
 	if (!hooks || !json_object_is_type(hooks, json_type_object))
