@@ -37,6 +37,19 @@ def procs(d):
     return [int(p) for p in (d / "cgroup.procs").read_text().split()]
 
 
+def virtiofsds(run_dir):
+    """virtiofsd processes serving a run under run_dir (by their socket)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmd = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+        except OSError:
+            continue
+        if any(a.startswith(f"--socket-path={run_dir}/".encode()) for a in cmd):
+            found.append(int(pid))
+    return found
+
+
 def cpu_quota(dirs):
     if V2:
         return (dirs["unified"] / "cpu.max").read_text().strip()
@@ -54,8 +67,8 @@ def memory_limit(dirs):
 def test_docker_memory_cpus_cgroup_and_volumes(docker, tmp_path):
     """docker run --memory 512m --cpus 1 -v named:/data -v HOSTDIR:/hdata: the
     guest sees 512 MiB (less its kernel) and one CPU; the VMM is in the
-    cgroup Docker names, with cpu quota 100000/100000 and the memory limit
-    512 MiB + the margin; the guest's files reach the host directory and
+    cgroup Docker names, and so are the shares' virtiofsds, with cpu quota
+    100000/100000 and the memory limit 512 MiB + the margin; the guest's files reach the host directory and
     the named volume, a file the host writes reaches the guest; after
     `docker rm` the cgroup we made is gone, the named volume and its file
     are still there."""
@@ -77,8 +90,10 @@ def test_docker_memory_cpus_cgroup_and_volumes(docker, tmp_path):
         dirs = cgroup_dirs(path)
         vmms = qemu_processes_for(docker.run_dir)
         assert len(vmms) == 1, vmms
+        helpers = virtiofsds(docker.run_dir)
+        assert len(helpers) >= 2, helpers   # one per share (and its sandboxed child)
         for d in dirs.values():
-            assert vmms[0] in procs(d), (d, procs(d), vmms)
+            assert set(vmms + helpers) <= set(procs(d)), (d, procs(d), vmms, helpers)
         assert cpu_quota(dirs) == "100000 100000"
         assert memory_limit(dirs) == (512 + MARGIN_MIB) << 20
         assert (hostdir / "f").read_text() == "guest-host\n"

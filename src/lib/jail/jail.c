@@ -468,13 +468,38 @@ int cj_jail_attach(const struct cj_jail *jail, pid_t pid, struct cj_err *err)
 	return 0;
 }
 
-int cj_helper_cgroup_make(const char *id, uint64_t pids, struct cj_undo *undo,
-                          struct cj_helper_cgroup *out, struct cj_err *err)
+/* The engine's cgroup, as the jail will join it (setup_cgroups). */
+static int join_engine_cgroup(const char *path, struct cj_undo *undo, struct cj_helper_cgroup *out,
+                              struct cj_err *err)
+{
+	static const char *const v1[] = {"memory", "pids", "cpu"};
+	unsigned kept = 0;
+
+	out->joined = true;
+	if (unified())
+		return make_cgroup(out->dirs, &out->n, CGROUP_ROOT, NULL, NULL, path, &kept, undo,
+		                   err) < 0 ||
+		               enable_controllers(out->dirs[0], err) < 0
+		           ? -1
+		           : 0;
+	for (size_t i = 0; i < 3; i++) {
+		char mnt[64];
+		snprintf(mnt, sizeof mnt, "%s/%s", CGROUP_ROOT, v1[i]);
+		if (make_cgroup(out->dirs, &out->n, mnt, v1[i], NULL, path, &kept, undo, err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int cj_helper_cgroup_make(const char *id, uint64_t pids, const char *engine_path,
+                          struct cj_undo *undo, struct cj_helper_cgroup *out, struct cj_err *err)
 {
 	char v[32];
 	bool v2 = unified();
 
 	memset(out, 0, sizeof *out);
+	if (engine_path)
+		return join_engine_cgroup(engine_path, undo, out, err);
 	snprintf(v, sizeof v, "%llu", (unsigned long long)pids);
 	if (v2) {
 		char own[PATH_MAX], sub[PATH_MAX + 64];
@@ -507,7 +532,7 @@ void cj_helper_cgroup_remove(struct cj_helper_cgroup *cg)
 {
 	uint64_t deadline = cj_cgroup_kill_deadline();
 
-	for (size_t i = 0; i < cg->n; i++)
+	for (size_t i = 0; i < cg->n && !cg->joined; i++)
 		cgroup_kill_remove(cg->dirs[i], deadline, true);
 	cg->n = 0;
 }

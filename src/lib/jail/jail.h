@@ -149,13 +149,18 @@ int cj_jail_attach(const struct cj_jail *jail, pid_t pid, struct cj_err *err);
 int cj_jail_enter(const struct cj_jail *jail, const int *keep_fds, size_t nkeep, const char **what);
 /* A cgroup of its own for a helper process of a run (a virtiofsd):
  * "ctrj-<id>" where the VMM's are made, with a pids limit, pushed on undo
- * first as "jail.cgroup" (replay kills what is in it and removes it). */
+ * first as "jail.cgroup" (replay kills what is in it and removes it).
+ * With engine_path (cj_jail_spec's cgroup_path) the helper joins the
+ * engine's cgroup the VMM joins instead, made (and pushed on undo) when
+ * missing, with the VMM's limits set by the jail later: "joined", never
+ * emptied nor removed through this handle. */
 struct cj_helper_cgroup {
-	char dirs[1][PATH_MAX];
+	char dirs[3][PATH_MAX];
 	size_t n;
+	bool joined;
 };
-int cj_helper_cgroup_make(const char *id, uint64_t pids, struct cj_undo *undo,
-                          struct cj_helper_cgroup *out, struct cj_err *err);
+int cj_helper_cgroup_make(const char *id, uint64_t pids, const char *engine_path,
+                          struct cj_undo *undo, struct cj_helper_cgroup *out, struct cj_err *err);
 /* Move pid (a child waiting before exec) into it. */
 int cj_helper_cgroup_attach(const struct cj_helper_cgroup *cg, pid_t pid, struct cj_err *err);
 /* Kill what is in it and remove it. */
