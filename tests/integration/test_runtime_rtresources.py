@@ -116,7 +116,8 @@ def test_docker_memory_cpus_cgroup_and_volumes(docker, tmp_path):
 def test_state_schema_cgroup_kept_and_one_warning(world):
     """create -> state -> start -> state -> kill -> state -> delete: every
     state validates against the spec's state schema (pid while created or
-    running); the VMM joins the cgroupsPath the 'engine' made beforehand,
+    running); the VMM joins the cgroup of the systemd-form cgroupsPath
+    (--systemd-cgroup) the 'engine' made beforehand,
     which is left in place at delete (what the engine made is not ours to
     remove); what cannot map is named in one warning, what the VM makes moot
     (maskedPaths, readonlyPaths) is not."""
@@ -124,11 +125,14 @@ def test_state_schema_cgroup_kept_and_one_warning(world):
     b = world.bundle(["/bin/sh", "-c", "echo up; while :; do sleep 1; done"],
                      apparmorProfile="docker-default", selinuxLabel="system_u:x")
     cfg = json.loads((b / "config.json").read_text())
-    parent = f"ctrjtest-{uuid.uuid4().hex[:8]}"
-    cgpath = f"/{parent}/c9"
+    # systemd's form, as dockerd with the systemd cgroup driver gives it
+    slice = f"ctrjtest{uuid.uuid4().hex[:8]}.slice"
+    cgpath = f"/{slice}/eng-c9.scope"
+    rt = world.rt
+    world.rt = lambda: rt() + ["--systemd-cgroup"]
     cfg["annotations"] = {"org.example/key": "value"}
     cfg["linux"].update({
-        "cgroupsPath": cgpath,
+        "cgroupsPath": f"{slice}:eng:c9",
         "resources": {"cpu": {"quota": 50000, "period": 100000}},
         "devices": [{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}],
         "seccomp": {"defaultAction": "SCMP_ACT_ERRNO"},
