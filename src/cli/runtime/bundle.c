@@ -207,7 +207,8 @@ static void map_mounts(struct map *m, json_object *cfg)
 	}
 }
 
-/* linux: memory limit -> guest memory, CPU quota -> vCPUs (rounded up);
+/* linux: memory limit -> guest memory (the VMM's cgroup: that plus the
+ * margin), CPU quota -> vCPUs (rounded up) and the VMM's cgroup's quota;
  * the network namespace is the engine's; the rest is named. */
 static void map_linux(struct map *m, json_object *cfg)
 {
@@ -225,11 +226,18 @@ static void map_linux(struct map *m, json_object *cfg)
 	if (quota > 0 && period > 0) {
 		snprintf(buf, sizeof buf, "%lld", (long long)((quota + period - 1) / period));
 		push2(m, "--cpus", buf);
+		/* and the VMM's cgroup gets the quota itself (100 ms periods) */
+		double cpus = (double)quota / (double)period;
+		snprintf(buf, sizeof buf, "%.4f", cpus < 0.01 ? 0.01 : cpus);
+		push2(m, "--cpu-quota", buf);
 	}
 	if (get(lx, "seccomp"))
 		unmapped(m, "seccomp (the VM is the boundary)");
 	if (get(lx, "devices") && json_object_array_length(get(lx, "devices")))
 		unmapped(m, "devices");
+	if (json_object_is_type(get(lx, "sysctl"), json_type_object) &&
+	    json_object_object_length(get(lx, "sysctl")))
+		unmapped(m, "sysctl");
 	push2(m, "--network", "none"); /* the engine's interface, if any: network.c */
 	json_object *hooks = get(cfg, "hooks");
 	if (!hooks || !json_object_is_type(hooks, json_type_object))

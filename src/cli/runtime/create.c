@@ -86,6 +86,14 @@ static int make_spec(const char *bundle, const char *id, struct cj_spec *spec, j
 		               "runtime mode needs QEMU (Firecracker has no virtiofs): unset "
 		               "CTR_JAILER_VMM=firecracker or set it to qemu");
 	}
+	/* one container per process: the path lives as long as the spec */
+	static char cgroup[PATH_MAX];
+	if (rt_cgroup_path(*config, cgroup, sizeof cgroup, err) < 0) {
+		cj_spec_free(spec);
+		json_object_put(*config);
+		return -1;
+	}
+	spec->jail.cgroup_path = cgroup[0] ? cgroup : NULL;
 	spec->vmm = CJ_VMM_QEMU;
 	spec->hold = true;
 	spec->console_stdout = true;

@@ -106,6 +106,10 @@ struct cj_spec;
 /* The shares of f's directories (bundle.c's --volume) made to serve only
  * the bound files: 0, or -1 (out of memory, or a share missing). */
 int rt_etc_shares(const struct rt_etc_files *f, struct cj_spec *spec, struct cj_err *err);
+/* linux.cgroupsPath as a path under each cgroup hierarchy's root ("" when
+ * none is named), systemd's slice:prefix:name with --systemd-cgroup
+ * (cgroup.c). */
+int rt_cgroup_path(json_object *config, char *out, size_t len, struct cj_err *err);
 
 struct cj_spec;
 /* The container's network namespace entered (made, or joined by path), its

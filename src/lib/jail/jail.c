@@ -280,21 +280,49 @@ static const char *mount_point(const char *path)
 	return real;
 }
 
-static int make_cgroup(char (*dirs)[PATH_MAX], size_t *ndirs, const char *mnt,
-                       const char *controller, const char *id, struct cj_undo *undo,
-                       struct cj_err *err)
+/* The parents of dir below mnt, made when missing (mkdir -p): an engine's
+ * shared directories ("/docker"), left in place as runc leaves them. */
+static int make_parents(const char *mnt, const char *dir, struct cj_err *err)
 {
-	char own[PATH_MAX];
+	char p[PATH_MAX];
+
+	snprintf(p, sizeof p, "%s", dir);
+	for (char *s = p + strlen(mnt) + 1; (s = strchr(s, '/')); *s++ = '/') {
+		*s = '\0';
+		if (mkdir(p, 0755) < 0 && errno != EEXIST)
+			return cj_fail(err, errno, "cgroup: create %s", p);
+	}
+	return 0;
+}
+
+/* The VM's cgroup directory under mnt: path (the engine's: under the
+ * mount's root when absolute, else under our own cgroup) or "ctrj-<id>"
+ * under our own. Pushed on undo before it is made; one that exists
+ * already (path only) is joined as it is and set in *kept. */
+static int make_cgroup(char (*dirs)[PATH_MAX], size_t *ndirs, const char *mnt,
+                       const char *controller, const char *id, const char *path, unsigned *kept,
+                       struct cj_undo *undo, struct cj_err *err)
+{
+	char own[PATH_MAX], leaf[PATH_MAX];
 	char *dir = dirs[*ndirs];
 
 	cj_own_cgroup(controller, own, sizeof own);
 	snprintf(dir, PATH_MAX, "%s%s", mnt, own);
 	/* In a container with its own cgroup namespace view, /proc/self/cgroup
 	 * may name a path the mount does not show: nest under the mount's root. */
-	if (access(dir, W_OK) < 0)
+	if (access(dir, W_OK) < 0 || (path && path[0] == '/'))
 		snprintf(own, sizeof own, "/");
-	snprintf(dir, PATH_MAX, "%s%s%sctrj-%s", mnt, own, own[strlen(own) - 1] == '/' ? "" : "/",
-	         id);
+	snprintf(leaf, sizeof leaf, "%s", path ? path + (path[0] == '/') : "");
+	if (!path)
+		snprintf(leaf, sizeof leaf, "ctrj-%s", id);
+	snprintf(dir, PATH_MAX, "%s%s%s%s", mnt, own, own[strlen(own) - 1] == '/' ? "" : "/", leaf);
+	if (path && make_parents(mnt, dir, err) < 0)
+		return -1;
+	if (path && access(dir, F_OK) == 0) {
+		*kept |= 1u << *ndirs;
+		(*ndirs)++;
+		return 0;
+	}
 	json_object *entry = json_object_new_object();
 	json_object_object_add(entry, "path", json_object_new_string(dir));
 	if (cj_undo_push(undo, "jail.cgroup", entry, err) < 0)
@@ -313,58 +341,110 @@ static int make_cgroup(char (*dirs)[PATH_MAX], size_t *ndirs, const char *mnt,
 	return 0;
 }
 
-static int setup_cgroups(struct cj_jail *j, const struct cj_vm_limits *lim, const char *id,
-                         struct cj_undo *undo, struct cj_err *err)
+/* Are cpu, memory and pids all listed in the subtree_control file? */
+static bool controllers_on(const char *sub)
+{
+	char *text = NULL, *save = NULL;
+	struct cj_err ignored = {0};
+	int found = 0;
+
+	if (cj_read_file(sub, &text, NULL, &ignored) < 0)
+		return false;
+	for (char *w = strtok_r(text, " \n", &save); w; w = strtok_r(NULL, " \n", &save))
+		found +=
+		    strcmp(w, "cpu") == 0 || strcmp(w, "memory") == 0 || strcmp(w, "pids") == 0;
+	free(text);
+	return found == 3;
+}
+
+/* cgroup v2: cpu, memory and pids enabled for the children of every
+ * cgroup from the root down to dir's parent (already enabled where we
+ * may not write is fine). */
+static int enable_controllers(const char *dir, struct cj_err *err)
+{
+	char p[PATH_MAX + 32];
+	size_t root = strlen(CGROUP_ROOT);
+
+	snprintf(p, sizeof p, "%s", dir);
+	for (char *s = p + root; (s = strchr(s, '/')); *s++ = '/') {
+		char sub[PATH_MAX + 64];
+		*s = '\0';
+		snprintf(sub, sizeof sub, "%s/cgroup.subtree_control", p);
+		if (cj_write_text(sub, "+cpu +memory +pids") < 0 && !controllers_on(sub))
+			return cj_fail(err, errno,
+			               "cgroup: enable cpu, memory and pids in %s (in a container, "
+			               "give ctr-jailer a delegated cgroup)",
+			               p);
+	}
+	return 0;
+}
+
+static int setup_cgroups_v2(struct cj_jail *j, const struct cj_vm_limits *lim, const char *id,
+                            const char *path, struct cj_undo *undo, struct cj_err *err)
 {
 	uint64_t pids = lim->pids ? lim->pids : CJ_JAIL_DEFAULT_PIDS;
 	char v[64];
 
-	if (unified()) {
-		char own[PATH_MAX], parent[PATH_MAX + 32];
+	if (!path) {
+		char own[PATH_MAX], sub[PATH_MAX + 64];
 		cj_own_cgroup(NULL, own, sizeof own);
-		snprintf(parent, sizeof parent, "%s%s", CGROUP_ROOT, own);
 		/* the controllers must be enabled for our children */
-		char sub[PATH_MAX + 64];
-		snprintf(sub, sizeof sub, "%s/cgroup.subtree_control", parent);
+		snprintf(sub, sizeof sub, "%s%s/cgroup.subtree_control", CGROUP_ROOT, own);
 		if (cj_write_text(sub, "+cpu +memory +pids") < 0)
-			return cj_fail(err, errno,
-			               "cgroup: enable cpu, memory and pids in %s (in a container, "
-			               "give ctr-jailer a delegated cgroup)",
-			               parent);
-		if (make_cgroup(j->cgroups, &j->ncgroups, CGROUP_ROOT, NULL, id, undo, err) < 0)
-			return -1;
-		snprintf(v, sizeof v, "%llu", (unsigned long long)j->memory_limit);
-		if (cgroup_set(j->cgroups[0], "memory.max", v, err) < 0)
-			return -1;
-		{
-			/* absent without swap accounting: nothing to turn off */
-			struct cj_err ignored = {0};
-			cgroup_set(j->cgroups[0], "memory.swap.max", "0", &ignored);
-		}
-		snprintf(v, sizeof v, "%llu", (unsigned long long)pids);
-		if (cgroup_set(j->cgroups[0], "pids.max", v, err) < 0)
-			return -1;
-		if (lim->cpu_quota_us) {
-			snprintf(v, sizeof v, "%llu %llu", (unsigned long long)lim->cpu_quota_us,
-			         (unsigned long long)lim->cpu_period_us);
-			if (cgroup_set(j->cgroups[0], "cpu.max", v, err) < 0)
-				return -1;
-		}
-		return 0;
+			return cj_fail(
+			    err, errno,
+			    "cgroup: enable cpu, memory and pids in %s%s (in a container, "
+			    "give ctr-jailer a delegated cgroup)",
+			    CGROUP_ROOT, own);
 	}
+	if (make_cgroup(j->cgroups, &j->ncgroups, CGROUP_ROOT, NULL, id, path, &j->cgroups_kept,
+	                undo, err) < 0 ||
+	    (path && enable_controllers(j->cgroups[0], err) < 0))
+		return -1;
+	snprintf(v, sizeof v, "%llu", (unsigned long long)j->memory_limit);
+	if (cgroup_set(j->cgroups[0], "memory.max", v, err) < 0)
+		return -1;
+	{
+		/* absent without swap accounting: nothing to turn off */
+		struct cj_err ignored = {0};
+		cgroup_set(j->cgroups[0], "memory.swap.max", "0", &ignored);
+	}
+	snprintf(v, sizeof v, "%llu", (unsigned long long)pids);
+	if (cgroup_set(j->cgroups[0], "pids.max", v, err) < 0)
+		return -1;
+	if (lim->cpu_quota_us) {
+		snprintf(v, sizeof v, "%llu %llu", (unsigned long long)lim->cpu_quota_us,
+		         (unsigned long long)lim->cpu_period_us);
+		if (cgroup_set(j->cgroups[0], "cpu.max", v, err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int setup_cgroups(struct cj_jail *j, const struct cj_vm_limits *lim, const char *id,
+                         const char *path, struct cj_undo *undo, struct cj_err *err)
+{
+	uint64_t pids = lim->pids ? lim->pids : CJ_JAIL_DEFAULT_PIDS;
+	unsigned *kept = &j->cgroups_kept;
+	char v[64];
+
+	if (unified())
+		return setup_cgroups_v2(j, lim, id, path, undo, err);
 	/* v1 or hybrid: one directory per controller */
-	if (make_cgroup(j->cgroups, &j->ncgroups, CGROUP_ROOT "/memory", "memory", id, undo, err) <
-	    0)
+	if (make_cgroup(j->cgroups, &j->ncgroups, CGROUP_ROOT "/memory", "memory", id, path, kept,
+	                undo, err) < 0)
 		return -1;
 	snprintf(v, sizeof v, "%llu", (unsigned long long)j->memory_limit);
 	if (cgroup_set(j->cgroups[j->ncgroups - 1], "memory.limit_in_bytes", v, err) < 0)
 		return -1;
-	if (make_cgroup(j->cgroups, &j->ncgroups, CGROUP_ROOT "/pids", "pids", id, undo, err) < 0)
+	if (make_cgroup(j->cgroups, &j->ncgroups, CGROUP_ROOT "/pids", "pids", id, path, kept, undo,
+	                err) < 0)
 		return -1;
 	snprintf(v, sizeof v, "%llu", (unsigned long long)pids);
 	if (cgroup_set(j->cgroups[j->ncgroups - 1], "pids.max", v, err) < 0)
 		return -1;
-	if (make_cgroup(j->cgroups, &j->ncgroups, CGROUP_ROOT "/cpu", "cpu", id, undo, err) < 0)
+	if (make_cgroup(j->cgroups, &j->ncgroups, CGROUP_ROOT "/cpu", "cpu", id, path, kept, undo,
+	                err) < 0)
 		return -1;
 	if (lim->cpu_quota_us) {
 		char period[32];
@@ -388,13 +468,38 @@ int cj_jail_attach(const struct cj_jail *jail, pid_t pid, struct cj_err *err)
 	return 0;
 }
 
-int cj_helper_cgroup_make(const char *id, uint64_t pids, struct cj_undo *undo,
-                          struct cj_helper_cgroup *out, struct cj_err *err)
+/* The engine's cgroup, as the jail will join it (setup_cgroups). */
+static int join_engine_cgroup(const char *path, struct cj_undo *undo, struct cj_helper_cgroup *out,
+                              struct cj_err *err)
+{
+	static const char *const v1[] = {"memory", "pids", "cpu"};
+	unsigned kept = 0;
+
+	out->joined = true;
+	if (unified())
+		return make_cgroup(out->dirs, &out->n, CGROUP_ROOT, NULL, NULL, path, &kept, undo,
+		                   err) < 0 ||
+		               enable_controllers(out->dirs[0], err) < 0
+		           ? -1
+		           : 0;
+	for (size_t i = 0; i < 3; i++) {
+		char mnt[64];
+		snprintf(mnt, sizeof mnt, "%s/%s", CGROUP_ROOT, v1[i]);
+		if (make_cgroup(out->dirs, &out->n, mnt, v1[i], NULL, path, &kept, undo, err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int cj_helper_cgroup_make(const char *id, uint64_t pids, const char *engine_path,
+                          struct cj_undo *undo, struct cj_helper_cgroup *out, struct cj_err *err)
 {
 	char v[32];
 	bool v2 = unified();
 
 	memset(out, 0, sizeof *out);
+	if (engine_path)
+		return join_engine_cgroup(engine_path, undo, out, err);
 	snprintf(v, sizeof v, "%llu", (unsigned long long)pids);
 	if (v2) {
 		char own[PATH_MAX], sub[PATH_MAX + 64];
@@ -405,7 +510,7 @@ int cj_helper_cgroup_make(const char *id, uint64_t pids, struct cj_undo *undo,
 			               own);
 	}
 	if (make_cgroup(out->dirs, &out->n, v2 ? CGROUP_ROOT : CGROUP_ROOT "/pids",
-	                v2 ? NULL : "pids", id, undo, err) < 0)
+	                v2 ? NULL : "pids", id, NULL, NULL, undo, err) < 0)
 		return -1;
 	return cgroup_set(out->dirs[0], "pids.max", v, err);
 }
@@ -427,7 +532,7 @@ void cj_helper_cgroup_remove(struct cj_helper_cgroup *cg)
 {
 	uint64_t deadline = cj_cgroup_kill_deadline();
 
-	for (size_t i = 0; i < cg->n; i++)
+	for (size_t i = 0; i < cg->n && !cg->joined; i++)
 		cgroup_kill_remove(cg->dirs[i], deadline, true);
 	cg->n = 0;
 }
@@ -486,6 +591,7 @@ int cj_jail_resolve(const struct cj_jail_spec *spec, uint64_t guest_memory_mib,
 		               (unsigned long long)(out->limits.memory_bytes >> 20),
 		               (unsigned long long)guest_memory_mib, CJ_JAIL_MARGIN_MIB);
 	out->limits.pids = spec->pids_limit ? spec->pids_limit : CJ_JAIL_DEFAULT_PIDS;
+	out->cgroup_path = spec->cgroup_path;
 	if (spec->cpu_quota > 0) {
 		out->limits.cpu_period_us = 100000;
 		out->limits.cpu_quota_us = (uint64_t)(spec->cpu_quota * 100000);
@@ -544,7 +650,7 @@ int cj_jail_prepare(const struct cj_jail_plan *cfg, const char *run_dir, const c
 			              f->kind == CJ_JAIL_KERNEL ? "/boot/kernel" : "/boot/initrd",
 			              false, err);
 	}
-	if (r < 0 || setup_cgroups(jail, &cfg->limits, id, undo, err) < 0) {
+	if (r < 0 || setup_cgroups(jail, &cfg->limits, id, cfg->cgroup_path, undo, err) < 0) {
 		cj_jail_cleanup(jail);
 		return -1;
 	}
@@ -732,7 +838,8 @@ void cj_jail_cleanup(struct cj_jail *j)
 	uint64_t deadline = cj_cgroup_kill_deadline();
 
 	for (size_t i = 0; i < j->ncgroups; i++)
-		cgroup_kill_remove(j->cgroups[i], deadline, true);
+		if (!(j->cgroups_kept & (1u << i)))
+			cgroup_kill_remove(j->cgroups[i], deadline, true);
 	j->ncgroups = 0;
 	if (j->active && j->root[0])
 		cj_rm_rf(j->root); /* FTW_MOUNT: never crosses into a mount */

@@ -62,6 +62,7 @@ struct cj_jail_plan {
 	gid_t gid;
 	const char *netns; /* network namespace to join (path), or NULL */
 	struct cj_vm_limits limits;
+	const char *cgroup_path; /* the engine's cgroup (cj_jail_spec), or NULL */
 	/* What goes in, and the largest file the VMM legitimately writes, its
 	 * largest writable drive (0: none): its RLIMIT_FSIZE bounds every file
 	 * a compromised VMM could grow. Set by cj_jail_plan_files once the
@@ -83,6 +84,13 @@ struct cj_jail_spec {
 	double cpu_quota;      /* cores; 0 = unlimited */
 	uint64_t memory_limit; /* bytes; 0 = guest memory + margin */
 	uint64_t pids_limit;   /* 0 = default */
+	/* The cgroup an engine names for the VMM (runtime mode's cgroupsPath,
+	 * in cgroupfs form: "/docker/ID" under each hierarchy's root, or
+	 * relative to our own cgroup), or NULL: "ctrj-<id>" under our own.
+	 * Missing directories are made; only the leaf, when made by us, goes
+	 * on the undo log (its parents are the engine's to share, as runc
+	 * leaves them). */
+	const char *cgroup_path;
 };
 
 struct cj_jail_bind {
@@ -110,6 +118,9 @@ struct cj_jail {
 	/* cgroup directories (one for v2, one per controller for v1) */
 	char cgroups[4][PATH_MAX];
 	size_t ncgroups;
+	/* bit i: cgroups[i] existed before the run (an engine's): never
+	 * emptied nor removed by the jail */
+	unsigned cgroups_kept;
 	uint64_t memory_limit;
 };
 
@@ -144,13 +155,18 @@ int cj_jail_attach(const struct cj_jail *jail, pid_t pid, struct cj_err *err);
 int cj_jail_enter(const struct cj_jail *jail, const int *keep_fds, size_t nkeep, const char **what);
 /* A cgroup of its own for a helper process of a run (a virtiofsd):
  * "ctrj-<id>" where the VMM's are made, with a pids limit, pushed on undo
- * first as "jail.cgroup" (replay kills what is in it and removes it). */
+ * first as "jail.cgroup" (replay kills what is in it and removes it).
+ * With engine_path (cj_jail_spec's cgroup_path) the helper joins the
+ * engine's cgroup the VMM joins instead, made (and pushed on undo) when
+ * missing, with the VMM's limits set by the jail later: "joined", never
+ * emptied nor removed through this handle. */
 struct cj_helper_cgroup {
-	char dirs[1][PATH_MAX];
+	char dirs[3][PATH_MAX];
 	size_t n;
+	bool joined;
 };
-int cj_helper_cgroup_make(const char *id, uint64_t pids, struct cj_undo *undo,
-                          struct cj_helper_cgroup *out, struct cj_err *err);
+int cj_helper_cgroup_make(const char *id, uint64_t pids, const char *engine_path,
+                          struct cj_undo *undo, struct cj_helper_cgroup *out, struct cj_err *err);
 /* Move pid (a child waiting before exec) into it. */
 int cj_helper_cgroup_attach(const struct cj_helper_cgroup *cg, pid_t pid, struct cj_err *err);
 /* Kill what is in it and remove it. */

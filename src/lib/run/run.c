@@ -950,7 +950,9 @@ static int shares_start(struct run *r, struct cj_err *err)
 
 	for (size_t i = 0; i < spec->nshares; i++) {
 		if (cj_virtiofsd_start(&spec->shares[i], (unsigned)i, CJ_VIRTIOFSD, r->id,
-		                       r->run_dir, r->vm.undo, true, &r->vfs[i], err) < 0)
+		                       r->run_dir,
+		                       spec->jail.disabled ? NULL : spec->jail.cgroup_path,
+		                       r->vm.undo, true, &r->vfs[i], err) < 0)
 			return cj_err_wrap(err, "share %s", spec->shares[i].source);
 		r->nvfs = i + 1;
 		r->vm.shares[i] = (struct cj_vm_share){.tag = r->tags[i], .fd = r->vfs[i].fd};

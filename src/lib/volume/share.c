@@ -451,8 +451,8 @@ static int read_only_source(void *ctx, const char **what)
 }
 
 int cj_virtiofsd_start(const struct cj_share_spec *s, unsigned n, const char *bin, const char *id,
-                       const char *run_dir, struct cj_undo *undo, bool push_undo,
-                       struct cj_virtiofsd *out, struct cj_err *err)
+                       const char *run_dir, const char *engine_cgroup, struct cj_undo *undo,
+                       bool push_undo, struct cj_virtiofsd *out, struct cj_err *err)
 {
 	char cgname[64];
 	char sockarg[PATH_MAX + 16], srcarg[PATH_MAX + 16], step[CJ_SPAWN_STEP_MAX];
@@ -485,7 +485,7 @@ int cj_virtiofsd_start(const struct cj_share_spec *s, unsigned n, const char *bi
 		               bin);
 	snprintf(cgname, sizeof cgname, "%s-vfs%u", id, n);
 	if ((push_undo && push_share_undo(undo, out->sock, err) < 0) ||
-	    cj_helper_cgroup_make(cgname, VIRTIOFSD_PIDS, undo, &out->cg, err) < 0)
+	    cj_helper_cgroup_make(cgname, VIRTIOFSD_PIDS, engine_cgroup, undo, &out->cg, err) < 0)
 		return -1;
 	unlink(out->sock);
 	log = open(out->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);

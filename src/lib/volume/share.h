@@ -82,17 +82,19 @@ struct cj_virtiofsd {
 	char tag[CJ_SHARE_TAG_MAX + 1];
 	char sock[PATH_MAX];
 	char log[PATH_MAX];
-	struct cj_helper_cgroup cg; /* its own, with a pids limit */
+	struct cj_helper_cgroup cg; /* its own, with a pids limit, or the engine's */
 };
 
 /* Start share n's virtiofsd (bin: its path) for run id: the socket and
  * the log in run_dir, recorded in undo ("share.virtiofsd") first, in a
  * cgroup of its own ("ctrj-<id>-vfs<n>"); connected once it listens (the
- * socket file is removed then: only the connection is left). push_undo
+ * socket file is removed then: only the connection is left), or in the
+ * engine's cgroup the VMM joins (engine_cgroup: cj_helper_cgroup_make's
+ * engine_path) when there is one. push_undo
  * false on a restart of the same run (the entry is there). */
 int cj_virtiofsd_start(const struct cj_share_spec *s, unsigned n, const char *bin, const char *id,
-                       const char *run_dir, struct cj_undo *undo, bool push_undo,
-                       struct cj_virtiofsd *out, struct cj_err *err);
+                       const char *run_dir, const char *engine_cgroup, struct cj_undo *undo,
+                       bool push_undo, struct cj_virtiofsd *out, struct cj_err *err);
 /* Given a moment to end by itself (its VMM gone), then killed with its
  * cgroup; reaped; fd closed; files and cgroup removed. */
 void cj_virtiofsd_stop(struct cj_virtiofsd *v);
