@@ -107,6 +107,7 @@ static pid_t start_workload(struct ctrj_config *cfg, const struct guest_user *u,
 		guest_fail(msg[1] == ENOENT ? 127 : 126, "exec \"%s\": %s", cfg->argv[0],
 		           strerror(msg[1]));
 	}
+	agent_workload_started(pid);
 	return pid;
 }
 
@@ -210,6 +211,7 @@ int main(void)
 	opts.stop_signal = (int)cfg.stop_signal;
 	opts.grace_ms = cfg.grace_ms;
 	wstatus = pid1_supervise(pid, &opts, &ended_ns);
+	agent_workload_ended();
 	if (agent_stdio)
 		agent_main_drain(AGENT_DRAIN_MS);
 	guest_record_end(wstatus, ended_ns);

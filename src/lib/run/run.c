@@ -19,6 +19,7 @@
 #include "run/health.h"
 #include "run/logfile.h"
 #include "run/record.h"
+#include "run/runs.h"
 #include "run/supervise.h"
 #include "run/workload_io.h"
 #include "util/interrupt.h"
@@ -279,6 +280,8 @@ static int exit_code_for(const struct ctrj_status *st, int have, struct cj_super
 			return CJ_EXIT_GUEST_SETUP;
 		}
 	}
+	if (sv->stop_sig) /* a signal ended the VM before the workload started */
+		return ctrj_signal_code(sv->stop_sig);
 	if (sv->killed)
 		return ctrj_signal_code(SIGKILL);
 	if (sv->stop_requested)
@@ -568,7 +571,8 @@ static int stage_record(struct run *r, struct cj_err *err)
 	sigaddset(&mask, SIGQUIT);
 	sigaddset(&mask, SIGUSR1); /* passed on to the workload (--sig-proxy) */
 	sigaddset(&mask, SIGUSR2);
-	sigaddset(&mask, SIGWINCH); /* -t: the terminal's new size */
+	sigaddset(&mask, SIGWINCH);       /* -t: the terminal's new size */
+	sigaddset(&mask, CJ_SIG_FORWARD); /* kill -s: a signal for the workload */
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	r->sfd = signalfd(-1, &mask, SFD_CLOEXEC);
 	if (r->sfd < 0 || cj_record_create(r->spec->run_base, &r->rec, err) < 0) {
@@ -842,11 +846,14 @@ static int stopped_during_setup(int sfd, struct cj_err *err)
 	struct pollfd p = {.fd = sfd, .events = POLLIN};
 	struct signalfd_siginfo si;
 
-	while (poll(&p, 1, 0) == 1 && read(sfd, &si, sizeof si) == (ssize_t)sizeof si)
-		if (si.ssi_signo != SIGCHLD)
-			return cj_fail_code(err, ctrj_signal_code((int)si.ssi_signo), 0,
-			                    "stopped by signal %u before the VM started",
-			                    si.ssi_signo);
+	while (poll(&p, 1, 0) == 1 && read(sfd, &si, sizeof si) == (ssize_t)sizeof si) {
+		int sig = (int)si.ssi_signo;
+		if (sig == CJ_SIG_FORWARD) /* for the workload, which is not there yet */
+			sig = cj_signal_harmless(si.ssi_int) ? 0 : si.ssi_int;
+		if (sig && sig != SIGCHLD)
+			return cj_fail_code(err, ctrj_signal_code(sig), 0,
+			                    "stopped by signal %d before the VM started", sig);
+	}
 	return 0;
 }
 
@@ -1026,6 +1033,7 @@ static int stage_start(struct run *r, struct cj_err *err)
 	/* non-blocking from the start: teardown drains it after a failed start */
 	fcntl(epipe[0], F_SETFL, O_NONBLOCK);
 	cj_supervision_open(&r->sv, cpipe[0], epipe[0]);
+	r->sv.hold = r->spec->hold;
 	if (r->log.fd >= 0) {
 		r->sv.console.log = &r->log;
 		r->sv.console.no_stdout = r->spec->detach && !r->spec->console_stdout;
