@@ -57,3 +57,17 @@ def test_docker_kill_reaches_the_workload_then_stop_kills(docker):
     assert code == b"137", code
     assert docker.docker("wait", name).stdout.strip() == b"137"
     docker.docker("rm", name)
+
+
+def test_docker_stdout_and_stderr_apart(docker):
+    """Without a terminal the workload's stdout and stderr reach the shim's
+    two pipes apart (through the agent), with no kernel message or notice
+    mixed in: docker run prints each on its own stream, docker logs keeps
+    them apart."""
+    name = "ctrj-split"
+    r = run(docker, "--name", name, "busybox", "sh", "-c", "echo out; echo err >&2; exit 2")
+    assert r.returncode == 2, r.stderr.decode() + docker.log_tail()
+    assert r.stdout == b"out\n" and r.stderr == b"err\n", r
+    logs = docker.docker("logs", name)
+    assert logs.stdout == b"out\n" and logs.stderr == b"err\n", logs
+    docker.docker("rm", name)

@@ -88,7 +88,6 @@ static int make_spec(const char *bundle, const char *id, struct cj_spec *spec, j
 	}
 	spec->vmm = CJ_VMM_QEMU;
 	spec->hold = true;
-	spec->console_stdout = true;
 	return 0;
 }
 
@@ -115,13 +114,20 @@ static int save_state(const char *id, const char *bundle, const char *run, pid_t
 
 /* The run in its supervisor. Its notices until the VMM starts (the VMM
  * chosen, TCG...) are not the container's output: they go to the
- * container's boot.log under --root, not to the engine's stdio. */
-static int detached(const char *id, struct cj_spec *spec, char run[16], pid_t *pid,
+ * container's boot.log under --root, not to the engine's stdio (then to
+ * the run's supervisor.log). With a terminal the console is the
+ * workload's stdio, on the engine's pty; without one the workload's
+ * stdout and stderr come apart on the agent channel, to the engine's
+ * stdout and stderr (the supervisor keeps a copy of the latter). */
+static int detached(const char *id, struct cj_spec *spec, bool terminal, char run[16], pid_t *pid,
                     struct cj_err *err)
 {
 	char path[PATH_MAX];
-	int saved = dup(STDERR_FILENO), fd, r;
+	int saved = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3), fd, r;
 
+	spec->console_stdout = terminal;
+	spec->engine_stdio = !terminal && saved >= 0;
+	spec->engine_err_fd = saved;
 	snprintf(path, sizeof path, "%s/%s/boot.log", rt_g.root, id);
 	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	if (fd >= 0) {
@@ -163,7 +169,7 @@ static int create_main(const struct rt_verb *verb, int argc, char **argv)
 		r = -1;
 	if (r == 0 && c.console_socket && rt_console(c.console_socket, &err) < 0)
 		r = -1;
-	if (r == 0 && detached(id, &spec, run, &pid, &err) != 0)
+	if (r == 0 && detached(id, &spec, c.console_socket != NULL, run, &pid, &err) != 0)
 		r = -1;
 	cj_spec_free(&spec);
 	if (r == 0 && save_state(id, bundle, run, pid, config, &err) < 0)

@@ -878,7 +878,10 @@ static void agent_listen(struct run *r)
 		cj_agent_mux_on_demand(r->sv.agent, agent_target, &r->vmm, AGENT_CONNECT_MS);
 	if (r->sv.agent && r->cfg.stdio_flags) { /* the workload's stdio */
 		cj_workload_io_open(&r->io, r->cfg.stdio_flags & CTRJ_STDIO_STDIN, r->spec->tty,
-		                    r->log.fd >= 0 ? &r->log : NULL, r->spec->detach);
+		                    r->log.fd >= 0 ? &r->log : NULL,
+		                    r->spec->detach && !r->spec->engine_stdio);
+		if (r->spec->engine_stdio) /* the engine's stderr, kept apart from ours */
+			r->io.out_fd[1] = r->spec->engine_err_fd;
 		cj_agent_mux_workload(r->sv.agent, &r->io);
 		r->sv.sig_proxy = !r->spec->tty && !r->spec->no_sig_proxy;
 		/* an on-demand channel is made at once: the workload waits for it */
@@ -1168,7 +1171,7 @@ static void started(struct run *r)
 	snprintf(msg, sizeof msg, "%s/supervisor.log", r->run_dir);
 	fd = open(msg, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd >= 0) {
-		if (!spec->console_stdout)
+		if (!spec->console_stdout && !spec->engine_stdio)
 			dup2(fd, STDOUT_FILENO);
 		dup2(fd, STDERR_FILENO);
 		close(fd);
