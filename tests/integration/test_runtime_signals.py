@@ -6,10 +6,12 @@ the workload started ends the held or booting VM at once, with 128+N.
 Driven as containerd's shim drives runc (test_runtime.py's world) and by a
 real dockerd (test_runtime_docker.py's engine, one for this module).
 Assertions are on what the workload printed and the exit codes."""
+import os
 import time
 
 import pytest
 
+from test_docker import DOCKER
 from test_runtime import World, drive_created  # noqa: F401
 from test_runtime import world  # noqa: F401  (fixture)
 from test_runtime_docker import docker, engine, run, wait_log  # noqa: F401  (fixtures)
@@ -71,3 +73,74 @@ def test_docker_stdout_and_stderr_apart(docker):
     logs = docker.docker("logs", name)
     assert logs.stdout == b"out\n" and logs.stderr == b"err\n", logs
     docker.docker("rm", name)
+
+
+class Pty:
+    """A command on a pty of its own, as a user's terminal (30x100)."""
+
+    def __init__(self, argv, env):
+        import fcntl
+        import pty
+        import struct
+        import termios
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:
+            fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+            os.execvpe(argv[0], argv, env)
+        self.seen = b""
+
+    def expect(self, marker, timeout=120):
+        import select
+        deadline = time.monotonic() + timeout
+        while marker.encode() not in self.seen:
+            left = deadline - time.monotonic()
+            assert left > 0, f"{marker!r} not seen in {self.seen[-2000:]!r}"
+            if select.select([self.fd], [], [], left)[0]:
+                try:
+                    chunk = os.read(self.fd, 4096)
+                except OSError:
+                    chunk = b""
+                assert chunk, f"{marker!r} not seen before the end: {self.seen[-2000:]!r}"
+                self.seen += chunk
+        return self.seen
+
+    def send(self, text):
+        os.write(self.fd, text.encode())
+
+    def wait(self, timeout=120):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                os.read(self.fd, 4096)   # drain: a full pty would block the writer
+            except OSError:
+                pass
+            pid, st = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                os.close(self.fd)
+                return os.waitstatus_to_exitcode(st)
+            time.sleep(0.1)
+        os.kill(self.pid, 9)
+        raise AssertionError(f"still running: {self.seen[-2000:]!r}")
+
+
+def test_docker_run_it_and_exec_it_through_a_pty(docker):
+    """docker run -it: an interactive shell on a real terminal (a pty in
+    the guest, our keystrokes in, its size ours); docker exec -it into it
+    meanwhile; exit 3 ends the container with 3."""
+    name = "ctrj-it"
+    sh = Pty([DOCKER, "run", "-it", "--rm", "--name", name, "--runtime", "ctrj", "busybox",
+              "sh"], docker.env)
+    sh.expect("# ")
+    sh.send("echo tty=$(tty) size=$(stty size) sum=$((6*7))\r")
+    out = sh.expect("sum=42").decode(errors="replace")
+    assert "tty=/dev/pts/" in out and "size=30 100" in out, out
+    ex = Pty([DOCKER, "exec", "-it", name, "sh", "-c",
+              "echo exec-tty=$(tty) exec-size=$(stty size); read x; echo got-$x; exit 5"],
+             docker.env)
+    got = ex.expect("exec-size=").decode(errors="replace")
+    ex.send("hello\r")
+    got = ex.expect("got-hello").decode(errors="replace")
+    assert "exec-tty=/dev/pts/" in got, got
+    assert ex.wait() == 5, ex.seen
+    sh.send("exit 3\r")
+    assert sh.wait() == 3, sh.seen

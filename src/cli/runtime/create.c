@@ -125,9 +125,11 @@ static int detached(const char *id, struct cj_spec *spec, bool terminal, char ru
 	char path[PATH_MAX];
 	int saved = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3), fd, r;
 
-	spec->console_stdout = terminal;
-	spec->engine_stdio = !terminal && saved >= 0;
+	spec->engine_stdio = saved >= 0;
+	spec->console_stdout = !spec->engine_stdio && terminal;
 	spec->engine_err_fd = saved;
+	spec->tty = terminal && spec->engine_stdio;
+	spec->interactive = spec->engine_stdio; /* the engine's stdin: /dev/null without -i */
 	snprintf(path, sizeof path, "%s/%s/boot.log", rt_g.root, id);
 	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	if (fd >= 0) {

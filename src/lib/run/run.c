@@ -41,6 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/signalfd.h>
@@ -755,12 +756,14 @@ static void stdio_config(struct run *r)
 			    r->vmm.ops->name);
 		return;
 	}
+	bool ours = !spec->detach || spec->engine_stdio; /* our stdio is the workload's */
+
 	r->cfg.stdio_flags = CTRJ_STDIO_AGENT;
-	if (spec->interactive && !spec->detach)
+	if (spec->interactive && ours)
 		r->cfg.stdio_flags |= CTRJ_STDIO_STDIN;
 	if (spec->tty) {
 		r->cfg.stdio_flags |= CTRJ_STDIO_TTY;
-		if (!spec->detach && cj_terminal_size(&rows, &cols) && (!rows || !cols))
+		if (ours && cj_terminal_size(&rows, &cols) && (!rows || !cols))
 			rows = 24, cols = 80;
 		r->cfg.tty_rows = rows;
 		r->cfg.tty_cols = cols;
@@ -1163,7 +1166,7 @@ static void started(struct run *r)
 			cj_notice("guest address %s", r->netline);
 		return;
 	}
-	fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	fd = spec->engine_stdio ? -1 : open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (fd >= 0) {
 		dup2(fd, STDIN_FILENO);
 		close(fd);
@@ -1425,6 +1428,10 @@ int cj_run_detached(struct cj_spec *spec, char id[16], pid_t *supervisor, struct
 	 * run lives, so its relative paths are made absolute first. */
 	close(p[0]);
 	setsid();
+	/* the engine's pty (runtime mode): ours, so that its new sizes come
+	 * as SIGWINCH (the VMM and the tools have sessions of their own) */
+	if (spec->engine_stdio && spec->tty)
+		ioctl(STDIN_FILENO, TIOCSCTTY, 0);
 	notify = p[1];
 	char cwd[PATH_MAX];
 	code = CJ_EXIT_RUNTIME;
