@@ -65,13 +65,14 @@ def test_docker_stdout_and_stderr_apart(docker):
     """Without a terminal the workload's stdout and stderr reach the shim's
     two pipes apart (through the agent), with no kernel message or notice
     mixed in: docker run prints each on its own stream, docker logs keeps
-    them apart."""
+    them apart. docker run -i: the engine's stdin is the workload's."""
     name = "ctrj-split"
-    r = run(docker, "--name", name, "busybox", "sh", "-c", "echo out; echo err >&2; exit 2")
+    r = docker.docker("run", "-i", "--runtime", "ctrj", "--name", name, "busybox", "sh", "-c",
+                      "read x; echo out-$x; echo err >&2; exit 2", input=b"in\n", check=False)
     assert r.returncode == 2, r.stderr.decode() + docker.log_tail()
-    assert r.stdout == b"out\n" and r.stderr == b"err\n", r
+    assert r.stdout == b"out-in\n" and r.stderr == b"err\n", r
     logs = docker.docker("logs", name)
-    assert logs.stdout == b"out\n" and logs.stderr == b"err\n", logs
+    assert logs.stdout == b"out-in\n" and logs.stderr == b"err\n", logs
     docker.docker("rm", name)
 
 
