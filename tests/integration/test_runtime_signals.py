@@ -145,3 +145,40 @@ def test_docker_run_it_and_exec_it_through_a_pty(docker):
     assert ex.wait() == 5, ex.seen
     sh.send("exit 3\r")
     assert sh.wait() == 3, sh.seen
+
+
+def test_hook_timeout_fails_create(world):
+    """A createRuntime hook past its timeout is killed, what it started with
+    it, and create fails (nothing left: no run, no state); a hook that ends
+    within its timeout lets create go on (the held VM then deleted)."""
+    import json
+    import subprocess
+    pids = world.tmp / "hook.pids"
+    b = world.bundle(["/bin/sh", "-c", "echo never"], name="slow")
+    config = json.loads((b / "config.json").read_text())
+    config["hooks"] = {"createRuntime": [{
+        "path": "/bin/sh", "timeout": 1,
+        "args": ["sh", "-c", f"sleep 60 & echo $$ $! > {pids}; wait"]}]}
+    (b / "config.json").write_text(json.dumps(config))
+    t0 = time.monotonic()
+    r = subprocess.run(world.rt() + ["create", "--bundle", str(b), "h1"], env=world.env,
+                       capture_output=True, text=True, timeout=120)
+    took = time.monotonic() - t0
+    assert r.returncode != 0, r
+    assert "did not end within 1000 ms" in r.stderr, r.stderr
+    assert took < 30, took
+    for pid in map(int, pids.read_text().split()):
+        assert not os.path.exists(f"/proc/{pid}") or \
+            open(f"/proc/{pid}/stat").read().split()[2] == "Z", f"hook process {pid} left"
+    assert not (world.root / "h1").exists()
+
+    marker = world.tmp / "hook.ran"
+    b = world.bundle(["/bin/sh", "-c", "echo never"], name="quick")
+    config = json.loads((b / "config.json").read_text())
+    config["hooks"] = {"createRuntime": [{
+        "path": "/bin/sh", "timeout": 30, "args": ["sh", "-c", f"echo ran > {marker}"]}]}
+    (b / "config.json").write_text(json.dumps(config))
+    (delete, exited), text = drive_created(world, b, "h2", [["delete", "--force", "h2"],
+                                                           ["wait"]])
+    assert marker.read_text() == "ran\n"
+    assert delete["rc"] == 0 and exited["exit"] == 137, (delete, exited)
