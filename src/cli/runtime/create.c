@@ -115,10 +115,11 @@ static int save_state(const char *id, const char *bundle, const char *run, pid_t
 /* The run in its supervisor. Its notices until the VMM starts (the VMM
  * chosen, TCG...) are not the container's output: they go to the
  * container's boot.log under --root, not to the engine's stdio (then to
- * the run's supervisor.log). With a terminal the console is the
- * workload's stdio, on the engine's pty; without one the workload's
- * stdout and stderr come apart on the agent channel, to the engine's
- * stdout and stderr (the supervisor keeps a copy of the latter). */
+ * the run's supervisor.log), and so does the guest's console. The
+ * workload's stdio is on the agent channel: with a terminal a pty in the
+ * guest, the engine's pty its keystrokes and size; without one its stdout
+ * and stderr apart, to the engine's stdout and stderr (the supervisor
+ * keeps a copy of the latter), the engine's stdin its stdin. */
 static int detached(const char *id, struct cj_spec *spec, bool terminal, char run[16], pid_t *pid,
                     struct cj_err *err)
 {
