@@ -6,15 +6,22 @@ the workload started ends the held or booting VM at once, with 128+N.
 Driven as containerd's shim drives runc (test_runtime.py's world) and by a
 real dockerd (test_runtime_docker.py's engine, one for this module).
 Assertions are on what the workload printed and the exit codes."""
+import fcntl
+import json
 import os
+import pty
+import re
+import select
+import struct
+import subprocess
+import termios
 import time
 
 import pytest
 
 from test_docker import DOCKER
-from test_runtime import World, drive_created  # noqa: F401
-from test_runtime import world  # noqa: F401  (fixture)
-from test_runtime_docker import docker, engine, run, wait_log  # noqa: F401  (fixtures)
+from test_runtime import drive_created, world  # noqa: F401 (world: a fixture)
+from test_runtime_docker import docker, engine, run, wait_log  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.xdist_group("docker")
 
@@ -80,29 +87,29 @@ class Pty:
     """A command on a pty of its own, as a user's terminal (30x100)."""
 
     def __init__(self, argv, env):
-        import fcntl
-        import pty
-        import struct
-        import termios
         self.pid, self.fd = pty.fork()
         if self.pid == 0:
             fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
             os.execvpe(argv[0], argv, env)
         self.seen = b""
 
-    def expect(self, marker, timeout=120):
-        import select
+    def expect_re(self, pattern, timeout=120):
+        """The first match of pattern in what came so far, waited for."""
         deadline = time.monotonic() + timeout
-        while marker.encode() not in self.seen:
+        while not (m := re.search(pattern, self.seen)):
             left = deadline - time.monotonic()
-            assert left > 0, f"{marker!r} not seen in {self.seen[-2000:]!r}"
+            assert left > 0, f"{pattern!r} not seen in {self.seen[-2000:]!r}"
             if select.select([self.fd], [], [], left)[0]:
                 try:
                     chunk = os.read(self.fd, 4096)
                 except OSError:
                     chunk = b""
-                assert chunk, f"{marker!r} not seen before the end: {self.seen[-2000:]!r}"
+                assert chunk, f"{pattern!r} not seen before the end: {self.seen[-2000:]!r}"
                 self.seen += chunk
+        return m
+
+    def expect(self, marker, timeout=120):
+        self.expect_re(re.escape(marker.encode()), timeout)
         return self.seen
 
     def send(self, text):
@@ -126,33 +133,43 @@ class Pty:
 
 def test_docker_run_it_and_exec_it_through_a_pty(docker):
     """docker run -it: an interactive shell on a real terminal (a pty in
-    the guest, our keystrokes in, its size ours); docker exec -it into it
-    meanwhile; exit 3 ends the container with 3."""
+    the guest, our keystrokes in, its size ours once docker resized it);
+    docker exec -it into it meanwhile; exit 3 ends the container with 3."""
     name = "ctrj-it"
     sh = Pty([DOCKER, "run", "-it", "--rm", "--name", name, "--runtime", "ctrj", "busybox",
               "sh"], docker.env)
-    sh.expect("# ")
-    sh.send("echo tty=$(tty) size=$(stty size) sum=$((6*7))\r")
-    out = sh.expect("sum=42").decode(errors="replace")
-    assert "tty=/dev/pts/" in out and "size=30 100" in out, out
-    ex = Pty([DOCKER, "exec", "-it", name, "sh", "-c",
-              "echo exec-tty=$(tty) exec-size=$(stty size); read x; echo got-$x; exit 5"],
-             docker.env)
-    got = ex.expect("exec-size=").decode(errors="replace")
-    ex.send("hello\r")
-    got = ex.expect("got-hello").decode(errors="replace")
-    assert "exec-tty=/dev/pts/" in got, got
-    assert ex.wait() == 5, ex.seen
-    sh.send("exit 3\r")
-    assert sh.wait() == 3, sh.seen
+    try:
+        sh.expect("# ")
+        sh.send("echo tty=$(tty) sum=$((6*7))\r")
+        out = sh.expect("sum=42").decode(errors="replace")
+        assert "tty=/dev/pts/" in out, out
+        # docker resizes after the start: the new size reaches the guest's
+        # pty (the marker is computed in the guest: the echoed line lacks it)
+        for i in range(30):
+            sh.send(f"echo S$((100+{i}))=$(stty size)=E\r")
+            sh.expect(f"S{100 + i}=")
+            size = sh.expect_re(rb"S%d=(\d+ \d+)=E" % (100 + i)).group(1)
+            if size == b"30 100":
+                break
+            time.sleep(1)
+        assert size == b"30 100", sh.seen
+        ex = Pty([DOCKER, "exec", "-it", name, "sh", "-c",
+                  "echo exec-tty=$(tty); read x; echo got-$x; exit 5"], docker.env)
+        got = ex.expect("exec-tty=").decode(errors="replace")
+        ex.send("hello\r")
+        got = ex.expect("got-hello").decode(errors="replace")
+        assert "exec-tty=/dev/pts/" in got, got
+        assert ex.wait() == 5, ex.seen
+        sh.send("exit 3\r")
+        assert sh.wait() == 3, sh.seen
+    finally:
+        docker.docker("rm", "-f", name, check=False)
 
 
 def test_hook_timeout_fails_create(world):
     """A createRuntime hook past its timeout is killed, what it started with
     it, and create fails (nothing left: no run, no state); a hook that ends
     within its timeout lets create go on (the held VM then deleted)."""
-    import json
-    import subprocess
     pids = world.tmp / "hook.pids"
     b = world.bundle(["/bin/sh", "-c", "echo never"], name="slow")
     config = json.loads((b / "config.json").read_text())
