@@ -136,6 +136,10 @@ static int from_guest(const struct ctrj_agent_frame *f, void *ctx)
 		for (size_t i = 0; i < CJ_AGENT_MUX_CLIENTS; i++)
 			if (m->c[i].fd >= 0 && greet(&m->c[i]) < 0)
 				return -1;
+		/* our terminal's size now: a SIGWINCH before the greeting
+		 * (an engine's resize of a created container) found no one */
+		if (m->io && m->io->tty)
+			cj_workload_io_resize(m->io);
 		return 0;
 	}
 	if (f->session == CTRJ_AGENT_MAIN_SESSION) /* not asked for: ignored */
