@@ -53,6 +53,11 @@ static struct {
 	const char *user, *workdir; /* the workload's: a request's defaults */
 	struct session s[MAX_SESSIONS];
 	bool released; /* RELEASE came */
+	/* the workload, for CTRJ_AGENT_SIGNAL on the main session with or
+	 * without its stdio here: 0 until it runs; what comes before waits */
+	pid_t workload;
+	bool workload_ended;
+	uint64_t pending; /* bit N-1: signal N */
 } A = {.fd = -1, .lfd = -1};
 
 static void send_frame(const uint8_t *f, size_t n)
@@ -534,6 +539,37 @@ static void on_session_frame(struct session *s, const struct ctrj_agent_frame *f
 	}
 }
 
+/* A signal for the workload: PID 1's child, while it was not reaped
+ * (waitid finds it, a zombie included); kept until it runs. */
+static void workload_signal(int sig)
+{
+	siginfo_t si;
+
+	if (sig < 1 || sig > 64 || A.workload_ended)
+		return;
+	if (A.workload <= 0) {
+		A.pending |= 1ull << (sig - 1);
+		return;
+	}
+	if (waitid(P_PID, (id_t)A.workload, &si, WEXITED | WNOHANG | WNOWAIT) == 0)
+		kill(A.workload, sig);
+}
+
+void agent_workload_started(pid_t pid)
+{
+	A.workload = pid;
+	for (int sig = 1; sig <= 64; sig++)
+		if (A.pending & (1ull << (sig - 1)))
+			kill(pid, sig);
+	A.pending = 0;
+}
+
+void agent_workload_ended(void)
+{
+	A.workload = 0;
+	A.workload_ended = true;
+}
+
 static int on_frame(const struct ctrj_agent_frame *f, void *ctx)
 {
 	struct ctrj_agent_start st;
@@ -554,6 +590,10 @@ static int on_frame(const struct ctrj_agent_frame *f, void *ctx)
 		}
 		session_start(f->session, &st);
 		ctrj_agent_start_free(&st);
+		return 0;
+	}
+	if (f->type == CTRJ_AGENT_SIGNAL && f->session == CTRJ_AGENT_MAIN_SESSION) {
+		workload_signal((int)f->a);
 		return 0;
 	}
 	if ((s = find(f->session)))

@@ -49,6 +49,11 @@ bool agent_main_open(uint32_t flags, uint16_t rows, uint16_t cols);
 int agent_main_child_stdio(void);
 /* In PID 1 after the fork: the child's ends closed, its pid for signals. */
 void agent_main_started(pid_t pid);
+/* The workload runs (its exec succeeded): CTRJ_AGENT_SIGNAL on the main
+ * session reaches it from now on, those that came before at once. */
+void agent_workload_started(pid_t pid);
+/* The workload was reaped: signals for it are dropped from now on. */
+void agent_workload_ended(void);
 /* The workload was reaped and its leftovers gone: serve the channel until
  * its output is out and the host wrote it (all credit back), or timeout. */
 void agent_main_drain(unsigned timeout_ms);

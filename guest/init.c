@@ -105,6 +105,7 @@ static pid_t start_workload(struct ctrj_config *cfg, const struct guest_user *u,
 		guest_fail(msg[1] == ENOENT ? 127 : 126, "exec \"%s\": %s", cfg->argv[0],
 		           strerror(msg[1]));
 	}
+	agent_workload_started(pid);
 	return pid;
 }
 
@@ -195,12 +196,14 @@ int main(void)
 	char **env = config_workload_env(&cfg, &user);
 	bool agent = agent_open(env, cfg.user, cfg.workdir,
 	                        cfg.stdio_flags || cfg.hold ? AGENT_PORT_WAIT_MS : 0);
-	if (cfg.hold) /* OCI runtime mode: `start` releases the workload */
-		hold_for_release(agent);
-	/* the workload's stdio on the channel when the host asks; else the console */
+	/* the workload's stdio on the channel when the host asks; else the
+	 * console. Made before a hold: what the host sends for it meanwhile
+	 * (stdin, a new terminal size) waits there for the workload. */
 	bool agent_stdio = agent && (cfg.stdio_flags & CTRJ_STDIO_AGENT) &&
 	                   agent_wait_host(AGENT_HOST_WAIT_MS) &&
 	                   agent_main_open(cfg.stdio_flags, cfg.tty_rows, cfg.tty_cols);
+	if (cfg.hold) /* OCI runtime mode: `start` releases the workload */
+		hold_for_release(agent);
 	if (cfg.stdio_flags && !agent_stdio)
 		guest_say(
 		    "the agent channel is missing: the workload's output goes to the console");
@@ -212,6 +215,7 @@ int main(void)
 	opts.stop_signal = (int)cfg.stop_signal;
 	opts.grace_ms = cfg.grace_ms;
 	wstatus = pid1_supervise(pid, &opts, &ended_ns);
+	agent_workload_ended();
 	if (agent_stdio)
 		agent_main_drain(AGENT_DRAIN_MS);
 	guest_record_end(wstatus, ended_ns);

@@ -249,22 +249,26 @@ static int relay_stdin(struct session *s)
 	    ctrj_agent_enc_data(f, CTRJ_AGENT_STDIN, SESSION, f + CTRJ_AGENT_HDR_SIZE, (size_t)r));
 }
 
-/* A signal to exec: the window's new size to the terminal (SIGWINCH), any
- * other to the command. */
-static int pass_signal(struct session *s)
+/* A signal to exec: the window's new size to the terminal (SIGWINCH, an
+ * engine's resize of a new session included), any other to the command;
+ * before the guest greeted, any other stops exec (nothing runs yet). */
+static int pass_signal(struct session *s, struct cj_err *err)
 {
 	struct signalfd_siginfo si;
 	struct winsize ws;
 	uint8_t f[32];
+	int r = 0;
 
 	if (read(s->sig_fd, &si, sizeof si) != (ssize_t)sizeof si)
 		return 0;
+	if (si.ssi_signo != SIGWINCH && !s->greeted)
+		return cj_fail(err, 0, "interrupted before the command started");
 	if (si.ssi_signo != SIGWINCH)
-		return write_all(s->fd, f,
-		                 ctrj_agent_enc_u32(f, CTRJ_AGENT_SIGNAL, SESSION, si.ssi_signo));
-	if (!s->tty || ioctl(0, TIOCGWINSZ, &ws) < 0)
-		return 0;
-	return write_all(s->fd, f, ctrj_agent_enc_resize(f, SESSION, ws.ws_row, ws.ws_col));
+		r = write_all(s->fd, f,
+		              ctrj_agent_enc_u32(f, CTRJ_AGENT_SIGNAL, SESSION, si.ssi_signo));
+	else if (s->tty && ioctl(0, TIOCGWINSZ, &ws) == 0)
+		r = write_all(s->fd, f, ctrj_agent_enc_resize(f, SESSION, ws.ws_row, ws.ws_col));
+	return r < 0 ? cj_fail(err, errno, "the run closed the session") : 0;
 }
 
 static int relay(struct session *s, struct cj_err *err)
@@ -285,9 +289,9 @@ static int relay(struct session *s, struct cj_err *err)
 			return cj_fail(err, 0,
 			               "the VM's agent does not answer (does its kernel have "
 			               "virtio_console?)");
-		if (p[2].revents && !s->greeted) /* nothing runs yet: exec just stops */
-			return cj_fail(err, 0, "interrupted before the command started");
-		if ((p[1].revents && relay_stdin(s) < 0) || (p[2].revents && pass_signal(s) < 0))
+		if (p[2].revents && pass_signal(s, err) < 0)
+			return -1;
+		if (p[1].revents && relay_stdin(s) < 0)
 			return cj_fail(err, errno, "the run closed the session");
 		if (!p[0].revents)
 			continue;

@@ -1,55 +1,48 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* ctr-jailer kill: KILL ends the VM at once; TERM (INT, HUP, QUIT) asks
- * for the graceful stop without waiting for it. Other signals need the
- * guest agent to reach the workload. */
+ * for the graceful stop without waiting for it. Any other signal goes to
+ * the workload through the run's supervisor and the guest's agent, with
+ * or without a terminal. */
 #include "lifecycle.h"
 
+#include "image/oci.h"
 #include "run/runs.h"
 
 #include <signal.h>
-#include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 struct killopt {
 	int sig;
 };
 
-static const struct {
-	const char *name;
-	int sig;
-} signals[] = {
-    {"KILL", SIGKILL}, {"TERM", SIGTERM}, {"INT", SIGINT}, {"HUP", SIGHUP}, {"QUIT", SIGQUIT}};
-
 static int opt_signal(void *c, const char *v, const char *what, struct cj_err *err)
 {
-	const char *name = strncasecmp(v, "SIG", 3) == 0 ? v + 3 : v;
-	char *end;
-	long n = strtol(v, &end, 10);
+	int sig = cj_signal_parse(v);
 
-	for (size_t i = 0; i < sizeof signals / sizeof *signals; i++)
-		if (strcasecmp(name, signals[i].name) == 0 ||
-		    (*v && !*end && n == signals[i].sig)) {
-			((struct killopt *)c)->sig = signals[i].sig;
-			return 0;
-		}
-	return cj_fail(err, 0,
-	               "%s '%s' cannot be delivered: without the guest agent a run takes KILL "
-	               "(the VM ends at once) or TERM, INT, HUP, QUIT (its graceful stop)",
-	               what, v);
+	if (sig < 0)
+		return cj_fail(err, 0,
+		               "%s '%s' is not a signal: give a name (TERM, USR1) or a number",
+		               what, v);
+	((struct killopt *)c)->sig = sig;
+	return 0;
 }
 
 static const struct cli_opt kill_opts[] = {
     {"signal", 's', "SIG", NULL, opt_signal, NULL, "Options",
-     "KILL (default): the VM ends at once; TERM, INT, HUP or QUIT: the graceful stop"},
+     "KILL (default): the VM ends at once; TERM, INT, HUP or QUIT: the graceful stop; any "
+     "other (USR1, WINCH, a number): to the workload, through the guest's agent"},
 };
 
 static int kill_one(const char *ref, const char *id, void *ctx, struct cj_err *err)
 {
 	const struct killopt *k = ctx;
 
-	if (k->sig == SIGKILL ? cli_kill_vm(id, err) < 0
-	                      : cj_runs_signal(cli_run_base(), id, SIGTERM, err) < 0)
+	bool stop = k->sig == SIGTERM || k->sig == SIGINT || k->sig == SIGHUP || k->sig == SIGQUIT;
+	int r = k->sig == SIGKILL ? cli_kill_vm(id, err)
+	        : stop            ? cj_runs_signal(cli_run_base(), id, SIGTERM, err)
+	                          : cj_runs_forward(cli_run_base(), id, k->sig, err);
+
+	if (r < 0)
 		return -1;
 	printf("%s\n", ref);
 	fflush(stdout);
@@ -67,7 +60,7 @@ const struct cli_verb cli_kill_verb = {
     .name = "kill",
     .usage = "kill [-s SIG] NAME|ID...",
     .about = "Signal running VMs: KILL (the default) ends the VM at once, TERM starts its "
-             "graceful stop. Returns without waiting.",
+             "graceful stop, others (USR1...) go to the workload. Returns without waiting.",
     .opts = kill_opts,
     .nopts = sizeof kill_opts / sizeof *kill_opts,
     .main = kill_main,

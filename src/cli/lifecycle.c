@@ -82,7 +82,7 @@ void cli_age(time_t since, char *buf, size_t len)
 
 int cli_kill_vm(const char *id, struct cj_err *err)
 {
-	if (cj_runs_signal(cli_run_base(), id, SIGTERM, err) < 0)
-		return -1;
-	return cj_runs_signal(cli_run_base(), id, SIGINT, err);
+	/* not TERM then INT: INT comes first out of the signalfd, and it may be
+	 * passed on to the workload (--sig-proxy) */
+	return cj_runs_forward(cli_run_base(), id, SIGKILL, err);
 }

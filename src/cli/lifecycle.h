@@ -25,8 +25,8 @@ int cli_refs_main(const struct cli_verb *verb, void *ctx, int argc, char **argv,
 time_t cli_time(json_object *record, const char *key);
 /* "5 seconds", "3 minutes", "2 hours", "4 days". */
 void cli_age(time_t since, char *buf, size_t len);
-/* The run's VM killed now: the supervisor's two stop signals (the first
- * asks the guest, the second kills the VM). */
+/* The run's VM killed now: KILL forwarded to its supervisor
+ * (CJ_SIG_FORWARD), which ends the VM. */
 int cli_kill_vm(const char *id, struct cj_err *err);
 
 #endif

@@ -379,6 +379,7 @@ static void test_release_goes_to_session_zero(void **state)
 	assert_int_equal(g.n, 1);
 	assert_int_equal(g.type[0], CTRJ_AGENT_RELEASE);
 	assert_int_equal(g.session[0], 0);
+	assert_true(cj_agent_mux_released(w->m));
 	close(c);
 	c = client(w);
 	drain(c, CTRJ_AGENT_FROM_GUEST);
@@ -390,6 +391,24 @@ static void test_release_goes_to_session_zero(void **state)
 	assert_int_equal(g.n, 1); /* only the kill of its process */
 	assert_int_equal(g.type[0], CTRJ_AGENT_SIGNAL);
 	close(c);
+}
+
+/* kill -s: a signal for the workload goes on the main session whatever
+ * its stdio (none here); none before the guest greeted. */
+static void test_workload_signal_without_stdio(void **state)
+{
+	struct world *w = *state;
+
+	assert_false(cj_agent_mux_released(w->m));
+	assert_int_equal(cj_agent_mux_signal(w->m, SIGUSR1), -1);
+	greet(w);
+	assert_int_equal(cj_agent_mux_signal(w->m, SIGUSR1), 0);
+	pump(w);
+	struct frames g = drain(w->chan[1], CTRJ_AGENT_FROM_HOST);
+	assert_int_equal(g.n, 1);
+	assert_int_equal(g.type[0], CTRJ_AGENT_SIGNAL);
+	assert_int_equal(g.session[0], CTRJ_AGENT_MAIN_SESSION);
+	assert_int_equal(g.a[0], SIGUSR1);
 }
 
 /* ---- a channel opened on demand (Firecracker's vsock) ------------------ */
@@ -615,6 +634,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_client_must_start_once, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_workload_session, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_release_goes_to_session_zero, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_workload_signal_without_stdio, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_on_demand_channel, setup_on_demand,
 	                                    teardown_on_demand),
 	    cmocka_unit_test_setup_teardown(test_on_demand_garbage_and_silence, setup_on_demand,

@@ -300,6 +300,45 @@ static void test_main_session_without_stdin_reads_eof_and_drain_times_out(void *
 	assert_true(now_ms() - t0 >= 250);
 }
 
+/* CTRJ_AGENT_SIGNAL on the main session reaches the workload without its
+ * stdio on the channel (a terminal on the console): one that comes before
+ * the workload runs waits for it; none reaches it once it was reaped. */
+static void test_workload_signal_waits_for_the_start(void **state)
+{
+	struct seen s = {0};
+	uint8_t f[64];
+	int st;
+
+	(void)state;
+	put(f, ctrj_agent_enc_u32(f, CTRJ_AGENT_SIGNAL, CTRJ_AGENT_MAIN_SESSION, SIGUSR1));
+	pump(&s, 100);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		execl("/bin/sleep", "sleep", "30", (char *)NULL);
+		_exit(98);
+	}
+	agent_workload_started(pid); /* the kept USR1 now */
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGUSR1);
+
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		execl("/bin/sleep", "sleep", "1", (char *)NULL);
+		_exit(98);
+	}
+	agent_workload_started(pid);
+	put(f, ctrj_agent_enc_u32(f, CTRJ_AGENT_SIGNAL, CTRJ_AGENT_MAIN_SESSION, SIGUSR2));
+	for (int i = 0; i < 10; i++) /* served, not reaped: pump would reap it */
+		agent_serve(NULL, idle_fd, 10);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGUSR2);
+	agent_workload_ended();
+	put(f, ctrj_agent_enc_u32(f, CTRJ_AGENT_SIGNAL, CTRJ_AGENT_MAIN_SESSION, SIGKILL));
+	pump(&s, 100); /* dropped: nothing to assert but that we live */
+}
+
 /* A connection on a unix listener, as vsock's would come: greeted. */
 static void connect_host(const char *path)
 {
@@ -426,6 +465,7 @@ int main(void)
 	    cmocka_unit_test(test_output_held_at_the_window),
 	    cmocka_unit_test(test_main_session),
 	    cmocka_unit_test(test_main_session_without_stdin_reads_eof_and_drain_times_out),
+	    cmocka_unit_test(test_workload_signal_waits_for_the_start),
 	    cmocka_unit_test(test_listener_serves_one_host_after_another),
 	    cmocka_unit_test(test_wait_host_bounded),
 	};

@@ -96,7 +96,6 @@ static int make_spec(const char *bundle, const char *id, struct cj_spec *spec, j
 	spec->jail.cgroup_path = cgroup[0] ? cgroup : NULL;
 	spec->vmm = CJ_VMM_QEMU;
 	spec->hold = true;
-	spec->console_stdout = true;
 	spec->pids_limit = rt_pids_limit(*config);
 	struct rt_etc_files ef;
 	rt_etc_files(*config, &ef); /* bound from the shares bundle.c made */
@@ -149,14 +148,23 @@ static int save_state(const char *id, const char *bundle, const char *run, pid_t
 
 /* The run in its supervisor. Its notices until the VMM starts (the VMM
  * chosen, TCG...) are not the container's output: they go to the
- * container's boot.log under --root, not to the engine's stdio. */
-static int detached(const char *id, struct cj_spec *spec, char run[16], pid_t *pid,
+ * container's boot.log under --root, not to the engine's stdio (then to
+ * the run's supervisor.log), and so does the guest's console. The
+ * workload's stdio is on the agent channel: with a terminal a pty in the
+ * guest, the engine's pty its keystrokes and size; without one its stdout
+ * and stderr apart, to the engine's stdout and stderr (the supervisor
+ * keeps a copy of the latter), the engine's stdin its stdin. */
+static int detached(const char *id, struct cj_spec *spec, bool terminal, char run[16], pid_t *pid,
                     struct cj_err *err)
 {
 	char path[PATH_MAX];
-	/* close-on-exec: the supervisor must not hold the engine's stderr */
-	int saved = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 0), fd, r;
+	int saved = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3), fd, r;
 
+	spec->engine_stdio = saved >= 0;
+	spec->console_stdout = !spec->engine_stdio && terminal;
+	spec->engine_err_fd = saved;
+	spec->tty = terminal && spec->engine_stdio;
+	spec->interactive = spec->engine_stdio; /* the engine's stdin: /dev/null without -i */
 	snprintf(path, sizeof path, "%s/%s/boot.log", rt_g.root, id);
 	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	if (fd >= 0) {
@@ -198,7 +206,7 @@ static int create_main(const struct rt_verb *verb, int argc, char **argv)
 		r = -1;
 	if (r == 0 && c.console_socket && rt_console(c.console_socket, &err) < 0)
 		r = -1;
-	if (r == 0 && detached(id, &spec, run, &pid, &err) != 0)
+	if (r == 0 && detached(id, &spec, c.console_socket != NULL, run, &pid, &err) != 0)
 		r = -1;
 	cj_spec_free(&spec);
 	if (r == 0 && save_state(id, bundle, run, pid, config, &err) < 0)

@@ -39,8 +39,7 @@ static int remove_run(json_object *st, bool force, struct cj_err *err)
 		return cj_fail(err, 0, "cannot delete container that is not stopped: %s", status);
 	if (strcmp(status, "stopped") != 0) {
 		struct cj_err ignored = {0};
-		if (cj_runs_signal(base, run, SIGTERM, &ignored) == 0)
-			cj_runs_signal(base, run, SIGINT, &ignored);
+		cj_runs_forward(base, run, SIGKILL, &ignored); /* the VM ends at once */
 		if (cj_runs_wait(base, run, err) < 0)
 			return -1;
 	}

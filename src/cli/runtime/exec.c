@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 struct rexec {
@@ -220,6 +221,8 @@ static int run_exec(struct rexec *o, struct cj_strv *v, struct cj_err *err)
 		return cj_fail(err, errno, "fork");
 	if (pid == 0) {
 		setsid();
+		if (o->console_socket) /* its new sizes come as SIGWINCH */
+			ioctl(STDIN_FILENO, TIOCSCTTY, 0);
 		_exit(cli_exec_verb.main(&cli_exec_verb, (int)v->n, v->v));
 	}
 	if (o->pid_file && rt_write_pid(o->pid_file, pid, err) < 0) {

@@ -1,15 +1,16 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* kill [--all] ID [SIGNAL]: the run's supervisor turns TERM, INT, HUP,
- * QUIT and PWR into the guest's graceful stop (the workload gets its stop
- * signal, then the grace period); KILL ends the VM at once. */
+/* kill [--all] ID [SIGNAL]: the signal goes to the workload (PID 1's
+ * child in the guest) through the run's supervisor and the agent, as runc
+ * sends it to the container's init; KILL ends the VM at once (137). Before
+ * `start` (or while the VM boots) a signal that would end the workload
+ * ends the VM, with 128+N. */
 #include "runtime.h"
 
+#include "image/oci.h"
 #include "run/runs.h"
 
 #include <signal.h>
-#include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 static int o_all(void *c, const char *v, struct cj_err *err)
 {
@@ -23,46 +24,16 @@ static const struct rt_opt kill_opts[] = {
 
 static int parse_signal(const char *s, struct cj_err *err)
 {
-	static const struct {
-		const char *name;
-		int sig;
-	} names[] = {{"KILL", SIGKILL}, {"TERM", SIGTERM}, {"INT", SIGINT},    {"HUP", SIGHUP},
-	             {"QUIT", SIGQUIT}, {"PWR", SIGPWR},   {"USR1", SIGUSR1},  {"USR2", SIGUSR2},
-	             {"STOP", SIGSTOP}, {"CONT", SIGCONT}, {"WINCH", SIGWINCH}};
-	char *end;
-	long n = strtol(s, &end, 10);
+	int sig = strcmp(s, "0") == 0 ? 0 : cj_signal_parse(s);
 
-	if (*s && !*end && n >= 0 && n <= 64)
-		return (int)n;
-	if (strncasecmp(s, "SIG", 3) == 0)
-		s += 3;
-	for (size_t i = 0; i < sizeof names / sizeof *names; i++)
-		if (strcasecmp(s, names[i].name) == 0)
-			return names[i].sig;
-	return cj_fail(err, 0, "unknown signal '%s'", s);
+	return sig < 0 ? cj_fail(err, 0, "unknown signal '%s'", s) : sig;
 }
 
 static int deliver(const char *run, int sig, struct cj_err *err)
 {
-	const char *base = rt_run_base();
-
-	switch (sig) {
-	case 0:
-		return 0;
-	case SIGKILL: /* the supervisor's second stop signal kills the VM */
-		if (cj_runs_signal(base, run, SIGTERM, err) < 0)
-			return -1;
-		return cj_runs_signal(base, run, SIGINT, err);
-	case SIGTERM:
-	case SIGINT:
-	case SIGHUP:
-	case SIGQUIT:
-	case SIGPWR:
-		return cj_runs_signal(base, run, SIGTERM, err);
-	default:
-		rt_log("warning", "signal %d has no meaning for the microVM yet; ignored", sig);
-		return 0;
-	}
+	if (sig == 0)
+		return 0; /* the container is running: that is all 0 asks */
+	return cj_runs_forward(rt_run_base(), run, sig, err);
 }
 
 static int kill_main(const struct rt_verb *verb, int argc, char **argv)

@@ -58,23 +58,35 @@ static int enter_netns(json_object *cfg, struct cj_err *err)
 	return 0;
 }
 
+/* One hook, the state on its stdin; past its timeout (seconds, above 0)
+ * it is killed, its session with it, and fails the step, as the runtime
+ * spec says. */
 static int run_hook(json_object *hook, int state_fd, struct cj_err *err)
 {
-	json_object *args = get(hook, "args"), *env = get(hook, "env");
+	json_object *args = get(hook, "args"), *env = get(hook, "env"), *t = get(hook, "timeout");
 	const char *path = json_object_get_string(get(hook, "path"));
 	char *argv[64] = {0}, *envp[64] = {0};
 	char step[CJ_SPAWN_STEP_MAX];
 	int code = 0;
+	int64_t timeout = t ? json_object_get_int64(t) : 0;
 
 	if (!path)
 		return cj_fail(err, 0, "a hook without a path");
+	if (t && (!json_object_is_type(t, json_type_int) || timeout <= 0 || timeout > 86400))
+		return cj_fail(err, 0, "hook %s: timeout must be a number of seconds above 0",
+		               path);
 	argv[0] = (char *)path;
 	for (size_t i = 0; args && i < json_object_array_length(args) && i < 63; i++)
 		argv[i] = (char *)json_object_get_string(json_object_array_get_idx(args, i));
 	for (size_t i = 0; env && i < json_object_array_length(env) && i < 63; i++)
 		envp[i] = (char *)json_object_get_string(json_object_array_get_idx(env, i));
 	lseek(state_fd, 0, SEEK_SET);
-	struct cj_spawn s = {.path = path, .argv = argv, .envp = envp, .stdin_fd = state_fd};
+	struct cj_spawn s = {.path = path,
+	                     .argv = argv,
+	                     .envp = envp,
+	                     .stdin_fd = state_fd,
+	                     .new_session = true, /* killed as one at the timeout */
+	                     .timeout_ms = (unsigned)timeout * 1000u};
 	if (cj_spawn_capture(s, 4096, NULL, &code, step, err) < 0 || code != 0)
 		return cj_err_wrap(err, "hook %s", path);
 	return 0;

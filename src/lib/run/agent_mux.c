@@ -54,6 +54,7 @@ struct cj_agent_mux {
 	struct client c[CJ_AGENT_MUX_CLIENTS];
 	struct cj_workload_io *io; /* the workload's stdio, or NULL */
 	bool io_warned;
+	bool released; /* a client sent RELEASE (runtime mode's start) */
 };
 
 static int q_add(struct ctrj_agent_buf *q, const uint8_t *hdr, const uint8_t *payload, size_t len)
@@ -135,6 +136,10 @@ static int from_guest(const struct ctrj_agent_frame *f, void *ctx)
 		for (size_t i = 0; i < CJ_AGENT_MUX_CLIENTS; i++)
 			if (m->c[i].fd >= 0 && greet(&m->c[i]) < 0)
 				return -1;
+		/* our terminal's size now: a SIGWINCH before the greeting
+		 * (an engine's resize of a created container) found no one */
+		if (m->io && m->io->tty)
+			cj_workload_io_resize(m->io);
 		return 0;
 	}
 	if (f->session == CTRJ_AGENT_MAIN_SESSION) /* not asked for: ignored */
@@ -232,6 +237,8 @@ static int client_frame(const struct ctrj_agent_frame *f, void *ctx)
 
 	if (r <= 0)
 		return r;
+	if (r == 2)
+		x->m->released = true;
 	return q_frame(&x->m->out, f, r == 2 ? 0 : x->c->session) < 0 ? -1 : 0;
 }
 
@@ -432,6 +439,22 @@ int cj_agent_mux_workload_signal(struct cj_agent_mux *m, int sig)
 	if (!m || !m->io || !m->hello || m->chan_down)
 		return -1;
 	return sig ? cj_workload_io_signal(m->io, sig) : cj_workload_io_resize(m->io);
+}
+
+int cj_agent_mux_signal(struct cj_agent_mux *m, int sig)
+{
+	uint8_t f[32];
+
+	if (!m || !m->hello || m->chan_down)
+		return -1;
+	return ctrj_agent_buf_add(
+	    &m->out, f,
+	    ctrj_agent_enc_u32(f, CTRJ_AGENT_SIGNAL, CTRJ_AGENT_MAIN_SESSION, (uint32_t)sig));
+}
+
+bool cj_agent_mux_released(const struct cj_agent_mux *m)
+{
+	return m && m->released;
 }
 
 struct cj_agent_mux *cj_agent_mux_open(int chan_fd, const char *run_dir, struct cj_err *err)

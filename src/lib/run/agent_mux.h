@@ -53,6 +53,12 @@ void cj_agent_mux_workload(struct cj_agent_mux *m, struct cj_workload_io *io);
 /* Signal sig to the workload (proxied), or our terminal's size (sig 0);
  * -1 when there is no workload stdio or no agent (yet, or any more). */
 int cj_agent_mux_workload_signal(struct cj_agent_mux *m, int sig);
+/* Signal sig to the workload whatever its stdio (the guest keeps it
+ * until the workload started); -1 when there is no agent (yet, or any
+ * more). */
+int cj_agent_mux_signal(struct cj_agent_mux *m, int sig);
+/* Did a client release the held workload (runtime mode's start)? */
+bool cj_agent_mux_released(const struct cj_agent_mux *m);
 /* Has the guest's agent greeted (NULL: no)? */
 bool cj_agent_mux_greeted(const struct cj_agent_mux *m);
 /* Close the clients and the socket, unlink it. NULL: no-op. */

@@ -19,6 +19,7 @@
 #include "run/health.h"
 #include "run/logfile.h"
 #include "run/record.h"
+#include "run/runs.h"
 #include "run/supervise.h"
 #include "run/workload_io.h"
 #include "util/interrupt.h"
@@ -40,6 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/signalfd.h>
@@ -279,6 +281,8 @@ static int exit_code_for(const struct ctrj_status *st, int have, struct cj_super
 			return CJ_EXIT_GUEST_SETUP;
 		}
 	}
+	if (sv->stop_sig) /* a signal ended the VM before the workload started */
+		return ctrj_signal_code(sv->stop_sig);
 	if (sv->killed)
 		return ctrj_signal_code(SIGKILL);
 	if (sv->stop_requested)
@@ -568,7 +572,8 @@ static int stage_record(struct run *r, struct cj_err *err)
 	sigaddset(&mask, SIGQUIT);
 	sigaddset(&mask, SIGUSR1); /* passed on to the workload (--sig-proxy) */
 	sigaddset(&mask, SIGUSR2);
-	sigaddset(&mask, SIGWINCH); /* -t: the terminal's new size */
+	sigaddset(&mask, SIGWINCH);       /* -t: the terminal's new size */
+	sigaddset(&mask, CJ_SIG_FORWARD); /* kill -s: a signal for the workload */
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	r->sfd = signalfd(-1, &mask, SFD_CLOEXEC);
 	if (r->sfd < 0 || cj_record_create(r->spec->run_base, &r->rec, err) < 0) {
@@ -777,13 +782,14 @@ static void stdio_config(struct run *r)
 			    r->vmm.ops->name);
 		return;
 	}
+	bool ours = !spec->detach || spec->engine_stdio; /* our stdio is the workload's */
+
 	r->cfg.stdio_flags = CTRJ_STDIO_AGENT;
-	bool attached = !spec->detach || spec->console_stdout; /* our stdio is the workload's */
-	if (spec->interactive && attached)
+	if (spec->interactive && ours)
 		r->cfg.stdio_flags |= CTRJ_STDIO_STDIN;
 	if (spec->tty) {
 		r->cfg.stdio_flags |= CTRJ_STDIO_TTY;
-		if (attached && cj_terminal_size(&rows, &cols) && (!rows || !cols))
+		if (ours && cj_terminal_size(&rows, &cols) && (!rows || !cols))
 			rows = 24, cols = 80;
 		r->cfg.tty_rows = rows;
 		r->cfg.tty_cols = cols;
@@ -873,11 +879,14 @@ static int stopped_during_setup(int sfd, struct cj_err *err)
 	struct pollfd p = {.fd = sfd, .events = POLLIN};
 	struct signalfd_siginfo si;
 
-	while (poll(&p, 1, 0) == 1 && read(sfd, &si, sizeof si) == (ssize_t)sizeof si)
-		if (si.ssi_signo != SIGCHLD)
-			return cj_fail_code(err, ctrj_signal_code((int)si.ssi_signo), 0,
-			                    "stopped by signal %u before the VM started",
-			                    si.ssi_signo);
+	while (poll(&p, 1, 0) == 1 && read(sfd, &si, sizeof si) == (ssize_t)sizeof si) {
+		int sig = (int)si.ssi_signo;
+		if (sig == CJ_SIG_FORWARD) /* for the workload, which is not there yet */
+			sig = cj_signal_harmless(si.ssi_int) ? 0 : si.ssi_int;
+		if (sig && sig != SIGCHLD)
+			return cj_fail_code(err, ctrj_signal_code(sig), 0,
+			                    "stopped by signal %d before the VM started", sig);
+	}
 	return 0;
 }
 
@@ -903,7 +912,9 @@ static void agent_listen(struct run *r)
 	if (r->sv.agent && r->cfg.stdio_flags) { /* the workload's stdio */
 		cj_workload_io_open(&r->io, r->cfg.stdio_flags & CTRJ_STDIO_STDIN, r->spec->tty,
 		                    r->log.fd >= 0 ? &r->log : NULL,
-		                    r->spec->detach && !r->spec->console_stdout);
+		                    r->spec->detach && !r->spec->engine_stdio);
+		if (r->spec->engine_stdio) /* the engine's stderr, kept apart from ours */
+			r->io.out_fd[1] = r->spec->engine_err_fd;
 		cj_agent_mux_workload(r->sv.agent, &r->io);
 		r->sv.sig_proxy = !r->spec->tty && !r->spec->no_sig_proxy;
 		/* an on-demand channel is made at once: the workload waits for it */
@@ -1060,6 +1071,7 @@ static int stage_start(struct run *r, struct cj_err *err)
 	/* non-blocking from the start: teardown drains it after a failed start */
 	fcntl(epipe[0], F_SETFL, O_NONBLOCK);
 	cj_supervision_open(&r->sv, cpipe[0], epipe[0]);
+	r->sv.hold = r->spec->hold;
 	if (r->log.fd >= 0) {
 		r->sv.console.log = &r->log;
 		r->sv.console.no_stdout = r->spec->detach && !r->spec->console_stdout;
@@ -1186,9 +1198,7 @@ static void started(struct run *r)
 			cj_notice("guest address %s", r->netline);
 		return;
 	}
-	/* runtime mode's terminal: our stdin is the engine's pty, the workload's */
-	fd = spec->console_stdout && spec->interactive ? -1
-	                                               : open("/dev/null", O_RDONLY | O_CLOEXEC);
+	fd = spec->engine_stdio ? -1 : open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (fd >= 0) {
 		dup2(fd, STDIN_FILENO);
 		close(fd);
@@ -1196,7 +1206,7 @@ static void started(struct run *r)
 	snprintf(msg, sizeof msg, "%s/supervisor.log", r->run_dir);
 	fd = open(msg, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd >= 0) {
-		if (!spec->console_stdout)
+		if (!spec->console_stdout && !spec->engine_stdio)
 			dup2(fd, STDOUT_FILENO);
 		dup2(fd, STDERR_FILENO);
 		close(fd);
@@ -1450,6 +1460,10 @@ int cj_run_detached(struct cj_spec *spec, char id[16], pid_t *supervisor, struct
 	 * run lives, so its relative paths are made absolute first. */
 	close(p[0]);
 	setsid();
+	/* the engine's pty (runtime mode): ours, so that its new sizes come
+	 * as SIGWINCH (the VMM and the tools have sessions of their own) */
+	if (spec->engine_stdio && spec->tty)
+		ioctl(STDIN_FILENO, TIOCSCTTY, 0);
 	notify = p[1];
 	char cwd[PATH_MAX];
 	code = CJ_EXIT_RUNTIME;

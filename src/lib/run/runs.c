@@ -158,7 +158,8 @@ int cj_runs_remove(const char *run_base, const char *id, struct cj_err *err)
 	return 0;
 }
 
-int cj_runs_signal(const char *run_base, const char *id, int sig, struct cj_err *err)
+/* The run's supervisor (the record's owner, checked by its start time). */
+static pid_t supervisor(const char *run_base, const char *id, struct cj_err *err)
 {
 	json_object *root = cj_runs_read(run_base, id, err), *o, *v;
 	pid_t pid = 0;
@@ -175,7 +176,27 @@ int cj_runs_signal(const char *run_base, const char *id, int sig, struct cj_err 
 	json_object_put(root);
 	if (pid <= 0 || !cj_runs_alive(run_base, id) || cj_proc_starttime(pid) != start)
 		return cj_fail(err, ESRCH, "run %s is not running", id);
+	return pid;
+}
+
+int cj_runs_signal(const char *run_base, const char *id, int sig, struct cj_err *err)
+{
+	pid_t pid = supervisor(run_base, id, err);
+
+	if (pid < 0)
+		return -1;
 	if (kill(pid, sig) < 0)
+		return cj_fail(err, errno, "signal run %s", id);
+	return 0;
+}
+
+int cj_runs_forward(const char *run_base, const char *id, int sig, struct cj_err *err)
+{
+	pid_t pid = supervisor(run_base, id, err);
+
+	if (pid < 0)
+		return -1;
+	if (sigqueue(pid, CJ_SIG_FORWARD, (union sigval){.sival_int = sig}) < 0)
 		return cj_fail(err, errno, "signal run %s", id);
 	return 0;
 }

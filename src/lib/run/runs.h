@@ -8,6 +8,7 @@
 #include "util/err.h"
 
 #include <json-c/json.h>
+#include <signal.h>
 #include <stdbool.h>
 
 /* The id of the run ref names: an exact id, then an exact name, then a
@@ -28,5 +29,13 @@ int cj_runs_remove(const char *run_base, const char *id, struct cj_err *err);
 /* Send sig to the run's supervisor (the record's owner, checked by start
  * time). */
 int cj_runs_signal(const char *run_base, const char *id, int sig, struct cj_err *err);
+/* The signal that asks a supervisor to pass signal N (its value, sent
+ * with sigqueue) on to the workload: `kill -s N` of ctr-jailer-runtime and
+ * of ctr-jailer (for the signals that are not a stop). N KILL ends the VM;
+ * a stop signal (any but WINCH, CONT, CHLD, URG) before the held workload
+ * was released ends it too, with 128+N. */
+#define CJ_SIG_FORWARD (SIGRTMIN + 3)
+/* Ask the run's supervisor to pass sig on (CJ_SIG_FORWARD). */
+int cj_runs_forward(const char *run_base, const char *id, int sig, struct cj_err *err);
 
 #endif

@@ -4,6 +4,7 @@
 #include "health.h"
 
 #include "logfile.h"
+#include "runs.h"
 #include "util/util.h"
 
 #include <errno.h>
@@ -252,6 +253,41 @@ static bool on_signal(struct cj_vmm *vmm, int sig, struct cj_supervision *sv)
 	return false;
 }
 
+bool cj_signal_harmless(int sig)
+{
+	return sig <= 0 || sig > 64 || sig == SIGWINCH || sig == SIGCONT || sig == SIGCHLD ||
+	       sig == SIGURG;
+}
+
+/* CJ_SIG_FORWARD's signal sig for the workload (true: a graceful stop
+ * began). KILL ends the VM. Before the held workload's release (a VM
+ * created or still booting) a signal that would end it ends the VM at
+ * once, the run's code 128+sig; after it, the guest keeps the signal
+ * until the workload runs. Without an agent, a stop signal becomes the
+ * graceful stop. */
+static bool on_forward(struct cj_vmm *vmm, int sig, struct cj_supervision *sv)
+{
+	bool started = !sv->hold || cj_agent_mux_released(sv->agent);
+
+	if (cj_signal_harmless(sig) || sv->killed)
+		return false;
+	if (sig != SIGKILL && started && cj_agent_mux_signal(sv->agent, sig) == 0)
+		return false;
+	if (sig == SIGKILL || !started) {
+		if (!started && sig != SIGKILL)
+			cj_notice("signal %d before the workload started: the VM ends", sig);
+		cj_vmm_kill(vmm);
+		sv->killed = true;
+		if (!started)
+			sv->stop_sig = sig;
+		return false;
+	}
+	if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP || sig == SIGQUIT || sig == SIGPWR)
+		return !sv->stop_requested && on_signal(vmm, SIGTERM, sv);
+	cj_notice("signal %d cannot reach the workload: the guest's agent is not up", sig);
+	return false;
+}
+
 /* Wait for the VMM; turn the first stop signal into Ctrl-Alt-Del, the
  * second (or the deadline) into SIGKILL. The deadline is checked on every
  * turn, not only when poll times out: a VMM that keeps its console or
@@ -313,7 +349,8 @@ int cj_supervise(struct cj_vmm *vmm, int sfd, unsigned grace_s, struct cj_superv
 			}
 			continue;
 		}
-		if (on_signal(vmm, (int)si.ssi_signo, sv)) {
+		if ((int)si.ssi_signo == CJ_SIG_FORWARD ? on_forward(vmm, si.ssi_int, sv)
+		                                        : on_signal(vmm, (int)si.ssi_signo, sv)) {
 			sv->stop_requested = true;
 			deadline =
 			    cj_now_ns() + (uint64_t)(grace_s + STOP_MARGIN_S) * 1000000000ull;

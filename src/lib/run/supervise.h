@@ -52,6 +52,9 @@ struct cj_supervision {
 	unsigned proxied_ints; /* SIGINTs passed on so far */
 	bool stop_requested;
 	bool killed;
+	bool hold;    /* the workload waits for its release (runtime mode) */
+	int stop_sig; /* the VM ended by a forwarded signal before the workload
+	               * started: the run ends with 128+stop_sig (0: none) */
 	int vmm_status;
 };
 
@@ -60,10 +63,14 @@ struct cj_supervision {
 void cj_supervision_open(struct cj_supervision *sv, int console_fd, int stderr_fd);
 /* Wait for the VMM (sfd: a signalfd of SIGCHLD and the stop signals);
  * turn the first stop signal into a graceful stop (ops->request_stop),
- * the second (or the deadline: grace_s and a margin) into SIGKILL. The
+ * the second (or the deadline: grace_s and a margin) into SIGKILL;
+ * CJ_SIG_FORWARD (run/runs.h) passes its value on to the workload. The
  * VMM's wait status ends in sv->vmm_status. */
 int cj_supervise(struct cj_vmm *vmm, int sfd, unsigned grace_s, struct cj_supervision *sv,
                  struct cj_err *err);
+/* A signal no process dies of by default (WINCH, CONT, CHLD, URG), or no
+ * signal: one for a workload not started yet is dropped. */
+bool cj_signal_harmless(int sig);
 /* The VMM's last non-empty line on stderr (already made printable), or "". */
 const char *cj_vmm_said(struct cj_supervision *sv);
 /* The console's last lines (made printable), as a warning: why a boot

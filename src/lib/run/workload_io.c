@@ -14,8 +14,6 @@
 #define WRITE_CHUNK 4096
 #define WRITE_TURNS 16
 
-static const int out_fds[2] = {STDOUT_FILENO, STDERR_FILENO};
-
 static int queue(struct cj_workload_io *w, const uint8_t *f, size_t n)
 {
 	return n && ctrj_agent_buf_add(w->to_guest, f, n) == 0 ? 0 : -1;
@@ -65,7 +63,8 @@ void cj_workload_io_open(struct cj_workload_io *w, bool in, bool tty, struct cj_
 	*w = (struct cj_workload_io){.in_fd = in && !log_only ? STDIN_FILENO : -1,
 	                             .tty = tty,
 	                             .log = log,
-	                             .log_only = log_only};
+	                             .log_only = log_only,
+	                             .out_fd = {STDOUT_FILENO, STDERR_FILENO}};
 	ctrj_agent_credit_init(&w->data[0]);
 	ctrj_agent_credit_init(&w->data[1]);
 	ctrj_agent_credit_init(&w->in);
@@ -123,7 +122,7 @@ void cj_workload_io_pollfds(struct cj_workload_io *w, struct pollfd *p, bool rea
 	p[0] = (struct pollfd){.fd = in ? w->in_fd : -1, .events = POLLIN};
 	for (int i = 0; i < 2; i++)
 		p[1 + i] =
-		    (struct pollfd){.fd = w->pend[i].len ? out_fds[i] : -1, .events = POLLOUT};
+		    (struct pollfd){.fd = w->pend[i].len ? w->out_fd[i] : -1, .events = POLLOUT};
 }
 
 /* Write what stream which holds while its fd takes it; credit back. */
@@ -133,11 +132,11 @@ static void flush_output(struct cj_workload_io *w, int which)
 	size_t done = 0;
 
 	for (int turn = 0; turn < WRITE_TURNS && b->len > done; turn++) {
-		struct pollfd p = {.fd = out_fds[which], .events = POLLOUT};
+		struct pollfd p = {.fd = w->out_fd[which], .events = POLLOUT};
 		if (turn && poll(&p, 1, 0) != 1)
 			break;
 		size_t n = b->len - done < WRITE_CHUNK ? b->len - done : WRITE_CHUNK;
-		ssize_t r = write(out_fds[which], b->p + done, n);
+		ssize_t r = write(w->out_fd[which], b->p + done, n);
 		if (r < 0 && (errno == EINTR || errno == EAGAIN))
 			break;
 		if (r <= 0) { /* the reader is gone: the rest is dropped */

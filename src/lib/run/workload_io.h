@@ -33,6 +33,7 @@ struct cj_workload_io {
 	struct ctrj_agent_credit data[2]; /* what the guest may still send */
 	struct ctrj_agent_credit in;      /* stdin: what we may still send */
 	struct ctrj_agent_buf *to_guest;  /* the channel's queue (the mux's) */
+	int out_fd[2];                    /* stdout, stderr: 1 and 2 unless changed */
 };
 
 /* Start relaying: with tty and a terminal on stdin, raw mode (restored by

@@ -111,7 +111,10 @@ struct cj_spec {
 	unsigned restart_max; /* on-failure's N (0: no limit); with neither, no restart */
 	bool restart_on_failure;
 	/* OCI runtime mode (ctr-jailer-runtime): the workload waits for the
-	 * agent's RELEASE; a detached run's console stays on its stdout */
+	 * agent's RELEASE; a detached run keeps its stdout (the engine's pipe
+	 * or pty): the console there (console_stdout: a terminal), or the
+	 * workload's stdout there and its stderr on engine_err_fd, apart from
+	 * the console and the notices (engine_stdio) */
 	bool hold;
 	bool console_stdout;
 	struct ctrj_proc proc; /* the workload's privileges and limits (config.json's process) */
@@ -119,6 +122,8 @@ struct cj_spec {
 	/* files of shared directories bound over the guest's (allocated) */
 	struct ctrj_bind_file binds[CTRJ_MAX_BIND_FILES];
 	size_t nbinds;
+	bool engine_stdio;
+	int engine_err_fd;
 	struct cj_health_spec health; /* --health-*, merged with the image's Healthcheck */
 	char *cache_dir;
 	char *run_base;

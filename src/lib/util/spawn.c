@@ -2,6 +2,7 @@
 #include "spawn.h"
 
 #include "ctrj/protocol.h"
+#include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -192,8 +193,9 @@ static bool drain(int fd, size_t cap, char **buf, size_t *len)
 
 /* Read out_fd and err_fd (either -1) to their ends at once, keeping at
  * most cap bytes of each (the rest is read and dropped); texts[i] are
- * NUL-terminated (NULL when nothing came), the caller frees them. */
-static void capture(int out_fd, int err_fd, size_t cap, char *texts[2])
+ * NUL-terminated (NULL when nothing came), the caller frees them. False
+ * when the deadline (cj_now_ns; 0: none) came first. */
+static bool capture(int out_fd, int err_fd, size_t cap, char *texts[2], uint64_t deadline)
 {
 	/* Both at once: a child that fills one while we wait on the other
 	 * would block forever. poll ignores negative fds. */
@@ -202,7 +204,14 @@ static void capture(int out_fd, int err_fd, size_t cap, char *texts[2])
 
 	texts[0] = texts[1] = NULL;
 	while (p[0].fd >= 0 || p[1].fd >= 0) {
-		if (poll(p, 2, -1) < 0) {
+		int ms = -1;
+		if (deadline) {
+			uint64_t now = cj_now_ns();
+			if (now >= deadline)
+				return false;
+			ms = (int)((deadline - now) / 1000000u + 1);
+		}
+		if (poll(p, 2, ms) < 0) {
 			if (errno == EINTR)
 				continue;
 			break;
@@ -212,6 +221,7 @@ static void capture(int out_fd, int err_fd, size_t cap, char *texts[2])
 			    !drain(p[i].fd, cap, &texts[i], &lens[i]))
 				p[i].fd = -1;
 	}
+	return true;
 }
 
 /* The first non-empty line of s, printable ASCII only (in place). */
@@ -254,6 +264,8 @@ int cj_spawn_capture(struct cj_spawn s, size_t cap, char **out, int *code, char 
 {
 	int o[2] = {-1, -1}, e[2] = {-1, -1};
 	char *texts[2] = {NULL, NULL};
+	uint64_t deadline = s.timeout_ms ? cj_now_ns() + s.timeout_ms * 1000000ull : 0;
+	bool in_time = true;
 	pid_t pid;
 
 	if (pipe2(o, O_CLOEXEC) < 0 || pipe2(e, O_CLOEXEC) < 0) {
@@ -270,11 +282,15 @@ int cj_spawn_capture(struct cj_spawn s, size_t cap, char **out, int *code, char 
 	close(o[1]);
 	close(e[1]);
 	if (pid > 0)
-		capture(o[0], e[0], cap, texts);
+		in_time = capture(o[0], e[0], cap, texts, deadline);
+	if (!in_time) /* what it started goes too (they may hold the pipes) */
+		kill(s.new_session ? -pid : pid, SIGKILL);
 	close(o[0]);
 	close(e[0]);
 	if (pid < 0)
 		return -1;
 	spawn_finish(pid, s.argv[0], texts, out, code, err);
+	if (!in_time)
+		cj_fail(err, 0, "%s did not end within %u ms: killed", s.argv[0], s.timeout_ms);
 	return 0;
 }

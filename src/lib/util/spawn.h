@@ -31,6 +31,9 @@ struct cj_spawn {
 	 * and *what naming the step. */
 	int (*pre_exec)(void *ctx, const char **what);
 	void *ctx;
+	/* cj_spawn_capture: the child is killed (with new_session, its whole
+	 * process group) once it ran this long; 0: no limit */
+	unsigned timeout_ms;
 };
 
 #define CJ_SPAWN_STEP_MAX 64
@@ -45,7 +48,8 @@ pid_t cj_spawn(const struct cj_spawn *s, char *step, struct cj_err *err);
  * its exit code in *code (128+N for signal N) and, when it is not 0, err
  * "NAME failed (status N): LINE" with the first non-empty line of its
  * stderr; -1 when it could not start (cj_spawn: step). *out gets its
- * stdout ("" when nothing came) when out is set. */
+ * stdout ("" when nothing came) when out is set. Past s.timeout_ms it is
+ * killed: *code 137, err "NAME did not end within N ms: killed". */
 int cj_spawn_capture(struct cj_spawn s, size_t cap, char **out, int *code, char *step,
                      struct cj_err *err);
 
