@@ -948,7 +948,7 @@ static void snapshot_choose(struct run *r, char *path, size_t len)
 	/* host directories need vhost-user-fs devices and shared memory that a
 	 * snapshot does not have: those runs boot cold */
 	if (r->spec->cold_boot || !r->vmm.ops->snapshot_take || !r->spec->cache_dir ||
-	    r->vm.nshares)
+	    r->vm.nshares || (r->vmm.ops->snapshot_in_jail && !r->vm.jail.enabled))
 		return;
 	cj_snapshot_stop_fd(r->sfd);
 	fd = cj_snapshot_open(r->spec->cache_dir, &r->vmm, &r->vm, path, len, &serr);
@@ -971,6 +971,8 @@ static void snapshot_choose(struct run *r, char *path, size_t len)
 	}
 	r->vm.snap.restore = true;
 	r->vm.snap.fd = fd;
+	r->vm.snap.mem_fd = -1;
+	r->vm.snap.path = path;
 }
 
 /* The VMM, restored from the shape's snapshot when there is one; a
@@ -995,7 +997,7 @@ static int start_vmm(struct run *r, struct cj_err *err)
 		return rc;
 	cj_notice("the boot snapshot %s did not restore (%s): removed, booting cold", path,
 	          cj_err_str(err, buf, sizeof buf));
-	unlink(path);
+	cj_snapshot_remove(path);
 	cj_vmm_kill(&r->vmm);
 	if (r->vmm.pid > 0)
 		waitpid(r->vmm.pid, NULL, 0);
