@@ -14,6 +14,14 @@ fresh and a snapshot it did not write, opens every file inside its jail,
 and after the "go" plays the guest: the run's exit code is the status it
 wrote into this run's control disk.
 
+Tested: one snapshot per shape, made once and loaded by later runs (calls,
+order, the cache's files linked into the jail, the go line); the restoring
+jail holds nothing of another run; a second run's TAP replaces the first's
+(network_overrides) and the restored guest's frames get through; a corrupt
+snapshot is removed and the run boots cold; --cold-boot and --no-jail make
+none; a graceful stop of a restored VM; gc after the runtime died while the
+snapshot was being saved; the stand-in's own refusals of calls out of order.
+
 Each test uses a cache of its own for snapshots (the shared cache's other
 entries are linked in); the snapshot key holds the firecracker binary, here
 each test's own stand-in wrapper.
@@ -30,7 +38,9 @@ import pytest
 
 from conftest import Runner, runs
 from test_firecracker_contract import SCHEMA, STANDIN_DIR, fc  # noqa: F401 (fixture)
-from test_sec_fc_jail import wait_for
+from test_network import net_rootfs, netprobe, world  # noqa: F401 (fixtures)
+from test_sec_fc_jail import cgroups, cgroups_joined, gc, processes_of, wait_for  # noqa: F401
+from test_sec_netns import GUEST_PROBE, fc_in_world, wait_for_record
 
 sys.path.insert(0, str(STANDIN_DIR))
 import firecracker_standin  # noqa: E402
@@ -203,6 +213,57 @@ def test_graceful_stop_of_a_restored_vm(fc, runner):
     assert [r for r in fc.calls() if r["path"] == "/actions"][-1]["body"] == \
         {"action_type": "SendCtrlAltDel"}
     assert not fc.violations(), fc.violations()
+
+
+def test_restored_vm_has_this_runs_tap(fc, world):
+    """Two runs with a TAP each: the second loads the snapshot the first
+    made with the first's TAP, over its own (network_overrides); the
+    restored guest's frames go through it to the upstream server."""
+    fc.cold_boot = False
+    fc.configure(on_start="wait", guest_probe=GUEST_PROBE)
+    taps, probes = [], []
+    for _ in range(2):
+        fc.calls_path.write_text("")
+        proc = fc_in_world(fc, world)
+        try:
+            probes.append(wait_for_record(fc, proc, "guest_probe"))
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 128 + signal.SIGTERM, err
+        assert not fc.violations(), fc.violations()
+        restored = processes(fc.records())[-1]
+        load = next(r for r in restored if r["event"] == "call" and r["path"] == "/snapshot/load")
+        [tap] = [r["name"] for r in restored if r["event"] == "tap"]
+        assert load["body"]["network_overrides"] == [{"iface_id": "eth0", "host_dev_name": tap}]
+        taps.append(tap)
+    assert taps[0] != taps[1]
+    for probe in probes:
+        assert probe["udp_reply"] and probe["udp_reply"].startswith("upstream-udp"), probe
+
+
+def test_gc_after_the_runtime_died_while_the_snapshot_was_made(cgroups, fc, runner):
+    """SIGKILL while the snapshot's VM saves: gc kills it through its
+    cgroups and removes its jail; no snapshot is left half made."""
+    fc.cold_boot = False
+    fc.configure(jailer={"cgroups": True}, create_delay=120)
+    proc = fc.start()
+    try:
+        wait_for("vm_state", fc)  # paused, saving
+        joined = cgroups_joined(fc)
+        [start] = wait_for("start", fc)
+        assert fc.jail_dirs() == [f"{fc.jailer()['args']['id']}"]
+        assert fc.jailer()["args"]["id"].endswith("-snap")
+    finally:
+        proc.kill()
+        proc.communicate(timeout=30)
+    assert processes_of(start["uid"]), "the snapshot's VM did not outlive its runtime"
+    r = gc(fc)
+    assert r.returncode == 0, r.stderr
+    assert processes_of(start["uid"]) == []
+    assert not fc.jail_dirs() and not runs(runner.run_dir)
+    assert not any(Path(d).exists() for d in joined), joined
+    assert not snapshot_dirs(runner)
 
 
 # ---- the stand-in's model of the order (no binary runs) -----------------------

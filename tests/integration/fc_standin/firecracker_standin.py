@@ -456,6 +456,7 @@ class Firecracker:
         if not self.started or not self.paused:
             return self.refuse("PUT", "/snapshot/create", "create of a VM not paused",
                                "Cannot create snapshot: the microVM is not paused.")
+        time.sleep(self.config.get("create_delay", 0))  # a slow save (the test kills the runtime)
         state = {"magic": STATE_MAGIC, "machine": self.machine, "boot_source": self.boot_source,
                  "drives": self.drives, "iface": self.iface, "vsock": self.vsock}
         with open(self.resolve(body["snapshot_path"]), "x") as f:
