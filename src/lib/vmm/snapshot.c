@@ -176,26 +176,29 @@ static int wait_point(int fd, struct cj_err *err)
 }
 
 /* The shape's VM without any of a run's data: drives without backing
- * files, a NIC without a backend, no jail (it runs only our kernel and
- * init). A backend that snapshots in the jail keeps the run's jail plan,
- * network namespace, TAP (the guest has no network driver yet at the
- * snapshot point) and undo log, under an id of its own; it gives its
- * drives empty files itself. */
-static void blank_config(struct cj_vm_config *pc, bool in_jail, char *id, int console, int fd)
+ * files (a backend that snapshots in the jail gives them empty files
+ * itself) and, for QEMU, a NIC without a backend. A jailed run's is jailed
+ * like the run's VMM (its plan: uid, limits, cgroups in the run's undo
+ * log), under an id of its own; with a file size limit that lets it write
+ * the guest's memory (QEMU's migration stream, Firecracker's memory file).
+ * Firecracker's keeps the run's network namespace and TAP: the guest has
+ * no network driver yet at the snapshot point. */
+static void blank_config(struct cj_vm_config *pc, bool keep_tap, char *id, int console, int fd)
 {
+	bool jailed = pc->jail.enabled && pc->undo && pc->run_dir && pc->id;
+
 	for (size_t i = 0; i < pc->ndrives; i++) {
 		pc->drives[i].path = NULL;
 		pc->drives[i].fd = -1;
 	}
-	if (in_jail) {
-		/* the VMM writes the guest memory into its jail: a file that size */
+	if (pc->tap && !keep_tap)
+		pc->tap = "";
+	if (jailed) {
 		uint64_t mem = (pc->memory_mib << 20) + (1u << 20);
 		pc->id = id;
 		if (pc->jail.fsize_limit && pc->jail.fsize_limit < mem)
 			pc->jail.fsize_limit = mem;
 	} else {
-		if (pc->tap)
-			pc->tap = "";
 		pc->jail.enabled = false;
 		pc->run_dir = NULL;
 		pc->undo = NULL;
