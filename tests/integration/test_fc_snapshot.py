@@ -28,37 +28,22 @@ each test's own stand-in wrapper.
 """
 import json
 import os
-import shutil
 import signal
+import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
 
-from conftest import Runner, runs
+from conftest import BINARY, runs
 from test_firecracker_contract import SCHEMA, STANDIN_DIR, fc  # noqa: F401 (fixture)
 from test_network import net_rootfs, netprobe, world  # noqa: F401 (fixtures)
 from test_sec_fc_jail import cgroups, cgroups_joined, gc, processes_of, wait_for  # noqa: F401
 from test_sec_netns import GUEST_PROBE, fc_in_world, wait_for_record
+from test_snapshot_jail import runner  # noqa: F401 (fixture: snapshots of the test's own)
 
 sys.path.insert(0, str(STANDIN_DIR))
 import firecracker_standin  # noqa: E402
-
-
-@pytest.fixture
-def runner(kernel_ready, tmp_path, busybox_rootfs):
-    """conftest's runner on a cache whose snapshots are this test's."""
-    cache = Path(tempfile.mkdtemp(prefix="cjfcsnap-", dir="/tmp"))
-    for entry in kernel_ready.iterdir():
-        if entry.name != "snapshots" and not entry.name.startswith("."):
-            (cache / entry.name).symlink_to(entry)
-    r = Runner(cache, tmp_path / "run", busybox_rootfs)
-    try:
-        yield r
-        assert not runs(r.run_dir), "run directory not cleaned"
-    finally:
-        shutil.rmtree(cache, ignore_errors=True)
 
 
 def snapshot_dirs(runner):
@@ -264,6 +249,17 @@ def test_gc_after_the_runtime_died_while_the_snapshot_was_made(cgroups, fc, runn
     assert not fc.jail_dirs() and not runs(runner.run_dir)
     assert not any(Path(d).exists() for d in joined), joined
     assert not snapshot_dirs(runner)
+
+
+def test_snapshot_prepare_refuses_firecracker(fc, runner):
+    """Firecracker's snapshot VM needs a run's jail and network namespace:
+    `snapshot prepare` says the first run makes it, and starts nothing."""
+    r = subprocess.run([str(BINARY), "snapshot", "prepare", "--vmm", "firecracker",
+                        "--chroot-base", str(fc.jail_base), "--network", "none"],
+                       env=fc.env(), capture_output=True, timeout=60)
+    assert r.returncode == 125, r.stderr
+    assert b"made by the first run of a machine shape" in r.stderr, r.stderr
+    assert not fc.records() and not snapshot_dirs(runner) and not runs(runner.run_dir)
 
 
 # ---- the stand-in's model of the order (no binary runs) -----------------------
