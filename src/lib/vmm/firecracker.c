@@ -562,6 +562,9 @@ static int wait_api(const struct fc_priv *p, pid_t pid, bool *reaped, struct cj_
 		int fd = api_connect(p, err);
 		if (fd >= 0) {
 			close(fd);
+			/* the tries before (not there yet) leave no error behind: the
+			 * run prints one that comes with a status */
+			*err = (struct cj_err){0};
 			return 0;
 		}
 		/* anything but "not there yet" is a refusal: stop here */
