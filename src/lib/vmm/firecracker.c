@@ -1270,8 +1270,9 @@ static int copy_out(const struct fc_priv *p, const char *rel, int out, struct cj
 }
 
 /* The guest waits at its snapshot point: pause it, have Firecracker write
- * the state and memory into the jail, kill it (nothing changes the files
- * then), and copy them into cfg->snap.fd and cfg->snap.mem_fd. */
+ * the state and memory into the jail, kill it and whatever is left in its
+ * cgroups (nothing changes the files then), and copy them into
+ * cfg->snap.fd and cfg->snap.mem_fd. */
 static int fc_snapshot_take(struct cj_vmm *vmm, const struct cj_vm_config *cfg, struct cj_err *err)
 {
 	struct fc_priv *p = vmm->priv;
@@ -1287,6 +1288,9 @@ static int fc_snapshot_take(struct cj_vmm *vmm, const struct cj_vm_config *cfg, 
 	cj_fc_calls_free(calls, n);
 	kill_and_reap(vmm->pid);
 	vmm->pid = 0;
+	/* and anything it left in its cgroups */
+	if (cj_cgroups_kill_named(p->exec_name, p->id) < 0 && r == 0)
+		r = cj_fail(err, 0, "a process of the snapshot's jail %s does not end", p->id);
 	if (r == 0)
 		r = copy_out(p, "vmstate", cfg->snap.fd, err);
 	if (r == 0)
