@@ -102,6 +102,8 @@ class FC:
         self.jailer_path = self.work / "jailer.json"
         self.jail_base = self.work / "jail"
         self.vols = tmp_path / "vols"
+        # Boot snapshots are test_fc_snapshot.py's: these runs boot cold.
+        self.cold_boot = True
         self.configure()
 
     def configure(self, jailer=None, **config):
@@ -125,6 +127,8 @@ class FC:
     def argv(self, options=(), jail=True, args=("/bin/true",)):
         opts = ["--vmm", "firecracker", "--chroot-base", str(self.jail_base),
                 "--volumes-dir", str(self.vols), *options]
+        if self.cold_boot:
+            opts.append("--cold-boot")
         if not jail:
             opts.append("--no-jail")
         return self.runner.argv(list(args), options=opts)

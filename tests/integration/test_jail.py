@@ -63,8 +63,9 @@ def observe(runner, options):
     return seen
 
 
-def test_vmm_is_jailed_and_limited(runner):
-    seen = observe(runner, ["--memory-limit", "600M", "--pids-limit", "200", "--cpu-quota", "1.5"])
+def assert_confined(seen):
+    """A QEMU in its jail: another uid, no capabilities, no new privileges,
+    seccomp, a root of its own, its own pid namespace, a cgroup of ours."""
     st = seen["status"]
     assert st["Uid"].split()[0] != "0" and st["Gid"].split()[0] != "0"
     assert int(st["CapEff"], 16) == 0 and int(st["CapBnd"], 16) == 0
@@ -75,6 +76,11 @@ def test_vmm_is_jailed_and_limited(runner):
     assert seen["host_room"] == [[]]
     assert seen["pidns"] != os.readlink("/proc/self/ns/pid")
     assert seen["cgroups"], "the VMM is not in a ctr-jailer cgroup"
+
+
+def test_vmm_is_jailed_and_limited(runner):
+    seen = observe(runner, ["--memory-limit", "600M", "--pids-limit", "200", "--cpu-quota", "1.5"])
+    assert_confined(seen)
     limits = seen["limits"]
     assert limits.get("memory.limit_in_bytes", limits.get("memory.max")) == str(600 << 20)
     assert limits["pids.max"] == "200"

@@ -210,9 +210,11 @@ def test_concurrent_first_runs_make_one_snapshot(runner):
     assert not list((runner.cache / "snapshots").glob("*/vmstate.tmp"))
 
 
-def snapshot_makers(cache: Path):
-    """QEMU processes making a boot snapshot for this cache (ctrj.snap=1, no
-    -incoming, its initramfs in the cache): other tests run next to this one."""
+def snapshot_makers(runner):
+    """QEMU processes making a boot snapshot for this runner (ctrj.snap=1, no
+    -incoming; jailed, named after its run directory, unjailed, its
+    initramfs in the cache): other tests run next to this one."""
+    marks = (f"ctr-jailer:{runner.run_dir}/".encode(), bytes(runner.cache))
     found = []
     for p in Path("/proc").iterdir():
         try:
@@ -220,8 +222,8 @@ def snapshot_makers(cache: Path):
         except (OSError, ValueError):
             continue
         if argv and b"qemu" in argv[0] and any(RESTORED in a for a in argv) \
-                and b"-incoming" not in argv and any(bytes(cache) in a for a in argv):
-            found.append(p.name)
+                and b"-incoming" not in argv and any(m in a for a in argv for m in marks):
+            found.append(int(p.name))
     return found
 
 
@@ -232,9 +234,9 @@ def test_a_stop_while_the_snapshot_is_made_ends_the_run_at_once(runner):
     opts = ["--memory", "184"]  # a shape of this test's own
     proc = runner.start(["/bin/true"], options=opts)
     deadline = time.monotonic() + 120
-    while not snapshot_makers(runner.cache) and proc.poll() is None and time.monotonic() < deadline:
+    while not snapshot_makers(runner) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert proc.poll() is None and snapshot_makers(runner.cache), "the run was making its snapshot"
+    assert proc.poll() is None and snapshot_makers(runner), "the run was making its snapshot"
     proc.send_signal(signal.SIGTERM)
     t0 = time.monotonic()
     _, err = proc.communicate(timeout=120)
@@ -243,7 +245,7 @@ def test_a_stop_while_the_snapshot_is_made_ends_the_run_at_once(runner):
     # before the fix the stop waited for the snapshot VM's boot and save,
     # then a restored VM's start and graceful stop
     assert took < 3, f"the stop waited {took:.1f}s for the snapshot"
-    assert not snapshot_makers(runner.cache)
+    assert not snapshot_makers(runner)
     assert not list((runner.cache / "snapshots").glob("*/vmstate.tmp"))
     r = runner.run(["/bin/true"], options=opts)
     assert r.returncode == 0, r.stderr

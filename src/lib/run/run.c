@@ -993,7 +993,7 @@ static void snapshot_choose(struct run *r, char *path, size_t len)
 	/* host directories need vhost-user-fs devices and shared memory that a
 	 * snapshot does not have: those runs boot cold */
 	if (r->spec->cold_boot || !r->vmm.ops->snapshot_take || !r->spec->cache_dir ||
-	    r->vm.nshares)
+	    r->vm.nshares || (r->vmm.ops->snapshot_in_jail && !r->vm.jail.enabled))
 		return;
 	cj_snapshot_stop_fd(r->sfd);
 	fd = cj_snapshot_open(r->spec->cache_dir, &r->vmm, &r->vm, path, len, &serr);
@@ -1016,6 +1016,8 @@ static void snapshot_choose(struct run *r, char *path, size_t len)
 	}
 	r->vm.snap.restore = true;
 	r->vm.snap.fd = fd;
+	r->vm.snap.mem_fd = -1;
+	r->vm.snap.path = path;
 }
 
 /* The VMM, restored from the shape's snapshot when there is one; a
@@ -1040,7 +1042,7 @@ static int start_vmm(struct run *r, struct cj_err *err)
 		return rc;
 	cj_notice("the boot snapshot %s did not restore (%s): removed, booting cold", path,
 	          cj_err_str(err, buf, sizeof buf));
-	unlink(path);
+	cj_snapshot_remove(path);
 	cj_vmm_kill(&r->vmm);
 	if (r->vmm.pid > 0)
 		waitpid(r->vmm.pid, NULL, 0);
@@ -1389,6 +1391,33 @@ static int shape_devices(struct run *r, struct cj_err *err)
 	return rc;
 }
 
+/* `snapshot prepare`: the snapshot's VM is jailed as a run's VMM would
+ * be: a run record of its own holds the jail's uid and its undo log
+ * (teardown replays it); a stop signal ends the making of it. Firecracker's
+ * are made by runs (its snapshot VM needs a run's jail and network
+ * namespace). */
+static int snapshot_prepare_run(struct run *r, char *path, size_t len, struct cj_err *err)
+{
+	int fd = -1;
+
+	if (stage_resolve(r, err) < 0)
+		return -1;
+	if (r->vmm.ops->snapshot_in_jail)
+		return cj_fail(err, ENOTSUP,
+		               "%s boot snapshots are made by the first run of a machine shape, in "
+		               "its jail: there is nothing to prepare",
+		               r->vmm.ops->name);
+	if (stage_initramfs(r, err) < 0 || stage_record(r, err) < 0)
+		return -1;
+	if (stage_jail_plan(r, err) == 0 && shape_devices(r, err) == 0 && vm_machine(r, err) == 0) {
+		cj_snapshot_stop_fd(r->sfd);
+		fd = cj_snapshot_open(r->spec->cache_dir, &r->vmm, &r->vm, path, len, err);
+		cj_snapshot_stop_fd(-1);
+	}
+	stage_teardown(r);
+	return fd;
+}
+
 int cj_run_snapshot_prepare(struct cj_spec *spec, char *path, size_t len, struct cj_err *err)
 {
 	struct run *r = calloc(1, sizeof *r);
@@ -1396,12 +1425,13 @@ int cj_run_snapshot_prepare(struct cj_spec *spec, char *path, size_t len, struct
 
 	if (!r)
 		return cj_fail(err, ENOMEM, "snapshot");
-	*r = (struct run){.spec = spec, .ctl_fd = -1, .sfd = -1};
+	r->spec = spec;
+	r->ctl_fd = r->sfd = r->sv.console.fd = r->sv.vmm_stderr.fd = r->log.fd = r->io.in_fd = -1;
+	sigprocmask(SIG_BLOCK, NULL, &r->old_mask);
 	if (!spec->cache_dir)
 		cj_fail(err, 0, "no cache directory for snapshots");
-	else if (stage_resolve(r, err) == 0 && stage_initramfs(r, err) == 0 &&
-	         shape_devices(r, err) == 0 && vm_machine(r, err) == 0)
-		fd = cj_snapshot_open(spec->cache_dir, &r->vmm, &r->vm, path, len, err);
+	else
+		fd = snapshot_prepare_run(r, path, len, err);
 	if (fd >= 0)
 		close(fd);
 	free(r);

@@ -33,6 +33,7 @@
 #include "ctrj/agent.h"
 #include "curl_dl.h"
 #include "fc_vsock.h"
+#include "snapshot.h"
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -45,6 +46,7 @@
 #include <sys/eventfd.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -62,6 +64,11 @@
 #define JAIL_RUN_TMPFS_SIZE "8m"
 /* The agent's vsock socket, next to the API socket. */
 #define AGENT_VSOCK "agent.vsock"
+/* Boot snapshots in the jail: where the VM making one writes it, and the
+ * names a restoring jail has for the cache's files. */
+#define SNAP_DIR   "snapshot"
+#define SNAP_STATE "snapshot.state"
+#define SNAP_MEM   "snapshot.mem"
 
 struct fc_priv {
 	bool jailed;
@@ -82,6 +89,11 @@ struct fc_priv {
 	char metrics_out[PATH_MAX];
 	bool curl_ready;
 	bool subreaper;
+	int go_fd, go_rd;             /* a restore: the console's input (Firecracker's stdin) */
+	bool remove_jail;             /* cleanup removes the jail and its cgroups (see there) */
+	char exec_name[NAME_MAX + 1]; /* the jail's names, for that */
+	char id[80];
+	char chroot_base[PATH_MAX];
 };
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -190,6 +202,7 @@ static int exec_file(const char *bin, bool jailed, char *real, char *name, size_
 
 struct spawn {
 	char **argv;
+	int stdin_fd; /* -1: /dev/null */
 	const int *keep;
 	size_t nkeep;
 	int netns_fd;   /* -1: stay */
@@ -221,7 +234,7 @@ static pid_t spawn(struct spawn *s, struct cj_err *err)
 	struct cj_spawn sp = {.path = s->argv[0],
 	                      .argv = s->argv,
 	                      .envp = cj_vmm_envp,
-	                      .stdin_fd = -1,
+	                      .stdin_fd = s->stdin_fd,
 	                      .stdout_fd = s->console_fd,
 	                      .stderr_fd = s->stderr_fd,
 	                      .keep = s->keep,
@@ -414,7 +427,7 @@ static int check_api_peer(void *ud, char *primary_ip, char *local_ip, int primar
  * no proxy, timeouts, headers, where the answer goes, the body. */
 static CURLcode api_setopts(CURL *c, struct api_socket *as, const char *sock_path, const char *url,
                             struct curl_slist *hdr, char *errbuf, struct reply *rep,
-                            json_object *body)
+                            const char *method, json_object *body)
 {
 	CURLcode rc = CURLE_OK;
 
@@ -435,7 +448,7 @@ static CURLcode api_setopts(CURL *c, struct api_socket *as, const char *sock_pat
 	if (body) {
 		const char *s = json_object_to_json_string_ext(
 		    body, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-		rc |= curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, "PUT");
+		rc |= curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
 		rc |= curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(s));
 		rc |= curl_easy_setopt(c, CURLOPT_COPYPOSTFIELDS, s);
 	} else {
@@ -474,12 +487,12 @@ static int api_answer(long status, const struct reply *rep, const char *method, 
 	               status, fault);
 }
 
-/* One request. body (PUT) or NULL (GET); *reply gets the parsed answer when
- * reply != NULL. A 4xx/5xx answer's fault_message becomes the error. */
-static int api_call(const struct fc_priv *p, const char *path, json_object *body,
-                    json_object **reply, struct cj_err *err)
+/* One request: method with body, or GET (body NULL); *reply gets the parsed
+ * answer when reply != NULL. A 4xx/5xx answer's fault_message becomes the
+ * error. */
+static int api_request(const struct fc_priv *p, const char *method, const char *path,
+                       json_object *body, json_object **reply, struct cj_err *err)
 {
-	const char *method = body ? "PUT" : "GET";
 	char url[256], errbuf[CURL_ERROR_SIZE] = "";
 	struct curl_slist *hdr = NULL, *h;
 	struct reply rep = {0};
@@ -508,7 +521,7 @@ static int api_call(const struct fc_priv *p, const char *path, json_object *body
 		}
 		hdr = h;
 	}
-	rc = api_setopts(c, &as, sock_path, url, hdr, errbuf, &rep, body);
+	rc = api_setopts(c, &as, sock_path, url, hdr, errbuf, &rep, method, body);
 	if (rc != CURLE_OK) {
 		cj_fail(err, 0, "Firecracker API client: %s", curl_easy_strerror(rc));
 		goto out;
@@ -532,6 +545,13 @@ out:
 	return r;
 }
 
+/* PUT path with body, or GET path (body NULL). */
+static int api_call(const struct fc_priv *p, const char *path, json_object *body,
+                    json_object **reply, struct cj_err *err)
+{
+	return api_request(p, body ? "PUT" : "GET", path, body, reply, err);
+}
+
 /* Wait until the API socket accepts connections. When the process ends
  * first it is reaped and *reaped set. */
 static int wait_api(const struct fc_priv *p, pid_t pid, bool *reaped, struct cj_err *err)
@@ -542,6 +562,9 @@ static int wait_api(const struct fc_priv *p, pid_t pid, bool *reaped, struct cj_
 		int fd = api_connect(p, err);
 		if (fd >= 0) {
 			close(fd);
+			/* the tries before (not there yet) leave no error behind: the
+			 * run prints one that comes with a status */
+			*err = (struct cj_err){0};
 			return 0;
 		}
 		/* anything but "not there yet" is a refusal: stop here */
@@ -712,7 +735,73 @@ static void stop_log_thread(struct fc_priv *p)
 static void priv_init(struct fc_priv *p)
 {
 	memset(p, 0, sizeof *p);
-	p->sock_dirfd = p->log_fd = p->metrics_fd = p->stop_fd = -1;
+	p->sock_dirfd = p->log_fd = p->metrics_fd = p->stop_fd = p->go_fd = p->go_rd = -1;
+}
+
+/* A drive of the VM that makes a boot snapshot: an empty file of the jail
+ * user's at the name the run's drive has in its jail, where the restored
+ * Firecracker reopens it (no run's data is ever in the snapshot's VM). */
+static int empty_drive(const struct fc_priv *p, const char *rel, struct cj_err *err)
+{
+	char path[PATH_MAX + 64];
+	cj_autoclose int fd = -1;
+
+	snprintf(path, sizeof path, "%s/%s", p->root, rel);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return cj_fail(err, errno, "create %s in the jail", rel);
+	if (fchown(fd, p->uid, p->gid) < 0)
+		return cj_fail(err, errno, "chown %s", rel);
+	return 0;
+}
+
+/* The boot snapshot's files in the jail: the directory Firecracker writes
+ * them to (prepare), or links to the cache's read-only files (restore; a
+ * compromised VMM cannot change them: they are root's). */
+static int place_snapshot(struct fc_priv *p, const struct cj_vm_config *cfg, struct cj_err *err)
+{
+	char dir[PATH_MAX + 16], mem[PATH_MAX];
+	const char *slash;
+
+	if (cfg->snap.prepare) {
+		snprintf(dir, sizeof dir, "%s/" SNAP_DIR, p->root);
+		if (mkdir(dir, 0700) < 0 || chown(dir, p->uid, p->gid) < 0)
+			return cj_fail(err, errno, "create %s", dir);
+		return 0;
+	}
+	if (!cfg->snap.restore)
+		return 0;
+	slash = cfg->snap.path ? strrchr(cfg->snap.path, '/') : NULL;
+	if (!slash)
+		return cj_fail(err, EINVAL, "the boot snapshot's path");
+	snprintf(mem, sizeof mem, "%.*s/mem", (int)(slash - cfg->snap.path), cfg->snap.path);
+	if (cj_layout_place_file(&p->lay, cfg->snap.path, SNAP_STATE, true, err) < 0 ||
+	    cj_layout_place_file(&p->lay, mem, SNAP_MEM, true, err) < 0)
+		return cj_err_wrap(err, "the boot snapshot");
+	return 0;
+}
+
+/* A boot snapshot's part of the jail (place_snapshot) and, for a restore,
+ * the pipe that will be Firecracker's stdin, the console's input. The
+ * jail of a VM making a snapshot, or of one whose snapshot did not
+ * restore, goes at cleanup. */
+static int snap_setup(struct cj_vmm *vmm, struct fc_priv *p, const struct cj_vm_config *cfg,
+                      struct cj_err *err)
+{
+	int go[2];
+
+	p->remove_jail = cfg->snap.prepare;
+	if (place_snapshot(p, cfg, err) < 0) {
+		vmm->restore_failed = p->remove_jail = cfg->snap.restore;
+		return -1;
+	}
+	if (!cfg->snap.restore)
+		return 0;
+	if (pipe2(go, O_CLOEXEC) < 0)
+		return cj_fail(err, errno, "console pipe");
+	p->go_rd = go[0];
+	p->go_fd = go[1];
+	return 0;
 }
 
 /* The jail: directories, the run/ tmpfs, the record, the files. paths
@@ -725,6 +814,9 @@ static int build_jail(struct fc_priv *p, const struct cj_vm_config *cfg, const c
 	/* Recorded before anything exists: a crash from here on is gc's. */
 	if (undo_jail(p, cfg->jail.chroot_base, exec_name, cfg->id, err) < 0)
 		return -1;
+	snprintf(p->exec_name, sizeof p->exec_name, "%s", exec_name);
+	snprintf(p->id, sizeof p->id, "%s", cfg->id);
+	snprintf(p->chroot_base, sizeof p->chroot_base, "%s", cfg->jail.chroot_base);
 	if (cj_mkdir_p(cfg->jail.chroot_base, 0755, err) < 0)
 		return cj_err_wrap(err, "jail base directory");
 	snprintf(dir, sizeof dir, "%s/%s", cfg->jail.chroot_base, exec_name);
@@ -759,7 +851,8 @@ static int build_jail(struct fc_priv *p, const struct cj_vm_config *cfg, const c
 		if (!valid_name(f->name) || strlen(f->name) > 48)
 			return cj_fail(err, 0, "drive id '%s' cannot name a file", f->name);
 		snprintf(names[k], 64, f->fd >= 0 ? "run/%s.img" : "%s.img", f->name);
-		if ((f->fd >= 0
+		if ((cfg->snap.prepare ? empty_drive(p, names[k], err)
+		     : f->fd >= 0
 		         ? cj_layout_place_fd(&p->lay, f->fd, names[k], f->writable, err)
 		         : cj_layout_place_file(&p->lay, f->host, names[k], !f->writable, err)) < 0)
 			return cj_err_wrap(err, "drive %s", f->name);
@@ -787,6 +880,7 @@ static int start_jailed(struct cj_vmm *vmm, struct fc_priv *p, const struct cj_v
 	};
 	struct spawn s = {.netns_fd = -1,
 	                  .cwd_fd = -1,
+	                  .stdin_fd = p->go_rd,
 	                  .console_fd = cfg->has_console_fd ? cfg->console_fd : -1,
 	                  .stderr_fd = cfg->has_stderr_fd ? cfg->stderr_fd : -1};
 	int st = 0, fd;
@@ -878,6 +972,7 @@ static int start_unjailed(struct cj_vmm *vmm, struct fc_priv *p, const struct cj
 		if (cfg->drives[i].fd >= 0)
 			keep[nkeep++] = cfg->drives[i].fd;
 	struct spawn s = {.argv = argv,
+	                  .stdin_fd = -1,
 	                  .keep = keep,
 	                  .nkeep = nkeep,
 	                  .netns_fd = -1,
@@ -900,12 +995,9 @@ static int start_unjailed(struct cj_vmm *vmm, struct fc_priv *p, const struct cj
 	return 0;
 }
 
-static int configure(struct fc_priv *p, const struct cj_vm_config *cfg,
-                     const struct cj_fc_paths *paths, struct cj_err *err)
+static int check_version(const struct fc_priv *p, struct cj_err *err)
 {
-	struct cj_fc_request *plan = NULL;
-	json_object *ver = NULL, *v, *start;
-	size_t n = 0;
+	json_object *ver = NULL, *v;
 	int r;
 
 	if (api_call(p, "/version", NULL, &ver, err) < 0)
@@ -914,10 +1006,62 @@ static int configure(struct fc_priv *p, const struct cj_vm_config *cfg,
 	        ? cj_fc_check_version(json_object_get_string(v), err)
 	        : cj_fail(err, 0, "Firecracker's GET /version answer has no firecracker_version");
 	json_object_put(ver);
+	return r;
+}
+
+/* A fresh Firecracker restores the boot snapshot: its logger and metrics
+ * (the only configuration a snapshot load allows before it), the load
+ * (paused), the drives re-pointed at this run's files, the network on
+ * this run's TAP, resumed; then the "go" line on its console (snapshot.h)
+ * with this boot's seed, clock and MAC. */
+static int restore(struct fc_priv *p, const struct cj_vm_config *cfg,
+                   const struct cj_fc_request *plan, size_t nplan, const struct cj_fc_paths *paths,
+                   struct cj_err *err)
+{
+	struct cj_fc_call *calls = NULL;
+	char line[CJ_SNAPSHOT_GO_MAX];
+	size_t n = 0;
+	int r = 0;
+
+	for (size_t i = 0; i < nplan && r == 0; i++)
+		if (strcmp(plan[i].path, "/logger") == 0 || strcmp(plan[i].path, "/metrics") == 0)
+			r = api_call(p, plan[i].path, plan[i].body, NULL, err);
+	if (r == 0)
+		r = cj_fc_restore_calls(cfg, paths, SNAP_STATE, SNAP_MEM, &calls, &n, err);
+	for (size_t i = 0; i < n && r == 0; i++)
+		r = api_request(p, calls[i].method, calls[i].path, calls[i].body, NULL, err);
+	cj_fc_calls_free(calls, n);
 	if (r < 0)
+		return cj_err_wrap(err, "restore the boot snapshot");
+	if (cj_snapshot_go_line(line, sizeof line, cfg->tap ? cfg->mac : NULL, err) < 0)
+		return -1;
+	/* shorter than PIPE_BUF: written whole */
+	r = write(p->go_fd, line, strlen(line)) != (ssize_t)strlen(line)
+	        ? cj_fail(err, errno, "restore the boot snapshot: write to the console")
+	        : 0;
+	explicit_bzero(line, sizeof line);
+	close(p->go_fd);
+	p->go_fd = -1;
+	return r;
+}
+
+static int configure(struct fc_priv *p, const struct cj_vm_config *cfg,
+                     const struct cj_fc_paths *paths, struct cj_err *err)
+{
+	struct cj_fc_request *plan = NULL;
+	json_object *start;
+	size_t n = 0;
+	int r = 0;
+
+	if (check_version(p, err) < 0)
 		return -1;
 	if (cj_fc_plan(cfg, paths, &plan, &n, err) < 0)
 		return -1;
+	if (cfg->snap.restore) {
+		r = restore(p, cfg, plan, n, paths, err);
+		cj_fc_plan_free(plan, n);
+		return r;
+	}
 	for (size_t i = 0; i < n && r == 0; i++)
 		r = api_call(p, plan[i].path, plan[i].body, NULL, err);
 	cj_fc_plan_free(plan, n);
@@ -970,7 +1114,8 @@ static int fc_start(struct cj_vmm *vmm, const struct cj_vm_config *cfg, struct c
 		return -1;
 
 	if (p->jailed) {
-		if (build_jail(p, cfg, exec_name, &paths, names, err) < 0)
+		if (build_jail(p, cfg, exec_name, &paths, names, err) < 0 ||
+		    snap_setup(vmm, p, cfg, err) < 0)
 			return -1;
 		snprintf(sock_dir, sizeof sock_dir, "%s/run", p->root);
 		sock_name = strrchr(CJ_FC_JAIL_API_SOCK, '/') + 1;
@@ -1006,18 +1151,29 @@ static int fc_start(struct cj_vmm *vmm, const struct cj_vm_config *cfg, struct c
 	    make_fifo(metrics_path, p, &p->metrics_fd, err) < 0 || start_log_thread(p, err) < 0)
 		return -1;
 
-	if ((p->jailed ? start_jailed(vmm, p, cfg, real, exec_name, err)
-	               : start_unjailed(vmm, p, cfg, real, err)) < 0)
+	int started = p->jailed ? start_jailed(vmm, p, cfg, real, exec_name, err)
+	                        : start_unjailed(vmm, p, cfg, real, err);
+	if (p->go_rd >= 0)
+		close(p->go_rd);
+	p->go_rd = -1;
+	if (started < 0)
 		return -1;
 	bool reaped = false;
 	p->vmm_pid = vmm->pid;
-	if (wait_api(p, vmm->pid, &reaped, err) < 0 || configure(p, cfg, &paths, err) < 0) {
-		if (!reaped)
-			kill_and_reap(vmm->pid);
-		vmm->pid = 0;
-		return -1;
+	if (wait_api(p, vmm->pid, &reaped, err) < 0)
+		goto fail;
+	if (configure(p, cfg, &paths, err) < 0) {
+		/* the run removes that snapshot and starts again, cold: in a
+		 * jail of the same name, so this one goes at cleanup */
+		vmm->restore_failed = p->remove_jail = cfg->snap.restore;
+		goto fail;
 	}
 	return 0;
+fail:
+	if (!reaped)
+		kill_and_reap(vmm->pid);
+	vmm->pid = 0;
+	return -1;
 }
 
 static int fc_request_stop(struct cj_vmm *vmm, struct cj_err *err)
@@ -1083,6 +1239,87 @@ static int fc_agent_target(const struct cj_vmm *vmm, struct cj_fc_vsock_target *
 	return 0;
 }
 
+/* ---- boot snapshots (snapshot.h) ---------------------------------------- */
+
+/* The jail's file rel (in SNAP_DIR, the jail user's), written by the
+ * Firecracker that has just been killed, into out: a regular file of the
+ * jail user's, never through a symlink. */
+static int copy_out(const struct fc_priv *p, const char *rel, int out, struct cj_err *err)
+{
+	char dir[PATH_MAX + 16];
+	cj_autoclose int dfd = -1, in = -1;
+	struct stat st;
+
+	snprintf(dir, sizeof dir, "%s/" SNAP_DIR, p->root);
+	if ((dfd = open(dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0 ||
+	    (in = openat(dfd, rel, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)) < 0)
+		return cj_fail(err, errno, "Firecracker's snapshot file %s", rel);
+	if (fstat(in, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != p->uid)
+		return cj_fail(err, 0,
+		               "Firecracker's snapshot file %s is not a file of the VM's uid", rel);
+	for (off_t left = st.st_size; left > 0;) {
+		ssize_t n = sendfile(out, in, NULL, left > (1 << 30) ? (1 << 30) : (size_t)left);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return cj_fail(err, n < 0 ? errno : EIO,
+			               "copy Firecracker's snapshot file %s", rel);
+		left -= n;
+	}
+	return 0;
+}
+
+/* The guest waits at its snapshot point: pause it, have Firecracker write
+ * the state and memory into the jail, kill it and whatever is left in its
+ * cgroups (nothing changes the files then), and copy them into
+ * cfg->snap.fd and cfg->snap.mem_fd. */
+static int fc_snapshot_take(struct cj_vmm *vmm, const struct cj_vm_config *cfg, struct cj_err *err)
+{
+	struct fc_priv *p = vmm->priv;
+	struct cj_fc_call *calls = NULL;
+	size_t n = 0;
+	int r;
+
+	if (!p || !p->jailed || cfg->snap.mem_fd < 0)
+		return cj_fail(err, 0, "Firecracker makes boot snapshots only in its jail");
+	r = cj_fc_snapshot_calls(SNAP_DIR "/vmstate", SNAP_DIR "/mem", &calls, &n, err);
+	for (size_t i = 0; i < n && r == 0; i++)
+		r = api_request(p, calls[i].method, calls[i].path, calls[i].body, NULL, err);
+	cj_fc_calls_free(calls, n);
+	kill_and_reap(vmm->pid);
+	vmm->pid = 0;
+	/* and anything it left in its cgroups */
+	if (cj_cgroups_kill_named(p->exec_name, p->id) < 0 && r == 0)
+		r = cj_fail(err, 0, "a process of the snapshot's jail %s does not end", p->id);
+	if (r == 0)
+		r = copy_out(p, "vmstate", cfg->snap.fd, err);
+	if (r == 0)
+		r = copy_out(p, "mem", cfg->snap.mem_fd, err);
+	return r < 0 ? cj_err_wrap(err, "make the boot snapshot") : 0;
+}
+
+/* The jail of a VM that made a snapshot, or whose snapshot did not
+ * restore, with its cgroups, once the VMM has ended: as their undo
+ * entries do at teardown (which finds them gone). */
+static void remove_jail(const struct fc_priv *p)
+{
+	json_object *jail = json_object_new_object(), *cg = json_object_new_object();
+
+	if (jail && cg) {
+		json_object_object_add(jail, "kind", json_object_new_string("firecracker.jail"));
+		json_object_object_add(jail, "chroot_base", json_object_new_string(p->chroot_base));
+		json_object_object_add(jail, "exec_name", json_object_new_string(p->exec_name));
+		json_object_object_add(jail, "id", json_object_new_string(p->id));
+		json_object_object_add(cg, "kind", json_object_new_string("jail.cgroups"));
+		json_object_object_add(cg, "parent", json_object_new_string(p->exec_name));
+		json_object_object_add(cg, "id", json_object_new_string(p->id));
+		cj_jail_undo(cg, true);
+		cj_firecracker_undo(jail, true);
+	}
+	json_object_put(jail);
+	json_object_put(cg);
+}
+
 static void fc_cleanup(struct cj_vmm *vmm)
 {
 	struct fc_priv *p = vmm->priv;
@@ -1098,7 +1335,11 @@ static void fc_cleanup(struct cj_vmm *vmm)
 		close(p->metrics_fd);
 	if (p->sock_dirfd >= 0)
 		close(p->sock_dirfd);
+	if (p->go_fd >= 0)
+		close(p->go_fd);
 	cj_layout_close(&p->lay);
+	if (p->remove_jail && p->id[0])
+		remove_jail(p);
 	if (p->subreaper)
 		prctl(PR_SET_CHILD_SUBREAPER, 0);
 	if (p->curl_ready)
@@ -1119,4 +1360,6 @@ const struct cj_vmm_ops cj_firecracker_ops = {
     .exit_error = fc_exit_error,
     .agent_target = fc_agent_target,
     .cleanup = fc_cleanup,
+    .snapshot_take = fc_snapshot_take,
+    .snapshot_in_jail = true,
 };

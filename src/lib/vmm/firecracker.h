@@ -93,8 +93,10 @@ int cj_cgroup_version(void);
  * Replay is idempotent. */
 int cj_firecracker_undo(json_object *entry, bool verbose);
 
-/* Boot snapshots (snapshot.h), as calls with their method. Not yet used by
- * runs: Firecracker runs boot cold. */
+/* Boot snapshots (snapshot.h), as calls with their method. A jailed run
+ * restores the snapshot of its machine shape (made by a Firecracker in
+ * the run's jail, under the id "<run id>-snap", with empty drive files at
+ * the names the run's drives have in its jail); --no-jail runs boot cold. */
 struct cj_fc_call {
 	const char *method; /* "PUT" or "PATCH" */
 	char path[128];

@@ -85,8 +85,12 @@ static json_object *boot_body(const struct cj_vm_config *cfg, const struct cj_fc
 	if (p->initrd)
 		r |= add(o, "initrd_path", json_object_new_string(p->initrd));
 	/* Firecracker replaces its default command line with this one: the run
-	 * builds it complete (console, reboot=k panic=1, pci=off, extras). */
-	r |= add(o, "boot_args", json_object_new_string(cfg->cmdline));
+	 * builds it complete (console, reboot=k panic=1, pci=off, extras).
+	 * A boot to the snapshot point says so to the init (guest/resume.c),
+	 * as QEMU's does; a restored guest keeps that command line. */
+	char args[sizeof cfg->cmdline + 16];
+	snprintf(args, sizeof args, "%s%s", cfg->cmdline, cfg->snap.prepare ? " ctrj.snap=1" : "");
+	r |= add(o, "boot_args", json_object_new_string(args));
 	if (r) {
 		json_object_put(o);
 		return NULL;

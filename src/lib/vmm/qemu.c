@@ -180,7 +180,7 @@ static int argv_drive(char ***v, size_t *n, const struct cj_drive *d, size_t i,
 	struct stat st;
 	int r = 0;
 
-	if (!drive_fds && !d->path && d->fd < 0) { /* a snapshot's drive: no backing file */
+	if (!d->path && d->fd < 0) { /* a snapshot's drive: no backing file */
 		r |= push_opt(v, n, "-drive", "id=%s,driver=null-co,read-zeroes=on,if=none%s",
 		              d->id, d->read_only ? ",readonly=on" : "");
 		return r | push_opt(v, n, "-device", "virtio-blk-device,drive=%s", d->id);
@@ -352,12 +352,15 @@ static int enter_jail(void *ctx, const char **what)
 }
 
 /* The self-jail's executor: the TAP and the drives as fds, the room and
- * the cgroup. Returns the argv. */
+ * the cgroup. Returns the argv. The VM making a boot snapshot has neither:
+ * its drives have no backing file, its NIC no backend (snapshot.c). */
 static char **prepare_jailed(struct qemu_priv *p, const struct cj_vm_config *cfg, const char *path,
                              struct cj_err *err)
 {
-	if ((cfg->tap && (p->tap_fd = cj_tap_open(cfg->tap, (uid_t)-1, err)) < 0) ||
-	    open_drives(p, &cfg->jail, err) < 0 ||
+	bool blank = cfg->snap.prepare;
+
+	if ((cfg->tap && cfg->tap[0] && (p->tap_fd = cj_tap_open(cfg->tap, (uid_t)-1, err)) < 0) ||
+	    (!blank && open_drives(p, &cfg->jail, err) < 0) ||
 	    cj_jail_prepare(&cfg->jail, cfg->run_dir, cfg->id, path, cfg->undo, &p->jail, err) < 0)
 		return NULL;
 	if (p->tap_fd >= 0)

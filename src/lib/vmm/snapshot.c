@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@
 
 /* The guest's boot to its snapshot point, under TCG on a loaded host. */
 #define POINT_TIMEOUT_MS 120000
+#define STOP_POLL_MS     50
 
 static void hash_file(struct cj_hash *h, const char *path)
 {
@@ -43,17 +45,22 @@ static int shape_key(const struct cj_vmm *vmm, const struct cj_vm_config *cfg, c
 		return cj_fail(err, ENOMEM, "snapshot key");
 	if (cj_find_in_path(vmm->bin, bin, sizeof bin) < 0)
 		snprintf(bin, sizeof bin, "%s", vmm->bin);
-	cj_hash_update(h, "ctrj-snapshot-1|", 16);
+	cj_hash_update(h, "ctrj-snapshot-2|", 16);
 	cj_hash_update(h, vmm->ops->name, strlen(vmm->ops->name) + 1);
 	hash_file(h, cfg->kernel);
 	hash_file(h, cfg->initramfs);
 	hash_file(h, bin);
-	int n = snprintf(buf, sizeof buf, "cpus=%u mem=%llu kvm=%d nic=%d drives=%zu:", cfg->cpus,
+	int n = snprintf(buf, sizeof buf,
+	                 "cpus=%u mem=%llu kvm=%d nic=%d jail=%d drives=%zu:", cfg->cpus,
 	                 (unsigned long long)cfg->memory_mib, cfg->use_kvm, cfg->tap != NULL,
-	                 cfg->ndrives);
+	                 vmm->ops->snapshot_in_jail && cfg->jail.enabled, cfg->ndrives);
 	cj_hash_update(h, buf, (size_t)n);
-	for (size_t i = 0; i < cfg->ndrives; i++)
-		cj_hash_update(h, cfg->drives[i].read_only ? "r" : "w", 1);
+	for (size_t i = 0; i < cfg->ndrives; i++) {
+		/* a jail's file names follow the drives' names */
+		n = snprintf(buf, sizeof buf, "%s%s|", cfg->drives[i].read_only ? "r" : "w",
+		             cfg->drives[i].id ? cfg->drives[i].id : "");
+		cj_hash_update(h, buf, (size_t)n);
+	}
 	cj_hash_update(h, cfg->cmdline, strlen(cfg->cmdline) + 1);
 	cj_hash_final_hex(h, key);
 	return 0;
@@ -86,12 +93,21 @@ void cj_snapshot_stop_fd(int fd)
 	g_stop_fd = fd;
 }
 
-/* A stop asked for (the signal stays queued: poll only looks). */
+/* A stop asked for: a stop signal pending (blocked: the run reads them
+ * from its signalfd, where it stays queued). Only those: the SIGCHLD of a
+ * helper that ended (Firecracker's jailer, which exits once it has started
+ * the VMM) makes the signalfd readable too. */
 static bool stop_pending(void)
 {
-	struct pollfd p = {.fd = g_stop_fd, .events = POLLIN};
+	static const int stops[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT};
+	sigset_t set;
 
-	return g_stop_fd >= 0 && poll(&p, 1, 0) == 1;
+	if (g_stop_fd < 0 || sigpending(&set) < 0)
+		return false;
+	for (size_t i = 0; i < sizeof stops / sizeof stops[0]; i++)
+		if (sigismember(&set, stops[i]) == 1)
+			return true;
+	return false;
 }
 
 static int stopped(struct cj_err *err)
@@ -129,18 +145,17 @@ static int wait_point(int fd, struct cj_err *err)
 	uint64_t deadline = cj_now_ns() + POINT_TIMEOUT_MS * 1000000ull;
 
 	for (;;) {
-		struct pollfd p[2] = {{.fd = fd, .events = POLLIN},
-		                      {.fd = g_stop_fd, .events = POLLIN}};
+		struct pollfd p = {.fd = fd, .events = POLLIN};
 		uint64_t now = cj_now_ns();
 		if (now >= deadline)
 			return cj_fail(err, ETIMEDOUT,
 			               "the guest never reached its snapshot point");
-		if (poll(p, g_stop_fd >= 0 ? 2 : 1, (int)((deadline - now) / 1000000 + 1)) < 0 &&
-		    errno != EINTR)
+		/* a stop is looked for between short waits (stop_pending) */
+		if (poll(&p, 1, STOP_POLL_MS) < 0 && errno != EINTR)
 			return cj_fail(err, errno, "snapshot: console");
-		if (g_stop_fd >= 0 && (p[1].revents & POLLIN))
+		if (stop_pending())
 			return stopped(err);
-		if (!(p[0].revents & (POLLIN | POLLHUP | POLLERR)))
+		if (!(p.revents & (POLLIN | POLLHUP | POLLERR)))
 			continue;
 		ssize_t n = read(fd, buf + used, sizeof buf - 1 - used);
 		if (n < 0 && (errno == EINTR || errno == EAGAIN))
@@ -161,33 +176,49 @@ static int wait_point(int fd, struct cj_err *err)
 }
 
 /* The shape's VM without any of a run's data: drives without backing
- * files, a NIC without a backend, no jail (it runs only our kernel and
- * init). */
-static void blank_config(struct cj_vm_config *pc, int console, int fd)
+ * files (a backend that snapshots in the jail gives them empty files
+ * itself) and, for QEMU, a NIC without a backend. A jailed run's is jailed
+ * like the run's VMM (its plan: uid, limits, cgroups in the run's undo
+ * log), under an id of its own; with a file size limit that lets it write
+ * the guest's memory (QEMU's migration stream, Firecracker's memory file).
+ * Firecracker's keeps the run's network namespace and TAP: the guest has
+ * no network driver yet at the snapshot point. */
+static void blank_config(struct cj_vm_config *pc, bool keep_tap, char *id, int console, int fd)
 {
+	bool jailed = pc->jail.enabled && pc->undo && pc->run_dir && pc->id;
+
 	for (size_t i = 0; i < pc->ndrives; i++) {
 		pc->drives[i].path = NULL;
 		pc->drives[i].fd = -1;
 	}
-	if (pc->tap)
+	if (pc->tap && !keep_tap)
 		pc->tap = "";
-	pc->jail.enabled = false;
-	pc->run_dir = NULL;
-	pc->undo = NULL;
+	if (jailed) {
+		uint64_t mem = (pc->memory_mib << 20) + (1u << 20);
+		pc->id = id;
+		if (pc->jail.fsize_limit && pc->jail.fsize_limit < mem)
+			pc->jail.fsize_limit = mem;
+	} else {
+		pc->jail.enabled = false;
+		pc->run_dir = NULL;
+		pc->undo = NULL;
+	}
 	pc->has_console_fd = true;
 	pc->console_fd = console;
 	pc->has_stderr_fd = false;
 	pc->snap.prepare = true;
 	pc->snap.restore = false;
 	pc->snap.fd = fd;
+	pc->snap.path = NULL;
 }
 
 /* Boots the shape to its snapshot point and saves it into fd. */
-static int take(const struct cj_vmm *tmpl, const struct cj_vm_config *cfg, int fd,
+static int take(const struct cj_vmm *tmpl, const struct cj_vm_config *cfg, int fd, int mem_fd,
                 struct cj_err *err)
 {
 	struct cj_vmm vm = {.ops = tmpl->ops, .bin = tmpl->bin};
 	struct cj_vm_config *pc = malloc(sizeof *pc);
+	char id[80];
 	int cons[2], r;
 
 	if (!pc)
@@ -197,7 +228,9 @@ static int take(const struct cj_vmm *tmpl, const struct cj_vm_config *cfg, int f
 		return cj_fail(err, errno, "snapshot: console pipe");
 	}
 	*pc = *cfg;
-	blank_config(pc, cons[1], fd);
+	snprintf(id, sizeof id, "%s-snap", cfg->id ? cfg->id : "");
+	blank_config(pc, vm.ops->snapshot_in_jail, id, cons[1], fd);
+	pc->snap.mem_fd = mem_fd;
 	r = vm.ops->start(&vm, pc, err);
 	close(cons[1]);
 	if (r == 0)
@@ -213,11 +246,48 @@ static int take(const struct cj_vmm *tmpl, const struct cj_vm_config *cfg, int f
 	return r;
 }
 
-/* Makes dir/vmstate under dir/lock unless it is there; opens it. */
+/* Makes dir/vmstate (and, for a backend with a memory file, dir/mem, which
+ * is renamed into place first: vmstate says the snapshot is whole). A
+ * snapshot in the jail is read by the VMM's uid through a link in its
+ * jail, so those files are 0644: they hold only our kernel and init. */
+static int make(const char *dir, const struct cj_vmm *vmm, const struct cj_vm_config *cfg,
+                const char *path, struct cj_err *err)
+{
+	bool mem = vmm->ops->snapshot_in_jail;
+	mode_t mode = mem ? 0644 : 0600;
+	char tmp[PATH_MAX + 16], mtmp[PATH_MAX + 16], mpath[PATH_MAX + 16];
+	int wfd, mfd = -1, r = 0;
+
+	snprintf(tmp, sizeof tmp, "%s/vmstate.tmp", dir);
+	snprintf(mtmp, sizeof mtmp, "%s/mem.tmp", dir);
+	snprintf(mpath, sizeof mpath, "%s/mem", dir);
+	if ((wfd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)) < 0)
+		return cj_fail(err, errno, "create %s", tmp);
+	if (mem && (mfd = open(mtmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)) < 0)
+		r = cj_fail(err, errno, "create %s", mtmp);
+	if (r == 0 && (fchmod(wfd, mode) < 0 || (mem && fchmod(mfd, mode) < 0)))
+		r = cj_fail(err, errno, "chmod the snapshot in %s", dir);
+	if (r == 0)
+		r = take(vmm, cfg, wfd, mfd, err);
+	close(wfd);
+	if (mfd >= 0)
+		close(mfd);
+	if (r == 0 && mem && rename(mtmp, mpath) < 0)
+		r = cj_fail(err, errno, "rename %s", mtmp);
+	if (r == 0 && rename(tmp, path) < 0)
+		r = cj_fail(err, errno, "rename %s", tmp);
+	if (r < 0) {
+		unlink(tmp);
+		unlink(mtmp);
+	}
+	return r;
+}
+
+/* Makes the snapshot under dir/lock unless it is there; opens dir/vmstate. */
 static int open_or_make(const char *dir, const struct cj_vmm *vmm, const struct cj_vm_config *cfg,
                         char *path, size_t pathlen, struct cj_err *err)
 {
-	char lock[PATH_MAX + 8], tmp[PATH_MAX + 8];
+	char lock[PATH_MAX + 8];
 	int lfd, fd, r = 0;
 
 	snprintf(path, pathlen, "%s/vmstate", dir);
@@ -227,23 +297,22 @@ static int open_or_make(const char *dir, const struct cj_vmm *vmm, const struct 
 	if ((lfd = lock_stoppable(lock, err)) < 0)
 		return -1;
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) { /* nobody made it meanwhile */
-		snprintf(tmp, sizeof tmp, "%s/vmstate.tmp", dir);
-		int wfd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-		if (wfd < 0)
-			r = cj_fail(err, errno, "create %s", tmp);
-		if (r == 0)
-			r = take(vmm, cfg, wfd, err);
-		if (wfd >= 0)
-			close(wfd);
-		if (r == 0 && rename(tmp, path) < 0)
-			r = cj_fail(err, errno, "rename %s", tmp);
-		if (r < 0)
-			unlink(tmp);
-		else if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		r = make(dir, vmm, cfg, path, err);
+		if (r == 0 && (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
 			r = cj_fail(err, errno, "open %s", path);
 	}
 	close(lfd);
 	return r < 0 ? -1 : fd;
+}
+
+void cj_snapshot_remove(const char *path)
+{
+	char mem[PATH_MAX + 8];
+	const char *slash = strrchr(path, '/');
+
+	unlink(path);
+	if (slash && snprintf(mem, sizeof mem, "%.*s/mem", (int)(slash - path), path) > 0)
+		unlink(mem);
 }
 
 int cj_snapshot_open(const char *cache_dir, const struct cj_vmm *vmm,
@@ -253,6 +322,11 @@ int cj_snapshot_open(const char *cache_dir, const struct cj_vmm *vmm,
 
 	if (!vmm->ops->snapshot_take)
 		return cj_fail(err, ENOTSUP, "%s has no boot snapshots", vmm->ops->name);
+	if (vmm->ops->snapshot_in_jail && (!cfg->jail.enabled || !cfg->undo || !cfg->id))
+		return cj_fail(err, ENOTSUP,
+		               "%s makes its boot snapshots in a run's jail: the first jailed run "
+		               "of this machine shape makes it",
+		               vmm->ops->name);
 	if (shape_key(vmm, cfg, key, err) < 0)
 		return -1;
 	snprintf(dir, sizeof dir, "%s/snapshots", cache_dir);

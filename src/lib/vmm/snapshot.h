@@ -3,7 +3,8 @@
  * snapshot point (before any virtio driver, any drive, any run's data),
  * saved in the cache and restored by every run of that shape.
  *
- * <cache>/snapshots/<key>/vmstate, built under <key>/lock. The key hashes
+ * <cache>/snapshots/<key>/vmstate (Firecracker: and <key>/mem, the guest
+ * memory), built under <key>/lock. The key hashes
  * the backend, the kernel, the initramfs (the init inside it), the VMM
  * binary, vCPUs, memory, accelerator, the kernel command line and the
  * device layout (the drives in order with their read-only flags, whether
@@ -23,6 +24,9 @@
 int cj_snapshot_open(const char *cache_dir, const struct cj_vmm *vmm,
                      const struct cj_vm_config *cfg, char *path, size_t pathlen,
                      struct cj_err *err);
+/* Removes the snapshot whose state file is path (a snapshot that did not
+ * restore): its memory file too. */
+void cj_snapshot_remove(const char *path);
 /* A descriptor that becomes readable when the run is asked to stop (its
  * signalfd; -1: none): making a snapshot, or waiting for another run to
  * make it, ends at once then (the signal stays pending for the caller). */

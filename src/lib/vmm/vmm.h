@@ -67,6 +67,11 @@ struct cj_vm_config {
 		bool prepare; /* boot to the snapshot point and wait there (snapshot.h) */
 		bool restore; /* start from the snapshot in fd, then say "go" */
 		int fd;       /* prepare: the file the state goes to; restore: the state */
+		/* backends with a memory file (snapshot_in_jail): prepare: the
+		 * file the guest memory goes to; restore: -1, and path names the
+		 * state file, the memory file "mem" next to it */
+		int mem_fd;
+		const char *path;
 	} snap;
 	struct cj_jail_plan jail;
 	struct cj_undo *undo; /* the run record's log: pushed before each host change */
@@ -123,6 +128,10 @@ struct cj_vmm_ops {
 	 * cfg->snap.restore that could not restore sets vmm->restore_failed. */
 	int (*snapshot_take)(struct cj_vmm *vmm, const struct cj_vm_config *cfg,
 	                     struct cj_err *err);
+	/* The snapshot is a state file and a memory file (cfg->snap.mem_fd),
+	 * made by a VM in the run's jail (its plan, netns, TAP and undo log,
+	 * under an id of its own): jailed runs only. */
+	bool snapshot_in_jail;
 };
 
 struct cj_vmm {

@@ -32,6 +32,18 @@ REST API on the --api-sock unix socket. It
   greets (HELLO) and answers each START with its argv on stdout and a set
   exit code), "garbage", "close" (no listener in the guest) or "silent";
   "closes": N closes the first N connections (a guest still booting);
+- boot snapshots (see Firecracker.snapshot_*): a guest booted with
+  ctrj.snap=1 says the init's snapshot point on the console (its stdout)
+  instead of running; PATCH /vm Paused, PUT /snapshot/create write a state
+  file (what was configured, as JSON) and a memory file into the jail;
+  PUT /snapshot/load is accepted only by a fresh process (logger and
+  metrics at most), from files inside its jail, reopens the drives, TAP
+  and vsock the state names (network_overrides first), and refuses a state
+  or memory file that is not one it wrote; PATCH /drives re-points a drive
+  of a started or loaded VM; PATCH /vm Resumed of a loaded VM runs the
+  restored guest: it reads the host's "go" line on the console's input
+  (its stdin), records it, and then behaves as after InstanceStart. Every
+  call out of that order is refused and recorded as a violation;
 - when told to ("hijack"), plays a compromised Firecracker after
   InstanceStart: it replaces its API socket by a symlink to another socket,
   or by a socket a child process of its own serves (see Firecracker.hijack).
@@ -76,7 +88,10 @@ AGENT_CREDIT, AGENT_MAIN_SESSION = 2, 0xFFFFFFFF
 AGENT_REC_ARG, AGENT_EXITED, AGENT_VERSION, AGENT_VSOCK_PORT = 1, 1, 1, 1024
 
 PRE_BOOT = ("/logger", "/metrics", "/machine-config", "/boot-source", "/drives/",
-            "/network-interfaces/", "/entropy")
+            "/network-interfaces/", "/entropy", "/vsock")
+# include/ctrj/protocol.h; what the stand-in writes into its snapshots
+SNAPSHOT_POINT = b"ctrj-snapshot-point"
+STATE_MAGIC, MEM_MAGIC = "ctrj-standin-snapshot-1", b"CTRJ-STANDIN-MEM"
 
 
 def status_record(state, code=0, signal=0, msg=b""):
@@ -134,6 +149,11 @@ class Firecracker:
         self.tap = None  # (fd, guest MAC) once attached
         self.vsock = None  # the PUT /vsock body
         self.vsock_conns = 0
+        self.iface = None  # the PUT /network-interfaces body
+        self.machine = None
+        self.configured = set()  # pre-boot paths configured (a load needs none but logger, metrics)
+        self.paused = False
+        self.loaded = False  # from a snapshot
 
     # -- recording ------------------------------------------------------------
     def record(self, **entry):
@@ -183,7 +203,7 @@ class Firecracker:
                 self.record(event="violation", method=method, path=path,
                             error=f"schema: {e.message}")
                 return 400, {"fault_message": f"An error occurred when deserializing the json body of a request: {e.message}"}, None
-        if self.started and path.startswith(PRE_BOOT):
+        if self.started and method == "PUT" and path.startswith(PRE_BOOT):
             self.record(event="violation", method=method, path=path,
                         error="configuration after InstanceStart")
             return 400, {"fault_message": "The requested operation is not supported after starting the microVM."}, None
@@ -191,12 +211,16 @@ class Firecracker:
         if fail and fail["path"] == path:
             return 400, {"fault_message": fail["fault_message"]}, None
         try:
+            if method == "PATCH" or path.startswith("/snapshot/"):
+                return self.snapshot_call(method, path, body)
             return self.apply(path, body)
         except OSError as e:
             return 400, {"fault_message": f"{path}: {e.strerror}: {e.filename}"}, None
 
     def apply(self, path, body):
         files = {}
+        if path.startswith(PRE_BOOT):
+            self.configured.add(path)
         if path == "/logger":
             fd = self.open_file(body["log_path"], True)
             files["log_path"] = self.describe(body["log_path"])
@@ -222,6 +246,9 @@ class Firecracker:
             if path.split("/")[-1] != body["iface_id"]:
                 return 400, {"fault_message": "The id from the path does not match the id from the body!"}, None
             self.attach_tap(body["host_dev_name"], body.get("guest_mac"))
+            self.iface = body
+        elif path == "/machine-config":
+            self.machine = body
         elif path == "/vsock":
             self.vsock = body
         elif path == "/actions":
@@ -349,20 +376,12 @@ class Firecracker:
                     # Released Firecracker (<= 1.16) boots only an ELF vmlinux.
                     return 400, {"fault_message": "Cannot load kernel due to invalid memory configuration or invalid kernel image: Invalid Elf magic number"}, None
             self.started = True
-            vsock_hijack = self.config.get("hijack") and \
-                self.config.get("hijack_target") == "vsock"
-            if self.vsock:
-                self.start_vsock()
-                if vsock_hijack:  # before the host, which connects at once, can
-                    self.hijack()
-            if self.config.get("guest_probe") and self.tap:
-                threading.Thread(target=self.guest_probe, args=(self.config["guest_probe"],),
-                                 daemon=True).start()
-            on_start = self.config.get("on_start", "wait")
-            if on_start == "wait":
-                return 204, None, self.hijack if self.config.get("hijack") and \
-                    not vsock_hijack else None
-            return 204, None, lambda: self.reboot(status_record(STATE_EXITED, code=on_start["exit"]))
+            if "ctrj.snap=1" in self.boot_source.get("boot_args", "").split():
+                # the init stops at its snapshot point, before any driver
+                os.write(1, b"\n" + SNAPSHOT_POINT + b"\n")
+                self.record(event="snapshot_point")
+                return 204, None, None
+            return self.run_guest()
         if kind == "SendCtrlAltDel":
             if not self.started:
                 return 400, {"fault_message": "The requested operation is not supported before starting the microVM."}, None
@@ -370,6 +389,144 @@ class Firecracker:
             # the init writes the status and reboots: Firecracker exits 0.
             return 204, None, lambda: self.reboot(status_record(STATE_SIGNALED, signal=15))
         return 204, None, None
+
+    def run_guest(self):
+        """The guest, once booted (or restored and told "go")."""
+        vsock_hijack = self.config.get("hijack") and \
+            self.config.get("hijack_target") == "vsock"
+        if self.vsock:
+            self.start_vsock()
+            if vsock_hijack:  # before the host, which connects at once, can
+                self.hijack()
+        if self.config.get("guest_probe") and self.tap:
+            threading.Thread(target=self.guest_probe, args=(self.config["guest_probe"],),
+                             daemon=True).start()
+        on_start = self.config.get("on_start", "wait")
+        if on_start == "wait":
+            return 204, None, self.hijack if self.config.get("hijack") and \
+                not vsock_hijack else None
+        return 204, None, lambda: self.reboot(status_record(STATE_EXITED, code=on_start["exit"]))
+
+    # -- boot snapshots -----------------------------------------------------------
+    def refuse(self, method, path, why, fault):
+        self.record(event="violation", method=method, path=path, error=why)
+        return 400, {"fault_message": fault}, None
+
+    def snapshot_call(self, method, path, body):
+        if path == "/vm":
+            return self.vm_state(body["state"])
+        if path.startswith("/drives/"):
+            return self.repoint_drive(method, path, body)
+        if path == "/snapshot/create":
+            return self.snapshot_create(body)
+        if path == "/snapshot/load":
+            return self.snapshot_load(body)
+        return self.refuse(method, path, "not modelled",
+                           f"the stand-in does not serve {method} {path}")
+
+    def vm_state(self, state):
+        if not self.started:
+            return self.refuse("PATCH", "/vm", f"{state} before the VM runs",
+                               "The requested operation is not supported before starting the microVM.")
+        if (state == "Paused") == self.paused:
+            return self.refuse("PATCH", "/vm", f"{state} when already so",
+                               f"The microVM is already {state.lower()}.")
+        self.paused = state == "Paused"
+        self.record(event="vm_state", state=state)
+        if state == "Resumed" and self.loaded:
+            return 204, None, self.restored_guest
+        return 204, None, None
+
+    def repoint_drive(self, method, path, body):
+        drive_id = path.split("/")[-1]
+        if method != "PATCH" or not self.started:
+            return self.refuse(method, path, "drive update before the VM runs",
+                               "The requested operation is not supported before starting the microVM.")
+        if drive_id != body["drive_id"] or drive_id not in self.drives:
+            return self.refuse(method, path, "unknown drive", f"Invalid block device ID: {drive_id}")
+        drive = self.drives[drive_id]
+        if "path_on_host" in body:
+            self.open_file(body["path_on_host"], not drive.get("is_read_only", False))
+            drive["path_on_host"] = body["path_on_host"]
+            self.record(event="files", path=path,
+                        files={"path_on_host": self.describe(body["path_on_host"])})
+        return 204, None, None
+
+    def snapshot_create(self, body):
+        if not self.started or not self.paused:
+            return self.refuse("PUT", "/snapshot/create", "create of a VM not paused",
+                               "Cannot create snapshot: the microVM is not paused.")
+        time.sleep(self.config.get("create_delay", 0))  # a slow save (the test kills the runtime)
+        state = {"magic": STATE_MAGIC, "machine": self.machine, "boot_source": self.boot_source,
+                 "drives": self.drives, "iface": self.iface, "vsock": self.vsock}
+        with open(self.resolve(body["snapshot_path"]), "x") as f:
+            json.dump(state, f)
+        with open(self.resolve(body["mem_file_path"]), "xb") as f:
+            f.write(MEM_MAGIC + os.urandom(4096))
+            # as large as the guest's memory (sparse here): within the
+            # jailer's fsize limit, or EFBIG
+            f.truncate(self.machine["mem_size_mib"] << 20)
+        self.record(event="snapshot_created", snapshot_path=body["snapshot_path"],
+                    mem_file_path=body["mem_file_path"])
+        return 204, None, None
+
+    def snapshot_load(self, body):
+        others = self.configured - {"/logger", "/metrics"}
+        if self.started or self.loaded or others:
+            return self.refuse("PUT", "/snapshot/load", f"load on a VMM not fresh: {sorted(others)}",
+                               "Loading a microVM snapshot not allowed after configuring boot-specific resources.")
+        backend = body.get("mem_backend", {})
+        if backend.get("backend_type") != "File":
+            return self.refuse("PUT", "/snapshot/load", "memory not from a File",
+                               "the stand-in models only a File memory backend")
+        files = {"snapshot_path": self.describe(body["snapshot_path"]),
+                 "backend_path": self.describe(backend["backend_path"])}
+        try:
+            with open(self.resolve(body["snapshot_path"])) as f:
+                state = json.load(f)
+            with open(self.resolve(backend["backend_path"]), "rb") as f:
+                mem_ok = f.read(len(MEM_MAGIC)) == MEM_MAGIC
+            assert state.get("magic") == STATE_MAGIC and mem_ok
+        except (ValueError, AssertionError, AttributeError):
+            self.record(event="load_refused", files=files)
+            return 400, {"fault_message": "Load snapshot error: Failed to restore from snapshot: Failed to get snapshot state from file: Crc64 validation failed"}, None
+        self.machine, self.boot_source, self.vsock = state["machine"], state["boot_source"], state["vsock"]
+        # as Firecracker: the drives are reopened at the paths they had
+        for drive_id, drive in state["drives"].items():
+            self.open_file(drive["path_on_host"], not drive.get("is_read_only", False))
+            self.drives[drive_id] = drive
+        if state["iface"]:
+            overrides = {o["iface_id"]: o["host_dev_name"] for o in body.get("network_overrides", [])}
+            iface = state["iface"]
+            self.attach_tap(overrides.get(iface["iface_id"], iface["host_dev_name"]),
+                            iface.get("guest_mac"))
+        self.started = self.loaded = self.paused = True
+        self.record(event="snapshot_loaded", files=files, resume_vm=body.get("resume_vm", False))
+        if body.get("resume_vm"):
+            self.paused = False
+            return 204, None, self.restored_guest
+        return 204, None, None
+
+    def restored_guest(self):
+        """The init, restored at its snapshot point: it reads the host's
+        "go SEED SEC NSEC MAC" on the console, then runs as a booted guest."""
+        line, deadline = b"", time.monotonic() + 30
+        while not line.endswith(b"\n") and time.monotonic() < deadline:
+            if select.select([0], [], [], 0.2)[0]:
+                b = os.read(0, 1)
+                if not b:
+                    break
+                line += b
+        words = line.decode(errors="replace").split()
+        ok = len(words) == 5 and words[0] == "go" and \
+            re.fullmatch(r"[0-9a-f]{64}", words[1]) is not None and \
+            words[2].isdigit() and abs(int(words[2]) - time.time()) < 60
+        self.record(event="go", line=line.decode(errors="replace"), ok=ok)
+        if not ok:
+            self.record(event="violation", error=f"bad go line {line!r}")
+        _, _, after = self.run_guest()
+        if after:
+            after()
 
     # -- the vsock device -------------------------------------------------------
     def start_vsock(self):
@@ -538,7 +695,7 @@ def serve(fc, sock_path):
         def _answer(self, method):
             raw = self._body()
             body = None
-            if method == "PUT":
+            if method in ("PUT", "PATCH"):
                 try:
                     body = json.loads(raw)
                 except ValueError as e:
