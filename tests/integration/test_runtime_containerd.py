@@ -151,6 +151,9 @@ class Containerd:
                 self.proc.wait()
         for pid in qemu_processes_for(self.run_dir):
             os.kill(pid, signal.SIGKILL)
+        # shims whose containerd is gone (a test that failed half-way)
+        for pid in processes_with_arg(f"{self.sock}".encode()):
+            os.kill(pid, signal.SIGKILL)
         for point in reversed(our_mounts([self.dir])):
             subprocess.run(["umount", "-l", point], check=False)
         if self.netns_made:
