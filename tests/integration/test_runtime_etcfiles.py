@@ -1,0 +1,23 @@
+# SPDX-License-Identifier: Apache-2.0
+"""A guest that fails while it boots, before `start` (containerd's `ctr run
+-d` reads no container output then): `start` fails with the guest's own
+reason, not only "the VM ended", and `delete` leaves nothing on the host.
+The engine's /etc files' share serving those files alone is checked in
+test_runtime_guestproc.py (its VM)."""
+from test_runtime import drive_created, world  # noqa: F401 (fixtures)
+
+
+def test_boot_failure_says_why(world):  # noqa: F811
+    # a tmpfs under a file of the image: the guest init cannot mount it
+    b = world.bundle(["/bin/sh", "-c", "echo never"],
+                     mounts=[{"destination": "/etc/passwd/x", "type": "tmpfs",
+                              "source": "tmpfs"}])
+    steps = [["start", "g1"], ["state", "g1"], ["delete", "g1"]]
+    (start, state, delete), text = drive_created(world, b, "g1", steps)
+    assert start["rc"] != 0, (start, text)
+    assert "ended before it started" in start["stderr"], start
+    # the guest's reason, as its console said it
+    assert "mount a tmpfs on /etc/passwd/x: Not a directory" in start["stderr"], (start, text)
+    assert "/etc/passwd/x" in text and "never" not in text, text
+    assert '"stopped"' in state["stdout"] and delete["rc"] == 0, (state, delete)
+    assert not (world.root / "g1").exists()  # (the world fixture checks no run is left)
