@@ -8,16 +8,24 @@ from test_runtime import drive_created, world  # noqa: F401 (fixtures)
 
 
 def test_boot_failure_says_why(world):  # noqa: F811
-    # a tmpfs under a file of the image: the guest init cannot mount it
-    b = world.bundle(["/bin/sh", "-c", "echo never"],
-                     mounts=[{"destination": "/etc/passwd/x", "type": "tmpfs",
-                              "source": "tmpfs"}])
-    steps = [["start", "g1"], ["state", "g1"], ["delete", "g1"]]
-    (start, state, delete), text = drive_created(world, b, "g1", steps)
-    assert start["rc"] != 0, (start, text)
-    assert "ended before it started" in start["stderr"], start
-    # the guest's reason, as its console said it
-    assert "mount a tmpfs on /etc/passwd/x: Not a directory" in start["stderr"], (start, text)
-    assert "/etc/passwd/x" in text and "never" not in text, text
-    assert '"stopped"' in state["stdout"] and delete["rc"] == 0, (state, delete)
-    assert not (world.root / "g1").exists()  # (the world fixture checks no run is left)
+    """start right after create (ctr's pace: the guest fails while start
+    waits for it), and start once the run has ended (its agent gone)."""
+    rt = " ".join(world.rt())
+    for cid, wait in (("g1", []), ("g2", [["run", ["sh", "-c", (
+            f"for i in $(seq 600); do {rt} state g2 | grep -q '\"stopped\"' && exit 0;"
+            " sleep 0.2; done; exit 1")]]])):
+        # a tmpfs under a file of the image: the guest init cannot mount it
+        b = world.bundle(["/bin/sh", "-c", "echo never"], name=f"b-{cid}",
+                         mounts=[{"destination": "/etc/passwd/x", "type": "tmpfs",
+                                  "source": "tmpfs"}])
+        steps = [*wait, ["start", cid], ["state", cid], ["delete", cid]]
+        res, text = drive_created(world, b, cid, steps)
+        (start, state, delete) = res[len(wait):]
+        assert all(w["rc"] == 0 for w in res[:len(wait)]), res
+        assert start["rc"] != 0, (start, text)
+        assert "ended before it started" in start["stderr"], start
+        # the guest's reason, as its console said it
+        assert "mount a tmpfs on /etc/passwd/x: Not a directory" in start["stderr"], start
+        assert "/etc/passwd/x" in text and "never" not in text, text
+        assert '"stopped"' in state["stdout"] and delete["rc"] == 0, (state, delete)
+        assert not (world.root / cid).exists()  # (the world fixture checks no run is left)

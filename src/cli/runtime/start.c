@@ -121,17 +121,22 @@ static int start_main(const struct rt_verb *verb, int argc, char **argv)
 		return r > 0 ? 0 : rt_fail(&err);
 	if (!(st = rt_state_read(argv[first], &err)))
 		return rt_fail(&err);
-	const char *status = rt_status(st, &pid);
-	if (strcmp(status, "created") != 0) {
-		cj_fail(&err, 0, "cannot start a container in state %s", status);
-		json_object_put(st);
-		return rt_fail(&err);
-	}
-	fd = connect_agent(rt_state_str(st, "run"), &err);
-	r = fd < 0 ? -1 : release(fd, &err);
+	const char *status = rt_status(st, &pid), *run = rt_state_str(st, "run");
+	json_object *started = NULL;
+	fd = -1;
+	if (strcmp(status, "stopped") == 0 && run &&
+	    !(json_object_object_get_ex(st, "started", &started) &&
+	      json_object_get_boolean(started)))
+		r = -2; /* its VM ended before any start: why */
+	else if (strcmp(status, "created") != 0)
+		r = cj_fail(&err, 0, "cannot start a container in state %s", status);
+	else if ((fd = connect_agent(run, &err)) < 0) /* ended meanwhile? */
+		r = run && !cj_runs_alive(rt_run_base(), run) ? -2 : -1;
+	else
+		r = release(fd, &err);
 	if (r == -2) {
 		char buf[2048];
-		const char *why = last_word(rt_state_str(st, "run"), buf, sizeof buf);
+		const char *why = last_word(run, buf, sizeof buf);
 		cj_fail(&err, 0, "the container's VM ended before it started%s%s", why ? ": " : "",
 		        why ? why : " (see the container's output)");
 	}
