@@ -26,6 +26,6 @@ def test_boot_failure_says_why(world):  # noqa: F811
         assert "ended before it started" in start["stderr"], start
         # the guest's reason, as its console said it
         assert "mount a tmpfs on /etc/passwd/x: Not a directory" in start["stderr"], start
-        assert "/etc/passwd/x" in text and "never" not in text, text
+        assert "never" not in text, text
         assert '"stopped"' in state["stdout"] and delete["rc"] == 0, (state, delete)
         assert not (world.root / cid).exists()  # (the world fixture checks no run is left)
