@@ -359,6 +359,9 @@ static unsigned long mount_flags(uint32_t f)
 	       ((f & CTRJ_MOUNT_NOSUID) ? MS_NOSUID : 0) | ((f & CTRJ_MOUNT_NODEV) ? MS_NODEV : 0);
 }
 
+/* Where the host puts the engine's files' share (runtime/etcfiles.c) */
+#define FILES_SHARE "/run/ctrj-files/"
+
 /* Host directories (virtiofs, by tag) and tmpfs, in the host's order,
  * after the volumes. A share's files keep their host owners and modes. */
 void boot_mount_shares(const struct ctrj_config *cfg)
@@ -370,9 +373,14 @@ void boot_mount_shares(const struct ctrj_config *cfg)
 
 		guest_mkdir_p(m->path, 0755);
 		if (m->kind == CTRJ_MOUNT_VIRTIOFS) {
-			if (mount(m->tag, m->path, "virtiofs", flags, NULL) < 0)
-				guest_fail(0, "mount host directory %s on %s: %s", m->tag, m->path,
-				           strerror(errno));
+			if (mount(m->tag, m->path, "virtiofs", flags, NULL) < 0) {
+				if (strncmp(m->path, FILES_SHARE, strlen(FILES_SHARE)) != 0)
+					guest_fail(0, "mount host directory %s on %s: %s", m->tag,
+					           m->path, strerror(errno));
+				guest_say("warning: mount the engine's files (%s) on %s: %s",
+				          m->tag, m->path, strerror(errno));
+				continue; /* boot_bind_files goes on without them */
+			}
 			g_mounted[g_nmounted++] = m->path;
 			continue;
 		}
@@ -400,6 +408,9 @@ static void detach_share(const char *path)
 		}
 }
 
+/* Each engine file bound over the guest's (read-only); one that cannot be
+ * is said on the console and the guest's own file stays: the container
+ * goes on without it. */
 void boot_bind_files(const struct ctrj_config *cfg)
 {
 	char dir[4096], *slash;
@@ -407,6 +418,13 @@ void boot_bind_files(const struct ctrj_config *cfg)
 
 	for (size_t i = 0; i < cfg->nbinds; i++) {
 		const struct ctrj_bind_file *b = &cfg->binds[i];
+		errno = 0;
+		if (stat(b->src, &st) < 0 || !S_ISREG(st.st_mode)) {
+			guest_say("warning: the engine's %s (%s) is not there (%s), the image's "
+			          "stays",
+			          b->dst, b->src, errno ? strerror(errno) : "not a file");
+			continue;
+		}
 		snprintf(dir, sizeof dir, "%s", b->dst);
 		if ((slash = strrchr(dir, '/')) && slash != dir) {
 			*slash = '\0';
@@ -417,10 +435,15 @@ void boot_bind_files(const struct ctrj_config *cfg)
 		int fd = open(b->dst, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
 		if (fd >= 0)
 			close(fd);
-		if (mount(b->src, b->dst, NULL, MS_BIND, NULL) < 0 ||
-		    mount(NULL, b->dst, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0)
-			guest_fail(0, "bind the host's %s on %s: %s", b->src, b->dst,
-			           strerror(errno));
+		if (mount(b->src, b->dst, NULL, MS_BIND, NULL) < 0)
+			guest_say("warning: bind the engine's %s on %s: %s; the container goes on "
+			          "without it",
+			          b->src, b->dst, strerror(errno));
+		else if (mount(NULL, b->dst, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0) {
+			guest_say("warning: %s read-only: %s; the container goes on without it",
+			          b->dst, strerror(errno));
+			umount2(b->dst, MNT_DETACH);
+		}
 	}
 	for (size_t i = 0; i < cfg->nbinds; i++) {
 		snprintf(dir, sizeof dir, "%s", cfg->binds[i].src);

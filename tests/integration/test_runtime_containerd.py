@@ -258,6 +258,12 @@ def test_ctr_detached_exec_kill_delete(ctrd):
     assert vm == "in the vm" and release != os.uname().release, e
     assert release in ctrd.kernel or "cloud" in release, release
     assert links == "1", e          # --net-host in a loopback-only namespace: no network
+    # containerd's binds of the host's /etc/hosts and /etc/resolv.conf: bound read-only
+    f = ctrd.ctr("task", "exec", "--fifo-dir", ctrd.fifo, "--exec-id", "x3", cid, "sh", "-c",
+                 "grep -E ' /etc/(hosts|resolv.conf) ' /proc/mounts; cat /etc/hosts")
+    for n in ("hosts", "resolv.conf"):
+        assert f" /etc/{n} virtiofs ro," in f.stdout.decode(), f
+    assert Path("/etc/hosts").read_text() in f.stdout.decode(), f
     term = OnTerminal(["ctr", "--address", str(ctrd.sock), "task", "exec", "-t",
                        "--fifo-dir", str(ctrd.fifo), "--exec-id", "x2", cid, "sh", "-c",
                        "test -t 0 && test -t 1 && echo on-a-tty; exit 4"], os.environ)

@@ -49,6 +49,19 @@ FORKS = ("cg=$(awk -F: '{print $3}' /proc/self/cgroup);"
          " echo forked=$n;")
 
 
+# Every virtiofs tag mounted again by root in the guest (as a hostile guest
+# kernel could ask virtiofsd), its top listed and a private file tried.
+TAGS = ("echo '<tags>'; for t in 0 1 2 3 4 5 6 7 8 9; do mkdir -p /run/m$t;"
+        " mount -t virtiofs -o ro ctrj$t /run/m$t 2>/dev/null || continue;"
+        " echo \"ctrj$t: $(ls -A /run/m$t | tr '\\n' ' ')\"; cat /run/m$t/config.v2.json;"
+        " umount /run/m$t; done 2>/dev/null; echo '</tags>'")
+# On the host: what each virtiofsd of the engine's directory DIR sees there
+# (the covered directory in its namespace) and at its root (once pivoted).
+SERVED = ("for p in $(pgrep -x virtiofsd); do tr '\\0' ' ' < /proc/$p/cmdline |"
+          " grep -qF 'source=DIR ' || continue; ls -A /proc/$p/root/ | tr '\\n' ' '; echo;"
+          " ls -A /proc/$p/rootDIR 2>/dev/null | tr '\\n' ' '; echo; done")
+
+
 def parse(text, tag):
     """The KEY: value and KEY=value lines a report printed after "tag"."""
     out = {}
@@ -109,18 +122,21 @@ def test_process_privileges_and_limits(world):  # noqa: F811
         "capabilities": exec_caps, "noNewPrivileges": True,
         "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 600, "soft": 500}]}))
     without = world.tmp / "exec-plain.json"
-    without.write_text(json.dumps({"args": ["/bin/sh", "-c", report("p", "cat /etc/hosts;")],
+    without.write_text(json.dumps({"args": ["/bin/sh", "-c", report("p", "cat /etc/hosts;")
+                                            + "; " + TAGS],
                                    "env": ["PATH=/bin"],
                                    "cwd": "/", "user": {"uid": 0, "gid": 0}}))
     out_file = world.tmp / "stdout"
     ready = ["sh", "-c", f"for i in $(seq 600); do grep -q ready {out_file} && exit 0; "
              "sleep 1; done; exit 1"]
     rewrite = ["sh", "-c", f"echo '10.88.0.9 rewritten' > {ctr_dir}/hosts; sleep 2"]  # in place
-    steps = [["start", "g1"], ["run", ready], ["run", rewrite],
+    served = ["sh", "-c", SERVED.replace("DIR", str(ctr_dir))]
+    steps = [["start", "g1"], ["run", ready], ["run", served], ["run", rewrite],
              ["exec", "--process", str(with_fields), "g1"],
              ["exec", "--process", str(without), "g1"], ["kill", "g1", "KILL"], ["wait"],
              ["delete", "g1"]]
-    (start, up, _, ex, plain, _, exited, delete), text = drive_created(world, b, "g1", steps)
+    (start, up, view, _, ex, plain, _, exited, delete), text = drive_created(world, b, "g1",
+                                                                            steps)
     assert start["rc"] == 0 and up["rc"] == 0, (start, up, text)
     assert exited["exit"] == 137 and delete["rc"] == 0, text
 
@@ -130,6 +146,17 @@ def test_process_privileges_and_limits(world):  # noqa: F811
     for n in ("hosts", "hostname", "resolv.conf"):  # bound, read-only, as mounts
         assert re.search(rf"^\S+ /etc/{n} virtiofs ro,", f, re.M), text
     assert "config.v2.json" not in f and "engine-private" not in f, text
+    # what virtiofsd serves of the engine's directory (its view on the host:
+    # the covered directory, its root once pivoted there): those names alone
+    bound = "hostname hosts resolv.conf "
+    assert view["rc"] == 0 and bound in view["stdout"].splitlines(), view
+    assert "config.v2.json" not in view["stdout"], view
+    # a guest kernel asking virtiofsd for the share's root (the root exec
+    # mounts every tag again) finds those names alone, and the negative
+    # control: the probe did reach that share
+    tags = plain["stdout"].split("<tags>", 1)[1].split("</tags>", 1)[0]
+    assert re.search(rf"^ctrj\d+: {bound}$", tags, re.M), plain
+    assert "config.v2.json" not in tags and "engine-private" not in tags, plain
 
     w = parse(text, "w")
     want = f"{mask(WORKLOAD_CAPS):016x}"

@@ -8,6 +8,8 @@
 #include "run/runs.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
@@ -61,9 +63,9 @@ static int release(int fd, struct cj_err *err)
 		if (pr == 0 || n <= 0 ||
 		    ctrj_agent_dec_feed(&dec, b, (size_t)n, on_hello, &greeted, NULL, 0) != 0) {
 			ctrj_agent_dec_free(&dec);
-			return cj_fail(err, 0,
-			               pr == 0 ? "the container's VM did not come up in time"
-			                       : "the container's VM ended before it started");
+			if (pr != 0)
+				return -2; /* start_main says why */
+			return cj_fail(err, 0, "the container's VM did not come up in time");
 		}
 	}
 	ctrj_agent_dec_free(&dec);
@@ -77,6 +79,37 @@ static int release(int fd, struct cj_err *err)
 	return 0;
 }
 
+/* The supervisor's last word once it ended (its final error, or NULL):
+ * the guest's own reason when the VM ended before the start. Waits up to
+ * ENDED_WAIT_MS for it to end (it reads the guest's status first). */
+#define ENDED_WAIT_MS 10000
+static const char *last_word(const char *run, char *buf, size_t len)
+{
+	char path[PATH_MAX];
+	char *line = NULL, *nl;
+	int fd;
+	ssize_t n;
+
+	for (int ms = 0; ms < ENDED_WAIT_MS && cj_runs_alive(rt_run_base(), run); ms += 100)
+		usleep(100 * 1000);
+	snprintf(path, sizeof path, "%s/%s/supervisor.log", rt_run_base(), run);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
+		return NULL;
+	off_t end = lseek(fd, 0, SEEK_END);
+	n = pread(fd, buf, len - 1, end > (off_t)len - 1 ? end - ((off_t)len - 1) : 0);
+	close(fd);
+	if (n <= 0)
+		return NULL;
+	buf[n] = '\0';
+	for (char *p = buf; p && *p; p = nl) { /* its last line that is no warning */
+		if ((nl = strchr(p, '\n')))
+			*nl++ = '\0';
+		if (strncmp(p, "ctr-jailer: ", 12) == 0 && strncmp(p + 12, "warning", 7) != 0)
+			line = p + 12;
+	}
+	return line;
+}
+
 static int start_main(const struct rt_verb *verb, int argc, char **argv)
 {
 	struct cj_err err = {0};
@@ -88,14 +121,25 @@ static int start_main(const struct rt_verb *verb, int argc, char **argv)
 		return r > 0 ? 0 : rt_fail(&err);
 	if (!(st = rt_state_read(argv[first], &err)))
 		return rt_fail(&err);
-	const char *status = rt_status(st, &pid);
-	if (strcmp(status, "created") != 0) {
-		cj_fail(&err, 0, "cannot start a container in state %s", status);
-		json_object_put(st);
-		return rt_fail(&err);
+	const char *status = rt_status(st, &pid), *run = rt_state_str(st, "run");
+	json_object *started = NULL;
+	fd = -1;
+	if (strcmp(status, "stopped") == 0 && run &&
+	    !(json_object_object_get_ex(st, "started", &started) &&
+	      json_object_get_boolean(started)))
+		r = -2; /* its VM ended before any start: why */
+	else if (strcmp(status, "created") != 0)
+		r = cj_fail(&err, 0, "cannot start a container in state %s", status);
+	else if ((fd = connect_agent(run, &err)) < 0) /* ended meanwhile? */
+		r = run && !cj_runs_alive(rt_run_base(), run) ? -2 : -1;
+	else
+		r = release(fd, &err);
+	if (r == -2) {
+		char buf[2048];
+		const char *why = last_word(run, buf, sizeof buf);
+		cj_fail(&err, 0, "the container's VM ended before it started%s%s", why ? ": " : "",
+		        why ? why : " (see the container's output)");
 	}
-	fd = connect_agent(rt_state_str(st, "run"), &err);
-	r = fd < 0 ? -1 : release(fd, &err);
 	if (fd >= 0)
 		close(fd);
 	if (r == 0) {
