@@ -154,7 +154,7 @@ def test_firecracker_veth_host_end_drops_forged_loopback_replies(fc, world, back
     arrive in the host's namespace on the veth end that carries the TAP's
     name."""
     peer = loopback_peer(world, 90)
-    fc.configure(on_start="wait", guest_probe={**GUEST_PROBE, "forge_seconds": 20})
+    fc.configure(on_start="wait", guest_probe={**GUEST_PROBE, "forge_seconds": 8})
     proc = fc_in_world(fc, world, options=["--firewall", backend, "-p", "8080:80"])
     try:
         tap = wait_for_record(fc, proc, "tap")["name"]
