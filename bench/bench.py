@@ -341,7 +341,8 @@ def main():
     ap.add_argument("--big-mb", type=int, default=500)
     ap.add_argument("--only", default="",
                     help="comma-separated parts: registry (pull + unpack throughput), storage "
-                         "(virtiofs vs block reads), jail, network, iptables (the network with "
+                         "(virtiofs vs block reads), jail, network, snapshot (cold boots and "
+                         "restores side by side), iptables (the network with "
                          "--firewall iptables-nft too); default: everything but iptables")
     ap.add_argument("--cache", default=os.environ.get("CTR_JAILER_CACHE",
                                                       "/var/tmp/ctr-jailer-test-cache"))
@@ -403,8 +404,9 @@ def main():
             results["jail_setup_ms"] = round(med(runs, "vmm_exec_ms") - med(free, "vmm_exec_ms"), 3)
             results["jail_teardown_ms"] = round(med(runs, "teardown_ms") - med(free, "teardown_ms"), 3)
             results.update(hostbench("jail", max(args.runs, 20)))
-        if not only:
+        if want("snapshot"):
             results.update(snapshot_vs_cold(cache, small, tmp / "run", args.runs))
+        if not only:
             # exec into a running guest, and the supervisor of a detached run
             results.update(exec_and_supervisor(cache, small, tmp / "run", args.runs))
             # the VMM's memory above guest RAM: RSS for a 128 MiB guest
