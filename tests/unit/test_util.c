@@ -151,6 +151,29 @@ static void test_spawn_capture_timeout(void **state)
 	free(out);
 }
 
+/* The timeout holds for a child that lets go of its stdout and stderr
+ * (a hook that redirects them) and keeps running: it is killed too. */
+static void test_spawn_capture_timeout_without_pipes(void **state)
+{
+	char *quiet[] = {"sh", "-c", "exec >/dev/null 2>&1; sleep 30", NULL};
+	struct cj_err err = {0};
+	char step[CJ_SPAWN_STEP_MAX], *out = NULL;
+	int code = -1;
+
+	(void)state;
+	struct cj_spawn s = {.path = "/bin/sh",
+	                     .argv = quiet,
+	                     .stdin_fd = -1,
+	                     .new_session = true,
+	                     .timeout_ms = 300};
+	uint64_t t0 = cj_now_ns();
+	assert_int_equal(cj_spawn_capture(s, 4096, &out, &code, step, &err), 0);
+	assert_true(cj_now_ns() - t0 < 5000000000ull);
+	assert_int_equal(code, 137);
+	assert_non_null(strstr(err.msg, "did not end within 300 ms"));
+	free(out);
+}
+
 static const char *sanitized(const char *in, size_t inlen)
 {
 	static char out[1024];
@@ -297,6 +320,7 @@ int main(void)
 	    cmocka_unit_test(test_json_terminal_safe_keeps_meaning),
 	    cmocka_unit_test(test_spawn_reports_child_failures),
 	    cmocka_unit_test(test_spawn_capture_timeout),
+	    cmocka_unit_test(test_spawn_capture_timeout_without_pipes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
