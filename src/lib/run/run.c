@@ -1197,12 +1197,14 @@ static void stage_teardown(struct run *r)
 	}
 	/* The stop signals stay blocked: one that comes now has nothing left
 	 * to stop, and must not kill the runtime before it reports the
-	 * workload's status. */
+	 * workload's status. So does a signal for the workload (kill -s: its
+	 * default action would end us too). */
 	sigset_t after = r->old_mask;
 	sigaddset(&after, SIGTERM);
 	sigaddset(&after, SIGINT);
 	sigaddset(&after, SIGHUP);
 	sigaddset(&after, SIGQUIT);
+	sigaddset(&after, CJ_SIG_FORWARD);
 	sigprocmask(SIG_SETMASK, &after, NULL);
 	r->t.done = cj_now_ns();
 	if (!r->t.vm_exit)
