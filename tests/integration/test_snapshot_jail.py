@@ -60,7 +60,10 @@ def observe_snapshot_vm(runner, options, sandboxed=True, prepare=False):
         try:
             seen = {"status": status(pid), "root": sorted(os.listdir(f"/proc/{pid}/root")),
                     "pidns": os.readlink(f"/proc/{pid}/ns/pid"),
-                    "netns": os.readlink(f"/proc/{pid}/ns/net"), "cgroups": cgroup_dirs(pid)}
+                    "netns": os.readlink(f"/proc/{pid}/ns/net"), "cgroups": cgroup_dirs(pid),
+                    # test_jail's assert_confined: nothing of the room on the host
+                    "host_room": [sorted(os.listdir(r / "root")) for r in runs(runner.run_dir)
+                                  if (r / "root").is_dir()]}
             limits = {}
             for d in seen["cgroups"]:
                 for f in ("memory.limit_in_bytes", "memory.max", "pids.max"):
