@@ -227,25 +227,37 @@ def snapshot_makers(runner):
     return found
 
 
+def making_snapshot(runner, args, options):
+    """A run started, once it makes the boot snapshot of its shape."""
+    proc = runner.start(args, options=options)
+    deadline = time.monotonic() + 120
+    while not snapshot_makers(runner) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert proc.poll() is None and snapshot_makers(runner), "the run was making its snapshot"
+    return proc
+
+
+def ended_at_once(runner, proc, code):
+    """proc (making_snapshot's), asked to stop, ends within 3 s with code,
+    the snapshot VM gone, no half-made snapshot left."""
+    t0 = time.monotonic()
+    _, err = proc.communicate(timeout=180)
+    took = time.monotonic() - t0
+    assert proc.returncode == code, err
+    assert took < 3, f"the stop waited {took:.1f}s for the snapshot"
+    assert not snapshot_makers(runner)
+    assert not list((runner.cache / "snapshots").glob("*/vmstate.tmp"))
+
+
 def test_a_stop_while_the_snapshot_is_made_ends_the_run_at_once(runner):
     """SIGTERM during the first run of a shape (its snapshot being made)
     ends the run then, with 143, the snapshot VM gone and no VMM started;
     the next run of the shape makes the snapshot whole."""
     opts = ["--memory", "184"]  # a shape of this test's own
-    proc = runner.start(["/bin/true"], options=opts)
-    deadline = time.monotonic() + 120
-    while not snapshot_makers(runner) and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert proc.poll() is None and snapshot_makers(runner), "the run was making its snapshot"
+    proc = making_snapshot(runner, ["/bin/true"], opts)
     proc.send_signal(signal.SIGTERM)
-    t0 = time.monotonic()
-    _, err = proc.communicate(timeout=120)
-    took = time.monotonic() - t0
-    assert proc.returncode == 143, err
     # before the fix the stop waited for the snapshot VM's boot and save,
     # then a restored VM's start and graceful stop
-    assert took < 3, f"the stop waited {took:.1f}s for the snapshot"
-    assert not snapshot_makers(runner)
-    assert not list((runner.cache / "snapshots").glob("*/vmstate.tmp"))
+    ended_at_once(runner, proc, 143)
     r = runner.run(["/bin/true"], options=opts)
     assert r.returncode == 0, r.stderr

@@ -47,6 +47,11 @@ static void test_cgroupfs_paths(void **state)
 	assert_int_equal(path_of("/docker/../etc", false, out, sizeof out), -1);
 	assert_int_equal(path_of("/docker//x", false, out, sizeof out), -1);
 	assert_int_equal(path_of("/docker/./x", false, out, sizeof out), -1);
+	/* the hierarchy's root, or an engine's shared parent by a trailing
+	 * slash: never the VMM's cgroup, whose limits we set */
+	assert_int_equal(path_of("/", false, out, sizeof out), -1);
+	assert_int_equal(path_of("/docker/", false, out, sizeof out), -1);
+	assert_int_equal(path_of("docker/", false, out, sizeof out), -1);
 }
 
 static void test_systemd_paths(void **state)
@@ -71,6 +76,7 @@ static void test_systemd_paths(void **state)
 	assert_int_equal(path_of("a--b.slice:docker:abc", true, out, sizeof out), -1);
 	assert_int_equal(path_of("system.slice:docker:a/../../x", true, out, sizeof out), -1);
 	assert_int_equal(path_of("system.slice:p:n", true, out, 10), -1); /* too long */
+	assert_int_equal(path_of("system.slice:p:n/", true, out, sizeof out), -1);
 }
 
 int main(void)

@@ -20,10 +20,12 @@ static json_object *get(json_object *o, const char *key)
 	return o && json_object_object_get_ex(o, key, &v) ? v : NULL;
 }
 
-/* No "..", ".", or empty component: the path stays below the root. */
+/* No "..", ".", or empty component (a trailing slash, or "/" alone, ends
+ * in one): the path stays below the root and names a cgroup of its own,
+ * not the root nor a shared parent such as "/docker/". */
 static bool clean_path(const char *p)
 {
-	if (!*p)
+	if (!*p || p[strlen(p) - 1] == '/')
 		return false;
 	for (const char *c = p + (*p == '/'); *c;) {
 		size_t n = strcspn(c, "/");
@@ -61,7 +63,9 @@ static int systemd_path(const char *v, char *out, size_t len, struct cj_err *err
 	char slice[256], sp[1024];
 	const char *c1 = strchr(v, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
 
-	if (!c2 || strchr(c2 + 1, ':') || (size_t)(c1 - v) >= sizeof slice || !c2[1])
+	/* a unit's name has no '/': the scope is a child of its slice */
+	if (!c2 || strchr(c2 + 1, ':') || (size_t)(c1 - v) >= sizeof slice || !c2[1] ||
+	    strchr(c1, '/'))
 		return cj_fail(err, 0,
 		               "cgroupsPath '%s': with --systemd-cgroup give slice:prefix:name", v);
 	snprintf(slice, sizeof slice, "%.*s", (int)(c1 - v), v);

@@ -295,6 +295,43 @@ static int make_parents(const char *mnt, const char *dir, struct cj_err *err)
 	return 0;
 }
 
+/* Did this run make dir (its "jail.cgroup" undo entry: a helper's join
+ * of the engine's cgroup that was missing)? */
+static bool made_by_run(const struct cj_undo *undo, const char *dir)
+{
+	json_object *e, *v;
+
+	for (size_t i = 0; undo && i < json_object_array_length(undo->log); i++)
+		if ((e = json_object_array_get_idx(undo->log, i)) &&
+		    json_object_object_get_ex(e, "kind", &v) &&
+		    strcmp(json_object_get_string(v), "jail.cgroup") == 0 &&
+		    json_object_object_get_ex(e, "path", &v) &&
+		    strcmp(json_object_get_string(v), dir) == 0)
+			return true;
+	return false;
+}
+
+/* An engine's cgroup that exists already is joined only while no process
+ * is in it, as runc refuses a non-empty one: the VM's limits would be set
+ * on whatever runs there (a service's cgroup, another container's), and
+ * stay after the run. */
+static int engine_cgroup_idle(const char *dir, struct cj_err *err)
+{
+	char path[PATH_MAX + 16], *text = NULL;
+
+	snprintf(path, sizeof path, "%s/cgroup.procs", dir);
+	if (cj_read_file(path, &text, NULL, err) < 0)
+		return cj_err_wrap(err, "cgroup %s", dir);
+	bool busy = text[strspn(text, " \n")] != '\0';
+	free(text);
+	if (busy)
+		return cj_fail(err, EBUSY,
+		               "cgroupsPath: %s already holds processes: give the container a "
+		               "cgroup of its own",
+		               dir);
+	return 0;
+}
+
 /* The VM's cgroup directory under mnt: path (the engine's: under the
  * mount's root when absolute, else under our own cgroup) or "ctrj-<id>"
  * under our own. Pushed on undo before it is made; one that exists
@@ -319,6 +356,8 @@ static int make_cgroup(char (*dirs)[PATH_MAX], size_t *ndirs, const char *mnt,
 	if (path && make_parents(mnt, dir, err) < 0)
 		return -1;
 	if (path && access(dir, F_OK) == 0) {
+		if (!made_by_run(undo, dir) && engine_cgroup_idle(dir, err) < 0)
+			return -1;
 		*kept |= 1u << *ndirs;
 		(*ndirs)++;
 		return 0;

@@ -873,7 +873,9 @@ static int vm_machine(struct run *r, struct cj_err *err)
 
 /* A stop signal that came while the run was being set up: the run ends
  * here, with 128+N, before a VMM exists. Pending SIGCHLDs (host tools)
- * are dropped: supervision waits for the VMM by its pid. */
+ * are dropped: supervision waits for the VMM by its pid; so are the other
+ * signals nothing dies of (a terminal's SIGWINCH: the agent sends the size
+ * it finds when it greets). */
 static int stopped_during_setup(int sfd, struct cj_err *err)
 {
 	struct pollfd p = {.fd = sfd, .events = POLLIN};
@@ -882,12 +884,39 @@ static int stopped_during_setup(int sfd, struct cj_err *err)
 	while (poll(&p, 1, 0) == 1 && read(sfd, &si, sizeof si) == (ssize_t)sizeof si) {
 		int sig = (int)si.ssi_signo;
 		if (sig == CJ_SIG_FORWARD) /* for the workload, which is not there yet */
-			sig = cj_signal_harmless(si.ssi_int) ? 0 : si.ssi_int;
-		if (sig && sig != SIGCHLD)
+			sig = si.ssi_int;
+		if (!cj_signal_harmless(sig))
 			return cj_fail_code(err, ctrj_signal_code(sig), 0,
 			                    "stopped by signal %d before the VM started", sig);
 	}
 	return 0;
+}
+
+/* A stop asked for while the run is set up (the snapshot is made): a stop
+ * signal pending, or a forwarded one the workload would die of (`kill`'s
+ * KILL among them), put back for stopped_during_setup. Blocked signals
+ * only are looked at: a helper's SIGCHLD (Firecracker's jailer, which
+ * exits once it started the VMM) is no stop. */
+static bool stop_asked(void)
+{
+	static const int stops[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT};
+	const struct timespec now = {0};
+	sigset_t set, fwd;
+	siginfo_t si;
+
+	if (sigpending(&set) < 0)
+		return false;
+	for (size_t i = 0; i < sizeof stops / sizeof stops[0]; i++)
+		if (sigismember(&set, stops[i]) == 1)
+			return true;
+	sigemptyset(&fwd);
+	sigaddset(&fwd, CJ_SIG_FORWARD);
+	while (sigtimedwait(&fwd, &si, &now) == CJ_SIG_FORWARD)
+		if (!cj_signal_harmless(si.si_value.sival_int)) {
+			sigqueue(getpid(), CJ_SIG_FORWARD, si.si_value);
+			return true;
+		}
+	return false;
 }
 
 static int agent_target(void *vmm, struct cj_fc_vsock_target *t, struct cj_err *err)
@@ -995,9 +1024,9 @@ static void snapshot_choose(struct run *r, char *path, size_t len)
 	if (r->spec->cold_boot || !r->vmm.ops->snapshot_take || !r->spec->cache_dir ||
 	    r->vm.nshares || (r->vmm.ops->snapshot_in_jail && !r->vm.jail.enabled))
 		return;
-	cj_snapshot_stop_fd(r->sfd);
+	cj_snapshot_stop_when(stop_asked);
 	fd = cj_snapshot_open(r->spec->cache_dir, &r->vmm, &r->vm, path, len, &serr);
-	cj_snapshot_stop_fd(-1);
+	cj_snapshot_stop_when(NULL);
 	if (fd < 0 && serr.errnum == EINTR)
 		return; /* a stop came: start_vmm ends the run before a VMM exists */
 	/* in use until the run ends: prune and the LRU cap leave it alone */
@@ -1168,12 +1197,14 @@ static void stage_teardown(struct run *r)
 	}
 	/* The stop signals stay blocked: one that comes now has nothing left
 	 * to stop, and must not kill the runtime before it reports the
-	 * workload's status. */
+	 * workload's status. So does a signal for the workload (kill -s: its
+	 * default action would end us too). */
 	sigset_t after = r->old_mask;
 	sigaddset(&after, SIGTERM);
 	sigaddset(&after, SIGINT);
 	sigaddset(&after, SIGHUP);
 	sigaddset(&after, SIGQUIT);
+	sigaddset(&after, CJ_SIG_FORWARD);
 	sigprocmask(SIG_SETMASK, &after, NULL);
 	r->t.done = cj_now_ns();
 	if (!r->t.vm_exit)
@@ -1410,9 +1441,9 @@ static int snapshot_prepare_run(struct run *r, char *path, size_t len, struct cj
 	if (stage_initramfs(r, err) < 0 || stage_record(r, err) < 0)
 		return -1;
 	if (stage_jail_plan(r, err) == 0 && shape_devices(r, err) == 0 && vm_machine(r, err) == 0) {
-		cj_snapshot_stop_fd(r->sfd);
+		cj_snapshot_stop_when(stop_asked);
 		fd = cj_snapshot_open(r->spec->cache_dir, &r->vmm, &r->vm, path, len, err);
-		cj_snapshot_stop_fd(-1);
+		cj_snapshot_stop_when(NULL);
 	}
 	stage_teardown(r);
 	return fd;

@@ -259,6 +259,24 @@ static void spawn_finish(pid_t pid, const char *name, char *texts[2], char **out
 		free(texts[0]);
 }
 
+/* Has pid ended by the deadline (0: none)? It stays a zombie for
+ * spawn_finish. Its pipes may have closed long before (a child that
+ * redirected its stdout and stderr): the deadline holds for that too. */
+static bool ended_by(pid_t pid, uint64_t deadline)
+{
+	for (;;) {
+		siginfo_t si = {0};
+		int r = waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 || si.si_pid == pid || !deadline)
+			return true;
+		if (cj_now_ns() >= deadline)
+			return false;
+		poll(NULL, 0, 10);
+	}
+}
+
 int cj_spawn_capture(struct cj_spawn s, size_t cap, char **out, int *code, char *step,
                      struct cj_err *err)
 {
@@ -282,9 +300,12 @@ int cj_spawn_capture(struct cj_spawn s, size_t cap, char **out, int *code, char 
 	close(o[1]);
 	close(e[1]);
 	if (pid > 0)
-		in_time = capture(o[0], e[0], cap, texts, deadline);
-	if (!in_time) /* what it started goes too (they may hold the pipes) */
-		kill(s.new_session ? -pid : pid, SIGKILL);
+		in_time = capture(o[0], e[0], cap, texts, deadline) && ended_by(pid, deadline);
+	if (!in_time) { /* what it started goes too (they may hold the pipes) */
+		if (s.new_session)
+			kill(-pid, SIGKILL);
+		kill(pid, SIGKILL); /* also before its setsid */
+	}
 	close(o[0]);
 	close(e[0]);
 	if (pid < 0)

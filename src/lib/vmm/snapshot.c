@@ -86,28 +86,16 @@ int cj_snapshot_go_line(char *buf, size_t len, const uint8_t *mac, struct cj_err
 	return 0;
 }
 
-static int g_stop_fd = -1;
+static bool (*g_stop_asked)(void);
 
-void cj_snapshot_stop_fd(int fd)
+void cj_snapshot_stop_when(bool (*asked)(void))
 {
-	g_stop_fd = fd;
+	g_stop_asked = asked;
 }
 
-/* A stop asked for: a stop signal pending (blocked: the run reads them
- * from its signalfd, where it stays queued). Only those: the SIGCHLD of a
- * helper that ended (Firecracker's jailer, which exits once it has started
- * the VMM) makes the signalfd readable too. */
 static bool stop_pending(void)
 {
-	static const int stops[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT};
-	sigset_t set;
-
-	if (g_stop_fd < 0 || sigpending(&set) < 0)
-		return false;
-	for (size_t i = 0; i < sizeof stops / sizeof stops[0]; i++)
-		if (sigismember(&set, stops[i]) == 1)
-			return true;
-	return false;
+	return g_stop_asked && g_stop_asked();
 }
 
 static int stopped(struct cj_err *err)

@@ -27,10 +27,10 @@ int cj_snapshot_open(const char *cache_dir, const struct cj_vmm *vmm,
 /* Removes the snapshot whose state file is path (a snapshot that did not
  * restore): its memory file too. */
 void cj_snapshot_remove(const char *path);
-/* A descriptor that becomes readable when the run is asked to stop (its
- * signalfd; -1: none): making a snapshot, or waiting for another run to
- * make it, ends at once then (the signal stays pending for the caller). */
-void cj_snapshot_stop_fd(int fd);
+/* Is the run asked to stop? (NULL: never.) Making a snapshot, or waiting
+ * for another run to make it, ends at once then; the signal that asked
+ * must stay pending for the caller. */
+void cj_snapshot_stop_when(bool (*asked)(void));
 /* "go SEED SEC NSEC MAC\n": 32 fresh random bytes, the wall clock now,
  * the MAC (NULL: "-"). */
 int cj_snapshot_go_line(char *buf, size_t len, const uint8_t *mac, struct cj_err *err);
