@@ -341,10 +341,14 @@ int cj_initramfs_get(const char *cache_dir, const struct cj_kernel *k, char *out
 		unlink(tmp);
 		return -1;
 	}
-	if (rename(tmp, out) < 0) {
+	/* the first writer wins: a concurrent run's file is never replaced
+	 * (runs hold it open and boot snapshots' keys name its inode) */
+	if (link(tmp, out) < 0 && errno != EEXIST) {
+		int e = errno;
 		unlink(tmp);
-		return cj_fail(err, errno, "store %s", out);
+		return cj_fail(err, e, "store %s", out);
 	}
 	*built = true;
+	unlink(tmp);
 	return 0;
 }

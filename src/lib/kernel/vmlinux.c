@@ -221,10 +221,12 @@ int cj_kernel_vmlinux(const char *cache_dir, const char *image, char *out, size_
 		return cj_fail(err, 0, "the vmlinux inside %s has no PVH note (CONFIG_PVH=y)",
 		               image);
 	}
-	if (rename(tmp, out) < 0) {
+	if (link(tmp, out) < 0 && errno != EEXIST) { /* the first writer's file stays */
+		int e = errno;
 		unlink(tmp);
-		return cj_fail(err, errno, "store %s", out);
+		return cj_fail(err, e, "store %s", out);
 	}
+	unlink(tmp);
 	return 0;
 }
 
