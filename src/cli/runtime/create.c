@@ -211,6 +211,9 @@ static int create_main(const struct rt_verb *verb, int argc, char **argv)
 	cj_spec_free(&spec);
 	if (r == 0 && save_state(id, bundle, run, pid, config, &err) < 0)
 		r = -1;
+	/* the VM is there, its workload held: on the host, as the engine's */
+	if (r == 0 && rt_hooks(config, "createContainer", id, bundle, "creating", pid, &err) < 0)
+		r = -1;
 	if (r == 0 && c.pid_file && rt_write_pid(c.pid_file, pid, &err) < 0)
 		r = -1;
 	json_object_put(config);
