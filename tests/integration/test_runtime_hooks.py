@@ -75,3 +75,20 @@ def test_failing_start_container_hook_stops_the_container(world):  # noqa: F811
     assert delete["rc"] == 0, delete
     kinds = [line.split()[0] for line in log.read_text().splitlines()]
     assert kinds == ["createRuntime", "createContainer", "startContainer", "poststop"], kinds
+
+
+def test_failing_create_container_hook_fails_create(world):  # noqa: F811
+    """A createContainer hook that fails (its VM already launched) fails
+    create: no state, and the VM, its run and its directory are gone at
+    once, not left to gc (the fixture checks). Launched and killed, the VM
+    never boots."""
+    b = world.bundle(["/bin/sh", "-c", "echo must not run"], name="cc")
+    config = json.loads((b / "config.json").read_text())
+    log = world.tmp / "cc.log"
+    config["hooks"] = {"createContainer": [hook("createContainer", str(log), "createContainer")]}
+    (b / "config.json").write_text(json.dumps(config))
+    create, state = world.drive(["create", "--bundle", str(b), "--pid-file",
+                                 str(world.tmp / "cc.pid"), "cc1"], ["state", "cc1"])
+    assert create["rc"] != 0 and "createContainer" in create["stderr"], create
+    assert state["rc"] != 0 and "does not exist" in state["stderr"], state
+    assert log.read_text().split()[:2] == ["createContainer", "creating"]

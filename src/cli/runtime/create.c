@@ -7,6 +7,7 @@
 
 #include "../run.h"
 #include "run/run.h"
+#include "run/runs.h"
 #include "spec/spec.h"
 #include "util/strv.h"
 
@@ -179,6 +180,22 @@ static int detached(const char *id, struct cj_spec *spec, bool terminal, char ru
 	return r;
 }
 
+/* A create that failed once its VM was up (a createContainer hook): the
+ * VM killed, the run ended and removed, as delete does; failing that, the
+ * supervisor killed and its run left to gc. */
+static void undo_run(const char *run, pid_t pid)
+{
+	struct cj_err ignored = {0};
+	const char *base = rt_run_base();
+
+	if (cj_runs_forward(base, run, SIGKILL, &ignored) < 0 ||
+	    cj_runs_wait(base, run, &ignored) < 0) {
+		kill(pid, SIGKILL);
+		return;
+	}
+	cj_runs_remove(base, run, &ignored);
+}
+
 static int create_main(const struct rt_verb *verb, int argc, char **argv)
 {
 	struct create c = {.bundle = "."};
@@ -218,7 +235,7 @@ static int create_main(const struct rt_verb *verb, int argc, char **argv)
 		r = -1;
 	json_object_put(config);
 	if (r < 0 && pid > 0)
-		kill(pid, SIGKILL); /* its run is undone by gc */
+		undo_run(run, pid);
 	if (r < 0)
 		rt_state_remove(id);
 	return r < 0 ? rt_fail(&err) : 0;
