@@ -42,10 +42,13 @@ def hooked_bundle(world, name, fail=""):
 def test_all_hook_kinds_in_order(world):  # noqa: F811
     """createRuntime, createContainer (host, state creating), startContainer
     (guest, created, before the workload), poststart (host, running, after
-    it), poststop (host, stopped, at delete); none of them warned about."""
+    it), poststop (host, stopped, at delete), the later ones as config.json
+    was at create; none of them warned about."""
     b, log = hooked_bundle(world, "h")
-    (start, exited, delete), text = drive_created(
-        world, b, "h1", [["start", "h1"], ["wait"], ["delete", "h1"]])
+    # the hooks as created: a config.json changed later changes nothing
+    blank = ["sh", "-c", f"echo '{{}}' > {b}/config.json"]
+    (_, start, exited, delete), text = drive_created(
+        world, b, "h1", [["run", blank], ["start", "h1"], ["wait"], ["delete", "h1"]])
     assert start["rc"] == 0 and delete["rc"] == 0, (start, delete, text)
     assert exited["exit"] == 0, text
     lines = [line.split() for line in log.read_text().splitlines()]

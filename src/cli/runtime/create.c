@@ -142,6 +142,9 @@ static int save_state(const char *id, const char *bundle, const char *run, pid_t
 	json_object_object_add(st, "started", json_object_new_boolean(false));
 	if (json_object_object_get_ex(config, "annotations", &ann))
 		json_object_object_add(st, "annotations", json_object_get(ann));
+	/* the later kinds run from here (start, delete), as created */
+	if (json_object_object_get_ex(config, "hooks", &ann))
+		json_object_object_add(st, "hooks", json_object_get(ann));
 	r = rt_state_write(id, st, err);
 	json_object_put(st);
 	return r;

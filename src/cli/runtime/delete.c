@@ -75,24 +75,6 @@ static int remove_orphan(const char *cid, struct cj_err *err)
 	return r;
 }
 
-/* The poststop hooks, on the host once the container is gone; a failure
- * is a warning, the delete done. */
-static void poststop(json_object *st, const char *cid)
-{
-	const char *bundle = rt_state_str(st, "bundle");
-	struct cj_err err = {0};
-	json_object *cfg;
-
-	if (!bundle)
-		return;
-	if (!(cfg = rt_bundle_config(bundle, &err))) {
-		rt_log("warning", "poststop hooks not run: %s", err.msg);
-		return;
-	}
-	rt_hooks_warn(cfg, "poststop", cid, bundle, "stopped", 0);
-	json_object_put(cfg);
-}
-
 static int delete_main(const struct rt_verb *verb, int argc, char **argv)
 {
 	struct del d = {0};
@@ -113,8 +95,9 @@ static int delete_main(const struct rt_verb *verb, int argc, char **argv)
 	r = remove_run(st, d.force, &err);
 	if (r == 0)
 		rt_state_remove(argv[first]);
-	if (r == 0)
-		poststop(st, argv[first]);
+	if (r == 0 && rt_state_str(st, "bundle")) /* on the host, once it is gone */
+		rt_hooks_warn(st, "poststop", argv[first], rt_state_str(st, "bundle"), "stopped",
+		              0);
 	json_object_put(st);
 	return r < 0 ? rt_fail(&err) : 0;
 }

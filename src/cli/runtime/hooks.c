@@ -216,17 +216,3 @@ int rt_hooks_in_guest(json_object *cfg, const char *id, const char *bundle, cons
 		return cj_err_wrap(err, "startContainer");
 	return 0;
 }
-
-json_object *rt_bundle_config(const char *bundle, struct cj_err *err)
-{
-	char path[PATH_MAX];
-	json_object *cfg;
-
-	if (!bundle || (size_t)snprintf(path, sizeof path, "%s/config.json", bundle) >= sizeof path)
-		return cj_fail(err, 0, "the container's state names no bundle"), NULL;
-	if (!(cfg = json_object_from_file(path))) {
-		cj_fail(err, 0, "cannot read %s: %s", path, json_util_get_last_err());
-		return NULL;
-	}
-	return cfg;
-}

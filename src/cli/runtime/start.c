@@ -145,7 +145,7 @@ static int start_main(const struct rt_verb *verb, int argc, char **argv)
 		return rt_fail(&err);
 	const char *status = rt_status(st, &pid), *run = rt_state_str(st, "run");
 	const char *bundle = rt_state_str(st, "bundle");
-	json_object *started = NULL, *cfg = NULL;
+	json_object *started = NULL;
 	fd = -1;
 	if (strcmp(status, "stopped") == 0 && run &&
 	    !(json_object_object_get_ex(st, "started", &started) &&
@@ -155,10 +155,8 @@ static int start_main(const struct rt_verb *verb, int argc, char **argv)
 		r = cj_fail(&err, 0, "cannot start a container in state %s", status);
 	else if ((fd = connect_agent(run, &err)) < 0) /* ended meanwhile? */
 		r = run && !cj_runs_alive(rt_run_base(), run) ? -2 : -1;
-	else if (!(cfg = rt_bundle_config(bundle, &err)))
-		r = -1;
-	else if ((r = wait_hello(fd, &err)) == 0 &&
-	         (r = start_hooks(cfg, argv[first], bundle, run, pid, &err)) == 0)
+	else if ((r = wait_hello(fd, &err)) == 0 && /* the state holds the hooks */
+	         (r = start_hooks(st, argv[first], bundle, run, pid, &err)) == 0)
 		r = release(fd, &err);
 	if (r == -2) {
 		char buf[2048];
@@ -173,8 +171,7 @@ static int start_main(const struct rt_verb *verb, int argc, char **argv)
 		r = rt_state_write(argv[first], st, &err);
 	}
 	if (r == 0) /* the workload runs: on the host, a failure only warned */
-		rt_hooks_warn(cfg, "poststart", argv[first], bundle, "running", pid);
-	json_object_put(cfg);
+		rt_hooks_warn(st, "poststart", argv[first], bundle, "running", pid);
 	json_object_put(st);
 	return r < 0 ? rt_fail(&err) : 0;
 }
