@@ -43,8 +43,13 @@ def test_all_hook_kinds_in_order(world):  # noqa: F811
     """createRuntime, createContainer (host, state creating), startContainer
     (guest, created, before the workload), poststart (host, running, after
     it), poststop (host, stopped, at delete), the later ones as config.json
-    was at create; none of them warned about."""
+    was at create; a failing poststart or poststop hook is a warning and the
+    next one runs; no kind is warned about as not applied."""
     b, log = hooked_bundle(world, "h")
+    config = json.loads((b / "config.json").read_text())
+    for kind in ("poststart", "poststop"):  # a failure warns; the next hook runs
+        config["hooks"][kind].insert(0, {"path": "/bin/false", "args": ["false", kind]})
+    (b / "config.json").write_text(json.dumps(config))
     # the hooks as created: a config.json changed later changes nothing
     blank = ["sh", "-c", f"echo '{{}}' > {b}/config.json"]
     (_, start, exited, delete), text = drive_created(
@@ -62,7 +67,9 @@ def test_all_hook_kinds_in_order(world):  # noqa: F811
     assert lines[2][3] == "ocibox" and lines[3][-1] == "ocibox", lines  # in the guest
     assert lines[1][3] != "ocibox", lines  # createContainer: on the host
     msgs = [entry["msg"] for entry in world.log_lines()]
-    assert not any("hooks" in m for m in msgs), msgs
+    assert not any("hooks" in m for m in msgs), msgs  # no kind "not applied"
+    warned = [m for m in msgs if "/bin/false" in m]
+    assert len(warned) == 2 and "poststart" in warned[0] and "poststop" in warned[1], msgs
 
 
 def test_failing_start_container_hook_stops_the_container(world):  # noqa: F811

@@ -98,8 +98,10 @@ static int state_fd(json_object *cfg, const char *id, const char *bundle, const 
 	return fd;
 }
 
-int rt_hooks(json_object *cfg, const char *kind, const char *id, const char *bundle,
-             const char *status, pid_t pid, struct cj_err *err)
+/* The hooks of kind in turn. warn: a failing one is a warning in the
+ * log and the next one runs; else it fails them (-1, err). */
+static int run_kind(json_object *cfg, const char *kind, const char *id, const char *bundle,
+                    const char *status, pid_t pid, bool warn, struct cj_err *err)
 {
 	json_object *hooks = get(get(cfg, "hooks"), kind);
 	int fd, r = 0;
@@ -107,14 +109,29 @@ int rt_hooks(json_object *cfg, const char *kind, const char *id, const char *bun
 	if (!hooks || !json_object_is_type(hooks, json_type_array) ||
 	    json_object_array_length(hooks) == 0)
 		return 0;
-	if ((fd = state_fd(cfg, id, bundle, status, pid, err)) < 0)
+	if ((fd = state_fd(cfg, id, bundle, status, pid, err)) < 0) {
+		if (warn)
+			rt_log("warning", "%s hooks not run: %s", kind, err->msg);
 		return -1;
-	for (size_t i = 0; r == 0 && i < json_object_array_length(hooks); i++)
-		r = run_hook(json_object_array_get_idx(hooks, i), fd, err);
+	}
+	for (size_t i = 0; (r == 0 || warn) && i < json_object_array_length(hooks); i++) {
+		struct cj_err e = {0};
+		if (run_hook(json_object_array_get_idx(hooks, i), fd, &e) == 0)
+			continue;
+		cj_err_wrap(&e, "%s", kind);
+		if (warn)
+			rt_log("warning", "%s (the container goes on)", e.msg);
+		*err = e;
+		r = -1;
+	}
 	close(fd);
-	if (r < 0)
-		return cj_err_wrap(err, "%s", kind);
-	return 0;
+	return r;
+}
+
+int rt_hooks(json_object *cfg, const char *kind, const char *id, const char *bundle,
+             const char *status, pid_t pid, struct cj_err *err)
+{
+	return run_kind(cfg, kind, id, bundle, status, pid, false, err);
 }
 
 void rt_hooks_warn(json_object *cfg, const char *kind, const char *id, const char *bundle,
@@ -122,8 +139,7 @@ void rt_hooks_warn(json_object *cfg, const char *kind, const char *id, const cha
 {
 	struct cj_err err = {0};
 
-	if (rt_hooks(cfg, kind, id, bundle, status, pid, &err) < 0)
-		rt_log("warning", "%s (the container goes on)", err.msg);
+	run_kind(cfg, kind, id, bundle, status, pid, true, &err);
 }
 
 /* The exit status of child, killed past timeout_s (0: none): SIGTERM

@@ -124,7 +124,8 @@ int rt_network(json_object *config, const char *id, const char *bundle, struct c
  * failing one fails them. */
 int rt_hooks(json_object *config, const char *kind, const char *id, const char *bundle,
              const char *status, pid_t pid, struct cj_err *err);
-/* The same, a failure logged as a warning (poststart, poststop). */
+/* The same, each failure a warning in the log, the next hook run all
+ * the same (poststart, poststop). */
 void rt_hooks_warn(json_object *config, const char *kind, const char *id, const char *bundle,
                    const char *status, pid_t pid);
 /* The startContainer hooks, in the guest of the run (before its
