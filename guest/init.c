@@ -128,7 +128,12 @@ static void hold_for_release(bool agent)
 	if ((sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK)) < 0)
 		guest_fail(0, "signalfd: %s", strerror(errno));
 	while (!agent_released()) {
+		int st;
+		pid_t p;
 		agent_serve(NULL, sfd, 1000);
+		/* exec sessions meanwhile (startContainer hooks) end when reaped */
+		while ((p = waitpid(-1, &st, WNOHANG)) > 0)
+			agent_reaped(NULL, p, st);
 		if (read(sfd, &si, sizeof si) == (ssize_t)sizeof si) {
 			guest_record_end((int)SIGTERM, guest_now_ns());
 			guest_finish();

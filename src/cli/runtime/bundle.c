@@ -245,8 +245,13 @@ static void map_linux(struct map *m, json_object *cfg)
 	json_object_object_foreach(hooks, kind, list)
 	{
 		char what[64];
-		if (strcmp(kind, "prestart") == 0 || strcmp(kind, "createRuntime") == 0 ||
-		    !json_object_array_length(list))
+		static const char *const run_here[] = {"prestart",        "createRuntime",
+		                                       "createContainer", "startContainer",
+		                                       "poststart",       "poststop"}; /* hooks.c */
+		bool known = false;
+		for (size_t i = 0; i < sizeof run_here / sizeof *run_here; i++)
+			known = known || strcmp(kind, run_here[i]) == 0;
+		if (known || !json_object_array_length(list))
 			continue;
 		snprintf(what, sizeof what, "%s hooks", kind);
 		unmapped(m, what);

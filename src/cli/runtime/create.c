@@ -7,6 +7,7 @@
 
 #include "../run.h"
 #include "run/run.h"
+#include "run/runs.h"
 #include "spec/spec.h"
 #include "util/strv.h"
 
@@ -141,6 +142,9 @@ static int save_state(const char *id, const char *bundle, const char *run, pid_t
 	json_object_object_add(st, "started", json_object_new_boolean(false));
 	if (json_object_object_get_ex(config, "annotations", &ann))
 		json_object_object_add(st, "annotations", json_object_get(ann));
+	/* the later kinds run from here (start, delete), as created */
+	if (json_object_object_get_ex(config, "hooks", &ann))
+		json_object_object_add(st, "hooks", json_object_get(ann));
 	r = rt_state_write(id, st, err);
 	json_object_put(st);
 	return r;
@@ -179,6 +183,22 @@ static int detached(const char *id, struct cj_spec *spec, bool terminal, char ru
 	return r;
 }
 
+/* A create that failed once its VM was up (a createContainer hook): the
+ * VM killed, the run ended and removed, as delete does; failing that, the
+ * supervisor killed and its run left to gc. */
+static void undo_run(const char *run, pid_t pid)
+{
+	struct cj_err ignored = {0};
+	const char *base = rt_run_base();
+
+	if (cj_runs_forward(base, run, SIGKILL, &ignored) < 0 ||
+	    cj_runs_wait(base, run, &ignored) < 0) {
+		kill(pid, SIGKILL);
+		return;
+	}
+	cj_runs_remove(base, run, &ignored);
+}
+
 static int create_main(const struct rt_verb *verb, int argc, char **argv)
 {
 	struct create c = {.bundle = "."};
@@ -211,11 +231,14 @@ static int create_main(const struct rt_verb *verb, int argc, char **argv)
 	cj_spec_free(&spec);
 	if (r == 0 && save_state(id, bundle, run, pid, config, &err) < 0)
 		r = -1;
+	/* the VM is there, its workload held: on the host, as the engine's */
+	if (r == 0 && rt_hooks(config, "createContainer", id, bundle, "creating", pid, &err) < 0)
+		r = -1;
 	if (r == 0 && c.pid_file && rt_write_pid(c.pid_file, pid, &err) < 0)
 		r = -1;
 	json_object_put(config);
 	if (r < 0 && pid > 0)
-		kill(pid, SIGKILL); /* its run is undone by gc */
+		undo_run(run, pid);
 	if (r < 0)
 		rt_state_remove(id);
 	return r < 0 ? rt_fail(&err) : 0;

@@ -93,9 +93,12 @@ static int delete_main(const struct rt_verb *verb, int argc, char **argv)
 		return 0;
 	}
 	r = remove_run(st, d.force, &err);
-	json_object_put(st);
 	if (r == 0)
 		rt_state_remove(argv[first]);
+	if (r == 0 && rt_state_str(st, "bundle")) /* on the host, once it is gone */
+		rt_hooks_warn(st, "poststop", argv[first], rt_state_str(st, "bundle"), "stopped",
+		              0);
+	json_object_put(st);
 	return r < 0 ? rt_fail(&err) : 0;
 }
 

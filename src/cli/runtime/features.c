@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* features: what this runtime supports, as the runtime spec's
- * features.json (the mounts it maps, no hooks yet). */
+ * features.json (the mounts it maps, the hooks it runs: hooks.c). */
 #include "runtime.h"
 
 #include <stdio.h>
@@ -18,6 +18,8 @@ static int features_main(const struct rt_verb *verb, int argc, char **argv)
 {
 	static const char *const mount_opts[] = {"ro", "rw", "nosuid", "nodev", "noexec"};
 	static const char *const namespaces[] = {"network", "mount", "pid", "ipc", "uts"};
+	static const char *const hooks[] = {"prestart",       "createRuntime", "createContainer",
+	                                    "startContainer", "poststart",     "poststop"};
 	struct cj_err err = {0};
 	json_object *o = json_object_new_object(), *linux_ = json_object_new_object();
 	int first, r = rt_parse(verb, NULL, argc, argv, &first, &err);
@@ -29,7 +31,7 @@ static int features_main(const struct rt_verb *verb, int argc, char **argv)
 	}
 	json_object_object_add(o, "ociVersionMin", json_object_new_string("1.0.0"));
 	json_object_object_add(o, "ociVersionMax", json_object_new_string(RT_OCI_VERSION));
-	json_object_object_add(o, "hooks", json_object_new_array());
+	json_object_object_add(o, "hooks", strings(hooks, 6));
 	json_object_object_add(o, "mountOptions", strings(mount_opts, 5));
 	json_object_object_add(linux_, "namespaces", strings(namespaces, 5));
 	json_object_object_add(o, "linux", linux_);

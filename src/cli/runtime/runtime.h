@@ -118,6 +118,21 @@ struct cj_spec;
 int rt_network(json_object *config, const char *id, const char *bundle, struct cj_spec *spec,
                struct cj_err *err);
 
+/* config.json's hooks of kind (config: config.json, or the state create
+ * saved them in), run on the host in order, each with the
+ * state (status, and pid when above 0) on its stdin (hooks.c); the first
+ * failing one fails them. */
+int rt_hooks(json_object *config, const char *kind, const char *id, const char *bundle,
+             const char *status, pid_t pid, struct cj_err *err);
+/* The same, each failure a warning in the log, the next hook run all
+ * the same (poststart, poststop). */
+void rt_hooks_warn(json_object *config, const char *kind, const char *id, const char *bundle,
+                   const char *status, pid_t pid);
+/* The startContainer hooks, in the guest of the run (before its
+ * workload's release), through its agent. */
+int rt_hooks_in_guest(json_object *config, const char *id, const char *bundle, const char *run,
+                      pid_t pid, struct cj_err *err);
+
 extern const struct rt_verb rt_create_verb, rt_start_verb, rt_state_verb, rt_kill_verb,
     rt_delete_verb, rt_exec_verb, rt_ps_verb, rt_features_verb;
 

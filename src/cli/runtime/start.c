@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -45,8 +46,8 @@ static int on_hello(const struct ctrj_agent_frame *f, void *ctx)
 	return 0;
 }
 
-/* Wait for the guest's greeting (relayed by the run), then release. */
-static int release(int fd, struct cj_err *err)
+/* Wait for the guest's greeting (relayed by the run). */
+static int wait_hello(int fd, struct cj_err *err)
 {
 	struct ctrj_agent_dec dec;
 	bool greeted = false;
@@ -69,6 +70,13 @@ static int release(int fd, struct cj_err *err)
 		}
 	}
 	ctrj_agent_dec_free(&dec);
+	return 0;
+}
+
+/* Release the workload. */
+static int release(int fd, struct cj_err *err)
+{
+	uint8_t b[4096];
 	size_t len = ctrj_agent_enc_data(b, CTRJ_AGENT_RELEASE, 0, NULL, 0);
 	if (send(fd, b, len, MSG_NOSIGNAL) != (ssize_t)len)
 		return cj_fail(err, errno, "release the workload");
@@ -110,6 +118,20 @@ static const char *last_word(const char *run, char *buf, size_t len)
 	return line;
 }
 
+/* The startContainer hooks in the guest, its workload still held; one
+ * failing stops the container (its VM killed, the run ended). */
+static int start_hooks(json_object *cfg, const char *cid, const char *bundle, const char *run,
+                       pid_t pid, struct cj_err *err)
+{
+	struct cj_err ignored = {0};
+
+	if (rt_hooks_in_guest(cfg, cid, bundle, run, pid, err) == 0)
+		return 0;
+	cj_runs_forward(rt_run_base(), run, SIGKILL, &ignored);
+	cj_runs_wait(rt_run_base(), run, &ignored);
+	return cj_err_wrap(err, "the container is stopped");
+}
+
 static int start_main(const struct rt_verb *verb, int argc, char **argv)
 {
 	struct cj_err err = {0};
@@ -122,6 +144,7 @@ static int start_main(const struct rt_verb *verb, int argc, char **argv)
 	if (!(st = rt_state_read(argv[first], &err)))
 		return rt_fail(&err);
 	const char *status = rt_status(st, &pid), *run = rt_state_str(st, "run");
+	const char *bundle = rt_state_str(st, "bundle");
 	json_object *started = NULL;
 	fd = -1;
 	if (strcmp(status, "stopped") == 0 && run &&
@@ -132,7 +155,8 @@ static int start_main(const struct rt_verb *verb, int argc, char **argv)
 		r = cj_fail(&err, 0, "cannot start a container in state %s", status);
 	else if ((fd = connect_agent(run, &err)) < 0) /* ended meanwhile? */
 		r = run && !cj_runs_alive(rt_run_base(), run) ? -2 : -1;
-	else
+	else if ((r = wait_hello(fd, &err)) == 0 && /* the state holds the hooks */
+	         (r = start_hooks(st, argv[first], bundle, run, pid, &err)) == 0)
 		r = release(fd, &err);
 	if (r == -2) {
 		char buf[2048];
@@ -146,6 +170,8 @@ static int start_main(const struct rt_verb *verb, int argc, char **argv)
 		json_object_object_add(st, "started", json_object_new_boolean(true));
 		r = rt_state_write(argv[first], st, &err);
 	}
+	if (r == 0) /* the workload runs: on the host, a failure only warned */
+		rt_hooks_warn(st, "poststart", argv[first], bundle, "running", pid);
 	json_object_put(st);
 	return r < 0 ? rt_fail(&err) : 0;
 }
