@@ -304,9 +304,14 @@ class Firecracker:
             return None
 
         result = {}
-        send(b"\xff" * 6 + mac + b"\x08\x06" + arp(1, mac, gip, bytes(6), hip))
-        host_mac = receive(lambda f: f[22:28] if f[12:14] == b"\x08\x06" and
-                           f[20:22] == b"\x00\x02" and f[28:32] == hip else None)
+        host_mac, deadline = None, time.monotonic() + spec.get("timeout", 10)
+        while host_mac is None and time.monotonic() < deadline:
+            # asked again each second, as a guest's ARP does (a loaded host
+            # may not have the path up for the first request)
+            send(b"\xff" * 6 + mac + b"\x08\x06" + arp(1, mac, gip, bytes(6), hip))
+            host_mac = receive(lambda f: f[22:28] if f[12:14] == b"\x08\x06" and
+                               f[20:22] == b"\x00\x02" and f[28:32] == hip else None,
+                               timeout=1)
         result["host_mac"] = host_mac.hex(":") if host_mac else None
         if host_mac:
             payload = b"probe"
