@@ -37,3 +37,21 @@ def test_malformed_hooks_fail_create_cleanly(world):  # noqa: F811
         assert res["rc"] == 1, (name, res)  # an error, not SIGABRT (134)
         assert word in res["stderr"] and "hook" in res["stderr"], (name, res)
     assert not marker.exists()
+
+
+def test_a_hook_cannot_change_the_state_the_next_one_reads(world):  # noqa: F811
+    """Hooks of a kind share the state on their stdin: one that writes to
+    it (its stdin is the state's file) must not change what the next one
+    reads. The second fails on purpose: create stops before any VM."""
+    seen = world.tmp / "seen"
+    b = world.bundle(["/bin/true"], name="s")
+    config = json.loads((b / "config.json").read_text())
+    config["hooks"] = {"prestart": [
+        {"path": "/bin/sh", "args": ["sh", "-c", '{ printf "%-400s" forged >&0; } 2>/dev/null; true']},
+        {"path": "/bin/sh", "args": ["sh", "-c", f"cat > {seen}; exit 1"]}]}
+    (b / "config.json").write_text(json.dumps(config))
+    (create,) = world.drive(["create", "--bundle", str(b), "--pid-file",
+                             str(world.tmp / "s.pid"), "s1"])
+    assert create["rc"] == 1, create
+    state = json.loads(seen.read_text())
+    assert state["id"] == "s1" and state["status"] == "creating", state

@@ -11,6 +11,7 @@
 #include "util/strv.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -144,8 +145,10 @@ static int state_fd(json_object *cfg, const char *id, const char *bundle, const 
 		json_object_object_add(st, "annotations", json_object_get(get(cfg, "annotations")));
 	const char *text = json_object_to_json_string_ext(st, JSON_C_TO_STRING_PLAIN);
 	size_t len = strlen(text);
-	if ((fd = memfd_create("oci-state", MFD_CLOEXEC)) < 0 ||
-	    write(fd, text, len) != (ssize_t)len) {
+	/* sealed: a hook writing to its stdin cannot change the next one's */
+	if ((fd = memfd_create("oci-state", MFD_CLOEXEC | MFD_ALLOW_SEALING)) < 0 ||
+	    write(fd, text, len) != (ssize_t)len ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) < 0) {
 		cj_fail(err, errno, "the state for the hooks");
 		if (fd >= 0)
 			close(fd);
