@@ -55,3 +55,28 @@ def test_a_hook_cannot_change_the_state_the_next_one_reads(world):  # noqa: F811
     assert create["rc"] == 1, create
     state = json.loads(seen.read_text())
     assert state["id"] == "s1" and state["status"] == "creating", state
+
+
+def test_two_starts_at_once_run_the_start_hooks_once(world):  # noqa: F811
+    """Two `start`s of one created container at once (an engine retrying):
+    one starts it, the other fails; the startContainer and poststart hooks
+    run once, the workload once."""
+    from test_runtime import drive_created
+    shared = world.tmp / "w"
+    shared.mkdir()
+    b = world.bundle(["/bin/sh", "-c", "echo workload >> /w/log"], name="d",
+                     mounts=[{"destination": "/w", "type": "bind", "source": str(shared),
+                              "options": ["rbind", "rw"]}])
+    config = json.loads((b / "config.json").read_text())
+    config["hooks"] = {
+        "startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "echo sc >> /w/log"]}],
+        "poststart": [{"path": "/bin/sh", "args": ["sh", "-c", f"echo ps >> {shared}/ps"]}]}
+    (b / "config.json").write_text(json.dumps(config))
+    rt = " ".join(world.rt())
+    both = ["sh", "-c", f"{rt} start d1 & {rt} start d1; a=$?; wait $!; echo $a $?"]
+    (both_rc, exited, delete), _ = drive_created(
+        world, b, "d1", [["run", both], ["wait"], ["delete", "d1"]])
+    assert sorted(both_rc["stdout"].split()) == ["0", "1"], both_rc
+    assert exited["exit"] == 0 and delete["rc"] == 0, (exited, delete)
+    assert (shared / "log").read_text().split() == ["sc", "workload"]
+    assert (shared / "ps").read_text().split() == ["ps"]
