@@ -251,7 +251,8 @@ static void map_linux(struct map *m, json_object *cfg)
 		bool known = false;
 		for (size_t i = 0; i < sizeof run_here / sizeof *run_here; i++)
 			known = known || strcmp(kind, run_here[i]) == 0;
-		if (known || !json_object_array_length(list))
+		if (known || !json_object_is_type(list, json_type_array) || /* hooks.c */
+		    !json_object_array_length(list))
 			continue;
 		snprintf(what, sizeof what, "%s hooks", kind);
 		unmapped(m, what);

@@ -222,7 +222,7 @@ static int create_main(const struct rt_verb *verb, int argc, char **argv)
 		rt_state_remove(id);
 		return rt_fail(&err);
 	}
-	if (rt_network(config, id, bundle, &spec, &err) < 0)
+	if (rt_hooks_check(config, &err) < 0 || rt_network(config, id, bundle, &spec, &err) < 0)
 		r = -1;
 	if (r == 0 && c.console_socket && rt_console(c.console_socket, &err) < 0)
 		r = -1;

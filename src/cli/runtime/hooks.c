@@ -11,6 +11,7 @@
 #include "util/strv.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -36,6 +37,63 @@ static int64_t hook_timeout(json_object *hook, const char *path, struct cj_err *
 		return cj_fail(err, 0, "hook %s: timeout must be a number of seconds above 0",
 		               path);
 	return timeout;
+}
+
+/* Whether o is absent or an array of strings. */
+static bool strings_or_none(json_object *o)
+{
+	if (!o)
+		return true;
+	if (!json_object_is_type(o, json_type_array) || json_object_array_length(o) > 63)
+		return false;
+	for (size_t i = 0; i < json_object_array_length(o); i++)
+		if (!json_object_is_type(json_object_array_get_idx(o, i), json_type_string))
+			return false;
+	return true;
+}
+
+/* One hook of kind: an object, its path absolute, its args and env
+ * arrays of strings (63 at most). */
+static int check_hook(json_object *hook, const char *kind, struct cj_err *err)
+{
+	json_object *path = get(hook, "path");
+
+	if (!json_object_is_type(hook, json_type_object) ||
+	    !json_object_is_type(path, json_type_string))
+		return cj_fail(err, 0,
+		               "%s hook: each must be an object with a \"path\": fix config.json",
+		               kind);
+	if (json_object_get_string(path)[0] != '/')
+		return cj_fail(err, 0, "%s hook %s: its path must be absolute: fix config.json",
+		               kind, json_object_get_string(path));
+	if (!strings_or_none(get(hook, "args")) || !strings_or_none(get(hook, "env")))
+		return cj_fail(err, 0,
+		               "%s hook %s: its args and env must be arrays of at most 63 strings: "
+		               "fix config.json",
+		               kind, json_object_get_string(path));
+	return 0;
+}
+
+int rt_hooks_check(json_object *cfg, struct cj_err *err)
+{
+	json_object *hooks = get(cfg, "hooks");
+
+	if (!hooks)
+		return 0;
+	if (!json_object_is_type(hooks, json_type_object))
+		return cj_fail(err, 0, "hooks must be an object of hook lists: fix config.json");
+	json_object_object_foreach(hooks, kind, list)
+	{
+		if (!json_object_is_type(list, json_type_array))
+			return cj_fail(err, 0, "%s hooks must be an array: fix config.json", kind);
+		for (size_t i = 0; i < json_object_array_length(list); i++) {
+			json_object *h = json_object_array_get_idx(list, i);
+			if (check_hook(h, kind, err) < 0 ||
+			    hook_timeout(h, json_object_get_string(get(h, "path")), err) < 0)
+				return -1;
+		}
+	}
+	return 0;
 }
 
 /* One hook on the host; past its timeout it is killed, its session with
@@ -87,8 +145,10 @@ static int state_fd(json_object *cfg, const char *id, const char *bundle, const 
 		json_object_object_add(st, "annotations", json_object_get(get(cfg, "annotations")));
 	const char *text = json_object_to_json_string_ext(st, JSON_C_TO_STRING_PLAIN);
 	size_t len = strlen(text);
-	if ((fd = memfd_create("oci-state", MFD_CLOEXEC)) < 0 ||
-	    write(fd, text, len) != (ssize_t)len) {
+	/* sealed: a hook writing to its stdin cannot change the next one's */
+	if ((fd = memfd_create("oci-state", MFD_CLOEXEC | MFD_ALLOW_SEALING)) < 0 ||
+	    write(fd, text, len) != (ssize_t)len ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) < 0) {
 		cj_fail(err, errno, "the state for the hooks");
 		if (fd >= 0)
 			close(fd);

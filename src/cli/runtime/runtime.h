@@ -118,6 +118,10 @@ struct cj_spec;
 int rt_network(json_object *config, const char *id, const char *bundle, struct cj_spec *spec,
                struct cj_err *err);
 
+/* config.json's hooks well formed (each kind an array of objects, an
+ * absolute path, args and env arrays of strings, a timeout above 0), or
+ * -1 with err: create checks them before anything runs (hooks.c). */
+int rt_hooks_check(json_object *config, struct cj_err *err);
 /* config.json's hooks of kind (config: config.json, or the state create
  * saved them in), run on the host in order, each with the
  * state (status, and pid when above 0) on its stdin (hooks.c); the first

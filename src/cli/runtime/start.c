@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -132,6 +133,25 @@ static int start_hooks(json_object *cfg, const char *cid, const char *bundle, co
 	return cj_err_wrap(err, "the container is stopped");
 }
 
+/* One start at a time: the container's state directory locked (until
+ * this process ends); -1 with err when another start holds it. */
+static int lock_start(const char *id, struct cj_err *err)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	if (strchr(id, '/') ||
+	    (size_t)snprintf(path, sizeof path, "%s/%s", rt_g.root, id) >= sizeof path)
+		return 0; /* the state's read says what is wrong */
+	if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return 0;
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		close(fd);
+		return cj_fail(err, 0, "container %s is being started by another start", id);
+	}
+	return 0; /* held as long as this process */
+}
+
 static int start_main(const struct rt_verb *verb, int argc, char **argv)
 {
 	struct cj_err err = {0};
@@ -141,7 +161,7 @@ static int start_main(const struct rt_verb *verb, int argc, char **argv)
 
 	if (r != 0 || rt_need(verb, argc - first, 1, &err) < 0)
 		return r > 0 ? 0 : rt_fail(&err);
-	if (!(st = rt_state_read(argv[first], &err)))
+	if (lock_start(argv[first], &err) < 0 || !(st = rt_state_read(argv[first], &err)))
 		return rt_fail(&err);
 	const char *status = rt_status(st, &pid), *run = rt_state_str(st, "run");
 	const char *bundle = rt_state_str(st, "bundle");
