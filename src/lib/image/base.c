@@ -575,6 +575,9 @@ static int rootfs_stack(const char *cache_dir, const char *real, const struct tr
 			snprintf(lock, sizeof lock, "%s/%s.lock", folder, key);
 			if ((lock_fd = cj_lock_file(lock, err)) < 0)
 				return -1;
+			if (stat(path, &st) == 0) /* a concurrent run built it meanwhile */
+				return image_by_key_as(cache_dir, "base", key, view, ws, true,
+				                       &out->layers[0], err);
 			if (cj_delta_stack_load(cache_dir, key, out, err) == 0)
 				return 0;
 			if (ws->oom || (r = cj_delta_build(&in, out, err)) == 1) {
