@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -80,6 +81,23 @@ void boot_early_mounts(void)
 		guest_fail(0, "mount /dev: %s", strerror(errno));
 }
 
+bool guest_cmdline_has(const char *word)
+{
+	char buf[4096];
+	int fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	for (char *save, *p = strtok_r(buf, " \n", &save); p; p = strtok_r(NULL, " \n", &save))
+		if (strcmp(p, word) == 0)
+			return true;
+	return false;
+}
+
 /* ---- modules ---------------------------------------------------------- */
 
 /* Is the module at path (kernel/.../NAME.ko[.xz]) named name? */
@@ -92,7 +110,8 @@ static bool module_named(const char *path, const char *name)
 	return strncmp(base, name, len) == 0 && base[len] == '.';
 }
 
-/* Set once the modules but this one were loaded (boot_load_modules_but). */
+/* Set once every module was loaded with this one's devices left unbound
+ * (boot_load_modules_but): boot_load_modules then binds them. */
 static const char *g_left;
 
 /* The modules listed in list: all of them, all but name (only false),
@@ -124,16 +143,71 @@ static uint64_t load_modules_listed(const char *list, const char *name, bool onl
 	return guest_now_ns() - t0;
 }
 
-uint64_t boot_load_modules(void)
+#define PLATFORM "/sys/bus/platform"
+
+static int write_sysfs(const char *path, const char *value)
 {
-	return g_left ? load_modules_listed("/modules/order", g_left, true)
-	              : load_modules_listed("/modules/order", NULL, false);
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	int r = fd >= 0 && write(fd, value, strlen(value)) == (ssize_t)strlen(value) ? 0 : -1;
+	int e = errno;
+
+	if (fd >= 0)
+		close(fd);
+	errno = e;
+	return r;
 }
 
-void boot_load_modules_but(const char *name)
+static int by_version(const struct dirent **a, const struct dirent **b)
+{
+	return strverscmp((*a)->d_name, (*b)->d_name);
+}
+
+/* Binds the platform devices no driver took to driver (its sysfs name),
+ * in their names' order, so the drives keep the names a cold boot gives. */
+static void bind_unbound(const char *driver)
+{
+	struct dirent **names;
+	char path[512];
+	int n = scandir(PLATFORM "/devices", &names, NULL, by_version);
+
+	for (int i = 0; i < n; i++) {
+		const char *dev = names[i]->d_name;
+		snprintf(path, sizeof path, PLATFORM "/devices/%s/driver", dev);
+		/* the transport's devices: ACPI's (QEMU) or the command line's */
+		if ((strncmp(dev, "LNRO0005:", 9) == 0 || strncmp(dev, "virtio-mmio.", 12) == 0) &&
+		    access(path, F_OK) < 0) {
+			snprintf(path, sizeof path, PLATFORM "/drivers/%s/bind", driver);
+			if (write_sysfs(path, dev) < 0)
+				guest_say("bind %s to %s: %s", dev, driver, strerror(errno));
+		}
+		free(names[i]);
+	}
+	free(names);
+}
+
+uint64_t boot_load_modules(void)
+{
+	uint64_t t0 = guest_now_ns();
+
+	if (!g_left)
+		return load_modules_listed("/modules/order", NULL, false);
+	bind_unbound(g_left);
+	return guest_now_ns() - t0;
+}
+
+/* Loads every module, but the platform devices of name's driver (the
+ * virtio transport) are not probed: with no transport, no virtio driver
+ * sees a device. Loading takes longer than binding, so it is done here,
+ * before a snapshot, and only the binding after it. */
+void boot_load_modules_but(const char *name, const char *driver)
 {
 	load_modules_listed("/modules/order", name, false);
-	g_left = name;
+	if (write_sysfs(PLATFORM "/drivers_autoprobe", "0") < 0)
+		guest_fail(0, "snapshot: stop the platform bus's probing: %s", strerror(errno));
+	load_modules_listed("/modules/order", name, true);
+	if (write_sysfs(PLATFORM "/drivers_autoprobe", "1") < 0)
+		guest_fail(0, "snapshot: restart the platform bus's probing: %s", strerror(errno));
+	g_left = driver;
 }
 
 /* ---- drives ----------------------------------------------------------- */

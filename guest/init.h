@@ -83,8 +83,9 @@ void resume_wait_go(void);
 /* After a restore, once eth0 and the new root exist: the MAC, a fresh
  * /etc/machine-id. */
 void resume_identity(bool has_net);
-/* Every module but name (boot.c); boot_load_modules then loads only it. */
-void boot_load_modules_but(const char *name);
+/* Every module, name's devices left to its driver's binding (boot.c);
+ * boot_load_modules then binds them. */
+void boot_load_modules_but(const char *name, const char *driver);
 /* After a restore, the status record's times count from "go" (the host
  * adds them to the time it wrote it), not from the snapshot's boot. */
 void resume_rebase_times(struct ctrj_status *st);
@@ -147,6 +148,10 @@ char **config_workload_env(const struct ctrj_config *cfg, const struct guest_use
 
 /* ---- net.c -------------------------------------------------------------- */
 
+/* Is word one of the kernel command line's (boot.c)? */
+bool guest_cmdline_has(const char *word);
+/* lo up (net.c); a no-op when it is */
+void net_loopback_up(void);
 void net_setup(const struct ctrj_config *cfg);
 
 #endif

@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 /* The loopback interface; eth0 belongs to the networking setup. */
-static void loopback_up(void)
+void net_loopback_up(void)
 {
 	struct ifreq ifr = {0};
 	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -26,7 +26,7 @@ static void loopback_up(void)
 	if (fd < 0)
 		return;
 	snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "lo");
-	if (ioctl(fd, SIOCGIFFLAGS, &ifr) == 0) {
+	if (ioctl(fd, SIOCGIFFLAGS, &ifr) == 0 && !(ifr.ifr_flags & IFF_UP)) {
 		ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
 		if (ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
 			guest_say("bring up lo: %s", strerror(errno));
@@ -112,7 +112,7 @@ void net_setup(const struct ctrj_config *cfg)
 
 	if (cfg->hostname && sethostname(cfg->hostname, strlen(cfg->hostname)) < 0)
 		guest_say("sethostname: %s", strerror(errno));
-	loopback_up();
+	net_loopback_up(); /* up already in a restored VM */
 	if (!cfg->has_net)
 		return;
 	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);

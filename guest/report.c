@@ -13,6 +13,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <sys/io.h>
+#endif
 #include <sys/reboot.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -96,6 +99,17 @@ static void quiet_console(void)
 	}
 }
 
+/* Everything is on the disks: QEMU's exit device (ctrj.exit=1) ends the
+ * VM at once, where the kernel's reboot would first shut every device
+ * down. */
+static void fast_exit(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	if (guest_cmdline_has("ctrj.exit=1") && ioperm(CTRJ_EXIT_PORT, 1, 1) == 0)
+		outb(CTRJ_EXIT_VALUE, CTRJ_EXIT_PORT);
+#endif
+}
+
 void guest_finish(void)
 {
 	uint8_t rec[CTRJ_CTL_STATUS_SIZE];
@@ -112,6 +126,7 @@ void guest_finish(void)
 	}
 	sync();
 	quiet_console();
+	fast_exit();
 	reboot(RB_AUTOBOOT);
 	for (;;) /* reboot only fails without CAP_SYS_BOOT, which PID 1 has */
 		pause();

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -45,23 +46,6 @@ static bool g_restored;
 static uint64_t g_go_ns; /* CLOCK_BOOTTIME at "go" */
 static uint8_t g_mac[6];
 static bool g_has_mac;
-
-static bool snapshot_mode(void)
-{
-	char buf[4096];
-	int fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
-	ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
-
-	if (fd >= 0)
-		close(fd);
-	if (n <= 0)
-		return false;
-	buf[n] = '\0';
-	for (char *p = strtok(buf, " \n"); p; p = strtok(NULL, " \n"))
-		if (strcmp(p, "ctrj.snap=1") == 0)
-			return true;
-	return false;
-}
 
 static int hexval(char c)
 {
@@ -124,6 +108,46 @@ static void credit_seed(const uint8_t *seed)
 	close(fd);
 }
 
+static uint64_t mem_free_kib(void)
+{
+	char line[128];
+	unsigned long long kib = 0;
+	FILE *f = fopen("/proc/meminfo", "re");
+
+	while (f && fgets(line, sizeof line, f))
+		if (sscanf(line, "MemFree: %llu kB", &kib) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return kib;
+}
+
+#define ZERO_CHUNK      (8u << 20)
+#define ZERO_KEEP_KIB   (32u << 10) /* left free, well above the watermarks */
+#define ZERO_MAX_CHUNKS 64          /* 512 MiB: where the boot's freed pages are */
+
+/* Pages the boot used and freed (the initramfs's archive, the kernel's
+ * init sections) still hold their bytes, and the snapshot would carry
+ * them: the kernel clears every page it faults into an anonymous mapping,
+ * so taking free memory that way and giving it back leaves it zero, and
+ * QEMU saves a zero page as a flag and restores it without touching it.
+ * Freed pages are handed out first, so the first chunks hold them. */
+static void zero_free_memory(void)
+{
+	void *chunk[ZERO_MAX_CHUNKS];
+	size_t n = 0;
+
+	while (n < ZERO_MAX_CHUNKS && mem_free_kib() > ZERO_KEEP_KIB + (ZERO_CHUNK >> 10)) {
+		void *p = mmap(NULL, ZERO_CHUNK, PROT_READ | PROT_WRITE,
+		               MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+		if (p == MAP_FAILED)
+			break;
+		chunk[n++] = p;
+	}
+	while (n)
+		munmap(chunk[--n], ZERO_CHUNK);
+}
+
 void resume_wait_go(void)
 {
 	static const char point[] = "\n" CTRJ_SNAPSHOT_POINT "\n";
@@ -131,11 +155,13 @@ void resume_wait_go(void)
 	uint8_t seed[SEED_BYTES];
 	size_t n = 0;
 
-	if (!snapshot_mode())
+	if (!guest_cmdline_has("ctrj.snap=1"))
 		return;
-	/* Drivers without their transport see no device: only virtio_mmio,
-	 * loaded after "go", probes this run's drives, TAP and channel. */
-	boot_load_modules_but("virtio_mmio");
+	/* Drivers without their transport see no device: virtio_mmio's
+	 * devices, bound after "go", are this run's drives, TAP and channel. */
+	boot_load_modules_but("virtio_mmio", "virtio-mmio");
+	net_loopback_up(); /* the same in every VM: one thing less after "go" */
+	zero_free_memory();
 	if (write(STDOUT_FILENO, point, sizeof point - 1) < 0)
 		guest_fail(0, "snapshot: console: %s", strerror(errno));
 	read_go_line(line, sizeof line);

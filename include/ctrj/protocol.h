@@ -26,6 +26,15 @@
  * then waits for "go" (guest/resume.c). */
 #define CTRJ_SNAPSHOT_POINT "ctrj-snapshot-point"
 
+/* QEMU's isa-debug-exit device at this port (ctrj.exit=1 on the command
+ * line): once the status is written and every disk flushed, the init
+ * writes CTRJ_EXIT_VALUE there instead of going through the kernel's
+ * reboot, and QEMU exits at once with status (value << 1) | 1, which
+ * QEMU never uses for a failure of its own. */
+#define CTRJ_EXIT_PORT        0xf4
+#define CTRJ_EXIT_VALUE       0x31
+#define CTRJ_EXIT_QEMU_STATUS ((CTRJ_EXIT_VALUE << 1) | 1)
+
 #define CTRJ_CTL_HEADER_SIZE 512u
 #define CTRJ_CTL_CONFIG_OFF  4096u
 #define CTRJ_CTL_CONFIG_MAX  (1024u * 1024u)

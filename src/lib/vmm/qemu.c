@@ -8,6 +8,7 @@
 
 #include "snapshot.h"
 
+#include "ctrj/protocol.h"
 #include "jail/jail.h"
 #include "net/net.h"
 #include "util/spawn.h"
@@ -112,11 +113,12 @@ static int argv_machine(char ***v, size_t *n, const char *bin, const struct cj_v
 		r |= push_opt(v, n, "-sandbox",
 		              "on,obsolete=deny,elevateprivileges=deny,spawn=deny,"
 		              "resourcecontrol=deny");
-	r |= push_opt(v, n, "-append", "%s%s", cfg->cmdline,
+	r |= push_opt(v, n, "-append", "%s ctrj.exit=1%s", cfg->cmdline,
 	              cfg->snap.prepare || cfg->snap.restore ? " ctrj.snap=1" : "");
 	r |= push_opt(v, n, "-chardev", "stdio,id=console,signal=off");
 	r |= push_opt(v, n, "-serial", "chardev:console");
 	r |= push_opt(v, n, "-device", "i8042");
+	r |= push_opt(v, n, "-device", "isa-debug-exit,iobase=%#x,iosize=1", CTRJ_EXIT_PORT);
 	return r;
 }
 
@@ -622,7 +624,8 @@ static bool qemu_greeted(const struct qemu_priv *p)
 }
 
 /* A guest that ends, panics included (panic=1, -no-reboot), makes QEMU
- * exit 0: a non-zero exit is QEMU's own failure (no memory for the guest,
+ * exit 0 (CTRJ_EXIT_QEMU_STATUS through the init's fast exit): another
+ * exit status is QEMU's own failure (no memory for the guest,
  * a bad option or binary), told in its words with exit code 125. A
  * signal is someone's kill (124, as a VM lost). */
 static int qemu_exit_error(const struct cj_vmm *vmm, int st, const char *said, struct cj_err *err)
@@ -637,7 +640,7 @@ static int qemu_exit_error(const struct cj_vmm *vmm, int st, const char *said, s
 		    (unsigned long long)(p->jail.memory_limit >> 20));
 		return CJ_EXIT_VM_LOST;
 	}
-	if (WIFEXITED(st) && WEXITSTATUS(st) != 0) {
+	if (WIFEXITED(st) && WEXITSTATUS(st) != 0 && WEXITSTATUS(st) != CTRJ_EXIT_QEMU_STATUS) {
 		cj_fail(err, 0,
 		        "QEMU failed%s (exit status %d)%s%s: check --memory, --cpus and --qemu",
 		        p && p->qmp_fd >= 0 && !qemu_greeted(p) ? " before the guest started" : "",
