@@ -110,10 +110,6 @@ static bool module_named(const char *path, const char *name)
 	return strncmp(base, name, len) == 0 && base[len] == '.';
 }
 
-/* Set once every module was loaded with this one's devices left unbound
- * (boot_load_modules_but): boot_load_modules then binds them. */
-static const char *g_left;
-
 /* The modules listed in list: all of them, all but name (only false),
  * or only name. */
 static uint64_t load_modules_listed(const char *list, const char *name, bool only)
@@ -162,43 +158,104 @@ static int by_version(const struct dirent **a, const struct dirent **b)
 	return strverscmp((*a)->d_name, (*b)->d_name);
 }
 
-/* Binds the platform devices no driver took to driver (its sysfs name),
- * in their names' order, so the drives keep the names a cold boot gives. */
-static void bind_unbound(const char *driver)
+#define MAX_TRANSPORTS 64
+#define VIRTIO_ID_CONSOLE 3
+
+/* The transports bound after "go", in their names' order (the order a
+ * cold boot probes them in, so the drives keep their names). */
+static char g_pending[MAX_TRANSPORTS][64];
+static size_t g_npending;
+static const char *g_driver;
+
+static bool is_transport(const char *dev)
+{
+	/* ACPI's virtio-mmio devices (QEMU) or the command line's (Firecracker) */
+	return strncmp(dev, "LNRO0005:", 9) == 0 || strncmp(dev, "virtio-mmio.", 12) == 0;
+}
+
+static bool bound(const char *dev)
+{
+	char path[512];
+
+	snprintf(path, sizeof path, PLATFORM "/devices/%s/driver", dev);
+	return access(path, F_OK) == 0;
+}
+
+/* The virtio device id behind a bound transport (-1: none found). */
+static long virtio_id(const char *dev)
+{
+	char path[512], text[32] = "";
+	struct dirent *e;
+	long id = -1;
+	DIR *d;
+
+	snprintf(path, sizeof path, PLATFORM "/devices/%s", dev);
+	if (!(d = opendir(path)))
+		return -1;
+	while ((e = readdir(d)) && id < 0) {
+		if (strncmp(e->d_name, "virtio", 6) != 0)
+			continue;
+		snprintf(path, sizeof path, PLATFORM "/devices/%s/%s/device", dev, e->d_name);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		ssize_t n = fd >= 0 ? read(fd, text, sizeof text - 1) : -1;
+		if (fd >= 0)
+			close(fd);
+		if (n > 0) {
+			text[n] = '\0';
+			id = strtol(text, NULL, 0);
+		}
+	}
+	closedir(d);
+	return id;
+}
+
+static void driver_file(const char *driver, const char *file, const char *dev)
+{
+	char path[256];
+
+	snprintf(path, sizeof path, PLATFORM "/drivers/%s/%s", driver, file);
+	if (write_sysfs(path, dev) < 0)
+		guest_fail(0, "%s %s (driver %s): %s", file, dev, driver, strerror(errno));
+}
+
+/* Every transport no driver took is bound to driver; the channel's
+ * (virtio-serial: no run's data, and its probe is the slowest) stays
+ * bound, the others are unbound again, left for after "go". */
+static void hold_transports(const char *driver)
 {
 	struct dirent **names;
-	char path[512];
 	int n = scandir(PLATFORM "/devices", &names, NULL, by_version);
 
 	for (int i = 0; i < n; i++) {
 		const char *dev = names[i]->d_name;
-		snprintf(path, sizeof path, PLATFORM "/devices/%s/driver", dev);
-		/* the transport's devices: ACPI's (QEMU) or the command line's */
-		if ((strncmp(dev, "LNRO0005:", 9) == 0 || strncmp(dev, "virtio-mmio.", 12) == 0) &&
-		    access(path, F_OK) < 0) {
-			snprintf(path, sizeof path, PLATFORM "/drivers/%s/bind", driver);
-			if (write_sysfs(path, dev) < 0)
-				guest_say("bind %s to %s: %s", dev, driver, strerror(errno));
+		if (is_transport(dev) && !bound(dev) && g_npending < MAX_TRANSPORTS) {
+			driver_file(driver, "bind", dev);
+			if (virtio_id(dev) != VIRTIO_ID_CONSOLE) {
+				driver_file(driver, "unbind", dev);
+				snprintf(g_pending[g_npending++], sizeof g_pending[0], "%s", dev);
+			}
 		}
 		free(names[i]);
 	}
 	free(names);
+	g_driver = driver;
 }
 
 uint64_t boot_load_modules(void)
 {
 	uint64_t t0 = guest_now_ns();
 
-	if (!g_left)
+	if (!g_driver)
 		return load_modules_listed("/modules/order", NULL, false);
-	bind_unbound(g_left);
+	for (size_t i = 0; i < g_npending; i++)
+		driver_file(g_driver, "bind", g_pending[i]);
 	return guest_now_ns() - t0;
 }
 
 /* Loads every module, but the platform devices of name's driver (the
  * virtio transport) are not probed: with no transport, no virtio driver
- * sees a device. Loading takes longer than binding, so it is done here,
- * before a snapshot, and only the binding after it. */
+ * sees a device (hold_transports). Loading takes longer than binding, so
+ * it is done before a snapshot, and only the binding after it. */
 void boot_load_modules_but(const char *name, const char *driver)
 {
 	load_modules_listed("/modules/order", name, false);
@@ -207,7 +264,7 @@ void boot_load_modules_but(const char *name, const char *driver)
 	load_modules_listed("/modules/order", name, true);
 	if (write_sysfs(PLATFORM "/drivers_autoprobe", "1") < 0)
 		guest_fail(0, "snapshot: restart the platform bus's probing: %s", strerror(errno));
-	g_left = driver;
+	hold_transports(driver);
 }
 
 /* ---- drives ----------------------------------------------------------- */
