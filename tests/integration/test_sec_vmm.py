@@ -378,3 +378,22 @@ def test_bad_qemu_binary_exits_125_with_its_message(runner, tmp_path):
     assert "QEMU failed before the guest started (exit status 1)" in last, err
     assert "qemu-refuses: invalid option" in last, err
     assert "\x1b" not in err  # its words, made printable
+
+
+# Issue 16: the init ends a QEMU VM through isa-debug-exit once its status
+# is on disk. The workload (root in its VM) can reach that port too: a VM
+# it ends that way before any status was written is a VM lost (124), not
+# a QEMU failure and never the workload's own exit code.
+def test_guest_ending_qemu_through_the_exit_port_is_a_vm_without_status(runner):
+    r = runner.run(["/probe", "--port-exit", "0xf4", "0x31"], options=["--cold-boot"])
+    err = r.stderr.decode(errors="replace")
+    assert r.returncode == 124, err
+    assert "ended without reporting a status" in err, err
+    assert "QEMU failed" not in err, err
+    # control: another value is what QEMU's own failure looks like to us
+    r = runner.run(["/probe", "--port-exit", "0xf4", "0x20"], options=["--cold-boot"])
+    assert r.returncode == 125, r.stderr
+    assert b"QEMU failed (exit status 65)" in r.stderr, r.stderr
+    # and a workload that only exits still gets its own code through the fast exit
+    r = runner.run(["/probe", "--exit", "9"], options=["--cold-boot"])
+    assert r.returncode == 9, r.stderr

@@ -55,9 +55,18 @@ def cmdline_of(out: bytes) -> bytes:
 WITH_CMDLINE = 'echo "CMDLINE:$(cat /proc/cmdline)"; '
 
 
+# each drive's name, size and read-only flag, in the guest's names' order
+DRIVES = 'for d in /sys/block/vd*; do echo "DRIVE:${d##*/}:$(cat $d/size):$(cat $d/ro)"; done; '
+
+
+def drives_of(out: bytes) -> list:
+    return [line for line in out.splitlines() if line.startswith(b"DRIVE:")]
+
+
 def test_restored_run_equals_cold_run(runner, tmp_path):
     vols = tmp_path / "vols"
-    script = WITH_CMDLINE + 'echo "env:$GREETING"; cat /v/f 2>/dev/null; echo "$GREETING" > /v/f; exit 7'
+    script = (WITH_CMDLINE + DRIVES +
+              'echo "env:$GREETING"; cat /v/f 2>/dev/null; echo "$GREETING" > /v/f; exit 7')
     opts = ["-e", "GREETING=hello there", "--volumes-dir", str(vols), "-v", "store:/v",
             "--memory", "240"]
     cold = runner.run(["/bin/sh", "-c", script], options=[*opts, "--cold-boot"])
@@ -72,6 +81,12 @@ def test_restored_run_equals_cold_run(runner, tmp_path):
         assert b"env:hello there\n" in r.stdout
         assert b"hello there\n" in r.stdout.split(b"env:hello there\n", 1)[1]  # the volume
     assert len(snapshots(runner.cache)) == 1
+    # a restored guest binds its drives after "go" in the order a cold boot
+    # probes them: /dev/vdX names the same drive (four: base, delta, control
+    # disk, volume, each of its own size)
+    assert len(drives_of(cold.stdout)) >= 4, cold.stdout
+    assert len(set(d.split(b":")[2] for d in drives_of(cold.stdout))) >= 4, cold.stdout
+    assert drives_of(warm.stdout) == drives_of(first.stdout) == drives_of(cold.stdout)
     assert RESTORED not in cmdline_of(runner.run(["/bin/sh", "-c", script],
                                                  options=[*opts, "--cold-boot"]).stdout)
 

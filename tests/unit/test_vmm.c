@@ -85,6 +85,12 @@ static void test_qemu_argv_basics(void **state)
 	     i = find_opt(argv, "-device", (size_t)i + 1))
 		i8042 |= strcmp(argv[i + 1], "i8042") == 0;
 	assert_true(i8042);
+	/* the init's fast exit: the device and the word that tells the init */
+	bool debug_exit = false;
+	for (ptrdiff_t i = find_opt(argv, "-device", 1); i >= 0;
+	     i = find_opt(argv, "-device", (size_t)i + 1))
+		debug_exit |= strcmp(argv[i + 1], "isa-debug-exit,iobase=0xf4,iosize=1") == 0;
+	assert_true(debug_exit);
 
 	assert_string_equal(opt_value(argv, "-accel"), "tcg,tb-size=128");
 	assert_string_equal(opt_value(argv, "-cpu"), "max");
@@ -92,7 +98,9 @@ static void test_qemu_argv_basics(void **state)
 	assert_string_equal(opt_value(argv, "-m"), "512");
 	assert_string_equal(opt_value(argv, "-kernel"), cfg.kernel);
 	assert_string_equal(opt_value(argv, "-initrd"), cfg.initramfs);
-	assert_string_equal(opt_value(argv, "-append"), cfg.cmdline);
+	char append[256];
+	snprintf(append, sizeof append, "%s ctrj.exit=1", cfg.cmdline);
+	assert_string_equal(opt_value(argv, "-append"), append);
 	assert_string_equal(opt_value(argv, "-display"), "none");
 	/* QMP on the inherited fd 7 (a connected socket): no socket path, no -qmp */
 	assert_int_equal(count(argv, "-qmp"), 0);
