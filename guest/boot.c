@@ -158,7 +158,7 @@ static int by_version(const struct dirent **a, const struct dirent **b)
 	return strverscmp((*a)->d_name, (*b)->d_name);
 }
 
-#define MAX_TRANSPORTS 64
+#define MAX_TRANSPORTS    64
 #define VIRTIO_ID_CONSOLE 3
 
 /* The transports bound after "go", in their names' order (the order a
@@ -209,32 +209,43 @@ static long virtio_id(const char *dev)
 	return id;
 }
 
-static void driver_file(const char *driver, const char *file, const char *dev)
+static int driver_file(const char *driver, const char *file, const char *dev)
 {
 	char path[256];
 
 	snprintf(path, sizeof path, PLATFORM "/drivers/%s/%s", driver, file);
-	if (write_sysfs(path, dev) < 0)
-		guest_fail(0, "%s %s (driver %s): %s", file, dev, driver, strerror(errno));
+	return write_sysfs(path, dev);
 }
 
-/* Every transport no driver took is bound to driver; the channel's
- * (virtio-serial: no run's data, and its probe is the slowest) stays
- * bound, the others are unbound again, left for after "go". */
+/* The transports no driver took are left for after "go". Where the VMM
+ * resets a device a driver let go of (QEMU says so with ctrj.rebind=1;
+ * Firecracker marks such a device failed), each is bound first and the
+ * channel's (virtio-serial: no run's data, and the slowest probe) stays
+ * bound; the others are unbound again. A transport without a device
+ * refuses the binding (ENODEV). */
 static void hold_transports(const char *driver)
 {
 	struct dirent **names;
 	int n = scandir(PLATFORM "/devices", &names, NULL, by_version);
+	bool rebind = guest_cmdline_has("ctrj.rebind=1");
 
 	for (int i = 0; i < n; i++) {
 		const char *dev = names[i]->d_name;
-		if (is_transport(dev) && !bound(dev) && g_npending < MAX_TRANSPORTS) {
-			driver_file(driver, "bind", dev);
-			if (virtio_id(dev) != VIRTIO_ID_CONSOLE) {
-				driver_file(driver, "unbind", dev);
-				snprintf(g_pending[g_npending++], sizeof g_pending[0], "%s", dev);
-			}
+		if (!is_transport(dev) || bound(dev))
+			goto next;
+		if (g_npending == MAX_TRANSPORTS)
+			guest_fail(0, "snapshot: more than %d virtio transports", MAX_TRANSPORTS);
+		if (rebind && driver_file(driver, "bind", dev) < 0) {
+			if (errno != ENODEV)
+				guest_fail(0, "snapshot: bind %s: %s", dev, strerror(errno));
+			goto next;
 		}
+		if (rebind && virtio_id(dev) == VIRTIO_ID_CONSOLE)
+			goto next;
+		if (rebind && driver_file(driver, "unbind", dev) < 0)
+			guest_fail(0, "snapshot: unbind %s: %s", dev, strerror(errno));
+		snprintf(g_pending[g_npending++], sizeof g_pending[0], "%s", dev);
+	next:
 		free(names[i]);
 	}
 	free(names);
@@ -248,7 +259,8 @@ uint64_t boot_load_modules(void)
 	if (!g_driver)
 		return load_modules_listed("/modules/order", NULL, false);
 	for (size_t i = 0; i < g_npending; i++)
-		driver_file(g_driver, "bind", g_pending[i]);
+		if (driver_file(g_driver, "bind", g_pending[i]) < 0 && errno != ENODEV)
+			guest_say("bind %s: %s", g_pending[i], strerror(errno));
 	return guest_now_ns() - t0;
 }
 
