@@ -274,6 +274,30 @@ class DecoySocket:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def settled(read, want, timeout=5.0):
+    """read() until it returns want, for up to timeout s; its last value.
+    A run's TAP ends a few ms after ctr-jailer exits: the teardown hands its
+    last fd to a process of its own, which closes it (the kernel's removal
+    of the device waits for grace periods; net/netlink.c)."""
+    deadline = time.monotonic() + timeout
+    got = read()
+    while got != want and time.monotonic() < deadline:
+        time.sleep(0.02)
+        got = read()
+    return got
+
+
+def links_settled(ns: str, timeout=5.0) -> bytes:
+    """`ip -o link` of namespace ns once no run's TAP (cj-...) is left, or
+    after timeout s (the caller asserts on what it holds)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        out = subprocess.run(["ip", "-n", ns, "-o", "link"], capture_output=True).stdout
+        if b"cj-" not in out or time.monotonic() > deadline:
+            return out
+        time.sleep(0.02)
+
+
 def wait_for_output(proc, marker: bytes, timeout=120):
     """Read proc.stdout until marker appears; returns what was read."""
     buf = b""

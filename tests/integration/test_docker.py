@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import BINARY, REPO
+from conftest import BINARY, REPO, settled
 
 # All tests of this module share one engine and its images: keep them on one
 # xdist worker (`--dist loadgroup`, as the Makefile runs the suite).
@@ -338,7 +338,7 @@ def engine(kernel_ready, base_tarball):
 def docker_env(engine):
     yield engine
     # every run, however it ended, left the host namespace as it found it
-    assert engine.snapshot() == engine.baseline, "TAP or firewall rules left in the host namespace"
+    assert settled(engine.snapshot, engine.baseline) == engine.baseline, "TAP or firewall rules left in the host namespace"
 
 
 def test_cmd_output_exit_code_and_environment(docker_env):

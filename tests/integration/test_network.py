@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BINARY, REPO, qemu_processes_for, runs, wait_for_output
+from conftest import (BINARY, REPO, links_settled, qemu_processes_for, runs, settled,
+                      wait_for_output)
 
 HOST_IP, UP_IP = "192.0.2.1", "192.0.2.2"
 
@@ -111,7 +112,7 @@ def world(runner, netprobe, net_rootfs):
     w = World(runner, netprobe, net_rootfs)
     before = w.snapshot()
     yield w
-    after = w.snapshot()
+    after = settled(w.snapshot, before)
     w.close()
     assert after == before, "host namespace firewall or links changed by the run"
 
@@ -205,7 +206,7 @@ def test_iptables_host_with_forward_drop(world):
     r = world.run(["/netprobe", "tcp", UP_IP, "7000"])
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith(f"upstream-tcp from {HOST_IP}".encode())
-    assert world.snapshot() == before
+    assert settled(world.snapshot, before) == before
     # negative control: with no firewall rules of ours, DROP wins
     r = world.run(["/netprobe", "tcp", UP_IP, "7000"], options=["--firewall", "none"])
     assert b"unreachable" in r.stdout
@@ -261,7 +262,7 @@ def test_sigkill_leaves_a_record_that_gc_replays(world):
     sh("nsenter", f"--net=/var/run/netns/{world.host}", str(BINARY), "gc",
        env=world.runner.env())
     assert not runs(world.runner.run_dir)
-    assert b"cj-" not in sh("ip", "-n", world.host, "-o", "link").stdout
+    assert b"cj-" not in links_settled(world.host)
 
 
 def test_stop_signals_during_teardown_leave_nothing(world):
@@ -282,7 +283,7 @@ def test_stop_signals_during_teardown_leave_nothing(world):
     proc.wait()
     assert proc.returncode >= 0, f"killed by signal {-proc.returncode}"
     assert not runs(world.runner.run_dir)
-    assert b"cj-" not in sh("ip", "-n", world.host, "-o", "link").stdout
+    assert b"cj-" not in links_settled(world.host)
 
 
 def test_sigkill_leftovers_removed_by_next_run_and_gc(world):
@@ -298,4 +299,4 @@ def test_sigkill_leftovers_removed_by_next_run_and_gc(world):
         else:
             r = world.run(["/bin/true"], options=["-p", "8080:80"])   # port is free again
             assert r.returncode == 0, r.stderr
-        assert b"cj-" not in sh("ip", "-n", world.host, "-o", "link").stdout
+        assert b"cj-" not in links_settled(world.host)

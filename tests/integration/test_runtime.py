@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BUILD, qemu_processes_for, runs
+from conftest import BUILD, links_settled, qemu_processes_for, runs
 
 RUNTIME = BUILD / "ctr-jailer-runtime"
 
@@ -309,9 +309,8 @@ def test_network_namespace_by_path(world, make_rootfs, netns_pair):
     assert "10.99.0.2" not in during["stdout"], during  # the guest's while it runs
     addrs = subprocess.run(show, capture_output=True, text=True).stdout
     assert "10.99.0.2/24" in addrs, addrs  # the engine's again once the VM ended
-    links = subprocess.run(["ip", "-n", ctr_ns, "-o", "link"], capture_output=True,
-                           text=True).stdout
-    assert "cj-" not in links, links
+    links = links_settled(ctr_ns)
+    assert b"cj-" not in links, links
 
 
 def test_network_namespace_reusable_after_delete(world, netns_pair):

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import BINARY, REPO, wait_for_output
+from conftest import BINARY, REPO, links_settled, wait_for_output
 from test_network import HOST_IP, UP_IP, World, netprobe, sh  # noqa: F401 (netprobe: fixture)
 
 BACKENDS = ["nft", "iptables-nft", "iptables-legacy"]
@@ -268,7 +268,7 @@ def test_sigkill_then_gc_removes_ipv6_and_loopback_rules(world, backend):
     assert b"drop" in v6_rules.lower(), v6_rules          # left behind by the SIGKILL
     sh("nsenter", f"--net=/var/run/netns/{world.host}", str(BINARY), "gc",
        env=world.runner.env())
-    assert b"cj-" not in sh("ip", "-n", world.host, "-o", "link").stdout
+    assert b"cj-" not in links_settled(world.host)
 
 
 def runs_id(w):

@@ -1029,9 +1029,11 @@ static enum cj_firewall entry_fw(json_object *e)
 
 static int undo_tap(const char *name)
 {
-	int idx = cj_nl_link_index(name);
+	int idx;
 
-	if (idx > 0)
+	if (cj_tap_end_detached(name) == 0)
+		return 0;
+	if ((idx = cj_nl_link_index(name)) > 0)
 		cj_nl_link_del(idx);
 	return cj_nl_link_index(name) > 0 ? -1 : 0;
 }

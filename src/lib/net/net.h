@@ -128,6 +128,15 @@ int cj_net_undo(json_object *entry, bool verbose);
  * over the device. Else: create the TAP persistent, owned by owner (the
  * VMM attaches by name), and return 0. */
 int cj_tap_open(const char *name, uid_t owner, struct cj_err *err);
+/* Ends the TAP name without waiting for it (netlink.c): the kernel's
+ * unregistration of a device waits for RCU grace periods (10 to 30 ms) in
+ * the process that removes it. A TAP that is not persistent ends with its
+ * last fd, so one is handed to a process of its own that only closes it:
+ * nothing waits for that process, and its death, however it comes, closes
+ * the fd. It keeps this process's nftables sockets as long, so that their
+ * last close, which waits for a pending table deletion, is its too. -1
+ * when that could not be done (the caller removes the TAP itself). */
+int cj_tap_end_detached(const char *name);
 
 /* CJ_NET_ADOPT (adopt.c): a TAP (cj-<id>, owned by owner_uid) bridged to
  * spec->adopt_iface by tc redirects both ways; the guest takes the

@@ -4,16 +4,20 @@
 #include "net.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libmnl/libmnl.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
+#include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -287,4 +291,90 @@ int cj_tap_open(const char *name, uid_t owner, struct cj_err *err)
 	}
 	close(fd);
 	return 0;
+}
+
+#define KEEP_MAX 8
+
+/* This process's nftables sockets (netlink, NETFILTER): closing the last
+ * fd of one while a table's deletion is pending waits for that deletion's
+ * grace period (nf_tables flushes its destroy work on the release). */
+static size_t nfnetlink_fds(int *out, size_t max)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	size_t n = 0;
+
+	while (d && (e = readdir(d)) && n < max) {
+		int fd = atoi(e->d_name), v = 0;
+		socklen_t len = sizeof v;
+		if (fd == dirfd(d) || e->d_name[0] == '.' ||
+		    getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &v, &len) < 0 || v != AF_NETLINK)
+			continue;
+		len = sizeof v;
+		if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &v, &len) == 0 &&
+		    v == NETLINK_NETFILTER)
+			out[n++] = fd;
+	}
+	if (d)
+		closedir(d);
+	return n;
+}
+
+static int by_fd(const void *a, const void *b)
+{
+	return *(const int *)a - *(const int *)b;
+}
+
+/* The grandchild of cj_tap_end_detached: closes every fd but keep[]
+ * (sorted: its pipe to the caller and the nftables sockets), attaches to
+ * the TAP, makes it end with its last fd, says so on ok, and closes it,
+ * then the sockets. Async-signal-safe calls only (it is forked). */
+static void tap_closer(const char *name, int ok, const int *keep, size_t nkeep)
+{
+	struct ifreq ifr = {0};
+	unsigned from = 0;
+	int fd;
+
+	for (size_t i = 0; i < nkeep; i++) {
+		if ((unsigned)keep[i] > from)
+			close_range(from, (unsigned)keep[i] - 1, 0);
+		from = (unsigned)keep[i] + 1;
+	}
+	close_range(from, ~0u, 0);
+	if ((fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC)) < 0)
+		_exit(1);
+	memcpy(ifr.ifr_name, name, strnlen(name, IFNAMSIZ - 1));
+	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+	if (ioctl(fd, TUNSETIFF, &ifr) < 0 || ioctl(fd, TUNSETPERSIST, 0) < 0 ||
+	    write(ok, "1", 1) != 1)
+		_exit(1);
+	close(fd); /* the unregistration, and its wait */
+	_exit(0);  /* (the sockets' last close, and theirs) */
+}
+
+int cj_tap_end_detached(const char *name)
+{
+	int ok[2], keep[KEEP_MAX + 1];
+	size_t nkeep;
+	char c = 0;
+	pid_t pid;
+
+	if (cj_nl_link_index(name) <= 0 || pipe2(ok, O_CLOEXEC) < 0)
+		return -1; /* (attaching to a name that is gone would make a TAP) */
+	nkeep = nfnetlink_fds(keep, KEEP_MAX);
+	keep[nkeep++] = ok[1];
+	qsort(keep, nkeep, sizeof *keep, by_fd);
+	if ((pid = fork()) == 0) {
+		if (fork() == 0)
+			tap_closer(name, ok[1], keep, nkeep);
+		_exit(0);
+	}
+	close(ok[1]);
+	if (pid > 0) {
+		waitpid(pid, NULL, 0);
+		while (read(ok[0], &c, 1) < 0 && errno == EINTR)
+			;
+	}
+	close(ok[0]);
+	return c == '1' ? 0 : -1;
 }
