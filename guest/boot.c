@@ -218,7 +218,7 @@ static int driver_file(const char *driver, const char *file, const char *dev)
 }
 
 /* The transports no driver took are left for after "go". Where the VMM
- * resets a device a driver let go of (QEMU says so with ctrj.rebind=1;
+ * resets a device a driver let go of (QEMU: CTRJ_CMDLINE_QEMU;
  * Firecracker marks such a device failed), each is bound first and the
  * channel's (virtio-serial: no run's data, and the slowest probe) stays
  * bound; the others are unbound again. A transport without a device
@@ -227,8 +227,10 @@ static void hold_transports(const char *driver)
 {
 	struct dirent **names;
 	int n = scandir(PLATFORM "/devices", &names, NULL, by_version);
-	bool rebind = guest_cmdline_has("ctrj.rebind=1");
+	bool rebind = guest_cmdline_has(CTRJ_CMDLINE_QEMU);
 
+	if (n < 0)
+		guest_fail(0, "snapshot: list %s: %s", PLATFORM "/devices", strerror(errno));
 	for (int i = 0; i < n; i++) {
 		const char *dev = names[i]->d_name;
 		if (!is_transport(dev) || bound(dev))

@@ -72,8 +72,11 @@ void guest_record_end(int wstatus, uint64_t ended_ns);
  * setup; 126/127: the command cannot be executed / is missing) on the
  * console and in the status record, then stop the VM. */
 __attribute__((noreturn, format(printf, 2, 3))) void guest_fail(int code, const char *fmt, ...);
-/* Write the status record, unmount, sync and reboot. */
+/* Write the status record, unmount, sync and end the VM (QEMU's exit
+ * device where guest_report_setup found QEMU, else a reboot). */
 __attribute__((noreturn)) void guest_finish(void);
+/* At boot, before /proc can be anyone else's: is the VMM QEMU? */
+void guest_report_setup(void);
 
 /* ---- resume.c ----------------------------------------------------------- */
 
@@ -113,6 +116,8 @@ void guest_mkdir_p(const char *path, mode_t mode);
 void boot_console_raw(void);
 void boot_early_mounts(void);
 /* Load /modules/order; returns the time it took (ns). */
+/* Is word one of the kernel command line's (boot.c)? */
+bool guest_cmdline_has(const char *word);
 uint64_t boot_load_modules(void);
 /* Wait up to GUEST_DISK_WAIT_MS for the drive with this ext4 UUID (the
  * control disk when uuid is NULL), rescanning set; NULL when it never
@@ -148,8 +153,6 @@ char **config_workload_env(const struct ctrj_config *cfg, const struct guest_use
 
 /* ---- net.c -------------------------------------------------------------- */
 
-/* Is word one of the kernel command line's (boot.c)? */
-bool guest_cmdline_has(const char *word);
 /* lo up (net.c); a no-op when it is */
 void net_loopback_up(void);
 void net_setup(const struct ctrj_config *cfg);

@@ -16,6 +16,7 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <sys/io.h>
 #endif
+#include <sys/ioctl.h>
 #include <sys/reboot.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -99,13 +100,39 @@ static void quiet_console(void)
 	}
 }
 
-/* Everything is on the disks: QEMU's exit device (ctrj.exit=1) ends the
- * VM at once, where the kernel's reboot would first shut every device
- * down. */
+static bool g_fast_exit;
+
+void guest_report_setup(void)
+{
+	g_fast_exit = guest_cmdline_has(CTRJ_CMDLINE_QEMU);
+}
+
+/* What was written to the console has left the guest's UART (the host
+ * reads it: the console carries the workload's output in OCI runtime
+ * mode and the init's last words), for at most 1 s. */
+static void drain_console(void)
+{
+	for (int i = 0; i < 1000; i++) {
+		int queued = 0;
+		unsigned lsr = 0;
+		if (ioctl(STDOUT_FILENO, TIOCOUTQ, &queued) < 0 ||
+		    ioctl(STDOUT_FILENO, TIOCSERGETLSR, &lsr) < 0)
+			return;
+		if (queued == 0 && (lsr & TIOCSER_TEMT))
+			return;
+		usleep(1000);
+	}
+}
+
+/* Everything is on the disks: QEMU's exit device ends the VM at once,
+ * where the kernel's reboot would first shut every device down. */
 static void fast_exit(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
-	if (guest_cmdline_has("ctrj.exit=1") && ioperm(CTRJ_EXIT_PORT, 1, 1) == 0)
+	if (!g_fast_exit)
+		return;
+	drain_console();
+	if (ioperm(CTRJ_EXIT_PORT, 1, 1) == 0)
 		outb(CTRJ_EXIT_VALUE, CTRJ_EXIT_PORT);
 #endif
 }

@@ -161,7 +161,8 @@ void resume_wait_go(void)
 	 * devices, bound after "go", are this run's drives, TAP and channel. */
 	boot_load_modules_but("virtio_mmio", "virtio-mmio");
 	net_loopback_up(); /* the same in every VM: one thing less after "go" */
-	zero_free_memory();
+	if (guest_cmdline_has(CTRJ_CMDLINE_QEMU))
+		zero_free_memory(); /* (Firecracker writes its memory file whole) */
 	if (write(STDOUT_FILENO, point, sizeof point - 1) < 0)
 		guest_fail(0, "snapshot: console: %s", strerror(errno));
 	read_go_line(line, sizeof line);

@@ -26,11 +26,14 @@
  * then waits for "go" (guest/resume.c). */
 #define CTRJ_SNAPSHOT_POINT "ctrj-snapshot-point"
 
-/* QEMU's isa-debug-exit device at this port (ctrj.exit=1 on the command
- * line): once the status is written and every disk flushed, the init
- * writes CTRJ_EXIT_VALUE there instead of going through the kernel's
- * reboot, and QEMU exits at once with status (value << 1) | 1, which
- * QEMU never uses for a failure of its own. */
+/* The word on a QEMU guest's kernel command line: the init may count on
+ * QEMU's ways (a device its driver lets go of is reset; zero pages are
+ * saved as flags; the exit device below). */
+#define CTRJ_CMDLINE_QEMU "ctrj.vmm=qemu"
+
+/* QEMU's isa-debug-exit device at this port: once the status is written and every disk flushed, the
+ * init writes CTRJ_EXIT_VALUE there instead of going through the kernel's reboot, and QEMU exits at
+ * once with status (value << 1) | 1, which QEMU never uses for a failure of its own. */
 #define CTRJ_EXIT_PORT        0xf4
 #define CTRJ_EXIT_VALUE       0x31
 #define CTRJ_EXIT_QEMU_STATUS ((CTRJ_EXIT_VALUE << 1) | 1)

@@ -99,7 +99,7 @@ static void test_qemu_argv_basics(void **state)
 	assert_string_equal(opt_value(argv, "-kernel"), cfg.kernel);
 	assert_string_equal(opt_value(argv, "-initrd"), cfg.initramfs);
 	char append[256];
-	snprintf(append, sizeof append, "%s ctrj.exit=1 ctrj.rebind=1", cfg.cmdline);
+	snprintf(append, sizeof append, "%s ctrj.vmm=qemu", cfg.cmdline);
 	assert_string_equal(opt_value(argv, "-append"), append);
 	assert_string_equal(opt_value(argv, "-display"), "none");
 	/* QMP on the inherited fd 7 (a connected socket): no socket path, no -qmp */

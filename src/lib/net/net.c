@@ -1027,10 +1027,20 @@ static enum cj_firewall entry_fw(json_object *e)
 	return fw && strcmp(fw, "legacy") == 0 ? CJ_FW_IPTABLES_LEGACY : CJ_FW_IPTABLES_NFT;
 }
 
+/* cj-<up to 12 of the run id's characters>, as cj_net_setup and
+ * cj_net_adopt name it: a record names no other link. */
+static bool tap_name(const char *name)
+{
+	return strncmp(name, "cj-", 3) == 0 && strlen(name) < IFNAMSIZ && plain_name(name) &&
+	       !strchr(name, ' ');
+}
+
 static int undo_tap(const char *name)
 {
 	int idx;
 
+	if (!tap_name(name))
+		return -1;
 	if (cj_tap_end_detached(name) == 0)
 		return 0;
 	if ((idx = cj_nl_link_index(name)) > 0)

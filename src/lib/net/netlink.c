@@ -325,6 +325,16 @@ static int by_fd(const void *a, const void *b)
 	return *(const int *)a - *(const int *)b;
 }
 
+/* Closes the fds in [from, to) (close_range; one by one up to 4096
+ * where the kernel has none). */
+static void close_between(unsigned from, unsigned to)
+{
+	if (to <= from || close_range(from, to - 1, 0) == 0)
+		return;
+	for (unsigned fd = from; fd < to && fd < 4096; fd++)
+		close((int)fd);
+}
+
 /* The grandchild of cj_tap_end_detached: closes every fd but keep[]
  * (sorted: its pipe to the caller and the nftables sockets), attaches to
  * the TAP, makes it end with its last fd, says so on ok, and closes it,
@@ -336,11 +346,12 @@ static void tap_closer(const char *name, int ok, const int *keep, size_t nkeep)
 	int fd;
 
 	for (size_t i = 0; i < nkeep; i++) {
-		if ((unsigned)keep[i] > from)
-			close_range(from, (unsigned)keep[i] - 1, 0);
+		close_between(from, (unsigned)keep[i]);
 		from = (unsigned)keep[i] + 1;
 	}
-	close_range(from, ~0u, 0);
+	close_between(from, ~0u);
+	if (chdir("/") < 0) /* pins no directory while it waits */
+		_exit(1);
 	if ((fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC)) < 0)
 		_exit(1);
 	memcpy(ifr.ifr_name, name, strnlen(name, IFNAMSIZ - 1));
@@ -371,7 +382,8 @@ int cj_tap_end_detached(const char *name)
 	}
 	close(ok[1]);
 	if (pid > 0) {
-		waitpid(pid, NULL, 0);
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
 		while (read(ok[0], &c, 1) < 0 && errno == EINTR)
 			;
 	}

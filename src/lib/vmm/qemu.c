@@ -113,7 +113,7 @@ static int argv_machine(char ***v, size_t *n, const char *bin, const struct cj_v
 		r |= push_opt(v, n, "-sandbox",
 		              "on,obsolete=deny,elevateprivileges=deny,spawn=deny,"
 		              "resourcecontrol=deny");
-	r |= push_opt(v, n, "-append", "%s ctrj.exit=1 ctrj.rebind=1%s", cfg->cmdline,
+	r |= push_opt(v, n, "-append", "%s " CTRJ_CMDLINE_QEMU "%s", cfg->cmdline,
 	              cfg->snap.prepare || cfg->snap.restore ? " ctrj.snap=1" : "");
 	r |= push_opt(v, n, "-chardev", "stdio,id=console,signal=off");
 	r |= push_opt(v, n, "-serial", "chardev:console");
