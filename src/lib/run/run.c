@@ -62,6 +62,8 @@ struct timings {
 	bool base_built, initramfs_built;
 	bool image, image_unpacked; /* --image; its layers were unpacked by this run */
 	size_t layers, layers_merged, layers_built; /* an image as layers (0: one base) */
+	bool vmm_reaped; /* the VMM's wait status, as the supervision saw it */
+	int vmm_status;
 };
 
 static double ms(uint64_t from, uint64_t to)
@@ -121,6 +123,14 @@ static void print_timings(const struct timings *t, const struct ctrj_status *st,
 			                           1e6));
 	}
 	json_object_object_add(o, "vm_exit_ms", json_object_new_double(ms(t->start, t->vm_exit)));
+	/* how the VMM ended (QEMU: CTRJ_EXIT_QEMU_STATUS through the init's
+	 * fast exit, 0 through the guest kernel's reboot) */
+	if (t->vmm_reaped && WIFEXITED(t->vmm_status))
+		json_object_object_add(o, "vmm_exit_status",
+		                       json_object_new_int(WEXITSTATUS(t->vmm_status)));
+	else if (t->vmm_reaped && WIFSIGNALED(t->vmm_status))
+		json_object_object_add(o, "vmm_signal",
+		                       json_object_new_int(WTERMSIG(t->vmm_status)));
 	json_object_object_add(o, "teardown_ms", json_object_new_double(ms(t->vm_exit, t->done)));
 	json_object_object_add(o, "total_ms", json_object_new_double(ms(t->start, t->done)));
 	fprintf(stderr, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
@@ -1151,6 +1161,8 @@ static int stage_supervise_collect(struct run *r, struct cj_err *err)
 		return CJ_EXIT_RUNTIME;
 	}
 	r->t.vm_exit = cj_now_ns();
+	r->t.vmm_reaped = true;
+	r->t.vmm_status = r->sv.vmm_status;
 	if (r->vmm.ops->collect && r->vmm.ops->collect(&r->vmm, err) < 0)
 		return err->exit_code = CJ_EXIT_VM_LOST;
 	r->have_status = read_status(r->ctl_fd, &r->st, err);
