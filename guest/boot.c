@@ -81,17 +81,23 @@ void boot_early_mounts(void)
 		guest_fail(0, "mount /dev: %s", strerror(errno));
 }
 
+/* Read once, at the first call: the boot's (resume_wait_go), before any
+ * workload could mount over /proc. */
 bool guest_cmdline_has(const char *word)
 {
-	char buf[4096];
-	int fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
-	ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+	static char line[4096];
+	static bool read_once;
+	char buf[sizeof line];
 
-	if (fd >= 0)
-		close(fd);
-	if (n <= 0)
-		return false;
-	buf[n] = '\0';
+	if (!read_once) {
+		int fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
+		ssize_t n = fd >= 0 ? read(fd, line, sizeof line - 1) : -1;
+		if (fd >= 0)
+			close(fd);
+		line[n > 0 ? n : 0] = '\0';
+		read_once = true;
+	}
+	memcpy(buf, line, sizeof buf);
 	for (char *save, *p = strtok_r(buf, " \n", &save); p; p = strtok_r(NULL, " \n", &save))
 		if (strcmp(p, word) == 0)
 			return true;
@@ -140,18 +146,6 @@ static uint64_t load_modules_listed(const char *list, const char *name, bool onl
 }
 
 #define PLATFORM "/sys/bus/platform"
-
-static int write_sysfs(const char *path, const char *value)
-{
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
-	int r = fd >= 0 && write(fd, value, strlen(value)) == (ssize_t)strlen(value) ? 0 : -1;
-	int e = errno;
-
-	if (fd >= 0)
-		close(fd);
-	errno = e;
-	return r;
-}
 
 static int by_version(const struct dirent **a, const struct dirent **b)
 {
@@ -214,7 +208,7 @@ static int driver_file(const char *driver, const char *file, const char *dev)
 	char path[256];
 
 	snprintf(path, sizeof path, PLATFORM "/drivers/%s/%s", driver, file);
-	return write_sysfs(path, dev);
+	return guest_write_text(path, dev);
 }
 
 /* The transports no driver took are left for after "go". Where the VMM
@@ -273,10 +267,10 @@ uint64_t boot_load_modules(void)
 void boot_load_modules_but(const char *name, const char *driver)
 {
 	load_modules_listed("/modules/order", name, false);
-	if (write_sysfs(PLATFORM "/drivers_autoprobe", "0") < 0)
+	if (guest_write_text(PLATFORM "/drivers_autoprobe", "0") < 0)
 		guest_fail(0, "snapshot: stop the platform bus's probing: %s", strerror(errno));
 	load_modules_listed("/modules/order", name, true);
-	if (write_sysfs(PLATFORM "/drivers_autoprobe", "1") < 0)
+	if (guest_write_text(PLATFORM "/drivers_autoprobe", "1") < 0)
 		guest_fail(0, "snapshot: restart the platform bus's probing: %s", strerror(errno));
 	hold_transports(driver);
 }

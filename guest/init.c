@@ -150,6 +150,7 @@ static void boot(struct ctrj_config *cfg, struct guest_disks *disks)
 {
 	const struct guest_disk *ctl, *base;
 
+	boot_early_mounts();
 	resume_wait_go(); /* a boot snapshot is taken here, before any driver */
 	guest_status()->t_modules_ns = boot_load_modules();
 	if (!(ctl = boot_wait_disk(disks, NULL)))
@@ -183,8 +184,6 @@ int main(void)
 	if (pid1_setup_signals() < 0)
 		guest_fail(0, "set up signal handling: %s", strerror(errno));
 	boot_console_raw();
-	boot_early_mounts();
-	guest_report_setup();
 	boot(&cfg, &disks);
 	resume_identity(cfg.has_net);
 	net_setup(&cfg);

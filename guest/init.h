@@ -47,6 +47,9 @@ int guest_env_write_file(int fd, char *const *envp);
 /* ---- procsec.c ---------------------------------------------------------- */
 
 /* The workload's pids cgroup: every process the init starts joins it. */
+/* text into the existing file path (sysfs, procfs, cgroupfs): 0 or -1
+ * with errno */
+int guest_write_text(const char *path, const char *text);
 #define GUEST_PIDS_CGROUP "/sys/fs/cgroup/workload"
 /* PID 1: make it, with pids.max = limit, joined through a detached mount
  * of cgroup2 of the init's own; /sys/fs/cgroup is then read-only. 0 or
@@ -73,10 +76,8 @@ void guest_record_end(int wstatus, uint64_t ended_ns);
  * console and in the status record, then stop the VM. */
 __attribute__((noreturn, format(printf, 2, 3))) void guest_fail(int code, const char *fmt, ...);
 /* Write the status record, unmount, sync and end the VM (QEMU's exit
- * device where guest_report_setup found QEMU, else a reboot). */
+ * device under QEMU, else a reboot). */
 __attribute__((noreturn)) void guest_finish(void);
-/* At boot, before /proc can be anyone else's: is the VMM QEMU? */
-void guest_report_setup(void);
 
 /* ---- resume.c ----------------------------------------------------------- */
 

@@ -47,7 +47,7 @@ static int write_at(int dir, const char *name, const char *text)
 	return n == (ssize_t)strlen(text) ? 0 : -1;
 }
 
-static int write_file(const char *path, const char *text)
+int guest_write_text(const char *path, const char *text)
 {
 	return write_at(AT_FDCWD, path, text);
 }
@@ -59,11 +59,11 @@ int guest_pids_cgroup(uint64_t limit)
 	int e;
 
 	/* the controller for the root's children, then the workload's group */
-	if (write_file("/sys/fs/cgroup/cgroup.subtree_control", "+pids") < 0 ||
+	if (guest_write_text("/sys/fs/cgroup/cgroup.subtree_control", "+pids") < 0 ||
 	    (mkdir(GUEST_PIDS_CGROUP, 0755) < 0 && errno != EEXIST))
 		return -1;
 	snprintf(max, sizeof max, "%llu", (unsigned long long)limit);
-	if (write_file(GUEST_PIDS_CGROUP "/pids.max", max) < 0)
+	if (guest_write_text(GUEST_PIDS_CGROUP "/pids.max", max) < 0)
 		return -1;
 	/* a writable mount of our own, detached: the one the init and its
 	 * children join by; /sys/fs/cgroup then read-only, so that the
@@ -140,7 +140,7 @@ static int as_root(const struct ctrj_proc *p, uint64_t known)
 	if (p->flags & CTRJ_PROC_OOM) {
 		char v[16];
 		snprintf(v, sizeof v, "%d", (int)p->oom_score_adj);
-		if (write_file("/proc/self/oom_score_adj", v) < 0)
+		if (guest_write_text("/proc/self/oom_score_adj", v) < 0)
 			return -1;
 	}
 	if (p->flags & CTRJ_PROC_CAPS) {

@@ -100,13 +100,6 @@ static void quiet_console(void)
 	}
 }
 
-static bool g_fast_exit;
-
-void guest_report_setup(void)
-{
-	g_fast_exit = guest_cmdline_has(CTRJ_CMDLINE_QEMU);
-}
-
 /* What was written to the console has left the guest's UART (the host
  * reads it: the console carries the workload's output in OCI runtime
  * mode and the init's last words), for at most 1 s. */
@@ -129,7 +122,7 @@ static void drain_console(void)
 static void fast_exit(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
-	if (!g_fast_exit)
+	if (!guest_cmdline_has(CTRJ_CMDLINE_QEMU))
 		return;
 	drain_console();
 	if (ioperm(CTRJ_EXIT_PORT, 1, 1) == 0)

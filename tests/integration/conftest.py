@@ -275,13 +275,15 @@ class DecoySocket:
 
 
 def settled(read, want, timeout=5.0):
-    """read() until it returns want, for up to timeout s; its last value.
-    A run's TAP ends a few ms after ctr-jailer exits: the teardown hands its
-    last fd to a process of its own, which closes it (the kernel's removal
-    of the device waits for grace periods; net/netlink.c)."""
+    """read() until it returns want (or, want a function, until want(value)
+    holds), for up to timeout s; its last value. A run's TAP ends a few ms
+    after ctr-jailer exits: the teardown hands its last fd to a process of
+    its own, which closes it (the kernel's removal of the device waits for
+    grace periods; net/netlink.c)."""
+    done = want if callable(want) else lambda v: v == want
     deadline = time.monotonic() + timeout
     got = read()
-    while got != want and time.monotonic() < deadline:
+    while not done(got) and time.monotonic() < deadline:
         time.sleep(0.02)
         got = read()
     return got
@@ -290,12 +292,17 @@ def settled(read, want, timeout=5.0):
 def links_settled(ns: str, timeout=5.0) -> bytes:
     """`ip -o link` of namespace ns once no run's TAP (cj-...) is left, or
     after timeout s (the caller asserts on what it holds)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        out = subprocess.run(["ip", "-n", ns, "-o", "link"], capture_output=True).stdout
-        if b"cj-" not in out or time.monotonic() > deadline:
-            return out
-        time.sleep(0.02)
+    return settled(lambda: subprocess.run(["ip", "-n", ns, "-o", "link"],
+                                          capture_output=True).stdout,
+                   lambda out: b"cj-" not in out, timeout)
+
+
+def timings(stderr: bytes) -> dict:
+    """The --timings line of a run's stderr."""
+    for line in stderr.decode(errors="replace").splitlines():
+        if line.startswith("{") and "vmm_exec_ms" in line:
+            return json.loads(line)
+    raise AssertionError(f"no --timings line in {stderr!r}")
 
 
 def wait_for_output(proc, marker: bytes, timeout=120):

@@ -18,7 +18,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from conftest import BINARY, parse_probe, wait_for_output
+from conftest import BINARY, parse_probe, timings, wait_for_output
 
 REF = "org.opencontainers.image.ref.name"
 EXTRA_APPLETS = ["find", "sort", "md5sum", "xargs", "readlink", "cut", "tr"]
@@ -209,13 +209,6 @@ def run(runner, cache):
             return subprocess.Popen(argv, env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         return subprocess.run(argv, env=e, capture_output=True, timeout=timeout)
     return go
-
-
-def timings(stderr: bytes) -> dict:
-    for line in stderr.decode(errors="replace").splitlines():
-        if line.startswith("{") and "vmm_exec_ms" in line:
-            return json.loads(line)
-    raise AssertionError(f"no --timings line in {stderr!r}")
 
 
 def error_lines(stderr: bytes):

@@ -1,7 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """The spine: exit codes, argv and env exactness, distroless, the ephemeral
 root, graceful stop, zombie reaping, and nothing left behind."""
-import json
 from pathlib import Path
 import os
 import signal
@@ -10,14 +9,7 @@ import time
 
 import pytest
 
-from conftest import parse_probe, qemu_processes_for, wait_for_output, runs
-
-
-def timings(stderr: bytes) -> dict:
-    for line in stderr.decode(errors="replace").splitlines():
-        if line.startswith("{") and "vmm_exec_ms" in line:
-            return json.loads(line)
-    raise AssertionError(f"no --timings line in {stderr!r}")
+from conftest import parse_probe, qemu_processes_for, runs, timings, wait_for_output
 
 
 @pytest.mark.parametrize("script,expected", [

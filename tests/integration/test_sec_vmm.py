@@ -21,7 +21,6 @@ The hostile VMM is a small program given as --qemu (tests/integration/
 fake_vmm.c), run jailed and with --no-jail; the rest is read from the host
 (/proc/PID/...) while real jailed QEMUs run.
 """
-import json
 import os
 import re
 import signal
@@ -34,8 +33,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (REPO, DecoySocket, OnTerminal, Runner, qemu_processes_for, runs,
-                      wait_for_output, recorded_ids)
+from conftest import (REPO, DecoySocket, OnTerminal, Runner, qemu_processes_for, recorded_ids,
+                      runs, timings, wait_for_output)
 
 UID_START, UID_COUNT = 2000000000, 65536  # the default --jail-uid-range
 STOP_SCRIPT = ('trap "echo TERM-HANDLED; exit 42" TERM; echo ready; '
@@ -400,21 +399,15 @@ def test_guest_ending_qemu_through_the_exit_port_is_a_vm_without_status(runner):
     assert r.returncode == 9, r.stderr
 
 
-def vmm_exit_status(stderr: bytes):
-    """QEMU's exit status, as --timings reports it (None: not reported)."""
-    [line] = [l for l in stderr.decode(errors="replace").splitlines() if l.startswith("{")]
-    return json.loads(line).get("vmm_exit_status")
-
-
 def test_finished_vm_ends_through_the_exit_device(runner):
     # a run that ends normally, cold or restored, ends QEMU through the
     # init's fast exit once its status is on disk (status 99)
     for opts in (["--cold-boot"], []):
         r = runner.run(["/bin/sh", "-c", "exit 5"], options=[*opts, "--timings"])
         assert r.returncode == 5, r.stderr
-        assert vmm_exit_status(r.stderr) == 99, r.stderr
+        assert timings(r.stderr).get("vmm_exit_status") == 99, r.stderr
     # control: a guest rebooted by its workload (no status) ends QEMU
     # through the kernel's reboot, status 0, and is a VM lost
     r = runner.run(["/bin/busybox", "reboot", "-f"], options=["--cold-boot", "--timings"])
     assert r.returncode == 124, r.stderr
-    assert vmm_exit_status(r.stderr) == 0, r.stderr
+    assert timings(r.stderr).get("vmm_exit_status") == 0, r.stderr

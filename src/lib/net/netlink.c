@@ -263,24 +263,37 @@ int cj_nl_link_ipv6_no_addr(int index, struct cj_err *err)
 	           : 0;
 }
 
-int cj_tap_open(const char *name, uid_t owner, struct cj_err *err)
+/* An fd attached to the TAP name, made if there is none: -1 with errno
+ * (-2: /dev/net/tun cannot be opened). Async-signal-safe. */
+static int tap_attach(const char *name)
 {
 	struct ifreq ifr = {0};
-	int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+	int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC), e;
 
 	if (fd < 0)
+		return -2;
+	memcpy(ifr.ifr_name, name, strnlen(name, IFNAMSIZ - 1));
+	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+	if (ioctl(fd, TUNSETIFF, &ifr) == 0)
+		return fd;
+	e = errno;
+	close(fd);
+	errno = e;
+	return -1;
+}
+
+int cj_tap_open(const char *name, uid_t owner, struct cj_err *err)
+{
+	int fd = tap_attach(name);
+
+	if (fd == -2)
 		return cj_fail(err, errno,
 		               "open /dev/net/tun (load the tun module; in a container, grant the "
 		               "device /dev/net/tun)");
-	snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", name);
-	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
-	if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
-		int e = errno;
-		close(fd);
+	if (fd < 0)
 		return owner == (uid_t)-1
-		           ? cj_fail(err, e, "attach to TAP %s", name)
-		           : cj_fail(err, e, "create TAP %s (needs CAP_NET_ADMIN)", name);
-	}
+		           ? cj_fail(err, errno, "attach to TAP %s", name)
+		           : cj_fail(err, errno, "create TAP %s (needs CAP_NET_ADMIN)", name);
 	if (owner == (uid_t)-1)
 		return fd;
 	/* persistent, so the VMM can attach to it by name, as owner */
@@ -341,7 +354,6 @@ static void close_between(unsigned from, unsigned to)
  * then the sockets. Async-signal-safe calls only (it is forked). */
 static void tap_closer(const char *name, int ok, const int *keep, size_t nkeep)
 {
-	struct ifreq ifr = {0};
 	unsigned from = 0;
 	int fd;
 
@@ -352,11 +364,7 @@ static void tap_closer(const char *name, int ok, const int *keep, size_t nkeep)
 	close_between(from, ~0u);
 	if (chdir("/") < 0) /* pins no directory while it waits */
 		_exit(1);
-	if ((fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC)) < 0)
-		_exit(1);
-	memcpy(ifr.ifr_name, name, strnlen(name, IFNAMSIZ - 1));
-	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
-	if (ioctl(fd, TUNSETIFF, &ifr) < 0 || ioctl(fd, TUNSETPERSIST, 0) < 0 ||
+	if ((fd = tap_attach(name)) < 0 || ioctl(fd, TUNSETPERSIST, 0) < 0 ||
 	    write(ok, "1", 1) != 1)
 		_exit(1);
 	close(fd); /* the unregistration, and its wait */
