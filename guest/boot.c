@@ -231,15 +231,18 @@ static void hold_transports(const char *driver)
 			goto next;
 		if (g_npending == MAX_TRANSPORTS)
 			guest_fail(0, "snapshot: more than %d virtio transports", MAX_TRANSPORTS);
-		if (rebind && driver_file(driver, "bind", dev) < 0) {
-			if (errno != ENODEV)
-				guest_fail(0, "snapshot: bind %s: %s", dev, strerror(errno));
-			goto next;
+		if (rebind) {
+			if (driver_file(driver, "bind", dev) < 0) {
+				if (errno != ENODEV)
+					guest_fail(0, "snapshot: bind %s: %s", dev,
+					           strerror(errno));
+				goto next;
+			}
+			if (virtio_id(dev) == VIRTIO_ID_CONSOLE)
+				goto next;
+			if (driver_file(driver, "unbind", dev) < 0)
+				guest_fail(0, "snapshot: unbind %s: %s", dev, strerror(errno));
 		}
-		if (rebind && virtio_id(dev) == VIRTIO_ID_CONSOLE)
-			goto next;
-		if (rebind && driver_file(driver, "unbind", dev) < 0)
-			guest_fail(0, "snapshot: unbind %s: %s", dev, strerror(errno));
 		snprintf(g_pending[g_npending++], sizeof g_pending[0], "%s", dev);
 	next:
 		free(names[i]);
